@@ -1,0 +1,264 @@
+//! `scripts/bench`: the agent's numbers beside runc's, measured in the same run on the
+//! same machine, written to docs/benchmarks.md. Not a test: nothing here asserts a time.
+//!
+//! Measures: apply → container process running for one pod (median of N) beside
+//! `runc run -d` of an equivalent bundle; agent and shim RSS with 10 pods running; bytes
+//! the agent writes in 60 s of idling with 10 pods; the stripped binary size.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const RUNS: usize = 20;
+const IDLE_SECONDS: u64 = 60;
+
+fn main() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let berth = root.join("target/release/berth");
+    assert!(berth.exists(), "build the release binary first (scripts/bench does)");
+    let out = std::env::args().nth(1).map(PathBuf::from).unwrap_or_else(|| root.join("docs/benchmarks.md"));
+    let idle = std::env::var("BENCH_IDLE_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(IDLE_SECONDS);
+
+    let bench = Bench::start(&berth, &root);
+    let apply = bench.apply_to_running(RUNS);
+    let (runc_start, runc_cycle) = bench.runc_run(RUNS);
+    let (agent_rss, shim_rss, write_bytes) = bench.ten_pods(idle);
+    drop(bench);
+
+    let size = std::fs::metadata(&berth).map(|m| m.len()).unwrap_or(0);
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+        .unwrap_or_default();
+    let cgroup = if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() { "v2" } else { "v1 (hybrid)" };
+    let report = format!(
+        "# Benchmarks\n\n\
+Produced by `scripts/bench` (which runs `cargo bench --bench agent`) on {date}, on this machine: \
+{cpu}, {cores} cores, cgroup {cgroup}, release build. Medians of {RUNS} runs; the peer is measured \
+in the same run. Nothing here is asserted by tests.\n\n\
+## Starting a container (issue 2)\n\n\
+| what | median | p90 | target |\n|---|---|---|---|\n\
+| `berth apply` of one pod → its container process running (init.pid written) | {a50} | {a90} | ≤ 1.5 × runc |\n\
+| `runc run -d` (create + start) of an equivalent bundle | {r50} | {r90} | peer |\n\
+| `runc run -d` + `runc delete -f` (whole cycle) | {c50} | {c90} | peer |\n\n\
+Ratio berth / runc create+start: **{ratio:.2}×**. The berth figure includes the CLI process, \
+the HTTP request, validation, the SQLite transaction, the reconcile pass, the overlay mount, \
+the pod sandbox (namespaces) and spawning the shim, which then does what runc does.\n\n\
+## Footprint with 10 pods running (busybox `sleep`)\n\n\
+| what | value | target |\n|---|---|---|\n\
+| agent RSS | {agent_rss} | ≤ 8 MiB |\n\
+| shim RSS (median per container) | {shim_rss} | — |\n\
+| bytes written by the agent in {idle} s idle (`/proc/PID/io` write_bytes) | {write_bytes} | 0 |\n\
+| release binary, stripped (x86_64) | {size} | ≤ 10 MiB |\n",
+        date = humantime::format_rfc3339_seconds(std::time::SystemTime::now()),
+        cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        a50 = ms(percentile(&apply, 50)),
+        a90 = ms(percentile(&apply, 90)),
+        r50 = ms(percentile(&runc_start, 50)),
+        r90 = ms(percentile(&runc_start, 90)),
+        c50 = ms(percentile(&runc_cycle, 50)),
+        c90 = ms(percentile(&runc_cycle, 90)),
+        ratio = percentile(&apply, 50).as_secs_f64() / percentile(&runc_start, 50).as_secs_f64().max(1e-9),
+        agent_rss = mib(agent_rss),
+        shim_rss = mib(shim_rss),
+        size = mib(size),
+    );
+    std::fs::write(&out, &report).expect("write the report");
+    print!("{report}");
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.2} MiB", bytes as f64 / 1024.0 / 1024.0)
+}
+
+fn percentile(samples: &[Duration], p: usize) -> Duration {
+    let mut sorted = samples.to_vec();
+    sorted.sort();
+    sorted.get((sorted.len().saturating_sub(1)) * p / 100).copied().unwrap_or_default()
+}
+
+fn wait_for<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+struct Bench {
+    berth: PathBuf,
+    state: PathBuf,
+    image: PathBuf,
+    agent: Child,
+}
+
+const CGROUP_PARENT: &str = "berth-bench";
+
+impl Bench {
+    fn start(berth: &Path, root: &Path) -> Bench {
+        let state = std::env::temp_dir().join(format!("berth-bench-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&state);
+        std::fs::create_dir_all(&state).expect("state dir");
+        let image = root.join("target/demo-image");
+        let agent = Command::new(berth)
+            .args(["agent", "--state-dir"])
+            .arg(&state)
+            .args(["--cgroup-parent", CGROUP_PARENT])
+            .stderr(std::fs::File::create(state.join("../berth-bench-agent.log")).expect("log"))
+            .spawn()
+            .expect("start agent");
+        let bench = Bench { berth: berth.to_owned(), state, image, agent };
+        let socket = bench.state.join("berth.sock");
+        wait_for(Duration::from_secs(10), "agent socket", || std::os::unix::net::UnixStream::connect(&socket).ok());
+        bench.cli(&["image", "import", bench.image.to_str().expect("utf-8")]);
+        bench
+    }
+
+    fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new(&self.berth)
+            .arg("--server")
+            .arg(format!("unix://{}", self.state.join("berth.sock").display()))
+            .args(args)
+            .output()
+            .expect("run berth");
+        assert!(out.status.success(), "berth {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn apply(&self, yaml: &str) {
+        let path = self.state.join("bench.yaml");
+        std::fs::write(&path, yaml).expect("manifest");
+        self.cli(&["apply", "-f", path.to_str().expect("utf-8")]);
+    }
+
+    fn containers(&self) -> Vec<PathBuf> {
+        std::fs::read_dir(self.state.join("containers"))
+            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+            .unwrap_or_default()
+    }
+
+    fn apply_to_running(&self, runs: usize) -> Vec<Duration> {
+        let mut samples = Vec::new();
+        for i in 0..runs {
+            let yaml = format!(
+                "apiVersion: v1\nkind: Pod\nmetadata:\n  name: b{i}\nspec:\n  terminationGracePeriodSeconds: 0\n  containers:\n    - name: main\n      image: busybox:1.35\n      command: [sleep, \"1000\"]\n"
+            );
+            let start = Instant::now();
+            self.apply(&yaml);
+            wait_for(Duration::from_secs(20), "container running", || {
+                self.containers().iter().any(|c| c.join("init.pid").exists()).then_some(())
+            });
+            samples.push(start.elapsed());
+            self.cli(&["delete", "pod", &format!("b{i}")]);
+            wait_for(Duration::from_secs(20), "pod gone", || self.containers().is_empty().then_some(()));
+        }
+        samples
+    }
+
+    /// `runc run -d` of a bundle with the same rootfs and command, then `runc delete -f`.
+    fn runc_run(&self, runs: usize) -> (Vec<Duration>, Vec<Duration>) {
+        let rootfs = std::fs::read_dir(self.state.join("images/rootfs"))
+            .expect("image rootfs")
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .find(|p| p.is_dir() && !p.to_string_lossy().contains(".tmp"))
+            .expect("an unpacked rootfs");
+        let bundle = self.state.join("runc-bundle");
+        let runc_root = self.state.join("runc-root");
+        std::fs::create_dir_all(&bundle).expect("bundle");
+        let status = Command::new("runc").arg("spec").current_dir(&bundle).status().expect("runc spec");
+        assert!(status.success());
+        let spec_path = bundle.join("config.json");
+        let mut spec: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&spec_path).expect("spec")).expect("json");
+        spec["process"]["terminal"] = false.into();
+        spec["process"]["args"] = serde_json::json!(["sleep", "1000"]);
+        spec["root"]["path"] = rootfs.to_string_lossy().into_owned().into();
+        spec["root"]["readonly"] = true.into();
+        std::fs::write(&spec_path, spec.to_string()).expect("write spec");
+        let (mut start, mut cycle) = (Vec::new(), Vec::new());
+        for i in 0..runs {
+            let id = format!("berth-bench-{}-{i}", std::process::id());
+            let t0 = Instant::now();
+            let status = Command::new("runc")
+                .arg("--root")
+                .arg(&runc_root)
+                .args(["run", "-d", "--bundle"])
+                .arg(&bundle)
+                .arg(&id)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .expect("runc run");
+            start.push(t0.elapsed());
+            assert!(status.success(), "runc run failed");
+            let status = Command::new("runc").arg("--root").arg(&runc_root).args(["delete", "-f", &id]).status().expect("runc delete");
+            cycle.push(t0.elapsed());
+            assert!(status.success());
+        }
+        (start, cycle)
+    }
+
+    fn ten_pods(&self, idle: u64) -> (u64, u64, u64) {
+        let yaml = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: ten\nspec:\n  replicas: 10\n  selector:\n    matchLabels: {app: ten}\n  template:\n    metadata:\n      labels: {app: ten}\n    spec:\n      terminationGracePeriodSeconds: 0\n      containers:\n        - name: main\n          image: busybox:1.35\n          command: [sleep, \"100000\"]\n";
+        self.apply(yaml);
+        wait_for(Duration::from_secs(60), "10 running pods", || {
+            let running = self.cli(&["get", "pods"]).lines().filter(|l| l.contains(" Running ")).count();
+            (running == 10).then_some(())
+        });
+        // Let the asynchronous work of the start-up settle before measuring.
+        std::thread::sleep(Duration::from_secs(2));
+        let pid = self.agent.id();
+        let agent_rss = rss(pid);
+        let mut shims: Vec<u64> = self
+            .containers()
+            .iter()
+            .filter_map(|c| std::fs::read_to_string(c.join("shim.pid")).ok())
+            .filter_map(|p| p.trim().parse().ok())
+            .map(rss)
+            .collect();
+        shims.sort();
+        let shim_rss = shims.get(shims.len() / 2).copied().unwrap_or(0);
+        let before = write_bytes(pid);
+        std::thread::sleep(Duration::from_secs(idle));
+        let written = write_bytes(pid).saturating_sub(before);
+        self.cli(&["delete", "deployment", "ten", "--timeout", "60"]);
+        wait_for(Duration::from_secs(60), "pods gone", || self.containers().is_empty().then_some(()));
+        (agent_rss, shim_rss, written)
+    }
+}
+
+fn rss(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).map(str::to_owned))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<u64>().ok()))
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn write_bytes(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/io"))
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("write_bytes: ").and_then(|v| v.trim().parse().ok())))
+        .unwrap_or(0)
+}
+
+impl Drop for Bench {
+    fn drop(&mut self) {
+        let _ = self.agent.kill();
+        let _ = self.agent.wait();
+        let _ = std::fs::remove_dir_all(&self.state);
+        for hierarchy in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
+            let _ = std::fs::remove_dir(hierarchy.path().join(CGROUP_PARENT));
+        }
+        let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup").join(CGROUP_PARENT));
+    }
+}

@@ -1,0 +1,190 @@
+//! Apply and delete: manifests in, store changes out — all of a request or none of it.
+//!
+//! Used by the API and by the manifests directory alike, so both take the same path
+//! through validation.
+
+use std::collections::HashSet;
+
+use serde_json::Value;
+
+use super::Agent;
+use crate::api::types::{ApplyItem, ApplyRequest, ApplyResult, ManifestFile};
+use crate::model::{parse_manifests, Kind, Object};
+use crate::store::{Key, PutOutcome};
+
+/// A failure to show to the client: HTTP code, Kubernetes reason and message.
+#[derive(Debug)]
+pub struct Refusal {
+    pub code: u16,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl Refusal {
+    fn invalid(message: String) -> Refusal {
+        Refusal { code: 422, reason: "Invalid", message }
+    }
+}
+
+impl From<crate::store::StoreError> for Refusal {
+    fn from(err: crate::store::StoreError) -> Refusal {
+        Refusal { code: 500, reason: "InternalError", message: format!("store: {err}") }
+    }
+}
+
+/// Parses every file and fills in namespaces; any error in any file refuses the whole
+/// request, listing every problem with its file and field path.
+pub fn parse_request(request: &ApplyRequest) -> Result<Vec<Object>, Refusal> {
+    let mut objects = Vec::new();
+    let mut problems = Vec::new();
+    for ManifestFile { name, content } in &request.files {
+        match parse_manifests(content) {
+            Ok(parsed) => objects.extend(parsed),
+            Err(err) => {
+                for line in err.to_string().lines() {
+                    problems.push(format!("{name}: {line}"));
+                }
+            }
+        }
+    }
+    for object in &mut objects {
+        let kind = object.kind();
+        let meta = object.meta_mut();
+        if !kind.namespaced() {
+            meta.namespace = None;
+            continue;
+        }
+        match (&meta.namespace, &request.namespace) {
+            (Some(own), Some(asked)) if own != asked => problems.push(format!(
+                "{}/{}: the namespace from the provided object {own:?} does not match the namespace {asked:?}",
+                kind.as_str(),
+                meta.name
+            )),
+            (Some(_), _) => {}
+            (None, asked) => meta.namespace = Some(asked.clone().unwrap_or_else(|| "default".to_owned())),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Refusal::invalid(format!("manifest rejected, nothing applied:\n{}", problems.join("\n"))));
+    }
+    if objects.is_empty() {
+        return Err(Refusal::invalid("no objects found in the manifests".to_owned()));
+    }
+    Ok(objects)
+}
+
+/// Applies a request: validates, checks namespaces exist (or come in the same request),
+/// then writes every object in one transaction.
+pub fn apply(agent: &Agent, request: &ApplyRequest, source: Option<&str>) -> Result<ApplyResult, Refusal> {
+    let objects = parse_request(request)?;
+    let mut store = agent.store();
+    let mut known: HashSet<String> = HashSet::new();
+    for record in store.list("Namespace", None)? {
+        let terminating = record.object.pointer("/metadata/deletionTimestamp").is_some();
+        if !terminating {
+            known.insert(record.name);
+        }
+    }
+    let mut missing = Vec::new();
+    for object in &objects {
+        match object.kind() {
+            Kind::Namespace => {
+                known.insert(object.meta().name.clone());
+            }
+            Kind::Pod | Kind::Deployment => {
+                let ns = object.meta().namespace.clone().unwrap_or_default();
+                if !known.contains(&ns) {
+                    missing.push(format!("namespaces {ns:?} not found (or being deleted)"));
+                }
+            }
+        }
+    }
+    if !missing.is_empty() {
+        missing.dedup();
+        return Err(Refusal { code: 404, reason: "NotFound", message: missing.join("\n") });
+    }
+    let values: Vec<Value> = objects.iter().map(Object::to_json).collect();
+    let outcomes = store.put_all(values, source)?;
+    drop(store);
+    agent.wake();
+    let items = outcomes
+        .into_iter()
+        .map(|(record, outcome)| ApplyItem {
+            kind: record.kind,
+            namespace: record.namespace,
+            name: record.name,
+            outcome: match outcome {
+                PutOutcome::Created => "created",
+                PutOutcome::Configured => "configured",
+                PutOutcome::Unchanged => "unchanged",
+            }
+            .to_owned(),
+        })
+        .collect();
+    Ok(ApplyResult { items })
+}
+
+/// Deletes the objects named in the manifests of a request.
+pub fn delete_manifests(agent: &Agent, request: &ApplyRequest) -> Result<ApplyResult, Refusal> {
+    let objects = parse_request(request)?;
+    let keys: Vec<Key> = objects
+        .iter()
+        .map(|o| Key {
+            kind: o.kind().as_str().to_owned(),
+            namespace: o.meta().namespace.clone().unwrap_or_default(),
+            name: o.meta().name.clone(),
+        })
+        .collect();
+    delete_keys(agent, &keys)
+}
+
+/// Deletes objects the Kubernetes way: Deployments go at once (their pods follow through
+/// garbage collection); pods and namespaces are marked and go once their containers have
+/// stopped. Keys that do not exist are skipped.
+pub fn delete_keys(agent: &Agent, keys: &[Key]) -> Result<ApplyResult, Refusal> {
+    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let mut store = agent.store();
+    let mut immediate = Vec::new();
+    let mut marked = Vec::new();
+    let mut items = Vec::new();
+    for key in keys {
+        let Some(record) = store.get(&key.kind, &key.namespace, &key.name)? else {
+            continue;
+        };
+        items.push(ApplyItem {
+            kind: key.kind.clone(),
+            namespace: key.namespace.clone(),
+            name: key.name.clone(),
+            outcome: "deleted".to_owned(),
+        });
+        match key.kind.as_str() {
+            "Pod" | "Namespace" => {
+                let mut object = record.object;
+                if object.pointer("/metadata/deletionTimestamp").is_none() {
+                    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+                        meta.insert("deletionTimestamp".to_owned(), Value::String(now.clone()));
+                    }
+                    marked.push(object);
+                }
+            }
+            _ => immediate.push(key.clone()),
+        }
+    }
+    store.delete_all(&immediate)?;
+    if !marked.is_empty() {
+        store.put_all(marked, None)?;
+    }
+    drop(store);
+    agent.wake();
+    Ok(ApplyResult { items })
+}
+
+/// The `default` namespace always exists, as in Kubernetes (written once, on first start).
+pub fn ensure_default_namespace(agent: &Agent) -> anyhow::Result<()> {
+    let mut store = agent.store();
+    if store.get("Namespace", "", "default")?.is_none() {
+        let ns = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}});
+        store.put_all(vec![ns], None)?;
+    }
+    Ok(())
+}

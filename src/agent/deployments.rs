@@ -1,0 +1,210 @@
+//! The Deployment controller, pure: from a Deployment and the pods it owns, which pods
+//! to create and which to delete, and the status to report.
+//!
+//! Pods carry the `pod-template-hash` label of the template they were made from. A
+//! template change replaces the old pods (rolling semantics come with rollouts); scaling
+//! down removes not-ready pods first, then the newest, as Kubernetes' ReplicaSet does.
+
+use crate::model::{Deployment, DeploymentCondition, DeploymentStatus, IntOrString, OwnerReference, Pod};
+
+pub const TEMPLATE_HASH_LABEL: &str = "pod-template-hash";
+
+/// What the controller needs to know of one owned pod.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OwnedPod {
+    pub name: String,
+    pub template_hash: String,
+    pub creation_timestamp: String,
+    pub ready: bool,
+    pub terminating: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DeploymentPlan {
+    pub create: usize,
+    pub delete: Vec<String>,
+}
+
+pub fn plan_deployment(deploy: &Deployment, template_hash: &str, pods: &[OwnedPod]) -> DeploymentPlan {
+    let wanted = deploy.spec.replicas.max(0) as usize;
+    let active: Vec<&OwnedPod> = pods.iter().filter(|p| !p.terminating).collect();
+    let (mut current, old): (Vec<&OwnedPod>, Vec<&OwnedPod>) =
+        active.into_iter().partition(|p| p.template_hash == template_hash);
+    let mut plan = DeploymentPlan { create: 0, delete: old.iter().map(|p| p.name.clone()).collect() };
+    if current.len() < wanted {
+        plan.create = wanted - current.len();
+    } else if current.len() > wanted {
+        // Not-ready first, then the newest: the pods that serve least go first.
+        current.sort_by(|a, b| {
+            a.ready
+                .cmp(&b.ready)
+                .then_with(|| b.creation_timestamp.cmp(&a.creation_timestamp))
+                .then_with(|| b.name.cmp(&a.name))
+        });
+        plan.delete.extend(current.iter().take(current.len() - wanted).map(|p| p.name.clone()));
+    }
+    plan
+}
+
+/// A new pod for the Deployment, named `<deployment>-<template hash>-<suffix>`.
+pub fn new_pod(deploy: &Deployment, template_hash: &str, suffix: &str) -> Pod {
+    let template = &deploy.spec.template;
+    let mut pod = Pod::default();
+    pod.metadata.name = format!("{}-{template_hash}-{suffix}", deploy.metadata.name);
+    pod.metadata.namespace = deploy.metadata.namespace.clone();
+    pod.metadata.labels = template.metadata.labels.clone();
+    pod.metadata.labels.insert(TEMPLATE_HASH_LABEL.to_owned(), template_hash.to_owned());
+    pod.metadata.annotations = template.metadata.annotations.clone();
+    pod.metadata.owner_references = vec![OwnerReference {
+        api_version: "apps/v1".to_owned(),
+        kind: "Deployment".to_owned(),
+        name: deploy.metadata.name.clone(),
+        uid: deploy.metadata.uid.clone(),
+        controller: Some(true),
+    }];
+    pod.spec = template.spec.clone();
+    pod
+}
+
+/// Five characters from Kubernetes' alphabet for generated names (no vowels, so no words).
+pub fn name_suffix(random: &[u8; 5]) -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    random.iter().map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char).collect()
+}
+
+pub fn deployment_status(deploy: &Deployment, template_hash: &str, pods: &[OwnedPod]) -> DeploymentStatus {
+    let wanted = deploy.spec.replicas.max(0);
+    let active: Vec<&OwnedPod> = pods.iter().filter(|p| !p.terminating).collect();
+    let count = |f: &dyn Fn(&OwnedPod) -> bool| active.iter().filter(|p| f(p)).count() as i32;
+    let replicas = active.len() as i32;
+    let updated = count(&|p| p.template_hash == template_hash);
+    let ready = count(&|p| p.ready);
+    let available = ready;
+    let max_unavailable = max_unavailable(deploy, wanted);
+    let condition = |type_: &str, ok: bool, reason: &str, message: String| DeploymentCondition {
+        type_: type_.to_owned(),
+        status: if ok { "True" } else { "False" }.to_owned(),
+        reason: Some(reason.to_owned()),
+        message: Some(message),
+        ..Default::default()
+    };
+    let available_ok = available >= wanted - max_unavailable;
+    let complete = updated == wanted && available >= wanted && replicas == wanted;
+    DeploymentStatus {
+        observed_generation: deploy.metadata.generation,
+        replicas,
+        updated_replicas: updated,
+        ready_replicas: ready,
+        available_replicas: available,
+        unavailable_replicas: (wanted - available).max(0),
+        conditions: vec![
+            condition(
+                "Available",
+                available_ok,
+                if available_ok { "MinimumReplicasAvailable" } else { "MinimumReplicasUnavailable" },
+                if available_ok {
+                    "Deployment has minimum availability.".to_owned()
+                } else {
+                    "Deployment does not have minimum availability.".to_owned()
+                },
+            ),
+            condition(
+                "Progressing",
+                true,
+                if complete { "NewReplicaSetAvailable" } else { "ReplicaSetUpdated" },
+                format!("{} of {wanted} updated replicas are available", available.min(updated)),
+            ),
+        ],
+    }
+}
+
+/// `maxUnavailable` as a number of pods (percentages round down, as Kubernetes does).
+fn max_unavailable(deploy: &Deployment, wanted: i32) -> i32 {
+    let value = deploy.spec.strategy.rolling_update.as_ref().and_then(|r| r.max_unavailable.clone());
+    match value {
+        Some(IntOrString::Int(n)) => n.max(0),
+        Some(IntOrString::String(s)) => {
+            let percent: i32 = s.trim_end_matches('%').parse().unwrap_or(25);
+            wanted * percent / 100
+        }
+        None if deploy.spec.strategy.type_ == "Recreate" => wanted,
+        None => wanted * 25 / 100,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deploy(replicas: i32) -> Deployment {
+        let mut d = Deployment::default();
+        d.metadata.name = "web".into();
+        d.spec.replicas = replicas;
+        d
+    }
+
+    fn owned(name: &str, hash: &str, created: &str, ready: bool) -> OwnedPod {
+        OwnedPod {
+            name: name.into(),
+            template_hash: hash.into(),
+            creation_timestamp: created.into(),
+            ready,
+            terminating: false,
+        }
+    }
+
+    #[test]
+    fn creates_missing_replicas() {
+        let plan = plan_deployment(&deploy(3), "h", &[owned("a", "h", "1", true)]);
+        assert_eq!(plan, DeploymentPlan { create: 2, delete: vec![] });
+    }
+
+    #[test]
+    fn scale_down_removes_not_ready_then_newest() {
+        let pods = [
+            owned("a", "h", "2026-01-01T00:00:01Z", true),
+            owned("b", "h", "2026-01-01T00:00:03Z", true),
+            owned("c", "h", "2026-01-01T00:00:02Z", false),
+            owned("d", "h", "2026-01-01T00:00:04Z", true),
+        ];
+        let plan = plan_deployment(&deploy(2), "h", &pods);
+        assert_eq!(plan.delete, vec!["c".to_owned(), "d".to_owned()]);
+        let plan = plan_deployment(&deploy(0), "h", &pods);
+        assert_eq!(plan.delete.len(), 4);
+    }
+
+    #[test]
+    fn template_change_replaces_old_pods() {
+        let plan = plan_deployment(&deploy(1), "new", &[owned("a", "old", "1", true)]);
+        assert_eq!(plan, DeploymentPlan { create: 1, delete: vec!["a".to_owned()] });
+    }
+
+    #[test]
+    fn terminating_pods_do_not_count() {
+        let mut gone = owned("a", "h", "1", true);
+        gone.terminating = true;
+        let plan = plan_deployment(&deploy(1), "h", &[gone.clone()]);
+        assert_eq!(plan.create, 1);
+        assert_eq!(deployment_status(&deploy(1), "h", &[gone]).replicas, 0);
+    }
+
+    #[test]
+    fn status_counts_ready_and_updated() {
+        let pods = [owned("a", "h", "1", true), owned("b", "h", "2", false), owned("c", "old", "3", true)];
+        let status = deployment_status(&deploy(2), "h", &pods);
+        assert_eq!((status.replicas, status.updated_replicas, status.ready_replicas), (3, 2, 2));
+        assert_eq!(status.available_replicas, 2);
+    }
+
+    #[test]
+    fn new_pods_carry_owner_and_hash_label() {
+        let mut d = deploy(1);
+        d.metadata.uid = "uid-1".into();
+        d.spec.template.metadata.labels.insert("app".into(), "web".into());
+        let pod = new_pod(&d, "abc", "x7k2p");
+        assert_eq!(pod.metadata.name, "web-abc-x7k2p");
+        assert_eq!(pod.metadata.labels.get(TEMPLATE_HASH_LABEL).map(String::as_str), Some("abc"));
+        assert_eq!(pod.metadata.owner_references[0].uid, "uid-1");
+        assert_eq!(name_suffix(&[0, 1, 2, 3, 30]).len(), 5);
+    }
+}

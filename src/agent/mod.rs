@@ -1,0 +1,193 @@
+//! The agent: a complete single-board orchestrator.
+//!
+//! Desired state lives in SQLite (`store`); what runs is asked of the runtime (the
+//! kernel and the shims' files are the truth); the reconciler compares the two with pure
+//! plans (`plan`, `deployments`) and carries out the steps, one pod at a time, on
+//! blocking threads. Status is derived on demand (`status`) and never written, so an
+//! idle agent writes nothing to the SD card.
+//!
+//! Threads: the smol executor serves the API and waits on exit notifiers (pidfds of the
+//! shims); reconcile passes and their steps run on smol's blocking pool. Nothing in this
+//! process forks without exec: containers are started by `berth shim` processes.
+
+mod apply;
+mod controllers;
+mod deployments;
+mod instance;
+mod logs;
+mod manifests;
+mod plan;
+mod reconcile;
+mod server;
+mod status;
+mod views;
+
+use std::collections::{HashMap, HashSet};
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+
+use crate::image::ImageStore;
+use crate::runtime::{LibcontainerRuntime, Runtime, RuntimeConfig};
+use crate::store::Store;
+
+pub use plan::Backoff;
+pub use status::StartFailure;
+
+#[derive(Clone, Debug)]
+pub struct AgentOptions {
+    pub state_dir: PathBuf,
+    pub manifests_dir: Option<PathBuf>,
+    pub node_name: String,
+    pub cgroup_parent: String,
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+}
+
+/// Log files of one container instance are capped at this size, and this many files are
+/// kept (the current one and rotated ones): small, for SD cards.
+pub const LOG_MAX_BYTES: u64 = 1024 * 1024;
+pub const LOG_MAX_FILES: u32 = 3;
+
+/// A reconcile pass runs at least this often even when nothing woke it: the periodic
+/// requeue that makes the agent eventually consistent with whatever it missed. A pass
+/// only reads.
+pub const RESYNC_PERIOD: Duration = Duration::from_secs(10);
+
+pub struct Agent {
+    pub options: AgentOptions,
+    pub store: Mutex<Store>,
+    pub images: ImageStore,
+    pub runtime: Arc<dyn Runtime>,
+    pub backoff: Backoff,
+    memory: Mutex<Memory>,
+    wake_tx: smol::channel::Sender<()>,
+}
+
+/// What the agent keeps only in memory.
+#[derive(Default)]
+struct Memory {
+    /// Pods with steps in flight: one pod is never worked on twice at once.
+    busy: HashSet<String>,
+    /// Why a container could not start, by (pod UID, container name).
+    failures: HashMap<(String, String), StartFailure>,
+    /// Instances with an exit notifier registered.
+    watched: HashSet<String>,
+}
+
+impl Agent {
+    pub fn new(options: AgentOptions, runtime: Arc<dyn Runtime>) -> anyhow::Result<(Arc<Agent>, smol::channel::Receiver<()>)> {
+        let store_path = options.state_dir.join("berth.db");
+        let store = Store::open(&store_path)
+            .with_context(|| format!("cannot open the store {}", store_path.display()))?;
+        let images = ImageStore::open(&options.state_dir.join("images"))?;
+        let (wake_tx, wake_rx) = smol::channel::bounded(1);
+        let backoff = Backoff { base: options.backoff_base, max: options.backoff_max };
+        let agent = Agent {
+            options,
+            store: Mutex::new(store),
+            images,
+            runtime,
+            backoff,
+            memory: Mutex::new(Memory::default()),
+            wake_tx,
+        };
+        Ok((Arc::new(agent), wake_rx))
+    }
+
+    /// Asks for a reconcile pass soon; wake-ups coalesce.
+    pub fn wake(&self) {
+        let _ = self.wake_tx.try_send(());
+    }
+
+    pub fn store(&self) -> MutexGuard<'_, Store> {
+        // A panic while holding the lock leaves SQLite consistent (transactions roll
+        // back), so the guard is still good to use.
+        self.store.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn memory(&self) -> MutexGuard<'_, Memory> {
+        self.memory.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn logs_dir(&self, namespace: &str, pod: &str, uid: &str) -> PathBuf {
+        self.options.state_dir.join("logs").join(format!("{namespace}_{pod}_{uid}"))
+    }
+}
+
+/// Runs the agent until SIGTERM or SIGINT. Containers keep running when it stops.
+pub fn run(options: AgentOptions) -> anyhow::Result<()> {
+    // Block the shutdown signals before any thread starts, so that only the signal
+    // thread receives them (children get a clean mask from std's spawn).
+    let mut signals = nix::sys::signal::SigSet::empty();
+    signals.add(nix::sys::signal::Signal::SIGTERM);
+    signals.add(nix::sys::signal::Signal::SIGINT);
+    signals.thread_block().context("cannot block signals")?;
+
+    std::fs::create_dir_all(&options.state_dir)
+        .with_context(|| format!("cannot create {}", options.state_dir.display()))?;
+    std::fs::set_permissions(&options.state_dir, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("cannot restrict {}", options.state_dir.display()))?;
+    let shim_exe = std::env::current_exe().context("cannot find the berth binary for the shims")?;
+    let runtime = LibcontainerRuntime::new(RuntimeConfig {
+        state_dir: options.state_dir.clone(),
+        cgroup_parent: options.cgroup_parent.clone(),
+        shim_exe,
+    })?;
+    let (agent, wake_rx) = Agent::new(options, Arc::new(runtime))?;
+    apply::ensure_default_namespace(&agent)?;
+
+    let socket_path = agent.options.state_dir.join("berth.sock");
+    let listener = bind_socket(&socket_path)?;
+    log::info!(
+        "agent {} serving on {} (state {})",
+        agent.options.node_name,
+        socket_path.display(),
+        agent.options.state_dir.display()
+    );
+
+    let (stop_tx, stop_rx) = smol::channel::bounded::<()>(1);
+    std::thread::Builder::new()
+        .name("signals".to_owned())
+        .spawn(move || {
+            if let Ok(signal) = signals.wait() {
+                log::info!("received {signal:?}, stopping the agent (containers keep running)");
+            }
+            let _ = stop_tx.try_send(());
+        })
+        .context("cannot start the signal thread")?;
+
+    if let Some(dir) = agent.options.manifests_dir.clone() {
+        manifests::start(&agent, dir)?;
+    }
+
+    let server_agent = agent.clone();
+    smol::spawn(async move {
+        let handler = move |request| server::handle(server_agent.clone(), request);
+        if let Err(err) = crate::api::http::serve(listener, handler).await {
+            log::error!("api server stopped: {err}");
+        }
+    })
+    .detach();
+
+    smol::block_on(reconcile::run_loop(agent.clone(), wake_rx, stop_rx));
+    let _ = std::fs::remove_file(&socket_path);
+    log::info!("agent stopped");
+    Ok(())
+}
+
+fn bind_socket(path: &std::path::Path) -> anyhow::Result<smol::net::unix::UnixListener> {
+    if std::os::unix::net::UnixStream::connect(path).is_ok() {
+        bail!("another agent is already serving on {}", path.display());
+    }
+    // A socket file left by an agent that was killed: nobody listens on it.
+    let _ = std::fs::remove_file(path);
+    let listener = smol::net::unix::UnixListener::bind(path)
+        .with_context(|| format!("cannot listen on {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("cannot restrict {}", path.display()))?;
+    Ok(listener)
+}

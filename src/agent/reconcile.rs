@@ -1,0 +1,339 @@
+//! The reconcile loop: observe, plan, act — one pod at a time, never twice at once.
+//!
+//! A pass is cheap and only reads (SQLite and the runtime's small state files); it
+//! writes only when a controller changes desired state. Steps run on blocking threads
+//! so a pod stopping with a 30 s grace period never holds up the others.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use anyhow::Context;
+
+use super::instance::{instance_id, Instance};
+use super::plan::{plan_pod, DesiredPod, Step};
+use super::status::StartFailure;
+use super::{Agent, LOG_MAX_BYTES, LOG_MAX_FILES, RESYNC_PERIOD};
+use crate::model::{parse_cpu_millis, parse_memory_bytes, spec_hash, Object, Pod};
+use crate::runtime::ContainerConfig;
+
+/// Containers get this many PIDs at most unless said otherwise: a fork bomb in one pod
+/// must not take the board down.
+const DEFAULT_PIDS_LIMIT: i64 = 1024;
+
+pub async fn run_loop(agent: Arc<Agent>, wake: smol::channel::Receiver<()>, stop: smol::channel::Receiver<()>) {
+    use smol::future::FutureExt;
+    let mut next_wake: Option<SystemTime> = None;
+    loop {
+        let pass_agent = agent.clone();
+        match smol::unblock(move || pass_agent.reconcile_once()).await {
+            Ok(wake_at) => next_wake = wake_at,
+            Err(err) => log::error!("reconcile pass failed: {err:#}"),
+        }
+        let timeout = next_wake
+            .and_then(|at| at.duration_since(SystemTime::now()).ok())
+            .unwrap_or(RESYNC_PERIOD)
+            .min(RESYNC_PERIOD);
+        enum Event {
+            Pass,
+            Stop,
+        }
+        let woken = async {
+            let _ = wake.recv().await;
+            Event::Pass
+        };
+        let timer = async {
+            smol::Timer::after(timeout).await;
+            Event::Pass
+        };
+        let stopped = async {
+            let _ = stop.recv().await;
+            Event::Stop
+        };
+        match stopped.or(woken).or(timer).await {
+            Event::Stop => return,
+            Event::Pass => {}
+        }
+    }
+}
+
+/// Pods of the store, parsed; rows that do not parse are logged and skipped.
+pub fn stored_pods(agent: &Agent) -> anyhow::Result<Vec<Pod>> {
+    let records = agent.store().list("Pod", None)?;
+    Ok(records
+        .into_iter()
+        .filter_map(|record| match Object::from_json(record.object) {
+            Ok(Object::Pod(pod)) => Some(pod),
+            Ok(_) | Err(_) => {
+                log::error!("skipping unreadable pod {}/{} in the store", record.namespace, record.name);
+                None
+            }
+        })
+        .collect())
+}
+
+impl Agent {
+    /// Instances the runtime knows, grouped by pod UID.
+    pub fn observe(&self) -> anyhow::Result<BTreeMap<String, Vec<Instance>>> {
+        let mut by_pod: BTreeMap<String, Vec<Instance>> = BTreeMap::new();
+        for info in self.runtime.list_containers()? {
+            if let Some(instance) = Instance::from_runtime(&info) {
+                by_pod.entry(instance.pod_uid.clone()).or_default().push(instance);
+            }
+        }
+        Ok(by_pod)
+    }
+
+    /// One pass; returns when the next back-off ends, if any.
+    pub fn reconcile_once(self: &Arc<Self>) -> anyhow::Result<Option<SystemTime>> {
+        let now = SystemTime::now();
+        let observed = self.observe()?;
+        self.watch_exits(&observed);
+        super::controllers::run(self, &observed, now)?;
+
+        let pods = stored_pods(self)?;
+        let mut uids: Vec<String> = observed.keys().cloned().collect();
+        uids.extend(pods.iter().map(|p| p.metadata.uid.clone()));
+        uids.sort();
+        uids.dedup();
+        for sandbox in self.runtime.list_sandboxes()? {
+            if !uids.contains(&sandbox) {
+                uids.push(sandbox);
+            }
+        }
+        let by_uid: HashMap<&str, &Pod> = pods.iter().map(|p| (p.metadata.uid.as_str(), p)).collect();
+        let mut wake_at: Option<SystemTime> = None;
+        let no_instances = Vec::new();
+        for uid in uids {
+            if self.memory().busy.contains(&uid) {
+                continue;
+            }
+            let pod = by_uid.get(uid.as_str()).copied();
+            let hash = pod.map(|p| spec_hash(&p.spec)).unwrap_or_default();
+            let desired = pod.map(|p| DesiredPod {
+                spec: &p.spec,
+                hash: &hash,
+                terminating: p.metadata.deletion_timestamp.is_some(),
+            });
+            let instances = observed.get(&uid).unwrap_or(&no_instances);
+            let plan = plan_pod(&uid, desired.as_ref(), instances, &self.backoff, now);
+            if let Some(at) = plan.wake_at {
+                wake_at = Some(wake_at.map_or(at, |w| w.min(at)));
+            }
+            if plan.steps.is_empty() {
+                continue;
+            }
+            self.memory().busy.insert(uid.clone());
+            let agent = self.clone();
+            let pod = pod.cloned();
+            smol::spawn(smol::unblock(move || {
+                agent.execute(&uid, pod.as_ref(), plan.steps);
+                agent.memory().busy.remove(&uid);
+                agent.wake();
+            }))
+            .detach();
+        }
+        Ok(wake_at)
+    }
+
+    /// Registers an exit notifier (the shim's pidfd) for every running instance not yet
+    /// watched, so exits are seen as they happen rather than at the next resync.
+    fn watch_exits(self: &Arc<Self>, observed: &BTreeMap<String, Vec<Instance>>) {
+        for instance in observed.values().flatten().filter(|i| i.is_running()) {
+            if !self.memory().watched.insert(instance.id.clone()) {
+                continue;
+            }
+            let fd = match self.runtime.exit_notifier(&instance.id) {
+                Ok(Some(fd)) => fd,
+                Ok(None) => {
+                    self.memory().watched.remove(&instance.id);
+                    continue;
+                }
+                Err(err) => {
+                    log::warn!("cannot watch container {}: {err}", instance.id);
+                    self.memory().watched.remove(&instance.id);
+                    continue;
+                }
+            };
+            let agent = self.clone();
+            let id = instance.id.clone();
+            smol::spawn(async move {
+                match smol::Async::new(fd) {
+                    Ok(fd) => {
+                        let _ = fd.readable().await;
+                    }
+                    Err(err) => log::warn!("cannot poll the exit of {id}: {err}"),
+                }
+                agent.runtime.reap(&id);
+                agent.memory().watched.remove(&id);
+                log::debug!("container {id} exited");
+                agent.wake();
+            })
+            .detach();
+        }
+    }
+
+    /// Carries out one pod's steps in order; stops at the first failure (the next pass
+    /// plans again from what then is).
+    fn execute(self: &Arc<Self>, uid: &str, pod: Option<&Pod>, steps: Vec<Step>) {
+        for step in steps {
+            let result = match &step {
+                Step::EnsureSandbox { pod_uid } => match pod {
+                    Some(pod) => self
+                        .runtime
+                        .create_sandbox(pod_uid, &pod.metadata.name, pod.spec.host_network)
+                        .map_err(anyhow::Error::from),
+                    None => Ok(()),
+                },
+                Step::RemoveSandbox { pod_uid } => self.runtime.remove_sandbox(pod_uid).map_err(Into::into),
+                Step::Start { container, hash, attempt, .. } => match pod {
+                    Some(pod) => self.start(pod, container, hash, *attempt),
+                    None => Ok(()),
+                },
+                Step::Stop { id, grace } => {
+                    log::info!("stopping container {id} (grace {}s)", grace.as_secs());
+                    self.runtime.stop_container(id, *grace).map_err(Into::into)
+                }
+                Step::Remove { id } => self.runtime.remove_container(id).map_err(Into::into),
+                Step::Forget { pod_uid } => self.forget(pod_uid, pod),
+            };
+            if let Err(err) = result {
+                log::warn!("pod {uid}: {step:?} failed: {err:#}");
+                return;
+            }
+        }
+    }
+
+    fn start(self: &Arc<Self>, pod: &Pod, container: &str, hash: &str, attempt: u32) -> anyhow::Result<()> {
+        let key = (pod.metadata.uid.clone(), container.to_owned());
+        match self.container_config(pod, container, hash, attempt) {
+            Ok(config) => {
+                self.memory().failures.remove(&key);
+                log::info!(
+                    "starting {}/{} container {container} (attempt {attempt})",
+                    pod.metadata.namespace.as_deref().unwrap_or(""),
+                    pod.metadata.name
+                );
+                self.runtime
+                    .start_container(&config)
+                    .with_context(|| format!("cannot start container {container} of pod {}", pod.metadata.name))?;
+                Ok(())
+            }
+            Err(failure) => {
+                log::warn!("pod {} container {container}: {}", pod.metadata.name, failure.message);
+                let message = failure.message.clone();
+                self.memory().failures.insert(key, failure);
+                anyhow::bail!(message)
+            }
+        }
+    }
+
+    /// Everything the runtime needs to start one container, from the pod spec and the
+    /// image (Kubernetes rules for command/args and env).
+    fn container_config(&self, pod: &Pod, name: &str, hash: &str, attempt: u32) -> Result<ContainerConfig, StartFailure> {
+        let failure = |reason: &str, message: String| StartFailure { reason: reason.to_owned(), message };
+        let container = pod
+            .spec
+            .containers
+            .iter()
+            .find(|c| c.name == name)
+            .ok_or_else(|| failure("CreateContainerConfigError", format!("no container {name:?} in the pod")))?;
+        let image = match self.images.resolve(&container.image) {
+            Ok(Some(image)) => image,
+            Ok(None) => {
+                return Err(failure(
+                    "ErrImageNeverPull",
+                    format!("image {:?} is not present on this board: import it with `berth image import`", container.image),
+                ))
+            }
+            Err(err) => return Err(failure("InvalidImageName", err.to_string())),
+        };
+        let rootfs = self.images.rootfs(&image).map_err(|e| failure("CreateContainerError", e.to_string()))?;
+
+        let args = if !container.command.is_empty() {
+            container.command.iter().chain(&container.args).cloned().collect()
+        } else {
+            let cmd = if container.args.is_empty() { &image.config.cmd } else { &container.args };
+            image.config.entrypoint.iter().chain(cmd).cloned().collect::<Vec<_>>()
+        };
+        if args.is_empty() {
+            return Err(failure("CreateContainerConfigError", "no command given and the image has none".to_owned()));
+        }
+        let mut env: Vec<(String, String)> = image
+            .config
+            .env
+            .iter()
+            .map(|kv| match kv.split_once('=') {
+                Some((k, v)) => (k.to_owned(), v.to_owned()),
+                None => (kv.clone(), String::new()),
+            })
+            .collect();
+        let mut set = |k: &str, v: &str| match env.iter_mut().find(|(name, _)| name == k) {
+            Some(slot) => slot.1 = v.to_owned(),
+            None => env.push((k.to_owned(), v.to_owned())),
+        };
+        set("HOSTNAME", &pod.metadata.name);
+        for var in &container.env {
+            set(&var.name, &var.value);
+        }
+        let cwd = container
+            .working_dir
+            .clone()
+            .filter(|w| !w.is_empty())
+            .or_else(|| Some(image.config.working_dir.clone()).filter(|w| !w.is_empty()))
+            .unwrap_or_else(|| "/".to_owned());
+        let quantity = |map: &BTreeMap<String, String>, key: &str, parse: fn(&str) -> Result<u64, String>| {
+            map.get(key).and_then(|q| parse(q).ok())
+        };
+        let resources = &container.resources;
+        let cpu_limit = quantity(&resources.limits, "cpu", parse_cpu_millis);
+        let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
+        Ok(ContainerConfig {
+            id: instance_id(&pod.metadata.uid, name, hash, attempt),
+            pod_uid: pod.metadata.uid.clone(),
+            pod_name: pod.metadata.name.clone(),
+            container_name: name.to_owned(),
+            rootfs_lower: rootfs,
+            args,
+            env: env.into_iter().map(|(k, v)| format!("{k}={v}")).collect(),
+            cwd,
+            cpu_limit_millis: cpu_limit,
+            cpu_request_millis: quantity(&resources.requests, "cpu", parse_cpu_millis).or(cpu_limit),
+            memory_limit_bytes: quantity(&resources.limits, "memory", parse_memory_bytes),
+            pids_limit: Some(DEFAULT_PIDS_LIMIT),
+            host_network: pod.spec.host_network,
+            log_path: self
+                .logs_dir(namespace, &pod.metadata.name, &pod.metadata.uid)
+                .join(name)
+                .join(format!("{attempt}.log")),
+            log_max_bytes: LOG_MAX_BYTES,
+            log_max_files: LOG_MAX_FILES,
+        })
+    }
+
+    /// The last step of a pod's deletion: its logs and its object go.
+    fn forget(&self, uid: &str, pod: Option<&Pod>) -> anyhow::Result<()> {
+        self.memory().failures.retain(|(pod_uid, _), _| pod_uid != uid);
+        let Some(pod) = pod else {
+            return Ok(());
+        };
+        let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+        let logs = self.logs_dir(&namespace, &pod.metadata.name, uid);
+        if logs.exists() {
+            std::fs::remove_dir_all(&logs).with_context(|| format!("cannot remove {}", logs.display()))?;
+        }
+        let key = crate::store::Key { kind: "Pod".to_owned(), namespace, name: pod.metadata.name.clone() };
+        self.store().delete_all(&[key])?;
+        log::info!("pod {} deleted", pod.metadata.name);
+        Ok(())
+    }
+
+    pub fn start_failures(&self, pod_uid: &str) -> HashMap<String, StartFailure> {
+        self.memory()
+            .failures
+            .iter()
+            .filter(|((uid, _), _)| uid == pod_uid)
+            .map(|((_, name), f)| (name.clone(), f.clone()))
+            .collect()
+    }
+}

@@ -1,0 +1,233 @@
+//! The agent's resource API: Kubernetes paths, JSON bodies, `Status` errors.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+
+use super::apply::{self, Refusal};
+use super::instance::Instance;
+use super::logs::{self, LogQuery};
+use super::reconcile::stored_pods;
+use super::Agent;
+use crate::api::http::{percent_decode, Request, Response};
+use crate::api::types::ApplyRequest;
+use crate::model::{parse_selector, selector_matches, Kind, Object};
+use crate::store::{Key, Record};
+
+pub async fn handle(agent: Arc<Agent>, request: Request) -> Response {
+    smol::unblock(move || {
+        let method = request.method.clone();
+        let path = request.path.clone();
+        match route(&agent, &request) {
+            Ok(response) => response,
+            Err(refusal) => {
+                log::debug!("{method} {path}: {} {}", refusal.code, refusal.message);
+                Response::status_error(refusal.code, refusal.reason, &refusal.message)
+            }
+        }
+    })
+    .await
+}
+
+fn not_found(what: String) -> Refusal {
+    Refusal { code: 404, reason: "NotFound", message: what }
+}
+
+fn bad_request(message: String) -> Refusal {
+    Refusal { code: 400, reason: "BadRequest", message }
+}
+
+fn internal(err: impl std::fmt::Display) -> Refusal {
+    Refusal { code: 500, reason: "InternalError", message: err.to_string() }
+}
+
+fn route(agent: &Arc<Agent>, request: &Request) -> Result<Response, Refusal> {
+    let segments: Vec<String> = request
+        .path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| percent_decode(s).map_err(|_| bad_request(format!("bad path {:?}", request.path))))
+        .collect::<Result<_, _>>()?;
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let method = request.method.as_str();
+    match (method, segments.as_slice()) {
+        ("GET", ["version"]) => Ok(Response::json(200, &version())),
+        ("GET", ["healthz"]) => Ok(Response::text(200, "ok")),
+        ("POST", ["apis", "berth.dev", "v1", verb @ ("apply" | "delete")]) => {
+            let body: ApplyRequest = serde_json::from_slice(&request.body)
+                .map_err(|e| bad_request(format!("invalid request body: {e}")))?;
+            let result = if *verb == "apply" {
+                apply::apply(agent, &body, None)?
+            } else {
+                apply::delete_manifests(agent, &body)?
+            };
+            Ok(Response::json(200, &serde_json::to_value(result).map_err(internal)?))
+        }
+        (_, ["apis", "berth.dev", "v1", "images", rest @ ..]) => images(agent, request, rest),
+        ("GET", ["api", "v1", "namespaces", ns, "pods", name, "log"]) => pod_log(agent, request, ns, name),
+        (_, ["api", "v1", rest @ ..]) | (_, ["apis", "apps", "v1", rest @ ..]) => {
+            let group = if segments[0] == "api" { "v1" } else { "apps/v1" };
+            resources(agent, request, group, rest)
+        }
+        _ => Err(not_found(format!("the server could not find the requested resource ({method} {})", request.path))),
+    }
+}
+
+fn version() -> Value {
+    json!({
+        "version": crate::VERSION,
+        "gitRevision": crate::GIT_REVISION,
+        "target": crate::TARGET,
+    })
+}
+
+/// `namespaces/NS/PLURAL[/NAME]`, `PLURAL` (all namespaces) or `namespaces[/NAME]`.
+fn resources(agent: &Arc<Agent>, request: &Request, group: &str, rest: &[&str]) -> Result<Response, Refusal> {
+    let (kind_name, namespace, name) = match rest {
+        ["namespaces"] => ("namespaces", None, None),
+        ["namespaces", name] => ("namespaces", None, Some(*name)),
+        ["namespaces", ns, plural] => (*plural, Some(*ns), None),
+        ["namespaces", ns, plural, name] => (*plural, Some(*ns), Some(*name)),
+        [plural] => (*plural, None, None),
+        _ => return Err(not_found(format!("no such resource path {}", request.path))),
+    };
+    let kind = Kind::from_cli_name(kind_name)
+        .filter(|k| k.plural() == kind_name && k.api_version() == group)
+        .ok_or_else(|| not_found(format!("the server doesn't have a resource type {kind_name:?} in {group}")))?;
+    let namespace_key = if kind.namespaced() { namespace.unwrap_or("") } else { "" };
+    match (request.method.as_str(), name) {
+        ("GET", Some(name)) => {
+            let record = agent
+                .store()
+                .get(kind.as_str(), namespace_key, name)?
+                .ok_or_else(|| not_found(format!("{} \"{name}\" not found", kind.plural())))?;
+            let observed = agent.observe().map_err(internal)?;
+            let pods = if kind == Kind::Deployment { stored_pods(agent).map_err(internal)? } else { Vec::new() };
+            Ok(Response::json(200, &view(agent, record, &pods, &observed)?))
+        }
+        ("GET", None) => {
+            let selector = match request.query_param("labelSelector") {
+                Some(s) if !s.is_empty() => parse_selector(s).map_err(|e| bad_request(format!("invalid labelSelector: {e}")))?,
+                _ => Vec::new(),
+            };
+            let ns_filter = if kind.namespaced() { namespace } else { None };
+            let records = agent.store().list(kind.as_str(), ns_filter)?;
+            let observed = agent.observe().map_err(internal)?;
+            let pods = if kind == Kind::Deployment { stored_pods(agent).map_err(internal)? } else { Vec::new() };
+            let mut items = Vec::new();
+            for record in records {
+                let item = view(agent, record, &pods, &observed)?;
+                let labels: BTreeMap<String, String> = item
+                    .pointer("/metadata/labels")
+                    .and_then(|l| serde_json::from_value(l.clone()).ok())
+                    .unwrap_or_default();
+                if selector_matches(&selector, &labels) {
+                    items.push(item);
+                }
+            }
+            Ok(Response::json(200, &json!({"apiVersion": "v1", "kind": "List", "metadata": {}, "items": items})))
+        }
+        ("DELETE", Some(name)) => {
+            let key = Key { kind: kind.as_str().to_owned(), namespace: namespace_key.to_owned(), name: name.to_owned() };
+            let result = apply::delete_keys(agent, &[key])?;
+            if result.items.is_empty() {
+                return Err(not_found(format!("{} \"{name}\" not found", kind.plural())));
+            }
+            Ok(Response::json(200, &json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "details": {"name": name, "kind": kind.plural()}})))
+        }
+        (method, _) => Err(Refusal {
+            code: 405,
+            reason: "MethodNotAllowed",
+            message: format!("{method} is not supported on {}", request.path),
+        }),
+    }
+}
+
+fn view(agent: &Agent, record: Record, pods: &[crate::model::Pod], observed: &BTreeMap<String, Vec<Instance>>) -> Result<Value, Refusal> {
+    let what = format!("{} {}/{}", record.kind, record.namespace, record.name);
+    let object = Object::from_json(record.object).map_err(|e| internal(format!("unreadable {what} in the store: {e}")))?;
+    Ok(match object {
+        Object::Pod(pod) => {
+            let instances = observed.get(&pod.metadata.uid).cloned().unwrap_or_default();
+            agent.pod_view(pod, &instances)
+        }
+        Object::Deployment(deploy) => agent.deployment_view(deploy, pods, observed),
+        Object::Namespace(ns) => agent.namespace_view(ns),
+    })
+}
+
+fn pod_log(agent: &Arc<Agent>, request: &Request, namespace: &str, name: &str) -> Result<Response, Refusal> {
+    let record = agent
+        .store()
+        .get("Pod", namespace, name)?
+        .ok_or_else(|| not_found(format!("pods \"{name}\" not found")))?;
+    let Ok(Object::Pod(pod)) = Object::from_json(record.object) else {
+        return Err(internal(format!("unreadable pod {namespace}/{name} in the store")));
+    };
+    let observed = agent.observe().map_err(internal)?;
+    let instances = observed.get(&pod.metadata.uid).cloned().unwrap_or_default();
+    let flag = |name: &str| request.query_param(name) == Some("true");
+    let tail = match request.query_param("tailLines") {
+        Some(n) => Some(n.parse::<usize>().map_err(|_| bad_request(format!("invalid tailLines {n:?}")))?),
+        None => None,
+    };
+    let query = LogQuery {
+        container: request.query_param("container").filter(|c| !c.is_empty()).map(str::to_owned),
+        follow: flag("follow"),
+        previous: flag("previous"),
+        tail,
+    };
+    logs::respond(agent, &pod, &instances, query)
+}
+
+fn images(agent: &Arc<Agent>, request: &Request, rest: &[&str]) -> Result<Response, Refusal> {
+    let image_error = |e: crate::image::ImageError| bad_request(e.to_string());
+    match (request.method.as_str(), rest) {
+        ("GET", []) => {
+            let items = agent.images.list().map_err(image_error)?;
+            Ok(Response::json(200, &json!({"kind": "List", "items": items})))
+        }
+        ("POST", ["import"]) => {
+            #[derive(serde::Deserialize)]
+            struct Import {
+                path: PathBuf,
+                tag: Option<String>,
+            }
+            let body: Import = serde_json::from_slice(&request.body)
+                .map_err(|e| bad_request(format!("invalid request body: {e}")))?;
+            let imported = agent.images.import(&body.path, body.tag.as_deref()).map_err(image_error)?;
+            for image in &imported {
+                log::info!("imported image {} {}", image.reference, image.digest);
+            }
+            agent.wake();
+            Ok(Response::json(200, &json!({"kind": "List", "items": imported})))
+        }
+        ("DELETE", []) => {
+            let reference = request.query_param("ref").ok_or_else(|| bad_request("missing ref".to_owned()))?;
+            let used_by = images_in_use(agent)?;
+            let in_use = |image: &crate::image::ImageInfo| used_by.contains(&image.digest);
+            let removed = agent.images.remove(reference, &in_use).map_err(|e| match e {
+                crate::image::ImageError::NotFound { .. } => not_found(e.to_string()),
+                other => Refusal { code: 409, reason: "Conflict", message: other.to_string() },
+            })?;
+            log::info!("removed image {}", removed.reference);
+            Ok(Response::json(200, &json!(removed)))
+        }
+        (method, _) => Err(Refusal { code: 405, reason: "MethodNotAllowed", message: format!("{method} is not supported on {}", request.path) }),
+    }
+}
+
+/// Digests of the images any stored pod refers to.
+fn images_in_use(agent: &Agent) -> Result<Vec<String>, Refusal> {
+    let mut digests = Vec::new();
+    for pod in stored_pods(agent).map_err(internal)? {
+        for container in &pod.spec.containers {
+            if let Ok(Some(image)) = agent.images.resolve(&container.image) {
+                digests.push(image.digest);
+            }
+        }
+    }
+    Ok(digests)
+}

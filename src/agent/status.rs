@@ -1,0 +1,270 @@
+//! Pod status as Kubernetes reports it, computed (purely) from the pod spec and the
+//! instances the runtime knows. Nothing here is stored: the status is derived again
+//! whenever someone asks, so it can never drift from what runs.
+
+use std::collections::HashMap;
+use std::time::SystemTime;
+
+use super::instance::{Instance, InstanceState};
+use super::plan::{restart_at, Backoff};
+use crate::model::{
+    ContainerState, ContainerStatus, Pod, PodCondition, PodStatus, StateRunning, StateTerminated,
+    StateWaiting,
+};
+use crate::runtime::ExitInfo;
+
+/// Why a container could not be started, remembered by the agent until it starts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StartFailure {
+    pub reason: String,
+    pub message: String,
+}
+
+pub struct StatusInputs<'a> {
+    pub instances: &'a [Instance],
+    /// Start failures by container name.
+    pub failures: &'a HashMap<String, StartFailure>,
+    /// Image digests by container name (`imageID`).
+    pub image_ids: &'a HashMap<String, String>,
+    pub backoff: &'a Backoff,
+    pub now: SystemTime,
+}
+
+pub fn terminated_state(exit: &ExitInfo, id: &str) -> ContainerState {
+    let reason = if exit.oom_killed {
+        "OOMKilled"
+    } else if exit.exit_code == 0 {
+        "Completed"
+    } else {
+        "Error"
+    };
+    ContainerState {
+        terminated: Some(StateTerminated {
+            exit_code: exit.exit_code,
+            signal: exit.signal,
+            reason: Some(reason.to_owned()),
+            message: exit.message.clone(),
+            started_at: exit.started_at.clone(),
+            finished_at: Some(exit.finished_at.clone()),
+            container_id: Some(container_id(id)),
+        }),
+        ..Default::default()
+    }
+}
+
+pub fn container_id(instance_id: &str) -> String {
+    format!("berth://{instance_id}")
+}
+
+fn waiting(reason: &str, message: Option<String>) -> ContainerState {
+    ContainerState {
+        waiting: Some(StateWaiting { reason: Some(reason.to_owned()), message }),
+        ..Default::default()
+    }
+}
+
+/// One container's status, and whether it is done for good (exited, not restarting).
+fn container_status(pod: &Pod, name: &str, image: &str, inputs: &StatusInputs) -> (ContainerStatus, Done) {
+    let mut mine: Vec<&Instance> = inputs.instances.iter().filter(|i| i.container == name).collect();
+    mine.sort_by_key(|i| i.attempt);
+    let latest = mine.last().copied();
+    let previous = latest.and_then(|l| mine.iter().find(|i| i.attempt + 1 == l.attempt)).copied();
+    let mut status = ContainerStatus {
+        name: name.to_owned(),
+        image: image.to_owned(),
+        image_id: inputs.image_ids.get(name).cloned().unwrap_or_default(),
+        restart_count: latest.map_or(0, |l| l.attempt as i32),
+        started: Some(false),
+        ..Default::default()
+    };
+    if let Some(exit) = previous.and_then(Instance::exit) {
+        status.last_state = terminated_state(exit, &previous.map(|p| p.id.clone()).unwrap_or_default());
+    }
+    let mut done = Done::No;
+    match latest.map(|l| (l, &l.state)) {
+        None => {
+            status.state = match inputs.failures.get(name) {
+                Some(failure) => waiting(&failure.reason, Some(failure.message.clone())),
+                None => waiting("ContainerCreating", None),
+            };
+            done = Done::NeverStarted;
+        }
+        Some((l, InstanceState::Starting)) => {
+            status.state = waiting("ContainerCreating", None);
+            status.container_id = Some(container_id(&l.id));
+        }
+        Some((l, InstanceState::Running { started_at, .. })) => {
+            status.state = ContainerState {
+                running: Some(StateRunning { started_at: Some(started_at.clone()) }),
+                ..Default::default()
+            };
+            status.ready = true;
+            status.started = Some(true);
+            status.container_id = Some(container_id(&l.id));
+        }
+        Some((l, InstanceState::Exited(exit))) => {
+            status.container_id = Some(container_id(&l.id));
+            match restart_at(&pod.spec.restart_policy, inputs.backoff, l.attempt, exit) {
+                Some(at) if at > inputs.now => {
+                    // Waiting out the back-off, as the kubelet shows it.
+                    status.last_state = terminated_state(exit, &l.id);
+                    let message = format!(
+                        "back-off restarting failed container {name} in pod {}",
+                        pod.metadata.name
+                    );
+                    status.state = match inputs.failures.get(name) {
+                        Some(f) => waiting(&f.reason, Some(f.message.clone())),
+                        None => waiting("CrashLoopBackOff", Some(message)),
+                    };
+                }
+                Some(_) => {
+                    status.last_state = terminated_state(exit, &l.id);
+                    status.state = waiting("ContainerCreating", None);
+                }
+                None => {
+                    status.state = terminated_state(exit, &l.id);
+                    done = if exit.exit_code == 0 { Done::Succeeded } else { Done::Failed };
+                }
+            }
+        }
+    }
+    (status, done)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Done {
+    No,
+    NeverStarted,
+    Succeeded,
+    Failed,
+}
+
+pub fn pod_status(pod: &Pod, inputs: &StatusInputs) -> PodStatus {
+    let mut statuses = Vec::new();
+    let mut dones = Vec::new();
+    for container in &pod.spec.containers {
+        let (status, done) = container_status(pod, &container.name, &container.image, inputs);
+        statuses.push(status);
+        dones.push(done);
+    }
+    let phase = if dones.iter().any(|d| *d == Done::NeverStarted) {
+        "Pending"
+    } else if dones.iter().all(|d| matches!(d, Done::Succeeded | Done::Failed)) {
+        if dones.iter().all(|d| *d == Done::Succeeded) {
+            "Succeeded"
+        } else {
+            "Failed"
+        }
+    } else {
+        "Running"
+    };
+    let all_ready = !statuses.is_empty() && statuses.iter().all(|s| s.ready);
+    let ready_reason = match (all_ready, phase) {
+        (true, _) => None,
+        (false, "Succeeded" | "Failed") => Some("PodCompleted".to_owned()),
+        (false, _) => Some("ContainersNotReady".to_owned()),
+    };
+    let condition = |type_: &str, ok: bool, reason: Option<String>| PodCondition {
+        type_: type_.to_owned(),
+        status: if ok { "True" } else { "False" }.to_owned(),
+        reason,
+        ..Default::default()
+    };
+    let start_time = inputs
+        .instances
+        .iter()
+        .filter_map(|i| match &i.state {
+            InstanceState::Running { started_at, .. } => Some(started_at.clone()),
+            InstanceState::Exited(exit) => exit.started_at.clone(),
+            InstanceState::Starting => None,
+        })
+        .min();
+    PodStatus {
+        phase: phase.to_owned(),
+        conditions: vec![
+            condition("PodScheduled", true, None),
+            condition("Initialized", true, None),
+            condition("ContainersReady", all_ready, ready_reason.clone()),
+            condition("Ready", all_ready, ready_reason),
+        ],
+        start_time,
+        container_statuses: statuses,
+        ..Default::default()
+    }
+}
+
+/// Whether a pod counts as Ready (for Deployment status).
+pub fn is_ready(status: &PodStatus) -> bool {
+    status.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Container, PodSpec};
+    use std::time::Duration;
+
+    fn pod(policy: &str) -> Pod {
+        Pod {
+            spec: PodSpec {
+                containers: vec![Container { name: "c".into(), image: "busybox:1.35".into(), ..Default::default() }],
+                restart_policy: policy.into(),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    fn exited(attempt: u32, code: i32, oom: bool) -> Instance {
+        Instance {
+            id: format!("u_c_h_{attempt}"),
+            pod_uid: "u".into(),
+            container: "c".into(),
+            hash: "h".into(),
+            attempt,
+            state: InstanceState::Exited(ExitInfo {
+                exit_code: code,
+                signal: None,
+                oom_killed: oom,
+                started_at: Some("2026-01-01T00:00:00Z".into()),
+                finished_at: "2026-01-01T00:00:01Z".into(),
+                message: None,
+            }),
+        }
+    }
+
+    fn status_of(p: &Pod, instances: &[Instance]) -> PodStatus {
+        let failures = HashMap::new();
+        let images = HashMap::new();
+        let backoff = Backoff { base: Duration::from_secs(10), max: Duration::from_secs(300) };
+        let now = humantime::parse_rfc3339("2026-01-01T00:00:02Z").unwrap_or(SystemTime::UNIX_EPOCH);
+        pod_status(p, &StatusInputs { instances, failures: &failures, image_ids: &images, backoff: &backoff, now })
+    }
+
+    #[test]
+    fn phases_follow_restart_policy() {
+        assert_eq!(status_of(&pod("Never"), &[exited(0, 0, false)]).phase, "Succeeded");
+        assert_eq!(status_of(&pod("Never"), &[exited(0, 1, false)]).phase, "Failed");
+        assert_eq!(status_of(&pod("OnFailure"), &[exited(0, 0, false)]).phase, "Succeeded");
+        assert_eq!(status_of(&pod("OnFailure"), &[exited(0, 1, false)]).phase, "Running");
+        assert_eq!(status_of(&pod("Always"), &[exited(0, 0, false)]).phase, "Running");
+        assert_eq!(status_of(&pod("Always"), &[]).phase, "Pending");
+    }
+
+    #[test]
+    fn oom_kill_is_reported_with_its_reason() {
+        let status = status_of(&pod("Never"), &[exited(0, 137, true)]);
+        let terminated = status.container_statuses[0].state.terminated.clone();
+        assert_eq!(terminated.and_then(|t| t.reason), Some("OOMKilled".to_owned()));
+    }
+
+    #[test]
+    fn crash_loop_shows_back_off_and_last_state() {
+        let status = status_of(&pod("Always"), &[exited(0, 1, false), exited(1, 1, false)]);
+        let c = &status.container_statuses[0];
+        assert_eq!(c.restart_count, 1);
+        assert_eq!(c.state.waiting.as_ref().and_then(|w| w.reason.clone()), Some("CrashLoopBackOff".into()));
+        assert_eq!(c.last_state.terminated.as_ref().map(|t| t.exit_code), Some(1));
+        assert!(!is_ready(&status));
+    }
+}

@@ -1,0 +1,77 @@
+//! Objects as the API shows them: the stored object plus a status derived now.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::SystemTime;
+
+use serde_json::Value;
+
+use super::deployments::{deployment_status, OwnedPod, TEMPLATE_HASH_LABEL};
+use super::instance::Instance;
+use super::status::{is_ready, pod_status, StatusInputs};
+use super::Agent;
+use crate::model::{pod_template_hash, Deployment, Namespace, Object, Pod, PodStatus};
+
+impl Agent {
+    pub fn pod_status(&self, pod: &Pod, instances: &[Instance]) -> PodStatus {
+        let failures = self.start_failures(&pod.metadata.uid);
+        let mut image_ids = HashMap::new();
+        for container in &pod.spec.containers {
+            if let Ok(Some(image)) = self.images.resolve(&container.image) {
+                let repository = image.reference.split(['@']).next().unwrap_or("");
+                let repository = match repository.rfind(':') {
+                    Some(colon) if !repository[colon..].contains('/') => &repository[..colon],
+                    _ => repository,
+                };
+                image_ids.insert(container.name.clone(), format!("{repository}@{}", image.digest));
+            }
+        }
+        let mut status = pod_status(
+            pod,
+            &StatusInputs {
+                instances,
+                failures: &failures,
+                image_ids: &image_ids,
+                backoff: &self.backoff,
+                now: SystemTime::now(),
+            },
+        );
+        status.host_ip = None;
+        status
+    }
+
+    /// A pod with its status, and `spec.nodeName` set to this board, as the API shows it.
+    pub fn pod_view(&self, mut pod: Pod, instances: &[Instance]) -> Value {
+        pod.status = self.pod_status(&pod, instances);
+        pod.spec.node_name = Some(self.options.node_name.clone());
+        Object::Pod(pod).to_json()
+    }
+
+    pub fn owned_pods(&self, deploy: &Deployment, pods: &[Pod], observed: &BTreeMap<String, Vec<Instance>>) -> Vec<OwnedPod> {
+        pods.iter()
+            .filter(|p| p.metadata.owner_references.iter().any(|o| o.uid == deploy.metadata.uid))
+            .map(|p| {
+                let instances = observed.get(&p.metadata.uid).map(Vec::as_slice).unwrap_or(&[]);
+                OwnedPod {
+                    name: p.metadata.name.clone(),
+                    template_hash: p.metadata.labels.get(TEMPLATE_HASH_LABEL).cloned().unwrap_or_default(),
+                    creation_timestamp: p.metadata.creation_timestamp.clone().unwrap_or_default(),
+                    ready: is_ready(&self.pod_status(p, instances)),
+                    terminating: p.metadata.deletion_timestamp.is_some(),
+                }
+            })
+            .collect()
+    }
+
+    pub fn deployment_view(&self, mut deploy: Deployment, pods: &[Pod], observed: &BTreeMap<String, Vec<Instance>>) -> Value {
+        let owned = self.owned_pods(&deploy, pods, observed);
+        let hash = pod_template_hash(&deploy.spec.template);
+        deploy.status = deployment_status(&deploy, &hash, &owned);
+        Object::Deployment(deploy).to_json()
+    }
+
+    pub fn namespace_view(&self, mut namespace: Namespace) -> Value {
+        let phase = if namespace.metadata.deletion_timestamp.is_some() { "Terminating" } else { "Active" };
+        namespace.status.phase = Some(phase.to_owned());
+        Object::Namespace(namespace).to_json()
+    }
+}

@@ -1,0 +1,45 @@
+//! `berth apply -f FILE|DIR|-`: sends every manifest file in one request, so that the
+//! agent applies all of them or none.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use super::{call, GlobalOptions};
+use crate::api::files::read_manifest_files;
+use crate::api::types::{ApplyRequest, ApplyResult};
+
+#[derive(clap::Args, Debug)]
+pub struct ApplyArgs {
+    /// Manifest file, directory of manifests, or - for standard input
+    #[arg(short = 'f', long = "filename", required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+pub fn run(global: &GlobalOptions, args: ApplyArgs) -> anyhow::Result<()> {
+    let files = read_manifest_files(&args.files)?;
+    let request = ApplyRequest { files, namespace: global.namespace.clone() };
+    let client = global.client()?;
+    let body = serde_json::to_value(&request)?;
+    let answer = call(&client, "POST", "/apis/berth.dev/v1/apply", Some(&body))?;
+    let result: ApplyResult =
+        serde_json::from_value(answer).context("unexpected answer from the server")?;
+    print_result(&result);
+    Ok(())
+}
+
+pub fn print_result(result: &ApplyResult) {
+    for item in &result.items {
+        println!("{} {}", display_name(&item.kind, &item.name), item.outcome);
+    }
+}
+
+/// kubectl's `deployment.apps/hello` form.
+pub fn display_name(kind: &str, name: &str) -> String {
+    let group = match kind {
+        "Deployment" => ".apps",
+        _ => "",
+    };
+    format!("{}{group}/{name}", kind.to_lowercase())
+}
+

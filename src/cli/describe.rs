@@ -1,0 +1,160 @@
+//! `berth describe KIND NAME`: a readable summary of one object, kubectl style.
+
+use serde_json::Value;
+
+use super::get::parse_kind;
+use super::output::{at, int_at, pod_status_column, str_at};
+use super::{call, object_path, GlobalOptions};
+use crate::model::Kind;
+
+#[derive(clap::Args, Debug)]
+pub struct DescribeArgs {
+    /// pod, deployment or namespace
+    pub kind: String,
+    /// Name of the object
+    pub name: String,
+}
+
+pub fn run(global: &GlobalOptions, args: DescribeArgs) -> anyhow::Result<()> {
+    let kind = parse_kind(&args.kind)?;
+    let client = global.client()?;
+    let object = call(&client, "GET", &object_path(kind, global.namespace(), &args.name), None)?;
+    print!("{}", describe(kind, &object));
+    Ok(())
+}
+
+fn field(out: &mut String, indent: usize, name: &str, value: impl std::fmt::Display) {
+    let label = format!("{}{name}:", " ".repeat(indent));
+    out.push_str(&format!("{label:<24}{value}\n"));
+}
+
+fn map_lines(value: &Value) -> String {
+    match value.as_object() {
+        Some(map) if !map.is_empty() => map
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+            .collect::<Vec<_>>()
+            .join("\n                        "),
+        _ => "<none>".to_owned(),
+    }
+}
+
+pub fn describe(kind: Kind, object: &Value) -> String {
+    let mut out = String::new();
+    field(&mut out, 0, "Name", str_at(object, &["metadata", "name"]));
+    if kind.namespaced() {
+        field(&mut out, 0, "Namespace", str_at(object, &["metadata", "namespace"]));
+    }
+    field(&mut out, 0, "Labels", map_lines(at(object, &["metadata", "labels"])));
+    field(&mut out, 0, "Annotations", map_lines(at(object, &["metadata", "annotations"])));
+    field(&mut out, 0, "CreationTimestamp", str_at(object, &["metadata", "creationTimestamp"]));
+    match kind {
+        Kind::Pod => describe_pod(&mut out, object),
+        Kind::Deployment => describe_deployment(&mut out, object),
+        Kind::Namespace => {
+            let phase = str_at(object, &["status", "phase"]);
+            field(&mut out, 0, "Status", if phase.is_empty() { "Active" } else { phase });
+        }
+    }
+    out
+}
+
+fn describe_pod(out: &mut String, pod: &Value) {
+    field(out, 0, "Status", pod_status_column(pod));
+    field(out, 0, "Phase", str_at(pod, &["status", "phase"]));
+    field(out, 0, "IP", or_none(str_at(pod, &["status", "podIP"])));
+    field(out, 0, "Restart Policy", str_at(pod, &["spec", "restartPolicy"]));
+    let owners = at(pod, &["metadata", "ownerReferences"]).as_array().cloned().unwrap_or_default();
+    if let Some(owner) = owners.first() {
+        field(out, 0, "Controlled By", format!("{}/{}", str_at(owner, &["kind"]), str_at(owner, &["name"])));
+    }
+    out.push_str("Containers:\n");
+    let statuses = at(pod, &["status", "containerStatuses"]).as_array().cloned().unwrap_or_default();
+    for container in at(pod, &["spec", "containers"]).as_array().into_iter().flatten() {
+        let name = str_at(container, &["name"]);
+        out.push_str(&format!("  {name}:\n"));
+        field(out, 4, "Image", str_at(container, &["image"]));
+        let status = statuses.iter().find(|s| str_at(s, &["name"]) == name);
+        if let Some(status) = status {
+            field(out, 4, "Image ID", or_none(str_at(status, &["imageID"])));
+            field(out, 4, "Container ID", or_none(str_at(status, &["containerID"])));
+            field(out, 4, "State", state_text(at(status, &["state"])));
+            let last = state_text(at(status, &["lastState"]));
+            if last != "<none>" {
+                field(out, 4, "Last State", last);
+            }
+            field(out, 4, "Ready", at(status, &["ready"]).as_bool().unwrap_or(false));
+            field(out, 4, "Restart Count", int_at(status, &["restartCount"]));
+        }
+        let limits = at(container, &["resources", "limits"]);
+        if limits.is_object() {
+            field(out, 4, "Limits", map_lines(limits).replace('=', ": "));
+        }
+        let requests = at(container, &["resources", "requests"]);
+        if requests.is_object() {
+            field(out, 4, "Requests", map_lines(requests).replace('=', ": "));
+        }
+    }
+    out.push_str("Conditions:\n");
+    for condition in at(pod, &["status", "conditions"]).as_array().into_iter().flatten() {
+        field(out, 2, str_at(condition, &["type"]), str_at(condition, &["status"]));
+    }
+}
+
+fn state_text(state: &Value) -> String {
+    if let Some(running) = state.get("running") {
+        return format!("Running (started {})", str_at(running, &["startedAt"]));
+    }
+    if let Some(waiting) = state.get("waiting") {
+        return format!("Waiting ({})", str_at(waiting, &["reason"]));
+    }
+    if let Some(t) = state.get("terminated") {
+        return format!(
+            "Terminated ({}, exit code {}, finished {})",
+            str_at(t, &["reason"]),
+            int_at(t, &["exitCode"]),
+            str_at(t, &["finishedAt"])
+        );
+    }
+    "<none>".to_owned()
+}
+
+fn describe_deployment(out: &mut String, deploy: &Value) {
+    field(out, 0, "Selector", map_lines(at(deploy, &["spec", "selector", "matchLabels"])));
+    field(
+        out,
+        0,
+        "Replicas",
+        format!(
+            "{} desired | {} updated | {} total | {} available | {} unavailable",
+            at(deploy, &["spec", "replicas"]).as_i64().unwrap_or(1),
+            int_at(deploy, &["status", "updatedReplicas"]),
+            int_at(deploy, &["status", "replicas"]),
+            int_at(deploy, &["status", "availableReplicas"]),
+            int_at(deploy, &["status", "unavailableReplicas"]),
+        ),
+    );
+    field(out, 0, "StrategyType", str_at(deploy, &["spec", "strategy", "type"]));
+    out.push_str("Pod Template:\n");
+    for container in at(deploy, &["spec", "template", "spec", "containers"]).as_array().into_iter().flatten() {
+        out.push_str(&format!("  {}:\n", str_at(container, &["name"])));
+        field(out, 4, "Image", str_at(container, &["image"]));
+    }
+    out.push_str("Conditions:\n");
+    for condition in at(deploy, &["status", "conditions"]).as_array().into_iter().flatten() {
+        field(
+            out,
+            2,
+            str_at(condition, &["type"]),
+            format!("{} ({})", str_at(condition, &["status"]), str_at(condition, &["reason"])),
+        );
+    }
+}
+
+fn or_none(s: &str) -> &str {
+    if s.is_empty() {
+        "<none>"
+    } else {
+        s
+    }
+}

@@ -1,0 +1,162 @@
+//! `berth get KIND [NAME]`: tables like kubectl, or the Kubernetes JSON/YAML.
+
+use anyhow::{anyhow, Context};
+use serde_json::Value;
+
+use super::output::{age, at, int_at, pod_status_column, print_columns, print_document, str_at, Format};
+use super::{call, collection_path, object_path, GlobalOptions};
+use crate::api::http::percent_encode;
+use crate::model::Kind;
+
+#[derive(clap::Args, Debug)]
+pub struct GetArgs {
+    /// pods, deployments or namespaces (short names po, deploy, ns work too)
+    pub kind: String,
+    /// One object by name
+    pub name: Option<String>,
+}
+
+pub fn parse_kind(s: &str) -> anyhow::Result<Kind> {
+    Kind::from_cli_name(s).ok_or_else(|| {
+        anyhow!("the server doesn't have a resource type {s:?} (known: pods, deployments, namespaces)")
+    })
+}
+
+pub fn run(global: &GlobalOptions, args: GetArgs) -> anyhow::Result<()> {
+    let kind = parse_kind(&args.kind)?;
+    let format = global.output_format()?;
+    let client = global.client()?;
+    let value = match &args.name {
+        Some(name) => call(&client, "GET", &object_path(kind, global.namespace(), name), None)?,
+        None => {
+            let namespace = if global.all_namespaces { None } else { Some(global.namespace()) };
+            let mut path = collection_path(kind, namespace);
+            if let Some(selector) = &global.selector {
+                path.push_str(&format!("?labelSelector={}", percent_encode(selector)));
+            }
+            call(&client, "GET", &path, None)?
+        }
+    };
+    match format {
+        Format::Json | Format::Yaml => print_document(format, &value),
+        Format::Table | Format::Wide => {
+            let items = match value.get("items").and_then(Value::as_array) {
+                Some(items) => items.clone(),
+                None => vec![value],
+            };
+            if items.is_empty() {
+                let scope = if global.all_namespaces || !kind.namespaced() {
+                    String::new()
+                } else {
+                    format!(" in {} namespace", global.namespace())
+                };
+                eprintln!("No resources found{scope}.");
+                return Ok(());
+            }
+            print_table(kind, &items, format == Format::Wide, global.all_namespaces)
+                .context("cannot print the table")
+        }
+    }
+}
+
+pub fn print_table(kind: Kind, items: &[Value], wide: bool, with_namespace: bool) -> anyhow::Result<()> {
+    let mut header: Vec<&str> = Vec::new();
+    if with_namespace && kind.namespaced() {
+        header.push("NAMESPACE");
+    }
+    let columns: &[&str] = match (kind, wide) {
+        (Kind::Pod, false) => &["NAME", "READY", "STATUS", "RESTARTS", "AGE"],
+        (Kind::Pod, true) => &["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE"],
+        (Kind::Deployment, false) => &["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"],
+        (Kind::Deployment, true) => {
+            &["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE", "CONTAINERS", "IMAGES", "SELECTOR"]
+        }
+        (Kind::Namespace, _) => &["NAME", "STATUS", "AGE"],
+    };
+    header.extend_from_slice(columns);
+    let rows: Vec<Vec<String>> = items
+        .iter()
+        .map(|item| {
+            let mut row = Vec::new();
+            if with_namespace && kind.namespaced() {
+                row.push(str_at(item, &["metadata", "namespace"]).to_owned());
+            }
+            row.extend(match kind {
+                Kind::Pod => pod_row(item, wide),
+                Kind::Deployment => deployment_row(item, wide),
+                Kind::Namespace => namespace_row(item),
+            });
+            row
+        })
+        .collect();
+    print_columns(&header, &rows);
+    Ok(())
+}
+
+fn pod_row(pod: &Value, wide: bool) -> Vec<String> {
+    let statuses = at(pod, &["status", "containerStatuses"]).as_array().cloned().unwrap_or_default();
+    let total = at(pod, &["spec", "containers"]).as_array().map_or(0, Vec::len);
+    let ready = statuses.iter().filter(|s| s.get("ready") == Some(&Value::Bool(true))).count();
+    let restarts: i64 = statuses.iter().map(|s| int_at(s, &["restartCount"])).sum();
+    let mut row = vec![
+        str_at(pod, &["metadata", "name"]).to_owned(),
+        format!("{ready}/{total}"),
+        pod_status_column(pod),
+        restarts.to_string(),
+        age(str_at(pod, &["metadata", "creationTimestamp"])),
+    ];
+    if wide {
+        row.push(none_if_empty(str_at(pod, &["status", "podIP"])));
+        row.push(none_if_empty(str_at(pod, &["spec", "nodeName"])));
+    }
+    row
+}
+
+fn deployment_row(deploy: &Value, wide: bool) -> Vec<String> {
+    let desired = at(deploy, &["spec", "replicas"]).as_i64().unwrap_or(1);
+    let mut row = vec![
+        str_at(deploy, &["metadata", "name"]).to_owned(),
+        format!("{}/{desired}", int_at(deploy, &["status", "readyReplicas"])),
+        int_at(deploy, &["status", "updatedReplicas"]).to_string(),
+        int_at(deploy, &["status", "availableReplicas"]).to_string(),
+        age(str_at(deploy, &["metadata", "creationTimestamp"])),
+    ];
+    if wide {
+        let containers = at(deploy, &["spec", "template", "spec", "containers"])
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let names: Vec<&str> = containers.iter().map(|c| str_at(c, &["name"])).collect();
+        let images: Vec<&str> = containers.iter().map(|c| str_at(c, &["image"])).collect();
+        let selector = at(deploy, &["spec", "selector", "matchLabels"])
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .unwrap_or_default();
+        row.push(names.join(","));
+        row.push(images.join(","));
+        row.push(selector);
+    }
+    row
+}
+
+fn namespace_row(ns: &Value) -> Vec<String> {
+    let phase = str_at(ns, &["status", "phase"]);
+    vec![
+        str_at(ns, &["metadata", "name"]).to_owned(),
+        if phase.is_empty() { "Active".to_owned() } else { phase.to_owned() },
+        age(str_at(ns, &["metadata", "creationTimestamp"])),
+    ]
+}
+
+fn none_if_empty(s: &str) -> String {
+    if s.is_empty() {
+        "<none>".to_owned()
+    } else {
+        s.to_owned()
+    }
+}

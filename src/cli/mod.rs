@@ -1,0 +1,160 @@
+//! The `berth` command line: one file per verb, kubectl habits.
+//!
+//! Every verb but `agent`, `shim` and `version` is a thin client of the resource API
+//! served by an agent (or, later, a coordinator). Errors surface here as one line on
+//! stderr and a non-zero exit code.
+
+mod agent;
+mod apply;
+mod delete;
+mod describe;
+mod get;
+mod image;
+mod logs;
+mod output;
+mod version;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::api::client::Client;
+
+/// Where the CLI talks to when neither `--server` nor `BERTH_SERVER` is set.
+pub const DEFAULT_SERVER: &str = "unix:///var/lib/berth/berth.sock";
+
+#[derive(Parser, Debug)]
+#[command(name = "berth", about = "A small container orchestrator for fleets of ARM boards")]
+#[command(disable_version_flag = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalOptions,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every verb accepts, before or after the verb (like kubectl).
+#[derive(clap::Args, Debug, Clone)]
+pub struct GlobalOptions {
+    /// Agent or coordinator to talk to: unix:///path/berth.sock or https://host:port
+    #[arg(long, global = true, env = "BERTH_SERVER")]
+    pub server: Option<String>,
+    /// Namespace of the objects
+    #[arg(short = 'n', long, global = true)]
+    pub namespace: Option<String>,
+    /// List objects of every namespace
+    #[arg(short = 'A', long, global = true)]
+    pub all_namespaces: bool,
+    /// Output format: table, wide, json or yaml
+    #[arg(short = 'o', long, global = true, default_value = "table")]
+    pub output: String,
+    /// Label selector, e.g. app=web,tier=front
+    #[arg(short = 'l', long, global = true)]
+    pub selector: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the agent of this board
+    Agent(agent::AgentArgs),
+    /// Create or update objects from manifests
+    Apply(apply::ApplyArgs),
+    /// List objects
+    Get(get::GetArgs),
+    /// Show one object in detail
+    Describe(describe::DescribeArgs),
+    /// Delete objects by manifest or by kind and name
+    Delete(delete::DeleteArgs),
+    /// Print the logs of a container
+    Logs(logs::LogsArgs),
+    /// Manage the images on the board
+    #[command(subcommand)]
+    Image(image::ImageCommand),
+    /// Print the version, target and git revision
+    Version,
+    /// Supervise one container (started by the agent; not for people)
+    #[command(hide = true)]
+    Shim { container_dir: std::path::PathBuf },
+}
+
+/// Entry point of the binary: parse, dispatch, report errors as one line.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            // clap prints help/version to stdout with exit 0 and usage errors to stderr.
+            let _ = err.print();
+            return err.exit_code();
+        }
+    };
+    let result = match cli.command {
+        Command::Agent(args) => agent::run(&cli.global, args),
+        Command::Apply(args) => apply::run(&cli.global, args),
+        Command::Get(args) => get::run(&cli.global, args),
+        Command::Describe(args) => describe::run(&cli.global, args),
+        Command::Delete(args) => delete::run(&cli.global, args),
+        Command::Logs(args) => logs::run(&cli.global, args),
+        Command::Image(cmd) => image::run(&cli.global, cmd),
+        Command::Version => version::run(),
+        Command::Shim { container_dir } => {
+            return crate::runtime::shim::shim_main(&container_dir);
+        }
+    };
+    match result {
+        Ok(()) => 0,
+        Err(err) => {
+            // One line: the chain of causes joined, as kubectl prints "error: ...".
+            let mut line = format!("error: {err}");
+            for cause in err.chain().skip(1) {
+                line.push_str(&format!(": {cause}"));
+            }
+            eprintln!("{line}");
+            1
+        }
+    }
+}
+
+impl GlobalOptions {
+    pub fn client(&self) -> anyhow::Result<Client> {
+        let url = self.server.as_deref().unwrap_or(DEFAULT_SERVER);
+        Client::from_server_url(url).with_context(|| format!("invalid --server {url:?}"))
+    }
+
+    /// The namespace a namespaced request goes to.
+    pub fn namespace(&self) -> &str {
+        self.namespace.as_deref().unwrap_or("default")
+    }
+
+    pub fn output_format(&self) -> anyhow::Result<output::Format> {
+        output::Format::parse(&self.output)
+    }
+}
+
+/// Sends a JSON request and turns a non-2xx answer into an error carrying the server's
+/// message (a Kubernetes `Status` object).
+pub fn call(
+    client: &Client,
+    method: &str,
+    path: &str,
+    body: Option<&serde_json::Value>,
+) -> anyhow::Result<serde_json::Value> {
+    // The client turns non-2xx answers into errors carrying the server's message.
+    let (_, value) = client.request(method, path, body)?;
+    Ok(value)
+}
+
+/// Resource API paths, shared by the verbs (Kubernetes layout).
+pub fn collection_path(kind: crate::model::Kind, namespace: Option<&str>) -> String {
+    let group = match kind.api_version() {
+        "v1" => "/api/v1".to_owned(),
+        other => format!("/apis/{other}"),
+    };
+    match (kind.namespaced(), namespace) {
+        (true, Some(ns)) => format!("{group}/namespaces/{ns}/{}", kind.plural()),
+        _ => format!("{group}/{}", kind.plural()),
+    }
+}
+
+pub fn object_path(kind: crate::model::Kind, namespace: &str, name: &str) -> String {
+    let ns = if kind.namespaced() { Some(namespace) } else { None };
+    format!("{}/{}", collection_path(kind, ns), crate::api::http::percent_encode(name))
+}

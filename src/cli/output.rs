@@ -1,0 +1,167 @@
+//! Rendering objects for people: kubectl-style tables, JSON and YAML.
+//!
+//! Tables are built on the client from the Kubernetes-shaped JSON the server returns,
+//! so the server has one representation and the CLI decides how it looks.
+
+use std::time::{Duration, SystemTime};
+
+use anyhow::bail;
+use serde_json::Value;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Wide,
+    Json,
+    Yaml,
+}
+
+impl Format {
+    pub fn parse(s: &str) -> anyhow::Result<Format> {
+        Ok(match s {
+            "table" | "" => Format::Table,
+            "wide" => Format::Wide,
+            "json" => Format::Json,
+            "yaml" => Format::Yaml,
+            other => bail!("unknown output format {other:?}: use table, wide, json or yaml"),
+        })
+    }
+}
+
+/// Prints a JSON or YAML document.
+pub fn print_document(format: Format, value: &Value) -> anyhow::Result<()> {
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(value)?),
+        Format::Yaml => print!("{}", serde_yaml_ng::to_string(value)?),
+        Format::Table | Format::Wide => bail!("internal: tables are printed by print_table"),
+    }
+    Ok(())
+}
+
+/// Prints rows as left-aligned columns separated by three spaces, like kubectl.
+pub fn print_columns(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            if i < widths.len() {
+                widths[i] = widths[i].max(cell.len());
+            }
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut out = String::new();
+        let last = cells.len().saturating_sub(1);
+        for (i, cell) in cells.iter().enumerate() {
+            if i == last {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{:width$}   ", cell, width = widths[i]));
+            }
+        }
+        println!("{}", out.trim_end());
+    };
+    line(header.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}
+
+/// Looks up a dotted path of object keys, e.g. `str_at(v, &["metadata", "name"])`.
+pub fn at<'a>(value: &'a Value, path: &[&str]) -> &'a Value {
+    let mut current = value;
+    for key in path {
+        current = current.get(key).unwrap_or(&Value::Null);
+    }
+    current
+}
+
+pub fn str_at<'a>(value: &'a Value, path: &[&str]) -> &'a str {
+    at(value, path).as_str().unwrap_or("")
+}
+
+pub fn int_at(value: &Value, path: &[&str]) -> i64 {
+    at(value, path).as_i64().unwrap_or(0)
+}
+
+/// kubectl's AGE column: `45s`, `3m12s`, `5h`, `2d`.
+pub fn age(timestamp: &str) -> String {
+    let Ok(then) = humantime::parse_rfc3339(timestamp) else {
+        return "<unknown>".to_owned();
+    };
+    let elapsed = SystemTime::now().duration_since(then).unwrap_or(Duration::ZERO);
+    human_duration(elapsed)
+}
+
+pub fn human_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..=119 => format!("{s}s"),
+        120..=599 => format!("{}m{}s", s / 60, s % 60),
+        600..=10799 => format!("{}m", s / 60),
+        10800..=172799 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86400),
+    }
+}
+
+/// The STATUS column of `get pods`, computed the way kubectl does: a terminating pod
+/// says so, otherwise the most telling container reason, otherwise the phase.
+pub fn pod_status_column(pod: &Value) -> String {
+    if !at(pod, &["metadata", "deletionTimestamp"]).is_null() {
+        return "Terminating".to_owned();
+    }
+    let statuses = at(pod, &["status", "containerStatuses"]).as_array();
+    let mut reason = String::new();
+    for status in statuses.into_iter().flatten() {
+        let waiting = str_at(status, &["state", "waiting", "reason"]);
+        let terminated = str_at(status, &["state", "terminated", "reason"]);
+        if !waiting.is_empty() {
+            reason = waiting.to_owned();
+        } else if !terminated.is_empty() && reason.is_empty() {
+            reason = terminated.to_owned();
+        }
+    }
+    let phase = str_at(pod, &["status", "phase"]);
+    if !reason.is_empty() && phase != "Running" || reason == "CrashLoopBackOff" {
+        return reason;
+    }
+    if phase.is_empty() {
+        "Pending".to_owned()
+    } else {
+        phase.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn durations_read_like_kubectl() {
+        assert_eq!(human_duration(Duration::from_secs(45)), "45s");
+        assert_eq!(human_duration(Duration::from_secs(192)), "3m12s");
+        assert_eq!(human_duration(Duration::from_secs(3 * 3600)), "3h");
+        assert_eq!(human_duration(Duration::from_secs(3 * 86400)), "3d");
+    }
+
+    #[test]
+    fn status_column_prefers_reasons() {
+        let running = json!({"status": {"phase": "Running", "containerStatuses": [
+            {"state": {"running": {}}}]}});
+        assert_eq!(pod_status_column(&running), "Running");
+        let oom = json!({"status": {"phase": "Failed", "containerStatuses": [
+            {"state": {"terminated": {"reason": "OOMKilled", "exitCode": 137}}}]}});
+        assert_eq!(pod_status_column(&oom), "OOMKilled");
+        let looping = json!({"status": {"phase": "Running", "containerStatuses": [
+            {"state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}});
+        assert_eq!(pod_status_column(&looping), "CrashLoopBackOff");
+        let gone = json!({"metadata": {"deletionTimestamp": "x"}, "status": {"phase": "Running"}});
+        assert_eq!(pod_status_column(&gone), "Terminating");
+    }
+
+    #[test]
+    fn unknown_format_is_an_error() {
+        assert!(Format::parse("xml").is_err());
+        assert_eq!(Format::parse("wide").ok(), Some(Format::Wide));
+    }
+}

@@ -1,0 +1,19 @@
+//! berth: a small container orchestrator for fleets of ARM boards.
+//!
+//! One library, one binary: `main.rs` only calls [`cli::main`]. The modules follow the
+//! data flow on a board: manifest → [`model`] (pure) → [`store`] (SQLite) → [`agent`]
+//! (reconciler) → [`runtime`] (libcontainer through a shim) with images from [`image`];
+//! [`api`] carries requests between the CLI and the agent.
+
+pub mod agent;
+pub mod api;
+pub mod cli;
+pub mod image;
+pub mod model;
+pub mod runtime;
+pub mod store;
+
+/// The version of this build, its target triple and git revision (set by build.rs).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub const TARGET: &str = env!("BERTH_TARGET");
+pub const GIT_REVISION: &str = env!("BERTH_GIT_REVISION");

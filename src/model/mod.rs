@@ -1,0 +1,243 @@
+//! Kubernetes-shaped manifest types and everything that can be decided about them without
+//! touching the outside world: parsing (YAML or JSON, multi-document, `kind: List`),
+//! validation that reports every problem with its field path, resource quantities,
+//! DNS-1123 names, equality label selectors and a stable spec hash.
+//!
+//! This module is pure: no file, network or clock access. Callers read the bytes, and
+//! callers decide the namespace default (`default` or the CLI's `-n`).
+//!
+//! Field names and defaults follow Kubernetes so that manifests written for a cluster
+//! work here unchanged, and a field berth does not implement is rejected by name rather
+//! than silently ignored.
+
+mod deployment;
+mod hash;
+mod meta;
+mod names;
+mod namespace;
+mod parse;
+mod pod;
+mod quantity;
+mod selector;
+mod validate;
+
+pub use deployment::{
+    Deployment, DeploymentCondition, DeploymentSpec, DeploymentStatus, DeploymentStrategy,
+    IntOrString, LabelSelector, PodTemplateSpec, RollingUpdate,
+};
+pub use hash::{pod_template_hash, spec_hash};
+pub use meta::{ObjectMeta, OwnerReference};
+pub use names::{
+    is_dns1123_label, is_dns1123_subdomain, is_iana_svc_name, validate_label_key,
+    validate_label_value, validate_qualified_name,
+};
+pub use namespace::{Namespace, NamespaceStatus};
+pub use parse::{parse_manifests, DocumentErrors, FieldError, ManifestError};
+pub use pod::{
+    Container, ContainerPort, ContainerState, ContainerStatus, EnvVar, Pod, PodCondition, PodSpec,
+    PodStatus, ResourceRequirements, StateRunning, StateTerminated, StateWaiting,
+};
+pub use quantity::{parse_cpu_millis, parse_memory_bytes};
+pub use selector::{parse_selector, selector_matches};
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// The kinds of object berth understands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    Namespace,
+    Pod,
+    Deployment,
+}
+
+impl Kind {
+    /// Every supported kind, in the order objects should be applied (namespaces first).
+    pub const ALL: [Kind; 3] = [Kind::Namespace, Kind::Deployment, Kind::Pod];
+
+    /// The Kubernetes `kind` string.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Kind::Namespace => "Namespace",
+            Kind::Pod => "Pod",
+            Kind::Deployment => "Deployment",
+        }
+    }
+
+    /// The only `apiVersion` accepted for this kind.
+    pub fn api_version(&self) -> &'static str {
+        match self {
+            Kind::Namespace | Kind::Pod => "v1",
+            Kind::Deployment => "apps/v1",
+        }
+    }
+
+    /// The lowercase plural used in API paths and by `kubectl get`.
+    pub fn plural(&self) -> &'static str {
+        match self {
+            Kind::Namespace => "namespaces",
+            Kind::Pod => "pods",
+            Kind::Deployment => "deployments",
+        }
+    }
+
+    /// Whether objects of this kind live inside a namespace.
+    pub fn namespaced(&self) -> bool {
+        match self {
+            Kind::Namespace => false,
+            Kind::Pod | Kind::Deployment => true,
+        }
+    }
+
+    /// Resolves what a user types on the command line (`po`, `deploy`,
+    /// `deployment.apps`, `Namespaces`, ...), case-insensitively.
+    pub fn from_cli_name(s: &str) -> Option<Kind> {
+        let lower = s.to_ascii_lowercase();
+        // `deployment.apps` names the API group explicitly, as kubectl allows.
+        if let Some(base) = lower.strip_suffix(".apps") {
+            return match base {
+                "deployment" | "deployments" | "deploy" => Some(Kind::Deployment),
+                _ => None,
+            };
+        }
+        match lower.as_str() {
+            "pod" | "pods" | "po" => Some(Kind::Pod),
+            "deployment" | "deployments" | "deploy" => Some(Kind::Deployment),
+            "namespace" | "namespaces" | "ns" => Some(Kind::Namespace),
+            _ => None,
+        }
+    }
+
+    /// Resolves the exact Kubernetes `kind` string found in a manifest.
+    pub fn from_kind_name(s: &str) -> Option<Kind> {
+        match s {
+            "Namespace" => Some(Kind::Namespace),
+            "Pod" => Some(Kind::Pod),
+            "Deployment" => Some(Kind::Deployment),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One object of any supported kind.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Object {
+    Namespace(Namespace),
+    Pod(Pod),
+    Deployment(Deployment),
+}
+
+impl Object {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Object::Namespace(_) => Kind::Namespace,
+            Object::Pod(_) => Kind::Pod,
+            Object::Deployment(_) => Kind::Deployment,
+        }
+    }
+
+    pub fn meta(&self) -> &ObjectMeta {
+        match self {
+            Object::Namespace(o) => &o.metadata,
+            Object::Pod(o) => &o.metadata,
+            Object::Deployment(o) => &o.metadata,
+        }
+    }
+
+    pub fn meta_mut(&mut self) -> &mut ObjectMeta {
+        match self {
+            Object::Namespace(o) => &mut o.metadata,
+            Object::Pod(o) => &mut o.metadata,
+            Object::Deployment(o) => &mut o.metadata,
+        }
+    }
+
+    /// `Kind/name`, the way kubectl names an object in messages.
+    pub fn display_name(&self) -> String {
+        format!("{}/{}", self.kind().as_str(), self.meta().name)
+    }
+
+    /// The full Kubernetes JSON form, with `apiVersion` and `kind`; `status` appears only
+    /// when it holds something.
+    pub fn to_json(&self) -> Value {
+        let mut value = match self {
+            Object::Namespace(o) => to_value(o),
+            Object::Pod(o) => to_value(o),
+            Object::Deployment(o) => to_value(o),
+        };
+        if let Value::Object(map) = &mut value {
+            let kind = self.kind();
+            map.insert("apiVersion".into(), Value::from(kind.api_version()));
+            map.insert("kind".into(), Value::from(kind.as_str()));
+        }
+        value
+    }
+
+    /// Rebuilds an object from JSON that berth wrote itself (e.g. read back from the
+    /// store). Untrusted manifests go through [`parse_manifests`] instead, which
+    /// validates every field.
+    pub fn from_json(value: Value) -> Result<Object, String> {
+        let kind_name = value
+            .get("kind")
+            .and_then(Value::as_str)
+            .ok_or_else(|| "object has no kind".to_string())?;
+        let kind = Kind::from_kind_name(kind_name)
+            .ok_or_else(|| format!("unsupported kind {kind_name:?}"))?;
+        let result = match kind {
+            Kind::Namespace => serde_json::from_value(value).map(Object::Namespace),
+            Kind::Pod => serde_json::from_value(value).map(Object::Pod),
+            Kind::Deployment => serde_json::from_value(value).map(Object::Deployment),
+        };
+        result.map_err(|e| format!("invalid {} object: {e}", kind.as_str()))
+    }
+}
+
+/// Serializes one of our own types. They contain only strings, numbers and maps with
+/// string keys, which serde_json always accepts, so there is no error to report.
+fn to_value<T: Serialize>(item: &T) -> Value {
+    serde_json::to_value(item).expect("model types always serialize to JSON")
+}
+
+/// Used by `skip_serializing_if` so that empty status blocks and zero values stay out of
+/// the JSON, as the Kubernetes API server does.
+pub(crate) fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_names_resolve_like_kubectl() {
+        assert_eq!(Kind::from_cli_name("po"), Some(Kind::Pod));
+        assert_eq!(Kind::from_cli_name("Pods"), Some(Kind::Pod));
+        assert_eq!(Kind::from_cli_name("deploy"), Some(Kind::Deployment));
+        assert_eq!(
+            Kind::from_cli_name("deployment.apps"),
+            Some(Kind::Deployment)
+        );
+        assert_eq!(Kind::from_cli_name("NS"), Some(Kind::Namespace));
+        assert_eq!(Kind::from_cli_name("pod.apps"), None);
+        assert_eq!(Kind::from_cli_name("service"), None);
+        assert_eq!(Kind::from_kind_name("Deployment"), Some(Kind::Deployment));
+        assert_eq!(Kind::from_kind_name("deployment"), None);
+        assert_eq!(Kind::Deployment.api_version(), "apps/v1");
+        assert_eq!(Kind::Namespace.plural(), "namespaces");
+        assert!(!Kind::Namespace.namespaced());
+        assert!(Kind::Pod.namespaced());
+    }
+
+    #[test]
+    fn from_json_rejects_unknown_kind() {
+        let err = Object::from_json(serde_json::json!({"kind": "Service"})).unwrap_err();
+        assert!(err.contains("Service"), "{err}");
+        assert!(Object::from_json(serde_json::json!({})).is_err());
+    }
+}

@@ -1,0 +1,199 @@
+//! Kubernetes resource quantities (`250m`, `0.5`, `64Mi`, `1e3`), converted exactly into
+//! the integer units the runtime uses: millicores for CPU and bytes for memory.
+
+/// CPU in thousandths of a core: `"250m"` → 250, `"0.5"` → 500, `"2"` → 2000.
+/// Values finer than a millicore round up, as Kubernetes does.
+pub fn parse_cpu_millis(s: &str) -> Result<u64, String> {
+    parse_quantity(s)?.to_units(3, s)
+}
+
+/// Memory in bytes: `"64Mi"` → 67108864, `"1G"` → 1000000000, `"0.5Gi"` → 536870912.
+/// Fractions of a byte round up.
+pub fn parse_memory_bytes(s: &str) -> Result<u64, String> {
+    parse_quantity(s)?.to_units(0, s)
+}
+
+/// Largest decimal exponent accepted; far beyond anything meaningful, small enough that
+/// the arithmetic below cannot misbehave.
+const MAX_EXPONENT: i32 = 60;
+
+/// `mantissa × 2^binary_exp × 10^decimal_exp`, exact.
+struct Quantity {
+    mantissa: u128,
+    decimal_exp: i32,
+    binary_exp: u32,
+}
+
+fn invalid(s: &str) -> String {
+    format!("invalid quantity {s:?}")
+}
+
+fn too_large(s: &str) -> String {
+    format!("invalid quantity {s:?}: too large")
+}
+
+fn parse_quantity(s: &str) -> Result<Quantity, String> {
+    // Negative quantities are legal Kubernetes syntax but meaningless for requests and
+    // limits, so only an explicit `+` sign is accepted.
+    let unsigned = s.strip_prefix('+').unwrap_or(s);
+    let number_len = unsigned
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(unsigned.len());
+    let (number, suffix) = unsigned.split_at(number_len);
+
+    let mut mantissa: u128 = 0;
+    let mut digits = 0usize;
+    let mut fraction_digits = 0i32;
+    let mut seen_point = false;
+    for c in number.chars() {
+        if c == '.' {
+            if seen_point {
+                return Err(invalid(s));
+            }
+            seen_point = true;
+            continue;
+        }
+        let digit = u128::from(c.to_digit(10).ok_or_else(|| invalid(s))?);
+        mantissa = mantissa
+            .checked_mul(10)
+            .and_then(|m| m.checked_add(digit))
+            .ok_or_else(|| too_large(s))?;
+        digits += 1;
+        if seen_point {
+            fraction_digits += 1;
+        }
+    }
+    if digits == 0 {
+        return Err(invalid(s));
+    }
+
+    let (suffix_decimal, binary_exp) = parse_suffix(suffix).ok_or_else(|| invalid(s))?;
+    Ok(Quantity {
+        mantissa,
+        decimal_exp: suffix_decimal - fraction_digits,
+        binary_exp,
+    })
+}
+
+/// Returns (power of ten, power of two) for a suffix, or `None` when it is not one.
+fn parse_suffix(suffix: &str) -> Option<(i32, u32)> {
+    let known = match suffix {
+        "" => Some((0, 0)),
+        "n" => Some((-9, 0)),
+        "u" => Some((-6, 0)),
+        "m" => Some((-3, 0)),
+        "k" => Some((3, 0)),
+        "M" => Some((6, 0)),
+        "G" => Some((9, 0)),
+        "T" => Some((12, 0)),
+        "P" => Some((15, 0)),
+        "E" => Some((18, 0)),
+        "Ki" => Some((0, 10)),
+        "Mi" => Some((0, 20)),
+        "Gi" => Some((0, 30)),
+        "Ti" => Some((0, 40)),
+        "Pi" => Some((0, 50)),
+        "Ei" => Some((0, 60)),
+        _ => None,
+    };
+    if known.is_some() {
+        return known;
+    }
+    // Scientific notation: `1e3`, `5E-3`, `2e+2`.
+    let exponent = suffix.strip_prefix(['e', 'E'])?;
+    let digits = exponent.strip_prefix(['+', '-']).unwrap_or(exponent);
+    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let value: i32 = exponent.parse().ok()?;
+    (value.abs() <= MAX_EXPONENT).then_some((value, 0))
+}
+
+impl Quantity {
+    /// The value in units of `10^-unit_exp`, rounded up.
+    fn to_units(&self, unit_exp: i32, original: &str) -> Result<u64, String> {
+        let numerator = self
+            .mantissa
+            .checked_mul(1u128 << self.binary_exp)
+            .ok_or_else(|| too_large(original))?;
+        let exp = self.decimal_exp + unit_exp;
+        let value = if exp >= 0 {
+            10u128
+                .checked_pow(exp as u32)
+                .and_then(|p| numerator.checked_mul(p))
+                .ok_or_else(|| too_large(original))?
+        } else {
+            match 10u128.checked_pow(exp.unsigned_abs()) {
+                Some(denominator) => numerator.div_ceil(denominator),
+                // The denominator exceeds any u128 numerator: a tiny non-zero value.
+                None => u128::from(numerator > 0),
+            }
+        };
+        u64::try_from(value).map_err(|_| too_large(original))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_quantities() {
+        let valid = [
+            ("250m", 250),
+            ("0.5", 500),
+            ("2", 2000),
+            ("1.5", 1500),
+            ("0", 0),
+            ("+1", 1000),
+            (".1", 100),
+            ("0.0001", 1),
+            ("100000n", 1),
+            ("1e3", 1_000_000),
+            ("1k", 1_000_000),
+            ("5E-3", 5),
+        ];
+        for (text, millis) in valid {
+            assert_eq!(parse_cpu_millis(text), Ok(millis), "{text}");
+        }
+        for text in [
+            "", "m", "-1", "-250m", "abc", "1.2.3", "1 ", " 1", "1x", "1e", "1e99", "1.5.m",
+        ] {
+            assert_eq!(
+                parse_cpu_millis(text),
+                Err(format!("invalid quantity {text:?}")),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn memory_quantities() {
+        let valid = [
+            ("64Mi", 64 << 20),
+            ("1Gi", 1 << 30),
+            ("0.5Gi", 1 << 29),
+            ("1G", 1_000_000_000),
+            ("128974848", 128_974_848),
+            ("129e6", 129_000_000),
+            ("129M", 129_000_000),
+            ("123Ki", 123 * 1024),
+            ("1Ei", 1 << 60),
+            ("1.5", 2),
+            ("100m", 1),
+        ];
+        for (text, bytes) in valid {
+            assert_eq!(parse_memory_bytes(text), Ok(bytes), "{text}");
+        }
+        for text in ["64Mb", "", "-1", "1KI", "Mi", "1K", "0x10", "1 Gi"] {
+            assert_eq!(
+                parse_memory_bytes(text),
+                Err(format!("invalid quantity {text:?}")),
+                "{text}"
+            );
+        }
+        assert!(parse_memory_bytes("100Ei")
+            .unwrap_err()
+            .contains("too large"));
+    }
+}

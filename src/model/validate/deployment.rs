@@ -1,0 +1,185 @@
+//! Validation of a Deployment spec.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+
+use super::checker::{get, join, Checker};
+use super::pod::check_pod_spec;
+
+pub(super) fn check_deployment_spec(c: &mut Checker, value: Option<&Value>) {
+    // A missing spec is reported through the fields it lacks.
+    let empty = Map::new();
+    let spec = match value {
+        None => &empty,
+        Some(value) => match c.object(value, "spec") {
+            Some(spec) => spec,
+            None => return,
+        },
+    };
+    c.only_fields(
+        spec,
+        "spec",
+        &["replicas", "selector", "template", "strategy"],
+    );
+
+    if let Some(value) = get(spec, "replicas") {
+        c.integer_in(value, "spec.replicas", 0, i64::from(i32::MAX));
+    }
+    let selector = check_selector(c, get(spec, "selector"));
+    let template_labels = check_template(c, get(spec, "template"));
+    if let (Some(selector), Some(labels)) = (selector, template_labels) {
+        let matches = selector
+            .iter()
+            .all(|(key, value)| labels.get(key) == Some(value));
+        if !matches {
+            c.error(
+                "spec.selector.matchLabels",
+                "does not match template labels",
+            );
+        }
+    }
+    if let Some(value) = get(spec, "strategy") {
+        check_strategy(c, value);
+    }
+}
+
+/// Returns the selector's labels when it is well formed enough to compare.
+fn check_selector<'a>(
+    c: &mut Checker,
+    value: Option<&'a Value>,
+) -> Option<BTreeMap<&'a str, &'a str>> {
+    let Some(value) = value else {
+        c.required("spec.selector");
+        return None;
+    };
+    let selector = c.object(value, "spec.selector")?;
+    c.only_fields(selector, "spec.selector", &["matchLabels"]);
+    let Some(value) = get(selector, "matchLabels") else {
+        c.required("spec.selector.matchLabels");
+        return None;
+    };
+    let labels = c.labels(value, "spec.selector.matchLabels");
+    if labels.is_empty() && value.as_object().is_some_and(|m| m.is_empty()) {
+        // An empty selector would select every pod in the namespace.
+        c.required("spec.selector.matchLabels");
+        return None;
+    }
+    Some(labels)
+}
+
+/// Returns the template's labels (possibly none) when the template is an object.
+fn check_template<'a>(
+    c: &mut Checker,
+    value: Option<&'a Value>,
+) -> Option<BTreeMap<&'a str, &'a str>> {
+    let Some(value) = value else {
+        c.required("spec.template");
+        return None;
+    };
+    let template = c.object(value, "spec.template")?;
+    c.only_fields(template, "spec.template", &["metadata", "spec"]);
+    let mut labels = BTreeMap::new();
+    if let Some(value) = get(template, "metadata") {
+        if let Some(meta) = c.object(value, "spec.template.metadata") {
+            // `creationTimestamp: null` appears in kubectl-generated templates.
+            c.only_fields(
+                meta,
+                "spec.template.metadata",
+                &["labels", "annotations", "creationTimestamp"],
+            );
+            if let Some(value) = get(meta, "labels") {
+                labels = c.labels(value, "spec.template.metadata.labels");
+            }
+            if let Some(value) = get(meta, "annotations") {
+                c.annotations(value, "spec.template.metadata.annotations");
+            }
+        }
+    }
+    check_pod_spec(c, get(template, "spec"), "spec.template.spec", true);
+    Some(labels)
+}
+
+fn check_strategy(c: &mut Checker, value: &Value) {
+    let Some(strategy) = c.object(value, "spec.strategy") else {
+        return;
+    };
+    c.only_fields(strategy, "spec.strategy", &["type", "rollingUpdate"]);
+    let strategy_type = match get(strategy, "type") {
+        None => Some("RollingUpdate"),
+        Some(value) => c.one_of(value, "spec.strategy.type", &["RollingUpdate", "Recreate"]),
+    };
+    let Some(value) = get(strategy, "rollingUpdate") else {
+        return;
+    };
+    if strategy_type == Some("Recreate") {
+        c.error(
+            "spec.strategy.rollingUpdate",
+            "may not be specified when strategy type is \"Recreate\"",
+        );
+        return;
+    }
+    let Some(rolling) = c.object(value, "spec.strategy.rollingUpdate") else {
+        return;
+    };
+    let path = "spec.strategy.rollingUpdate";
+    c.only_fields(rolling, path, &["maxSurge", "maxUnavailable"]);
+    let surge =
+        get(rolling, "maxSurge").and_then(|v| int_or_percent(c, v, &join(path, "maxSurge")));
+    let unavailable_path = join(path, "maxUnavailable");
+    let unavailable =
+        get(rolling, "maxUnavailable").and_then(|v| int_or_percent(c, v, &unavailable_path));
+    if let Some(IntOrPercent {
+        amount,
+        percent: true,
+    }) = unavailable
+    {
+        if amount > 100 {
+            c.error(&unavailable_path, "must not be greater than 100%");
+        }
+    }
+    // Both zero would let a rollout neither add nor remove a pod.
+    if surge.map(|s| s.amount) == Some(0) && unavailable.map(|u| u.amount) == Some(0) {
+        c.error(&unavailable_path, "may not be 0 when maxSurge is 0");
+    }
+}
+
+#[derive(Clone, Copy)]
+struct IntOrPercent {
+    amount: i64,
+    percent: bool,
+}
+
+/// A non-negative integer or a percentage string such as `"25%"`.
+fn int_or_percent(c: &mut Checker, value: &Value, path: &str) -> Option<IntOrPercent> {
+    match value {
+        Value::Number(_) => c
+            .integer_in(value, path, 0, i64::from(i32::MAX))
+            .map(|amount| IntOrPercent {
+                amount,
+                percent: false,
+            }),
+        Value::String(text) => {
+            let amount = text
+                .strip_suffix('%')
+                .filter(|digits| !digits.is_empty() && digits.chars().all(|ch| ch.is_ascii_digit()))
+                .and_then(|digits| digits.parse::<i64>().ok());
+            if amount.is_none() {
+                c.error(
+                    path,
+                    format!(
+                        "invalid value {text:?}: must be a non-negative integer or a percentage like \"25%\""
+                    ),
+                );
+            }
+            amount.map(|amount| IntOrPercent {
+                amount,
+                percent: true,
+            })
+        }
+        _ => {
+            c.error(path, "expected integer or string");
+            None
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! Validation of one untyped manifest document against the fields berth supports.
+//!
+//! A hand-written walk over `serde_json::Value` rather than serde's
+//! `deny_unknown_fields`: serde stops at the first problem, while a user fixing a
+//! manifest wants every problem, each with its Kubernetes field path.
+
+mod checker;
+mod deployment;
+mod pod;
+
+use serde_json::{Map, Value};
+
+use crate::model::names::{DNS1123_LABEL_RULE, DNS1123_SUBDOMAIN_RULE};
+use crate::model::{is_dns1123_label, is_dns1123_subdomain, FieldError, Kind};
+use checker::{get, join, Checker, JsonObject};
+
+/// Metadata fields the API server sets; accepted in manifests (they appear in `get -o
+/// yaml` output that users re-apply) and dropped before the object is built.
+pub(crate) const SERVER_SET_METADATA: [&str; 4] =
+    ["uid", "resourceVersion", "generation", "creationTimestamp"];
+
+/// The outcome of validating one document.
+pub(crate) struct Checked {
+    /// The kind, when the document names a supported one.
+    pub(crate) kind: Option<Kind>,
+    pub(crate) errors: Vec<FieldError>,
+}
+
+/// Checks one document (not a `List`) and returns every problem found.
+pub(crate) fn validate_document(doc: &Value) -> Checked {
+    let mut c = Checker::default();
+    let kind = check_document(&mut c, doc);
+    Checked {
+        kind,
+        errors: c.errors,
+    }
+}
+
+fn check_document(c: &mut Checker, doc: &Value) -> Option<Kind> {
+    let top = c.object(doc, "")?;
+
+    let kind = match get(top, "kind") {
+        None => {
+            c.required("kind");
+            None
+        }
+        Some(value) => {
+            let name = c.string(value, "kind")?;
+            let kind = Kind::from_kind_name(name);
+            if kind.is_none() {
+                // Without a known kind there is no schema to check the rest against.
+                c.error("kind", format!("unsupported kind {name:?}"));
+                return None;
+            }
+            kind
+        }
+    };
+
+    match get(top, "apiVersion") {
+        None => c.required("apiVersion"),
+        Some(value) => {
+            if let (Some(version), Some(kind)) = (c.string(value, "apiVersion"), kind) {
+                if version != kind.api_version() {
+                    c.error(
+                        "apiVersion",
+                        format!("unsupported apiVersion {version:?} for {kind}"),
+                    );
+                }
+            }
+        }
+    }
+
+    // `status` is accepted and ignored, as `kubectl apply` does.
+    c.only_fields(
+        top,
+        "",
+        &["apiVersion", "kind", "metadata", "spec", "status"],
+    );
+    let kind = kind?;
+    check_metadata(c, top, kind);
+    match kind {
+        Kind::Namespace => check_namespace_spec(c, top),
+        Kind::Pod => pod::check_pod_spec(c, get(top, "spec"), "spec", false),
+        Kind::Deployment => deployment::check_deployment_spec(c, get(top, "spec")),
+    }
+    Some(kind)
+}
+
+fn check_metadata(c: &mut Checker, top: &JsonObject, kind: Kind) {
+    let empty = Map::new();
+    let meta = match get(top, "metadata") {
+        None => &empty,
+        Some(value) => match c.object(value, "metadata") {
+            Some(meta) => meta,
+            None => return,
+        },
+    };
+    let mut allowed = vec!["name", "namespace", "labels", "annotations"];
+    allowed.extend(SERVER_SET_METADATA);
+    c.only_fields(meta, "metadata", &allowed);
+
+    match get(meta, "name").map(|v| c.string(v, "metadata.name")) {
+        None | Some(Some("")) => c.required("metadata.name"),
+        Some(None) => {}
+        Some(Some(name)) => {
+            // Namespace names become DNS labels; other names may be subdomains.
+            let (valid, rule) = match kind {
+                Kind::Namespace => (is_dns1123_label(name), DNS1123_LABEL_RULE),
+                Kind::Pod | Kind::Deployment => {
+                    (is_dns1123_subdomain(name), DNS1123_SUBDOMAIN_RULE)
+                }
+            };
+            if !valid {
+                c.error("metadata.name", format!("invalid name {name:?}: {rule}"));
+            }
+        }
+    }
+    if let Some(value) = get(meta, "namespace") {
+        if let Some(namespace) = c.string(value, "metadata.namespace") {
+            if !is_dns1123_label(namespace) {
+                c.error(
+                    "metadata.namespace",
+                    format!("invalid name {namespace:?}: {DNS1123_LABEL_RULE}"),
+                );
+            }
+        }
+    }
+    if let Some(value) = get(meta, "labels") {
+        c.labels(value, "metadata.labels");
+    }
+    if let Some(value) = get(meta, "annotations") {
+        c.annotations(value, "metadata.annotations");
+    }
+}
+
+/// A Namespace has no spec berth uses; an empty one is tolerated.
+fn check_namespace_spec(c: &mut Checker, top: &JsonObject) {
+    if let Some(value) = get(top, "spec") {
+        if let Some(spec) = c.object(value, "spec") {
+            c.only_fields(spec, "spec", &[]);
+        }
+    }
+}
+
+/// Checks a `kind: List` wrapper (not its items) and returns the items.
+pub(crate) fn check_list_wrapper(doc: &JsonObject) -> (Option<&[Value]>, Vec<FieldError>) {
+    let mut c = Checker::default();
+    c.only_fields(doc, "", &["apiVersion", "kind", "metadata", "items"]);
+    match get(doc, "apiVersion") {
+        None => c.required("apiVersion"),
+        Some(value) => {
+            if let Some(version) = c.string(value, "apiVersion") {
+                if version != "v1" {
+                    c.error(
+                        "apiVersion",
+                        format!("unsupported apiVersion {version:?} for List"),
+                    );
+                }
+            }
+        }
+    }
+    let items = match get(doc, "items") {
+        None => Some(&[][..]),
+        Some(value) => c.list(value, "items"),
+    };
+    (items, c.errors)
+}
+
+/// `items[3]` style path for an element of a `List`.
+pub(crate) fn item_path(prefix: &str, i: usize) -> String {
+    checker::index(&join(prefix, "items"), i)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,332 @@
+//! Validation of a pod spec, used for Pods and for Deployment templates.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use super::checker::{get, index, join, Checker, JsonObject};
+use crate::model::names::{DNS1123_LABEL_RULE, DNS1123_SUBDOMAIN_RULE};
+use crate::model::{
+    is_dns1123_label, is_dns1123_subdomain, is_iana_svc_name, parse_cpu_millis, parse_memory_bytes,
+};
+
+const RESOURCE_NAMES: [&str; 2] = ["cpu", "memory"];
+
+/// Checks the pod spec at `path`. Pods made from a template must restart `Always`,
+/// because a controller, not the kubelet, replaces them.
+pub(super) fn check_pod_spec(c: &mut Checker, value: Option<&Value>, path: &str, template: bool) {
+    let Some(value) = value else {
+        c.required(&join(path, "containers"));
+        return;
+    };
+    let Some(spec) = c.object(value, path) else {
+        return;
+    };
+    c.only_fields(
+        spec,
+        path,
+        &[
+            "containers",
+            "restartPolicy",
+            "nodeSelector",
+            "hostNetwork",
+            "terminationGracePeriodSeconds",
+            "nodeName",
+        ],
+    );
+
+    let containers_path = join(path, "containers");
+    match get(spec, "containers").map(|v| c.list(v, &containers_path)) {
+        None | Some(Some([])) => c.required(&containers_path),
+        Some(None) => {}
+        Some(Some(containers)) => {
+            let mut names = BTreeSet::new();
+            for (i, item) in containers.iter().enumerate() {
+                check_container(c, item, &index(&containers_path, i), &mut names);
+            }
+        }
+    }
+
+    if let Some(value) = get(spec, "restartPolicy") {
+        let supported: &[&str] = if template {
+            &["Always"]
+        } else {
+            &["Always", "OnFailure", "Never"]
+        };
+        c.one_of(value, &join(path, "restartPolicy"), supported);
+    }
+    if let Some(value) = get(spec, "nodeSelector") {
+        c.labels(value, &join(path, "nodeSelector"));
+    }
+    if let Some(value) = get(spec, "hostNetwork") {
+        c.boolean(value, &join(path, "hostNetwork"));
+    }
+    if let Some(value) = get(spec, "terminationGracePeriodSeconds") {
+        c.integer_in(
+            value,
+            &join(path, "terminationGracePeriodSeconds"),
+            0,
+            i64::MAX,
+        );
+    }
+    if let Some(value) = get(spec, "nodeName") {
+        let node_path = join(path, "nodeName");
+        if let Some(node) = c.string(value, &node_path) {
+            if !node.is_empty() && !is_dns1123_subdomain(node) {
+                c.error(
+                    &node_path,
+                    format!("invalid name {node:?}: {DNS1123_SUBDOMAIN_RULE}"),
+                );
+            }
+        }
+    }
+}
+
+fn check_container<'a>(
+    c: &mut Checker,
+    value: &'a Value,
+    path: &str,
+    names: &mut BTreeSet<&'a str>,
+) {
+    let Some(container) = c.object(value, path) else {
+        return;
+    };
+    c.only_fields(
+        container,
+        path,
+        &[
+            "name",
+            "image",
+            "imagePullPolicy",
+            "command",
+            "args",
+            "env",
+            "workingDir",
+            "ports",
+            "resources",
+        ],
+    );
+
+    let name_path = join(path, "name");
+    match required_string(c, container, &name_path, "name") {
+        None => {}
+        Some(name) if !is_dns1123_label(name) => {
+            c.error(
+                &name_path,
+                format!("invalid name {name:?}: {DNS1123_LABEL_RULE}"),
+            );
+        }
+        // Inserting in the guard records the name the first time it is seen.
+        Some(name) if !names.insert(name) => {
+            c.error(&name_path, format!("duplicate value {name:?}"));
+        }
+        Some(_) => {}
+    }
+
+    let image_path = join(path, "image");
+    if let Some(image) = required_string(c, container, &image_path, "image") {
+        if image.chars().any(char::is_whitespace) {
+            c.error(
+                &image_path,
+                format!("invalid image {image:?}: must not contain whitespace"),
+            );
+        }
+    }
+    if let Some(value) = get(container, "imagePullPolicy") {
+        c.one_of(
+            value,
+            &join(path, "imagePullPolicy"),
+            &["Always", "IfNotPresent", "Never"],
+        );
+    }
+    for field in ["command", "args"] {
+        if let Some(value) = get(container, field) {
+            check_string_list(c, value, &join(path, field));
+        }
+    }
+    if let Some(value) = get(container, "env") {
+        check_env(c, value, &join(path, "env"));
+    }
+    if let Some(value) = get(container, "workingDir") {
+        let dir_path = join(path, "workingDir");
+        if let Some(dir) = c.string(value, &dir_path) {
+            if !dir.starts_with('/') {
+                c.error(
+                    &dir_path,
+                    format!("invalid path {dir:?}: must be an absolute path"),
+                );
+            }
+        }
+    }
+    if let Some(value) = get(container, "ports") {
+        check_ports(c, value, &join(path, "ports"));
+    }
+    if let Some(value) = get(container, "resources") {
+        check_resources(c, value, &join(path, "resources"));
+    }
+}
+
+/// A string field that must be present and non-empty.
+fn required_string<'a>(
+    c: &mut Checker,
+    object: &'a JsonObject,
+    path: &str,
+    key: &str,
+) -> Option<&'a str> {
+    match get(object, key).map(|v| c.string(v, path)) {
+        None | Some(Some("")) => {
+            c.required(path);
+            None
+        }
+        Some(found) => found,
+    }
+}
+
+fn check_string_list(c: &mut Checker, value: &Value, path: &str) {
+    if let Some(items) = c.list(value, path) {
+        for (i, item) in items.iter().enumerate() {
+            c.string(item, &index(path, i));
+        }
+    }
+}
+
+fn check_env(c: &mut Checker, value: &Value, path: &str) {
+    let Some(items) = c.list(value, path) else {
+        return;
+    };
+    for (i, item) in items.iter().enumerate() {
+        let item_path = index(path, i);
+        let Some(var) = c.object(item, &item_path) else {
+            continue;
+        };
+        c.only_fields(var, &item_path, &["name", "value"]);
+        let name_path = join(&item_path, "name");
+        if let Some(name) = required_string(c, var, &name_path, "name") {
+            if name.contains('=') {
+                c.error(
+                    &name_path,
+                    format!("invalid name {name:?}: must not contain '='"),
+                );
+            }
+        }
+        if let Some(value) = get(var, "value") {
+            c.string(value, &join(&item_path, "value"));
+        }
+    }
+}
+
+fn check_ports(c: &mut Checker, value: &Value, path: &str) {
+    let Some(items) = c.list(value, path) else {
+        return;
+    };
+    let mut names = BTreeSet::new();
+    for (i, item) in items.iter().enumerate() {
+        let item_path = index(path, i);
+        let Some(port) = c.object(item, &item_path) else {
+            continue;
+        };
+        c.only_fields(
+            port,
+            &item_path,
+            &["name", "containerPort", "protocol", "hostPort"],
+        );
+        if let Some(value) = get(port, "name") {
+            let name_path = join(&item_path, "name");
+            if let Some(name) = c.string(value, &name_path) {
+                if !is_iana_svc_name(name) {
+                    c.error(
+                        &name_path,
+                        format!(
+                            "invalid port name {name:?}: must be at most 15 lowercase letters, \
+                             digits or '-', with at least one letter and no leading, trailing \
+                             or doubled '-'"
+                        ),
+                    );
+                } else if !names.insert(name) {
+                    c.error(&name_path, format!("duplicate value {name:?}"));
+                }
+            }
+        }
+        let port_path = join(&item_path, "containerPort");
+        match get(port, "containerPort") {
+            None => c.required(&port_path),
+            Some(value) => {
+                c.integer_in(value, &port_path, 1, 65535);
+            }
+        }
+        if let Some(value) = get(port, "protocol") {
+            c.one_of(
+                value,
+                &join(&item_path, "protocol"),
+                &["TCP", "UDP", "SCTP"],
+            );
+        }
+        if let Some(value) = get(port, "hostPort") {
+            c.integer_in(value, &join(&item_path, "hostPort"), 1, 65535);
+        }
+    }
+}
+
+fn check_resources(c: &mut Checker, value: &Value, path: &str) {
+    let Some(resources) = c.object(value, path) else {
+        return;
+    };
+    c.only_fields(resources, path, &["requests", "limits"]);
+    let requests = get(resources, "requests")
+        .map(|v| check_resource_list(c, v, &join(path, "requests")))
+        .unwrap_or_default();
+    let limits = get(resources, "limits")
+        .map(|v| check_resource_list(c, v, &join(path, "limits")))
+        .unwrap_or_default();
+    for (i, name) in RESOURCE_NAMES.iter().enumerate() {
+        if let (Some(request), Some(limit)) = (requests[i], limits[i]) {
+            if request > limit {
+                c.error(
+                    &join(&join(path, "requests"), name),
+                    format!("must be less than or equal to {name} limit"),
+                );
+            }
+        }
+    }
+}
+
+/// Checks a `requests` or `limits` map and returns the parsed amounts in
+/// `RESOURCE_NAMES` order (millicores, bytes).
+fn check_resource_list(c: &mut Checker, value: &Value, path: &str) -> [Option<u64>; 2] {
+    let mut amounts = [None, None];
+    let Some(list) = c.object(value, path) else {
+        return amounts;
+    };
+    for (name, item) in list {
+        let item_path = join(path, name);
+        let Some(slot) = RESOURCE_NAMES.iter().position(|n| n == name) else {
+            c.error(
+                &item_path,
+                format!(
+                    "unsupported resource name {name:?}: supported values: \"cpu\", \"memory\""
+                ),
+            );
+            continue;
+        };
+        // Unquoted YAML numbers (`cpu: 1`, `cpu: 0.5`) are valid quantities.
+        let text = match item {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            _ => {
+                c.error(&item_path, "expected string");
+                continue;
+            }
+        };
+        // CPU is compared in millicores, memory in bytes.
+        let parsed = if name == "cpu" {
+            parse_cpu_millis(&text)
+        } else {
+            parse_memory_bytes(&text)
+        };
+        match parsed {
+            Ok(amount) => amounts[slot] = Some(amount),
+            Err(message) => c.error(&item_path, message),
+        }
+    }
+    amounts
+}

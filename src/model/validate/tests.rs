@@ -1,0 +1,313 @@
+use serde_json::Value;
+
+use super::*;
+
+/// `path: message` lines for one YAML document.
+fn problems(yaml: &str) -> Vec<String> {
+    let doc: Value = serde_yaml_ng::from_str(yaml).expect("test YAML parses");
+    validate_document(&doc)
+        .errors
+        .into_iter()
+        .map(|e| format!("{}: {}", e.path, e.message))
+        .collect()
+}
+
+fn pod_with_container(container: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec:\n  containers:\n  - {container}\n"
+    )
+}
+
+fn deployment(spec: &str) -> String {
+    format!("apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: d}}\nspec:\n{spec}")
+}
+
+const TEMPLATE: &str = "  template:\n    metadata: {labels: {app: a}}\n    spec: {containers: [{name: c, image: i}]}\n";
+
+fn assert_problems(yaml: &str, expected: &[&str]) {
+    assert_eq!(problems(yaml), expected, "for:\n{yaml}");
+}
+
+#[test]
+fn valid_documents_have_no_problems() {
+    assert_problems(&pod_with_container("{name: c, image: i}"), &[]);
+    assert_problems(
+        &deployment(&format!(
+            "  selector: {{matchLabels: {{app: a}}}}\n{TEMPLATE}"
+        )),
+        &[],
+    );
+    assert_problems(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: n}\nspec: {}\n",
+        &[],
+    );
+}
+
+#[test]
+fn type_errors() {
+    assert_problems(
+        &deployment(&format!(
+            "  replicas: \"3\"\n  selector: {{matchLabels: {{app: a}}}}\n{TEMPLATE}"
+        )),
+        &["spec.replicas: expected integer"],
+    );
+    assert_problems(
+        &deployment(&format!(
+            "  replicas: 1.5\n  selector: {{matchLabels: {{app: a}}}}\n{TEMPLATE}"
+        )),
+        &["spec.replicas: expected integer"],
+    );
+    assert_problems(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p, labels: {version: 2}}\nspec:\n  hostNetwork: \"yes\"\n  containers: {name: c}\n",
+        &[
+            "metadata.labels.version: expected string",
+            "spec.containers: expected list",
+            "spec.hostNetwork: expected boolean",
+        ],
+    );
+    assert_problems(
+        &pod_with_container("{name: c, image: i, command: sh, args: [1], env: [x], resources: []}"),
+        &[
+            "spec.containers[0].command: expected list",
+            "spec.containers[0].args[0]: expected string",
+            "spec.containers[0].env[0]: expected object",
+            "spec.containers[0].resources: expected object",
+        ],
+    );
+    assert_problems(
+        "apiVersion: v1\nkind: Pod\nmetadata: []\nspec: 3\n",
+        &["metadata: expected object", "spec: expected object"],
+    );
+}
+
+#[test]
+fn container_rules() {
+    assert_problems(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - {name: web, image: a}\n  - {name: web, image: 'a b'}\n  - {name: Web_1}\n  - {image: x, imagePullPolicy: Sometimes, workingDir: tmp}\n",
+        &[
+            "spec.containers[1].name: duplicate value \"web\"",
+            "spec.containers[1].image: invalid image \"a b\": must not contain whitespace",
+            &format!("spec.containers[2].name: invalid name \"Web_1\": {}", crate::model::names::DNS1123_LABEL_RULE),
+            "spec.containers[2].image: required value",
+            "spec.containers[3].name: required value",
+            "spec.containers[3].imagePullPolicy: unsupported value \"Sometimes\": supported values: \"Always\", \"IfNotPresent\", \"Never\"",
+            "spec.containers[3].workingDir: invalid path \"tmp\": must be an absolute path",
+        ],
+    );
+}
+
+#[test]
+fn env_rules() {
+    assert_problems(
+        &pod_with_container(
+            "{name: c, image: i, env: [{name: A=B, value: x}, {value: y}, {name: C, valueFrom: {}}, {name: D, value: 1}]}",
+        ),
+        &[
+            "spec.containers[0].env[0].name: invalid name \"A=B\": must not contain '='",
+            "spec.containers[0].env[1].name: required value",
+            "spec.containers[0].env[2].valueFrom: field not supported by berth",
+            "spec.containers[0].env[3].value: expected string",
+        ],
+    );
+}
+
+#[test]
+fn port_rules() {
+    assert_problems(
+        &pod_with_container(
+            "{name: c, image: i, ports: [{containerPort: 0}, {containerPort: 70000, hostPort: 80, protocol: HTTP}, {name: http, containerPort: 80}, {name: http, containerPort: 81}, {name: '8080'}]}",
+        ),
+        &[
+            "spec.containers[0].ports[0].containerPort: must be between 1 and 65535, inclusive",
+            "spec.containers[0].ports[1].containerPort: must be between 1 and 65535, inclusive",
+            "spec.containers[0].ports[1].protocol: unsupported value \"HTTP\": supported values: \"TCP\", \"UDP\", \"SCTP\"",
+            "spec.containers[0].ports[3].name: duplicate value \"http\"",
+            "spec.containers[0].ports[4].name: invalid port name \"8080\": must be at most 15 lowercase letters, digits or '-', with at least one letter and no leading, trailing or doubled '-'",
+            "spec.containers[0].ports[4].containerPort: required value",
+        ],
+    );
+}
+
+#[test]
+fn resource_rules() {
+    assert_problems(
+        &pod_with_container(
+            "{name: c, image: i, resources: {requests: {cpu: '2', memory: 1Gi, nvidia.com/gpu: 1}, limits: {cpu: 500m, memory: 1Gi, ephemeral-storage: 1Gi}, claims: []}}",
+        ),
+        &[
+            "spec.containers[0].resources.claims: field not supported by berth",
+            "spec.containers[0].resources.requests.nvidia.com/gpu: unsupported resource name \"nvidia.com/gpu\": supported values: \"cpu\", \"memory\"",
+            "spec.containers[0].resources.limits.ephemeral-storage: unsupported resource name \"ephemeral-storage\": supported values: \"cpu\", \"memory\"",
+            "spec.containers[0].resources.requests.cpu: must be less than or equal to cpu limit",
+        ],
+    );
+    assert_problems(
+        &pod_with_container("{name: c, image: i, resources: {limits: {cpu: -1, memory: true}}}"),
+        &[
+            "spec.containers[0].resources.limits.cpu: invalid quantity \"-1\"",
+            "spec.containers[0].resources.limits.memory: expected string",
+        ],
+    );
+}
+
+#[test]
+fn pod_spec_rules() {
+    assert_problems(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  restartPolicy: Sometimes\n  terminationGracePeriodSeconds: -1\n  nodeName: Node_1\n  nodeSelector: {kubernetes.io/arch: arm64, bad key: x}\n  volumes: []\n",
+        &[
+            "spec.volumes: field not supported by berth",
+            "spec.containers: required value",
+            "spec.restartPolicy: unsupported value \"Sometimes\": supported values: \"Always\", \"OnFailure\", \"Never\"",
+            "spec.nodeSelector: invalid key \"bad key\": the name part must be at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit, with an optional DNS subdomain prefix and '/'",
+            "spec.terminationGracePeriodSeconds: must be greater than or equal to 0",
+            &format!("spec.nodeName: invalid name \"Node_1\": {}", crate::model::names::DNS1123_SUBDOMAIN_RULE),
+        ],
+    );
+    assert_problems(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n",
+        &["spec.containers: required value"],
+    );
+}
+
+#[test]
+fn metadata_rules() {
+    assert_problems(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  namespace: My_NS\n  generateName: x-\n  labels: {-bad: ok, good: -bad}\n  annotations: {example.com/note: any text at all, 'no spaces': x}\nspec: {containers: [{name: c, image: i}]}\n",
+        &[
+            "metadata.generateName: field not supported by berth",
+            "metadata.name: required value",
+            &format!("metadata.namespace: invalid name \"My_NS\": {}", crate::model::names::DNS1123_LABEL_RULE),
+            "metadata.labels: invalid key \"-bad\": the name part must be at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit, with an optional DNS subdomain prefix and '/'",
+            "metadata.labels.good: invalid label value \"-bad\": must be empty or at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit",
+            "metadata.annotations: invalid key \"no spaces\": the name part must be at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit, with an optional DNS subdomain prefix and '/'",
+        ],
+    );
+    // Namespace names are labels (no dots); other names may be subdomains.
+    let ns = problems(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: a.b}\nspec: {finalizers: []}\n",
+    );
+    assert_eq!(ns.len(), 2, "{ns:?}");
+    assert!(ns[0].starts_with("metadata.name: invalid name \"a.b\""));
+    assert_eq!(ns[1], "spec.finalizers: field not supported by berth");
+    assert_problems(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: a.b, uid: x, resourceVersion: '1', generation: 2, creationTimestamp: null}\nspec: {containers: [{name: c, image: i}]}\n",
+        &[],
+    );
+}
+
+#[test]
+fn kind_and_api_version_rules() {
+    assert_problems(
+        "apiVersion: v1\nkind: ConfigMap\ndata: {}\n",
+        &["kind: unsupported kind \"ConfigMap\""],
+    );
+    assert_problems(
+        "apiVersion: v1\nkind: Deployment\nmetadata: {name: d}\n",
+        &[
+            "apiVersion: unsupported apiVersion \"v1\" for Deployment",
+            "spec.selector: required value",
+            "spec.template: required value",
+        ],
+    );
+    assert_problems(
+        "kind: 7\napiVersion: v1\nextra: 1\n",
+        &["kind: expected string"],
+    );
+}
+
+#[test]
+fn selector_rules() {
+    assert_problems(
+        &deployment(&format!(
+            "  selector: {{matchLabels: {{app: b}}}}\n{TEMPLATE}"
+        )),
+        &["spec.selector.matchLabels: does not match template labels"],
+    );
+    assert_problems(
+        &deployment(&format!(
+            "  selector: {{matchLabels: {{}}, matchExpressions: []}}\n{TEMPLATE}"
+        )),
+        &[
+            "spec.selector.matchExpressions: field not supported by berth",
+            "spec.selector.matchLabels: required value",
+        ],
+    );
+    assert_problems(&deployment(TEMPLATE), &["spec.selector: required value"]);
+}
+
+#[test]
+fn template_rules() {
+    assert_problems(
+        &deployment(
+            "  selector: {matchLabels: {app: a}}\n  template:\n    metadata: {name: x, labels: {app: a}}\n    spec: {restartPolicy: Never, containers: [{name: c, image: i}]}\n",
+        ),
+        &[
+            "spec.template.metadata.name: field not supported by berth",
+            "spec.template.spec.restartPolicy: unsupported value \"Never\": supported values: \"Always\"",
+        ],
+    );
+    assert_problems(
+        &deployment(
+            "  selector: {matchLabels: {app: a}}\n  template: {metadata: {labels: {app: a}}}\n",
+        ),
+        &["spec.template.spec.containers: required value"],
+    );
+}
+
+#[test]
+fn strategy_rules() {
+    let with_strategy = |strategy: &str| {
+        deployment(&format!(
+            "  selector: {{matchLabels: {{app: a}}}}\n  strategy: {strategy}\n{TEMPLATE}"
+        ))
+    };
+    assert_problems(
+        &with_strategy("{type: RollingUpdate, rollingUpdate: {maxSurge: 1, maxUnavailable: 50%}}"),
+        &[],
+    );
+    assert_problems(
+        &with_strategy("{type: Recreate, rollingUpdate: {maxSurge: 1}}"),
+        &["spec.strategy.rollingUpdate: may not be specified when strategy type is \"Recreate\""],
+    );
+    assert_problems(
+        &with_strategy("{type: BlueGreen}"),
+        &["spec.strategy.type: unsupported value \"BlueGreen\": supported values: \"RollingUpdate\", \"Recreate\""],
+    );
+    assert_problems(
+        &with_strategy("{rollingUpdate: {maxSurge: 0, maxUnavailable: 0%}}"),
+        &["spec.strategy.rollingUpdate.maxUnavailable: may not be 0 when maxSurge is 0"],
+    );
+    assert_problems(
+        &with_strategy("{rollingUpdate: {maxSurge: -1, maxUnavailable: 150%, minReadySeconds: 1}}"),
+        &[
+            "spec.strategy.rollingUpdate.minReadySeconds: field not supported by berth",
+            "spec.strategy.rollingUpdate.maxSurge: must be greater than or equal to 0",
+            "spec.strategy.rollingUpdate.maxUnavailable: must not be greater than 100%",
+        ],
+    );
+    assert_problems(
+        &with_strategy("{rollingUpdate: {maxSurge: 'lots', maxUnavailable: true}}"),
+        &[
+            "spec.strategy.rollingUpdate.maxSurge: invalid value \"lots\": must be a non-negative integer or a percentage like \"25%\"",
+            "spec.strategy.rollingUpdate.maxUnavailable: expected integer or string",
+        ],
+    );
+}
+
+#[test]
+fn replicas_range() {
+    let with_replicas = |n: &str| {
+        deployment(&format!(
+            "  replicas: {n}\n  selector: {{matchLabels: {{app: a}}}}\n{TEMPLATE}"
+        ))
+    };
+    assert_problems(
+        &with_replicas("-1"),
+        &["spec.replicas: must be greater than or equal to 0"],
+    );
+    assert_problems(
+        &with_replicas("3000000000"),
+        &["spec.replicas: must be less than or equal to 2147483647"],
+    );
+    assert_problems(&with_replicas("0"), &[]);
+}

@@ -1,0 +1,383 @@
+//! Builds the OCI runtime spec (`bundle/config.json`) of a container. Pure: no I/O.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{
+    get_default_mounts, get_default_readonly_paths, Capability, LinuxBuilder,
+    LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder, LinuxMemoryBuilder,
+    LinuxNamespace, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder,
+    LinuxResourcesBuilder, Mount, PosixRlimitBuilder, PosixRlimitType, ProcessBuilder,
+    RootBuilder, Spec, SpecBuilder, UserBuilder,
+};
+
+use super::{CgroupVersion, ContainerConfig};
+
+/// PATH given to containers whose environment has none (Docker's default).
+const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// CFS period for CPU limits: 100 ms, as Kubernetes and Docker use.
+const CPU_PERIOD_US: u64 = 100_000;
+/// Default maximum number of processes per container, against fork bombs.
+const DEFAULT_PIDS_LIMIT: i64 = 1024;
+/// Open-file limit of container processes, unless the agent's own hard limit is lower
+/// (then raising it would need CAP_SYS_RESOURCE, which the agent may not have).
+const NOFILE_LIMIT: u64 = 65_536;
+
+/// Paths of the pod's shared namespaces. `None` means "the host's" (host network pods share
+/// the host's network and UTS namespaces).
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct SandboxNamespaces {
+    pub(crate) net: Option<PathBuf>,
+    pub(crate) ipc: PathBuf,
+    pub(crate) uts: Option<PathBuf>,
+}
+
+/// Host facts the spec depends on.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct HostFacts {
+    pub(crate) cgroup_version: CgroupVersion,
+    /// cgroup v1 with `memory.memsw.*`: swap can be limited together with memory.
+    pub(crate) v1_swap_accounting: bool,
+    /// The agent's hard `RLIMIT_NOFILE`.
+    pub(crate) nofile_hard_limit: u64,
+}
+
+impl HostFacts {
+    /// Reads the facts of the running host.
+    pub(crate) fn detect() -> HostFacts {
+        let cgroup_version = super::cgroup_version();
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes one rlimit struct into the valid `limit` we pass.
+        let nofile_hard_limit = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+            limit.rlim_max
+        } else {
+            NOFILE_LIMIT
+        };
+        HostFacts {
+            cgroup_version,
+            v1_swap_accounting: cgroup_version == CgroupVersion::V1
+                && Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists(),
+            nofile_hard_limit,
+        }
+    }
+}
+
+/// Docker's default capability set.
+fn default_capabilities() -> HashSet<Capability> {
+    [
+        Capability::Chown,
+        Capability::DacOverride,
+        Capability::Fsetid,
+        Capability::Fowner,
+        Capability::Mknod,
+        Capability::NetRaw,
+        Capability::Setgid,
+        Capability::Setuid,
+        Capability::Setfcap,
+        Capability::Setpcap,
+        Capability::NetBindService,
+        Capability::SysChroot,
+        Capability::Kill,
+        Capability::AuditWrite,
+    ]
+    .into_iter()
+    .collect()
+}
+
+/// runc's default masked paths: kernel interfaces that leak host data or are dangerous.
+fn masked_paths() -> Vec<String> {
+    [
+        "/proc/acpi",
+        "/proc/asound",
+        "/proc/kcore",
+        "/proc/keys",
+        "/proc/latency_stats",
+        "/proc/timer_list",
+        "/proc/timer_stats",
+        "/proc/sched_debug",
+        "/proc/scsi",
+        "/sys/firmware",
+        "/sys/devices/virtual/powercap",
+    ]
+    .iter()
+    .map(|p| p.to_string())
+    .collect()
+}
+
+/// The usual runc mounts (proc, dev, devpts, shm, mqueue, read-only sysfs), without the
+/// cgroup filesystem: containers do not need to see the host's cgroup tree.
+fn mounts() -> Vec<Mount> {
+    get_default_mounts()
+        .into_iter()
+        .filter(|m| m.destination() != Path::new("/sys/fs/cgroup"))
+        .collect()
+}
+
+/// CPU shares from a request in millicores, as the kubelet computes them (minimum 2).
+pub(crate) fn cpu_shares(request_millis: u64) -> u64 {
+    (request_millis * 1024 / 1000).max(2)
+}
+
+fn namespace(typ: LinuxNamespaceType, path: Option<&Path>) -> Result<LinuxNamespace, String> {
+    let mut builder = LinuxNamespaceBuilder::default().typ(typ);
+    if let Some(path) = path {
+        builder = builder.path(path.to_path_buf());
+    }
+    builder.build().map_err(|e| e.to_string())
+}
+
+fn namespaces(sandbox: &SandboxNamespaces) -> Result<Vec<LinuxNamespace>, String> {
+    let mut list = vec![
+        namespace(LinuxNamespaceType::Pid, None)?,
+        namespace(LinuxNamespaceType::Mount, None)?,
+        namespace(LinuxNamespaceType::Ipc, Some(&sandbox.ipc))?,
+    ];
+    if let Some(net) = &sandbox.net {
+        list.push(namespace(LinuxNamespaceType::Network, Some(net))?);
+    }
+    if let Some(uts) = &sandbox.uts {
+        list.push(namespace(LinuxNamespaceType::Uts, Some(uts))?);
+    }
+    Ok(list)
+}
+
+fn environment(cfg: &ContainerConfig) -> Vec<String> {
+    let mut env = cfg.env.clone();
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.insert(0, DEFAULT_PATH.to_string());
+    }
+    env
+}
+
+/// The OCI spec of one container.
+pub(crate) fn build_spec(
+    cfg: &ContainerConfig,
+    rootfs: &Path,
+    sandbox: &SandboxNamespaces,
+    cgroup_path: &str,
+    host: HostFacts,
+) -> Result<Spec, String> {
+    let capabilities = default_capabilities();
+    let process = ProcessBuilder::default()
+        .terminal(false)
+        .user(UserBuilder::default().uid(0u32).gid(0u32).build().map_err(|e| e.to_string())?)
+        .args(cfg.args.clone())
+        .env(environment(cfg))
+        .cwd(if cfg.cwd.is_empty() { "/" } else { cfg.cwd.as_str() })
+        .no_new_privileges(true)
+        .capabilities(
+            LinuxCapabilitiesBuilder::default()
+                .bounding(capabilities.clone())
+                .effective(capabilities.clone())
+                .permitted(capabilities)
+                .inheritable(HashSet::new())
+                .ambient(HashSet::new())
+                .build()
+                .map_err(|e| e.to_string())?,
+        )
+        .rlimits(vec![PosixRlimitBuilder::default()
+            .typ(PosixRlimitType::RlimitNofile)
+            .soft(NOFILE_LIMIT.min(host.nofile_hard_limit))
+            .hard(NOFILE_LIMIT.min(host.nofile_hard_limit))
+            .build()
+            .map_err(|e| e.to_string())?])
+        .build()
+        .map_err(|e| e.to_string())?;
+
+    let mut resources = LinuxResourcesBuilder::default().devices(vec![
+        // Deny every device first; libcgroups then allows the default set (null, zero,
+        // full, random, urandom, tty, console, ptmx, pts).
+        LinuxDeviceCgroupBuilder::default()
+            .allow(false)
+            .access("rwm")
+            .build()
+            .map_err(|e| e.to_string())?,
+    ]);
+    // Like Kubernetes: a limit without a request requests the limit.
+    let request = cfg.cpu_request_millis.or(cfg.cpu_limit_millis);
+    if request.is_some() || cfg.cpu_limit_millis.is_some() {
+        let mut cpu = LinuxCpuBuilder::default();
+        if let Some(request) = request {
+            cpu = cpu.shares(cpu_shares(request));
+        }
+        if let Some(limit) = cfg.cpu_limit_millis {
+            cpu = cpu
+                .quota((limit * CPU_PERIOD_US / 1000).max(1000) as i64)
+                .period(CPU_PERIOD_US);
+        }
+        resources = resources.cpu(cpu.build().map_err(|e| e.to_string())?);
+    }
+    if let Some(limit) = cfg.memory_limit_bytes {
+        let limit = i64::try_from(limit).map_err(|_| format!("memory limit {limit} is too large"))?;
+        let mut memory = LinuxMemoryBuilder::default().limit(limit);
+        if host.cgroup_version == CgroupVersion::V1 && host.v1_swap_accounting {
+            // v1 swap is memory+swap: equal to the limit means no swap at all.
+            memory = memory.swap(limit);
+        }
+        resources = resources.memory(memory.build().map_err(|e| e.to_string())?);
+    }
+    resources = resources.pids(
+        LinuxPidsBuilder::default()
+            .limit(cfg.pids_limit.unwrap_or(DEFAULT_PIDS_LIMIT))
+            .build()
+            .map_err(|e| e.to_string())?,
+    );
+
+    let linux = LinuxBuilder::default()
+        .namespaces(namespaces(sandbox)?)
+        .cgroups_path(PathBuf::from(cgroup_path))
+        .resources(resources.build().map_err(|e| e.to_string())?)
+        .masked_paths(masked_paths())
+        .readonly_paths(get_default_readonly_paths())
+        .seccomp(super::seccomp::default_profile().map_err(|e| e.to_string())?)
+        .build()
+        .map_err(|e| e.to_string())?;
+
+    let mut spec = SpecBuilder::default()
+        .version("1.0.2")
+        .root(
+            RootBuilder::default()
+                .path(rootfs.to_path_buf())
+                .readonly(false)
+                .build()
+                .map_err(|e| e.to_string())?,
+        )
+        .process(process)
+        .mounts(mounts())
+        .linux(linux)
+        .build()
+        .map_err(|e| e.to_string())?;
+    // The builder starts from oci-spec's defaults, which name the host "youki". The
+    // hostname belongs to the pod sandbox (set when its UTS namespace is made), and host
+    // network pods keep the host's, so the container spec sets none.
+    spec.set_hostname(None);
+    Ok(spec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> ContainerConfig {
+        ContainerConfig {
+            id: "c1".into(),
+            pod_uid: "u1".into(),
+            pod_name: "p".into(),
+            container_name: "web".into(),
+            rootfs_lower: "/images/x".into(),
+            args: vec!["sh".into(), "-c".into(), "true".into()],
+            env: vec!["A=1".into()],
+            cwd: String::new(),
+            cpu_limit_millis: Some(500),
+            cpu_request_millis: None,
+            memory_limit_bytes: Some(16 << 20),
+            pids_limit: None,
+            host_network: false,
+            log_path: "/logs/c1.log".into(),
+            log_max_bytes: 1 << 20,
+            log_max_files: 2,
+        }
+    }
+
+    fn sandbox() -> SandboxNamespaces {
+        SandboxNamespaces {
+            net: Some("/s/ns/net".into()),
+            ipc: "/s/ns/ipc".into(),
+            uts: Some("/s/ns/uts".into()),
+        }
+    }
+
+    const V1: HostFacts = HostFacts {
+        cgroup_version: CgroupVersion::V1,
+        v1_swap_accounting: true,
+        nofile_hard_limit: 4096,
+    };
+
+    #[test]
+    fn limits_become_cgroup_resources() {
+        let spec = build_spec(&config(), Path::new("/r"), &sandbox(), "/berth/c1", V1).unwrap();
+        let linux = spec.linux().as_ref().unwrap();
+        let resources = linux.resources().as_ref().unwrap();
+        let cpu = resources.cpu().as_ref().unwrap();
+        assert_eq!(cpu.quota(), Some(50_000));
+        assert_eq!(cpu.period(), Some(100_000));
+        assert_eq!(cpu.shares(), Some(512), "request defaults to the limit");
+        let memory = resources.memory().as_ref().unwrap();
+        assert_eq!(memory.limit(), Some(16 << 20));
+        assert_eq!(memory.swap(), Some(16 << 20));
+        assert_eq!(resources.pids().as_ref().unwrap().limit(), 1024);
+        assert_eq!(linux.cgroups_path().as_deref(), Some(Path::new("/berth/c1")));
+    }
+
+    #[test]
+    fn no_limits_means_no_cpu_or_memory_section() {
+        let mut cfg = config();
+        cfg.cpu_limit_millis = None;
+        cfg.memory_limit_bytes = None;
+        cfg.pids_limit = Some(10);
+        let v2 = HostFacts {
+            cgroup_version: CgroupVersion::V2,
+            v1_swap_accounting: false,
+            nofile_hard_limit: 1 << 20,
+        };
+        let spec = build_spec(&cfg, Path::new("/r"), &sandbox(), "/b/c1", v2).unwrap();
+        let resources = spec.linux().as_ref().unwrap().resources().clone().unwrap();
+        assert!(resources.cpu().is_none());
+        assert!(resources.memory().is_none());
+        assert_eq!(resources.pids().as_ref().unwrap().limit(), 10);
+    }
+
+    #[test]
+    fn shares_follow_the_kubelet_formula() {
+        assert_eq!(cpu_shares(1000), 1024);
+        assert_eq!(cpu_shares(250), 256);
+        assert_eq!(cpu_shares(1), 2);
+    }
+
+    #[test]
+    fn pod_namespaces_are_joined_by_path() {
+        let spec = build_spec(&config(), Path::new("/r"), &sandbox(), "/b/c1", V1).unwrap();
+        let namespaces = spec.linux().as_ref().unwrap().namespaces().clone().unwrap();
+        let find = |t| namespaces.iter().find(|n| n.typ() == t).cloned();
+        assert_eq!(find(LinuxNamespaceType::Pid).unwrap().path(), &None);
+        assert_eq!(find(LinuxNamespaceType::Mount).unwrap().path(), &None);
+        assert_eq!(
+            find(LinuxNamespaceType::Network).unwrap().path().as_deref(),
+            Some(Path::new("/s/ns/net"))
+        );
+        assert!(find(LinuxNamespaceType::Uts).is_some());
+
+        let host = SandboxNamespaces {
+            net: None,
+            ipc: "/s/ns/ipc".into(),
+            uts: None,
+        };
+        let spec = build_spec(&config(), Path::new("/r"), &host, "/b/c1", V1).unwrap();
+        let namespaces = spec.linux().as_ref().unwrap().namespaces().clone().unwrap();
+        assert!(!namespaces.iter().any(|n| n.typ() == LinuxNamespaceType::Network));
+        assert!(!namespaces.iter().any(|n| n.typ() == LinuxNamespaceType::Uts));
+    }
+
+    #[test]
+    fn process_gets_defaults_and_restrictions() {
+        let spec = build_spec(&config(), Path::new("/r"), &sandbox(), "/b/c1", V1).unwrap();
+        let process = spec.process().as_ref().unwrap();
+        assert_eq!(process.cwd(), Path::new("/"));
+        let env = process.env().clone().unwrap();
+        assert!(env[0].starts_with("PATH="));
+        assert!(env.contains(&"A=1".to_string()));
+        assert_eq!(process.no_new_privileges(), Some(true));
+        let nofile = &process.rlimits().as_ref().unwrap()[0];
+        assert_eq!((nofile.soft(), nofile.hard()), (4096, 4096), "capped at the host limit");
+        let caps = process.capabilities().as_ref().unwrap();
+        assert!(caps.bounding().as_ref().unwrap().contains(&Capability::NetBindService));
+        assert!(!caps.bounding().as_ref().unwrap().contains(&Capability::SysAdmin));
+        assert_eq!(spec.hostname(), &None);
+        let mounts = spec.mounts().clone().unwrap();
+        assert!(mounts.iter().any(|m| m.destination() == Path::new("/proc")));
+        assert!(!mounts.iter().any(|m| m.destination() == Path::new("/sys/fs/cgroup")));
+    }
+}

@@ -1,0 +1,219 @@
+//! The container runtime: runs OCI containers through youki's `libcontainer`.
+//!
+//! # Why a shim process per container
+//!
+//! `libcontainer` creates a container by `clone(2)`-ing helper processes that keep running
+//! Rust code after the fork. That is only safe in a single-threaded process: in the
+//! multi-threaded agent another thread may hold the allocator lock (or any other lock) at the
+//! moment of the fork and the child would deadlock. So the agent never calls `libcontainer`'s
+//! create path itself. Instead, for every container it spawns a small **shim** process with
+//! `fork+exec` (`/proc/self/exe shim <container-dir>`, which is safe from any thread), and
+//! the shim, single-threaded, does the work:
+//!
+//! 1. `setsid()` so it leaves the agent's session and process group: a `kill -9` of the
+//!    agent, or a signal to its process group, never reaches the shim or the container;
+//!    `PR_SET_CHILD_SUBREAPER` so stray grandchildren are reaped by the shim and not left
+//!    as zombies;
+//! 2. creates and starts the container with `libcontainer`, so the container's init process
+//!    is the shim's own child and the shim can `waitpid` it: this is the only way to learn
+//!    the real exit code and signal of a process, and the shim writes them to `exit.json`
+//!    even when no agent is running at that moment (like `conmon` next to CRI-O);
+//! 3. pumps the container's stdout and stderr (two pipes) into a size-capped, rotated log
+//!    file, so logs keep flowing while the agent is down or restarting;
+//! 4. after the exit, reads the OOM-kill counter of the container's cgroup, records the exit,
+//!    deletes the `libcontainer` container (cgroup and state) and exits.
+//!
+//! The agent learns about exits from a pidfd of the shim (see [`Runtime::exit_notifier`])
+//! and reads the record from `exit.json`. Everything is kept in files under the state dir and
+//! the kernel is the source of truth for liveness (is the shim's pid still the shim, checked
+//! through `/proc/<pid>/cmdline` to survive PID reuse), so a restarted agent re-finds running
+//! containers with their original PIDs and still gets correct exit codes for containers it
+//! adopted, because it is the shim, not the agent, that waits for them.
+//!
+//! # Pod sandboxes
+//!
+//! The containers of one pod share the network, IPC and UTS namespaces. Those are held
+//! without any process (no "pause" container): a short-lived thread unshares them, sets the
+//! hostname, brings up loopback, and bind-mounts its `/proc/thread-self/ns/*` files onto
+//! files under `<state>/pods/<pod_uid>/ns/` (like `ip netns add`). Containers join them by
+//! path in their OCI spec; each container gets its own mount and PID namespace and cgroup.
+//!
+//! # Files
+//!
+//! `<state>/containers/<id>/`: `config.json` ([`ContainerConfig`]), `bundle/config.json`
+//! (OCI spec), `rootfs/` (overlay of the read-only image rootfs with `upper/` and `work/`),
+//! `shim.pid`, `started_at`, `init.pid`, `exit.json` ([`ExitInfo`]), `shim.log`.
+//! `libcontainer` keeps its own state under `<state>/runtime/`. All our files are written
+//! atomically (temporary file + rename) so a crash never leaves a half-written record.
+
+mod bundle;
+mod error;
+pub mod fake;
+mod files;
+mod libcontainer_runtime;
+mod logfile;
+mod procfs;
+mod sandbox;
+mod seccomp;
+pub mod shim;
+
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use error::RuntimeError;
+pub use libcontainer_runtime::LibcontainerRuntime;
+
+/// Where the runtime keeps its files and cgroups.
+#[derive(Clone, Debug)]
+pub struct RuntimeConfig {
+    /// The agent's state dir; the runtime uses `containers/`, `pods/` and `runtime/` in it.
+    pub state_dir: PathBuf,
+    /// Parent cgroup of all containers, e.g. `berth`.
+    pub cgroup_parent: String,
+    /// Executable started as `<shim_exe> shim <container-dir>`; normally the agent's own
+    /// binary (`/proc/self/exe` resolved at start).
+    pub shim_exe: PathBuf,
+}
+
+/// Everything needed to run one container instance.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ContainerConfig {
+    /// Unique instance id chosen by the agent, `[a-z0-9._-]`.
+    pub id: String,
+    pub pod_uid: String,
+    pub pod_name: String,
+    pub container_name: String,
+    /// Shared read-only unpacked image rootfs; never written.
+    pub rootfs_lower: PathBuf,
+    pub args: Vec<String>,
+    /// `K=V` entries.
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub cpu_limit_millis: Option<u64>,
+    pub cpu_request_millis: Option<u64>,
+    pub memory_limit_bytes: Option<u64>,
+    pub pids_limit: Option<i64>,
+    pub host_network: bool,
+    pub log_path: PathBuf,
+    pub log_max_bytes: u64,
+    pub log_max_files: u32,
+}
+
+/// How a container ended.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ExitInfo {
+    /// Exit code, or 128 + signal number when killed by a signal.
+    pub exit_code: i32,
+    pub signal: Option<i32>,
+    pub oom_killed: bool,
+    pub started_at: Option<String>,
+    /// RFC 3339, UTC.
+    pub finished_at: String,
+    /// Why the container could not be started, if it never ran.
+    pub message: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum ContainerState {
+    /// The shim runs but the container's init process is not running yet.
+    Starting,
+    Running { pid: i32, started_at: String },
+    Exited(ExitInfo),
+    /// The shim is gone without an exit record (killed, or the machine rebooted).
+    Lost,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ContainerInfo {
+    pub config: ContainerConfig,
+    pub shim_pid: Option<i32>,
+    pub state: ContainerState,
+}
+
+/// The container runtime as the agent sees it. All methods block; call them off the async
+/// executor's threads.
+pub trait Runtime: Send + Sync {
+    /// Creates the pod's shared namespaces; idempotent.
+    fn create_sandbox(
+        &self,
+        pod_uid: &str,
+        hostname: &str,
+        host_network: bool,
+    ) -> Result<(), RuntimeError>;
+    /// Releases the pod's namespaces and removes its directory; idempotent.
+    fn remove_sandbox(&self, pod_uid: &str) -> Result<(), RuntimeError>;
+    fn list_sandboxes(&self) -> Result<Vec<String>, RuntimeError>;
+    /// Prepares and starts a container; returns once it runs or has already exited.
+    /// A container that could not be started is cleaned up and reported as
+    /// [`RuntimeError::StartFailed`] with the reason.
+    fn start_container(&self, cfg: &ContainerConfig) -> Result<ContainerInfo, RuntimeError>;
+    /// SIGTERM, then SIGKILL after `grace`; returns once the exit is recorded.
+    fn stop_container(&self, id: &str, grace: Duration) -> Result<(), RuntimeError>;
+    /// Removes an exited container and everything it left; idempotent.
+    fn remove_container(&self, id: &str) -> Result<(), RuntimeError>;
+    fn list_containers(&self) -> Result<Vec<ContainerInfo>, RuntimeError>;
+    fn inspect(&self, id: &str) -> Result<Option<ContainerInfo>, RuntimeError>;
+    /// A pidfd of the container's shim: readable once the shim exited (and so the exit is
+    /// recorded). `None` if the shim is already gone.
+    fn exit_notifier(&self, id: &str) -> Result<Option<OwnedFd>, RuntimeError>;
+    /// Reaps the shim if it is our child, so exited shims do not stay zombies.
+    fn reap(&self, id: &str);
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CgroupVersion {
+    V1,
+    V2,
+}
+
+/// Detects the cgroup setup the way `libcgroups` does: hybrid hosts are driven as v1.
+pub fn cgroup_version() -> CgroupVersion {
+    match libcgroups::common::get_cgroup_setup() {
+        Ok(libcgroups::common::CgroupSetup::Unified) => CgroupVersion::V2,
+        Ok(libcgroups::common::CgroupSetup::Legacy | libcgroups::common::CgroupSetup::Hybrid) => {
+            CgroupVersion::V1
+        }
+        Err(err) => {
+            log::debug!("cannot detect the cgroup setup, assuming v2: {err}");
+            CgroupVersion::V2
+        }
+    }
+}
+
+/// The cgroup path of a container (relative to each hierarchy's root): `/<parent>/<id>`.
+pub fn container_cgroup_path(cgroup_parent: &str, id: &str) -> String {
+    format!("/{}/{}", cgroup_parent.trim_matches('/'), id)
+}
+
+/// Container ids become directory, cgroup and `libcontainer` names, so only a safe subset
+/// of characters is accepted.
+pub fn is_valid_container_id(id: &str) -> bool {
+    !id.is_empty()
+        && id != "."
+        && id != ".."
+        && id.len() <= 200
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cgroup_path_joins_parent_and_id() {
+        assert_eq!(container_cgroup_path("berth", "a.b"), "/berth/a.b");
+        assert_eq!(container_cgroup_path("/x/y/", "c"), "/x/y/c");
+    }
+
+    #[test]
+    fn container_ids_are_restricted() {
+        assert!(is_valid_container_id("default.hello-7d9f-abcde.web.3f2a1b9c0d.0"));
+        assert!(!is_valid_container_id(""));
+        assert!(!is_valid_container_id(".."));
+        assert!(!is_valid_container_id("a/b"));
+        assert!(!is_valid_container_id("Upper"));
+    }
+}

@@ -1,0 +1,320 @@
+//! The single-board agent end to end: real agent process, real CLI, real containers
+//! through libcontainer, real cgroups. Needs root (scripts/test runs it so).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{container_id, wait_for, TestAgent};
+use serde_json::Value;
+
+fn pod_yaml(name: &str, command: &str, extra_container: &str, extra_spec: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+  labels:
+    test: "yes"
+spec:
+  terminationGracePeriodSeconds: 2
+{extra_spec}  containers:
+    - name: main
+      image: busybox:1.35
+      command: ["sh", "-c", {command:?}]
+{extra_container}"#
+    )
+}
+
+#[test]
+fn memory_limit_kills_with_oom_and_reports_it() {
+    let agent = TestAgent::start();
+    let yaml = pod_yaml(
+        "hog",
+        "x=$(head -c 67108864 /dev/zero | tr '\\0' a); echo ${#x}",
+        "      resources:\n        limits:\n          memory: 16Mi\n",
+        "  restartPolicy: Never\n",
+    );
+    let out = agent.apply_yaml(&yaml);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let pod = agent.wait_phase("hog", "Failed", Duration::from_secs(30));
+    let terminated = &pod["status"]["containerStatuses"][0]["state"]["terminated"];
+    assert_eq!(terminated["reason"], "OOMKilled", "pod: {pod:#}");
+    assert_eq!(terminated["exitCode"], 137);
+    assert_eq!(pod["status"]["containerStatuses"][0]["restartCount"], 0);
+}
+
+#[test]
+fn cpu_limit_caps_a_busy_loop() {
+    let agent = TestAgent::start();
+    let yaml = pod_yaml(
+        "spin",
+        "while :; do :; done",
+        "      resources:\n        limits:\n          cpu: 200m\n",
+        "",
+    );
+    assert!(agent.apply_yaml(&yaml).status.success());
+    let pod = agent.wait_running("spin");
+    let id = container_id(&pod, 0);
+    let usage_ns = || -> u64 {
+        let v1 = format!("/sys/fs/cgroup/cpuacct/{}/{id}/cpuacct.usage", agent.cgroup_parent);
+        if let Ok(text) = std::fs::read_to_string(&v1) {
+            return text.trim().parse().unwrap_or(0);
+        }
+        let v2 = format!("/sys/fs/cgroup/{}/{id}/cpu.stat", agent.cgroup_parent);
+        let text = std::fs::read_to_string(&v2).unwrap_or_default();
+        text.lines()
+            .find_map(|l| l.strip_prefix("usage_usec "))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map_or(0, |us| us * 1000)
+    };
+    let (start_usage, start) = (usage_ns(), Instant::now());
+    // A measurement window, not synchronisation: the quota is enforced per 100 ms period.
+    std::thread::sleep(Duration::from_secs(3));
+    let (end_usage, elapsed) = (usage_ns(), start.elapsed());
+    let share = (end_usage - start_usage) as f64 / elapsed.as_nanos() as f64;
+    assert!(share > 0.05, "the loop did not run: {share:.3} of a core");
+    assert!(share <= 0.25, "200m limit not enforced: {share:.3} of a core");
+}
+
+#[test]
+fn apply_run_delete_leaves_nothing_behind() {
+    let agent = TestAgent::start();
+    let yaml = pod_yaml("tidy", "trap 'exit 0' TERM; sleep 1000 & wait", "", "");
+    assert!(agent.apply_yaml(&yaml).status.success());
+    let pod = agent.wait_running("tidy");
+    let id = container_id(&pod, 0);
+    assert!(!id.is_empty());
+    assert!(!agent.container_dirs().is_empty());
+    assert!(!agent.cgroups().is_empty(), "the container has a cgroup under {}", agent.cgroup_parent);
+    assert!(!agent.mounts().is_empty(), "rootfs overlay and namespace files are mounted");
+
+    agent.ok(&["delete", "pod", "tidy", "--timeout", "30"]);
+    let out = agent.berth(&["get", "pod", "tidy"]);
+    assert!(!out.status.success(), "pod still there after delete");
+    wait_for(Duration::from_secs(10), "cleanup", || {
+        (agent.container_dirs().is_empty() && agent.cgroups().is_empty() && agent.mounts().is_empty()).then_some(())
+    });
+    let sandboxes = std::fs::read_dir(agent.state.path().join("pods")).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(sandboxes, 0, "pod sandbox dir left behind");
+    let logs = std::fs::read_dir(agent.state.path().join("logs")).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(logs, 0, "pod logs left behind");
+}
+
+fn init_pids(agent: &TestAgent) -> Vec<(String, i64)> {
+    let mut pids = Vec::new();
+    for pod in agent.pods() {
+        let name = pod["metadata"]["name"].as_str().unwrap_or("").to_owned();
+        let id = container_id(&pod, 0);
+        let pid = std::fs::read_to_string(agent.state.path().join("containers").join(&id).join("init.pid"))
+            .ok()
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or(0);
+        pids.push((name, pid));
+    }
+    pids.sort();
+    pids
+}
+
+#[test]
+fn killed_agent_leaves_containers_running_and_adopts_them() {
+    let mut agent = TestAgent::start();
+    let deployment = r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: steady
+spec:
+  replicas: 3
+  selector:
+    matchLabels: {app: steady}
+  template:
+    metadata:
+      labels: {app: steady}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+        - name: main
+          image: busybox:1.35
+          command: ["sleep", "1000"]
+"#;
+    assert!(agent.apply_yaml(deployment).status.success());
+    wait_for(Duration::from_secs(30), "3 running pods", || {
+        let pods = agent.pods();
+        let running = pods.iter().filter(|p| p["status"]["phase"] == "Running").count();
+        (running == 3).then_some(())
+    });
+    let before = init_pids(&agent);
+    assert!(before.iter().all(|(_, pid)| *pid > 0), "{before:?}");
+
+    agent.kill9();
+    for (_, pid) in &before {
+        assert!(std::path::Path::new(&format!("/proc/{pid}")).exists(), "container {pid} died with the agent");
+    }
+    agent.spawn();
+    let after = wait_for(Duration::from_secs(10), "the agent to report the pods", || {
+        let pods = agent.pods();
+        (pods.len() == 3 && pods.iter().all(|p| p["status"]["phase"] == "Running")).then_some(init_pids(&agent))
+    });
+    assert_eq!(before, after, "the restarted agent must adopt, not restart");
+    for pod in agent.pods() {
+        assert_eq!(pod["status"]["containerStatuses"][0]["restartCount"], 0);
+    }
+    let deploy = agent.json(&["get", "deployment", "steady"]);
+    assert_eq!(deploy["status"]["readyReplicas"], 3, "{deploy:#}");
+}
+
+#[test]
+fn invalid_manifest_is_rejected_whole_with_every_error() {
+    let agent = TestAgent::start();
+    let yaml = r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: fine
+spec:
+  containers:
+    - name: main
+      image: busybox:1.35
+      command: ["sleep", "1000"]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: broken
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: broken}
+  template:
+    metadata:
+      labels: {app: broken}
+    spec:
+      restartPolicy: Sometimes
+      containers:
+        - name: main
+          image: busybox:1.35
+          securityContext: {privileged: true}
+          resources:
+            limits:
+              memory: 64Mb
+"#;
+    let out = agent.apply_yaml(yaml);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for path in [
+        "spec.template.spec.containers[0].resources.limits.memory: invalid quantity \"64Mb\"",
+        "spec.template.spec.containers[0].securityContext",
+        "spec.template.spec.restartPolicy",
+    ] {
+        assert!(stderr.contains(path), "missing {path:?} in:\n{stderr}");
+    }
+    assert!(agent.pods().is_empty(), "nothing from a rejected file may be applied");
+    let deployments = agent.json(&["get", "deployments"]);
+    assert_eq!(deployments["items"].as_array().map(Vec::len), Some(0));
+}
+
+#[test]
+fn manifests_dir_applies_and_removed_file_deletes() {
+    let agent = TestAgent::start();
+    let file = agent.manifests.join("web.yaml");
+    let yaml = r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: dropped
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: dropped}
+  template:
+    metadata:
+      labels: {app: dropped}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+        - name: main
+          image: busybox:1.35
+          command: ["sh", "-c", "trap 'exit 0' TERM; sleep 1000 & wait"]
+"#;
+    std::fs::write(&file, yaml).expect("write manifest");
+    wait_for(Duration::from_secs(30), "2 running pods from the manifests dir", || {
+        let pods = agent.pods();
+        (pods.iter().filter(|p| p["status"]["phase"] == "Running").count() == 2).then_some(())
+    });
+    std::fs::remove_file(&file).expect("remove manifest");
+    wait_for(Duration::from_secs(30), "pods deleted after the file went", || {
+        (agent.pods().is_empty() && agent.container_dirs().is_empty()).then_some(())
+    });
+    let deployments = agent.json(&["get", "deployments"]);
+    assert_eq!(deployments["items"].as_array().map(Vec::len), Some(0));
+}
+
+#[test]
+fn logs_show_output_and_tail() {
+    let agent = TestAgent::start();
+    let yaml = pod_yaml("talker", "for i in 1 2 3 4 5; do echo line $i; done; echo oops >&2; sleep 1000", "", "");
+    assert!(agent.apply_yaml(&yaml).status.success());
+    agent.wait_running("talker");
+    let all = wait_for(Duration::from_secs(10), "log output", || {
+        let out = agent.ok(&["logs", "talker"]);
+        out.contains("oops").then_some(out)
+    });
+    assert!(all.contains("line 1\n") && all.contains("line 5\n"), "{all}");
+    let tail = agent.ok(&["logs", "talker", "--tail", "2"]);
+    assert_eq!(tail.lines().count(), 2, "{tail}");
+    assert!(tail.contains("oops"));
+    let missing = agent.berth(&["logs", "talker", "--previous"]);
+    assert!(!missing.status.success());
+}
+
+#[test]
+fn exit_codes_follow_the_restart_policy() {
+    let agent = TestAgent::start();
+    let never = pod_yaml("once", "exit 3", "", "  restartPolicy: Never\n");
+    assert!(agent.apply_yaml(&never).status.success());
+    let pod = agent.wait_phase("once", "Failed", Duration::from_secs(20));
+    let status = &pod["status"]["containerStatuses"][0];
+    assert_eq!(status["state"]["terminated"]["exitCode"], 3);
+    assert_eq!(status["state"]["terminated"]["reason"], "Error");
+    assert_eq!(status["restartCount"], 0);
+
+    let always = pod_yaml("again", "exit 1", "", "");
+    assert!(agent.apply_yaml(&always).status.success());
+    let pod = wait_for(Duration::from_secs(20), "restarts", || {
+        let pod = agent.pod("again");
+        (pod["status"]["containerStatuses"][0]["restartCount"].as_i64() >= Some(2)).then_some(pod)
+    });
+    assert_eq!(pod["status"]["phase"], "Running");
+    assert_eq!(pod["status"]["containerStatuses"][0]["lastState"]["terminated"]["exitCode"], 1);
+}
+
+#[test]
+fn image_in_use_cannot_be_removed() {
+    let agent = TestAgent::start();
+    let yaml = pod_yaml("user", "sleep 1000", "", "");
+    assert!(agent.apply_yaml(&yaml).status.success());
+    let out = agent.berth(&["image", "rm", "busybox:1.35"]);
+    assert!(!out.status.success(), "removing an image in use must fail");
+    let listed = agent.ok(&["image", "ls"]);
+    assert!(listed.contains("docker.io/library/busybox:1.35"), "{listed}");
+}
+
+#[test]
+fn get_json_is_kubernetes_shaped() {
+    let agent = TestAgent::start();
+    let yaml = pod_yaml("shape", "sleep 1000", "", "");
+    assert!(agent.apply_yaml(&yaml).status.success());
+    agent.wait_running("shape");
+    let list = agent.json(&["get", "pods", "-l", "test=yes"]);
+    assert_eq!(list["kind"], "List");
+    assert_eq!(list["apiVersion"], "v1");
+    let pod: &Value = &list["items"][0];
+    assert_eq!(pod["kind"], "Pod");
+    assert_eq!(pod["metadata"]["namespace"], "default");
+    assert!(pod["metadata"]["uid"].as_str().is_some_and(|u| !u.is_empty()));
+    let ready = pod["status"]["conditions"].as_array().and_then(|c| c.iter().find(|c| c["type"] == "Ready")).cloned();
+    assert_eq!(ready.map(|c| c["status"].clone()), Some(Value::from("True")));
+    let status = &pod["status"]["containerStatuses"][0];
+    assert_eq!(status["ready"], true);
+    assert!(status["imageID"].as_str().is_some_and(|i| i.contains("@sha256:")), "{status:#}");
+    let none = agent.json(&["get", "pods", "-l", "test=no"]);
+    assert_eq!(none["items"].as_array().map(Vec::len), Some(0));
+}

@@ -1,0 +1,299 @@
+//! Test harness: a real agent process with its own state dir and cgroup parent, driven
+//! through the real CLI, and a cleanup that leaves nothing behind even when a test fails.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const BERTH: &str = env!("CARGO_BIN_EXE_berth");
+
+/// The busybox OCI layout, built once per test binary by scripts/build-demo-image.
+pub fn demo_image() -> &'static Path {
+    static IMAGE: OnceLock<PathBuf> = OnceLock::new();
+    IMAGE.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let out = root.join("target").join("demo-image");
+        if !out.join("index.json").exists() {
+            let status = Command::new(root.join("scripts/build-demo-image"))
+                .arg(&out)
+                .stdout(Stdio::null())
+                .status()
+                .expect("run scripts/build-demo-image");
+            assert!(status.success(), "scripts/build-demo-image failed");
+        }
+        out
+    })
+}
+
+/// Polls `check` until it returns Some, or panics with `what` after `timeout`.
+pub fn wait_for<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub struct TestAgent {
+    pub state: tempfile::TempDir,
+    pub manifests: PathBuf,
+    pub cgroup_parent: String,
+    pub extra_args: Vec<String>,
+    child: Option<Child>,
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+impl TestAgent {
+    /// Starts an agent with a fast crash-loop back-off and imports the test image.
+    pub fn start() -> TestAgent {
+        Self::start_with(&[])
+    }
+
+    pub fn start_with(extra: &[&str]) -> TestAgent {
+        let state = tempfile::Builder::new().prefix("berth-test").tempdir().expect("tempdir");
+        let manifests = state.path().join("manifests");
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let mut agent = TestAgent {
+            manifests,
+            cgroup_parent: format!("berth-test-{}-{n}", std::process::id()),
+            state,
+            extra_args: extra.iter().map(|s| s.to_string()).collect(),
+            child: None,
+        };
+        agent.spawn();
+        let image = demo_image().to_str().expect("utf-8 path").to_owned();
+        agent.ok(&["image", "import", &image]);
+        agent
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.state.path().join("berth.sock")
+    }
+
+    pub fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.state.path().join("agent.log"))
+            .expect("agent log");
+        let child = Command::new(BERTH)
+            .args(["agent", "--state-dir"])
+            .arg(self.state.path())
+            .arg("--manifests")
+            .arg(&self.manifests)
+            .args(["--cgroup-parent", &self.cgroup_parent, "--node-name", "test-node"])
+            .args(["--restart-backoff-base", "0.2", "--restart-backoff-max", "1"])
+            .args(&self.extra_args)
+            .env("RUST_LOG", "debug")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start the agent");
+        self.child = Some(child);
+        let socket = self.socket();
+        wait_for(Duration::from_secs(10), "the agent socket", || {
+            std::os::unix::net::UnixStream::connect(&socket).ok()
+        });
+    }
+
+    /// SIGKILL, as a power cut or OOM kill of the agent would be.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    pub fn berth(&self, args: &[&str]) -> Output {
+        Command::new(BERTH)
+            .arg("--server")
+            .arg(format!("unix://{}", self.socket().display()))
+            .args(args)
+            .output()
+            .expect("run berth")
+    }
+
+    /// Runs a CLI command that must succeed; returns its stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.berth(args);
+        assert!(
+            out.status.success(),
+            "berth {args:?} failed: {}\n--- agent log tail:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.log_tail()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.extend(["-o", "json"]);
+        serde_json::from_str(&self.ok(&all)).expect("json output")
+    }
+
+    pub fn apply_yaml(&self, yaml: &str) -> Output {
+        let path = self.state.path().join(format!("manifest-{}.yaml", COUNTER.fetch_add(1, Ordering::SeqCst)));
+        std::fs::write(&path, yaml).expect("write manifest");
+        self.berth(&["apply", "-f", path.to_str().expect("utf-8")])
+    }
+
+    pub fn pods(&self) -> Vec<Value> {
+        self.json(&["get", "pods"])["items"].as_array().cloned().unwrap_or_default()
+    }
+
+    pub fn pod(&self, name: &str) -> Value {
+        self.json(&["get", "pod", name])
+    }
+
+    /// Waits until the pod's phase is `phase`, returning the pod.
+    pub fn wait_phase(&self, name: &str, phase: &str, timeout: Duration) -> Value {
+        wait_for(timeout, &format!("pod {name} to be {phase}"), || {
+            let out = self.berth(&["get", "pod", name, "-o", "json"]);
+            let pod: Value = serde_json::from_slice(&out.stdout).ok()?;
+            (pod["status"]["phase"] == phase).then_some(pod)
+        })
+    }
+
+    /// Waits until the pod's first container is running, returning the pod.
+    pub fn wait_running(&self, name: &str) -> Value {
+        wait_for(Duration::from_secs(20), &format!("pod {name} running"), || {
+            let out = self.berth(&["get", "pod", name, "-o", "json"]);
+            let pod: Value = serde_json::from_slice(&out.stdout).ok()?;
+            let running = pod["status"]["containerStatuses"]
+                .as_array()
+                .is_some_and(|s| !s.is_empty() && s.iter().all(|c| c["state"]["running"].is_object()));
+            running.then_some(pod)
+        })
+    }
+
+    pub fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.state.path().join("agent.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    /// Container dirs the runtime still has.
+    pub fn container_dirs(&self) -> Vec<PathBuf> {
+        match std::fs::read_dir(self.state.path().join("containers")) {
+            Ok(entries) => entries.filter_map(|e| e.ok()).map(|e| e.path()).collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Mounts under the state dir (overlays, namespace files).
+    pub fn mounts(&self) -> Vec<String> {
+        mounts_under(self.state.path())
+    }
+
+    /// Cgroup dirs under this agent's parent, in any hierarchy.
+    pub fn cgroups(&self) -> Vec<PathBuf> {
+        cgroup_dirs(&self.cgroup_parent)
+    }
+}
+
+/// The container id inside `containerID` ("berth://ID").
+pub fn container_id(pod: &Value, index: usize) -> String {
+    pod["status"]["containerStatuses"][index]["containerID"]
+        .as_str()
+        .and_then(|s| s.strip_prefix("berth://"))
+        .unwrap_or("")
+        .to_owned()
+}
+
+pub fn mounts_under(dir: &Path) -> Vec<String> {
+    let dir = dir.to_string_lossy().into_owned();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(str::to_owned))
+        .filter(|m| m.starts_with(&dir))
+        .collect()
+}
+
+pub fn cgroup_dirs(parent: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let root = Path::new("/sys/fs/cgroup");
+    let mut candidates = vec![root.join(parent)];
+    if let Ok(entries) = std::fs::read_dir(root) {
+        for entry in entries.flatten() {
+            candidates.push(entry.path().join(parent));
+        }
+    }
+    for dir in candidates {
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for entry in entries.flatten() {
+                if entry.path().is_dir() {
+                    found.push(entry.path());
+                }
+            }
+        }
+    }
+    found
+}
+
+impl Drop for TestAgent {
+    /// Leaves nothing behind: kills the agent, every shim and container, unmounts,
+    /// removes the cgroups; the TempDir then removes the files.
+    fn drop(&mut self) {
+        self.kill9();
+        let containers = self.container_dirs();
+        for dir in &containers {
+            for file in ["init.pid", "shim.pid"] {
+                if let Ok(pid) = std::fs::read_to_string(dir.join(file)) {
+                    if let Ok(pid) = pid.trim().parse::<i32>() {
+                        // SAFETY: kill(2) with a pid read from our own state files; at
+                        // worst it signals nothing.
+                        unsafe { libc::kill(pid, libc::SIGKILL) };
+                    }
+                }
+            }
+        }
+        // Wait for the processes to be gone so cgroups can be removed.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for dir in &containers {
+            for file in ["init.pid", "shim.pid"] {
+                if let Some(pid) = std::fs::read_to_string(dir.join(file)).ok().and_then(|p| p.trim().parse::<u32>().ok()) {
+                    while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+                        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+                        if stat.split(' ').nth(2) == Some("Z") {
+                            break;
+                        }
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                }
+            }
+        }
+        let mut mounts = self.mounts();
+        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for mount in mounts {
+            let _ = nix::mount::umount2(mount.as_str(), nix::mount::MntFlags::MNT_DETACH);
+        }
+        let mut cgroups = self.cgroups();
+        cgroups.sort_by_key(|c| std::cmp::Reverse(c.as_os_str().len()));
+        for cgroup in cgroups {
+            let _ = std::fs::remove_dir(&cgroup);
+        }
+        let root = Path::new("/sys/fs/cgroup");
+        let _ = std::fs::remove_dir(root.join(&self.cgroup_parent));
+        if let Ok(entries) = std::fs::read_dir(root) {
+            for entry in entries.flatten() {
+                let _ = std::fs::remove_dir(entry.path().join(&self.cgroup_parent));
+            }
+        }
+    }
+}
