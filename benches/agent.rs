@@ -15,9 +15,18 @@ const IDLE_SECONDS: u64 = 60;
 fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let berth = root.join("target/release/berth");
-    assert!(berth.exists(), "build the release binary first (scripts/bench does)");
-    let out = std::env::args().nth(1).map(PathBuf::from).unwrap_or_else(|| root.join("docs/benchmarks.md"));
-    let idle = std::env::var("BENCH_IDLE_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(IDLE_SECONDS);
+    assert!(
+        berth.exists(),
+        "build the release binary first (scripts/bench does)"
+    );
+    let out = std::env::args()
+        .nth(1)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("docs/benchmarks.md"));
+    let idle = std::env::var("BENCH_IDLE_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(IDLE_SECONDS);
 
     let bench = Bench::start(&berth, &root);
     let apply = bench.apply_to_running(RUNS);
@@ -28,9 +37,17 @@ fn main() {
     let size = std::fs::metadata(&berth).map(|m| m.len()).unwrap_or(0);
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
         .unwrap_or_default();
-    let cgroup = if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() { "v2" } else { "v1 (hybrid)" };
+    let cgroup = if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        "v2"
+    } else {
+        "v1 (hybrid)"
+    };
     let report = format!(
         "# Benchmarks\n\n\
 Produced by `scripts/bench` (which runs `cargo bench --bench agent`) on {date}, on this machine: \
@@ -78,7 +95,10 @@ fn mib(bytes: u64) -> String {
 fn percentile(samples: &[Duration], p: usize) -> Duration {
     let mut sorted = samples.to_vec();
     sorted.sort();
-    sorted.get((sorted.len().saturating_sub(1)) * p / 100).copied().unwrap_or_default()
+    sorted
+        .get((sorted.len().saturating_sub(1)) * p / 100)
+        .copied()
+        .unwrap_or_default()
 }
 
 fn wait_for<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
@@ -114,9 +134,16 @@ impl Bench {
             .stderr(std::fs::File::create(state.join("../berth-bench-agent.log")).expect("log"))
             .spawn()
             .expect("start agent");
-        let bench = Bench { berth: berth.to_owned(), state, image, agent };
+        let bench = Bench {
+            berth: berth.to_owned(),
+            state,
+            image,
+            agent,
+        };
         let socket = bench.state.join("berth.sock");
-        wait_for(Duration::from_secs(10), "agent socket", || std::os::unix::net::UnixStream::connect(&socket).ok());
+        wait_for(Duration::from_secs(10), "agent socket", || {
+            std::os::unix::net::UnixStream::connect(&socket).ok()
+        });
         bench.cli(&["image", "import", bench.image.to_str().expect("utf-8")]);
         bench
     }
@@ -124,11 +151,18 @@ impl Bench {
     fn cli(&self, args: &[&str]) -> String {
         let out = Command::new(&self.berth)
             .arg("--server")
-            .arg(format!("unix://{}", self.state.join("berth.sock").display()))
+            .arg(format!(
+                "unix://{}",
+                self.state.join("berth.sock").display()
+            ))
             .args(args)
             .output()
             .expect("run berth");
-        assert!(out.status.success(), "berth {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "berth {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
@@ -153,11 +187,16 @@ impl Bench {
             let start = Instant::now();
             self.apply(&yaml);
             wait_for(Duration::from_secs(20), "container running", || {
-                self.containers().iter().any(|c| c.join("init.pid").exists()).then_some(())
+                self.containers()
+                    .iter()
+                    .any(|c| c.join("init.pid").exists())
+                    .then_some(())
             });
             samples.push(start.elapsed());
             self.cli(&["delete", "pod", &format!("b{i}")]);
-            wait_for(Duration::from_secs(20), "pod gone", || self.containers().is_empty().then_some(()));
+            wait_for(Duration::from_secs(20), "pod gone", || {
+                self.containers().is_empty().then_some(())
+            });
         }
         samples
     }
@@ -173,11 +212,16 @@ impl Bench {
         let bundle = self.state.join("runc-bundle");
         let runc_root = self.state.join("runc-root");
         std::fs::create_dir_all(&bundle).expect("bundle");
-        let status = Command::new("runc").arg("spec").current_dir(&bundle).status().expect("runc spec");
+        let status = Command::new("runc")
+            .arg("spec")
+            .current_dir(&bundle)
+            .status()
+            .expect("runc spec");
         assert!(status.success());
         let spec_path = bundle.join("config.json");
         let mut spec: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&spec_path).expect("spec")).expect("json");
+            serde_json::from_str(&std::fs::read_to_string(&spec_path).expect("spec"))
+                .expect("json");
         spec["process"]["terminal"] = false.into();
         spec["process"]["args"] = serde_json::json!(["sleep", "1000"]);
         spec["root"]["path"] = rootfs.to_string_lossy().into_owned().into();
@@ -200,7 +244,12 @@ impl Bench {
                 .expect("runc run");
             start.push(t0.elapsed());
             assert!(status.success(), "runc run failed");
-            let status = Command::new("runc").arg("--root").arg(&runc_root).args(["delete", "-f", &id]).status().expect("runc delete");
+            let status = Command::new("runc")
+                .arg("--root")
+                .arg(&runc_root)
+                .args(["delete", "-f", &id])
+                .status()
+                .expect("runc delete");
             cycle.push(t0.elapsed());
             assert!(status.success());
         }
@@ -211,7 +260,11 @@ impl Bench {
         let yaml = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: ten\nspec:\n  replicas: 10\n  selector:\n    matchLabels: {app: ten}\n  template:\n    metadata:\n      labels: {app: ten}\n    spec:\n      terminationGracePeriodSeconds: 0\n      containers:\n        - name: main\n          image: busybox:1.35\n          command: [sleep, \"100000\"]\n";
         self.apply(yaml);
         wait_for(Duration::from_secs(60), "10 running pods", || {
-            let running = self.cli(&["get", "pods"]).lines().filter(|l| l.contains(" Running ")).count();
+            let running = self
+                .cli(&["get", "pods"])
+                .lines()
+                .filter(|l| l.contains(" Running "))
+                .count();
             (running == 10).then_some(())
         });
         // Let the asynchronous work of the start-up settle before measuring.
@@ -231,7 +284,9 @@ impl Bench {
         std::thread::sleep(Duration::from_secs(idle));
         let written = write_bytes(pid).saturating_sub(before);
         self.cli(&["delete", "deployment", "ten", "--timeout", "60"]);
-        wait_for(Duration::from_secs(60), "pods gone", || self.containers().is_empty().then_some(()));
+        wait_for(Duration::from_secs(60), "pods gone", || {
+            self.containers().is_empty().then_some(())
+        });
         (agent_rss, shim_rss, written)
     }
 }
@@ -239,15 +294,28 @@ impl Bench {
 fn rss(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).map(str::to_owned))
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<u64>().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .map(str::to_owned)
+        })
+        .and_then(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
         .map_or(0, |kb| kb * 1024)
 }
 
 fn write_bytes(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/io"))
         .ok()
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("write_bytes: ").and_then(|v| v.trim().parse().ok())))
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("write_bytes: ")
+                    .and_then(|v| v.trim().parse().ok())
+            })
+        })
         .unwrap_or(0)
 }
 
@@ -256,7 +324,11 @@ impl Drop for Bench {
         let _ = self.agent.kill();
         let _ = self.agent.wait();
         let _ = std::fs::remove_dir_all(&self.state);
-        for hierarchy in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
+        for hierarchy in std::fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             let _ = std::fs::remove_dir(hierarchy.path().join(CGROUP_PARENT));
         }
         let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup").join(CGROUP_PARENT));

@@ -36,7 +36,11 @@ fn memory_limit_kills_with_oom_and_reports_it() {
         "  restartPolicy: Never\n",
     );
     let out = agent.apply_yaml(&yaml);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let pod = agent.wait_phase("hog", "Failed", Duration::from_secs(30));
     let terminated = &pod["status"]["containerStatuses"][0]["state"]["terminated"];
     assert_eq!(terminated["reason"], "OOMKilled", "pod: {pod:#}");
@@ -57,7 +61,10 @@ fn cpu_limit_caps_a_busy_loop() {
     let pod = agent.wait_running("spin");
     let id = container_id(&pod, 0);
     let usage_ns = || -> u64 {
-        let v1 = format!("/sys/fs/cgroup/cpuacct/{}/{id}/cpuacct.usage", agent.cgroup_parent);
+        let v1 = format!(
+            "/sys/fs/cgroup/cpuacct/{}/{id}/cpuacct.usage",
+            agent.cgroup_parent
+        );
         if let Ok(text) = std::fs::read_to_string(&v1) {
             return text.trim().parse().unwrap_or(0);
         }
@@ -74,7 +81,10 @@ fn cpu_limit_caps_a_busy_loop() {
     let (end_usage, elapsed) = (usage_ns(), start.elapsed());
     let share = (end_usage - start_usage) as f64 / elapsed.as_nanos() as f64;
     assert!(share > 0.05, "the loop did not run: {share:.3} of a core");
-    assert!(share <= 0.25, "200m limit not enforced: {share:.3} of a core");
+    assert!(
+        share <= 0.25,
+        "200m limit not enforced: {share:.3} of a core"
+    );
 }
 
 #[test]
@@ -86,18 +96,32 @@ fn apply_run_delete_leaves_nothing_behind() {
     let id = container_id(&pod, 0);
     assert!(!id.is_empty());
     assert!(!agent.container_dirs().is_empty());
-    assert!(!agent.cgroups().is_empty(), "the container has a cgroup under {}", agent.cgroup_parent);
-    assert!(!agent.mounts().is_empty(), "rootfs overlay and namespace files are mounted");
+    assert!(
+        !agent.cgroups().is_empty(),
+        "the container has a cgroup under {}",
+        agent.cgroup_parent
+    );
+    assert!(
+        !agent.mounts().is_empty(),
+        "rootfs overlay and namespace files are mounted"
+    );
 
     agent.ok(&["delete", "pod", "tidy", "--timeout", "30"]);
     let out = agent.berth(&["get", "pod", "tidy"]);
     assert!(!out.status.success(), "pod still there after delete");
     wait_for(Duration::from_secs(10), "cleanup", || {
-        (agent.container_dirs().is_empty() && agent.cgroups().is_empty() && agent.mounts().is_empty()).then_some(())
+        (agent.container_dirs().is_empty()
+            && agent.cgroups().is_empty()
+            && agent.mounts().is_empty())
+        .then_some(())
     });
-    let sandboxes = std::fs::read_dir(agent.state.path().join("pods")).map(|d| d.count()).unwrap_or(0);
+    let sandboxes = std::fs::read_dir(agent.state.path().join("pods"))
+        .map(|d| d.count())
+        .unwrap_or(0);
     assert_eq!(sandboxes, 0, "pod sandbox dir left behind");
-    let logs = std::fs::read_dir(agent.state.path().join("logs")).map(|d| d.count()).unwrap_or(0);
+    let logs = std::fs::read_dir(agent.state.path().join("logs"))
+        .map(|d| d.count())
+        .unwrap_or(0);
     assert_eq!(logs, 0, "pod logs left behind");
 }
 
@@ -106,10 +130,17 @@ fn init_pids(agent: &TestAgent) -> Vec<(String, i64)> {
     for pod in agent.pods() {
         let name = pod["metadata"]["name"].as_str().unwrap_or("").to_owned();
         let id = container_id(&pod, 0);
-        let pid = std::fs::read_to_string(agent.state.path().join("containers").join(&id).join("init.pid"))
-            .ok()
-            .and_then(|p| p.trim().parse().ok())
-            .unwrap_or(0);
+        let pid = std::fs::read_to_string(
+            agent
+                .state
+                .path()
+                .join("containers")
+                .join(&id)
+                .join("init.pid"),
+        )
+        .ok()
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or(0);
         pids.push((name, pid));
     }
     pids.sort();
@@ -140,7 +171,10 @@ spec:
     assert!(agent.apply_yaml(deployment).status.success());
     wait_for(Duration::from_secs(30), "3 running pods", || {
         let pods = agent.pods();
-        let running = pods.iter().filter(|p| p["status"]["phase"] == "Running").count();
+        let running = pods
+            .iter()
+            .filter(|p| p["status"]["phase"] == "Running")
+            .count();
         (running == 3).then_some(())
     });
     let before = init_pids(&agent);
@@ -148,13 +182,21 @@ spec:
 
     agent.kill9();
     for (_, pid) in &before {
-        assert!(std::path::Path::new(&format!("/proc/{pid}")).exists(), "container {pid} died with the agent");
+        assert!(
+            std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "container {pid} died with the agent"
+        );
     }
     agent.spawn();
-    let after = wait_for(Duration::from_secs(10), "the agent to report the pods", || {
-        let pods = agent.pods();
-        (pods.len() == 3 && pods.iter().all(|p| p["status"]["phase"] == "Running")).then_some(init_pids(&agent))
-    });
+    let after = wait_for(
+        Duration::from_secs(10),
+        "the agent to report the pods",
+        || {
+            let pods = agent.pods();
+            (pods.len() == 3 && pods.iter().all(|p| p["status"]["phase"] == "Running"))
+                .then_some(init_pids(&agent))
+        },
+    );
     assert_eq!(before, after, "the restarted agent must adopt, not restart");
     for pod in agent.pods() {
         assert_eq!(pod["status"]["containerStatuses"][0]["restartCount"], 0);
@@ -207,7 +249,10 @@ spec:
     ] {
         assert!(stderr.contains(path), "missing {path:?} in:\n{stderr}");
     }
-    assert!(agent.pods().is_empty(), "nothing from a rejected file may be applied");
+    assert!(
+        agent.pods().is_empty(),
+        "nothing from a rejected file may be applied"
+    );
     let deployments = agent.json(&["get", "deployments"]);
     assert_eq!(deployments["items"].as_array().map(Vec::len), Some(0));
 }
@@ -235,14 +280,25 @@ spec:
           command: ["sh", "-c", "trap 'exit 0' TERM; sleep 1000 & wait"]
 "#;
     std::fs::write(&file, yaml).expect("write manifest");
-    wait_for(Duration::from_secs(30), "2 running pods from the manifests dir", || {
-        let pods = agent.pods();
-        (pods.iter().filter(|p| p["status"]["phase"] == "Running").count() == 2).then_some(())
-    });
+    wait_for(
+        Duration::from_secs(30),
+        "2 running pods from the manifests dir",
+        || {
+            let pods = agent.pods();
+            (pods
+                .iter()
+                .filter(|p| p["status"]["phase"] == "Running")
+                .count()
+                == 2)
+                .then_some(())
+        },
+    );
     std::fs::remove_file(&file).expect("remove manifest");
-    wait_for(Duration::from_secs(30), "pods deleted after the file went", || {
-        (agent.pods().is_empty() && agent.container_dirs().is_empty()).then_some(())
-    });
+    wait_for(
+        Duration::from_secs(30),
+        "pods deleted after the file went",
+        || (agent.pods().is_empty() && agent.container_dirs().is_empty()).then_some(()),
+    );
     let deployments = agent.json(&["get", "deployments"]);
     assert_eq!(deployments["items"].as_array().map(Vec::len), Some(0));
 }
@@ -250,14 +306,22 @@ spec:
 #[test]
 fn logs_show_output_and_tail() {
     let agent = TestAgent::start();
-    let yaml = pod_yaml("talker", "for i in 1 2 3 4 5; do echo line $i; done; echo oops >&2; sleep 1000", "", "");
+    let yaml = pod_yaml(
+        "talker",
+        "for i in 1 2 3 4 5; do echo line $i; done; echo oops >&2; sleep 1000",
+        "",
+        "",
+    );
     assert!(agent.apply_yaml(&yaml).status.success());
     agent.wait_running("talker");
     let all = wait_for(Duration::from_secs(10), "log output", || {
         let out = agent.ok(&["logs", "talker"]);
         out.contains("oops").then_some(out)
     });
-    assert!(all.contains("line 1\n") && all.contains("line 5\n"), "{all}");
+    assert!(
+        all.contains("line 1\n") && all.contains("line 5\n"),
+        "{all}"
+    );
     let tail = agent.ok(&["logs", "talker", "--tail", "2"]);
     assert_eq!(tail.lines().count(), 2, "{tail}");
     assert!(tail.contains("oops"));
@@ -283,7 +347,10 @@ fn exit_codes_follow_the_restart_policy() {
         (pod["status"]["containerStatuses"][0]["restartCount"].as_i64() >= Some(2)).then_some(pod)
     });
     assert_eq!(pod["status"]["phase"], "Running");
-    assert_eq!(pod["status"]["containerStatuses"][0]["lastState"]["terminated"]["exitCode"], 1);
+    assert_eq!(
+        pod["status"]["containerStatuses"][0]["lastState"]["terminated"]["exitCode"],
+        1
+    );
 }
 
 #[test]
@@ -294,7 +361,10 @@ fn image_in_use_cannot_be_removed() {
     let out = agent.berth(&["image", "rm", "busybox:1.35"]);
     assert!(!out.status.success(), "removing an image in use must fail");
     let listed = agent.ok(&["image", "ls"]);
-    assert!(listed.contains("docker.io/library/busybox:1.35"), "{listed}");
+    assert!(
+        listed.contains("docker.io/library/busybox:1.35"),
+        "{listed}"
+    );
 }
 
 #[test]
@@ -309,12 +379,25 @@ fn get_json_is_kubernetes_shaped() {
     let pod: &Value = &list["items"][0];
     assert_eq!(pod["kind"], "Pod");
     assert_eq!(pod["metadata"]["namespace"], "default");
-    assert!(pod["metadata"]["uid"].as_str().is_some_and(|u| !u.is_empty()));
-    let ready = pod["status"]["conditions"].as_array().and_then(|c| c.iter().find(|c| c["type"] == "Ready")).cloned();
-    assert_eq!(ready.map(|c| c["status"].clone()), Some(Value::from("True")));
+    assert!(pod["metadata"]["uid"]
+        .as_str()
+        .is_some_and(|u| !u.is_empty()));
+    let ready = pod["status"]["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
+        .cloned();
+    assert_eq!(
+        ready.map(|c| c["status"].clone()),
+        Some(Value::from("True"))
+    );
     let status = &pod["status"]["containerStatuses"][0];
     assert_eq!(status["ready"], true);
-    assert!(status["imageID"].as_str().is_some_and(|i| i.contains("@sha256:")), "{status:#}");
+    assert!(
+        status["imageID"]
+            .as_str()
+            .is_some_and(|i| i.contains("@sha256:")),
+        "{status:#}"
+    );
     let none = agent.json(&["get", "pods", "-l", "test=no"]);
     assert_eq!(none["items"].as_array().map(Vec::len), Some(0));
 }

@@ -22,13 +22,21 @@ pub struct Refusal {
 
 impl Refusal {
     fn invalid(message: String) -> Refusal {
-        Refusal { code: 422, reason: "Invalid", message }
+        Refusal {
+            code: 422,
+            reason: "Invalid",
+            message,
+        }
     }
 }
 
 impl From<crate::store::StoreError> for Refusal {
     fn from(err: crate::store::StoreError) -> Refusal {
-        Refusal { code: 500, reason: "InternalError", message: format!("store: {err}") }
+        Refusal {
+            code: 500,
+            reason: "InternalError",
+            message: format!("store: {err}"),
+        }
     }
 }
 
@@ -65,22 +73,34 @@ pub fn parse_request(request: &ApplyRequest) -> Result<Vec<Object>, Refusal> {
         }
     }
     if !problems.is_empty() {
-        return Err(Refusal::invalid(format!("manifest rejected, nothing applied:\n{}", problems.join("\n"))));
+        return Err(Refusal::invalid(format!(
+            "manifest rejected, nothing applied:\n{}",
+            problems.join("\n")
+        )));
     }
     if objects.is_empty() {
-        return Err(Refusal::invalid("no objects found in the manifests".to_owned()));
+        return Err(Refusal::invalid(
+            "no objects found in the manifests".to_owned(),
+        ));
     }
     Ok(objects)
 }
 
 /// Applies a request: validates, checks namespaces exist (or come in the same request),
 /// then writes every object in one transaction.
-pub fn apply(agent: &Agent, request: &ApplyRequest, source: Option<&str>) -> Result<ApplyResult, Refusal> {
+pub fn apply(
+    agent: &Agent,
+    request: &ApplyRequest,
+    source: Option<&str>,
+) -> Result<ApplyResult, Refusal> {
     let objects = parse_request(request)?;
     let mut store = agent.store();
     let mut known: HashSet<String> = HashSet::new();
     for record in store.list("Namespace", None)? {
-        let terminating = record.object.pointer("/metadata/deletionTimestamp").is_some();
+        let terminating = record
+            .object
+            .pointer("/metadata/deletionTimestamp")
+            .is_some();
         if !terminating {
             known.insert(record.name);
         }
@@ -101,7 +121,11 @@ pub fn apply(agent: &Agent, request: &ApplyRequest, source: Option<&str>) -> Res
     }
     if !missing.is_empty() {
         missing.dedup();
-        return Err(Refusal { code: 404, reason: "NotFound", message: missing.join("\n") });
+        return Err(Refusal {
+            code: 404,
+            reason: "NotFound",
+            message: missing.join("\n"),
+        });
     }
     let values: Vec<Value> = objects.iter().map(Object::to_json).collect();
     let outcomes = store.put_all(values, source)?;

@@ -17,7 +17,11 @@ use super::Agent;
 use crate::model::{pod_template_hash, Deployment, Namespace, Object, Pod};
 use crate::store::Key;
 
-pub fn run(agent: &Arc<Agent>, observed: &BTreeMap<String, Vec<Instance>>, now: SystemTime) -> anyhow::Result<()> {
+pub fn run(
+    agent: &Arc<Agent>,
+    observed: &BTreeMap<String, Vec<Instance>>,
+    now: SystemTime,
+) -> anyhow::Result<()> {
     let now_text = humantime::format_rfc3339_seconds(now).to_string();
     let namespaces: Vec<Namespace> = stored(agent, "Namespace", |o| match o {
         Object::Namespace(ns) => Some(ns),
@@ -50,7 +54,11 @@ pub fn run(agent: &Arc<Agent>, observed: &BTreeMap<String, Vec<Instance>>, now: 
     for name in &dying {
         let in_ns = |ns: &Option<String>| ns.as_deref() == Some(*name);
         for deploy in deployments.iter().filter(|d| in_ns(&d.metadata.namespace)) {
-            removed.push(key("Deployment", deploy.metadata.namespace.as_deref(), &deploy.metadata.name));
+            removed.push(key(
+                "Deployment",
+                deploy.metadata.namespace.as_deref(),
+                &deploy.metadata.name,
+            ));
         }
         let mut any_pod = false;
         for pod in pods.iter().filter(|p| in_ns(&p.metadata.namespace)) {
@@ -67,12 +75,17 @@ pub fn run(agent: &Arc<Agent>, observed: &BTreeMap<String, Vec<Instance>>, now: 
         .filter(|d| !dying.contains(d.metadata.namespace.as_deref().unwrap_or("")))
         .map(|d| d.metadata.uid.as_str())
         .collect();
-    for deploy in deployments.iter().filter(|d| live_owners.contains(d.metadata.uid.as_str())) {
+    for deploy in deployments
+        .iter()
+        .filter(|d| live_owners.contains(d.metadata.uid.as_str()))
+    {
         let hash = pod_template_hash(&deploy.spec.template);
         let owned = agent.owned_pods(deploy, &pods, observed);
         let plan = plan_deployment(deploy, &hash, &owned);
         for name in &plan.delete {
-            if let Some(pod) = pods.iter().find(|p| &p.metadata.name == name && p.metadata.namespace == deploy.metadata.namespace) {
+            if let Some(pod) = pods.iter().find(|p| {
+                &p.metadata.name == name && p.metadata.namespace == deploy.metadata.namespace
+            }) {
                 mark(pod, &mut marked);
             }
         }
@@ -92,11 +105,11 @@ pub fn run(agent: &Arc<Agent>, observed: &BTreeMap<String, Vec<Instance>>, now: 
 
     // Garbage collection: pods controlled by a Deployment that no longer exists.
     for pod in &pods {
-        let orphaned = pod
-            .metadata
-            .owner_references
-            .iter()
-            .any(|o| o.controller == Some(true) && o.kind == "Deployment" && !live_owners.contains(o.uid.as_str()));
+        let orphaned = pod.metadata.owner_references.iter().any(|o| {
+            o.controller == Some(true)
+                && o.kind == "Deployment"
+                && !live_owners.contains(o.uid.as_str())
+        });
         if orphaned {
             mark(pod, &mut marked);
         }
@@ -116,7 +129,11 @@ pub fn run(agent: &Arc<Agent>, observed: &BTreeMap<String, Vec<Instance>>, now: 
 }
 
 fn key(kind: &str, namespace: Option<&str>, name: &str) -> Key {
-    Key { kind: kind.to_owned(), namespace: namespace.unwrap_or("").to_owned(), name: name.to_owned() }
+    Key {
+        kind: kind.to_owned(),
+        namespace: namespace.unwrap_or("").to_owned(),
+        name: name.to_owned(),
+    }
 }
 
 /// Objects of one kind from the store; rows that do not parse are logged and skipped.

@@ -5,7 +5,9 @@
 //! template change replaces the old pods (rolling semantics come with rollouts); scaling
 //! down removes not-ready pods first, then the newest, as Kubernetes' ReplicaSet does.
 
-use crate::model::{Deployment, DeploymentCondition, DeploymentStatus, IntOrString, OwnerReference, Pod};
+use crate::model::{
+    Deployment, DeploymentCondition, DeploymentStatus, IntOrString, OwnerReference, Pod,
+};
 
 pub const TEMPLATE_HASH_LABEL: &str = "pod-template-hash";
 
@@ -25,12 +27,20 @@ pub struct DeploymentPlan {
     pub delete: Vec<String>,
 }
 
-pub fn plan_deployment(deploy: &Deployment, template_hash: &str, pods: &[OwnedPod]) -> DeploymentPlan {
+pub fn plan_deployment(
+    deploy: &Deployment,
+    template_hash: &str,
+    pods: &[OwnedPod],
+) -> DeploymentPlan {
     let wanted = deploy.spec.replicas.max(0) as usize;
     let active: Vec<&OwnedPod> = pods.iter().filter(|p| !p.terminating).collect();
-    let (mut current, old): (Vec<&OwnedPod>, Vec<&OwnedPod>) =
-        active.into_iter().partition(|p| p.template_hash == template_hash);
-    let mut plan = DeploymentPlan { create: 0, delete: old.iter().map(|p| p.name.clone()).collect() };
+    let (mut current, old): (Vec<&OwnedPod>, Vec<&OwnedPod>) = active
+        .into_iter()
+        .partition(|p| p.template_hash == template_hash);
+    let mut plan = DeploymentPlan {
+        create: 0,
+        delete: old.iter().map(|p| p.name.clone()).collect(),
+    };
     if current.len() < wanted {
         plan.create = wanted - current.len();
     } else if current.len() > wanted {
@@ -41,7 +51,12 @@ pub fn plan_deployment(deploy: &Deployment, template_hash: &str, pods: &[OwnedPo
                 .then_with(|| b.creation_timestamp.cmp(&a.creation_timestamp))
                 .then_with(|| b.name.cmp(&a.name))
         });
-        plan.delete.extend(current.iter().take(current.len() - wanted).map(|p| p.name.clone()));
+        plan.delete.extend(
+            current
+                .iter()
+                .take(current.len() - wanted)
+                .map(|p| p.name.clone()),
+        );
     }
     plan
 }
@@ -53,7 +68,9 @@ pub fn new_pod(deploy: &Deployment, template_hash: &str, suffix: &str) -> Pod {
     pod.metadata.name = format!("{}-{template_hash}-{suffix}", deploy.metadata.name);
     pod.metadata.namespace = deploy.metadata.namespace.clone();
     pod.metadata.labels = template.metadata.labels.clone();
-    pod.metadata.labels.insert(TEMPLATE_HASH_LABEL.to_owned(), template_hash.to_owned());
+    pod.metadata
+        .labels
+        .insert(TEMPLATE_HASH_LABEL.to_owned(), template_hash.to_owned());
     pod.metadata.annotations = template.metadata.annotations.clone();
     pod.metadata.owner_references = vec![OwnerReference {
         api_version: "apps/v1".to_owned(),
@@ -69,10 +86,17 @@ pub fn new_pod(deploy: &Deployment, template_hash: &str, suffix: &str) -> Pod {
 /// Five characters from Kubernetes' alphabet for generated names (no vowels, so no words).
 pub fn name_suffix(random: &[u8; 5]) -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    random.iter().map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char).collect()
+    random
+        .iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect()
 }
 
-pub fn deployment_status(deploy: &Deployment, template_hash: &str, pods: &[OwnedPod]) -> DeploymentStatus {
+pub fn deployment_status(
+    deploy: &Deployment,
+    template_hash: &str,
+    pods: &[OwnedPod],
+) -> DeploymentStatus {
     let wanted = deploy.spec.replicas.max(0);
     let active: Vec<&OwnedPod> = pods.iter().filter(|p| !p.terminating).collect();
     let count = |f: &dyn Fn(&OwnedPod) -> bool| active.iter().filter(|p| f(p)).count() as i32;
@@ -101,7 +125,11 @@ pub fn deployment_status(deploy: &Deployment, template_hash: &str, pods: &[Owned
             condition(
                 "Available",
                 available_ok,
-                if available_ok { "MinimumReplicasAvailable" } else { "MinimumReplicasUnavailable" },
+                if available_ok {
+                    "MinimumReplicasAvailable"
+                } else {
+                    "MinimumReplicasUnavailable"
+                },
                 if available_ok {
                     "Deployment has minimum availability.".to_owned()
                 } else {
@@ -111,8 +139,15 @@ pub fn deployment_status(deploy: &Deployment, template_hash: &str, pods: &[Owned
             condition(
                 "Progressing",
                 true,
-                if complete { "NewReplicaSetAvailable" } else { "ReplicaSetUpdated" },
-                format!("{} of {wanted} updated replicas are available", available.min(updated)),
+                if complete {
+                    "NewReplicaSetAvailable"
+                } else {
+                    "ReplicaSetUpdated"
+                },
+                format!(
+                    "{} of {wanted} updated replicas are available",
+                    available.min(updated)
+                ),
             ),
         ],
     }
@@ -120,7 +155,12 @@ pub fn deployment_status(deploy: &Deployment, template_hash: &str, pods: &[Owned
 
 /// `maxUnavailable` as a number of pods (percentages round down, as Kubernetes does).
 fn max_unavailable(deploy: &Deployment, wanted: i32) -> i32 {
-    let value = deploy.spec.strategy.rolling_update.as_ref().and_then(|r| r.max_unavailable.clone());
+    let value = deploy
+        .spec
+        .strategy
+        .rolling_update
+        .as_ref()
+        .and_then(|r| r.max_unavailable.clone());
     match value {
         Some(IntOrString::Int(n)) => n.max(0),
         Some(IntOrString::String(s)) => {
@@ -156,7 +196,13 @@ mod tests {
     #[test]
     fn creates_missing_replicas() {
         let plan = plan_deployment(&deploy(3), "h", &[owned("a", "h", "1", true)]);
-        assert_eq!(plan, DeploymentPlan { create: 2, delete: vec![] });
+        assert_eq!(
+            plan,
+            DeploymentPlan {
+                create: 2,
+                delete: vec![]
+            }
+        );
     }
 
     #[test]
@@ -176,7 +222,13 @@ mod tests {
     #[test]
     fn template_change_replaces_old_pods() {
         let plan = plan_deployment(&deploy(1), "new", &[owned("a", "old", "1", true)]);
-        assert_eq!(plan, DeploymentPlan { create: 1, delete: vec!["a".to_owned()] });
+        assert_eq!(
+            plan,
+            DeploymentPlan {
+                create: 1,
+                delete: vec!["a".to_owned()]
+            }
+        );
     }
 
     #[test]
@@ -190,9 +242,20 @@ mod tests {
 
     #[test]
     fn status_counts_ready_and_updated() {
-        let pods = [owned("a", "h", "1", true), owned("b", "h", "2", false), owned("c", "old", "3", true)];
+        let pods = [
+            owned("a", "h", "1", true),
+            owned("b", "h", "2", false),
+            owned("c", "old", "3", true),
+        ];
         let status = deployment_status(&deploy(2), "h", &pods);
-        assert_eq!((status.replicas, status.updated_replicas, status.ready_replicas), (3, 2, 2));
+        assert_eq!(
+            (
+                status.replicas,
+                status.updated_replicas,
+                status.ready_replicas
+            ),
+            (3, 2, 2)
+        );
         assert_eq!(status.available_replicas, 2);
     }
 
@@ -200,10 +263,20 @@ mod tests {
     fn new_pods_carry_owner_and_hash_label() {
         let mut d = deploy(1);
         d.metadata.uid = "uid-1".into();
-        d.spec.template.metadata.labels.insert("app".into(), "web".into());
+        d.spec
+            .template
+            .metadata
+            .labels
+            .insert("app".into(), "web".into());
         let pod = new_pod(&d, "abc", "x7k2p");
         assert_eq!(pod.metadata.name, "web-abc-x7k2p");
-        assert_eq!(pod.metadata.labels.get(TEMPLATE_HASH_LABEL).map(String::as_str), Some("abc"));
+        assert_eq!(
+            pod.metadata
+                .labels
+                .get(TEMPLATE_HASH_LABEL)
+                .map(String::as_str),
+            Some("abc")
+        );
         assert_eq!(pod.metadata.owner_references[0].uid, "uid-1");
         assert_eq!(name_suffix(&[0, 1, 2, 3, 30]).len(), 5);
     }

@@ -16,7 +16,11 @@ use crate::runtime::{ContainerInfo, ContainerState, ExitInfo};
 const UID_PREFIX: usize = 12;
 
 pub fn instance_id(pod_uid: &str, container: &str, hash: &str, attempt: u32) -> String {
-    let uid: String = pod_uid.chars().filter(|c| *c != '-').take(UID_PREFIX).collect();
+    let uid: String = pod_uid
+        .chars()
+        .filter(|c| *c != '-')
+        .take(UID_PREFIX)
+        .collect();
     format!("{uid}_{container}_{hash}_{attempt}")
 }
 
@@ -48,9 +52,10 @@ impl Instance {
         let attempt = attempt.parse().ok()?;
         let state = match &info.state {
             ContainerState::Starting => InstanceState::Starting,
-            ContainerState::Running { pid, started_at } => {
-                InstanceState::Running { pid: *pid, started_at: started_at.clone() }
-            }
+            ContainerState::Running { pid, started_at } => InstanceState::Running {
+                pid: *pid,
+                started_at: started_at.clone(),
+            },
             ContainerState::Exited(exit) => InstanceState::Exited(exit.clone()),
             // The shim died without recording an exit (killed by hand, or the board lost
             // power): treat it as a failed run so the restart policy decides.
@@ -74,7 +79,10 @@ impl Instance {
     }
 
     pub fn is_running(&self) -> bool {
-        matches!(self.state, InstanceState::Running { .. } | InstanceState::Starting)
+        matches!(
+            self.state,
+            InstanceState::Running { .. } | InstanceState::Starting
+        )
     }
 
     pub fn exit(&self) -> Option<&ExitInfo> {
@@ -91,7 +99,12 @@ mod tests {
 
     #[test]
     fn ids_are_short_and_carry_the_attempt() {
-        let id = instance_id("0f8e2a4c-1d2b-4c3d-8e9f-a0b1c2d3e4f5", "web", "3f2a1b9c0d", 7);
+        let id = instance_id(
+            "0f8e2a4c-1d2b-4c3d-8e9f-a0b1c2d3e4f5",
+            "web",
+            "3f2a1b9c0d",
+            7,
+        );
         assert_eq!(id, "0f8e2a4c1d2b_web_3f2a1b9c0d_7");
     }
 }

@@ -27,13 +27,30 @@ pub struct LogQuery {
     pub tail: Option<usize>,
 }
 
-pub fn respond(agent: &Arc<Agent>, pod: &Pod, instances: &[Instance], query: LogQuery) -> Result<Response, Refusal> {
-    let bad = |message: String| Refusal { code: 400, reason: "BadRequest", message };
-    let names: Vec<&str> = pod.spec.containers.iter().map(|c| c.name.as_str()).collect();
+pub fn respond(
+    agent: &Arc<Agent>,
+    pod: &Pod,
+    instances: &[Instance],
+    query: LogQuery,
+) -> Result<Response, Refusal> {
+    let bad = |message: String| Refusal {
+        code: 400,
+        reason: "BadRequest",
+        message,
+    };
+    let names: Vec<&str> = pod
+        .spec
+        .containers
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
     let container = match (&query.container, names.as_slice()) {
         (Some(name), _) if names.contains(&name.as_str()) => name.clone(),
         (Some(name), _) => {
-            return Err(bad(format!("container {name} is not valid for pod {}", pod.metadata.name)))
+            return Err(bad(format!(
+                "container {name} is not valid for pod {}",
+                pod.metadata.name
+            )))
         }
         (None, [only]) => only.to_string(),
         (None, _) => {
@@ -44,7 +61,10 @@ pub fn respond(agent: &Arc<Agent>, pod: &Pod, instances: &[Instance], query: Log
             )))
         }
     };
-    let latest = instances.iter().filter(|i| i.container == container).max_by_key(|i| i.attempt);
+    let latest = instances
+        .iter()
+        .filter(|i| i.container == container)
+        .max_by_key(|i| i.attempt);
     let Some(latest) = latest else {
         return Err(bad(format!(
             "container \"{container}\" in pod \"{}\" is waiting to start: ContainerCreating",
@@ -52,7 +72,9 @@ pub fn respond(agent: &Arc<Agent>, pod: &Pod, instances: &[Instance], query: Log
         )));
     };
     let (attempt, id) = if query.previous {
-        let previous = instances.iter().find(|i| i.container == container && i.attempt + 1 == latest.attempt);
+        let previous = instances
+            .iter()
+            .find(|i| i.container == container && i.attempt + 1 == latest.attempt);
         match previous {
             Some(p) => (p.attempt, p.id.clone()),
             None => {
@@ -81,11 +103,19 @@ pub fn respond(agent: &Arc<Agent>, pod: &Pod, instances: &[Instance], query: Log
     };
     let first = existing[start..].to_vec();
     if !query.follow || query.previous {
-        return Ok(Response { status: 200, content_type: "text/plain".to_owned(), body: Body::Bytes(first) });
+        return Ok(Response {
+            status: 200,
+            content_type: "text/plain".to_owned(),
+            body: Body::Bytes(first),
+        });
     }
     let follower = Follower::new(agent.clone(), id, path);
     let stream = smol::stream::once(Ok(first)).chain(follower.into_stream());
-    Ok(Response { status: 200, content_type: "text/plain".to_owned(), body: Body::Stream(Box::pin(stream)) })
+    Ok(Response {
+        status: 200,
+        content_type: "text/plain".to_owned(),
+        body: Body::Stream(Box::pin(stream)),
+    })
 }
 
 use smol::stream::StreamExt;
@@ -152,7 +182,13 @@ impl Follower {
             let _ = f.seek(SeekFrom::End(0));
             inode = f.metadata().map(|m| m.ino()).unwrap_or(0);
         }
-        Follower { agent, id, path, file, inode }
+        Follower {
+            agent,
+            id,
+            path,
+            file,
+            inode,
+        }
     }
 
     fn read_more(&mut self) -> std::io::Result<Vec<u8>> {
@@ -177,7 +213,10 @@ impl Follower {
 
     fn exited(&self) -> bool {
         match self.agent.runtime.inspect(&self.id) {
-            Ok(Some(info)) => matches!(info.state, crate::runtime::ContainerState::Exited(_) | crate::runtime::ContainerState::Lost),
+            Ok(Some(info)) => matches!(
+                info.state,
+                crate::runtime::ContainerState::Exited(_) | crate::runtime::ContainerState::Lost
+            ),
             Ok(None) | Err(_) => true,
         }
     }

@@ -24,7 +24,8 @@ const SETTLE_MS: u16 = 150;
 
 pub fn start(agent: &Arc<Agent>, dir: PathBuf) -> anyhow::Result<()> {
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let inotify = Inotify::init(InitFlags::IN_CLOEXEC).context("cannot watch the manifests directory")?;
+    let inotify =
+        Inotify::init(InitFlags::IN_CLOEXEC).context("cannot watch the manifests directory")?;
     inotify
         .add_watch(
             &dir,
@@ -40,7 +41,10 @@ pub fn start(agent: &Arc<Agent>, dir: PathBuf) -> anyhow::Result<()> {
         .name("manifests".to_owned())
         .spawn(move || loop {
             if let Err(err) = inotify.read_events() {
-                log::error!("watching {} failed: {err}; manifests are no longer followed", dir.display());
+                log::error!(
+                    "watching {} failed: {err}; manifests are no longer followed",
+                    dir.display()
+                );
                 return;
             }
             // Let a burst of changes settle, then look at the directory as a whole.
@@ -90,8 +94,16 @@ pub fn sync(agent: &Agent, dir: &Path) {
             Ok(records) => gone.extend(
                 records
                     .into_iter()
-                    .filter(|r| r.source.as_ref().is_some_and(|s| is_in(dir, s) && !sources.contains(s)))
-                    .map(|r| Key { kind: r.kind, namespace: r.namespace, name: r.name }),
+                    .filter(|r| {
+                        r.source
+                            .as_ref()
+                            .is_some_and(|s| is_in(dir, s) && !sources.contains(s))
+                    })
+                    .map(|r| Key {
+                        kind: r.kind,
+                        namespace: r.namespace,
+                        name: r.name,
+                    }),
             ),
             Err(err) => log::error!("cannot read the store: {err}"),
         }
@@ -99,7 +111,10 @@ pub fn sync(agent: &Agent, dir: &Path) {
     if !gone.is_empty() {
         log::info!("manifest files removed: deleting {} object(s)", gone.len());
         if let Err(err) = delete_keys(agent, &gone) {
-            log::error!("cannot delete objects of removed manifests: {}", err.message);
+            log::error!(
+                "cannot delete objects of removed manifests: {}",
+                err.message
+            );
         }
     }
 }
@@ -111,22 +126,47 @@ fn is_in(dir: &Path, source: &str) -> bool {
 fn sync_file(agent: &Agent, file: &Path) -> Result<(), String> {
     let source = file.display().to_string();
     let content = std::fs::read_to_string(file).map_err(|e| format!("cannot read it: {e}"))?;
-    let request = ApplyRequest { files: vec![ManifestFile { name: source.clone(), content }], namespace: None };
+    let request = ApplyRequest {
+        files: vec![ManifestFile {
+            name: source.clone(),
+            content,
+        }],
+        namespace: None,
+    };
     let objects = parse_request(&request).map_err(|r| r.message)?;
     let result = apply(agent, &request, Some(&source)).map_err(|r| r.message)?;
     for item in result.items.iter().filter(|i| i.outcome != "unchanged") {
-        log::info!("manifest {}: {}/{} {}", file.display(), item.kind, item.name, item.outcome);
+        log::info!(
+            "manifest {}: {}/{} {}",
+            file.display(),
+            item.kind,
+            item.name,
+            item.outcome
+        );
     }
     // Objects this file applied before but no longer holds.
     let wanted: BTreeSet<(String, String, String)> = objects
         .iter()
-        .map(|o| (o.kind().as_str().to_owned(), o.meta().namespace.clone().unwrap_or_default(), o.meta().name.clone()))
+        .map(|o| {
+            (
+                o.kind().as_str().to_owned(),
+                o.meta().namespace.clone().unwrap_or_default(),
+                o.meta().name.clone(),
+            )
+        })
         .collect();
-    let before = agent.store().list_by_source(&source).map_err(|e| e.to_string())?;
+    let before = agent
+        .store()
+        .list_by_source(&source)
+        .map_err(|e| e.to_string())?;
     let dropped: Vec<Key> = before
         .into_iter()
         .filter(|r| !wanted.contains(&(r.kind.clone(), r.namespace.clone(), r.name.clone())))
-        .map(|r| Key { kind: r.kind, namespace: r.namespace, name: r.name })
+        .map(|r| Key {
+            kind: r.kind,
+            namespace: r.namespace,
+            name: r.name,
+        })
         .collect();
     if !dropped.is_empty() {
         delete_keys(agent, &dropped).map_err(|r| r.message)?;

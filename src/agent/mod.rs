@@ -11,6 +11,7 @@
 //! process forks without exec: containers are started by `berth shim` processes.
 
 mod apply;
+mod board;
 mod controllers;
 mod deployments;
 mod instance;
@@ -45,6 +46,8 @@ pub struct AgentOptions {
     pub cgroup_parent: String,
     pub backoff_base: Duration,
     pub backoff_max: Duration,
+    /// Board profile (`--board`), checked against this machine at start.
+    pub board: Option<PathBuf>,
 }
 
 /// Log files of one container instance are capped at this size, and this many files are
@@ -79,13 +82,19 @@ struct Memory {
 }
 
 impl Agent {
-    pub fn new(options: AgentOptions, runtime: Arc<dyn Runtime>) -> anyhow::Result<(Arc<Agent>, smol::channel::Receiver<()>)> {
+    pub fn new(
+        options: AgentOptions,
+        runtime: Arc<dyn Runtime>,
+    ) -> anyhow::Result<(Arc<Agent>, smol::channel::Receiver<()>)> {
         let store_path = options.state_dir.join("berth.db");
         let store = Store::open(&store_path)
             .with_context(|| format!("cannot open the store {}", store_path.display()))?;
         let images = ImageStore::open(&options.state_dir.join("images"))?;
         let (wake_tx, wake_rx) = smol::channel::bounded(1);
-        let backoff = Backoff { base: options.backoff_base, max: options.backoff_max };
+        let backoff = Backoff {
+            base: options.backoff_base,
+            max: options.backoff_max,
+        };
         let agent = Agent {
             options,
             store: Mutex::new(store),
@@ -106,20 +115,34 @@ impl Agent {
     pub fn store(&self) -> MutexGuard<'_, Store> {
         // A panic while holding the lock leaves SQLite consistent (transactions roll
         // back), so the guard is still good to use.
-        self.store.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.store
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn memory(&self) -> MutexGuard<'_, Memory> {
-        self.memory.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.memory
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub fn logs_dir(&self, namespace: &str, pod: &str, uid: &str) -> PathBuf {
-        self.options.state_dir.join("logs").join(format!("{namespace}_{pod}_{uid}"))
+        self.options
+            .state_dir
+            .join("logs")
+            .join(format!("{namespace}_{pod}_{uid}"))
     }
 }
 
 /// Runs the agent until SIGTERM or SIGINT. Containers keep running when it stops.
 pub fn run(options: AgentOptions) -> anyhow::Result<()> {
+    if let Some(path) = &options.board {
+        let (profile, warnings) = board::load_and_check(path)?;
+        log::info!("board profile {} ({})", profile.name, profile.model);
+        for warning in warnings {
+            log::warn!("{warning}");
+        }
+    }
     // Block the shutdown signals before any thread starts, so that only the signal
     // thread receives them (children get a clean mask from std's spawn).
     let mut signals = nix::sys::signal::SigSet::empty();

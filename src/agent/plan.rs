@@ -5,6 +5,7 @@
 //! decision (start, restart after back-off, replace, stop, forget) is testable with a
 //! fake runtime. Steps are idempotent; the reconciler runs one pod's steps at a time.
 
+use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use super::instance::{Instance, InstanceState};
@@ -26,7 +27,12 @@ pub enum Step {
     /// Tear the pod's namespaces down (idempotent).
     RemoveSandbox { pod_uid: String },
     /// Start container `container` of the pod as attempt `attempt`.
-    Start { pod_uid: String, container: String, hash: String, attempt: u32 },
+    Start {
+        pod_uid: String,
+        container: String,
+        hash: String,
+        attempt: u32,
+    },
     /// Stop a running instance: SIGTERM, grace, SIGKILL.
     Stop { id: String, grace: Duration },
     /// Forget an exited instance (its files and cgroup).
@@ -61,9 +67,20 @@ impl Backoff {
     }
 }
 
+impl Backoff {
+    /// Delay before retrying a container whose start failed `failures` times in a row.
+    pub fn after_failures(&self, failures: u32) -> Duration {
+        let factor = 2u32.saturating_pow(failures.saturating_sub(1).min(31));
+        self.base.saturating_mul(factor).min(self.max)
+    }
+}
+
 fn ran_for(exit: &ExitInfo) -> Duration {
     let parse = |s: &str| humantime::parse_rfc3339(s).ok();
-    match (exit.started_at.as_deref().and_then(parse), parse(&exit.finished_at)) {
+    match (
+        exit.started_at.as_deref().and_then(parse),
+        parse(&exit.finished_at),
+    ) {
         (Some(start), Some(end)) => end.duration_since(start).unwrap_or(Duration::ZERO),
         _ => Duration::ZERO,
     }
@@ -71,7 +88,12 @@ fn ran_for(exit: &ExitInfo) -> Duration {
 
 /// When an exited container may be started again, or None if its restart policy says
 /// it stays down.
-pub fn restart_at(policy: &str, backoff: &Backoff, attempt: u32, exit: &ExitInfo) -> Option<SystemTime> {
+pub fn restart_at(
+    policy: &str,
+    backoff: &Backoff,
+    attempt: u32,
+    exit: &ExitInfo,
+) -> Option<SystemTime> {
     let restart = match policy {
         "Never" => false,
         "OnFailure" => exit.exit_code != 0,
@@ -92,13 +114,15 @@ pub struct PodPlan {
 }
 
 /// Plans one pod. `instances` are all instances whose pod UID is this pod's (or, for a
-/// pod the store no longer has, `desired` is None).
+/// pod the store no longer has, `desired` is None). `holds` keeps containers whose last
+/// start failed back until their retry time, by container name.
 pub fn plan_pod(
     pod_uid: &str,
     desired: Option<&DesiredPod>,
     instances: &[Instance],
     backoff: &Backoff,
     now: SystemTime,
+    holds: &HashMap<String, SystemTime>,
 ) -> PodPlan {
     let mut plan = PodPlan::default();
     let Some(pod) = desired.filter(|d| !d.terminating) else {
@@ -112,7 +136,9 @@ pub fn plan_pod(
     let stale: Vec<&Instance> = instances.iter().filter(|i| i.hash != pod.hash).collect();
     let unknown: Vec<&Instance> = instances
         .iter()
-        .filter(|i| i.hash == pod.hash && !pod.spec.containers.iter().any(|c| c.name == i.container))
+        .filter(|i| {
+            i.hash == pod.hash && !pod.spec.containers.iter().any(|c| c.name == i.container)
+        })
         .collect();
     if !stale.is_empty() || !unknown.is_empty() {
         for instance in stale.into_iter().chain(unknown) {
@@ -123,7 +149,14 @@ pub fn plan_pod(
 
     let mut starts = Vec::new();
     for container in &pod.spec.containers {
-        let mine: Vec<&Instance> = instances.iter().filter(|i| i.container == container.name).collect();
+        let mine: Vec<&Instance> = instances
+            .iter()
+            .filter(|i| i.container == container.name)
+            .collect();
+        if let Some(until) = holds.get(&container.name).filter(|until| **until > now) {
+            plan.wake_at = Some(plan.wake_at.map_or(*until, |w: SystemTime| w.min(*until)));
+            continue;
+        }
         let Some(latest) = mine.iter().max_by_key(|i| i.attempt) else {
             starts.push(Step::Start {
                 pod_uid: pod_uid.to_owned(),
@@ -155,7 +188,9 @@ pub fn plan_pod(
         }
     }
     if !starts.is_empty() {
-        plan.steps.push(Step::EnsureSandbox { pod_uid: pod_uid.to_owned() });
+        plan.steps.push(Step::EnsureSandbox {
+            pod_uid: pod_uid.to_owned(),
+        });
         plan.steps.extend(starts);
     }
     plan
@@ -167,9 +202,14 @@ fn grace_of(spec: &PodSpec) -> Duration {
 
 fn stop_or_remove(instance: &Instance, grace: Duration) -> Step {
     if instance.is_running() {
-        Step::Stop { id: instance.id.clone(), grace }
+        Step::Stop {
+            id: instance.id.clone(),
+            grace,
+        }
     } else {
-        Step::Remove { id: instance.id.clone() }
+        Step::Remove {
+            id: instance.id.clone(),
+        }
     }
 }
 
@@ -180,8 +220,12 @@ fn tear_down(pod_uid: &str, instances: &[Instance], grace: Duration, plan: &mut 
         plan.steps.push(stop_or_remove(instance, grace));
     }
     if instances.is_empty() {
-        plan.steps.push(Step::RemoveSandbox { pod_uid: pod_uid.to_owned() });
-        plan.steps.push(Step::Forget { pod_uid: pod_uid.to_owned() });
+        plan.steps.push(Step::RemoveSandbox {
+            pod_uid: pod_uid.to_owned(),
+        });
+        plan.steps.push(Step::Forget {
+            pod_uid: pod_uid.to_owned(),
+        });
     }
 }
 
@@ -194,7 +238,11 @@ mod tests {
         PodSpec {
             containers: names
                 .iter()
-                .map(|n| Container { name: n.to_string(), image: "busybox:1.35".into(), ..Default::default() })
+                .map(|n| Container {
+                    name: n.to_string(),
+                    image: "busybox:1.35".into(),
+                    ..Default::default()
+                })
                 .collect(),
             restart_policy: policy.to_owned(),
             termination_grace_period_seconds: 5,
@@ -217,11 +265,21 @@ mod tests {
             container: container.into(),
             hash: hash.into(),
             attempt,
-            state: InstanceState::Running { pid: 42, started_at: stamp(0) },
+            state: InstanceState::Running {
+                pid: 42,
+                started_at: stamp(0),
+            },
         }
     }
 
-    fn exited(container: &str, hash: &str, attempt: u32, code: i32, started: u64, finished: u64) -> Instance {
+    fn exited(
+        container: &str,
+        hash: &str,
+        attempt: u32,
+        code: i32,
+        started: u64,
+        finished: u64,
+    ) -> Instance {
         Instance {
             state: InstanceState::Exited(ExitInfo {
                 exit_code: code,
@@ -236,65 +294,141 @@ mod tests {
     }
 
     fn backoff() -> Backoff {
-        Backoff { base: Duration::from_secs(10), max: Duration::from_secs(300) }
+        Backoff {
+            base: Duration::from_secs(10),
+            max: Duration::from_secs(300),
+        }
     }
 
     fn desired<'a>(spec: &'a PodSpec, terminating: bool) -> DesiredPod<'a> {
-        DesiredPod { spec, hash: "h1", terminating }
+        DesiredPod {
+            spec,
+            hash: "h1",
+            terminating,
+        }
     }
 
     fn start(container: &str, attempt: u32) -> Step {
-        Step::Start { pod_uid: "u".into(), container: container.into(), hash: "h1".into(), attempt }
+        Step::Start {
+            pod_uid: "u".into(),
+            container: container.into(),
+            hash: "h1".into(),
+            attempt,
+        }
     }
 
     #[test]
     fn new_pod_gets_a_sandbox_then_every_container() {
         let s = spec(&["web", "side"], "Always");
-        let plan = plan_pod("u", Some(&desired(&s, false)), &[], &backoff(), at(0));
+        let plan = plan_pod(
+            "u",
+            Some(&desired(&s, false)),
+            &[],
+            &backoff(),
+            at(0),
+            &HashMap::new(),
+        );
         assert_eq!(
             plan.steps,
-            vec![Step::EnsureSandbox { pod_uid: "u".into() }, start("web", 0), start("side", 0)]
+            vec![
+                Step::EnsureSandbox {
+                    pod_uid: "u".into()
+                },
+                start("web", 0),
+                start("side", 0)
+            ]
         );
     }
 
     #[test]
     fn running_pod_needs_nothing() {
         let s = spec(&["web"], "Always");
-        let plan = plan_pod("u", Some(&desired(&s, false)), &[running("web", "h1", 0)], &backoff(), at(0));
+        let plan = plan_pod(
+            "u",
+            Some(&desired(&s, false)),
+            &[running("web", "h1", 0)],
+            &backoff(),
+            at(0),
+            &HashMap::new(),
+        );
         assert_eq!(plan, PodPlan::default());
     }
 
     #[test]
     fn first_restart_is_immediate_then_backs_off() {
         let s = spec(&["web"], "Always");
-        let first = plan_pod("u", Some(&desired(&s, false)), &[exited("web", "h1", 0, 1, 0, 1)], &backoff(), at(1));
+        let first = plan_pod(
+            "u",
+            Some(&desired(&s, false)),
+            &[exited("web", "h1", 0, 1, 0, 1)],
+            &backoff(),
+            at(1),
+            &HashMap::new(),
+        );
         assert!(first.steps.contains(&start("web", 1)));
 
-        let second = [exited("web", "h1", 0, 1, 0, 1), exited("web", "h1", 1, 1, 1, 2)];
-        let plan = plan_pod("u", Some(&desired(&s, false)), &second, &backoff(), at(3));
+        let second = [
+            exited("web", "h1", 0, 1, 0, 1),
+            exited("web", "h1", 1, 1, 1, 2),
+        ];
+        let plan = plan_pod(
+            "u",
+            Some(&desired(&s, false)),
+            &second,
+            &backoff(),
+            at(3),
+            &HashMap::new(),
+        );
         assert!(plan.steps.is_empty());
         assert_eq!(plan.wake_at, Some(at(12)));
-        let later = plan_pod("u", Some(&desired(&s, false)), &second, &backoff(), at(12));
+        let later = plan_pod(
+            "u",
+            Some(&desired(&s, false)),
+            &second,
+            &backoff(),
+            at(12),
+            &HashMap::new(),
+        );
         assert!(later.steps.contains(&start("web", 2)));
     }
 
     #[test]
     fn backoff_doubles_up_to_the_cap_and_resets_after_a_long_run() {
         let b = backoff();
-        let short = ExitInfo { exit_code: 1, signal: None, oom_killed: false, started_at: Some(stamp(0)), finished_at: stamp(1), message: None };
+        let short = ExitInfo {
+            exit_code: 1,
+            signal: None,
+            oom_killed: false,
+            started_at: Some(stamp(0)),
+            finished_at: stamp(1),
+            message: None,
+        };
         assert_eq!(b.delay(0, &short), Duration::ZERO);
         assert_eq!(b.delay(1, &short), Duration::from_secs(10));
         assert_eq!(b.delay(3, &short), Duration::from_secs(40));
         assert_eq!(b.delay(30, &short), Duration::from_secs(300));
-        let long = ExitInfo { finished_at: stamp(601), ..short };
+        let long = ExitInfo {
+            finished_at: stamp(601),
+            ..short
+        };
         assert_eq!(b.delay(5, &long), Duration::ZERO);
     }
 
     #[test]
     fn restart_policies_follow_kubernetes() {
         let b = backoff();
-        let ok = ExitInfo { exit_code: 0, signal: None, oom_killed: false, started_at: None, finished_at: stamp(1), message: None };
-        let failed = ExitInfo { exit_code: 1, ..ok.clone() };
+        let ok = ExitInfo {
+            exit_code: 0,
+            signal: None,
+            oom_killed: false,
+            started_at: None,
+            finished_at: stamp(1),
+            message: None,
+        };
+        let failed = ExitInfo {
+            exit_code: 1,
+            ..ok.clone()
+        };
         assert!(restart_at("Always", &b, 0, &ok).is_some());
         assert!(restart_at("Always", &b, 0, &failed).is_some());
         assert!(restart_at("OnFailure", &b, 0, &ok).is_none());
@@ -307,12 +441,24 @@ mod tests {
     fn changed_spec_stops_old_instances_before_starting_new_ones() {
         let s = spec(&["web"], "Always");
         let old = [running("web", "h0", 0), exited("web", "h0", 1, 0, 0, 1)];
-        let plan = plan_pod("u", Some(&desired(&s, false)), &old, &backoff(), at(5));
+        let plan = plan_pod(
+            "u",
+            Some(&desired(&s, false)),
+            &old,
+            &backoff(),
+            at(5),
+            &HashMap::new(),
+        );
         assert_eq!(
             plan.steps,
             vec![
-                Step::Stop { id: "u_web_h0_0".into(), grace: Duration::from_secs(5) },
-                Step::Remove { id: "u_web_h0_1".into() }
+                Step::Stop {
+                    id: "u_web_h0_0".into(),
+                    grace: Duration::from_secs(5)
+                },
+                Step::Remove {
+                    id: "u_web_h0_1".into()
+                }
             ]
         );
     }
@@ -320,33 +466,131 @@ mod tests {
     #[test]
     fn old_attempts_are_removed_but_the_previous_one_is_kept() {
         let s = spec(&["web"], "Always");
-        let all = [exited("web", "h1", 0, 1, 0, 1), exited("web", "h1", 1, 1, 1, 2), running("web", "h1", 2)];
-        let plan = plan_pod("u", Some(&desired(&s, false)), &all, &backoff(), at(30));
-        assert_eq!(plan.steps, vec![Step::Remove { id: "u_web_h1_0".into() }]);
+        let all = [
+            exited("web", "h1", 0, 1, 0, 1),
+            exited("web", "h1", 1, 1, 1, 2),
+            running("web", "h1", 2),
+        ];
+        let plan = plan_pod(
+            "u",
+            Some(&desired(&s, false)),
+            &all,
+            &backoff(),
+            at(30),
+            &HashMap::new(),
+        );
+        assert_eq!(
+            plan.steps,
+            vec![Step::Remove {
+                id: "u_web_h1_0".into()
+            }]
+        );
     }
 
     #[test]
     fn terminating_pod_is_stopped_then_forgotten() {
         let s = spec(&["web"], "Always");
-        let plan = plan_pod("u", Some(&desired(&s, true)), &[running("web", "h1", 0)], &backoff(), at(0));
-        assert_eq!(plan.steps, vec![Step::Stop { id: "u_web_h1_0".into(), grace: Duration::from_secs(5) }]);
-        let plan = plan_pod("u", Some(&desired(&s, true)), &[], &backoff(), at(0));
+        let plan = plan_pod(
+            "u",
+            Some(&desired(&s, true)),
+            &[running("web", "h1", 0)],
+            &backoff(),
+            at(0),
+            &HashMap::new(),
+        );
         assert_eq!(
             plan.steps,
-            vec![Step::RemoveSandbox { pod_uid: "u".into() }, Step::Forget { pod_uid: "u".into() }]
+            vec![Step::Stop {
+                id: "u_web_h1_0".into(),
+                grace: Duration::from_secs(5)
+            }]
+        );
+        let plan = plan_pod(
+            "u",
+            Some(&desired(&s, true)),
+            &[],
+            &backoff(),
+            at(0),
+            &HashMap::new(),
+        );
+        assert_eq!(
+            plan.steps,
+            vec![
+                Step::RemoveSandbox {
+                    pod_uid: "u".into()
+                },
+                Step::Forget {
+                    pod_uid: "u".into()
+                }
+            ]
         );
     }
 
     #[test]
     fn unknown_pods_are_removed_with_the_default_grace() {
-        let plan = plan_pod("u", None, &[running("web", "h1", 0)], &backoff(), at(0));
-        assert_eq!(plan.steps, vec![Step::Stop { id: "u_web_h1_0".into(), grace: ORPHAN_GRACE }]);
+        let plan = plan_pod(
+            "u",
+            None,
+            &[running("web", "h1", 0)],
+            &backoff(),
+            at(0),
+            &HashMap::new(),
+        );
+        assert_eq!(
+            plan.steps,
+            vec![Step::Stop {
+                id: "u_web_h1_0".into(),
+                grace: ORPHAN_GRACE
+            }]
+        );
+    }
+
+    #[test]
+    fn failed_starts_are_held_back_until_their_retry_time() {
+        let s = spec(&["web", "side"], "Always");
+        let holds = HashMap::from([("web".to_owned(), at(10))]);
+        let plan = plan_pod(
+            "u",
+            Some(&desired(&s, false)),
+            &[],
+            &backoff(),
+            at(0),
+            &holds,
+        );
+        assert_eq!(
+            plan.steps,
+            vec![
+                Step::EnsureSandbox {
+                    pod_uid: "u".into()
+                },
+                start("side", 0)
+            ]
+        );
+        assert_eq!(plan.wake_at, Some(at(10)));
+        let later = plan_pod(
+            "u",
+            Some(&desired(&s, false)),
+            &[],
+            &backoff(),
+            at(10),
+            &holds,
+        );
+        assert!(later.steps.contains(&start("web", 0)));
+        assert_eq!(backoff().after_failures(1), Duration::from_secs(10));
+        assert_eq!(backoff().after_failures(3), Duration::from_secs(40));
     }
 
     #[test]
     fn never_policy_leaves_an_exited_container_down() {
         let s = spec(&["job"], "Never");
-        let plan = plan_pod("u", Some(&desired(&s, false)), &[exited("job", "h1", 0, 1, 0, 1)], &backoff(), at(100));
+        let plan = plan_pod(
+            "u",
+            Some(&desired(&s, false)),
+            &[exited("job", "h1", 0, 1, 0, 1)],
+            &backoff(),
+            at(100),
+            &HashMap::new(),
+        );
         assert_eq!(plan, PodPlan::default());
     }
 }

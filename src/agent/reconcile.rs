@@ -21,7 +21,11 @@ use crate::runtime::ContainerConfig;
 /// must not take the board down.
 const DEFAULT_PIDS_LIMIT: i64 = 1024;
 
-pub async fn run_loop(agent: Arc<Agent>, wake: smol::channel::Receiver<()>, stop: smol::channel::Receiver<()>) {
+pub async fn run_loop(
+    agent: Arc<Agent>,
+    wake: smol::channel::Receiver<()>,
+    stop: smol::channel::Receiver<()>,
+) {
     use smol::future::FutureExt;
     let mut next_wake: Option<SystemTime> = None;
     loop {
@@ -65,7 +69,11 @@ pub fn stored_pods(agent: &Agent) -> anyhow::Result<Vec<Pod>> {
         .filter_map(|record| match Object::from_json(record.object) {
             Ok(Object::Pod(pod)) => Some(pod),
             Ok(_) | Err(_) => {
-                log::error!("skipping unreadable pod {}/{} in the store", record.namespace, record.name);
+                log::error!(
+                    "skipping unreadable pod {}/{} in the store",
+                    record.namespace,
+                    record.name
+                );
                 None
             }
         })
@@ -78,7 +86,10 @@ impl Agent {
         let mut by_pod: BTreeMap<String, Vec<Instance>> = BTreeMap::new();
         for info in self.runtime.list_containers()? {
             if let Some(instance) = Instance::from_runtime(&info) {
-                by_pod.entry(instance.pod_uid.clone()).or_default().push(instance);
+                by_pod
+                    .entry(instance.pod_uid.clone())
+                    .or_default()
+                    .push(instance);
             }
         }
         Ok(by_pod)
@@ -101,7 +112,8 @@ impl Agent {
                 uids.push(sandbox);
             }
         }
-        let by_uid: HashMap<&str, &Pod> = pods.iter().map(|p| (p.metadata.uid.as_str(), p)).collect();
+        let by_uid: HashMap<&str, &Pod> =
+            pods.iter().map(|p| (p.metadata.uid.as_str(), p)).collect();
         let mut wake_at: Option<SystemTime> = None;
         let no_instances = Vec::new();
         for uid in uids {
@@ -116,7 +128,19 @@ impl Agent {
                 terminating: p.metadata.deletion_timestamp.is_some(),
             });
             let instances = observed.get(&uid).unwrap_or(&no_instances);
-            let plan = plan_pod(&uid, desired.as_ref(), instances, &self.backoff, now);
+            let holds: HashMap<String, SystemTime> = self
+                .start_failures(&uid)
+                .into_iter()
+                .map(|(name, f)| (name, f.retry_at))
+                .collect();
+            let plan = plan_pod(
+                &uid,
+                desired.as_ref(),
+                instances,
+                &self.backoff,
+                now,
+                &holds,
+            );
             if let Some(at) = plan.wake_at {
                 wake_at = Some(wake_at.map_or(at, |w| w.min(at)));
             }
@@ -185,8 +209,15 @@ impl Agent {
                         .map_err(anyhow::Error::from),
                     None => Ok(()),
                 },
-                Step::RemoveSandbox { pod_uid } => self.runtime.remove_sandbox(pod_uid).map_err(Into::into),
-                Step::Start { container, hash, attempt, .. } => match pod {
+                Step::RemoveSandbox { pod_uid } => {
+                    self.runtime.remove_sandbox(pod_uid).map_err(Into::into)
+                }
+                Step::Start {
+                    container,
+                    hash,
+                    attempt,
+                    ..
+                } => match pod {
                     Some(pod) => self.start(pod, container, hash, *attempt),
                     None => Ok(()),
                 },
@@ -204,11 +235,17 @@ impl Agent {
         }
     }
 
-    fn start(self: &Arc<Self>, pod: &Pod, container: &str, hash: &str, attempt: u32) -> anyhow::Result<()> {
+    fn start(
+        self: &Arc<Self>,
+        pod: &Pod,
+        container: &str,
+        hash: &str,
+        attempt: u32,
+    ) -> anyhow::Result<()> {
         let key = (pod.metadata.uid.clone(), container.to_owned());
-        match self.container_config(pod, container, hash, attempt) {
-            Ok(config) => {
-                self.memory().failures.remove(&key);
+        let started = self
+            .container_config(pod, container, hash, attempt)
+            .and_then(|config| {
                 log::info!(
                     "starting {}/{} container {container} (attempt {attempt})",
                     pod.metadata.namespace.as_deref().unwrap_or(""),
@@ -216,13 +253,32 @@ impl Agent {
                 );
                 self.runtime
                     .start_container(&config)
-                    .with_context(|| format!("cannot start container {container} of pod {}", pod.metadata.name))?;
+                    .map_err(|err| StartFailure {
+                        reason: "RunContainerError".to_owned(),
+                        message: err.to_string(),
+                        failures: 0,
+                        retry_at: SystemTime::UNIX_EPOCH,
+                    })
+            });
+        match started {
+            Ok(_) => {
+                self.memory().failures.remove(&key);
                 Ok(())
             }
-            Err(failure) => {
-                log::warn!("pod {} container {container}: {}", pod.metadata.name, failure.message);
+            Err(mut failure) => {
+                // Failed starts back off like crash loops, so a pod whose image or
+                // command is wrong does not spin.
+                let mut memory = self.memory();
+                failure.failures = memory.failures.get(&key).map_or(0, |f| f.failures) + 1;
+                failure.retry_at =
+                    SystemTime::now() + self.backoff.after_failures(failure.failures);
+                log::warn!(
+                    "pod {} container {container}: {}",
+                    pod.metadata.name,
+                    failure.message
+                );
                 let message = failure.message.clone();
-                self.memory().failures.insert(key, failure);
+                memory.failures.insert(key, failure);
                 anyhow::bail!(message)
             }
         }
@@ -230,34 +286,72 @@ impl Agent {
 
     /// Everything the runtime needs to start one container, from the pod spec and the
     /// image (Kubernetes rules for command/args and env).
-    fn container_config(&self, pod: &Pod, name: &str, hash: &str, attempt: u32) -> Result<ContainerConfig, StartFailure> {
-        let failure = |reason: &str, message: String| StartFailure { reason: reason.to_owned(), message };
+    fn container_config(
+        &self,
+        pod: &Pod,
+        name: &str,
+        hash: &str,
+        attempt: u32,
+    ) -> Result<ContainerConfig, StartFailure> {
+        let failure = |reason: &str, message: String| StartFailure {
+            reason: reason.to_owned(),
+            message,
+            failures: 0,
+            retry_at: SystemTime::UNIX_EPOCH,
+        };
         let container = pod
             .spec
             .containers
             .iter()
             .find(|c| c.name == name)
-            .ok_or_else(|| failure("CreateContainerConfigError", format!("no container {name:?} in the pod")))?;
+            .ok_or_else(|| {
+                failure(
+                    "CreateContainerConfigError",
+                    format!("no container {name:?} in the pod"),
+                )
+            })?;
         let image = match self.images.resolve(&container.image) {
             Ok(Some(image)) => image,
-            Ok(None) => {
-                return Err(failure(
-                    "ErrImageNeverPull",
-                    format!("image {:?} is not present on this board: import it with `berth image import`", container.image),
-                ))
-            }
+            Ok(None) => return Err(failure(
+                "ErrImageNeverPull",
+                format!(
+                    "image {:?} is not present on this board: import it with `berth image import`",
+                    container.image
+                ),
+            )),
             Err(err) => return Err(failure("InvalidImageName", err.to_string())),
         };
-        let rootfs = self.images.rootfs(&image).map_err(|e| failure("CreateContainerError", e.to_string()))?;
+        let rootfs = self
+            .images
+            .rootfs(&image)
+            .map_err(|e| failure("CreateContainerError", e.to_string()))?;
 
         let args = if !container.command.is_empty() {
-            container.command.iter().chain(&container.args).cloned().collect()
+            container
+                .command
+                .iter()
+                .chain(&container.args)
+                .cloned()
+                .collect()
         } else {
-            let cmd = if container.args.is_empty() { &image.config.cmd } else { &container.args };
-            image.config.entrypoint.iter().chain(cmd).cloned().collect::<Vec<_>>()
+            let cmd = if container.args.is_empty() {
+                &image.config.cmd
+            } else {
+                &container.args
+            };
+            image
+                .config
+                .entrypoint
+                .iter()
+                .chain(cmd)
+                .cloned()
+                .collect::<Vec<_>>()
         };
         if args.is_empty() {
-            return Err(failure("CreateContainerConfigError", "no command given and the image has none".to_owned()));
+            return Err(failure(
+                "CreateContainerConfigError",
+                "no command given and the image has none".to_owned(),
+            ));
         }
         let mut env: Vec<(String, String)> = image
             .config
@@ -282,9 +376,10 @@ impl Agent {
             .filter(|w| !w.is_empty())
             .or_else(|| Some(image.config.working_dir.clone()).filter(|w| !w.is_empty()))
             .unwrap_or_else(|| "/".to_owned());
-        let quantity = |map: &BTreeMap<String, String>, key: &str, parse: fn(&str) -> Result<u64, String>| {
-            map.get(key).and_then(|q| parse(q).ok())
-        };
+        let quantity =
+            |map: &BTreeMap<String, String>, key: &str, parse: fn(&str) -> Result<u64, String>| {
+                map.get(key).and_then(|q| parse(q).ok())
+            };
         let resources = &container.resources;
         let cpu_limit = quantity(&resources.limits, "cpu", parse_cpu_millis);
         let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
@@ -298,7 +393,8 @@ impl Agent {
             env: env.into_iter().map(|(k, v)| format!("{k}={v}")).collect(),
             cwd,
             cpu_limit_millis: cpu_limit,
-            cpu_request_millis: quantity(&resources.requests, "cpu", parse_cpu_millis).or(cpu_limit),
+            cpu_request_millis: quantity(&resources.requests, "cpu", parse_cpu_millis)
+                .or(cpu_limit),
             memory_limit_bytes: quantity(&resources.limits, "memory", parse_memory_bytes),
             pids_limit: Some(DEFAULT_PIDS_LIMIT),
             host_network: pod.spec.host_network,
@@ -313,16 +409,23 @@ impl Agent {
 
     /// The last step of a pod's deletion: its logs and its object go.
     fn forget(&self, uid: &str, pod: Option<&Pod>) -> anyhow::Result<()> {
-        self.memory().failures.retain(|(pod_uid, _), _| pod_uid != uid);
+        self.memory()
+            .failures
+            .retain(|(pod_uid, _), _| pod_uid != uid);
         let Some(pod) = pod else {
             return Ok(());
         };
         let namespace = pod.metadata.namespace.clone().unwrap_or_default();
         let logs = self.logs_dir(&namespace, &pod.metadata.name, uid);
         if logs.exists() {
-            std::fs::remove_dir_all(&logs).with_context(|| format!("cannot remove {}", logs.display()))?;
+            std::fs::remove_dir_all(&logs)
+                .with_context(|| format!("cannot remove {}", logs.display()))?;
         }
-        let key = crate::store::Key { kind: "Pod".to_owned(), namespace, name: pod.metadata.name.clone() };
+        let key = crate::store::Key {
+            kind: "Pod".to_owned(),
+            namespace,
+            name: pod.metadata.name.clone(),
+        };
         self.store().delete_all(&[key])?;
         log::info!("pod {} deleted", pod.metadata.name);
         Ok(())

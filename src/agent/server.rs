@@ -32,15 +32,27 @@ pub async fn handle(agent: Arc<Agent>, request: Request) -> Response {
 }
 
 fn not_found(what: String) -> Refusal {
-    Refusal { code: 404, reason: "NotFound", message: what }
+    Refusal {
+        code: 404,
+        reason: "NotFound",
+        message: what,
+    }
 }
 
 fn bad_request(message: String) -> Refusal {
-    Refusal { code: 400, reason: "BadRequest", message }
+    Refusal {
+        code: 400,
+        reason: "BadRequest",
+        message,
+    }
 }
 
 fn internal(err: impl std::fmt::Display) -> Refusal {
-    Refusal { code: 500, reason: "InternalError", message: err.to_string() }
+    Refusal {
+        code: 500,
+        reason: "InternalError",
+        message: err.to_string(),
+    }
 }
 
 fn route(agent: &Arc<Agent>, request: &Request) -> Result<Response, Refusal> {
@@ -63,15 +75,27 @@ fn route(agent: &Arc<Agent>, request: &Request) -> Result<Response, Refusal> {
             } else {
                 apply::delete_manifests(agent, &body)?
             };
-            Ok(Response::json(200, &serde_json::to_value(result).map_err(internal)?))
+            Ok(Response::json(
+                200,
+                &serde_json::to_value(result).map_err(internal)?,
+            ))
         }
         (_, ["apis", "berth.dev", "v1", "images", rest @ ..]) => images(agent, request, rest),
-        ("GET", ["api", "v1", "namespaces", ns, "pods", name, "log"]) => pod_log(agent, request, ns, name),
+        ("GET", ["api", "v1", "namespaces", ns, "pods", name, "log"]) => {
+            pod_log(agent, request, ns, name)
+        }
         (_, ["api", "v1", rest @ ..]) | (_, ["apis", "apps", "v1", rest @ ..]) => {
-            let group = if segments[0] == "api" { "v1" } else { "apps/v1" };
+            let group = if segments[0] == "api" {
+                "v1"
+            } else {
+                "apps/v1"
+            };
             resources(agent, request, group, rest)
         }
-        _ => Err(not_found(format!("the server could not find the requested resource ({method} {})", request.path))),
+        _ => Err(not_found(format!(
+            "the server could not find the requested resource ({method} {})",
+            request.path
+        ))),
     }
 }
 
@@ -84,7 +108,12 @@ fn version() -> Value {
 }
 
 /// `namespaces/NS/PLURAL[/NAME]`, `PLURAL` (all namespaces) or `namespaces[/NAME]`.
-fn resources(agent: &Arc<Agent>, request: &Request, group: &str, rest: &[&str]) -> Result<Response, Refusal> {
+fn resources(
+    agent: &Arc<Agent>,
+    request: &Request,
+    group: &str,
+    rest: &[&str],
+) -> Result<Response, Refusal> {
     let (kind_name, namespace, name) = match rest {
         ["namespaces"] => ("namespaces", None, None),
         ["namespaces", name] => ("namespaces", None, Some(*name)),
@@ -95,8 +124,16 @@ fn resources(agent: &Arc<Agent>, request: &Request, group: &str, rest: &[&str]) 
     };
     let kind = Kind::from_cli_name(kind_name)
         .filter(|k| k.plural() == kind_name && k.api_version() == group)
-        .ok_or_else(|| not_found(format!("the server doesn't have a resource type {kind_name:?} in {group}")))?;
-    let namespace_key = if kind.namespaced() { namespace.unwrap_or("") } else { "" };
+        .ok_or_else(|| {
+            not_found(format!(
+                "the server doesn't have a resource type {kind_name:?} in {group}"
+            ))
+        })?;
+    let namespace_key = if kind.namespaced() {
+        namespace.unwrap_or("")
+    } else {
+        ""
+    };
     match (request.method.as_str(), name) {
         ("GET", Some(name)) => {
             let record = agent
@@ -104,18 +141,27 @@ fn resources(agent: &Arc<Agent>, request: &Request, group: &str, rest: &[&str]) 
                 .get(kind.as_str(), namespace_key, name)?
                 .ok_or_else(|| not_found(format!("{} \"{name}\" not found", kind.plural())))?;
             let observed = agent.observe().map_err(internal)?;
-            let pods = if kind == Kind::Deployment { stored_pods(agent).map_err(internal)? } else { Vec::new() };
+            let pods = if kind == Kind::Deployment {
+                stored_pods(agent).map_err(internal)?
+            } else {
+                Vec::new()
+            };
             Ok(Response::json(200, &view(agent, record, &pods, &observed)?))
         }
         ("GET", None) => {
             let selector = match request.query_param("labelSelector") {
-                Some(s) if !s.is_empty() => parse_selector(s).map_err(|e| bad_request(format!("invalid labelSelector: {e}")))?,
+                Some(s) if !s.is_empty() => parse_selector(s)
+                    .map_err(|e| bad_request(format!("invalid labelSelector: {e}")))?,
                 _ => Vec::new(),
             };
             let ns_filter = if kind.namespaced() { namespace } else { None };
             let records = agent.store().list(kind.as_str(), ns_filter)?;
             let observed = agent.observe().map_err(internal)?;
-            let pods = if kind == Kind::Deployment { stored_pods(agent).map_err(internal)? } else { Vec::new() };
+            let pods = if kind == Kind::Deployment {
+                stored_pods(agent).map_err(internal)?
+            } else {
+                Vec::new()
+            };
             let mut items = Vec::new();
             for record in records {
                 let item = view(agent, record, &pods, &observed)?;
@@ -127,15 +173,25 @@ fn resources(agent: &Arc<Agent>, request: &Request, group: &str, rest: &[&str]) 
                     items.push(item);
                 }
             }
-            Ok(Response::json(200, &json!({"apiVersion": "v1", "kind": "List", "metadata": {}, "items": items})))
+            Ok(Response::json(
+                200,
+                &json!({"apiVersion": "v1", "kind": "List", "metadata": {}, "items": items}),
+            ))
         }
         ("DELETE", Some(name)) => {
-            let key = Key { kind: kind.as_str().to_owned(), namespace: namespace_key.to_owned(), name: name.to_owned() };
+            let key = Key {
+                kind: kind.as_str().to_owned(),
+                namespace: namespace_key.to_owned(),
+                name: name.to_owned(),
+            };
             let result = apply::delete_keys(agent, &[key])?;
             if result.items.is_empty() {
                 return Err(not_found(format!("{} \"{name}\" not found", kind.plural())));
             }
-            Ok(Response::json(200, &json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "details": {"name": name, "kind": kind.plural()}})))
+            Ok(Response::json(
+                200,
+                &json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "details": {"name": name, "kind": kind.plural()}}),
+            ))
         }
         (method, _) => Err(Refusal {
             code: 405,
@@ -145,9 +201,15 @@ fn resources(agent: &Arc<Agent>, request: &Request, group: &str, rest: &[&str]) 
     }
 }
 
-fn view(agent: &Agent, record: Record, pods: &[crate::model::Pod], observed: &BTreeMap<String, Vec<Instance>>) -> Result<Value, Refusal> {
+fn view(
+    agent: &Agent,
+    record: Record,
+    pods: &[crate::model::Pod],
+    observed: &BTreeMap<String, Vec<Instance>>,
+) -> Result<Value, Refusal> {
     let what = format!("{} {}/{}", record.kind, record.namespace, record.name);
-    let object = Object::from_json(record.object).map_err(|e| internal(format!("unreadable {what} in the store: {e}")))?;
+    let object = Object::from_json(record.object)
+        .map_err(|e| internal(format!("unreadable {what} in the store: {e}")))?;
     Ok(match object {
         Object::Pod(pod) => {
             let instances = observed.get(&pod.metadata.uid).cloned().unwrap_or_default();
@@ -158,23 +220,36 @@ fn view(agent: &Agent, record: Record, pods: &[crate::model::Pod], observed: &BT
     })
 }
 
-fn pod_log(agent: &Arc<Agent>, request: &Request, namespace: &str, name: &str) -> Result<Response, Refusal> {
+fn pod_log(
+    agent: &Arc<Agent>,
+    request: &Request,
+    namespace: &str,
+    name: &str,
+) -> Result<Response, Refusal> {
     let record = agent
         .store()
         .get("Pod", namespace, name)?
         .ok_or_else(|| not_found(format!("pods \"{name}\" not found")))?;
     let Ok(Object::Pod(pod)) = Object::from_json(record.object) else {
-        return Err(internal(format!("unreadable pod {namespace}/{name} in the store")));
+        return Err(internal(format!(
+            "unreadable pod {namespace}/{name} in the store"
+        )));
     };
     let observed = agent.observe().map_err(internal)?;
     let instances = observed.get(&pod.metadata.uid).cloned().unwrap_or_default();
     let flag = |name: &str| request.query_param(name) == Some("true");
     let tail = match request.query_param("tailLines") {
-        Some(n) => Some(n.parse::<usize>().map_err(|_| bad_request(format!("invalid tailLines {n:?}")))?),
+        Some(n) => Some(
+            n.parse::<usize>()
+                .map_err(|_| bad_request(format!("invalid tailLines {n:?}")))?,
+        ),
         None => None,
     };
     let query = LogQuery {
-        container: request.query_param("container").filter(|c| !c.is_empty()).map(str::to_owned),
+        container: request
+            .query_param("container")
+            .filter(|c| !c.is_empty())
+            .map(str::to_owned),
         follow: flag("follow"),
         previous: flag("previous"),
         tail,
@@ -187,7 +262,10 @@ fn images(agent: &Arc<Agent>, request: &Request, rest: &[&str]) -> Result<Respon
     match (request.method.as_str(), rest) {
         ("GET", []) => {
             let items = agent.images.list().map_err(image_error)?;
-            Ok(Response::json(200, &json!({"kind": "List", "items": items})))
+            Ok(Response::json(
+                200,
+                &json!({"kind": "List", "items": items}),
+            ))
         }
         ("POST", ["import"]) => {
             #[derive(serde::Deserialize)]
@@ -197,25 +275,44 @@ fn images(agent: &Arc<Agent>, request: &Request, rest: &[&str]) -> Result<Respon
             }
             let body: Import = serde_json::from_slice(&request.body)
                 .map_err(|e| bad_request(format!("invalid request body: {e}")))?;
-            let imported = agent.images.import(&body.path, body.tag.as_deref()).map_err(image_error)?;
+            let imported = agent
+                .images
+                .import(&body.path, body.tag.as_deref())
+                .map_err(image_error)?;
             for image in &imported {
                 log::info!("imported image {} {}", image.reference, image.digest);
             }
             agent.wake();
-            Ok(Response::json(200, &json!({"kind": "List", "items": imported})))
+            Ok(Response::json(
+                200,
+                &json!({"kind": "List", "items": imported}),
+            ))
         }
         ("DELETE", []) => {
-            let reference = request.query_param("ref").ok_or_else(|| bad_request("missing ref".to_owned()))?;
+            let reference = request
+                .query_param("ref")
+                .ok_or_else(|| bad_request("missing ref".to_owned()))?;
             let used_by = images_in_use(agent)?;
             let in_use = |image: &crate::image::ImageInfo| used_by.contains(&image.digest);
-            let removed = agent.images.remove(reference, &in_use).map_err(|e| match e {
-                crate::image::ImageError::NotFound { .. } => not_found(e.to_string()),
-                other => Refusal { code: 409, reason: "Conflict", message: other.to_string() },
-            })?;
+            let removed = agent
+                .images
+                .remove(reference, &in_use)
+                .map_err(|e| match e {
+                    crate::image::ImageError::NotFound { .. } => not_found(e.to_string()),
+                    other => Refusal {
+                        code: 409,
+                        reason: "Conflict",
+                        message: other.to_string(),
+                    },
+                })?;
             log::info!("removed image {}", removed.reference);
             Ok(Response::json(200, &json!(removed)))
         }
-        (method, _) => Err(Refusal { code: 405, reason: "MethodNotAllowed", message: format!("{method} is not supported on {}", request.path) }),
+        (method, _) => Err(Refusal {
+            code: 405,
+            reason: "MethodNotAllowed",
+            message: format!("{method} is not supported on {}", request.path),
+        }),
     }
 }
 

@@ -18,6 +18,9 @@ use crate::runtime::ExitInfo;
 pub struct StartFailure {
     pub reason: String,
     pub message: String,
+    /// Failed starts in a row, and when to try again.
+    pub failures: u32,
+    pub retry_at: SystemTime,
 }
 
 pub struct StatusInputs<'a> {
@@ -58,17 +61,31 @@ pub fn container_id(instance_id: &str) -> String {
 
 fn waiting(reason: &str, message: Option<String>) -> ContainerState {
     ContainerState {
-        waiting: Some(StateWaiting { reason: Some(reason.to_owned()), message }),
+        waiting: Some(StateWaiting {
+            reason: Some(reason.to_owned()),
+            message,
+        }),
         ..Default::default()
     }
 }
 
 /// One container's status, and whether it is done for good (exited, not restarting).
-fn container_status(pod: &Pod, name: &str, image: &str, inputs: &StatusInputs) -> (ContainerStatus, Done) {
-    let mut mine: Vec<&Instance> = inputs.instances.iter().filter(|i| i.container == name).collect();
+fn container_status(
+    pod: &Pod,
+    name: &str,
+    image: &str,
+    inputs: &StatusInputs,
+) -> (ContainerStatus, Done) {
+    let mut mine: Vec<&Instance> = inputs
+        .instances
+        .iter()
+        .filter(|i| i.container == name)
+        .collect();
     mine.sort_by_key(|i| i.attempt);
     let latest = mine.last().copied();
-    let previous = latest.and_then(|l| mine.iter().find(|i| i.attempt + 1 == l.attempt)).copied();
+    let previous = latest
+        .and_then(|l| mine.iter().find(|i| i.attempt + 1 == l.attempt))
+        .copied();
     let mut status = ContainerStatus {
         name: name.to_owned(),
         image: image.to_owned(),
@@ -78,7 +95,8 @@ fn container_status(pod: &Pod, name: &str, image: &str, inputs: &StatusInputs) -
         ..Default::default()
     };
     if let Some(exit) = previous.and_then(Instance::exit) {
-        status.last_state = terminated_state(exit, &previous.map(|p| p.id.clone()).unwrap_or_default());
+        status.last_state =
+            terminated_state(exit, &previous.map(|p| p.id.clone()).unwrap_or_default());
     }
     let mut done = Done::No;
     match latest.map(|l| (l, &l.state)) {
@@ -92,10 +110,15 @@ fn container_status(pod: &Pod, name: &str, image: &str, inputs: &StatusInputs) -
         Some((l, InstanceState::Starting)) => {
             status.state = waiting("ContainerCreating", None);
             status.container_id = Some(container_id(&l.id));
+            if l.attempt == 0 {
+                done = Done::NeverStarted;
+            }
         }
         Some((l, InstanceState::Running { started_at, .. })) => {
             status.state = ContainerState {
-                running: Some(StateRunning { started_at: Some(started_at.clone()) }),
+                running: Some(StateRunning {
+                    started_at: Some(started_at.clone()),
+                }),
                 ..Default::default()
             };
             status.ready = true;
@@ -123,7 +146,11 @@ fn container_status(pod: &Pod, name: &str, image: &str, inputs: &StatusInputs) -
                 }
                 None => {
                     status.state = terminated_state(exit, &l.id);
-                    done = if exit.exit_code == 0 { Done::Succeeded } else { Done::Failed };
+                    done = if exit.exit_code == 0 {
+                        Done::Succeeded
+                    } else {
+                        Done::Failed
+                    };
                 }
             }
         }
@@ -149,7 +176,10 @@ pub fn pod_status(pod: &Pod, inputs: &StatusInputs) -> PodStatus {
     }
     let phase = if dones.iter().any(|d| *d == Done::NeverStarted) {
         "Pending"
-    } else if dones.iter().all(|d| matches!(d, Done::Succeeded | Done::Failed)) {
+    } else if dones
+        .iter()
+        .all(|d| matches!(d, Done::Succeeded | Done::Failed))
+    {
         if dones.iter().all(|d| *d == Done::Succeeded) {
             "Succeeded"
         } else {
@@ -195,7 +225,10 @@ pub fn pod_status(pod: &Pod, inputs: &StatusInputs) -> PodStatus {
 
 /// Whether a pod counts as Ready (for Deployment status).
 pub fn is_ready(status: &PodStatus) -> bool {
-    status.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True")
+    status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == "Ready" && c.status == "True")
 }
 
 #[cfg(test)]
@@ -207,7 +240,11 @@ mod tests {
     fn pod(policy: &str) -> Pod {
         Pod {
             spec: PodSpec {
-                containers: vec![Container { name: "c".into(), image: "busybox:1.35".into(), ..Default::default() }],
+                containers: vec![Container {
+                    name: "c".into(),
+                    image: "busybox:1.35".into(),
+                    ..Default::default()
+                }],
                 restart_policy: policy.into(),
                 ..Default::default()
             },
@@ -236,18 +273,46 @@ mod tests {
     fn status_of(p: &Pod, instances: &[Instance]) -> PodStatus {
         let failures = HashMap::new();
         let images = HashMap::new();
-        let backoff = Backoff { base: Duration::from_secs(10), max: Duration::from_secs(300) };
-        let now = humantime::parse_rfc3339("2026-01-01T00:00:02Z").unwrap_or(SystemTime::UNIX_EPOCH);
-        pod_status(p, &StatusInputs { instances, failures: &failures, image_ids: &images, backoff: &backoff, now })
+        let backoff = Backoff {
+            base: Duration::from_secs(10),
+            max: Duration::from_secs(300),
+        };
+        let now =
+            humantime::parse_rfc3339("2026-01-01T00:00:02Z").unwrap_or(SystemTime::UNIX_EPOCH);
+        pod_status(
+            p,
+            &StatusInputs {
+                instances,
+                failures: &failures,
+                image_ids: &images,
+                backoff: &backoff,
+                now,
+            },
+        )
     }
 
     #[test]
     fn phases_follow_restart_policy() {
-        assert_eq!(status_of(&pod("Never"), &[exited(0, 0, false)]).phase, "Succeeded");
-        assert_eq!(status_of(&pod("Never"), &[exited(0, 1, false)]).phase, "Failed");
-        assert_eq!(status_of(&pod("OnFailure"), &[exited(0, 0, false)]).phase, "Succeeded");
-        assert_eq!(status_of(&pod("OnFailure"), &[exited(0, 1, false)]).phase, "Running");
-        assert_eq!(status_of(&pod("Always"), &[exited(0, 0, false)]).phase, "Running");
+        assert_eq!(
+            status_of(&pod("Never"), &[exited(0, 0, false)]).phase,
+            "Succeeded"
+        );
+        assert_eq!(
+            status_of(&pod("Never"), &[exited(0, 1, false)]).phase,
+            "Failed"
+        );
+        assert_eq!(
+            status_of(&pod("OnFailure"), &[exited(0, 0, false)]).phase,
+            "Succeeded"
+        );
+        assert_eq!(
+            status_of(&pod("OnFailure"), &[exited(0, 1, false)]).phase,
+            "Running"
+        );
+        assert_eq!(
+            status_of(&pod("Always"), &[exited(0, 0, false)]).phase,
+            "Running"
+        );
         assert_eq!(status_of(&pod("Always"), &[]).phase, "Pending");
     }
 
@@ -255,7 +320,10 @@ mod tests {
     fn oom_kill_is_reported_with_its_reason() {
         let status = status_of(&pod("Never"), &[exited(0, 137, true)]);
         let terminated = status.container_statuses[0].state.terminated.clone();
-        assert_eq!(terminated.and_then(|t| t.reason), Some("OOMKilled".to_owned()));
+        assert_eq!(
+            terminated.and_then(|t| t.reason),
+            Some("OOMKilled".to_owned())
+        );
     }
 
     #[test]
@@ -263,8 +331,14 @@ mod tests {
         let status = status_of(&pod("Always"), &[exited(0, 1, false), exited(1, 1, false)]);
         let c = &status.container_statuses[0];
         assert_eq!(c.restart_count, 1);
-        assert_eq!(c.state.waiting.as_ref().and_then(|w| w.reason.clone()), Some("CrashLoopBackOff".into()));
-        assert_eq!(c.last_state.terminated.as_ref().map(|t| t.exit_code), Some(1));
+        assert_eq!(
+            c.state.waiting.as_ref().and_then(|w| w.reason.clone()),
+            Some("CrashLoopBackOff".into())
+        );
+        assert_eq!(
+            c.last_state.terminated.as_ref().map(|t| t.exit_code),
+            Some(1)
+        );
         assert!(!is_ready(&status));
     }
 }

@@ -22,7 +22,10 @@ impl Agent {
                     Some(colon) if !repository[colon..].contains('/') => &repository[..colon],
                     _ => repository,
                 };
-                image_ids.insert(container.name.clone(), format!("{repository}@{}", image.digest));
+                image_ids.insert(
+                    container.name.clone(),
+                    format!("{repository}@{}", image.digest),
+                );
             }
         }
         let mut status = pod_status(
@@ -46,14 +49,32 @@ impl Agent {
         Object::Pod(pod).to_json()
     }
 
-    pub fn owned_pods(&self, deploy: &Deployment, pods: &[Pod], observed: &BTreeMap<String, Vec<Instance>>) -> Vec<OwnedPod> {
+    pub fn owned_pods(
+        &self,
+        deploy: &Deployment,
+        pods: &[Pod],
+        observed: &BTreeMap<String, Vec<Instance>>,
+    ) -> Vec<OwnedPod> {
         pods.iter()
-            .filter(|p| p.metadata.owner_references.iter().any(|o| o.uid == deploy.metadata.uid))
+            .filter(|p| {
+                p.metadata
+                    .owner_references
+                    .iter()
+                    .any(|o| o.uid == deploy.metadata.uid)
+            })
             .map(|p| {
-                let instances = observed.get(&p.metadata.uid).map(Vec::as_slice).unwrap_or(&[]);
+                let instances = observed
+                    .get(&p.metadata.uid)
+                    .map(Vec::as_slice)
+                    .unwrap_or(&[]);
                 OwnedPod {
                     name: p.metadata.name.clone(),
-                    template_hash: p.metadata.labels.get(TEMPLATE_HASH_LABEL).cloned().unwrap_or_default(),
+                    template_hash: p
+                        .metadata
+                        .labels
+                        .get(TEMPLATE_HASH_LABEL)
+                        .cloned()
+                        .unwrap_or_default(),
                     creation_timestamp: p.metadata.creation_timestamp.clone().unwrap_or_default(),
                     ready: is_ready(&self.pod_status(p, instances)),
                     terminating: p.metadata.deletion_timestamp.is_some(),
@@ -62,7 +83,12 @@ impl Agent {
             .collect()
     }
 
-    pub fn deployment_view(&self, mut deploy: Deployment, pods: &[Pod], observed: &BTreeMap<String, Vec<Instance>>) -> Value {
+    pub fn deployment_view(
+        &self,
+        mut deploy: Deployment,
+        pods: &[Pod],
+        observed: &BTreeMap<String, Vec<Instance>>,
+    ) -> Value {
         let owned = self.owned_pods(&deploy, pods, observed);
         let hash = pod_template_hash(&deploy.spec.template);
         deploy.status = deployment_status(&deploy, &hash, &owned);
@@ -70,7 +96,11 @@ impl Agent {
     }
 
     pub fn namespace_view(&self, mut namespace: Namespace) -> Value {
-        let phase = if namespace.metadata.deletion_timestamp.is_some() { "Terminating" } else { "Active" };
+        let phase = if namespace.metadata.deletion_timestamp.is_some() {
+            "Terminating"
+        } else {
+            "Active"
+        };
         namespace.status.phase = Some(phase.to_owned());
         Object::Namespace(namespace).to_json()
     }

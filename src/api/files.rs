@@ -19,11 +19,14 @@ pub fn read_manifest_files(paths: &[PathBuf]) -> anyhow::Result<Vec<ManifestFile
             std::io::stdin()
                 .read_to_string(&mut content)
                 .context("cannot read manifests from standard input")?;
-            files.push(ManifestFile { name: "-".to_owned(), content });
+            files.push(ManifestFile {
+                name: "-".to_owned(),
+                content,
+            });
             continue;
         }
-        let meta = std::fs::metadata(path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
+        let meta =
+            std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
         if meta.is_dir() {
             for file in manifest_files_in(path)? {
                 files.push(read_file(&file)?);
@@ -43,7 +46,9 @@ pub fn manifest_files_in(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let entries =
         std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))?;
     for entry in entries {
-        let path = entry.with_context(|| format!("cannot list {}", dir.display()))?.path();
+        let path = entry
+            .with_context(|| format!("cannot list {}", dir.display()))?
+            .path();
         let is_manifest = matches!(
             path.extension().and_then(|e| e.to_str()),
             Some("yaml" | "yml" | "json")
@@ -57,11 +62,18 @@ pub fn manifest_files_in(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
 }
 
 fn read_file(path: &Path) -> anyhow::Result<ManifestFile> {
-    let content = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(ManifestFile { name: path.display().to_string(), content })
+    let content =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(ManifestFile {
+        name: path.display().to_string(),
+        content,
+    })
 }
 
 fn display_paths(paths: &[PathBuf]) -> String {
-    paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -26,6 +26,9 @@ pub struct AgentArgs {
     /// Longest crash-loop back-off, in seconds
     #[arg(long, default_value_t = 300.0)]
     pub restart_backoff_max: f64,
+    /// Board profile (board-configs/*.yaml) to check this machine against
+    #[arg(long, value_name = "FILE")]
+    pub board: Option<PathBuf>,
 }
 
 pub fn run(_global: &GlobalOptions, args: AgentArgs) -> anyhow::Result<()> {
@@ -43,6 +46,7 @@ pub fn run(_global: &GlobalOptions, args: AgentArgs) -> anyhow::Result<()> {
         cgroup_parent: args.cgroup_parent,
         backoff_base: seconds(args.restart_backoff_base, "--restart-backoff-base")?,
         backoff_max: seconds(args.restart_backoff_max, "--restart-backoff-max")?,
+        board: args.board,
     };
     crate::agent::run(options)
 }

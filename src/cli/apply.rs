@@ -18,7 +18,10 @@ pub struct ApplyArgs {
 
 pub fn run(global: &GlobalOptions, args: ApplyArgs) -> anyhow::Result<()> {
     let files = read_manifest_files(&args.files)?;
-    let request = ApplyRequest { files, namespace: global.namespace.clone() };
+    let request = ApplyRequest {
+        files,
+        namespace: global.namespace.clone(),
+    };
     let client = global.client()?;
     let body = serde_json::to_value(&request)?;
     let answer = call(&client, "POST", "/apis/berth.dev/v1/apply", Some(&body))?;
@@ -42,4 +45,3 @@ pub fn display_name(kind: &str, name: &str) -> String {
     };
     format!("{}{group}/{name}", kind.to_lowercase())
 }
-

@@ -7,12 +7,12 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 
 use super::apply::{display_name, print_result};
-use crate::api::files::read_manifest_files;
 use super::get::parse_kind;
 use super::{call, object_path, GlobalOptions};
 use crate::api::client::Client;
-use crate::api::ApiError;
+use crate::api::files::read_manifest_files;
 use crate::api::types::{ApplyRequest, ApplyResult};
+use crate::api::ApiError;
 use crate::model::Kind;
 
 #[derive(clap::Args, Debug)]
@@ -47,7 +47,13 @@ pub fn run(global: &GlobalOptions, args: DeleteArgs) -> anyhow::Result<()> {
         result
             .items
             .iter()
-            .filter_map(|i| Some((Kind::from_kind_name(&i.kind)?, i.namespace.clone(), i.name.clone())))
+            .filter_map(|i| {
+                Some((
+                    Kind::from_kind_name(&i.kind)?,
+                    i.namespace.clone(),
+                    i.name.clone(),
+                ))
+            })
             .collect()
     } else {
         let [kind, names @ ..] = args.target.as_slice() else {
@@ -59,7 +65,12 @@ pub fn run(global: &GlobalOptions, args: DeleteArgs) -> anyhow::Result<()> {
         let kind = parse_kind(kind)?;
         let mut deleted = Vec::new();
         for name in names {
-            call(&client, "DELETE", &object_path(kind, global.namespace(), name), None)?;
+            call(
+                &client,
+                "DELETE",
+                &object_path(kind, global.namespace(), name),
+                None,
+            )?;
             println!("{} deleted", display_name(kind.as_str(), name));
             deleted.push((kind, global.namespace().to_owned(), name.clone()));
         }
@@ -71,7 +82,11 @@ pub fn run(global: &GlobalOptions, args: DeleteArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn wait_until_gone(client: &Client, objects: &[(Kind, String, String)], timeout: Duration) -> anyhow::Result<()> {
+fn wait_until_gone(
+    client: &Client,
+    objects: &[(Kind, String, String)],
+    timeout: Duration,
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
     for (kind, namespace, name) in objects {
         let path = object_path(*kind, namespace, name);
@@ -82,7 +97,10 @@ fn wait_until_gone(client: &Client, objects: &[(Kind, String, String)], timeout:
                 Ok(_) => {}
             }
             if Instant::now() > deadline {
-                bail!("timed out waiting for {} to be deleted", display_name(kind.as_str(), name));
+                bail!(
+                    "timed out waiting for {} to be deleted",
+                    display_name(kind.as_str(), name)
+                );
             }
             std::thread::sleep(Duration::from_millis(100));
         }

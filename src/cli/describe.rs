@@ -18,7 +18,12 @@ pub struct DescribeArgs {
 pub fn run(global: &GlobalOptions, args: DescribeArgs) -> anyhow::Result<()> {
     let kind = parse_kind(&args.kind)?;
     let client = global.client()?;
-    let object = call(&client, "GET", &object_path(kind, global.namespace(), &args.name), None)?;
+    let object = call(
+        &client,
+        "GET",
+        &object_path(kind, global.namespace(), &args.name),
+        None,
+    )?;
     print!("{}", describe(kind, &object));
     Ok(())
 }
@@ -43,17 +48,42 @@ pub fn describe(kind: Kind, object: &Value) -> String {
     let mut out = String::new();
     field(&mut out, 0, "Name", str_at(object, &["metadata", "name"]));
     if kind.namespaced() {
-        field(&mut out, 0, "Namespace", str_at(object, &["metadata", "namespace"]));
+        field(
+            &mut out,
+            0,
+            "Namespace",
+            str_at(object, &["metadata", "namespace"]),
+        );
     }
-    field(&mut out, 0, "Labels", map_lines(at(object, &["metadata", "labels"])));
-    field(&mut out, 0, "Annotations", map_lines(at(object, &["metadata", "annotations"])));
-    field(&mut out, 0, "CreationTimestamp", str_at(object, &["metadata", "creationTimestamp"]));
+    field(
+        &mut out,
+        0,
+        "Labels",
+        map_lines(at(object, &["metadata", "labels"])),
+    );
+    field(
+        &mut out,
+        0,
+        "Annotations",
+        map_lines(at(object, &["metadata", "annotations"])),
+    );
+    field(
+        &mut out,
+        0,
+        "CreationTimestamp",
+        str_at(object, &["metadata", "creationTimestamp"]),
+    );
     match kind {
         Kind::Pod => describe_pod(&mut out, object),
         Kind::Deployment => describe_deployment(&mut out, object),
         Kind::Namespace => {
             let phase = str_at(object, &["status", "phase"]);
-            field(&mut out, 0, "Status", if phase.is_empty() { "Active" } else { phase });
+            field(
+                &mut out,
+                0,
+                "Status",
+                if phase.is_empty() { "Active" } else { phase },
+            );
         }
     }
     out
@@ -63,27 +93,57 @@ fn describe_pod(out: &mut String, pod: &Value) {
     field(out, 0, "Status", pod_status_column(pod));
     field(out, 0, "Phase", str_at(pod, &["status", "phase"]));
     field(out, 0, "IP", or_none(str_at(pod, &["status", "podIP"])));
-    field(out, 0, "Restart Policy", str_at(pod, &["spec", "restartPolicy"]));
-    let owners = at(pod, &["metadata", "ownerReferences"]).as_array().cloned().unwrap_or_default();
+    field(
+        out,
+        0,
+        "Restart Policy",
+        str_at(pod, &["spec", "restartPolicy"]),
+    );
+    let owners = at(pod, &["metadata", "ownerReferences"])
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     if let Some(owner) = owners.first() {
-        field(out, 0, "Controlled By", format!("{}/{}", str_at(owner, &["kind"]), str_at(owner, &["name"])));
+        field(
+            out,
+            0,
+            "Controlled By",
+            format!("{}/{}", str_at(owner, &["kind"]), str_at(owner, &["name"])),
+        );
     }
     out.push_str("Containers:\n");
-    let statuses = at(pod, &["status", "containerStatuses"]).as_array().cloned().unwrap_or_default();
-    for container in at(pod, &["spec", "containers"]).as_array().into_iter().flatten() {
+    let statuses = at(pod, &["status", "containerStatuses"])
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for container in at(pod, &["spec", "containers"])
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
         let name = str_at(container, &["name"]);
         out.push_str(&format!("  {name}:\n"));
         field(out, 4, "Image", str_at(container, &["image"]));
         let status = statuses.iter().find(|s| str_at(s, &["name"]) == name);
         if let Some(status) = status {
             field(out, 4, "Image ID", or_none(str_at(status, &["imageID"])));
-            field(out, 4, "Container ID", or_none(str_at(status, &["containerID"])));
+            field(
+                out,
+                4,
+                "Container ID",
+                or_none(str_at(status, &["containerID"])),
+            );
             field(out, 4, "State", state_text(at(status, &["state"])));
             let last = state_text(at(status, &["lastState"]));
             if last != "<none>" {
                 field(out, 4, "Last State", last);
             }
-            field(out, 4, "Ready", at(status, &["ready"]).as_bool().unwrap_or(false));
+            field(
+                out,
+                4,
+                "Ready",
+                at(status, &["ready"]).as_bool().unwrap_or(false),
+            );
             field(out, 4, "Restart Count", int_at(status, &["restartCount"]));
         }
         let limits = at(container, &["resources", "limits"]);
@@ -96,8 +156,17 @@ fn describe_pod(out: &mut String, pod: &Value) {
         }
     }
     out.push_str("Conditions:\n");
-    for condition in at(pod, &["status", "conditions"]).as_array().into_iter().flatten() {
-        field(out, 2, str_at(condition, &["type"]), str_at(condition, &["status"]));
+    for condition in at(pod, &["status", "conditions"])
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        field(
+            out,
+            2,
+            str_at(condition, &["type"]),
+            str_at(condition, &["status"]),
+        );
     }
 }
 
@@ -120,7 +189,12 @@ fn state_text(state: &Value) -> String {
 }
 
 fn describe_deployment(out: &mut String, deploy: &Value) {
-    field(out, 0, "Selector", map_lines(at(deploy, &["spec", "selector", "matchLabels"])));
+    field(
+        out,
+        0,
+        "Selector",
+        map_lines(at(deploy, &["spec", "selector", "matchLabels"])),
+    );
     field(
         out,
         0,
@@ -134,19 +208,36 @@ fn describe_deployment(out: &mut String, deploy: &Value) {
             int_at(deploy, &["status", "unavailableReplicas"]),
         ),
     );
-    field(out, 0, "StrategyType", str_at(deploy, &["spec", "strategy", "type"]));
+    field(
+        out,
+        0,
+        "StrategyType",
+        str_at(deploy, &["spec", "strategy", "type"]),
+    );
     out.push_str("Pod Template:\n");
-    for container in at(deploy, &["spec", "template", "spec", "containers"]).as_array().into_iter().flatten() {
+    for container in at(deploy, &["spec", "template", "spec", "containers"])
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
         out.push_str(&format!("  {}:\n", str_at(container, &["name"])));
         field(out, 4, "Image", str_at(container, &["image"]));
     }
     out.push_str("Conditions:\n");
-    for condition in at(deploy, &["status", "conditions"]).as_array().into_iter().flatten() {
+    for condition in at(deploy, &["status", "conditions"])
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
         field(
             out,
             2,
             str_at(condition, &["type"]),
-            format!("{} ({})", str_at(condition, &["status"]), str_at(condition, &["reason"])),
+            format!(
+                "{} ({})",
+                str_at(condition, &["status"]),
+                str_at(condition, &["reason"])
+            ),
         );
     }
 }

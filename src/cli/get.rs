@@ -3,7 +3,9 @@
 use anyhow::{anyhow, Context};
 use serde_json::Value;
 
-use super::output::{age, at, int_at, pod_status_column, print_columns, print_document, str_at, Format};
+use super::output::{
+    age, at, int_at, pod_status_column, print_columns, print_document, str_at, Format,
+};
 use super::{call, collection_path, object_path, GlobalOptions};
 use crate::api::http::percent_encode;
 use crate::model::Kind;
@@ -18,7 +20,9 @@ pub struct GetArgs {
 
 pub fn parse_kind(s: &str) -> anyhow::Result<Kind> {
     Kind::from_cli_name(s).ok_or_else(|| {
-        anyhow!("the server doesn't have a resource type {s:?} (known: pods, deployments, namespaces)")
+        anyhow!(
+            "the server doesn't have a resource type {s:?} (known: pods, deployments, namespaces)"
+        )
     })
 }
 
@@ -27,9 +31,18 @@ pub fn run(global: &GlobalOptions, args: GetArgs) -> anyhow::Result<()> {
     let format = global.output_format()?;
     let client = global.client()?;
     let value = match &args.name {
-        Some(name) => call(&client, "GET", &object_path(kind, global.namespace(), name), None)?,
+        Some(name) => call(
+            &client,
+            "GET",
+            &object_path(kind, global.namespace(), name),
+            None,
+        )?,
         None => {
-            let namespace = if global.all_namespaces { None } else { Some(global.namespace()) };
+            let namespace = if global.all_namespaces {
+                None
+            } else {
+                Some(global.namespace())
+            };
             let mut path = collection_path(kind, namespace);
             if let Some(selector) = &global.selector {
                 path.push_str(&format!("?labelSelector={}", percent_encode(selector)));
@@ -59,7 +72,12 @@ pub fn run(global: &GlobalOptions, args: GetArgs) -> anyhow::Result<()> {
     }
 }
 
-pub fn print_table(kind: Kind, items: &[Value], wide: bool, with_namespace: bool) -> anyhow::Result<()> {
+pub fn print_table(
+    kind: Kind,
+    items: &[Value],
+    wide: bool,
+    with_namespace: bool,
+) -> anyhow::Result<()> {
     let mut header: Vec<&str> = Vec::new();
     if with_namespace && kind.namespaced() {
         header.push("NAMESPACE");
@@ -68,9 +86,16 @@ pub fn print_table(kind: Kind, items: &[Value], wide: bool, with_namespace: bool
         (Kind::Pod, false) => &["NAME", "READY", "STATUS", "RESTARTS", "AGE"],
         (Kind::Pod, true) => &["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE"],
         (Kind::Deployment, false) => &["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"],
-        (Kind::Deployment, true) => {
-            &["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE", "CONTAINERS", "IMAGES", "SELECTOR"]
-        }
+        (Kind::Deployment, true) => &[
+            "NAME",
+            "READY",
+            "UP-TO-DATE",
+            "AVAILABLE",
+            "AGE",
+            "CONTAINERS",
+            "IMAGES",
+            "SELECTOR",
+        ],
         (Kind::Namespace, _) => &["NAME", "STATUS", "AGE"],
     };
     header.extend_from_slice(columns);
@@ -94,9 +119,17 @@ pub fn print_table(kind: Kind, items: &[Value], wide: bool, with_namespace: bool
 }
 
 fn pod_row(pod: &Value, wide: bool) -> Vec<String> {
-    let statuses = at(pod, &["status", "containerStatuses"]).as_array().cloned().unwrap_or_default();
-    let total = at(pod, &["spec", "containers"]).as_array().map_or(0, Vec::len);
-    let ready = statuses.iter().filter(|s| s.get("ready") == Some(&Value::Bool(true))).count();
+    let statuses = at(pod, &["status", "containerStatuses"])
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let total = at(pod, &["spec", "containers"])
+        .as_array()
+        .map_or(0, Vec::len);
+    let ready = statuses
+        .iter()
+        .filter(|s| s.get("ready") == Some(&Value::Bool(true)))
+        .count();
     let restarts: i64 = statuses.iter().map(|s| int_at(s, &["restartCount"])).sum();
     let mut row = vec![
         str_at(pod, &["metadata", "name"]).to_owned(),
@@ -148,7 +181,11 @@ fn namespace_row(ns: &Value) -> Vec<String> {
     let phase = str_at(ns, &["status", "phase"]);
     vec![
         str_at(ns, &["metadata", "name"]).to_owned(),
-        if phase.is_empty() { "Active".to_owned() } else { phase.to_owned() },
+        if phase.is_empty() {
+            "Active".to_owned()
+        } else {
+            phase.to_owned()
+        },
         age(str_at(ns, &["metadata", "creationTimestamp"])),
     ]
 }

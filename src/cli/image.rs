@@ -32,9 +32,23 @@ pub fn run(global: &GlobalOptions, command: ImageCommand) -> anyhow::Result<()> 
             let path = std::fs::canonicalize(&path)
                 .with_context(|| format!("cannot read {}", path.display()))?;
             let body = json!({"path": path, "tag": tag});
-            let answer = call(&client, "POST", "/apis/berth.dev/v1/images/import", Some(&body))?;
-            for image in answer.get("items").and_then(Value::as_array).into_iter().flatten() {
-                println!("imported {} {}", str_at(image, &["reference"]), str_at(image, &["digest"]));
+            let answer = call(
+                &client,
+                "POST",
+                "/apis/berth.dev/v1/images/import",
+                Some(&body),
+            )?;
+            for image in answer
+                .get("items")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                println!(
+                    "imported {} {}",
+                    str_at(image, &["reference"]),
+                    str_at(image, &["digest"])
+                );
             }
         }
         ImageCommand::Ls => {
@@ -62,7 +76,10 @@ pub fn run(global: &GlobalOptions, command: ImageCommand) -> anyhow::Result<()> 
             }
         }
         ImageCommand::Rm { reference } => {
-            let path = format!("/apis/berth.dev/v1/images?ref={}", percent_encode(&reference));
+            let path = format!(
+                "/apis/berth.dev/v1/images?ref={}",
+                percent_encode(&reference)
+            );
             call(&client, "DELETE", &path, None)?;
             println!("deleted {reference}");
         }

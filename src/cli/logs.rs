@@ -22,9 +22,17 @@ pub struct LogsArgs {
 }
 
 pub fn run(global: &GlobalOptions, args: LogsArgs) -> anyhow::Result<()> {
-    let mut path = format!("{}/log?follow={}&previous={}", object_path(Kind::Pod, global.namespace(), &args.pod), args.follow, args.previous);
+    let mut path = format!(
+        "{}/log?follow={}&previous={}",
+        object_path(Kind::Pod, global.namespace(), &args.pod),
+        args.follow,
+        args.previous
+    );
     if let Some(container) = &args.container {
-        path.push_str(&format!("&container={}", crate::api::http::percent_encode(container)));
+        path.push_str(&format!(
+            "&container={}",
+            crate::api::http::percent_encode(container)
+        ));
     }
     if let Some(tail) = args.tail {
         path.push_str(&format!("&tailLines={tail}"));

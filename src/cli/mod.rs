@@ -23,7 +23,10 @@ use crate::api::client::Client;
 pub const DEFAULT_SERVER: &str = "unix:///var/lib/berth/berth.sock";
 
 #[derive(Parser, Debug)]
-#[command(name = "berth", about = "A small container orchestrator for fleets of ARM boards")]
+#[command(
+    name = "berth",
+    about = "A small container orchestrator for fleets of ARM boards"
+)]
 #[command(disable_version_flag = true)]
 pub struct Cli {
     #[command(flatten)]
@@ -86,6 +89,10 @@ pub fn main() -> i32 {
             return err.exit_code();
         }
     };
+    if matches!(cli.command, Command::Agent(_)) {
+        // Lifecycle lines at info by default; RUST_LOG overrides.
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    }
     let result = match cli.command {
         Command::Agent(args) => agent::run(&cli.global, args),
         Command::Apply(args) => apply::run(&cli.global, args),
@@ -155,6 +162,14 @@ pub fn collection_path(kind: crate::model::Kind, namespace: Option<&str>) -> Str
 }
 
 pub fn object_path(kind: crate::model::Kind, namespace: &str, name: &str) -> String {
-    let ns = if kind.namespaced() { Some(namespace) } else { None };
-    format!("{}/{}", collection_path(kind, ns), crate::api::http::percent_encode(name))
+    let ns = if kind.namespaced() {
+        Some(namespace)
+    } else {
+        None
+    };
+    format!(
+        "{}/{}",
+        collection_path(kind, ns),
+        crate::api::http::percent_encode(name)
+    )
 }

@@ -88,7 +88,9 @@ pub fn age(timestamp: &str) -> String {
     let Ok(then) = humantime::parse_rfc3339(timestamp) else {
         return "<unknown>".to_owned();
     };
-    let elapsed = SystemTime::now().duration_since(then).unwrap_or(Duration::ZERO);
+    let elapsed = SystemTime::now()
+        .duration_since(then)
+        .unwrap_or(Duration::ZERO);
     human_duration(elapsed)
 }
 

@@ -10,6 +10,7 @@
 //! work here unchanged, and a field berth does not implement is rejected by name rather
 //! than silently ignored.
 
+mod board;
 mod deployment;
 mod hash;
 mod meta;
@@ -21,6 +22,10 @@ mod quantity;
 mod selector;
 mod validate;
 
+pub use board::{
+    parse_board_profile, BoardProfile, BoardProfileError, CgroupNotes, DeviceHint, Platform,
+    BOARD_PROFILE_API_VERSION, BOARD_PROFILE_KIND,
+};
 pub use deployment::{
     Deployment, DeploymentCondition, DeploymentSpec, DeploymentStatus, DeploymentStrategy,
     IntOrString, LabelSelector, PodTemplateSpec, RollingUpdate,

@@ -7,8 +7,8 @@ use oci_spec::runtime::{
     get_default_mounts, get_default_readonly_paths, Capability, LinuxBuilder,
     LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder, LinuxMemoryBuilder,
     LinuxNamespace, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder,
-    LinuxResourcesBuilder, Mount, PosixRlimitBuilder, PosixRlimitType, ProcessBuilder,
-    RootBuilder, Spec, SpecBuilder, UserBuilder,
+    LinuxResourcesBuilder, Mount, PosixRlimitBuilder, PosixRlimitType, ProcessBuilder, RootBuilder,
+    Spec, SpecBuilder, UserBuilder,
 };
 
 use super::{CgroupVersion, ContainerConfig};
@@ -51,7 +51,8 @@ impl HostFacts {
             rlim_max: 0,
         };
         // SAFETY: getrlimit writes one rlimit struct into the valid `limit` we pass.
-        let nofile_hard_limit = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+        let nofile_hard_limit = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0
+        {
             limit.rlim_max
         } else {
             NOFILE_LIMIT
@@ -163,10 +164,20 @@ pub(crate) fn build_spec(
     let capabilities = default_capabilities();
     let process = ProcessBuilder::default()
         .terminal(false)
-        .user(UserBuilder::default().uid(0u32).gid(0u32).build().map_err(|e| e.to_string())?)
+        .user(
+            UserBuilder::default()
+                .uid(0u32)
+                .gid(0u32)
+                .build()
+                .map_err(|e| e.to_string())?,
+        )
         .args(cfg.args.clone())
         .env(environment(cfg))
-        .cwd(if cfg.cwd.is_empty() { "/" } else { cfg.cwd.as_str() })
+        .cwd(if cfg.cwd.is_empty() {
+            "/"
+        } else {
+            cfg.cwd.as_str()
+        })
         .no_new_privileges(true)
         .capabilities(
             LinuxCapabilitiesBuilder::default()
@@ -211,7 +222,8 @@ pub(crate) fn build_spec(
         resources = resources.cpu(cpu.build().map_err(|e| e.to_string())?);
     }
     if let Some(limit) = cfg.memory_limit_bytes {
-        let limit = i64::try_from(limit).map_err(|_| format!("memory limit {limit} is too large"))?;
+        let limit =
+            i64::try_from(limit).map_err(|_| format!("memory limit {limit} is too large"))?;
         let mut memory = LinuxMemoryBuilder::default().limit(limit);
         if host.cgroup_version == CgroupVersion::V1 && host.v1_swap_accounting {
             // v1 swap is memory+swap: equal to the limit means no swap at all.
@@ -309,7 +321,10 @@ mod tests {
         assert_eq!(memory.limit(), Some(16 << 20));
         assert_eq!(memory.swap(), Some(16 << 20));
         assert_eq!(resources.pids().as_ref().unwrap().limit(), 1024);
-        assert_eq!(linux.cgroups_path().as_deref(), Some(Path::new("/berth/c1")));
+        assert_eq!(
+            linux.cgroups_path().as_deref(),
+            Some(Path::new("/berth/c1"))
+        );
     }
 
     #[test]
@@ -357,8 +372,12 @@ mod tests {
         };
         let spec = build_spec(&config(), Path::new("/r"), &host, "/b/c1", V1).unwrap();
         let namespaces = spec.linux().as_ref().unwrap().namespaces().clone().unwrap();
-        assert!(!namespaces.iter().any(|n| n.typ() == LinuxNamespaceType::Network));
-        assert!(!namespaces.iter().any(|n| n.typ() == LinuxNamespaceType::Uts));
+        assert!(!namespaces
+            .iter()
+            .any(|n| n.typ() == LinuxNamespaceType::Network));
+        assert!(!namespaces
+            .iter()
+            .any(|n| n.typ() == LinuxNamespaceType::Uts));
     }
 
     #[test]
@@ -371,13 +390,27 @@ mod tests {
         assert!(env.contains(&"A=1".to_string()));
         assert_eq!(process.no_new_privileges(), Some(true));
         let nofile = &process.rlimits().as_ref().unwrap()[0];
-        assert_eq!((nofile.soft(), nofile.hard()), (4096, 4096), "capped at the host limit");
+        assert_eq!(
+            (nofile.soft(), nofile.hard()),
+            (4096, 4096),
+            "capped at the host limit"
+        );
         let caps = process.capabilities().as_ref().unwrap();
-        assert!(caps.bounding().as_ref().unwrap().contains(&Capability::NetBindService));
-        assert!(!caps.bounding().as_ref().unwrap().contains(&Capability::SysAdmin));
+        assert!(caps
+            .bounding()
+            .as_ref()
+            .unwrap()
+            .contains(&Capability::NetBindService));
+        assert!(!caps
+            .bounding()
+            .as_ref()
+            .unwrap()
+            .contains(&Capability::SysAdmin));
         assert_eq!(spec.hostname(), &None);
         let mounts = spec.mounts().clone().unwrap();
         assert!(mounts.iter().any(|m| m.destination() == Path::new("/proc")));
-        assert!(!mounts.iter().any(|m| m.destination() == Path::new("/sys/fs/cgroup")));
+        assert!(!mounts
+            .iter()
+            .any(|m| m.destination() == Path::new("/sys/fs/cgroup")));
     }
 }

@@ -47,7 +47,11 @@ pub enum RuntimeError {
 }
 
 impl RuntimeError {
-    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
         RuntimeError::Io {
             action,
             path: path.into(),

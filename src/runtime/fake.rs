@@ -35,7 +35,9 @@ impl FakeRuntime {
     }
 
     fn lock(&self) -> MutexGuard<'_, FakeState> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Simulates the container's process exiting with `code`.
@@ -94,7 +96,12 @@ impl FakeRuntime {
 }
 
 impl Runtime for FakeRuntime {
-    fn create_sandbox(&self, pod_uid: &str, _hostname: &str, _host_network: bool) -> Result<(), RuntimeError> {
+    fn create_sandbox(
+        &self,
+        pod_uid: &str,
+        _hostname: &str,
+        _host_network: bool,
+    ) -> Result<(), RuntimeError> {
         let mut state = self.lock();
         state.calls.push(format!("create_sandbox {pod_uid}"));
         state.sandboxes.insert(pod_uid.to_string());
@@ -226,7 +233,10 @@ mod tests {
         rt.create_sandbox("u1", "p", false).unwrap();
         let info = rt.start_container(&config("c1")).unwrap();
         assert!(matches!(info.state, ContainerState::Running { .. }));
-        assert!(matches!(rt.remove_container("c1"), Err(RuntimeError::StillRunning { .. })));
+        assert!(matches!(
+            rt.remove_container("c1"),
+            Err(RuntimeError::StillRunning { .. })
+        ));
         rt.exit("c1", 3);
         match rt.inspect("c1").unwrap().unwrap().state {
             ContainerState::Exited(exit) => assert_eq!(exit.exit_code, 3),

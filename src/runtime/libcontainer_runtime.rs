@@ -4,21 +4,21 @@
 use std::collections::HashMap;
 use std::fs;
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use super::bundle::{self, HostFacts};
 use super::files::{self, Layout, ShimSettings};
+use super::rootfs::{mount_overlay, unmount_rootfs};
 use super::{
-    container_cgroup_path, is_valid_container_id, procfs, sandbox, ContainerConfig, ContainerInfo, ContainerState, ExitInfo, Runtime, RuntimeConfig,
-    RuntimeError,
+    container_cgroup_path, is_valid_container_id, procfs, sandbox, ContainerConfig, ContainerInfo,
+    ContainerState, ExitInfo, Runtime, RuntimeConfig, RuntimeError,
 };
 
 /// How long `start_container` waits for the shim to report the container running.
@@ -103,17 +103,28 @@ impl LibcontainerRuntime {
             },
         )?;
         let sandbox = sandbox::namespaces_for(&self.layout, &cfg.pod_uid, cfg.host_network)?;
-        for sub in [files::UPPER_DIR, files::WORK_DIR, files::ROOTFS_DIR, files::BUNDLE_DIR] {
+        for sub in [
+            files::UPPER_DIR,
+            files::WORK_DIR,
+            files::ROOTFS_DIR,
+            files::BUNDLE_DIR,
+        ] {
             let path = dir.join(sub);
             fs::create_dir_all(&path).map_err(|e| RuntimeError::io("create", &path, e))?;
         }
         let rootfs = dir.join(files::ROOTFS_DIR);
         mount_overlay(&cfg.id, &cfg.rootfs_lower, dir, &rootfs)?;
-        let spec = bundle::build_spec(cfg, &rootfs, &sandbox, &self.cgroup_path(&cfg.id), self.host)
-            .map_err(|reason| RuntimeError::Spec {
-                id: cfg.id.clone(),
-                reason,
-            })?;
+        let spec = bundle::build_spec(
+            cfg,
+            &rootfs,
+            &sandbox,
+            &self.cgroup_path(&cfg.id),
+            self.host,
+        )
+        .map_err(|reason| RuntimeError::Spec {
+            id: cfg.id.clone(),
+            reason,
+        })?;
         let spec_path = dir.join(files::BUNDLE_DIR).join(files::CONFIG_FILE);
         files::write_json(&spec_path, &spec)
     }
@@ -142,14 +153,18 @@ impl LibcontainerRuntime {
         self.lock_children().insert(id.to_string(), pid);
         // The shim writes this too; writing it here as well closes the window in which an
         // agent crash would leave a live shim without a pid file.
-        procfs::record_shim(dir, pid)?;
+        if let Err(err) = procfs::record_shim(dir, pid) {
+            log::warn!("cannot record the shim pid of {id} (the shim records it too): {err}");
+        }
         Ok(pid)
     }
 
     fn lock_children(&self) -> std::sync::MutexGuard<'_, HashMap<String, i32>> {
         // A panic while holding this lock cannot leave the map inconsistent (single
         // insert/remove calls), so a poisoned lock is still usable.
-        self.children.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.children
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Waits until the shim reports the container running or exited.
@@ -341,7 +356,10 @@ impl Runtime for LibcontainerRuntime {
                 log::info!("container {id} started (pid {pid})")
             }
             ContainerState::Exited(exit) => {
-                log::info!("container {id} started and exited with code {}", exit.exit_code)
+                log::info!(
+                    "container {id} started and exited with code {}",
+                    exit.exit_code
+                )
             }
             ContainerState::Starting | ContainerState::Lost => {}
         }
@@ -488,7 +506,11 @@ impl Runtime for LibcontainerRuntime {
         };
         match waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::StillAlive) => {}
-            Ok(_) | Err(_) => {
+            Ok(status) => {
+                log::debug!("shim of {id} reaped: {status:?}");
+                self.lock_children().remove(id);
+            }
+            Err(_) => {
                 self.lock_children().remove(id);
             }
         }
@@ -513,13 +535,30 @@ impl LibcontainerRuntime {
 }
 
 /// The container's state from its files and the kernel.
-fn read_state(dir: &Path, shim: Option<&procfs::ShimIdentity>) -> Result<ContainerState, RuntimeError> {
+fn read_state(
+    dir: &Path,
+    shim: Option<&procfs::ShimIdentity>,
+) -> Result<ContainerState, RuntimeError> {
     let exit_path = dir.join(files::EXIT_FILE);
     if let Some(exit) = files::read_json::<ExitInfo>(&exit_path)? {
         return Ok(ContainerState::Exited(exit));
     }
-    let shim_alive = shim.is_some_and(|shim| procfs::is_shim_alive(shim, dir));
-    if !shim_alive {
+    let Some(shim) = shim else {
+        // No shim recorded yet: the container is being prepared (config written, shim
+        // not yet spawned) — unless that began so long ago that whoever prepared it died.
+        let preparing_since = fs::metadata(dir.join(files::CONFIG_FILE))
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok());
+        return Ok(match files::read_json::<ExitInfo>(&exit_path)? {
+            Some(exit) => ContainerState::Exited(exit),
+            None if preparing_since.is_some_and(|age| age < START_DEADLINE * 3) => {
+                ContainerState::Starting
+            }
+            None => ContainerState::Lost,
+        });
+    };
+    if !procfs::is_shim_alive(shim, dir) {
         // The shim may have written its record and exited since the first look.
         return Ok(match files::read_json::<ExitInfo>(&exit_path)? {
             Some(exit) => ContainerState::Exited(exit),
@@ -534,56 +573,13 @@ fn read_state(dir: &Path, shim: Option<&procfs::ShimIdentity>) -> Result<Contain
     })
 }
 
-/// Mounts the container's writable rootfs: the shared image rootfs as the read-only lower
-/// layer, and `upper/` + `work/` in the container dir for its changes.
-fn mount_overlay(id: &str, lower: &Path, dir: &Path, target: &Path) -> Result<(), RuntimeError> {
-    if !lower.is_dir() {
-        return Err(RuntimeError::Spec {
-            id: id.to_string(),
-            reason: format!("image rootfs {} is not a directory", lower.display()),
-        });
-    }
-    let upper = dir.join(files::UPPER_DIR);
-    let work = dir.join(files::WORK_DIR);
-    for path in [lower, upper.as_path(), work.as_path()] {
-        // The overlay option string uses ',' and ':' as separators.
-        let text = path.to_string_lossy();
-        if text.contains(',') || text.contains(':') {
-            return Err(RuntimeError::Spec {
-                id: id.to_string(),
-                reason: format!("path {text} contains ',' or ':'"),
-            });
-        }
-    }
-    let options = format!(
-        "lowerdir={},upperdir={},workdir={}",
-        lower.display(),
-        upper.display(),
-        work.display()
-    );
-    mount(
-        Some("overlay"),
-        target,
-        Some("overlay"),
-        MsFlags::empty(),
-        Some(options.as_str()),
-    )
-    .map_err(|e| RuntimeError::syscall(format!("mount overlay on {}", target.display()), e))
-}
-
-/// Unmounts the overlay rootfs of a container dir if it is mounted.
-fn unmount_rootfs(dir: &Path) {
-    let rootfs: PathBuf = dir.join(files::ROOTFS_DIR);
-    match umount2(&rootfs, MntFlags::MNT_DETACH) {
-        Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => {}
-        Err(err) => log::warn!("cannot unmount {}: {err}", rootfs.display()),
-    }
-}
-
 /// Blocks until `fd` is readable or `timeout` passed.
 fn wait_readable(fd: &OwnedFd, timeout: Duration) {
     let millis = timeout.as_millis().min(i32::MAX as u128) as i32;
-    let mut poll_fds = [nix::poll::PollFd::new(fd.as_fd(), nix::poll::PollFlags::POLLIN)];
+    let mut poll_fds = [nix::poll::PollFd::new(
+        fd.as_fd(),
+        nix::poll::PollFlags::POLLIN,
+    )];
     let timeout = nix::poll::PollTimeout::try_from(millis).unwrap_or(nix::poll::PollTimeout::MAX);
     if let Err(err) = nix::poll::poll(&mut poll_fds, timeout) {
         log::debug!("poll on a shim pidfd failed: {err}");

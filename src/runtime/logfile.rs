@@ -131,7 +131,15 @@ mod tests {
         splitter.feed(b"a\nb", &mut collect).unwrap();
         splitter.feed(b"c\n\nd", &mut collect).unwrap();
         splitter.finish(&mut collect).unwrap();
-        assert_eq!(lines, vec![b"a\n".to_vec(), b"bc\n".to_vec(), b"\n".to_vec(), b"d\n".to_vec()]);
+        assert_eq!(
+            lines,
+            vec![
+                b"a\n".to_vec(),
+                b"bc\n".to_vec(),
+                b"\n".to_vec(),
+                b"d\n".to_vec()
+            ]
+        );
     }
 
     #[test]
@@ -156,8 +164,14 @@ mod tests {
             log.write(line.as_bytes()).unwrap();
         }
         assert_eq!(fs::read_to_string(&path).unwrap(), "3333333\n");
-        assert_eq!(fs::read_to_string(dir.path().join("sub/c.log.1")).unwrap(), "2222222\n");
-        assert_eq!(fs::read_to_string(dir.path().join("sub/c.log.2")).unwrap(), "1111111\n");
+        assert_eq!(
+            fs::read_to_string(dir.path().join("sub/c.log.1")).unwrap(),
+            "2222222\n"
+        );
+        assert_eq!(
+            fs::read_to_string(dir.path().join("sub/c.log.2")).unwrap(),
+            "1111111\n"
+        );
         assert!(!dir.path().join("sub/c.log.3").exists());
     }
 
@@ -176,9 +190,18 @@ mod tests {
     fn reopening_continues_counting_the_existing_size() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.log");
-        RotatingLog::open(&path, 8, 2).unwrap().write(b"12345\n").unwrap();
-        RotatingLog::open(&path, 8, 2).unwrap().write(b"678\n").unwrap();
-        assert_eq!(fs::read_to_string(dir.path().join("c.log.1")).unwrap(), "12345\n");
+        RotatingLog::open(&path, 8, 2)
+            .unwrap()
+            .write(b"12345\n")
+            .unwrap();
+        RotatingLog::open(&path, 8, 2)
+            .unwrap()
+            .write(b"678\n")
+            .unwrap();
+        assert_eq!(
+            fs::read_to_string(dir.path().join("c.log.1")).unwrap(),
+            "12345\n"
+        );
         assert_eq!(fs::read_to_string(&path).unwrap(), "678\n");
     }
 }

@@ -20,13 +20,13 @@
 //!    even when no agent is running at that moment (like `conmon` next to CRI-O);
 //! 3. pumps the container's stdout and stderr (two pipes) into a size-capped, rotated log
 //!    file, so logs keep flowing while the agent is down or restarting;
-//! 4. after the exit, reads the OOM-kill counter of the container's cgroup, records the exit,
-//!    deletes the `libcontainer` container (cgroup and state) and exits.
+//! 4. after the exit, reads the OOM-kill counter of the container's cgroup, deletes the
+//!    `libcontainer` container (cgroup and state), records the exit and exits itself.
 //!
 //! The agent learns about exits from a pidfd of the shim (see [`Runtime::exit_notifier`])
 //! and reads the record from `exit.json`. Everything is kept in files under the state dir and
-//! the kernel is the source of truth for liveness (is the shim's pid still the shim, checked
-//! through `/proc/<pid>/cmdline` to survive PID reuse), so a restarted agent re-finds running
+//! the kernel is the source of truth for liveness (is the shim's pid still the shim, see
+//! below), so a restarted agent re-finds running
 //! containers with their original PIDs and still gets correct exit codes for containers it
 //! adopted, because it is the shim, not the agent, that waits for them.
 //!
@@ -38,13 +38,33 @@
 //! files under `<state>/pods/<pod_uid>/ns/` (like `ip netns add`). Containers join them by
 //! path in their OCI spec; each container gets its own mount and PID namespace and cgroup.
 //!
+//! # Exit records
+//!
+//! `exit.json` holds the exit code (128 + signal for a killed process, as shells and
+//! Kubernetes report it), the signal, and `oom_killed`: the container's cgroup counted an
+//! OOM kill (read before the cgroup is deleted) and the init died of SIGKILL or exited
+//! with 137, so a shell whose child was OOM-killed also reads as OOM-killed, as with
+//! containerd. A container that never ran gets exit code 128 and a `message`;
+//! [`Runtime::start_container`] then returns that message as an error and removes the
+//! container. A shim that vanished without a record (killed, or the board rebooted) reads
+//! as [`ContainerState::Lost`]; stopping it SIGKILLs whatever is left in its cgroup.
+//!
+//! # Liveness without PID confusion
+//!
+//! `shim.pid` holds the shim's pid and its start time from `/proc/<pid>/stat`; the shim is
+//! alive if a non-zombie process with that pid and start time exists (and its command line,
+//! when readable, names the container dir). The container's init pid is only signalled
+//! after checking `/proc/<pid>/cgroup` places it in the container's cgroup.
+//!
 //! # Files
 //!
-//! `<state>/containers/<id>/`: `config.json` ([`ContainerConfig`]), `bundle/config.json`
-//! (OCI spec), `rootfs/` (overlay of the read-only image rootfs with `upper/` and `work/`),
-//! `shim.pid`, `started_at`, `init.pid`, `exit.json` ([`ExitInfo`]), `shim.log`.
-//! `libcontainer` keeps its own state under `<state>/runtime/`. All our files are written
-//! atomically (temporary file + rename) so a crash never leaves a half-written record.
+//! `<state>/containers/<id>/`: `config.json` ([`ContainerConfig`]), `shim.json` (cgroup path
+//! and `libcontainer` root for the shim), `bundle/config.json` (OCI spec), `rootfs/`
+//! (overlay of the read-only image rootfs with `upper/` and `work/`), `shim.pid`,
+//! `started_at`, `init.pid`, `exit.json` ([`ExitInfo`]), `shim.log` (the shim's own
+//! messages). `libcontainer` keeps its state under `<state>/runtime/`, sandboxes live in
+//! `<state>/pods/<pod_uid>/ns/{net,ipc,uts}`. All our files are written atomically
+//! (temporary file + rename) so a crash never leaves a half-written record.
 
 mod bundle;
 mod error;
@@ -53,6 +73,7 @@ mod files;
 mod libcontainer_runtime;
 mod logfile;
 mod procfs;
+mod rootfs;
 mod sandbox;
 mod seccomp;
 pub mod shim;
@@ -118,7 +139,10 @@ pub struct ExitInfo {
 pub enum ContainerState {
     /// The shim runs but the container's init process is not running yet.
     Starting,
-    Running { pid: i32, started_at: String },
+    Running {
+        pid: i32,
+        started_at: String,
+    },
     Exited(ExitInfo),
     /// The shim is gone without an exit record (killed, or the machine rebooted).
     Lost,
@@ -210,7 +234,9 @@ mod tests {
 
     #[test]
     fn container_ids_are_restricted() {
-        assert!(is_valid_container_id("default.hello-7d9f-abcde.web.3f2a1b9c0d.0"));
+        assert!(is_valid_container_id(
+            "default.hello-7d9f-abcde.web.3f2a1b9c0d.0"
+        ));
         assert!(!is_valid_container_id(""));
         assert!(!is_valid_container_id(".."));
         assert!(!is_valid_container_id("a/b"));

@@ -29,7 +29,8 @@ pub(crate) fn record_shim(container_dir: &Path, pid: i32) -> Result<(), RuntimeE
 
 /// Reads `shim.pid`; `None` if it is missing or malformed.
 pub(crate) fn read_shim(container_dir: &Path) -> Result<Option<ShimIdentity>, RuntimeError> {
-    Ok(files::read_text(&container_dir.join(SHIM_PID_FILE))?.and_then(|text| parse_shim_identity(&text)))
+    Ok(files::read_text(&container_dir.join(SHIM_PID_FILE))?
+        .and_then(|text| parse_shim_identity(&text)))
 }
 
 fn parse_shim_identity(text: &str) -> Option<ShimIdentity> {
@@ -52,19 +53,21 @@ pub(crate) fn is_shim_alive(shim: &ShimIdentity, container_dir: &Path) -> bool {
     let Ok(cmdline) = fs::read(format!("/proc/{}/cmdline", shim.pid)) else {
         return false;
     };
-    match shim.start_ticks {
+    let alive = match shim.start_ticks {
         Some(ticks) => {
             stat_start_ticks(&stat) == Some(ticks)
                 && (cmdline.is_empty() || cmdline_names_shim(&cmdline, container_dir))
         }
         None => cmdline_names_shim(&cmdline, container_dir),
-    }
+    };
+    alive
 }
 
 /// Fields of `/proc/<pid>/stat` after the command name, which is in parentheses and may
 /// contain spaces: the first one is field 3 (state).
 fn stat_fields_after_comm(stat: &str) -> Option<std::str::SplitWhitespace<'_>> {
-    stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace())
+    stat.rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace())
 }
 
 fn stat_state(stat: &str) -> Option<&str> {
@@ -175,7 +178,7 @@ mod tests {
             b"/usr/bin/berth\0shim\0/var/lib/berth/containers/ab\0",
             dir
         ));
-        assert!(!cmdline_names_shim(b"/bin/sleep\01000\0", dir));
+        assert!(!cmdline_names_shim(b"/bin/sleep\x001000\x00", dir));
         assert!(!cmdline_names_shim(b"", dir));
     }
 
@@ -200,9 +203,15 @@ mod tests {
     #[test]
     fn own_process_is_not_a_shim_and_pidfd_opens() {
         let me = std::process::id() as i32;
-        let without_start = ShimIdentity { pid: me, start_ticks: None };
+        let without_start = ShimIdentity {
+            pid: me,
+            start_ticks: None,
+        };
         assert!(!is_shim_alive(&without_start, Path::new("/nonexistent")));
-        let with_wrong_start = ShimIdentity { pid: me, start_ticks: start_ticks(me).map(|t| t + 1) };
+        let with_wrong_start = ShimIdentity {
+            pid: me,
+            start_ticks: start_ticks(me).map(|t| t + 1),
+        };
         assert!(!is_shim_alive(&with_wrong_start, Path::new("/nonexistent")));
         assert!(pidfd_open(me).is_ok());
     }
@@ -218,9 +227,18 @@ mod tests {
     fn shim_pid_file_parses_with_and_without_start_time() {
         assert_eq!(
             parse_shim_identity("12 345\n"),
-            Some(ShimIdentity { pid: 12, start_ticks: Some(345) })
+            Some(ShimIdentity {
+                pid: 12,
+                start_ticks: Some(345)
+            })
         );
-        assert_eq!(parse_shim_identity("12"), Some(ShimIdentity { pid: 12, start_ticks: None }));
+        assert_eq!(
+            parse_shim_identity("12"),
+            Some(ShimIdentity {
+                pid: 12,
+                start_ticks: None
+            })
+        );
         assert_eq!(parse_shim_identity("x"), None);
     }
 }

@@ -24,7 +24,11 @@ enum SharedNamespace {
 }
 
 impl SharedNamespace {
-    const ALL: [SharedNamespace; 3] = [SharedNamespace::Net, SharedNamespace::Ipc, SharedNamespace::Uts];
+    const ALL: [SharedNamespace; 3] = [
+        SharedNamespace::Net,
+        SharedNamespace::Ipc,
+        SharedNamespace::Uts,
+    ];
 
     fn file_name(self) -> &'static str {
         match self {
@@ -74,7 +78,9 @@ fn check_pod_uid(pod_uid: &str) -> Result<(), RuntimeError> {
 /// dir's own filesystem instead.
 fn is_namespace_mount(path: &Path) -> bool {
     match nix::sys::statfs::statfs(path) {
-        Ok(stat) => stat.filesystem_type().0 as i64 == NSFS_MAGIC,
+        // The width of the statfs type field differs between targets (i32 on 32-bit ARM).
+        #[allow(clippy::useless_conversion)]
+        Ok(stat) => i64::from(stat.filesystem_type().0) == NSFS_MAGIC,
         Err(_) => false,
     }
 }
@@ -161,7 +167,12 @@ fn enter_and_pin(
             MsFlags::MS_BIND,
             None::<&str>,
         )
-        .map_err(|e| RuntimeError::syscall(format!("bind {} on {}", source.display(), target.display()), e))?;
+        .map_err(|e| {
+            RuntimeError::syscall(
+                format!("bind {} on {}", source.display(), target.display()),
+                e,
+            )
+        })?;
     }
     Ok(())
 }
@@ -185,7 +196,10 @@ fn bring_loopback_up() -> Result<(), RuntimeError> {
     // SAFETY: SIOCGIFFLAGS reads the interface name and writes the flags into `request`,
     // which lives for the whole call; the socket fd is open.
     if unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCGIFFLAGS, &mut request) } < 0 {
-        return Err(RuntimeError::syscall("get flags of lo", nix::errno::Errno::last()));
+        return Err(RuntimeError::syscall(
+            "get flags of lo",
+            nix::errno::Errno::last(),
+        ));
     }
     // SAFETY: the kernel filled ifru_flags just above, so reading that union field is valid.
     unsafe {
@@ -193,7 +207,10 @@ fn bring_loopback_up() -> Result<(), RuntimeError> {
     }
     // SAFETY: SIOCSIFFLAGS reads `request`, which is initialised and outlives the call.
     if unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCSIFFLAGS, &request) } < 0 {
-        return Err(RuntimeError::syscall("bring lo up", nix::errno::Errno::last()));
+        return Err(RuntimeError::syscall(
+            "bring lo up",
+            nix::errno::Errno::last(),
+        ));
     }
     Ok(())
 }

@@ -101,12 +101,8 @@ fn start(
     let (stderr_read, stderr_write) =
         nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("create stderr pipe: {e}"))?;
     let dev_null = File::open("/dev/null").map_err(|e| format!("open /dev/null: {e}"))?;
-    std::fs::create_dir_all(&settings.libcontainer_root).map_err(|e| {
-        format!(
-            "create {}: {e}",
-            settings.libcontainer_root.display()
-        )
-    })?;
+    std::fs::create_dir_all(&settings.libcontainer_root)
+        .map_err(|e| format!("create {}: {e}", settings.libcontainer_root.display()))?;
 
     // The builder owns the write ends and drops them when `build` returns, so only the
     // container holds them afterwards and the pipes reach EOF when it exits.
@@ -183,7 +179,12 @@ fn discard(container: &mut Container, init_pid: Option<Pid>) {
     }
 }
 
-fn supervise(container_dir: &Path, cfg: &ContainerConfig, settings: &ShimSettings, started: Started) {
+fn supervise(
+    container_dir: &Path,
+    cfg: &ContainerConfig,
+    settings: &ShimSettings,
+    started: Started,
+) {
     let Started {
         mut container,
         init_pid,
@@ -196,9 +197,12 @@ fn supervise(container_dir: &Path, cfg: &ContainerConfig, settings: &ShimSetting
     reap_other_children();
     // The counter lives in the container's cgroup, which the delete below removes.
     let oom_kills = procfs::oom_kill_count(super::cgroup_version(), &settings.cgroup_path);
-    let oom_killed = oom_kills > 0 && (signal == Some(libc::SIGKILL) || exit_code == 128 + libc::SIGKILL);
+    let oom_killed =
+        oom_kills > 0 && (signal == Some(libc::SIGKILL) || exit_code == 128 + libc::SIGKILL);
     if let Err(err) = container.delete(true) {
-        note(&format!("cannot delete the container after its exit: {err}"));
+        note(&format!(
+            "cannot delete the container after its exit: {err}"
+        ));
     }
     let exit = ExitInfo {
         exit_code,
@@ -219,7 +223,10 @@ fn pump_logs(cfg: &ContainerConfig, stdout: OwnedFd, stderr: OwnedFd) {
     let mut log = match RotatingLog::open(&cfg.log_path, cfg.log_max_bytes, cfg.log_max_files) {
         Ok(log) => Some(log),
         Err(err) => {
-            note(&format!("cannot open log {}: {err}", cfg.log_path.display()));
+            note(&format!(
+                "cannot open log {}: {err}",
+                cfg.log_path.display()
+            ));
             None
         }
     };
@@ -269,7 +276,9 @@ fn pump_logs(cfg: &ContainerConfig, stdout: OwnedFd, stderr: OwnedFd) {
         };
         for index in ready {
             let (file, splitter) = &mut streams[index];
-            let Some(reader) = file.as_mut() else { continue };
+            let Some(reader) = file.as_mut() else {
+                continue;
+            };
             match reader.read(&mut buffer) {
                 Ok(0) => {
                     let _ = splitter.finish(|line| write_line(&mut log, line));
@@ -335,5 +344,9 @@ fn record_start_failure(container_dir: &Path, reason: &str) {
 
 /// One line into `shim.log` (the shim's stderr).
 fn note(message: &str) {
-    eprintln!("{} berth-shim[{}]: {message}", files::now_rfc3339(), std::process::id());
+    eprintln!(
+        "{} berth-shim[{}]: {message}",
+        files::now_rfc3339(),
+        std::process::id()
+    );
 }

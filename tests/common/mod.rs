@@ -61,7 +61,10 @@ impl TestAgent {
     }
 
     pub fn start_with(extra: &[&str]) -> TestAgent {
-        let state = tempfile::Builder::new().prefix("berth-test").tempdir().expect("tempdir");
+        let state = tempfile::Builder::new()
+            .prefix("berth-test")
+            .tempdir()
+            .expect("tempdir");
         let manifests = state.path().join("manifests");
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let mut agent = TestAgent {
@@ -92,8 +95,18 @@ impl TestAgent {
             .arg(self.state.path())
             .arg("--manifests")
             .arg(&self.manifests)
-            .args(["--cgroup-parent", &self.cgroup_parent, "--node-name", "test-node"])
-            .args(["--restart-backoff-base", "0.2", "--restart-backoff-max", "1"])
+            .args([
+                "--cgroup-parent",
+                &self.cgroup_parent,
+                "--node-name",
+                "test-node",
+            ])
+            .args([
+                "--restart-backoff-base",
+                "0.2",
+                "--restart-backoff-max",
+                "1",
+            ])
             .args(&self.extra_args)
             .env("RUST_LOG", "debug")
             .stdout(Stdio::null())
@@ -147,13 +160,19 @@ impl TestAgent {
     }
 
     pub fn apply_yaml(&self, yaml: &str) -> Output {
-        let path = self.state.path().join(format!("manifest-{}.yaml", COUNTER.fetch_add(1, Ordering::SeqCst)));
+        let path = self.state.path().join(format!(
+            "manifest-{}.yaml",
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        ));
         std::fs::write(&path, yaml).expect("write manifest");
         self.berth(&["apply", "-f", path.to_str().expect("utf-8")])
     }
 
     pub fn pods(&self) -> Vec<Value> {
-        self.json(&["get", "pods"])["items"].as_array().cloned().unwrap_or_default()
+        self.json(&["get", "pods"])["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
     }
 
     pub fn pod(&self, name: &str) -> Value {
@@ -171,14 +190,20 @@ impl TestAgent {
 
     /// Waits until the pod's first container is running, returning the pod.
     pub fn wait_running(&self, name: &str) -> Value {
-        wait_for(Duration::from_secs(20), &format!("pod {name} running"), || {
-            let out = self.berth(&["get", "pod", name, "-o", "json"]);
-            let pod: Value = serde_json::from_slice(&out.stdout).ok()?;
-            let running = pod["status"]["containerStatuses"]
-                .as_array()
-                .is_some_and(|s| !s.is_empty() && s.iter().all(|c| c["state"]["running"].is_object()));
-            running.then_some(pod)
-        })
+        wait_for(
+            Duration::from_secs(20),
+            &format!("pod {name} running"),
+            || {
+                let out = self.berth(&["get", "pod", name, "-o", "json"]);
+                let pod: Value = serde_json::from_slice(&out.stdout).ok()?;
+                let running = pod["status"]["containerStatuses"]
+                    .as_array()
+                    .is_some_and(|s| {
+                        !s.is_empty() && s.iter().all(|c| c["state"]["running"].is_object())
+                    });
+                running.then_some(pod)
+            },
+        )
     }
 
     pub fn log_tail(&self) -> String {
@@ -204,6 +229,32 @@ impl TestAgent {
     pub fn cgroups(&self) -> Vec<PathBuf> {
         cgroup_dirs(&self.cgroup_parent)
     }
+}
+
+/// Pids of live `berth shim` processes whose container dir is under `state`.
+fn shim_pids(state: &str) -> Vec<i32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let args: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let zombie = stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
+        if !zombie
+            && args.get(1).map(String::as_str) == Some("shim")
+            && args.get(2).is_some_and(|d| d.starts_with(state))
+        {
+            pids.push(pid);
+        }
+    }
+    pids
 }
 
 /// The container id inside `containerID` ("berth://ID").
@@ -251,32 +302,39 @@ impl Drop for TestAgent {
     /// removes the cgroups; the TempDir then removes the files.
     fn drop(&mut self) {
         self.kill9();
-        let containers = self.container_dirs();
-        for dir in &containers {
-            for file in ["init.pid", "shim.pid"] {
-                if let Ok(pid) = std::fs::read_to_string(dir.join(file)) {
-                    if let Ok(pid) = pid.trim().parse::<i32>() {
-                        // SAFETY: kill(2) with a pid read from our own state files; at
-                        // worst it signals nothing.
-                        unsafe { libc::kill(pid, libc::SIGKILL) };
-                    }
-                }
+        if std::thread::panicking() {
+            // Leave the evidence in the test output: the agent's log and every shim's.
+            eprintln!("--- agent log (tail):\n{}", self.log_tail());
+            for dir in self.container_dirs() {
+                let shim_log = std::fs::read_to_string(dir.join("shim.log")).unwrap_or_default();
+                let exit = std::fs::read_to_string(dir.join("exit.json")).unwrap_or_default();
+                eprintln!(
+                    "--- {}:\nshim.log: {shim_log}\nexit.json: {exit}",
+                    dir.display()
+                );
             }
         }
-        // Wait for the processes to be gone so cgroups can be removed.
+        // Every shim of this agent (found by its command line, so one the agent spawned
+        // just before it died is found too), then whatever still runs in our cgroups.
+        let state = self.state.path().to_string_lossy().into_owned();
         let deadline = Instant::now() + Duration::from_secs(10);
-        for dir in &containers {
-            for file in ["init.pid", "shim.pid"] {
-                if let Some(pid) = std::fs::read_to_string(dir.join(file)).ok().and_then(|p| p.trim().parse::<u32>().ok()) {
-                    while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
-                        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-                        if stat.split(' ').nth(2) == Some("Z") {
-                            break;
-                        }
-                        std::thread::sleep(Duration::from_millis(20));
-                    }
+        loop {
+            let mut pids = shim_pids(&state);
+            for cgroup in self.cgroups() {
+                for file in ["cgroup.procs", "tasks"] {
+                    let text = std::fs::read_to_string(cgroup.join(file)).unwrap_or_default();
+                    pids.extend(text.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
                 }
             }
+            if pids.is_empty() || Instant::now() > deadline {
+                break;
+            }
+            for pid in pids {
+                // SAFETY: kill(2) on processes of this test's own agent; at worst it
+                // signals a process that just exited.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
         let mut mounts = self.mounts();
         mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
