@@ -401,3 +401,83 @@ fn get_json_is_kubernetes_shaped() {
     let none = agent.json(&["get", "pods", "-l", "test=no"]);
     assert_eq!(none["items"].as_array().map(Vec::len), Some(0));
 }
+
+#[test]
+fn sigterm_stops_the_agent_cleanly_and_leaves_pods_running() {
+    let mut agent = TestAgent::start();
+    let yaml = pod_yaml("survivor", "sleep 1000", "", "");
+    assert!(agent.apply_yaml(&yaml).status.success());
+    let pod = agent.wait_running("survivor");
+    let id = container_id(&pod, 0);
+    let init = std::fs::read_to_string(
+        agent
+            .state
+            .path()
+            .join("containers")
+            .join(&id)
+            .join("init.pid"),
+    )
+    .expect("init.pid");
+
+    // The container starts with no signal blocked or ignored, whatever the agent had
+    // (it blocks SIGTERM itself), so a graceful stop can reach it.
+    let proc_status =
+        std::fs::read_to_string(format!("/proc/{}/status", init.trim())).expect("status");
+    let field = |name: &str| {
+        proc_status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(str::trim)
+            .unwrap_or("")
+            .to_owned()
+    };
+    assert_eq!(field("SigBlk:"), "0000000000000000");
+    let ignored = u64::from_str_radix(&field("SigIgn:"), 16).expect("SigIgn");
+    assert_eq!(
+        ignored & ((1 << 14) | (1 << 1) | (1 << 12)),
+        0,
+        "TERM, INT or PIPE ignored: {ignored:x}"
+    );
+
+    let status = agent.terminate().expect("the agent exits on SIGTERM");
+    assert!(status.success(), "agent exit status {status:?}");
+    assert!(!agent.socket().exists(), "a clean stop removes the socket");
+    assert!(
+        std::path::Path::new(&format!("/proc/{}", init.trim())).exists(),
+        "the container died with the agent"
+    );
+
+    agent.spawn();
+    let pod = agent.wait_running("survivor");
+    assert_eq!(container_id(&pod, 0), id, "adopted, not replaced");
+    assert_eq!(pod["status"]["containerStatuses"][0]["restartCount"], 0);
+    let described = agent.ok(&["describe", "pod", "survivor"]);
+    assert!(
+        described.contains("Restart Count:") && described.contains("Running"),
+        "{described}"
+    );
+}
+
+#[test]
+fn delete_by_file_removes_what_the_file_names() {
+    let agent = TestAgent::start();
+    let path = agent.state.path().join("two.yaml");
+    let two = format!(
+        "{}---\n{}",
+        pod_yaml("one", "sleep 1000", "", ""),
+        pod_yaml("two", "sleep 1000", "", "")
+    );
+    std::fs::write(&path, two).expect("write");
+    let file = path.to_str().expect("utf-8");
+    agent.ok(&["apply", "-f", file]);
+    assert_eq!(agent.pods().len(), 2);
+    let again = agent.ok(&["apply", "-f", file]);
+    assert!(again.contains("pod/one unchanged"), "{again}");
+    let out = agent.ok(&["delete", "-f", file, "--timeout", "30"]);
+    assert!(
+        out.contains("pod/one deleted") && out.contains("pod/two deleted"),
+        "{out}"
+    );
+    assert!(agent.pods().is_empty());
+    assert!(agent.container_dirs().is_empty());
+}

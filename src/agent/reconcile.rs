@@ -312,13 +312,15 @@ impl Agent {
             })?;
         let image = match self.images.resolve(&container.image) {
             Ok(Some(image)) => image,
-            Ok(None) => return Err(failure(
-                "ErrImageNeverPull",
-                format!(
+            Ok(None) => {
+                return Err(failure(
+                    "ErrImageNeverPull",
+                    format!(
                     "image {:?} is not present on this board: import it with `berth image import`",
                     container.image
                 ),
-            )),
+                ))
+            }
             Err(err) => return Err(failure("InvalidImageName", err.to_string())),
         };
         let rootfs = self

@@ -72,11 +72,22 @@ fn prepare_process() {
     if let Err(err) = nix::sys::prctl::set_child_subreaper(true) {
         note(&format!("cannot become a child subreaper: {err}"));
     }
-    // The Rust runtime ignores SIGPIPE; libcontainer's clone keeps dispositions, and
-    // "ignored" survives exec, so without this reset container pipelines would misbehave.
-    // SAFETY: restoring the default disposition installs no handler code.
-    if let Err(err) = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) } {
-        note(&format!("cannot reset SIGPIPE: {err}"));
+    // Blocked and ignored signals survive fork and exec, and the container's init would
+    // inherit them: the agent blocks SIGTERM/SIGINT (it waits for them on a thread), the
+    // Rust runtime ignores SIGPIPE, and a shell that started the agent in the background
+    // ignores SIGINT/SIGQUIT. A container must start with none of that, or its init could
+    // never see the SIGTERM of a graceful stop and pipelines would misbehave.
+    if let Err(err) = nix::sys::signal::SigSet::empty().thread_set_mask() {
+        note(&format!("cannot clear the signal mask: {err}"));
+    }
+    for signal_to_reset in Signal::iterator() {
+        if matches!(signal_to_reset, Signal::SIGKILL | Signal::SIGSTOP) {
+            continue;
+        }
+        // SAFETY: restoring the default disposition installs no handler code.
+        if let Err(err) = unsafe { signal(signal_to_reset, SigHandler::SigDfl) } {
+            note(&format!("cannot reset {signal_to_reset}: {err}"));
+        }
     }
 }
 

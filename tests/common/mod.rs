@@ -128,6 +128,17 @@ impl TestAgent {
         }
     }
 
+    /// SIGTERM, as systemd stops the unit; returns the agent's exit status.
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        // SAFETY: kill(2) on our own child process.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        wait_for(Duration::from_secs(10), "the agent to exit", || {
+            child.try_wait().ok().flatten()
+        })
+        .into()
+    }
+
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }
