@@ -275,7 +275,8 @@ impl Bench {
             .containers()
             .iter()
             .filter_map(|c| std::fs::read_to_string(c.join("shim.pid")).ok())
-            .filter_map(|p| p.trim().parse().ok())
+            // shim.pid holds "<pid> <start time>"
+            .filter_map(|p| p.split_whitespace().next().and_then(|pid| pid.parse().ok()))
             .map(rss)
             .collect();
         shims.sort();

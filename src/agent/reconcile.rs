@@ -10,7 +10,7 @@ use std::time::SystemTime;
 
 use anyhow::Context;
 
-use super::instance::{instance_id, Instance};
+use super::instance::{instance_id, Instance, InstanceState};
 use super::plan::{plan_pod, DesiredPod, Step};
 use super::status::StartFailure;
 use super::{Agent, LOG_MAX_BYTES, LOG_MAX_FILES, RESYNC_PERIOD};
@@ -114,6 +114,7 @@ impl Agent {
         }
         let by_uid: HashMap<&str, &Pod> =
             pods.iter().map(|p| (p.metadata.uid.as_str(), p)).collect();
+        self.start_probes(&observed, &by_uid);
         let mut wake_at: Option<SystemTime> = None;
         let no_instances = Vec::new();
         for uid in uids {
@@ -189,11 +190,58 @@ impl Agent {
                     Err(err) => log::warn!("cannot poll the exit of {id}: {err}"),
                 }
                 agent.runtime.reap(&id);
-                agent.memory().watched.remove(&id);
+                {
+                    let mut memory = agent.memory();
+                    memory.watched.remove(&id);
+                    memory.probed.remove(&id);
+                }
                 log::debug!("container {id} exited");
                 agent.wake();
             })
             .detach();
+        }
+    }
+
+    /// Starts a probe task for every running instance with probes that has none yet.
+    fn start_probes(
+        self: &Arc<Self>,
+        observed: &BTreeMap<String, Vec<Instance>>,
+        pods: &HashMap<&str, &Pod>,
+    ) {
+        for instance in observed.values().flatten() {
+            if !matches!(instance.state, InstanceState::Running { .. }) {
+                continue;
+            }
+            let Some(pod) = pods.get(instance.pod_uid.as_str()) else {
+                continue;
+            };
+            if pod.metadata.deletion_timestamp.is_some() || spec_hash(&pod.spec) != instance.hash {
+                continue;
+            }
+            let Some(container) = pod
+                .spec
+                .containers
+                .iter()
+                .find(|c| c.name == instance.container)
+            else {
+                continue;
+            };
+            if !super::probes::has_probes(container)
+                || !self.memory().probed.insert(instance.id.clone())
+            {
+                continue;
+            }
+            let grace = std::time::Duration::from_secs(
+                pod.spec.termination_grace_period_seconds.max(0) as u64,
+            );
+            super::probes::start(
+                self,
+                instance.id.clone(),
+                instance.pod_uid.clone(),
+                container.clone(),
+                pod.spec.host_network,
+                grace,
+            );
         }
     }
 
@@ -223,7 +271,8 @@ impl Agent {
                 },
                 Step::Stop { id, grace } => {
                     log::info!("stopping container {id} (grace {}s)", grace.as_secs());
-                    self.runtime.stop_container(id, *grace).map_err(Into::into)
+                    let grace = self.run_pre_stop(pod, id, *grace);
+                    self.runtime.stop_container(id, grace).map_err(Into::into)
                 }
                 Step::Remove { id } => self.runtime.remove_container(id).map_err(Into::into),
                 Step::Forget { pod_uid } => self.forget(pod_uid, pod),
@@ -407,6 +456,54 @@ impl Agent {
             log_max_bytes: LOG_MAX_BYTES,
             log_max_files: LOG_MAX_FILES,
         })
+    }
+
+    /// Runs the container's `lifecycle.preStop.exec` hook, if any, before SIGTERM, within
+    /// the grace period as Kubernetes does; returns what is left of the grace period.
+    fn run_pre_stop(
+        &self,
+        pod: Option<&Pod>,
+        id: &str,
+        grace: std::time::Duration,
+    ) -> std::time::Duration {
+        let hook = pod.and_then(|pod| {
+            let name = id.split('_').nth(1)?;
+            let container = pod.spec.containers.iter().find(|c| c.name == name)?;
+            container
+                .lifecycle
+                .as_ref()?
+                .pre_stop
+                .as_ref()?
+                .exec
+                .clone()
+        });
+        let Some(hook) = hook else {
+            return grace;
+        };
+        let started = std::time::Instant::now();
+        let spec = crate::runtime::ExecSpec {
+            args: hook.command,
+            env: Vec::new(),
+            cwd: None,
+            timeout: Some(grace),
+        };
+        match self.runtime.exec_command(id, &spec) {
+            Ok(mut command) => {
+                command
+                    .stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null());
+                match command.status() {
+                    Ok(status) if status.success() => {
+                        log::info!("container {id}: preStop hook done")
+                    }
+                    Ok(status) => log::warn!("container {id}: preStop hook failed ({status})"),
+                    Err(err) => log::warn!("container {id}: cannot run the preStop hook: {err}"),
+                }
+            }
+            Err(err) => log::warn!("container {id}: cannot run the preStop hook: {err}"),
+        }
+        grace.saturating_sub(started.elapsed())
     }
 
     /// The last step of a pod's deletion: its logs and its object go.

@@ -84,6 +84,12 @@ fn route(agent: &Arc<Agent>, request: &Request) -> Result<Response, Refusal> {
         ("GET", ["api", "v1", "namespaces", ns, "pods", name, "log"]) => {
             pod_log(agent, request, ns, name)
         }
+        ("POST", ["api", "v1", "namespaces", ns, "pods", name, "exec"]) => {
+            pod_exec(agent, request, ns, name)
+        }
+        (_, ["apis", "apps", "v1", "namespaces", ns, "deployments", name, "scale"]) => {
+            scale(agent, request, ns, name)
+        }
         (_, ["api", "v1", rest @ ..]) | (_, ["apis", "apps", "v1", rest @ ..]) => {
             let group = if segments[0] == "api" {
                 "v1"
@@ -220,12 +226,96 @@ fn view(
     })
 }
 
-fn pod_log(
+/// The `scale` subresource of a Deployment: GET reads it, PUT or PATCH sets
+/// `spec.replicas` (nothing is written when the count is already right).
+fn scale(
     agent: &Arc<Agent>,
     request: &Request,
     namespace: &str,
     name: &str,
 ) -> Result<Response, Refusal> {
+    let not_there = || not_found(format!("deployments.apps \"{name}\" not found"));
+    let record = agent
+        .store()
+        .get("Deployment", namespace, name)?
+        .ok_or_else(not_there)?;
+    let mut object = record.object;
+    match request.method.as_str() {
+        "GET" => {}
+        "PUT" | "PATCH" => {
+            let body: Value = serde_json::from_slice(&request.body)
+                .map_err(|e| bad_request(format!("invalid request body: {e}")))?;
+            let replicas = body
+                .pointer("/spec/replicas")
+                .and_then(Value::as_i64)
+                .filter(|n| (0..=i64::from(i32::MAX)).contains(n))
+                .ok_or_else(|| Refusal {
+                    code: 422,
+                    reason: "Invalid",
+                    message: "spec.replicas: must be an integer between 0 and 2147483647"
+                        .to_owned(),
+                })?;
+            if let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) {
+                spec.insert("replicas".to_owned(), Value::from(replicas));
+            }
+            agent
+                .store()
+                .put_all(vec![object.clone()], record.source.as_deref())?;
+            log::info!("deployment {namespace}/{name} scaled to {replicas}");
+            agent.wake();
+        }
+        method => {
+            return Err(Refusal {
+                code: 405,
+                reason: "MethodNotAllowed",
+                message: format!("{method} is not supported on scale"),
+            })
+        }
+    }
+    let replicas = object
+        .pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .unwrap_or(1);
+    Ok(Response::json(
+        200,
+        &json!({
+            "apiVersion": "autoscaling/v1",
+            "kind": "Scale",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"replicas": replicas},
+        }),
+    ))
+}
+
+fn pod_exec(
+    agent: &Arc<Agent>,
+    request: &Request,
+    namespace: &str,
+    name: &str,
+) -> Result<Response, Refusal> {
+    let (pod, instances) = pod_and_instances(agent, namespace, name)?;
+    let command: Vec<String> = request
+        .query
+        .iter()
+        .filter(|(k, _)| k == "command")
+        .map(|(_, v)| v.clone())
+        .collect();
+    let container = request.query_param("container").filter(|c| !c.is_empty());
+    super::exec::respond(
+        agent,
+        &pod,
+        &instances,
+        container,
+        command,
+        request.body.clone(),
+    )
+}
+
+fn pod_and_instances(
+    agent: &Agent,
+    namespace: &str,
+    name: &str,
+) -> Result<(crate::model::Pod, Vec<Instance>), Refusal> {
     let record = agent
         .store()
         .get("Pod", namespace, name)?
@@ -237,6 +327,16 @@ fn pod_log(
     };
     let observed = agent.observe().map_err(internal)?;
     let instances = observed.get(&pod.metadata.uid).cloned().unwrap_or_default();
+    Ok((pod, instances))
+}
+
+fn pod_log(
+    agent: &Arc<Agent>,
+    request: &Request,
+    namespace: &str,
+    name: &str,
+) -> Result<Response, Refusal> {
+    let (pod, instances) = pod_and_instances(agent, namespace, name)?;
     let flag = |name: &str| request.query_param(name) == Some("true");
     let tail = match request.query_param("tailLines") {
         Some(n) => Some(

@@ -7,6 +7,7 @@ use std::time::SystemTime;
 
 use super::instance::{Instance, InstanceState};
 use super::plan::{restart_at, Backoff};
+use super::probes::ProbeResults;
 use crate::model::{
     ContainerState, ContainerStatus, Pod, PodCondition, PodStatus, StateRunning, StateTerminated,
     StateWaiting,
@@ -30,6 +31,8 @@ pub struct StatusInputs<'a> {
     /// Image digests by container name (`imageID`).
     pub image_ids: &'a HashMap<String, String>,
     pub backoff: &'a Backoff,
+    /// Probe results by instance id (containers without probes have none).
+    pub probes: &'a HashMap<String, ProbeResults>,
     pub now: SystemTime,
 }
 
@@ -121,8 +124,10 @@ fn container_status(
                 }),
                 ..Default::default()
             };
-            status.ready = true;
-            status.started = Some(true);
+            // Without probes a running container is started and ready, as in Kubernetes.
+            let probes = inputs.probes.get(&l.id).copied();
+            status.ready = probes.map_or(true, |p| p.ready);
+            status.started = Some(probes.map_or(true, |p| p.started));
             status.container_id = Some(container_id(&l.id));
         }
         Some((l, InstanceState::Exited(exit))) => {
@@ -273,6 +278,7 @@ mod tests {
     fn status_of(p: &Pod, instances: &[Instance]) -> PodStatus {
         let failures = HashMap::new();
         let images = HashMap::new();
+        let probes = HashMap::new();
         let backoff = Backoff {
             base: Duration::from_secs(10),
             max: Duration::from_secs(300),
@@ -286,6 +292,7 @@ mod tests {
                 failures: &failures,
                 image_ids: &images,
                 backoff: &backoff,
+                probes: &probes,
                 now,
             },
         )
@@ -324,6 +331,47 @@ mod tests {
             terminated.and_then(|t| t.reason),
             Some("OOMKilled".to_owned())
         );
+    }
+
+    #[test]
+    fn probes_decide_ready_and_started() {
+        let running = Instance {
+            id: "u_c_h_0".into(),
+            pod_uid: "u".into(),
+            container: "c".into(),
+            hash: "h".into(),
+            attempt: 0,
+            state: InstanceState::Running {
+                pid: 1,
+                started_at: "2026-01-01T00:00:00Z".into(),
+            },
+        };
+        let p = pod("Always");
+        let (failures, images) = (HashMap::new(), HashMap::new());
+        let backoff = Backoff {
+            base: Duration::from_secs(1),
+            max: Duration::from_secs(1),
+        };
+        let probes = HashMap::from([(
+            "u_c_h_0".to_owned(),
+            ProbeResults {
+                started: true,
+                ready: false,
+            },
+        )]);
+        let inputs = StatusInputs {
+            instances: std::slice::from_ref(&running),
+            failures: &failures,
+            image_ids: &images,
+            backoff: &backoff,
+            probes: &probes,
+            now: SystemTime::UNIX_EPOCH,
+        };
+        let status = pod_status(&p, &inputs);
+        assert_eq!(status.phase, "Running");
+        assert!(!status.container_statuses[0].ready);
+        assert_eq!(status.container_statuses[0].started, Some(true));
+        assert!(!is_ready(&status));
     }
 
     #[test]

@@ -28,6 +28,10 @@ impl Agent {
                 );
             }
         }
+        let probes: HashMap<String, super::probes::ProbeResults> = instances
+            .iter()
+            .filter_map(|i| self.probe_results(&i.id).map(|r| (i.id.clone(), r)))
+            .collect();
         let mut status = pod_status(
             pod,
             &StatusInputs {
@@ -35,6 +39,7 @@ impl Agent {
                 failures: &failures,
                 image_ids: &image_ids,
                 backoff: &self.backoff,
+                probes: &probes,
                 now: SystemTime::now(),
             },
         );

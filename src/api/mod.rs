@@ -8,6 +8,7 @@
 
 pub mod client;
 pub mod files;
+pub mod frames;
 pub mod http;
 pub mod types;
 mod wire;

@@ -8,10 +8,12 @@ mod agent;
 mod apply;
 mod delete;
 mod describe;
+mod exec;
 mod get;
 mod image;
 mod logs;
 mod output;
+mod scale;
 mod version;
 
 use anyhow::Context;
@@ -67,8 +69,12 @@ pub enum Command {
     Describe(describe::DescribeArgs),
     /// Delete objects by manifest or by kind and name
     Delete(delete::DeleteArgs),
+    /// Run a command in a running container
+    Exec(exec::ExecArgs),
     /// Print the logs of a container
     Logs(logs::LogsArgs),
+    /// Set the number of replicas of a deployment
+    Scale(scale::ScaleArgs),
     /// Manage the images on the board
     #[command(subcommand)]
     Image(image::ImageCommand),
@@ -77,6 +83,12 @@ pub enum Command {
     /// Supervise one container (started by the agent; not for people)
     #[command(hide = true)]
     Shim { container_dir: std::path::PathBuf },
+    /// Run a process in a container (started by the agent; not for people)
+    #[command(hide = true, disable_help_flag = true)]
+    ExecHelper {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 /// Entry point of the binary: parse, dispatch, report errors as one line.
@@ -100,10 +112,19 @@ pub fn main() -> i32 {
         Command::Describe(args) => describe::run(&cli.global, args),
         Command::Delete(args) => delete::run(&cli.global, args),
         Command::Logs(args) => logs::run(&cli.global, args),
+        Command::Exec(args) => match exec::run(&cli.global, args) {
+            // The command's own exit code becomes ours.
+            Ok(code) => return code,
+            Err(err) => Err(err),
+        },
+        Command::Scale(args) => scale::run(&cli.global, args),
         Command::Image(cmd) => image::run(&cli.global, cmd),
         Command::Version => version::run(),
         Command::Shim { container_dir } => {
             return crate::runtime::shim::shim_main(&container_dir);
+        }
+        Command::ExecHelper { args } => {
+            return crate::runtime::exec::exec_helper_main(&args);
         }
     };
     match result {

@@ -18,6 +18,7 @@ mod names;
 mod namespace;
 mod parse;
 mod pod;
+mod probe;
 mod quantity;
 mod selector;
 mod validate;
@@ -41,6 +42,10 @@ pub use parse::{parse_manifests, DocumentErrors, FieldError, ManifestError};
 pub use pod::{
     Container, ContainerPort, ContainerState, ContainerStatus, EnvVar, Pod, PodCondition, PodSpec,
     PodStatus, ResourceRequirements, StateRunning, StateTerminated, StateWaiting,
+};
+pub use probe::{
+    resolve_port, ExecAction, HttpGetAction, HttpHeader, Lifecycle, LifecycleHandler, Probe,
+    TcpSocketAction,
 };
 pub use quantity::{parse_cpu_millis, parse_memory_bytes};
 pub use selector::{parse_selector, selector_matches};

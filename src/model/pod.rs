@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::model::ObjectMeta;
+use crate::model::{Lifecycle, ObjectMeta, Probe};
 
 #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
@@ -46,7 +46,8 @@ impl Default for PodSpec {
 impl PodSpec {
     /// Defaults that serde's field defaults cannot express. Like the Kubernetes API
     /// server, a resource with only a limit gets a request equal to that limit, so the
-    /// scheduler reserves what the container may use.
+    /// scheduler reserves what the container may use. An empty probe `httpGet.path`
+    /// becomes `/`.
     pub fn apply_defaults(&mut self) {
         for container in &mut self.containers {
             let resources = &mut container.resources;
@@ -56,6 +57,7 @@ impl PodSpec {
                     .entry(name.clone())
                     .or_insert_with(|| limit.clone());
             }
+            crate::model::probe::apply_probe_defaults(container);
         }
     }
 }
@@ -80,6 +82,14 @@ pub struct Container {
     pub ports: Vec<ContainerPort>,
     #[serde(skip_serializing_if = "crate::model::is_default")]
     pub resources: ResourceRequirements,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub liveness_probe: Option<Probe>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub readiness_probe: Option<Probe>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub startup_probe: Option<Probe>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<Lifecycle>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -32,6 +32,10 @@ pub enum RuntimeError {
     SandboxNotFound { pod_uid: String },
     #[error("container {id} is still running")]
     StillRunning { id: String },
+    #[error("container {id} is not running ({state})")]
+    NotRunning { id: String, state: String },
+    #[error("invalid exec spec: {reason}")]
+    InvalidExecSpec { reason: String },
     #[error("container {id} failed to start: {reason}")]
     StartFailed { id: String, reason: String },
     #[error("container {id} did not {what} within {seconds} s")]

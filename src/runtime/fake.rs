@@ -4,13 +4,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use super::files::now_rfc3339;
 use super::{
-    is_valid_container_id, ContainerConfig, ContainerInfo, ContainerState, ExitInfo, Runtime,
-    RuntimeError,
+    is_valid_container_id, ContainerConfig, ContainerInfo, ContainerState, ExecSpec, ExitInfo,
+    Runtime, RuntimeError,
 };
 
 #[derive(Default)]
@@ -20,6 +22,8 @@ struct FakeState {
     next_pid: i32,
     /// Start failures to simulate: container name → reason.
     start_failures: BTreeMap<String, String>,
+    /// When set, execs exit with this code instead of running their command on the host.
+    exec_exit_code: Option<i32>,
     /// Every call, in order, e.g. `start c1`, for assertions on what the agent did.
     calls: Vec<String>,
 }
@@ -67,6 +71,12 @@ impl FakeRuntime {
 
     pub fn clear_start_failures(&self) {
         self.lock().start_failures.clear();
+    }
+
+    /// Makes execs exit with `code` without running anything; `None` runs the command
+    /// with `sh -c` on the host again.
+    pub fn set_exec_exit_code(&self, code: Option<i32>) {
+        self.lock().exec_exit_code = code;
     }
 
     /// The calls made so far (`create_sandbox <uid>`, `start <id>`, `stop <id>`, ...).
@@ -196,6 +206,54 @@ impl Runtime for FakeRuntime {
     }
 
     fn reap(&self, _id: &str) {}
+
+    /// A host command: `sh -c '<args joined by spaces>'` with the spec's env added, under
+    /// `timeout(1)` (which also exits with 124) when the spec has a timeout; or
+    /// `sh -c 'exit <code>'` after [`FakeRuntime::set_exec_exit_code`].
+    fn exec_command(&self, id: &str, spec: &ExecSpec) -> Result<Command, RuntimeError> {
+        let mut state = self.lock();
+        state
+            .calls
+            .push(format!("exec {id} {}", spec.args.join(" ")));
+        match state.containers.get(id).map(|info| &info.state) {
+            None => return Err(RuntimeError::NotFound { id: id.to_string() }),
+            Some(ContainerState::Running { .. }) => {}
+            Some(ContainerState::Starting | ContainerState::Exited(_) | ContainerState::Lost) => {
+                return Err(RuntimeError::NotRunning {
+                    id: id.to_string(),
+                    state: "not running".to_string(),
+                })
+            }
+        }
+        let script = match state.exec_exit_code {
+            Some(code) => format!("exit {code}"),
+            None => spec.args.join(" "),
+        };
+        let mut command = match spec.timeout {
+            Some(timeout) => {
+                let mut command = Command::new("timeout");
+                command
+                    .arg(format!("{:.3}", timeout.as_secs_f64()))
+                    .arg("sh");
+                command
+            }
+            None => Command::new("sh"),
+        };
+        command.arg("-c").arg(script);
+        for entry in &spec.env {
+            if let Some((key, value)) = entry.split_once('=') {
+                command.env(key, value);
+            }
+        }
+        if let Some(cwd) = &spec.cwd {
+            command.current_dir(cwd);
+        }
+        Ok(command)
+    }
+
+    fn sandbox_netns(&self, _pod_uid: &str) -> Option<PathBuf> {
+        None
+    }
 }
 
 #[cfg(test)]
@@ -265,5 +323,29 @@ mod tests {
         }
         rt.stop_container("c1", Duration::from_secs(1)).unwrap();
         assert!(rt.remove_container("c1").is_ok());
+    }
+
+    #[test]
+    fn exec_runs_on_the_host_or_returns_the_set_code() {
+        let rt = FakeRuntime::new();
+        rt.create_sandbox("u1", "p", false).unwrap();
+        rt.start_container(&config("c1")).unwrap();
+        let spec = ExecSpec {
+            args: vec!["echo".into(), "$X".into()],
+            env: vec!["X=hi".into()],
+            cwd: None,
+            timeout: None,
+        };
+        let output = rt.exec_command("c1", &spec).unwrap().output().unwrap();
+        assert_eq!(String::from_utf8_lossy(&output.stdout), "hi\n");
+        rt.set_exec_exit_code(Some(3));
+        let status = rt.exec_command("c1", &spec).unwrap().status().unwrap();
+        assert_eq!(status.code(), Some(3));
+        rt.exit("c1", 0);
+        assert!(matches!(
+            rt.exec_command("c1", &spec),
+            Err(RuntimeError::NotRunning { .. })
+        ));
+        assert_eq!(rt.sandbox_netns("u1"), None);
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::fs;
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -17,8 +17,8 @@ use super::bundle::{self, HostFacts};
 use super::files::{self, Layout, ShimSettings};
 use super::rootfs::{mount_overlay, unmount_rootfs};
 use super::{
-    container_cgroup_path, is_valid_container_id, procfs, sandbox, ContainerConfig, ContainerInfo,
-    ContainerState, ExitInfo, Runtime, RuntimeConfig, RuntimeError,
+    container_cgroup_path, exec, is_valid_container_id, procfs, sandbox, ContainerConfig,
+    ContainerInfo, ContainerState, ExecSpec, ExitInfo, Runtime, RuntimeConfig, RuntimeError,
 };
 
 /// How long `start_container` waits for the shim to report the container running.
@@ -514,6 +514,19 @@ impl Runtime for LibcontainerRuntime {
                 self.lock_children().remove(id);
             }
         }
+    }
+
+    fn exec_command(&self, id: &str, spec: &ExecSpec) -> Result<Command, RuntimeError> {
+        Self::check_id(id)?;
+        let info = self
+            .inspect(id)?
+            .ok_or_else(|| RuntimeError::NotFound { id: id.to_string() })?;
+        let dir = self.layout.container_dir(id);
+        exec::helper_command(&self.config.shim_exe, &dir, id, &info.state, spec)
+    }
+
+    fn sandbox_netns(&self, pod_uid: &str) -> Option<PathBuf> {
+        sandbox::network_namespace(&self.layout, pod_uid)
     }
 }
 

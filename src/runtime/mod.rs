@@ -38,6 +38,24 @@
 //! files under `<state>/pods/<pod_uid>/ns/` (like `ip netns add`). Containers join them by
 //! path in their OCI spec; each container gets its own mount and PID namespace and cgroup.
 //!
+//! # Exec
+//!
+//! [`Runtime::exec_command`] (`berth exec`, exec probes, preStop hooks) returns a command
+//! for `/proc/self/exe exec-helper <container-dir> <ExecSpec json>`, for the same reason the
+//! shim exists: `libcontainer`'s tenant builder forks, so it runs in a fresh single-threaded
+//! process ([`exec::exec_helper_main`]). The helper clears the signal state it inherited,
+//! hands its own stdin/stdout/stderr to the new process and joins it to the container's
+//! namespaces and cgroup with the container's own process section (user, capabilities,
+//! no_new_privs, rlimits; args, env and cwd from the spec). The tenant builder drops the
+//! container's seccomp filter, so the helper installs it itself right before `execve`. The
+//! process is the helper's child: the helper waits for it and exits with its exit code
+//! (128 + signal when killed), so the caller only needs the helper's status. On a timeout it
+//! SIGKILLs the process's group (`libcontainer` makes it a session leader) and exits with
+//! [`EXEC_TIMED_OUT`]; [`EXEC_FAILED`] means nothing was started (reason on stderr). The
+//! process gets SIGKILL when the helper dies, so killing the command ends the exec.
+//! TCP/HTTP probes do not need a helper: [`Runtime::sandbox_netns`] names the pod's network
+//! namespace file, which a dedicated thread can `setns` into.
+//!
 //! # Exit records
 //!
 //! `exit.json` holds the exit code (128 + signal for a killed process, as shells and
@@ -62,12 +80,14 @@
 //! and `libcontainer` root for the shim), `bundle/config.json` (OCI spec), `rootfs/`
 //! (overlay of the read-only image rootfs with `upper/` and `work/`), `shim.pid`,
 //! `started_at`, `init.pid`, `exit.json` ([`ExitInfo`]), `shim.log` (the shim's own
-//! messages). `libcontainer` keeps its state under `<state>/runtime/`, sandboxes live in
+//! messages), `exec-<helper pid>.json` (an exec helper's process spec while it starts).
+//! `libcontainer` keeps its state under `<state>/runtime/`, sandboxes live in
 //! `<state>/pods/<pod_uid>/ns/{net,ipc,uts}`. All our files are written atomically
 //! (temporary file + rename) so a crash never leaves a half-written record.
 
 mod bundle;
 mod error;
+pub mod exec;
 pub mod fake;
 mod files;
 mod libcontainer_runtime;
@@ -77,12 +97,15 @@ mod rootfs;
 mod sandbox;
 mod seccomp;
 pub mod shim;
+mod signals;
 
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
+use std::process::Command;
 use std::time::Duration;
 
 pub use error::RuntimeError;
+pub use exec::{exec_helper_main, EXEC_FAILED, EXEC_TIMED_OUT};
 pub use libcontainer_runtime::LibcontainerRuntime;
 
 /// Where the runtime keeps its files and cgroups.
@@ -135,6 +158,19 @@ pub struct ExitInfo {
     pub message: Option<String>,
 }
 
+/// A process to run inside a running container (`berth exec`, exec probes, preStop hooks).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ExecSpec {
+    pub args: Vec<String>,
+    /// Extra `K=V` entries on top of the container's environment (same key: this wins).
+    pub env: Vec<String>,
+    /// Absolute working dir inside the container; the container's own when `None`.
+    pub cwd: Option<String>,
+    /// When set, the process (and its process group) is SIGKILLed after this long and the
+    /// exec ends with [`EXEC_TIMED_OUT`].
+    pub timeout: Option<Duration>,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum ContainerState {
     /// The shim runs but the container's init process is not running yet.
@@ -183,6 +219,16 @@ pub trait Runtime: Send + Sync {
     fn exit_notifier(&self, id: &str) -> Result<Option<OwnedFd>, RuntimeError>;
     /// Reaps the shim if it is our child, so exited shims do not stay zombies.
     fn reap(&self, id: &str);
+    /// A ready-to-spawn command that runs `spec` inside the running container `id`. The
+    /// caller sets stdin/stdout/stderr and spawns it. Its exit code is the process's (128 +
+    /// signal if a signal killed it), [`EXEC_TIMED_OUT`] after a timeout (the process is
+    /// already killed then), or [`EXEC_FAILED`] if it could not be started (reason on
+    /// stderr). Killing the command kills the process inside the container too.
+    /// Errors if the container is not running.
+    fn exec_command(&self, id: &str, spec: &ExecSpec) -> Result<Command, RuntimeError>;
+    /// The pod's network namespace file, to `setns` into on a dedicated thread (TCP/HTTP
+    /// probes); `None` for host-network pods and unknown pods.
+    fn sandbox_netns(&self, pod_uid: &str) -> Option<PathBuf>;
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

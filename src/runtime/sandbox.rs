@@ -260,6 +260,17 @@ pub(crate) fn list(layout: &Layout) -> Result<Vec<String>, RuntimeError> {
     Ok(pods)
 }
 
+/// The pod's pinned network namespace; `None` for host-network and unknown pods.
+pub(crate) fn network_namespace(layout: &Layout, pod_uid: &str) -> Option<PathBuf> {
+    if !is_valid_pod_uid(pod_uid) {
+        return None;
+    }
+    let path = layout
+        .namespace_dir(pod_uid)
+        .join(SharedNamespace::Net.file_name());
+    is_namespace_mount(&path).then_some(path)
+}
+
 /// The namespace paths a container of this pod joins; errors if the sandbox is missing.
 pub(crate) fn namespaces_for(
     layout: &Layout,

@@ -15,7 +15,6 @@ use libcontainer::container::Container;
 use libcontainer::syscall::syscall::SyscallType;
 use nix::fcntl::OFlag;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::{signal, SigHandler, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
@@ -72,22 +71,8 @@ fn prepare_process() {
     if let Err(err) = nix::sys::prctl::set_child_subreaper(true) {
         note(&format!("cannot become a child subreaper: {err}"));
     }
-    // Blocked and ignored signals survive fork and exec, and the container's init would
-    // inherit them: the agent blocks SIGTERM/SIGINT (it waits for them on a thread), the
-    // Rust runtime ignores SIGPIPE, and a shell that started the agent in the background
-    // ignores SIGINT/SIGQUIT. A container must start with none of that, or its init could
-    // never see the SIGTERM of a graceful stop and pipelines would misbehave.
-    if let Err(err) = nix::sys::signal::SigSet::empty().thread_set_mask() {
-        note(&format!("cannot clear the signal mask: {err}"));
-    }
-    for signal_to_reset in Signal::iterator() {
-        if matches!(signal_to_reset, Signal::SIGKILL | Signal::SIGSTOP) {
-            continue;
-        }
-        // SAFETY: restoring the default disposition installs no handler code.
-        if let Err(err) = unsafe { signal(signal_to_reset, SigHandler::SigDfl) } {
-            note(&format!("cannot reset {signal_to_reset}: {err}"));
-        }
+    for problem in super::signals::reset_signal_handling() {
+        note(&problem);
     }
 }
 
@@ -166,7 +151,7 @@ fn start(
 }
 
 /// libcontainer's errors wrap their causes; the whole chain is the useful reason.
-fn describe_error(err: &dyn std::error::Error) -> String {
+pub(crate) fn describe_error(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {

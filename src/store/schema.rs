@@ -89,8 +89,12 @@ fn configure(conn: &Connection, label: &str, use_wal: bool) -> Result<(), StoreE
             log::warn!("{label} stays in journal mode {mode}; WAL is not available");
         }
     }
-    conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
-        .context(|| format!("cannot configure {label}"))?;
+    // A small page cache: the store holds a few hundred objects on a board, and the
+    // default (2 MB) would be most of the agent's memory.
+    conn.execute_batch(
+        "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -256;",
+    )
+    .context(|| format!("cannot configure {label}"))?;
     Ok(())
 }
 

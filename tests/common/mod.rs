@@ -101,12 +101,23 @@ impl TestAgent {
                 "--node-name",
                 "test-node",
             ])
-            .args([
-                "--restart-backoff-base",
-                "0.2",
-                "--restart-backoff-max",
-                "1",
-            ])
+            .args(
+                if self
+                    .extra_args
+                    .iter()
+                    .any(|a| a.starts_with("--restart-backoff"))
+                {
+                    &[][..]
+                } else {
+                    // Fast crash-loop back-off unless the test asks for its own.
+                    &[
+                        "--restart-backoff-base",
+                        "0.2",
+                        "--restart-backoff-max",
+                        "1",
+                    ][..]
+                },
+            )
             .args(&self.extra_args)
             .env("RUST_LOG", "debug")
             .stdout(Stdio::null())

@@ -7,6 +7,7 @@
 mod checker;
 mod deployment;
 mod pod;
+mod probe;
 
 use serde_json::{Map, Value};
 

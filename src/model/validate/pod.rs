@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 
 use super::checker::{get, index, join, Checker, JsonObject};
+use super::probe::{check_lifecycle, check_probe, PROBE_FIELDS};
 use crate::model::names::{DNS1123_LABEL_RULE, DNS1123_SUBDOMAIN_RULE};
 use crate::model::{
     is_dns1123_label, is_dns1123_subdomain, is_iana_svc_name, parse_cpu_millis, parse_memory_bytes,
@@ -104,6 +105,10 @@ fn check_container<'a>(
             "workingDir",
             "ports",
             "resources",
+            "livenessProbe",
+            "readinessProbe",
+            "startupProbe",
+            "lifecycle",
         ],
     );
 
@@ -164,10 +169,36 @@ fn check_container<'a>(
     if let Some(value) = get(container, "resources") {
         check_resources(c, value, &join(path, "resources"));
     }
+    let port_names = port_names(container);
+    for (field, success_must_be_one) in PROBE_FIELDS {
+        if let Some(value) = get(container, field) {
+            check_probe(
+                c,
+                value,
+                &join(path, field),
+                success_must_be_one,
+                &port_names,
+            );
+        }
+    }
+    if let Some(value) = get(container, "lifecycle") {
+        check_lifecycle(c, value, &join(path, "lifecycle"));
+    }
+}
+
+/// The port names a probe may refer to. Malformed ports are reported by `check_ports`,
+/// so here they are simply skipped.
+fn port_names(container: &JsonObject) -> BTreeSet<&str> {
+    get(container, "ports")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|port| port.get("name")?.as_str())
+        .collect()
 }
 
 /// A string field that must be present and non-empty.
-fn required_string<'a>(
+pub(super) fn required_string<'a>(
     c: &mut Checker,
     object: &'a JsonObject,
     path: &str,
@@ -182,7 +213,7 @@ fn required_string<'a>(
     }
 }
 
-fn check_string_list(c: &mut Checker, value: &Value, path: &str) {
+pub(super) fn check_string_list(c: &mut Checker, value: &Value, path: &str) {
     if let Some(items) = c.list(value, path) {
         for (i, item) in items.iter().enumerate() {
             c.string(item, &index(path, i));
@@ -234,14 +265,7 @@ fn check_ports(c: &mut Checker, value: &Value, path: &str) {
             let name_path = join(&item_path, "name");
             if let Some(name) = c.string(value, &name_path) {
                 if !is_iana_svc_name(name) {
-                    c.error(
-                        &name_path,
-                        format!(
-                            "invalid port name {name:?}: must be at most 15 lowercase letters, \
-                             digits or '-', with at least one letter and no leading, trailing \
-                             or doubled '-'"
-                        ),
-                    );
+                    c.error(&name_path, invalid_port_name(name));
                 } else if !names.insert(name) {
                     c.error(&name_path, format!("duplicate value {name:?}"));
                 }
@@ -265,6 +289,14 @@ fn check_ports(c: &mut Checker, value: &Value, path: &str) {
             c.integer_in(value, &join(&item_path, "hostPort"), 1, 65535);
         }
     }
+}
+
+/// The message for a port name that is not an IANA service name.
+pub(super) fn invalid_port_name(name: &str) -> String {
+    format!(
+        "invalid port name {name:?}: must be at most 15 lowercase letters, digits or '-', \
+         with at least one letter and no leading, trailing or doubled '-'"
+    )
 }
 
 fn check_resources(c: &mut Checker, value: &Value, path: &str) {

@@ -1,0 +1,352 @@
+//! Probes, as the kubelet runs them: startup, liveness and readiness, each `exec`,
+//! `httpGet` or `tcpSocket`, with Kubernetes' timing and thresholds.
+//!
+//! One async task per running container that has probes. Probes run inside the pod:
+//! `exec` is a process joined to the container (through the runtime's exec helper), and
+//! `httpGet`/`tcpSocket` connect to 127.0.0.1 from a short-lived thread that has entered
+//! the pod's network namespace (pods have no routable address yet). A startup probe holds
+//! the others off until it succeeds; liveness (or startup) failures kill the container,
+//! which the restart policy then restarts; readiness only sets `ready`.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::Agent;
+use crate::model::{resolve_port, Container, Probe};
+use crate::runtime::ExecSpec;
+
+/// What the status needs to know of a container's probes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProbeResults {
+    /// The startup probe has succeeded (or there is none).
+    pub started: bool,
+    /// The readiness probe says ready (or there is none), and the container has started.
+    pub ready: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Startup,
+    Liveness,
+    Readiness,
+}
+
+/// Consecutive results of one probe against its thresholds.
+struct Tracker {
+    kind: Kind,
+    probe: Probe,
+    next_due: Instant,
+    successes: i32,
+    failures: i32,
+}
+
+impl Tracker {
+    fn new(kind: Kind, probe: &Probe, started: Instant) -> Tracker {
+        Tracker {
+            kind,
+            probe: probe.clone(),
+            next_due: started + secs(probe.initial_delay_seconds),
+            successes: 0,
+            failures: 0,
+        }
+    }
+}
+
+fn secs(n: i32) -> Duration {
+    Duration::from_secs(n.max(0) as u64)
+}
+
+pub fn has_probes(container: &Container) -> bool {
+    container.liveness_probe.is_some()
+        || container.readiness_probe.is_some()
+        || container.startup_probe.is_some()
+}
+
+/// Starts the probe task of a container instance; it ends when the instance stops being
+/// watched (its shim exited).
+pub fn start(
+    agent: &Arc<Agent>,
+    id: String,
+    pod_uid: String,
+    container: Container,
+    host_network: bool,
+    grace: Duration,
+) {
+    let agent = agent.clone();
+    smol::spawn(async move {
+        run(agent, id, pod_uid, container, host_network, grace).await;
+    })
+    .detach();
+}
+
+async fn run(
+    agent: Arc<Agent>,
+    id: String,
+    pod_uid: String,
+    container: Container,
+    host_network: bool,
+    grace: Duration,
+) {
+    let started_at = Instant::now();
+    let mut trackers: Vec<Tracker> = [
+        container
+            .startup_probe
+            .as_ref()
+            .map(|p| Tracker::new(Kind::Startup, p, started_at)),
+        container
+            .liveness_probe
+            .as_ref()
+            .map(|p| Tracker::new(Kind::Liveness, p, started_at)),
+        container
+            .readiness_probe
+            .as_ref()
+            .map(|p| Tracker::new(Kind::Readiness, p, started_at)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let has_startup = container.startup_probe.is_some();
+    let mut results = ProbeResults {
+        started: !has_startup,
+        ready: !has_startup && container.readiness_probe.is_none(),
+    };
+    agent.set_probe_results(&id, Some(results));
+    let netns = if host_network {
+        None
+    } else {
+        agent.runtime.sandbox_netns(&pod_uid)
+    };
+
+    loop {
+        if !agent.is_watched(&id) {
+            break;
+        }
+        // Until the startup probe passes it runs alone; after that, the others.
+        let started = results.started;
+        let active = |t: &Tracker| (t.kind == Kind::Startup) != started;
+        let now = Instant::now();
+        let Some(next) = trackers
+            .iter()
+            .filter(|t| active(t))
+            .map(|t| t.next_due)
+            .min()
+        else {
+            break;
+        };
+        if next > now {
+            // Wake at least once a second to notice that the container is gone.
+            smol::Timer::after((next - now).min(Duration::from_secs(1))).await;
+            continue;
+        }
+        for i in 0..trackers.len() {
+            if !active(&trackers[i]) || trackers[i].next_due > now {
+                continue;
+            }
+            let outcome =
+                probe_once(&agent, &id, &container, &trackers[i].probe, netns.clone()).await;
+            let tracker = &mut trackers[i];
+            tracker.next_due =
+                Instant::now() + secs(tracker.probe.period_seconds).max(Duration::from_secs(1));
+            match outcome {
+                Ok(()) => {
+                    tracker.successes += 1;
+                    tracker.failures = 0;
+                }
+                Err(reason) => {
+                    tracker.failures += 1;
+                    tracker.successes = 0;
+                    log::debug!("{:?} probe of {id} failed: {reason}", tracker.kind);
+                }
+            }
+            let passed = tracker.successes >= tracker.probe.success_threshold.max(1);
+            let failed = tracker.failures >= tracker.probe.failure_threshold.max(1);
+            let (kind, failures) = (tracker.kind, tracker.failures);
+            match kind {
+                Kind::Startup if passed => {
+                    results.started = true;
+                    results.ready = container.readiness_probe.is_none();
+                    // The other probes start counting once the container has started.
+                    let now = Instant::now();
+                    for other in trackers.iter_mut().filter(|t| t.kind != Kind::Startup) {
+                        other.next_due = now + secs(other.probe.initial_delay_seconds);
+                    }
+                }
+                Kind::Startup | Kind::Liveness if failed => {
+                    let which = if kind == Kind::Startup {
+                        "startup"
+                    } else {
+                        "liveness"
+                    };
+                    log::info!(
+                        "container {id}: {which} probe failed {failures} times, restarting it"
+                    );
+                    results.ready = false;
+                    agent.set_probe_results(&id, Some(results));
+                    let stopper = agent.clone();
+                    let stop_id = id.clone();
+                    let stopped =
+                        smol::unblock(move || stopper.runtime.stop_container(&stop_id, grace))
+                            .await;
+                    if let Err(err) = stopped {
+                        log::warn!("cannot stop container {id} after its probe failed: {err}");
+                    }
+                    agent.set_probe_results(&id, None);
+                    return;
+                }
+                Kind::Readiness if passed => results.ready = true,
+                Kind::Readiness if failed => results.ready = false,
+                Kind::Startup | Kind::Liveness | Kind::Readiness => {}
+            }
+            agent.set_probe_results(&id, Some(results));
+            if results.started != started {
+                break;
+            }
+        }
+    }
+    agent.set_probe_results(&id, None);
+}
+
+/// Runs one probe with its timeout.
+async fn probe_once(
+    agent: &Arc<Agent>,
+    id: &str,
+    container: &Container,
+    probe: &Probe,
+    netns: Option<PathBuf>,
+) -> Result<(), String> {
+    let timeout = secs(probe.timeout_seconds).max(Duration::from_secs(1));
+    if let Some(exec) = &probe.exec {
+        let spec = ExecSpec {
+            args: exec.command.clone(),
+            env: Vec::new(),
+            cwd: None,
+            timeout: Some(timeout),
+        };
+        let mut command = agent
+            .runtime
+            .exec_command(id, &spec)
+            .map_err(|e| e.to_string())?;
+        command
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let status = smol::unblock(move || command.status())
+            .await
+            .map_err(|e| format!("cannot run the probe: {e}"))?;
+        return match status.code() {
+            Some(0) => Ok(()),
+            Some(code) => Err(format!("exit code {code}")),
+            None => Err("killed".to_owned()),
+        };
+    }
+    let (port, http) = if let Some(get) = &probe.http_get {
+        let port = resolve_port(container, &get.port).ok_or("unknown port")?;
+        let headers: Vec<(String, String)> = get
+            .http_headers
+            .iter()
+            .map(|h| (h.name.clone(), h.value.clone()))
+            .collect();
+        (port, Some((get.path.clone(), headers)))
+    } else if let Some(tcp) = &probe.tcp_socket {
+        (
+            resolve_port(container, &tcp.port).ok_or("unknown port")?,
+            None,
+        )
+    } else {
+        return Err("no handler".to_owned());
+    };
+    smol::unblock(move || in_netns(netns, move || connect_probe(port, http, timeout))).await
+}
+
+/// Runs `f` on a fresh thread that first joins the given network namespace (a thread's
+/// network namespace is its own, so nothing else in the agent moves).
+fn in_netns<T: Send + 'static>(
+    netns: Option<PathBuf>,
+    f: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    let Some(path) = netns else {
+        return f();
+    };
+    std::thread::Builder::new()
+        .name("probe".to_owned())
+        .spawn(move || {
+            let file = std::fs::File::open(&path)
+                .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+            nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(|e| format!("cannot enter the pod's network: {e}"))?;
+            f()
+        })
+        .map_err(|e| format!("cannot start a probe thread: {e}"))?
+        .join()
+        .map_err(|_| "the probe thread panicked".to_owned())?
+}
+
+/// TCP connect, and for `httpGet` a GET whose status must be 200–399 (Kubernetes).
+fn connect_probe(
+    port: u16,
+    http: Option<(String, Vec<(String, String)>)>,
+    timeout: Duration,
+) -> Result<(), String> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut stream =
+        TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect {addr}: {e}"))?;
+    let Some((path, headers)) = http else {
+        return Ok(());
+    };
+    let _ = stream.set_read_timeout(Some(timeout));
+    let _ = stream.set_write_timeout(Some(timeout));
+    let mut request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: kube-probe/berth\r\nAccept: */*\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .map_err(|e| format!("send: {e}"))?;
+    let mut head = [0u8; 64];
+    let mut read = 0;
+    while read < 12 {
+        match stream.read(&mut head[read..]) {
+            Ok(0) => break,
+            Ok(n) => read += n,
+            Err(e) => return Err(format!("read: {e}")),
+        }
+    }
+    let line = String::from_utf8_lossy(&head[..read]);
+    let code: u16 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("not an HTTP answer: {line:?}"))?;
+    if (200..400).contains(&code) {
+        Ok(())
+    } else {
+        Err(format!("HTTP {code}"))
+    }
+}
+
+impl Agent {
+    fn set_probe_results(&self, id: &str, results: Option<ProbeResults>) {
+        let mut memory = self.memory();
+        match results {
+            Some(r) => {
+                memory.probes.insert(id.to_owned(), r);
+            }
+            None => {
+                memory.probes.remove(id);
+            }
+        }
+    }
+
+    pub fn probe_results(&self, id: &str) -> Option<ProbeResults> {
+        self.memory().probes.get(id).copied()
+    }
+
+    fn is_watched(&self, id: &str) -> bool {
+        self.memory().watched.contains(id)
+    }
+}

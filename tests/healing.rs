@@ -1,0 +1,398 @@
+//! Self-healing and scaling with Kubernetes semantics (issue 3): restart policies,
+//! probes, exec, scale, agent crashes. Real agent, real containers, as root.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{wait_for, TestAgent};
+use serde_json::Value;
+
+fn deployment(name: &str, replicas: u32) -> String {
+    format!(
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {name}
+spec:
+  replicas: {replicas}
+  selector:
+    matchLabels: {{app: {name}}}
+  template:
+    metadata:
+      labels: {{app: {name}}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+        - name: main
+          image: busybox:1.35
+          command: ["sh", "-c", "trap 'exit 0' TERM; sleep 100000 & wait"]
+"#
+    )
+}
+
+/// Waits until the deployment reports `n` ready replicas and exactly `n` pods exist,
+/// all Running; returns the deployment.
+fn wait_scaled(agent: &TestAgent, name: &str, n: i64) -> Value {
+    wait_for(
+        Duration::from_secs(60),
+        &format!("{name} at {n} replicas"),
+        || {
+            let deploy = agent.json(&["get", "deployment", name]);
+            let pods = agent.pods();
+            let running = pods
+                .iter()
+                .filter(|p| p["status"]["phase"] == "Running")
+                .count() as i64;
+            let status = &deploy["status"];
+            let settled = pods.len() as i64 == n
+                && running == n
+                && status["replicas"] == n
+                && status["readyReplicas"] == n
+                && status["availableReplicas"] == n
+                && status["updatedReplicas"] == n;
+            settled.then_some(deploy)
+        },
+    )
+}
+
+#[test]
+fn scale_three_zero_five_two_converges_with_true_status() {
+    let agent = TestAgent::start();
+    let path = agent.state.path().join("scaled.yaml");
+    std::fs::write(&path, deployment("scaled", 3)).expect("write");
+    agent.ok(&["apply", "-f", path.to_str().expect("utf-8")]);
+    wait_scaled(&agent, "scaled", 3);
+    for n in [0, 5, 2] {
+        let out = agent.ok(&[
+            "scale",
+            "deployment",
+            "scaled",
+            "--replicas",
+            &n.to_string(),
+        ]);
+        assert!(out.contains("scaled"), "{out}");
+        let deploy = wait_scaled(&agent, "scaled", n);
+        assert_eq!(deploy["spec"]["replicas"], n);
+        assert_eq!(
+            deploy["status"]["observedGeneration"],
+            deploy["metadata"]["generation"]
+        );
+    }
+    // Re-applying a changed replicas count scales too.
+    std::fs::write(&path, deployment("scaled", 4)).expect("write");
+    agent.ok(&["apply", "-f", path.to_str().expect("utf-8")]);
+    wait_scaled(&agent, "scaled", 4);
+    let bad = agent.berth(&["scale", "deployment", "scaled", "--replicas", "-1"]);
+    assert!(!bad.status.success());
+    let missing = agent.berth(&["scale", "deployment", "nope", "--replicas", "1"]);
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("not found"));
+}
+
+fn pod(name: &str, policy: &str, command: &str, container_extra: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+spec:
+  restartPolicy: {policy}
+  terminationGracePeriodSeconds: 1
+  containers:
+    - name: main
+      image: busybox:1.35
+      command: ["sh", "-c", {command:?}]
+{container_extra}"#
+    )
+}
+
+fn restart_count(pod: &Value) -> i64 {
+    pod["status"]["containerStatuses"][0]["restartCount"]
+        .as_i64()
+        .unwrap_or(-1)
+}
+
+#[test]
+fn restart_policies_give_kubernetes_phases_and_counts() {
+    let agent = TestAgent::start();
+    // (policy, exit code, final phase or None when it keeps restarting)
+    let cases = [
+        ("Always", 0, None),
+        ("Always", 1, None),
+        ("OnFailure", 0, Some("Succeeded")),
+        ("OnFailure", 1, None),
+        ("Never", 0, Some("Succeeded")),
+        ("Never", 1, Some("Failed")),
+    ];
+    for (i, (policy, code, _)) in cases.iter().enumerate() {
+        let yaml = pod(&format!("p{i}"), policy, &format!("exit {code}"), "");
+        assert!(agent.apply_yaml(&yaml).status.success());
+    }
+    for (i, (policy, code, phase)) in cases.iter().enumerate() {
+        let name = format!("p{i}");
+        match phase {
+            Some(phase) => {
+                let pod = agent.wait_phase(&name, phase, Duration::from_secs(20));
+                assert_eq!(restart_count(&pod), 0, "{policy} exit {code}");
+                let terminated = &pod["status"]["containerStatuses"][0]["state"]["terminated"];
+                assert_eq!(terminated["exitCode"], *code);
+                assert_eq!(
+                    terminated["reason"],
+                    if *code == 0 { "Completed" } else { "Error" }
+                );
+            }
+            None => {
+                let pod = wait_for(
+                    Duration::from_secs(20),
+                    &format!("{name} restarting"),
+                    || {
+                        let pod = agent.pod(&name);
+                        (restart_count(&pod) >= 2).then_some(pod)
+                    },
+                );
+                assert_eq!(pod["status"]["phase"], "Running", "{policy} exit {code}");
+                assert_eq!(
+                    pod["status"]["containerStatuses"][0]["lastState"]["terminated"]["exitCode"],
+                    *code
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn liveness_exec_probe_restarts_when_the_file_goes() {
+    let agent = TestAgent::start();
+    let probe = "      livenessProbe:\n        exec:\n          command: [cat, /tmp/healthy]\n        periodSeconds: 1\n        failureThreshold: 1\n";
+    let yaml = pod(
+        "lively",
+        "Always",
+        "touch /tmp/healthy; sleep 2; rm /tmp/healthy; sleep 1000",
+        probe,
+    );
+    assert!(agent.apply_yaml(&yaml).status.success());
+    let pod = wait_for(Duration::from_secs(30), "a liveness restart", || {
+        let pod = agent.pod("lively");
+        (restart_count(&pod) >= 1).then_some(pod)
+    });
+    let last = &pod["status"]["containerStatuses"][0]["lastState"]["terminated"];
+    assert!(last.is_object(), "lastState.terminated recorded: {pod:#}");
+}
+
+#[test]
+fn failing_http_liveness_restarts_keep_growing() {
+    let agent = TestAgent::start();
+    let probe = "      ports:\n        - {name: web, containerPort: 8080}\n      livenessProbe:\n        httpGet:\n          path: /missing\n          port: web\n        periodSeconds: 1\n        failureThreshold: 1\n";
+    let yaml = pod("sick", "Always", "httpd -f -p 8080 -h /var/www", probe);
+    assert!(agent.apply_yaml(&yaml).status.success());
+    let mut last = 0;
+    wait_for(Duration::from_secs(60), "5 restarts", || {
+        let count = restart_count(&agent.pod("sick"));
+        assert!(
+            count >= last,
+            "restartCount went down from {last} to {count}"
+        );
+        last = count;
+        (count >= 5).then_some(())
+    });
+}
+
+#[test]
+fn http_liveness_that_passes_never_restarts_and_readiness_failure_only_unreadies() {
+    let agent = TestAgent::start();
+    let probes = "      ports:\n        - {containerPort: 8080}\n      livenessProbe:\n        httpGet: {path: /index.html, port: 8080}\n        periodSeconds: 1\n      readinessProbe:\n        exec:\n          command: [\"false\"]\n        periodSeconds: 1\n        failureThreshold: 1\n";
+    let yaml = pod("shy", "Always", "httpd -f -p 8080 -h /var/www", probes);
+    assert!(agent.apply_yaml(&yaml).status.success());
+    agent.wait_running("shy");
+    // Watch it over several probe periods: never ready, never restarted.
+    let until = std::time::Instant::now() + Duration::from_secs(4);
+    while std::time::Instant::now() < until {
+        let pod = agent.pod("shy");
+        assert_eq!(restart_count(&pod), 0, "{pod:#}");
+        assert_eq!(pod["status"]["containerStatuses"][0]["ready"], false);
+        let ready = pod["status"]["conditions"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
+            .cloned();
+        assert_eq!(
+            ready.map(|c| c["status"].clone()),
+            Some(Value::from("False"))
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn exec_passes_output_and_exit_code_through() {
+    let agent = TestAgent::start();
+    let yaml = pod(
+        "target",
+        "Always",
+        "echo inside > /tmp/mark; sleep 1000",
+        "",
+    );
+    assert!(agent.apply_yaml(&yaml).status.success());
+    agent.wait_running("target");
+    let out = agent.berth(&[
+        "exec",
+        "target",
+        "--",
+        "sh",
+        "-c",
+        "cat /tmp/mark; hostname; echo oops >&2; exit 7",
+    ]);
+    assert_eq!(out.status.code(), Some(7));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "inside\ntarget\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "oops\n");
+    let mut child = std::process::Command::new(common::BERTH)
+        .arg("--server")
+        .arg(format!("unix://{}", agent.socket().display()))
+        .args(["exec", "-i", "target", "--", "tr", "a-z", "A-Z"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("exec -i");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(b"shout\n").expect("write stdin");
+    }
+    let out = child.wait_with_output().expect("exec -i output");
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "SHOUT\n");
+    let bad = agent.berth(&["exec", "nope", "--", "true"]);
+    assert!(!bad.status.success());
+}
+
+#[test]
+fn pre_stop_hook_runs_before_sigterm() {
+    let agent = TestAgent::start();
+    let hook = "      lifecycle:\n        preStop:\n          exec:\n            command: [sh, -c, \"echo goodbye > /proc/1/fd/1\"]\n";
+    let yaml = pod(
+        "polite",
+        "Always",
+        "trap 'echo terminated; exit 0' TERM; sleep 1000 & wait",
+        hook,
+    );
+    assert!(agent.apply_yaml(&yaml).status.success());
+    agent.wait_running("polite");
+    let follower = std::process::Command::new(common::BERTH)
+        .arg("--server")
+        .arg(format!("unix://{}", agent.socket().display()))
+        .args(["logs", "-f", "polite"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("logs -f");
+    agent.ok(&["delete", "pod", "polite", "--timeout", "30"]);
+    let out = follower
+        .wait_with_output()
+        .expect("logs -f ends when the container does");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let bye = text
+        .find("goodbye")
+        .unwrap_or_else(|| panic!("preStop output missing: {text:?}"));
+    let term = text
+        .find("terminated")
+        .unwrap_or_else(|| panic!("SIGTERM not seen: {text:?}"));
+    assert!(bye < term, "preStop must run before SIGTERM: {text:?}");
+}
+
+fn init_pids(agent: &TestAgent) -> Vec<(String, String)> {
+    let mut pids: Vec<(String, String)> = agent
+        .pods()
+        .iter()
+        .map(|p| {
+            let id = common::container_id(p, 0);
+            let pid = std::fs::read_to_string(
+                agent
+                    .state
+                    .path()
+                    .join("containers")
+                    .join(&id)
+                    .join("init.pid"),
+            )
+            .unwrap_or_default();
+            (
+                p["metadata"]["name"].as_str().unwrap_or("").to_owned(),
+                pid.trim().to_owned(),
+            )
+        })
+        .collect();
+    pids.sort();
+    pids
+}
+
+#[test]
+fn killing_the_agent_ten_times_restarts_no_container() {
+    let mut agent = TestAgent::start();
+    assert!(agent.apply_yaml(&deployment("five", 5)).status.success());
+    wait_scaled(&agent, "five", 5);
+    let before = init_pids(&agent);
+    assert!(before.iter().all(|(_, pid)| !pid.is_empty()), "{before:?}");
+    for _ in 0..10 {
+        agent.kill9();
+        agent.spawn();
+        // The restarted agent answers with the same pods, all running.
+        let now = wait_for(Duration::from_secs(20), "the pods after a restart", || {
+            let pods = agent.pods();
+            (pods.len() == 5 && pods.iter().all(|p| p["status"]["phase"] == "Running"))
+                .then_some(init_pids(&agent))
+        });
+        assert_eq!(before, now, "same containers, same PIDs");
+    }
+    for pod in agent.pods() {
+        assert_eq!(restart_count(&pod), 0, "{pod:#}");
+    }
+}
+
+#[test]
+fn killing_the_agent_during_a_crash_loop_keeps_count_and_back_off() {
+    // A slower back-off than the other tests, so that "still backing off" is visible.
+    let mut agent =
+        TestAgent::start_with(&["--restart-backoff-base", "1", "--restart-backoff-max", "4"]);
+    let yaml = pod("looper", "Always", "sleep 0.2; exit 1", "");
+    assert!(agent.apply_yaml(&yaml).status.success());
+    let mut highest = 0;
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    for round in 0..6 {
+        // kill -9 at a pseudo-random moment of the loop
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let pause = Duration::from_millis(100 + seed % 900);
+        let until = std::time::Instant::now() + pause;
+        while std::time::Instant::now() < until {
+            let count = restart_count(&agent.pod("looper"));
+            assert!(
+                count >= highest,
+                "round {round}: restartCount fell from {highest} to {count}"
+            );
+            highest = highest.max(count);
+        }
+        agent.kill9();
+        agent.spawn();
+        let count = restart_count(&agent.pod("looper"));
+        assert!(
+            count >= highest,
+            "after restart {round}: restartCount fell from {highest} to {count}"
+        );
+        highest = count;
+    }
+    // Deep into the loop the back-off is seconds long, and an agent restart keeps it:
+    // right after a restart the container is waiting in CrashLoopBackOff, not running.
+    let pod = wait_for(Duration::from_secs(60), "a long back-off", || {
+        let pod = agent.pod("looper");
+        let waiting = pod["status"]["containerStatuses"][0]["state"]["waiting"]["reason"]
+            == "CrashLoopBackOff";
+        (restart_count(&pod) >= 4 && waiting).then_some(pod)
+    });
+    let count = restart_count(&pod);
+    agent.kill9();
+    agent.spawn();
+    let after = agent.pod("looper");
+    assert_eq!(
+        after["status"]["containerStatuses"][0]["state"]["waiting"]["reason"], "CrashLoopBackOff",
+        "{after:#}"
+    );
+    assert_eq!(restart_count(&after), count);
+}
