@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 const RUNS: usize = 20;
 const IDLE_SECONDS: u64 = 60;
+const PROBE_SECONDS: u64 = 30;
 
 fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -32,6 +33,9 @@ fn main() {
     let apply = bench.apply_to_running(RUNS);
     let (runc_start, runc_cycle) = bench.runc_run(RUNS);
     let (agent_rss, shim_rss, write_bytes) = bench.ten_pods(idle);
+    let restart = bench.restart_latency(RUNS);
+    let (scale_berth, scale_runc) = bench.scale_to_fifty();
+    let probe_cpu = bench.probe_cpu(PROBE_SECONDS);
     drop(bench);
 
     let size = std::fs::metadata(&berth).map(|m| m.len()).unwrap_or(0);
@@ -66,7 +70,14 @@ the pod sandbox (namespaces) and spawning the shim, which then does what runc do
 | agent RSS | {agent_rss} | ≤ 8 MiB |\n\
 | shim RSS (median per container) | {shim_rss} | — |\n\
 | bytes written by the agent in {idle} s idle (`/proc/PID/io` write_bytes) | {write_bytes} | 0 |\n\
-| release binary, stripped (x86_64) | {size} | ≤ 10 MiB |\n",
+| release binary, stripped (x86_64) | {size} | ≤ 10 MiB |\n\n\
+## Self-healing (issue 3)\n\n\
+| what | value | target |\n|---|---|---|\n\
+| container killed (SIGKILL) → replacement process running, first restart (median of {RUNS}) | {r_50} (p90 {r_90}) | ≤ 30 ms |\n\
+| scale 0 → 50 busybox `sleep` pods: until all 50 processes run | {scale_berth} | ≤ 1.5 × runc loop |\n\
+| loop of 50 `runc run -d` of the same bundle | {scale_runc} | peer |\n\
+| agent CPU with 20 pods, each with 1 s HTTP liveness + readiness probes ({PROBE_SECONDS} s) | {probe_cpu:.2}% of one core | ≤ 2% |\n\n\
+Scale ratio berth / runc loop: **{scale_ratio:.2}×**.\n",
         date = humantime::format_rfc3339_seconds(std::time::SystemTime::now()),
         cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         a50 = ms(percentile(&apply, 50)),
@@ -79,6 +90,11 @@ the pod sandbox (namespaces) and spawning the shim, which then does what runc do
         agent_rss = mib(agent_rss),
         shim_rss = mib(shim_rss),
         size = mib(size),
+        r_50 = ms(percentile(&restart, 50)),
+        r_90 = ms(percentile(&restart, 90)),
+        scale_berth = ms(scale_berth),
+        scale_runc = ms(scale_runc),
+        scale_ratio = scale_berth.as_secs_f64() / scale_runc.as_secs_f64().max(1e-9),
     );
     std::fs::write(&out, &report).expect("write the report");
     print!("{report}");
@@ -290,6 +306,144 @@ impl Bench {
         });
         (agent_rss, shim_rss, written)
     }
+}
+
+impl Bench {
+    fn init_pid_files(&self) -> Vec<PathBuf> {
+        self.containers()
+            .into_iter()
+            .map(|c| c.join("init.pid"))
+            .filter(|p| p.exists())
+            .collect()
+    }
+
+    /// Kills a running container's process and times until its replacement (the first
+    /// restart, which Kubernetes does at once) has a process.
+    fn restart_latency(&self, runs: usize) -> Vec<Duration> {
+        let mut samples = Vec::new();
+        for i in 0..runs {
+            let name = format!("r{i}");
+            let yaml = format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  terminationGracePeriodSeconds: 0\n  containers:\n    - name: main\n      image: busybox:1.35\n      command: [sleep, \"1000\"]\n");
+            self.apply(&yaml);
+            let first = wait_for(Duration::from_secs(20), "first container", || {
+                self.init_pid_files().into_iter().next()
+            });
+            let pid: i32 = std::fs::read_to_string(&first)
+                .ok()
+                .and_then(|p| p.trim().parse().ok())
+                .expect("init pid");
+            let start = Instant::now();
+            // SAFETY: kill(2) on the container process this benchmark just started.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            wait_for(Duration::from_secs(20), "replacement", || {
+                self.containers()
+                    .iter()
+                    .any(|c| c.to_string_lossy().ends_with("_1") && c.join("init.pid").exists())
+                    .then_some(())
+            });
+            samples.push(start.elapsed());
+            self.cli(&["delete", "pod", &name]);
+            wait_for(Duration::from_secs(20), "pod gone", || {
+                self.containers().is_empty().then_some(())
+            });
+        }
+        samples
+    }
+
+    /// Scale 0 → 50 and time until 50 container processes run; then the same count of
+    /// `runc run -d` in a loop.
+    fn scale_to_fifty(&self) -> (Duration, Duration) {
+        let yaml = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: fifty\nspec:\n  replicas: 0\n  selector:\n    matchLabels: {app: fifty}\n  template:\n    metadata:\n      labels: {app: fifty}\n    spec:\n      terminationGracePeriodSeconds: 0\n      containers:\n        - name: main\n          image: busybox:1.35\n          command: [sleep, \"100000\"]\n";
+        self.apply(yaml);
+        let start = Instant::now();
+        self.cli(&["scale", "deployment", "fifty", "--replicas", "50"]);
+        wait_for(Duration::from_secs(120), "50 running", || {
+            (self.init_pid_files().len() == 50).then_some(())
+        });
+        let berth = start.elapsed();
+        self.cli(&["delete", "deployment", "fifty"]);
+        wait_for(Duration::from_secs(120), "pods gone", || {
+            self.containers().is_empty().then_some(())
+        });
+
+        let bundle = self.state.join("runc-bundle");
+        let runc_root = self.state.join("runc-root");
+        let ids: Vec<String> = (0..50)
+            .map(|i| format!("berth-bench-fifty-{}-{i}", std::process::id()))
+            .collect();
+        let start = Instant::now();
+        for id in &ids {
+            let status = Command::new("runc")
+                .arg("--root")
+                .arg(&runc_root)
+                .args(["run", "-d", "--bundle"])
+                .arg(&bundle)
+                .arg(id)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .expect("runc run");
+            assert!(status.success());
+        }
+        let runc = start.elapsed();
+        for id in &ids {
+            let _ = Command::new("runc")
+                .arg("--root")
+                .arg(&runc_root)
+                .args(["delete", "-f", id])
+                .status();
+        }
+        (berth, runc)
+    }
+
+    /// Agent CPU (user + system) while 20 pods are probed every second.
+    fn probe_cpu(&self, seconds: u64) -> f64 {
+        let yaml = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: probed\nspec:\n  replicas: 20\n  selector:\n    matchLabels: {app: probed}\n  template:\n    metadata:\n      labels: {app: probed}\n    spec:\n      terminationGracePeriodSeconds: 0\n      containers:\n        - name: web\n          image: busybox:1.35\n          command: [httpd, -f, -p, \"8080\", -h, /var/www]\n          livenessProbe:\n            httpGet: {path: /index.html, port: 8080}\n            periodSeconds: 1\n          readinessProbe:\n            tcpSocket: {port: 8080}\n            periodSeconds: 1\n";
+        self.apply(yaml);
+        wait_for(Duration::from_secs(120), "20 ready pods", || {
+            let ready = self
+                .cli(&["get", "pods"])
+                .lines()
+                .filter(|l| l.contains(" 1/1 "))
+                .count();
+            (ready == 20).then_some(())
+        });
+        let pid = self.agent.id();
+        let ticks = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| cpu_ticks(&s))
+            .unwrap_or(0);
+        let start = Instant::now();
+        std::thread::sleep(Duration::from_secs(seconds));
+        let used = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| cpu_ticks(&s))
+            .unwrap_or(0)
+            - ticks;
+        let elapsed = start.elapsed().as_secs_f64();
+        self.cli(&["delete", "deployment", "probed"]);
+        wait_for(Duration::from_secs(120), "pods gone", || {
+            self.containers().is_empty().then_some(())
+        });
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        used as f64 / hz / elapsed * 100.0
+    }
+}
+
+/// utime + stime from /proc/PID/stat, in clock ticks.
+fn cpu_ticks(stat: &str) -> u64 {
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // After the command name: state is field 3, utime 14 and stime 15 (1-based).
+    field(11) + field(12)
 }
 
 fn rss(pid: u32) -> u64 {

@@ -125,28 +125,6 @@ fn apply_run_delete_leaves_nothing_behind() {
     assert_eq!(logs, 0, "pod logs left behind");
 }
 
-fn init_pids(agent: &TestAgent) -> Vec<(String, i64)> {
-    let mut pids = Vec::new();
-    for pod in agent.pods() {
-        let name = pod["metadata"]["name"].as_str().unwrap_or("").to_owned();
-        let id = container_id(&pod, 0);
-        let pid = std::fs::read_to_string(
-            agent
-                .state
-                .path()
-                .join("containers")
-                .join(&id)
-                .join("init.pid"),
-        )
-        .ok()
-        .and_then(|p| p.trim().parse().ok())
-        .unwrap_or(0);
-        pids.push((name, pid));
-    }
-    pids.sort();
-    pids
-}
-
 #[test]
 fn killed_agent_leaves_containers_running_and_adopts_them() {
     let mut agent = TestAgent::start();
@@ -177,7 +155,7 @@ spec:
             .count();
         (running == 3).then_some(())
     });
-    let before = init_pids(&agent);
+    let before = agent.init_pids();
     assert!(before.iter().all(|(_, pid)| *pid > 0), "{before:?}");
 
     agent.kill9();
@@ -194,7 +172,7 @@ spec:
         || {
             let pods = agent.pods();
             (pods.len() == 3 && pods.iter().all(|p| p["status"]["phase"] == "Running"))
-                .then_some(init_pids(&agent))
+                .then_some(agent.init_pids())
         },
     );
     assert_eq!(before, after, "the restarted agent must adopt, not restart");

@@ -297,38 +297,13 @@ fn pre_stop_hook_runs_before_sigterm() {
     assert!(bye < term, "preStop must run before SIGTERM: {text:?}");
 }
 
-fn init_pids(agent: &TestAgent) -> Vec<(String, String)> {
-    let mut pids: Vec<(String, String)> = agent
-        .pods()
-        .iter()
-        .map(|p| {
-            let id = common::container_id(p, 0);
-            let pid = std::fs::read_to_string(
-                agent
-                    .state
-                    .path()
-                    .join("containers")
-                    .join(&id)
-                    .join("init.pid"),
-            )
-            .unwrap_or_default();
-            (
-                p["metadata"]["name"].as_str().unwrap_or("").to_owned(),
-                pid.trim().to_owned(),
-            )
-        })
-        .collect();
-    pids.sort();
-    pids
-}
-
 #[test]
 fn killing_the_agent_ten_times_restarts_no_container() {
     let mut agent = TestAgent::start();
     assert!(agent.apply_yaml(&deployment("five", 5)).status.success());
     wait_scaled(&agent, "five", 5);
-    let before = init_pids(&agent);
-    assert!(before.iter().all(|(_, pid)| !pid.is_empty()), "{before:?}");
+    let before = agent.init_pids();
+    assert!(before.iter().all(|(_, pid)| *pid > 0), "{before:?}");
     for _ in 0..10 {
         agent.kill9();
         agent.spawn();
@@ -336,7 +311,7 @@ fn killing_the_agent_ten_times_restarts_no_container() {
         let now = wait_for(Duration::from_secs(20), "the pods after a restart", || {
             let pods = agent.pods();
             (pods.len() == 5 && pods.iter().all(|p| p["status"]["phase"] == "Running"))
-                .then_some(init_pids(&agent))
+                .then_some(agent.init_pids())
         });
         assert_eq!(before, now, "same containers, same PIDs");
     }

@@ -34,23 +34,7 @@ pub fn respond(
             "no command given: berth exec POD -- COMMAND [ARGS...]".to_owned()
         ));
     }
-    let names: Vec<&str> = pod
-        .spec
-        .containers
-        .iter()
-        .map(|c| c.name.as_str())
-        .collect();
-    let name = match (container, names.as_slice()) {
-        (Some(c), _) if names.contains(&c) => c.to_owned(),
-        (Some(c), _) => {
-            return Err(bad(format!(
-                "container {c} is not valid for pod {}",
-                pod.metadata.name
-            )))
-        }
-        (None, [first, ..]) => first.to_string(),
-        (None, []) => return Err(bad(format!("pod {} has no containers", pod.metadata.name))),
-    };
+    let name = super::logs::pick_container(pod, container, true)?;
     let running = instances
         .iter()
         .filter(|i| i.container == name)

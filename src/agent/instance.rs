@@ -24,6 +24,11 @@ pub fn instance_id(pod_uid: &str, container: &str, hash: &str, attempt: u32) -> 
     format!("{uid}_{container}_{hash}_{attempt}")
 }
 
+/// The container name inside an instance id.
+pub fn container_of(id: &str) -> Option<&str> {
+    id.split('_').nth(1)
+}
+
 /// What the agent knows of one container instance, from the runtime.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Instance {

@@ -38,29 +38,7 @@ pub fn respond(
         reason: "BadRequest",
         message,
     };
-    let names: Vec<&str> = pod
-        .spec
-        .containers
-        .iter()
-        .map(|c| c.name.as_str())
-        .collect();
-    let container = match (&query.container, names.as_slice()) {
-        (Some(name), _) if names.contains(&name.as_str()) => name.clone(),
-        (Some(name), _) => {
-            return Err(bad(format!(
-                "container {name} is not valid for pod {}",
-                pod.metadata.name
-            )))
-        }
-        (None, [only]) => only.to_string(),
-        (None, _) => {
-            return Err(bad(format!(
-                "a container name must be specified for pod {}, choose one of: [{}]",
-                pod.metadata.name,
-                names.join(" ")
-            )))
-        }
-    };
+    let container = pick_container(pod, query.container.as_deref(), false)?;
     let latest = instances
         .iter()
         .filter(|i| i.container == container)
@@ -119,6 +97,40 @@ pub fn respond(
 }
 
 use smol::stream::StreamExt;
+
+/// The container a request is about: the one named, or the only one (or, for exec, the
+/// first, as kubectl does); errors say which names are valid.
+pub(super) fn pick_container(
+    pod: &Pod,
+    requested: Option<&str>,
+    first_by_default: bool,
+) -> Result<String, Refusal> {
+    let bad = |message: String| Refusal {
+        code: 400,
+        reason: "BadRequest",
+        message,
+    };
+    let names: Vec<&str> = pod
+        .spec
+        .containers
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    match (requested, names.as_slice()) {
+        (Some(name), _) if names.contains(&name) => Ok(name.to_owned()),
+        (Some(name), _) => Err(bad(format!(
+            "container {name} is not valid for pod {}",
+            pod.metadata.name
+        ))),
+        (None, [only]) => Ok(only.to_string()),
+        (None, [first, ..]) if first_by_default => Ok(first.to_string()),
+        (None, _) => Err(bad(format!(
+            "a container name must be specified for pod {}, choose one of: [{}]",
+            pod.metadata.name,
+            names.join(" ")
+        ))),
+    }
+}
 
 /// The rotated files (oldest first) then the current one.
 fn log_files(path: &Path) -> Vec<PathBuf> {

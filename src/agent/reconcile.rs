@@ -467,7 +467,7 @@ impl Agent {
         grace: std::time::Duration,
     ) -> std::time::Duration {
         let hook = pod.and_then(|pod| {
-            let name = id.split('_').nth(1)?;
+            let name = super::instance::container_of(id)?;
             let container = pod.spec.containers.iter().find(|c| c.name == name)?;
             container
                 .lifecycle

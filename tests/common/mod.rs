@@ -228,6 +228,33 @@ impl TestAgent {
         )
     }
 
+    /// (pod name, init pid of its first container), sorted: to compare before and after
+    /// an agent restart.
+    pub fn init_pids(&self) -> Vec<(String, i64)> {
+        let mut pids: Vec<(String, i64)> = self
+            .pods()
+            .iter()
+            .map(|pod| {
+                let path = self
+                    .state
+                    .path()
+                    .join("containers")
+                    .join(container_id(pod, 0))
+                    .join("init.pid");
+                let pid = std::fs::read_to_string(path)
+                    .ok()
+                    .and_then(|p| p.trim().parse().ok())
+                    .unwrap_or(0);
+                (
+                    pod["metadata"]["name"].as_str().unwrap_or("").to_owned(),
+                    pid,
+                )
+            })
+            .collect();
+        pids.sort();
+        pids
+    }
+
     pub fn log_tail(&self) -> String {
         let log = std::fs::read_to_string(self.state.path().join("agent.log")).unwrap_or_default();
         let lines: Vec<&str> = log.lines().collect();
