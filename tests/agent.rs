@@ -417,6 +417,11 @@ fn sigterm_stops_the_agent_cleanly_and_leaves_pods_running() {
         "TERM, INT or PIPE ignored: {ignored:x}"
     );
 
+    // No requests or limits: BestEffort, first in line for the OOM killer.
+    let score = std::fs::read_to_string(format!("/proc/{}/oom_score_adj", init.trim()))
+        .expect("oom_score_adj");
+    assert_eq!(score.trim(), "1000");
+
     let status = agent.terminate().expect("the agent exits on SIGTERM");
     assert!(status.success(), "agent exit status {status:?}");
     assert!(!agent.socket().exists(), "a clean stop removes the socket");

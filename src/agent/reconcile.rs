@@ -17,6 +17,21 @@ use super::{Agent, LOG_MAX_BYTES, LOG_MAX_FILES, RESYNC_PERIOD};
 use crate::model::{parse_cpu_millis, parse_memory_bytes, spec_hash, Object, Pod};
 use crate::runtime::ContainerConfig;
 
+/// Total memory of this machine, read once: the base of Burstable OOM scores.
+fn machine_memory() -> u64 {
+    static TOTAL: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *TOTAL.get_or_init(|| {
+        std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|m| {
+                m.lines()
+                    .find_map(|l| l.strip_prefix("MemTotal:").map(str::to_owned))
+            })
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    })
+}
+
 /// Containers get this many PIDs at most unless said otherwise: a fork bomb in one pod
 /// must not take the board down.
 const DEFAULT_PIDS_LIMIT: i64 = 1024;
@@ -448,6 +463,11 @@ impl Agent {
                 .or(cpu_limit),
             memory_limit_bytes: quantity(&resources.limits, "memory", parse_memory_bytes),
             pids_limit: Some(DEFAULT_PIDS_LIMIT),
+            oom_score_adj: Some(super::qos::oom_score_adj(
+                &pod.spec,
+                container,
+                machine_memory(),
+            )),
             host_network: pod.spec.host_network,
             log_path: self
                 .logs_dir(namespace, &pod.metadata.name, &pod.metadata.uid)

@@ -179,6 +179,7 @@ pub(crate) fn build_spec(
             cfg.cwd.as_str()
         })
         .no_new_privileges(true)
+        .oom_score_adj(cfg.oom_score_adj.unwrap_or(0))
         .capabilities(
             LinuxCapabilitiesBuilder::default()
                 .bounding(capabilities.clone())
@@ -287,6 +288,7 @@ mod tests {
             cpu_request_millis: None,
             memory_limit_bytes: Some(16 << 20),
             pids_limit: None,
+            oom_score_adj: None,
             host_network: false,
             log_path: "/logs/c1.log".into(),
             log_max_bytes: 1 << 20,

@@ -274,6 +274,7 @@ mod tests {
             cpu_request_millis: None,
             memory_limit_bytes: None,
             pids_limit: None,
+            oom_score_adj: None,
             host_network: false,
             log_path: "/l".into(),
             log_max_bytes: 1,

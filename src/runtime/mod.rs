@@ -138,6 +138,10 @@ pub struct ContainerConfig {
     pub cpu_request_millis: Option<u64>,
     pub memory_limit_bytes: Option<u64>,
     pub pids_limit: Option<i64>,
+    /// The container's `oom_score_adj` (Kubernetes sets it by QoS class); without it the
+    /// container would inherit the agent's, which is lowered so pods die before it.
+    #[serde(default)]
+    pub oom_score_adj: Option<i32>,
     pub host_network: bool,
     pub log_path: PathBuf,
     pub log_max_bytes: u64,
