@@ -8,6 +8,7 @@
 pub mod agent;
 pub mod api;
 pub mod cli;
+pub mod coordinator;
 pub mod image;
 pub mod model;
 pub mod runtime;

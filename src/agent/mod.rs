@@ -20,6 +20,8 @@ mod logs;
 mod manifests;
 mod plan;
 mod probes;
+mod pulls;
+mod qos;
 mod reconcile;
 mod server;
 mod status;
@@ -33,7 +35,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 
-use crate::image::ImageStore;
+use crate::image::{ImageStore, RegistryConfig};
 use crate::runtime::{LibcontainerRuntime, Runtime, RuntimeConfig};
 use crate::store::Store;
 
@@ -50,6 +52,8 @@ pub struct AgentOptions {
     pub backoff_max: Duration,
     /// Board profile (`--board`), checked against this machine at start.
     pub board: Option<PathBuf>,
+    /// Registry settings (`--registries`, k3s `registries.yaml`); `None`: no settings.
+    pub registries: Option<PathBuf>,
 }
 
 /// Log files of one container instance are capped at this size, and this many files are
@@ -66,6 +70,8 @@ pub struct Agent {
     pub options: AgentOptions,
     pub store: Mutex<Store>,
     pub images: ImageStore,
+    /// Mirrors, credentials and TLS settings for image pulls, loaded at start.
+    pub registries: RegistryConfig,
     pub runtime: Arc<dyn Runtime>,
     pub backoff: Backoff,
     memory: Mutex<Memory>,
@@ -96,6 +102,10 @@ impl Agent {
         let store = Store::open(&store_path)
             .with_context(|| format!("cannot open the store {}", store_path.display()))?;
         let images = ImageStore::open(&options.state_dir.join("images"))?;
+        let registries = match &options.registries {
+            Some(path) => RegistryConfig::load(path)?,
+            None => RegistryConfig::empty(),
+        };
         let (wake_tx, wake_rx) = smol::channel::bounded(1);
         let backoff = Backoff {
             base: options.backoff_base,
@@ -105,6 +115,7 @@ impl Agent {
             options,
             store: Mutex::new(store),
             images,
+            registries,
             runtime,
             backoff,
             memory: Mutex::new(Memory::default()),

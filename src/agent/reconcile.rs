@@ -374,19 +374,11 @@ impl Agent {
                     format!("no container {name:?} in the pod"),
                 )
             })?;
-        let image = match self.images.resolve(&container.image) {
-            Ok(Some(image)) => image,
-            Ok(None) => {
-                return Err(failure(
-                    "ErrImageNeverPull",
-                    format!(
-                    "image {:?} is not present on this board: import it with `berth image import`",
-                    container.image
-                ),
-                ))
-            }
-            Err(err) => return Err(failure("InvalidImageName", err.to_string())),
-        };
+        let image = super::pulls::ensure_image(
+            self,
+            &container.image,
+            container.image_pull_policy.as_deref(),
+        )?;
         let rootfs = self
             .images
             .rootfs(&image)

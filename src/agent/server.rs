@@ -388,6 +388,16 @@ fn images(agent: &Arc<Agent>, request: &Request, rest: &[&str]) -> Result<Respon
                 &json!({"kind": "List", "items": imported}),
             ))
         }
+        ("POST", ["pull"]) => pull_image(agent, request),
+        ("POST", ["prune"]) => {
+            let used_by = images_in_use(agent)?;
+            let in_use = |image: &crate::image::ImageInfo| used_by.contains(&image.digest);
+            let removed = agent.images.prune(&in_use).map_err(internal)?;
+            Ok(Response::json(
+                200,
+                &json!({"kind": "List", "items": removed}),
+            ))
+        }
         ("DELETE", []) => {
             let reference = request
                 .query_param("ref")
@@ -414,6 +424,53 @@ fn images(agent: &Arc<Agent>, request: &Request, rest: &[&str]) -> Result<Respon
             message: format!("{method} is not supported on {}", request.path),
         }),
     }
+}
+
+/// Pulls on a thread of its own and streams one JSON object per line: the pull's events,
+/// then `{"event":"pulled","image":{..}}` or `{"event":"failed","message":".."}` (the status
+/// line is sent before the pull ends, so failures travel in the body).
+fn pull_image(agent: &Arc<Agent>, request: &Request) -> Result<Response, Refusal> {
+    use smol::stream::StreamExt;
+    #[derive(serde::Deserialize)]
+    struct Pull {
+        reference: String,
+    }
+    let body: Pull = serde_json::from_slice(&request.body)
+        .map_err(|e| bad_request(format!("invalid request body: {e}")))?;
+    crate::image::normalize_reference(&body.reference).map_err(|e| bad_request(e.to_string()))?;
+    let (tx, rx) = smol::channel::unbounded::<Vec<u8>>();
+    let agent = agent.clone();
+    let line = |value: Value| format!("{value}\n").into_bytes();
+    std::thread::Builder::new()
+        .name("image-pull".to_owned())
+        .spawn(move || {
+            let options = crate::image::PullOptions::default();
+            let progress = |event: crate::image::PullEvent| {
+                let value = serde_json::to_value(event).unwrap_or(Value::Null);
+                let _ = tx.send_blocking(line(value));
+            };
+            let outcome =
+                agent
+                    .images
+                    .pull(&body.reference, &agent.registries, &options, &progress);
+            let last = match outcome {
+                Ok(image) => {
+                    agent.wake();
+                    json!({"event": "pulled", "image": image})
+                }
+                Err(e) => {
+                    log::info!("pull of {} failed: {e}", body.reference);
+                    json!({"event": "failed", "message": e.to_string()})
+                }
+            };
+            let _ = tx.send_blocking(line(last));
+        })
+        .map_err(internal)?;
+    Ok(Response::stream(
+        200,
+        "application/x-ndjson",
+        Box::pin(rx.map(Ok)),
+    ))
 }
 
 /// Digests of the images any stored pod refers to.

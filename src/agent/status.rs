@@ -105,6 +105,10 @@ fn container_status(
     match latest.map(|l| (l, &l.state)) {
         None => {
             status.state = match inputs.failures.get(name) {
+                // Between failed pulls the kubelet says it is backing off.
+                Some(f) if f.reason == "ErrImagePull" && f.retry_at > inputs.now => {
+                    waiting("ImagePullBackOff", Some(f.message.clone()))
+                }
                 Some(failure) => waiting(&failure.reason, Some(failure.message.clone())),
                 None => waiting("ContainerCreating", None),
             };

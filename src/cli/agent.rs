@@ -29,7 +29,13 @@ pub struct AgentArgs {
     /// Board profile (board-configs/*.yaml) to check this machine against
     #[arg(long, value_name = "FILE")]
     pub board: Option<PathBuf>,
+    /// Registry mirrors, credentials and TLS (k3s registries.yaml format)
+    #[arg(long, value_name = "FILE", default_value = DEFAULT_REGISTRIES)]
+    pub registries: PathBuf,
 }
+
+/// The registries file read when `--registries` is not given; it may be absent.
+const DEFAULT_REGISTRIES: &str = "/etc/berth/registries.yaml";
 
 pub fn run(_global: &GlobalOptions, args: AgentArgs) -> anyhow::Result<()> {
     let node_name = match args.node_name {
@@ -47,6 +53,14 @@ pub fn run(_global: &GlobalOptions, args: AgentArgs) -> anyhow::Result<()> {
         backoff_base: seconds(args.restart_backoff_base, "--restart-backoff-base")?,
         backoff_max: seconds(args.restart_backoff_max, "--restart-backoff-max")?,
         board: args.board,
+        // A missing default file means no settings; a missing named file is an error.
+        registries: if args.registries == std::path::Path::new(DEFAULT_REGISTRIES)
+            && !args.registries.exists()
+        {
+            None
+        } else {
+            Some(args.registries)
+        },
     };
     crate::agent::run(options)
 }

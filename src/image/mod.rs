@@ -14,11 +14,17 @@
 //! OCI image layout (a directory or a tar of one), verify every blob against its descriptor,
 //! pick the manifest for the board's platform, unpack the layers and only then publish the
 //! blobs and the reference.
+//!
+//! Pulls (`pull`, `registry`) fetch the same pieces from an OCI distribution registry into
+//! a staging directory under `tmp/`, verify each against its digest while streaming, and
+//! publish them the same way.
 
 mod blobs;
 mod layout;
 mod oci;
+mod pull;
 mod reference;
+pub mod registry;
 mod staging;
 mod store;
 mod unpack;
@@ -28,7 +34,9 @@ mod tests;
 
 use std::path::PathBuf;
 
+pub use pull::{PullEvent, PullOptions};
 pub use reference::normalize_reference;
+pub use registry::RegistryConfig;
 pub use store::ImageStore;
 
 /// The platform of this machine as `os/architecture[/variant]`, e.g. `linux/arm64/v8`;
@@ -88,6 +96,18 @@ pub enum ImageError {
     },
     #[error("layer {digest}: {reason}")]
     Unpack { digest: String, reason: String },
+    #[error("no image for platform {wanted} in {reference} (available: {available})")]
+    PlatformUnavailable {
+        reference: String,
+        wanted: String,
+        available: String,
+    },
+    #[error("registry {registry}: {reason}")]
+    Registry { registry: String, reason: String },
+    #[error("registry config {}: {reason}", path.display())]
+    Config { path: PathBuf, reason: String },
+    #[error("no space left on the device of {} while pulling {reference}; the partial download was removed", path.display())]
+    NoSpace { path: PathBuf, reference: String },
 }
 
 impl ImageError {

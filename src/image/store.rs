@@ -22,7 +22,7 @@ pub struct ImageStore {
 }
 
 /// A directory under `tmp/` removed when dropped, whatever happened.
-struct TempDir(PathBuf);
+pub(super) struct TempDir(pub(super) PathBuf);
 
 impl Drop for TempDir {
     fn drop(&mut self) {
@@ -83,16 +83,16 @@ impl ImageStore {
     fn rootfs_dir(&self) -> PathBuf {
         self.root.join("rootfs")
     }
-    fn tmp_dir(&self) -> PathBuf {
+    pub(super) fn tmp_dir(&self) -> PathBuf {
         self.root.join("tmp")
     }
-    fn ref_path(&self, reference: &str) -> PathBuf {
+    pub(super) fn ref_path(&self, reference: &str) -> PathBuf {
         // Hashed file names: references contain '/' and ':' and may be long.
         let hex = &digest_of(reference.as_bytes())["sha256:".len()..];
         self.refs_dir().join(format!("{hex}.json"))
     }
 
-    fn locked(&self) -> MutexGuard<'_, ()> {
+    pub(super) fn locked(&self) -> MutexGuard<'_, ()> {
         // A panic in another thread while holding the lock leaves no broken state on disk
         // (everything is published by rename), so a poisoned lock is still usable.
         self.lock
@@ -211,7 +211,7 @@ impl ImageStore {
     }
 
     /// Moves every verified staged blob into `blobs/sha256/`.
-    fn publish_blobs(&self, staged_blobs: &Path) -> Result<(), ImageError> {
+    pub(super) fn publish_blobs(&self, staged_blobs: &Path) -> Result<(), ImageError> {
         for staged in read_dir(staged_blobs)? {
             let name = staged.file_name().unwrap_or_default();
             let dest = self.blobs_dir().join(name);
@@ -310,7 +310,7 @@ impl ImageStore {
 
     /// Unpacks the layers into `rootfs/<config-hex>.tmp-<pid>`, checks each diff id and
     /// renames the result into place. Does nothing if the rootfs exists.
-    fn ensure_rootfs(
+    pub(super) fn ensure_rootfs(
         &self,
         info: &ImageInfo,
         layers: &[(Descriptor, PathBuf)],
@@ -392,7 +392,8 @@ impl ImageStore {
         Ok(info)
     }
 
-    /// Removes every image `in_use` does not claim; returns what was removed.
+    /// Removes every image `in_use` does not claim, then every blob no remaining image
+    /// refers to (left by a moved tag or an interrupted pull); returns the removed images.
     pub fn prune(&self, in_use: &dyn Fn(&ImageInfo) -> bool) -> Result<Vec<ImageInfo>, ImageError> {
         let mut removed = Vec::new();
         for info in self.list()? {
@@ -400,7 +401,41 @@ impl ImageStore {
                 removed.push(self.remove(&info.reference, in_use)?);
             }
         }
+        self.remove_orphan_blobs()?;
         Ok(removed)
+    }
+
+    /// Deletes blobs that no image refers to. Under the lock, so a pull cannot be
+    /// between publishing its blobs and writing its reference.
+    fn remove_orphan_blobs(&self) -> Result<(), ImageError> {
+        let _guard = self.locked();
+        let mut used: HashSet<String> = HashSet::new();
+        for info in self.list()? {
+            // Without an image's manifest we cannot tell its layers: delete nothing.
+            let manifest = match self.read_stored_manifest(&info.digest) {
+                Ok(manifest) => manifest,
+                Err(e) => {
+                    log::warn!("image {}: {e}; keeping unreferenced blobs", info.reference);
+                    return Ok(());
+                }
+            };
+            used.insert(info.digest.clone());
+            used.insert(info.config_digest.clone());
+            used.extend(manifest.layers.into_iter().map(|l| l.digest));
+        }
+        let mut count = 0;
+        for path in read_dir(&self.blobs_dir())? {
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            if !used.contains(&format!("sha256:{name}")) {
+                fs::remove_file(&path).map_err(|e| ImageError::io(&path, e))?;
+                count += 1;
+            }
+        }
+        if count > 0 {
+            sync_dir(&self.blobs_dir())?;
+            log::info!("image store: removed {count} blobs no image uses");
+        }
+        Ok(())
     }
 
     /// Deletes the blobs and rootfs of a removed image that no remaining reference uses.

@@ -1,0 +1,335 @@
+//! The yes/no questions the filters ask, with Kubernetes' semantics: does a toleration
+//! tolerate a taint, does a node's label set satisfy a node selector term, is an image
+//! platform the same as a node platform.
+
+use std::collections::BTreeMap;
+
+use crate::coordinator::scheduler::{
+    NodeSelectorOperator, NodeSelectorTerm, Requirement, Taint, Toleration, TolerationOperator,
+};
+
+/// Kubernetes' `Toleration.ToleratesTaint`: an empty effect matches every effect, an empty
+/// key matches every key (only meaningful with `Exists`), `Exists` ignores the value and
+/// `Equal` needs the values to be equal (a missing value counts as `""`).
+pub(super) fn tolerates(toleration: &Toleration, taint: &Taint) -> bool {
+    if let Some(effect) = non_empty(&toleration.effect) {
+        if effect != taint.effect {
+            return false;
+        }
+    }
+    if let Some(key) = non_empty(&toleration.key) {
+        if key != taint.key {
+            return false;
+        }
+    }
+    match toleration.operator {
+        TolerationOperator::Exists => true,
+        TolerationOperator::Equal => {
+            toleration.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or("")
+        }
+    }
+}
+
+/// True when some toleration of the pod tolerates the taint.
+pub(super) fn tolerated_by_any(tolerations: &[Toleration], taint: &Taint) -> bool {
+    tolerations.iter().any(|t| tolerates(t, taint))
+}
+
+fn non_empty(value: &Option<String>) -> Option<&str> {
+    value.as_deref().filter(|s| !s.is_empty())
+}
+
+/// `requiredDuringSchedulingIgnoredDuringExecution`: the terms are ORed. An empty list
+/// means the pod asked for nothing, so every node matches; a term with no expressions
+/// matches no node, as in Kubernetes.
+pub(super) fn affinity_matches(
+    terms: &[NodeSelectorTerm],
+    labels: &BTreeMap<String, String>,
+) -> bool {
+    terms.is_empty() || terms.iter().any(|term| term_matches(term, labels))
+}
+
+/// The expressions of one term are ANDed.
+fn term_matches(term: &NodeSelectorTerm, labels: &BTreeMap<String, String>) -> bool {
+    !term.match_expressions.is_empty()
+        && term
+            .match_expressions
+            .iter()
+            .all(|requirement| requirement_matches(requirement, labels))
+}
+
+/// `NotIn` and `DoesNotExist` match nodes that lack the label, as in Kubernetes.
+fn requirement_matches(requirement: &Requirement, labels: &BTreeMap<String, String>) -> bool {
+    let value = labels.get(&requirement.key);
+    match requirement.operator {
+        NodeSelectorOperator::In => value.is_some_and(|v| requirement.values.contains(v)),
+        NodeSelectorOperator::NotIn => value.is_none_or(|v| !requirement.values.contains(v)),
+        NodeSelectorOperator::Exists => value.is_some(),
+        NodeSelectorOperator::DoesNotExist => value.is_none(),
+    }
+}
+
+/// An OCI platform split into its parts and normalised the way containerd does, so that
+/// `linux/arm64` from an image index equals `linux/arm64/v8` reported by a board.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct NormalPlatform<'a> {
+    os: &'a str,
+    architecture: &'a str,
+    variant: &'a str,
+}
+
+impl NormalPlatform<'_> {
+    /// The `os/arch[/variant]` text of the normalised platform, e.g. `linux/arm64/v8`.
+    pub(super) fn to_canonical_string(self) -> String {
+        if self.variant.is_empty() {
+            format!("{}/{}", self.os, self.architecture)
+        } else {
+            format!("{}/{}/{}", self.os, self.architecture, self.variant)
+        }
+    }
+}
+
+/// Normalises `os/arch[/variant]`: `aarch64` is `arm64` whose default variant is `v8`,
+/// `arm` defaults to `v7`, `x86_64` is `amd64` (whose `v1` is the default), and a bare
+/// digit variant gets its `v`. Case is not folded: OCI platform strings are lowercase.
+pub(super) fn normalize_platform(platform: &str) -> NormalPlatform<'_> {
+    let mut parts = platform.splitn(3, '/');
+    let os = parts.next().unwrap_or("");
+    let raw_architecture = parts.next().unwrap_or("");
+    let raw_variant = parts.next().unwrap_or("");
+    let (architecture, variant) = match raw_architecture {
+        "aarch64" | "arm64" => (
+            "arm64",
+            match raw_variant {
+                "" | "8" | "v8" | "v8.0" => "v8",
+                other => other,
+            },
+        ),
+        "armhf" => ("arm", "v7"),
+        "armel" => ("arm", "v6"),
+        "arm" => (
+            "arm",
+            match raw_variant {
+                "" | "7" => "v7",
+                "5" => "v5",
+                "6" => "v6",
+                "8" => "v8",
+                other => other,
+            },
+        ),
+        "x86_64" | "x86-64" | "amd64" => (
+            "amd64",
+            match raw_variant {
+                "v1" => "",
+                other => other,
+            },
+        ),
+        "i386" | "386" => ("386", raw_variant),
+        other => (other, raw_variant),
+    };
+    NormalPlatform {
+        os,
+        architecture,
+        variant,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::coordinator::scheduler::EFFECT_NO_EXECUTE;
+    use crate::coordinator::scheduler::EFFECT_NO_SCHEDULE;
+
+    fn taint(key: &str, value: Option<&str>, effect: &str) -> Taint {
+        Taint {
+            key: key.to_string(),
+            value: value.map(str::to_string),
+            effect: effect.to_string(),
+        }
+    }
+
+    fn toleration(
+        key: Option<&str>,
+        operator: TolerationOperator,
+        value: Option<&str>,
+        effect: Option<&str>,
+    ) -> Toleration {
+        Toleration {
+            key: key.map(str::to_string),
+            operator,
+            value: value.map(str::to_string),
+            effect: effect.map(str::to_string),
+        }
+    }
+
+    fn requirement(key: &str, operator: NodeSelectorOperator, values: &[&str]) -> Requirement {
+        Requirement {
+            key: key.to_string(),
+            operator,
+            values: values.iter().map(|v| v.to_string()).collect(),
+        }
+    }
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn toleration_semantics() {
+        use TolerationOperator::{Equal, Exists};
+        let gpu = taint("dedicated", Some("gpu"), EFFECT_NO_SCHEDULE);
+        let bare = taint("dedicated", None, EFFECT_NO_EXECUTE);
+
+        // Exists with an empty key and no effect tolerates everything.
+        let everything = toleration(None, Exists, None, None);
+        assert!(tolerates(&everything, &gpu));
+        assert!(tolerates(&everything, &bare));
+        let empty_key = toleration(Some(""), Exists, None, Some(""));
+        assert!(tolerates(&empty_key, &gpu));
+
+        // Exists ignores the value but not the key.
+        assert!(tolerates(
+            &toleration(Some("dedicated"), Exists, None, None),
+            &gpu
+        ));
+        assert!(!tolerates(
+            &toleration(Some("other"), Exists, None, None),
+            &gpu
+        ));
+
+        // Equal needs the value to match; a missing value equals "".
+        assert!(tolerates(
+            &toleration(Some("dedicated"), Equal, Some("gpu"), None),
+            &gpu
+        ));
+        assert!(!tolerates(
+            &toleration(Some("dedicated"), Equal, Some("cpu"), None),
+            &gpu
+        ));
+        assert!(!tolerates(
+            &toleration(Some("dedicated"), Equal, None, None),
+            &gpu
+        ));
+        assert!(tolerates(
+            &toleration(Some("dedicated"), Equal, None, None),
+            &bare
+        ));
+        assert!(tolerates(
+            &toleration(Some("dedicated"), Equal, Some(""), None),
+            &bare
+        ));
+
+        // An empty effect matches every effect; a set one only its own.
+        let no_schedule_only =
+            toleration(Some("dedicated"), Exists, None, Some(EFFECT_NO_SCHEDULE));
+        assert!(tolerates(&no_schedule_only, &gpu));
+        assert!(!tolerates(&no_schedule_only, &bare));
+    }
+
+    #[test]
+    fn affinity_operators() {
+        use NodeSelectorOperator::{DoesNotExist, Exists, In, NotIn};
+        let node_labels = labels(&[("kubernetes.io/arch", "arm64"), ("disk", "ssd")]);
+        let term = |reqs: Vec<Requirement>| NodeSelectorTerm {
+            match_expressions: reqs,
+        };
+        let matches = |terms: Vec<NodeSelectorTerm>| affinity_matches(&terms, &node_labels);
+
+        assert!(matches(vec![term(vec![requirement(
+            "disk",
+            In,
+            &["hdd", "ssd"]
+        )])]));
+        assert!(!matches(vec![term(vec![requirement(
+            "disk",
+            In,
+            &["hdd"]
+        )])]));
+        assert!(!matches(vec![term(vec![requirement("gpu", In, &["yes"])])]));
+        assert!(matches(vec![term(vec![requirement(
+            "disk",
+            NotIn,
+            &["hdd"]
+        )])]));
+        assert!(!matches(vec![term(vec![requirement(
+            "disk",
+            NotIn,
+            &["ssd"]
+        )])]));
+        // NotIn and DoesNotExist match a node without the label.
+        assert!(matches(vec![term(vec![requirement(
+            "gpu",
+            NotIn,
+            &["yes"]
+        )])]));
+        assert!(matches(vec![term(vec![requirement(
+            "gpu",
+            DoesNotExist,
+            &[]
+        )])]));
+        assert!(!matches(vec![term(vec![requirement(
+            "disk",
+            DoesNotExist,
+            &[]
+        )])]));
+        assert!(matches(vec![term(vec![requirement("disk", Exists, &[])])]));
+        assert!(!matches(vec![term(vec![requirement("gpu", Exists, &[])])]));
+
+        // AND within a term, OR across terms.
+        let arm = requirement("kubernetes.io/arch", In, &["arm64"]);
+        let gpu = requirement("gpu", Exists, &[]);
+        assert!(!matches(vec![term(vec![arm.clone(), gpu.clone()])]));
+        assert!(matches(vec![term(vec![gpu]), term(vec![arm])]));
+
+        // No terms asks for nothing; an empty term matches nothing.
+        assert!(matches(Vec::new()));
+        assert!(!matches(vec![term(Vec::new())]));
+    }
+
+    #[test]
+    fn canonical_platform_text() {
+        let canonical = |p: &str| normalize_platform(p).to_canonical_string();
+        assert_eq!(canonical("linux/aarch64"), "linux/arm64/v8");
+        assert_eq!(canonical("linux/arm"), "linux/arm/v7");
+        assert_eq!(canonical("linux/amd64/v1"), "linux/amd64");
+    }
+
+    #[test]
+    fn platforms_normalise_like_containerd() {
+        assert_eq!(
+            normalize_platform("linux/arm64"),
+            normalize_platform("linux/arm64/v8")
+        );
+        assert_eq!(
+            normalize_platform("linux/aarch64"),
+            normalize_platform("linux/arm64/v8")
+        );
+        assert_eq!(
+            normalize_platform("linux/arm"),
+            normalize_platform("linux/arm/v7")
+        );
+        assert_eq!(
+            normalize_platform("linux/armhf"),
+            normalize_platform("linux/arm/7")
+        );
+        assert_eq!(
+            normalize_platform("linux/x86_64"),
+            normalize_platform("linux/amd64")
+        );
+        assert_ne!(
+            normalize_platform("linux/arm/v6"),
+            normalize_platform("linux/arm/v7")
+        );
+        assert_ne!(
+            normalize_platform("linux/arm64"),
+            normalize_platform("linux/amd64")
+        );
+        assert_ne!(
+            normalize_platform("windows/amd64"),
+            normalize_platform("linux/amd64")
+        );
+    }
+}

@@ -1,0 +1,358 @@
+//! Registry test parts: Debian's `docker-registry` (the CNCF distribution server) on a free
+//! loopback port, `skopeo` pushes, a test CA, multi-platform layouts, and a TCP proxy that
+//! cuts or stalls a blob download once.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use super::common::wait_for;
+
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("local addr").port()
+}
+
+fn run(command: &mut Command) {
+    let output = command.output().expect("run command");
+    assert!(
+        output.status.success(),
+        "{command:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[derive(Default)]
+pub struct RegistryOptions {
+    pub basic_auth: Option<(String, String)>,
+    /// (certificate, key) PEM files.
+    pub tls: Option<(PathBuf, PathBuf)>,
+}
+
+/// A running registry; killed and its storage removed on drop.
+pub struct TestRegistry {
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    child: Child,
+}
+
+impl TestRegistry {
+    pub fn start(options: RegistryOptions) -> TestRegistry {
+        let dir = tempfile::Builder::new()
+            .prefix("berth-registry")
+            .tempdir()
+            .expect("tempdir");
+        let port = free_port();
+        let mut config = format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            dir.path().join("storage").display()
+        );
+        if let Some((cert, key)) = &options.tls {
+            config.push_str(&format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                cert.display(),
+                key.display()
+            ));
+        }
+        if let Some((user, password)) = &options.basic_auth {
+            let htpasswd = dir.path().join("htpasswd");
+            let output = Command::new("htpasswd")
+                .args(["-Bbn", user, password])
+                .output()
+                .expect("run htpasswd");
+            assert!(output.status.success());
+            std::fs::write(&htpasswd, &output.stdout).expect("write htpasswd");
+            config.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n",
+                htpasswd.display()
+            ));
+        }
+        let config_path = dir.path().join("config.yml");
+        std::fs::write(&config_path, config).expect("write registry config");
+        let child = Command::new("/usr/bin/docker-registry")
+            .arg("serve")
+            .arg(&config_path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start docker-registry (apt install docker-registry)");
+        let registry = TestRegistry { port, dir, child };
+        wait_for(Duration::from_secs(20), "the registry port", || {
+            TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+        registry
+    }
+
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Pushes an OCI layout (all its platforms) as `repo:tag`.
+    pub fn push(&self, layout: &Path, repo_tag: &str, extra: &[&str]) {
+        let mut command = Command::new("skopeo");
+        command
+            .args(["--insecure-policy", "copy", "--all", "--quiet"])
+            .args(extra)
+            .arg(format!("oci:{}", layout.display()))
+            .arg(format!("docker://{}/{repo_tag}", self.host()));
+        run(&mut command);
+    }
+}
+
+impl Drop for TestRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The arm64 busybox layout, built once per test binary by scripts/build-demo-image.
+pub fn demo_image_arm64() -> &'static Path {
+    static IMAGE: OnceLock<PathBuf> = OnceLock::new();
+    IMAGE.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let out = root.join("target").join("demo-image-arm64");
+        if !out.join("index.json").exists() {
+            let _ = std::fs::remove_dir_all(&out);
+            run(Command::new(root.join("scripts/build-demo-image"))
+                .arg(&out)
+                .args(["--arch", "arm64"])
+                .stdout(Stdio::null()));
+        }
+        out
+    })
+}
+
+/// Writes into `out` a layout whose index.json points at one image index listing the
+/// single manifests of `layouts` with their platforms.
+pub fn multi_platform_layout(layouts: &[&Path], out: &Path) {
+    let blobs = out.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).expect("create blobs");
+    let mut manifests = Vec::new();
+    for layout in layouts {
+        for entry in std::fs::read_dir(layout.join("blobs/sha256")).expect("read blobs") {
+            let entry = entry.expect("blob entry");
+            let dest = blobs.join(entry.file_name());
+            if !dest.exists() {
+                std::fs::copy(entry.path(), dest).expect("copy blob");
+            }
+        }
+        let index: Value = serde_json::from_slice(
+            &std::fs::read(layout.join("index.json")).expect("read index.json"),
+        )
+        .expect("parse index.json");
+        let mut desc = index["manifests"][0].clone();
+        desc.as_object_mut()
+            .expect("descriptor")
+            .remove("annotations");
+        manifests.push(desc);
+    }
+    let image_index = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": manifests,
+    }))
+    .expect("encode index");
+    let digest = format!("{:x}", Sha256::digest(&image_index));
+    std::fs::write(blobs.join(&digest), &image_index).expect("write index blob");
+    let top = json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "digest": format!("sha256:{digest}"),
+            "size": image_index.len(),
+        }],
+    });
+    std::fs::write(out.join("index.json"), top.to_string()).expect("write index.json");
+    std::fs::write(out.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#)
+        .expect("write oci-layout");
+}
+
+/// A test CA and a server certificate for 127.0.0.1 signed by it, in `dir`.
+/// Returns (ca.pem, server.pem, server.key).
+pub fn make_test_ca(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let p = |name: &str| dir.join(name);
+    run(Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args(["-subj", "/CN=berth test CA", "-keyout"])
+        .arg(p("ca.key"))
+        .arg("-out")
+        .arg(p("ca.pem")));
+    run(Command::new("openssl")
+        .args([
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(p("server.key"))
+        .arg("-out")
+        .arg(p("server.csr")));
+    std::fs::write(
+        p("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("write ext");
+    run(Command::new("openssl")
+        .args(["x509", "-req", "-days", "2", "-CAcreateserial"])
+        .arg("-in")
+        .arg(p("server.csr"))
+        .arg("-CA")
+        .arg(p("ca.pem"))
+        .arg("-CAkey")
+        .arg(p("ca.key"))
+        .arg("-extfile")
+        .arg(p("ext.cnf"))
+        .arg("-out")
+        .arg(p("server.pem")));
+    (p("ca.pem"), p("server.pem"), p("server.key"))
+}
+
+/// What the proxy does to the first response to a request containing `pattern`.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Fault {
+    /// Close the connection after this many response bytes.
+    Cut(u64),
+    /// Stop forwarding after this many response bytes, keeping the connection open.
+    Stall(u64),
+}
+
+/// A TCP proxy to a registry that applies one fault to one matching request, and records
+/// every request head it forwarded.
+pub struct FaultProxy {
+    pub port: u16,
+    pub requests: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl FaultProxy {
+    pub fn start(upstream: u16, pattern: &str, fault: Fault) -> FaultProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        let port = listener.local_addr().expect("proxy addr").port();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let pending = Arc::new(Mutex::new(Some((pattern.to_string(), fault))));
+        let (log, stop_flag) = (requests.clone(), stop.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                if stop_flag.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(client) = client else { continue };
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
+                let (log, pending, stop) = (log.clone(), pending.clone(), stop_flag.clone());
+                std::thread::spawn(move || relay(client, server, log, pending, stop));
+            }
+        });
+        FaultProxy {
+            port,
+            requests,
+            stop,
+        }
+    }
+
+    pub fn requests(&self) -> Vec<String> {
+        self.requests.lock().expect("requests lock").clone()
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop so it sees the flag.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+fn relay(
+    client: TcpStream,
+    server: TcpStream,
+    log: Arc<Mutex<Vec<String>>>,
+    pending: Arc<Mutex<Option<(String, Fault)>>>,
+    stop: Arc<AtomicBool>,
+) {
+    // The fault armed on this connection by a matching request, if any.
+    let armed: Arc<Mutex<Option<Fault>>> = Arc::new(Mutex::new(None));
+    let (mut client_in, mut server_out) = (
+        client.try_clone().expect("clone client"),
+        server.try_clone().expect("clone server"),
+    );
+    let armed_by_request = armed.clone();
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 16 * 1024];
+        loop {
+            let n = match client_in.read(&mut buffer) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            let text = String::from_utf8_lossy(&buffer[..n]).to_string();
+            {
+                let mut pending = pending.lock().expect("pending lock");
+                if let Some((pattern, fault)) = pending.as_ref() {
+                    if text.contains(pattern.as_str()) {
+                        *armed_by_request.lock().expect("armed lock") = Some(*fault);
+                        *pending = None;
+                    }
+                }
+            }
+            log.lock().expect("log lock").push(text);
+            if server_out.write_all(&buffer[..n]).is_err() {
+                break;
+            }
+        }
+        let _ = server_out.shutdown(Shutdown::Write);
+    });
+    let (mut server_in, mut client_out) = (server, client);
+    let mut buffer = [0u8; 16 * 1024];
+    let mut sent_since_armed: u64 = 0;
+    loop {
+        let n = match server_in.read(&mut buffer) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let fault = *armed.lock().expect("armed lock");
+        let limit = match fault {
+            Some(Fault::Cut(limit)) | Some(Fault::Stall(limit)) => Some(limit),
+            None => None,
+        };
+        if let Some(limit) = limit {
+            if sent_since_armed + n as u64 >= limit {
+                let keep = (limit - sent_since_armed) as usize;
+                let _ = client_out.write_all(&buffer[..keep]);
+                if fault == Some(Fault::Stall(limit)) {
+                    // Hold the connection open, silent, until the client gives up.
+                    let mut sink = [0u8; 1024];
+                    while !stop.load(Ordering::SeqCst) {
+                        match client_out.read(&mut sink) {
+                            Ok(0) | Err(_) => break,
+                            Ok(_) => {}
+                        }
+                    }
+                }
+                let _ = client_out.shutdown(Shutdown::Both);
+                let _ = server_in.shutdown(Shutdown::Both);
+                return;
+            }
+            sent_since_armed += n as u64;
+        }
+        if client_out.write_all(&buffer[..n]).is_err() {
+            break;
+        }
+    }
+    let _ = client_out.shutdown(Shutdown::Write);
+}

@@ -1,0 +1,415 @@
+//! Pulling from a real registry (Debian's docker-registry) with real pushes (skopeo):
+//! platforms, pins, cache, basic auth, TLS with a test CA, resume after a cut or stalled
+//! connection, a full disk, and `berth image pull|prune` through a running agent.
+//! Needs root, docker-registry, skopeo, apache2-utils and openssl (scripts/setup).
+
+mod common;
+#[path = "common/registry.rs"]
+mod registry_support;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use berth::image::{ImageError, ImageStore, PullEvent, PullOptions, RegistryConfig};
+use common::{demo_image, TestAgent};
+use registry_support::{
+    demo_image_arm64, make_test_ca, multi_platform_layout, Fault, FaultProxy, RegistryOptions,
+    TestRegistry,
+};
+
+fn options(platform: &str) -> PullOptions {
+    PullOptions {
+        platform: platform.to_string(),
+        stall_timeout: Duration::from_secs(5),
+        deadline: Duration::from_secs(120),
+        parallel_layers: 2,
+        credentials: None,
+    }
+}
+
+/// Pulls and returns the result with every event seen.
+fn pull(
+    store: &ImageStore,
+    reference: &str,
+    config: &RegistryConfig,
+    options: &PullOptions,
+) -> (Result<berth::image::ImageInfo, ImageError>, Vec<PullEvent>) {
+    let events = Mutex::new(Vec::new());
+    let result = store.pull(reference, config, options, &|e| {
+        events.lock().unwrap().push(e)
+    });
+    (result, events.into_inner().unwrap())
+}
+
+fn layout_manifest_digest(layout: &Path) -> String {
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// The only layer of the demo image: (digest, size).
+fn demo_layer(layout: &Path) -> (String, u64) {
+    let hex = layout_manifest_digest(layout)["sha256:".len()..].to_string();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("blobs/sha256").join(hex)).unwrap())
+            .unwrap();
+    let layer = &manifest["layers"][0];
+    (
+        layer["digest"].as_str().unwrap().to_string(),
+        layer["size"].as_u64().unwrap(),
+    )
+}
+
+fn files_in(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn pulls_verifies_caches_and_pins() {
+    let registry = TestRegistry::start(RegistryOptions::default());
+    registry.push(demo_image(), "demo:1", &["--dest-tls-verify=false"]);
+    let dir = tempfile::tempdir().unwrap();
+    let store = ImageStore::open(&dir.path().join("images")).unwrap();
+    let config = RegistryConfig::empty();
+    let reference = format!("{}/demo:1", registry.host());
+
+    let (result, events) = pull(&store, &reference, &config, &options("linux/amd64"));
+    let info = result.unwrap();
+    assert_eq!(info.digest, layout_manifest_digest(demo_image()));
+    assert_eq!(info.platform, "linux/amd64");
+    let (layer, size) = demo_layer(demo_image());
+    assert!(events.contains(&PullEvent::LayerStarted {
+        digest: layer.clone(),
+        size
+    }));
+    assert!(events.contains(&PullEvent::LayerDone {
+        digest: layer.clone()
+    }));
+    let rootfs = store.rootfs(&info).unwrap();
+    assert!(rootfs.join("bin/busybox").is_file());
+    assert!(files_in(&dir.path().join("images/tmp")).is_empty());
+
+    // Again: nothing is downloaded, the layer is reported as cached.
+    let (again, events) = pull(&store, &reference, &config, &options("linux/amd64"));
+    assert_eq!(again.unwrap().digest, info.digest);
+    assert!(events.contains(&PullEvent::LayerCached {
+        digest: layer.clone()
+    }));
+    assert!(!events
+        .iter()
+        .any(|e| matches!(e, PullEvent::LayerStarted { .. })));
+
+    // A digest pin resolves to the same image; a pin the registry lacks fails.
+    let pinned = format!("{}/demo@{}", registry.host(), info.digest);
+    let (by_pin, _) = pull(&store, &pinned, &config, &options("linux/amd64"));
+    assert_eq!(by_pin.unwrap().digest, info.digest);
+    let missing = format!("{}/demo@sha256:{}", registry.host(), "0".repeat(64));
+    let (err, _) = pull(&store, &missing, &config, &options("linux/amd64"));
+    assert!(err.is_err());
+
+    // A single-platform image for another architecture is refused, naming both.
+    let (wrong, _) = pull(&store, &reference, &config, &options("linux/arm64/v8"));
+    let message = wrong.unwrap_err().to_string();
+    assert!(
+        message.contains("linux/arm64/v8") && message.contains("linux/amd64"),
+        "{message}"
+    );
+}
+
+#[test]
+fn picks_the_platform_from_an_index() {
+    let registry = TestRegistry::start(RegistryOptions::default());
+    let layouts = tempfile::tempdir().unwrap();
+    let multi = layouts.path().join("multi");
+    multi_platform_layout(&[demo_image(), demo_image_arm64()], &multi);
+    registry.push(&multi, "multi:1", &["--dest-tls-verify=false"]);
+    let dir = tempfile::tempdir().unwrap();
+    let store = ImageStore::open(&dir.path().join("images")).unwrap();
+    let config = RegistryConfig::empty();
+    let reference = format!("{}/multi:1", registry.host());
+
+    let (arm, _) = pull(&store, &reference, &config, &options("linux/arm64/v8"));
+    let arm = arm.unwrap();
+    assert_eq!(arm.platform, "linux/arm64/v8");
+    assert_eq!(arm.digest, layout_manifest_digest(demo_image_arm64()));
+    let (amd, _) = pull(&store, &reference, &config, &options("linux/amd64"));
+    assert_eq!(amd.unwrap().digest, layout_manifest_digest(demo_image()));
+    let (none, _) = pull(&store, &reference, &config, &options("linux/arm/v7"));
+    let err = none.unwrap_err();
+    assert!(
+        matches!(err, ImageError::PlatformUnavailable { .. }),
+        "{err}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains("linux/arm/v7")
+            && message.contains("linux/amd64")
+            && message.contains("linux/arm64/v8"),
+        "{message}"
+    );
+}
+
+#[test]
+fn basic_auth_from_the_registries_file_or_pull_credentials() {
+    let registry = TestRegistry::start(RegistryOptions {
+        basic_auth: Some(("berth".into(), "s3cret".into())),
+        tls: None,
+    });
+    registry.push(
+        demo_image(),
+        "private:1",
+        &["--dest-tls-verify=false", "--dest-creds", "berth:s3cret"],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let store = ImageStore::open(&dir.path().join("images")).unwrap();
+    let reference = format!("{}/private:1", registry.host());
+
+    let (anonymous, _) = pull(
+        &store,
+        &reference,
+        &RegistryConfig::empty(),
+        &options("linux/amd64"),
+    );
+    let message = anonymous.unwrap_err().to_string();
+    assert!(message.contains("credentials"), "{message}");
+
+    let file = dir.path().join("registries.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "configs:\n  \"{}\":\n    auth:\n      username: berth\n      password: s3cret\n",
+            registry.host()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let refused = RegistryConfig::load(&file).unwrap_err().to_string();
+    assert!(
+        refused.contains("0640") && refused.contains("registries.yaml"),
+        "{refused}"
+    );
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let config = RegistryConfig::load(&file).unwrap();
+    let (with_file, _) = pull(&store, &reference, &config, &options("linux/amd64"));
+    assert_eq!(
+        with_file.unwrap().digest,
+        layout_manifest_digest(demo_image())
+    );
+
+    let mut with_secret = options("linux/amd64");
+    with_secret.credentials = Some(("berth".into(), "wrong".into()));
+    let (wrong, _) = pull(&store, &reference, &config, &with_secret);
+    assert!(wrong.is_err(), "pull-secret credentials take precedence");
+}
+
+#[test]
+fn tls_registry_with_a_test_ca() {
+    let certs = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = make_test_ca(certs.path());
+    let registry = TestRegistry::start(RegistryOptions {
+        basic_auth: None,
+        tls: Some((cert, key)),
+    });
+    let cert_dir = certs.path().join("skopeo");
+    std::fs::create_dir(&cert_dir).unwrap();
+    std::fs::copy(&ca, cert_dir.join("ca.crt")).unwrap();
+    registry.push(
+        demo_image(),
+        "secure:1",
+        &[&format!("--dest-cert-dir={}", cert_dir.display())],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let store = ImageStore::open(&dir.path().join("images")).unwrap();
+    let reference = format!("{}/secure:1", registry.host());
+
+    // Without settings a loopback registry is spoken to in plain HTTP: that fails here.
+    let (plain, _) = pull(
+        &store,
+        &reference,
+        &RegistryConfig::empty(),
+        &options("linux/amd64"),
+    );
+    assert!(plain.is_err());
+
+    // A tls section switches to HTTPS; an unknown CA is refused, the test CA accepted.
+    let file = dir.path().join("registries.yaml");
+    let write = |tls: &str| {
+        std::fs::write(
+            &file,
+            format!("configs:\n  \"{}\":\n    tls:\n{tls}", registry.host()),
+        )
+        .unwrap();
+        RegistryConfig::load(&file).unwrap()
+    };
+    let system_only = write("      insecure_skip_verify: false\n");
+    let (untrusted, _) = pull(&store, &reference, &system_only, &options("linux/amd64"));
+    let message = untrusted.unwrap_err().to_string();
+    assert!(message.to_lowercase().contains("certificate"), "{message}");
+    let trusted = write(&format!("      ca_file: {}\n", ca.display()));
+    let (ok, _) = pull(&store, &reference, &trusted, &options("linux/amd64"));
+    assert_eq!(ok.unwrap().digest, layout_manifest_digest(demo_image()));
+}
+
+#[test]
+fn resumes_after_a_cut_and_after_a_stall() {
+    let registry = TestRegistry::start(RegistryOptions::default());
+    registry.push(demo_image(), "demo:1", &["--dest-tls-verify=false"]);
+    let (layer, size) = demo_layer(demo_image());
+    for fault in [Fault::Cut(size / 2), Fault::Stall(size / 3)] {
+        let proxy = FaultProxy::start(registry.port, &format!("blobs/{layer}"), fault);
+        let dir = tempfile::tempdir().unwrap();
+        let store = ImageStore::open(&dir.path().join("images")).unwrap();
+        let reference = format!("127.0.0.1:{}/demo:1", proxy.port);
+        let mut opts = options("linux/amd64");
+        opts.stall_timeout = Duration::from_secs(2);
+        let (result, events) = pull(&store, &reference, &RegistryConfig::empty(), &opts);
+        let info = result.unwrap();
+        assert!(store.rootfs(&info).unwrap().join("bin/busybox").is_file());
+        let ranges: Vec<String> = proxy
+            .requests()
+            .into_iter()
+            .filter(|r| r.contains(&format!("blobs/{layer}")))
+            .collect();
+        assert_eq!(ranges.len(), 2, "one cut request and one resumed request");
+        assert!(
+            ranges[1].to_lowercase().contains("range: bytes="),
+            "the second request resumes: {}",
+            ranges[1]
+        );
+        assert!(!ranges[1].contains("range: bytes=0-"));
+        assert!(events.contains(&PullEvent::LayerDone {
+            digest: layer.clone()
+        }));
+    }
+}
+
+/// Unmounts the small tmpfs even when the test fails.
+struct Mount(std::path::PathBuf);
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_fails_cleanly_and_keeps_the_store() {
+    let registry = TestRegistry::start(RegistryOptions::default());
+    registry.push(demo_image(), "demo:1", &["--dest-tls-verify=false"]);
+    let dir = tempfile::tempdir().unwrap();
+    let small = dir.path().join("small");
+    std::fs::create_dir(&small).unwrap();
+    let status = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+        .arg(&small)
+        .status()
+        .unwrap();
+    assert!(status.success(), "mount tmpfs");
+    let _mount = Mount(small.clone());
+    let root = small.join("images");
+    let store = ImageStore::open(&root).unwrap();
+    let reference = format!("{}/demo:1", registry.host());
+    let (result, _) = pull(
+        &store,
+        &reference,
+        &RegistryConfig::empty(),
+        &options("linux/amd64"),
+    );
+    let err = result.unwrap_err();
+    assert!(matches!(err, ImageError::NoSpace { .. }), "{err}");
+    assert!(err.to_string().contains("no space left"), "{err}");
+    assert!(files_in(&root.join("tmp")).is_empty(), "temp files freed");
+    assert!(
+        files_in(&root.join("blobs/sha256")).is_empty(),
+        "no partial blob"
+    );
+    assert!(store.list().unwrap().is_empty());
+    // The store still works: the free space is back and small writes succeed.
+    let reopened = ImageStore::open(&root).unwrap();
+    assert!(reopened.list().unwrap().is_empty());
+}
+
+#[test]
+fn cli_pull_and_prune_through_the_agent() {
+    let registry = TestRegistry::start(RegistryOptions::default());
+    registry.push(demo_image(), "demo:2", &["--dest-tls-verify=false"]);
+    let agent = TestAgent::start();
+    let reference = format!("{}/demo:2", registry.host());
+    let out = agent.ok(&["image", "pull", &reference]);
+    assert!(out.contains(&format!("pulled {reference}")), "{out}");
+    assert!(
+        out.contains("downloaded") || out.contains("already present"),
+        "{out}"
+    );
+    let listed = agent.ok(&["image", "ls"]);
+    assert!(listed.contains(&reference), "{listed}");
+
+    let failed = agent.berth(&["image", "pull", &format!("{}/nothing:1", registry.host())]);
+    assert!(!failed.status.success());
+    assert!(String::from_utf8_lossy(&failed.stderr).contains("not found"));
+
+    let pruned = agent.ok(&["image", "prune"]);
+    assert!(pruned.contains(&reference), "{pruned}");
+    let listed = agent.ok(&["image", "ls"]);
+    assert!(!listed.contains(&reference), "{listed}");
+    let blobs = agent.state.path().join("images/blobs/sha256");
+    assert!(
+        files_in(&blobs).is_empty(),
+        "no blob left: {:?}",
+        files_in(&blobs)
+    );
+}
+
+#[test]
+fn pods_pull_their_image_and_report_pull_failures() {
+    let registry = TestRegistry::start(RegistryOptions::default());
+    registry.push(demo_image(), "web:3", &["--dest-tls-verify=false"]);
+    let agent = TestAgent::start();
+    let pod = |name: &str, image: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  terminationGracePeriodSeconds: 0\n  containers:\n    - name: main\n      image: {image}\n      command: [sleep, \"1000\"]\n"
+        )
+    };
+    // IfNotPresent (a tag other than latest): pulled once, then the pod runs.
+    let image = format!("{}/web:3", registry.host());
+    assert!(agent.apply_yaml(&pod("pulled", &image)).status.success());
+    let running = agent.wait_running("pulled");
+    let status = &running["status"]["containerStatuses"][0];
+    assert!(
+        status["imageID"]
+            .as_str()
+            .is_some_and(|id| id.contains("@sha256:")),
+        "{status:#}"
+    );
+    assert!(agent.ok(&["image", "ls"]).contains(&image));
+
+    // A missing image: ErrImagePull, then ImagePullBackOff between attempts.
+    let missing = format!("{}/missing:1", registry.host());
+    assert!(agent.apply_yaml(&pod("absent", &missing)).status.success());
+    let mut seen = std::collections::BTreeSet::new();
+    common::wait_for(
+        Duration::from_secs(30),
+        "ErrImagePull and ImagePullBackOff",
+        || {
+            let pod = agent.pod("absent");
+            if let Some(reason) =
+                pod["status"]["containerStatuses"][0]["state"]["waiting"]["reason"].as_str()
+            {
+                seen.insert(reason.to_owned());
+            }
+            assert_eq!(pod["status"]["phase"], "Pending");
+            (seen.contains("ErrImagePull") && seen.contains("ImagePullBackOff")).then_some(())
+        },
+    );
+}
