@@ -32,7 +32,7 @@ fn main() {
     let bench = Bench::start(&berth, &root);
     let apply = bench.apply_to_running(RUNS);
     let (runc_start, runc_cycle) = bench.runc_run(RUNS);
-    let (agent_rss, shim_rss, write_bytes) = bench.ten_pods(idle);
+    let footprint = bench.ten_pods(idle);
     let restart = bench.restart_latency(RUNS);
     let (scale_berth, scale_runc) = bench.scale_to_fifty();
     let probe_cpu = bench.probe_cpu(PROBE_SECONDS);
@@ -68,7 +68,8 @@ the pod sandbox (namespaces) and spawning the shim, which then does what runc do
 ## Footprint with 10 pods running (busybox `sleep`)\n\n\
 | what | value | target |\n|---|---|---|\n\
 | agent RSS | {agent_rss} | ≤ 8 MiB |\n\
-| shim RSS (median per container) | {shim_rss} | — |\n\
+| agent PSS / private (RSS counts the binary's pages, which the shims share) | {agent_pss} / {agent_private} | — |\n\
+| shim RSS / PSS / private (median per container) | {shim_rss} / {shim_pss} / {shim_private} | — |\n\
 | bytes written by the agent in {idle} s idle (`/proc/PID/io` write_bytes) | {write_bytes} | 0 |\n\
 | release binary, stripped (x86_64) | {size} | ≤ 10 MiB |\n\n\
 ## Self-healing (issue 3)\n\n\
@@ -87,8 +88,13 @@ Scale ratio berth / runc loop: **{scale_ratio:.2}×**.\n",
         c50 = ms(percentile(&runc_cycle, 50)),
         c90 = ms(percentile(&runc_cycle, 90)),
         ratio = percentile(&apply, 50).as_secs_f64() / percentile(&runc_start, 50).as_secs_f64().max(1e-9),
-        agent_rss = mib(agent_rss),
-        shim_rss = mib(shim_rss),
+        agent_rss = mib(footprint.agent_rss),
+        agent_pss = mib(footprint.agent_pss),
+        agent_private = mib(footprint.agent_private),
+        shim_rss = mib(footprint.shim_rss),
+        shim_pss = mib(footprint.shim_pss),
+        shim_private = mib(footprint.shim_private),
+        write_bytes = footprint.idle_writes,
         size = mib(size),
         r_50 = ms(percentile(&restart, 50)),
         r_90 = ms(percentile(&restart, 90)),
@@ -126,6 +132,16 @@ fn wait_for<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(1));
     }
+}
+
+struct Footprint {
+    agent_rss: u64,
+    agent_pss: u64,
+    agent_private: u64,
+    shim_rss: u64,
+    shim_pss: u64,
+    shim_private: u64,
+    idle_writes: u64,
 }
 
 struct Bench {
@@ -272,7 +288,7 @@ impl Bench {
         (start, cycle)
     }
 
-    fn ten_pods(&self, idle: u64) -> (u64, u64, u64) {
+    fn ten_pods(&self, idle: u64) -> Footprint {
         let yaml = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: ten\nspec:\n  replicas: 10\n  selector:\n    matchLabels: {app: ten}\n  template:\n    metadata:\n      labels: {app: ten}\n    spec:\n      terminationGracePeriodSeconds: 0\n      containers:\n        - name: main\n          image: busybox:1.35\n          command: [sleep, \"100000\"]\n";
         self.apply(yaml);
         wait_for(Duration::from_secs(60), "10 running pods", || {
@@ -286,25 +302,35 @@ impl Bench {
         // Let the asynchronous work of the start-up settle before measuring.
         std::thread::sleep(Duration::from_secs(2));
         let pid = self.agent.id();
-        let agent_rss = rss(pid);
-        let mut shims: Vec<u64> = self
+        let shim_pids: Vec<u32> = self
             .containers()
             .iter()
             .filter_map(|c| std::fs::read_to_string(c.join("shim.pid")).ok())
             // shim.pid holds "<pid> <start time>"
             .filter_map(|p| p.split_whitespace().next().and_then(|pid| pid.parse().ok()))
-            .map(rss)
             .collect();
-        shims.sort();
-        let shim_rss = shims.get(shims.len() / 2).copied().unwrap_or(0);
+        let median = |f: fn(u32) -> u64| {
+            let mut values: Vec<u64> = shim_pids.iter().map(|p| f(*p)).collect();
+            values.sort();
+            values.get(values.len() / 2).copied().unwrap_or(0)
+        };
+        let mut footprint = Footprint {
+            agent_rss: rss(pid),
+            agent_pss: rollup(pid, "Pss:"),
+            agent_private: private(pid),
+            shim_rss: median(rss),
+            shim_pss: median(|p| rollup(p, "Pss:")),
+            shim_private: median(private),
+            idle_writes: 0,
+        };
         let before = write_bytes(pid);
         std::thread::sleep(Duration::from_secs(idle));
-        let written = write_bytes(pid).saturating_sub(before);
+        footprint.idle_writes = write_bytes(pid).saturating_sub(before);
         self.cli(&["delete", "deployment", "ten", "--timeout", "60"]);
         wait_for(Duration::from_secs(60), "pods gone", || {
             self.containers().is_empty().then_some(())
         });
-        (agent_rss, shim_rss, written)
+        footprint
     }
 }
 
@@ -444,6 +470,24 @@ fn cpu_ticks(stat: &str) -> u64 {
     };
     // After the command name: state is field 3, utime 14 and stime 15 (1-based).
     field(11) + field(12)
+}
+
+/// A field of /proc/PID/smaps_rollup (kB), in bytes.
+fn rollup(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with(field)).map(str::to_owned))
+        .and_then(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// Memory only this process holds: private clean and dirty pages.
+fn private(pid: u32) -> u64 {
+    rollup(pid, "Private_Clean:") + rollup(pid, "Private_Dirty:")
 }
 
 fn rss(pid: u32) -> u64 {

@@ -12,10 +12,12 @@ use super::Agent;
 use crate::model::{pod_template_hash, Deployment, Namespace, Object, Pod, PodStatus};
 
 impl Agent {
-    pub fn pod_status(&self, pod: &Pod, instances: &[Instance]) -> PodStatus {
+    /// The pod's status; `with_image_ids` fills `imageID`, which costs a look into the
+    /// image store per container and is not needed by the controllers.
+    pub fn pod_status(&self, pod: &Pod, instances: &[Instance], with_image_ids: bool) -> PodStatus {
         let failures = self.start_failures(&pod.metadata.uid);
         let mut image_ids = HashMap::new();
-        for container in &pod.spec.containers {
+        for container in pod.spec.containers.iter().filter(|_| with_image_ids) {
             if let Ok(Some(image)) = self.images.resolve(&container.image) {
                 let repository = image.reference.split(['@']).next().unwrap_or("");
                 let repository = match repository.rfind(':') {
@@ -49,7 +51,7 @@ impl Agent {
 
     /// A pod with its status, and `spec.nodeName` set to this board, as the API shows it.
     pub fn pod_view(&self, mut pod: Pod, instances: &[Instance]) -> Value {
-        pod.status = self.pod_status(&pod, instances);
+        pod.status = self.pod_status(&pod, instances, true);
         pod.spec.node_name = Some(self.options.node_name.clone());
         Object::Pod(pod).to_json()
     }
@@ -81,7 +83,7 @@ impl Agent {
                         .cloned()
                         .unwrap_or_default(),
                     creation_timestamp: p.metadata.creation_timestamp.clone().unwrap_or_default(),
-                    ready: is_ready(&self.pod_status(p, instances)),
+                    ready: is_ready(&self.pod_status(p, instances, false)),
                     terminating: p.metadata.deletion_timestamp.is_some(),
                 }
             })
