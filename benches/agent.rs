@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 const RUNS: usize = 20;
 const IDLE_SECONDS: u64 = 60;
 const PROBE_SECONDS: u64 = 30;
+const PULLS: usize = 5;
+const PULL_MB: u64 = 50;
 
 fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -30,6 +32,8 @@ fn main() {
         .unwrap_or(IDLE_SECONDS);
 
     let bench = Bench::start(&berth, &root);
+    // First, while the agent's peak memory is still its own: pulling a big image.
+    let pull = bench.pull_beside_skopeo(&root, PULLS);
     let apply = bench.apply_to_running(RUNS);
     let (runc_start, runc_cycle) = bench.runc_run(RUNS);
     let footprint = bench.ten_pods(idle);
@@ -78,7 +82,12 @@ the pod sandbox (namespaces) and spawning the shim, which then does what runc do
 | scale 0 → 50 busybox `sleep` pods: until all 50 processes run | {scale_berth} | ≤ 1.5 × runc loop |\n\
 | loop of 50 `runc run -d` of the same bundle | {scale_runc} | peer |\n\
 | agent CPU with 20 pods, each with 1 s HTTP liveness + readiness probes ({PROBE_SECONDS} s) | {probe_cpu:.2}% of one core | ≤ 2% |\n\n\
-Scale ratio berth / runc loop: **{scale_ratio:.2}×**.\n",
+Scale ratio berth / runc loop: **{scale_ratio:.2}×**.\n\n\
+## Pulling images (issue 5)\n\n\
+A {PULL_MB} MB single-layer image (busybox plus {PULL_MB} MB of random bytes) from Debian's \
+`docker-registry` on 127.0.0.1, medians of {PULLS} pulls into an empty store.\n\n\
+| what | value | target |\n|---|---|---|\n\
+{pull_rows}",
         date = humantime::format_rfc3339_seconds(std::time::SystemTime::now()),
         cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         a50 = ms(percentile(&apply, 50)),
@@ -96,6 +105,19 @@ Scale ratio berth / runc loop: **{scale_ratio:.2}×**.\n",
         shim_private = mib(footprint.shim_private),
         write_bytes = footprint.idle_writes,
         size = mib(size),
+        pull_rows = match &pull {
+            Some((berth, skopeo, peak)) => format!(
+                "| `berth image pull` through the agent | {} | ≤ 1.0 × skopeo |\n\
+| `skopeo copy docker://… oci:…` of the same image | {} | peer |\n\
+| ratio berth / skopeo | {:.2}× | ≤ 1.0 |\n\
+| agent peak RSS (VmHWM) after the pulls | {} | ≤ 16 MiB |\n",
+                ms(percentile(berth, 50)),
+                ms(percentile(skopeo, 50)),
+                percentile(berth, 50).as_secs_f64() / percentile(skopeo, 50).as_secs_f64().max(1e-9),
+                mib(*peak),
+            ),
+            None => "| (docker-registry or skopeo missing: not measured) | | |\n".to_owned(),
+        },
         r_50 = ms(percentile(&restart, 50)),
         r_90 = ms(percentile(&restart, 90)),
         scale_berth = ms(scale_berth),
@@ -470,6 +492,106 @@ fn cpu_ticks(stat: &str) -> u64 {
     };
     // After the command name: state is field 3, utime 14 and stime 15 (1-based).
     field(11) + field(12)
+}
+
+impl Bench {
+    /// `berth image pull` of a big image beside `skopeo copy` of the same image from the
+    /// same local registry; returns both timings and the agent's peak RSS.
+    fn pull_beside_skopeo(
+        &self,
+        root: &Path,
+        runs: usize,
+    ) -> Option<(Vec<Duration>, Vec<Duration>, u64)> {
+        let have = |p: &str| Path::new(p).exists();
+        if !have("/usr/bin/docker-registry") || !have("/usr/bin/skopeo") {
+            return None;
+        }
+        let work = self.state.join("pull-bench");
+        let layout = work.join("big");
+        std::fs::create_dir_all(&work).expect("work dir");
+        let status = Command::new(root.join("scripts/build-demo-image"))
+            .arg(&layout)
+            .args(["--filler", &PULL_MB.to_string(), "--tag", "localhost/big:1"])
+            .stdout(Stdio::null())
+            .status()
+            .expect("build the big image");
+        assert!(status.success());
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        let config = work.join("registry.yml");
+        std::fs::write(
+            &config,
+            format!("version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n", work.join("storage").display()),
+        )
+        .expect("registry config");
+        let mut registry = Command::new("/usr/bin/docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start docker-registry");
+        wait_for(Duration::from_secs(20), "registry port", || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+        let reference = format!("127.0.0.1:{port}/big:1");
+        let pushed = Command::new("skopeo")
+            .args([
+                "--insecure-policy",
+                "copy",
+                "--quiet",
+                "--dest-tls-verify=false",
+            ])
+            .arg(format!("oci:{}", layout.display()))
+            .arg(format!("docker://{reference}"))
+            .status()
+            .expect("skopeo push");
+        assert!(pushed.success());
+        let (mut berth, mut skopeo) = (Vec::new(), Vec::new());
+        for i in 0..runs {
+            let start = Instant::now();
+            self.cli(&["image", "pull", &reference]);
+            berth.push(start.elapsed());
+            self.cli(&["image", "rm", &reference]);
+            self.cli(&["image", "prune"]);
+
+            let dest = work.join(format!("skopeo-{i}"));
+            let start = Instant::now();
+            let status = Command::new("skopeo")
+                .args([
+                    "--insecure-policy",
+                    "copy",
+                    "--quiet",
+                    "--src-tls-verify=false",
+                ])
+                .arg(format!("docker://{reference}"))
+                .arg(format!("oci:{}", dest.display()))
+                .status()
+                .expect("skopeo copy");
+            skopeo.push(start.elapsed());
+            assert!(status.success());
+            let _ = std::fs::remove_dir_all(&dest);
+        }
+        let _ = registry.kill();
+        let _ = registry.wait();
+        let _ = std::fs::remove_dir_all(&work);
+        let peak = std::fs::read_to_string(format!("/proc/{}/status", self.agent.id()))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmHWM:"))
+                    .map(str::to_owned)
+            })
+            .and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|kb| kb.parse::<u64>().ok())
+            })
+            .map_or(0, |kb| kb * 1024);
+        Some((berth, skopeo, peak))
+    }
 }
 
 /// A field of /proc/PID/smaps_rollup (kB), in bytes.
