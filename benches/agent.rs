@@ -554,8 +554,8 @@ impl Bench {
             let start = Instant::now();
             self.cli(&["image", "pull", &reference]);
             berth.push(start.elapsed());
+            // Removing the image also removes its blobs (no other image uses them).
             self.cli(&["image", "rm", &reference]);
-            self.cli(&["image", "prune"]);
 
             let dest = work.join(format!("skopeo-{i}"));
             let start = Instant::now();
@@ -644,6 +644,19 @@ impl Drop for Bench {
     fn drop(&mut self) {
         let _ = self.agent.kill();
         let _ = self.agent.wait();
+        // Whatever the agent had no time to tear down: mounts under the state dir
+        // (pod namespaces, overlays), deepest first.
+        let state = self.state.to_string_lossy().into_owned();
+        let mut mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4).map(str::to_owned))
+            .filter(|m| m.starts_with(&state))
+            .collect();
+        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for mount in mounts {
+            let _ = nix::mount::umount2(mount.as_str(), nix::mount::MntFlags::MNT_DETACH);
+        }
         let _ = std::fs::remove_dir_all(&self.state);
         for hierarchy in std::fs::read_dir("/sys/fs/cgroup")
             .into_iter()

@@ -464,3 +464,59 @@ fn delete_by_file_removes_what_the_file_names() {
     assert!(agent.pods().is_empty());
     assert!(agent.container_dirs().is_empty());
 }
+
+#[test]
+fn namespaces_scope_objects_and_take_them_along_when_deleted() {
+    let agent = TestAgent::start();
+    let yaml = r#"apiVersion: v1
+kind: Namespace
+metadata:
+  name: greenhouse
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: sensor
+  namespace: greenhouse
+spec:
+  terminationGracePeriodSeconds: 0
+  containers:
+    - name: main
+      image: busybox:1.35
+      command: ["sleep", "1000"]
+"#;
+    let out = agent.apply_yaml(yaml);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Not in the default namespace; found with -n and with -A.
+    assert!(agent.pods().is_empty());
+    let in_ns = agent.json(&["get", "pods", "-n", "greenhouse"]);
+    assert_eq!(in_ns["items"].as_array().map(Vec::len), Some(1));
+    let all = agent.ok(&["get", "pods", "-A"]);
+    assert!(
+        all.contains("greenhouse") && all.contains("sensor"),
+        "{all}"
+    );
+    wait_for(Duration::from_secs(20), "the pod running", || {
+        let pod = agent.json(&["get", "pod", "sensor", "-n", "greenhouse"]);
+        (pod["status"]["phase"] == "Running").then_some(())
+    });
+    // A pod for a namespace that does not exist is refused.
+    let orphan = agent.apply_yaml(
+        &pod_yaml("lost", "sleep 1", "", "")
+            .replace("  labels:", "  namespace: nowhere\n  labels:"),
+    );
+    assert!(!orphan.status.success());
+    assert!(String::from_utf8_lossy(&orphan.stderr).contains("nowhere"));
+
+    agent.ok(&["delete", "namespace", "greenhouse", "--timeout", "30"]);
+    let namespaces = agent.ok(&["get", "namespaces"]);
+    assert!(!namespaces.contains("greenhouse"), "{namespaces}");
+    assert!(
+        agent.container_dirs().is_empty(),
+        "the namespace's pods are gone"
+    );
+}

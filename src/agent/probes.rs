@@ -9,7 +9,7 @@
 //! which the restart policy then restarts; readiness only sets `ready`.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -259,41 +259,100 @@ async fn probe_once(
     } else {
         return Err("no handler".to_owned());
     };
-    smol::unblock(move || in_netns(netns, move || connect_probe(port, http, timeout))).await
+    smol::unblock(move || connect_probe(netns.as_deref(), port, http, timeout)).await
 }
 
-/// Runs `f` on a fresh thread that first joins the given network namespace (a thread's
-/// network namespace is its own, so nothing else in the agent moves).
-fn in_netns<T: Send + 'static>(
-    netns: Option<PathBuf>,
-    f: impl FnOnce() -> Result<T, String> + Send + 'static,
-) -> Result<T, String> {
-    let Some(path) = netns else {
-        return f();
+/// The network namespace the agent itself lives in, to come back to after making a
+/// socket in a pod's.
+fn own_netns() -> Result<&'static std::fs::File, String> {
+    static OWN: std::sync::OnceLock<Result<std::fs::File, String>> = std::sync::OnceLock::new();
+    OWN.get_or_init(|| {
+        std::fs::File::open("/proc/self/ns/net")
+            .map_err(|e| format!("cannot open the agent's network namespace: {e}"))
+    })
+    .as_ref()
+    .map_err(Clone::clone)
+}
+
+/// A TCP socket that lives in the pod's network namespace (or ours when `netns` is None).
+///
+/// A socket belongs to the namespace it was created in, whatever thread uses it later; so
+/// this thread enters the pod's namespace only for the `socket(2)` call and comes straight
+/// back — no thread per probe, and nothing else ever runs in the pod's network.
+fn pod_socket(netns: Option<&std::path::Path>) -> Result<std::os::fd::OwnedFd, String> {
+    use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
+    let make = || {
+        socket(
+            AddressFamily::Inet,
+            SockType::Stream,
+            SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+            None,
+        )
+        .map_err(|e| format!("cannot create a socket: {e}"))
     };
-    std::thread::Builder::new()
-        .name("probe".to_owned())
-        .spawn(move || {
-            let file = std::fs::File::open(&path)
-                .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-            nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
-                .map_err(|e| format!("cannot enter the pod's network: {e}"))?;
-            f()
-        })
-        .map_err(|e| format!("cannot start a probe thread: {e}"))?
-        .join()
-        .map_err(|_| "the probe thread panicked".to_owned())?
+    let Some(path) = netns else {
+        return make();
+    };
+    let own = own_netns()?;
+    let pod =
+        std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    nix::sched::setns(pod.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
+        .map_err(|e| format!("cannot enter the pod's network: {e}"))?;
+    let socket = make();
+    if let Err(err) = nix::sched::setns(own.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET) {
+        // This blocking-pool thread would keep serving other work from inside a pod's
+        // network; that must never happen, and cannot be undone any other way.
+        log::error!("cannot return to the agent's network namespace: {err}; aborting");
+        std::process::abort();
+    }
+    socket
+}
+
+/// Connects `socket` to 127.0.0.1:`port` within `timeout`; returns a blocking stream.
+fn connect_with_timeout(
+    socket: std::os::fd::OwnedFd,
+    port: u16,
+    timeout: Duration,
+) -> Result<TcpStream, String> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use nix::sys::socket::{connect, getsockopt, sockopt, SockaddrIn};
+    let addr = SockaddrIn::new(127, 0, 0, 1, port);
+    match connect(std::os::fd::AsRawFd::as_raw_fd(&socket), &addr) {
+        Ok(()) | Err(nix::errno::Errno::EINPROGRESS) => {}
+        Err(e) => return Err(format!("connect 127.0.0.1:{port}: {e}")),
+    }
+    let millis = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
+    let mut fds = [PollFd::new(socket.as_fd(), PollFlags::POLLOUT)];
+    match poll(&mut fds, PollTimeout::from(millis)) {
+        Ok(0) => return Err(format!("connect 127.0.0.1:{port}: timed out")),
+        Ok(_) => {}
+        Err(e) => return Err(format!("connect 127.0.0.1:{port}: {e}")),
+    }
+    match getsockopt(&socket, sockopt::SocketError) {
+        Ok(0) => {}
+        Ok(code) => {
+            return Err(format!(
+                "connect 127.0.0.1:{port}: {}",
+                std::io::Error::from_raw_os_error(code)
+            ))
+        }
+        Err(e) => return Err(format!("connect 127.0.0.1:{port}: {e}")),
+    }
+    let stream = TcpStream::from(socket);
+    stream
+        .set_nonblocking(false)
+        .map_err(|e| format!("socket: {e}"))?;
+    Ok(stream)
 }
 
 /// TCP connect, and for `httpGet` a GET whose status must be 200–399 (Kubernetes).
 fn connect_probe(
+    netns: Option<&std::path::Path>,
     port: u16,
     http: Option<(String, Vec<(String, String)>)>,
     timeout: Duration,
 ) -> Result<(), String> {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let mut stream =
-        TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect {addr}: {e}"))?;
+    let mut stream = connect_with_timeout(pod_socket(netns)?, port, timeout)?;
     let Some((path, headers)) = http else {
         return Ok(());
     };
@@ -348,5 +407,52 @@ impl Agent {
 
     fn is_watched(&self, id: &str) -> bool {
         self.memory().watched.contains(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tcp_probe_succeeds_only_with_a_listener() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        assert_eq!(
+            connect_probe(None, port, None, Duration::from_secs(1)),
+            Ok(())
+        );
+        drop(listener);
+        let refused = connect_probe(None, port, None, Duration::from_secs(1));
+        assert!(
+            refused.is_err_and(|e| e.contains("refused")),
+            "a closed port must fail"
+        );
+    }
+
+    #[test]
+    fn http_probe_judges_the_status_code() {
+        for (answer, ok) in [
+            ("HTTP/1.1 200 OK\r\n\r\n", true),
+            ("HTTP/1.1 302 Found\r\n\r\n", true),
+            ("HTTP/1.1 404 Not Found\r\n\r\n", false),
+        ] {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            let port = listener.local_addr().expect("addr").port();
+            let server = std::thread::spawn(move || {
+                let (mut conn, _) = listener.accept().expect("accept");
+                let mut buf = [0u8; 1024];
+                let _ = conn.read(&mut buf);
+                let _ = conn.write_all(answer.as_bytes());
+            });
+            let result = connect_probe(
+                None,
+                port,
+                Some(("/".to_owned(), Vec::new())),
+                Duration::from_secs(2),
+            );
+            assert_eq!(result.is_ok(), ok, "{answer:?}: {result:?}");
+            let _ = server.join();
+        }
     }
 }
