@@ -76,6 +76,9 @@ the pod sandbox (namespaces) and spawning the shim, which then does what runc do
 | shim RSS / PSS / private (median per container) | {shim_rss} / {shim_pss} / {shim_private} | — |\n\
 | bytes written by the agent in {idle} s idle (`/proc/PID/io` write_bytes) | {write_bytes} | 0 |\n\
 | release binary, stripped (x86_64) | {size} | ≤ 10 MiB |\n\n\
+RSS counts every page of the berth binary the agent has touched (about 5 MiB), and every \
+shim maps the same binary: those pages are in memory once. PSS shares them out; private \
+is what the agent alone holds.\n\n\
 ## Self-healing (issue 3)\n\n\
 | what | value | target |\n|---|---|---|\n\
 | container killed (SIGKILL) → replacement process running, first restart (median of {RUNS}) | {r_50} (p90 {r_90}) | ≤ 30 ms |\n\
@@ -87,7 +90,9 @@ Scale ratio berth / runc loop: **{scale_ratio:.2}×**.\n\n\
 A {PULL_MB} MB single-layer image (busybox plus {PULL_MB} MB of random bytes) from Debian's \
 `docker-registry` on 127.0.0.1, medians of {PULLS} pulls into an empty store.\n\n\
 | what | value | target |\n|---|---|---|\n\
-{pull_rows}",
+{pull_rows}\n\
+berth's pull also unpacks the layer into the image's shared rootfs, ready to run; \
+`skopeo copy` to an OCI layout only stores the blobs.\n",
         date = humantime::format_rfc3339_seconds(std::time::SystemTime::now()),
         cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         a50 = ms(percentile(&apply, 50)),
