@@ -224,6 +224,15 @@ pub(crate) fn is_default<T: Default + PartialEq>(value: &T) -> bool {
 mod tests {
     use super::*;
 
+    /// The shipped examples must always validate (this also runs under qemu for aarch64).
+    #[test]
+    fn shipped_examples_validate() {
+        let objects = parse_manifests(include_str!("../../examples/hello.yaml"))
+            .unwrap_or_else(|e| panic!("examples/hello.yaml: {e}"));
+        assert_eq!(objects.len(), 1);
+        assert_eq!(objects[0].kind(), Kind::Deployment);
+    }
+
     #[test]
     fn cli_names_resolve_like_kubectl() {
         assert_eq!(Kind::from_cli_name("po"), Some(Kind::Pod));
