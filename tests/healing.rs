@@ -200,7 +200,7 @@ fn failing_http_liveness_restarts_keep_growing() {
 #[test]
 fn http_liveness_that_passes_never_restarts_and_readiness_failure_only_unreadies() {
     let agent = TestAgent::start();
-    let probes = "      ports:\n        - {containerPort: 8080}\n      livenessProbe:\n        httpGet: {path: /index.html, port: 8080}\n        periodSeconds: 1\n      readinessProbe:\n        exec:\n          command: [\"false\"]\n        periodSeconds: 1\n        failureThreshold: 1\n";
+    let probes = "      ports:\n        - {containerPort: 8080}\n      livenessProbe:\n        httpGet: {path: /index.html, port: 8080}\n        periodSeconds: 1\n        timeoutSeconds: 5\n        failureThreshold: 5\n      readinessProbe:\n        exec:\n          command: [\"false\"]\n        periodSeconds: 1\n        failureThreshold: 1\n";
     let yaml = pod("shy", "Always", "httpd -f -p 8080 -h /var/www", probes);
     assert!(agent.apply_yaml(&yaml).status.success());
     agent.wait_running("shy");
