@@ -360,14 +360,7 @@ fn get_json_is_kubernetes_shaped() {
     assert!(pod["metadata"]["uid"]
         .as_str()
         .is_some_and(|u| !u.is_empty()));
-    let ready = pod["status"]["conditions"]
-        .as_array()
-        .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
-        .cloned();
-    assert_eq!(
-        ready.map(|c| c["status"].clone()),
-        Some(Value::from("True"))
-    );
+    assert_eq!(common::condition(&pod, "Ready"), Some(Value::from("True")));
     let status = &pod["status"]["containerStatuses"][0];
     assert_eq!(status["ready"], true);
     assert!(

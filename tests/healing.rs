@@ -210,14 +210,7 @@ fn http_liveness_that_passes_never_restarts_and_readiness_failure_only_unreadies
         let pod = agent.pod("shy");
         assert_eq!(restart_count(&pod), 0, "{pod:#}");
         assert_eq!(pod["status"]["containerStatuses"][0]["ready"], false);
-        let ready = pod["status"]["conditions"]
-            .as_array()
-            .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
-            .cloned();
-        assert_eq!(
-            ready.map(|c| c["status"].clone()),
-            Some(Value::from("False"))
-        );
+        assert_eq!(common::condition(&pod, "Ready"), Some(Value::from("False")));
         std::thread::sleep(Duration::from_millis(200));
     }
 }

@@ -280,6 +280,14 @@ impl TestAgent {
     }
 }
 
+/// The status ("True"/"False") of a pod condition such as "Ready", if present.
+pub fn condition(pod: &Value, kind: &str) -> Option<Value> {
+    pod["status"]["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == kind))
+        .map(|c| c["status"].clone())
+}
+
 /// Pids of live `berth shim` processes whose container dir is under `state`.
 fn shim_pids(state: &str) -> Vec<i32> {
     let mut pids = Vec::new();

@@ -140,27 +140,7 @@ mod tests {
     use crate::coordinator::scheduler::EFFECT_NO_EXECUTE;
     use crate::coordinator::scheduler::EFFECT_NO_SCHEDULE;
 
-    fn taint(key: &str, value: Option<&str>, effect: &str) -> Taint {
-        Taint {
-            key: key.to_string(),
-            value: value.map(str::to_string),
-            effect: effect.to_string(),
-        }
-    }
-
-    fn toleration(
-        key: Option<&str>,
-        operator: TolerationOperator,
-        value: Option<&str>,
-        effect: Option<&str>,
-    ) -> Toleration {
-        Toleration {
-            key: key.map(str::to_string),
-            operator,
-            value: value.map(str::to_string),
-            effect: effect.map(str::to_string),
-        }
-    }
+    use crate::coordinator::scheduler::tests::{taint, toleration};
 
     fn requirement(key: &str, operator: NodeSelectorOperator, values: &[&str]) -> Requirement {
         Requirement {

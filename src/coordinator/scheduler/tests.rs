@@ -40,7 +40,7 @@ fn placed(owner: Option<&str>, cpu_millis: u64, memory_bytes: u64) -> PlacedPod 
     }
 }
 
-fn taint(key: &str, value: Option<&str>, effect: &str) -> Taint {
+pub(super) fn taint(key: &str, value: Option<&str>, effect: &str) -> Taint {
     Taint {
         key: key.to_string(),
         value: value.map(str::to_string),
@@ -48,7 +48,7 @@ fn taint(key: &str, value: Option<&str>, effect: &str) -> Taint {
     }
 }
 
-fn toleration(
+pub(super) fn toleration(
     key: Option<&str>,
     operator: TolerationOperator,
     value: Option<&str>,
