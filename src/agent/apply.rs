@@ -86,6 +86,17 @@ pub fn parse_request(request: &ApplyRequest) -> Result<Vec<Object>, Refusal> {
     Ok(objects)
 }
 
+/// The first payload field a new version of an immutable ConfigMap or Secret would
+/// change, if any. Metadata (labels, annotations) stays editable, as in Kubernetes.
+fn immutable_change(stored: &Value, new: &Value) -> Option<&'static str> {
+    if stored.get("immutable") != Some(&Value::Bool(true)) {
+        return None;
+    }
+    ["data", "binaryData", "type", "immutable"]
+        .into_iter()
+        .find(|field| stored.get(*field) != new.get(*field))
+}
+
 /// Applies a request: validates, checks namespaces exist (or come in the same request),
 /// then writes every object in one transaction.
 pub fn apply(
@@ -111,7 +122,7 @@ pub fn apply(
             Kind::Namespace => {
                 known.insert(object.meta().name.clone());
             }
-            Kind::Pod | Kind::Deployment => {
+            Kind::Pod | Kind::Deployment | Kind::ConfigMap | Kind::Secret => {
                 let ns = object.meta().namespace.clone().unwrap_or_default();
                 if !known.contains(&ns) {
                     missing.push(format!("namespaces {ns:?} not found (or being deleted)"));
@@ -128,6 +139,23 @@ pub fn apply(
         });
     }
     let values: Vec<Value> = objects.iter().map(Object::to_json).collect();
+    let mut frozen = Vec::new();
+    for (object, value) in objects.iter().zip(&values) {
+        let (kind, meta) = (object.kind(), object.meta());
+        if !matches!(kind, Kind::ConfigMap | Kind::Secret) {
+            continue;
+        }
+        let stored = store.get(kind.as_str(), meta.namespace_or_empty(), &meta.name)?;
+        if let Some(field) = stored.and_then(|r| immutable_change(&r.object, value)) {
+            frozen.push(format!(
+                "{kind} {:?} is invalid: {field}: Forbidden: field is immutable when `immutable` is set",
+                meta.name
+            ));
+        }
+    }
+    if !frozen.is_empty() {
+        return Err(Refusal::invalid(frozen.join("\n")));
+    }
     let outcomes = store.put_all(values, source)?;
     drop(store);
     agent.wake();
@@ -201,6 +229,25 @@ pub fn delete_keys(agent: &Agent, keys: &[Key]) -> Result<ApplyResult, Refusal> 
     drop(store);
     agent.wake();
     Ok(ApplyResult { items })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::immutable_change;
+    use serde_json::json;
+
+    #[test]
+    fn immutable_objects_keep_their_payload() {
+        let stored = json!({"immutable": true, "data": {"a": "x"}, "metadata": {"labels": {}}});
+        let relabelled = json!({"immutable": true, "data": {"a": "x"}, "metadata": {"labels": {"k": "v"}}});
+        assert_eq!(immutable_change(&stored, &relabelled), None);
+        let changed = json!({"immutable": true, "data": {"a": "y"}});
+        assert_eq!(immutable_change(&stored, &changed), Some("data"));
+        let thawed = json!({"data": {"a": "x"}});
+        assert_eq!(immutable_change(&stored, &thawed), Some("immutable"));
+        let mutable = json!({"data": {"a": "x"}});
+        assert_eq!(immutable_change(&mutable, &changed), None);
+    }
 }
 
 /// The `default` namespace always exists, as in Kubernetes (written once, on first start).

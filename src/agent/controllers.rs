@@ -25,11 +25,11 @@ pub fn run(
     let now_text = humantime::format_rfc3339_seconds(now).to_string();
     let namespaces: Vec<Namespace> = stored(agent, "Namespace", |o| match o {
         Object::Namespace(ns) => Some(ns),
-        Object::Pod(_) | Object::Deployment(_) => None,
+        Object::Pod(_) | Object::Deployment(_) | Object::ConfigMap(_) | Object::Secret(_) => None,
     })?;
     let deployments: Vec<Deployment> = stored(agent, "Deployment", |o| match o {
         Object::Deployment(d) => Some(d),
-        Object::Pod(_) | Object::Namespace(_) => None,
+        Object::Pod(_) | Object::Namespace(_) | Object::ConfigMap(_) | Object::Secret(_) => None,
     })?;
     let pods = stored_pods(agent)?;
 
@@ -44,8 +44,8 @@ pub fn run(
         }
     };
 
-    // A namespace being deleted: its deployments go at once, its pods gracefully, and
-    // the namespace itself when no pod is left.
+    // A namespace being deleted: its deployments, config maps and secrets go at once,
+    // its pods gracefully, and the namespace itself when no pod is left.
     let dying: HashSet<&str> = namespaces
         .iter()
         .filter(|n| n.metadata.deletion_timestamp.is_some())
@@ -59,6 +59,11 @@ pub fn run(
                 deploy.metadata.namespace.as_deref(),
                 &deploy.metadata.name,
             ));
+        }
+        for kind in ["ConfigMap", "Secret"] {
+            for record in agent.store().list(kind, Some(name))? {
+                removed.push(key(kind, Some(name), &record.name));
+            }
         }
         let mut any_pod = false;
         for pod in pods.iter().filter(|p| in_ns(&p.metadata.namespace)) {

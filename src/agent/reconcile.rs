@@ -376,6 +376,7 @@ impl Agent {
             })?;
         let image = super::pulls::ensure_image(
             self,
+            pod,
             &container.image,
             container.image_pull_policy.as_deref(),
         )?;

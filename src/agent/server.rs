@@ -223,6 +223,8 @@ fn view(
         }
         Object::Deployment(deploy) => agent.deployment_view(deploy, pods, observed),
         Object::Namespace(ns) => agent.namespace_view(ns),
+        // Nothing observed to add: what is stored is the whole object.
+        object @ (Object::ConfigMap(_) | Object::Secret(_)) => object.to_json(),
     })
 }
 

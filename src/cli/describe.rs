@@ -85,8 +85,30 @@ pub fn describe(kind: Kind, object: &Value) -> String {
                 if phase.is_empty() { "Active" } else { phase },
             );
         }
+        Kind::ConfigMap => describe_data(&mut out, object, false),
+        Kind::Secret => {
+            field(&mut out, 0, "Type", str_at(object, &["type"]));
+            describe_data(&mut out, object, true);
+        }
     }
     out
+}
+
+/// Keys with their sizes; values are printed for ConfigMaps only, as kubectl does, so a
+/// secret never lands on a terminal by accident.
+fn describe_data(out: &mut String, object: &Value, secret: bool) {
+    out.push_str("Data\n====\n");
+    for map in ["data", "binaryData"] {
+        for (key, value) in at(object, &[map]).as_object().into_iter().flatten() {
+            let text = value.as_str().unwrap_or_default();
+            if secret || map == "binaryData" {
+                let size = crate::model::base64::decode(text).map_or(0, |b| b.len());
+                out.push_str(&format!("{key}:  {size} bytes\n"));
+            } else {
+                out.push_str(&format!("{key}:\n----\n{text}\n\n"));
+            }
+        }
+    }
 }
 
 fn describe_pod(out: &mut String, pod: &Value) {

@@ -97,6 +97,8 @@ pub fn print_table(
             "SELECTOR",
         ],
         (Kind::Namespace, _) => &["NAME", "STATUS", "AGE"],
+        (Kind::ConfigMap, _) => &["NAME", "DATA", "AGE"],
+        (Kind::Secret, _) => &["NAME", "TYPE", "DATA", "AGE"],
     };
     header.extend_from_slice(columns);
     let rows: Vec<Vec<String>> = items
@@ -110,12 +112,39 @@ pub fn print_table(
                 Kind::Pod => pod_row(item, wide),
                 Kind::Deployment => deployment_row(item, wide),
                 Kind::Namespace => namespace_row(item),
+                Kind::ConfigMap => config_map_row(item),
+                Kind::Secret => secret_row(item),
             });
             row
         })
         .collect();
     print_columns(&header, &rows);
     Ok(())
+}
+
+/// Number of entries across the given maps of an object (kubectl's DATA column).
+fn entry_count(item: &Value, maps: &[&str]) -> usize {
+    maps.iter()
+        .filter_map(|m| item.get(*m).and_then(Value::as_object))
+        .map(|m| m.len())
+        .sum()
+}
+
+fn config_map_row(item: &Value) -> Vec<String> {
+    vec![
+        str_at(item, &["metadata", "name"]).to_owned(),
+        entry_count(item, &["data", "binaryData"]).to_string(),
+        age(str_at(item, &["metadata", "creationTimestamp"])),
+    ]
+}
+
+fn secret_row(item: &Value) -> Vec<String> {
+    vec![
+        str_at(item, &["metadata", "name"]).to_owned(),
+        str_at(item, &["type"]).to_owned(),
+        entry_count(item, &["data"]).to_string(),
+        age(str_at(item, &["metadata", "creationTimestamp"])),
+    ]
 }
 
 fn pod_row(pod: &Value, wide: bool) -> Vec<String> {

@@ -10,7 +10,9 @@
 //! work here unchanged, and a field berth does not implement is rejected by name rather
 //! than silently ignored.
 
+pub mod base64;
 mod board;
+mod config;
 mod deployment;
 mod hash;
 mod meta;
@@ -27,6 +29,10 @@ pub use board::{
     parse_board_profile, BoardProfile, BoardProfileError, CgroupNotes, DeviceHint, Platform,
     BOARD_PROFILE_API_VERSION, BOARD_PROFILE_KIND,
 };
+pub use config::{
+    docker_auths, docker_login, is_config_key, ConfigMap, RegistryLogin, Secret, DOCKER_CFG_KEY,
+    DOCKER_CFG_TYPE, DOCKER_CONFIG_JSON_KEY, DOCKER_CONFIG_JSON_TYPE,
+};
 pub use deployment::{
     Deployment, DeploymentCondition, DeploymentSpec, DeploymentStatus, DeploymentStrategy,
     IntOrString, LabelSelector, PodTemplateSpec, RollingUpdate,
@@ -40,8 +46,9 @@ pub use names::{
 pub use namespace::{Namespace, NamespaceStatus};
 pub use parse::{parse_manifests, DocumentErrors, FieldError, ManifestError};
 pub use pod::{
-    Container, ContainerPort, ContainerState, ContainerStatus, EnvVar, Pod, PodCondition, PodSpec,
-    PodStatus, ResourceRequirements, StateRunning, StateTerminated, StateWaiting,
+    Container, ContainerPort, ContainerState, ContainerStatus, EnvVar, LocalObjectReference, Pod,
+    PodCondition, PodSpec, PodStatus, ResourceRequirements, StateRunning, StateTerminated,
+    StateWaiting,
 };
 pub use probe::{
     resolve_port, ExecAction, HttpGetAction, HttpHeader, Lifecycle, LifecycleHandler, Probe,
@@ -59,11 +66,20 @@ pub enum Kind {
     Namespace,
     Pod,
     Deployment,
+    ConfigMap,
+    Secret,
 }
 
 impl Kind {
-    /// Every supported kind, in the order objects should be applied (namespaces first).
-    pub const ALL: [Kind; 3] = [Kind::Namespace, Kind::Deployment, Kind::Pod];
+    /// Every supported kind, in the order objects should be applied: namespaces first,
+    /// then what pods consume, then what creates pods.
+    pub const ALL: [Kind; 5] = [
+        Kind::Namespace,
+        Kind::ConfigMap,
+        Kind::Secret,
+        Kind::Deployment,
+        Kind::Pod,
+    ];
 
     /// The Kubernetes `kind` string.
     pub fn as_str(&self) -> &'static str {
@@ -71,13 +87,15 @@ impl Kind {
             Kind::Namespace => "Namespace",
             Kind::Pod => "Pod",
             Kind::Deployment => "Deployment",
+            Kind::ConfigMap => "ConfigMap",
+            Kind::Secret => "Secret",
         }
     }
 
     /// The only `apiVersion` accepted for this kind.
     pub fn api_version(&self) -> &'static str {
         match self {
-            Kind::Namespace | Kind::Pod => "v1",
+            Kind::Namespace | Kind::Pod | Kind::ConfigMap | Kind::Secret => "v1",
             Kind::Deployment => "apps/v1",
         }
     }
@@ -88,6 +106,8 @@ impl Kind {
             Kind::Namespace => "namespaces",
             Kind::Pod => "pods",
             Kind::Deployment => "deployments",
+            Kind::ConfigMap => "configmaps",
+            Kind::Secret => "secrets",
         }
     }
 
@@ -95,7 +115,7 @@ impl Kind {
     pub fn namespaced(&self) -> bool {
         match self {
             Kind::Namespace => false,
-            Kind::Pod | Kind::Deployment => true,
+            Kind::Pod | Kind::Deployment | Kind::ConfigMap | Kind::Secret => true,
         }
     }
 
@@ -114,6 +134,8 @@ impl Kind {
             "pod" | "pods" | "po" => Some(Kind::Pod),
             "deployment" | "deployments" | "deploy" => Some(Kind::Deployment),
             "namespace" | "namespaces" | "ns" => Some(Kind::Namespace),
+            "configmap" | "configmaps" | "cm" => Some(Kind::ConfigMap),
+            "secret" | "secrets" => Some(Kind::Secret),
             _ => None,
         }
     }
@@ -124,6 +146,8 @@ impl Kind {
             "Namespace" => Some(Kind::Namespace),
             "Pod" => Some(Kind::Pod),
             "Deployment" => Some(Kind::Deployment),
+            "ConfigMap" => Some(Kind::ConfigMap),
+            "Secret" => Some(Kind::Secret),
             _ => None,
         }
     }
@@ -141,6 +165,8 @@ pub enum Object {
     Namespace(Namespace),
     Pod(Pod),
     Deployment(Deployment),
+    ConfigMap(ConfigMap),
+    Secret(Secret),
 }
 
 impl Object {
@@ -149,6 +175,8 @@ impl Object {
             Object::Namespace(_) => Kind::Namespace,
             Object::Pod(_) => Kind::Pod,
             Object::Deployment(_) => Kind::Deployment,
+            Object::ConfigMap(_) => Kind::ConfigMap,
+            Object::Secret(_) => Kind::Secret,
         }
     }
 
@@ -157,6 +185,8 @@ impl Object {
             Object::Namespace(o) => &o.metadata,
             Object::Pod(o) => &o.metadata,
             Object::Deployment(o) => &o.metadata,
+            Object::ConfigMap(o) => &o.metadata,
+            Object::Secret(o) => &o.metadata,
         }
     }
 
@@ -165,6 +195,8 @@ impl Object {
             Object::Namespace(o) => &mut o.metadata,
             Object::Pod(o) => &mut o.metadata,
             Object::Deployment(o) => &mut o.metadata,
+            Object::ConfigMap(o) => &mut o.metadata,
+            Object::Secret(o) => &mut o.metadata,
         }
     }
 
@@ -180,6 +212,8 @@ impl Object {
             Object::Namespace(o) => to_value(o),
             Object::Pod(o) => to_value(o),
             Object::Deployment(o) => to_value(o),
+            Object::ConfigMap(o) => to_value(o),
+            Object::Secret(o) => to_value(o),
         };
         if let Value::Object(map) = &mut value {
             let kind = self.kind();
@@ -203,6 +237,8 @@ impl Object {
             Kind::Namespace => serde_json::from_value(value).map(Object::Namespace),
             Kind::Pod => serde_json::from_value(value).map(Object::Pod),
             Kind::Deployment => serde_json::from_value(value).map(Object::Deployment),
+            Kind::ConfigMap => serde_json::from_value(value).map(Object::ConfigMap),
+            Kind::Secret => serde_json::from_value(value).map(Object::Secret),
         };
         result.map_err(|e| format!("invalid {} object: {e}", kind.as_str()))
     }
@@ -245,6 +281,8 @@ mod tests {
         assert_eq!(Kind::from_cli_name("NS"), Some(Kind::Namespace));
         assert_eq!(Kind::from_cli_name("pod.apps"), None);
         assert_eq!(Kind::from_cli_name("service"), None);
+        assert_eq!(Kind::from_cli_name("cm"), Some(Kind::ConfigMap));
+        assert_eq!(Kind::from_cli_name("Secrets"), Some(Kind::Secret));
         assert_eq!(Kind::from_kind_name("Deployment"), Some(Kind::Deployment));
         assert_eq!(Kind::from_kind_name("deployment"), None);
         assert_eq!(Kind::Deployment.api_version(), "apps/v1");

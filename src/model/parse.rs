@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::model::validate::{
     check_list_wrapper, item_path, validate_document, SERVER_SET_METADATA,
 };
-use crate::model::{Deployment, Kind, Namespace, Object, Pod};
+use crate::model::{ConfigMap, Deployment, Kind, Namespace, Object, Pod, Secret};
 
 /// One problem at one field.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -222,6 +222,14 @@ fn build(kind: Kind, mut value: Value) -> Result<Object, String> {
             let mut deployment: Deployment = serde_json::from_value(value).map_err(invalid)?;
             deployment.spec.apply_defaults();
             Object::Deployment(deployment)
+        }
+        Kind::ConfigMap => {
+            Object::ConfigMap(serde_json::from_value::<ConfigMap>(value).map_err(invalid)?)
+        }
+        Kind::Secret => {
+            let mut secret: Secret = serde_json::from_value(value).map_err(invalid)?;
+            secret.merge_string_data();
+            Object::Secret(secret)
         }
     };
     Ok(object)

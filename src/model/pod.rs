@@ -28,6 +28,17 @@ pub struct PodSpec {
     pub termination_grace_period_seconds: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub node_name: Option<String>,
+    /// Secrets of type `kubernetes.io/dockerconfigjson` in the pod's namespace whose
+    /// registry credentials are used to pull its images.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub image_pull_secrets: Vec<LocalObjectReference>,
+}
+
+/// A reference by name to an object in the same namespace.
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct LocalObjectReference {
+    pub name: String,
 }
 
 impl Default for PodSpec {
@@ -39,6 +50,7 @@ impl Default for PodSpec {
             host_network: false,
             termination_grace_period_seconds: 30,
             node_name: None,
+            image_pull_secrets: Vec::new(),
         }
     }
 }

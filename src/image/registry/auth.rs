@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::base64;
+use crate::model::base64;
 use super::config::Credentials;
 
 /// A parsed challenge: the scheme (lowercase) and its parameters (lowercase keys).

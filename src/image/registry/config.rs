@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::base64;
+use crate::model::base64;
 use crate::image::ImageError;
 
 /// Docker Hub's registry name in references, and where its API really lives.

@@ -8,7 +8,6 @@
 //! only for `http://` endpoints named in the settings and for loopback registries.
 
 mod auth;
-mod base64;
 pub(crate) mod client;
 mod config;
 pub(crate) mod platform;

@@ -406,3 +406,18 @@ fn spec_hash_of_parsed_specs() {
     changed.containers[0].image = "busybox:1.36".into();
     assert_ne!(spec_hash(&pod.spec), spec_hash(&changed));
 }
+
+#[test]
+fn secrets_fold_string_data_into_data() {
+    let objects = parse_manifests(
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ndata: {a: b2xk}\nstringData: {a: new, b: two}\n",
+    )
+    .unwrap();
+    let json = objects[0].to_json();
+    assert_eq!(json["type"], "Opaque");
+    assert_eq!(json["data"]["a"], "bmV3");
+    assert_eq!(json["data"]["b"], "dHdv");
+    assert!(json.get("stringData").is_none(), "{json}");
+    let round = Object::from_json(json).unwrap();
+    assert_eq!(round, objects[0]);
+}

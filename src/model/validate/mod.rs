@@ -5,6 +5,7 @@
 //! manifest wants every problem, each with its Kubernetes field path.
 
 mod checker;
+mod config;
 mod deployment;
 mod pod;
 mod probe;
@@ -71,18 +72,24 @@ fn check_document(c: &mut Checker, doc: &Value) -> Option<Kind> {
         }
     }
 
-    // `status` is accepted and ignored, as `kubectl apply` does.
-    c.only_fields(
-        top,
-        "",
-        &["apiVersion", "kind", "metadata", "spec", "status"],
-    );
+    // `status` is accepted and ignored, as `kubectl apply` does. ConfigMaps and Secrets
+    // carry their payload at the top level instead of a spec.
+    let allowed: &[&str] = match kind {
+        Some(Kind::ConfigMap) => &config::CONFIG_MAP_FIELDS,
+        Some(Kind::Secret) => &config::SECRET_FIELDS,
+        Some(Kind::Namespace | Kind::Pod | Kind::Deployment) | None => {
+            &["apiVersion", "kind", "metadata", "spec", "status"]
+        }
+    };
+    c.only_fields(top, "", allowed);
     let kind = kind?;
     check_metadata(c, top, kind);
     match kind {
         Kind::Namespace => check_namespace_spec(c, top),
         Kind::Pod => pod::check_pod_spec(c, get(top, "spec"), "spec", false),
         Kind::Deployment => deployment::check_deployment_spec(c, get(top, "spec")),
+        Kind::ConfigMap => config::check_config_map(c, top),
+        Kind::Secret => config::check_secret(c, top),
     }
     Some(kind)
 }
@@ -107,7 +114,7 @@ fn check_metadata(c: &mut Checker, top: &JsonObject, kind: Kind) {
             // Namespace names become DNS labels; other names may be subdomains.
             let (valid, rule) = match kind {
                 Kind::Namespace => (is_dns1123_label(name), DNS1123_LABEL_RULE),
-                Kind::Pod | Kind::Deployment => {
+                Kind::Pod | Kind::Deployment | Kind::ConfigMap | Kind::Secret => {
                     (is_dns1123_subdomain(name), DNS1123_SUBDOMAIN_RULE)
                 }
             };

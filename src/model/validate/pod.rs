@@ -33,8 +33,12 @@ pub(super) fn check_pod_spec(c: &mut Checker, value: Option<&Value>, path: &str,
             "hostNetwork",
             "terminationGracePeriodSeconds",
             "nodeName",
+            "imagePullSecrets",
         ],
     );
+    if let Some(value) = get(spec, "imagePullSecrets") {
+        check_local_references(c, value, &join(path, "imagePullSecrets"));
+    }
 
     let containers_path = join(path, "containers");
     match get(spec, "containers").map(|v| c.list(v, &containers_path)) {
@@ -198,6 +202,30 @@ fn port_names(container: &JsonObject) -> BTreeSet<&str> {
 }
 
 /// A string field that must be present and non-empty.
+/// A list of `{name: ...}` references to objects in the pod's namespace.
+fn check_local_references(c: &mut Checker, value: &Value, path: &str) {
+    let Some(items) = c.list(value, path) else {
+        return;
+    };
+    for (i, item) in items.iter().enumerate() {
+        let item_path = index(path, i);
+        let Some(reference) = c.object(item, &item_path) else {
+            continue;
+        };
+        c.only_fields(reference, &item_path, &["name"]);
+        let name_path = join(&item_path, "name");
+        match get(reference, "name").map(|v| c.string(v, &name_path)) {
+            None | Some(Some("")) => c.required(&name_path),
+            Some(None) => {}
+            Some(Some(name)) if !is_dns1123_subdomain(name) => c.error(
+                &name_path,
+                format!("invalid name {name:?}: {DNS1123_SUBDOMAIN_RULE}"),
+            ),
+            Some(Some(_)) => {}
+        }
+    }
+}
+
 pub(super) fn required_string<'a>(
     c: &mut Checker,
     object: &'a JsonObject,

@@ -198,8 +198,8 @@ fn metadata_rules() {
 #[test]
 fn kind_and_api_version_rules() {
     assert_problems(
-        "apiVersion: v1\nkind: ConfigMap\ndata: {}\n",
-        &["kind: unsupported kind \"ConfigMap\""],
+        "apiVersion: v1\nkind: Service\nspec: {}\n",
+        &["kind: unsupported kind \"Service\""],
     );
     assert_problems(
         "apiVersion: v1\nkind: Deployment\nmetadata: {name: d}\n",
@@ -310,4 +310,55 @@ fn replicas_range() {
         &["spec.replicas: must be less than or equal to 2147483647"],
     );
     assert_problems(&with_replicas("0"), &[]);
+}
+
+#[test]
+fn config_maps_and_secrets_check_keys_and_payloads() {
+    assert_problems(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {app.conf: x}\nbinaryData: {logo.png: iVBORw==}\nimmutable: true\n",
+        &[],
+    );
+    assert_problems(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {a/b: x, k: 1}\nbinaryData: {k: 'not base64'}\nspec: {}\n",
+        &[
+            "spec: field not supported by berth",
+            "data.k: expected string",
+            "data[a/b]: invalid key \"a/b\": a valid config key must consist of alphanumeric characters, '-', '_' or '.'",
+            "binaryData[k]: invalid base64 value",
+        ],
+    );
+    assert_problems(
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ndata: {password: czNjcmV0}\nstringData: {user: admin}\n",
+        &[],
+    );
+    assert_problems(
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ndata: {password: s3cret}\n",
+        &["data[password]: invalid base64 value"],
+    );
+    assert_problems(
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ntype: kubernetes.io/dockerconfigjson\nstringData: {other: x}\n",
+        &["data[.dockerconfigjson]: required value for a Secret of type kubernetes.io/dockerconfigjson"],
+    );
+    assert_problems(
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ntype: kubernetes.io/dockerconfigjson\nstringData: {.dockerconfigjson: '{\"registries\": {}}'}\n",
+        &["data[.dockerconfigjson]: must hold an \"auths\" object of registry credentials"],
+    );
+    let big = "x".repeat(1024 * 1024 + 1);
+    let problems = problems(&format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c}}\ndata: {{big: {big}}}\n"
+    ));
+    assert_eq!(problems.len(), 1);
+    assert!(problems[0].starts_with("data: too long"), "{problems:?}");
+}
+
+#[test]
+fn pull_secret_references_need_names() {
+    assert_problems(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  imagePullSecrets: [{name: regcred}, {}, {name: Bad_Name, key: x}]\n  containers: [{name: c, image: i}]\n",
+        &[
+            "spec.imagePullSecrets[1].name: required value",
+            "spec.imagePullSecrets[2].key: field not supported by berth",
+            "spec.imagePullSecrets[2].name: invalid name \"Bad_Name\": must be a lowercase RFC 1123 subdomain: at most 253 characters of dot-separated labels made of lowercase letters, digits or '-', each starting and ending with a letter or digit",
+        ],
+    );
 }

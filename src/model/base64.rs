@@ -1,4 +1,4 @@
-//! Standard base64 (RFC 4648 with padding), enough for HTTP Basic auth and Docker's `auth`
+//! Standard base64 (RFC 4648 with padding): Secret data, HTTP Basic auth and Docker's `auth`
 //! field; a crate for forty lines is not worth its weight.
 
 const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -42,6 +42,12 @@ pub fn decode(input: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// Decodes only canonical padded base64, as the Kubernetes API server requires for
+/// Secret and ConfigMap `data`: re-encoding must give back the same text.
+pub fn decode_strict(input: &str) -> Option<Vec<u8>> {
+    decode(input).filter(|bytes| encode(bytes) == input)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,5 +67,12 @@ mod tests {
         }
         assert_eq!(decode("Zm9vYg").unwrap(), b"foob");
         assert!(decode("Zm9v!").is_none());
+        assert_eq!(decode_strict("Zm9vYg==").unwrap(), b"foob");
+        assert!(decode_strict("Zm9vYg").is_none(), "unpadded");
+        assert!(
+            decode_strict("Zm9vYh==").is_none(),
+            "non-zero trailing bits"
+        );
+        assert!(decode_strict("Zm 9v").is_none());
     }
 }
