@@ -1,11 +1,14 @@
 //! Pulling from a real registry (Debian's docker-registry) with real pushes (skopeo):
 //! platforms, pins, cache, basic auth, TLS with a test CA, resume after a cut or stalled
-//! connection, a full disk, and `berth image pull|prune` through a running agent.
+//! connection, a full disk, `berth image pull|prune` through a running agent, bearer tokens
+//! from a token service, and an agent killed in the middle of a pull.
 //! Needs root, docker-registry, skopeo, apache2-utils and openssl (scripts/setup).
 
 mod common;
 #[path = "common/registry.rs"]
 mod registry_support;
+#[path = "common/token_server.rs"]
+mod token_server;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -13,11 +16,12 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use berth::image::{ImageError, ImageStore, PullEvent, PullOptions, RegistryConfig};
-use common::{demo_image, TestAgent};
+use common::{demo_image, wait_for, TestAgent};
 use registry_support::{
-    demo_image_arm64, make_test_ca, multi_platform_layout, Fault, FaultProxy, RegistryOptions,
-    TestRegistry,
+    demo_image_arm64, demo_image_big, make_test_ca, multi_platform_layout, Fault, FaultProxy,
+    RegistryOptions, TestRegistry, TokenAuth,
 };
+use token_server::TokenServer;
 
 fn options(platform: &str) -> PullOptions {
     PullOptions {
@@ -164,7 +168,7 @@ fn picks_the_platform_from_an_index() {
 fn basic_auth_from_the_registries_file_or_pull_credentials() {
     let registry = TestRegistry::start(RegistryOptions {
         basic_auth: Some(("berth".into(), "s3cret".into())),
-        tls: None,
+        ..Default::default()
     });
     registry.push(
         demo_image(),
@@ -218,8 +222,8 @@ fn tls_registry_with_a_test_ca() {
     let certs = tempfile::tempdir().unwrap();
     let (ca, cert, key) = make_test_ca(certs.path());
     let registry = TestRegistry::start(RegistryOptions {
-        basic_auth: None,
         tls: Some((cert, key)),
+        ..Default::default()
     });
     let cert_dir = certs.path().join("skopeo");
     std::fs::create_dir(&cert_dir).unwrap();
@@ -411,5 +415,225 @@ fn pods_pull_their_image_and_report_pull_failures() {
             assert_eq!(pod["status"]["phase"], "Pending");
             (seen.contains("ErrImagePull") && seen.contains("ImagePullBackOff")).then_some(())
         },
+    );
+}
+
+fn pod_yaml(name: &str, image: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  terminationGracePeriodSeconds: 0\n  containers:\n    - name: main\n      image: {image}\n      command: [sleep, \"1000\"]\n"
+    )
+}
+
+/// Writes a registries file (owner-only, as credentials require) with a username and
+/// password for `host`.
+fn write_registries(path: &Path, host: &str, user: &str, password: &str) {
+    std::fs::write(
+        path,
+        format!("configs:\n  \"{host}\":\n    auth:\n      username: {user}\n      password: {password}\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+#[test]
+fn bearer_tokens_from_a_token_service() {
+    let tokens = TokenServer::start("berth", "t0ken-pass");
+    let registry = TestRegistry::start(RegistryOptions {
+        token_auth: Some(TokenAuth {
+            realm: tokens.realm(),
+            service: token_server::SERVICE.to_string(),
+            issuer: token_server::ISSUER.to_string(),
+            rootcertbundle: tokens.certificate(),
+        }),
+        ..Default::default()
+    });
+    // The push itself goes through the token flow: the registry accepted our signed token.
+    registry.push(
+        demo_image(),
+        "tokened:1",
+        &[
+            "--dest-tls-verify=false",
+            "--dest-creds",
+            "berth:t0ken-pass",
+        ],
+    );
+    assert!(
+        tokens
+            .requests()
+            .iter()
+            .any(|r| r.granted && r.target.contains("push")),
+        "{:?}",
+        tokens.requests()
+    );
+    let reference = format!("{}/tokened:1", registry.host());
+
+    // A wrong password: the token service refuses it and the pull fails, naming the
+    // registry; the agent keeps serving.
+    let files = tempfile::tempdir().unwrap();
+    let registries = files.path().join("registries.yaml");
+    write_registries(&registries, &registry.host(), "berth", "wrong");
+    let mut agent = TestAgent::start_with(&["--registries", registries.to_str().unwrap()]);
+    let refused = agent.berth(&["image", "pull", &reference]);
+    assert!(!refused.status.success());
+    let message = String::from_utf8_lossy(&refused.stderr).into_owned();
+    assert!(
+        message.contains(&format!("registry http://{}", registry.host()))
+            && message.contains("token service")
+            && message.contains("401"),
+        "{message}"
+    );
+    assert!(tokens.requests().iter().any(|r| !r.granted));
+    let pid = agent.pid().unwrap() as i32;
+    // SAFETY: signal 0 only checks that our own child process exists.
+    assert_eq!(unsafe { libc::kill(pid, 0) }, 0, "the agent is alive");
+    assert!(!agent.ok(&["image", "ls"]).contains(&reference));
+    assert!(agent.pods().is_empty());
+
+    // The right password (read at start): the pull and a pod using the image work.
+    write_registries(&registries, &registry.host(), "berth", "t0ken-pass");
+    agent.terminate();
+    agent.spawn();
+    let granted_before = tokens.requests().iter().filter(|r| r.granted).count();
+    let out = agent.ok(&["image", "pull", &reference]);
+    assert!(out.contains(&format!("pulled {reference}")), "{out}");
+    let granted = tokens.requests();
+    assert!(
+        granted.iter().filter(|r| r.granted).count() > granted_before
+            && granted
+                .iter()
+                .any(|r| r.granted && r.target.contains("tokened%3Apull")),
+        "{granted:?}"
+    );
+    assert!(agent
+        .apply_yaml(&pod_yaml("tokened", &reference))
+        .status
+        .success());
+    let running = agent.wait_running("tokened");
+    let image_id = running["status"]["containerStatuses"][0]["imageID"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        image_id.ends_with(&layout_manifest_digest(demo_image())),
+        "{image_id}"
+    );
+}
+
+/// Every `*.partial` file under `dir`, with its size.
+fn partial_files(dir: &Path) -> Vec<(std::path::PathBuf, u64)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(partial_files(&path));
+        } else if path.extension().is_some_and(|e| e == "partial") {
+            found.push((path.clone(), entry.metadata().map(|m| m.len()).unwrap_or(0)));
+        }
+    }
+    found
+}
+
+/// The references the store's reference files name.
+fn stored_references(images: &Path) -> Vec<String> {
+    files_in(&images.join("refs"))
+        .iter()
+        .filter_map(|name| std::fs::read(images.join("refs").join(name)).ok())
+        .filter_map(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        .filter_map(|info| info["reference"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn agent_killed_mid_pull_leaves_nothing_partial_and_recovers() {
+    let big = demo_image_big();
+    let registry = TestRegistry::start(RegistryOptions::default());
+    registry.push(big, "big:1", &["--dest-tls-verify=false"]);
+    let (layer, size) = demo_layer(big);
+    assert!(
+        size > 4 << 20,
+        "the layer is big enough to interrupt: {size}"
+    );
+    let proxy = FaultProxy::start(
+        registry.port,
+        &format!("blobs/{layer}"),
+        Fault::Stall(size / 4),
+    );
+    let mut agent = TestAgent::start();
+    // Objects that must survive the kill: a running pod and a namespace.
+    assert!(agent
+        .apply_yaml(&pod_yaml("steady", "busybox:1.35"))
+        .status
+        .success());
+    assert!(agent
+        .apply_yaml("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: kept\n")
+        .status
+        .success());
+    agent.wait_running("steady");
+
+    let image = format!("127.0.0.1:{}/big:1", proxy.port);
+    assert!(agent.apply_yaml(&pod_yaml("big", &image)).status.success());
+    let images = agent.state.path().join("images");
+    let tmp = images.join("tmp");
+    let layer_hex = &layer["sha256:".len()..];
+    // The layer's own partial file (the small config blob is downloaded the same way
+    // just before), with data in it: the stalled download is under way.
+    wait_for(Duration::from_secs(30), "a partial layer download", || {
+        partial_files(&tmp).into_iter().find(|(path, len)| {
+            *len > 0
+                && path
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(layer_hex))
+        })
+    });
+    agent.kill9();
+
+    let leftovers = files_in(&tmp);
+    assert!(
+        !leftovers.is_empty(),
+        "the killed pull left its staging dir"
+    );
+    let blobs = images.join("blobs/sha256");
+    assert!(
+        !blobs.join(layer_hex).exists(),
+        "no partial layer published"
+    );
+    assert!(partial_files(&blobs).is_empty(), "{:?}", files_in(&blobs));
+    let references = stored_references(&images);
+    assert!(
+        !references.iter().any(|r| r.contains("big")),
+        "{references:?}"
+    );
+
+    // The proxy's stall was one-shot: from here on it passes traffic.
+    agent.spawn();
+    // A longer wait than wait_running's: 8 MiB to fetch, verify and unpack in a debug
+    // build on a shared machine.
+    let running = agent.wait_phase("big", "Running", Duration::from_secs(90));
+    let digest = layout_manifest_digest(big);
+    let image_id = running["status"]["containerStatuses"][0]["imageID"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(image_id.ends_with(&digest), "{image_id} is {digest}");
+    assert!(agent.ok(&["image", "ls"]).contains(&image));
+    assert!(blobs.join(layer_hex).is_file());
+    for name in &leftovers {
+        assert!(!tmp.join(name).exists(), "{name} left in tmp after restart");
+    }
+    assert!(partial_files(&images).is_empty());
+    // The new agent downloaded the layer again from the start, through the proxy.
+    let layer_requests: Vec<String> = proxy
+        .requests()
+        .into_iter()
+        .filter(|r| r.contains(&format!("blobs/{layer}")))
+        .collect();
+    assert_eq!(layer_requests.len(), 2, "{layer_requests:?}");
+    assert!(!layer_requests[1].to_lowercase().contains("range:"));
+
+    // The SQLite store kept every other object.
+    agent.wait_running("steady");
+    assert_eq!(
+        agent.json(&["get", "namespace", "kept"])["metadata"]["name"],
+        "kept"
     );
 }

@@ -35,6 +35,17 @@ pub struct RegistryOptions {
     pub basic_auth: Option<(String, String)>,
     /// (certificate, key) PEM files.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// Bearer tokens from a token service instead of basic auth.
+    pub token_auth: Option<TokenAuth>,
+}
+
+/// The registry's `auth: token:` settings: where clients get tokens, and what a token must
+/// say (audience, issuer) and be signed by (a certificate in `rootcertbundle`).
+pub struct TokenAuth {
+    pub realm: String,
+    pub service: String,
+    pub issuer: String,
+    pub rootcertbundle: PathBuf,
 }
 
 /// A running registry; killed and its storage removed on drop.
@@ -73,6 +84,15 @@ impl TestRegistry {
             config.push_str(&format!(
                 "auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n",
                 htpasswd.display()
+            ));
+        }
+        if let Some(token) = &options.token_auth {
+            config.push_str(&format!(
+                "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
+                token.realm,
+                token.service,
+                token.issuer,
+                token.rootcertbundle.display()
             ));
         }
         let config_path = dir.path().join("config.yml");
@@ -125,6 +145,24 @@ pub fn demo_image_arm64() -> &'static Path {
             run(Command::new(root.join("scripts/build-demo-image"))
                 .arg(&out)
                 .args(["--arch", "arm64"])
+                .stdout(Stdio::null()));
+        }
+        out
+    })
+}
+
+/// The busybox layout plus 8 MiB of random filler in its layer: a download long enough
+/// to interrupt. Built once per test binary.
+pub fn demo_image_big() -> &'static Path {
+    static IMAGE: OnceLock<PathBuf> = OnceLock::new();
+    IMAGE.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let out = root.join("target").join("demo-image-filler8");
+        if !out.join("index.json").exists() {
+            let _ = std::fs::remove_dir_all(&out);
+            run(Command::new(root.join("scripts/build-demo-image"))
+                .arg(&out)
+                .args(["--filler", "8"])
                 .stdout(Stdio::null()));
         }
         out
