@@ -479,6 +479,7 @@ fn bearer_tokens_from_a_token_service() {
     assert!(
         message.contains(&format!("registry http://{}", registry.host()))
             && message.contains("token service")
+            && message.contains("rejected the credentials")
             && message.contains("401"),
         "{message}"
     );

@@ -175,11 +175,16 @@ impl RegistryClient {
                     .build()
                     .call()
                     .map_err(|e| self.error(format!("token service {url}: {e}")))?;
-                if !response.status().is_success() {
-                    return Err(self.error(format!(
-                        "token service {url} answered {}",
-                        response.status()
-                    )));
+                let status = response.status();
+                if status == 401 || status == 403 {
+                    let why = match credentials {
+                        Some(_) => "rejected the credentials",
+                        None => "needs credentials (none are configured for this registry)",
+                    };
+                    return Err(self.error(format!("token service {url} {why}: {status}")));
+                }
+                if !status.is_success() {
+                    return Err(self.error(format!("token service {url} answered {status}")));
                 }
                 let body = response
                     .body_mut()
