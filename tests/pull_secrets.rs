@@ -53,7 +53,10 @@ fn pods_pull_with_their_image_pull_secrets() {
     let agent = TestAgent::start();
 
     // Without a secret the registry refuses the anonymous pull.
-    assert!(agent.apply_yaml(&pod("anonymous", &image, &[])).status.success());
+    assert!(agent
+        .apply_yaml(&pod("anonymous", &image, &[]))
+        .status
+        .success());
     let message = wait_waiting(&agent, "anonymous", "ErrImagePull");
     assert!(message.contains("credentials"), "{message}");
 
@@ -90,7 +93,10 @@ fn pods_pull_with_their_image_pull_secrets() {
     let stored = agent.json(&["get", "secret", "regcred"]);
     assert!(stored.get("stringData").is_none(), "{stored:#}");
     let described = agent.ok(&["describe", "secret", "regcred"]);
-    assert!(!described.contains("s3cret"), "describe prints no values: {described}");
+    assert!(
+        !described.contains("s3cret"),
+        "describe prints no values: {described}"
+    );
 }
 
 #[test]
@@ -114,16 +120,24 @@ fn config_objects_validate_and_stay_immutable() {
     let refused = agent.apply_yaml(bad);
     assert!(!refused.status.success());
     let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert!(stderr.contains("data[token]: invalid base64 value"), "{stderr}");
+    assert!(
+        stderr.contains("data[token]: invalid base64 value"),
+        "{stderr}"
+    );
     assert!(!agent.berth(&["get", "secret", "bad"]).status.success());
 
     // Deleting the namespace takes its config maps and secrets with it.
     let ns = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: s\n  namespace: team\nstringData:\n  k: v\n";
     assert!(agent.apply_yaml(ns).status.success());
-    assert!(agent.ok(&["get", "secrets", "-n", "team"]).contains("Opaque"));
+    assert!(agent
+        .ok(&["get", "secrets", "-n", "team"])
+        .contains("Opaque"));
     agent.ok(&["delete", "namespace", "team"]);
     common::wait_for(Duration::from_secs(20), "namespace team gone", || {
         (!agent.berth(&["get", "namespace", "team"]).status.success()).then_some(())
     });
-    assert!(!agent.berth(&["get", "secret", "s", "-n", "team"]).status.success());
+    assert!(!agent
+        .berth(&["get", "secret", "s", "-n", "team"])
+        .status
+        .success());
 }

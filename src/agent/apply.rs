@@ -239,7 +239,8 @@ mod tests {
     #[test]
     fn immutable_objects_keep_their_payload() {
         let stored = json!({"immutable": true, "data": {"a": "x"}, "metadata": {"labels": {}}});
-        let relabelled = json!({"immutable": true, "data": {"a": "x"}, "metadata": {"labels": {"k": "v"}}});
+        let relabelled =
+            json!({"immutable": true, "data": {"a": "x"}, "metadata": {"labels": {"k": "v"}}});
         assert_eq!(immutable_change(&stored, &relabelled), None);
         let changed = json!({"immutable": true, "data": {"a": "y"}});
         assert_eq!(immutable_change(&stored, &changed), Some("data"));

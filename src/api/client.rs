@@ -1,8 +1,11 @@
-//! The blocking client the CLI uses to talk to an agent over its unix socket.
+//! The blocking client the CLI (and an agent, towards its coordinator) uses: HTTP/1.1
+//! over an agent's unix socket, or over TLS to a coordinator with a bearer token.
 
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use super::wire::{head_end, parse_head, MAX_HEAD_BYTES};
 
@@ -10,6 +13,8 @@ use super::wire::{head_end, parse_head, MAX_HEAD_BYTES};
 pub enum ApiError {
     #[error("cannot reach the agent at {}: {source} (is `berth agent` running?)", socket.display())]
     Connect { socket: PathBuf, source: io::Error },
+    #[error("cannot reach the coordinator at {url}: {source}")]
+    ConnectTls { url: String, source: io::Error },
     #[error("{context}: {source}")]
     Io { context: String, source: io::Error },
     #[error("invalid response from the agent: {reason}")]
@@ -21,15 +26,43 @@ pub enum ApiError {
     Server { url: String, reason: String },
 }
 
-/// A client for one agent socket. Each request opens a new connection.
+/// A client for one agent socket or one coordinator. Each request opens a new
+/// connection.
 #[derive(Clone, Debug)]
 pub struct Client {
-    socket: PathBuf,
+    target: Target,
 }
+
+#[derive(Clone)]
+enum Target {
+    Unix(PathBuf),
+    Tls {
+        url: String,
+        host: String,
+        port: u16,
+        config: Arc<rustls::ClientConfig>,
+        token: Option<String>,
+        timeout: Duration,
+    },
+}
+
+impl std::fmt::Debug for Target {
+    /// Never prints the token.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Unix(path) => write!(f, "Unix({})", path.display()),
+            Target::Tls { url, .. } => write!(f, "Tls({url})"),
+        }
+    }
+}
+
+/// What a request travels over.
+trait Connection: Read + Write + Send {}
+impl<T: Read + Write + Send> Connection for T {}
 
 /// A response whose head has been read and whose body is still on the wire.
 struct PendingBody {
-    stream: UnixStream,
+    stream: Box<dyn Connection>,
     status: u16,
     content_length: Option<u64>,
     /// Body bytes that arrived together with the head.
@@ -39,8 +72,41 @@ struct PendingBody {
 impl Client {
     pub fn new(socket: impl Into<PathBuf>) -> Client {
         Client {
-            socket: socket.into(),
+            target: Target::Unix(socket.into()),
         }
+    }
+
+    /// A client for a coordinator at `https://host:port`, trusting only `config`'s roots
+    /// and sending `token` as a bearer credential. `timeout` bounds connecting and each
+    /// read (a long poll needs a longer one than a plain request).
+    pub fn https(
+        url: &str,
+        config: Arc<rustls::ClientConfig>,
+        token: Option<String>,
+        timeout: Duration,
+    ) -> Result<Client, ApiError> {
+        let (host, port) = split_https_url(url).map_err(|reason| ApiError::Server {
+            url: url.to_string(),
+            reason,
+        })?;
+        Ok(Client {
+            target: Target::Tls {
+                url: url.trim_end_matches('/').to_string(),
+                host,
+                port,
+                config,
+                token,
+                timeout,
+            },
+        })
+    }
+
+    /// The same client with another per-read timeout (unix sockets have none).
+    pub fn with_timeout(mut self, new: Duration) -> Client {
+        if let Target::Tls { timeout, .. } = &mut self.target {
+            *timeout = new;
+        }
+        self
     }
 
     /// Accepts `unix:///path/berth.sock` or a bare absolute socket path.
@@ -49,9 +115,14 @@ impl Client {
             url: url.to_string(),
             reason: reason.to_string(),
         };
-        if url.starts_with("https://") || url.starts_with("http://") {
+        if url.starts_with("https://") {
             return Err(unsupported(
-                "coordinators are not supported yet; use unix:///path/to/berth.sock to talk to an agent",
+                "a coordinator needs its CA and a token: pass --config FILE (or set BERTH_CONFIG) with the admin.config the coordinator wrote",
+            ));
+        }
+        if url.starts_with("http://") {
+            return Err(unsupported(
+                "plain HTTP is not served; coordinators use https:// and agents unix://",
             ));
         }
         let path = url.strip_prefix("unix://").unwrap_or(url);
@@ -63,8 +134,12 @@ impl Client {
         Ok(Client::new(path))
     }
 
-    pub fn socket(&self) -> &Path {
-        &self.socket
+    /// The agent socket, for a unix-socket client.
+    pub fn socket(&self) -> Option<&Path> {
+        match &self.target {
+            Target::Unix(path) => Some(path),
+            Target::Tls { .. } => None,
+        }
     }
 
     /// Sends a request with an optional JSON body and returns the status and JSON body
@@ -114,9 +189,38 @@ impl Client {
     }
 
     fn io_error(&self, source: io::Error) -> ApiError {
-        ApiError::Io {
-            context: format!("talking to the agent at {}", self.socket.display()),
-            source,
+        let context = match &self.target {
+            Target::Unix(path) => format!("talking to the agent at {}", path.display()),
+            Target::Tls { url, .. } => format!("talking to the coordinator at {url}"),
+        };
+        ApiError::Io { context, source }
+    }
+
+    fn connect(&self) -> Result<Box<dyn Connection>, ApiError> {
+        match &self.target {
+            Target::Unix(path) => match UnixStream::connect(path) {
+                Ok(stream) => Ok(Box::new(stream)),
+                Err(source) => Err(ApiError::Connect {
+                    socket: path.clone(),
+                    source,
+                }),
+            },
+            Target::Tls {
+                url,
+                host,
+                port,
+                config,
+                timeout,
+                ..
+            } => {
+                match crate::coordinator::tls::connect(host, *port, Arc::clone(config), *timeout) {
+                    Ok(stream) => Ok(Box::new(stream)),
+                    Err(source) => Err(ApiError::ConnectTls {
+                        url: url.clone(),
+                        source,
+                    }),
+                }
+            }
         }
     }
 
@@ -132,11 +236,14 @@ impl Client {
                 reason: format!("invalid request path {target:?}"),
             });
         }
-        let mut stream = UnixStream::connect(&self.socket).map_err(|source| ApiError::Connect {
-            socket: self.socket.clone(),
-            source,
-        })?;
+        let mut stream = self.connect()?;
         let mut request = format!("{method} {target} HTTP/1.1\r\nHost: localhost\r\nUser-Agent: berth\r\nConnection: close\r\n");
+        if let Target::Tls {
+            token: Some(token), ..
+        } = &self.target
+        {
+            request.push_str(&format!("Authorization: Bearer {token}\r\n"));
+        }
         if let Some(body) = body {
             request.push_str(&format!(
                 "Content-Type: application/json\r\nContent-Length: {}\r\n",
@@ -164,7 +271,7 @@ impl Client {
         self.read_head(stream)
     }
 
-    fn read_head(&self, mut stream: UnixStream) -> Result<PendingBody, ApiError> {
+    fn read_head(&self, mut stream: Box<dyn Connection>) -> Result<PendingBody, ApiError> {
         let mut buf = Vec::with_capacity(1024);
         let mut chunk = [0u8; 4096];
         let end = loop {
@@ -251,6 +358,32 @@ impl Client {
     }
 }
 
+/// `https://host[:port][/]` → (host, port); the port defaults to 6443 like k3s.
+fn split_https_url(url: &str) -> Result<(String, u16), String> {
+    let rest = url
+        .strip_prefix("https://")
+        .ok_or("a coordinator URL starts with https://")?;
+    let authority = rest.trim_end_matches('/');
+    if authority.is_empty() || authority.contains('/') || authority.contains('@') {
+        return Err("expected https://host:port".to_string());
+    }
+    // `[::1]:6443` or `host:6443` or `host`.
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, port)) if !port.contains(']') => {
+            let port = port
+                .parse::<u16>()
+                .map_err(|_| format!("invalid port {port:?}"))?;
+            (host, port)
+        }
+        _ => (authority, 6443),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err("expected https://host:port".to_string());
+    }
+    Ok((host.to_string(), port))
+}
+
 /// Turns an error response into `ApiError::Status`, taking the message from a
 /// Kubernetes Status body when there is one.
 fn status_error(code: u16, body: &[u8]) -> ApiError {
@@ -275,17 +408,34 @@ mod tests {
     #[test]
     fn server_urls() {
         let client = Client::from_server_url("unix:///var/lib/berth/berth.sock").unwrap();
-        assert_eq!(client.socket(), Path::new("/var/lib/berth/berth.sock"));
-        let client = Client::from_server_url("/tmp/x.sock").unwrap();
-        assert_eq!(client.socket(), Path::new("/tmp/x.sock"));
-        let err = Client::from_server_url("https://coord:6443").unwrap_err();
-        assert!(
-            err.to_string()
-                .contains("coordinators are not supported yet"),
-            "{err}"
+        assert_eq!(
+            client.socket(),
+            Some(Path::new("/var/lib/berth/berth.sock"))
         );
+        let client = Client::from_server_url("/tmp/x.sock").unwrap();
+        assert_eq!(client.socket(), Some(Path::new("/tmp/x.sock")));
+        let err = Client::from_server_url("https://coord:6443").unwrap_err();
+        assert!(err.to_string().contains("--config"), "{err}");
         assert!(Client::from_server_url("unix://relative.sock").is_err());
         assert!(Client::from_server_url("berth.sock").is_err());
+    }
+
+    #[test]
+    fn https_urls() {
+        let ok = |url: &str| split_https_url(url).unwrap();
+        assert_eq!(ok("https://coord:7443"), ("coord".to_string(), 7443));
+        assert_eq!(ok("https://10.0.0.1/"), ("10.0.0.1".to_string(), 6443));
+        assert_eq!(ok("https://[::1]:6443"), ("::1".to_string(), 6443));
+        assert_eq!(ok("https://[fe80::1]"), ("fe80::1".to_string(), 6443));
+        for bad in [
+            "http://x",
+            "https://",
+            "https://x:99999",
+            "https://x/api",
+            "https://u@x",
+        ] {
+            assert!(split_https_url(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -3,14 +3,18 @@
 //! One request per connection: the server reads a request, runs the handler, writes the
 //! response (sized, or streamed until it closes the connection) and closes. That keeps
 //! the protocol free of keep-alive and chunked-encoding state.
+//!
+//! The same code serves an agent's unix socket and a coordinator's TLS port: everything
+//! after accepting works on any async byte stream.
 
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use smol::io::{AsyncReadExt, AsyncWriteExt};
-use smol::net::unix::{UnixListener, UnixStream};
+use smol::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use smol::net::unix::UnixListener;
+use smol::net::TcpListener;
 use smol::stream::{Stream, StreamExt};
 
 use super::wire::{
@@ -123,6 +127,47 @@ impl Default for ServerConfig {
     }
 }
 
+/// Serves HTTPS on `listener` forever: each connection does its TLS handshake (bounded by
+/// the request timeout) on its own task, then is served like a unix-socket connection.
+pub async fn serve_tls<H, F>(
+    listener: TcpListener,
+    acceptor: futures_rustls::TlsAcceptor,
+    config: ServerConfig,
+    handler: H,
+) -> io::Result<()>
+where
+    H: Fn(Request) -> F + Send + Sync + 'static,
+    F: std::future::Future<Output = Response> + Send + 'static,
+{
+    let handler = Arc::new(handler);
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let handler = Arc::clone(&handler);
+                let acceptor = acceptor.clone();
+                smol::spawn(async move {
+                    let _ = stream.set_nodelay(true);
+                    let handshake = async { acceptor.accept(stream).await.map(Some) };
+                    let timeout = async {
+                        smol::Timer::after(config.request_timeout).await;
+                        Ok(None)
+                    };
+                    match smol::future::or(handshake, timeout).await {
+                        Ok(Some(tls)) => handle_connection(tls, config, &*handler).await,
+                        Ok(None) => log::debug!("api: TLS handshake from {peer} timed out"),
+                        Err(err) => log::info!("api: TLS handshake from {peer} failed: {err}"),
+                    }
+                })
+                .detach();
+            }
+            Err(err) => {
+                log::warn!("api: accepting a connection failed: {err}");
+                smol::Timer::after(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
 /// Serves requests on `listener` forever with the default limits.
 pub async fn serve<H, F>(listener: UnixListener, handler: H) -> io::Result<()>
 where
@@ -160,8 +205,9 @@ where
     }
 }
 
-async fn handle_connection<H, F>(mut stream: UnixStream, config: ServerConfig, handler: &H)
+async fn handle_connection<S, H, F>(mut stream: S, config: ServerConfig, handler: &H)
 where
+    S: AsyncRead + AsyncWrite + Unpin,
     H: Fn(Request) -> F,
     F: std::future::Future<Output = Response>,
 {
@@ -200,7 +246,7 @@ where
 /// sending until it closes (bounded in bytes and time). Closing a unix socket with
 /// unread data makes the peer's reads fail with ECONNRESET, which would hide our error
 /// response from a client that reads until end of file.
-async fn linger(stream: &mut UnixStream) {
+async fn linger<S: AsyncRead + Unpin>(stream: &mut S) {
     const MAX_DISCARD: usize = 1024 * 1024;
     const MAX_WAIT: Duration = Duration::from_secs(2);
     let discard = async {
@@ -219,7 +265,10 @@ async fn linger(stream: &mut UnixStream) {
     .await;
 }
 
-async fn read_request(stream: &mut UnixStream, max_body: usize) -> Result<Request, HttpError> {
+async fn read_request<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    max_body: usize,
+) -> Result<Request, HttpError> {
     let io_error = |source| HttpError::Io {
         context: "reading the request".to_string(),
         source,
@@ -296,7 +345,10 @@ async fn read_request(stream: &mut UnixStream, max_body: usize) -> Result<Reques
     })
 }
 
-async fn write_response(stream: &mut UnixStream, response: Response) -> io::Result<()> {
+async fn write_response<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    response: Response,
+) -> io::Result<()> {
     let mut head = format!(
         "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nConnection: close\r\n",
         response.status,

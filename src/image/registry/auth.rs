@@ -2,8 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::model::base64;
 use super::config::Credentials;
+use crate::model::base64;
 
 /// A parsed challenge: the scheme (lowercase) and its parameters (lowercase keys).
 #[derive(Debug, PartialEq)]

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::model::base64;
 use crate::image::ImageError;
+use crate::model::base64;
 
 /// Docker Hub's registry name in references, and where its API really lives.
 const DOCKER_HUB: &str = "docker.io";
