@@ -42,7 +42,7 @@ fn wait_waiting(agent: &TestAgent, name: &str, reason: &str) -> String {
 fn pods_pull_with_their_image_pull_secrets() {
     let registry = TestRegistry::start(RegistryOptions {
         basic_auth: Some(("berth".into(), "s3cret".into())),
-        tls: None,
+        ..Default::default()
     });
     registry.push(
         demo_image(),
