@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::Agent;
 use crate::api::types::{ApplyItem, ApplyRequest, ApplyResult, ManifestFile};
 use crate::model::{parse_manifests, Kind, Object};
-use crate::store::{Key, PutOutcome};
+use crate::store::{Key, PutOutcome, Store};
 
 /// A failure to show to the client: HTTP code, Kubernetes reason and message.
 #[derive(Debug)]
@@ -104,8 +104,18 @@ pub fn apply(
     request: &ApplyRequest,
     source: Option<&str>,
 ) -> Result<ApplyResult, Refusal> {
+    let result = apply_to_store(&mut agent.store(), request, source)?;
+    agent.wake();
+    Ok(result)
+}
+
+/// [`apply`] on any store: the coordinator applies the same way.
+pub fn apply_to_store(
+    store: &mut Store,
+    request: &ApplyRequest,
+    source: Option<&str>,
+) -> Result<ApplyResult, Refusal> {
     let objects = parse_request(request)?;
-    let mut store = agent.store();
     let mut known: HashSet<String> = HashSet::new();
     for record in store.list("Namespace", None)? {
         let terminating = record
@@ -157,8 +167,6 @@ pub fn apply(
         return Err(Refusal::invalid(frozen.join("\n")));
     }
     let outcomes = store.put_all(values, source)?;
-    drop(store);
-    agent.wake();
     let items = outcomes
         .into_iter()
         .map(|(record, outcome)| ApplyItem {
@@ -194,8 +202,14 @@ pub fn delete_manifests(agent: &Agent, request: &ApplyRequest) -> Result<ApplyRe
 /// garbage collection); pods and namespaces are marked and go once their containers have
 /// stopped. Keys that do not exist are skipped.
 pub fn delete_keys(agent: &Agent, keys: &[Key]) -> Result<ApplyResult, Refusal> {
+    let result = delete_keys_in_store(&mut agent.store(), keys)?;
+    agent.wake();
+    Ok(result)
+}
+
+/// [`delete_keys`] on any store.
+pub fn delete_keys_in_store(store: &mut Store, keys: &[Key]) -> Result<ApplyResult, Refusal> {
     let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    let mut store = agent.store();
     let mut immediate = Vec::new();
     let mut marked = Vec::new();
     let mut items = Vec::new();
@@ -226,9 +240,17 @@ pub fn delete_keys(agent: &Agent, keys: &[Key]) -> Result<ApplyResult, Refusal> 
     if !marked.is_empty() {
         store.put_all(marked, None)?;
     }
-    drop(store);
-    agent.wake();
     Ok(ApplyResult { items })
+}
+
+/// The `default` namespace always exists, as in Kubernetes (written once, on first start).
+pub fn ensure_default_namespace(agent: &Agent) -> anyhow::Result<()> {
+    let mut store = agent.store();
+    if store.get("Namespace", "", "default")?.is_none() {
+        let ns = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}});
+        store.put_all(vec![ns], None)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -249,14 +271,4 @@ mod tests {
         let mutable = json!({"data": {"a": "x"}});
         assert_eq!(immutable_change(&mutable, &changed), None);
     }
-}
-
-/// The `default` namespace always exists, as in Kubernetes (written once, on first start).
-pub fn ensure_default_namespace(agent: &Agent) -> anyhow::Result<()> {
-    let mut store = agent.store();
-    if store.get("Namespace", "", "default")?.is_none() {
-        let ns = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}});
-        store.put_all(vec![ns], None)?;
-    }
-    Ok(())
 }

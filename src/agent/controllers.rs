@@ -14,6 +14,7 @@ use super::deployments::{name_suffix, new_pod, plan_deployment};
 use super::instance::Instance;
 use super::reconcile::stored_pods;
 use super::Agent;
+use crate::api::fleet::FLEET_UID_ANNOTATION;
 use crate::model::{pod_template_hash, Deployment, Namespace, Object, Pod};
 use crate::store::Key;
 
@@ -108,8 +109,13 @@ pub fn run(
         }
     }
 
-    // Garbage collection: pods controlled by a Deployment that no longer exists.
+    // Garbage collection: pods controlled by a Deployment that no longer exists. Pods
+    // from a coordinator are owned by Deployments that live only there; the coordinator
+    // removes them from this node's assignments when their owner goes.
     for pod in &pods {
+        if pod.metadata.annotations.contains_key(FLEET_UID_ANNOTATION) {
+            continue;
+        }
         let orphaned = pod.metadata.owner_references.iter().any(|o| {
             o.controller == Some(true)
                 && o.kind == "Deployment"

@@ -9,12 +9,15 @@
 //! Threads: the smol executor serves the API and waits on exit notifiers (pidfds of the
 //! shims); reconcile passes and their steps run on smol's blocking pool. Nothing in this
 //! process forks without exec: containers are started by `berth shim` processes.
+//! A board in a fleet (`--join`, or a saved `fleet.json`) has two more plain threads
+//! with blocking clients towards its coordinator (`fleet`).
 
-mod apply;
+pub mod apply;
 mod board;
 mod controllers;
-mod deployments;
+pub mod deployments;
 mod exec;
+mod fleet;
 mod instance;
 mod logs;
 mod manifests;
@@ -39,6 +42,7 @@ use crate::image::{ImageStore, RegistryConfig};
 use crate::runtime::{LibcontainerRuntime, Runtime, RuntimeConfig};
 use crate::store::Store;
 
+pub use fleet::FleetJoin;
 pub use plan::Backoff;
 pub use status::StartFailure;
 
@@ -54,6 +58,9 @@ pub struct AgentOptions {
     pub board: Option<PathBuf>,
     /// Registry settings (`--registries`, k3s `registries.yaml`); `None`: no settings.
     pub registries: Option<PathBuf>,
+    /// `--join URL --token TOKEN`: join this coordinator unless `fleet.json` says this
+    /// board already has.
+    pub join: Option<FleetJoin>,
 }
 
 /// Log files of one container instance are capped at this size, and this many files are
@@ -152,14 +159,18 @@ impl Agent {
 }
 
 /// Runs the agent until SIGTERM or SIGINT. Containers keep running when it stops.
-pub fn run(options: AgentOptions) -> anyhow::Result<()> {
+pub fn run(mut options: AgentOptions) -> anyhow::Result<()> {
+    let mut profile = None;
     if let Some(path) = &options.board {
-        let (profile, warnings) = board::load_and_check(path)?;
-        log::info!("board profile {} ({})", profile.name, profile.model);
+        let (loaded, warnings) = board::load_and_check(path)?;
+        log::info!("board profile {} ({})", loaded.name, loaded.model);
         for warning in warnings {
             log::warn!("{warning}");
         }
+        profile = Some(loaded);
     }
+    // Before anything else uses the node name: a joined board keeps the name it joined as.
+    let fleet_setup = fleet::prepare(&mut options)?;
     // Block the shutdown signals before any thread starts, so that only the signal
     // thread receives them (children get a clean mask from std's spawn).
     let mut signals = nix::sys::signal::SigSet::empty();
@@ -191,6 +202,7 @@ pub fn run(options: AgentOptions) -> anyhow::Result<()> {
     );
 
     let (stop_tx, stop_rx) = smol::channel::bounded::<()>(1);
+    let fleet_stop = stop_tx.clone();
     std::thread::Builder::new()
         .name("signals".to_owned())
         .spawn(move || {
@@ -214,8 +226,16 @@ pub fn run(options: AgentOptions) -> anyhow::Result<()> {
     })
     .detach();
 
+    let fleet = match fleet_setup {
+        Some(setup) => Some(fleet::start(&agent, setup, profile, fleet_stop)?),
+        None => None,
+    };
+
     smol::block_on(reconcile::run_loop(agent.clone(), wake_rx, stop_rx));
     let _ = std::fs::remove_file(&socket_path);
+    if let Some(reason) = fleet.and_then(|fleet| fleet.failure()) {
+        bail!("{reason}");
+    }
     log::info!("agent stopped");
     Ok(())
 }

@@ -7,7 +7,9 @@
 //! general-purpose HTTP stack out of a binary meant for a Pi Zero.
 
 pub mod client;
+pub mod config;
 pub mod files;
+pub mod fleet;
 pub mod frames;
 pub mod http;
 pub mod types;

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::GlobalOptions;
-use crate::agent::AgentOptions;
+use crate::agent::{AgentOptions, FleetJoin};
+use crate::coordinator::tokens::JoinToken;
 
 #[derive(clap::Args, Debug)]
 pub struct AgentArgs {
@@ -32,7 +33,17 @@ pub struct AgentArgs {
     /// Registry mirrors, credentials and TLS (k3s registries.yaml format)
     #[arg(long, value_name = "FILE", default_value = DEFAULT_REGISTRIES)]
     pub registries: PathBuf,
+    /// Join the coordinator at this address (https://host:port); needs --token
+    #[arg(long, value_name = "URL")]
+    pub join: Option<String>,
+    /// Join token from `berth token create` (or env BERTH_TOKEN); used with --join
+    #[arg(long, value_name = "TOKEN")]
+    pub token: Option<String>,
 }
+
+/// Where the join token may come from instead of the command line, which other users of
+/// the machine can read in the process list.
+const TOKEN_ENV: &str = "BERTH_TOKEN";
 
 /// The registries file read when `--registries` is not given; it may be absent.
 const DEFAULT_REGISTRIES: &str = "/etc/berth/registries.yaml";
@@ -45,6 +56,7 @@ pub fn run(_global: &GlobalOptions, args: AgentArgs) -> anyhow::Result<()> {
     let seconds = |s: f64, what: &str| -> anyhow::Result<Duration> {
         Duration::try_from_secs_f64(s).map_err(|_| anyhow::anyhow!("invalid {what} {s}"))
     };
+    let join = join_options(args.join, args.token, std::env::var(TOKEN_ENV).ok())?;
     let options = AgentOptions {
         state_dir: args.state_dir,
         manifests_dir: args.manifests,
@@ -61,6 +73,63 @@ pub fn run(_global: &GlobalOptions, args: AgentArgs) -> anyhow::Result<()> {
         } else {
             Some(args.registries)
         },
+        join,
     };
     crate::agent::run(options)
+}
+
+/// `--join` and `--token` go together; the token may also come from the environment
+/// (only when `--join` is given, so a stray variable never makes a standalone agent fail).
+fn join_options(
+    server: Option<String>,
+    token: Option<String>,
+    token_from_env: Option<String>,
+) -> anyhow::Result<Option<FleetJoin>> {
+    let (server, token) = match (server, token) {
+        (None, None) => return Ok(None),
+        (None, Some(_)) => anyhow::bail!("--token needs --join URL"),
+        (Some(server), Some(token)) => (server, token),
+        (Some(server), None) => match token_from_env.filter(|t| !t.trim().is_empty()) {
+            Some(token) => (server, token),
+            None => anyhow::bail!("--join needs --token TOKEN (or {TOKEN_ENV} in the environment)"),
+        },
+    };
+    if !server.starts_with("https://") {
+        anyhow::bail!("--join {server:?}: a coordinator address starts with https://");
+    }
+    let token =
+        JoinToken::parse(&token).map_err(|err| anyhow::anyhow!("invalid join token: {err}"))?;
+    Ok(Some(FleetJoin { server, token }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOKEN: &str =
+        "K10aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa::abc123.secret";
+
+    #[test]
+    fn join_and_token_go_together() {
+        assert!(join_options(None, None, Some(TOKEN.into()))
+            .unwrap()
+            .is_none());
+        let join = join_options(Some("https://coord:6443".into()), Some(TOKEN.into()), None)
+            .unwrap()
+            .unwrap();
+        assert_eq!(join.server, "https://coord:6443");
+        assert_eq!(join.token.id, "abc123");
+        let from_env = join_options(Some("https://coord".into()), None, Some(TOKEN.into()));
+        assert_eq!(from_env.unwrap().unwrap().token.secret, "secret");
+        let err = join_options(Some("https://coord".into()), None, None).unwrap_err();
+        assert!(err.to_string().contains("--join needs --token"), "{err}");
+        let err = join_options(None, Some(TOKEN.into()), None).unwrap_err();
+        assert!(err.to_string().contains("--token needs --join"), "{err}");
+        let err = join_options(Some("coord:6443".into()), Some(TOKEN.into()), None).unwrap_err();
+        assert!(err.to_string().contains("https://"), "{err}");
+        let bad = "K10xyz::abc.s3cr3tvalue";
+        let err = join_options(Some("https://coord".into()), Some(bad.into()), None).unwrap_err();
+        assert!(err.to_string().starts_with("invalid join token"), "{err}");
+        assert!(!err.to_string().contains("s3cr3tvalue"), "{err}");
+    }
 }

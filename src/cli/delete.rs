@@ -62,6 +62,13 @@ pub fn run(global: &GlobalOptions, args: DeleteArgs) -> anyhow::Result<()> {
         if names.is_empty() {
             bail!("name the {kind} to delete");
         }
+        if super::get::is_node_kind(kind) {
+            for name in names {
+                call(&client, "DELETE", &super::get::node_path(Some(name)), None)?;
+                println!("node \"{name}\" deleted");
+            }
+            return Ok(());
+        }
         let kind = parse_kind(kind)?;
         let mut deleted = Vec::new();
         for name in names {

@@ -16,6 +16,17 @@ pub struct DescribeArgs {
 }
 
 pub fn run(global: &GlobalOptions, args: DescribeArgs) -> anyhow::Result<()> {
+    if super::get::is_node_kind(&args.kind) {
+        let client = global.client()?;
+        let node = call(
+            &client,
+            "GET",
+            &super::get::node_path(Some(&args.name)),
+            None,
+        )?;
+        print!("{}", describe_node(&node));
+        return Ok(());
+    }
     let kind = parse_kind(&args.kind)?;
     let client = global.client()?;
     let object = call(
@@ -26,6 +37,73 @@ pub fn run(global: &GlobalOptions, args: DescribeArgs) -> anyhow::Result<()> {
     )?;
     print!("{}", describe(kind, &object));
     Ok(())
+}
+
+fn describe_node(node: &Value) -> String {
+    let mut out = String::new();
+    field(&mut out, 0, "Name", str_at(node, &["metadata", "name"]));
+    field(
+        &mut out,
+        0,
+        "Labels",
+        map_lines(at(node, &["metadata", "labels"])),
+    );
+    field(
+        &mut out,
+        0,
+        "Annotations",
+        map_lines(at(node, &["metadata", "annotations"])),
+    );
+    field(
+        &mut out,
+        0,
+        "CreationTimestamp",
+        str_at(node, &["metadata", "creationTimestamp"]),
+    );
+    field(
+        &mut out,
+        0,
+        "Unschedulable",
+        at(node, &["spec", "unschedulable"])
+            .as_bool()
+            .unwrap_or(false),
+    );
+    out.push_str("Conditions:\n");
+    for condition in at(node, &["status", "conditions"])
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        out.push_str(&format!(
+            "  {}  {}  {}  {}  {}\n",
+            str_at(condition, &["type"]),
+            str_at(condition, &["status"]),
+            str_at(condition, &["lastHeartbeatTime"]),
+            str_at(condition, &["reason"]),
+            str_at(condition, &["message"]),
+        ));
+    }
+    for section in ["capacity", "allocatable"] {
+        let mut title = section.to_owned();
+        title[..1].make_ascii_uppercase();
+        out.push_str(&format!("{title}:\n"));
+        for (key, value) in at(node, &["status", section])
+            .as_object()
+            .into_iter()
+            .flatten()
+        {
+            out.push_str(&format!("  {key}:  {}\n", value.as_str().unwrap_or("")));
+        }
+    }
+    out.push_str("System Info:\n");
+    for (key, value) in at(node, &["status", "nodeInfo"])
+        .as_object()
+        .into_iter()
+        .flatten()
+    {
+        field(&mut out, 2, key, value.as_str().unwrap_or(""));
+    }
+    out
 }
 
 fn field(out: &mut String, indent: usize, name: &str, value: impl std::fmt::Display) {

@@ -26,7 +26,22 @@ pub fn parse_kind(s: &str) -> anyhow::Result<Kind> {
     })
 }
 
+/// Nodes exist only at a coordinator and are not a manifest kind.
+pub fn is_node_kind(s: &str) -> bool {
+    matches!(s.to_ascii_lowercase().as_str(), "node" | "nodes" | "no")
+}
+
+pub fn node_path(name: Option<&str>) -> String {
+    match name {
+        Some(name) => format!("/api/v1/nodes/{}", percent_encode(name)),
+        None => "/api/v1/nodes".to_string(),
+    }
+}
+
 pub fn run(global: &GlobalOptions, args: GetArgs) -> anyhow::Result<()> {
+    if is_node_kind(&args.kind) {
+        return get_nodes(global, args.name.as_deref());
+    }
     let kind = parse_kind(&args.kind)?;
     let format = global.output_format()?;
     let client = global.client()?;
@@ -70,6 +85,75 @@ pub fn run(global: &GlobalOptions, args: GetArgs) -> anyhow::Result<()> {
                 .context("cannot print the table")
         }
     }
+}
+
+fn get_nodes(global: &GlobalOptions, name: Option<&str>) -> anyhow::Result<()> {
+    let format = global.output_format()?;
+    let client = global.client()?;
+    let mut path = node_path(name);
+    if let (None, Some(selector)) = (name, &global.selector) {
+        path.push_str(&format!("?labelSelector={}", percent_encode(selector)));
+    }
+    let value = call(&client, "GET", &path, None)?;
+    match format {
+        Format::Json | Format::Yaml => print_document(format, &value),
+        Format::Table | Format::Wide => {
+            let items = match value.get("items").and_then(Value::as_array) {
+                Some(items) => items.clone(),
+                None => vec![value],
+            };
+            if items.is_empty() {
+                eprintln!("No resources found.");
+                return Ok(());
+            }
+            let wide = format == Format::Wide;
+            let mut header = vec!["NAME", "STATUS", "ROLES", "AGE", "VERSION"];
+            if wide {
+                header.extend(["ARCH", "OS-IMAGE", "KERNEL-VERSION", "INSTANCE-TYPE"]);
+            }
+            let rows: Vec<Vec<String>> = items.iter().map(|n| node_row(n, wide)).collect();
+            print_columns(&header, &rows);
+            Ok(())
+        }
+    }
+}
+
+/// `Ready`, `NotReady` or `Unknown`, with `,SchedulingDisabled` when cordoned.
+fn node_row(node: &Value, wide: bool) -> Vec<String> {
+    let ready = at(node, &["status", "conditions"])
+        .as_array()
+        .and_then(|c| c.iter().find(|c| str_at(c, &["type"]) == "Ready"))
+        .map(|c| str_at(c, &["status"]).to_owned())
+        .unwrap_or_default();
+    let mut status = match ready.as_str() {
+        "True" => "Ready".to_owned(),
+        "False" => "NotReady".to_owned(),
+        _ => "Unknown".to_owned(),
+    };
+    if at(node, &["spec", "unschedulable"]) == &Value::Bool(true) {
+        status.push_str(",SchedulingDisabled");
+    }
+    let mut row = vec![
+        str_at(node, &["metadata", "name"]).to_owned(),
+        status,
+        "<none>".to_owned(),
+        age(str_at(node, &["metadata", "creationTimestamp"])),
+        str_at(node, &["status", "nodeInfo", "kubeletVersion"]).to_owned(),
+    ];
+    if wide {
+        let label = |key: &str| {
+            at(node, &["metadata", "labels"])
+                .get(key)
+                .and_then(Value::as_str)
+                .unwrap_or("<none>")
+                .to_owned()
+        };
+        row.push(label("kubernetes.io/arch"));
+        row.push(str_at(node, &["status", "nodeInfo", "osImage"]).to_owned());
+        row.push(str_at(node, &["status", "nodeInfo", "kernelVersion"]).to_owned());
+        row.push(label("node.kubernetes.io/instance-type"));
+    }
+    row
 }
 
 pub fn print_table(

@@ -1,19 +1,23 @@
 //! The `berth` command line: one file per verb, kubectl habits.
 //!
-//! Every verb but `agent`, `shim` and `version` is a thin client of the resource API
-//! served by an agent (or, later, a coordinator). Errors surface here as one line on
+//! Every verb but `agent`, `coordinator`, `shim` and `version` is a thin client of the
+//! resource API served by an agent (unix socket) or a coordinator (HTTPS, `--config`). Errors surface here as one line on
 //! stderr and a non-zero exit code.
 
 mod agent;
 mod apply;
+mod coordinator;
+mod cordon;
 mod delete;
 mod describe;
+mod drain;
 mod exec;
 mod get;
 mod image;
 mod logs;
 mod output;
 mod scale;
+mod token;
 mod version;
 
 use anyhow::Context;
@@ -43,6 +47,9 @@ pub struct GlobalOptions {
     /// Agent or coordinator to talk to: unix:///path/berth.sock or https://host:port
     #[arg(long, global = true, env = "BERTH_SERVER")]
     pub server: Option<String>,
+    /// Client config written by a coordinator (its admin.config): server, CA and token
+    #[arg(long, global = true, env = "BERTH_CONFIG", value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
     /// Namespace of the objects
     #[arg(short = 'n', long, global = true)]
     pub namespace: Option<String>,
@@ -61,6 +68,17 @@ pub struct GlobalOptions {
 pub enum Command {
     /// Run the agent of this board
     Agent(agent::AgentArgs),
+    /// Run the fleet coordinator
+    Coordinator(coordinator::CoordinatorArgs),
+    /// Manage join tokens (coordinator)
+    #[command(subcommand)]
+    Token(token::TokenCommand),
+    /// Mark a node unschedulable (coordinator)
+    Cordon(cordon::CordonArgs),
+    /// Mark a node schedulable again (coordinator)
+    Uncordon(cordon::CordonArgs),
+    /// Cordon a node and evict its pods (coordinator)
+    Drain(drain::DrainArgs),
     /// Create or update objects from manifests
     Apply(apply::ApplyArgs),
     /// List objects
@@ -101,12 +119,17 @@ pub fn main() -> i32 {
             return err.exit_code();
         }
     };
-    if matches!(cli.command, Command::Agent(_)) {
+    if matches!(cli.command, Command::Agent(_) | Command::Coordinator(_)) {
         // Lifecycle lines at info by default; RUST_LOG overrides.
         env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     }
     let result = match cli.command {
         Command::Agent(args) => agent::run(&cli.global, args),
+        Command::Coordinator(args) => coordinator::run(args),
+        Command::Token(cmd) => token::run(&cli.global, cmd),
+        Command::Cordon(args) => cordon::run(&cli.global, args, true),
+        Command::Uncordon(args) => cordon::run(&cli.global, args, false),
+        Command::Drain(args) => drain::run(&cli.global, args),
         Command::Apply(args) => apply::run(&cli.global, args),
         Command::Get(args) => get::run(&cli.global, args),
         Command::Describe(args) => describe::run(&cli.global, args),
@@ -142,8 +165,17 @@ pub fn main() -> i32 {
 }
 
 impl GlobalOptions {
+    /// The client for `--server` / `--config`: a coordinator config file gives the
+    /// server, CA and token (an explicit `--server https://...` overrides its URL); a
+    /// `unix://` server is an agent.
     pub fn client(&self) -> anyhow::Result<Client> {
-        let url = self.server.as_deref().unwrap_or(DEFAULT_SERVER);
+        let server = self.server.as_deref();
+        let wants_agent = server.is_some_and(|s| !s.starts_with("https://"));
+        if let (Some(path), false) = (&self.config, wants_agent) {
+            let config = crate::api::config::ClientConfig::load(path)?;
+            return Ok(config.client(server, std::time::Duration::from_secs(30))?);
+        }
+        let url = server.unwrap_or(DEFAULT_SERVER);
         Client::from_server_url(url).with_context(|| format!("invalid --server {url:?}"))
     }
 

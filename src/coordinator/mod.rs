@@ -1,19 +1,144 @@
 //! The fleet coordinator: owns fleet-wide objects, schedules pods onto boards and pushes
-//! each agent only what is bound to it (see design.md and issue 6).
+//! each agent only what is bound to it (see design.md and docs/architecture.md).
 //!
-//! It is being built piece by piece. So far it holds the [`scheduler`]: a pure,
-//! deterministic function from one pod and a snapshot of the nodes to a binding decision;
-//! and the security building blocks of the API: [`pki`] (CA and server certificate),
-//! [`tokens`] (join tokens and bearer credentials) and [`tls`] (rustls configurations,
-//! including the CA-pinning verifier agents use to join).
-//! The API server, node leases and fleet controllers will join it here.
+//! - [`pki`], [`tokens`], [`tls`]: its CA, join tokens and node credentials, TLS.
+//! - [`auth`]: who is asking (admin, a node, nobody) and the admin config file.
+//! - [`server`]: the resource API over HTTPS (the agent's API shape) plus the routes
+//!   agents use ([`crate::api::fleet`]).
+//! - [`fleet`]: nodes, leases (heartbeats), what is bound to each node, status reports.
+//! - [`controllers`]: Deployments (the agent's pure controller code), scheduling with the
+//!   pure [`scheduler`], node lifecycle and eviction, deletions.
+//!
+//! Threads: the smol executor serves HTTPS (long polls wait on an event, not a thread);
+//! store work runs on smol's blocking pool; the controllers run a pass on one thread
+//! whenever something changed, and at least every second for leases.
 
+pub mod auth;
+mod controllers;
+pub mod fleet;
 pub mod pki;
 pub mod scheduler;
+mod server;
 pub mod tls;
 pub mod tokens;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::store::Store;
 
 pub use scheduler::{
     pod_request_from_spec, schedule, Decision, NodeInfo, NodeSelectorOperator, NodeSelectorTerm,
     PlacedPod, PodRequest, Requirement, SchedulerError, Taint, Toleration, TolerationOperator,
 };
+
+#[derive(Clone, Debug)]
+pub struct CoordinatorOptions {
+    pub listen: SocketAddr,
+    pub state_dir: PathBuf,
+    /// Extra names or addresses the server certificate must cover.
+    pub tls_sans: Vec<String>,
+    /// A node whose agent has not polled for this long is `Ready=Unknown`
+    /// (Kubernetes' `--node-monitor-grace-period`, 40 s).
+    pub node_monitor_grace: Duration,
+    /// Pods of a node that stays not ready this long are replaced elsewhere
+    /// (Kubernetes' default toleration of `unreachable`, 5 min).
+    pub pod_eviction_timeout: Duration,
+}
+
+pub struct Coordinator {
+    pub options: CoordinatorOptions,
+    store: Mutex<Store>,
+    pub auth: auth::Auth,
+    pub fleet: fleet::Fleet,
+    /// sha256 of the CA certificate, for join tokens.
+    pub ca_hash: String,
+    /// Wakes the controller thread; wake-ups coalesce.
+    wake_tx: smol::channel::Sender<()>,
+}
+
+impl Coordinator {
+    pub fn store(&self) -> MutexGuard<'_, Store> {
+        // A panic while holding the lock leaves SQLite consistent (transactions roll
+        // back), so the guard is still good to use.
+        self.store
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Something changed: run the controllers soon and let long polls re-check.
+    pub fn changed(&self) {
+        let _ = self.wake_tx.try_send(());
+        self.fleet.notify();
+    }
+}
+
+/// Runs the coordinator in the foreground until it is killed.
+pub fn run(options: CoordinatorOptions) -> anyhow::Result<()> {
+    let dir = &options.state_dir;
+    std::fs::create_dir_all(dir)
+        .and_then(|()| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        })
+        .with_context(|| format!("cannot create the state dir {}", dir.display()))?;
+    let pki = pki::Pki::load_or_create(&dir.join("tls"), &options.tls_sans)
+        .context("cannot set up the coordinator's certificates")?;
+    let store_path = dir.join("berth.db");
+    let mut store = Store::open(&store_path)
+        .with_context(|| format!("cannot open the store {}", store_path.display()))?;
+    ensure_default_namespace(&mut store)?;
+    let auth = auth::Auth::load(&mut store)?;
+    let url = auth::server_url(&options.listen);
+    auth::ensure_admin_config(&auth, &mut store, &dir.join("admin.config"), &url, &pki)?;
+    let fleet = fleet::Fleet::new(&store)?;
+
+    let server_config = tls::server_config(&pki)?;
+    let (wake_tx, wake_rx) = smol::channel::bounded(1);
+    let coordinator = Arc::new(Coordinator {
+        options: options.clone(),
+        store: Mutex::new(store),
+        auth,
+        fleet,
+        ca_hash: pki.ca_hash().to_string(),
+        wake_tx,
+    });
+    controllers::spawn(Arc::clone(&coordinator), wake_rx)?;
+
+    smol::block_on(async {
+        let listener = smol::net::TcpListener::bind(options.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", options.listen))?;
+        log::info!(
+            "coordinator serving on {url} (state {}, CA sha256 {})",
+            dir.display(),
+            pki.ca_hash()
+        );
+        let acceptor = futures_rustls::TlsAcceptor::from(server_config);
+        let limits = crate::api::ServerConfig {
+            // Manifests are small; a fleet apply of many files stays far below this.
+            max_body: 4 * 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+        };
+        let handler_coordinator = Arc::clone(&coordinator);
+        crate::api::http::serve_tls(listener, acceptor, limits, move |request| {
+            server::handle(Arc::clone(&handler_coordinator), request)
+        })
+        .await
+        .context("serving the API")
+    })
+}
+
+fn ensure_default_namespace(store: &mut Store) -> anyhow::Result<()> {
+    if store.get("Namespace", "", "default")?.is_none() {
+        store.put_all(
+            vec![serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}})],
+            None,
+        )?;
+    }
+    Ok(())
+}

@@ -522,6 +522,11 @@ fn parse_cert_pem(path: &Path, pem: &str) -> Result<CertificateDer<'static>, Pki
 }
 
 /// PEM text of one certificate (base64 in lines of 64 characters).
+/// Writes a secret-bearing file (mode 0600) atomically: a temp file renamed into place.
+pub fn write_private_file(path: &Path, contents: &[u8]) -> Result<(), PkiError> {
+    files::write_atomically(path, contents, 0o600)
+}
+
 pub fn certificate_pem(der: &[u8]) -> String {
     let encoded = base64_encode(der);
     let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");

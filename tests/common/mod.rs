@@ -49,6 +49,9 @@ pub struct TestAgent {
     pub manifests: PathBuf,
     pub cgroup_parent: String,
     pub extra_args: Vec<String>,
+    pub node_name: String,
+    /// Network namespace the agent runs in (`ip netns exec`), as a separate host would.
+    pub netns: Option<String>,
     child: Option<Child>,
 }
 
@@ -61,6 +64,11 @@ impl TestAgent {
     }
 
     pub fn start_with(extra: &[&str]) -> TestAgent {
+        Self::start_as("test-node", None, extra)
+    }
+
+    /// An agent named `node_name`, inside network namespace `netns` when given.
+    pub fn start_as(node_name: &str, netns: Option<&str>, extra: &[&str]) -> TestAgent {
         let state = tempfile::Builder::new()
             .prefix("berth-test")
             .tempdir()
@@ -72,6 +80,8 @@ impl TestAgent {
             cgroup_parent: format!("berth-test-{}-{n}", std::process::id()),
             state,
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
+            node_name: node_name.to_owned(),
+            netns: netns.map(str::to_owned),
             child: None,
         };
         agent.spawn();
@@ -90,7 +100,20 @@ impl TestAgent {
             .append(true)
             .open(self.state.path().join("agent.log"))
             .expect("agent log");
-        let child = Command::new(BERTH)
+        let mut command = match &self.netns {
+            Some(netns) => {
+                // Only the network namespace: `ip netns exec` would also remount /sys,
+                // hiding the cgroup hierarchy. nsenter execs berth in place, so the
+                // child's pid is the agent's.
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net=/run/netns/{netns}"))
+                    .arg("--")
+                    .arg(BERTH);
+                c
+            }
+            None => Command::new(BERTH),
+        };
+        let child = command
             .args(["agent", "--state-dir"])
             .arg(self.state.path())
             .arg("--manifests")
@@ -99,7 +122,7 @@ impl TestAgent {
                 "--cgroup-parent",
                 &self.cgroup_parent,
                 "--node-name",
-                "test-node",
+                &self.node_name,
             ])
             .args(
                 if self
@@ -119,7 +142,7 @@ impl TestAgent {
                 },
             )
             .args(&self.extra_args)
-            .env("RUST_LOG", "debug")
+            .env("RUST_LOG", "debug,rustls=info,ureq=info,ureq_proto=info")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -1,0 +1,316 @@
+//! The agent's side of a fleet: join a coordinator once, then receive this node's
+//! assignments and report what became of them (the protocol is in `api::fleet`).
+//!
+//! Two plain threads with blocking clients, so a slow or absent coordinator never holds
+//! up the smol executor that serves the local API and runs the reconciler:
+//! - `fleet-sync` joins if needed (retrying while the coordinator is unreachable), then
+//!   long-polls the assignments and writes each new set into the store (`sync`);
+//! - `fleet-status` sends pod status deltas and the Node object (`report`).
+//!
+//! The coordinator is never needed to keep running: everything it assigned is in SQLite
+//! and the reconciler runs from there, online or not, across restarts too.
+
+mod node;
+mod report;
+mod state;
+mod sync;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::{Agent, AgentOptions};
+use crate::coordinator::tokens::{check_node_name, JoinToken};
+use crate::model::BoardProfile;
+
+use node::{node_object, read_facts};
+pub use state::{FleetState, FLEET_FILE};
+
+/// Timeout of the join and of plain requests (connect, and each read).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Retry delays after a failure: from the first to the longest, doubling.
+const FIRST_RETRY: Duration = Duration::from_secs(1);
+const LONGEST_RETRY: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum FleetError {
+    #[error("cannot read {}: {reason} (remove it to join again)", path.display())]
+    ReadState { path: PathBuf, reason: String },
+    #[error("cannot write {}: {reason}", path.display())]
+    WriteState { path: PathBuf, reason: String },
+    #[error("the saved coordinator CA is unusable: {reason}")]
+    Ca { reason: String },
+    #[error("invalid coordinator address {server:?}: {reason}")]
+    Server { server: String, reason: String },
+    #[error("node name {name:?} cannot join a fleet: {reason}; pass --node-name")]
+    NodeName { name: String, reason: String },
+    #[error("store: {reason}")]
+    Store { reason: String },
+    #[error("cannot start the {name} thread: {source}")]
+    Thread {
+        name: &'static str,
+        source: std::io::Error,
+    },
+}
+
+/// `--join URL --token TOKEN`, checked by the CLI.
+#[derive(Clone, Debug)]
+pub struct FleetJoin {
+    pub server: String,
+    /// Its `Debug` hides the secret.
+    pub token: JoinToken,
+}
+
+/// How the agent belongs to a fleet at start.
+#[derive(Debug)]
+pub enum Setup {
+    /// `fleet.json` exists: already a member.
+    Joined(FleetState),
+    /// Join with the token from the command line.
+    Joining(FleetJoin),
+}
+
+/// Decides fleet membership before the agent starts. With a `fleet.json` the agent uses
+/// it and ignores `--join`/`--token` (as k3s does), and takes the node name it joined
+/// under, since its credential is bound to that name.
+pub fn prepare(options: &mut AgentOptions) -> Result<Option<Setup>, FleetError> {
+    let path = options.state_dir.join(FLEET_FILE);
+    if let Some(saved) = state::load(&path)? {
+        log::info!(
+            "member of the fleet at {} as node {} ({})",
+            saved.server,
+            saved.node_name,
+            path.display()
+        );
+        if let Some(join) = &options.join {
+            log::info!(
+                "already joined to {} ({}): ignoring --join {} and --token",
+                saved.server,
+                path.display(),
+                join.server
+            );
+        }
+        if saved.node_name != options.node_name {
+            log::warn!(
+                "this board joined the fleet as node {:?}; using that name, not {:?}",
+                saved.node_name,
+                options.node_name
+            );
+            options.node_name = saved.node_name.clone();
+        }
+        return Ok(Some(Setup::Joined(saved)));
+    }
+    let Some(join) = options.join.clone() else {
+        return Ok(None);
+    };
+    check_node_name(&options.node_name).map_err(|err| FleetError::NodeName {
+        name: options.node_name.clone(),
+        reason: err.to_string(),
+    })?;
+    Ok(Some(Setup::Joining(join)))
+}
+
+/// The running fleet threads, as seen from `agent::run`.
+pub struct FleetHandle {
+    failure: Arc<Mutex<Option<String>>>,
+}
+
+impl FleetHandle {
+    /// Why the fleet side gave up and stopped the agent (a refused join), if it did.
+    pub fn failure(&self) -> Option<String> {
+        self.failure
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+}
+
+/// Starts the fleet threads. A join the coordinator refuses stops the agent through
+/// `stop`, with the reason in [`FleetHandle::failure`]: the agent is misconfigured.
+pub fn start(
+    agent: &Arc<Agent>,
+    setup: Setup,
+    profile: Option<BoardProfile>,
+    stop: smol::channel::Sender<()>,
+) -> Result<FleetHandle, FleetError> {
+    let failure = Arc::new(Mutex::new(None));
+    let handle = FleetHandle {
+        failure: failure.clone(),
+    };
+    let agent = agent.clone();
+    std::thread::Builder::new()
+        .name("fleet-sync".to_owned())
+        .spawn(move || {
+            if let Err(reason) = run(&agent, setup, profile) {
+                // `agent::run` returns it as the agent's error once it has stopped.
+                log::info!("stopping the agent: the fleet side cannot go on");
+                *failure
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(reason);
+                let _ = stop.try_send(());
+            }
+        })
+        .map_err(|source| FleetError::Thread {
+            name: "fleet-sync",
+            source,
+        })?;
+    Ok(handle)
+}
+
+/// The body of `fleet-sync`; returns only when the agent must stop.
+fn run(agent: &Arc<Agent>, setup: Setup, profile: Option<BoardProfile>) -> Result<(), String> {
+    let server = match &setup {
+        Setup::Joined(state) => state.server.clone(),
+        Setup::Joining(join) => join.server.clone(),
+    };
+    let link = Arc::new(Link::new(server));
+    let state = match setup {
+        Setup::Joined(state) => state,
+        Setup::Joining(join) => join_until_done(agent, &join, profile.as_ref(), &link)?,
+    };
+    let client = state
+        .client(REQUEST_TIMEOUT)
+        .map_err(|err| err.to_string())?;
+    let node = state.node_name.clone();
+    let reporter_agent = agent.clone();
+    let reporter_client = client.clone();
+    let reporter_node = node.clone();
+    std::thread::Builder::new()
+        .name("fleet-status".to_owned())
+        .spawn(move || {
+            report::run(
+                &reporter_agent,
+                &reporter_client,
+                &reporter_node,
+                profile.as_ref(),
+            )
+        })
+        .map_err(|err| format!("cannot start the fleet-status thread: {err}"))?;
+    sync::run(agent, &client, &node, &link);
+    Ok(())
+}
+
+/// Joins, retrying while the coordinator is unreachable; a refusal is final.
+fn join_until_done(
+    agent: &Agent,
+    join: &FleetJoin,
+    profile: Option<&BoardProfile>,
+    link: &Link,
+) -> Result<FleetState, String> {
+    let name = &agent.options.node_name;
+    let path = agent.options.state_dir.join(FLEET_FILE);
+    log::info!("joining the fleet at {} as node {name}", join.server);
+    let mut delay = RetryDelay::default();
+    loop {
+        let node = node_object(&read_facts(name), profile);
+        match state::join(&join.server, &join.token, name, node, REQUEST_TIMEOUT) {
+            Ok(joined) => {
+                state::save(&path, &joined).map_err(|err| err.to_string())?;
+                log::info!(
+                    "joined the fleet at {} as node {name} (saved in {})",
+                    joined.server,
+                    path.display()
+                );
+                return Ok(joined);
+            }
+            Err(state::JoinFailure::Refused(reason)) => {
+                return Err(format!(
+                    "cannot join the fleet at {}: {reason}",
+                    join.server
+                ))
+            }
+            Err(state::JoinFailure::Unavailable(err)) => {
+                link.down(&err);
+                std::thread::sleep(delay.next());
+            }
+        }
+    }
+}
+
+/// Whether the coordinator answers, as last seen; logs each change once.
+pub struct Link {
+    server: String,
+    state: Mutex<LinkState>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LinkState {
+    Unknown,
+    Online,
+    Offline,
+}
+
+impl Link {
+    pub fn new(server: String) -> Link {
+        Link {
+            server,
+            state: Mutex::new(LinkState::Unknown),
+        }
+    }
+
+    fn swap(&self, new: LinkState) -> LinkState {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        std::mem::replace(&mut *state, new)
+    }
+
+    /// A request went through.
+    pub fn up(&self) {
+        match self.swap(LinkState::Online) {
+            LinkState::Unknown => {
+                log::info!("connected to the coordinator at {}", self.server)
+            }
+            LinkState::Offline => log::info!(
+                "the coordinator at {} answers again, back online",
+                self.server
+            ),
+            LinkState::Online => {}
+        }
+    }
+
+    /// A request failed for a reason worth retrying.
+    pub fn down(&self, err: &dyn std::fmt::Display) {
+        match self.swap(LinkState::Offline) {
+            LinkState::Unknown | LinkState::Online => log::info!(
+                "cannot reach the coordinator at {}, running offline from the local store: {err}",
+                self.server
+            ),
+            LinkState::Offline => log::debug!("still offline: {err}"),
+        }
+    }
+}
+
+/// Delays between retries: 1 s, doubling, at most 30 s; back to 1 s after a success.
+#[derive(Debug)]
+pub struct RetryDelay {
+    next: Duration,
+}
+
+impl Default for RetryDelay {
+    fn default() -> RetryDelay {
+        RetryDelay { next: FIRST_RETRY }
+    }
+}
+
+impl RetryDelay {
+    /// The delay before the next attempt.
+    pub fn next(&mut self) -> Duration {
+        let delay = self.next;
+        self.next = (delay * 2).min(LONGEST_RETRY);
+        delay
+    }
+
+    pub fn reset(&mut self) {
+        self.next = FIRST_RETRY;
+    }
+
+    /// No failure since the last success.
+    pub fn is_fresh(&self) -> bool {
+        self.next == FIRST_RETRY
+    }
+}
+
+#[cfg(test)]
+mod tests;

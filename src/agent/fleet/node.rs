@@ -1,0 +1,293 @@
+//! The Node object this board shows its coordinator: what the scheduler needs to place
+//! pods here (architecture, capacity, allocatable) and what `berth get nodes` prints.
+//!
+//! Built by a pure function from facts read once per call, so tests need no machine and
+//! the reporter can compare the result with what it last sent.
+
+use serde_json::{json, Map, Value};
+
+use crate::agent::board::read_machine;
+use crate::model::BoardProfile;
+
+/// Annotation with the board's human model name, e.g. `Raspberry Pi 4 Model B (4 GB)`.
+pub const BOARD_MODEL_ANNOTATION: &str = "berth.dev/board-model";
+
+/// The kubelet's default pod limit; berth has no reason to differ.
+const MAX_PODS: &str = "110";
+
+/// What the agent knows about the machine it runs on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeFacts {
+    pub name: String,
+    /// OCI architecture the agent runs as (`arm64`, `arm`, `amd64`).
+    pub architecture: String,
+    pub cpus: Option<u32>,
+    /// `MemTotal` in bytes.
+    pub memory_bytes: Option<u64>,
+    /// `uname -r`.
+    pub kernel_version: String,
+    /// `PRETTY_NAME` of `/etc/os-release`.
+    pub os_image: String,
+}
+
+/// Reads the facts of this machine; what cannot be read is left empty rather than
+/// failing, since a Node without a kernel version is still useful.
+pub fn read_facts(name: &str) -> NodeFacts {
+    let machine = read_machine();
+    let kernel_version = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|text| text.trim().to_string())
+        .unwrap_or_default();
+    let os_image = std::fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|text| os_release_pretty_name(&text))
+        .unwrap_or_else(|| "Linux".to_string());
+    NodeFacts {
+        name: name.to_string(),
+        architecture: machine.architecture,
+        cpus: machine.cpus,
+        memory_bytes: machine.memory_bytes,
+        kernel_version,
+        os_image,
+    }
+}
+
+/// `PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"` → `Debian GNU/Linux 12 (bookworm)`.
+pub fn os_release_pretty_name(text: &str) -> Option<String> {
+    let value = text
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("PRETTY_NAME="))?
+        .trim();
+    let unquoted = ['"', '\'']
+        .into_iter()
+        .find_map(|quote| {
+            value
+                .strip_prefix(quote)
+                .and_then(|rest| rest.strip_suffix(quote))
+        })
+        .unwrap_or(value);
+    // os-release allows shell escapes inside double quotes; only these occur in practice.
+    let name = unquoted
+        .replace("\\\"", "\"")
+        .replace("\\$", "$")
+        .replace("\\`", "`")
+        .replace("\\\\", "\\");
+    Some(name).filter(|n| !n.is_empty())
+}
+
+/// A CPU quantity the way the kubelet writes it: whole cores as `4`, else `3750m`.
+pub fn cpu_quantity(millis: u64) -> String {
+    if millis % 1000 == 0 {
+        (millis / 1000).to_string()
+    } else {
+        format!("{millis}m")
+    }
+}
+
+/// A memory quantity the way the kubelet writes it: in `Ki` (MemTotal is in kB anyway).
+pub fn memory_quantity(bytes: u64) -> String {
+    if bytes % 1024 == 0 {
+        format!("{}Ki", bytes / 1024)
+    } else {
+        bytes.to_string()
+    }
+}
+
+/// The Node object of this board. Capacity is what the machine has (the profile fills
+/// in only what could not be read); allocatable is capacity minus the profile's
+/// reservation for the system. The architecture is the profile's platform when a
+/// profile is given — the board's declared platform, which is also what its images are
+/// pulled for (a profile that disagrees with the machine is warned about at start) —
+/// and the machine's otherwise.
+pub fn node_object(facts: &NodeFacts, profile: Option<&BoardProfile>) -> Value {
+    let mut labels: Map<String, Value> = Map::new();
+    let mut annotations: Map<String, Value> = Map::new();
+    if let Some(profile) = profile {
+        for (key, value) in &profile.labels {
+            labels.insert(key.clone(), Value::from(value.as_str()));
+        }
+        labels.insert(
+            "node.kubernetes.io/instance-type".into(),
+            Value::from(profile.name.as_str()),
+        );
+        annotations.insert(
+            BOARD_MODEL_ANNOTATION.into(),
+            Value::from(profile.model.as_str()),
+        );
+    }
+    let architecture = profile
+        .map(|p| p.platform.architecture.as_str())
+        .unwrap_or(facts.architecture.as_str());
+    labels.insert("kubernetes.io/arch".into(), Value::from(architecture));
+    labels.insert("kubernetes.io/os".into(), Value::from("linux"));
+    labels.insert(
+        "kubernetes.io/hostname".into(),
+        Value::from(facts.name.as_str()),
+    );
+
+    let cores = facts.cpus.or(profile.map(|p| p.cores)).unwrap_or(1);
+    let cpu_millis = u64::from(cores) * 1000;
+    let memory = facts.memory_bytes.or(profile.map(|p| p.memory_bytes));
+    let (reserved_cpu, reserved_memory) =
+        profile.map_or((0, 0), |p| (p.reserved_cpu_millis, p.reserved_memory_bytes));
+
+    let mut capacity = Map::new();
+    let mut allocatable = Map::new();
+    capacity.insert("cpu".into(), Value::from(cpu_quantity(cpu_millis)));
+    allocatable.insert(
+        "cpu".into(),
+        Value::from(cpu_quantity(cpu_millis.saturating_sub(reserved_cpu))),
+    );
+    if let Some(memory) = memory {
+        capacity.insert("memory".into(), Value::from(memory_quantity(memory)));
+        allocatable.insert(
+            "memory".into(),
+            Value::from(memory_quantity(memory.saturating_sub(reserved_memory))),
+        );
+    }
+    capacity.insert("pods".into(), Value::from(MAX_PODS));
+    allocatable.insert("pods".into(), Value::from(MAX_PODS));
+
+    let mut metadata = Map::new();
+    metadata.insert("name".into(), Value::from(facts.name.as_str()));
+    metadata.insert("labels".into(), Value::Object(labels));
+    if !annotations.is_empty() {
+        metadata.insert("annotations".into(), Value::Object(annotations));
+    }
+    json!({
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": metadata,
+        "status": {
+            "capacity": capacity,
+            "allocatable": allocatable,
+            "nodeInfo": {
+                "architecture": architecture,
+                "operatingSystem": "linux",
+                "kernelVersion": facts.kernel_version,
+                "osImage": facts.os_image,
+                "kubeletVersion": format!("berth-{}", crate::VERSION),
+            },
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::parse_board_profile;
+
+    fn facts() -> NodeFacts {
+        NodeFacts {
+            name: "pi-1".into(),
+            architecture: "arm64".into(),
+            cpus: Some(4),
+            memory_bytes: Some(3_884_564 * 1024),
+            kernel_version: "6.6.31+rpt-rpi-v8".into(),
+            os_image: "Debian GNU/Linux 12 (bookworm)".into(),
+        }
+    }
+
+    fn profile() -> BoardProfile {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("board-configs/rpi4b-4gb.yaml");
+        let text = std::fs::read_to_string(path).unwrap();
+        parse_board_profile(&text).unwrap()
+    }
+
+    #[test]
+    fn a_node_with_a_profile_reserves_and_labels() {
+        let node = node_object(&facts(), Some(&profile()));
+        assert_eq!(node["kind"], "Node");
+        assert_eq!(node["metadata"]["name"], "pi-1");
+        let labels = &node["metadata"]["labels"];
+        assert_eq!(labels["kubernetes.io/arch"], "arm64");
+        assert_eq!(labels["kubernetes.io/os"], "linux");
+        assert_eq!(labels["kubernetes.io/hostname"], "pi-1");
+        assert_eq!(labels["node.kubernetes.io/instance-type"], "rpi4b-4gb");
+        assert_eq!(
+            node["metadata"]["annotations"][BOARD_MODEL_ANNOTATION],
+            "Raspberry Pi 4 Model B (4 GB)"
+        );
+        let status = &node["status"];
+        assert_eq!(status["capacity"]["cpu"], "4");
+        assert_eq!(status["capacity"]["memory"], "3884564Ki");
+        assert_eq!(status["capacity"]["pods"], "110");
+        // 250m and 384Mi reserved by the rpi4b-4gb profile.
+        assert_eq!(status["allocatable"]["cpu"], "3750m");
+        assert_eq!(
+            status["allocatable"]["memory"],
+            format!("{}Ki", 3_884_564 - 384 * 1024)
+        );
+        assert_eq!(status["nodeInfo"]["architecture"], "arm64");
+        assert_eq!(status["nodeInfo"]["operatingSystem"], "linux");
+        assert_eq!(status["nodeInfo"]["kernelVersion"], "6.6.31+rpt-rpi-v8");
+        assert_eq!(
+            status["nodeInfo"]["osImage"],
+            "Debian GNU/Linux 12 (bookworm)"
+        );
+        assert_eq!(
+            status["nodeInfo"]["kubeletVersion"],
+            format!("berth-{}", crate::VERSION)
+        );
+    }
+
+    #[test]
+    fn a_node_without_a_profile_has_machine_facts_only() {
+        let node = node_object(&facts(), None);
+        let status = &node["status"];
+        assert_eq!(status["capacity"], status["allocatable"]);
+        assert_eq!(status["allocatable"]["cpu"], "4");
+        assert!(node["metadata"].get("annotations").is_none());
+        assert!(node["metadata"]["labels"]
+            .get("node.kubernetes.io/instance-type")
+            .is_none());
+        let unknown_memory = NodeFacts {
+            memory_bytes: None,
+            cpus: None,
+            ..facts()
+        };
+        let node = node_object(&unknown_memory, None);
+        assert!(node["status"]["capacity"].get("memory").is_none());
+        assert_eq!(node["status"]["capacity"]["cpu"], "1");
+    }
+
+    #[test]
+    fn the_profile_declares_the_platform() {
+        let amd = NodeFacts {
+            architecture: "amd64".into(),
+            ..facts()
+        };
+        let node = node_object(&amd, Some(&profile()));
+        assert_eq!(node["metadata"]["labels"]["kubernetes.io/arch"], "arm64");
+        assert_eq!(node["status"]["nodeInfo"]["architecture"], "arm64");
+        let node = node_object(&amd, None);
+        assert_eq!(node["metadata"]["labels"]["kubernetes.io/arch"], "amd64");
+    }
+
+    #[test]
+    fn quantities_read_like_the_kubelets() {
+        assert_eq!(cpu_quantity(4000), "4");
+        assert_eq!(cpu_quantity(3500), "3500m");
+        assert_eq!(memory_quantity(4 << 30), "4194304Ki");
+        assert_eq!(memory_quantity(1000), "1000");
+    }
+
+    #[test]
+    fn os_release_names() {
+        let text = "NAME=\"Debian GNU/Linux\"\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n";
+        assert_eq!(
+            os_release_pretty_name(text).as_deref(),
+            Some("Debian GNU/Linux 12 (bookworm)")
+        );
+        assert_eq!(
+            os_release_pretty_name("PRETTY_NAME=Alpine\n").as_deref(),
+            Some("Alpine")
+        );
+        assert_eq!(
+            os_release_pretty_name("PRETTY_NAME='Say \\\"hi\\\"'\n").as_deref(),
+            Some("Say \"hi\"")
+        );
+        assert_eq!(os_release_pretty_name("NAME=x\n"), None);
+        assert_eq!(os_release_pretty_name("PRETTY_NAME=\"\"\n"), None);
+    }
+}

@@ -1,0 +1,98 @@
+//! The protocol between an agent and its coordinator. Agents always dial out (boards sit
+//! behind NAT and carrier-grade NAT); the coordinator never connects to an agent.
+//!
+//! All over HTTPS, bodies JSON:
+//!
+//! - `POST /apis/berth.dev/v1/join` with `Authorization: Bearer <id>.<secret>` (the part
+//!   of the join token after `::`) and a [`JoinRequest`] → 201 [`JoinResponse`] holding
+//!   the node credential (`berth-node.<name>.<secret>`), used as the bearer token from
+//!   then on. The agent has verified the coordinator's CA against the token's hash during
+//!   the TLS handshake before it sends anything.
+//! - `GET /apis/berth.dev/v1/nodes/{name}/assignments?version=V&timeoutSeconds=T` → 200
+//!   [`Assignments`]. A long poll: answered at once when the node's set differs from
+//!   version `V` (empty `V`: always), otherwise when it changes or after `T` seconds with
+//!   `unchanged: true`. Every poll also renews the node's lease (the heartbeat).
+//! - `PUT /api/v1/nodes/{name}/status` with the Node object (only `status` is used) →
+//!   200, sent when capacity or node info change.
+//! - `PUT /apis/berth.dev/v1/nodes/{name}/podstatuses` with a [`PodStatusReport`] of the
+//!   pods whose status changed → 200 [`PodStatusAck`].
+//!
+//! A node credential may use only the routes of its own node, and read only what is
+//! bound to it (through its assignments).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Store `source` of the objects an agent got from its coordinator: they are replaced as
+/// a set whenever the assignments change, and left alone by local manifests.
+pub const FLEET_SOURCE: &str = "coordinator";
+
+/// Annotation on a pushed object holding its uid at the coordinator, so status reports
+/// name the exact pod the coordinator bound (a pod replaced under the same name has a
+/// new uid, and a stale node's report for the old one is ignored).
+pub const FLEET_UID_ANNOTATION: &str = "berth.dev/fleet-uid";
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JoinRequest {
+    /// A Node object: `metadata.name` and `labels`, `status.capacity`,
+    /// `status.allocatable` and `status.nodeInfo`.
+    pub node: Value,
+}
+
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JoinResponse {
+    pub credential: String,
+}
+
+impl std::fmt::Debug for JoinResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JoinResponse { credential: <secret> }")
+    }
+}
+
+/// Everything bound to one node: its pods and what they need (their namespaces, the
+/// secrets and config maps they reference), in apply order.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Assignments {
+    /// Opaque; changes whenever `objects` would.
+    pub version: String,
+    /// True when the long poll timed out with nothing new; `objects` is then empty.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unchanged: bool,
+    #[serde(default)]
+    pub objects: Vec<Value>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodStatusReport {
+    pub pods: Vec<ReportedPod>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportedPod {
+    pub namespace: String,
+    pub name: String,
+    /// The pod's [`FLEET_UID_ANNOTATION`].
+    pub fleet_uid: String,
+    /// The pod's status as the agent derives it (phase, conditions, containerStatuses).
+    #[serde(default)]
+    pub status: Value,
+    /// The pod is gone from the board (stopped and removed after its deletion).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub gone: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodStatusAck {
+    pub accepted: usize,
+    /// `namespace/name` of reports about pods no longer bound to this node (or with
+    /// another uid): the agent should drop them; its next assignments say so too.
+    #[serde(default)]
+    pub stale: Vec<String>,
+}

@@ -1,0 +1,42 @@
+//! `berth coordinator`: runs the fleet coordinator in the foreground.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::coordinator::CoordinatorOptions;
+
+#[derive(clap::Args, Debug)]
+pub struct CoordinatorArgs {
+    /// Address and port to serve HTTPS on
+    #[arg(long, default_value = "0.0.0.0:6443")]
+    pub listen: SocketAddr,
+    /// Where the coordinator keeps its store, CA and admin.config
+    #[arg(long, default_value = "/var/lib/berth-coordinator")]
+    pub state_dir: PathBuf,
+    /// Extra DNS name or IP address for the server certificate (repeatable)
+    #[arg(long = "tls-san", value_name = "NAME")]
+    pub tls_sans: Vec<String>,
+    /// Seconds without a poll before a node is Ready=Unknown
+    #[arg(long, default_value_t = 40.0)]
+    pub node_monitor_grace_period: f64,
+    /// Seconds a node may stay not ready before its pods are replaced elsewhere
+    #[arg(long, default_value_t = 300.0)]
+    pub pod_eviction_timeout: f64,
+}
+
+pub fn run(args: CoordinatorArgs) -> anyhow::Result<()> {
+    let seconds = |s: f64, what: &str| -> anyhow::Result<Duration> {
+        Duration::try_from_secs_f64(s).map_err(|_| anyhow::anyhow!("invalid {what} {s}"))
+    };
+    crate::coordinator::run(CoordinatorOptions {
+        listen: args.listen,
+        state_dir: args.state_dir,
+        tls_sans: args.tls_sans,
+        node_monitor_grace: seconds(
+            args.node_monitor_grace_period,
+            "--node-monitor-grace-period",
+        )?,
+        pod_eviction_timeout: seconds(args.pod_eviction_timeout, "--pod-eviction-timeout")?,
+    })
+}

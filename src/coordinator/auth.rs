@@ -1,0 +1,191 @@
+//! Who is asking: the admin, a node, or nobody. Credentials are bearer tokens; the store
+//! keeps only their sha256 (internal kinds never served by the API), and this module
+//! keeps those hashes in memory so a request costs no SQLite read.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Mutex;
+
+use anyhow::Context;
+use serde_json::{json, Value};
+
+use super::pki::Pki;
+use super::tokens::{hash_secret, verify_secret, Credential, JoinToken};
+use crate::api::config::{ClientConfig, CONFIG_API_VERSION, CONFIG_KIND};
+use crate::api::http::Request;
+use crate::store::{Key, Store};
+
+/// Store kind of a credential hash (name `admin` or `node.<name>`).
+const CREDENTIAL_KIND: &str = "BerthCredential";
+/// Store kind of a join token (name = token id).
+const JOIN_TOKEN_KIND: &str = "BerthJoinToken";
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Subject {
+    Admin,
+    Node(String),
+}
+
+/// Why a request is not allowed in.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Denied {
+    /// No credential, or one that does not verify: 401.
+    Unauthenticated(String),
+}
+
+pub struct Auth {
+    /// Credential name → sha256 of its secret.
+    credentials: Mutex<HashMap<String, String>>,
+    /// Join token id → sha256 of its secret.
+    join_tokens: Mutex<HashMap<String, String>>,
+}
+
+fn credential_name(credential: &Credential) -> String {
+    match credential.node_name() {
+        Some(node) => format!("node.{node}"),
+        None => "admin".to_string(),
+    }
+}
+
+fn hash_record(kind: &str, name: &str, hash: &str) -> Value {
+    json!({"apiVersion": "berth.dev/v1", "kind": kind, "metadata": {"name": name}, "hash": hash})
+}
+
+impl Auth {
+    pub fn load(store: &mut Store) -> anyhow::Result<Auth> {
+        let read = |kind: &str| -> anyhow::Result<HashMap<String, String>> {
+            Ok(store
+                .list(kind, None)?
+                .into_iter()
+                .filter_map(|r| {
+                    let hash = r.object.get("hash")?.as_str()?.to_string();
+                    Some((r.name, hash))
+                })
+                .collect())
+        };
+        Ok(Auth {
+            credentials: Mutex::new(read(CREDENTIAL_KIND)?),
+            join_tokens: Mutex::new(read(JOIN_TOKEN_KIND)?),
+        })
+    }
+
+    /// The subject of the request's bearer credential.
+    pub fn authenticate(&self, request: &Request) -> Result<Subject, Denied> {
+        let header = request
+            .header("authorization")
+            .ok_or_else(|| Denied::Unauthenticated("no credentials".to_string()))?;
+        let token = header
+            .strip_prefix("Bearer ")
+            .ok_or_else(|| Denied::Unauthenticated("expected a bearer token".to_string()))?;
+        let credential = Credential::parse(token.trim())
+            .map_err(|e| Denied::Unauthenticated(format!("invalid credential: {e}")))?;
+        let name = credential_name(&credential);
+        let known = lock(&self.credentials).get(&name).cloned();
+        match known {
+            Some(hash) if verify_secret(credential.secret(), &hash) => {
+                Ok(match credential.node_name() {
+                    Some(node) => Subject::Node(node.to_string()),
+                    None => Subject::Admin,
+                })
+            }
+            _ => Err(Denied::Unauthenticated("invalid credential".to_string())),
+        }
+    }
+
+    /// Checks `<id>.<secret>` of a join token.
+    pub fn check_join_secret(&self, bearer: &str) -> bool {
+        let Some((id, secret)) = bearer.trim().split_once('.') else {
+            return false;
+        };
+        lock(&self.join_tokens)
+            .get(id)
+            .is_some_and(|hash| verify_secret(secret, hash))
+    }
+
+    pub fn create_join_token(&self, store: &mut Store, ca_hash: &str) -> anyhow::Result<JoinToken> {
+        let token = JoinToken::generate(ca_hash)?;
+        let hash = hash_secret(&token.secret);
+        store.put_all(vec![hash_record(JOIN_TOKEN_KIND, &token.id, &hash)], None)?;
+        lock(&self.join_tokens).insert(token.id.clone(), hash);
+        Ok(token)
+    }
+
+    pub fn has_node_credential(&self, node: &str) -> bool {
+        lock(&self.credentials).contains_key(&format!("node.{node}"))
+    }
+
+    /// A new credential for `node` (replacing any older one), stored hashed.
+    pub fn create_node_credential(
+        &self,
+        store: &mut Store,
+        node: &str,
+    ) -> anyhow::Result<Credential> {
+        let credential = Credential::generate_node(node)?;
+        self.remember(store, &credential)?;
+        Ok(credential)
+    }
+
+    /// Forgets a node's credential (the node was deleted).
+    pub fn remove_node_credential(&self, store: &mut Store, node: &str) -> anyhow::Result<()> {
+        let name = format!("node.{node}");
+        store.delete_all(&[Key::new(CREDENTIAL_KIND, "", &name)])?;
+        lock(&self.credentials).remove(&name);
+        Ok(())
+    }
+
+    fn remember(&self, store: &mut Store, credential: &Credential) -> anyhow::Result<()> {
+        let name = credential_name(credential);
+        let hash = hash_secret(credential.secret());
+        store.put_all(vec![hash_record(CREDENTIAL_KIND, &name, &hash)], None)?;
+        lock(&self.credentials).insert(name, hash);
+        Ok(())
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The URL clients use for a listen address: a wildcard listen is reached on loopback
+/// from this machine (the admin config is written here).
+pub fn server_url(listen: &SocketAddr) -> String {
+    let ip = listen.ip();
+    let host = if ip.is_unspecified() {
+        "127.0.0.1".to_string()
+    } else if ip.is_ipv6() {
+        format!("[{ip}]")
+    } else {
+        ip.to_string()
+    };
+    format!("https://{host}:{}", listen.port())
+}
+
+/// Writes `path` with a fresh admin credential when it does not exist (first start, or
+/// the admin removed it to rotate the credential). An existing file is left alone.
+pub fn ensure_admin_config(
+    auth: &Auth,
+    store: &mut Store,
+    path: &Path,
+    url: &str,
+    pki: &Pki,
+) -> anyhow::Result<()> {
+    if path.exists() {
+        return Ok(());
+    }
+    let credential = Credential::generate_admin()?;
+    auth.remember(store, &credential)?;
+    let config = ClientConfig {
+        api_version: CONFIG_API_VERSION.to_string(),
+        kind: CONFIG_KIND.to_string(),
+        server: url.to_string(),
+        certificate_authority: pki.ca_pem().to_string(),
+        token: credential.to_string(),
+    };
+    super::pki::write_private_file(path, config.to_yaml().as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    log::info!("wrote the admin config {}", path.display());
+    Ok(())
+}

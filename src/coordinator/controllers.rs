@@ -1,0 +1,406 @@
+//! The fleet's control loop, one pass at a time on its own thread: Deployments make
+//! pods (the agent's pure Deployment controller, unchanged), namespace deletion cascades,
+//! deleted and evicted pods are finalised, and pending pods are bound to nodes by the
+//! pure scheduler.
+//!
+//! Node loss: a node whose agent has not polled for `node_monitor_grace` is
+//! `Ready=Unknown`; after a further `pod_eviction_timeout` its pods are removed here, the
+//! Deployment controller replaces them and the scheduler places the replacements on
+//! other nodes. The lost node learns from its next assignments that those pods are no
+//! longer its own and stops them — duplicates can exist only while it is cut off.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use ring::rand::{SecureRandom, SystemRandom};
+use serde_json::{json, Value};
+
+use super::fleet::is_ready;
+use super::scheduler::{pod_request_from_spec, schedule, Decision, NodeInfo, PlacedPod, Taint};
+use super::server::owned_pods;
+use super::Coordinator;
+use crate::agent::deployments::{name_suffix, new_pod, plan_deployment};
+use crate::model::{parse_cpu_millis, parse_memory_bytes, pod_template_hash, Object, Pod};
+use crate::store::{Key, Record};
+
+/// A pass runs at least this often: leases expire without any request arriving.
+const PERIOD: Duration = Duration::from_secs(1);
+
+pub fn spawn(
+    coordinator: Arc<Coordinator>,
+    wake: smol::channel::Receiver<()>,
+) -> anyhow::Result<()> {
+    std::thread::Builder::new()
+        .name("controllers".into())
+        .spawn(move || loop {
+            smol::block_on(smol::future::or(
+                async {
+                    let _ = wake.recv().await;
+                },
+                async {
+                    smol::Timer::after(PERIOD).await;
+                },
+            ));
+            match pass(&coordinator) {
+                Ok(true) => coordinator.fleet.notify(),
+                Ok(false) => {}
+                Err(err) => log::error!("controllers: {err:#}"),
+            }
+        })
+        .context("cannot start the controller thread")?;
+    Ok(())
+}
+
+/// The uid of the Deployment controlling a pod.
+fn controller_uid(pod: &Record) -> Option<String> {
+    pod.object
+        .pointer("/metadata/ownerReferences")?
+        .as_array()?
+        .iter()
+        .find(|o| o.get("controller") == Some(&Value::Bool(true)))
+        .and_then(|o| o.get("uid")?.as_str().map(str::to_string))
+}
+
+fn node_of(pod: &Record) -> Option<&str> {
+    pod.object.pointer("/spec/nodeName").and_then(Value::as_str)
+}
+
+fn deleting(record: &Record) -> bool {
+    record
+        .object
+        .pointer("/metadata/deletionTimestamp")
+        .is_some()
+}
+
+fn marked(record: &Record, now_text: &str) -> Value {
+    let mut object = record.object.clone();
+    object["metadata"]["deletionTimestamp"] = Value::from(now_text);
+    object
+}
+
+/// One pass; returns whether anything changed.
+fn pass(c: &Coordinator) -> anyhow::Result<bool> {
+    let now = Instant::now();
+    let now_text = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let grace = c.options.node_monitor_grace;
+    let (namespaces, deployments, pods, nodes) = {
+        let store = c.store();
+        (
+            store.list("Namespace", None)?,
+            store.list("Deployment", None)?,
+            store.list("Pod", None)?,
+            store.list("Node", None)?,
+        )
+    };
+    let node_ready = |name: &str| is_ready(c.fleet.last_seen(name), grace, now);
+    let node_names: HashSet<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+
+    let mut puts: Vec<Value> = Vec::new();
+    let mut removed: Vec<Key> = Vec::new();
+
+    // Namespaces being deleted: their objects go, pods gracefully, the namespace last.
+    let dying: HashSet<&str> = namespaces
+        .iter()
+        .filter(|n| deleting(n))
+        .map(|n| n.name.as_str())
+        .collect();
+    for name in &dying {
+        for deploy in deployments.iter().filter(|d| d.namespace == *name) {
+            removed.push(deploy.key());
+        }
+        let store = c.store();
+        for kind in ["ConfigMap", "Secret"] {
+            for record in store.list(kind, Some(name))? {
+                removed.push(record.key());
+            }
+        }
+        drop(store);
+        let mut any_pod = false;
+        for pod in pods.iter().filter(|p| p.namespace == *name) {
+            any_pod = true;
+            if !deleting(pod) {
+                puts.push(marked(pod, &now_text));
+            }
+        }
+        if !any_pod {
+            removed.push(Key::new("Namespace", "", name));
+        }
+    }
+
+    // Pods to finalise: deleted and never bound (or bound to a node that is gone), and
+    // everything on a node lost for longer than the eviction timeout.
+    let evict_after = grace + c.options.pod_eviction_timeout;
+    let mut evicted_names: HashSet<(String, String)> = HashSet::new();
+    for pod in &pods {
+        let node = node_of(pod);
+        let lost =
+            node.is_some_and(|n| now.saturating_duration_since(c.fleet.last_seen(n)) > evict_after);
+        let orphaned_binding = node.is_some_and(|n| !node_names.contains(n));
+        if (deleting(pod) && node.is_none()) || orphaned_binding || lost {
+            if lost && !deleting(pod) {
+                log::info!(
+                    "evicting pod {}/{} from lost node {}",
+                    pod.namespace,
+                    pod.name,
+                    node.unwrap_or("")
+                );
+            }
+            removed.push(pod.key());
+            evicted_names.insert((pod.namespace.clone(), pod.name.clone()));
+        }
+    }
+    let remaining: Vec<Record> = pods
+        .iter()
+        .filter(|p| !evicted_names.contains(&(p.namespace.clone(), p.name.clone())))
+        .cloned()
+        .collect();
+
+    // Deployments: the agent's pure controller decides; pods are made unbound here and
+    // bound by the scheduler below.
+    let live: HashSet<&str> = deployments
+        .iter()
+        .filter(|d| !dying.contains(d.namespace.as_str()))
+        .map(|d| d.uid.as_str())
+        .collect();
+    let mut created: Vec<Pod> = Vec::new();
+    for record in deployments.iter().filter(|d| live.contains(d.uid.as_str())) {
+        let Ok(Object::Deployment(deploy)) = Object::from_json(record.object.clone()) else {
+            log::error!(
+                "skipping unreadable deployment {}/{}",
+                record.namespace,
+                record.name
+            );
+            continue;
+        };
+        let hash = pod_template_hash(&deploy.spec.template);
+        let owned = owned_pods(&record.uid, &remaining);
+        let plan = plan_deployment(&deploy, &hash, &owned);
+        for name in &plan.delete {
+            if let Some(pod) = remaining
+                .iter()
+                .find(|p| &p.name == name && p.namespace == record.namespace)
+            {
+                puts.push(marked(pod, &now_text));
+            }
+        }
+        for _ in 0..plan.create {
+            created.push(new_pod(&deploy, &hash, &name_suffix(&random5()?)));
+        }
+        if plan.create > 0 || !plan.delete.is_empty() {
+            log::info!(
+                "deployment {}/{}: creating {} pod(s), deleting {}",
+                record.namespace,
+                record.name,
+                plan.create,
+                plan.delete.len()
+            );
+        }
+    }
+    // Pods whose Deployment is gone.
+    for pod in &remaining {
+        if controller_uid(pod).is_some_and(|uid| !live.contains(uid.as_str())) && !deleting(pod) {
+            puts.push(marked(pod, &now_text));
+        }
+    }
+
+    let mut changed = !puts.is_empty() || !removed.is_empty() || !created.is_empty();
+    {
+        let mut store = c.store();
+        if !removed.is_empty() {
+            store.delete_all(&removed)?;
+        }
+        puts.extend(created.into_iter().map(|p| Object::Pod(p).to_json()));
+        if !puts.is_empty() {
+            store.put_all(puts, None)?;
+        }
+    }
+
+    changed |= schedule_pending(c, &nodes, &node_ready)?;
+    Ok(changed)
+}
+
+/// Binds every pending pod the scheduler can place; the others get `PodScheduled=False`
+/// with the scheduler's message (written only when it changes).
+fn schedule_pending(
+    c: &Coordinator,
+    nodes: &[Record],
+    node_ready: &dyn Fn(&str) -> bool,
+) -> anyhow::Result<bool> {
+    let pods = c.store().list("Pod", None)?;
+    let mut pending: Vec<&Record> = pods
+        .iter()
+        .filter(|p| node_of(p).is_none() && !deleting(p))
+        .collect();
+    if pending.is_empty() {
+        return Ok(false);
+    }
+    pending.sort_by(|a, b| {
+        (
+            a.creation_timestamp.as_str(),
+            a.namespace.as_str(),
+            a.name.as_str(),
+        )
+            .cmp(&(
+                b.creation_timestamp.as_str(),
+                b.namespace.as_str(),
+                b.name.as_str(),
+            ))
+    });
+    let mut infos: Vec<NodeInfo> = nodes
+        .iter()
+        .map(|n| node_info(n, node_ready(&n.name)))
+        .collect();
+    for pod in pods.iter().filter(|p| !deleting(p)) {
+        let Some(node) = node_of(pod) else { continue };
+        if let (Some(info), Some(placed)) = (infos.iter_mut().find(|i| i.name == node), placed(pod))
+        {
+            info.pods.push(placed);
+        }
+    }
+    let mut bound = Vec::new();
+    let mut statuses: Vec<(&Record, Value)> = Vec::new();
+    for pod in pending {
+        let Ok(Object::Pod(spec_pod)) = Object::from_json(pod.object.clone()) else {
+            continue;
+        };
+        let owner = controller_uid(pod);
+        let request = match pod_request_from_spec(
+            &pod.namespace,
+            &pod.name,
+            owner.as_deref(),
+            &spec_pod.spec,
+        ) {
+            Ok(request) => request,
+            Err(err) => {
+                statuses.push((pod, unschedulable(&err.to_string())));
+                continue;
+            }
+        };
+        match schedule(&request, &infos) {
+            Decision::Bind { node } => {
+                log::info!("bound pod {}/{} to {node}", pod.namespace, pod.name);
+                let mut object = pod.object.clone();
+                object["spec"]["nodeName"] = Value::from(node.clone());
+                bound.push(object);
+                statuses.push((pod, json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "True"}]})));
+                if let Some(info) = infos.iter_mut().find(|i| i.name == node) {
+                    info.pods.push(PlacedPod {
+                        namespace: request.namespace.clone(),
+                        name: request.name.clone(),
+                        owner_uid: request.owner_uid.clone(),
+                        cpu_request_millis: request.cpu_request_millis,
+                        memory_request_bytes: request.memory_request_bytes,
+                    });
+                }
+            }
+            Decision::Unschedulable { message } => statuses.push((pod, unschedulable(&message))),
+        }
+    }
+    let mut store = c.store();
+    let mut changed = !bound.is_empty();
+    if !bound.is_empty() {
+        store.put_all(bound, None)?;
+    }
+    for (pod, status) in statuses {
+        changed |= store.set_status("Pod", &pod.namespace, &pod.name, &status)?;
+    }
+    Ok(changed)
+}
+
+fn unschedulable(message: &str) -> Value {
+    json!({"phase": "Pending", "conditions": [{
+        "type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message,
+    }]})
+}
+
+fn placed(pod: &Record) -> Option<PlacedPod> {
+    let Ok(Object::Pod(spec_pod)) = Object::from_json(pod.object.clone()) else {
+        return None;
+    };
+    let owner = controller_uid(pod);
+    let request =
+        pod_request_from_spec(&pod.namespace, &pod.name, owner.as_deref(), &spec_pod.spec).ok()?;
+    Some(PlacedPod {
+        namespace: request.namespace,
+        name: request.name,
+        owner_uid: request.owner_uid,
+        cpu_request_millis: request.cpu_request_millis,
+        memory_request_bytes: request.memory_request_bytes,
+    })
+}
+
+/// The scheduler's view of a stored node.
+fn node_info(node: &Record, ready: bool) -> NodeInfo {
+    let text = |pointer: &str| {
+        node.object
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let status = node.status.clone().unwrap_or(Value::Null);
+    let allocatable = |resource: &str| -> Option<String> {
+        status
+            .pointer(&format!("/allocatable/{resource}"))
+            .or_else(|| status.pointer(&format!("/capacity/{resource}")))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let labels: BTreeMap<String, String> = node
+        .object
+        .pointer("/metadata/labels")
+        .and_then(|l| serde_json::from_value(l.clone()).ok())
+        .unwrap_or_default();
+    let taints = node
+        .object
+        .pointer("/spec/taints")
+        .and_then(Value::as_array)
+        .map(|taints| {
+            taints
+                .iter()
+                .filter_map(|t| {
+                    Some(Taint {
+                        key: t.get("key")?.as_str()?.to_string(),
+                        value: t.get("value").and_then(Value::as_str).map(str::to_string),
+                        effect: t.get("effect")?.as_str()?.to_string(),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let arch = labels
+        .get("kubernetes.io/arch")
+        .cloned()
+        .or_else(|| {
+            status
+                .pointer("/nodeInfo/architecture")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .unwrap_or_default();
+    NodeInfo {
+        name: node.name.clone(),
+        taints,
+        allocatable_cpu_millis: allocatable("cpu")
+            .and_then(|q| parse_cpu_millis(&q).ok())
+            .unwrap_or(0),
+        allocatable_memory_bytes: allocatable("memory")
+            .and_then(|q| parse_memory_bytes(&q).ok())
+            .unwrap_or(0),
+        platforms: vec![format!("linux/{arch}")],
+        ready,
+        unschedulable: node.object.pointer("/spec/unschedulable") == Some(&Value::Bool(true))
+            || text("/spec/unschedulable").is_some_and(|s| s == "true"),
+        pods: Vec::new(),
+        labels,
+    }
+}
+
+fn random5() -> anyhow::Result<[u8; 5]> {
+    let mut bytes = [0u8; 5];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| anyhow::anyhow!("the system random source failed"))?;
+    Ok(bytes)
+}

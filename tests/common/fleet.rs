@@ -1,0 +1,225 @@
+//! Several "boards" on one machine: a test bridge, one network namespace per agent with
+//! a veth into the bridge, and a coordinator listening on the bridge address. Everything
+//! is removed on drop, also when a test fails.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::common::{wait_for, BERTH};
+
+static NETWORKS: AtomicUsize = AtomicUsize::new(0);
+
+fn ip(args: &[&str]) {
+    let status = Command::new("ip").args(args).status().expect("run ip");
+    assert!(status.success(), "ip {args:?} failed");
+}
+
+/// A bridge `btb<id>` with 10.<octet>.0.1/24 and the namespaces hanging off it.
+pub struct TestNetwork {
+    pub bridge: String,
+    pub prefix: String,
+    id: String,
+    hosts: Vec<String>,
+}
+
+impl TestNetwork {
+    pub fn new() -> TestNetwork {
+        // Unique per process and per network, short enough for 15-character names.
+        let n = NETWORKS.fetch_add(1, Ordering::SeqCst);
+        let id = format!("{:x}{n}", std::process::id() % 0xfff);
+        let octet = 100 + (std::process::id() as usize * 7 + n) % 100;
+        let network = TestNetwork {
+            bridge: format!("btb{id}"),
+            prefix: format!("10.{octet}.0"),
+            id,
+            hosts: Vec::new(),
+        };
+        ip(&["link", "add", &network.bridge, "type", "bridge"]);
+        ip(&[
+            "addr",
+            "add",
+            &format!("{}.1/24", network.prefix),
+            "dev",
+            &network.bridge,
+        ]);
+        ip(&["link", "set", &network.bridge, "up"]);
+        network
+    }
+
+    pub fn gateway(&self) -> String {
+        format!("{}.1", self.prefix)
+    }
+
+    /// A new namespace `btn<id>-<i>` at address `.<10+i>`; returns its name.
+    pub fn add_host(&mut self) -> String {
+        let i = self.hosts.len();
+        let netns = format!("btn{}-{i}", self.id);
+        let outside = format!("bth{}{i}", self.id);
+        let inside = format!("bti{}{i}", self.id);
+        ip(&["netns", "add", &netns]);
+        self.hosts.push(netns.clone());
+        ip(&[
+            "link", "add", &outside, "type", "veth", "peer", "name", &inside,
+        ]);
+        ip(&["link", "set", &outside, "master", &self.bridge, "up"]);
+        ip(&["link", "set", &inside, "netns", &netns]);
+        let exec = |args: &[&str]| {
+            let mut all = vec!["netns", "exec", &netns, "ip"];
+            all.extend_from_slice(args);
+            ip(&all);
+        };
+        exec(&[
+            "addr",
+            "add",
+            &format!("{}.{}/24", self.prefix, 10 + i),
+            "dev",
+            &inside,
+        ]);
+        exec(&["link", "set", &inside, "up"]);
+        exec(&["link", "set", "lo", "up"]);
+        exec(&["route", "add", "default", "via", &self.gateway()]);
+        netns
+    }
+
+    /// Cuts (or restores) a host's link, as a pulled cable or lost uplink would.
+    pub fn set_link(&self, host: usize, up: bool) {
+        let outside = format!("bth{}{host}", self.id);
+        ip(&["link", "set", &outside, if up { "up" } else { "down" }]);
+    }
+}
+
+impl Drop for TestNetwork {
+    fn drop(&mut self) {
+        for (i, netns) in self.hosts.iter().enumerate() {
+            let _ = Command::new("ip")
+                .args(["link", "del", &format!("bth{}{i}", self.id)])
+                .status();
+            let _ = Command::new("ip").args(["netns", "del", netns]).status();
+        }
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.bridge])
+            .status();
+    }
+}
+
+/// A coordinator process with its own state dir; killed on drop.
+pub struct TestCoordinator {
+    pub state: tempfile::TempDir,
+    pub url: String,
+    pub listen: String,
+    args: Vec<String>,
+    child: Option<Child>,
+}
+
+impl TestCoordinator {
+    pub fn start(listen_ip: &str, extra: &[&str]) -> TestCoordinator {
+        let state = tempfile::Builder::new()
+            .prefix("berth-coord")
+            .tempdir()
+            .expect("tempdir");
+        let port = std::net::TcpListener::bind(format!("{listen_ip}:0"))
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        let listen = format!("{listen_ip}:{port}");
+        let mut coordinator = TestCoordinator {
+            state,
+            url: format!("https://{listen}"),
+            listen,
+            args: extra.iter().map(|s| s.to_string()).collect(),
+            child: None,
+        };
+        coordinator.spawn();
+        coordinator
+    }
+
+    pub fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.state.path().join("coordinator.log"))
+            .expect("coordinator log");
+        let child = Command::new(BERTH)
+            .args(["coordinator", "--listen", &self.listen, "--state-dir"])
+            .arg(self.state.path())
+            .args(&self.args)
+            .env("RUST_LOG", "debug,rustls=info,ureq=info,ureq_proto=info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start the coordinator");
+        self.child = Some(child);
+        let listen = self.listen.clone();
+        wait_for(Duration::from_secs(10), "the coordinator port", || {
+            std::net::TcpStream::connect(&listen).ok()
+        });
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.state.path().join("admin.config")
+    }
+
+    pub fn berth(&self, args: &[&str]) -> Output {
+        Command::new(BERTH)
+            .arg("--config")
+            .arg(self.config())
+            .args(args)
+            .output()
+            .expect("run berth")
+    }
+
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.berth(args);
+        assert!(
+            out.status.success(),
+            "berth {args:?} failed: {}\n--- coordinator log:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.log_tail()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.extend(["-o", "json"]);
+        serde_json::from_str(&self.ok(&all)).expect("JSON output")
+    }
+
+    pub fn token(&self) -> String {
+        self.ok(&["token", "create"]).trim().to_owned()
+    }
+
+    pub fn pods(&self) -> Vec<Value> {
+        self.json(&["get", "pods"])["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub fn log_tail(&self) -> String {
+        let log =
+            std::fs::read_to_string(self.state.path().join("coordinator.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+}
+
+impl Drop for TestCoordinator {
+    fn drop(&mut self) {
+        self.stop();
+        if std::thread::panicking() {
+            eprintln!("--- coordinator log (tail):\n{}", self.log_tail());
+        }
+    }
+}
