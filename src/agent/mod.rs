@@ -61,6 +61,8 @@ pub struct AgentOptions {
     /// `--join URL --token TOKEN`: join this coordinator unless `fleet.json` says this
     /// board already has.
     pub join: Option<FleetJoin>,
+    /// `--node-labels`: extra labels the node registers with at the coordinator.
+    pub node_labels: std::collections::BTreeMap<String, String>,
 }
 
 /// Log files of one container instance are capped at this size, and this many files are
@@ -243,7 +245,7 @@ pub fn run(mut options: AgentOptions) -> anyhow::Result<()> {
 /// glibc gives each thread that allocates its own malloc arena; with the executor, the
 /// blocking pool and the helper threads that multiplies the agent's resident memory for
 /// no gain. Two arenas are plenty for an agent that is idle most of the time.
-fn limit_malloc_arenas() {
+pub(crate) fn limit_malloc_arenas() {
     #[cfg(target_env = "gnu")]
     // SAFETY: mallopt only changes allocator tuning; called before other threads start.
     unsafe {

@@ -4,7 +4,7 @@
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::wire::{head_end, parse_head, MAX_HEAD_BYTES};
@@ -43,6 +43,9 @@ enum Target {
         config: Arc<rustls::ClientConfig>,
         token: Option<String>,
         timeout: Duration,
+        /// A connection the coordinator kept open after the last answer, reused by the
+        /// next GET or PUT (an agent's next long poll) to spare a TLS handshake.
+        idle: Arc<Mutex<Option<Box<dyn Connection>>>>,
     },
 }
 
@@ -62,6 +65,8 @@ impl<T: Read + Write + Send> Connection for T {}
 
 /// A response whose head has been read and whose body is still on the wire.
 struct PendingBody {
+    /// The connection may serve another request once the body is read.
+    reusable: bool,
     stream: Box<dyn Connection>,
     status: u16,
     content_length: Option<u64>,
@@ -97,6 +102,7 @@ impl Client {
                 config,
                 token,
                 timeout,
+                idle: Arc::new(Mutex::new(None)),
             },
         })
     }
@@ -236,8 +242,43 @@ impl Client {
                 reason: format!("invalid request path {target:?}"),
             });
         }
-        let mut stream = self.connect()?;
-        let mut request = format!("{method} {target} HTTP/1.1\r\nHost: localhost\r\nUser-Agent: berth\r\nConnection: close\r\n");
+        // Idempotent requests to a coordinator may go over a kept connection; if that
+        // turns out closed, they are simply sent again on a new one.
+        let keep = matches!(self.target, Target::Tls { .. }) && matches!(method, "GET" | "PUT");
+        if let Some(stream) = self.take_idle().filter(|_| keep) {
+            match self.exchange(stream, method, target, body, true) {
+                Ok(pending) => return Ok(pending),
+                Err(err) => log::debug!("api client: kept connection failed ({err}); reconnecting"),
+            }
+        }
+        let stream = self.connect()?;
+        self.exchange(stream, method, target, body, keep)
+    }
+
+    fn take_idle(&self) -> Option<Box<dyn Connection>> {
+        match &self.target {
+            Target::Tls { idle, .. } => idle.lock().unwrap_or_else(|p| p.into_inner()).take(),
+            Target::Unix(_) => None,
+        }
+    }
+
+    fn put_idle(&self, stream: Box<dyn Connection>) {
+        if let Target::Tls { idle, .. } = &self.target {
+            *idle.lock().unwrap_or_else(|p| p.into_inner()) = Some(stream);
+        }
+    }
+
+    /// Writes one request on `stream` and reads the response head.
+    fn exchange(
+        &self,
+        mut stream: Box<dyn Connection>,
+        method: &str,
+        target: &str,
+        body: Option<&[u8]>,
+        keep: bool,
+    ) -> Result<PendingBody, ApiError> {
+        let connection = if keep { "keep-alive" } else { "close" };
+        let mut request = format!("{method} {target} HTTP/1.1\r\nHost: localhost\r\nUser-Agent: berth\r\nConnection: {connection}\r\n");
         if let Target::Tls {
             token: Some(token), ..
         } = &self.target
@@ -253,7 +294,8 @@ impl Client {
         request.push_str("\r\n");
         let written = stream
             .write_all(request.as_bytes())
-            .and_then(|()| stream.write_all(body.unwrap_or_default()));
+            .and_then(|()| stream.write_all(body.unwrap_or_default()))
+            .and_then(|()| stream.flush());
         match written {
             Ok(()) => {}
             // The server may answer (e.g. 413) and close before reading everything;
@@ -268,7 +310,9 @@ impl Client {
             }
             Err(err) => return Err(self.io_error(err)),
         }
-        self.read_head(stream)
+        let mut pending = self.read_head(stream)?;
+        pending.reusable &= keep;
+        Ok(pending)
     }
 
     fn read_head(&self, mut stream: Box<dyn Connection>) -> Result<PendingBody, ApiError> {
@@ -306,7 +350,12 @@ impl Client {
         let content_length = head
             .content_length()
             .map_err(|reason| ApiError::Protocol { reason })?;
+        let reusable = content_length.is_some()
+            && head
+                .header("connection")
+                .is_some_and(|c| c.eq_ignore_ascii_case("keep-alive"));
         Ok(PendingBody {
+            reusable,
             stream,
             status,
             content_length,
@@ -318,6 +367,7 @@ impl Client {
     /// server closes the connection.
     fn read_body(&self, pending: PendingBody, out: &mut dyn Write) -> Result<(), ApiError> {
         let PendingBody {
+            reusable,
             mut stream,
             content_length,
             mut already,
@@ -328,6 +378,8 @@ impl Client {
             source,
         };
         let mut remaining = content_length.unwrap_or(u64::MAX);
+        // Bytes beyond the body would belong to nothing we asked for: do not reuse then.
+        let reusable = reusable && (already.len() as u64) <= remaining;
         already.truncate(usize::try_from(remaining).unwrap_or(usize::MAX));
         remaining -= already.len() as u64;
         out.write_all(&already).map_err(out_error)?;
@@ -353,6 +405,9 @@ impl Client {
             remaining -= n as u64;
             out.write_all(&chunk[..n]).map_err(out_error)?;
             out.flush().map_err(out_error)?;
+        }
+        if reusable && remaining == 0 {
+            self.put_idle(stream);
         }
         Ok(())
     }

@@ -1,8 +1,10 @@
 //! The server side: request and response types and the accept loop.
 //!
-//! One request per connection: the server reads a request, runs the handler, writes the
-//! response (sized, or streamed until it closes the connection) and closes. That keeps
-//! the protocol free of keep-alive and chunked-encoding state.
+//! The server reads a request, runs the handler and writes the response: sized, or
+//! streamed until it closes the connection. A sized response to an HTTP/1.1 request
+//! that did not ask for `Connection: close` keeps the connection for the next request
+//! when the server allows it (the coordinator does: an agent's long poll then costs no
+//! new TLS handshake); requests are not pipelined and bodies are never chunked.
 //!
 //! The same code serves an agent's unix socket and a coordinator's TLS port: everything
 //! after accepting works on any async byte stream.
@@ -34,6 +36,8 @@ pub struct Request {
     pub query: Vec<(String, String)>,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// HTTP/1.1 without `Connection: close`: the client will reuse the connection.
+    pub keep_alive: bool,
 }
 
 impl Request {
@@ -116,6 +120,9 @@ pub struct ServerConfig {
     pub max_body: usize,
     /// How long a client may take to send its whole request.
     pub request_timeout: Duration,
+    /// How long a kept connection may wait for its next request; `None`: one request
+    /// per connection.
+    pub keep_alive: Option<Duration>,
 }
 
 impl Default for ServerConfig {
@@ -123,6 +130,7 @@ impl Default for ServerConfig {
         ServerConfig {
             max_body: 16 * 1024 * 1024,
             request_timeout: Duration::from_secs(60),
+            keep_alive: None,
         }
     }
 }
@@ -211,34 +219,52 @@ where
     H: Fn(Request) -> F,
     F: std::future::Future<Output = Response>,
 {
-    let read = read_request(&mut stream, config.max_body);
-    let timeout = async {
-        smol::Timer::after(config.request_timeout).await;
-        Err(HttpError::Timeout)
-    };
-    let (response, rejected) = match smol::future::or(read, timeout).await {
-        Ok(request) => {
-            log::debug!("api: {} {}", request.method, request.path);
-            (handler(request).await, false)
+    let mut served = 0u64;
+    loop {
+        // A kept connection waits for its next request up to the idle limit; a client
+        // that goes quiet there is simply dropped, with no error response.
+        let (limit, idle) = match (served, config.keep_alive) {
+            (0, _) | (_, None) => (config.request_timeout, false),
+            (_, Some(idle)) => (idle, true),
+        };
+        let read = read_request(&mut stream, config.max_body);
+        let timeout = async {
+            smol::Timer::after(limit).await;
+            Err(HttpError::Timeout)
+        };
+        let (response, rejected, keep) = match smol::future::or(read, timeout).await {
+            Ok(request) => {
+                log::debug!("api: {} {}", request.method, request.path);
+                let keep = request.keep_alive && config.keep_alive.is_some();
+                let response = handler(request).await;
+                let keep = keep && matches!(response.body, Body::Bytes(_));
+                (response, false, keep)
+            }
+            Err(HttpError::Timeout | HttpError::Closed) if idle => return,
+            Err(err) => match err.response_status() {
+                Some((code, reason)) => {
+                    log::debug!("api: rejected request: {err}");
+                    (Response::status_error(code, reason, &err.to_string()), true, false)
+                }
+                None => {
+                    log::debug!("api: {err}");
+                    return;
+                }
+            },
+        };
+        if let Err(err) = write_response(&mut stream, response, keep).await {
+            // Usually the client went away (e.g. Ctrl-C on `logs -f`).
+            log::debug!("api: writing the response failed: {err}");
+            return;
         }
-        Err(err) => match err.response_status() {
-            Some((code, reason)) => {
-                log::debug!("api: rejected request: {err}");
-                (Response::status_error(code, reason, &err.to_string()), true)
-            }
-            None => {
-                log::debug!("api: {err}");
-                return;
-            }
-        },
-    };
-    if let Err(err) = write_response(&mut stream, response).await {
-        // Usually the client went away (e.g. Ctrl-C on `logs -f`).
-        log::debug!("api: writing the response failed: {err}");
-        return;
-    }
-    if rejected {
-        linger(&mut stream).await;
+        if rejected {
+            linger(&mut stream).await;
+        }
+        if !keep {
+            let _ = stream.close().await;
+            return;
+        }
+        served += 1;
     }
 }
 
@@ -334,6 +360,10 @@ async fn read_request<S: AsyncRead + Unpin>(
     }
     // Anything after the body would be a pipelined request, which we do not serve.
     body.truncate(length);
+    let keep_alive = head.start[2] == "HTTP/1.1"
+        && !head
+            .header("connection")
+            .is_some_and(|c| c.eq_ignore_ascii_case("close"));
     let [method, target, _version] = head.start;
     let (path, query) = split_target(&target)?;
     Ok(Request {
@@ -342,18 +372,21 @@ async fn read_request<S: AsyncRead + Unpin>(
         query,
         headers: head.headers,
         body,
+        keep_alive,
     })
 }
 
 async fn write_response<S: AsyncWrite + Unpin>(
     stream: &mut S,
     response: Response,
+    keep: bool,
 ) -> io::Result<()> {
     let mut head = format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nConnection: close\r\n",
+        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nConnection: {}\r\n",
         response.status,
         reason_phrase(response.status),
-        response.content_type
+        response.content_type,
+        if keep { "keep-alive" } else { "close" },
     );
     match response.body {
         Body::Bytes(bytes) => {
@@ -376,6 +409,5 @@ async fn write_response<S: AsyncWrite + Unpin>(
             }
         }
     }
-    stream.flush().await?;
-    stream.close().await
+    stream.flush().await
 }

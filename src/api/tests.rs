@@ -278,3 +278,50 @@ fn idle_connection_times_out_without_blocking_others() {
     idle.read_to_string(&mut response).unwrap();
     assert!(response.starts_with("HTTP/1.1 408 "), "{response}");
 }
+
+#[test]
+fn kept_connections_serve_several_requests() {
+    let config = ServerConfig {
+        keep_alive: Some(Duration::from_secs(5)),
+        ..ServerConfig::default()
+    };
+    let server = start(config, smol::channel::unbounded().1);
+    let mut stream = StdUnixStream::connect(&server.socket).unwrap();
+    let mut read_one = |stream: &mut StdUnixStream| {
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            stream.read_exact(&mut byte).unwrap();
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8(head).unwrap();
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("Content-Length: "))
+            .unwrap()
+            .parse()
+            .unwrap();
+        let mut body = vec![0u8; length];
+        stream.read_exact(&mut body).unwrap();
+        head
+    };
+    for _ in 0..3 {
+        stream.write_all(b"GET /query HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let head = read_one(&mut stream);
+        assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+        assert!(head.contains("Connection: keep-alive"), "{head}");
+    }
+    // Asking to close is honoured: the answer says so and the server closes.
+    stream
+        .write_all(b"GET /query HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let head = read_one(&mut stream);
+    assert!(head.contains("Connection: close"), "{head}");
+    let mut rest = Vec::new();
+    stream.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty());
+    // Without keep-alive in the config, every answer closes (the agent's socket).
+    let plain = start_default();
+    let response = plain.raw_exchange(b"GET /query HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(response.contains("Connection: close"), "{response}");
+}

@@ -1,11 +1,13 @@
 //! `berth agent`: runs the single-board orchestrator in the foreground.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use super::GlobalOptions;
 use crate::agent::{AgentOptions, FleetJoin};
 use crate::coordinator::tokens::JoinToken;
+use crate::model::{validate_label_key, validate_label_value};
 
 #[derive(clap::Args, Debug)]
 pub struct AgentArgs {
@@ -39,6 +41,37 @@ pub struct AgentArgs {
     /// Join token from `berth token create` (or env BERTH_TOKEN); used with --join
     #[arg(long, value_name = "TOKEN")]
     pub token: Option<String>,
+    /// Labels this node registers with, like the kubelet's: key=value,key2=value2
+    #[arg(long, value_name = "K=V,...")]
+    pub node_labels: Option<String>,
+}
+
+/// `--node-labels`: label rules of Kubernetes; the `kubernetes.io/` and `k8s.io/`
+/// namespaces are the agent's own (arch, os, hostname, instance type).
+fn parse_node_labels(text: Option<&str>) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut labels = BTreeMap::new();
+    let Some(text) = text.filter(|t| !t.trim().is_empty()) else {
+        return Ok(labels);
+    };
+    for term in text.split(',') {
+        let (key, value) = term
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--node-labels {term:?}: expected key=value"))?;
+        let (key, value) = (key.trim(), value.trim());
+        validate_label_key(key).map_err(|e| anyhow::anyhow!("--node-labels {key:?}: {e}"))?;
+        validate_label_value(value)
+            .map_err(|e| anyhow::anyhow!("--node-labels {key}={value:?}: {e}"))?;
+        let prefix = key.split_once('/').map(|(p, _)| p).unwrap_or("");
+        if prefix == "kubernetes.io"
+            || prefix.ends_with(".kubernetes.io")
+            || prefix == "k8s.io"
+            || prefix.ends_with(".k8s.io")
+        {
+            anyhow::bail!("--node-labels {key:?}: the {prefix}/ labels are set by the agent");
+        }
+        labels.insert(key.to_owned(), value.to_owned());
+    }
+    Ok(labels)
 }
 
 /// Where the join token may come from instead of the command line, which other users of
@@ -74,6 +107,7 @@ pub fn run(_global: &GlobalOptions, args: AgentArgs) -> anyhow::Result<()> {
             Some(args.registries)
         },
         join,
+        node_labels: parse_node_labels(args.node_labels.as_deref())?,
     };
     crate::agent::run(options)
 }
@@ -104,6 +138,24 @@ fn join_options(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn node_labels_follow_the_kubelets_rules() {
+        let labels = super::parse_node_labels(Some("zone=greenhouse-2, berth.dev/row=3")).unwrap();
+        assert_eq!(labels["zone"], "greenhouse-2");
+        assert_eq!(labels["berth.dev/row"], "3");
+        assert!(super::parse_node_labels(None).unwrap().is_empty());
+        for bad in [
+            "zone",
+            "bad key=x",
+            "zone=bad value",
+            "kubernetes.io/arch=arm64",
+            "node.kubernetes.io/x=y",
+        ] {
+            assert!(super::parse_node_labels(Some(bad)).is_err(), "{bad}");
+        }
+    }
+
     use super::*;
 
     const TOKEN: &str =

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -23,6 +23,9 @@ pub struct Fleet {
     /// Bumped on every change; long polls wait for it to move.
     changes: AtomicU64,
     event: event_listener::Event,
+    /// Every node's assignments as of a change count: a change wakes every waiting
+    /// poll, and they share one computation instead of each reading the whole store.
+    cache: Mutex<Option<(u64, Arc<HashMap<String, Assignments>>)>>,
 }
 
 impl Fleet {
@@ -32,6 +35,7 @@ impl Fleet {
             started: Instant::now(),
             changes: AtomicU64::new(0),
             event: event_listener::Event::new(),
+            cache: Mutex::new(None),
         })
     }
 
@@ -43,6 +47,29 @@ impl Fleet {
     /// A listener to register before re-checking, so no change slips in between.
     pub fn listen(&self) -> event_listener::EventListener {
         self.event.listen()
+    }
+
+    /// The assignments of `node`, computed with `compute` (all nodes at once) only when
+    /// something changed since the last computation.
+    pub fn assignments(
+        &self,
+        node: &str,
+        compute: impl FnOnce() -> anyhow::Result<HashMap<String, Assignments>>,
+    ) -> anyhow::Result<Assignments> {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let now = self.changes.load(Ordering::SeqCst);
+        let all = match &*cache {
+            Some((at, all)) if *at == now => Arc::clone(all),
+            _ => {
+                let all = Arc::new(compute()?);
+                *cache = Some((now, Arc::clone(&all)));
+                all
+            }
+        };
+        Ok(all
+            .get(node)
+            .cloned()
+            .unwrap_or_else(|| assignments_for(node, &[], &[], &[])))
     }
 
     pub fn renew(&self, node: &str) {
@@ -146,6 +173,27 @@ pub fn assignments_for(
         unchanged: false,
         objects,
     }
+}
+
+/// Every node's assignments in one pass over the store's objects.
+pub fn all_assignments(
+    namespaces: &[Record],
+    secrets: &[Record],
+    pods: &[Record],
+) -> HashMap<String, Assignments> {
+    let mut by_node: HashMap<&str, Vec<Record>> = HashMap::new();
+    for pod in pods {
+        if let Some(node) = pod.object.pointer("/spec/nodeName").and_then(Value::as_str) {
+            by_node.entry(node).or_default().push(pod.clone());
+        }
+    }
+    by_node
+        .into_iter()
+        .map(|(node, pods)| {
+            let set = assignments_for(node, namespaces, secrets, &pods);
+            (node.to_string(), set)
+        })
+        .collect()
 }
 
 /// The object as pushed to an agent.
@@ -277,6 +325,38 @@ mod tests {
         assert!(assignments_for("pi-3", &namespaces, &secrets, &pods)
             .objects
             .is_empty());
+    }
+
+    #[test]
+    fn all_nodes_at_once_match_one_at_a_time() {
+        let pods = vec![pod("a", Some("pi-1"), None), pod("b", Some("pi-2"), None), pod("c", None, None)];
+        let all = all_assignments(&[], &[], &pods);
+        assert_eq!(all.len(), 2);
+        assert_eq!(all["pi-1"], assignments_for("pi-1", &[], &[], &pods));
+        assert_eq!(all["pi-2"], assignments_for("pi-2", &[], &[], &pods));
+
+        // The cache recomputes only after a change.
+        let store = Store::open_in_memory().unwrap();
+        let fleet = Fleet::new(&store).unwrap();
+        let computed = std::cell::Cell::new(0);
+        let compute = || {
+            computed.set(computed.get() + 1);
+            Ok(all_assignments(&[], &[], &pods))
+        };
+        assert_eq!(fleet.assignments("pi-1", compute).unwrap().objects.len(), 1);
+        let compute = || {
+            computed.set(computed.get() + 1);
+            Ok(all_assignments(&[], &[], &pods))
+        };
+        assert!(fleet.assignments("pi-9", compute).unwrap().objects.is_empty());
+        assert_eq!(computed.get(), 1);
+        fleet.notify();
+        let compute = || {
+            computed.set(computed.get() + 1);
+            Ok(HashMap::new())
+        };
+        assert!(fleet.assignments("pi-1", compute).unwrap().objects.is_empty());
+        assert_eq!(computed.get(), 2);
     }
 
     #[test]

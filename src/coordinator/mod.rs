@@ -77,8 +77,31 @@ impl Coordinator {
     }
 }
 
+/// Every agent holds one connection (its long poll): a fleet of a thousand boards needs
+/// more descriptors than the usual soft limit of 1024, so take the hard limit.
+fn raise_open_files_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max {
+            let wanted = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) != 0 {
+                log::warn!("cannot raise the open files limit above {}", limit.rlim_cur);
+            }
+        }
+    }
+}
+
 /// Runs the coordinator in the foreground until it is killed.
 pub fn run(options: CoordinatorOptions) -> anyhow::Result<()> {
+    raise_open_files_limit();
+    crate::agent::limit_malloc_arenas();
     let dir = &options.state_dir;
     std::fs::create_dir_all(dir)
         .and_then(|()| {
@@ -123,6 +146,9 @@ pub fn run(options: CoordinatorOptions) -> anyhow::Result<()> {
             // Manifests are small; a fleet apply of many files stays far below this.
             max_body: 4 * 1024 * 1024,
             request_timeout: Duration::from_secs(30),
+            // Agents poll again at once: keep their connection (and TLS session) open
+            // for the next poll instead of a new handshake every heartbeat.
+            keep_alive: Some(Duration::from_secs(120)),
         };
         let handler_coordinator = Arc::clone(&coordinator);
         crate::api::http::serve_tls(listener, acceptor, limits, move |request| {

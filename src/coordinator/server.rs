@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::auth::{Denied, Subject};
-use super::fleet::{assignments_for, node_view};
+use super::fleet::{all_assignments, node_view};
 use super::Coordinator;
 use crate::agent::apply::{self, Refusal};
 use crate::agent::deployments::{deployment_status, OwnedPod, TEMPLATE_HASH_LABEL};
@@ -161,11 +161,16 @@ fn to_json<T: serde::Serialize>(value: &T) -> Value {
 }
 
 pub fn assignments(coordinator: &Coordinator, node: &str) -> Result<Assignments, Refusal> {
-    let store = coordinator.store();
-    let namespaces = store.list("Namespace", None)?;
-    let secrets = store.list("Secret", None)?;
-    let pods = store.list("Pod", None)?;
-    Ok(assignments_for(node, &namespaces, &secrets, &pods))
+    coordinator
+        .fleet
+        .assignments(node, || {
+            let store = coordinator.store();
+            let namespaces = store.list("Namespace", None)?;
+            let secrets = store.list("Secret", None)?;
+            let pods = store.list("Pod", None)?;
+            Ok(all_assignments(&namespaces, &secrets, &pods))
+        })
+        .map_err(internal)
 }
 
 fn route(coordinator: &Arc<Coordinator>, request: &Request) -> Result<Response, Refusal> {

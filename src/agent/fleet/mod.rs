@@ -202,7 +202,10 @@ fn join_until_done(
     log::info!("joining the fleet at {} as node {name}", join.server);
     let mut delay = RetryDelay::default();
     loop {
-        let node = node_object(&read_facts(name), profile);
+        let mut node = node_object(&read_facts(name), profile);
+        for (key, value) in &agent.options.node_labels {
+            node["metadata"]["labels"][key] = serde_json::Value::from(value.as_str());
+        }
         match state::join(&join.server, &join.token, name, node, REQUEST_TIMEOUT) {
             Ok(joined) => {
                 state::save(&path, &joined).map_err(|err| err.to_string())?;

@@ -23,6 +23,7 @@ fn test_agent(dir: &std::path::Path) -> Arc<Agent> {
         backoff_max: Duration::from_secs(300),
         board: None,
         registries: None,
+        node_labels: Default::default(),
         join: None,
     };
     let (agent, _wake) = Agent::new(options, Arc::new(FakeRuntime::new())).unwrap();
