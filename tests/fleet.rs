@@ -5,6 +5,8 @@
 mod common;
 #[path = "common/fleet.rs"]
 mod fleet_support;
+#[path = "common/registry.rs"]
+mod registry_support;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -159,6 +161,24 @@ fn schedules_across_boards_and_rolls_out_changes() {
         let by_node = running_by_node(c, "armonly");
         (by_node.get("pi4") == Some(&2) && by_node.len() == 1).then_some(())
     });
+
+    // An image whose index offers only linux/amd64 stays off the arm64 board, which
+    // packing would otherwise prefer (the coordinator asks the registry, pulls nothing).
+    let registry = registry_support::TestRegistry::start(Default::default());
+    let layouts = tempfile::tempdir().unwrap();
+    let amd_only = layouts.path().join("amd-only");
+    registry_support::multi_platform_layout(&[common::demo_image()], &amd_only);
+    registry.push(&amd_only, "amdimage:1", &["--dest-tls-verify=false"]);
+    let pod = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: amdimage\nspec:\n  containers:\n    - name: main\n      image: {}/amdimage:1\n",
+        registry.host()
+    );
+    apply(c, &pod);
+    let node = wait_for(Duration::from_secs(30), "amdimage bound", || {
+        let pod = c.json(&["get", "pod", "amdimage"]);
+        pod["spec"]["nodeName"].as_str().map(str::to_owned)
+    });
+    assert_ne!(node, "pi4");
 
     // Too big for any board: Pending with Kubernetes' message.
     let huge = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: huge\nspec:\n  containers:\n    - name: main\n      image: busybox:1.35\n      resources: {requests: {memory: 900Gi}}\n";

@@ -143,6 +143,19 @@ fn picks_the_platform_from_an_index() {
     let config = RegistryConfig::empty();
     let reference = format!("{}/multi:1", registry.host());
 
+    // What the coordinator's scheduler asks: the index's platforms, nothing pulled.
+    let mut offered = berth::image::image_platforms(&reference, &config, Duration::from_secs(5))
+        .unwrap()
+        .expect("an index lists its platforms");
+    offered.sort();
+    assert_eq!(offered, ["linux/amd64", "linux/arm64/v8"]);
+    let single = format!("{}/single:1", registry.host());
+    registry.push(demo_image(), "single:1", &["--dest-tls-verify=false"]);
+    assert_eq!(
+        berth::image::image_platforms(&single, &config, Duration::from_secs(5)).unwrap(),
+        None
+    );
+
     let (arm, _) = pull(&store, &reference, &config, &options("linux/arm64/v8"));
     let arm = arm.unwrap();
     assert_eq!(arm.platform, "linux/arm64/v8");

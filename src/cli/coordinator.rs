@@ -23,7 +23,14 @@ pub struct CoordinatorArgs {
     /// Seconds a node may stay not ready before its pods are replaced elsewhere
     #[arg(long, default_value_t = 300.0)]
     pub pod_eviction_timeout: f64,
+    /// Registry mirrors, credentials and TLS (k3s registries.yaml), to learn which
+    /// platforms an image offers
+    #[arg(long, value_name = "FILE", default_value = DEFAULT_REGISTRIES)]
+    pub registries: PathBuf,
 }
+
+/// Read when present; a missing default file means no settings.
+const DEFAULT_REGISTRIES: &str = "/etc/berth/registries.yaml";
 
 pub fn run(args: CoordinatorArgs) -> anyhow::Result<()> {
     let seconds = |s: f64, what: &str| -> anyhow::Result<Duration> {
@@ -38,5 +45,12 @@ pub fn run(args: CoordinatorArgs) -> anyhow::Result<()> {
             "--node-monitor-grace-period",
         )?,
         pod_eviction_timeout: seconds(args.pod_eviction_timeout, "--pod-eviction-timeout")?,
+        registries: if args.registries == std::path::Path::new(DEFAULT_REGISTRIES)
+            && !args.registries.exists()
+        {
+            None
+        } else {
+            Some(args.registries)
+        },
     })
 }

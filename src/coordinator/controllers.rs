@@ -272,7 +272,10 @@ fn schedule_pending(
             owner.as_deref(),
             &spec_pod.spec,
         ) {
-            Ok(request) => request,
+            Ok(mut request) => {
+                request.image_platforms = image_platforms(c, &spec_pod);
+                request
+            }
             Err(err) => {
                 statuses.push((pod, unschedulable(&err.to_string())));
                 continue;
@@ -307,6 +310,21 @@ fn schedule_pending(
         changed |= store.set_status("Pod", &pod.namespace, &pod.name, &status)?;
     }
     Ok(changed)
+}
+
+/// The platforms every container's image offers, where known: a board must run all of
+/// the pod's images.
+fn image_platforms(c: &Coordinator, pod: &Pod) -> Option<Vec<String>> {
+    let mut offered: Option<Vec<String>> = None;
+    for container in &pod.spec.containers {
+        if let Some(list) = c.image_platforms(&container.image) {
+            offered = Some(match offered {
+                None => list,
+                Some(previous) => previous.into_iter().filter(|p| list.contains(p)).collect(),
+            });
+        }
+    }
+    offered
 }
 
 fn unschedulable(message: &str) -> Value {

@@ -22,10 +22,11 @@ mod server;
 pub mod tls;
 pub mod tokens;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
@@ -48,6 +49,9 @@ pub struct CoordinatorOptions {
     /// Pods of a node that stays not ready this long are replaced elsewhere
     /// (Kubernetes' default toleration of `unreachable`, 5 min).
     pub pod_eviction_timeout: Duration,
+    /// Registry settings (k3s `registries.yaml`) for asking which platforms an image
+    /// offers; `None`: defaults.
+    pub registries: Option<PathBuf>,
 }
 
 pub struct Coordinator {
@@ -57,6 +61,10 @@ pub struct Coordinator {
     pub fleet: fleet::Fleet,
     /// sha256 of the CA certificate, for join tokens.
     pub ca_hash: String,
+    registries: crate::image::RegistryConfig,
+    /// Image reference → the platforms its registry offers (`None`: unknown), and when
+    /// that was learnt.
+    image_platforms: Mutex<HashMap<String, (Instant, Option<Vec<String>>)>>,
     /// Wakes the controller thread; wake-ups coalesce.
     wake_tx: smol::channel::Sender<()>,
 }
@@ -68,6 +76,43 @@ impl Coordinator {
         self.store
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The platforms `image` offers, from its registry's index, remembered for a while;
+    /// `None` when unknown (a single-platform image, or the registry cannot be asked),
+    /// which lets every board pass the scheduler's platform filter.
+    pub fn image_platforms(&self, image: &str) -> Option<Vec<String>> {
+        const KNOWN_FOR: Duration = Duration::from_secs(300);
+        const UNKNOWN_FOR: Duration = Duration::from_secs(60);
+        let cached = self
+            .image_platforms
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(image)
+            .cloned();
+        if let Some((at, platforms)) = cached {
+            let fresh_for = if platforms.is_some() {
+                KNOWN_FOR
+            } else {
+                UNKNOWN_FOR
+            };
+            if at.elapsed() < fresh_for {
+                return platforms;
+            }
+        }
+        let platforms =
+            match crate::image::image_platforms(image, &self.registries, Duration::from_secs(3)) {
+                Ok(platforms) => platforms,
+                Err(err) => {
+                    log::debug!("platforms of {image}: {err}");
+                    None
+                }
+            };
+        self.image_platforms
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(image.to_string(), (Instant::now(), platforms.clone()));
+        platforms
     }
 
     /// Something changed: run the controllers soon and let long polls re-check.
@@ -86,7 +131,8 @@ fn raise_open_files_limit() {
     };
     // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
     unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
             let wanted = libc::rlimit {
                 rlim_cur: limit.rlim_max,
                 rlim_max: limit.rlim_max,
@@ -119,6 +165,10 @@ pub fn run(options: CoordinatorOptions) -> anyhow::Result<()> {
     let url = auth::server_url(&options.listen);
     auth::ensure_admin_config(&auth, &mut store, &dir.join("admin.config"), &url, &pki)?;
     let fleet = fleet::Fleet::new(&store)?;
+    let registries = match &options.registries {
+        Some(path) => crate::image::RegistryConfig::load(path)?,
+        None => crate::image::RegistryConfig::empty(),
+    };
 
     let server_config = tls::server_config(&pki)?;
     let (wake_tx, wake_rx) = smol::channel::bounded(1);
@@ -128,6 +178,8 @@ pub fn run(options: CoordinatorOptions) -> anyhow::Result<()> {
         auth,
         fleet,
         ca_hash: pki.ca_hash().to_string(),
+        registries,
+        image_platforms: Mutex::new(HashMap::new()),
         wake_tx,
     });
     controllers::spawn(Arc::clone(&coordinator), wake_rx)?;

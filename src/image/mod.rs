@@ -20,6 +20,7 @@
 //! publish them the same way.
 
 mod blobs;
+mod inspect;
 mod layout;
 mod oci;
 mod pull;
@@ -34,6 +35,7 @@ mod tests;
 
 use std::path::PathBuf;
 
+pub use inspect::image_platforms;
 pub use pull::{PullEvent, PullOptions};
 pub use reference::normalize_reference;
 pub use registry::RegistryConfig;
