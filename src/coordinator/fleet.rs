@@ -329,7 +329,11 @@ mod tests {
 
     #[test]
     fn all_nodes_at_once_match_one_at_a_time() {
-        let pods = vec![pod("a", Some("pi-1"), None), pod("b", Some("pi-2"), None), pod("c", None, None)];
+        let pods = vec![
+            pod("a", Some("pi-1"), None),
+            pod("b", Some("pi-2"), None),
+            pod("c", None, None),
+        ];
         let all = all_assignments(&[], &[], &pods);
         assert_eq!(all.len(), 2);
         assert_eq!(all["pi-1"], assignments_for("pi-1", &[], &[], &pods));
@@ -348,14 +352,22 @@ mod tests {
             computed.set(computed.get() + 1);
             Ok(all_assignments(&[], &[], &pods))
         };
-        assert!(fleet.assignments("pi-9", compute).unwrap().objects.is_empty());
+        assert!(fleet
+            .assignments("pi-9", compute)
+            .unwrap()
+            .objects
+            .is_empty());
         assert_eq!(computed.get(), 1);
         fleet.notify();
         let compute = || {
             computed.set(computed.get() + 1);
             Ok(HashMap::new())
         };
-        assert!(fleet.assignments("pi-1", compute).unwrap().objects.is_empty());
+        assert!(fleet
+            .assignments("pi-1", compute)
+            .unwrap()
+            .objects
+            .is_empty());
         assert_eq!(computed.get(), 2);
     }
 
