@@ -287,7 +287,7 @@ fn kept_connections_serve_several_requests() {
     };
     let server = start(config, smol::channel::unbounded().1);
     let mut stream = StdUnixStream::connect(&server.socket).unwrap();
-    let mut read_one = |stream: &mut StdUnixStream| {
+    let read_one = |stream: &mut StdUnixStream| {
         let mut head = Vec::new();
         let mut byte = [0u8; 1];
         while !head.ends_with(b"\r\n\r\n") {

@@ -85,17 +85,25 @@ fn pass(c: &Coordinator) -> anyhow::Result<bool> {
     let now = Instant::now();
     let now_text = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let grace = c.options.node_monitor_grace;
-    let (namespaces, deployments, pods, nodes) = {
+    // Nodes are read only when there is something to schedule: this pass runs every
+    // second, and a thousand idle boards must not cost a thousand rows each time.
+    let (namespaces, deployments, pods, node_names) = {
         let store = c.store();
+        let pods = store.list("Pod", None)?;
+        let mut node_names: HashSet<String> = HashSet::new();
+        for node in pods.iter().filter_map(node_of) {
+            if !node_names.contains(node) && store.get("Node", "", node)?.is_some() {
+                node_names.insert(node.to_string());
+            }
+        }
         (
             store.list("Namespace", None)?,
             store.list("Deployment", None)?,
-            store.list("Pod", None)?,
-            store.list("Node", None)?,
+            pods,
+            node_names,
         )
     };
     let node_ready = |name: &str| is_ready(c.fleet.last_seen(name), grace, now);
-    let node_names: HashSet<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
 
     let mut puts: Vec<Value> = Vec::new();
     let mut removed: Vec<Key> = Vec::new();
@@ -217,17 +225,13 @@ fn pass(c: &Coordinator) -> anyhow::Result<bool> {
         }
     }
 
-    changed |= schedule_pending(c, &nodes, &node_ready)?;
+    changed |= schedule_pending(c, &node_ready)?;
     Ok(changed)
 }
 
 /// Binds every pending pod the scheduler can place; the others get `PodScheduled=False`
 /// with the scheduler's message (written only when it changes).
-fn schedule_pending(
-    c: &Coordinator,
-    nodes: &[Record],
-    node_ready: &dyn Fn(&str) -> bool,
-) -> anyhow::Result<bool> {
+fn schedule_pending(c: &Coordinator, node_ready: &dyn Fn(&str) -> bool) -> anyhow::Result<bool> {
     let pods = c.store().list("Pod", None)?;
     let mut pending: Vec<&Record> = pods
         .iter()
@@ -236,6 +240,7 @@ fn schedule_pending(
     if pending.is_empty() {
         return Ok(false);
     }
+    let nodes = c.store().list("Node", None)?;
     pending.sort_by(|a, b| {
         (
             a.creation_timestamp.as_str(),

@@ -72,6 +72,21 @@ impl Fleet {
             .unwrap_or_else(|| assignments_for(node, &[], &[], &[])))
     }
 
+    /// The assignments of `node` if nothing changed since they were computed: lets a
+    /// woken poll whose set did not change go back to waiting without touching the
+    /// store or a blocking thread.
+    pub fn cached(&self, node: &str) -> Option<Assignments> {
+        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        match &*cache {
+            Some((at, all)) if *at == self.changes.load(Ordering::SeqCst) => Some(
+                all.get(node)
+                    .cloned()
+                    .unwrap_or_else(|| assignments_for(node, &[], &[], &[])),
+            ),
+            _ => None,
+        }
+    }
+
     pub fn renew(&self, node: &str) {
         let mut leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
         leases.insert(node.to_string(), Instant::now());

@@ -122,9 +122,12 @@ async fn poll(
     loop {
         // Listen before computing, so a change during the computation still wakes us.
         let listener = coordinator.fleet.listen();
-        let current = {
-            let (coordinator, node) = (Arc::clone(coordinator), node.clone());
-            smol::unblock(move || assignments(&coordinator, &node)).await?
+        let current = match coordinator.fleet.cached(&node) {
+            Some(current) => current,
+            None => {
+                let (coordinator, node) = (Arc::clone(coordinator), node.clone());
+                smol::unblock(move || assignments(&coordinator, &node)).await?
+            }
         };
         if current.version != known {
             return Ok(Response::json(200, &to_json(&current)));
