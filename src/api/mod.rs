@@ -1,10 +1,12 @@
-//! The agent's API over a unix socket: a deliberately small HTTP/1.1 server (async, on
-//! smol), the blocking client the CLI uses, and the wire types they share.
+//! The resource API on the wire: a deliberately small HTTP/1.1 server (async, on smol)
+//! serving an agent's unix socket and a coordinator's TLS port, the blocking client the
+//! CLI and agents use, the wire types they share, the agent↔coordinator protocol
+//! ([`fleet`]) and the admin's client config ([`config`]).
 //!
-//! Why our own HTTP: the agent only ever talks to local clients over `berth.sock`, one
-//! request per connection, so the subset we need (Content-Length bodies, responses that
-//! are either sized or streamed until close) fits in a few hundred lines and keeps a
-//! general-purpose HTTP stack out of a binary meant for a Pi Zero.
+//! Why our own HTTP: the subset we need (Content-Length bodies, responses that are
+//! either sized or streamed until close, keep-alive for sized ones) fits in a few
+//! hundred lines and keeps a general-purpose HTTP stack out of a binary meant for a
+//! Pi Zero.
 
 pub mod client;
 pub mod config;
