@@ -54,6 +54,14 @@
 //!
 //! Shares are compared in integer parts per million, so no floating-point rounding can
 //! make two equal nodes compare differently.
+//!
+//! # Cost
+//!
+//! Every decision looks at every placed pod of every node, because the snapshot carries
+//! no totals. The expensive part of that is comparing owner uids (one string per placed
+//! pod), so same-owner pods are counted last and only as far as they can change the
+//! outcome; the requests are summed in a plain pass that touches no strings. The reasons
+//! for the failure message are gathered only when no node fits.
 
 mod matching;
 #[cfg(test)]
@@ -253,16 +261,34 @@ pub fn schedule(pod: &PodRequest, nodes: &[NodeInfo]) -> Decision {
         };
     }
     let context = PodContext::new(pod);
-    let best = nodes
-        .iter()
-        .filter_map(|node| match check_node(&context, node) {
-            Ok(fit) => Some((score_key(&context, node, &fit), node)),
-            Err(_) => None,
-        })
-        .min_by(|(a, _), (b, _)| a.cmp(b));
+    let mut best: Option<Candidate<'_>> = None;
+    for node in nodes {
+        let Ok(usage) = check_node(&context, node) else {
+            continue;
+        };
+        let rank = rank(&context, node, &usage);
+        // Spreading comes before the rank, so a node ahead on rank wins with as many
+        // same-owner pods as the best so far, and one not ahead needs fewer. Only a
+        // strictly better node replaces the best: of equal nodes the first stays.
+        let most_same_owner = match &best {
+            None => usize::MAX,
+            Some(best) if rank < best.rank => best.same_owner_pods,
+            Some(best) => match best.same_owner_pods.checked_sub(1) {
+                Some(fewer) => fewer,
+                None => continue,
+            },
+        };
+        if let Some(same_owner_pods) = count_same_owner(&context, node, most_same_owner) {
+            best = Some(Candidate {
+                node,
+                same_owner_pods,
+                rank,
+            });
+        }
+    }
     match best {
-        Some((_, node)) => Decision::Bind {
-            node: node.name.clone(),
+        Some(best) => Decision::Bind {
+            node: best.node.name.clone(),
         },
         None => Decision::Unschedulable {
             message: unschedulable_message(&context, nodes),
@@ -273,6 +299,8 @@ pub fn schedule(pod: &PodRequest, nodes: &[NodeInfo]) -> Decision {
 /// What is worked out once per pod rather than once per node.
 struct PodContext<'a> {
     pod: &'a PodRequest,
+    /// The Deployment whose replicas are spread; `None` skips spreading.
+    owner_uid: Option<&'a str>,
     image_platforms: Option<ImagePlatforms<'a>>,
     tolerates_cordon: bool,
     tolerates_not_ready: bool,
@@ -296,6 +324,7 @@ impl<'a> PodContext<'a> {
         };
         PodContext {
             pod,
+            owner_uid: pod.owner_uid.as_deref(),
             image_platforms,
             tolerates_cordon: tolerates(TAINT_UNSCHEDULABLE),
             tolerates_not_ready: tolerates(TAINT_NOT_READY),
@@ -355,17 +384,14 @@ impl Rejection<'_> {
     }
 }
 
-/// What a node that passes the filters has in use, for scoring; gathered in one pass over
-/// its pods because this loop is the scheduler's hot path.
-struct Fit {
+/// The requests of the pods already on a node.
+struct Usage {
     used_cpu_millis: u64,
     used_memory_bytes: u64,
-    /// Pods with the same owner as the pod being scheduled (0 when it has none).
-    same_owner_pods: usize,
 }
 
 /// Runs the filters in order and stops at the first that rejects the node.
-fn check_node<'n>(context: &PodContext<'_>, node: &'n NodeInfo) -> Result<Fit, Rejection<'n>> {
+fn check_node<'n>(context: &PodContext<'_>, node: &'n NodeInfo) -> Result<Usage, Rejection<'n>> {
     let pod = context.pod;
     if node.unschedulable && !context.tolerates_cordon {
         return Err(Rejection::Unschedulable);
@@ -376,13 +402,13 @@ fn check_node<'n>(context: &PodContext<'_>, node: &'n NodeInfo) -> Result<Fit, R
     if !selector_and_affinity_match(pod, node) {
         return Err(Rejection::NodeAffinity);
     }
-    let fit = usage(pod, node);
+    let usage = usage(node);
     let free_cpu = node
         .allocatable_cpu_millis
-        .saturating_sub(fit.used_cpu_millis);
+        .saturating_sub(usage.used_cpu_millis);
     let free_memory = node
         .allocatable_memory_bytes
-        .saturating_sub(fit.used_memory_bytes);
+        .saturating_sub(usage.used_memory_bytes);
     let cpu_short = pod.cpu_request_millis > 0 && pod.cpu_request_millis > free_cpu;
     let memory_short = pod.memory_request_bytes > 0 && pod.memory_request_bytes > free_memory;
     if cpu_short || memory_short {
@@ -396,7 +422,7 @@ fn check_node<'n>(context: &PodContext<'_>, node: &'n NodeInfo) -> Result<Fit, R
             return Err(Rejection::Platform);
         }
     }
-    Ok(fit)
+    Ok(usage)
 }
 
 /// The first `NoSchedule`/`NoExecute` taint the pod does not tolerate, the derived
@@ -429,30 +455,55 @@ fn selector_and_affinity_match(pod: &PodRequest, node: &NodeInfo) -> bool {
         && affinity_matches(&pod.required_node_affinity, &node.labels)
 }
 
-fn usage(pod: &PodRequest, node: &NodeInfo) -> Fit {
-    let mut fit = Fit {
+/// Sums the requests without looking at any string: this runs for every placed pod of
+/// every node on every decision.
+fn usage(node: &NodeInfo) -> Usage {
+    let mut usage = Usage {
         used_cpu_millis: 0,
         used_memory_bytes: 0,
-        same_owner_pods: 0,
     };
     for placed in &node.pods {
-        fit.used_cpu_millis = fit
+        usage.used_cpu_millis = usage
             .used_cpu_millis
             .saturating_add(placed.cpu_request_millis);
-        fit.used_memory_bytes = fit
+        usage.used_memory_bytes = usage
             .used_memory_bytes
             .saturating_add(placed.memory_request_bytes);
-        if pod.owner_uid.is_some() && placed.owner_uid == pod.owner_uid {
-            fit.same_owner_pods += 1;
-        }
     }
-    fit
+    usage
 }
 
-/// Smaller is better: (same-owner pods, untolerated soft taints, packing reversed, name).
-type ScoreKey<'n> = (usize, usize, Reverse<u64>, &'n str);
+/// The pods on `node` with the pod's owner, or `None` once there are more than `limit`
+/// (the node cannot win then, so the rest are not compared). A pod without an owner
+/// counts 0 everywhere.
+fn count_same_owner(context: &PodContext<'_>, node: &NodeInfo, limit: usize) -> Option<usize> {
+    let Some(owner_uid) = context.owner_uid else {
+        return Some(0);
+    };
+    let mut count = 0;
+    for placed in &node.pods {
+        if placed.owner_uid.as_deref() == Some(owner_uid) {
+            count += 1;
+            if count > limit {
+                return None;
+            }
+        }
+    }
+    Some(count)
+}
 
-fn score_key<'n>(context: &PodContext<'_>, node: &'n NodeInfo, fit: &Fit) -> ScoreKey<'n> {
+/// The best node so far and what it won with.
+struct Candidate<'n> {
+    node: &'n NodeInfo,
+    same_owner_pods: usize,
+    rank: Rank<'n>,
+}
+
+/// Everything after spreading, smaller is better: (untolerated soft taints, packing
+/// reversed, name).
+type Rank<'n> = (usize, Reverse<u64>, &'n str);
+
+fn rank<'n>(context: &PodContext<'_>, node: &'n NodeInfo, usage: &Usage) -> Rank<'n> {
     let pod = context.pod;
     let soft_taints = node
         .taints
@@ -461,20 +512,16 @@ fn score_key<'n>(context: &PodContext<'_>, node: &'n NodeInfo, fit: &Fit) -> Sco
         .filter(|taint| !tolerated_by_any(&pod.tolerations, taint))
         .count();
     let packing = share_ppm(
-        fit.used_cpu_millis.saturating_add(pod.cpu_request_millis),
+        usage.used_cpu_millis.saturating_add(pod.cpu_request_millis),
         node.allocatable_cpu_millis,
     ) + share_ppm(
-        fit.used_memory_bytes
+        usage
+            .used_memory_bytes
             .saturating_add(pod.memory_request_bytes),
         node.allocatable_memory_bytes,
     );
     // The sum of the two shares orders nodes exactly as their average does.
-    (
-        fit.same_owner_pods,
-        soft_taints,
-        Reverse(packing),
-        node.name.as_str(),
-    )
+    (soft_taints, Reverse(packing), node.name.as_str())
 }
 
 /// `requested / allocatable` in parts per million, capped at a million; 0 when the node

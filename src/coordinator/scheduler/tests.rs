@@ -3,6 +3,8 @@ use std::collections::BTreeMap;
 use super::*;
 use crate::model::{Container, PodSpec, ResourceRequirements};
 
+mod shortcuts;
+
 const MI: u64 = 1024 * 1024;
 const GI: u64 = 1024 * MI;
 
