@@ -9,7 +9,7 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::ffi::OsString;
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, BufRead, BufReader, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
@@ -26,15 +26,14 @@ const OPAQUE_MARKER: &str = ".wh..wh..opq";
 /// Linux's own limit on symlinks followed while resolving one path.
 const MAX_SYMLINK_HOPS: u32 = 40;
 
-/// Applies one layer blob (gzip or plain tar, detected by the gzip magic) onto `target`
-/// and returns the digest of the uncompressed tar (the layer's diff id). Streams: nothing
-/// but the current entry's header is held in memory.
-pub(crate) fn unpack_layer(blob: &Path, target: &Path) -> Result<String, String> {
-    let file = File::open(blob).map_err(|e| format!("open {}: {e}", blob.display()))?;
-    let mut buffered = BufReader::with_capacity(64 * 1024, file);
+/// Applies one layer blob (gzip or plain tar, detected by the gzip magic) read from
+/// `blob` onto `target` and returns the digest of the uncompressed tar (the layer's diff
+/// id). Streams: nothing but the current entry's header is held in memory.
+pub(crate) fn unpack_layer(blob: impl Read, target: &Path) -> Result<String, String> {
+    let mut buffered = BufReader::with_capacity(64 * 1024, blob);
     let is_gzip = buffered
         .fill_buf()
-        .map_err(|e| format!("read {}: {e}", blob.display()))?
+        .map_err(|e| format!("read layer: {e}"))?
         .starts_with(&[0x1f, 0x8b]);
     let decompressed: Box<dyn Read> = if is_gzip {
         Box::new(MultiGzDecoder::new(buffered))
@@ -397,7 +396,7 @@ pub(crate) mod tests {
         for (i, layer) in layers.into_iter().enumerate() {
             let blob = dir.join(format!("layer{i}"));
             fs::write(&blob, layer).unwrap();
-            diff_ids.push(unpack_layer(&blob, root)?);
+            diff_ids.push(unpack_layer(fs::File::open(&blob).unwrap(), root)?);
         }
         Ok(diff_ids)
     }
