@@ -25,6 +25,7 @@ mod feed;
 mod layout;
 mod oci;
 mod pull;
+mod readahead;
 mod reference;
 pub mod registry;
 mod rootfs;

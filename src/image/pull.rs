@@ -289,7 +289,7 @@ impl ImageStore {
                         return Ok(Box::new(feed.reader()));
                     }
                     let file = File::open(path).map_err(|e| ImageError::io(path, e))?;
-                    Ok(Box::new(file) as Box<dyn Read>)
+                    Ok(Box::new(file) as Box<dyn Read + Send>)
                 })
             });
             // However the downloads end (even by a panic), the unpacker must not wait on

@@ -15,6 +15,7 @@ use std::fs::{self, File};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use super::blobs::{checked_hex, sync_dir, sync_filesystem};
 use super::oci::Descriptor;
@@ -28,7 +29,7 @@ static UNIQUE: AtomicU64 = AtomicU64::new(0);
 
 /// Where one layer's blob is read from while unpacking.
 pub(super) type OpenLayer<'a> =
-    dyn FnMut(&Descriptor, &Path) -> Result<Box<dyn Read + 'a>, ImageError> + 'a;
+    dyn FnMut(&Descriptor, &Path) -> Result<Box<dyn Read + Send + 'a>, ImageError> + 'a;
 
 impl ImageStore {
     /// Unpacks the stored or staged layer files and publishes the rootfs. Does nothing if
@@ -98,7 +99,7 @@ impl ImageStore {
         fs::rename(&staged.0, &dir).map_err(|e| ImageError::io(&dir, e))?;
         sync_dir(&self.rootfs_dir())?;
         log::info!("image {} unpacked into {}", info.reference, dir.display());
-        sync_in_background(dir.clone(), marker);
+        sync_in_background(self.lock.clone(), dir.clone(), marker);
         Ok(dir)
     }
 
@@ -145,21 +146,30 @@ impl ImageStore {
 }
 
 /// Flushes the filesystem of `rootfs`, then removes its marker, on a thread of its own.
-fn sync_in_background(rootfs: PathBuf, marker: PathBuf) {
-    let work = move || match sync_filesystem(&rootfs) {
-        Ok(()) => match fs::remove_file(&marker) {
-            Ok(()) => log::debug!("rootfs {} is on disk", rootfs.display()),
-            // A reopened store settled it first.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => log::warn!("cannot remove {}: {e}", marker.display()),
-        },
-        Err(e) => log::warn!("{e}; {} stays marked as not synced", rootfs.display()),
+/// It starts once the publishing operation has let go of the store's `lock`, so that
+/// operation's own fsyncs (blobs, reference) do not queue behind the flush.
+fn sync_in_background(lock: Arc<Mutex<()>>, rootfs: PathBuf, marker: PathBuf) {
+    let work = move || {
+        drop(lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
+        sync_and_unmark(&rootfs, &marker);
     };
     if let Err(e) = std::thread::Builder::new()
         .name("rootfs-sync".to_string())
         .spawn(work)
     {
         log::warn!("cannot start the rootfs sync thread ({e}); the next start syncs it");
+    }
+}
+
+fn sync_and_unmark(rootfs: &Path, marker: &Path) {
+    match sync_filesystem(rootfs) {
+        Ok(()) => match fs::remove_file(marker) {
+            Ok(()) => log::debug!("rootfs {} is on disk", rootfs.display()),
+            // A reopened store settled it first.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => log::warn!("cannot remove {}: {e}", marker.display()),
+        },
+        Err(e) => log::warn!("{e}; {} stays marked as not synced", rootfs.display()),
     }
 }
 

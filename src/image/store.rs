@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::blobs::{blob_path, checked_hex, digest_of, read_verified, sync_dir, write_atomic};
 use super::layout::{extract_layout_tar, LayoutDir};
@@ -17,7 +17,9 @@ use super::{ImageError, ImageInfo};
 /// changes with an internal lock, so the store can be shared between threads.
 pub struct ImageStore {
     root: PathBuf,
-    lock: Mutex<()>,
+    /// Shared with the background rootfs syncs, which wait for the operation that
+    /// published their rootfs to finish.
+    pub(super) lock: Arc<Mutex<()>>,
 }
 
 /// A directory under `tmp/` removed when dropped, whatever happened.
@@ -37,7 +39,7 @@ impl ImageStore {
     pub fn open(root: &Path) -> Result<ImageStore, ImageError> {
         let store = ImageStore {
             root: root.to_path_buf(),
-            lock: Mutex::new(()),
+            lock: Arc::new(Mutex::new(())),
         };
         for dir in [
             store.blobs_dir(),
