@@ -7,7 +7,8 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 /// Bytes per piece handed over (below glibc's mmap threshold, so pieces are cheap).
 const PIECE: usize = 64 * 1024;
-/// Pieces that may wait for the consumer: at most this many times `PIECE` in memory.
+/// Pieces that may wait for the consumer. With the one each side holds, at most
+/// `AHEAD + 2` pieces (640 KiB) exist at a time, whatever the size of the stream.
 const AHEAD: usize = 8;
 
 /// Runs `consume` on a reader of `source`, while another thread reads `source` ahead.
