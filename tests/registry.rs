@@ -18,8 +18,8 @@ use std::time::Duration;
 use berth::image::{ImageError, ImageStore, PullEvent, PullOptions, RegistryConfig};
 use common::{demo_image, wait_for, TestAgent};
 use registry_support::{
-    demo_image_arm64, demo_image_big, make_test_ca, multi_platform_layout, Fault, FaultProxy,
-    RegistryOptions, TestRegistry, TokenAuth,
+    demo_image_arm64, demo_image_big, make_test_ca, multi_platform_layout, two_layer_layout,
+    Fault, FaultProxy, RegistryOptions, TestRegistry, TokenAuth,
 };
 use token_server::TokenServer;
 
@@ -309,6 +309,80 @@ fn resumes_after_a_cut_and_after_a_stall() {
             digest: layer.clone()
         }));
     }
+}
+
+#[test]
+fn a_download_that_starts_over_still_unpacks_the_whole_layer() {
+    let registry = TestRegistry::start(RegistryOptions::default());
+    registry.push(demo_image(), "demo:1", &["--dest-tls-verify=false"]);
+    let (layer, size) = demo_layer(demo_image());
+    let proxy = FaultProxy::start(
+        registry.port,
+        &format!("blobs/{layer}"),
+        Fault::CutAndIgnoreRange(size / 2),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let store = ImageStore::open(&dir.path().join("images")).unwrap();
+    let reference = format!("127.0.0.1:{}/demo:1", proxy.port);
+    let (result, _) = pull(
+        &store,
+        &reference,
+        &RegistryConfig::empty(),
+        &options("linux/amd64"),
+    );
+    let info = result.unwrap();
+    let blob_requests: Vec<String> = proxy
+        .requests()
+        .into_iter()
+        .filter(|r| r.contains(&format!("blobs/{layer}")))
+        .collect();
+    assert_eq!(blob_requests.len(), 2, "one cut request and one full one");
+    assert!(!blob_requests[1].to_lowercase().contains("range:"));
+    // Unpacking along with the first attempt had to give up; the rootfs is still whole.
+    let rootfs = store.rootfs(&info).unwrap();
+    assert!(rootfs.join("bin/busybox").is_file());
+    assert!(rootfs.join("etc/passwd").is_file());
+    assert!(files_in(&dir.path().join("images/tmp")).is_empty());
+}
+
+#[test]
+fn layers_unpack_in_order_from_the_store_and_from_downloads() {
+    let registry = TestRegistry::start(RegistryOptions::default());
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("layered");
+    two_layer_layout(demo_image(), &layout);
+    registry.push(demo_image(), "demo:1", &["--dest-tls-verify=false"]);
+    registry.push(&layout, "layered:1", &["--dest-tls-verify=false"]);
+    let store = ImageStore::open(&dir.path().join("images")).unwrap();
+    let config = RegistryConfig::empty();
+    let host = registry.host();
+    let (demo, _) = pull(
+        &store,
+        &format!("{host}/demo:1"),
+        &config,
+        &options("linux/amd64"),
+    );
+    demo.unwrap();
+    let (result, events) = pull(
+        &store,
+        &format!("{host}/layered:1"),
+        &config,
+        &options("linux/amd64"),
+    );
+    let info = result.unwrap();
+    let (lower, _) = demo_layer(demo_image());
+    assert!(events.contains(&PullEvent::LayerCached { digest: lower }));
+    let rootfs = store.rootfs(&info).unwrap();
+    assert!(rootfs.join("bin/busybox").is_file());
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("srv/hello.txt")).unwrap(),
+        "hello"
+    );
+    assert!(
+        !rootfs.join("etc/group").exists(),
+        "the upper layer's whiteout hides the lower layer's file"
+    );
+    assert!(rootfs.join("etc/passwd").is_file());
 }
 
 /// Unmounts the small tmpfs even when the test fails.

@@ -162,6 +162,37 @@ pub fn sync_dir(dir: &Path) -> Result<(), ImageError> {
         .map_err(|e| ImageError::io(dir, e))
 }
 
+/// Files being written ask the kernel to start writing them to disk every this many bytes.
+pub const WRITEBACK_STEP: u64 = 4 << 20;
+
+/// Starts writing a range of `file` to disk without waiting for it (`sync_file_range`
+/// with `SYNC_FILE_RANGE_WRITE`), so a later fsync or syncfs has little left to do and
+/// the disk works while we still download or unpack. Only a hint: errors are ignored,
+/// the fsync or syncfs that follows reports real ones.
+pub fn start_writeback(file: &File, offset: u64, len: u64) {
+    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+        return;
+    };
+    // SAFETY: sync_file_range only reads its integer arguments; the descriptor is open
+    // for as long as `file` is borrowed.
+    unsafe {
+        libc::sync_file_range(
+            std::os::fd::AsRawFd::as_raw_fd(file),
+            offset,
+            len,
+            libc::SYNC_FILE_RANGE_WRITE,
+        );
+    }
+}
+
+/// Flushes everything written on the filesystem that holds `path` (`syncfs`): one call
+/// makes a whole unpacked tree durable, where an fsync per file would cost a flush each.
+pub fn sync_filesystem(path: &Path) -> Result<(), ImageError> {
+    let file = File::open(path).map_err(|e| ImageError::io(path, e))?;
+    nix::unistd::syncfs(std::os::fd::AsRawFd::as_raw_fd(&file))
+        .map_err(|e| ImageError::io(path, e.into()))
+}
+
 /// The sha256 digest of `bytes` as `sha256:<hex>`.
 pub fn digest_of(bytes: &[u8]) -> String {
     format!("sha256:{:x}", Sha256::digest(bytes))

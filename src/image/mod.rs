@@ -6,6 +6,7 @@
 //! blobs/sha256/<hex>          content-addressed blobs, visible only once complete and verified
 //! refs/<sha256(ref)>.json     one small file per reference, holding its ImageInfo
 //! rootfs/<config-hex>/        unpacked layers, the read-only lower dir shared by all pods
+//! unsynced/<config-hex>-...   a rootfs not yet known to be on disk (see `rootfs`)
 //! tmp/                        staging area; anything left here after a crash is deleted on open
 //! ```
 //!
@@ -17,15 +18,18 @@
 //!
 //! Pulls (`pull`, `registry`) fetch the same pieces from an OCI distribution registry into
 //! a staging directory under `tmp/`, verify each against its digest while streaming, and
-//! publish them the same way.
+//! publish them the same way. They unpack each layer while it downloads (`feed`).
 
 mod blobs;
+mod feed;
 mod inspect;
 mod layout;
 mod oci;
 mod pull;
+mod readahead;
 mod reference;
 pub mod registry;
+mod rootfs;
 mod staging;
 mod store;
 mod unpack;

@@ -1,20 +1,22 @@
 //! `ImageStore::pull`: resolve a reference at a registry, pick the platform, download
-//! what the store lacks into a staging directory (verified while streaming), unpack, and
-//! publish blobs and reference the same way an import does.
+//! what the store lacks into a staging directory (verified while streaming), unpack the
+//! layers while they download, and publish blobs and reference the same way an import does.
 
 use std::fs::{self, File};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::blobs::{checked_hex, digest_of, read_verified, write_atomic};
+use super::feed::Feed;
 use super::oci::{self, ConfigFile, Descriptor, Index, Manifest, Platform};
 use super::reference::{parse_reference, Reference};
 use super::registry::client::RegistryClient;
 use super::registry::platform::{choose, parse_platform};
 use super::registry::{Credentials, RegistryConfig};
+use super::rootfs::unpack_layers;
 use super::staging::parse_json;
 use super::store::{ImageStore, TempDir};
 use super::{ImageError, ImageInfo};
@@ -72,6 +74,9 @@ pub enum PullEvent {
         digest: String,
     },
 }
+
+/// Layer progress is reported at most this often (in bytes) so events stay few.
+const PROGRESS_STEP: u64 = 256 * 1024;
 
 /// Makes staging directory names unique among concurrent pulls of this process.
 static PULL_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -224,8 +229,6 @@ impl ImageStore {
                 layers.push((layer.clone(), staged.join(hex)));
             }
         }
-        download_layers(client, &missing, &staged, options.parallel_layers, progress)?;
-
         let info = ImageInfo {
             reference: canonical.to_string(),
             digest: resolved.desc.digest.clone(),
@@ -234,14 +237,85 @@ impl ImageStore {
             platform: platform.display(),
             config: config.image_config(),
         };
+        let fetch = Fetch {
+            client,
+            missing: &missing,
+            staged: &staged,
+            parallel: options.parallel_layers,
+        };
+        let diff_ids = &config.rootfs.diff_ids;
+        let unpacked = self.fetch_while_unpacking(&fetch, &info, &layers, diff_ids, progress)?;
         let _guard = self.locked();
-        self.ensure_rootfs(&info, &layers, &config.rootfs.diff_ids)?;
+        match unpacked {
+            Some(rootfs) => self.publish_rootfs(&info, rootfs)?,
+            None => self.ensure_rootfs(&info, &layers, diff_ids)?,
+        };
         self.publish_blobs(&staged)?;
         let json = serde_json::to_vec_pretty(&info)
             .map_err(|e| ImageError::layout(self.tmp_dir(), format!("encode image info: {e}")))?;
         write_atomic(&self.tmp_dir(), &self.ref_path(&info.reference), &json)?;
         log::info!("image {} pulled ({})", info.reference, info.digest);
         Ok(info)
+    }
+
+    /// Downloads the missing layers and meanwhile unpacks every layer into a staging
+    /// rootfs, reading each layer file behind its download (see `feed`), so unpacking
+    /// adds little time. Returns the unpacked, checked rootfs, or `None` when it is to be
+    /// unpacked from the finished files: it exists already, or unpacking along failed (a
+    /// download started over, or the layer is bad; the second unpack then reports it).
+    /// Nothing is published here, and the blobs' digests are checked by their downloads.
+    fn fetch_while_unpacking(
+        &self,
+        fetch: &Fetch<'_>,
+        info: &ImageInfo,
+        layers: &[(Descriptor, PathBuf)],
+        diff_ids: &[String],
+        progress: &dyn Fn(PullEvent),
+    ) -> Result<Option<TempDir>, ImageError> {
+        if fetch.missing.is_empty() || self.rootfs_path(info)?.is_dir() {
+            download_layers(fetch, &[], progress)?;
+            return Ok(None);
+        }
+        let mut feeds = Vec::new();
+        for layer in fetch.missing {
+            let path = fetch.staged.join(checked_hex(&layer.digest)?);
+            feeds.push((layer.digest.clone(), Feed::new(path)));
+        }
+        let rootfs = self.rootfs_staging(info)?;
+        let (downloaded, unpacked) = std::thread::scope(|scope| {
+            let unpacker = scope.spawn(|| {
+                unpack_layers(&rootfs.0, layers, diff_ids, &mut |layer, path| {
+                    if let Some((_, feed)) = feeds.iter().find(|(d, _)| *d == layer.digest) {
+                        return Ok(Box::new(feed.reader()));
+                    }
+                    let file = File::open(path).map_err(|e| ImageError::io(path, e))?;
+                    Ok(Box::new(file) as Box<dyn Read + Send>)
+                })
+            });
+            // However the downloads end (even by a panic), the unpacker must not wait on
+            // them forever.
+            let closing = CloseFeeds(&feeds);
+            let downloaded = download_layers(fetch, &feeds, progress);
+            drop(closing);
+            let unpacked = unpacker.join().unwrap_or_else(|_| {
+                Err(ImageError::Unpack {
+                    digest: info.digest.clone(),
+                    reason: "the unpacking thread panicked".to_string(),
+                })
+            });
+            (downloaded, unpacked)
+        });
+        downloaded?;
+        match unpacked {
+            Ok(()) => Ok(Some(rootfs)),
+            Err(e) => {
+                log::debug!(
+                    "{}: unpacking along the download failed ({e}); unpacking the files",
+                    info.reference
+                );
+                Ok(None)
+            }
+        }
     }
 
     /// The stored copy of a small blob, or a verified download into `staged`.
@@ -387,15 +461,35 @@ fn write_new(path: &Path, bytes: &[u8], reference: &str) -> Result<(), ImageErro
     })
 }
 
-/// Downloads layers with at most `parallel` threads; events are forwarded to `progress`
-/// on this thread. The first error stops the remaining queue.
-fn download_layers(
-    client: &RegistryClient,
-    layers: &[Descriptor],
-    dir: &Path,
+/// The layer downloads of one pull.
+struct Fetch<'a> {
+    client: &'a RegistryClient,
+    missing: &'a [Descriptor],
+    /// The staging directory the blobs are downloaded into.
+    staged: &'a Path,
     parallel: usize,
+}
+
+/// Closes the feeds when dropped.
+struct CloseFeeds<'a>(&'a [(String, Feed)]);
+
+impl Drop for CloseFeeds<'_> {
+    fn drop(&mut self) {
+        for (_, feed) in self.0 {
+            feed.close();
+        }
+    }
+}
+
+/// Downloads layers with at most `parallel` threads, telling each layer's feed (if it
+/// has one) how far its file has grown; events are forwarded to `progress` on this
+/// thread. The first error stops the remaining queue.
+fn download_layers(
+    fetch: &Fetch<'_>,
+    feeds: &[(String, Feed)],
     progress: &dyn Fn(PullEvent),
 ) -> Result<(), ImageError> {
+    let (client, layers) = (fetch.client, fetch.missing);
     if layers.is_empty() {
         return Ok(());
     }
@@ -404,7 +498,7 @@ fn download_layers(
     let (tx, rx) = mpsc::channel::<PullEvent>();
     std::thread::scope(|scope| {
         let mut workers = Vec::new();
-        for _ in 0..parallel.clamp(1, layers.len()) {
+        for _ in 0..fetch.parallel.clamp(1, layers.len()) {
             let tx = tx.clone();
             let (queue, failed) = (&queue, &failed);
             workers.push(scope.spawn(move || -> Result<(), ImageError> {
@@ -424,14 +518,25 @@ fn download_layers(
                         digest: digest.clone(),
                         size: layer.size,
                     });
-                    let dest = dir.join(checked_hex(&layer.digest)?);
+                    let feed = feeds.iter().find(|(d, _)| *d == digest).map(|(_, f)| f);
+                    let dest = fetch.staged.join(checked_hex(&layer.digest)?);
+                    let mut reported = 0;
                     let result = client.download_blob(layer, &dest, &mut |done| {
-                        let _ = tx.send(PullEvent::LayerProgress {
-                            digest: digest.clone(),
-                            done,
-                            total: layer.size,
-                        });
+                        if let Some(feed) = feed {
+                            feed.grew(done);
+                        }
+                        if done.abs_diff(reported) >= PROGRESS_STEP || done == layer.size {
+                            reported = done;
+                            let _ = tx.send(PullEvent::LayerProgress {
+                                digest: digest.clone(),
+                                done,
+                                total: layer.size,
+                            });
+                        }
                     });
+                    if let Some(feed) = feed {
+                        feed.finish(result.is_ok());
+                    }
                     if let Err(e) = result {
                         failed.store(true, Ordering::Relaxed);
                         return Err(e);

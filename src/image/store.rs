@@ -4,21 +4,22 @@ use std::collections::HashSet;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::blobs::{blob_path, checked_hex, digest_of, read_verified, sync_dir, write_atomic};
 use super::layout::{extract_layout_tar, LayoutDir};
 use super::oci::{self, ConfigFile, Descriptor, Manifest};
 use super::reference::{parse_reference, validate_digest, Reference};
 use super::staging::{parse_json, Staging};
-use super::unpack::unpack_layer;
 use super::{ImageError, ImageInfo};
 
 /// The content store under `<state_dir>/images`. Methods take `&self` and serialise
 /// changes with an internal lock, so the store can be shared between threads.
 pub struct ImageStore {
     root: PathBuf,
-    lock: Mutex<()>,
+    /// Shared with the background rootfs syncs, which wait for the operation that
+    /// published their rootfs to finish.
+    pub(super) lock: Arc<Mutex<()>>,
 }
 
 /// A directory under `tmp/` removed when dropped, whatever happened.
@@ -38,12 +39,13 @@ impl ImageStore {
     pub fn open(root: &Path) -> Result<ImageStore, ImageError> {
         let store = ImageStore {
             root: root.to_path_buf(),
-            lock: Mutex::new(()),
+            lock: Arc::new(Mutex::new(())),
         };
         for dir in [
             store.blobs_dir(),
             store.refs_dir(),
             store.rootfs_dir(),
+            store.unsynced_dir(),
             store.tmp_dir(),
         ] {
             fs::create_dir_all(&dir).map_err(|e| ImageError::io(&dir, e))?;
@@ -60,6 +62,7 @@ impl ImageStore {
                 leftovers += 1;
             }
         }
+        store.settle_unsynced()?;
         if leftovers > 0 {
             log::info!(
                 "image store {}: removed {leftovers} leftovers of an interrupted import",
@@ -80,8 +83,11 @@ impl ImageStore {
     fn refs_dir(&self) -> PathBuf {
         self.root.join("refs")
     }
-    fn rootfs_dir(&self) -> PathBuf {
+    pub(super) fn rootfs_dir(&self) -> PathBuf {
         self.root.join("rootfs")
+    }
+    pub(super) fn unsynced_dir(&self) -> PathBuf {
+        self.root.join("unsynced")
     }
     pub(super) fn tmp_dir(&self) -> PathBuf {
         self.root.join("tmp")
@@ -308,54 +314,6 @@ impl ImageStore {
         parse_json(&path, &read_verified(&path, &desc)?)
     }
 
-    /// Unpacks the layers into `rootfs/<config-hex>.tmp-<pid>`, checks each diff id and
-    /// renames the result into place. Does nothing if the rootfs exists.
-    pub(super) fn ensure_rootfs(
-        &self,
-        info: &ImageInfo,
-        layers: &[(Descriptor, PathBuf)],
-        diff_ids: &[String],
-    ) -> Result<PathBuf, ImageError> {
-        let hex = checked_hex(&info.config_digest)?;
-        let dir = self.rootfs_dir().join(hex);
-        if dir.is_dir() {
-            return Ok(dir);
-        }
-        let tmp = self
-            .rootfs_dir()
-            .join(format!("{hex}.tmp-{}", std::process::id()));
-        let result = (|| {
-            remove_any(&tmp).map_err(|e| ImageError::io(&tmp, e))?;
-            fs::create_dir(&tmp).map_err(|e| ImageError::io(&tmp, e))?;
-            // The root of the rootfs is "/" in the container: 0755 whatever our umask is.
-            fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-                .map_err(|e| ImageError::io(&tmp, e))?;
-            for (index, (layer, path)) in layers.iter().enumerate() {
-                let diff_id = unpack_layer(path, &tmp).map_err(|reason| ImageError::Unpack {
-                    digest: layer.digest.clone(),
-                    reason,
-                })?;
-                if diff_ids.get(index) != Some(&diff_id) {
-                    return Err(ImageError::DigestMismatch {
-                        digest: layer.digest.clone(),
-                        actual: format!(
-                            "uncompressed content is {diff_id}, the config says {}",
-                            diff_ids.get(index).map_or("nothing", String::as_str)
-                        ),
-                    });
-                }
-            }
-            fs::rename(&tmp, &dir).map_err(|e| ImageError::io(&dir, e))?;
-            sync_dir(&self.rootfs_dir())
-        })();
-        if let Err(e) = result {
-            let _ = remove_any(&tmp);
-            return Err(e);
-        }
-        log::info!("image {} unpacked into {}", info.reference, dir.display());
-        Ok(dir)
-    }
-
     /// Removes a reference unless `in_use` says a container uses the image, then deletes
     /// its blobs and rootfs if no other reference needs them. `in_use` runs under the
     /// store's lock, so it must not call back into the store.
@@ -500,7 +458,7 @@ fn read_info(path: &Path) -> Result<ImageInfo, ImageError> {
 }
 
 /// Entries of a directory as full paths.
-fn read_dir(dir: &Path) -> Result<Vec<PathBuf>, ImageError> {
+pub(super) fn read_dir(dir: &Path) -> Result<Vec<PathBuf>, ImageError> {
     let entries = fs::read_dir(dir).map_err(|e| ImageError::io(dir, e))?;
     entries
         .map(|entry| entry.map(|e| e.path()).map_err(|e| ImageError::io(dir, e)))
@@ -508,7 +466,7 @@ fn read_dir(dir: &Path) -> Result<Vec<PathBuf>, ImageError> {
 }
 
 /// Removes a file or a whole directory; absent is fine.
-fn remove_any(path: &Path) -> io::Result<()> {
+pub(super) fn remove_any(path: &Path) -> io::Result<()> {
     match fs::symlink_metadata(path) {
         Ok(meta) if meta.is_dir() => fs::remove_dir_all(path),
         Ok(_) => fs::remove_file(path),

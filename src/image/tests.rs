@@ -409,6 +409,35 @@ fn open_cleans_interrupted_imports() {
 }
 
 #[test]
+fn unsynced_rootfs_is_removed_after_a_reboot_and_kept_otherwise() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("images");
+    let layout = small_layout(tmp.path(), "example.com/app:1", &[layer(&[("f", "x")])]);
+    let store = ImageStore::open(&root).unwrap();
+    let info = store.import(&layout, None).unwrap().remove(0);
+    let rootfs = store.rootfs(&info).unwrap();
+    let hex = rootfs.file_name().unwrap().to_string_lossy().into_owned();
+    let unsynced = root.join("unsynced");
+    let boot_id = fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+
+    // Left by an agent of this boot: the page cache still has the files.
+    fs::write(unsynced.join(format!("{hex}-1-0")), boot_id.trim()).unwrap();
+    drop(store);
+    let store = ImageStore::open(&root).unwrap();
+    assert!(rootfs.join("f").is_file());
+    assert_eq!(count_files(&unsynced), 0);
+
+    // Left before a reboot: the files may never have reached the disk.
+    fs::write(unsynced.join(format!("{hex}-1-1")), "another boot").unwrap();
+    drop(store);
+    let store = ImageStore::open(&root).unwrap();
+    assert!(!rootfs.exists());
+    assert_eq!(count_files(&unsynced), 0);
+    assert_eq!(store.rootfs(&info).unwrap(), rootfs);
+    assert_eq!(fs::read_to_string(rootfs.join("f")).unwrap(), "x");
+}
+
+#[test]
 fn import_errors_name_the_problem() {
     let tmp = tempfile::tempdir().unwrap();
     let store = ImageStore::open(&tmp.path().join("images")).unwrap();

@@ -9,7 +9,7 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::ffi::OsString;
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, BufRead, BufReader, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
@@ -20,49 +20,40 @@ use nix::sys::time::TimeSpec;
 use tar::EntryType;
 
 use super::blobs::HashingReader;
+use super::readahead::read_ahead;
 
 const WHITEOUT_PREFIX: &str = ".wh.";
 const OPAQUE_MARKER: &str = ".wh..wh..opq";
 /// Linux's own limit on symlinks followed while resolving one path.
 const MAX_SYMLINK_HOPS: u32 = 40;
 
-/// Applies one layer blob (gzip or plain tar, detected by the gzip magic) onto `target`
-/// and returns the digest of the uncompressed tar (the layer's diff id). Streams: nothing
-/// but the current entry's header is held in memory.
-pub(crate) fn unpack_layer(blob: &Path, target: &Path) -> Result<String, String> {
-    let file = File::open(blob).map_err(|e| format!("open {}: {e}", blob.display()))?;
-    let mut buffered = BufReader::with_capacity(64 * 1024, file);
+/// Applies one layer blob (gzip or plain tar, detected by the gzip magic) read from
+/// `blob` onto `target` and returns the digest of the uncompressed tar (the layer's diff
+/// id). Streams: besides the current entry's header, at most a few pieces read ahead are
+/// held in memory. Decompressing and hashing run on a second thread beside the writing.
+pub(crate) fn unpack_layer(blob: impl Read + Send, target: &Path) -> Result<String, String> {
+    let mut buffered = BufReader::with_capacity(64 * 1024, blob);
     let is_gzip = buffered
         .fill_buf()
-        .map_err(|e| format!("read {}: {e}", blob.display()))?
+        .map_err(|e| format!("read layer: {e}"))?
         .starts_with(&[0x1f, 0x8b]);
-    let decompressed: Box<dyn Read> = if is_gzip {
+    let decompressed: Box<dyn Read + Send> = if is_gzip {
         Box::new(MultiGzDecoder::new(buffered))
     } else {
         Box::new(buffered)
     };
-    let mut hashing = HashingReader::new(decompressed);
     let mut layer = LayerWriter {
         root: target,
         written: HashSet::new(),
         dirs: Vec::new(),
     };
-    {
-        let mut archive = tar::Archive::new(&mut hashing);
-        archive.set_preserve_permissions(true);
-        archive.set_preserve_ownerships(true);
-        archive.set_preserve_mtime(true);
-        archive.set_overwrite(true);
-        let entries = archive.entries().map_err(|e| format!("read tar: {e}"))?;
-        for entry in entries {
-            let mut entry = entry.map_err(|e| format!("read tar: {e}"))?;
-            layer.apply(&mut entry)?;
-        }
-    }
-    layer.set_dir_mtimes()?;
-    let (diff_id, _) = hashing
-        .finish()
-        .map_err(|e| format!("read tar trailer: {e}"))?;
+    let (applied, hashed) = read_ahead(
+        HashingReader::new(decompressed),
+        |tar_stream| layer.apply_archive(tar_stream),
+        HashingReader::finish,
+    );
+    applied?;
+    let (diff_id, _) = hashed.map_err(|e| format!("read layer: {e}"))?;
     Ok(diff_id)
 }
 
@@ -76,6 +67,20 @@ struct LayerWriter<'a> {
 }
 
 impl LayerWriter<'_> {
+    fn apply_archive(&mut self, tar_stream: &mut dyn Read) -> Result<(), String> {
+        let mut archive = tar::Archive::new(tar_stream);
+        archive.set_preserve_permissions(true);
+        archive.set_preserve_ownerships(true);
+        archive.set_preserve_mtime(true);
+        archive.set_overwrite(true);
+        let entries = archive.entries().map_err(|e| format!("read tar: {e}"))?;
+        for entry in entries {
+            let mut entry = entry.map_err(|e| format!("read tar: {e}"))?;
+            self.apply(&mut entry)?;
+        }
+        self.set_dir_mtimes()
+    }
+
     fn apply<R: Read>(&mut self, entry: &mut tar::Entry<R>) -> Result<(), String> {
         let kind = entry.header().entry_type();
         if matches!(
@@ -397,7 +402,7 @@ pub(crate) mod tests {
         for (i, layer) in layers.into_iter().enumerate() {
             let blob = dir.join(format!("layer{i}"));
             fs::write(&blob, layer).unwrap();
-            diff_ids.push(unpack_layer(&blob, root)?);
+            diff_ids.push(unpack_layer(fs::File::open(&blob).unwrap(), root)?);
         }
         Ok(diff_ids)
     }

@@ -214,6 +214,86 @@ pub fn multi_platform_layout(layouts: &[&Path], out: &Path) {
         .expect("write oci-layout");
 }
 
+/// Writes into `out` a two-layer image: the demo image's layer, then a layer that adds
+/// `srv/hello.txt` and whites out `etc/group`. Tagged `localhost/layered:1`.
+pub fn two_layer_layout(demo: &Path, out: &Path) {
+    let blobs = out.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).expect("create blobs");
+    let read_json = |path: PathBuf| -> Value {
+        serde_json::from_slice(&std::fs::read(path).expect("read json")).expect("parse json")
+    };
+    let demo_blob = |digest: &str| demo.join("blobs/sha256").join(&digest["sha256:".len()..]);
+    let index = read_json(demo.join("index.json"));
+    let manifest_digest = index["manifests"][0]["digest"].as_str().expect("digest");
+    let mut manifest = read_json(demo_blob(manifest_digest));
+    let lower = manifest["layers"][0].clone();
+    let lower_digest = lower["digest"].as_str().expect("layer digest");
+    std::fs::copy(
+        demo_blob(lower_digest),
+        blobs.join(&lower_digest["sha256:".len()..]),
+    )
+    .expect("copy layer");
+
+    let mut upper = tar::Builder::new(Vec::new());
+    for (path, content) in [
+        ("srv/hello.txt", &b"hello"[..]),
+        ("etc/.wh.group", &b""[..]),
+    ] {
+        let mut header = tar::Header::new_gnu();
+        header.set_mode(0o644);
+        header.set_size(content.len() as u64);
+        header.set_mtime(1);
+        header.set_uid(0);
+        header.set_gid(0);
+        upper
+            .append_data(&mut header, path, content)
+            .expect("tar entry");
+    }
+    let upper_tar = upper.into_inner().expect("tar");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&upper_tar).expect("gzip");
+    let upper_gz = gz.finish().expect("gzip");
+    let put = |bytes: &[u8]| -> String {
+        let hex = format!("{:x}", Sha256::digest(bytes));
+        std::fs::write(blobs.join(&hex), bytes).expect("write blob");
+        format!("sha256:{hex}")
+    };
+    let upper_digest = put(&upper_gz);
+
+    let config_digest = manifest["config"]["digest"]
+        .as_str()
+        .expect("config digest");
+    let mut config = read_json(demo_blob(config_digest));
+    config["rootfs"]["diff_ids"]
+        .as_array_mut()
+        .expect("diff ids")
+        .push(json!(format!("sha256:{:x}", Sha256::digest(&upper_tar))));
+    let config_bytes = config.to_string().into_bytes();
+    manifest["config"]["digest"] = json!(put(&config_bytes));
+    manifest["config"]["size"] = json!(config_bytes.len());
+    manifest["layers"] = json!([
+        lower,
+        {
+            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+            "digest": upper_digest,
+            "size": upper_gz.len(),
+        }
+    ]);
+    let manifest_bytes = manifest.to_string().into_bytes();
+    let top = json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": put(&manifest_bytes),
+            "size": manifest_bytes.len(),
+            "annotations": {"org.opencontainers.image.ref.name": "localhost/layered:1"},
+        }],
+    });
+    std::fs::write(out.join("index.json"), top.to_string()).expect("write index.json");
+    std::fs::write(out.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#)
+        .expect("write oci-layout");
+}
+
 /// A test CA and a server certificate for 127.0.0.1 signed by it, in `dir`.
 /// Returns (ca.pem, server.pem, server.key).
 pub fn make_test_ca(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
@@ -266,6 +346,9 @@ pub enum Fault {
     Cut(u64),
     /// Stop forwarding after this many response bytes, keeping the connection open.
     Stall(u64),
+    /// Like `Cut`, and from then on drop `Range` headers, like a server without range
+    /// support: the download has to start over.
+    CutAndIgnoreRange(u64),
 }
 
 /// A TCP proxy to a registry that applies one fault to one matching request, and records
@@ -283,6 +366,7 @@ impl FaultProxy {
         let requests = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let pending = Arc::new(Mutex::new(Some((pattern.to_string(), fault))));
+        let ignore_range = Arc::new(AtomicBool::new(false));
         let (log, stop_flag) = (requests.clone(), stop.clone());
         std::thread::spawn(move || {
             for client in listener.incoming() {
@@ -294,7 +378,8 @@ impl FaultProxy {
                     continue;
                 };
                 let (log, pending, stop) = (log.clone(), pending.clone(), stop_flag.clone());
-                std::thread::spawn(move || relay(client, server, log, pending, stop));
+                let ignore_range = ignore_range.clone();
+                std::thread::spawn(move || relay(client, server, log, pending, stop, ignore_range));
             }
         });
         FaultProxy {
@@ -323,6 +408,7 @@ fn relay(
     log: Arc<Mutex<Vec<String>>>,
     pending: Arc<Mutex<Option<(String, Fault)>>>,
     stop: Arc<AtomicBool>,
+    ignore_range: Arc<AtomicBool>,
 ) {
     // The fault armed on this connection by a matching request, if any.
     let armed: Arc<Mutex<Option<Fault>>> = Arc::new(Mutex::new(None));
@@ -338,18 +424,28 @@ fn relay(
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
-            let text = String::from_utf8_lossy(&buffer[..n]).to_string();
+            let mut text = String::from_utf8_lossy(&buffer[..n]).to_string();
+            if ignore_range.load(Ordering::SeqCst) {
+                // Request heads arrive in one piece here; drop the Range line.
+                text = text
+                    .split_inclusive("\r\n")
+                    .filter(|line| !line.to_ascii_lowercase().starts_with("range:"))
+                    .collect();
+            }
             {
                 let mut pending = pending.lock().expect("pending lock");
                 if let Some((pattern, fault)) = pending.as_ref() {
                     if text.contains(pattern.as_str()) {
                         *armed_by_request.lock().expect("armed lock") = Some(*fault);
+                        if let Fault::CutAndIgnoreRange(_) = fault {
+                            ignore_range.store(true, Ordering::SeqCst);
+                        }
                         *pending = None;
                     }
                 }
             }
-            log.lock().expect("log lock").push(text);
-            if server_out.write_all(&buffer[..n]).is_err() {
+            log.lock().expect("log lock").push(text.clone());
+            if server_out.write_all(text.as_bytes()).is_err() {
                 break;
             }
         }
@@ -365,7 +461,9 @@ fn relay(
         };
         let fault = *armed.lock().expect("armed lock");
         let limit = match fault {
-            Some(Fault::Cut(limit)) | Some(Fault::Stall(limit)) => Some(limit),
+            Some(Fault::Cut(limit))
+            | Some(Fault::Stall(limit))
+            | Some(Fault::CutAndIgnoreRange(limit)) => Some(limit),
             None => None,
         };
         if let Some(limit) = limit {

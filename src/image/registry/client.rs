@@ -14,7 +14,7 @@ use ureq::Body;
 
 use super::auth::{basic, direct_authorization, Challenge};
 use super::config::{Credentials, Endpoint};
-use crate::image::blobs::MAX_JSON_BLOB;
+use crate::image::blobs::{start_writeback, MAX_JSON_BLOB, WRITEBACK_STEP};
 use crate::image::oci::{self, Descriptor};
 use crate::image::ImageError;
 
@@ -26,8 +26,6 @@ const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
 
 /// Consecutive failed attempts (no byte received in between) before a download gives up.
 const MAX_ATTEMPTS_WITHOUT_PROGRESS: u32 = 5;
-/// Progress is reported at most this often (in bytes) so events stay few.
-const PROGRESS_STEP: u64 = 256 * 1024;
 const CHUNK: usize = 64 * 1024;
 
 /// Where the system's CA bundle is on Debian/Raspberry Pi OS, Fedora and Alpine/others.
@@ -244,16 +242,22 @@ impl RegistryClient {
 
     /// Downloads a blob into `dest` (which must not exist), hashing while streaming and
     /// resuming with `Range` after a dropped or stalled connection. The file exists only
-    /// if its size and digest match `desc`; `progress` gets the bytes done so far.
+    /// if its size and digest match `desc`.
+    ///
+    /// While it runs the bytes go to `dest` with the extension `partial`, and `written` is
+    /// called after every write with the length of that file so far (the bytes are then
+    /// readable there), so a reader can follow the file as it grows. When the server
+    /// ignores a `Range` and the download starts over, `written(0)` comes before the file
+    /// is truncated.
     pub fn download_blob(
         &self,
         desc: &Descriptor,
         dest: &Path,
-        progress: &mut dyn FnMut(u64),
+        written: &mut dyn FnMut(u64),
     ) -> Result<(), ImageError> {
         let partial = dest.with_extension("partial");
         let result = self
-            .download_to(desc, &partial, progress)
+            .download_to(desc, &partial, written)
             .and_then(|()| fs::rename(&partial, dest).map_err(|e| ImageError::io(dest, e)));
         if result.is_err() {
             let _ = fs::remove_file(&partial);
@@ -265,7 +269,7 @@ impl RegistryClient {
         &self,
         desc: &Descriptor,
         partial: &Path,
-        progress: &mut dyn FnMut(u64),
+        written: &mut dyn FnMut(u64),
     ) -> Result<(), ImageError> {
         let url = format!(
             "{}/v2/{}/blobs/{}",
@@ -278,7 +282,8 @@ impl RegistryClient {
             .map_err(|e| self.write_error(partial, e))?;
         let mut hasher = Sha256::new();
         let mut done: u64 = 0;
-        let mut reported: u64 = 0;
+        // Bytes already handed to the kernel's writeback, so the final fsync is short.
+        let mut submitted: u64 = 0;
         let mut failures = 0;
         let mut buffer = vec![0u8; CHUNK];
         loop {
@@ -309,10 +314,12 @@ impl RegistryClient {
                 if done > 0 {
                     // The server ignored the Range: start over.
                     log::debug!("blob {}: no range support, restarting", desc.digest);
+                    written(0);
                     file.set_len(0).map_err(|e| self.write_error(partial, e))?;
                     io::Seek::rewind(&mut file).map_err(|e| self.write_error(partial, e))?;
                     hasher = Sha256::new();
                     done = 0;
+                    submitted = 0;
                 }
             } else {
                 log::info!("blob {}: resuming at byte {done}", desc.digest);
@@ -329,11 +336,12 @@ impl RegistryClient {
                             .map_err(|e| self.write_error(partial, e))?;
                         hasher.update(&buffer[..n]);
                         done += n as u64;
-                        failures = 0;
-                        if done - reported >= PROGRESS_STEP || done == desc.size {
-                            reported = done;
-                            progress(done);
+                        if done - submitted >= WRITEBACK_STEP {
+                            start_writeback(&file, submitted, done - submitted);
+                            submitted = done;
                         }
+                        failures = 0;
+                        written(done);
                     }
                     Err(e) => {
                         log::debug!("blob {}: connection lost at byte {done}: {e}", desc.digest);
