@@ -129,10 +129,14 @@ fn simulated_node(
     let (_, joined) = join
         .request("POST", "/apis/berth.dev/v1/join", Some(&node))
         .expect("join");
-    let credential = joined["credential"].as_str().expect("credential").to_owned();
+    let credential = joined["credential"]
+        .as_str()
+        .expect("credential")
+        .to_owned();
     let ca_pem = ca.pem().expect("pinned CA");
     let tls = client_config_trusting(&ca_pem).expect("trusting config");
-    let client = Client::https(&url, tls, Some(credential), Duration::from_secs(60)).expect("client");
+    let client =
+        Client::https(&url, tls, Some(credential), Duration::from_secs(60)).expect("client");
     let mut version = String::new();
     while !stop.load(Ordering::Relaxed) {
         let path = format!(
@@ -167,7 +171,12 @@ fn cpu_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let field = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     // Fields 14 and 15 of stat; index 0 here is field 3.
     field(11) + field(12)
 }
@@ -205,7 +214,10 @@ struct FleetNumbers {
 /// Raises our open files limit (inherited by the coordinator): a thousand sockets on
 /// each side.
 fn raise_nofile() {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
     unsafe {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
@@ -217,7 +229,10 @@ fn raise_nofile() {
 
 fn simulate_fleet(berth: &Path) -> FleetNumbers {
     raise_nofile();
-    let dir = tempfile::Builder::new().prefix("berth-fleet-bench").tempdir().expect("tempdir");
+    let dir = tempfile::Builder::new()
+        .prefix("berth-fleet-bench")
+        .tempdir()
+        .expect("tempdir");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -274,7 +289,11 @@ fn simulate_fleet(berth: &Path) -> FleetNumbers {
     // Settle, then measure a steady minute of heartbeats.
     std::thread::sleep(Duration::from_secs(15));
     let pid = coordinator.id();
-    let (ticks0, polls0, bytes0) = (cpu_ticks(pid), polls.load(Ordering::Relaxed), loopback_rx_bytes());
+    let (ticks0, polls0, bytes0) = (
+        cpu_ticks(pid),
+        polls.load(Ordering::Relaxed),
+        loopback_rx_bytes(),
+    );
     let start = Instant::now();
     std::thread::sleep(Duration::from_secs(STEADY_SECONDS));
     let seconds = start.elapsed().as_secs_f64();
@@ -293,7 +312,10 @@ fn simulate_fleet(berth: &Path) -> FleetNumbers {
             "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  nodeName: sim-0000\n  containers: [{{name: c, image: busybox:1.35}}]\n"
         );
         let request = ApplyRequest {
-            files: vec![ManifestFile { name: "probe.yaml".into(), content: yaml }],
+            files: vec![ManifestFile {
+                name: "probe.yaml".into(),
+                content: yaml,
+            }],
             namespace: None,
         };
         let body = serde_json::to_value(&request).expect("request");
@@ -302,7 +324,9 @@ fn simulate_fleet(berth: &Path) -> FleetNumbers {
             .request("POST", "/apis/berth.dev/v1/apply", Some(&body))
             .expect("apply");
         loop {
-            let (names, at) = seen_rx.recv_timeout(Duration::from_secs(30)).expect("the change arrives");
+            let (names, at) = seen_rx
+                .recv_timeout(Duration::from_secs(30))
+                .expect("the change arrives");
             if names.contains(&name) {
                 latency.push(at.duration_since(start));
                 break;
@@ -366,7 +390,8 @@ default intervals; no containers), measured over {STEADY_SECONDS} s of steady st
             ms(n.latency[n.latency.len() * 9 / 10]),
         )
     } else {
-        "\n(release binary missing: the coordinator was not measured; scripts/bench builds it)\n".to_owned()
+        "\n(release binary missing: the coordinator was not measured; scripts/bench builds it)\n"
+            .to_owned()
     };
     let report = format!("{report}{fleet_rows}");
     print!("{report}");

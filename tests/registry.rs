@@ -18,8 +18,8 @@ use std::time::Duration;
 use berth::image::{ImageError, ImageStore, PullEvent, PullOptions, RegistryConfig};
 use common::{demo_image, wait_for, TestAgent};
 use registry_support::{
-    demo_image_arm64, demo_image_big, make_test_ca, multi_platform_layout, two_layer_layout,
-    Fault, FaultProxy, RegistryOptions, TestRegistry, TokenAuth,
+    demo_image_arm64, demo_image_big, make_test_ca, multi_platform_layout, two_layer_layout, Fault,
+    FaultProxy, RegistryOptions, TestRegistry, TokenAuth,
 };
 use token_server::TokenServer;
 

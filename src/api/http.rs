@@ -244,7 +244,11 @@ where
             Err(err) => match err.response_status() {
                 Some((code, reason)) => {
                     log::debug!("api: rejected request: {err}");
-                    (Response::status_error(code, reason, &err.to_string()), true, false)
+                    (
+                        Response::status_error(code, reason, &err.to_string()),
+                        true,
+                        false,
+                    )
                 }
                 None => {
                     log::debug!("api: {err}");

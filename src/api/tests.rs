@@ -306,7 +306,9 @@ fn kept_connections_serve_several_requests() {
         head
     };
     for _ in 0..3 {
-        stream.write_all(b"GET /query HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        stream
+            .write_all(b"GET /query HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
         let head = read_one(&mut stream);
         assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
         assert!(head.contains("Connection: keep-alive"), "{head}");
