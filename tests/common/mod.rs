@@ -279,7 +279,10 @@ impl TestAgent {
     }
 
     pub fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(self.state.path().join("agent.log")).unwrap_or_default();
+        // Lossy: one stray byte (a container's output in a debug line) must not hide
+        // the whole log of a failing test.
+        let bytes = std::fs::read(self.state.path().join("agent.log")).unwrap_or_default();
+        let log = String::from_utf8_lossy(&bytes);
         let lines: Vec<&str> = log.lines().collect();
         lines[lines.len().saturating_sub(40)..].join("\n")
     }
