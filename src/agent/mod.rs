@@ -26,7 +26,7 @@ mod probes;
 mod pulls;
 mod qos;
 mod reconcile;
-mod server;
+pub(crate) mod server;
 mod status;
 mod views;
 

@@ -113,13 +113,23 @@ fn version() -> Value {
     })
 }
 
-/// `namespaces/NS/PLURAL[/NAME]`, `PLURAL` (all namespaces) or `namespaces[/NAME]`.
-fn resources(
-    agent: &Arc<Agent>,
+/// What a resource path names; shared with the coordinator, which serves the same API.
+pub(crate) struct ResourceTarget<'a> {
+    pub kind: Kind,
+    /// The namespace in the path, if any (`None`: all namespaces).
+    pub namespace: Option<&'a str>,
+    /// The store's namespace key: the namespace for namespaced kinds, `""` otherwise.
+    pub namespace_key: &'a str,
+    pub name: Option<&'a str>,
+}
+
+/// Parses `namespaces/NS/PLURAL[/NAME]`, `PLURAL` (all namespaces) or
+/// `namespaces[/NAME]` under API group `group`.
+pub(crate) fn resource_target<'a>(
     request: &Request,
     group: &str,
-    rest: &[&str],
-) -> Result<Response, Refusal> {
+    rest: &[&'a str],
+) -> Result<ResourceTarget<'a>, Refusal> {
     let (kind_name, namespace, name) = match rest {
         ["namespaces"] => ("namespaces", None, None),
         ["namespaces", name] => ("namespaces", None, Some(*name)),
@@ -140,6 +150,27 @@ fn resources(
     } else {
         ""
     };
+    Ok(ResourceTarget {
+        kind,
+        namespace,
+        namespace_key,
+        name,
+    })
+}
+
+/// `namespaces/NS/PLURAL[/NAME]`, `PLURAL` (all namespaces) or `namespaces[/NAME]`.
+fn resources(
+    agent: &Arc<Agent>,
+    request: &Request,
+    group: &str,
+    rest: &[&str],
+) -> Result<Response, Refusal> {
+    let ResourceTarget {
+        kind,
+        namespace,
+        namespace_key,
+        name,
+    } = resource_target(request, group, rest)?;
     match (request.method.as_str(), name) {
         ("GET", Some(name)) => {
             let record = agent

@@ -14,6 +14,7 @@ use super::fleet::{all_assignments, node_view};
 use super::Coordinator;
 use crate::agent::apply::{self, Refusal};
 use crate::agent::deployments::{deployment_status, OwnedPod, TEMPLATE_HASH_LABEL};
+use crate::agent::server::{resource_target, ResourceTarget};
 use crate::api::fleet::{Assignments, JoinRequest, JoinResponse, PodStatusAck, PodStatusReport};
 use crate::api::http::{Request, Response};
 use crate::api::types::{ApplyRequest, Version};
@@ -545,26 +546,12 @@ fn resources(
     group: &str,
     rest: &[&str],
 ) -> Result<Response, Refusal> {
-    let (plural, namespace, name) = match rest {
-        ["namespaces"] => ("namespaces", None, None),
-        ["namespaces", name] => ("namespaces", None, Some(*name)),
-        ["namespaces", ns, plural] => (*plural, Some(*ns), None),
-        ["namespaces", ns, plural, name] => (*plural, Some(*ns), Some(*name)),
-        [plural] => (*plural, None, None),
-        _ => return Err(not_found(format!("no such resource path {}", request.path))),
-    };
-    let kind = Kind::from_cli_name(plural)
-        .filter(|k| k.plural() == plural && k.api_version() == group)
-        .ok_or_else(|| {
-            not_found(format!(
-                "the server doesn't have a resource type {plural:?} in {group}"
-            ))
-        })?;
-    let namespace_key = if kind.namespaced() {
-        namespace.unwrap_or("")
-    } else {
-        ""
-    };
+    let ResourceTarget {
+        kind,
+        namespace,
+        namespace_key,
+        name,
+    } = resource_target(request, group, rest)?;
     match (request.method.as_str(), name) {
         ("GET", Some(name)) => {
             let record = coordinator

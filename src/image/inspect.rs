@@ -20,19 +20,8 @@ pub fn image_platforms(
 ) -> Result<Option<Vec<String>>, ImageError> {
     let parsed = parse_reference(reference)?;
     let canonical = parsed.to_canonical();
-    let (registry, repository) =
-        parsed
-            .repository
-            .split_once('/')
-            .ok_or_else(|| ImageError::InvalidReference {
-                reference: reference.to_string(),
-                reason: "no repository path".to_string(),
-            })?;
-    let tag_or_digest = parsed
-        .digest
-        .as_deref()
-        .or(parsed.tag.as_deref())
-        .unwrap_or("latest");
+    let (registry, repository) = parsed.registry_and_path(reference)?;
+    let tag_or_digest = parsed.tag_or_digest();
     let deadline = Instant::now() + timeout;
     let mut last_error = None;
     for endpoint in config.endpoints(registry, None)? {

@@ -106,14 +106,7 @@ impl ImageStore {
                 reason: "a platform is os/architecture[/variant], e.g. linux/arm64/v8".to_string(),
             })?;
         let deadline = Instant::now() + options.deadline;
-        let (registry, repository) =
-            parsed
-                .repository
-                .split_once('/')
-                .ok_or_else(|| ImageError::InvalidReference {
-                    reference: reference.to_string(),
-                    reason: "no repository path".to_string(),
-                })?;
+        let (registry, repository) = parsed.registry_and_path(reference)?;
         let credentials =
             options
                 .credentials
@@ -344,11 +337,7 @@ fn resolve(
     canonical: &str,
     wanted: &Platform,
 ) -> Result<Resolved, ImageError> {
-    let tag_or_digest = parsed
-        .digest
-        .as_deref()
-        .or(parsed.tag.as_deref())
-        .unwrap_or("latest");
+    let tag_or_digest = parsed.tag_or_digest();
     let top = client.manifest(tag_or_digest)?;
     let top_digest = digest_of(&top.bytes);
     if let Some(pin) = &parsed.digest {

@@ -18,6 +18,24 @@ pub(crate) struct Reference {
 }
 
 impl Reference {
+    /// (`registry`, `path`) of the repository; `input` names the reference in errors.
+    pub fn registry_and_path(&self, input: &str) -> Result<(&str, &str), ImageError> {
+        self.repository
+            .split_once('/')
+            .ok_or_else(|| ImageError::InvalidReference {
+                reference: input.to_string(),
+                reason: "no repository path".to_string(),
+            })
+    }
+
+    /// What to ask the registry for: the digest, else the tag, else `latest`.
+    pub fn tag_or_digest(&self) -> &str {
+        self.digest
+            .as_deref()
+            .or(self.tag.as_deref())
+            .unwrap_or("latest")
+    }
+
     pub fn to_canonical(&self) -> String {
         let mut out = self.repository.clone();
         if let Some(tag) = &self.tag {
