@@ -140,9 +140,14 @@ fn container_status(
                 Some(at) if at > inputs.now => {
                     // Waiting out the back-off, as the kubelet shows it.
                     status.last_state = terminated_state(exit, &l.id);
+                    // The kubelet's words, with the delay this back-off waits.
+                    let delay = inputs.backoff.delay(l.attempt, exit);
                     let message = format!(
-                        "back-off restarting failed container {name} in pod {}",
-                        pod.metadata.name
+                        "back-off {} restarting failed container={name} pod={}_{}({})",
+                        crate::model::format_duration(delay),
+                        pod.metadata.name,
+                        pod.metadata.namespace_or_empty(),
+                        pod.metadata.uid
                     );
                     status.state = match inputs.failures.get(name) {
                         Some(f) => waiting(&f.reason, Some(f.message.clone())),

@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::GlobalOptions;
 use crate::agent::{AgentOptions, FleetJoin};
 use crate::coordinator::tokens::JoinToken;
 use crate::model::{validate_label_key, validate_label_value};
@@ -23,12 +22,12 @@ pub struct AgentArgs {
     /// Parent cgroup of every container of this agent
     #[arg(long, default_value = "berth")]
     pub cgroup_parent: String,
-    /// First delay of the crash-loop back-off, in seconds
-    #[arg(long, default_value_t = 10.0)]
-    pub restart_backoff_base: f64,
-    /// Longest crash-loop back-off, in seconds
-    #[arg(long, default_value_t = 300.0)]
-    pub restart_backoff_max: f64,
+    /// First delay of the crash-loop back-off, a duration (300ms, 10s, 5m; a bare number is seconds)
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = super::duration_flag)]
+    pub restart_backoff_base: Duration,
+    /// Longest crash-loop back-off, a duration
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = super::duration_flag)]
+    pub restart_backoff_max: Duration,
     /// Board profile (board-configs/*.yaml) to check this machine against
     #[arg(long, value_name = "FILE")]
     pub board: Option<PathBuf>,
@@ -81,13 +80,10 @@ const TOKEN_ENV: &str = "BERTH_TOKEN";
 /// The registries file read when `--registries` is not given; it may be absent.
 const DEFAULT_REGISTRIES: &str = "/etc/berth/registries.yaml";
 
-pub fn run(_global: &GlobalOptions, args: AgentArgs) -> anyhow::Result<()> {
+pub fn run(args: AgentArgs) -> anyhow::Result<()> {
     let node_name = match args.node_name {
         Some(name) => name,
         None => nix::unistd::gethostname()?.to_string_lossy().into_owned(),
-    };
-    let seconds = |s: f64, what: &str| -> anyhow::Result<Duration> {
-        Duration::try_from_secs_f64(s).map_err(|_| anyhow::anyhow!("invalid {what} {s}"))
     };
     let join = join_options(args.join, args.token, std::env::var(TOKEN_ENV).ok())?;
     let options = AgentOptions {
@@ -95,8 +91,8 @@ pub fn run(_global: &GlobalOptions, args: AgentArgs) -> anyhow::Result<()> {
         manifests_dir: args.manifests,
         node_name,
         cgroup_parent: args.cgroup_parent,
-        backoff_base: seconds(args.restart_backoff_base, "--restart-backoff-base")?,
-        backoff_max: seconds(args.restart_backoff_max, "--restart-backoff-max")?,
+        backoff_base: args.restart_backoff_base,
+        backoff_max: args.restart_backoff_max,
         board: args.board,
         // A missing default file means no settings; a missing named file is an error.
         registries: if args.registries == std::path::Path::new(DEFAULT_REGISTRIES)

@@ -17,12 +17,13 @@ pub struct CoordinatorArgs {
     /// Extra DNS name or IP address for the server certificate (repeatable)
     #[arg(long = "tls-san", value_name = "NAME")]
     pub tls_sans: Vec<String>,
-    /// Seconds without a poll before a node is Ready=Unknown
-    #[arg(long, default_value_t = 40.0)]
-    pub node_monitor_grace_period: f64,
-    /// Seconds a node may stay not ready before its pods are replaced elsewhere
-    #[arg(long, default_value_t = 300.0)]
-    pub pod_eviction_timeout: f64,
+    /// How long a node may go without a poll before it is Ready=Unknown, a duration
+    /// (300ms, 10s, 5m; a bare number is seconds)
+    #[arg(long, value_name = "DURATION", default_value = "40s", value_parser = super::duration_flag)]
+    pub node_monitor_grace_period: Duration,
+    /// How long a node may stay not ready before its pods are replaced elsewhere, a duration
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = super::duration_flag)]
+    pub pod_eviction_timeout: Duration,
     /// Registry mirrors, credentials and TLS (k3s registries.yaml), to learn which
     /// platforms an image offers
     #[arg(long, value_name = "FILE", default_value = DEFAULT_REGISTRIES)]
@@ -33,18 +34,12 @@ pub struct CoordinatorArgs {
 const DEFAULT_REGISTRIES: &str = "/etc/berth/registries.yaml";
 
 pub fn run(args: CoordinatorArgs) -> anyhow::Result<()> {
-    let seconds = |s: f64, what: &str| -> anyhow::Result<Duration> {
-        Duration::try_from_secs_f64(s).map_err(|_| anyhow::anyhow!("invalid {what} {s}"))
-    };
     crate::coordinator::run(CoordinatorOptions {
         listen: args.listen,
         state_dir: args.state_dir,
         tls_sans: args.tls_sans,
-        node_monitor_grace: seconds(
-            args.node_monitor_grace_period,
-            "--node-monitor-grace-period",
-        )?,
-        pod_eviction_timeout: seconds(args.pod_eviction_timeout, "--pod-eviction-timeout")?,
+        node_monitor_grace: args.node_monitor_grace_period,
+        pod_eviction_timeout: args.pod_eviction_timeout,
         registries: if args.registries == std::path::Path::new(DEFAULT_REGISTRIES)
             && !args.registries.exists()
         {

@@ -14,9 +14,9 @@ use crate::api::http::percent_encode;
 pub struct DrainArgs {
     /// Name of the node
     pub node: String,
-    /// How long to wait for the pods to go, in seconds
-    #[arg(long, default_value_t = 300)]
-    pub timeout: u64,
+    /// How long to wait for the pods to go, a duration (300ms, 10s, 5m; a bare number is seconds)
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = super::duration_flag)]
+    pub timeout: Duration,
 }
 
 pub fn run(global: &GlobalOptions, args: DrainArgs) -> anyhow::Result<()> {
@@ -54,7 +54,7 @@ pub fn run(global: &GlobalOptions, args: DrainArgs) -> anyhow::Result<()> {
             Err(err) => return Err(err),
         }
     }
-    let deadline = Instant::now() + Duration::from_secs(args.timeout);
+    let deadline = Instant::now() + args.timeout;
     loop {
         let left = pods(&client)?;
         if left.is_empty() {
@@ -62,10 +62,10 @@ pub fn run(global: &GlobalOptions, args: DrainArgs) -> anyhow::Result<()> {
         }
         if Instant::now() >= deadline {
             bail!(
-                "{} pod(s) still on node {} after {} s",
-                left.len(),
+                "unable to drain node {:?}: {} pod(s) left, global timeout reached: {}",
                 args.node,
-                args.timeout
+                left.len(),
+                crate::model::format_duration(args.timeout)
             );
         }
         std::thread::sleep(Duration::from_millis(200));

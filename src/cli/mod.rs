@@ -109,23 +109,67 @@ pub enum Command {
     },
 }
 
+/// The daemons parse on their own: they serve the resource API rather than call it, so
+/// the client options (`--server`, `-n`, `-o`, ...) are not theirs and their `--help`
+/// lists only what they use.
+#[derive(Parser, Debug)]
+#[command(name = "berth", disable_version_flag = true)]
+struct DaemonCli {
+    #[command(subcommand)]
+    command: Daemon,
+}
+
+#[derive(Subcommand, Debug)]
+enum Daemon {
+    /// Run the agent of this board
+    Agent(agent::AgentArgs),
+    /// Run the fleet coordinator
+    Coordinator(coordinator::CoordinatorArgs),
+}
+
+/// Parses the command line; clap's own errors and help are printed here, and their exit
+/// code comes back as the error.
+fn parse<P: Parser>() -> Result<P, i32> {
+    P::try_parse().map_err(|err| {
+        // clap prints help/version to stdout with exit 0 and usage errors to stderr.
+        let _ = err.print();
+        err.exit_code()
+    })
+}
+
+/// Runs `berth agent` or `berth coordinator` in the foreground.
+fn run_daemon() -> i32 {
+    let daemon = match parse::<DaemonCli>() {
+        Ok(cli) => cli.command,
+        Err(code) => return code,
+    };
+    // Lifecycle lines at info by default; RUST_LOG overrides.
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let result = match daemon {
+        Daemon::Agent(args) => agent::run(args),
+        Daemon::Coordinator(args) => coordinator::run(args),
+    };
+    report(result)
+}
+
 /// Entry point of the binary: parse, dispatch, report errors as one line.
 pub fn main() -> i32 {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(err) => {
-            // clap prints help/version to stdout with exit 0 and usage errors to stderr.
-            let _ = err.print();
-            return err.exit_code();
-        }
-    };
-    if matches!(cli.command, Command::Agent(_) | Command::Coordinator(_)) {
-        // Lifecycle lines at info by default; RUST_LOG overrides.
-        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let verb = std::env::args_os().nth(1);
+    if matches!(
+        verb.as_ref().and_then(|v| v.to_str()),
+        Some("agent" | "coordinator")
+    ) {
+        return run_daemon();
     }
+    let cli = match parse::<Cli>() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     let result = match cli.command {
-        Command::Agent(args) => agent::run(&cli.global, args),
-        Command::Coordinator(args) => coordinator::run(args),
+        // Only reached with a client option before the verb (`berth -n x agent`).
+        Command::Agent(_) | Command::Coordinator(_) => Err(anyhow::anyhow!(
+            "--server, --config, -n, -A, -o and -l are not options of the agent or the coordinator"
+        )),
         Command::Token(cmd) => token::run(&cli.global, cmd),
         Command::Cordon(args) => cordon::run(&cli.global, args, true),
         Command::Uncordon(args) => cordon::run(&cli.global, args, false),
@@ -150,6 +194,11 @@ pub fn main() -> i32 {
             return crate::runtime::exec::exec_helper_main(&args);
         }
     };
+    report(result)
+}
+
+/// The exit code of a verb's result; an error becomes one line on stderr.
+fn report(result: anyhow::Result<()>) -> i32 {
     match result {
         Ok(()) => 0,
         Err(err) => {
@@ -225,4 +274,9 @@ pub fn object_path(kind: crate::model::Kind, namespace: &str, name: &str) -> Str
         collection_path(kind, ns),
         crate::api::http::percent_encode(name)
     )
+}
+
+/// clap's parser for every duration flag: Go/Kubernetes durations, bare numbers in seconds.
+pub fn duration_flag(text: &str) -> Result<std::time::Duration, String> {
+    crate::model::parse_duration(text)
 }

@@ -143,8 +143,16 @@ impl LayerWriter<'_> {
                     EntryType::Block => SFlag::S_IFBLK,
                     _ => SFlag::S_IFIFO,
                 };
-                let major = header.device_major().map_err(fail)?.unwrap_or(0);
-                let minor = header.device_minor().map_err(fail)?.unwrap_or(0);
+                // A FIFO has no device number, and GNU tar and Python leave its device
+                // fields blank, which is not a number: read them for devices only.
+                let (major, minor) = if kind == EntryType::Fifo {
+                    (0, 0)
+                } else {
+                    (
+                        header.device_major().map_err(fail)?.unwrap_or(0),
+                        header.device_minor().map_err(fail)?.unwrap_or(0),
+                    )
+                };
                 let mode = header.mode().map_err(fail)?;
                 mknod(&dst, file_type, Mode::empty(), libc::makedev(major, minor))
                     .map_err(|e| fail(e.into()))?;
@@ -383,6 +391,19 @@ pub(crate) mod tests {
             self
         }
 
+        /// A FIFO whose device fields hold `blank` bytes instead of numbers, as GNU tar
+        /// (spaces) and Python's tarfile (NULs) write them.
+        pub fn fifo_with_blank_devices(mut self, path: &str, blank: u8) -> Self {
+            let mut header = Self::header(EntryType::Fifo, 0o620, 0);
+            header.set_path(path).unwrap();
+            let gnu = header.as_gnu_mut().unwrap();
+            gnu.dev_major = [blank; 8];
+            gnu.dev_minor = [blank; 8];
+            header.set_cksum();
+            self.0.append(&header, io::empty()).unwrap();
+            self
+        }
+
         pub fn tar(self) -> Vec<u8> {
             self.0.into_inner().unwrap()
         }
@@ -515,6 +536,24 @@ pub(crate) mod tests {
             Path::new("tool")
         );
         assert_eq!(fs::metadata(root.join("bin")).unwrap().mtime(), 1_000_000);
+    }
+
+    #[test]
+    fn fifos_with_blank_device_fields_unpack() {
+        use std::os::unix::fs::FileTypeExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        let layer = LayerBuilder::new()
+            .dir("run")
+            .fifo_with_blank_devices("run/gnu-fifo", b' ')
+            .fifo_with_blank_devices("run/python-fifo", 0)
+            .tar();
+        apply(tmp.path(), &root, vec![layer]).unwrap();
+        for name in ["run/gnu-fifo", "run/python-fifo"] {
+            let meta = fs::symlink_metadata(root.join(name)).unwrap();
+            assert!(meta.file_type().is_fifo(), "{name}: {meta:?}");
+            assert_eq!(meta.permissions().mode() & 0o7777, 0o620, "{name}");
+        }
     }
 
     #[test]

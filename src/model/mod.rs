@@ -14,6 +14,7 @@ pub mod base64;
 mod board;
 mod config;
 mod deployment;
+mod duration;
 mod hash;
 mod meta;
 mod names;
@@ -37,6 +38,7 @@ pub use deployment::{
     Deployment, DeploymentCondition, DeploymentSpec, DeploymentStatus, DeploymentStrategy,
     IntOrString, LabelSelector, PodTemplateSpec, RollingUpdate,
 };
+pub use duration::{format_duration, parse_duration};
 pub use hash::{pod_template_hash, spec_hash};
 pub use meta::{ObjectMeta, OwnerReference};
 pub use names::{
