@@ -38,6 +38,9 @@ impl TestNetwork {
             id,
             hosts: Vec::new(),
         };
+        // A run killed before its drop (SIGKILL, CI timeout) may have left this
+        // process's names behind; they are this test's own, so take them back.
+        network.remove_leftovers();
         ip(&["link", "add", &network.bridge, "type", "bridge"]);
         ip(&[
             "addr",
@@ -57,6 +60,7 @@ impl TestNetwork {
     /// A new namespace `btn<id>-<i>` at address `.<10+i>`; returns its name.
     pub fn add_host(&mut self) -> String {
         let i = self.hosts.len();
+        assert!(i < MAX_HOSTS, "at most {MAX_HOSTS} hosts per test network");
         let netns = format!("btn{}-{i}", self.id);
         let outside = format!("bth{}{i}", self.id);
         let inside = format!("bti{}{i}", self.id);
@@ -92,17 +96,27 @@ impl TestNetwork {
     }
 }
 
+impl TestNetwork {
+    /// Deletes the bridge and the first hosts' links and namespaces of this network's
+    /// names, whether or not they exist.
+    fn remove_leftovers(&self) {
+        let quiet = |args: &[&str]| {
+            let _ = Command::new("ip").args(args).stderr(Stdio::null()).status();
+        };
+        for i in 0..MAX_HOSTS {
+            quiet(&["link", "del", &format!("bth{}{i}", self.id)]);
+            quiet(&["netns", "del", &format!("btn{}-{i}", self.id)]);
+        }
+        quiet(&["link", "del", &self.bridge]);
+    }
+}
+
+/// Hosts per network that `remove_leftovers` looks for; more are refused.
+const MAX_HOSTS: usize = 8;
+
 impl Drop for TestNetwork {
     fn drop(&mut self) {
-        for (i, netns) in self.hosts.iter().enumerate() {
-            let _ = Command::new("ip")
-                .args(["link", "del", &format!("bth{}{i}", self.id)])
-                .status();
-            let _ = Command::new("ip").args(["netns", "del", netns]).status();
-        }
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.bridge])
-            .status();
+        self.remove_leftovers();
     }
 }
 
