@@ -5,6 +5,8 @@
 //! `runc run -d` of an equivalent bundle; agent and shim RSS with 10 pods running; bytes
 //! the agent writes in 60 s of idling with 10 pods; the stripped binary size.
 
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

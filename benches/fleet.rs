@@ -10,6 +10,8 @@
 //!   the bytes per heartbeat at default intervals; and apply at the coordinator → the
 //!   change received by a node's poll, median of 20.
 
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

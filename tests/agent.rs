@@ -1,6 +1,8 @@
 //! The single-board agent end to end: real agent process, real CLI, real containers
 //! through libcontainer, real cgroups. Needs root (scripts/test runs it so).
 
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
 mod common;
 
 use std::time::{Duration, Instant};
@@ -360,7 +362,7 @@ fn get_json_is_kubernetes_shaped() {
     assert!(pod["metadata"]["uid"]
         .as_str()
         .is_some_and(|u| !u.is_empty()));
-    assert_eq!(common::condition(&pod, "Ready"), Some(Value::from("True")));
+    assert_eq!(common::condition(pod, "Ready"), Some(Value::from("True")));
     let status = &pod["status"]["containerStatuses"][0];
     assert_eq!(status["ready"], true);
     assert!(

@@ -4,6 +4,8 @@
 //! devices, mount). Every loop device and mount is released by a guard, even when an
 //! assertion fails.
 
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

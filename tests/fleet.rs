@@ -2,6 +2,8 @@
 //! namespace behind a veth on a test bridge, with its own state dir and cgroup parent.
 //! Real containers, real TLS, real partitions (the veth goes down).
 
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
 mod common;
 #[path = "common/fleet.rs"]
 mod fleet_support;

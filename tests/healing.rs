@@ -1,6 +1,8 @@
 //! Self-healing and scaling with Kubernetes semantics (issue 3): restart policies,
 //! probes, exec, scale, agent crashes. Real agent, real containers, as root.
 
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
 mod common;
 
 use std::time::Duration;

@@ -3,6 +3,8 @@
 //! credentials of a `kubernetes.io/dockerconfigjson` Secret in its namespace.
 //! Needs root, docker-registry, skopeo and apache2-utils (scripts/setup).
 
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
 mod common;
 #[path = "common/registry.rs"]
 mod registry_support;

@@ -4,6 +4,8 @@
 //! from a token service, and an agent killed in the middle of a pull.
 //! Needs root, docker-registry, skopeo, apache2-utils and openssl (scripts/setup).
 
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
 mod common;
 #[path = "common/registry.rs"]
 mod registry_support;

@@ -164,12 +164,19 @@ fn max_unavailable(deploy: &Deployment, wanted: i32) -> i32 {
     match value {
         Some(IntOrString::Int(n)) => n.max(0),
         Some(IntOrString::String(s)) => {
-            let percent: i32 = s.trim_end_matches('%').parse().unwrap_or(25);
-            wanted * percent / 100
+            let percent: i64 = s.trim_end_matches('%').parse().unwrap_or(25);
+            percent_of(wanted, percent)
         }
         None if deploy.spec.strategy.type_ == "Recreate" => wanted,
-        None => wanted * 25 / 100,
+        None => percent_of(wanted, 25),
     }
+}
+
+/// `percent`% of `total`, rounded down; computed wide, since `replicas` may be as large
+/// as `i32::MAX`, and capped at `total`.
+fn percent_of(total: i32, percent: i64) -> i32 {
+    let scaled = i64::from(total).saturating_mul(percent.clamp(0, 100)) / 100;
+    i32::try_from(scaled).unwrap_or(total)
 }
 
 #[cfg(test)]
@@ -257,6 +264,18 @@ mod tests {
             (3, 2, 2)
         );
         assert_eq!(status.available_replicas, 2);
+    }
+
+    #[test]
+    fn the_most_replicas_do_not_overflow() {
+        // 25% of i32::MAX computed in i32 would overflow.
+        let status = deployment_status(&deploy(i32::MAX), "h", &[]);
+        assert_eq!(status.unavailable_replicas, i32::MAX);
+        let available = &status.conditions[0];
+        assert_eq!(available.status, "False");
+        assert_eq!(percent_of(i32::MAX, 25), 536_870_911);
+        assert_eq!(percent_of(i32::MAX, 100), i32::MAX);
+        assert_eq!(percent_of(8, 1000), 8, "never more than all of them");
     }
 
     #[test]

@@ -60,7 +60,9 @@ pub fn oom_score_adj(spec: &PodSpec, container: &Container, machine_memory: u64)
             let score = if machine_memory == 0 {
                 999
             } else {
-                1000 - (1000 * request as u128 / machine_memory as u128) as i64
+                // At most 1000: a request above the machine's memory scores as 2.
+                let share = (1000 * u128::from(request) / u128::from(machine_memory)).min(1000);
+                1000 - share as i64
             };
             score.clamp(2, 999) as i32
         }
@@ -117,5 +119,8 @@ mod tests {
         assert_eq!(oom_score_adj(&spec(&tiny), &tiny, GIB), 999);
         let huge = container(&[("memory", "2Gi")], &[]);
         assert_eq!(oom_score_adj(&spec(&huge), &huge, GIB), 2);
+        // The largest request on the smallest machine: still 2, not a wrapped value.
+        let largest = container(&[("memory", "7Ei")], &[]);
+        assert_eq!(oom_score_adj(&spec(&largest), &largest, 1), 2);
     }
 }

@@ -130,8 +130,8 @@ fn container_status(
             };
             // Without probes a running container is started and ready, as in Kubernetes.
             let probes = inputs.probes.get(&l.id).copied();
-            status.ready = probes.map_or(true, |p| p.ready);
-            status.started = Some(probes.map_or(true, |p| p.started));
+            status.ready = probes.is_none_or(|p| p.ready);
+            status.started = Some(probes.is_none_or(|p| p.started));
             status.container_id = Some(container_id(&l.id));
         }
         Some((l, InstanceState::Exited(exit))) => {
@@ -188,7 +188,7 @@ pub fn pod_status(pod: &Pod, inputs: &StatusInputs) -> PodStatus {
         statuses.push(status);
         dones.push(done);
     }
-    let phase = if dones.iter().any(|d| *d == Done::NeverStarted) {
+    let phase = if dones.contains(&Done::NeverStarted) {
         "Pending"
     } else if dones
         .iter()

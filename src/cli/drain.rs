@@ -54,13 +54,14 @@ pub fn run(global: &GlobalOptions, args: DrainArgs) -> anyhow::Result<()> {
             Err(err) => return Err(err),
         }
     }
-    let deadline = Instant::now() + args.timeout;
+    // A timeout too large for the clock means no deadline.
+    let deadline = Instant::now().checked_add(args.timeout);
     loop {
         let left = pods(&client)?;
         if left.is_empty() {
             break;
         }
-        if Instant::now() >= deadline {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
             bail!(
                 "unable to drain node {:?}: {} pod(s) left, global timeout reached: {}",
                 args.node,

@@ -25,8 +25,11 @@ pub struct Fleet {
     event: event_listener::Event,
     /// Every node's assignments as of a change count: a change wakes every waiting
     /// poll, and they share one computation instead of each reading the whole store.
-    cache: Mutex<Option<(u64, Arc<HashMap<String, Assignments>>)>>,
+    cache: Mutex<Option<(u64, Arc<AssignmentsByNode>)>>,
 }
+
+/// Every node's assignments, by node name.
+type AssignmentsByNode = HashMap<String, Assignments>;
 
 impl Fleet {
     pub fn new(_store: &Store) -> anyhow::Result<Fleet> {

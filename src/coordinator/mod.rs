@@ -64,10 +64,13 @@ pub struct Coordinator {
     registries: crate::image::RegistryConfig,
     /// Image reference → the platforms its registry offers (`None`: unknown), and when
     /// that was learnt.
-    image_platforms: Mutex<HashMap<String, (Instant, Option<Vec<String>>)>>,
+    image_platforms: Mutex<HashMap<String, (Instant, ImagePlatforms)>>,
     /// Wakes the controller thread; wake-ups coalesce.
     wake_tx: smol::channel::Sender<()>,
 }
+
+/// The platforms an image's registry offers (`None`: unknown).
+type ImagePlatforms = Option<Vec<String>>;
 
 impl Coordinator {
     pub fn store(&self) -> MutexGuard<'_, Store> {

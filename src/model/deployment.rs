@@ -123,13 +123,16 @@ impl IntOrString {
                     .ok_or_else(|| {
                         format!("invalid value {s:?}: must be an integer or a percentage")
                     })?;
-                let product = percent * i64::from(total);
+                let out_of_range = || format!("value {s:?} is out of range");
+                let product = percent
+                    .checked_mul(i64::from(total))
+                    .ok_or_else(out_of_range)?;
                 let value = if round_up {
-                    (product + 99).div_euclid(100)
+                    product.saturating_add(99).div_euclid(100)
                 } else {
                     product.div_euclid(100)
                 };
-                i32::try_from(value).map_err(|_| format!("value {s:?} is out of range"))
+                i32::try_from(value).map_err(|_| out_of_range())
             }
         }
     }
@@ -179,6 +182,15 @@ mod tests {
         assert!(IntOrString::String("x".into())
             .scaled_value(3, true)
             .is_err());
+        // Validation lets any percentage through for maxSurge: no overflow, an error.
+        let huge = IntOrString::String(format!("{}%", i64::MAX));
+        assert_eq!(
+            huge.scaled_value(2, true),
+            Err(format!("value \"{}%\" is out of range", i64::MAX))
+        );
+        let big = IntOrString::String("1000%".into());
+        assert!(big.scaled_value(i32::MAX, true).is_err());
+        assert_eq!(big.scaled_value(3, true), Ok(30));
     }
 
     #[test]

@@ -80,6 +80,70 @@ mod tests {
         assert_eq!(spec_hash(&with_selector), spec_hash(&reordered));
     }
 
+    /// A pod using most of what berth supports, as `berth apply` stores it.
+    const SAMPLE: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: shop}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata:
+      labels: {app: web, tier: front}
+      annotations: {note: pinned}
+    spec:
+      restartPolicy: Always
+      terminationGracePeriodSeconds: 10
+      nodeSelector: {kubernetes.io/arch: arm64}
+      imagePullSecrets: [{name: registry}]
+      containers:
+      - name: web
+        image: registry.local/web:1.2
+        imagePullPolicy: IfNotPresent
+        command: [/bin/web]
+        args: [--port, "8080"]
+        env: [{name: MODE, value: prod}]
+        workingDir: /srv
+        ports: [{name: http, containerPort: 8080}]
+        resources:
+          requests: {cpu: 100m}
+          limits: {cpu: 500m, memory: 64Mi}
+        livenessProbe:
+          httpGet: {port: http}
+          periodSeconds: 5
+        readinessProbe:
+          tcpSocket: {port: 8080}
+        lifecycle:
+          preStop: {exec: {command: [sleep, "1"]}}
+      - name: sidecar
+        image: busybox
+"#;
+
+    /// Golden values. Running containers are named after `spec_hash`, and a Deployment's
+    /// pods are labelled with `pod_template_hash`: if either changes for the same
+    /// manifest, upgrading berth restarts every container on every board. A failure here
+    /// means a change altered what is hashed (a new field serialized without
+    /// `skip_serializing_if` for its default, a renamed field, another default, another
+    /// digest). Make the change hash-neutral instead. Only if that is impossible, update
+    /// these values and say in the release notes that the upgrade restarts all pods.
+    #[test]
+    fn hashes_of_a_sample_pod_never_change() {
+        let objects = crate::model::parse_manifests(SAMPLE).expect("the sample is valid");
+        let [crate::model::Object::Deployment(deploy)] = objects.as_slice() else {
+            panic!("expected one Deployment, got {objects:?}");
+        };
+        assert_eq!(pod_template_hash(&deploy.spec.template), "a0aae9c101");
+        assert_eq!(spec_hash(&deploy.spec.template.spec), "2d20fccf08");
+
+        let minimal = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: [{name: c, image: busybox}]\n";
+        let objects = crate::model::parse_manifests(minimal).expect("the pod is valid");
+        let [crate::model::Object::Pod(pod)] = objects.as_slice() else {
+            panic!("expected one Pod, got {objects:?}");
+        };
+        assert_eq!(spec_hash(&pod.spec), "4a737f6153");
+    }
+
     #[test]
     fn template_hash_is_a_label_value_and_sees_labels() {
         let mut template = PodTemplateSpec {

@@ -56,7 +56,7 @@ pub use probe::{
     resolve_port, ExecAction, HttpGetAction, HttpHeader, Lifecycle, LifecycleHandler, Probe,
     TcpSocketAction,
 };
-pub use quantity::{parse_cpu_millis, parse_memory_bytes};
+pub use quantity::{parse_cpu_millis, parse_memory_bytes, MAX_CPU_MILLIS, MAX_MEMORY_BYTES};
 pub use selector::{parse_selector, selector_matches};
 
 use serde::Serialize;

@@ -2,16 +2,28 @@
 //! the integer units the runtime uses: millicores for CPU and bytes for memory.
 
 /// CPU in thousandths of a core: `"250m"` → 250, `"0.5"` → 500, `"2"` → 2000.
-/// Values finer than a millicore round up, as Kubernetes does.
+/// Values finer than a millicore round up, as Kubernetes does. At most [`MAX_CPU_MILLIS`].
 pub fn parse_cpu_millis(s: &str) -> Result<u64, String> {
-    parse_quantity(s)?.to_units(3, s)
+    let bound = format!("{} cores", MAX_CPU_MILLIS / 1000);
+    parse_bounded(s, 3, MAX_CPU_MILLIS, &bound)
 }
 
 /// Memory in bytes: `"64Mi"` → 67108864, `"1G"` → 1000000000, `"0.5Gi"` → 536870912.
-/// Fractions of a byte round up.
+/// Fractions of a byte round up. At most [`MAX_MEMORY_BYTES`].
 pub fn parse_memory_bytes(s: &str) -> Result<u64, String> {
-    parse_quantity(s)?.to_units(0, s)
+    let bound = format!("{MAX_MEMORY_BYTES} bytes");
+    parse_bounded(s, 0, MAX_MEMORY_BYTES, &bound)
 }
+
+/// The largest memory quantity: Kubernetes caps every quantity at 2^63-1 (an int64), and
+/// the runtime hands memory limits to the kernel as one.
+pub const MAX_MEMORY_BYTES: u64 = i64::MAX as u64;
+
+/// The largest CPU quantity, 10^8 cores. Kubernetes allows 2^63-1 millicores, but a CPU
+/// limit becomes a CFS quota of 100 µs per millicore (a 100 ms period), and the kernel
+/// refuses quotas above 2^44-1 µs (about 1.76 × 10^8 cores): a larger limit could not be
+/// enforced, and its quota would wrap an int64 from about 9.2 × 10^13 cores on.
+pub const MAX_CPU_MILLIS: u64 = 100_000_000 * 1000;
 
 /// Largest decimal exponent accepted; far beyond anything meaningful, small enough that
 /// the arithmetic below cannot misbehave.
@@ -24,15 +36,25 @@ struct Quantity {
     binary_exp: u32,
 }
 
-fn invalid(s: &str) -> String {
-    format!("invalid quantity {s:?}")
+/// The quantity in units of `10^-unit_exp`, at most `max` (`bound` in words): any value
+/// above it, however large, gets the same message.
+fn parse_bounded(s: &str, unit_exp: i32, max: u64, bound: &str) -> Result<u64, String> {
+    let value = parse_quantity(s).and_then(|q| q.to_units(unit_exp));
+    match value {
+        Ok(value) if value <= max => Ok(value),
+        Ok(_) | Err(Error::TooLarge) => Err(format!(
+            "quantity {s:?} is too large: must be less than or equal to {bound}"
+        )),
+        Err(Error::Invalid) => Err(format!("invalid quantity {s:?}")),
+    }
 }
 
-fn too_large(s: &str) -> String {
-    format!("invalid quantity {s:?}: too large")
+enum Error {
+    Invalid,
+    TooLarge,
 }
 
-fn parse_quantity(s: &str) -> Result<Quantity, String> {
+fn parse_quantity(s: &str) -> Result<Quantity, Error> {
     // Negative quantities are legal Kubernetes syntax but meaningless for requests and
     // limits, so only an explicit `+` sign is accepted.
     let unsigned = s.strip_prefix('+').unwrap_or(s);
@@ -48,26 +70,26 @@ fn parse_quantity(s: &str) -> Result<Quantity, String> {
     for c in number.chars() {
         if c == '.' {
             if seen_point {
-                return Err(invalid(s));
+                return Err(Error::Invalid);
             }
             seen_point = true;
             continue;
         }
-        let digit = u128::from(c.to_digit(10).ok_or_else(|| invalid(s))?);
+        let digit = u128::from(c.to_digit(10).ok_or(Error::Invalid)?);
         mantissa = mantissa
             .checked_mul(10)
             .and_then(|m| m.checked_add(digit))
-            .ok_or_else(|| too_large(s))?;
+            .ok_or(Error::TooLarge)?;
         digits += 1;
         if seen_point {
             fraction_digits += 1;
         }
     }
     if digits == 0 {
-        return Err(invalid(s));
+        return Err(Error::Invalid);
     }
 
-    let (suffix_decimal, binary_exp) = parse_suffix(suffix).ok_or_else(|| invalid(s))?;
+    let (suffix_decimal, binary_exp) = parse_suffix(suffix).ok_or(Error::Invalid)?;
     Ok(Quantity {
         mantissa,
         decimal_exp: suffix_decimal - fraction_digits,
@@ -111,17 +133,17 @@ fn parse_suffix(suffix: &str) -> Option<(i32, u32)> {
 
 impl Quantity {
     /// The value in units of `10^-unit_exp`, rounded up.
-    fn to_units(&self, unit_exp: i32, original: &str) -> Result<u64, String> {
+    fn to_units(&self, unit_exp: i32) -> Result<u64, Error> {
         let numerator = self
             .mantissa
             .checked_mul(1u128 << self.binary_exp)
-            .ok_or_else(|| too_large(original))?;
+            .ok_or(Error::TooLarge)?;
         let exp = self.decimal_exp + unit_exp;
         let value = if exp >= 0 {
             10u128
                 .checked_pow(exp as u32)
                 .and_then(|p| numerator.checked_mul(p))
-                .ok_or_else(|| too_large(original))?
+                .ok_or(Error::TooLarge)?
         } else {
             match 10u128.checked_pow(exp.unsigned_abs()) {
                 Some(denominator) => numerator.div_ceil(denominator),
@@ -129,7 +151,7 @@ impl Quantity {
                 None => u128::from(numerator > 0),
             }
         };
-        u64::try_from(value).map_err(|_| too_large(original))
+        u64::try_from(value).map_err(|_| Error::TooLarge)
     }
 }
 
@@ -195,5 +217,42 @@ mod tests {
         assert!(parse_memory_bytes("100Ei")
             .unwrap_err()
             .contains("too large"));
+    }
+
+    #[test]
+    fn quantities_have_bounds() {
+        // Kubernetes' bound: 2^63-1 bytes is the largest memory quantity.
+        assert_eq!(
+            parse_memory_bytes("9223372036854775807"),
+            Ok(i64::MAX as u64)
+        );
+        assert_eq!(
+            parse_memory_bytes("9223372036854775808"),
+            Err(
+                "quantity \"9223372036854775808\" is too large: must be less than or \
+                 equal to 9223372036854775807 bytes"
+                    .to_owned()
+            )
+        );
+        assert!(parse_memory_bytes("8Ei").is_err(), "2^63 bytes");
+        assert_eq!(parse_memory_bytes("7Ei"), Ok(7 << 60));
+        // Too many digits for any integer type: too large, not garbage.
+        let digits = "9".repeat(60);
+        assert!(parse_memory_bytes(&digits)
+            .unwrap_err()
+            .starts_with(&format!("quantity {digits:?} is too large: ")));
+
+        // CPU: what a CFS quota can enforce.
+        assert_eq!(parse_cpu_millis("1e8"), Ok(100_000_000_000));
+        assert_eq!(parse_cpu_millis("100M"), Ok(MAX_CPU_MILLIS));
+        for text in ["1e15", "100000001", "1E", "100000000001m", "1e30"] {
+            assert_eq!(
+                parse_cpu_millis(text),
+                Err(format!(
+                    "quantity {text:?} is too large: must be less than or equal to 100000000 cores"
+                )),
+                "{text}"
+            );
+        }
     }
 }

@@ -117,9 +117,21 @@ fn mounts() -> Vec<Mount> {
         .collect()
 }
 
-/// CPU shares from a request in millicores, as the kubelet computes them (minimum 2).
+/// CPU shares from a request in millicores, as the kubelet computes them (within 2 and
+/// 262144, the kernel's range).
 pub(crate) fn cpu_shares(request_millis: u64) -> u64 {
-    (request_millis * 1024 / 1000).max(2)
+    (request_millis.saturating_mul(1024) / 1000).clamp(2, MAX_SHARES)
+}
+
+/// The largest `cpu.shares` the kernel takes (the kubelet's `MaxShares`).
+const MAX_SHARES: u64 = 262_144;
+
+/// The CFS quota for a limit in millicores (at least 1 ms, as the kubelet sets it).
+fn cpu_quota(limit_millis: u64) -> Result<i64, String> {
+    limit_millis
+        .checked_mul(CPU_PERIOD_US / 1000)
+        .and_then(|quota| i64::try_from(quota.max(1000)).ok())
+        .ok_or_else(|| format!("cpu limit {limit_millis}m is too large"))
 }
 
 fn namespace(typ: LinuxNamespaceType, path: Option<&Path>) -> Result<LinuxNamespace, String> {
@@ -216,9 +228,7 @@ pub(crate) fn build_spec(
             cpu = cpu.shares(cpu_shares(request));
         }
         if let Some(limit) = cfg.cpu_limit_millis {
-            cpu = cpu
-                .quota((limit * CPU_PERIOD_US / 1000).max(1000) as i64)
-                .period(CPU_PERIOD_US);
+            cpu = cpu.quota(cpu_quota(limit)?).period(CPU_PERIOD_US);
         }
         resources = resources.cpu(cpu.build().map_err(|e| e.to_string())?);
     }
@@ -352,6 +362,24 @@ mod tests {
         assert_eq!(cpu_shares(1000), 1024);
         assert_eq!(cpu_shares(250), 256);
         assert_eq!(cpu_shares(1), 2);
+        assert_eq!(cpu_shares(256_000), 262_144, "the kernel's largest value");
+        assert_eq!(cpu_shares(u64::MAX), 262_144, "saturates, never wraps");
+    }
+
+    #[test]
+    fn quota_is_checked() {
+        assert_eq!(cpu_quota(500), Ok(50_000));
+        assert_eq!(cpu_quota(1), Ok(1000), "at least 1 ms");
+        let largest = crate::model::MAX_CPU_MILLIS;
+        assert_eq!(cpu_quota(largest), Ok(10_000_000_000_000));
+        assert!(
+            cpu_quota(largest) < Ok(1 << 44),
+            "the kernel's largest quota"
+        );
+        assert_eq!(
+            cpu_quota(u64::MAX / 10),
+            Err(format!("cpu limit {}m is too large", u64::MAX / 10))
+        );
     }
 
     #[test]

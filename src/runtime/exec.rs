@@ -272,9 +272,13 @@ fn wait_with_timeout(pid: Pid, timeout: Duration) -> i32 {
             return wait_for_exit(pid);
         }
     };
-    let deadline = Instant::now() + timeout;
+    // A preStop hook's timeout is the pod's grace period, up to i64::MAX seconds: past
+    // what an Instant can hold, there is no deadline in practice.
+    let deadline = Instant::now().checked_add(timeout);
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
+        let left = deadline.map_or(Duration::MAX, |d| {
+            d.saturating_duration_since(Instant::now())
+        });
         if left.is_zero() {
             break;
         }

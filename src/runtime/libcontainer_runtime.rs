@@ -243,7 +243,9 @@ impl LibcontainerRuntime {
     /// Waits up to `timeout` for the container to leave the running states; returns the
     /// state it reached.
     fn wait_for_exit(&self, id: &str, timeout: Duration) -> Result<ContainerState, RuntimeError> {
-        let deadline = Instant::now() + timeout;
+        // The timeout is a pod's grace period, up to i64::MAX seconds: past what an
+        // Instant can hold, there is no deadline in practice.
+        let deadline = Instant::now().checked_add(timeout);
         loop {
             let state = self
                 .inspect(id)?
@@ -253,13 +255,15 @@ impl LibcontainerRuntime {
                 ContainerState::Exited(_) | ContainerState::Lost => return Ok(state),
                 ContainerState::Starting | ContainerState::Running { .. } => {}
             }
-            let now = Instant::now();
-            if now >= deadline {
+            let left = deadline.map_or(Duration::MAX, |d| {
+                d.saturating_duration_since(Instant::now())
+            });
+            if left.is_zero() {
                 return Ok(state);
             }
             // The shim exits right after recording the exit, so its pidfd wakes us up.
             match self.exit_notifier(id)? {
-                Some(fd) => wait_readable(&fd, deadline - now),
+                Some(fd) => wait_readable(&fd, left),
                 None => std::thread::sleep(START_POLL_INTERVAL),
             }
         }

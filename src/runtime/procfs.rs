@@ -53,14 +53,13 @@ pub(crate) fn is_shim_alive(shim: &ShimIdentity, container_dir: &Path) -> bool {
     let Ok(cmdline) = fs::read(format!("/proc/{}/cmdline", shim.pid)) else {
         return false;
     };
-    let alive = match shim.start_ticks {
+    match shim.start_ticks {
         Some(ticks) => {
             stat_start_ticks(&stat) == Some(ticks)
                 && (cmdline.is_empty() || cmdline_names_shim(&cmdline, container_dir))
         }
         None => cmdline_names_shim(&cmdline, container_dir),
-    };
-    alive
+    }
 }
 
 /// Fields of `/proc/<pid>/stat` after the command name, which is in parentheses and may

@@ -151,6 +151,34 @@ fn resource_rules() {
 }
 
 #[test]
+fn numbers_out_of_range_are_rejected_with_their_field() {
+    // Each of these once passed validation and then wrapped or panicked in the agent.
+    assert_problems(
+        &pod_with_container(
+            "{name: c, image: i, resources: {requests: {cpu: '1e15', memory: 8Ei}, limits: {cpu: '1e15', memory: '99999999999999999999'}}}",
+        ),
+        &[
+            "spec.containers[0].resources.requests.cpu: quantity \"1e15\" is too large: must be less than or equal to 100000000 cores",
+            "spec.containers[0].resources.requests.memory: quantity \"8Ei\" is too large: must be less than or equal to 9223372036854775807 bytes",
+            "spec.containers[0].resources.limits.cpu: quantity \"1e15\" is too large: must be less than or equal to 100000000 cores",
+            "spec.containers[0].resources.limits.memory: quantity \"99999999999999999999\" is too large: must be less than or equal to 9223372036854775807 bytes",
+        ],
+    );
+    // The largest values are accepted (the agent saturates its deadlines).
+    assert_problems(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  terminationGracePeriodSeconds: 9223372036854775807\n  containers: [{name: c, image: i, resources: {limits: {cpu: 100M, memory: 7Ei}}, livenessProbe: {exec: {command: [x]}, periodSeconds: 2147483647}}]\n",
+        &[],
+    );
+    assert_problems(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  terminationGracePeriodSeconds: 9223372036854775808\n  containers: [{name: c, image: i, livenessProbe: {exec: {command: [x]}, periodSeconds: 2147483648}}]\n",
+        &[
+            "spec.containers[0].livenessProbe.periodSeconds: must be less than or equal to 2147483647",
+            "spec.terminationGracePeriodSeconds: must be less than or equal to 9223372036854775807",
+        ],
+    );
+}
+
+#[test]
 fn pod_spec_rules() {
     assert_problems(
         "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  restartPolicy: Sometimes\n  terminationGracePeriodSeconds: -1\n  nodeName: Node_1\n  nodeSelector: {kubernetes.io/arch: arm64, bad key: x}\n  volumes: []\n",
