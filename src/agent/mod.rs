@@ -21,6 +21,7 @@ mod fleet;
 mod instance;
 mod logs;
 mod manifests;
+pub(crate) mod memory;
 mod plan;
 mod probes;
 mod pulls;
@@ -180,7 +181,7 @@ pub fn run(mut options: AgentOptions) -> anyhow::Result<()> {
     signals.add(nix::sys::signal::Signal::SIGINT);
     signals.thread_block().context("cannot block signals")?;
 
-    limit_malloc_arenas();
+    memory::limit_malloc_arenas();
     std::fs::create_dir_all(&options.state_dir)
         .with_context(|| format!("cannot create {}", options.state_dir.display()))?;
     std::fs::set_permissions(&options.state_dir, std::fs::Permissions::from_mode(0o700))
@@ -228,6 +229,18 @@ pub fn run(mut options: AgentOptions) -> anyhow::Result<()> {
     })
     .detach();
 
+    // Start-up and bursts of work leave code pages mapped that the agent no longer runs.
+    smol::spawn(async {
+        loop {
+            smol::Timer::after(memory::RELEASE_PERIOD).await;
+            match smol::unblock(memory::release_file_pages).await {
+                Ok(kib) => log::debug!("released {kib} KiB of clean file pages from RSS"),
+                Err(err) => log::debug!("cannot release clean file pages: {err}"),
+            }
+        }
+    })
+    .detach();
+
     let fleet = match fleet_setup {
         Some(setup) => Some(fleet::start(&agent, setup, profile, fleet_stop)?),
         None => None,
@@ -240,17 +253,6 @@ pub fn run(mut options: AgentOptions) -> anyhow::Result<()> {
     }
     log::info!("agent stopped");
     Ok(())
-}
-
-/// glibc gives each thread that allocates its own malloc arena; with the executor, the
-/// blocking pool and the helper threads that multiplies the agent's resident memory for
-/// no gain. Two arenas are plenty for an agent that is idle most of the time.
-pub(crate) fn limit_malloc_arenas() {
-    #[cfg(target_env = "gnu")]
-    // SAFETY: mallopt only changes allocator tuning; called before other threads start.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 2);
-    }
 }
 
 fn bind_socket(path: &std::path::Path) -> anyhow::Result<smol::net::unix::UnixListener> {

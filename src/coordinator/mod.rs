@@ -150,7 +150,7 @@ fn raise_open_files_limit() {
 /// Runs the coordinator in the foreground until it is killed.
 pub fn run(options: CoordinatorOptions) -> anyhow::Result<()> {
     raise_open_files_limit();
-    crate::agent::limit_malloc_arenas();
+    crate::agent::memory::limit_malloc_arenas();
     let dir = &options.state_dir;
     std::fs::create_dir_all(dir)
         .and_then(|()| {
