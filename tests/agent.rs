@@ -451,7 +451,7 @@ fn delete_by_file_removes_what_the_file_names() {
     assert!(again.contains("pod/one unchanged"), "{again}");
     let out = agent.ok(&["delete", "-f", file, "--timeout", "30"]);
     assert!(
-        out.contains("pod/one deleted") && out.contains("pod/two deleted"),
+        out.contains("pod \"one\" deleted") && out.contains("pod \"two\" deleted"),
         "{out}"
     );
     assert!(agent.pods().is_empty());
