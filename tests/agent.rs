@@ -108,7 +108,7 @@ fn apply_run_delete_leaves_nothing_behind() {
         "rootfs overlay and namespace files are mounted"
     );
 
-    agent.ok(&["delete", "pod", "tidy", "--timeout", "30"]);
+    agent.ok(&["delete", "pod", "tidy", "--timeout", "30s"]);
     let out = agent.berth(&["get", "pod", "tidy"]);
     assert!(!out.status.success(), "pod still there after delete");
     wait_for(Duration::from_secs(10), "cleanup", || {
@@ -453,7 +453,7 @@ fn delete_by_file_removes_what_the_file_names() {
     assert!(again.contains("pod/one unchanged"), "{again}");
     let out = agent.ok(&["delete", "-f", file, "--timeout", "30"]);
     assert!(
-        out.contains("pod/one deleted") && out.contains("pod/two deleted"),
+        out.contains("pod \"one\" deleted") && out.contains("pod \"two\" deleted"),
         "{out}"
     );
     assert!(agent.pods().is_empty());

@@ -229,7 +229,7 @@ fn schedules_across_boards_and_rolls_out_changes() {
     assert_eq!(env.trim(), "2");
 
     // Cordon and drain move the pods off a board.
-    c.ok(&["drain", "amd-b", "--timeout", "60"]);
+    c.ok(&["drain", "amd-b", "--timeout", "1m"]);
     wait_for(Duration::from_secs(60), "web off amd-b", || {
         let by_node = running_by_node(c, "web");
         (!by_node.contains_key("amd-b") && by_node.values().sum::<usize>() == 6).then_some(())

@@ -86,6 +86,8 @@ pub struct Agent {
     pub backoff: Backoff,
     memory: Mutex<Memory>,
     wake_tx: smol::channel::Sender<()>,
+    /// Fired with every wake-up: something may have changed (watches list again).
+    changes: event_listener::Event,
 }
 
 /// What the agent keeps only in memory.
@@ -130,6 +132,7 @@ impl Agent {
             backoff,
             memory: Mutex::new(Memory::default()),
             wake_tx,
+            changes: event_listener::Event::new(),
         };
         Ok((Arc::new(agent), wake_rx))
     }
@@ -137,6 +140,12 @@ impl Agent {
     /// Asks for a reconcile pass soon; wake-ups coalesce.
     pub fn wake(&self) {
         let _ = self.wake_tx.try_send(());
+        self.changes.notify(usize::MAX);
+    }
+
+    /// Fires at the next wake-up: desired or observed state may have changed.
+    pub fn listen_changes(&self) -> event_listener::EventListener {
+        self.changes.listen()
     }
 
     pub fn store(&self) -> MutexGuard<'_, Store> {

@@ -13,6 +13,7 @@ use super::reconcile::stored_pods;
 use super::Agent;
 use crate::api::http::{percent_decode, Request, Response};
 use crate::api::types::ApplyRequest;
+use crate::api::watch::{self, WatchParams};
 use crate::model::{parse_selector, selector_matches, Kind, Object};
 use crate::store::{Key, Record};
 
@@ -191,25 +192,16 @@ fn resources(
                     .map_err(|e| bad_request(format!("invalid labelSelector: {e}")))?,
                 _ => Vec::new(),
             };
-            let ns_filter = if kind.namespaced() { namespace } else { None };
-            let records = agent.store().list(kind.as_str(), ns_filter)?;
-            let observed = agent.observe().map_err(internal)?;
-            let pods = if kind == Kind::Deployment {
-                stored_pods(agent).map_err(internal)?
+            let ns_filter = if kind.namespaced() {
+                namespace.map(str::to_owned)
             } else {
-                Vec::new()
+                None
             };
-            let mut items = Vec::new();
-            for record in records {
-                let item = view(agent, record, &pods, &observed)?;
-                let labels: BTreeMap<String, String> = item
-                    .pointer("/metadata/labels")
-                    .and_then(|l| serde_json::from_value(l.clone()).ok())
-                    .unwrap_or_default();
-                if selector_matches(&selector, &labels) {
-                    items.push(item);
-                }
+            if let Some(params) = WatchParams::from_request(request) {
+                let params = params.map_err(bad_request)?;
+                return Ok(watch_response(agent, kind, ns_filter, selector, params));
             }
+            let items = list_items(agent, kind, ns_filter.as_deref(), &selector)?;
             Ok(Response::json(
                 200,
                 &json!({"apiVersion": "v1", "kind": "List", "metadata": {}, "items": items}),
@@ -236,6 +228,57 @@ fn resources(
             message: format!("{method} is not supported on {}", request.path),
         }),
     }
+}
+
+/// `?watch=true` on a collection: the list again after every change the agent wakes up
+/// for (or every second), as Kubernetes watch events.
+fn watch_response(
+    agent: &Arc<Agent>,
+    kind: Kind,
+    namespace: Option<String>,
+    selector: Vec<(String, String)>,
+    params: WatchParams,
+) -> Response {
+    let (list_agent, listen_agent) = (Arc::clone(agent), Arc::clone(agent));
+    let source = watch::Source {
+        kind: kind.as_str(),
+        api_version: kind.api_version(),
+        list: Box::new(move || {
+            list_items(&list_agent, kind, namespace.as_deref(), &selector)
+                .map_err(|refusal| refusal.message)
+        }),
+        changes: Box::new(move || listen_agent.listen_changes()),
+    };
+    Response::stream(200, "application/json", watch::stream(source, params))
+}
+
+/// The objects of `kind` (in `namespace`, or all) as the API shows them, filtered by a
+/// label selector.
+fn list_items(
+    agent: &Agent,
+    kind: Kind,
+    namespace: Option<&str>,
+    selector: &[(String, String)],
+) -> Result<Vec<Value>, Refusal> {
+    let records = agent.store().list(kind.as_str(), namespace)?;
+    let observed = agent.observe().map_err(internal)?;
+    let pods = if kind == Kind::Deployment {
+        stored_pods(agent).map_err(internal)?
+    } else {
+        Vec::new()
+    };
+    let mut items = Vec::new();
+    for record in records {
+        let item = view(agent, record, &pods, &observed)?;
+        let labels: BTreeMap<String, String> = item
+            .pointer("/metadata/labels")
+            .and_then(|l| serde_json::from_value(l.clone()).ok())
+            .unwrap_or_default();
+        if selector_matches(selector, &labels) {
+            items.push(item);
+        }
+    }
+    Ok(items)
 }
 
 fn view(

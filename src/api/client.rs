@@ -392,6 +392,13 @@ impl Client {
             let n = match stream.read(&mut chunk[..want]) {
                 Ok(n) => n,
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                // A body that lasts until the server closes (a watch, `logs -f`) ends
+                // when the server goes away, even if it did not close its TLS cleanly.
+                Err(err)
+                    if content_length.is_none() && err.kind() == io::ErrorKind::UnexpectedEof =>
+                {
+                    0
+                }
                 Err(err) => return Err(self.io_error(err)),
             };
             if n == 0 {

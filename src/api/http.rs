@@ -14,6 +14,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use smol::future::FutureExt;
 use smol::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use smol::net::unix::UnixListener;
 use smol::net::TcpListener;
@@ -380,7 +381,7 @@ async fn read_request<S: AsyncRead + Unpin>(
     })
 }
 
-async fn write_response<S: AsyncWrite + Unpin>(
+async fn write_response<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     response: Response,
     keep: bool,
@@ -398,20 +399,50 @@ async fn write_response<S: AsyncWrite + Unpin>(
             stream.write_all(head.as_bytes()).await?;
             stream.write_all(&bytes).await?;
         }
-        Body::Stream(mut chunks) => {
+        Body::Stream(chunks) => {
             head.push_str("\r\n");
             stream.write_all(head.as_bytes()).await?;
-            while let Some(chunk) = chunks.next().await {
-                match chunk {
-                    Ok(chunk) => stream.write_all(&chunk).await?,
-                    Err(err) => {
-                        // The status line is gone already; closing early is all we can do.
-                        log::debug!("api: response stream failed: {err}");
-                        break;
-                    }
-                }
-            }
+            stream.flush().await?;
+            write_stream(stream, chunks).await?;
         }
     }
     stream.flush().await
+}
+
+/// Sends a streamed body chunk by chunk. While it waits for the next chunk it also
+/// reads from the client, which sends nothing more after its request: end of file means
+/// the client went away (Ctrl-C on `get -w` or `logs -f`), and the stream is dropped
+/// then rather than at its next write, which for a quiet watch may never come.
+async fn write_stream<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    mut chunks: ByteStream,
+) -> io::Result<()> {
+    enum Next {
+        Chunk(Option<io::Result<Vec<u8>>>),
+        Peer(io::Result<usize>),
+    }
+    let mut scratch = [0u8; 256];
+    loop {
+        let chunk = async { Next::Chunk(chunks.next().await) };
+        let peer = async { Next::Peer(stream.read(&mut scratch).await) };
+        match chunk.or(peer).await {
+            Next::Chunk(Some(Ok(chunk))) => {
+                stream.write_all(&chunk).await?;
+                stream.flush().await?;
+            }
+            Next::Chunk(None) => return Ok(()),
+            Next::Chunk(Some(Err(err))) => {
+                // The status line is gone already; closing early is all we can do.
+                log::debug!("api: response stream failed: {err}");
+                return Ok(());
+            }
+            Next::Peer(Ok(0)) => {
+                log::debug!("api: the client closed a streamed response");
+                return Ok(());
+            }
+            // Bytes after the request belong to nothing we serve: ignored.
+            Next::Peer(Ok(_)) => {}
+            Next::Peer(Err(err)) => return Err(err),
+        }
+    }
 }

@@ -15,6 +15,7 @@ pub mod fleet;
 pub mod frames;
 pub mod http;
 pub mod types;
+pub mod watch;
 mod wire;
 
 pub use client::{ApiError, Client};

@@ -16,9 +16,12 @@ mod get;
 mod image;
 mod logs;
 mod output;
+mod resource;
 mod scale;
+mod tables;
 mod token;
 mod version;
+mod watch;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -201,6 +204,8 @@ pub fn main() -> i32 {
 fn report(result: anyhow::Result<()>) -> i32 {
     match result {
         Ok(()) => 0,
+        // Each failure was printed as it happened (kubectl's `Error from server ...`).
+        Err(err) if err.downcast_ref::<Reported>().is_some() => 1,
         Err(err) => {
             // One line: the chain of causes joined, as kubectl prints "error: ...".
             let mut line = format!("error: {err}");
@@ -212,6 +217,19 @@ fn report(result: anyhow::Result<()>) -> i32 {
         }
     }
 }
+
+/// A failure already reported on stderr, one line per object, as kubectl does when some
+/// of several objects fail: the exit code is 1 and nothing more is printed.
+#[derive(Debug)]
+pub struct Reported;
+
+impl std::fmt::Display for Reported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("some objects failed (reported above)")
+    }
+}
+
+impl std::error::Error for Reported {}
 
 impl GlobalOptions {
     /// The client for `--server` / `--config`: a coordinator config file gives the

@@ -40,29 +40,49 @@ pub fn print_document(format: Format, value: &Value) -> anyhow::Result<()> {
 
 /// Prints rows as left-aligned columns separated by three spaces, like kubectl.
 pub fn print_columns(header: &[&str], rows: &[Vec<String>]) {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    let mut columns = Columns::fit(header, rows);
+    println!("{}", columns.line(header));
     for row in rows {
-        for (i, cell) in row.iter().enumerate() {
-            if i < widths.len() {
-                widths[i] = widths[i].max(cell.len());
+        println!("{}", columns.line(row));
+    }
+}
+
+/// Column widths of a table; rows printed later (a watch's) keep them, widening a
+/// column only when a cell does not fit.
+pub struct Columns {
+    widths: Vec<usize>,
+}
+
+impl Columns {
+    pub fn fit(header: &[&str], rows: &[Vec<String>]) -> Columns {
+        let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+        for row in rows {
+            for (i, cell) in row.iter().enumerate() {
+                if i < widths.len() {
+                    widths[i] = widths[i].max(cell.len());
+                }
             }
         }
+        Columns { widths }
     }
-    let line = |cells: Vec<&str>| {
+
+    /// One line: cells padded to their column, three spaces apart, no trailing blanks.
+    pub fn line<S: AsRef<str>>(&mut self, cells: &[S]) -> String {
         let mut out = String::new();
         let last = cells.len().saturating_sub(1);
         for (i, cell) in cells.iter().enumerate() {
+            let cell = cell.as_ref();
             if i == last {
                 out.push_str(cell);
-            } else {
-                out.push_str(&format!("{:width$}   ", cell, width = widths[i]));
+                break;
             }
+            if i >= self.widths.len() {
+                self.widths.push(0);
+            }
+            self.widths[i] = self.widths[i].max(cell.len());
+            out.push_str(&format!("{:width$}   ", cell, width = self.widths[i]));
         }
-        println!("{}", out.trim_end());
-    };
-    line(header.to_vec());
-    for row in rows {
-        line(row.iter().map(String::as_str).collect());
+        out.trim_end().to_owned()
     }
 }
 
@@ -159,6 +179,31 @@ mod tests {
         assert_eq!(pod_status_column(&looping), "CrashLoopBackOff");
         let gone = json!({"metadata": {"deletionTimestamp": "x"}, "status": {"phase": "Running"}});
         assert_eq!(pod_status_column(&gone), "Terminating");
+    }
+
+    #[test]
+    fn columns_keep_their_widths_for_later_rows() {
+        let rows = vec![vec![
+            "web-1".to_owned(),
+            "Running".to_owned(),
+            "5s".to_owned(),
+        ]];
+        let mut columns = Columns::fit(&["NAME", "STATUS", "AGE"], &rows);
+        assert_eq!(
+            columns.line(&["NAME", "STATUS", "AGE"]),
+            "NAME    STATUS    AGE"
+        );
+        assert_eq!(columns.line(&rows[0]), "web-1   Running   5s");
+        assert_eq!(
+            columns.line(&["w", "Pending", "1s"]),
+            "w       Pending   1s"
+        );
+        // A longer cell widens its column from then on.
+        assert_eq!(
+            columns.line(&["web-1", "Terminating", "9s"]),
+            "web-1   Terminating   9s"
+        );
+        assert_eq!(columns.line(&["a", "", ""]), "a");
     }
 
     #[test]

@@ -18,6 +18,7 @@ use crate::agent::server::{resource_target, ResourceTarget};
 use crate::api::fleet::{Assignments, JoinRequest, JoinResponse, PodStatusAck, PodStatusReport};
 use crate::api::http::{Request, Response};
 use crate::api::types::{ApplyRequest, Version};
+use crate::api::watch::{self, WatchParams};
 use crate::model::{parse_selector, pod_template_hash, selector_matches, Kind, Object};
 use crate::store::{Key, Record};
 
@@ -415,13 +416,11 @@ fn nodes(
     match (request.method.as_str(), rest) {
         ("GET", []) => {
             let selector = label_selector(request)?;
-            let records = coordinator.store().list("Node", None)?;
-            let items: Vec<Value> = records
-                .into_iter()
-                .map(|r| view_node(coordinator, r))
-                .filter(|item| matches_labels(&selector, item))
-                .collect();
-            Ok(list(items))
+            if let Some(params) = WatchParams::from_request(request) {
+                let list = move |c: &Coordinator| list_nodes(c, &selector);
+                return watch_response(coordinator, params, "Node", "v1", list);
+            }
+            Ok(list(list_nodes(coordinator, &selector)?))
         }
         ("GET", [name]) => get_node(coordinator, name),
         ("PATCH", [name]) => {
@@ -519,11 +518,8 @@ fn matches_labels(selector: &[(String, String)], item: &Value) -> bool {
 }
 
 /// `fieldSelector=spec.nodeName=NAME`, the one field selector kubectl drain needs.
-fn field_matches(request: &Request, item: &Value) -> Result<bool, Refusal> {
-    let Some(selector) = request
-        .query_param("fieldSelector")
-        .filter(|s| !s.is_empty())
-    else {
+fn field_matches(selector: Option<&str>, item: &Value) -> Result<bool, Refusal> {
+    let Some(selector) = selector.filter(|s| !s.is_empty()) else {
         return Ok(true);
     };
     match selector.split_once('=') {
@@ -538,6 +534,65 @@ fn field_matches(request: &Request, item: &Value) -> Result<bool, Refusal> {
             format!("unsupported fieldSelector {selector:?} (only spec.nodeName=NAME)"),
         )),
     }
+}
+
+/// A watch of a collection (`?watch=true`): `list` lists it again after every change.
+fn watch_response(
+    coordinator: &Arc<Coordinator>,
+    params: Result<WatchParams, String>,
+    kind: &'static str,
+    api_version: &'static str,
+    list: impl Fn(&Coordinator) -> Result<Vec<Value>, Refusal> + Send + Sync + 'static,
+) -> Result<Response, Refusal> {
+    let params = params.map_err(|message| refusal(400, "BadRequest", message))?;
+    let (list_coordinator, listen_coordinator) = (Arc::clone(coordinator), Arc::clone(coordinator));
+    let source = watch::Source {
+        kind,
+        api_version,
+        list: Box::new(move || list(&list_coordinator).map_err(|refusal| refusal.message)),
+        changes: Box::new(move || listen_coordinator.fleet.listen()),
+    };
+    Ok(Response::stream(
+        200,
+        "application/json",
+        watch::stream(source, params),
+    ))
+}
+
+/// The objects of `kind` in `namespace` (or all) as the API shows them, filtered.
+fn list_items(
+    coordinator: &Coordinator,
+    kind: Kind,
+    namespace: Option<&str>,
+    selector: &[(String, String)],
+    field_selector: Option<&str>,
+) -> Result<Vec<Value>, Refusal> {
+    let records = coordinator.store().list(kind.as_str(), namespace)?;
+    let pods = if kind == Kind::Deployment {
+        pod_records(coordinator, namespace)?
+    } else {
+        Vec::new()
+    };
+    let mut items = Vec::new();
+    for record in records {
+        let item = view(record, &pods);
+        if matches_labels(selector, &item) && field_matches(field_selector, &item)? {
+            items.push(item);
+        }
+    }
+    Ok(items)
+}
+
+fn list_nodes(
+    coordinator: &Coordinator,
+    selector: &[(String, String)],
+) -> Result<Vec<Value>, Refusal> {
+    let records = coordinator.store().list("Node", None)?;
+    Ok(records
+        .into_iter()
+        .map(|r| view_node(coordinator, r))
+        .filter(|item| matches_labels(selector, item))
+        .collect())
 }
 
 fn resources(
@@ -567,20 +622,37 @@ fn resources(
         }
         ("GET", None) => {
             let selector = label_selector(request)?;
-            let ns_filter = if kind.namespaced() { namespace } else { None };
-            let records = coordinator.store().list(kind.as_str(), ns_filter)?;
-            let pods = if kind == Kind::Deployment {
-                pod_records(coordinator, ns_filter)?
+            let ns_filter = if kind.namespaced() {
+                namespace.map(str::to_owned)
             } else {
-                Vec::new()
+                None
             };
-            let mut items = Vec::new();
-            for record in records {
-                let item = view(record, &pods);
-                if matches_labels(&selector, &item) && field_matches(request, &item)? {
-                    items.push(item);
-                }
+            let field_selector = request.query_param("fieldSelector").map(str::to_owned);
+            if let Some(params) = WatchParams::from_request(request) {
+                let list = move |c: &Coordinator| {
+                    list_items(
+                        c,
+                        kind,
+                        ns_filter.as_deref(),
+                        &selector,
+                        field_selector.as_deref(),
+                    )
+                };
+                return watch_response(
+                    coordinator,
+                    params,
+                    kind.as_str(),
+                    kind.api_version(),
+                    list,
+                );
             }
+            let items = list_items(
+                coordinator,
+                kind,
+                ns_filter.as_deref(),
+                &selector,
+                field_selector.as_deref(),
+            )?;
             Ok(list(items))
         }
         ("DELETE", Some(name)) => {

@@ -17,7 +17,7 @@ use super::bundle::{self, HostFacts};
 use super::files::{self, Layout, ShimSettings};
 use super::rootfs::{mount_overlay, unmount_rootfs};
 use super::{
-    container_cgroup_path, exec, is_valid_container_id, procfs, sandbox, ContainerConfig,
+    container_cgroup_path, exec, is_valid_container_id, orphans, procfs, sandbox, ContainerConfig,
     ContainerInfo, ContainerState, ExecSpec, ExitInfo, Runtime, RuntimeConfig, RuntimeError,
 };
 
@@ -27,6 +27,8 @@ const START_DEADLINE: Duration = Duration::from_secs(10);
 const KILL_DEADLINE: Duration = Duration::from_secs(10);
 /// Polling interval while waiting for the shim's files to appear during start.
 const START_POLL_INTERVAL: Duration = Duration::from_millis(5);
+/// Where the cgroup hierarchies are mounted.
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 /// How much of `shim.log` goes into an error when a shim dies without a record.
 const SHIM_LOG_TAIL_BYTES: usize = 2000;
 
@@ -57,6 +59,7 @@ impl LibcontainerRuntime {
             children: Mutex::new(HashMap::new()),
         };
         runtime.discard_unfinished_dirs();
+        runtime.remove_orphaned_cgroups();
         Ok(runtime)
     }
 
@@ -77,6 +80,17 @@ impl LibcontainerRuntime {
                 log::warn!("cannot remove {}: {err}", dir.display());
             }
         }
+    }
+
+    /// Kills and removes container cgroups under our parent that no container dir names
+    /// (the state dir was wiped while they ran): nothing else would ever stop them.
+    fn remove_orphaned_cgroups(&self) {
+        let known = |id: &str| self.layout.container_dir(id).exists();
+        orphans::remove_orphaned_cgroups(
+            Path::new(CGROUP_ROOT),
+            &self.config.cgroup_parent,
+            &known,
+        );
     }
 
     fn cgroup_path(&self, id: &str) -> String {

@@ -92,6 +92,7 @@ pub mod fake;
 mod files;
 mod libcontainer_runtime;
 mod logfile;
+mod orphans;
 mod procfs;
 mod rootfs;
 mod sandbox;

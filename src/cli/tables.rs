@@ -1,0 +1,272 @@
+//! kubectl's tables: the columns of each type and one row per object. Pure.
+
+use serde_json::Value;
+
+use super::output::{age, at, int_at, pod_status_column, str_at};
+use super::resource::{name_cell, Resource};
+use crate::model::Kind;
+
+/// The header of a table of `resource`, with `NAMESPACE` first for namespaced types
+/// when several namespaces are shown.
+pub fn header(resource: Resource, wide: bool, with_namespace: bool) -> Vec<&'static str> {
+    let mut header: Vec<&'static str> = Vec::new();
+    if with_namespace && resource.namespaced() {
+        header.push("NAMESPACE");
+    }
+    let columns: &[&'static str] = match (resource, wide) {
+        (Resource::Kind(Kind::Pod), false) => &["NAME", "READY", "STATUS", "RESTARTS", "AGE"],
+        (Resource::Kind(Kind::Pod), true) => {
+            &["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE"]
+        }
+        (Resource::Kind(Kind::Deployment), false) => {
+            &["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
+        }
+        (Resource::Kind(Kind::Deployment), true) => &[
+            "NAME",
+            "READY",
+            "UP-TO-DATE",
+            "AVAILABLE",
+            "AGE",
+            "CONTAINERS",
+            "IMAGES",
+            "SELECTOR",
+        ],
+        (Resource::Kind(Kind::Namespace), _) => &["NAME", "STATUS", "AGE"],
+        (Resource::Kind(Kind::ConfigMap), _) => &["NAME", "DATA", "AGE"],
+        (Resource::Kind(Kind::Secret), _) => &["NAME", "TYPE", "DATA", "AGE"],
+        (Resource::Node, false) => &["NAME", "STATUS", "ROLES", "AGE", "VERSION"],
+        (Resource::Node, true) => &[
+            "NAME",
+            "STATUS",
+            "ROLES",
+            "AGE",
+            "VERSION",
+            "ARCH",
+            "OS-IMAGE",
+            "KERNEL-VERSION",
+            "INSTANCE-TYPE",
+        ],
+    };
+    header.extend_from_slice(columns);
+    header
+}
+
+/// One object's row under [`header`]; `show_kind` writes the name as `pod/NAME`.
+pub fn row(
+    resource: Resource,
+    item: &Value,
+    wide: bool,
+    with_namespace: bool,
+    show_kind: bool,
+) -> Vec<String> {
+    let mut row = Vec::new();
+    if with_namespace && resource.namespaced() {
+        row.push(str_at(item, &["metadata", "namespace"]).to_owned());
+    }
+    let mut cells = match resource {
+        Resource::Kind(Kind::Pod) => pod_row(item, wide),
+        Resource::Kind(Kind::Deployment) => deployment_row(item, wide),
+        Resource::Kind(Kind::Namespace) => namespace_row(item),
+        Resource::Kind(Kind::ConfigMap) => config_map_row(item),
+        Resource::Kind(Kind::Secret) => secret_row(item),
+        Resource::Node => node_row(item, wide),
+    };
+    if let Some(name) = cells.first_mut() {
+        *name = name_cell(resource, name, show_kind);
+    }
+    row.extend(cells);
+    row
+}
+
+/// Number of entries across the given maps of an object (kubectl's DATA column).
+fn entry_count(item: &Value, maps: &[&str]) -> usize {
+    maps.iter()
+        .filter_map(|m| item.get(*m).and_then(Value::as_object))
+        .map(|m| m.len())
+        .sum()
+}
+
+fn config_map_row(item: &Value) -> Vec<String> {
+    vec![
+        str_at(item, &["metadata", "name"]).to_owned(),
+        entry_count(item, &["data", "binaryData"]).to_string(),
+        age(str_at(item, &["metadata", "creationTimestamp"])),
+    ]
+}
+
+fn secret_row(item: &Value) -> Vec<String> {
+    vec![
+        str_at(item, &["metadata", "name"]).to_owned(),
+        str_at(item, &["type"]).to_owned(),
+        entry_count(item, &["data"]).to_string(),
+        age(str_at(item, &["metadata", "creationTimestamp"])),
+    ]
+}
+
+fn pod_row(pod: &Value, wide: bool) -> Vec<String> {
+    let statuses = at(pod, &["status", "containerStatuses"])
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let total = at(pod, &["spec", "containers"])
+        .as_array()
+        .map_or(0, Vec::len);
+    let ready = statuses
+        .iter()
+        .filter(|s| s.get("ready") == Some(&Value::Bool(true)))
+        .count();
+    let restarts: i64 = statuses.iter().map(|s| int_at(s, &["restartCount"])).sum();
+    let mut row = vec![
+        str_at(pod, &["metadata", "name"]).to_owned(),
+        format!("{ready}/{total}"),
+        pod_status_column(pod),
+        restarts.to_string(),
+        age(str_at(pod, &["metadata", "creationTimestamp"])),
+    ];
+    if wide {
+        row.push(none_if_empty(str_at(pod, &["status", "podIP"])));
+        row.push(none_if_empty(str_at(pod, &["spec", "nodeName"])));
+    }
+    row
+}
+
+fn deployment_row(deploy: &Value, wide: bool) -> Vec<String> {
+    let desired = at(deploy, &["spec", "replicas"]).as_i64().unwrap_or(1);
+    let mut row = vec![
+        str_at(deploy, &["metadata", "name"]).to_owned(),
+        format!("{}/{desired}", int_at(deploy, &["status", "readyReplicas"])),
+        int_at(deploy, &["status", "updatedReplicas"]).to_string(),
+        int_at(deploy, &["status", "availableReplicas"]).to_string(),
+        age(str_at(deploy, &["metadata", "creationTimestamp"])),
+    ];
+    if wide {
+        let containers = at(deploy, &["spec", "template", "spec", "containers"])
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let names: Vec<&str> = containers.iter().map(|c| str_at(c, &["name"])).collect();
+        let images: Vec<&str> = containers.iter().map(|c| str_at(c, &["image"])).collect();
+        let selector = at(deploy, &["spec", "selector", "matchLabels"])
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .unwrap_or_default();
+        row.push(names.join(","));
+        row.push(images.join(","));
+        row.push(selector);
+    }
+    row
+}
+
+fn namespace_row(ns: &Value) -> Vec<String> {
+    let phase = str_at(ns, &["status", "phase"]);
+    vec![
+        str_at(ns, &["metadata", "name"]).to_owned(),
+        if phase.is_empty() {
+            "Active".to_owned()
+        } else {
+            phase.to_owned()
+        },
+        age(str_at(ns, &["metadata", "creationTimestamp"])),
+    ]
+}
+
+fn none_if_empty(s: &str) -> String {
+    if s.is_empty() {
+        "<none>".to_owned()
+    } else {
+        s.to_owned()
+    }
+}
+
+/// `Ready`, `NotReady` or `Unknown`, with `,SchedulingDisabled` when cordoned.
+fn node_row(node: &Value, wide: bool) -> Vec<String> {
+    let ready = at(node, &["status", "conditions"])
+        .as_array()
+        .and_then(|c| c.iter().find(|c| str_at(c, &["type"]) == "Ready"))
+        .map(|c| str_at(c, &["status"]).to_owned())
+        .unwrap_or_default();
+    let mut status = match ready.as_str() {
+        "True" => "Ready".to_owned(),
+        "False" => "NotReady".to_owned(),
+        _ => "Unknown".to_owned(),
+    };
+    if at(node, &["spec", "unschedulable"]) == &Value::Bool(true) {
+        status.push_str(",SchedulingDisabled");
+    }
+    let mut row = vec![
+        str_at(node, &["metadata", "name"]).to_owned(),
+        status,
+        "<none>".to_owned(),
+        age(str_at(node, &["metadata", "creationTimestamp"])),
+        str_at(node, &["status", "nodeInfo", "kubeletVersion"]).to_owned(),
+    ];
+    if wide {
+        let label = |key: &str| {
+            at(node, &["metadata", "labels"])
+                .get(key)
+                .and_then(Value::as_str)
+                .unwrap_or("<none>")
+                .to_owned()
+        };
+        row.push(label("kubernetes.io/arch"));
+        row.push(str_at(node, &["status", "nodeInfo", "osImage"]).to_owned());
+        row.push(str_at(node, &["status", "nodeInfo", "kernelVersion"]).to_owned());
+        row.push(label("node.kubernetes.io/instance-type"));
+    }
+    row
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn names_take_their_type_when_asked() {
+        let pod = json!({"metadata": {"name": "web-1", "namespace": "shop"},
+            "spec": {"containers": [{"name": "c"}]},
+            "status": {"phase": "Running", "containerStatuses": [{"ready": true, "restartCount": 2}]}});
+        let resource = Resource::Kind(Kind::Pod);
+        assert_eq!(
+            header(resource, false, true),
+            ["NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+        );
+        let cells = row(resource, &pod, false, true, true);
+        assert_eq!(cells[..5], ["shop", "pod/web-1", "1/1", "Running", "2"]);
+        let cells = row(resource, &pod, false, false, false);
+        assert_eq!(cells[0], "web-1");
+    }
+
+    #[test]
+    fn cluster_scoped_types_have_no_namespace_column() {
+        let ns = json!({"metadata": {"name": "team"}, "status": {"phase": "Active"}});
+        let resource = Resource::Kind(Kind::Namespace);
+        assert_eq!(header(resource, false, true), ["NAME", "STATUS", "AGE"]);
+        assert_eq!(
+            row(resource, &ns, false, true, true)[..2],
+            ["namespace/team", "Active"]
+        );
+        let node = json!({"metadata": {"name": "pi-1"},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}]},
+            "spec": {"unschedulable": true}});
+        assert_eq!(
+            row(Resource::Node, &node, false, true, false)[1],
+            "Ready,SchedulingDisabled"
+        );
+        let deploy = json!({"metadata": {"name": "web"}, "spec": {"replicas": 3},
+            "status": {"readyReplicas": 2, "updatedReplicas": 3, "availableReplicas": 2}});
+        let cells = row(
+            Resource::Kind(Kind::Deployment),
+            &deploy,
+            false,
+            false,
+            true,
+        );
+        assert_eq!(cells[..4], ["deployment.apps/web", "2/3", "3", "2"]);
+    }
+}
