@@ -31,12 +31,14 @@ fn pod(name: &str, image: &str, secrets: &[&str]) -> String {
     )
 }
 
-/// Waits until the pod's container waits with `reason` and returns its message.
-fn wait_waiting(agent: &TestAgent, name: &str, reason: &str) -> String {
-    common::wait_for(Duration::from_secs(30), reason, || {
+/// Waits until the pod's container waits because its pull failed (ErrImagePull, or
+/// ImagePullBackOff once it failed again) and returns the message.
+fn wait_pull_failed(agent: &TestAgent, name: &str) -> String {
+    common::wait_for(Duration::from_secs(30), "a failed pull", || {
         let pod = agent.pod(name);
         let waiting = &pod["status"]["containerStatuses"][0]["state"]["waiting"];
-        (waiting["reason"] == reason).then(|| waiting["message"].as_str().unwrap_or("").to_owned())
+        (waiting["reason"] == "ErrImagePull" || waiting["reason"] == "ImagePullBackOff")
+            .then(|| waiting["message"].as_str().unwrap_or("").to_owned())
     })
 }
 
@@ -59,7 +61,7 @@ fn pods_pull_with_their_image_pull_secrets() {
         .apply_yaml(&pod("anonymous", &image, &[]))
         .status
         .success());
-    let message = wait_waiting(&agent, "anonymous", "ErrImagePull");
+    let message = wait_pull_failed(&agent, "anonymous");
     assert!(message.contains("credentials"), "{message}");
 
     // A secret with the wrong password does not help; neither does a missing secret.
@@ -69,7 +71,11 @@ fn pods_pull_with_their_image_pull_secrets() {
         .apply_yaml(&pod("wrong", &image, &["absent", "wrong"]))
         .status
         .success());
-    wait_waiting(&agent, "wrong", "ErrImagePull");
+    let message = wait_pull_failed(&agent, "wrong");
+    assert!(
+        message.contains("credentials") || message.contains("401"),
+        "{message}"
+    );
 
     // The right secret, listed after the wrong one: each login is tried in turn.
     let right = docker_secret("regcred", &registry.host(), "s3cret");

@@ -468,7 +468,14 @@ fn cli_pull_and_prune_through_the_agent() {
 fn pods_pull_their_image_and_report_pull_failures() {
     let registry = TestRegistry::start(RegistryOptions::default());
     registry.push(demo_image(), "web:3", &["--dest-tls-verify=false"]);
-    let agent = TestAgent::start();
+    // A back-off long enough that the first failure's ErrImagePull lasts 2 s (it turns
+    // to ImagePullBackOff with the second failure): a state the test can see, not a race.
+    let agent = TestAgent::start_with(&[
+        "--restart-backoff-base",
+        "2s",
+        "--restart-backoff-max",
+        "4s",
+    ]);
     let pod = |name: &str, image: &str| {
         format!(
             "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  terminationGracePeriodSeconds: 0\n  containers:\n    - name: main\n      image: {image}\n      command: [sleep, \"1000\"]\n"

@@ -105,8 +105,11 @@ fn container_status(
     match latest.map(|l| (l, &l.state)) {
         None => {
             status.state = match inputs.failures.get(name) {
-                // Between failed pulls the kubelet says it is backing off.
-                Some(f) if f.reason == "ErrImagePull" && f.retry_at > inputs.now => {
+                // The first failed pull shows as ErrImagePull until its retry; between
+                // the pulls that fail after it the kubelet says it is backing off.
+                Some(f)
+                    if f.reason == "ErrImagePull" && f.failures > 1 && f.retry_at > inputs.now =>
+                {
                     waiting("ImagePullBackOff", Some(f.message.clone()))
                 }
                 Some(failure) => waiting(&failure.reason, Some(failure.message.clone())),
@@ -397,5 +400,48 @@ mod tests {
             Some(1)
         );
         assert!(!is_ready(&status));
+        let message = c.state.waiting.as_ref().and_then(|w| w.message.clone());
+        assert_eq!(
+            message.as_deref(),
+            Some("back-off 10s restarting failed container=c pod=_()")
+        );
+    }
+
+    #[test]
+    fn first_failed_pull_is_err_image_pull_then_back_off() {
+        let p = pod("Always");
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(100);
+        let reason_after = |failures: u32, retry_in: i64| {
+            let failure = StartFailure {
+                reason: "ErrImagePull".into(),
+                message: "registry says no".into(),
+                failures,
+                retry_at: if retry_in >= 0 {
+                    now + Duration::from_secs(retry_in.unsigned_abs())
+                } else {
+                    now - Duration::from_secs(retry_in.unsigned_abs())
+                },
+            };
+            let failures = HashMap::from([("c".to_owned(), failure)]);
+            let (images, probes) = (HashMap::new(), HashMap::new());
+            let backoff = Backoff {
+                base: Duration::from_secs(10),
+                max: Duration::from_secs(300),
+            };
+            let inputs = StatusInputs {
+                instances: &[],
+                failures: &failures,
+                image_ids: &images,
+                backoff: &backoff,
+                probes: &probes,
+                now,
+            };
+            let status = pod_status(&p, &inputs);
+            let waiting = status.container_statuses[0].state.waiting.clone();
+            waiting.and_then(|w| w.reason).unwrap_or_default()
+        };
+        assert_eq!(reason_after(1, 5), "ErrImagePull");
+        assert_eq!(reason_after(2, 5), "ImagePullBackOff");
+        assert_eq!(reason_after(3, -1), "ErrImagePull");
     }
 }
