@@ -28,6 +28,19 @@ pub struct ProbeResults {
     pub ready: bool,
 }
 
+impl ProbeResults {
+    /// Before any probe has answered, as in Kubernetes: a container with a startup
+    /// probe has not started, one with a readiness probe (or not yet started) is not
+    /// ready, and one without probes is both.
+    pub fn before_any_probe(container: &Container) -> ProbeResults {
+        let started = container.startup_probe.is_none();
+        ProbeResults {
+            started,
+            ready: started && container.readiness_probe.is_none(),
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
     Startup,
@@ -109,11 +122,7 @@ async fn run(
     .into_iter()
     .flatten()
     .collect();
-    let has_startup = container.startup_probe.is_some();
-    let mut results = ProbeResults {
-        started: !has_startup,
-        ready: !has_startup && container.readiness_probe.is_none(),
-    };
+    let mut results = ProbeResults::before_any_probe(&container);
     agent.set_probe_results(&id, Some(results));
     let netns = if host_network {
         None

@@ -131,8 +131,14 @@ fn container_status(
                 }),
                 ..Default::default()
             };
-            // Without probes a running container is started and ready, as in Kubernetes.
-            let probes = inputs.probes.get(&l.id).copied();
+            // Until its probe task has answered (it starts with the next pass, and its
+            // results live in memory only, so also after an agent restart) a container
+            // stands as Kubernetes starts it: not ready while a readiness probe has yet
+            // to pass, started and ready when it has no probes.
+            let probes = inputs.probes.get(&l.id).copied().or_else(|| {
+                let spec = pod.spec.containers.iter().find(|c| c.name == name);
+                spec.map(ProbeResults::before_any_probe)
+            });
             status.ready = probes.is_none_or(|p| p.ready);
             status.started = Some(probes.is_none_or(|p| p.started));
             status.container_id = Some(container_id(&l.id));
@@ -405,6 +411,33 @@ mod tests {
             message.as_deref(),
             Some("back-off 10s restarting failed container=c pod=_()")
         );
+    }
+
+    #[test]
+    fn a_probed_container_is_not_ready_before_its_first_probe() {
+        let running = Instance {
+            id: "u_c_h_0".into(),
+            pod_uid: "u".into(),
+            container: "c".into(),
+            hash: "h".into(),
+            attempt: 0,
+            state: InstanceState::Running {
+                pid: 1,
+                started_at: "2026-01-01T00:00:00Z".into(),
+            },
+        };
+        let plain = pod("Always");
+        let status = status_of(&plain, std::slice::from_ref(&running));
+        assert!(status.container_statuses[0].ready, "no probes: ready");
+        let mut probed = pod("Always");
+        probed.spec.containers[0].readiness_probe = Some(Default::default());
+        let status = status_of(&probed, std::slice::from_ref(&running));
+        assert!(!status.container_statuses[0].ready, "{status:?}");
+        assert_eq!(status.container_statuses[0].started, Some(true));
+        probed.spec.containers[0].startup_probe = Some(Default::default());
+        let status = status_of(&probed, std::slice::from_ref(&running));
+        assert_eq!(status.container_statuses[0].started, Some(false));
+        assert!(!is_ready(&status));
     }
 
     #[test]
