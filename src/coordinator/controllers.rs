@@ -18,7 +18,9 @@ use ring::rand::{SecureRandom, SystemRandom};
 use serde_json::{json, Value};
 
 use super::fleet::is_ready;
-use super::scheduler::{pod_request_from_spec, schedule, Decision, NodeInfo, PlacedPod, Taint};
+use super::scheduler::{
+    platforms_common_to, pod_request_from_spec, schedule, Decision, NodeInfo, PlacedPod, Taint,
+};
 use super::server::owned_pods;
 use super::Coordinator;
 use crate::agent::deployments::{name_suffix, new_pod, plan_deployment};
@@ -322,16 +324,17 @@ fn schedule_pending(c: &Coordinator, node_ready: &dyn Fn(&str) -> bool) -> anyho
 /// The platforms every container's image offers, where known: a board must run all of
 /// the pod's images.
 fn image_platforms(c: &Coordinator, pod: &Pod) -> Option<Vec<String>> {
-    let mut offered: Option<Vec<String>> = None;
-    for container in &pod.spec.containers {
-        if let Some(list) = c.image_platforms(&container.image) {
-            offered = Some(match offered {
-                None => list,
-                Some(previous) => previous.into_iter().filter(|p| list.contains(p)).collect(),
-            });
-        }
+    let known: Vec<Vec<String>> = pod
+        .spec
+        .containers
+        .iter()
+        .filter_map(|container| c.image_platforms(&container.image))
+        .collect();
+    match known.as_slice() {
+        [] => None,
+        [one] => Some(one.clone()),
+        _ => Some(platforms_common_to(&known)),
     }
-    offered
 }
 
 fn unschedulable(message: &str) -> Value {

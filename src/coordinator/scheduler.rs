@@ -140,7 +140,7 @@ pub struct PodRequest {
     /// Required node affinity terms: ORed; an empty list requires nothing.
     pub required_node_affinity: Vec<NodeSelectorTerm>,
     pub tolerations: Vec<Toleration>,
-    /// Platforms offered by every image of the pod (the caller intersects them); `None`
+    /// Platforms every image of the pod runs on (see [`platforms_common_to`]); `None`
     /// when unknown, which lets every node pass the platform filter.
     pub image_platforms: Option<Vec<String>>,
 }
@@ -255,6 +255,27 @@ pub fn pod_request_from_spec(
         tolerations: Vec::new(),
         image_platforms: None,
     })
+}
+
+/// The platforms every one of a pod's images runs on, from each image's list of offered
+/// platforms: a platform is kept when each image offers one that runs there. Plain
+/// intersection would be wrong for 32-bit ARM: a `linux/arm/v6` image and a `linux/arm/v7`
+/// image share no entry, yet both run on a `linux/arm/v7` board.
+pub fn platforms_common_to(images: &[Vec<String>]) -> Vec<String> {
+    let mut common: Vec<String> = Vec::new();
+    for candidate in images.iter().flatten() {
+        let board = normalize_platform(candidate);
+        let runs_everywhere = images.iter().all(|offered| {
+            offered
+                .iter()
+                .any(|platform| normalize_platform(platform).runs_on(&board))
+        });
+        let text = board.to_canonical_string();
+        if runs_everywhere && !common.contains(&text) {
+            common.push(text);
+        }
+    }
+    common
 }
 
 /// Picks the node for `pod` among `nodes`; see the module documentation for the rules.

@@ -408,6 +408,31 @@ fn an_armv7_image_is_not_given_to_an_armv6_board() {
 }
 
 #[test]
+fn a_pod_s_images_together_need_a_board_each_of_them_runs_on() {
+    let strings = |list: &[&str]| list.iter().map(|p| p.to_string()).collect::<Vec<_>>();
+    // One container's image is v6-only, the other's v7-only: a v7 board runs both.
+    let common = platforms_common_to(&[strings(&["linux/arm/v6"]), strings(&["linux/arm/v7"])]);
+    assert_eq!(common, ["linux/arm/v7"]);
+    let mut p = pod(100, MI);
+    p.image_platforms = Some(common);
+    assert_eq!(
+        schedule(&p, &[arm32_node("zero-w", "v6"), arm32_node("pi3", "v7")]),
+        bind("pi3")
+    );
+    // Multi-platform images keep what they share, normalised; nothing shared is empty.
+    assert_eq!(
+        platforms_common_to(&[
+            strings(&["linux/amd64", "linux/arm64", "linux/arm/v7"]),
+            strings(&["linux/arm64/v8", "linux/arm/v6", "linux/riscv64"]),
+        ]),
+        ["linux/arm64/v8", "linux/arm/v7"]
+    );
+    assert!(
+        platforms_common_to(&[strings(&["linux/amd64"]), strings(&["linux/arm64"])]).is_empty()
+    );
+}
+
+#[test]
 fn the_platform_reason_counts_with_the_others() {
     let mut busy = arm32_node("pi3-armhf", "v7");
     busy.pods.push(placed(None, 3900, 0));
