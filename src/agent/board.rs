@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::model::{parse_board_profile, BoardProfile, BoardProfileError};
+use crate::model::{build_platform, parse_board_profile, BoardProfile, BoardProfileError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BoardError {
@@ -28,6 +28,8 @@ pub enum BoardError {
 pub struct MachineFacts {
     /// OCI name of the architecture the agent runs as (`arm64`, `arm`, `amd64`).
     pub architecture: String,
+    /// OCI variant the agent binary was built for (`v8`, `v7`, `v6`); none for amd64.
+    pub variant: Option<String>,
     /// CPUs the kernel lists; none when they could not be counted.
     pub cpus: Option<u32>,
     /// `MemTotal` of `/proc/meminfo` in bytes; none when it could not be read.
@@ -60,8 +62,9 @@ pub fn load_and_check(path: &Path) -> Result<(BoardProfile, Vec<String>), BoardE
     Ok((profile, warnings))
 }
 
-/// Looks at the running machine: `/proc/cpuinfo`, `/proc/meminfo`, and the architecture
-/// this binary was built for (the platform whose images it will run).
+/// Looks at the running machine: `/proc/cpuinfo`, `/proc/meminfo`, and the platform
+/// this binary was built for (whose images it will run). The binary's target, not
+/// `uname -m`, decides: 32-bit Raspberry Pi OS often runs a 64-bit kernel.
 pub fn read_machine() -> MachineFacts {
     let cpus = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -76,20 +79,12 @@ pub fn read_machine() -> MachineFacts {
     let memory_bytes = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|text| meminfo_total_bytes(&text));
+    let platform = build_platform();
     MachineFacts {
-        architecture: oci_architecture(std::env::consts::ARCH).to_string(),
+        architecture: platform.architecture,
+        variant: platform.variant,
         cpus,
         memory_bytes,
-    }
-}
-
-/// Rust's architecture names → OCI's (the names images and `kubernetes.io/arch` use).
-pub fn oci_architecture(rust_arch: &str) -> &str {
-    match rust_arch {
-        "aarch64" => "arm64",
-        "x86_64" => "amd64",
-        "x86" => "386",
-        other => other, // "arm", "riscv64", "s390x", "powerpc64" happen to agree
     }
 }
 
@@ -126,6 +121,15 @@ pub fn compare(profile: &BoardProfile, machine: &MachineFacts) -> Vec<String> {
             "board profile {} says architecture {} but this agent runs as {}",
             profile.name, profile.platform.architecture, machine.architecture
         ));
+    } else if let (Some(said), Some(built)) = (&profile.platform.variant, &machine.variant) {
+        // An ARMv7 binary does not run on an ARMv6 board at all; an ARMv6 one runs on an
+        // ARMv7 board but pulls v6 images where the scheduler expects v7.
+        if said != built {
+            warnings.push(format!(
+                "board profile {} says platform variant {said} but this agent was built for {built}",
+                profile.name
+            ));
+        }
     }
     if let Some(cpus) = machine.cpus {
         if cpus != profile.cores {
@@ -210,6 +214,9 @@ mod tests {
             "cm4",
             "generic-aarch64",
             "generic-x86_64",
+            "rpi2b",
+            "rpi3b-plus-armhf",
+            "rpi4b-4gb-armhf",
         ] {
             assert!(names.contains(&expected), "missing {expected} in {names:?}");
         }
@@ -244,6 +251,7 @@ mod tests {
         // What a 4 GB Pi 4 running 64-bit Pi OS reports.
         let machine = MachineFacts {
             architecture: "arm64".into(),
+            variant: Some("v8".into()),
             cpus: Some(4),
             memory_bytes: Some(3_884_564 * 1024),
         };
@@ -251,6 +259,7 @@ mod tests {
         let zero = profile_named("rpi-zero-2w");
         let machine = MachineFacts {
             architecture: "arm64".into(),
+            variant: Some("v8".into()),
             cpus: Some(4),
             memory_bytes: Some(434_000 * 1024),
         };
@@ -262,6 +271,7 @@ mod tests {
         let profile = profile_named("rpi4b-8gb");
         let machine = MachineFacts {
             architecture: "arm64".into(),
+            variant: Some("v8".into()),
             cpus: Some(4),
             memory_bytes: Some(3_884_564 * 1024),
         };
@@ -276,6 +286,7 @@ mod tests {
         let profile = profile_named("rpi5-8gb");
         let machine = MachineFacts {
             architecture: "amd64".into(),
+            variant: None,
             cpus: Some(2),
             memory_bytes: None,
         };
@@ -346,8 +357,6 @@ mod tests {
         assert_eq!(meminfo_total_bytes(meminfo), Some(3_884_564 * 1024));
         assert_eq!(meminfo_total_bytes("MemFree: 1 kB\n"), None);
         assert_eq!(meminfo_total_bytes("MemTotal: lots kB\n"), None);
-        assert_eq!(oci_architecture("aarch64"), "arm64");
-        assert_eq!(oci_architecture("arm"), "arm");
         assert_eq!(human_bytes(8 << 30), "8 GiB");
         assert_eq!(human_bytes(512 << 20), "512 MiB");
         assert_eq!(human_bytes(3_884_564 * 1024), "3.7 GiB");
@@ -358,9 +367,29 @@ mod tests {
         let machine = read_machine();
         assert!(machine.cpus.is_some_and(|n| n >= 1));
         assert!(machine.memory_bytes.is_some_and(|m| m > 0));
+        assert_eq!(machine.architecture, build_platform().architecture);
+        assert_eq!(machine.variant, build_platform().variant);
+    }
+
+    #[test]
+    fn a_32_bit_profile_wants_a_binary_of_its_variant() {
+        let pi3 = profile_named("rpi3b-plus-armhf");
+        let machine = |variant: &str| MachineFacts {
+            architecture: "arm".into(),
+            variant: Some(variant.into()),
+            cpus: Some(4),
+            memory_bytes: Some(948_000 * 1024),
+        };
+        assert_eq!(compare(&pi3, &machine("v7")), Vec::<String>::new());
         assert_eq!(
-            machine.architecture,
-            oci_architecture(std::env::consts::ARCH)
+            compare(&pi3, &machine("v6")),
+            ["board profile rpi3b-plus-armhf says platform variant v7 but this agent was built for v6"]
+        );
+        // A 64-bit profile on a 32-bit agent names the architecture only.
+        let warnings = compare(&profile_named("rpi4b-4gb"), &machine("v7"));
+        assert!(
+            warnings[0].contains("says architecture arm64 but this agent runs as arm"),
+            "{warnings:?}"
         );
     }
 }

@@ -18,11 +18,15 @@ use ring::rand::{SecureRandom, SystemRandom};
 use serde_json::{json, Value};
 
 use super::fleet::is_ready;
-use super::scheduler::{pod_request_from_spec, schedule, Decision, NodeInfo, PlacedPod, Taint};
+use super::scheduler::{
+    platforms_common_to, pod_request_from_spec, schedule, Decision, NodeInfo, PlacedPod, Taint,
+};
 use super::server::owned_pods;
 use super::Coordinator;
 use crate::agent::deployments::{name_suffix, new_pod, plan_deployment};
-use crate::model::{parse_cpu_millis, parse_memory_bytes, pod_template_hash, Object, Pod};
+use crate::model::{
+    parse_cpu_millis, parse_memory_bytes, pod_template_hash, Object, Pod, ARCH_VARIANT_LABEL,
+};
 use crate::store::{Key, Record};
 
 /// A pass runs at least this often: leases expire without any request arriving.
@@ -320,16 +324,17 @@ fn schedule_pending(c: &Coordinator, node_ready: &dyn Fn(&str) -> bool) -> anyho
 /// The platforms every container's image offers, where known: a board must run all of
 /// the pod's images.
 fn image_platforms(c: &Coordinator, pod: &Pod) -> Option<Vec<String>> {
-    let mut offered: Option<Vec<String>> = None;
-    for container in &pod.spec.containers {
-        if let Some(list) = c.image_platforms(&container.image) {
-            offered = Some(match offered {
-                None => list,
-                Some(previous) => previous.into_iter().filter(|p| list.contains(p)).collect(),
-            });
-        }
+    let known: Vec<Vec<String>> = pod
+        .spec
+        .containers
+        .iter()
+        .filter_map(|container| c.image_platforms(&container.image))
+        .collect();
+    match known.as_slice() {
+        [] => None,
+        [one] => Some(one.clone()),
+        _ => Some(platforms_common_to(&known)),
     }
-    offered
 }
 
 fn unschedulable(message: &str) -> Value {
@@ -402,6 +407,11 @@ fn node_info(node: &Record, ready: bool) -> NodeInfo {
                 .map(str::to_string)
         })
         .unwrap_or_default();
+    // The variant tells ARMv6 boards from ARMv7 ones; without it `linux/arm` reads as v7.
+    let platform = match labels.get(ARCH_VARIANT_LABEL) {
+        Some(variant) => format!("linux/{arch}/{variant}"),
+        None => format!("linux/{arch}"),
+    };
     NodeInfo {
         name: node.name.clone(),
         taints,
@@ -411,7 +421,7 @@ fn node_info(node: &Record, ready: bool) -> NodeInfo {
         allocatable_memory_bytes: allocatable("memory")
             .and_then(|q| parse_memory_bytes(&q).ok())
             .unwrap_or(0),
-        platforms: vec![format!("linux/{arch}")],
+        platforms: vec![platform],
         ready,
         unschedulable: node.object.pointer("/spec/unschedulable") == Some(&Value::Bool(true))
             || text("/spec/unschedulable").is_some_and(|s| s == "true"),
@@ -426,4 +436,41 @@ fn random5() -> anyhow::Result<[u8; 5]> {
         .fill(&mut bytes)
         .map_err(|_| anyhow::anyhow!("the system random source failed"))?;
     Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node_record(labels: Value) -> Record {
+        Record {
+            kind: "Node".to_string(),
+            namespace: String::new(),
+            name: "pi".to_string(),
+            uid: "u".to_string(),
+            generation: 1,
+            resource_version: 1,
+            creation_timestamp: "2026-11-28T08:00:00Z".to_string(),
+            source: None,
+            object: json!({"apiVersion": "v1", "kind": "Node",
+                "metadata": {"name": "pi", "labels": labels}}),
+            status: Some(json!({"allocatable": {"cpu": "3750m", "memory": "3Gi"},
+                "nodeInfo": {"architecture": "arm"}})),
+        }
+    }
+
+    #[test]
+    fn a_node_s_platform_carries_its_arm_variant() {
+        let v6 = node_record(json!({"kubernetes.io/arch": "arm", ARCH_VARIANT_LABEL: "v6"}));
+        let info = node_info(&v6, true);
+        assert_eq!(info.platforms, ["linux/arm/v6"]);
+        assert_eq!(info.allocatable_cpu_millis, 3750);
+        let arm64 = node_record(json!({"kubernetes.io/arch": "arm64", ARCH_VARIANT_LABEL: "v8"}));
+        assert_eq!(node_info(&arm64, true).platforms, ["linux/arm64/v8"]);
+        // An agent that reports no variant (older berth) and only nodeInfo.
+        assert_eq!(
+            node_info(&node_record(json!({})), true).platforms,
+            ["linux/arm"]
+        );
+    }
 }

@@ -28,7 +28,11 @@
 //!    minus the requests of the pods already placed there — `Insufficient cpu`,
 //!    `Insufficient memory`. A zero request always fits, as in Kubernetes.
 //! 5. *Image platform* (berth's own): when the image platforms are known, one of them must
-//!    be a platform the node runs — `node(s) didn't match the image's platform`.
+//!    run on a platform of the node — `node(s) didn't match the image's platform (the
+//!    image offers linux/arm/v7)`, naming what the image offers as the taint reason names
+//!    the taint. Architectures must be equal (an arm64 board is not given a 32-bit `arm`
+//!    image); a 32-bit ARM board runs images of its own or an older variant (a `v7`
+//!    board takes a `linux/arm/v6` image, a `v6` board no `v7` one).
 //!
 //! When no node is left the message is Kubernetes' summary: `0/N nodes are available: `
 //! then `COUNT REASON` for each reason, sorted as strings the way Kubernetes' scheduler
@@ -136,7 +140,7 @@ pub struct PodRequest {
     /// Required node affinity terms: ORed; an empty list requires nothing.
     pub required_node_affinity: Vec<NodeSelectorTerm>,
     pub tolerations: Vec<Toleration>,
-    /// Platforms offered by every image of the pod (the caller intersects them); `None`
+    /// Platforms every image of the pod runs on (see [`platforms_common_to`]); `None`
     /// when unknown, which lets every node pass the platform filter.
     pub image_platforms: Option<Vec<String>>,
 }
@@ -253,6 +257,27 @@ pub fn pod_request_from_spec(
     })
 }
 
+/// The platforms every one of a pod's images runs on, from each image's list of offered
+/// platforms: a platform is kept when each image offers one that runs there. Plain
+/// intersection would be wrong for 32-bit ARM: a `linux/arm/v6` image and a `linux/arm/v7`
+/// image share no entry, yet both run on a `linux/arm/v7` board.
+pub fn platforms_common_to(images: &[Vec<String>]) -> Vec<String> {
+    let mut common: Vec<String> = Vec::new();
+    for candidate in images.iter().flatten() {
+        let board = normalize_platform(candidate);
+        let runs_everywhere = images.iter().all(|offered| {
+            offered
+                .iter()
+                .any(|platform| normalize_platform(platform).runs_on(&board))
+        });
+        let text = board.to_canonical_string();
+        if runs_everywhere && !common.contains(&text) {
+            common.push(text);
+        }
+    }
+    common
+}
+
 /// Picks the node for `pod` among `nodes`; see the module documentation for the rules.
 pub fn schedule(pod: &PodRequest, nodes: &[NodeInfo]) -> Decision {
     if nodes.is_empty() {
@@ -343,9 +368,31 @@ struct ImagePlatforms<'a> {
 impl ImagePlatforms<'_> {
     fn offered_by(&self, node: &NodeInfo) -> bool {
         node.platforms.iter().any(|node_platform| {
-            self.canonical.contains(node_platform)
-                || self.normal.contains(&normalize_platform(node_platform))
+            if self.canonical.contains(node_platform) {
+                return true;
+            }
+            let node_platform = normalize_platform(node_platform);
+            self.normal
+                .iter()
+                .any(|image| image.runs_on(&node_platform))
         })
+    }
+
+    /// The reason a node is refused: what the images offer, so the reader can compare
+    /// it with the node's `kubernetes.io/arch` and `berth.dev/arch-variant` labels.
+    fn mismatch_reason(&self) -> String {
+        let mut offered: Vec<&str> = self.canonical.iter().map(String::as_str).collect();
+        offered.sort_unstable();
+        offered.dedup();
+        if offered.is_empty() {
+            "node(s) didn't match the image's platform (the pod's images share no platform)"
+                .to_string()
+        } else {
+            format!(
+                "node(s) didn't match the image's platform (the image offers {})",
+                offered.join(", ")
+            )
+        }
     }
 }
 
@@ -360,7 +407,7 @@ enum Rejection<'n> {
 
 impl Rejection<'_> {
     /// Kubernetes' reason strings for this rejection.
-    fn reasons(&self) -> Vec<String> {
+    fn reasons(&self, context: &PodContext<'_>) -> Vec<String> {
         match self {
             Rejection::Unschedulable => vec!["node(s) were unschedulable".to_string()],
             Rejection::UntoleratedTaint { key, value } => {
@@ -379,7 +426,12 @@ impl Rejection<'_> {
                 }
                 reasons
             }
-            Rejection::Platform => vec!["node(s) didn't match the image's platform".to_string()],
+            Rejection::Platform => context
+                .image_platforms
+                .as_ref()
+                .map(ImagePlatforms::mismatch_reason)
+                .into_iter()
+                .collect(),
         }
     }
 }
@@ -540,7 +592,7 @@ fn unschedulable_message(context: &PodContext<'_>, nodes: &[NodeInfo]) -> String
     let mut histogram: BTreeMap<String, usize> = BTreeMap::new();
     for node in nodes {
         if let Err(rejection) = check_node(context, node) {
-            for reason in rejection.reasons() {
+            for reason in rejection.reasons(context) {
                 *histogram.entry(reason).or_insert(0) += 1;
             }
         }

@@ -213,20 +213,15 @@ impl Platform {
     }
 }
 
-/// The platform of the machine this process runs on.
+/// The platform of the machine this process runs on: the one berth was built for, so an
+/// ARMv6 build (Pi Zero W) asks for `linux/arm/v6` and an ARMv7 build for `linux/arm/v7`
+/// (which also takes v6 images, see [`Platform::score_for`]).
 pub fn host_platform() -> Platform {
-    let (architecture, variant) = match std::env::consts::ARCH {
-        "x86_64" => ("amd64", None),
-        "aarch64" => ("arm64", Some("v8")),
-        // Raspberry Pi OS 32-bit and the Zero 2 run ARMv7 code; older v6 images still work.
-        "arm" => ("arm", Some("v7")),
-        "x86" => ("386", None),
-        other => (other, None),
-    };
+    let built = crate::model::build_platform();
     Platform {
-        architecture: architecture.to_string(),
-        os: "linux".to_string(),
-        variant: variant.map(str::to_string),
+        architecture: built.architecture,
+        os: built.os,
+        variant: built.variant,
     }
 }
 

@@ -225,7 +225,9 @@ impl LayerWriter<'_> {
     fn set_dir_mtimes(&self) -> Result<(), String> {
         for (dir, mtime) in &self.dirs {
             let path = self.root.join(dir);
-            let time = TimeSpec::new(*mtime as i64, 0);
+            // time_t is 32 bits on 32-bit targets (armhf): a later time stops at 2038.
+            let seconds = libc::time_t::try_from(*mtime).unwrap_or(libc::time_t::MAX);
+            let time = TimeSpec::new(seconds, 0);
             // The directory may have been whited out later in the same layer.
             match utimensat(None, &path, &time, &time, UtimensatFlags::NoFollowSymlink) {
                 Ok(()) | Err(nix::errno::Errno::ENOENT) => {}

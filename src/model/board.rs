@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 
 use crate::model::{
     parse_cpu_millis, parse_memory_bytes, validate_label_key, validate_label_value, FieldError,
+    ARCH_VARIANT_LABEL,
 };
 
 /// The `apiVersion` of a board profile.
@@ -469,6 +470,17 @@ impl Walker {
                 );
             }
         }
+        if let (Some(variant), Some(platform)) = (labels.get(ARCH_VARIANT_LABEL), platform) {
+            if Some(variant) != platform.variant.as_ref() {
+                self.error(
+                    &format!("spec.labels[{ARCH_VARIANT_LABEL}]"),
+                    format!(
+                        "{variant:?} contradicts spec.platform.variant {:?}",
+                        platform.variant.as_deref().unwrap_or("")
+                    ),
+                );
+            }
+        }
         labels
     }
 
@@ -684,6 +696,34 @@ spec:
         assert!(
             errors[0].starts_with("spec.labels[kubernetes.io/arch]:"),
             "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn a_32_bit_profile_and_its_variant_label() {
+        let armhf = GOOD
+            .replace(
+                "architecture: arm64, variant: v8",
+                "architecture: arm, variant: v7",
+            )
+            .replace("kubernetes.io/arch: arm64", "kubernetes.io/arch: arm");
+        let profile = parse_board_profile(&armhf).unwrap();
+        assert_eq!(profile.platform.architecture, "arm");
+        assert_eq!(profile.platform.variant.as_deref(), Some("v7"));
+        let labelled = armhf.replace(
+            "kubernetes.io/arch: arm\n",
+            "kubernetes.io/arch: arm\n    berth.dev/arch-variant: v7\n",
+        );
+        assert!(parse_board_profile(&labelled).is_ok());
+        let errors = messages(&labelled.replace("arch-variant: v7", "arch-variant: v6"));
+        assert_eq!(
+            errors,
+            [r#"spec.labels[berth.dev/arch-variant]: "v6" contradicts spec.platform.variant "v7""#]
+        );
+        let errors = messages(&armhf.replace("variant: v7", "variant: v8.2"));
+        assert_eq!(
+            errors,
+            [r#"spec.platform.variant: unsupported value "v8.2" for architecture "arm""#]
         );
     }
 

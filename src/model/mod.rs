@@ -20,6 +20,7 @@ mod meta;
 mod names;
 mod namespace;
 mod parse;
+mod platform;
 mod pod;
 mod probe;
 mod quantity;
@@ -47,6 +48,7 @@ pub use names::{
 };
 pub use namespace::{Namespace, NamespaceStatus};
 pub use parse::{parse_manifests, DocumentErrors, FieldError, ManifestError};
+pub use platform::{build_platform, target_platform, ARCH_VARIANT_LABEL};
 pub use pod::{
     Container, ContainerPort, ContainerState, ContainerStatus, EnvVar, LocalObjectReference, Pod,
     PodCondition, PodSpec, PodStatus, ResourceRequirements, StateRunning, StateTerminated,

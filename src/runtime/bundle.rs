@@ -46,17 +46,18 @@ impl HostFacts {
     /// Reads the facts of the running host.
     pub(crate) fn detect() -> HostFacts {
         let cgroup_version = super::cgroup_version();
-        let mut limit = libc::rlimit {
+        // The 64-bit call: `rlimit` has 32-bit fields on 32-bit targets (armhf).
+        let mut limit = libc::rlimit64 {
             rlim_cur: 0,
             rlim_max: 0,
         };
-        // SAFETY: getrlimit writes one rlimit struct into the valid `limit` we pass.
-        let nofile_hard_limit = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0
-        {
-            limit.rlim_max
-        } else {
-            NOFILE_LIMIT
-        };
+        // SAFETY: getrlimit64 writes one rlimit64 struct into the valid `limit` we pass.
+        let nofile_hard_limit =
+            if unsafe { libc::getrlimit64(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+                limit.rlim_max
+            } else {
+                NOFILE_LIMIT
+            };
         HostFacts {
             cgroup_version,
             v1_swap_accounting: cgroup_version == CgroupVersion::V1

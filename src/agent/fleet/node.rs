@@ -7,7 +7,7 @@
 use serde_json::{json, Map, Value};
 
 use crate::agent::board::read_machine;
-use crate::model::BoardProfile;
+use crate::model::{BoardProfile, ARCH_VARIANT_LABEL};
 
 /// Annotation with the board's human model name, e.g. `Raspberry Pi 4 Model B (4 GB)`.
 pub const BOARD_MODEL_ANNOTATION: &str = "berth.dev/board-model";
@@ -21,6 +21,8 @@ pub struct NodeFacts {
     pub name: String,
     /// OCI architecture the agent runs as (`arm64`, `arm`, `amd64`).
     pub architecture: String,
+    /// OCI variant the agent was built for (`v8`, `v7`, `v6`); none for amd64.
+    pub variant: Option<String>,
     pub cpus: Option<u32>,
     /// `MemTotal` in bytes.
     pub memory_bytes: Option<u64>,
@@ -44,6 +46,7 @@ pub fn read_facts(name: &str) -> NodeFacts {
     NodeFacts {
         name: name.to_string(),
         architecture: machine.architecture,
+        variant: machine.variant,
         cpus: machine.cpus,
         memory_bytes: machine.memory_bytes,
         kernel_version,
@@ -97,7 +100,9 @@ pub fn memory_quantity(bytes: u64) -> String {
 /// reservation for the system. The architecture is the profile's platform when a
 /// profile is given — the board's declared platform, which is also what its images are
 /// pulled for (a profile that disagrees with the machine is warned about at start) —
-/// and the machine's otherwise.
+/// and the machine's otherwise. The platform variant goes into the
+/// `berth.dev/arch-variant` label, so that the scheduler can tell an ARMv6 board from an
+/// ARMv7 one (Kubernetes' `kubernetes.io/arch` says `arm` for both).
 pub fn node_object(facts: &NodeFacts, profile: Option<&BoardProfile>) -> Value {
     let mut labels: Map<String, Value> = Map::new();
     let mut annotations: Map<String, Value> = Map::new();
@@ -118,6 +123,14 @@ pub fn node_object(facts: &NodeFacts, profile: Option<&BoardProfile>) -> Value {
         .map(|p| p.platform.architecture.as_str())
         .unwrap_or(facts.architecture.as_str());
     labels.insert("kubernetes.io/arch".into(), Value::from(architecture));
+    let variant = match profile {
+        Some(p) if p.platform.variant.is_some() => p.platform.variant.as_deref(),
+        Some(p) if p.platform.architecture != facts.architecture => None,
+        _ => facts.variant.as_deref(),
+    };
+    if let Some(variant) = variant {
+        labels.insert(ARCH_VARIANT_LABEL.into(), Value::from(variant));
+    }
     labels.insert("kubernetes.io/os".into(), Value::from("linux"));
     labels.insert(
         "kubernetes.io/hostname".into(),
@@ -180,6 +193,7 @@ mod tests {
         NodeFacts {
             name: "pi-1".into(),
             architecture: "arm64".into(),
+            variant: Some("v8".into()),
             cpus: Some(4),
             memory_bytes: Some(3_884_564 * 1024),
             kernel_version: "6.6.31+rpt-rpi-v8".into(),
@@ -255,13 +269,39 @@ mod tests {
     fn the_profile_declares_the_platform() {
         let amd = NodeFacts {
             architecture: "amd64".into(),
+            variant: None,
             ..facts()
         };
         let node = node_object(&amd, Some(&profile()));
         assert_eq!(node["metadata"]["labels"]["kubernetes.io/arch"], "arm64");
+        assert_eq!(node["metadata"]["labels"][ARCH_VARIANT_LABEL], "v8");
         assert_eq!(node["status"]["nodeInfo"]["architecture"], "arm64");
         let node = node_object(&amd, None);
         assert_eq!(node["metadata"]["labels"]["kubernetes.io/arch"], "amd64");
+        assert!(node["metadata"]["labels"].get(ARCH_VARIANT_LABEL).is_none());
+    }
+
+    #[test]
+    fn a_32_bit_board_reports_its_arm_variant() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("board-configs/rpi3b-plus-armhf.yaml");
+        let pi3 = parse_board_profile(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let armv6_agent = NodeFacts {
+            architecture: "arm".into(),
+            variant: Some("v6".into()),
+            ..facts()
+        };
+        // The profile declares the board's platform; the binary's fills in without one.
+        let node = node_object(&armv6_agent, Some(&pi3));
+        assert_eq!(node["metadata"]["labels"]["kubernetes.io/arch"], "arm");
+        assert_eq!(node["metadata"]["labels"][ARCH_VARIANT_LABEL], "v7");
+        assert_eq!(node["status"]["nodeInfo"]["architecture"], "arm");
+        let node = node_object(&armv6_agent, None);
+        assert_eq!(node["metadata"]["labels"][ARCH_VARIANT_LABEL], "v6");
+        let mut no_variant = pi3.clone();
+        no_variant.platform.variant = None;
+        let node = node_object(&armv6_agent, Some(&no_variant));
+        assert_eq!(node["metadata"]["labels"][ARCH_VARIANT_LABEL], "v6");
     }
 
     #[test]

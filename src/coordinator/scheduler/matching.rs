@@ -1,6 +1,6 @@
 //! The yes/no questions the filters ask, with Kubernetes' semantics: does a toleration
-//! tolerate a taint, does a node's label set satisfy a node selector term, is an image
-//! platform the same as a node platform.
+//! tolerate a taint, does a node's label set satisfy a node selector term, does an image
+//! platform run on a node platform.
 
 use std::collections::BTreeMap;
 
@@ -86,6 +86,35 @@ impl NormalPlatform<'_> {
         } else {
             format!("{}/{}/{}", self.os, self.architecture, self.variant)
         }
+    }
+
+    /// Whether an image built for this platform runs on a node of platform `node`: the
+    /// same OS and architecture and, for 32-bit ARM, a variant no newer than the node's
+    /// (an ARMv7 core runs v6 and v5 code, an ARMv6 core no v7 code, as containerd's
+    /// platform matcher decides). Other architectures need the same variant.
+    pub(super) fn runs_on(&self, node: &NormalPlatform<'_>) -> bool {
+        if self.os != node.os || self.architecture != node.architecture {
+            return false;
+        }
+        if self.variant == node.variant {
+            return true;
+        }
+        self.architecture == "arm"
+            && matches!(
+                (arm_level(self.variant), arm_level(node.variant)),
+                (Some(image), Some(node)) if image <= node
+            )
+    }
+}
+
+/// `v5` → 5 … `v8` → 8: the ARM architecture versions 32-bit images are built for.
+fn arm_level(variant: &str) -> Option<u8> {
+    match variant {
+        "v5" => Some(5),
+        "v6" => Some(6),
+        "v7" => Some(7),
+        "v8" => Some(8),
+        _ => None,
     }
 }
 
@@ -311,5 +340,28 @@ mod tests {
             normalize_platform("windows/amd64"),
             normalize_platform("linux/amd64")
         );
+    }
+
+    #[test]
+    fn older_arm_variants_run_on_newer_boards_only() {
+        let runs =
+            |image: &str, node: &str| normalize_platform(image).runs_on(&normalize_platform(node));
+        assert!(runs("linux/arm/v6", "linux/arm/v7"));
+        assert!(runs("linux/arm/v5", "linux/arm/v6"));
+        assert!(runs("linux/arm/v7", "linux/arm/v7"));
+        assert!(runs("linux/arm", "linux/arm/v7"));
+        assert!(runs("linux/armel", "linux/arm/v7"));
+        assert!(!runs("linux/arm/v7", "linux/arm/v6"));
+        assert!(!runs("linux/arm", "linux/arm/v6"));
+        assert!(!runs("linux/arm/v8", "linux/arm/v7"));
+        // 32-bit images are not given to 64-bit boards, nor the reverse.
+        assert!(!runs("linux/arm/v7", "linux/arm64/v8"));
+        assert!(!runs("linux/arm/v6", "linux/arm64"));
+        assert!(!runs("linux/arm64", "linux/arm/v7"));
+        assert!(runs("linux/arm64", "linux/arm64/v8"));
+        assert!(!runs("linux/arm/v6", "windows/arm/v7"));
+        // Unknown variants only match themselves.
+        assert!(!runs("linux/arm/v6l", "linux/arm/v7"));
+        assert!(runs("linux/riscv64/rva23", "linux/riscv64/rva23"));
     }
 }

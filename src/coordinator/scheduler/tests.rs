@@ -153,7 +153,7 @@ fn each_filter_reports_kubernetes_reason() {
             "platform",
             arm64_only,
             arm32,
-            "0/1 nodes are available: 1 node(s) didn't match the image's platform.",
+            "0/1 nodes are available: 1 node(s) didn't match the image's platform (the image offers linux/arm64/v8).",
         ),
     ];
     for (name, pod, node, message) in cases {
@@ -336,7 +336,114 @@ fn platform_filter() {
     p.image_platforms = Some(vec!["linux/riscv64".to_string()]);
     assert_eq!(
         schedule(&p, &nodes),
-        unschedulable("0/3 nodes are available: 3 node(s) didn't match the image's platform.")
+        unschedulable(
+            "0/3 nodes are available: 3 node(s) didn't match the image's platform (the image offers linux/riscv64)."
+        )
+    );
+}
+
+fn arm32_node(name: &str, variant: &str) -> NodeInfo {
+    let mut n = node(name, 4000, GI);
+    n.platforms = vec![format!("linux/arm/{variant}")];
+    n
+}
+
+#[test]
+fn an_armv6_image_runs_on_armv7_boards_but_not_on_arm64_ones() {
+    // The arm64 board is emptier and first by name: only the platform keeps the pod off it.
+    let arm64 = node("a-pi5", 4000, 8 * GI);
+    let nodes = [arm64, arm32_node("b-pi3-armhf", "v7")];
+    let mut p = pod(100, MI);
+    p.image_platforms = Some(vec!["linux/arm/v6".to_string()]);
+    assert_eq!(schedule(&p, &nodes), bind("b-pi3-armhf"));
+    assert_eq!(schedule(&p, &[arm32_node("zero-w", "v6")]), bind("zero-w"));
+    // A board that reports `linux/arm` without a variant is taken as v7, as containerd does.
+    let mut unlabelled = node("plain-arm", 4000, GI);
+    unlabelled.platforms = vec!["linux/arm".to_string()];
+    assert_eq!(schedule(&p, &[unlabelled]), bind("plain-arm"));
+    assert_eq!(
+        schedule(&p, &nodes[..1]),
+        unschedulable(
+            "0/1 nodes are available: 1 node(s) didn't match the image's platform (the image offers linux/arm/v6)."
+        )
+    );
+}
+
+#[test]
+fn an_armv7_image_is_not_given_to_an_armv6_board() {
+    let nodes = [arm32_node("zero-w", "v6"), node("pi5", 4000, 8 * GI)];
+    let mut p = pod(100, MI);
+    // `linux/arm` means v7, so it is refused by the v6 board too.
+    for offered in ["linux/arm/v7", "linux/arm"] {
+        p.image_platforms = Some(vec![offered.to_string()]);
+        assert_eq!(
+            schedule(&p, &nodes),
+            unschedulable(
+                "0/2 nodes are available: 2 node(s) didn't match the image's platform (the image offers linux/arm/v7)."
+            ),
+            "{offered}"
+        );
+    }
+    // A multi-platform index offers each board its own.
+    p.image_platforms = Some(
+        [
+            "linux/amd64",
+            "linux/arm/v7",
+            "linux/arm/v6",
+            "linux/arm64/v8",
+        ]
+        .map(str::to_string)
+        .to_vec(),
+    );
+    assert_eq!(schedule(&p, &nodes[..1]), bind("zero-w"));
+    assert_eq!(schedule(&p, &nodes[1..]), bind("pi5"));
+    // Images whose platforms have nothing in common fit no board, and the message says so.
+    p.image_platforms = Some(Vec::new());
+    assert_eq!(
+        schedule(&p, &nodes),
+        unschedulable(
+            "0/2 nodes are available: 2 node(s) didn't match the image's platform (the pod's images share no platform)."
+        )
+    );
+}
+
+#[test]
+fn a_pod_s_images_together_need_a_board_each_of_them_runs_on() {
+    let strings = |list: &[&str]| list.iter().map(|p| p.to_string()).collect::<Vec<_>>();
+    // One container's image is v6-only, the other's v7-only: a v7 board runs both.
+    let common = platforms_common_to(&[strings(&["linux/arm/v6"]), strings(&["linux/arm/v7"])]);
+    assert_eq!(common, ["linux/arm/v7"]);
+    let mut p = pod(100, MI);
+    p.image_platforms = Some(common);
+    assert_eq!(
+        schedule(&p, &[arm32_node("zero-w", "v6"), arm32_node("pi3", "v7")]),
+        bind("pi3")
+    );
+    // Multi-platform images keep what they share, normalised; nothing shared is empty.
+    assert_eq!(
+        platforms_common_to(&[
+            strings(&["linux/amd64", "linux/arm64", "linux/arm/v7"]),
+            strings(&["linux/arm64/v8", "linux/arm/v6", "linux/riscv64"]),
+        ]),
+        ["linux/arm64/v8", "linux/arm/v7"]
+    );
+    assert!(
+        platforms_common_to(&[strings(&["linux/amd64"]), strings(&["linux/arm64"])]).is_empty()
+    );
+}
+
+#[test]
+fn the_platform_reason_counts_with_the_others() {
+    let mut busy = arm32_node("pi3-armhf", "v7");
+    busy.pods.push(placed(None, 3900, 0));
+    let nodes = [busy, node("pi5", 4000, 8 * GI), arm32_node("zero-w", "v6")];
+    let mut p = pod(500, MI);
+    p.image_platforms = Some(vec!["linux/arm/v7".to_string()]);
+    assert_eq!(
+        schedule(&p, &nodes),
+        unschedulable(
+            "0/3 nodes are available: 1 Insufficient cpu, 2 node(s) didn't match the image's platform (the image offers linux/arm/v7)."
+        )
     );
 }
 
