@@ -15,19 +15,42 @@ pub const BERTH: &str = env!("CARGO_BIN_EXE_berth");
 /// The busybox OCI layout, built once per test binary by scripts/build-demo-image.
 pub fn demo_image() -> &'static Path {
     static IMAGE: OnceLock<PathBuf> = OnceLock::new();
-    IMAGE.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let out = root.join("target").join("demo-image");
-        if !out.join("index.json").exists() {
-            let status = Command::new(root.join("scripts/build-demo-image"))
-                .arg(&out)
-                .stdout(Stdio::null())
-                .status()
-                .expect("run scripts/build-demo-image");
-            assert!(status.success(), "scripts/build-demo-image failed");
-        }
-        out
-    })
+    IMAGE.get_or_init(|| build_image("demo-image", &[]))
+}
+
+/// `target/NAME`, an OCI layout built by scripts/build-demo-image with `args` unless it
+/// is there already. Test binaries may call this at the same time: the script builds in
+/// a temp dir and renames the finished layout into place, so a layout is either whole or
+/// missing, and the build that loses the race finds the winner's.
+pub fn build_image(name: &str, args: &[&str]) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = root.join("target").join(name);
+    // index.json is what the script writes last.
+    let complete = |out: &Path| out.join("index.json").is_file();
+    if complete(&out) {
+        return out;
+    }
+    // Half a layout, left by an interrupted build from before the script staged its
+    // output. No build's rename can replace a non-empty dir, so it stays half until
+    // removed (an empty dir is replaced by the rename and is left alone).
+    let non_empty = std::fs::read_dir(&out).is_ok_and(|mut d| d.next().is_some());
+    if non_empty && !complete(&out) {
+        let _ = std::fs::remove_dir_all(&out);
+    }
+    let output = Command::new(root.join("scripts/build-demo-image"))
+        .arg(&out)
+        .args(args)
+        .stdout(Stdio::null())
+        .output()
+        .expect("run scripts/build-demo-image");
+    // A failed rename with a complete layout in place: another build finished first.
+    assert!(
+        output.status.success() || complete(&out),
+        "scripts/build-demo-image {} {args:?} failed: {}",
+        out.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    out
 }
 
 /// Polls `check` until it returns Some, or panics with `what` after `timeout`.

@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use super::common::wait_for;
+use super::common::{build_image, wait_for};
 
 pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
@@ -137,36 +137,14 @@ impl Drop for TestRegistry {
 /// The arm64 busybox layout, built once per test binary by scripts/build-demo-image.
 pub fn demo_image_arm64() -> &'static Path {
     static IMAGE: OnceLock<PathBuf> = OnceLock::new();
-    IMAGE.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let out = root.join("target").join("demo-image-arm64");
-        if !out.join("index.json").exists() {
-            let _ = std::fs::remove_dir_all(&out);
-            run(Command::new(root.join("scripts/build-demo-image"))
-                .arg(&out)
-                .args(["--arch", "arm64"])
-                .stdout(Stdio::null()));
-        }
-        out
-    })
+    IMAGE.get_or_init(|| build_image("demo-image-arm64", &["--arch", "arm64"]))
 }
 
 /// The busybox layout plus 8 MiB of random filler in its layer: a download long enough
 /// to interrupt. Built once per test binary.
 pub fn demo_image_big() -> &'static Path {
     static IMAGE: OnceLock<PathBuf> = OnceLock::new();
-    IMAGE.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let out = root.join("target").join("demo-image-filler8");
-        if !out.join("index.json").exists() {
-            let _ = std::fs::remove_dir_all(&out);
-            run(Command::new(root.join("scripts/build-demo-image"))
-                .arg(&out)
-                .args(["--filler", "8"])
-                .stdout(Stdio::null()));
-        }
-        out
-    })
+    IMAGE.get_or_init(|| build_image("demo-image-filler8", &["--filler", "8"]))
 }
 
 /// Writes into `out` a layout whose index.json points at one image index listing the
