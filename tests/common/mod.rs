@@ -53,6 +53,60 @@ pub fn build_image(name: &str, args: &[&str]) -> PathBuf {
     out
 }
 
+/// Makes the child that `command` spawns get SIGKILL when the spawning thread ends, so
+/// that a test process killed with SIGKILL (a CI timeout) takes its agents, coordinators
+/// and registries along instead of leaving them running. The test thread owns each of
+/// these daemons for its whole life and spawns its restarts itself, so the signal comes
+/// only when the test is over.
+pub fn die_with_parent(command: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: the closure runs in the forked child before exec; it only calls prctl(2)
+    // and getppid(2), which are async-signal-safe, and allocates nothing.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent died before the prctl: no signal would come any more.
+            if libc::getppid() != parent {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Whether process `pid` has a TCP socket listening on `port`: the process a test started,
+/// not whoever else may have taken the port (a connect would not tell them apart).
+pub fn listens_on(pid: u32, port: u16) -> bool {
+    let mut listening = Vec::new();
+    for table in ["tcp", "tcp6"] {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            // sl local_address rem_address st ... inode: the port is hex after the
+            // address, state 0A is LISTEN, the socket inode is the 10th field.
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let local_port = fields
+                .get(1)
+                .and_then(|a| a.rsplit_once(':'))
+                .and_then(|(_, p)| u16::from_str_radix(p, 16).ok());
+            if local_port == Some(port) && fields.get(3) == Some(&"0A") {
+                if let Some(inode) = fields.get(9) {
+                    listening.push(format!("socket:[{inode}]"));
+                }
+            }
+        }
+    }
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten().any(|fd| {
+        std::fs::read_link(fd.path())
+            .is_ok_and(|target| listening.iter().any(|l| target.as_os_str() == l.as_str()))
+    })
+}
+
 /// Polls `check` until it returns Some, or panics with `what` after `timeout`.
 pub fn wait_for<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;
@@ -136,7 +190,7 @@ impl TestAgent {
             }
             None => Command::new(BERTH),
         };
-        let child = command
+        let child = die_with_parent(&mut command)
             .args(["agent", "--state-dir"])
             .arg(self.state.path())
             .arg("--manifests")
@@ -447,17 +501,22 @@ impl Drop for TestAgent {
         for mount in mounts {
             let _ = nix::mount::umount2(mount.as_str(), nix::mount::MntFlags::MNT_DETACH);
         }
-        let mut cgroups = self.cgroups();
-        cgroups.sort_by_key(|c| std::cmp::Reverse(c.as_os_str().len()));
-        for cgroup in cgroups {
-            let _ = std::fs::remove_dir(&cgroup);
-        }
-        let root = Path::new("/sys/fs/cgroup");
-        let _ = std::fs::remove_dir(root.join(&self.cgroup_parent));
-        if let Ok(entries) = std::fs::read_dir(root) {
-            for entry in entries.flatten() {
-                let _ = std::fs::remove_dir(entry.path().join(&self.cgroup_parent));
-            }
+        remove_cgroups(&self.cgroup_parent);
+    }
+}
+
+/// Removes the (empty) cgroups under `parent` and `parent` itself, in every hierarchy.
+pub fn remove_cgroups(parent: &str) {
+    let mut cgroups = cgroup_dirs(parent);
+    cgroups.sort_by_key(|c| std::cmp::Reverse(c.as_os_str().len()));
+    for cgroup in cgroups {
+        let _ = std::fs::remove_dir(&cgroup);
+    }
+    let root = Path::new("/sys/fs/cgroup");
+    let _ = std::fs::remove_dir(root.join(parent));
+    if let Ok(entries) = std::fs::read_dir(root) {
+        for entry in entries.flatten() {
+            let _ = std::fs::remove_dir(entry.path().join(parent));
         }
     }
 }

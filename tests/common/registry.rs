@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use super::common::{build_image, wait_for};
+use super::common::{build_image, die_with_parent, listens_on, wait_for};
 
 pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
@@ -61,13 +61,9 @@ impl TestRegistry {
             .prefix("berth-registry")
             .tempdir()
             .expect("tempdir");
-        let port = free_port();
-        let mut config = format!(
-            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-            dir.path().join("storage").display()
-        );
+        let mut settings = String::new();
         if let Some((cert, key)) = &options.tls {
-            config.push_str(&format!(
+            settings.push_str(&format!(
                 "  tls:\n    certificate: {}\n    key: {}\n",
                 cert.display(),
                 key.display()
@@ -81,13 +77,13 @@ impl TestRegistry {
                 .expect("run htpasswd");
             assert!(output.status.success());
             std::fs::write(&htpasswd, &output.stdout).expect("write htpasswd");
-            config.push_str(&format!(
+            settings.push_str(&format!(
                 "auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n",
                 htpasswd.display()
             ));
         }
         if let Some(token) = &options.token_auth {
-            config.push_str(&format!(
+            settings.push_str(&format!(
                 "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
                 token.realm,
                 token.service,
@@ -95,20 +91,38 @@ impl TestRegistry {
                 token.rootcertbundle.display()
             ));
         }
-        let config_path = dir.path().join("config.yml");
-        std::fs::write(&config_path, config).expect("write registry config");
-        let child = Command::new("/usr/bin/docker-registry")
-            .arg("serve")
-            .arg(&config_path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start docker-registry (apt install docker-registry)");
-        let registry = TestRegistry { port, dir, child };
-        wait_for(Duration::from_secs(20), "the registry port", || {
-            TcpStream::connect(("127.0.0.1", port)).ok()
-        });
-        registry
+        // The free port may be taken by someone else before the registry binds it; the
+        // registry then exits, and another port is tried.
+        for _ in 0..5 {
+            let port = free_port();
+            let config = format!(
+                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n{settings}",
+                dir.path().join("storage").display()
+            );
+            let config_path = dir.path().join("config.yml");
+            std::fs::write(&config_path, config).expect("write registry config");
+            let log = std::fs::File::create(dir.path().join("registry.log")).expect("registry log");
+            let mut child = die_with_parent(&mut Command::new("/usr/bin/docker-registry"))
+                .arg("serve")
+                .arg(&config_path)
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("start docker-registry (apt install docker-registry)");
+            let serving = wait_for(Duration::from_secs(20), "the registry port", || {
+                if child.try_wait().ok().flatten().is_some() {
+                    return Some(false);
+                }
+                listens_on(child.id(), port).then_some(true)
+            });
+            if serving {
+                return TestRegistry { port, dir, child };
+            }
+        }
+        panic!(
+            "the registry exited at start five times; its last log:\n{}",
+            std::fs::read_to_string(dir.path().join("registry.log")).unwrap_or_default()
+        );
     }
 
     pub fn host(&self) -> String {
