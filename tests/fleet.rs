@@ -398,13 +398,21 @@ fn refuses_bad_tokens_foreign_cas_and_other_nodes_credentials() {
         Some(&netns_b),
         &["--join", &coordinator.url, "--token", &token_b],
     );
-    wait_for(Duration::from_secs(30), "both nodes registered", || {
-        let nodes = coordinator.json(&["get", "nodes"]);
-        (nodes["items"].as_array()?.len() == 2).then_some(())
-    });
-    let fleet_file: Value =
-        serde_json::from_str(&std::fs::read_to_string(a.state.path().join("fleet.json")).unwrap())
-            .unwrap();
+    // The agent writes fleet.json after the coordinator registered it.
+    let fleet_file: Value = wait_for(
+        Duration::from_secs(30),
+        "both nodes registered and node-a's fleet.json",
+        || {
+            let nodes = coordinator.json(&["get", "nodes"]);
+            if nodes["items"].as_array()?.len() != 2 {
+                return None;
+            }
+            let text = std::fs::read_to_string(a.state.path().join("fleet.json")).ok()?;
+            serde_json::from_str::<Value>(&text)
+                .ok()
+                .filter(|f| f["credential"].is_string())
+        },
+    );
     let mode = std::fs::metadata(a.state.path().join("fleet.json")).unwrap();
     assert_eq!(
         std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777,

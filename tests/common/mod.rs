@@ -355,11 +355,15 @@ impl TestAgent {
         pids
     }
 
-    pub fn log_tail(&self) -> String {
-        // Lossy: one stray byte (a container's output in a debug line) must not hide
-        // the whole log of a failing test.
+    /// The whole agent log. Lossy: one stray byte (a container's output in a debug
+    /// line) must not hide the whole log of a failing test.
+    pub fn log(&self) -> String {
         let bytes = std::fs::read(self.state.path().join("agent.log")).unwrap_or_default();
-        let log = String::from_utf8_lossy(&bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    pub fn log_tail(&self) -> String {
+        let log = self.log();
         let lines: Vec<&str> = log.lines().collect();
         lines[lines.len().saturating_sub(40)..].join("\n")
     }

@@ -349,6 +349,7 @@ pub struct FaultProxy {
     pub port: u16,
     pub requests: Arc<Mutex<Vec<String>>>,
     stop: Arc<AtomicBool>,
+    fired: Arc<AtomicBool>,
 }
 
 impl FaultProxy {
@@ -359,7 +360,8 @@ impl FaultProxy {
         let stop = Arc::new(AtomicBool::new(false));
         let pending = Arc::new(Mutex::new(Some((pattern.to_string(), fault))));
         let ignore_range = Arc::new(AtomicBool::new(false));
-        let (log, stop_flag) = (requests.clone(), stop.clone());
+        let fired = Arc::new(AtomicBool::new(false));
+        let (log, stop_flag, fired_flag) = (requests.clone(), stop.clone(), fired.clone());
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 if stop_flag.load(Ordering::SeqCst) {
@@ -370,20 +372,40 @@ impl FaultProxy {
                     continue;
                 };
                 let (log, pending, stop) = (log.clone(), pending.clone(), stop_flag.clone());
-                let ignore_range = ignore_range.clone();
-                std::thread::spawn(move || relay(client, server, log, pending, stop, ignore_range));
+                let (ignore_range, fired) = (ignore_range.clone(), fired_flag.clone());
+                let flags = Flags {
+                    stop,
+                    ignore_range,
+                    fired,
+                };
+                std::thread::spawn(move || relay(client, server, log, pending, flags));
             }
         });
         FaultProxy {
             port,
             requests,
             stop,
+            fired,
         }
     }
 
     pub fn requests(&self) -> Vec<String> {
         self.requests.lock().expect("requests lock").clone()
     }
+
+    /// Whether the fault was applied (the response was cut or stalled).
+    pub fn fired(&self) -> bool {
+        self.fired.load(Ordering::SeqCst)
+    }
+}
+
+/// The flags a relay shares with the proxy.
+struct Flags {
+    stop: Arc<AtomicBool>,
+    /// Drop `Range` headers from now on.
+    ignore_range: Arc<AtomicBool>,
+    /// The fault was applied.
+    fired: Arc<AtomicBool>,
 }
 
 impl Drop for FaultProxy {
@@ -399,9 +421,13 @@ fn relay(
     server: TcpStream,
     log: Arc<Mutex<Vec<String>>>,
     pending: Arc<Mutex<Option<(String, Fault)>>>,
-    stop: Arc<AtomicBool>,
-    ignore_range: Arc<AtomicBool>,
+    flags: Flags,
 ) {
+    let Flags {
+        stop,
+        ignore_range,
+        fired,
+    } = flags;
     // The fault armed on this connection by a matching request, if any.
     let armed: Arc<Mutex<Option<Fault>>> = Arc::new(Mutex::new(None));
     let (mut client_in, mut server_out) = (
@@ -462,6 +488,7 @@ fn relay(
             if sent_since_armed + n as u64 >= limit {
                 let keep = (limit - sent_since_armed) as usize;
                 let _ = client_out.write_all(&buffer[..keep]);
+                fired.store(true, Ordering::SeqCst);
                 if fault == Some(Fault::Stall(limit)) {
                     // Hold the connection open, silent, until the client gives up.
                     let mut sink = [0u8; 1024];
