@@ -62,27 +62,48 @@ fn cpu_limit_caps_a_busy_loop() {
     assert!(agent.apply_yaml(&yaml).status.success());
     let pod = agent.wait_running("spin");
     let id = container_id(&pod, 0);
-    let usage_ns = || -> u64 {
-        let v1 = format!(
-            "/sys/fs/cgroup/cpuacct/{}/{id}/cpuacct.usage",
-            agent.cgroup_parent
-        );
-        if let Ok(text) = std::fs::read_to_string(&v1) {
-            return text.trim().parse().unwrap_or(0);
-        }
-        let v2 = format!("/sys/fs/cgroup/{}/{id}/cpu.stat", agent.cgroup_parent);
-        let text = std::fs::read_to_string(&v2).unwrap_or_default();
-        text.lines()
-            .find_map(|l| l.strip_prefix("usage_usec "))
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map_or(0, |us| us * 1000)
+    let parent = &agent.cgroup_parent;
+    // The container's cgroup file: in the controller's hierarchy (cgroup v1) or the
+    // unified one (v2).
+    let read = |controller: &str, file: &str| -> Option<String> {
+        std::fs::read_to_string(format!("/sys/fs/cgroup/{controller}/{parent}/{id}/{file}"))
+            .or_else(|_| std::fs::read_to_string(format!("/sys/fs/cgroup/{parent}/{id}/{file}")))
+            .ok()
     };
-    let (start_usage, start) = (usage_ns(), Instant::now());
-    // A measurement window, not synchronisation: the quota is enforced per 100 ms period.
-    std::thread::sleep(Duration::from_secs(3));
-    let (end_usage, elapsed) = (usage_ns(), start.elapsed());
-    let share = (end_usage - start_usage) as f64 / elapsed.as_nanos() as f64;
-    assert!(share > 0.05, "the loop did not run: {share:.3} of a core");
+    let field = |text: &str, key: &str| -> Option<u64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.trim().parse().ok())
+    };
+    let usage_ns = || -> u64 {
+        let v1 = read("cpuacct", "cpuacct.usage").and_then(|t| t.trim().parse().ok());
+        let v2 = || field(&read("cpu", "cpu.stat")?, "usage_usec").map(|us| us * 1000);
+        v1.or_else(v2).expect("the container's CPU usage")
+    };
+    // Periods in which the loop used up its quota and had to wait (v1 and v2 alike).
+    let throttled = || -> u64 {
+        read("cpu", "cpu.stat")
+            .and_then(|stat| field(&stat, "nr_throttled"))
+            .expect("nr_throttled in the container's cpu.stat")
+    };
+    // The clock starts before and stops after the usage readings, so a slow reading
+    // makes the share look smaller, never larger.
+    let start = Instant::now();
+    let (start_usage, start_throttled) = (usage_ns(), throttled());
+    // A measurement window of at least 3 s (the quota is enforced per 100 ms period)
+    // that ends once the kernel has throttled the loop a few times: on a loaded machine
+    // the loop may get less than its quota for a while.
+    let (end_usage, elapsed) = wait_for(
+        Duration::from_secs(60),
+        "the loop to be throttled by its quota",
+        || {
+            (start.elapsed() >= Duration::from_secs(3) && throttled() >= start_throttled + 5)
+                .then(|| (usage_ns(), start.elapsed()))
+        },
+    );
+    let used = end_usage
+        .checked_sub(start_usage)
+        .unwrap_or_else(|| panic!("CPU usage went back: {start_usage} ns, then {end_usage}"));
+    let share = used as f64 / elapsed.as_nanos() as f64;
     assert!(
         share <= 0.25,
         "200m limit not enforced: {share:.3} of a core"

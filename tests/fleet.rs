@@ -26,6 +26,21 @@ struct Fleet {
     network: TestNetwork,
 }
 
+/// An agent process that should be refused at its join; killed when dropped, also when
+/// the test fails, and its cgroups removed.
+struct Intruder {
+    child: std::process::Child,
+    cgroup_parent: String,
+}
+
+impl Drop for Intruder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        common::remove_cgroups(&self.cgroup_parent);
+    }
+}
+
 /// The whole condition of `type_` in an object's status.
 fn condition_of(object: &Value, type_: &str) -> Option<Value> {
     object["status"]["conditions"]
@@ -321,9 +336,14 @@ fn refuses_bad_tokens_foreign_cas_and_other_nodes_credentials() {
     let coordinator = TestCoordinator::start(&network.gateway(), &[]);
     let netns = network.add_host();
     let token = coordinator.token();
+    // An agent that must be refused at its join and exit; bounded, so that a coordinator
+    // that never answers fails the test instead of hanging it.
+    let intruder_cgroups = format!("berth-test-{}-intruder", std::process::id());
     let join = |token: &str| {
         let state = tempfile::tempdir().unwrap();
-        let out = std::process::Command::new("nsenter")
+        let stderr = state.path().join("stderr");
+        let mut command = std::process::Command::new("nsenter");
+        let child = common::die_with_parent(&mut command)
             .arg(format!("--net=/run/netns/{netns}"))
             .args(["--", common::BERTH, "agent", "--state-dir"])
             .arg(state.path())
@@ -331,14 +351,24 @@ fn refuses_bad_tokens_foreign_cas_and_other_nodes_credentials() {
                 "--node-name",
                 "intruder",
                 "--cgroup-parent",
-                "berth-test-intruder",
+                &intruder_cgroups,
             ])
             .args(["--join", &coordinator.url, "--token", token])
-            .output()
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
             .unwrap();
+        let mut intruder = Intruder {
+            child,
+            cgroup_parent: intruder_cgroups.clone(),
+        };
+        let status = wait_for(Duration::from_secs(60), "the refused join to end", || {
+            intruder.child.try_wait().unwrap()
+        });
+        drop(intruder);
         (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
+            status.success(),
+            std::fs::read_to_string(&stderr).unwrap_or_default(),
         )
     };
     // A token with the right CA but a wrong secret.
@@ -368,13 +398,21 @@ fn refuses_bad_tokens_foreign_cas_and_other_nodes_credentials() {
         Some(&netns_b),
         &["--join", &coordinator.url, "--token", &token_b],
     );
-    wait_for(Duration::from_secs(30), "both nodes registered", || {
-        let nodes = coordinator.json(&["get", "nodes"]);
-        (nodes["items"].as_array()?.len() == 2).then_some(())
-    });
-    let fleet_file: Value =
-        serde_json::from_str(&std::fs::read_to_string(a.state.path().join("fleet.json")).unwrap())
-            .unwrap();
+    // The agent writes fleet.json after the coordinator registered it.
+    let fleet_file: Value = wait_for(
+        Duration::from_secs(30),
+        "both nodes registered and node-a's fleet.json",
+        || {
+            let nodes = coordinator.json(&["get", "nodes"]);
+            if nodes["items"].as_array()?.len() != 2 {
+                return None;
+            }
+            let text = std::fs::read_to_string(a.state.path().join("fleet.json")).ok()?;
+            serde_json::from_str::<Value>(&text)
+                .ok()
+                .filter(|f| f["credential"].is_string())
+        },
+    );
     let mode = std::fs::metadata(a.state.path().join("fleet.json")).unwrap();
     assert_eq!(
         std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777,

@@ -228,6 +228,11 @@ fn exec_passes_output_and_exit_code_through() {
     );
     assert!(agent.apply_yaml(&yaml).status.success());
     agent.wait_running("target");
+    // Running means started, not that the command has written its mark yet.
+    wait_for(Duration::from_secs(20), "the mark written", || {
+        let out = agent.berth(&["exec", "target", "--", "cat", "/tmp/mark"]);
+        (out.status.success() && out.stdout == b"inside\n").then_some(())
+    });
     let out = agent.berth(&[
         "exec",
         "target",
@@ -263,33 +268,81 @@ fn exec_passes_output_and_exit_code_through() {
 fn pre_stop_hook_runs_before_sigterm() {
     let agent = TestAgent::start();
     let hook = "      lifecycle:\n        preStop:\n          exec:\n            command: [sh, -c, \"echo goodbye > /proc/1/fd/1\"]\n";
+    // The hook runs with the grace period as its timeout: a long one, so a slow exec on
+    // a loaded machine is still in time (the container exits on SIGTERM at once).
     let yaml = pod(
         "polite",
         "Always",
-        "trap 'echo terminated; exit 0' TERM; sleep 1000 & wait",
+        "echo started; trap 'echo terminated; exit 0' TERM; sleep 1000 & wait",
         hook,
+    )
+    .replace(
+        "terminationGracePeriodSeconds: 1",
+        "terminationGracePeriodSeconds: 30",
     );
     assert!(agent.apply_yaml(&yaml).status.success());
     agent.wait_running("polite");
-    let follower = std::process::Command::new(common::BERTH)
+    let mut follower = std::process::Command::new(common::BERTH)
         .arg("--server")
         .arg(format!("unix://{}", agent.socket().display()))
         .args(["logs", "-f", "polite"])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("logs -f");
-    agent.ok(&["delete", "pod", "polite", "--timeout", "30"]);
-    let out = follower
-        .wait_with_output()
-        .expect("logs -f ends when the container does");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let bye = text
-        .find("goodbye")
-        .unwrap_or_else(|| panic!("preStop output missing: {text:?}"));
-    let term = text
-        .find("terminated")
-        .unwrap_or_else(|| panic!("SIGTERM not seen: {text:?}"));
-    assert!(bye < term, "preStop must run before SIGTERM: {text:?}");
+    let stdout = follower.stdout.take().expect("stdout");
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // Delete only once the follower is attached: a follow that starts after the pod is
+    // gone would find nothing to follow.
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !seen.iter().any(|l: &String| l == "started") {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => seen.push(line),
+            Err(_) => {
+                let _ = follower.kill();
+                let _ = follower.wait();
+                panic!("logs -f printed no \"started\": {seen:?}");
+            }
+        }
+    }
+    agent.ok(&["delete", "pod", "polite", "--timeout", "60s"]);
+    // The reader thread ends, and drops its sender, when the follow ends with the
+    // container.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => seen.push(line),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                let _ = follower.kill();
+                let _ = follower.wait();
+                panic!("logs -f did not end with the container: {seen:?}");
+            }
+        }
+    }
+    assert!(follower.wait().expect("logs -f").success());
+    let bye = seen
+        .iter()
+        .position(|l| l == "goodbye")
+        .unwrap_or_else(|| panic!("preStop output missing: {seen:?}"));
+    let term = seen
+        .iter()
+        .position(|l| l == "terminated")
+        .unwrap_or_else(|| panic!("SIGTERM not seen: {seen:?}"));
+    assert!(bye < term, "preStop must run before SIGTERM: {seen:?}");
 }
 
 #[test]

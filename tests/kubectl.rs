@@ -320,14 +320,18 @@ impl Drop for Streaming {
 #[test]
 fn get_watch_prints_the_table_then_every_change_until_the_agent_stops() {
     let mut agent = TestAgent::start();
-    // Terminating for a second, so that state is there to be seen.
-    let slow = pod("first", "app: w")
-        .replace("trap 'exit 0' TERM", "trap 'sleep 1; exit 0' TERM")
+    // Terminating until the test lets it go (/tmp/go), so that state lasts until it is
+    // seen; bounded by the grace period in case the test never does.
+    let held = pod("first", "app: w")
+        .replace(
+            "trap 'exit 0' TERM",
+            "trap 'i=0; while [ ! -e /tmp/go ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; exit 0' TERM",
+        )
         .replace(
             "terminationGracePeriodSeconds: 2",
-            "terminationGracePeriodSeconds: 10",
+            "terminationGracePeriodSeconds: 30",
         );
-    assert!(agent.apply_yaml(&slow).status.success());
+    assert!(agent.apply_yaml(&held).status.success());
     agent.wait_running("first");
 
     let mut watch = Streaming::start(&agent, &["get", "pods", "-w"]);
@@ -346,10 +350,27 @@ fn get_watch_prints_the_table_then_every_change_until_the_agent_stops() {
     watch.expect("first, terminating", |l| {
         l.starts_with("first ") && l.contains("Terminating")
     });
-    // Its deletion is a last row, as kubectl prints the DELETED event.
-    watch.expect("first, deleted", |l| {
-        l.starts_with("first ") && l.contains("0/1")
+    let terminating = watch.seen.len();
+    agent.ok(&["exec", "first", "--", "touch", "/tmp/go"]);
+    wait_for(Duration::from_secs(30), "first to be gone", || {
+        let out = agent.berth(&["get", "pod", "first"]);
+        (!out.status.success() && stderr(&out).contains("NotFound")).then_some(())
     });
+    // A change after the deletion: the watch has printed every row about first before
+    // this one.
+    assert!(agent.apply_yaml(&pod("third", "app: w")).status.success());
+    watch.expect("third", |l| l.starts_with("third "));
+    // The deletion is the last row about first, as kubectl prints the DELETED event: the
+    // pod as last seen, terminating (its container stopped or not yet).
+    let after: Vec<&String> = watch.seen[terminating..]
+        .iter()
+        .filter(|l| l.starts_with("first "))
+        .collect();
+    assert!(
+        after.last().is_some_and(|l| l.contains("Terminating")),
+        "no deletion row for first; saw:\n{}",
+        watch.seen.join("\n")
+    );
 
     // When the agent goes away, so does the watch.
     agent.terminate().expect("the agent stops");
@@ -411,9 +432,14 @@ fn logs_of_every_pod_a_selector_picks() {
     assert_eq!(talkers.len(), 2);
 
     // kubectl's default with a selector: the last 10 lines of each pod, no prefix.
-    let out = wait_for(Duration::from_secs(10), "both logs", || {
+    // Done talking once each pod's line 15 is there (20 lines come sooner, from lines
+    // still being written).
+    let out = wait_for(Duration::from_secs(10), "both logs complete", || {
         let out = agent.ok(&["logs", "-l", "app=talk"]);
-        (out.lines().count() == 20).then_some(out)
+        let complete = talkers
+            .iter()
+            .all(|name| out.contains(&format!("{name} line 15\n")));
+        (complete && out.lines().count() == 20).then_some(out)
     });
     for name in &talkers {
         assert!(out.contains(&format!("{name} line 15\n")), "{out}");
@@ -533,5 +559,5 @@ fn an_agent_on_a_wiped_state_dir_kills_what_runs_under_its_cgroup_parent() {
     // The sweep runs before the agent serves, so it is done once the socket answers.
     assert!(!pid_alive(pid), "the orphaned container still runs");
     assert!(agent.cgroups().is_empty(), "{:?}", agent.cgroups());
-    assert!(agent.log_tail().contains("stopping orphaned container"));
+    assert!(agent.log().contains("stopping orphaned container"));
 }

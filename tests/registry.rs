@@ -295,18 +295,23 @@ fn resumes_after_a_cut_and_after_a_stall() {
         let (result, events) = pull(&store, &reference, &RegistryConfig::empty(), &opts);
         let info = result.unwrap();
         assert!(store.rootfs(&info).unwrap().join("bin/busybox").is_file());
-        let ranges: Vec<String> = proxy
+        let requests: Vec<String> = proxy
             .requests()
             .into_iter()
             .filter(|r| r.contains(&format!("blobs/{layer}")))
+            .map(|r| r.to_lowercase())
             .collect();
-        assert_eq!(ranges.len(), 2, "one cut request and one resumed request");
-        assert!(
-            ranges[1].to_lowercase().contains("range: bytes="),
-            "the second request resumes: {}",
-            ranges[1]
-        );
-        assert!(!ranges[1].contains("range: bytes=0-"));
+        // The first request met the fault; every later one resumed where the download
+        // stood (one resumed request, or more when a loaded machine stalled one).
+        assert!(proxy.fired(), "the fault was not applied: {requests:?}");
+        assert!(requests.len() >= 2, "no resumed request: {requests:?}");
+        assert!(!requests[0].contains("range:"), "{}", requests[0]);
+        for resumed in &requests[1..] {
+            assert!(
+                resumed.contains("range: bytes=") && !resumed.contains("range: bytes=0-"),
+                "a later request resumes: {resumed}"
+            );
+        }
         assert!(events.contains(&PullEvent::LayerDone {
             digest: layer.clone()
         }));
@@ -338,8 +343,19 @@ fn a_download_that_starts_over_still_unpacks_the_whole_layer() {
         .into_iter()
         .filter(|r| r.contains(&format!("blobs/{layer}")))
         .collect();
-    assert_eq!(blob_requests.len(), 2, "one cut request and one full one");
-    assert!(!blob_requests[1].to_lowercase().contains("range:"));
+    // The first request met the fault; every later one (one, or more when a loaded
+    // machine stalled one) reached the server without a Range and got the whole layer.
+    assert!(
+        proxy.fired(),
+        "the fault was not applied: {blob_requests:?}"
+    );
+    assert!(
+        blob_requests.len() >= 2,
+        "no second request: {blob_requests:?}"
+    );
+    for full in &blob_requests[1..] {
+        assert!(!full.to_lowercase().contains("range:"), "{full}");
+    }
     // Unpacking along with the first attempt had to give up; the rootfs is still whole.
     let rootfs = store.rootfs(&info).unwrap();
     assert!(rootfs.join("bin/busybox").is_file());

@@ -5,11 +5,12 @@
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::common::{wait_for, BERTH};
+use crate::common::{die_with_parent, listens_on, wait_for, BERTH};
 
 static NETWORKS: AtomicUsize = AtomicUsize::new(0);
 
@@ -18,7 +19,8 @@ fn ip(args: &[&str]) {
     assert!(status.success(), "ip {args:?} failed");
 }
 
-/// A bridge `btb<id>` with 10.<octet>.0.1/24 and the namespaces hanging off it.
+/// A bridge `btb<id>` with 10.<octet>.0.1/24 (a free octet) and the namespaces hanging
+/// off it.
 pub struct TestNetwork {
     pub bridge: String,
     pub prefix: String,
@@ -31,10 +33,9 @@ impl TestNetwork {
         // Unique per process and per network, short enough for 15-character names.
         let n = NETWORKS.fetch_add(1, Ordering::SeqCst);
         let id = format!("{:x}{n}", std::process::id() % 0xfff);
-        let octet = 100 + (std::process::id() as usize * 7 + n) % 100;
-        let network = TestNetwork {
+        let mut network = TestNetwork {
             bridge: format!("btb{id}"),
-            prefix: format!("10.{octet}.0"),
+            prefix: String::new(),
             id,
             hosts: Vec::new(),
         };
@@ -42,15 +43,40 @@ impl TestNetwork {
         // process's names behind; they are this test's own, so take them back.
         network.remove_leftovers();
         ip(&["link", "add", &network.bridge, "type", "bridge"]);
-        ip(&[
-            "addr",
-            "add",
-            &format!("{}.1/24", network.prefix),
-            "dev",
-            &network.bridge,
-        ]);
+        network.prefix = network.claim_subnet(std::process::id() as usize * 7 + n);
         ip(&["link", "set", &network.bridge, "up"]);
         network
+    }
+
+    /// Puts the gateway address of a free 10.<octet>.0.0/24 on the bridge, trying octets
+    /// from 100 + `seed` % 100 on; returns "10.<octet>.0". A subnet with an address on any
+    /// link is taken (another test's network, or one a killed run left behind), and so
+    /// is one that another process claimed at the same moment.
+    fn claim_subnet(&self, seed: usize) -> String {
+        // One claim at a time in this process.
+        static CLAIMS: Mutex<()> = Mutex::new(());
+        let _claim = CLAIMS.lock().unwrap_or_else(PoisonError::into_inner);
+        let addresses = |prefix: &str| -> usize {
+            let out = Command::new("ip")
+                .args(["-o", "addr", "show", "to", &format!("{prefix}.0/24")])
+                .output()
+                .expect("run ip");
+            assert!(out.status.success(), "ip addr show failed");
+            String::from_utf8_lossy(&out.stdout).lines().count()
+        };
+        for i in 0..100 {
+            let prefix = format!("10.{}.0", 100 + (seed + i) % 100);
+            if addresses(&prefix) > 0 {
+                continue;
+            }
+            let gateway = format!("{prefix}.1/24");
+            ip(&["addr", "add", &gateway, "dev", &self.bridge]);
+            if addresses(&prefix) == 1 {
+                return prefix;
+            }
+            ip(&["addr", "del", &gateway, "dev", &self.bridge]);
+        }
+        panic!("no free 10.x.0.0/24 (x in 100..200) for a test network");
     }
 
     pub fn gateway(&self) -> String {
@@ -131,33 +157,43 @@ pub struct TestCoordinator {
 
 impl TestCoordinator {
     pub fn start(listen_ip: &str, extra: &[&str]) -> TestCoordinator {
-        let state = tempfile::Builder::new()
-            .prefix("berth-coord")
-            .tempdir()
-            .expect("tempdir");
-        let port = std::net::TcpListener::bind(format!("{listen_ip}:0"))
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("free port");
-        let listen = format!("{listen_ip}:{port}");
-        let mut coordinator = TestCoordinator {
-            state,
-            url: format!("https://{listen}"),
-            listen,
-            args: extra.iter().map(|s| s.to_string()).collect(),
-            child: None,
-        };
-        coordinator.spawn();
-        coordinator
+        // The free port may be taken by someone else before the coordinator binds it;
+        // the coordinator then exits, and another port is tried, in a new state dir
+        // (the admin config written at the first start names the port).
+        let mut last_log = String::new();
+        for _ in 0..5 {
+            let state = tempfile::Builder::new()
+                .prefix("berth-coord")
+                .tempdir()
+                .expect("tempdir");
+            let port = std::net::TcpListener::bind(format!("{listen_ip}:0"))
+                .and_then(|l| l.local_addr())
+                .map(|a| a.port())
+                .expect("free port");
+            let listen = format!("{listen_ip}:{port}");
+            let mut coordinator = TestCoordinator {
+                state,
+                url: format!("https://{listen}"),
+                listen,
+                args: extra.iter().map(|s| s.to_string()).collect(),
+                child: None,
+            };
+            if coordinator.spawn() {
+                return coordinator;
+            }
+            last_log = coordinator.log_tail();
+        }
+        panic!("the coordinator exited at start five times; the last log:\n{last_log}");
     }
 
-    pub fn spawn(&mut self) {
+    /// Starts the coordinator and waits for its port; false if it exited instead.
+    fn spawn(&mut self) -> bool {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.state.path().join("coordinator.log"))
             .expect("coordinator log");
-        let child = Command::new(BERTH)
+        let mut child = die_with_parent(&mut Command::new(BERTH))
             .args(["coordinator", "--listen", &self.listen, "--state-dir"])
             .arg(self.state.path())
             .args(&self.args)
@@ -166,11 +202,19 @@ impl TestCoordinator {
             .stderr(log)
             .spawn()
             .expect("start the coordinator");
-        self.child = Some(child);
-        let listen = self.listen.clone();
-        wait_for(Duration::from_secs(10), "the coordinator port", || {
-            std::net::TcpStream::connect(&listen).ok()
+        let port = self
+            .listen
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse().ok())
+            .expect("listen address with a port");
+        let serving = wait_for(Duration::from_secs(10), "the coordinator port", || {
+            if child.try_wait().ok().flatten().is_some() {
+                return Some(false);
+            }
+            listens_on(child.id(), port).then_some(true)
         });
+        self.child = Some(child);
+        serving
     }
 
     pub fn stop(&mut self) {

@@ -15,18 +15,95 @@ pub const BERTH: &str = env!("CARGO_BIN_EXE_berth");
 /// The busybox OCI layout, built once per test binary by scripts/build-demo-image.
 pub fn demo_image() -> &'static Path {
     static IMAGE: OnceLock<PathBuf> = OnceLock::new();
-    IMAGE.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let out = root.join("target").join("demo-image");
-        if !out.join("index.json").exists() {
-            let status = Command::new(root.join("scripts/build-demo-image"))
-                .arg(&out)
-                .stdout(Stdio::null())
-                .status()
-                .expect("run scripts/build-demo-image");
-            assert!(status.success(), "scripts/build-demo-image failed");
+    IMAGE.get_or_init(|| build_image("demo-image", &[]))
+}
+
+/// `target/NAME`, an OCI layout built by scripts/build-demo-image with `args` unless it
+/// is there already. Test binaries may call this at the same time: the script builds in
+/// a temp dir and renames the finished layout into place, so a layout is either whole or
+/// missing, and the build that loses the race finds the winner's.
+pub fn build_image(name: &str, args: &[&str]) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = root.join("target").join(name);
+    // index.json is what the script writes last.
+    let complete = |out: &Path| out.join("index.json").is_file();
+    if complete(&out) {
+        return out;
+    }
+    // Half a layout, left by an interrupted build from before the script staged its
+    // output. No build's rename can replace a non-empty dir, so it stays half until
+    // removed (an empty dir is replaced by the rename and is left alone).
+    let non_empty = std::fs::read_dir(&out).is_ok_and(|mut d| d.next().is_some());
+    if non_empty && !complete(&out) {
+        let _ = std::fs::remove_dir_all(&out);
+    }
+    let output = Command::new(root.join("scripts/build-demo-image"))
+        .arg(&out)
+        .args(args)
+        .stdout(Stdio::null())
+        .output()
+        .expect("run scripts/build-demo-image");
+    // A failed rename with a complete layout in place: another build finished first.
+    assert!(
+        output.status.success() || complete(&out),
+        "scripts/build-demo-image {} {args:?} failed: {}",
+        out.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    out
+}
+
+/// Makes the child that `command` spawns get SIGKILL when the spawning thread ends, so
+/// that a test process killed with SIGKILL (a CI timeout) takes its agents, coordinators
+/// and registries along instead of leaving them running. The test thread owns each of
+/// these daemons for its whole life and spawns its restarts itself, so the signal comes
+/// only when the test is over.
+pub fn die_with_parent(command: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: the closure runs in the forked child before exec; it only calls prctl(2)
+    // and getppid(2), which are async-signal-safe, and allocates nothing.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent died before the prctl: no signal would come any more.
+            if libc::getppid() != parent {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Whether process `pid` has a TCP socket listening on `port`: the process a test started,
+/// not whoever else may have taken the port (a connect would not tell them apart).
+pub fn listens_on(pid: u32, port: u16) -> bool {
+    let mut listening = Vec::new();
+    for table in ["tcp", "tcp6"] {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            // sl local_address rem_address st ... inode: the port is hex after the
+            // address, state 0A is LISTEN, the socket inode is the 10th field.
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let local_port = fields
+                .get(1)
+                .and_then(|a| a.rsplit_once(':'))
+                .and_then(|(_, p)| u16::from_str_radix(p, 16).ok());
+            if local_port == Some(port) && fields.get(3) == Some(&"0A") {
+                if let Some(inode) = fields.get(9) {
+                    listening.push(format!("socket:[{inode}]"));
+                }
+            }
         }
-        out
+    }
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten().any(|fd| {
+        std::fs::read_link(fd.path())
+            .is_ok_and(|target| listening.iter().any(|l| target.as_os_str() == l.as_str()))
     })
 }
 
@@ -113,7 +190,7 @@ impl TestAgent {
             }
             None => Command::new(BERTH),
         };
-        let child = command
+        let child = die_with_parent(&mut command)
             .args(["agent", "--state-dir"])
             .arg(self.state.path())
             .arg("--manifests")
@@ -278,11 +355,15 @@ impl TestAgent {
         pids
     }
 
-    pub fn log_tail(&self) -> String {
-        // Lossy: one stray byte (a container's output in a debug line) must not hide
-        // the whole log of a failing test.
+    /// The whole agent log. Lossy: one stray byte (a container's output in a debug
+    /// line) must not hide the whole log of a failing test.
+    pub fn log(&self) -> String {
         let bytes = std::fs::read(self.state.path().join("agent.log")).unwrap_or_default();
-        let log = String::from_utf8_lossy(&bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    pub fn log_tail(&self) -> String {
+        let log = self.log();
         let lines: Vec<&str> = log.lines().collect();
         lines[lines.len().saturating_sub(40)..].join("\n")
     }
@@ -424,17 +505,22 @@ impl Drop for TestAgent {
         for mount in mounts {
             let _ = nix::mount::umount2(mount.as_str(), nix::mount::MntFlags::MNT_DETACH);
         }
-        let mut cgroups = self.cgroups();
-        cgroups.sort_by_key(|c| std::cmp::Reverse(c.as_os_str().len()));
-        for cgroup in cgroups {
-            let _ = std::fs::remove_dir(&cgroup);
-        }
-        let root = Path::new("/sys/fs/cgroup");
-        let _ = std::fs::remove_dir(root.join(&self.cgroup_parent));
-        if let Ok(entries) = std::fs::read_dir(root) {
-            for entry in entries.flatten() {
-                let _ = std::fs::remove_dir(entry.path().join(&self.cgroup_parent));
-            }
+        remove_cgroups(&self.cgroup_parent);
+    }
+}
+
+/// Removes the (empty) cgroups under `parent` and `parent` itself, in every hierarchy.
+pub fn remove_cgroups(parent: &str) {
+    let mut cgroups = cgroup_dirs(parent);
+    cgroups.sort_by_key(|c| std::cmp::Reverse(c.as_os_str().len()));
+    for cgroup in cgroups {
+        let _ = std::fs::remove_dir(&cgroup);
+    }
+    let root = Path::new("/sys/fs/cgroup");
+    let _ = std::fs::remove_dir(root.join(parent));
+    if let Ok(entries) = std::fs::read_dir(root) {
+        for entry in entries.flatten() {
+            let _ = std::fs::remove_dir(entry.path().join(parent));
         }
     }
 }

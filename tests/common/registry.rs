@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use super::common::wait_for;
+use super::common::{build_image, die_with_parent, listens_on, wait_for};
 
 pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
@@ -61,13 +61,9 @@ impl TestRegistry {
             .prefix("berth-registry")
             .tempdir()
             .expect("tempdir");
-        let port = free_port();
-        let mut config = format!(
-            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-            dir.path().join("storage").display()
-        );
+        let mut settings = String::new();
         if let Some((cert, key)) = &options.tls {
-            config.push_str(&format!(
+            settings.push_str(&format!(
                 "  tls:\n    certificate: {}\n    key: {}\n",
                 cert.display(),
                 key.display()
@@ -81,13 +77,13 @@ impl TestRegistry {
                 .expect("run htpasswd");
             assert!(output.status.success());
             std::fs::write(&htpasswd, &output.stdout).expect("write htpasswd");
-            config.push_str(&format!(
+            settings.push_str(&format!(
                 "auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n",
                 htpasswd.display()
             ));
         }
         if let Some(token) = &options.token_auth {
-            config.push_str(&format!(
+            settings.push_str(&format!(
                 "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
                 token.realm,
                 token.service,
@@ -95,20 +91,38 @@ impl TestRegistry {
                 token.rootcertbundle.display()
             ));
         }
-        let config_path = dir.path().join("config.yml");
-        std::fs::write(&config_path, config).expect("write registry config");
-        let child = Command::new("/usr/bin/docker-registry")
-            .arg("serve")
-            .arg(&config_path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start docker-registry (apt install docker-registry)");
-        let registry = TestRegistry { port, dir, child };
-        wait_for(Duration::from_secs(20), "the registry port", || {
-            TcpStream::connect(("127.0.0.1", port)).ok()
-        });
-        registry
+        // The free port may be taken by someone else before the registry binds it; the
+        // registry then exits, and another port is tried.
+        for _ in 0..5 {
+            let port = free_port();
+            let config = format!(
+                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n{settings}",
+                dir.path().join("storage").display()
+            );
+            let config_path = dir.path().join("config.yml");
+            std::fs::write(&config_path, config).expect("write registry config");
+            let log = std::fs::File::create(dir.path().join("registry.log")).expect("registry log");
+            let mut child = die_with_parent(&mut Command::new("/usr/bin/docker-registry"))
+                .arg("serve")
+                .arg(&config_path)
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("start docker-registry (apt install docker-registry)");
+            let serving = wait_for(Duration::from_secs(20), "the registry port", || {
+                if child.try_wait().ok().flatten().is_some() {
+                    return Some(false);
+                }
+                listens_on(child.id(), port).then_some(true)
+            });
+            if serving {
+                return TestRegistry { port, dir, child };
+            }
+        }
+        panic!(
+            "the registry exited at start five times; its last log:\n{}",
+            std::fs::read_to_string(dir.path().join("registry.log")).unwrap_or_default()
+        );
     }
 
     pub fn host(&self) -> String {
@@ -137,36 +151,14 @@ impl Drop for TestRegistry {
 /// The arm64 busybox layout, built once per test binary by scripts/build-demo-image.
 pub fn demo_image_arm64() -> &'static Path {
     static IMAGE: OnceLock<PathBuf> = OnceLock::new();
-    IMAGE.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let out = root.join("target").join("demo-image-arm64");
-        if !out.join("index.json").exists() {
-            let _ = std::fs::remove_dir_all(&out);
-            run(Command::new(root.join("scripts/build-demo-image"))
-                .arg(&out)
-                .args(["--arch", "arm64"])
-                .stdout(Stdio::null()));
-        }
-        out
-    })
+    IMAGE.get_or_init(|| build_image("demo-image-arm64", &["--arch", "arm64"]))
 }
 
 /// The busybox layout plus 8 MiB of random filler in its layer: a download long enough
 /// to interrupt. Built once per test binary.
 pub fn demo_image_big() -> &'static Path {
     static IMAGE: OnceLock<PathBuf> = OnceLock::new();
-    IMAGE.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let out = root.join("target").join("demo-image-filler8");
-        if !out.join("index.json").exists() {
-            let _ = std::fs::remove_dir_all(&out);
-            run(Command::new(root.join("scripts/build-demo-image"))
-                .arg(&out)
-                .args(["--filler", "8"])
-                .stdout(Stdio::null()));
-        }
-        out
-    })
+    IMAGE.get_or_init(|| build_image("demo-image-filler8", &["--filler", "8"]))
 }
 
 /// Writes into `out` a layout whose index.json points at one image index listing the
@@ -357,6 +349,7 @@ pub struct FaultProxy {
     pub port: u16,
     pub requests: Arc<Mutex<Vec<String>>>,
     stop: Arc<AtomicBool>,
+    fired: Arc<AtomicBool>,
 }
 
 impl FaultProxy {
@@ -367,7 +360,8 @@ impl FaultProxy {
         let stop = Arc::new(AtomicBool::new(false));
         let pending = Arc::new(Mutex::new(Some((pattern.to_string(), fault))));
         let ignore_range = Arc::new(AtomicBool::new(false));
-        let (log, stop_flag) = (requests.clone(), stop.clone());
+        let fired = Arc::new(AtomicBool::new(false));
+        let (log, stop_flag, fired_flag) = (requests.clone(), stop.clone(), fired.clone());
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 if stop_flag.load(Ordering::SeqCst) {
@@ -378,20 +372,40 @@ impl FaultProxy {
                     continue;
                 };
                 let (log, pending, stop) = (log.clone(), pending.clone(), stop_flag.clone());
-                let ignore_range = ignore_range.clone();
-                std::thread::spawn(move || relay(client, server, log, pending, stop, ignore_range));
+                let (ignore_range, fired) = (ignore_range.clone(), fired_flag.clone());
+                let flags = Flags {
+                    stop,
+                    ignore_range,
+                    fired,
+                };
+                std::thread::spawn(move || relay(client, server, log, pending, flags));
             }
         });
         FaultProxy {
             port,
             requests,
             stop,
+            fired,
         }
     }
 
     pub fn requests(&self) -> Vec<String> {
         self.requests.lock().expect("requests lock").clone()
     }
+
+    /// Whether the fault was applied (the response was cut or stalled).
+    pub fn fired(&self) -> bool {
+        self.fired.load(Ordering::SeqCst)
+    }
+}
+
+/// The flags a relay shares with the proxy.
+struct Flags {
+    stop: Arc<AtomicBool>,
+    /// Drop `Range` headers from now on.
+    ignore_range: Arc<AtomicBool>,
+    /// The fault was applied.
+    fired: Arc<AtomicBool>,
 }
 
 impl Drop for FaultProxy {
@@ -407,9 +421,13 @@ fn relay(
     server: TcpStream,
     log: Arc<Mutex<Vec<String>>>,
     pending: Arc<Mutex<Option<(String, Fault)>>>,
-    stop: Arc<AtomicBool>,
-    ignore_range: Arc<AtomicBool>,
+    flags: Flags,
 ) {
+    let Flags {
+        stop,
+        ignore_range,
+        fired,
+    } = flags;
     // The fault armed on this connection by a matching request, if any.
     let armed: Arc<Mutex<Option<Fault>>> = Arc::new(Mutex::new(None));
     let (mut client_in, mut server_out) = (
@@ -470,6 +488,7 @@ fn relay(
             if sent_since_armed + n as u64 >= limit {
                 let keep = (limit - sent_since_armed) as usize;
                 let _ = client_out.write_all(&buffer[..keep]);
+                fired.store(true, Ordering::SeqCst);
                 if fault == Some(Fault::Stall(limit)) {
                     // Hold the connection open, silent, until the client gives up.
                     let mut sink = [0u8; 1024];
