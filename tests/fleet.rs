@@ -268,9 +268,9 @@ fn lost_board_is_replaced_and_stops_its_stale_pods() {
         ],
         &[
             "--node-monitor-grace-period",
-            "3",
+            "3s",
             "--pod-eviction-timeout",
-            "3",
+            "3s",
         ],
     );
     apply(&fleet.coordinator, &deployment("svc", 3, "", "1"));
