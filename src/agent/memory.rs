@@ -138,35 +138,35 @@ mod tests {
     use super::*;
 
     const SMAPS: &str = "\
-5649ce0b0000-5649ce304000 r--p 00000000 fe:00 5578813                    /usr/bin/berth
+40b0000-4304000 r--p 00000000 fe:00 5578813                    /usr/bin/berth
 Size:               2384 kB
 Rss:                1088 kB
 Anonymous:             0 kB
 Locked:                0 kB
-5649ce304000-5649ce94f000 r-xp 00253000 fe:00 5578813                    /usr/bin/berth
+4304000-494f000 r-xp 00253000 fe:00 5578813                    /usr/bin/berth
 Rss:                5116 kB
 Anonymous:             0 kB
 Locked:                0 kB
-5649ce94f000-5649ce999000 r--p 0089d000 fe:00 5578813                    /usr/bin/berth
+494f000-4999000 r--p 0089d000 fe:00 5578813                    /usr/bin/berth
 Rss:                 296 kB
 Anonymous:           296 kB
-5649ce999000-5649ce99b000 rw-p 008e7000 fe:00 5578813                    /usr/bin/berth
+4999000-499b000 rw-p 008e7000 fe:00 5578813                    /usr/bin/berth
 Rss:                   8 kB
 Anonymous:             8 kB
-5649e0fa2000-5649e1068000 rw-p 00000000 00:00 0                          [heap]
+50fa2000-51068000 rw-p 00000000 00:00 0                          [heap]
 Rss:                 716 kB
 Anonymous:           716 kB
-7f85aba5f000-7f85abbb5000 r-xp 00026000 fe:00 326279                     /usr/lib/x86_64-linux-gnu/libc.so.6
+7fa5f000-7fbb5000 r-xp 00026000 fe:00 326279                     /usr/lib/x86_64-linux-gnu/libc.so.6
 Rss:                1220 kB
 Anonymous:             0 kB
 Locked:                4 kB
-7f85abc60000-7f85abc62000 r--p 00000000 00:00 0                          [vvar]
+7fc60000-7fc62000 r--p 00000000 00:00 0                          [vvar]
 Rss:                   0 kB
 Anonymous:             0 kB
-7ffd2e3f0000-7ffd2e3f2000 r-xp 00000000 00:00 0                          [vdso]
+7e3f0000-7e3f2000 r-xp 00000000 00:00 0                          [vdso]
 Rss:                   8 kB
 Anonymous:             0 kB
-7f85abc70000-7f85abc72000 r--s 00000000 fe:00 4242                       /var/lib/berth/db-shm
+7fc70000-7fc72000 r--s 00000000 fe:00 4242                       /var/lib/berth/db-shm
 Rss:                   8 kB
 ";
 
@@ -177,13 +177,13 @@ Rss:                   8 kB
             found,
             vec![
                 Releasable {
-                    start: 0x5649ce0b0000,
-                    end: 0x5649ce304000,
+                    start: 0x40b0000,
+                    end: 0x4304000,
                     rss_kib: 1088
                 },
                 Releasable {
-                    start: 0x5649ce304000,
-                    end: 0x5649ce94f000,
+                    start: 0x4304000,
+                    end: 0x494f000,
                     rss_kib: 5116
                 },
             ],
