@@ -6,8 +6,6 @@
 //! "delete" (unknown pod) apart, and the attempt number *is* the restart count, so no
 //! status needs to be written anywhere for it to survive an agent restart.
 
-use std::time::SystemTime;
-
 use crate::runtime::{ContainerInfo, ContainerState, ExitInfo};
 
 /// Characters of the pod UID kept in instance ids: enough to be unique on one board
@@ -64,12 +62,12 @@ impl Instance {
             ContainerState::Exited(exit) => InstanceState::Exited(exit.clone()),
             // The shim died without recording an exit (killed by hand, or the board lost
             // power): treat it as a failed run so the restart policy decides.
-            ContainerState::Lost => InstanceState::Exited(ExitInfo {
+            ContainerState::Lost { since } => InstanceState::Exited(ExitInfo {
                 exit_code: 255,
                 signal: None,
                 oom_killed: false,
                 started_at: None,
-                finished_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+                finished_at: since.clone(),
                 message: Some("the container's supervisor vanished".to_owned()),
             }),
         };
@@ -111,5 +109,24 @@ mod tests {
             7,
         );
         assert_eq!(id, "0f8e2a4c1d2b_web_3f2a1b9c0d_7");
+    }
+
+    #[test]
+    fn a_lost_container_reads_as_failed_when_it_was_last_seen() {
+        let info = ContainerInfo {
+            config: crate::runtime::fake::test_config("0f8e2a4c1d2b_web_3f2a1b9c0d_3"),
+            shim_pid: None,
+            state: ContainerState::Lost {
+                since: "2026-12-01T08:19:12Z".to_owned(),
+            },
+        };
+        let instance = Instance::from_runtime(&info).expect("an agent-made id");
+        assert_eq!(instance.attempt, 3);
+        let exit = instance.exit().expect("reads as exited");
+        assert_eq!(exit.exit_code, 255);
+        assert_eq!(
+            exit.finished_at, "2026-12-01T08:19:12Z",
+            "the back-off counts from the last sign of life, not from each look"
+        );
     }
 }

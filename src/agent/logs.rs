@@ -227,7 +227,8 @@ impl Follower {
         match self.agent.runtime.inspect(&self.id) {
             Ok(Some(info)) => matches!(
                 info.state,
-                crate::runtime::ContainerState::Exited(_) | crate::runtime::ContainerState::Lost
+                crate::runtime::ContainerState::Exited(_)
+                    | crate::runtime::ContainerState::Lost { .. }
             ),
             Ok(None) | Err(_) => true,
         }

@@ -58,7 +58,7 @@ pub(crate) fn helper_command(
         ContainerState::Exited(exit) => {
             return Err(not_running(format!("exited with code {}", exit.exit_code)))
         }
-        ContainerState::Lost => return Err(not_running("lost".to_string())),
+        ContainerState::Lost { .. } => return Err(not_running("lost".to_string())),
     }
     let spec_json = serde_json::to_string(spec).map_err(|e| RuntimeError::InvalidExecSpec {
         reason: e.to_string(),

@@ -57,7 +57,9 @@ impl FakeRuntime {
     /// Simulates a shim that vanished without an exit record.
     pub fn lose(&self, id: &str) {
         if let Some(info) = self.lock().containers.get_mut(id) {
-            info.state = ContainerState::Lost;
+            info.state = ContainerState::Lost {
+                since: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            };
             info.shim_pid = None;
         }
     }
@@ -89,9 +91,9 @@ impl FakeRuntime {
         if let Some(info) = state.containers.get_mut(id) {
             let started_at = match &info.state {
                 ContainerState::Running { started_at, .. } => Some(started_at.clone()),
-                ContainerState::Starting | ContainerState::Exited(_) | ContainerState::Lost => {
-                    return
-                }
+                ContainerState::Starting
+                | ContainerState::Exited(_)
+                | ContainerState::Lost { .. } => return,
             };
             info.state = ContainerState::Exited(ExitInfo {
                 exit_code: code,
@@ -181,7 +183,7 @@ impl Runtime for FakeRuntime {
             Some(ContainerState::Running { .. } | ContainerState::Starting) => {
                 Err(RuntimeError::StillRunning { id: id.to_string() })
             }
-            Some(ContainerState::Exited(_) | ContainerState::Lost) => {
+            Some(ContainerState::Exited(_) | ContainerState::Lost { .. }) => {
                 state.containers.remove(id);
                 Ok(())
             }
@@ -218,7 +220,9 @@ impl Runtime for FakeRuntime {
         match state.containers.get(id).map(|info| &info.state) {
             None => return Err(RuntimeError::NotFound { id: id.to_string() }),
             Some(ContainerState::Running { .. }) => {}
-            Some(ContainerState::Starting | ContainerState::Exited(_) | ContainerState::Lost) => {
+            Some(
+                ContainerState::Starting | ContainerState::Exited(_) | ContainerState::Lost { .. },
+            ) => {
                 return Err(RuntimeError::NotRunning {
                     id: id.to_string(),
                     state: "not running".to_string(),
@@ -256,41 +260,43 @@ impl Runtime for FakeRuntime {
     }
 }
 
+/// A minimal container config for unit tests.
+#[cfg(test)]
+pub fn test_config(id: &str) -> ContainerConfig {
+    ContainerConfig {
+        id: id.into(),
+        pod_uid: "u1".into(),
+        pod_name: "p".into(),
+        container_name: "web".into(),
+        rootfs_lower: "/r".into(),
+        args: vec!["true".into()],
+        env: vec![],
+        cwd: "/".into(),
+        cpu_limit_millis: None,
+        cpu_request_millis: None,
+        memory_limit_bytes: None,
+        pids_limit: None,
+        oom_score_adj: None,
+        host_network: false,
+        log_path: "/l".into(),
+        log_max_bytes: 1,
+        log_max_files: 1,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn config(id: &str) -> ContainerConfig {
-        ContainerConfig {
-            id: id.into(),
-            pod_uid: "u1".into(),
-            pod_name: "p".into(),
-            container_name: "web".into(),
-            rootfs_lower: "/r".into(),
-            args: vec!["true".into()],
-            env: vec![],
-            cwd: "/".into(),
-            cpu_limit_millis: None,
-            cpu_request_millis: None,
-            memory_limit_bytes: None,
-            pids_limit: None,
-            oom_score_adj: None,
-            host_network: false,
-            log_path: "/l".into(),
-            log_max_bytes: 1,
-            log_max_files: 1,
-        }
-    }
 
     #[test]
     fn lifecycle_start_exit_remove() {
         let rt = FakeRuntime::new();
         assert!(matches!(
-            rt.start_container(&config("c1")),
+            rt.start_container(&test_config("c1")),
             Err(RuntimeError::SandboxNotFound { .. })
         ));
         rt.create_sandbox("u1", "p", false).unwrap();
-        let info = rt.start_container(&config("c1")).unwrap();
+        let info = rt.start_container(&test_config("c1")).unwrap();
         assert!(matches!(info.state, ContainerState::Running { .. }));
         assert!(matches!(
             rt.remove_container("c1"),
@@ -312,11 +318,11 @@ mod tests {
         rt.create_sandbox("u1", "p", false).unwrap();
         rt.fail_starts_of("web", "exec format error");
         assert!(matches!(
-            rt.start_container(&config("c1")),
+            rt.start_container(&test_config("c1")),
             Err(RuntimeError::StartFailed { .. })
         ));
         rt.clear_start_failures();
-        rt.start_container(&config("c1")).unwrap();
+        rt.start_container(&test_config("c1")).unwrap();
         rt.oom_kill("c1");
         match rt.inspect("c1").unwrap().unwrap().state {
             ContainerState::Exited(exit) => assert!(exit.oom_killed),
@@ -330,7 +336,7 @@ mod tests {
     fn exec_runs_on_the_host_or_returns_the_set_code() {
         let rt = FakeRuntime::new();
         rt.create_sandbox("u1", "p", false).unwrap();
-        rt.start_container(&config("c1")).unwrap();
+        rt.start_container(&test_config("c1")).unwrap();
         let spec = ExecSpec {
             args: vec!["echo".into(), "$X".into()],
             env: vec!["X=hi".into()],

@@ -1,13 +1,13 @@
 //! The real runtime: prepares container dirs, spawns shims, and reads container state back
 //! from the state dir and the kernel.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
@@ -39,6 +39,8 @@ pub struct LibcontainerRuntime {
     host: HostFacts,
     /// Shims this process spawned (id → pid): only those can be reaped by us.
     children: Mutex<HashMap<String, i32>>,
+    /// Containers this process is preparing (dir made, shim not yet recorded).
+    preparing: Mutex<HashSet<String>>,
 }
 
 impl LibcontainerRuntime {
@@ -57,6 +59,7 @@ impl LibcontainerRuntime {
             layout,
             host,
             children: Mutex::new(HashMap::new()),
+            preparing: Mutex::new(HashSet::new()),
         };
         runtime.discard_unfinished_dirs();
         runtime.remove_orphaned_cgroups();
@@ -173,6 +176,13 @@ impl LibcontainerRuntime {
         Ok(pid)
     }
 
+    fn lock_preparing(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        // Single insert/remove calls: a poisoned lock is still consistent.
+        self.preparing
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     fn lock_children(&self) -> std::sync::MutexGuard<'_, HashMap<String, i32>> {
         // A panic while holding this lock cannot leave the map inconsistent (single
         // insert/remove calls), so a poisoned lock is still usable.
@@ -195,7 +205,7 @@ impl LibcontainerRuntime {
                     Some(reason) => return Err(self.fail_start(id, reason.clone())),
                     None => return Ok(info),
                 },
-                ContainerState::Lost => {
+                ContainerState::Lost { .. } => {
                     let reason = format!(
                         "the shim (pid {shim_pid}) exited without a record: {}",
                         shim_log_tail(&dir)
@@ -266,7 +276,7 @@ impl LibcontainerRuntime {
                 .map(|info| info.state)
                 .ok_or_else(|| RuntimeError::NotFound { id: id.to_string() })?;
             match state {
-                ContainerState::Exited(_) | ContainerState::Lost => return Ok(state),
+                ContainerState::Exited(_) | ContainerState::Lost { .. } => return Ok(state),
                 ContainerState::Starting | ContainerState::Running { .. } => {}
             }
             let left = deadline.map_or(Duration::MAX, |d| {
@@ -356,11 +366,12 @@ impl Runtime for LibcontainerRuntime {
             }
             Err(e) => return Err(RuntimeError::io("create", &dir, e)),
         }
-        if let Err(err) = self.prepare(cfg, &dir) {
-            self.discard(id, &dir);
-            return Err(err);
-        }
-        let shim_pid = match self.spawn_shim(id, &dir) {
+        self.lock_preparing().insert(id.to_string());
+        let spawned = self
+            .prepare(cfg, &dir)
+            .and_then(|()| self.spawn_shim(id, &dir));
+        self.lock_preparing().remove(id);
+        let shim_pid = match spawned {
             Ok(pid) => pid,
             Err(err) => {
                 self.discard(id, &dir);
@@ -379,7 +390,7 @@ impl Runtime for LibcontainerRuntime {
                     exit.exit_code
                 )
             }
-            ContainerState::Starting | ContainerState::Lost => {}
+            ContainerState::Starting | ContainerState::Lost { .. } => {}
         }
         Ok(info)
     }
@@ -395,7 +406,7 @@ impl Runtime for LibcontainerRuntime {
         };
         match state {
             ContainerState::Exited(_) => Ok(()),
-            ContainerState::Lost => self.kill_orphaned_init(id),
+            ContainerState::Lost { .. } => self.kill_orphaned_init(id),
             ContainerState::Starting => Err(RuntimeError::Timeout {
                 id: id.to_string(),
                 what: "start",
@@ -410,11 +421,11 @@ impl Runtime for LibcontainerRuntime {
                         self.signal_init(id, pid, Signal::SIGKILL)?;
                         self.wait_for_exit(id, KILL_DEADLINE)?
                     }
-                    done @ (ContainerState::Exited(_) | ContainerState::Lost) => done,
+                    done @ (ContainerState::Exited(_) | ContainerState::Lost { .. }) => done,
                 };
                 match state {
                     ContainerState::Exited(_) => Ok(()),
-                    ContainerState::Lost => self.kill_orphaned_init(id),
+                    ContainerState::Lost { .. } => self.kill_orphaned_init(id),
                     ContainerState::Starting | ContainerState::Running { .. } => {
                         Err(RuntimeError::Timeout {
                             id: id.to_string(),
@@ -438,7 +449,7 @@ impl Runtime for LibcontainerRuntime {
                 ContainerState::Starting | ContainerState::Running { .. } => {
                     return Err(RuntimeError::StillRunning { id: id.to_string() })
                 }
-                ContainerState::Lost => {
+                ContainerState::Lost { .. } => {
                     if self.init_alive(id)? {
                         return Err(RuntimeError::StillRunning { id: id.to_string() });
                     }
@@ -489,7 +500,8 @@ impl Runtime for LibcontainerRuntime {
             return Ok(None);
         };
         let shim = procfs::read_shim(&dir)?;
-        let state = read_state(&dir, shim.as_ref())?;
+        let being_prepared = self.lock_preparing().contains(id);
+        let state = read_state(&dir, shim.as_ref(), being_prepared)?;
         Ok(Some(ContainerInfo {
             config,
             shim_pid: shim.map(|s| s.pid),
@@ -565,35 +577,34 @@ impl LibcontainerRuntime {
     }
 }
 
-/// The container's state from its files and the kernel.
+/// The container's state from its files and the kernel. `being_prepared`: this process is
+/// preparing the container right now, so a missing shim is still to come.
 fn read_state(
     dir: &Path,
     shim: Option<&procfs::ShimIdentity>,
+    being_prepared: bool,
 ) -> Result<ContainerState, RuntimeError> {
     let exit_path = dir.join(files::EXIT_FILE);
     if let Some(exit) = files::read_json::<ExitInfo>(&exit_path)? {
         return Ok(ContainerState::Exited(exit));
     }
     let Some(shim) = shim else {
-        // No shim recorded yet: the container is being prepared (config written, shim
-        // not yet spawned) — unless that began so long ago that whoever prepared it died.
-        let preparing_since = fs::metadata(dir.join(files::CONFIG_FILE))
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.elapsed().ok());
+        // No shim recorded: either we are preparing the container, or a shim spawned by an
+        // agent that died at that moment has not recorded itself yet, or nothing will ever
+        // run it (the agent died before spawning one).
+        if being_prepared || procfs::find_shim(dir).is_some() {
+            return Ok(ContainerState::Starting);
+        }
         return Ok(match files::read_json::<ExitInfo>(&exit_path)? {
             Some(exit) => ContainerState::Exited(exit),
-            None if preparing_since.is_some_and(|age| age < START_DEADLINE * 3) => {
-                ContainerState::Starting
-            }
-            None => ContainerState::Lost,
+            None => lost(dir),
         });
     };
     if !procfs::is_shim_alive(shim, dir) {
         // The shim may have written its record and exited since the first look.
         return Ok(match files::read_json::<ExitInfo>(&exit_path)? {
             Some(exit) => ContainerState::Exited(exit),
-            None => ContainerState::Lost,
+            None => lost(dir),
         });
     }
     let init_pid = files::read_pid(&dir.join(files::INIT_PID_FILE))?;
@@ -602,6 +613,24 @@ fn read_state(
         (Some(pid), Some(started_at)) => ContainerState::Running { pid, started_at },
         _ => ContainerState::Starting,
     })
+}
+
+/// A lost container, dated by its newest record file (the last sign of life on disk).
+fn lost(dir: &Path) -> ContainerState {
+    let newest = [
+        files::CONFIG_FILE,
+        files::SHIM_PID_FILE,
+        files::STARTED_AT_FILE,
+        files::INIT_PID_FILE,
+        files::SHIM_LOG_FILE,
+    ]
+    .iter()
+    .filter_map(|name| fs::metadata(dir.join(name)).and_then(|m| m.modified()).ok())
+    .max()
+    .unwrap_or_else(SystemTime::now);
+    ContainerState::Lost {
+        since: humantime::format_rfc3339_seconds(newest).to_string(),
+    }
 }
 
 /// Blocks until `fd` is readable or `timeout` passed.
@@ -629,5 +658,34 @@ fn shim_log_tail(dir: &Path) -> String {
         "shim.log is empty".to_string()
     } else {
         text[start..].to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_container_nobody_runs_is_lost_at_one_fixed_time() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        fs::write(dir.path().join(files::CONFIG_FILE), "{}").expect("config");
+        let prepared = fs::metadata(dir.path().join(files::CONFIG_FILE))
+            .and_then(|m| m.modified())
+            .expect("mtime");
+        let first = read_state(dir.path(), None, false).expect("state");
+        let again = read_state(dir.path(), None, false).expect("state");
+        let expected = humantime::format_rfc3339_seconds(prepared).to_string();
+        assert_eq!(first, ContainerState::Lost { since: expected });
+        assert_eq!(first, again, "the date of a lost container does not move");
+    }
+
+    #[test]
+    fn a_container_being_prepared_is_starting() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        fs::write(dir.path().join(files::CONFIG_FILE), "{}").expect("config");
+        assert_eq!(
+            read_state(dir.path(), None, true).expect("state"),
+            ContainerState::Starting
+        );
     }
 }

@@ -185,8 +185,14 @@ pub enum ContainerState {
         started_at: String,
     },
     Exited(ExitInfo),
-    /// The shim is gone without an exit record (killed, or the machine rebooted).
-    Lost,
+    /// The shim is gone without an exit record (killed, or the machine rebooted), or the
+    /// agent that prepared the container died before a shim ran.
+    Lost {
+        /// RFC 3339 (UTC) time of the container's newest file: the last sign of life on
+        /// record. It reads the same on every look, so a restart back-off counted from it
+        /// ends (a "now" would push the back-off forward on every pass).
+        since: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -62,6 +62,26 @@ pub(crate) fn is_shim_alive(shim: &ShimIdentity, container_dir: &Path) -> bool {
     }
 }
 
+/// Looks through `/proc` for a live shim of `container_dir`: one that was spawned but has
+/// not recorded its pid yet. Only called for the rare container without `shim.pid`.
+pub(crate) fn find_shim(container_dir: &Path) -> Option<ShimIdentity> {
+    let entries = fs::read_dir("/proc").ok()?;
+    entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .find_map(|pid| {
+            let cmdline = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            if !cmdline_names_shim(&cmdline, container_dir) {
+                return None;
+            }
+            let shim = ShimIdentity {
+                pid,
+                start_ticks: start_ticks(pid),
+            };
+            is_shim_alive(&shim, container_dir).then_some(shim)
+        })
+}
+
 /// Fields of `/proc/<pid>/stat` after the command name, which is in parentheses and may
 /// contain spaces: the first one is field 3 (state).
 fn stat_fields_after_comm(stat: &str) -> Option<std::str::SplitWhitespace<'_>> {
@@ -197,6 +217,37 @@ mod tests {
         let v2 = "low 0\nhigh 0\nmax 4\noom 1\noom_kill 1\noom_group_kill 0\n";
         assert_eq!(parse_oom_kill_count(v2), 1);
         assert_eq!(parse_oom_kill_count(""), 0);
+    }
+
+    #[test]
+    fn a_shim_that_has_not_recorded_itself_is_found_by_its_command_line() {
+        // `sh shim <dir>` runs the script `shim` from the current dir, and its command
+        // line reads like a shim's: `<exe> shim <container dir>`. The script waits with
+        // the builtin `read`: a forked child would carry the same command line.
+        let scratch = tempfile::tempdir().expect("temp dir");
+        std::fs::write(scratch.path().join("shim"), "read line\n").expect("script");
+        let container_dir = scratch.path().join("container");
+        let mut child = std::process::Command::new("sh")
+            .arg("shim")
+            .arg(&container_dir)
+            .current_dir(scratch.path())
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn sh");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let found = loop {
+            if let Some(shim) = find_shim(&container_dir) {
+                break Some(shim);
+            }
+            if std::time::Instant::now() > deadline {
+                break None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        };
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(found.map(|s| s.pid), Some(child.id() as i32));
+        assert_eq!(find_shim(&container_dir), None, "a dead shim is not found");
     }
 
     #[test]
