@@ -64,6 +64,8 @@ pub struct AgentOptions {
     pub join: Option<FleetJoin>,
     /// `--node-labels`: extra labels the node registers with at the coordinator.
     pub node_labels: std::collections::BTreeMap<String, String>,
+    /// `--max-unpacked-image-size`, `--max-image-files`: what one image may unpack to.
+    pub unpack_limits: crate::image::UnpackLimits,
 }
 
 /// Log files of one container instance are capped at this size, and this many files are
@@ -113,7 +115,8 @@ impl Agent {
         let store_path = options.state_dir.join("berth.db");
         let store = Store::open(&store_path)
             .with_context(|| format!("cannot open the store {}", store_path.display()))?;
-        let images = ImageStore::open(&options.state_dir.join("images"))?;
+        let images = ImageStore::open(&options.state_dir.join("images"))?
+            .with_unpack_limits(options.unpack_limits);
         let registries = match &options.registries {
             Some(path) => RegistryConfig::load(path)?,
             None => RegistryConfig::empty(),

@@ -43,6 +43,17 @@ pub struct AgentArgs {
     /// Labels this node registers with, like the kubelet's: key=value,key2=value2
     #[arg(long, value_name = "K=V,...")]
     pub node_labels: Option<String>,
+    /// Most bytes one image may unpack to, all layers together: a quantity (16Gi, 500Mi)
+    #[arg(long, value_name = "QUANTITY", default_value = "16Gi", value_parser = quantity_flag)]
+    pub max_unpacked_image_size: u64,
+    /// Most files (tar entries) one image may unpack to, all layers together
+    #[arg(long, value_name = "N", default_value_t = crate::image::UnpackLimits::default().max_entries)]
+    pub max_image_files: u64,
+}
+
+/// A byte quantity flag, as in manifests: `16Gi`, `512Mi`, `1G`.
+fn quantity_flag(text: &str) -> Result<u64, String> {
+    crate::model::parse_memory_bytes(text)
 }
 
 /// `--node-labels`: label rules of Kubernetes; the `kubernetes.io/` and `k8s.io/`
@@ -104,6 +115,10 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
         },
         join,
         node_labels: parse_node_labels(args.node_labels.as_deref())?,
+        unpack_limits: crate::image::UnpackLimits {
+            max_bytes: args.max_unpacked_image_size,
+            max_entries: args.max_image_files,
+        },
     };
     crate::agent::run(options)
 }

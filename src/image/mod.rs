@@ -44,6 +44,7 @@ pub use pull::{PullEvent, PullOptions};
 pub use reference::normalize_reference;
 pub use registry::RegistryConfig;
 pub use store::ImageStore;
+pub use unpack::UnpackLimits;
 
 /// The platform of this machine as `os/architecture[/variant]`, e.g. `linux/arm64/v8`;
 /// import picks manifests for it.

@@ -277,7 +277,8 @@ impl ImageStore {
         let rootfs = self.rootfs_staging(info)?;
         let (downloaded, unpacked) = std::thread::scope(|scope| {
             let unpacker = scope.spawn(|| {
-                unpack_layers(&rootfs.0, layers, diff_ids, &mut |layer, path| {
+                let limits = self.unpack_limits;
+                unpack_layers(&rootfs.0, layers, diff_ids, limits, &mut |layer, path| {
                     if let Some((_, feed)) = feeds.iter().find(|(d, _)| *d == layer.digest) {
                         return Ok(Box::new(feed.reader()));
                     }

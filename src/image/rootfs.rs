@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use super::blobs::{checked_hex, sync_dir, sync_filesystem};
 use super::oci::Descriptor;
 use super::store::{read_dir, remove_any, ImageStore, TempDir};
-use super::unpack::unpack_layer;
+use super::unpack::{unpack_layer, UnpackBudget};
 use super::{ImageError, ImageInfo};
 
 /// Makes rootfs staging and marker names unique within this process (a pull unpacks
@@ -45,10 +45,16 @@ impl ImageStore {
             return Ok(dir);
         }
         let staged = self.rootfs_staging(info)?;
-        unpack_layers(&staged.0, layers, diff_ids, &mut |_, path| {
-            let file = File::open(path).map_err(|e| ImageError::io(path, e))?;
-            Ok(Box::new(file))
-        })?;
+        unpack_layers(
+            &staged.0,
+            layers,
+            diff_ids,
+            self.unpack_limits,
+            &mut |_, path| {
+                let file = File::open(path).map_err(|e| ImageError::io(path, e))?;
+                Ok(Box::new(file))
+            },
+        )?;
         self.publish_rootfs(info, staged)
     }
 
@@ -187,19 +193,22 @@ fn boot_id() -> Option<String> {
 }
 
 /// Applies the layers in order onto `dir`, reading each through `open`, and checks each
-/// layer's diff id against the config's.
+/// layer's diff id against the config's. All layers together stay within `limits`.
 pub(super) fn unpack_layers(
     dir: &Path,
     layers: &[(Descriptor, PathBuf)],
     diff_ids: &[String],
+    limits: super::UnpackLimits,
     open: &mut OpenLayer<'_>,
 ) -> Result<(), ImageError> {
+    let mut budget = UnpackBudget::new(limits);
     for (index, (layer, path)) in layers.iter().enumerate() {
         let blob = open(layer, path)?;
-        let diff_id = unpack_layer(blob, dir).map_err(|reason| ImageError::Unpack {
-            digest: layer.digest.clone(),
-            reason,
-        })?;
+        let diff_id =
+            unpack_layer(blob, dir, &mut budget).map_err(|reason| ImageError::Unpack {
+                digest: layer.digest.clone(),
+                reason,
+            })?;
         if diff_ids.get(index) != Some(&diff_id) {
             return Err(ImageError::DigestMismatch {
                 digest: layer.digest.clone(),

@@ -20,6 +20,8 @@ pub struct ImageStore {
     /// Shared with the background rootfs syncs, which wait for the operation that
     /// published their rootfs to finish.
     pub(super) lock: Arc<Mutex<()>>,
+    /// How much one image may unpack to.
+    pub(super) unpack_limits: super::UnpackLimits,
 }
 
 /// A directory under `tmp/` removed when dropped, whatever happened.
@@ -36,10 +38,17 @@ impl Drop for TempDir {
 impl ImageStore {
     /// Opens (creating if needed) the store at `root` and deletes what an interrupted
     /// import or unpack left behind.
+    /// The same store with other limits on what one image may unpack to.
+    pub fn with_unpack_limits(mut self, limits: super::UnpackLimits) -> ImageStore {
+        self.unpack_limits = limits;
+        self
+    }
+
     pub fn open(root: &Path) -> Result<ImageStore, ImageError> {
         let store = ImageStore {
             root: root.to_path_buf(),
             lock: Arc::new(Mutex::new(())),
+            unpack_limits: super::UnpackLimits::default(),
         };
         for dir in [
             store.blobs_dir(),

@@ -5,7 +5,14 @@
 //! are resolved component by component inside the target, so a symlink left by an earlier
 //! layer (say `etc -> /`) is followed as if the target were `/` (like a chroot would) and
 //! never leads to the host's files. The final component is never followed: whatever is there
-//! is replaced.
+//! is replaced. A whiteout may only name one plain entry of its own directory: `.wh..`,
+//! `.wh...` and `.wh.` (which would hide the directory itself, its parent or everything)
+//! are refused, so a hostile layer cannot delete outside the rootfs it is unpacked into.
+//!
+//! Size safety: a layer is a compressed stream whose unpacked size nobody vouches for (a
+//! few kilobytes of gzip can expand to terabytes). [`UnpackLimits`] caps the bytes of tar
+//! stream and the number of entries an image may unpack to, across all its layers, and
+//! the unpack stops with an error naming the limit as soon as one is passed.
 
 use std::collections::{HashSet, VecDeque};
 use std::ffi::OsString;
@@ -27,11 +34,91 @@ const OPAQUE_MARKER: &str = ".wh..wh..opq";
 /// Linux's own limit on symlinks followed while resolving one path.
 const MAX_SYMLINK_HOPS: u32 = 40;
 
+/// How much one image may unpack to, all layers together. The defaults are generous for
+/// real images (the largest common ones unpack to a few GiB and a few hundred thousand
+/// files) and still stop a decompression bomb long before it fills an SD card.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnpackLimits {
+    /// Bytes of uncompressed tar stream (file contents plus 512-byte headers).
+    pub max_bytes: u64,
+    /// Tar entries (files, directories, links, whiteouts).
+    pub max_entries: u64,
+}
+
+impl Default for UnpackLimits {
+    fn default() -> Self {
+        UnpackLimits {
+            max_bytes: 16 << 30,
+            max_entries: 1_000_000,
+        }
+    }
+}
+
+/// What is left of an image's [`UnpackLimits`] while its layers are applied in turn.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct UnpackBudget {
+    limits: UnpackLimits,
+    bytes_used: u64,
+    entries_used: u64,
+}
+
+impl UnpackBudget {
+    pub(crate) fn new(limits: UnpackLimits) -> Self {
+        UnpackBudget {
+            limits,
+            bytes_used: 0,
+            entries_used: 0,
+        }
+    }
+
+    fn too_many_bytes(&self) -> String {
+        format!(
+            "the image unpacks to more than {} bytes, the agent's limit \
+             (--max-unpacked-image-size)",
+            self.limits.max_bytes
+        )
+    }
+
+    fn too_many_entries(&self) -> String {
+        format!(
+            "the image has more than {} files, the agent's limit (--max-image-files)",
+            self.limits.max_entries
+        )
+    }
+}
+
+/// Passes bytes through until `left` is used up, then fails: the tar reader stops at
+/// the first byte past the limit, whatever the headers claimed.
+struct CappedReader<R> {
+    inner: R,
+    left: u64,
+    message: String,
+}
+
+impl<R: Read> Read for CappedReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        // One byte beyond the limit is enough to know it was passed.
+        let allowed = usize::try_from(self.left.saturating_add(1)).unwrap_or(usize::MAX);
+        let want = buf.len().min(allowed);
+        let n = self.inner.read(&mut buf[..want])?;
+        if n as u64 > self.left {
+            return Err(io::Error::other(self.message.clone()));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
 /// Applies one layer blob (gzip or plain tar, detected by the gzip magic) read from
 /// `blob` onto `target` and returns the digest of the uncompressed tar (the layer's diff
 /// id). Streams: besides the current entry's header, at most a few pieces read ahead are
 /// held in memory. Decompressing and hashing run on a second thread beside the writing.
-pub(crate) fn unpack_layer(blob: impl Read + Send, target: &Path) -> Result<String, String> {
+/// What the layer unpacks to is taken from `budget`; past it the unpack fails.
+pub(crate) fn unpack_layer(
+    blob: impl Read + Send,
+    target: &Path,
+    budget: &mut UnpackBudget,
+) -> Result<String, String> {
     let mut buffered = BufReader::with_capacity(64 * 1024, blob);
     let is_gzip = buffered
         .fill_buf()
@@ -42,18 +129,38 @@ pub(crate) fn unpack_layer(blob: impl Read + Send, target: &Path) -> Result<Stri
     } else {
         Box::new(buffered)
     };
+    let capped = CappedReader {
+        inner: decompressed,
+        left: budget.limits.max_bytes.saturating_sub(budget.bytes_used),
+        message: budget.too_many_bytes(),
+    };
     let mut layer = LayerWriter {
         root: target,
         written: HashSet::new(),
         dirs: Vec::new(),
+        entries_left: budget
+            .limits
+            .max_entries
+            .saturating_sub(budget.entries_used),
+        entries: 0,
+        too_many_entries: budget.too_many_entries(),
     };
     let (applied, hashed) = read_ahead(
-        HashingReader::new(decompressed),
+        HashingReader::new(capped),
         |tar_stream| layer.apply_archive(tar_stream),
         HashingReader::finish,
     );
+    // A passed byte limit shows up in the reader's error, on either side.
+    let over_limit = budget.too_many_bytes();
+    if let Err(e) = &hashed {
+        if e.to_string() == over_limit {
+            return Err(over_limit);
+        }
+    }
     applied?;
-    let (diff_id, _) = hashed.map_err(|e| format!("read layer: {e}"))?;
+    let (diff_id, len) = hashed.map_err(|e| format!("read layer: {e}"))?;
+    budget.bytes_used = budget.bytes_used.saturating_add(len);
+    budget.entries_used = budget.entries_used.saturating_add(layer.entries);
     Ok(diff_id)
 }
 
@@ -64,6 +171,10 @@ struct LayerWriter<'a> {
     written: HashSet<PathBuf>,
     /// Directory mtimes, applied after the layer since adding children changes them.
     dirs: Vec<(PathBuf, u64)>,
+    /// Entries this layer may still have, and has had so far.
+    entries_left: u64,
+    entries: u64,
+    too_many_entries: String,
 }
 
 impl LayerWriter<'_> {
@@ -76,6 +187,10 @@ impl LayerWriter<'_> {
         let entries = archive.entries().map_err(|e| format!("read tar: {e}"))?;
         for entry in entries {
             let mut entry = entry.map_err(|e| format!("read tar: {e}"))?;
+            self.entries += 1;
+            if self.entries > self.entries_left {
+                return Err(self.too_many_entries.clone());
+            }
             self.apply(&mut entry)?;
         }
         self.set_dir_mtimes()
@@ -107,7 +222,8 @@ impl LayerWriter<'_> {
             if name == OPAQUE_MARKER {
                 return self.make_opaque(&parent);
             }
-            let victim = parent.join(std::ffi::OsStr::from_bytes(hidden));
+            let victim = whiteout_victim(&parent, std::ffi::OsStr::from_bytes(hidden))
+                .map_err(|why| format!("whiteout {}: {why}", raw.display()))?;
             if !self.written.contains(&victim) {
                 remove_any(&self.root.join(&victim))?;
             }
@@ -236,6 +352,28 @@ impl LayerWriter<'_> {
         }
         Ok(())
     }
+}
+
+/// The path (relative to the root) a whiteout hides: one plain entry of the whiteout's
+/// own directory, never the directory itself, its parent or the root.
+fn whiteout_victim(parent: &Path, hidden: &std::ffi::OsStr) -> Result<PathBuf, String> {
+    let bytes = hidden.as_bytes();
+    if bytes.is_empty() || bytes == b"." || bytes == b".." || bytes.contains(&b'/') {
+        return Err(format!(
+            "hides {:?}, which is not the name of an entry",
+            hidden.to_string_lossy()
+        ));
+    }
+    let victim = parent.join(hidden);
+    // `parent` comes from `resolve_in_root`: plain components only. Checked again here
+    // because deleting the wrong directory cannot be undone.
+    if !victim
+        .components()
+        .all(|c| matches!(c, Component::Normal(_)))
+    {
+        return Err(format!("hides {}, outside the layer", victim.display()));
+    }
+    Ok(victim)
 }
 
 /// Turns an entry name into a relative path of plain components (`./` dropped).
@@ -420,14 +558,124 @@ pub(crate) mod tests {
 
     /// Writes each layer to a file and applies them in order onto `root`.
     fn apply(dir: &Path, root: &Path, layers: Vec<Vec<u8>>) -> Result<Vec<String>, String> {
+        apply_within(dir, root, layers, UnpackLimits::default())
+    }
+
+    fn apply_within(
+        dir: &Path,
+        root: &Path,
+        layers: Vec<Vec<u8>>,
+        limits: UnpackLimits,
+    ) -> Result<Vec<String>, String> {
         fs::create_dir_all(root).unwrap();
+        let mut budget = UnpackBudget::new(limits);
         let mut diff_ids = Vec::new();
         for (i, layer) in layers.into_iter().enumerate() {
             let blob = dir.join(format!("layer{i}"));
             fs::write(&blob, layer).unwrap();
-            diff_ids.push(unpack_layer(fs::File::open(&blob).unwrap(), root)?);
+            diff_ids.push(unpack_layer(
+                fs::File::open(&blob).unwrap(),
+                root,
+                &mut budget,
+            )?);
         }
         Ok(diff_ids)
+    }
+
+    /// Every path under `dir`, sorted: to see that nothing changed.
+    fn tree(dir: &Path) -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        let mut pending = vec![dir.to_path_buf()];
+        while let Some(next) = pending.pop() {
+            for entry in fs::read_dir(&next).unwrap() {
+                let path = entry.unwrap().path();
+                if fs::symlink_metadata(&path).unwrap().is_dir() {
+                    pending.push(path.clone());
+                }
+                found.push(path);
+            }
+        }
+        found.sort();
+        found
+    }
+
+    #[test]
+    fn whiteouts_that_name_no_entry_are_refused_and_delete_nothing() {
+        for name in [".wh...", ".wh..", ".wh.", "sub/.wh...", "sub/.wh.."] {
+            let tmp = tempfile::tempdir().unwrap();
+            // Another image's rootfs beside this one, as under images/rootfs/.
+            let images = tmp.path().join("rootfs");
+            let neighbour = images.join("other-image");
+            fs::create_dir_all(neighbour.join("bin")).unwrap();
+            fs::write(neighbour.join("bin/sh"), "#!").unwrap();
+            let root = images.join("this-image.tmp");
+            let base = LayerBuilder::new().dir("sub").file("sub/f", "x").tar();
+            apply(tmp.path(), &root, vec![base]).unwrap();
+            let before = tree(&images);
+
+            let hostile = LayerBuilder::new().file(name, "").tar();
+            let err = apply(tmp.path(), &root, vec![hostile]).unwrap_err();
+            assert!(
+                err.contains("whiteout") && err.contains(name),
+                "{name}: {err}"
+            );
+            assert_eq!(tree(&images), before, "{name} changed the disk");
+        }
+    }
+
+    #[test]
+    fn a_decompression_bomb_stops_at_the_byte_limit() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        let zeros = "\0".repeat(8 << 20);
+        let bomb = LayerBuilder::new().file("zeros", &zeros).gzip();
+        assert!(bomb.len() < 64 << 10, "8 MiB of zeros compress to little");
+        let limits = UnpackLimits {
+            max_bytes: 1 << 20,
+            max_entries: 100,
+        };
+        let err = apply_within(tmp.path(), &root, vec![bomb], limits).unwrap_err();
+        assert!(err.contains("more than 1048576 bytes"), "{err}");
+        let written = fs::metadata(root.join("zeros")).map_or(0, |m| m.len());
+        assert!(written <= 1 << 20, "wrote {written} bytes past the limit");
+    }
+
+    #[test]
+    fn limits_count_all_layers_of_an_image() {
+        let tmp = tempfile::tempdir().unwrap();
+        let half = "x".repeat(600 << 10);
+        let layers = || {
+            vec![
+                LayerBuilder::new().file("a", &half).tar(),
+                LayerBuilder::new().file("b", &half).tar(),
+            ]
+        };
+        let bytes = UnpackLimits {
+            max_bytes: 1 << 20,
+            max_entries: 100,
+        };
+        let err = apply_within(tmp.path(), &tmp.path().join("r1"), layers(), bytes).unwrap_err();
+        assert!(err.contains("more than 1048576 bytes"), "{err}");
+
+        let mut many = LayerBuilder::new();
+        for i in 0..30 {
+            many = many.file(&format!("f{i}"), "");
+        }
+        let entries = UnpackLimits {
+            max_bytes: 1 << 30,
+            max_entries: 40,
+        };
+        let layers = vec![many.tar(), LayerBuilder::new().file("g", "").tar()];
+        apply_within(tmp.path(), &tmp.path().join("r2"), layers, entries)
+            .expect("31 entries are within 40");
+        let mut more = LayerBuilder::new();
+        for i in 0..30 {
+            more = more.file(&format!("f{i}"), "");
+        }
+        let thirty = more.tar();
+        let twice = vec![thirty.clone(), thirty];
+        let err = apply_within(tmp.path(), &tmp.path().join("r3"), twice, entries).unwrap_err();
+        assert!(err.contains("more than 40 files"), "{err}");
     }
 
     #[test]

@@ -25,6 +25,7 @@ fn test_agent(dir: &std::path::Path) -> Arc<Agent> {
         registries: None,
         node_labels: Default::default(),
         join: None,
+        unpack_limits: Default::default(),
     };
     let (agent, _wake) = Agent::new(options, Arc::new(FakeRuntime::new())).unwrap();
     crate::agent::apply::ensure_default_namespace(&agent).unwrap();
