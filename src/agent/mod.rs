@@ -66,6 +66,8 @@ pub struct AgentOptions {
     pub node_labels: std::collections::BTreeMap<String, String>,
     /// `--max-unpacked-image-size`, `--max-image-files`: what one image may unpack to.
     pub unpack_limits: crate::image::UnpackLimits,
+    /// `--encryption-key-file`: the key of Secrets at rest; `None`: `<state dir>/secrets.key`.
+    pub encryption_key_file: Option<PathBuf>,
 }
 
 /// Log files of one container instance are capped at this size, and this many files are
@@ -113,7 +115,12 @@ impl Agent {
         runtime: Arc<dyn Runtime>,
     ) -> anyhow::Result<(Arc<Agent>, smol::channel::Receiver<()>)> {
         let store_path = options.state_dir.join("berth.db");
-        let store = Store::open(&store_path)
+        let key_file = options
+            .encryption_key_file
+            .clone()
+            .unwrap_or_else(|| crate::store::default_key_file(&options.state_dir));
+        let sealer = crate::store::Sealer::load_or_create(&key_file)?;
+        let store = Store::open_sealed(&store_path, sealer)
             .with_context(|| format!("cannot open the store {}", store_path.display()))?;
         let images = ImageStore::open(&options.state_dir.join("images"))?
             .with_unpack_limits(options.unpack_limits);
@@ -194,10 +201,7 @@ pub fn run(mut options: AgentOptions) -> anyhow::Result<()> {
     signals.thread_block().context("cannot block signals")?;
 
     memory::limit_malloc_arenas();
-    std::fs::create_dir_all(&options.state_dir)
-        .with_context(|| format!("cannot create {}", options.state_dir.display()))?;
-    std::fs::set_permissions(&options.state_dir, std::fs::Permissions::from_mode(0o700))
-        .with_context(|| format!("cannot restrict {}", options.state_dir.display()))?;
+    crate::store::ensure_private_dir(&options.state_dir).map_err(anyhow::Error::msg)?;
     let shim_exe = std::env::current_exe().context("cannot find the berth binary for the shims")?;
     let runtime = LibcontainerRuntime::new(RuntimeConfig {
         state_dir: options.state_dir.clone(),

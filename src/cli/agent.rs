@@ -49,6 +49,9 @@ pub struct AgentArgs {
     /// Most files (tar entries) one image may unpack to, all layers together
     #[arg(long, value_name = "N", default_value_t = crate::image::UnpackLimits::default().max_entries)]
     pub max_image_files: u64,
+    /// Key file for Secrets at rest, created (0600) if missing (default: STATE_DIR/secrets.key)
+    #[arg(long, value_name = "FILE")]
+    pub encryption_key_file: Option<PathBuf>,
 }
 
 /// A byte quantity flag, as in manifests: `16Gi`, `512Mi`, `1G`.
@@ -119,6 +122,7 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
             max_bytes: args.max_unpacked_image_size,
             max_entries: args.max_image_files,
         },
+        encryption_key_file: args.encryption_key_file,
     };
     crate::agent::run(options)
 }

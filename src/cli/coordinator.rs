@@ -28,6 +28,9 @@ pub struct CoordinatorArgs {
     /// platforms an image offers
     #[arg(long, value_name = "FILE", default_value = DEFAULT_REGISTRIES)]
     pub registries: PathBuf,
+    /// Key file for Secrets at rest, created (0600) if missing (default: STATE_DIR/secrets.key)
+    #[arg(long, value_name = "FILE")]
+    pub encryption_key_file: Option<PathBuf>,
 }
 
 /// Read when present; a missing default file means no settings.
@@ -47,5 +50,6 @@ pub fn run(args: CoordinatorArgs) -> anyhow::Result<()> {
         } else {
             Some(args.registries)
         },
+        encryption_key_file: args.encryption_key_file,
     })
 }

@@ -52,6 +52,8 @@ pub struct CoordinatorOptions {
     /// Registry settings (k3s `registries.yaml`) for asking which platforms an image
     /// offers; `None`: defaults.
     pub registries: Option<PathBuf>,
+    /// `--encryption-key-file`: the key of Secrets at rest; `None`: `<state dir>/secrets.key`.
+    pub encryption_key_file: Option<PathBuf>,
 }
 
 pub struct Coordinator {
@@ -152,16 +154,16 @@ pub fn run(options: CoordinatorOptions) -> anyhow::Result<()> {
     raise_open_files_limit();
     crate::agent::memory::limit_malloc_arenas();
     let dir = &options.state_dir;
-    std::fs::create_dir_all(dir)
-        .and_then(|()| {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-        })
-        .with_context(|| format!("cannot create the state dir {}", dir.display()))?;
+    crate::store::ensure_private_dir(dir).map_err(anyhow::Error::msg)?;
     let pki = pki::Pki::load_or_create(&dir.join("tls"), &options.tls_sans)
         .context("cannot set up the coordinator's certificates")?;
     let store_path = dir.join("berth.db");
-    let mut store = Store::open(&store_path)
+    let key_file = options
+        .encryption_key_file
+        .clone()
+        .unwrap_or_else(|| crate::store::default_key_file(dir));
+    let sealer = crate::store::Sealer::load_or_create(&key_file)?;
+    let mut store = Store::open_sealed(&store_path, sealer)
         .with_context(|| format!("cannot open the store {}", store_path.display()))?;
     ensure_default_namespace(&mut store)?;
     let auth = auth::Auth::load(&mut store)?;

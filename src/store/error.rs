@@ -17,6 +17,10 @@ pub enum StoreError {
     TooNew { found: i64, supported: i64 },
     #[error("invalid object: {reason}")]
     Invalid { reason: String },
+    #[error("secrets encryption key file {path}: {reason}")]
+    KeyFile { path: String, reason: String },
+    #[error("cannot seal {what}: {reason}")]
+    Sealing { what: String, reason: String },
     #[error("cannot read random bytes for a uid from /dev/urandom: {source}")]
     Random { source: std::io::Error },
 }

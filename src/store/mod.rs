@@ -15,12 +15,48 @@ mod error;
 mod meta;
 mod objects;
 mod schema;
+mod sealing;
 
 pub use error::StoreError;
+pub use sealing::Sealer;
+
+/// Creates a daemon's state dir if needed and makes it its owner's only (0700). A state
+/// dir owned by another user is refused: whoever owns it could swap the database, the
+/// key file or the images under us.
+pub fn ensure_private_dir(dir: &std::path::Path) -> Result<(), String> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let meta = std::fs::symlink_metadata(dir)
+        .map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+    if !meta.is_dir() {
+        return Err(format!("{} is not a directory", dir.display()));
+    }
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != me {
+        return Err(format!(
+            "the state dir {} is owned by uid {}, not by this process's user (uid {me}); \
+             refusing to use a directory another user controls",
+            dir.display(),
+            meta.uid()
+        ));
+    }
+    if meta.permissions().mode() & 0o7777 != 0o700 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| format!("cannot restrict {}: {e}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// Where a daemon's Secrets key lives unless `--encryption-key-file` says otherwise.
+pub fn default_key_file(state_dir: &std::path::Path) -> std::path::PathBuf {
+    state_dir.join("secrets.key")
+}
 
 /// The agent's SQLite database of desired state.
 pub struct Store {
     conn: rusqlite::Connection,
+    /// Seals the objects of secret kinds before they are written.
+    sealer: Sealer,
 }
 
 /// One stored object with its server-set fields.

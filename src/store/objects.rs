@@ -7,6 +7,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde_json::{Map, Value};
 
 use super::error::SqliteContext;
+use super::sealing::Sealer;
 use super::{Key, PutOutcome, Record, Store, StoreError};
 
 /// Metadata fields the server owns; whatever a manifest says about them is ignored.
@@ -46,8 +47,8 @@ impl Store {
             .context(|| "cannot start a transaction".to_string())?;
         let mut results = Vec::with_capacity(incoming.len());
         for item in incoming {
-            let existing = select_one(&tx, &item.key)?;
-            results.push(apply_one(&tx, item, existing, source)?);
+            let existing = select_one(&tx, &self.sealer, &item.key)?;
+            results.push(apply_one(&tx, &self.sealer, item, existing, source)?);
         }
         tx.commit()
             .context(|| "cannot commit applied objects".to_string())?;
@@ -61,7 +62,7 @@ impl Store {
         namespace: &str,
         name: &str,
     ) -> Result<Option<Record>, StoreError> {
-        select_one(&self.conn, &Key::new(kind, namespace, name))
+        select_one(&self.conn, &self.sealer, &Key::new(kind, namespace, name))
     }
 
     /// Objects of `kind`, in one namespace or all, ordered by namespace then name.
@@ -69,6 +70,7 @@ impl Store {
         match namespace {
             Some(namespace) => select_many(
                 &self.conn,
+                &self.sealer,
                 &format!(
                     "{SELECT_COLUMNS} WHERE kind = ?1 AND namespace = ?2 ORDER BY namespace, name"
                 ),
@@ -76,6 +78,7 @@ impl Store {
             ),
             None => select_many(
                 &self.conn,
+                &self.sealer,
                 &format!("{SELECT_COLUMNS} WHERE kind = ?1 ORDER BY namespace, name"),
                 params![kind],
             ),
@@ -86,6 +89,7 @@ impl Store {
     pub fn list_by_source(&self, source: &str) -> Result<Vec<Record>, StoreError> {
         select_many(
             &self.conn,
+            &self.sealer,
             &format!("{SELECT_COLUMNS} WHERE source = ?1 ORDER BY kind, namespace, name"),
             params![source],
         )
@@ -100,7 +104,7 @@ impl Store {
             .context(|| "cannot start a transaction".to_string())?;
         let mut deleted = Vec::new();
         for key in keys {
-            let Some(record) = select_one(&tx, key)? else {
+            let Some(record) = select_one(&tx, &self.sealer, key)? else {
                 continue;
             };
             tx.prepare_cached(
@@ -158,6 +162,53 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Seals again every row of a sealed kind that is in clear or sealed with an older key,
+    /// then checkpoints the WAL so no old copy stays in it. Returns how many rows changed;
+    /// with nothing to do it writes nothing.
+    pub(super) fn reseal(&mut self) -> Result<usize, StoreError> {
+        let sealer = &self.sealer;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .context(|| "cannot start a transaction".to_string())?;
+        let mut rewritten = 0;
+        for kind in sealer.sealed_kinds() {
+            let rows: Vec<(String, String, String)> = tx
+                .prepare_cached("SELECT namespace, name, object FROM objects WHERE kind = ?1")
+                .and_then(|mut stmt| {
+                    stmt.query_map(params![kind], |row| {
+                        Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                    })?
+                    .collect()
+                })
+                .context(|| format!("cannot list {kind} objects to seal"))?;
+            for (namespace, name, text) in rows {
+                if !sealer.needs_reseal(kind, &text) {
+                    continue;
+                }
+                let key = Key::new(kind, &namespace, &name);
+                let sealed = sealer.seal(&key, sealer.unseal(&key, text)?)?;
+                tx.prepare_cached(
+                    "UPDATE objects SET object = ?4 WHERE kind = ?1 AND namespace = ?2 AND name = ?3",
+                )
+                .and_then(|mut stmt| stmt.execute(params![kind, namespace, name, sealed]))
+                .context(|| format!("cannot seal {}", describe(&key)))?;
+                rewritten += 1;
+            }
+        }
+        tx.commit()
+            .context(|| "cannot commit sealed objects".to_string())?;
+        if rewritten > 0 {
+            self.conn
+                .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+                .context(|| "cannot checkpoint the WAL after sealing".to_string())?;
+            log::info!("sealed {rewritten} stored object(s) with the current key");
+        }
+        Ok(rewritten)
+    }
+}
+
 impl Incoming {
     fn parse(index: usize, object: Value) -> Result<Incoming, StoreError> {
         let invalid = |reason: &str| StoreError::Invalid {
@@ -205,6 +256,7 @@ impl Incoming {
 /// the first two cases.
 fn apply_one(
     conn: &Connection,
+    sealer: &Sealer,
     item: Incoming,
     existing: Option<Record>,
     source: Option<&str>,
@@ -223,7 +275,7 @@ fn apply_one(
             name: item.key.name,
         };
         let record = with_server_fields(record, item.content);
-        insert(conn, &record)?;
+        insert(conn, sealer, &record)?;
         return Ok((record, PutOutcome::Created));
     };
     let mut item = item;
@@ -249,7 +301,7 @@ fn apply_one(
         ..existing
     };
     let record = with_server_fields(record, item.content);
-    update(conn, &record)?;
+    update(conn, sealer, &record)?;
     Ok((record, PutOutcome::Configured))
 }
 
@@ -307,7 +359,8 @@ fn next_revision(conn: &Connection) -> Result<i64, StoreError> {
         .context(|| "cannot advance the revision counter".to_string())
 }
 
-fn insert(conn: &Connection, record: &Record) -> Result<(), StoreError> {
+fn insert(conn: &Connection, sealer: &Sealer, record: &Record) -> Result<(), StoreError> {
+    let object = sealer.seal(&record.key(), record.object.to_string())?;
     conn.prepare_cached(
         "INSERT INTO objects (kind, namespace, name, uid, generation, resource_version, \
          creation_timestamp, source, object, status) \
@@ -323,14 +376,15 @@ fn insert(conn: &Connection, record: &Record) -> Result<(), StoreError> {
             record.resource_version,
             record.creation_timestamp,
             record.source,
-            record.object.to_string(),
+            object,
         ])
     })
     .context(|| format!("cannot store {}", describe(&record.key())))?;
     Ok(())
 }
 
-fn update(conn: &Connection, record: &Record) -> Result<(), StoreError> {
+fn update(conn: &Connection, sealer: &Sealer, record: &Record) -> Result<(), StoreError> {
+    let object = sealer.seal(&record.key(), record.object.to_string())?;
     conn.prepare_cached(
         "UPDATE objects SET generation = ?4, resource_version = ?5, source = ?6, object = ?7 \
          WHERE kind = ?1 AND namespace = ?2 AND name = ?3",
@@ -343,7 +397,7 @@ fn update(conn: &Connection, record: &Record) -> Result<(), StoreError> {
             record.generation,
             record.resource_version,
             record.source,
-            record.object.to_string(),
+            object,
         ])
     })
     .context(|| format!("cannot update {}", describe(&record.key())))?;
@@ -396,9 +450,10 @@ impl Row {
         })
     }
 
-    fn into_record(self) -> Result<Record, StoreError> {
+    fn into_record(self, sealer: &Sealer) -> Result<Record, StoreError> {
         let key = Key::new(&self.kind, &self.namespace, &self.name);
-        let object = parse_json(&self.object, || format!("stored {}", describe(&key)))?;
+        let text = sealer.unseal(&key, self.object)?;
+        let object = parse_json(&text, || format!("stored {}", describe(&key)))?;
         let status = match &self.status {
             Some(text) => Some(parse_json(text, || {
                 format!("status of {}", describe(&key))
@@ -420,7 +475,7 @@ impl Row {
     }
 }
 
-fn select_one(conn: &Connection, key: &Key) -> Result<Option<Record>, StoreError> {
+fn select_one(conn: &Connection, sealer: &Sealer, key: &Key) -> Result<Option<Record>, StoreError> {
     let row = conn
         .prepare_cached(&format!(
             "{SELECT_COLUMNS} WHERE kind = ?1 AND namespace = ?2 AND name = ?3"
@@ -430,11 +485,12 @@ fn select_one(conn: &Connection, key: &Key) -> Result<Option<Record>, StoreError
                 .optional()
         })
         .context(|| format!("cannot read {}", describe(key)))?;
-    row.map(Row::into_record).transpose()
+    row.map(|row| row.into_record(sealer)).transpose()
 }
 
 fn select_many(
     conn: &Connection,
+    sealer: &Sealer,
     sql: &str,
     params: impl rusqlite::Params,
 ) -> Result<Vec<Record>, StoreError> {
@@ -445,7 +501,9 @@ fn select_many(
                 .collect::<rusqlite::Result<Vec<Row>>>()
         })
         .context(|| "cannot list objects".to_string())?;
-    rows.into_iter().map(Row::into_record).collect()
+    rows.into_iter()
+        .map(|row| row.into_record(sealer))
+        .collect()
 }
 
 fn parse_json(text: &str, what: impl FnOnce() -> String) -> Result<Value, StoreError> {

@@ -371,3 +371,78 @@ fn corrupt_row_is_reported_not_panicked() {
     assert!(err.to_string().contains("Pod default/web"), "{err}");
     assert!(store.list("Pod", None).is_err());
 }
+
+/// The bytes of the database and its WAL, as someone who copied the files would see them.
+fn raw_files(path: &Path) -> Vec<u8> {
+    let mut bytes = std::fs::read(path).unwrap();
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    bytes.extend(std::fs::read(Path::new(&wal)).unwrap_or_default());
+    bytes
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle.as_bytes())
+}
+
+fn secret(value: &str) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "db", "namespace": "default"},
+        "data": {"password": crate::model::base64::encode(value.as_bytes())}
+    })
+}
+
+#[test]
+fn secrets_are_sealed_on_disk_and_read_back_in_clear() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("berth.db");
+    let sealer = || Sealer::load_or_create(&dir.path().join("secrets.key")).unwrap();
+    let value = "correct-horse-battery-staple";
+    let encoded = crate::model::base64::encode(value.as_bytes());
+    {
+        let mut store = Store::open_sealed(&path, sealer()).unwrap();
+        put_one(&mut store, secret(value));
+        put_one(&mut store, pod("web", "nginx:1"));
+        let bytes = raw_files(&path);
+        assert!(!contains(&bytes, value) && !contains(&bytes, &encoded));
+        assert!(contains(&bytes, "nginx:1"), "other kinds stay readable");
+        let read = store.get("Secret", "default", "db").unwrap().unwrap();
+        assert_eq!(read.object["data"]["password"], json!(encoded));
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let file = format!("{}{suffix}", path.display());
+        if let Ok(meta) = std::fs::metadata(&file) {
+            assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{file}");
+        }
+    }
+    let store = Store::open_sealed(&path, sealer()).unwrap();
+    let read = store.get("Secret", "default", "db").unwrap().unwrap();
+    assert_eq!(read.object["data"]["password"], json!(encoded));
+}
+
+#[test]
+fn secrets_stored_in_clear_are_sealed_when_the_store_opens_with_a_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("berth.db");
+    let value = "stored-before-sealing-existed";
+    let encoded = crate::model::base64::encode(value.as_bytes());
+    {
+        let mut store = Store::open(&path).unwrap();
+        put_one(&mut store, secret(value));
+        assert!(contains(&raw_files(&path), &encoded));
+    }
+    let sealer = Sealer::load_or_create(&dir.path().join("secrets.key")).unwrap();
+    let store = Store::open_sealed(&path, sealer).unwrap();
+    let bytes = raw_files(&path);
+    assert!(
+        !contains(&bytes, &encoded),
+        "no copy left in the file or WAL"
+    );
+    let read = store.get("Secret", "default", "db").unwrap().unwrap();
+    assert_eq!(read.object["data"]["password"], json!(encoded));
+}

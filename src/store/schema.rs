@@ -6,6 +6,7 @@ use std::time::Duration;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 use super::error::SqliteContext;
+use super::sealing::Sealer;
 use super::{Store, StoreError};
 
 /// Schema migrations, applied in order. `PRAGMA user_version` holds how many have been
@@ -52,7 +53,22 @@ impl Store {
         configure(&conn, &label, true)?;
         migrate(&conn, &label, MIGRATIONS)?;
         log::debug!("opened {label}");
-        Ok(Store { conn })
+        Ok(Store {
+            conn,
+            sealer: Sealer::plaintext(),
+        })
+    }
+
+    /// Opens the database at `path` as [`Store::open`] does, readable by its owner only,
+    /// with Secrets sealed by `sealer`. Rows stored in clear or with an older key are
+    /// sealed again with the current key right away.
+    pub fn open_sealed(path: &Path, sealer: Sealer) -> Result<Store, StoreError> {
+        make_private(path)?;
+        let mut store = Store::open(path)?;
+        store.sealer = sealer;
+        make_private(path)?;
+        store.reseal()?;
+        Ok(store)
     }
 
     /// A throwaway in-memory store, for tests.
@@ -62,8 +78,43 @@ impl Store {
         let label = "in-memory database".to_string();
         configure(&conn, &label, false)?;
         migrate(&conn, &label, MIGRATIONS)?;
-        Ok(Store { conn })
+        Ok(Store {
+            conn,
+            sealer: Sealer::plaintext(),
+        })
     }
+}
+
+/// Creates the database file with mode 0600 if it is missing and takes group and other
+/// permissions away from it and its WAL and shared-memory files (SQLite gives those the
+/// database file's mode when it creates them).
+fn make_private(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let io = |what: &Path, source: std::io::Error| StoreError::Corrupt {
+        what: format!("database file {}", what.display()),
+        reason: format!("cannot make it private: {source}"),
+    };
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| io(path, e))?;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let file = Path::new(&name);
+        match std::fs::metadata(file) {
+            Ok(meta) if meta.permissions().mode() & 0o077 != 0 => {
+                std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600))
+                    .map_err(|e| io(file, e))?;
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(file, e)),
+        }
+    }
+    Ok(())
 }
 
 /// Checks the file is a database this binary understands, then sets the connection up.
@@ -92,7 +143,10 @@ fn configure(conn: &Connection, label: &str, use_wal: bool) -> Result<(), StoreE
     // A small page cache: the store holds a few hundred objects on a board, and the
     // default (2 MB) would be most of the agent's memory.
     conn.execute_batch(
-        "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -256;",
+        // secure_delete: freed pages are zeroed, so a deleted or re-sealed Secret leaves
+        // no readable copy in the file.
+        "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -256; \
+         PRAGMA secure_delete = ON;",
     )
     .context(|| format!("cannot configure {label}"))?;
     Ok(())

@@ -26,6 +26,7 @@ fn test_agent(dir: &std::path::Path) -> Arc<Agent> {
         node_labels: Default::default(),
         join: None,
         unpack_limits: Default::default(),
+        encryption_key_file: None,
     };
     let (agent, _wake) = Agent::new(options, Arc::new(FakeRuntime::new())).unwrap();
     crate::agent::apply::ensure_default_namespace(&agent).unwrap();
