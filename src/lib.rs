@@ -17,6 +17,9 @@ pub mod model;
 pub mod runtime;
 pub mod store;
 
+#[cfg(test)]
+mod fuzz;
+
 /// The version of this build, its target triple and git revision (set by build.rs).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const TARGET: &str = env!("BERTH_TARGET");

@@ -555,3 +555,7 @@ fn download_layers(
         outcome
     })
 }
+
+#[cfg(test)]
+#[path = "pull_fuzz.rs"]
+mod fuzz;

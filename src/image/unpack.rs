@@ -600,6 +600,69 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn fuzz_hostile_tar_bytes_never_panic_or_touch_anything_outside_the_root() {
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tmp.path().join("outside");
+        fs::create_dir_all(&outside).unwrap();
+        fs::write(outside.join("victim"), "keep").unwrap();
+        let root = tmp.path().join("root");
+        let seeds = vec![
+            LayerBuilder::new()
+                .dir("etc")
+                .file("etc/passwd", "root:x:0:0::/root:/bin/sh\n")
+                .symlink("etc/up", "../..")
+                .symlink("abs", "/")
+                .hardlink("etc/again", "etc/passwd")
+                .file("etc/.wh.passwd", "")
+                .file(".wh..wh..opq", "")
+                .fifo_with_blank_devices("pipe", b' ')
+                .tar(),
+            LayerBuilder::new()
+                .symlink("link", "../outside")
+                .file("link/victim", "overwritten")
+                .raw_name("../escape", "x")
+                .raw_name("/abs-file", "x")
+                .tar(),
+        ];
+        let dict = [
+            "../",
+            "/",
+            ".wh.",
+            ".wh..wh..opq",
+            "..",
+            "ustar\u{0}00",
+            "0000777",
+            "7777777",
+            "\u{0}",
+            "outside",
+            "victim",
+        ];
+        let limits = UnpackLimits {
+            max_bytes: 4 << 20,
+            max_entries: 200,
+        };
+        crate::fuzz::run("layer-tar", &seeds, &dict, 400, |input| {
+            let _ = fs::remove_dir_all(&root);
+            fs::create_dir_all(&root).unwrap();
+            let mut budget = UnpackBudget::new(limits);
+            let _ = unpack_layer(input, &root, &mut budget);
+            assert_eq!(fs::read_to_string(outside.join("victim")).unwrap(), "keep");
+            let mut names: Vec<_> = fs::read_dir(tmp.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            names.sort();
+            assert_eq!(
+                names,
+                ["outside", "root"],
+                "something was made beside the root"
+            );
+            assert_eq!(fs::read_dir(&outside).unwrap().count(), 1);
+        });
+        let _ = fs::remove_dir_all(&root);
+    }
+
+    #[test]
     fn whiteouts_that_name_no_entry_are_refused_and_delete_nothing() {
         for name in [".wh...", ".wh..", ".wh.", "sub/.wh...", "sub/.wh.."] {
             let tmp = tempfile::tempdir().unwrap();

@@ -250,3 +250,7 @@ fn strip_nulls(value: &mut Value) {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+#[path = "parse/fuzz.rs"]
+mod fuzz;
