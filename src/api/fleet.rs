@@ -7,7 +7,9 @@
 //!   of the join token after `::`) and a [`JoinRequest`] → 201 [`JoinResponse`] holding
 //!   the node credential (`berth-node.<name>.<secret>`), used as the bearer token from
 //!   then on. The agent has verified the coordinator's CA against the token's hash during
-//!   the TLS handshake before it sends anything.
+//!   the TLS handshake before it sends anything. An expired, used-up or unknown token is
+//!   401; a name the token does not allow, or a label a node may not set on itself, 403;
+//!   the name of an existing node, 409 (see `coordinator::join`).
 //! - `GET /apis/berth.dev/v1/nodes/{name}/assignments?version=V&timeoutSeconds=T` → 200
 //!   [`Assignments`]. A long poll: answered at once when the node's set differs from
 //!   version `V` (empty `V`: always), otherwise when it changes or after `T` seconds with

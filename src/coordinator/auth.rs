@@ -6,10 +6,12 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Mutex;
+use std::time::SystemTime;
 
 use anyhow::Context;
 use serde_json::{json, Value};
 
+use super::join_tokens::{JoinDenied, TokenRecord, TokenRules, JOIN_TOKEN_KIND};
 use super::pki::Pki;
 use super::tokens::{hash_secret, verify_secret, Credential, JoinToken};
 use crate::api::config::{ClientConfig, CONFIG_API_VERSION, CONFIG_KIND};
@@ -18,8 +20,6 @@ use crate::store::{Key, Store};
 
 /// Store kind of a credential hash (name `admin` or `node.<name>`).
 const CREDENTIAL_KIND: &str = "BerthCredential";
-/// Store kind of a join token (name = token id).
-const JOIN_TOKEN_KIND: &str = "BerthJoinToken";
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Subject {
@@ -37,8 +37,8 @@ pub enum Denied {
 pub struct Auth {
     /// Credential name → sha256 of its secret.
     credentials: Mutex<HashMap<String, String>>,
-    /// Join token id → sha256 of its secret.
-    join_tokens: Mutex<HashMap<String, String>>,
+    /// Join token id → its record (the secret's hash, TTL, uses, node binding).
+    join_tokens: Mutex<HashMap<String, TokenRecord>>,
 }
 
 fn credential_name(credential: &Credential) -> String {
@@ -64,9 +64,27 @@ impl Auth {
                 })
                 .collect())
         };
+        let mut join_tokens = HashMap::new();
+        for record in store.list(JOIN_TOKEN_KIND, None)? {
+            match TokenRecord::from_store(&record) {
+                Ok(token) => {
+                    if token.expiration.is_none() && token.max_uses.is_none() {
+                        log::warn!(
+                            "join token {} never expires and allows any number of joins; \
+                             delete it when no longer needed (berth token delete {})",
+                            token.id,
+                            token.id
+                        );
+                    }
+                    join_tokens.insert(token.id.clone(), token);
+                }
+                // Unusable for joins either way; say so rather than fail the start.
+                Err(err) => log::warn!("ignoring join token {}: {err}", record.name),
+            }
+        }
         Ok(Auth {
             credentials: Mutex::new(read(CREDENTIAL_KIND)?),
-            join_tokens: Mutex::new(read(JOIN_TOKEN_KIND)?),
+            join_tokens: Mutex::new(join_tokens),
         })
     }
 
@@ -93,29 +111,73 @@ impl Auth {
         }
     }
 
-    /// Checks `<id>.<secret>` of a join token.
-    pub fn check_join_secret(&self, bearer: &str) -> bool {
-        let Some((id, secret)) = bearer.trim().split_once('.') else {
-            return false;
-        };
-        lock(&self.join_tokens)
+    /// The token of a join request's bearer `<id>.<secret>`, if it may still be used
+    /// at `now`. Only a caller that knows the secret learns why a token is refused.
+    pub fn check_join_token(
+        &self,
+        bearer: &str,
+        now: SystemTime,
+    ) -> Result<TokenRecord, JoinDenied> {
+        let (id, secret) = bearer.trim().split_once('.').ok_or(JoinDenied::Invalid)?;
+        let tokens = lock(&self.join_tokens);
+        let token = tokens
             .get(id)
-            .is_some_and(|hash| verify_secret(secret, hash))
+            .ok_or_else(|| JoinDenied::NotFound { id: id.to_string() })?;
+        token.check_secret(secret, now)?;
+        Ok(token.clone())
     }
 
-    pub fn create_join_token(&self, store: &mut Store, ca_hash: &str) -> anyhow::Result<JoinToken> {
+    /// Counts a join made with token `id`. The caller holds the store for the whole
+    /// join, so two joins cannot both take a token's last use.
+    pub fn count_join(&self, store: &mut Store, id: &str) -> anyhow::Result<()> {
+        let mut tokens = lock(&self.join_tokens);
+        let Some(token) = tokens.get_mut(id) else {
+            return Ok(());
+        };
+        let mut counted = token.clone();
+        counted.uses = counted.uses.saturating_add(1);
+        store.put_all(vec![counted.to_store()], None)?;
+        *token = counted;
+        Ok(())
+    }
+
+    /// Makes a join token that pins the CA with `ca_hash`; only its hash is stored.
+    pub fn create_join_token(
+        &self,
+        store: &mut Store,
+        ca_hash: &str,
+        rules: &TokenRules,
+        now: SystemTime,
+    ) -> anyhow::Result<(JoinToken, TokenRecord)> {
         let token = JoinToken::generate(ca_hash)?;
-        let hash = hash_secret(&token.secret);
-        store.put_all(vec![hash_record(JOIN_TOKEN_KIND, &token.id, &hash)], None)?;
-        lock(&self.join_tokens).insert(token.id.clone(), hash);
-        Ok(token)
+        let record = TokenRecord::new(&token.id, &hash_secret(&token.secret), rules, now)
+            .map_err(|e| anyhow::anyhow!(e))?;
+        store.put_all(vec![record.to_store()], None)?;
+        lock(&self.join_tokens).insert(token.id.clone(), record.clone());
+        Ok((token, record))
     }
 
+    /// Every join token, oldest first.
+    pub fn join_tokens(&self) -> Vec<TokenRecord> {
+        let mut tokens: Vec<TokenRecord> = lock(&self.join_tokens).values().cloned().collect();
+        tokens.sort_by(|a, b| a.created.cmp(&b.created).then_with(|| a.id.cmp(&b.id)));
+        tokens
+    }
+
+    /// Deletes join token `id`; false when there is none.
+    pub fn delete_join_token(&self, store: &mut Store, id: &str) -> anyhow::Result<bool> {
+        let deleted = store.delete_all(&[Key::new(JOIN_TOKEN_KIND, "", id)])?;
+        let known = lock(&self.join_tokens).remove(id).is_some();
+        Ok(known || !deleted.is_empty())
+    }
+
+    /// Whether `node` has a credential: it joined and was not deleted since.
     pub fn has_node_credential(&self, node: &str) -> bool {
         lock(&self.credentials).contains_key(&format!("node.{node}"))
     }
 
-    /// A new credential for `node` (replacing any older one), stored hashed.
+    /// A new credential for `node`, stored hashed. It replaces any older one, which from
+    /// then on no longer authenticates.
     pub fn create_node_credential(
         &self,
         store: &mut Store,
@@ -126,7 +188,8 @@ impl Auth {
         Ok(credential)
     }
 
-    /// Forgets a node's credential (the node was deleted).
+    /// Revokes a node's credential (the node was deleted): every request is checked
+    /// against the credentials held here, so the next one with it is 401.
     pub fn remove_node_credential(&self, store: &mut Store, node: &str) -> anyhow::Result<()> {
         let name = format!("node.{node}");
         store.delete_all(&[Key::new(CREDENTIAL_KIND, "", &name)])?;

@@ -1,7 +1,10 @@
 //! The fleet coordinator: owns fleet-wide objects, schedules pods onto boards and pushes
 //! each agent only what is bound to it (see design.md and docs/architecture.md).
 //!
-//! - [`pki`], [`tokens`], [`tls`]: its CA, join tokens and node credentials, TLS.
+//! - [`pki`], [`tokens`], [`tls`]: its CA, the text forms of join tokens and node
+//!   credentials, TLS.
+//! - [`join_tokens`]: a join token's TTL, uses and node binding; `join`: the join route,
+//!   NodeRestriction of a node's own labels, and the admin's token routes.
 //! - [`auth`]: who is asking (admin, a node, nobody) and the admin config file.
 //! - [`server`]: the resource API over HTTPS (the agent's API shape) plus the routes
 //!   agents use ([`crate::api::fleet`]).
@@ -16,6 +19,8 @@
 pub mod auth;
 mod controllers;
 pub mod fleet;
+mod join;
+pub mod join_tokens;
 pub mod pki;
 pub mod scheduler;
 mod server;

@@ -11,11 +11,11 @@ use serde_json::{json, Value};
 
 use super::auth::{Denied, Subject};
 use super::fleet::{all_assignments, node_view};
-use super::Coordinator;
+use super::{join, Coordinator};
 use crate::agent::apply::{self, Refusal};
 use crate::agent::deployments::{deployment_status, OwnedPod, TEMPLATE_HASH_LABEL};
 use crate::agent::server::{resource_target, ResourceTarget};
-use crate::api::fleet::{Assignments, JoinRequest, JoinResponse, PodStatusAck, PodStatusReport};
+use crate::api::fleet::{Assignments, PodStatusAck, PodStatusReport};
 use crate::api::http::{Request, Response};
 use crate::api::types::{ApplyRequest, Version};
 use crate::api::watch::{self, WatchParams};
@@ -40,7 +40,7 @@ pub async fn handle(coordinator: Arc<Coordinator>, request: Request) -> Response
     })
 }
 
-fn refusal(code: u16, reason: &'static str, message: impl Into<String>) -> Refusal {
+pub(super) fn refusal(code: u16, reason: &'static str, message: impl Into<String>) -> Refusal {
     Refusal {
         code,
         reason,
@@ -48,11 +48,11 @@ fn refusal(code: u16, reason: &'static str, message: impl Into<String>) -> Refus
     }
 }
 
-fn not_found(message: String) -> Refusal {
+pub(super) fn not_found(message: String) -> Refusal {
     refusal(404, "NotFound", message)
 }
 
-fn internal(err: impl std::fmt::Display) -> Refusal {
+pub(super) fn internal(err: impl std::fmt::Display) -> Refusal {
     refusal(500, "InternalError", err.to_string())
 }
 
@@ -71,7 +71,7 @@ fn authenticate(coordinator: &Coordinator, request: &Request) -> Result<Subject,
         .map_err(|Denied::Unauthenticated(why)| refusal(401, "Unauthorized", why))
 }
 
-fn body<T: serde::de::DeserializeOwned>(request: &Request) -> Result<T, Refusal> {
+pub(super) fn body<T: serde::de::DeserializeOwned>(request: &Request) -> Result<T, Refusal> {
     serde_json::from_slice(&request.body)
         .map_err(|e| refusal(400, "BadRequest", format!("invalid request body: {e}")))
 }
@@ -122,6 +122,9 @@ async fn poll(
     let deadline = Instant::now() + timeout;
     coordinator.fleet.renew(&node);
     loop {
+        // A node deleted meanwhile has lost its credential: end its poll now rather
+        // than at the timeout (the deletion itself wakes the poll).
+        authenticate(coordinator, request)?;
         // Listen before computing, so a change during the computation still wakes us.
         let listener = coordinator.fleet.listen();
         let current = match coordinator.fleet.cached(&node) {
@@ -161,7 +164,7 @@ async fn poll(
     Ok(Response::json(200, &to_json(&unchanged)))
 }
 
-fn to_json<T: serde::Serialize>(value: &T) -> Value {
+pub(super) fn to_json<T: serde::Serialize>(value: &T) -> Value {
     serde_json::to_value(value).unwrap_or(Value::Null)
 }
 
@@ -191,13 +194,13 @@ fn route(coordinator: &Arc<Coordinator>, request: &Request) -> Result<Response, 
             };
             return Ok(Response::json(200, &to_json(&version)));
         }
-        ("POST", ["apis", "berth.dev", "v1", "join"]) => return join(coordinator, request),
+        ("POST", ["apis", "berth.dev", "v1", "join"]) => return join::join(coordinator, request),
         _ => {}
     }
     let subject = authenticate(coordinator, request)?;
     match (&subject, method, &parts[..]) {
         (Subject::Node(me), "PUT", ["api", "v1", "nodes", node, "status"]) if me == node => {
-            node_status(coordinator, request, node)
+            join::node_status(coordinator, request, node)
         }
         (Subject::Node(me), "PUT", ["apis", "berth.dev", "v1", "nodes", node, "podstatuses"])
             if me == node =>
@@ -219,14 +222,8 @@ fn admin_route(
 ) -> Result<Response, Refusal> {
     let method = request.method.as_str();
     match (method, parts) {
-        ("POST", ["apis", "berth.dev", "v1", "tokens"]) => {
-            let ca_hash = coordinator.ca_hash.clone();
-            let token = coordinator
-                .auth
-                .create_join_token(&mut coordinator.store(), &ca_hash)
-                .map_err(internal)?;
-            log::info!("created join token {}", token.id);
-            Ok(Response::json(201, &json!({"token": token.to_string()})))
+        (_, ["apis", "berth.dev", "v1", "tokens", rest @ ..]) => {
+            join::tokens(coordinator, request, rest)
         }
         ("POST", ["apis", "berth.dev", "v1", "apply"]) => {
             let apply_request: ApplyRequest = body(request)?;
@@ -259,93 +256,6 @@ fn admin_route(
         (_, ["apis", "apps", "v1", rest @ ..]) => resources(coordinator, request, "apps/v1", rest),
         _ => Err(not_found(format!("no such resource path {}", request.path))),
     }
-}
-
-/// `POST /apis/berth.dev/v1/join`: the bearer is `<id>.<secret>` of a join token.
-fn join(coordinator: &Arc<Coordinator>, request: &Request) -> Result<Response, Refusal> {
-    let bearer = request
-        .header("authorization")
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if !coordinator.auth.check_join_secret(bearer) {
-        return Err(refusal(401, "Unauthorized", "invalid join token"));
-    }
-    let join: JoinRequest = body(request)?;
-    let name = join
-        .node
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
-    super::tokens::check_node_name(&name)
-        .map_err(|e| refusal(422, "Invalid", format!("metadata.name: {e}")))?;
-    let mut store = coordinator.store();
-    if coordinator.auth.has_node_credential(&name) {
-        return Err(refusal(
-            409,
-            "AlreadyExists",
-            format!(
-                "node {name:?} is already registered; delete it first (berth delete node {name})"
-            ),
-        ));
-    }
-    let labels = join
-        .node
-        .pointer("/metadata/labels")
-        .cloned()
-        .unwrap_or(json!({}));
-    let annotations = join
-        .node
-        .pointer("/metadata/annotations")
-        .cloned()
-        .unwrap_or(json!({}));
-    let node = json!({
-        "apiVersion": "v1", "kind": "Node",
-        "metadata": {"name": name, "labels": labels, "annotations": annotations},
-        "spec": {},
-    });
-    store.put_all(vec![node], None)?;
-    if let Some(status) = join.node.get("status") {
-        store.set_status("Node", "", &name, &reported_node_status(status))?;
-    }
-    let credential = coordinator
-        .auth
-        .create_node_credential(&mut store, &name)
-        .map_err(internal)?;
-    drop(store);
-    coordinator.fleet.renew(&name);
-    coordinator.changed();
-    log::info!("node {name} joined");
-    let response = JoinResponse {
-        credential: credential.to_string(),
-    };
-    Ok(Response::json(201, &to_json(&response)))
-}
-
-/// The parts of a node's status the node itself reports (conditions are ours).
-fn reported_node_status(status: &Value) -> Value {
-    let mut kept = serde_json::Map::new();
-    for field in ["capacity", "allocatable", "nodeInfo", "addresses"] {
-        if let Some(value) = status.get(field) {
-            kept.insert(field.to_string(), value.clone());
-        }
-    }
-    Value::Object(kept)
-}
-
-fn node_status(
-    coordinator: &Arc<Coordinator>,
-    request: &Request,
-    node: &str,
-) -> Result<Response, Refusal> {
-    let reported: Value = body(request)?;
-    let status = reported_node_status(reported.get("status").unwrap_or(&Value::Null));
-    let changed = coordinator.store().set_status("Node", "", node, &status)?;
-    coordinator.fleet.renew(node);
-    if changed {
-        coordinator.changed();
-    }
-    get_node(coordinator, node)
 }
 
 fn pod_statuses(
@@ -389,7 +299,7 @@ fn pod_statuses(
     Ok(Response::json(200, &to_json(&ack)))
 }
 
-fn get_node(coordinator: &Coordinator, node: &str) -> Result<Response, Refusal> {
+pub(super) fn get_node(coordinator: &Coordinator, node: &str) -> Result<Response, Refusal> {
     let record = coordinator
         .store()
         .get("Node", "", node)?
@@ -487,14 +397,14 @@ fn nodes(
     }
 }
 
-fn list(items: Vec<Value>) -> Response {
+pub(super) fn list(items: Vec<Value>) -> Response {
     Response::json(
         200,
         &json!({"apiVersion": "v1", "kind": "List", "metadata": {}, "items": items}),
     )
 }
 
-fn success(name: &str, plural: &str) -> Response {
+pub(super) fn success(name: &str, plural: &str) -> Response {
     Response::json(
         200,
         &json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "details": {"name": name, "kind": plural}}),

@@ -19,6 +19,7 @@ mod hash;
 mod meta;
 mod names;
 mod namespace;
+mod node_labels;
 mod parse;
 mod platform;
 mod pod;
@@ -47,6 +48,7 @@ pub use names::{
     validate_label_value, validate_qualified_name,
 };
 pub use namespace::{Namespace, NamespaceStatus};
+pub use node_labels::{labels_forbidden_to_nodes, node_may_set_label, NODE_RESTRICTION_PREFIX};
 pub use parse::{parse_manifests, DocumentErrors, FieldError, ManifestError};
 pub use platform::{build_platform, target_platform, ARCH_VARIANT_LABEL};
 pub use pod::{

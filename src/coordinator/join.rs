@@ -1,0 +1,289 @@
+//! Node identity: how a board joins, what it may say about itself, and the admin's
+//! join-token routes.
+//!
+//! - `POST /apis/berth.dev/v1/join` (bearer `<id>.<secret>` of a join token): the token
+//!   must be known, unexpired and not used up ([`super::join_tokens`]); a token bound to
+//!   a node name joins only that name. A name that exists already is refused unless the
+//!   token is bound to it, so no board takes over another's identity. The labels the
+//!   board asks for are checked as Kubernetes' NodeRestriction admission does
+//!   ([`crate::model::node_may_set_label`]).
+//! - `PUT /api/v1/nodes/{name}/status` (the node itself): only status is taken; a node
+//!   that tries to set a label it may not set is refused rather than ignored.
+//! - `/apis/berth.dev/v1/tokens[/{id}]` (admin): create (`POST`), list and read (`GET`),
+//!   delete (`DELETE`). Lists show ids, never secrets.
+//!
+//! A node's credential is revoked when its Node is deleted (`super::server`), and
+//! replaced when it joins again with a token bound to its name.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use serde_json::{json, Map, Value};
+
+use super::join_tokens::{JoinDenied, TokenSpec};
+use super::server::{body, get_node, internal, list, not_found, refusal, success, to_json};
+use super::tokens::check_node_name;
+use super::Coordinator;
+use crate::agent::apply::Refusal;
+use crate::api::fleet::{JoinRequest, JoinResponse};
+use crate::api::http::{Request, Response};
+use crate::model::{labels_forbidden_to_nodes, validate_label_key, validate_label_value};
+
+fn denied(denied: JoinDenied) -> Refusal {
+    let (code, reason) = denied.status();
+    refusal(code, reason, denied.to_string())
+}
+
+/// `metadata.labels` or `metadata.annotations` of a Node a board sent: a map of strings
+/// with qualified-name keys; label values must also be valid label values.
+fn string_map(node: &Value, field: &str) -> Result<BTreeMap<String, String>, Refusal> {
+    let invalid = |message: String| refusal(422, "Invalid", message);
+    let Some(value) = node.pointer(&format!("/metadata/{field}")) else {
+        return Ok(BTreeMap::new());
+    };
+    let Some(map) = value.as_object() else {
+        return Err(invalid(format!("metadata.{field}: expected a map")));
+    };
+    let mut out = BTreeMap::new();
+    for (key, value) in map {
+        let Some(text) = value.as_str() else {
+            return Err(invalid(format!("metadata.{field}[{key}]: expected string")));
+        };
+        validate_label_key(key).map_err(|e| invalid(format!("metadata.{field}[{key}]: {e}")))?;
+        if field == "labels" {
+            validate_label_value(text)
+                .map_err(|e| invalid(format!("metadata.{field}[{key}]: {e}")))?;
+        }
+        out.insert(key.clone(), text.to_string());
+    }
+    Ok(out)
+}
+
+/// Refuses labels a node may not set on itself, naming them (Kubernetes' wording).
+fn check_labels<'a>(
+    node: &str,
+    keys: impl IntoIterator<Item = &'a str>,
+    verb: &str,
+) -> Result<(), Refusal> {
+    let forbidden = labels_forbidden_to_nodes(keys);
+    if forbidden.is_empty() {
+        return Ok(());
+    }
+    Err(refusal(
+        403,
+        "Forbidden",
+        format!(
+            "node {node:?} is not allowed to {verb}: {}",
+            forbidden.join(", ")
+        ),
+    ))
+}
+
+/// `POST /apis/berth.dev/v1/join`. The store stays locked from the token check to the
+/// count of its use, so concurrent joins cannot share a token's last use or a name.
+pub(super) fn join(coordinator: &Arc<Coordinator>, request: &Request) -> Result<Response, Refusal> {
+    let bearer = request
+        .header("authorization")
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let mut store = coordinator.store();
+    let token = coordinator
+        .auth
+        .check_join_token(bearer, SystemTime::now())
+        .map_err(denied)?;
+    let join: JoinRequest = body(request)?;
+    let name = join
+        .node
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    check_node_name(&name).map_err(|e| refusal(422, "Invalid", format!("metadata.name: {e}")))?;
+    token.check_node(&name).map_err(denied)?;
+    let labels = string_map(&join.node, "labels")?;
+    let annotations = string_map(&join.node, "annotations")?;
+    check_labels(
+        &name,
+        labels.keys().map(String::as_str),
+        "set the following labels",
+    )?;
+
+    let existing = store.get("Node", "", &name)?;
+    let rejoin = existing.is_some() || coordinator.auth.has_node_credential(&name);
+    if rejoin && !token.may_rejoin(&name) {
+        return Err(refusal(
+            409,
+            "AlreadyExists",
+            format!(
+                "node {name:?} already exists; a board joins under the name of an existing node \
+                 only with a token bound to it (berth token create --node-name {name}), \
+                 or after berth delete node {name}"
+            ),
+        ));
+    }
+    let node = match existing {
+        // The admin's labels, taints and cordon stay; the board's own facts are updated.
+        Some(record) => {
+            let mut object = record.object;
+            merge_into(&mut object, "labels", labels);
+            merge_into(&mut object, "annotations", annotations);
+            object
+        }
+        None => json!({
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": name, "labels": labels, "annotations": annotations},
+            "spec": {},
+        }),
+    };
+    store.put_all(vec![node], None)?;
+    if let Some(status) = join.node.get("status") {
+        store.set_status("Node", "", &name, &reported_node_status(status))?;
+    }
+    let credential = coordinator
+        .auth
+        .create_node_credential(&mut store, &name)
+        .map_err(internal)?;
+    coordinator
+        .auth
+        .count_join(&mut store, &token.id)
+        .map_err(internal)?;
+    drop(store);
+    coordinator.fleet.renew(&name);
+    coordinator.changed();
+    if rejoin {
+        log::info!(
+            "node {name} joined again with token {} bound to it; its previous credential is revoked",
+            token.id
+        );
+    } else {
+        log::info!("node {name} joined with token {}", token.id);
+    }
+    let response = JoinResponse {
+        credential: credential.to_string(),
+    };
+    Ok(Response::json(201, &to_json(&response)))
+}
+
+fn merge_into(object: &mut Value, field: &str, entries: BTreeMap<String, String>) {
+    let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let map = metadata
+        .entry(field)
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !map.is_object() {
+        *map = Value::Object(Map::new());
+    }
+    if let Some(map) = map.as_object_mut() {
+        for (key, value) in entries {
+            map.insert(key, Value::from(value));
+        }
+    }
+}
+
+/// The parts of a node's status the node itself reports (conditions are ours).
+pub(super) fn reported_node_status(status: &Value) -> Value {
+    let mut kept = serde_json::Map::new();
+    for field in ["capacity", "allocatable", "nodeInfo", "addresses"] {
+        if let Some(value) = status.get(field) {
+            kept.insert(field.to_string(), value.clone());
+        }
+    }
+    Value::Object(kept)
+}
+
+/// `PUT /api/v1/nodes/{node}/status` by the node itself. Labels are the node's only at
+/// its join; afterwards a node may not change them, and one that tries to set a label
+/// it may never set (a tampered agent) is refused so it shows in the logs.
+pub(super) fn node_status(
+    coordinator: &Arc<Coordinator>,
+    request: &Request,
+    node: &str,
+) -> Result<Response, Refusal> {
+    let reported: Value = body(request)?;
+    if let Some(sent) = reported
+        .pointer("/metadata/labels")
+        .and_then(Value::as_object)
+    {
+        let stored = coordinator.store().get("Node", "", node)?;
+        let stored_labels = stored
+            .as_ref()
+            .and_then(|r| r.object.pointer("/metadata/labels"))
+            .and_then(Value::as_object);
+        let changed = sent
+            .iter()
+            .filter(|(key, value)| stored_labels.and_then(|l| l.get(*key)) != Some(*value))
+            .map(|(key, _)| key.as_str());
+        check_labels(node, changed, "modify labels")?;
+    }
+    let status = reported_node_status(reported.get("status").unwrap_or(&Value::Null));
+    let changed = coordinator.store().set_status("Node", "", node, &status)?;
+    coordinator.fleet.renew(node);
+    if changed {
+        coordinator.changed();
+    }
+    get_node(coordinator, node)
+}
+
+/// `/apis/berth.dev/v1/tokens[/{id}]`, for the admin.
+pub(super) fn tokens(
+    coordinator: &Arc<Coordinator>,
+    request: &Request,
+    rest: &[&str],
+) -> Result<Response, Refusal> {
+    let now = SystemTime::now();
+    match (request.method.as_str(), rest) {
+        ("POST", []) => {
+            let spec: TokenSpec = if request.body.iter().all(u8::is_ascii_whitespace) {
+                TokenSpec::default()
+            } else {
+                body(request)?
+            };
+            let rules = spec
+                .rules()
+                .map_err(|message| refusal(422, "Invalid", message))?;
+            let ca_hash = coordinator.ca_hash.clone();
+            let (token, record) = coordinator
+                .auth
+                .create_join_token(&mut coordinator.store(), &ca_hash, &rules, now)
+                .map_err(internal)?;
+            log::info!("created join token {}", token.id);
+            Ok(Response::json(
+                201,
+                &json!({"token": token.to_string(), "joinToken": record.view(now)}),
+            ))
+        }
+        ("GET", []) => Ok(list(
+            coordinator
+                .auth
+                .join_tokens()
+                .iter()
+                .map(|t| t.view(now))
+                .collect(),
+        )),
+        ("GET", [id]) => coordinator
+            .auth
+            .join_tokens()
+            .iter()
+            .find(|t| t.id == *id)
+            .map(|t| Response::json(200, &t.view(now)))
+            .ok_or_else(|| not_found(format!("join token \"{id}\" not found"))),
+        ("DELETE", [id]) => {
+            let deleted = coordinator
+                .auth
+                .delete_join_token(&mut coordinator.store(), id)
+                .map_err(internal)?;
+            if !deleted {
+                return Err(not_found(format!("join token \"{id}\" not found")));
+            }
+            log::info!("deleted join token {id}");
+            Ok(success(id, "jointokens"))
+        }
+        (method, _) => Err(refusal(
+            405,
+            "MethodNotAllowed",
+            format!("{method} is not supported on {}", request.path),
+        )),
+    }
+}
