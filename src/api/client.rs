@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::wire::{head_end, parse_head, MAX_HEAD_BYTES};
+use super::wire::{parse_response_head, MAX_HEAD_BYTES};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -316,40 +316,29 @@ impl Client {
     }
 
     fn read_head(&self, mut stream: Box<dyn Connection>) -> Result<PendingBody, ApiError> {
+        let protocol = |reason: String| ApiError::Protocol { reason };
         let mut buf = Vec::with_capacity(1024);
         let mut chunk = [0u8; 4096];
-        let end = loop {
-            if let Some(end) = head_end(&buf) {
-                break end;
-            }
-            if buf.len() > MAX_HEAD_BYTES {
-                return Err(ApiError::Protocol {
-                    reason: format!("response headers exceed {MAX_HEAD_BYTES} bytes"),
-                });
-            }
+        let (head, end) = loop {
             let n = stream.read(&mut chunk).map_err(|err| self.io_error(err))?;
             if n == 0 {
-                return Err(ApiError::Protocol {
-                    reason: "connection closed before a response".to_string(),
-                });
+                return Err(protocol("connection closed before a response".to_string()));
             }
             buf.extend_from_slice(&chunk[..n]);
+            // Only a new line can complete the head.
+            if chunk[..n].contains(&b'\n') {
+                if let Some(parsed) = parse_response_head(&buf).map_err(protocol)? {
+                    break parsed;
+                }
+            }
+            if buf.len() > MAX_HEAD_BYTES {
+                return Err(protocol(format!(
+                    "response headers exceed {MAX_HEAD_BYTES} bytes"
+                )));
+            }
         };
-        let head = parse_head(&buf[..end - 4]).map_err(|err| ApiError::Protocol {
-            reason: err.to_string(),
-        })?;
-        let [version, code, _reason] = &head.start;
-        if !version.starts_with("HTTP/1.") {
-            return Err(ApiError::Protocol {
-                reason: format!("unexpected protocol {version:?}"),
-            });
-        }
-        let status: u16 = code.parse().map_err(|_| ApiError::Protocol {
-            reason: format!("invalid status code {code:?}"),
-        })?;
-        let content_length = head
-            .content_length()
-            .map_err(|reason| ApiError::Protocol { reason })?;
+        let status = head.status;
+        let content_length = head.content_length().map_err(protocol)?;
         let reusable = content_length.is_some()
             && head
                 .header("connection")

@@ -7,7 +7,10 @@
 //! new TLS handshake); requests are not pipelined and bodies are never chunked.
 //!
 //! The same code serves an agent's unix socket and a coordinator's TLS port: everything
-//! after accepting works on any async byte stream.
+//! after accepting works on any async byte stream ([`super::serve`]). What a client can
+//! make the server hold is bounded: connections by [`super::connections`], each one's
+//! memory and time by [`super::serve`]; a coordinator passes an [`Authorizer`] so that a
+//! request without credentials is refused from its head, before any body.
 
 use std::io;
 use std::pin::Pin;
@@ -20,10 +23,9 @@ use smol::net::unix::UnixListener;
 use smol::net::TcpListener;
 use smol::stream::{Stream, StreamExt};
 
-use super::wire::{
-    check_request_line, find_header, head_end, parse_head, reason_phrase, split_target,
-    MAX_HEAD_BYTES,
-};
+use super::connections::Connections;
+use super::serve::{handle_connection, Service};
+use super::wire::{find_header, reason_phrase};
 pub use super::wire::{percent_decode, percent_encode, HttpError};
 
 /// A parsed request.
@@ -36,6 +38,7 @@ pub struct Request {
     /// Query parameters in order, percent-decoded.
     pub query: Vec<(String, String)>,
     pub headers: Vec<(String, String)>,
+    /// Empty while an [`Authorizer`] looks at the request: it is read only after.
     pub body: Vec<u8>,
     /// HTTP/1.1 without `Connection: close`: the client will reuse the connection.
     pub keep_alive: bool,
@@ -119,11 +122,22 @@ impl Response {
 pub struct ServerConfig {
     /// Largest request body accepted; larger ones get 413.
     pub max_body: usize,
-    /// How long a client may take to send its whole request.
+    /// How long a client may take to send a whole request, from its start.
     pub request_timeout: Duration,
+    /// How long a new connection may take for its TLS handshake, and a request for its
+    /// head (request line and headers).
+    pub header_timeout: Duration,
+    /// Longest pause while a body arrives.
+    pub body_idle_timeout: Duration,
     /// How long a kept connection may wait for its next request; `None`: one request
     /// per connection.
     pub keep_alive: Option<Duration>,
+    /// Connections served at once. Past it the oldest unauthenticated connection is
+    /// closed to make room, or the new one if all are authenticated.
+    pub max_connections: usize,
+    /// Connections that have not shown credentials yet (handshaking, or sending their
+    /// first head); past it the oldest of them is closed to make room.
+    pub max_unauthenticated: usize,
 }
 
 impl Default for ServerConfig {
@@ -131,17 +145,40 @@ impl Default for ServerConfig {
         ServerConfig {
             max_body: 16 * 1024 * 1024,
             request_timeout: Duration::from_secs(60),
+            header_timeout: Duration::from_secs(10),
+            body_idle_timeout: Duration::from_secs(10),
             keep_alive: None,
+            max_connections: 256,
+            max_unauthenticated: 64,
         }
     }
 }
 
+/// What to do with a request whose head has arrived, before any of its body is read.
+pub enum Admission {
+    /// Valid credentials: the body is read (up to `max_body`), and the connection is no
+    /// longer counted as unauthenticated.
+    Authenticated,
+    /// Served without credentials (e.g. `GET /version`): no body is accepted, and the
+    /// connection stays unauthenticated.
+    Anonymous,
+    /// Answered at once with this response (e.g. 401); the body is never read.
+    Denied(Response),
+}
+
+/// Decides on a request from its head; its `body` is still empty. A server without one
+/// lets every request in and counts every connection as authenticated (the agent's unix
+/// socket, whose file permissions are the check).
+pub type Authorizer = Arc<dyn Fn(&Request) -> Admission + Send + Sync>;
+
 /// Serves HTTPS on `listener` forever: each connection does its TLS handshake (bounded by
-/// the request timeout) on its own task, then is served like a unix-socket connection.
+/// the header timeout) on its own task, then is served like a unix-socket connection,
+/// each request let in or refused by `authorizer` from its head.
 pub async fn serve_tls<H, F>(
     listener: TcpListener,
     acceptor: futures_rustls::TlsAcceptor,
     config: ServerConfig,
+    authorizer: Authorizer,
     handler: H,
 ) -> io::Result<()>
 where
@@ -149,32 +186,61 @@ where
     F: std::future::Future<Output = Response> + Send + 'static,
 {
     let handler = Arc::new(handler);
+    let connections = Connections::new(config.max_connections, config.max_unauthenticated);
     loop {
-        match listener.accept().await {
-            Ok((stream, peer)) => {
-                let handler = Arc::clone(&handler);
-                let acceptor = acceptor.clone();
-                smol::spawn(async move {
-                    let _ = stream.set_nodelay(true);
-                    let handshake = async { acceptor.accept(stream).await.map(Some) };
-                    let timeout = async {
-                        smol::Timer::after(config.request_timeout).await;
-                        Ok(None)
-                    };
-                    match smol::future::or(handshake, timeout).await {
-                        Ok(Some(tls)) => handle_connection(tls, config, &*handler).await,
-                        Ok(None) => log::debug!("api: TLS handshake from {peer} timed out"),
-                        Err(err) => log::info!("api: TLS handshake from {peer} failed: {err}"),
-                    }
-                })
-                .detach();
-            }
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
             Err(err) => {
-                log::warn!("api: accepting a connection failed: {err}");
-                smol::Timer::after(Duration::from_millis(100)).await;
+                accept_failed(err).await;
+                continue;
             }
-        }
+        };
+        // Refused before the handshake, which is what costs.
+        let Some((mut slot, eviction)) = connections.admit(false) else {
+            let (total, _) = connections.counts();
+            log::debug!("api: refused a connection from {peer}: all {total} slots are taken");
+            continue;
+        };
+        let (handler, acceptor, authorizer) = (
+            Arc::clone(&handler),
+            acceptor.clone(),
+            Arc::clone(&authorizer),
+        );
+        smol::spawn(async move {
+            let serve = async {
+                let _ = stream.set_nodelay(true);
+                let handshake = async { acceptor.accept(stream).await.map(Some) };
+                let timeout = async {
+                    smol::Timer::after(config.header_timeout).await;
+                    Ok(None)
+                };
+                let service = Service {
+                    config,
+                    handler: &*handler,
+                    authorizer: Some(&authorizer),
+                };
+                match handshake.or(timeout).await {
+                    Ok(Some(tls)) => handle_connection(tls, &service, &mut slot).await,
+                    Ok(None) => log::debug!("api: TLS handshake from {peer} timed out"),
+                    Err(err) => log::info!("api: TLS handshake from {peer} failed: {err}"),
+                }
+            };
+            let evicted = async {
+                eviction.evicted().await;
+                log::debug!(
+                    "api: closed an unauthenticated connection from {peer} for a newer one"
+                );
+            };
+            serve.or(evicted).await;
+        })
+        .detach();
     }
+}
+
+/// Typically EMFILE; back off instead of spinning until descriptors free up.
+async fn accept_failed(err: io::Error) {
+    log::warn!("api: accepting a connection failed: {err}");
+    smol::Timer::after(Duration::from_millis(100)).await;
 }
 
 /// Serves requests on `listener` forever with the default limits.
@@ -186,8 +252,7 @@ where
     serve_with(listener, ServerConfig::default(), handler).await
 }
 
-/// Serves requests on `listener` forever. Each connection runs on its own task, so a
-/// slow or broken client never holds up the others, and its errors are only logged.
+/// Serves requests on `listener` forever, letting every request in.
 pub async fn serve_with<H, F>(
     listener: UnixListener,
     config: ServerConfig,
@@ -197,191 +262,52 @@ where
     H: Fn(Request) -> F + Send + Sync + 'static,
     F: std::future::Future<Output = Response> + Send + 'static,
 {
-    let handler = Arc::new(handler);
-    loop {
-        match listener.accept().await {
-            Ok((stream, _)) => {
-                let handler = Arc::clone(&handler);
-                smol::spawn(async move { handle_connection(stream, config, &*handler).await })
-                    .detach();
-            }
-            Err(err) => {
-                // Typically EMFILE; back off instead of spinning until descriptors free up.
-                log::warn!("api: accepting a connection failed: {err}");
-                smol::Timer::after(Duration::from_millis(100)).await;
-            }
-        }
-    }
+    serve_unix(listener, config, None, handler).await
 }
 
-async fn handle_connection<S, H, F>(mut stream: S, config: ServerConfig, handler: &H)
+/// Serves requests on `listener` forever. Each connection runs on its own task, so a
+/// slow or broken client never holds up the others, and its errors are only logged.
+/// With an `authorizer`, connections start unauthenticated, as on a TLS port.
+pub async fn serve_unix<H, F>(
+    listener: UnixListener,
+    config: ServerConfig,
+    authorizer: Option<Authorizer>,
+    handler: H,
+) -> io::Result<()>
 where
-    S: AsyncRead + AsyncWrite + Unpin,
-    H: Fn(Request) -> F,
-    F: std::future::Future<Output = Response>,
+    H: Fn(Request) -> F + Send + Sync + 'static,
+    F: std::future::Future<Output = Response> + Send + 'static,
 {
-    let mut served = 0u64;
+    let handler = Arc::new(handler);
+    let connections = Connections::new(config.max_connections, config.max_unauthenticated);
     loop {
-        // A kept connection waits for its next request up to the idle limit; a client
-        // that goes quiet there is simply dropped, with no error response.
-        let (limit, idle) = match (served, config.keep_alive) {
-            (0, _) | (_, None) => (config.request_timeout, false),
-            (_, Some(idle)) => (idle, true),
-        };
-        let read = read_request(&mut stream, config.max_body);
-        let timeout = async {
-            smol::Timer::after(limit).await;
-            Err(HttpError::Timeout)
-        };
-        let (response, rejected, keep) = match smol::future::or(read, timeout).await {
-            Ok(request) => {
-                log::debug!("api: {} {}", request.method, request.path);
-                let keep = request.keep_alive && config.keep_alive.is_some();
-                let response = handler(request).await;
-                let keep = keep && matches!(response.body, Body::Bytes(_));
-                (response, false, keep)
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(err) => {
+                accept_failed(err).await;
+                continue;
             }
-            Err(HttpError::Timeout | HttpError::Closed) if idle => return,
-            Err(err) => match err.response_status() {
-                Some((code, reason)) => {
-                    log::debug!("api: rejected request: {err}");
-                    (
-                        Response::status_error(code, reason, &err.to_string()),
-                        true,
-                        false,
-                    )
-                }
-                None => {
-                    log::debug!("api: {err}");
-                    return;
-                }
-            },
         };
-        if let Err(err) = write_response(&mut stream, response, keep).await {
-            // Usually the client went away (e.g. Ctrl-C on `logs -f`).
-            log::debug!("api: writing the response failed: {err}");
-            return;
-        }
-        if rejected {
-            linger(&mut stream).await;
-        }
-        if !keep {
-            let _ = stream.close().await;
-            return;
-        }
-        served += 1;
+        let Some((mut slot, eviction)) = connections.admit(authorizer.is_none()) else {
+            let (total, _) = connections.counts();
+            log::debug!("api: refused a connection: all {total} slots are taken");
+            continue;
+        };
+        let (handler, authorizer) = (Arc::clone(&handler), authorizer.clone());
+        smol::spawn(async move {
+            let service = Service {
+                config,
+                handler: &*handler,
+                authorizer: authorizer.as_ref(),
+            };
+            let serve = handle_connection(stream, &service, &mut slot);
+            serve.or(eviction.evicted()).await;
+        })
+        .detach();
     }
 }
 
-/// After rejecting a request part-way, reads and discards what the client is still
-/// sending until it closes (bounded in bytes and time). Closing a unix socket with
-/// unread data makes the peer's reads fail with ECONNRESET, which would hide our error
-/// response from a client that reads until end of file.
-async fn linger<S: AsyncRead + Unpin>(stream: &mut S) {
-    const MAX_DISCARD: usize = 1024 * 1024;
-    const MAX_WAIT: Duration = Duration::from_secs(2);
-    let discard = async {
-        let mut chunk = [0u8; 4096];
-        let mut total = 0;
-        while total < MAX_DISCARD {
-            match stream.read(&mut chunk).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => total += n,
-            }
-        }
-    };
-    smol::future::or(discard, async {
-        smol::Timer::after(MAX_WAIT).await;
-    })
-    .await;
-}
-
-async fn read_request<S: AsyncRead + Unpin>(
-    stream: &mut S,
-    max_body: usize,
-) -> Result<Request, HttpError> {
-    let io_error = |source| HttpError::Io {
-        context: "reading the request".to_string(),
-        source,
-    };
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 4096];
-    let end = loop {
-        if let Some(end) = head_end(&buf) {
-            break end;
-        }
-        if buf.len() > MAX_HEAD_BYTES {
-            return Err(HttpError::HeadersTooLarge {
-                limit: MAX_HEAD_BYTES,
-            });
-        }
-        let n = stream.read(&mut chunk).await.map_err(io_error)?;
-        if n == 0 {
-            return Err(if buf.is_empty() {
-                HttpError::Closed
-            } else {
-                HttpError::Malformed {
-                    reason: "connection closed in the middle of the headers".to_string(),
-                }
-            });
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    if end > MAX_HEAD_BYTES {
-        return Err(HttpError::HeadersTooLarge {
-            limit: MAX_HEAD_BYTES,
-        });
-    }
-    let head = parse_head(&buf[..end - 4])?;
-    check_request_line(&head.start)?;
-    if head.header("transfer-encoding").is_some() {
-        return Err(HttpError::LengthRequired);
-    }
-    let length = head
-        .content_length()
-        .map_err(|reason| HttpError::Malformed { reason })?
-        .unwrap_or(0);
-    if length > max_body as u64 {
-        return Err(HttpError::BodyTooLarge {
-            length,
-            limit: max_body,
-        });
-    }
-    // Fits in usize: it is at most max_body.
-    let length = length as usize;
-    let mut body = buf.split_off(end);
-    if body.len() < length {
-        let already = body.len();
-        body.resize(length, 0);
-        stream
-            .read_exact(&mut body[already..])
-            .await
-            .map_err(|source| match source.kind() {
-                io::ErrorKind::UnexpectedEof => HttpError::Malformed {
-                    reason: format!("body shorter than its Content-Length of {length}"),
-                },
-                _ => io_error(source),
-            })?;
-    }
-    // Anything after the body would be a pipelined request, which we do not serve.
-    body.truncate(length);
-    let keep_alive = head.start[2] == "HTTP/1.1"
-        && !head
-            .header("connection")
-            .is_some_and(|c| c.eq_ignore_ascii_case("close"));
-    let [method, target, _version] = head.start;
-    let (path, query) = split_target(&target)?;
-    Ok(Request {
-        method,
-        path,
-        query,
-        headers: head.headers,
-        body,
-        keep_alive,
-    })
-}
-
-async fn write_response<S: AsyncRead + AsyncWrite + Unpin>(
+pub(crate) async fn write_response<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     response: Response,
     keep: bool,

@@ -10,18 +10,20 @@
 
 pub mod client;
 pub mod config;
+mod connections;
 pub mod files;
 pub mod fleet;
 pub mod frames;
 pub mod http;
+mod serve;
 pub mod types;
 pub mod watch;
 mod wire;
 
 pub use client::{ApiError, Client};
 pub use http::{
-    percent_decode, percent_encode, serve, serve_with, Body, HttpError, Request, Response,
-    ServerConfig,
+    percent_decode, percent_encode, serve, serve_with, Admission, Authorizer, Body, HttpError,
+    Request, Response, ServerConfig,
 };
 pub use types::{ApplyItem, ApplyRequest, ApplyResult, ManifestFile, Version};
 

@@ -1,8 +1,15 @@
 //! Pure pieces of HTTP/1.1 shared by the server and the client: parsing a message head,
 //! query strings, percent-encoding, reason phrases. No I/O here.
+//!
+//! Request heads, which come from anyone who can reach the port, are parsed by
+//! `httparse` (already linked through the registry client, and fuzzed upstream); the
+//! client's own small parser reads the responses of the server it chose to trust.
 
 /// Largest header section (request line or status line plus headers) we accept.
 pub(crate) const MAX_HEAD_BYTES: usize = 16 * 1024;
+
+/// Most header fields a request may carry; ours send a handful.
+pub(crate) const MAX_HEADERS: usize = 64;
 
 /// Why a request could not be read; most of these become a 4xx response.
 #[derive(Debug, thiserror::Error)]
@@ -11,6 +18,8 @@ pub enum HttpError {
     Malformed { reason: String },
     #[error("request header section exceeds {limit} bytes")]
     HeadersTooLarge { limit: usize },
+    #[error("request has more than {limit} header fields")]
+    TooManyHeaders { limit: usize },
     #[error("request body of {length} bytes exceeds the limit of {limit} bytes")]
     BodyTooLarge { length: u64, limit: usize },
     #[error("chunked request bodies are not supported; send Content-Length")]
@@ -36,7 +45,9 @@ impl HttpError {
             HttpError::Malformed { .. } | HttpError::BadPercentEncoding { .. } => {
                 Some((400, "BadRequest"))
             }
-            HttpError::HeadersTooLarge { .. } => Some((431, "RequestHeaderFieldsTooLarge")),
+            HttpError::HeadersTooLarge { .. } | HttpError::TooManyHeaders { .. } => {
+                Some((431, "RequestHeaderFieldsTooLarge"))
+            }
             HttpError::BodyTooLarge { .. } => Some((413, "RequestEntityTooLarge")),
             HttpError::LengthRequired => Some((411, "LengthRequired")),
             HttpError::Timeout => Some((408, "Timeout")),
@@ -51,37 +62,41 @@ fn malformed(reason: impl Into<String>) -> HttpError {
     }
 }
 
-/// The first line and the headers of a message.
+/// A response's status code and headers.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) struct Head {
-    /// The three space-separated parts of the first line.
-    pub start: [String; 3],
+pub(crate) struct ResponseHead {
+    pub status: u16,
     pub headers: Vec<(String, String)>,
 }
 
-impl Head {
+impl ResponseHead {
     pub fn header(&self, name: &str) -> Option<&str> {
         find_header(&self.headers, name)
     }
 
-    /// The declared body length: None when absent, an error when it is not a number or
-    /// declared twice with different values.
+    /// The declared body length (see [`content_length`]).
     pub fn content_length(&self) -> Result<Option<u64>, String> {
-        let mut length = None;
-        for (name, value) in &self.headers {
-            if !name.eq_ignore_ascii_case("content-length") {
-                continue;
-            }
-            let parsed: u64 = value
-                .parse()
-                .map_err(|_| format!("invalid Content-Length {value:?}"))?;
-            if length.is_some_and(|previous| previous != parsed) {
-                return Err("conflicting Content-Length headers".to_string());
-            }
-            length = Some(parsed);
-        }
-        Ok(length)
+        content_length(&self.headers)
     }
+}
+
+/// The declared body length: None when absent, an error when it is not a number or
+/// declared twice with different values.
+fn content_length(headers: &[(String, String)]) -> Result<Option<u64>, String> {
+    let mut length = None;
+    for (name, value) in headers {
+        if !name.eq_ignore_ascii_case("content-length") {
+            continue;
+        }
+        let parsed: u64 = value
+            .parse()
+            .map_err(|_| format!("invalid Content-Length {value:?}"))?;
+        if length.is_some_and(|previous| previous != parsed) {
+            return Err("conflicting Content-Length headers".to_string());
+        }
+        length = Some(parsed);
+    }
+    Ok(length)
 }
 
 pub(crate) fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -91,64 +106,87 @@ pub(crate) fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Op
         .map(|(_, value)| value.as_str())
 }
 
-/// Position just past the blank line that ends the head, if `buf` holds it all.
-pub(crate) fn head_end(buf: &[u8]) -> Option<usize> {
-    buf.windows(4)
-        .position(|window| window == b"\r\n\r\n")
-        .map(|pos| pos + 4)
+/// Copies header fields out of `httparse`'s borrowed slices; values must be UTF-8.
+fn owned_headers(fields: &[httparse::Header<'_>]) -> Result<Vec<(String, String)>, HttpError> {
+    let mut headers = Vec::with_capacity(fields.len());
+    for field in fields {
+        let value = std::str::from_utf8(field.value)
+            .map_err(|_| malformed(format!("header {:?} is not UTF-8", field.name)))?;
+        headers.push((field.name.to_string(), value.trim().to_string()));
+    }
+    Ok(headers)
 }
 
-/// Parses a message head (without the final blank line).
-pub(crate) fn parse_head(head: &[u8]) -> Result<Head, HttpError> {
-    let text = std::str::from_utf8(head).map_err(|_| malformed("header section is not UTF-8"))?;
-    let mut lines = text.split("\r\n");
-    let first = lines.next().unwrap_or_default();
-    let mut parts = first.splitn(3, ' ');
-    let start = [
-        parts.next().unwrap_or_default().to_string(),
-        parts.next().unwrap_or_default().to_string(),
-        parts.next().unwrap_or_default().to_string(),
-    ];
-    if start.iter().any(|part| part.is_empty()) {
-        return Err(malformed(format!("invalid first line {first:?}")));
+/// A request line and headers.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct RequestHead {
+    pub method: String,
+    /// Starts with `/`: the origin form, the only one a server that is no proxy gets.
+    pub target: String,
+    /// HTTP/1.1 (otherwise HTTP/1.0).
+    pub http11: bool,
+    pub headers: Vec<(String, String)>,
+}
+
+impl RequestHead {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        find_header(&self.headers, name)
     }
-    let mut headers = Vec::new();
-    for line in lines.filter(|line| !line.is_empty()) {
-        // Folded continuation lines are obsolete (RFC 9112) and a classic smuggling vector.
-        if line.starts_with([' ', '\t']) {
-            return Err(malformed("folded header lines are not supported"));
+
+    /// The declared body length (see [`content_length`]).
+    pub fn content_length(&self) -> Result<Option<u64>, String> {
+        content_length(&self.headers)
+    }
+}
+
+/// Parses the request head at the start of `buf`: `None` while it is incomplete, else
+/// the head and its length in bytes (the body starts there).
+pub(crate) fn parse_request_head(buf: &[u8]) -> Result<Option<(RequestHead, usize)>, HttpError> {
+    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut fields);
+    let length = match request.parse(buf) {
+        Ok(httparse::Status::Complete(length)) => length,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(HttpError::TooManyHeaders { limit: MAX_HEADERS })
         }
-        let Some((name, value)) = line.split_once(':') else {
-            return Err(malformed(format!("invalid header line {line:?}")));
-        };
-        if name.is_empty() || !name.bytes().all(is_token_byte) {
-            return Err(malformed(format!("invalid header name {name:?}")));
-        }
-        headers.push((name.to_string(), value.trim().to_string()));
-    }
-    Ok(Head { start, headers })
-}
-
-/// Characters allowed in methods and header names (RFC 9110 `tchar`).
-fn is_token_byte(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
-}
-
-/// Checks a request line's method, target and version.
-pub(crate) fn check_request_line(start: &[String; 3]) -> Result<(), HttpError> {
-    let [method, target, version] = start;
-    if !method.bytes().all(is_token_byte) {
-        return Err(malformed(format!("invalid method {method:?}")));
-    }
-    if !target.starts_with('/') || target.bytes().any(|b| b.is_ascii_control() || b == b' ') {
+        Err(err) => return Err(malformed(format!("{err} in the request head"))),
+    };
+    let (Some(method), Some(target), Some(version)) =
+        (request.method, request.path, request.version)
+    else {
+        return Err(malformed("incomplete request line"));
+    };
+    if !target.starts_with('/') {
         return Err(malformed(format!("invalid request target {target:?}")));
     }
-    if version != "HTTP/1.1" && version != "HTTP/1.0" {
-        return Err(malformed(format!(
-            "unsupported protocol version {version:?}"
-        )));
-    }
-    Ok(())
+    let head = RequestHead {
+        method: method.to_string(),
+        target: target.to_string(),
+        http11: version == 1,
+        headers: owned_headers(request.headers)?,
+    };
+    Ok(Some((head, length)))
+}
+
+/// Parses the response head at the start of `buf`, like [`parse_request_head`]; the
+/// error says what is wrong with it.
+pub(crate) fn parse_response_head(buf: &[u8]) -> Result<Option<(ResponseHead, usize)>, String> {
+    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut fields);
+    let length = match response.parse(buf) {
+        Ok(httparse::Status::Complete(length)) => length,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(err) => return Err(format!("{err} in the response head")),
+    };
+    let Some(status) = response.code else {
+        return Err("incomplete status line".to_string());
+    };
+    let headers = owned_headers(response.headers).map_err(|err| match err {
+        HttpError::Malformed { reason } => reason,
+        other => other.to_string(),
+    })?;
+    Ok(Some((ResponseHead { status, headers }, length)))
 }
 
 /// Splits a request target into its path and its percent-decoded query parameters.
@@ -275,54 +313,84 @@ mod tests {
     }
 
     #[test]
-    fn head_is_parsed() {
-        let head = parse_head(b"GET /version HTTP/1.1\r\nHost: x\r\nContent-Length:  12 ").unwrap();
+    fn request_head_is_parsed() {
+        let buf = b"GET /version?x=1 HTTP/1.1\r\nHost: x\r\nContent-Length:  12 \r\n\r\nbody";
+        let (head, length) = parse_request_head(buf).unwrap().unwrap();
+        assert_eq!(length, buf.len() - 4);
         assert_eq!(
-            head.start,
-            ["GET", "/version", "HTTP/1.1"].map(String::from)
+            (head.method.as_str(), head.target.as_str()),
+            ("GET", "/version?x=1")
         );
+        assert!(head.http11);
         assert_eq!(head.header("content-length"), Some("12"));
         assert_eq!(head.content_length(), Ok(Some(12)));
-        check_request_line(&head.start).unwrap();
+        let (old, _) = parse_request_head(b"GET / HTTP/1.0\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert!(!old.http11);
+        // Incomplete: more bytes are needed, which is no error.
+        for partial in [
+            &b""[..],
+            b"GET / HTTP/1.1\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\n",
+        ] {
+            assert_eq!(parse_request_head(partial).unwrap(), None);
+        }
     }
 
     #[test]
-    fn bad_heads_are_rejected() {
+    fn bad_request_heads_are_rejected() {
         let bad: &[&[u8]] = &[
-            b"GET",
-            b"GET /x HTTP/1.1\r\nno colon here",
-            b"GET /x HTTP/1.1\r\nBad Name: x",
-            b"GET /x HTTP/1.1\r\nA: b\r\n folded",
-            b"GET /x HTTP/1.1\r\n\xff: x",
+            b"NOT HTTP\r\n\r\n",
+            b"GET x HTTP/1.1\r\n\r\n",
+            b"GET /x HTTP/2\r\n\r\n",
+            b"G(T /x HTTP/1.1\r\n\r\n",
+            b"GET /x HTTP/1.1\r\nno colon here\r\n\r\n",
+            b"GET /x HTTP/1.1\r\nBad Name: x\r\n\r\n",
+            b"GET /x HTTP/1.1\r\nA: b\r\n folded\r\n\r\n",
+            b"GET /x HTTP/1.1\r\nA: \xff\r\n\r\n",
+            b"GET /x HTTP/1.1\r\n\xff: x\r\n\r\n",
         ];
         for head in bad {
+            let err = parse_request_head(head).unwrap_err();
             assert!(
-                parse_head(head).is_err(),
-                "{:?}",
+                matches!(err, HttpError::Malformed { .. }),
+                "{:?}: {err}",
                 String::from_utf8_lossy(head)
             );
         }
-        let lines = [
-            ["GET", "x", "HTTP/1.1"],
-            ["GET", "/x", "HTTP/2"],
-            ["G(T", "/x", "HTTP/1.1"],
-        ];
-        for line in lines {
-            assert!(
-                check_request_line(&line.map(String::from)).is_err(),
-                "{line:?}"
-            );
+        let mut many = b"GET /x HTTP/1.1\r\n".to_vec();
+        for n in 0..=MAX_HEADERS {
+            many.extend_from_slice(format!("X-{n}: y\r\n").as_bytes());
         }
-        let conflicting =
-            parse_head(b"POST /x HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2").unwrap();
+        many.extend_from_slice(b"\r\n");
+        let err = parse_request_head(&many).unwrap_err();
+        assert_eq!(
+            err.response_status(),
+            Some((431, "RequestHeaderFieldsTooLarge"))
+        );
+        let (conflicting, _) = parse_request_head(
+            b"POST /x HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+        )
+        .unwrap()
+        .unwrap();
         assert!(conflicting.content_length().is_err());
-        let invalid = parse_head(b"POST /x HTTP/1.1\r\nContent-Length: -1").unwrap();
+        let (invalid, _) = parse_request_head(b"POST /x HTTP/1.1\r\nContent-Length: -1\r\n\r\n")
+            .unwrap()
+            .unwrap();
         assert!(invalid.content_length().is_err());
     }
 
     #[test]
-    fn head_end_finds_the_blank_line() {
-        assert_eq!(head_end(b"GET / HTTP/1.1\r\n\r\nbody"), Some(18));
-        assert_eq!(head_end(b"GET / HTTP/1.1\r\n"), None);
+    fn response_head_is_parsed() {
+        let buf =
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\nConnection: keep-alive\r\n\r\nabc";
+        let (head, length) = parse_response_head(buf).unwrap().unwrap();
+        assert_eq!((head.status, length), (404, buf.len() - 3));
+        assert_eq!(head.content_length(), Ok(Some(3)));
+        assert_eq!(head.header("CONNECTION"), Some("keep-alive"));
+        assert_eq!(parse_response_head(b"HTTP/1.1 200 OK\r\n").unwrap(), None);
+        assert!(parse_response_head(b"HTTP/1.1 abc OK\r\n\r\n").is_err());
+        assert!(parse_response_head(b"SPDY/3 200 OK\r\n\r\n").is_err());
     }
 }

@@ -30,7 +30,7 @@ use crate::api::fleet::{JoinRequest, JoinResponse};
 use crate::api::http::{Request, Response};
 use crate::model::{labels_forbidden_to_nodes, validate_label_key, validate_label_value};
 
-fn denied(denied: JoinDenied) -> Refusal {
+pub(super) fn denied(denied: JoinDenied) -> Refusal {
     let (code, reason) = denied.status();
     refusal(code, reason, denied.to_string())
 }

@@ -208,12 +208,23 @@ pub fn run(options: CoordinatorOptions) -> anyhow::Result<()> {
             // Manifests are small; a fleet apply of many files stays far below this.
             max_body: 4 * 1024 * 1024,
             request_timeout: Duration::from_secs(30),
+            header_timeout: Duration::from_secs(10),
+            body_idle_timeout: Duration::from_secs(10),
             // Agents poll again at once: keep their connection (and TLS session) open
             // for the next poll instead of a new handshake every heartbeat.
             keep_alive: Some(Duration::from_secs(120)),
+            // Every agent holds one kept connection (its long poll), so this is the
+            // fleet size; an idle kept TLS connection costs tens of KiB.
+            max_connections: 1024,
+            // Strangers get few slots, and the oldest gives way to the next: memory
+            // stays bounded, and the admin still gets in during a flood.
+            max_unauthenticated: 64,
         };
+        let admit_coordinator = Arc::clone(&coordinator);
+        let authorizer: crate::api::Authorizer =
+            Arc::new(move |request| server::admit(&admit_coordinator, request));
         let handler_coordinator = Arc::clone(&coordinator);
-        crate::api::http::serve_tls(listener, acceptor, limits, move |request| {
+        crate::api::http::serve_tls(listener, acceptor, limits, authorizer, move |request| {
             server::handle(Arc::clone(&handler_coordinator), request)
         })
         .await

@@ -1,7 +1,8 @@
 //! The coordinator's API over HTTPS: the agent's resource API shape (Kubernetes paths,
 //! JSON, `Status` errors) for the admin, plus the routes agents use
-//! ([`crate::api::fleet`]). Every request is authenticated first; a node credential may
-//! use only its own node's routes.
+//! ([`crate::api::fleet`]). Every request is authenticated first, from its head before
+//! its body is read ([`admit`]), and again with the body when it is routed; a node
+//! credential may use only its own node's routes.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use crate::agent::apply::{self, Refusal};
 use crate::agent::deployments::{deployment_status, OwnedPod, TEMPLATE_HASH_LABEL};
 use crate::agent::server::{resource_target, ResourceTarget};
 use crate::api::fleet::{Assignments, PodStatusAck, PodStatusReport};
-use crate::api::http::{Request, Response};
+use crate::api::http::{Admission, Request, Response};
 use crate::api::types::{ApplyRequest, Version};
 use crate::api::watch::{self, WatchParams};
 use crate::model::{parse_selector, pod_template_hash, selector_matches, Kind, Object};
@@ -38,6 +39,45 @@ pub async fn handle(coordinator: Arc<Coordinator>, request: Request) -> Response
         log::debug!("{method} {path}: {} {}", refusal.code, refusal.message);
         Response::status_error(refusal.code, refusal.reason, &refusal.message)
     })
+}
+
+/// Lets a request in from its head alone: the version for anyone, a join with a valid
+/// join token, anything else with a valid credential (what each may do is decided by
+/// [`route`]). Everything else gets the 401 that routing would give, without its body
+/// ever being read.
+pub fn admit(coordinator: &Coordinator, request: &Request) -> Admission {
+    let parts = segments(&request.path);
+    let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+    let denied = |refusal: Refusal| {
+        Admission::Denied(Response::status_error(
+            refusal.code,
+            refusal.reason,
+            &refusal.message,
+        ))
+    };
+    match (request.method.as_str(), &parts[..]) {
+        ("GET", ["version"]) => Admission::Anonymous,
+        ("POST", ["apis", "berth.dev", "v1", "join"]) => {
+            match coordinator
+                .auth
+                .check_join_token(join_bearer(request), std::time::SystemTime::now())
+            {
+                Ok(_) => Admission::Authenticated,
+                Err(refused) => denied(join::denied(refused)),
+            }
+        }
+        _ => match authenticate(coordinator, request) {
+            Ok(_) => Admission::Authenticated,
+            Err(refusal) => denied(refusal),
+        },
+    }
+}
+
+fn join_bearer(request: &Request) -> &str {
+    request
+        .header("authorization")
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .unwrap_or("")
 }
 
 pub(super) fn refusal(code: u16, reason: &'static str, message: impl Into<String>) -> Refusal {

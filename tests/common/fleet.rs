@@ -228,6 +228,12 @@ impl TestCoordinator {
         self.state.path().join("admin.config")
     }
 
+    // Only some test binaries look at the process itself.
+    #[allow(dead_code)]
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn berth(&self, args: &[&str]) -> Output {
         Command::new(BERTH)
             .arg("--config")
