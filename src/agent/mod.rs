@@ -27,6 +27,7 @@ mod probes;
 mod pulls;
 mod qos;
 mod reconcile;
+mod security;
 pub(crate) mod server;
 mod status;
 mod views;

@@ -95,6 +95,36 @@ pub fn stored_pods(agent: &Agent) -> anyhow::Result<Vec<Pod>> {
         .collect())
 }
 
+/// The environment of a container (`K=V`): the image's, then `HOSTNAME`, then the
+/// container's `env`, each replacing what came before; `HOME` is the user's home dir
+/// unless one of them sets it (as runc does).
+fn container_env(
+    image_env: &[String],
+    pod: &Pod,
+    container: &crate::model::Container,
+    home: &str,
+) -> Vec<String> {
+    let mut env: Vec<(String, String)> = image_env
+        .iter()
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) => (k.to_owned(), v.to_owned()),
+            None => (kv.clone(), String::new()),
+        })
+        .collect();
+    let mut set = |k: &str, v: &str| match env.iter_mut().find(|(name, _)| name == k) {
+        Some(slot) => slot.1 = v.to_owned(),
+        None => env.push((k.to_owned(), v.to_owned())),
+    };
+    set("HOSTNAME", &pod.metadata.name);
+    for var in &container.env {
+        set(&var.name, &var.value);
+    }
+    if !env.iter().any(|(name, _)| name == "HOME") {
+        env.push(("HOME".to_owned(), home.to_owned()));
+    }
+    env.into_iter().map(|(k, v)| format!("{k}={v}")).collect()
+}
+
 impl Agent {
     /// Instances the runtime knows, grouped by pod UID.
     pub fn observe(&self) -> anyhow::Result<BTreeMap<String, Vec<Instance>>> {
@@ -384,6 +414,9 @@ impl Agent {
             .images
             .rootfs(&image)
             .map_err(|e| failure("CreateContainerError", e.to_string()))?;
+        let security =
+            super::security::container_security(pod, container, &image.config.user, &rootfs)
+                .map_err(|refusal| failure(refusal.reason, refusal.message))?;
 
         let args = if !container.command.is_empty() {
             container
@@ -412,23 +445,7 @@ impl Agent {
                 "no command given and the image has none".to_owned(),
             ));
         }
-        let mut env: Vec<(String, String)> = image
-            .config
-            .env
-            .iter()
-            .map(|kv| match kv.split_once('=') {
-                Some((k, v)) => (k.to_owned(), v.to_owned()),
-                None => (kv.clone(), String::new()),
-            })
-            .collect();
-        let mut set = |k: &str, v: &str| match env.iter_mut().find(|(name, _)| name == k) {
-            Some(slot) => slot.1 = v.to_owned(),
-            None => env.push((k.to_owned(), v.to_owned())),
-        };
-        set("HOSTNAME", &pod.metadata.name);
-        for var in &container.env {
-            set(&var.name, &var.value);
-        }
+        let env = container_env(&image.config.env, pod, container, &security.home);
         let cwd = container
             .working_dir
             .clone()
@@ -449,7 +466,7 @@ impl Agent {
             container_name: name.to_owned(),
             rootfs_lower: rootfs,
             args,
-            env: env.into_iter().map(|(k, v)| format!("{k}={v}")).collect(),
+            env,
             cwd,
             cpu_limit_millis: cpu_limit,
             cpu_request_millis: quantity(&resources.requests, "cpu", parse_cpu_millis)
@@ -468,6 +485,9 @@ impl Agent {
                 .join(format!("{attempt}.log")),
             log_max_bytes: LOG_MAX_BYTES,
             log_max_files: LOG_MAX_FILES,
+            user: security.user,
+            capabilities: security.capabilities,
+            readonly_rootfs: security.readonly_rootfs,
         })
     }
 
@@ -550,5 +570,34 @@ impl Agent {
             .filter(|((uid, _), _)| uid == pod_uid)
             .map(|((_, name), f)| (name.clone(), f.clone()))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Container, EnvVar};
+
+    #[test]
+    fn environment_layers_and_home() {
+        let mut pod = Pod::default();
+        pod.metadata.name = "web".into();
+        let container = Container {
+            env: vec![EnvVar {
+                name: "A".into(),
+                value: "pod".into(),
+            }],
+            ..Default::default()
+        };
+        let image = ["A=image".to_owned(), "B".to_owned()];
+        assert_eq!(
+            container_env(&image, &pod, &container, "/home/app"),
+            ["A=pod", "B=", "HOSTNAME=web", "HOME=/home/app"]
+        );
+        let image = ["HOME=/srv".to_owned()];
+        assert_eq!(
+            container_env(&image, &pod, &container, "/home/app"),
+            ["HOME=/srv", "HOSTNAME=web", "A=pod"]
+        );
     }
 }

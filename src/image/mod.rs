@@ -30,6 +30,7 @@ mod readahead;
 mod reference;
 pub mod registry;
 mod rootfs;
+mod rootfs_file;
 mod staging;
 mod store;
 mod unpack;
@@ -43,6 +44,7 @@ pub use inspect::image_platforms;
 pub use pull::{PullEvent, PullOptions};
 pub use reference::normalize_reference;
 pub use registry::RegistryConfig;
+pub use rootfs_file::read_rootfs_file;
 pub use store::ImageStore;
 pub use unpack::UnpackLimits;
 

@@ -25,6 +25,7 @@ mod platform;
 mod pod;
 mod probe;
 mod quantity;
+mod security;
 mod selector;
 mod validate;
 
@@ -61,6 +62,11 @@ pub use probe::{
     TcpSocketAction,
 };
 pub use quantity::{parse_cpu_millis, parse_memory_bytes, MAX_CPU_MILLIS, MAX_MEMORY_BYTES};
+pub use security::{
+    capability_name, effective_capabilities, effective_security_context, Capabilities,
+    PodSecurityContext, SeccompProfile, SecurityContext, ALL_CAPABILITIES, DEFAULT_CAPABILITIES,
+    SECCOMP_RUNTIME_DEFAULT,
+};
 pub use selector::{parse_selector, selector_matches};
 
 use serde::Serialize;

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::model::{Lifecycle, ObjectMeta, Probe};
+use crate::model::{Lifecycle, ObjectMeta, PodSecurityContext, Probe, SecurityContext};
 
 #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
@@ -32,6 +32,8 @@ pub struct PodSpec {
     /// registry credentials are used to pull its images.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub image_pull_secrets: Vec<LocalObjectReference>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub security_context: Option<PodSecurityContext>,
 }
 
 /// A reference by name to an object in the same namespace.
@@ -51,6 +53,7 @@ impl Default for PodSpec {
             termination_grace_period_seconds: 30,
             node_name: None,
             image_pull_secrets: Vec::new(),
+            security_context: None,
         }
     }
 }
@@ -102,6 +105,8 @@ pub struct Container {
     pub startup_probe: Option<Probe>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lifecycle: Option<Lifecycle>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub security_context: Option<SecurityContext>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -67,28 +67,6 @@ impl HostFacts {
     }
 }
 
-/// Docker's default capability set.
-fn default_capabilities() -> HashSet<Capability> {
-    [
-        Capability::Chown,
-        Capability::DacOverride,
-        Capability::Fsetid,
-        Capability::Fowner,
-        Capability::Mknod,
-        Capability::NetRaw,
-        Capability::Setgid,
-        Capability::Setuid,
-        Capability::Setfcap,
-        Capability::Setpcap,
-        Capability::NetBindService,
-        Capability::SysChroot,
-        Capability::Kill,
-        Capability::AuditWrite,
-    ]
-    .into_iter()
-    .collect()
-}
-
 /// runc's default masked paths: kernel interfaces that leak host data or are dangerous.
 fn masked_paths() -> Vec<String> {
     [
@@ -174,13 +152,17 @@ pub(crate) fn build_spec(
     cgroup_path: &str,
     host: HostFacts,
 ) -> Result<Spec, String> {
-    let capabilities = default_capabilities();
+    // Kept in the permitted and effective sets for every user, as containerd does: the
+    // kernel clears them at `execve` for a non-root user, unless the program has file
+    // capabilities (which no_new_privs still honours up to the permitted set).
+    let capabilities: HashSet<Capability> = cfg.capabilities.iter().copied().collect();
     let process = ProcessBuilder::default()
         .terminal(false)
         .user(
             UserBuilder::default()
-                .uid(0u32)
-                .gid(0u32)
+                .uid(cfg.user.uid)
+                .gid(cfg.user.gid)
+                .additional_gids(cfg.user.additional_gids.clone())
                 .build()
                 .map_err(|e| e.to_string())?,
         )
@@ -191,6 +173,9 @@ pub(crate) fn build_spec(
         } else {
             cfg.cwd.as_str()
         })
+        // Always, also where Kubernetes would allow escalation by default: setuid programs
+        // in an image never gain privileges (validation refuses
+        // `allowPrivilegeEscalation: true`, so nothing asked for is ignored).
         .no_new_privileges(true)
         .oom_score_adj(cfg.oom_score_adj.unwrap_or(0))
         .capabilities(
@@ -265,7 +250,7 @@ pub(crate) fn build_spec(
         .root(
             RootBuilder::default()
                 .path(rootfs.to_path_buf())
-                .readonly(false)
+                .readonly(cfg.readonly_rootfs)
                 .build()
                 .map_err(|e| e.to_string())?,
         )
@@ -304,6 +289,9 @@ mod tests {
             log_path: "/logs/c1.log".into(),
             log_max_bytes: 1 << 20,
             log_max_files: 2,
+            user: super::super::ProcessUser::default(),
+            capabilities: super::super::default_capabilities(),
+            readonly_rootfs: false,
         }
     }
 
@@ -443,5 +431,47 @@ mod tests {
         assert!(!mounts
             .iter()
             .any(|m| m.destination() == Path::new("/sys/fs/cgroup")));
+    }
+
+    #[test]
+    fn user_capabilities_and_readonly_root_come_from_the_config() {
+        let spec = build_spec(&config(), Path::new("/r"), &sandbox(), "/b/c1", V1).unwrap();
+        let process = spec.process().as_ref().unwrap();
+        assert_eq!((process.user().uid(), process.user().gid()), (0, 0));
+        assert_eq!(spec.root().as_ref().unwrap().readonly(), Some(false));
+
+        let mut cfg = config();
+        cfg.user = super::super::ProcessUser {
+            uid: 1000,
+            gid: 3000,
+            additional_gids: vec![3000, 4000],
+        };
+        cfg.capabilities = vec![Capability::NetBindService];
+        cfg.readonly_rootfs = true;
+        let spec = build_spec(&cfg, Path::new("/r"), &sandbox(), "/b/c1", V1).unwrap();
+        let process = spec.process().as_ref().unwrap();
+        let user = process.user();
+        assert_eq!((user.uid(), user.gid()), (1000, 3000));
+        assert_eq!(user.additional_gids().as_deref(), Some(&[3000, 4000][..]));
+        let caps = process.capabilities().as_ref().unwrap();
+        let only = HashSet::from([Capability::NetBindService]);
+        for set in [caps.bounding(), caps.permitted(), caps.effective()] {
+            assert_eq!(set.as_ref(), Some(&only));
+        }
+        assert_eq!(caps.inheritable().as_ref(), Some(&HashSet::new()));
+        assert_eq!(caps.ambient().as_ref(), Some(&HashSet::new()));
+        assert_eq!(process.no_new_privileges(), Some(true));
+        assert_eq!(spec.root().as_ref().unwrap().readonly(), Some(true));
+
+        cfg.capabilities.clear();
+        let spec = build_spec(&cfg, Path::new("/r"), &sandbox(), "/b/c1", V1).unwrap();
+        let caps = spec
+            .process()
+            .as_ref()
+            .unwrap()
+            .capabilities()
+            .clone()
+            .unwrap();
+        assert_eq!(caps.bounding().as_ref(), Some(&HashSet::new()), "drop ALL");
     }
 }

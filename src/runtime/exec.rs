@@ -147,6 +147,13 @@ fn build_tenant(
     let stdin = dup(std::io::stdin().as_fd().try_clone_to_owned(), "stdin")?;
     let stdout = dup(std::io::stdout().as_fd().try_clone_to_owned(), "stdout")?;
     let stderr = dup(std::io::stderr().as_fd().try_clone_to_owned(), "stderr")?;
+    if let Some(process) = container_spec.process() {
+        let (uid, gid) = (process.user().uid(), process.user().gid());
+        let stdio = [stdin.as_fd(), stdout.as_fd(), stderr.as_fd()];
+        if let Err(err) = super::shim::give_pipes_to_user(uid, gid, &stdio) {
+            report(&err);
+        }
+    }
     let executor = ConfinedExecutor {
         seccomp: container_spec
             .linux()

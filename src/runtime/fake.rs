@@ -281,6 +281,9 @@ pub fn test_config(id: &str) -> ContainerConfig {
         log_path: "/l".into(),
         log_max_bytes: 1,
         log_max_files: 1,
+        user: super::ProcessUser::default(),
+        capabilities: super::default_capabilities(),
+        readonly_rootfs: false,
     }
 }
 

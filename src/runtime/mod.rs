@@ -18,7 +18,8 @@
 //!    is the shim's own child and the shim can `waitpid` it: this is the only way to learn
 //!    the real exit code and signal of a process, and the shim writes them to `exit.json`
 //!    even when no agent is running at that moment (like `conmon` next to CRI-O);
-//! 3. pumps the container's stdout and stderr (two pipes) into a size-capped, rotated log
+//! 3. pumps the container's stdout and stderr (two pipes, owned by the container's user so
+//!    that a non-root process can reopen `/dev/stdout`) into a size-capped, rotated log
 //!    file, so logs keep flowing while the agent is down or restarting;
 //! 4. after the exit, reads the OOM-kill counter of the container's cgroup, deletes the
 //!    `libcontainer` container (cgroup and state), records the exit and exits itself.
@@ -99,6 +100,7 @@ mod sandbox;
 mod seccomp;
 pub mod shim;
 mod signals;
+pub mod user;
 
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
@@ -108,6 +110,8 @@ use std::time::Duration;
 pub use error::RuntimeError;
 pub use exec::{exec_helper_main, EXEC_FAILED, EXEC_TIMED_OUT};
 pub use libcontainer_runtime::LibcontainerRuntime;
+pub use oci_spec::runtime::Capability;
+pub use user::ProcessUser;
 
 /// Where the runtime keeps its files and cgroups.
 #[derive(Clone, Debug)]
@@ -147,6 +151,31 @@ pub struct ContainerConfig {
     pub log_path: PathBuf,
     pub log_max_bytes: u64,
     pub log_max_files: u32,
+    /// Who the processes run as. Configs written before berth honoured users read as root.
+    #[serde(default)]
+    pub user: ProcessUser,
+    /// The processes' capabilities (bounding, permitted and effective sets; the kernel
+    /// clears the last two at `execve` for a non-root user). Also what the seccomp profile
+    /// allows capability-gated calls by. Older configs read as the default set.
+    #[serde(default = "default_capabilities")]
+    pub capabilities: Vec<Capability>,
+    /// `readOnlyRootFilesystem`: the root filesystem is mounted read-only.
+    #[serde(default)]
+    pub readonly_rootfs: bool,
+}
+
+/// The capabilities named (Kubernetes spelling, `NET_ADMIN`); unknown names are skipped.
+pub fn capabilities_from_names(names: &[&str]) -> Vec<Capability> {
+    names
+        .iter()
+        .filter_map(|name| name.parse::<Capability>().ok())
+        .collect()
+}
+
+/// Docker's default capability set, which containers get unless their securityContext
+/// says otherwise.
+pub fn default_capabilities() -> Vec<Capability> {
+    capabilities_from_names(&crate::model::DEFAULT_CAPABILITIES)
 }
 
 /// How a container ended.
@@ -287,6 +316,29 @@ mod tests {
     fn cgroup_path_joins_parent_and_id() {
         assert_eq!(container_cgroup_path("berth", "a.b"), "/berth/a.b");
         assert_eq!(container_cgroup_path("/x/y/", "c"), "/x/y/c");
+    }
+
+    #[test]
+    fn every_capability_name_is_known_to_oci_spec() {
+        let all = capabilities_from_names(&crate::model::ALL_CAPABILITIES);
+        assert_eq!(all.len(), crate::model::ALL_CAPABILITIES.len());
+        assert_eq!(default_capabilities().len(), 14);
+        assert!(default_capabilities().contains(&Capability::NetBindService));
+        let json = serde_json::to_string(&capabilities_from_names(&["SYS_ADMIN"])).unwrap();
+        assert_eq!(json, r#"["CAP_SYS_ADMIN"]"#);
+    }
+
+    #[test]
+    fn configs_from_before_users_read_as_root_with_default_capabilities() {
+        let mut value = serde_json::to_value(fake::test_config("a")).unwrap();
+        let object = value.as_object_mut().unwrap();
+        for field in ["user", "capabilities", "readonly_rootfs"] {
+            object.remove(field);
+        }
+        let old: ContainerConfig = serde_json::from_value(value).unwrap();
+        assert_eq!(old.user, ProcessUser::default());
+        assert_eq!(old.capabilities, default_capabilities());
+        assert!(!old.readonly_rootfs);
     }
 
     #[test]

@@ -33,6 +33,7 @@ pub(crate) fn mount_overlay(
             });
         }
     }
+    match_root_of(lower, &upper).map_err(|e| RuntimeError::io("set up", &upper, e))?;
     let options = format!(
         "lowerdir={},upperdir={},workdir={}",
         lower.display(),
@@ -47,6 +48,19 @@ pub(crate) fn mount_overlay(
         Some(options.as_str()),
     )
     .map_err(|e| RuntimeError::syscall(format!("mount overlay on {}", target.display()), e))
+}
+
+/// Gives the upper dir the owner and mode of the image's root: the upper dir's root is
+/// what the container sees as `/`, and with our umask's mode or owner a non-root process
+/// might not even be able to look up a path.
+fn match_root_of(lower: &Path, upper: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let image_root = std::fs::metadata(lower)?;
+    std::os::unix::fs::chown(upper, Some(image_root.uid()), Some(image_root.gid()))?;
+    std::fs::set_permissions(
+        upper,
+        std::fs::Permissions::from_mode(image_root.mode() & 0o7777),
+    )
 }
 
 /// Unmounts the overlay rootfs of a container dir if it is mounted.

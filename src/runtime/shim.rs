@@ -7,7 +7,7 @@
 
 use std::fs::File;
 use std::io::{ErrorKind, Read};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
 use libcontainer::container::builder::ContainerBuilder;
@@ -15,6 +15,7 @@ use libcontainer::container::Container;
 use libcontainer::syscall::syscall::SyscallType;
 use nix::fcntl::OFlag;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::stat::SFlag;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
@@ -96,6 +97,11 @@ fn start(
         nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("create stdout pipe: {e}"))?;
     let (stderr_read, stderr_write) =
         nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("create stderr pipe: {e}"))?;
+    give_pipes_to_user(
+        cfg.user.uid,
+        cfg.user.gid,
+        &[stdout_write.as_fd(), stderr_write.as_fd()],
+    )?;
     let dev_null = File::open("/dev/null").map_err(|e| format!("open /dev/null: {e}"))?;
     std::fs::create_dir_all(&settings.libcontainer_root)
         .map_err(|e| format!("create {}: {e}", settings.libcontainer_root.display()))?;
@@ -148,6 +154,32 @@ fn start(
         stderr: stderr_read,
         started_at,
     })
+}
+
+/// Pipes (and sockets) are created owned by their creator (root) with mode 0600, so a
+/// container process of another user could write to its inherited stdout but not reopen
+/// it (`/dev/stdout`, which many images link their log files to). Given to the user, as
+/// runc does with a container's stdio, it can. Other kinds of file (`/dev/null`, a
+/// terminal) are left alone.
+pub(crate) fn give_pipes_to_user(uid: u32, gid: u32, fds: &[BorrowedFd]) -> Result<(), String> {
+    if uid == 0 && gid == 0 {
+        return Ok(());
+    }
+    for fd in fds {
+        let kind = nix::sys::stat::fstat(fd.as_raw_fd())
+            .map(|st| SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT)
+            .map_err(|e| format!("inspect an output pipe: {e}"))?;
+        if kind != SFlag::S_IFIFO && kind != SFlag::S_IFSOCK {
+            continue;
+        }
+        nix::unistd::fchown(
+            fd.as_raw_fd(),
+            Some(nix::unistd::Uid::from_raw(uid)),
+            Some(nix::unistd::Gid::from_raw(gid)),
+        )
+        .map_err(|e| format!("give the output pipes to user {uid}: {e}"))?;
+    }
+    Ok(())
 }
 
 /// libcontainer's errors wrap their causes; the whole chain is the useful reason.

@@ -247,7 +247,7 @@ spec:
       containers:
         - name: web
           image: hello:1
-          securityContext: {privileged: true}
+          securityContext: {seLinuxOptions: {level: s0}}
           resources:
             limits: {memory: 64Mb}
 "#;
@@ -265,7 +265,7 @@ fn every_error_is_reported_with_its_path() {
         "{paths:?}"
     );
     assert!(
-        paths.contains(&"spec.template.spec.containers[0].securityContext"),
+        paths.contains(&"spec.template.spec.containers[0].securityContext.seLinuxOptions"),
         "{paths:?}"
     );
     assert!(
@@ -279,7 +279,7 @@ fn every_error_is_reported_with_its_path() {
         "spec.template.spec.containers[0].resources.limits.memory: invalid quantity \"64Mb\""
     ));
     assert!(text.contains(
-        "Deployment/hello: spec.template.spec.containers[0].securityContext: field not supported by berth"
+        "Deployment/hello: spec.template.spec.containers[0].securityContext.seLinuxOptions: field not supported by berth"
     ));
     assert!(text.contains(
         "spec.template.spec.restartPolicy: unsupported value \"Sometimes\": supported values: \"Always\""

@@ -9,6 +9,7 @@ mod config;
 mod deployment;
 mod pod;
 mod probe;
+mod security;
 
 use serde_json::{Map, Value};
 

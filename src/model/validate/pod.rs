@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use super::checker::{get, index, join, Checker, JsonObject};
 use super::probe::{check_lifecycle, check_probe, PROBE_FIELDS};
+use super::security::{check_container_security_context, check_pod_security_context};
 use crate::model::names::{DNS1123_LABEL_RULE, DNS1123_SUBDOMAIN_RULE};
 use crate::model::{
     is_dns1123_label, is_dns1123_subdomain, is_iana_svc_name, parse_cpu_millis, parse_memory_bytes,
@@ -34,10 +35,14 @@ pub(super) fn check_pod_spec(c: &mut Checker, value: Option<&Value>, path: &str,
             "terminationGracePeriodSeconds",
             "nodeName",
             "imagePullSecrets",
+            "securityContext",
         ],
     );
     if let Some(value) = get(spec, "imagePullSecrets") {
         check_local_references(c, value, &join(path, "imagePullSecrets"));
+    }
+    if let Some(value) = get(spec, "securityContext") {
+        check_pod_security_context(c, value, &join(path, "securityContext"));
     }
 
     let containers_path = join(path, "containers");
@@ -113,6 +118,7 @@ fn check_container<'a>(
             "readinessProbe",
             "startupProbe",
             "lifecycle",
+            "securityContext",
         ],
     );
 
@@ -187,6 +193,9 @@ fn check_container<'a>(
     }
     if let Some(value) = get(container, "lifecycle") {
         check_lifecycle(c, value, &join(path, "lifecycle"));
+    }
+    if let Some(value) = get(container, "securityContext") {
+        check_container_security_context(c, value, &join(path, "securityContext"));
     }
 }
 
