@@ -68,7 +68,7 @@ impl HostFacts {
 }
 
 /// Docker's default capability set.
-fn default_capabilities() -> HashSet<Capability> {
+pub(crate) fn default_capabilities() -> HashSet<Capability> {
     [
         Capability::Chown,
         Capability::DacOverride,
@@ -175,6 +175,9 @@ pub(crate) fn build_spec(
     host: HostFacts,
 ) -> Result<Spec, String> {
     let capabilities = default_capabilities();
+    // The seccomp profile follows the capabilities: a capability that unlocks calls in
+    // the kernel unlocks them in the filter too.
+    let seccomp = super::seccomp::default_profile(&capabilities).map_err(|e| e.to_string())?;
     let process = ProcessBuilder::default()
         .terminal(false)
         .user(
@@ -256,7 +259,7 @@ pub(crate) fn build_spec(
         .resources(resources.build().map_err(|e| e.to_string())?)
         .masked_paths(masked_paths())
         .readonly_paths(get_default_readonly_paths())
-        .seccomp(super::seccomp::default_profile().map_err(|e| e.to_string())?)
+        .seccomp(seccomp)
         .build()
         .map_err(|e| e.to_string())?;
 
