@@ -44,7 +44,8 @@ const FILES: &str = "
     newfstatat open openat openat2 pread64 preadv preadv2 pwrite64 pwritev pwritev2 read
     readahead readlink readlinkat readv rename renameat renameat2 rmdir sendfile splice
     stat statfs statx symlink symlinkat sync sync_file_range syncfs tee truncate umask
-    unlink unlinkat utime utimensat utimes vmsplice write writev cachestat
+    unlink unlinkat utime utimensat utimes vmsplice write writev cachestat ioctl
+    listmount statmount
     fgetxattr flistxattr fremovexattr fsetxattr getxattr lgetxattr listxattr llistxattr
     lremovexattr lsetxattr removexattr setxattr getxattrat listxattrat removexattrat
     setxattrat
@@ -71,7 +72,8 @@ const NETWORK: &str = "
 /// `ptrace` and `process_vm_*` only reach processes the kernel lets the caller trace (its
 /// own container); since Linux 4.8 seccomp re-checks a call after a tracer changed it, so
 /// tracing cannot be used to get past the filter. berth needs newer kernels anyway
-/// (`pidfd_open`, 5.3).
+/// (`pidfd_open`, 5.3). `uretprobe` is entered by the return trampoline the kernel plants
+/// when a host tool probes a function of the process: refusing it would crash the process.
 const PROCESSES: &str = "
     execve execveat exit exit_group fork vfork wait4 waitid waitpid kill tkill tgkill
     pidfd_open pidfd_send_signal process_mrelease getpid getppid gettid getpgid getpgrp
@@ -81,7 +83,7 @@ const PROCESSES: &str = "
     sched_getattr sched_getparam sched_get_priority_max sched_get_priority_min
     sched_getscheduler sched_rr_get_interval sched_setaffinity sched_setattr
     sched_setparam sched_setscheduler sched_yield getcpu times sysinfo uname
-    landlock_add_rule landlock_create_ruleset landlock_restrict_self
+    landlock_add_rule landlock_create_ruleset landlock_restrict_self getrandom uretprobe
     ptrace process_vm_readv process_vm_writev
     rt_sigaction rt_sigpending rt_sigprocmask rt_sigqueueinfo rt_sigreturn rt_sigsuspend
     rt_sigtimedwait rt_tgsigqueueinfo sigaltstack sigprocmask sigreturn alarm getitimer
