@@ -156,6 +156,9 @@ pub(crate) fn build_spec(
     // kernel clears them at `execve` for a non-root user, unless the program has file
     // capabilities (which no_new_privs still honours up to the permitted set).
     let capabilities: HashSet<Capability> = cfg.capabilities.iter().copied().collect();
+    // The seccomp profile follows the capabilities: a capability that unlocks calls in
+    // the kernel unlocks them in the filter too.
+    let seccomp = super::seccomp::default_profile(&capabilities).map_err(|e| e.to_string())?;
     let process = ProcessBuilder::default()
         .terminal(false)
         .user(
@@ -241,7 +244,7 @@ pub(crate) fn build_spec(
         .resources(resources.build().map_err(|e| e.to_string())?)
         .masked_paths(masked_paths())
         .readonly_paths(get_default_readonly_paths())
-        .seccomp(super::seccomp::default_profile().map_err(|e| e.to_string())?)
+        .seccomp(seccomp)
         .build()
         .map_err(|e| e.to_string())?;
 
