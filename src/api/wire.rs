@@ -394,3 +394,54 @@ mod tests {
         assert!(parse_response_head(b"SPDY/3 200 OK\r\n\r\n").is_err());
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use crate::fuzz;
+
+    const SEEDS: &[&str] = &[
+        "GET /api/v1/namespaces/default/pods?labelSelector=app%3Dweb&watch=true HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer abc.def\r\n\r\n",
+        "POST /apis/berth.dev/v1/join HTTP/1.1\r\nContent-Length: 12\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{\"node\":{}}",
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
+    ];
+
+    const DICT: &[&str] = &[
+        "\r\n",
+        "\r\n\r\n",
+        "Content-Length: ",
+        "Content-Length: 18446744073709551616\r\n",
+        "Transfer-Encoding: chunked\r\n",
+        "%",
+        "%zz",
+        "%ff",
+        "?",
+        "&",
+        "=",
+        " HTTP/1.0",
+        "\u{0}",
+        "\t",
+        ":",
+        "\u{e9}",
+    ];
+
+    #[test]
+    fn fuzz_http_heads_never_panic() {
+        let seeds: Vec<Vec<u8>> = SEEDS.iter().map(|s| s.as_bytes().to_vec()).collect();
+        fuzz::run("http-heads", &seeds, DICT, 3000, |input| {
+            if let Ok(Some((head, length))) = parse_request_head(input) {
+                assert!(length <= input.len());
+                let _ = head.content_length();
+                if let Ok((path, _query)) = split_target(&head.target) {
+                    for segment in path.split('/') {
+                        let _ = percent_decode(segment);
+                    }
+                }
+            }
+            if let Ok(Some((head, length))) = parse_response_head(input) {
+                assert!(length <= input.len());
+                let _ = head.content_length();
+            }
+        });
+    }
+}
