@@ -235,7 +235,7 @@ spec:
       containers:
         - name: main
           image: busybox:1.35
-          securityContext: {privileged: true}
+          securityContext: {allowPrivilegeEscalation: true}
           resources:
             limits:
               memory: 64Mb

@@ -3,13 +3,15 @@
 //! Used by the API and by the manifests directory alike, so both take the same path
 //! through validation.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
 
 use super::Agent;
 use crate::api::types::{ApplyItem, ApplyRequest, ApplyResult, ManifestFile};
-use crate::model::{parse_manifests, Kind, Object};
+use crate::model::{
+    check_pod_spec, forbidden_message, parse_manifests, Kind, Object, PodSecurityLevel,
+};
 use crate::store::{Key, PutOutcome, Store};
 
 /// A failure to show to the client: HTTP code, Kubernetes reason and message.
@@ -104,26 +106,41 @@ pub fn apply(
     request: &ApplyRequest,
     source: Option<&str>,
 ) -> Result<ApplyResult, Refusal> {
-    let result = apply_to_store(&mut agent.store(), request, source)?;
+    let level = agent.options.pod_security_level;
+    let result = apply_to_store(&mut agent.store(), request, source, level)?;
     agent.wake();
     Ok(result)
 }
 
-/// [`apply`] on any store: the coordinator applies the same way.
+/// [`apply`] on any store: the coordinator applies the same way. Pods and Deployments
+/// must meet the Pod Security level of their namespace; `default_level` is the level of
+/// a namespace without the label (the daemon's `--pod-security-level`).
 pub fn apply_to_store(
     store: &mut Store,
     request: &ApplyRequest,
     source: Option<&str>,
+    default_level: PodSecurityLevel,
 ) -> Result<ApplyResult, Refusal> {
     let objects = parse_request(request)?;
     let mut known: HashSet<String> = HashSet::new();
+    let mut levels: HashMap<String, PodSecurityLevel> = HashMap::new();
     for record in store.list("Namespace", None)? {
         let terminating = record
             .object
             .pointer("/metadata/deletionTimestamp")
             .is_some();
+        let level = PodSecurityLevel::for_namespace_object(Some(&record.object), default_level);
+        levels.insert(record.name.clone(), level);
         if !terminating {
             known.insert(record.name);
+        }
+    }
+    // A Namespace in the request decides with the labels it is about to get.
+    for object in &objects {
+        if let Object::Namespace(namespace) = object {
+            let labels = &namespace.metadata.labels;
+            let level = PodSecurityLevel::for_namespace(Some(labels), default_level);
+            levels.insert(namespace.metadata.name.clone(), level);
         }
     }
     let mut missing = Vec::new();
@@ -148,6 +165,7 @@ pub fn apply_to_store(
             message: missing.join("\n"),
         });
     }
+    admit_pod_security(&objects, &levels, default_level)?;
     let values: Vec<Value> = objects.iter().map(Object::to_json).collect();
     let mut frozen = Vec::new();
     for (object, value) in objects.iter().zip(&values) {
@@ -182,6 +200,45 @@ pub fn apply_to_store(
         })
         .collect();
     Ok(ApplyResult { items })
+}
+
+/// The PodSecurity admission: every Pod and Deployment template meets its namespace's
+/// level, or the request is refused (403 Forbidden) with Kubernetes' message for each
+/// object that does not, and the fields to change.
+fn admit_pod_security(
+    objects: &[Object],
+    levels: &HashMap<String, PodSecurityLevel>,
+    default_level: PodSecurityLevel,
+) -> Result<(), Refusal> {
+    let mut refusals = Vec::new();
+    for object in objects {
+        let (resource, spec, path) = match object {
+            Object::Pod(pod) => ("pods", &pod.spec, "spec"),
+            Object::Deployment(deployment) => (
+                "deployments.apps",
+                &deployment.spec.template.spec,
+                "spec.template.spec",
+            ),
+            Object::Namespace(_) | Object::ConfigMap(_) | Object::Secret(_) => continue,
+        };
+        let meta = object.meta();
+        let level = levels
+            .get(meta.namespace_or_empty())
+            .copied()
+            .unwrap_or(default_level);
+        let violations = check_pod_spec(level, spec, path);
+        if !violations.is_empty() {
+            refusals.push(forbidden_message(resource, &meta.name, level, &violations));
+        }
+    }
+    if refusals.is_empty() {
+        return Ok(());
+    }
+    Err(Refusal {
+        code: 403,
+        reason: "Forbidden",
+        message: refusals.join("\n"),
+    })
 }
 
 /// Deletes the objects named in the manifests of a request.
@@ -255,8 +312,92 @@ pub fn ensure_default_namespace(agent: &Agent) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::immutable_change;
+    use super::{apply_to_store, immutable_change};
+    use crate::api::types::{ApplyRequest, ManifestFile};
+    use crate::model::PodSecurityLevel;
+    use crate::store::Store;
     use serde_json::json;
+
+    fn request(yaml: &str) -> ApplyRequest {
+        ApplyRequest {
+            files: vec![ManifestFile {
+                name: "m.yaml".into(),
+                content: yaml.into(),
+            }],
+            namespace: None,
+        }
+    }
+
+    fn store_with_default_namespace() -> Store {
+        let mut store = Store::open_in_memory().unwrap();
+        let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}});
+        store.put_all(vec![ns], None).unwrap();
+        store
+    }
+
+    const HOST_POD: &str = "apiVersion: v1\nkind: Pod\nmetadata: {name: net, namespace: NS}\n\
+        spec: {hostNetwork: true, containers: [{name: c, image: busybox}]}\n";
+
+    #[test]
+    fn pod_security_refuses_by_the_namespace_level() {
+        let mut store = store_with_default_namespace();
+        let baseline = PodSecurityLevel::Baseline;
+        let pod = HOST_POD.replace("NS", "default");
+        let refusal = apply_to_store(&mut store, &request(&pod), None, baseline).unwrap_err();
+        assert_eq!((refusal.code, refusal.reason), (403, "Forbidden"));
+        assert_eq!(
+            refusal.message,
+            "pods \"net\" is forbidden: violates PodSecurity \"baseline:latest\": host \
+             namespaces (hostNetwork=true)\nspec.hostNetwork: forbidden: host namespaces"
+        );
+        assert!(
+            store.list("Pod", None).unwrap().is_empty(),
+            "nothing applied"
+        );
+        // The daemon's default decides for an unlabelled namespace.
+        let privileged = PodSecurityLevel::Privileged;
+        apply_to_store(&mut store, &request(&pod), None, privileged).unwrap();
+
+        // A namespace labelled in the same request decides with its new label, and a
+        // stored one with its stored label.
+        let labelled = "apiVersion: v1\nkind: Namespace\nmetadata: {name: infra, labels: \
+                        {pod-security.kubernetes.io/enforce: privileged}}\n---\n"
+            .to_owned()
+            + &HOST_POD.replace("NS", "infra");
+        apply_to_store(&mut store, &request(&labelled), None, baseline).unwrap();
+        let restricted = PodSecurityLevel::Restricted;
+        let again = HOST_POD.replace("NS", "infra").replace("net", "net2");
+        apply_to_store(&mut store, &request(&again), None, restricted).unwrap();
+    }
+
+    #[test]
+    fn deployment_templates_are_checked_with_their_paths() {
+        let mut store = store_with_default_namespace();
+        let deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  \
+            selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    \
+            spec: {containers: [{name: c, image: busybox, securityContext: {privileged: true}}]}\n";
+        let baseline = PodSecurityLevel::Baseline;
+        let refusal = apply_to_store(&mut store, &request(deployment), None, baseline).unwrap_err();
+        assert_eq!(
+            refusal.message,
+            "deployments.apps \"web\" is forbidden: violates PodSecurity \"baseline:latest\": \
+             privileged (container \"c\" must not set securityContext.privileged=true)\n\
+             spec.template.spec.containers[0].securityContext.privileged: forbidden: privileged"
+        );
+        let restricted_ns = "apiVersion: v1\nkind: Namespace\nmetadata: {name: locked, labels: \
+            {pod-security.kubernetes.io/enforce: restricted}}\n---\napiVersion: v1\nkind: Pod\n\
+            metadata: {name: p, namespace: locked}\nspec: {containers: [{name: c, image: busybox}]}\n";
+        let refusal =
+            apply_to_store(&mut store, &request(restricted_ns), None, baseline).unwrap_err();
+        assert!(refusal.message.starts_with(
+            "pods \"p\" is forbidden: violates PodSecurity \"restricted:latest\": \
+             allowPrivilegeEscalation != false"
+        ));
+        assert!(
+            store.list("Namespace", None).unwrap().len() == 1,
+            "all or nothing"
+        );
+    }
 
     #[test]
     fn immutable_objects_keep_their_payload() {

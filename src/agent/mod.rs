@@ -69,6 +69,9 @@ pub struct AgentOptions {
     pub unpack_limits: crate::image::UnpackLimits,
     /// `--encryption-key-file`: the key of Secrets at rest; `None`: `<state dir>/secrets.key`.
     pub encryption_key_file: Option<PathBuf>,
+    /// `--pod-security-level`: the Pod Security level of a namespace without the
+    /// `pod-security.kubernetes.io/enforce` label, at apply and before every start.
+    pub pod_security_level: crate::model::PodSecurityLevel,
 }
 
 /// Log files of one container instance are capped at this size, and this many files are

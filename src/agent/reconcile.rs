@@ -414,8 +414,12 @@ impl Agent {
             .images
             .rootfs(&image)
             .map_err(|e| failure("CreateContainerError", e.to_string()))?;
+        let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
+        let level = self
+            .pod_security_level(namespace)
+            .map_err(|message| failure("CreateContainerConfigError", message))?;
         let security =
-            super::security::container_security(pod, container, &image.config.user, &rootfs)
+            super::security::container_security(pod, container, &image.config.user, &rootfs, level)
                 .map_err(|refusal| failure(refusal.reason, refusal.message))?;
 
         let args = if !container.command.is_empty() {
@@ -458,7 +462,6 @@ impl Agent {
             };
         let resources = &container.resources;
         let cpu_limit = quantity(&resources.limits, "cpu", parse_cpu_millis);
-        let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
         Ok(ContainerConfig {
             id: instance_id(&pod.metadata.uid, name, hash, attempt),
             pod_uid: pod.metadata.uid.clone(),
@@ -488,6 +491,8 @@ impl Agent {
             user: security.user,
             capabilities: security.capabilities,
             readonly_rootfs: security.readonly_rootfs,
+            seccomp_unconfined: security.seccomp_unconfined,
+            privileged: security.privileged,
         })
     }
 

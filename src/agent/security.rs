@@ -1,13 +1,14 @@
 //! A container's identity and privileges, from its pod's `securityContext` and its image:
-//! the kubelet's part (`runAsNonRoot` is checked against the image's `User` before
-//! anything starts) and containerd's part (the user resolved against the image's own
-//! `/etc/passwd` and `/etc/group`, the capability set, a read-only root).
+//! the kubelet's part (the namespace's Pod Security level and `runAsNonRoot` are checked
+//! before anything starts) and containerd's part (the user resolved against the image's
+//! own `/etc/passwd` and `/etc/group`, the capability set, seccomp, a read-only root).
 
 use std::path::Path;
 
 use crate::model::{
-    capability_name, effective_capabilities, effective_security_context, Container, Pod,
-    SecurityContext, DEFAULT_CAPABILITIES, SECCOMP_RUNTIME_DEFAULT,
+    capability_name, check_pod_spec, effective_capabilities, effective_security_context,
+    violations_summary, Container, Pod, PodSecurityLevel, SecurityContext, ALL_CAPABILITIES,
+    SECCOMP_RUNTIME_DEFAULT,
 };
 use crate::runtime::user::{parse_group, parse_passwd, resolve_user, UserOverrides};
 use crate::runtime::{capabilities_from_names, Capability, ProcessUser};
@@ -24,6 +25,9 @@ pub(super) struct ContainerSecurity {
     pub(super) home: String,
     pub(super) capabilities: Vec<Capability>,
     pub(super) readonly_rootfs: bool,
+    /// No seccomp filter: `seccompProfile: Unconfined`, or privileged.
+    pub(super) seccomp_unconfined: bool,
+    pub(super) privileged: bool,
 }
 
 /// Why a container cannot be created: the waiting reason and the message.
@@ -41,15 +45,16 @@ fn config_error(message: String) -> Refusal {
 }
 
 /// The identity and privileges of `container`, whose image says `image_user` and is
-/// unpacked at `rootfs`.
+/// unpacked at `rootfs`, in a namespace whose Pod Security level is `level`.
 pub(super) fn container_security(
     pod: &Pod,
     container: &Container,
     image_user: &str,
     rootfs: &Path,
+    level: PodSecurityLevel,
 ) -> Result<ContainerSecurity, Refusal> {
     let context = effective_security_context(&pod.spec, container);
-    if let Some(message) = beyond_the_default_sandbox(&context) {
+    if let Some(message) = refused_on_this_node(pod, container, &context, level) {
         return Err(config_error(message));
     }
     verify_run_as_non_root(pod, &container.name, &context, image_user).map_err(config_error)?;
@@ -72,22 +77,54 @@ pub(super) fn container_security(
         &parse_group(&group),
     )
     .map_err(create_error)?;
+    // Privileged as in Docker: every capability (the runtime keeps those the agent
+    // has), no seccomp filter, nothing masked.
+    let privileged = context.privileged == Some(true);
+    let capabilities = if privileged {
+        ALL_CAPABILITIES.to_vec()
+    } else {
+        effective_capabilities(context.capabilities.as_ref())
+    };
     Ok(ContainerSecurity {
         user: resolved.user,
         home: resolved.home,
-        capabilities: capabilities_from_names(&effective_capabilities(
-            context.capabilities.as_ref(),
-        )),
+        capabilities: capabilities_from_names(&capabilities),
         readonly_rootfs: context.read_only_root_filesystem == Some(true),
+        seccomp_unconfined: privileged
+            || context
+                .seccomp_profile
+                .as_ref()
+                .is_some_and(|p| p.type_ == SECCOMP_UNCONFINED),
+        privileged,
     })
 }
 
-/// What validation refuses, checked again here: a pod that reached the store some other
-/// way (a coordinator of another version) must not have it silently ignored.
-fn beyond_the_default_sandbox(context: &SecurityContext) -> Option<String> {
-    if context.privileged == Some(true) {
-        return Some("privileged containers are not allowed on this node".to_owned());
+const SECCOMP_UNCONFINED: &str = "Unconfined";
+
+/// What apply refuses, checked again before every start: a pod that reached the store
+/// some other way (a coordinator of another version or level, a namespace relabelled
+/// since) must neither get more than its namespace's level allows nor have a field
+/// silently ignored. The level check covers the whole pod, so every container of a pod
+/// that fails it waits with the same message.
+fn refused_on_this_node(
+    pod: &Pod,
+    container: &Container,
+    context: &SecurityContext,
+    level: PodSecurityLevel,
+) -> Option<String> {
+    let violations = check_pod_spec(level, &pod.spec, "spec");
+    if !violations.is_empty() {
+        return Some(format!(
+            "pods {:?} is forbidden: {}",
+            pod.metadata.name,
+            violations_summary(level, &violations)
+        ));
     }
+    beyond_what_berth_can(context).or_else(|| unsupported_fields(pod, container))
+}
+
+/// What no level allows, because berth cannot do it.
+fn beyond_what_berth_can(context: &SecurityContext) -> Option<String> {
     if context.allow_privilege_escalation == Some(true) {
         return Some(
             "allowPrivilegeEscalation: true is not allowed on this node (no_new_privs is always set)"
@@ -95,19 +132,70 @@ fn beyond_the_default_sandbox(context: &SecurityContext) -> Option<String> {
         );
     }
     let added = context.capabilities.iter().flat_map(|c| &c.add);
-    for name in added {
-        if !capability_name(name).is_some_and(|c| DEFAULT_CAPABILITIES.contains(&c)) {
+    if let Some(name) = added
+        .into_iter()
+        .find(|name| capability_name(name).is_none())
+    {
+        return Some(format!("unknown capability {name:?}"));
+    }
+    match &context.seccomp_profile {
+        Some(profile)
+            if profile.type_ != SECCOMP_RUNTIME_DEFAULT && profile.type_ != SECCOMP_UNCONFINED =>
+        {
+            Some(format!(
+                "seccomp profile {:?} is not supported on this node",
+                profile.type_
+            ))
+        }
+        Some(_) | None => None,
+    }
+}
+
+/// Fields validation refuses because berth would otherwise ignore them: a `hostPort`
+/// (except on the host network, where it is the container's own port) and a probe's
+/// `host`.
+fn unsupported_fields(pod: &Pod, container: &Container) -> Option<String> {
+    for port in &container.ports {
+        let Some(host_port) = port.host_port.filter(|p| *p != 0) else {
+            continue;
+        };
+        if !pod.spec.host_network || host_port != port.container_port {
             return Some(format!(
-                "adding capability {name:?} is not allowed on this node"
+                "hostPort {host_port} is not supported on this node (only a hostNetwork pod's own port)"
             ));
         }
     }
-    match &context.seccomp_profile {
-        Some(profile) if profile.type_ != SECCOMP_RUNTIME_DEFAULT => Some(format!(
-            "seccomp profile {:?} is not allowed on this node",
-            profile.type_
-        )),
-        Some(_) | None => None,
+    let probes = [
+        &container.liveness_probe,
+        &container.readiness_probe,
+        &container.startup_probe,
+    ];
+    for probe in probes.into_iter().flatten() {
+        let hosts = [
+            probe.http_get.as_ref().and_then(|h| h.host.as_deref()),
+            probe.tcp_socket.as_ref().and_then(|t| t.host.as_deref()),
+        ];
+        if let Some(host) = hosts.into_iter().flatten().find(|h| !h.is_empty()) {
+            return Some(format!(
+                "probe host {host:?} is not supported on this node (probes reach the pod itself)"
+            ));
+        }
+    }
+    None
+}
+
+impl super::Agent {
+    /// The Pod Security level of `namespace` as stored on this board (namespaces pushed
+    /// by a coordinator carry their labels), else the agent's `--pod-security-level`.
+    pub(super) fn pod_security_level(&self, namespace: &str) -> Result<PodSecurityLevel, String> {
+        let record = self
+            .store()
+            .get("Namespace", "", namespace)
+            .map_err(|e| format!("store: {e}"))?;
+        Ok(PodSecurityLevel::for_namespace_object(
+            record.as_ref().map(|r| &r.object),
+            self.options.pod_security_level,
+        ))
     }
 }
 
@@ -187,6 +275,8 @@ mod tests {
     use super::*;
     use crate::model::{Capabilities, ObjectMeta, PodSecurityContext, PodSpec, SeccompProfile};
 
+    const BASELINE: PodSecurityLevel = PodSecurityLevel::Baseline;
+
     fn pod(pod_context: Option<PodSecurityContext>, context: Option<SecurityContext>) -> Pod {
         Pod {
             metadata: ObjectMeta {
@@ -263,38 +353,112 @@ mod tests {
     }
 
     #[test]
-    fn more_than_the_default_sandbox_is_refused() {
-        let refused = |context: SecurityContext| beyond_the_default_sandbox(&context);
+    fn the_namespace_level_decides_before_a_start() {
+        use PodSecurityLevel::{Baseline, Privileged, Restricted};
+        let refused =
+            |p: &Pod, level| refused_on_this_node(p, &p.spec.containers[0], &context_of(p), level);
+        let plain = pod(None, None);
+        assert_eq!(refused(&plain, Baseline), None);
+        assert_eq!(
+            refused(&plain, Restricted).unwrap(),
+            "pods \"web\" is forbidden: violates PodSecurity \"restricted:latest\": \
+             allowPrivilegeEscalation != false (container \"main\" must set \
+             securityContext.allowPrivilegeEscalation=false), unrestricted capabilities \
+             (container \"main\" must set securityContext.capabilities.drop=[\"ALL\"]), \
+             runAsNonRoot != true (pod or container \"main\" must set \
+             securityContext.runAsNonRoot=true), seccompProfile (pod or container \"main\" \
+             must set securityContext.seccompProfile.type to \"RuntimeDefault\" or \"Localhost\")"
+        );
+        let mut host = pod(None, None);
+        host.spec.host_network = true;
+        assert_eq!(
+            refused(&host, Baseline).unwrap(),
+            "pods \"web\" is forbidden: violates PodSecurity \"baseline:latest\": host \
+             namespaces (hostNetwork=true)"
+        );
+        assert_eq!(refused(&host, Privileged), None);
+        let greedy = pod(
+            Some(PodSecurityContext {
+                seccomp_profile: Some(seccomp("Unconfined")),
+                ..Default::default()
+            }),
+            Some(SecurityContext {
+                privileged: Some(true),
+                capabilities: Some(Capabilities {
+                    add: vec!["SYS_ADMIN".into(), "ALL".into()],
+                    drop: vec![],
+                }),
+                ..Default::default()
+            }),
+        );
+        assert!(refused(&greedy, Baseline)
+            .unwrap()
+            .contains("privileged (container"));
+        assert_eq!(refused(&greedy, Privileged), None);
+    }
+
+    fn context_of(p: &Pod) -> SecurityContext {
+        effective_security_context(&p.spec, &p.spec.containers[0])
+    }
+
+    fn seccomp(type_: &str) -> SeccompProfile {
+        SeccompProfile {
+            type_: type_.into(),
+            localhost_profile: None,
+        }
+    }
+
+    #[test]
+    fn what_berth_cannot_do_is_refused_at_every_level() {
+        let refused = |context: SecurityContext| beyond_what_berth_can(&context);
         assert_eq!(refused(SecurityContext::default()), None);
-        assert!(refused(SecurityContext {
-            privileged: Some(true),
-            ..Default::default()
-        })
-        .is_some());
         assert!(refused(SecurityContext {
             allow_privilege_escalation: Some(true),
             ..Default::default()
         })
         .is_some());
+        let with_seccomp = |type_: &str| SecurityContext {
+            seccomp_profile: Some(seccomp(type_)),
+            ..Default::default()
+        };
+        assert_eq!(refused(with_seccomp("RuntimeDefault")), None);
+        assert_eq!(refused(with_seccomp("Unconfined")), None);
+        assert!(refused(with_seccomp("Localhost")).is_some());
         let add = |name: &str| SecurityContext {
             capabilities: Some(Capabilities {
                 add: vec![name.into()],
-                drop: vec!["ALL".into()],
+                drop: vec![],
             }),
             ..Default::default()
         };
-        assert_eq!(refused(add("NET_BIND_SERVICE")), None);
-        assert!(refused(add("SYS_ADMIN")).is_some());
-        assert!(refused(add("ALL")).is_some());
-        let seccomp = |type_: &str| SecurityContext {
-            seccomp_profile: Some(SeccompProfile {
-                type_: type_.into(),
-                localhost_profile: None,
+        assert_eq!(refused(add("SYS_ADMIN")), None, "a level's decision");
+        assert!(refused(add("NOPE")).is_some());
+
+        let mut p = pod(None, None);
+        p.spec.containers[0].ports = vec![crate::model::ContainerPort {
+            container_port: 80,
+            host_port: Some(80),
+            ..Default::default()
+        }];
+        let unsupported = |p: &Pod| unsupported_fields(p, &p.spec.containers[0]);
+        assert!(unsupported(&p)
+            .unwrap()
+            .starts_with("hostPort 80 is not supported"));
+        p.spec.host_network = true;
+        assert_eq!(unsupported(&p), None, "the host network's own port");
+        p.spec.containers[0].ports[0].host_port = Some(8080);
+        assert!(unsupported(&p).is_some());
+        p.spec.containers[0].ports[0].host_port = None;
+        p.spec.containers[0].readiness_probe = Some(crate::model::Probe {
+            tcp_socket: Some(crate::model::TcpSocketAction {
+                host: Some("10.0.0.1".into()),
+                ..Default::default()
             }),
             ..Default::default()
-        };
-        assert_eq!(refused(seccomp("RuntimeDefault")), None);
-        assert!(refused(seccomp("Unconfined")).is_some());
+        });
+        assert!(unsupported(&p)
+            .unwrap()
+            .starts_with("probe host \"10.0.0.1\""));
     }
 
     #[test]
@@ -323,7 +487,8 @@ mod tests {
                 ..Default::default()
             }),
         );
-        let security = container_security(&p, &p.spec.containers[0], "app", root.path()).unwrap();
+        let security =
+            container_security(&p, &p.spec.containers[0], "app", root.path(), BASELINE).unwrap();
         assert_eq!(
             security.user,
             ProcessUser {
@@ -338,7 +503,8 @@ mod tests {
 
         let plain = pod(None, None);
         let security =
-            container_security(&plain, &plain.spec.containers[0], "", root.path()).unwrap();
+            container_security(&plain, &plain.spec.containers[0], "", root.path(), BASELINE)
+                .unwrap();
         assert_eq!(
             security.user,
             ProcessUser {
@@ -353,7 +519,13 @@ mod tests {
         );
         assert!(!security.readonly_rootfs);
 
-        let missing = container_security(&plain, &plain.spec.containers[0], "ghost", root.path());
+        let missing = container_security(
+            &plain,
+            &plain.spec.containers[0],
+            "ghost",
+            root.path(),
+            BASELINE,
+        );
         assert_eq!(
             missing.unwrap_err(),
             Refusal {
@@ -361,11 +533,47 @@ mod tests {
                 message: "unable to find user ghost: no matching entries in passwd file".into(),
             }
         );
+        // Privileged: every capability and no filter; Unconfined: only no filter.
+        let privileged = pod(
+            None,
+            Some(SecurityContext {
+                privileged: Some(true),
+                ..Default::default()
+            }),
+        );
+        let container = &privileged.spec.containers[0];
+        let everything = PodSecurityLevel::Privileged;
+        let security = container_security(&privileged, container, "", root.path(), everything);
+        let security = security.unwrap();
+        assert!(security.privileged && security.seccomp_unconfined);
+        assert_eq!(security.capabilities.len(), ALL_CAPABILITIES.len());
+        let refused = container_security(&privileged, container, "", root.path(), BASELINE);
+        assert!(refused
+            .unwrap_err()
+            .message
+            .contains("violates PodSecurity"));
+        let unconfined = pod(
+            Some(PodSecurityContext {
+                seccomp_profile: Some(seccomp("Unconfined")),
+                ..Default::default()
+            }),
+            None,
+        );
+        let container = &unconfined.spec.containers[0];
+        let security = container_security(&unconfined, container, "", root.path(), everything);
+        let security = security.unwrap();
+        assert!(security.seccomp_unconfined && !security.privileged);
+        assert_eq!(
+            security.capabilities,
+            crate::runtime::default_capabilities()
+        );
+
         let refused = container_security(
             &pod(non_root(), None),
             &plain.spec.containers[0],
             "",
             root.path(),
+            BASELINE,
         );
         assert_eq!(refused.unwrap_err().reason, "CreateContainerConfigError");
     }

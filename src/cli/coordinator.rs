@@ -31,6 +31,10 @@ pub struct CoordinatorArgs {
     /// Key file for Secrets at rest, created (0600) if missing (default: STATE_DIR/secrets.key)
     #[arg(long, value_name = "FILE")]
     pub encryption_key_file: Option<PathBuf>,
+    /// Pod Security level (privileged, baseline, restricted) of namespaces without the
+    /// pod-security.kubernetes.io/enforce label
+    #[arg(long, value_name = "LEVEL", default_value = "baseline", value_parser = super::pod_security_level_flag)]
+    pub pod_security_level: crate::model::PodSecurityLevel,
 }
 
 /// Read when present; a missing default file means no settings.
@@ -51,5 +55,6 @@ pub fn run(args: CoordinatorArgs) -> anyhow::Result<()> {
             Some(args.registries)
         },
         encryption_key_file: args.encryption_key_file,
+        pod_security_level: args.pod_security_level,
     })
 }

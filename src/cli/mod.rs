@@ -294,6 +294,12 @@ pub fn object_path(kind: crate::model::Kind, namespace: &str, name: &str) -> Str
     )
 }
 
+/// `--pod-security-level`, on the agent and the coordinator.
+pub fn pod_security_level_flag(text: &str) -> Result<crate::model::PodSecurityLevel, String> {
+    crate::model::PodSecurityLevel::parse(text)
+        .ok_or_else(|| format!("{text:?}: expected privileged, baseline or restricted"))
+}
+
 /// clap's parser for every duration flag: Go/Kubernetes durations, bare numbers in seconds.
 pub fn duration_flag(text: &str) -> Result<std::time::Duration, String> {
     crate::model::parse_duration(text)

@@ -59,6 +59,9 @@ pub struct CoordinatorOptions {
     pub registries: Option<PathBuf>,
     /// `--encryption-key-file`: the key of Secrets at rest; `None`: `<state dir>/secrets.key`.
     pub encryption_key_file: Option<PathBuf>,
+    /// `--pod-security-level`: the Pod Security level of a namespace without the
+    /// `pod-security.kubernetes.io/enforce` label, at apply.
+    pub pod_security_level: crate::model::PodSecurityLevel,
 }
 
 pub struct Coordinator {

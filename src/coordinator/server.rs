@@ -267,7 +267,9 @@ fn admin_route(
         }
         ("POST", ["apis", "berth.dev", "v1", "apply"]) => {
             let apply_request: ApplyRequest = body(request)?;
-            let result = apply::apply_to_store(&mut coordinator.store(), &apply_request, None)?;
+            let level = coordinator.options.pod_security_level;
+            let result =
+                apply::apply_to_store(&mut coordinator.store(), &apply_request, None, level)?;
             coordinator.changed();
             Ok(Response::json(200, &to_json(&result)))
         }

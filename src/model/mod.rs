@@ -23,6 +23,7 @@ mod node_labels;
 mod parse;
 mod platform;
 mod pod;
+pub mod pod_security;
 mod probe;
 mod quantity;
 mod security;
@@ -56,6 +57,10 @@ pub use pod::{
     Container, ContainerPort, ContainerState, ContainerStatus, EnvVar, LocalObjectReference, Pod,
     PodCondition, PodSpec, PodStatus, ResourceRequirements, StateRunning, StateTerminated,
     StateWaiting,
+};
+pub use pod_security::{
+    check_pod_spec, forbidden_message, violations_summary, PodSecurityLevel, Violation,
+    ENFORCE_LABEL,
 };
 pub use probe::{
     resolve_port, ExecAction, HttpGetAction, HttpHeader, Lifecycle, LifecycleHandler, Probe,

@@ -3,9 +3,9 @@
 //! over the pod's for the fields both have.
 //!
 //! Only the fields below exist; every other Kubernetes securityContext field is refused
-//! by validation. Some accepted values are refused too (privileged containers, added
-//! capabilities beyond the default set, `seccompProfile: Unconfined`, privilege
-//! escalation): berth has no Pod Security level yet that could allow them to some pods.
+//! by validation, as are privilege escalation and localhost seccomp profiles, which berth
+//! cannot honour. What the rest may ask for (privileged, added capabilities, no seccomp
+//! filter) is for the namespace's Pod Security level to allow ([`crate::model::pod_security`]).
 
 use serde::{Deserialize, Serialize};
 

@@ -40,6 +40,22 @@ pub(crate) struct HostFacts {
     pub(crate) v1_swap_accounting: bool,
     /// The agent's hard `RLIMIT_NOFILE`.
     pub(crate) nofile_hard_limit: u64,
+    /// The agent's capability bounding set (bit n: capability n), the most a container
+    /// can get: a kernel older than a capability, or a service manager, may withhold some.
+    pub(crate) capability_bounding: u64,
+}
+
+/// `CapBnd` of `/proc/self/status`; every bit set when it cannot be read.
+fn capability_bounding() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("CapBnd:"))
+                .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX)
 }
 
 impl HostFacts {
@@ -63,7 +79,19 @@ impl HostFacts {
             v1_swap_accounting: cgroup_version == CgroupVersion::V1
                 && Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists(),
             nofile_hard_limit,
+            capability_bounding: capability_bounding(),
         }
+    }
+
+    /// Whether the agent's bounding set holds `capability`.
+    fn holds(&self, capability: Capability) -> bool {
+        use libcontainer::capabilities::CapabilityExt;
+        let bit = capability.to_cap().index();
+        self.capability_bounding
+            .checked_shr(u32::from(bit))
+            .unwrap_or(0)
+            & 1
+            == 1
     }
 }
 
@@ -155,10 +183,21 @@ pub(crate) fn build_spec(
     // Kept in the permitted and effective sets for every user, as containerd does: the
     // kernel clears them at `execve` for a non-root user, unless the program has file
     // capabilities (which no_new_privs still honours up to the permitted set).
-    let capabilities: HashSet<Capability> = cfg.capabilities.iter().copied().collect();
+    // A privileged container gets every capability the agent has, as with Docker; a
+    // capability asked for by name stays, so a start that cannot grant it fails loudly.
+    let capabilities: HashSet<Capability> = cfg
+        .capabilities
+        .iter()
+        .copied()
+        .filter(|capability| !cfg.privileged || host.holds(*capability))
+        .collect();
     // The seccomp profile follows the capabilities: a capability that unlocks calls in
     // the kernel unlocks them in the filter too.
-    let seccomp = super::seccomp::default_profile(&capabilities).map_err(|e| e.to_string())?;
+    let seccomp = if cfg.seccomp_unconfined {
+        None
+    } else {
+        Some(super::seccomp::default_profile(&capabilities).map_err(|e| e.to_string())?)
+    };
     let process = ProcessBuilder::default()
         .terminal(false)
         .user(
@@ -176,9 +215,10 @@ pub(crate) fn build_spec(
         } else {
             cfg.cwd.as_str()
         })
-        // Always, also where Kubernetes would allow escalation by default: setuid programs
-        // in an image never gain privileges (validation refuses
-        // `allowPrivilegeEscalation: true`, so nothing asked for is ignored).
+        // Always, also where Kubernetes would allow escalation by default (and for
+        // privileged containers): setuid programs in an image never gain privileges, and
+        // the exec helper relies on it (validation refuses `allowPrivilegeEscalation:
+        // true`, so nothing asked for is ignored).
         .no_new_privileges(true)
         .oom_score_adj(cfg.oom_score_adj.unwrap_or(0))
         .capabilities(
@@ -238,15 +278,23 @@ pub(crate) fn build_spec(
             .map_err(|e| e.to_string())?,
     );
 
-    let linux = LinuxBuilder::default()
+    // Privileged: /proc and /sys as the host shows them (the device cgroup and the
+    // read-only sysfs mount stay: a privileged container gets no host devices).
+    let (masked, readonly) = if cfg.privileged {
+        (Vec::new(), Vec::new())
+    } else {
+        (masked_paths(), get_default_readonly_paths())
+    };
+    let mut linux = LinuxBuilder::default()
         .namespaces(namespaces(sandbox)?)
         .cgroups_path(PathBuf::from(cgroup_path))
         .resources(resources.build().map_err(|e| e.to_string())?)
-        .masked_paths(masked_paths())
-        .readonly_paths(get_default_readonly_paths())
-        .seccomp(seccomp)
-        .build()
-        .map_err(|e| e.to_string())?;
+        .masked_paths(masked)
+        .readonly_paths(readonly);
+    if let Some(seccomp) = seccomp {
+        linux = linux.seccomp(seccomp);
+    }
+    let linux = linux.build().map_err(|e| e.to_string())?;
 
     let mut spec = SpecBuilder::default()
         .version("1.0.2")
@@ -295,6 +343,8 @@ mod tests {
             user: super::super::ProcessUser::default(),
             capabilities: super::super::default_capabilities(),
             readonly_rootfs: false,
+            seccomp_unconfined: false,
+            privileged: false,
         }
     }
 
@@ -310,6 +360,7 @@ mod tests {
         cgroup_version: CgroupVersion::V1,
         v1_swap_accounting: true,
         nofile_hard_limit: 4096,
+        capability_bounding: u64::MAX,
     };
 
     #[test]
@@ -341,6 +392,7 @@ mod tests {
             cgroup_version: CgroupVersion::V2,
             v1_swap_accounting: false,
             nofile_hard_limit: 1 << 20,
+            capability_bounding: u64::MAX,
         };
         let spec = build_spec(&cfg, Path::new("/r"), &sandbox(), "/b/c1", v2).unwrap();
         let resources = spec.linux().as_ref().unwrap().resources().clone().unwrap();
@@ -434,6 +486,85 @@ mod tests {
         assert!(!mounts
             .iter()
             .any(|m| m.destination() == Path::new("/sys/fs/cgroup")));
+    }
+
+    #[test]
+    fn unconfined_has_no_filter_and_privileged_no_masks() {
+        let confined = build_spec(&config(), Path::new("/r"), &sandbox(), "/b/c1", V1).unwrap();
+        let linux = confined.linux().as_ref().unwrap();
+        assert!(linux.seccomp().is_some());
+        assert!(linux
+            .masked_paths()
+            .as_ref()
+            .unwrap()
+            .contains(&"/proc/kcore".to_owned()));
+        assert!(!linux.readonly_paths().as_ref().unwrap().is_empty());
+
+        let mut cfg = config();
+        cfg.seccomp_unconfined = true;
+        let spec = build_spec(&cfg, Path::new("/r"), &sandbox(), "/b/c1", V1).unwrap();
+        let linux = spec.linux().as_ref().unwrap();
+        assert!(linux.seccomp().is_none());
+        assert!(
+            !linux.masked_paths().as_ref().unwrap().is_empty(),
+            "still masked"
+        );
+
+        cfg.privileged = true;
+        cfg.capabilities = crate::runtime::capabilities_from_names(&crate::model::ALL_CAPABILITIES);
+        // An agent without CAP_SYS_RESOURCE (bit 24) cannot hand it on.
+        let host = HostFacts {
+            capability_bounding: !(1 << 24),
+            ..V1
+        };
+        let spec = build_spec(&cfg, Path::new("/r"), &sandbox(), "/b/c1", host).unwrap();
+        let linux = spec.linux().as_ref().unwrap();
+        assert!(linux.seccomp().is_none());
+        assert_eq!(linux.masked_paths().as_deref(), Some(&[][..]));
+        assert_eq!(linux.readonly_paths().as_deref(), Some(&[][..]));
+        let process = spec.process().as_ref().unwrap();
+        assert_eq!(
+            process.no_new_privileges(),
+            Some(true),
+            "kept for the exec helper"
+        );
+        let bounding = process
+            .capabilities()
+            .clone()
+            .unwrap()
+            .bounding()
+            .clone()
+            .unwrap();
+        assert_eq!(bounding.len(), crate::model::ALL_CAPABILITIES.len() - 1);
+        assert!(bounding.contains(&Capability::SysAdmin));
+        assert!(!bounding.contains(&Capability::SysResource));
+
+        // Asked for by name, a capability is passed on even if the agent lacks it: the
+        // start fails rather than running without it.
+        cfg.privileged = false;
+        cfg.capabilities = vec![Capability::SysResource];
+        let spec = build_spec(&cfg, Path::new("/r"), &sandbox(), "/b/c1", host).unwrap();
+        let process = spec.process().as_ref().unwrap();
+        let bounding = process
+            .capabilities()
+            .clone()
+            .unwrap()
+            .bounding()
+            .clone()
+            .unwrap();
+        assert_eq!(bounding, HashSet::from([Capability::SysResource]));
+    }
+
+    #[test]
+    fn the_bounding_set_is_read_from_proc() {
+        let own = capability_bounding();
+        assert_ne!(own, 0, "a test process has some bounding set");
+        let facts = HostFacts {
+            capability_bounding: own,
+            ..V1
+        };
+        // CAP_CHOWN is bit 0.
+        assert_eq!(facts.holds(Capability::Chown), own & 1 == 1);
     }
 
     #[test]

@@ -284,6 +284,8 @@ pub fn test_config(id: &str) -> ContainerConfig {
         user: super::ProcessUser::default(),
         capabilities: super::default_capabilities(),
         readonly_rootfs: false,
+        seccomp_unconfined: false,
+        privileged: false,
     }
 }
 

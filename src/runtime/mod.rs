@@ -162,6 +162,14 @@ pub struct ContainerConfig {
     /// `readOnlyRootFilesystem`: the root filesystem is mounted read-only.
     #[serde(default)]
     pub readonly_rootfs: bool,
+    /// No seccomp filter at all (`seccompProfile: Unconfined`, or a privileged container);
+    /// only a Pod Security level of `privileged` lets a pod ask for it.
+    #[serde(default)]
+    pub seccomp_unconfined: bool,
+    /// A privileged container: nothing in /proc and /sys masked or read-only. Its
+    /// capabilities (all) and `seccomp_unconfined` are set by the caller like any other.
+    #[serde(default)]
+    pub privileged: bool,
 }
 
 /// The capabilities named (Kubernetes spelling, `NET_ADMIN`); unknown names are skipped.
@@ -332,13 +340,23 @@ mod tests {
     fn configs_from_before_users_read_as_root_with_default_capabilities() {
         let mut value = serde_json::to_value(fake::test_config("a")).unwrap();
         let object = value.as_object_mut().unwrap();
-        for field in ["user", "capabilities", "readonly_rootfs"] {
+        for field in [
+            "user",
+            "capabilities",
+            "readonly_rootfs",
+            "seccomp_unconfined",
+            "privileged",
+        ] {
             object.remove(field);
         }
         let old: ContainerConfig = serde_json::from_value(value).unwrap();
         assert_eq!(old.user, ProcessUser::default());
         assert_eq!(old.capabilities, default_capabilities());
         assert!(!old.readonly_rootfs);
+        assert!(
+            !old.seccomp_unconfined && !old.privileged,
+            "confined as before"
+        );
     }
 
     #[test]

@@ -27,6 +27,7 @@ fn test_agent(dir: &std::path::Path) -> Arc<Agent> {
         join: None,
         unpack_limits: Default::default(),
         encryption_key_file: None,
+        pod_security_level: crate::model::PodSecurityLevel::Baseline,
     };
     let (agent, _wake) = Agent::new(options, Arc::new(FakeRuntime::new())).unwrap();
     crate::agent::apply::ensure_default_namespace(&agent).unwrap();

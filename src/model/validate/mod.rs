@@ -11,9 +11,12 @@ mod pod;
 mod probe;
 mod security;
 
+use std::collections::BTreeMap;
+
 use serde_json::{Map, Value};
 
 use crate::model::names::{DNS1123_LABEL_RULE, DNS1123_SUBDOMAIN_RULE};
+use crate::model::pod_security::{PodSecurityLevel, LEVEL_LABELS};
 use crate::model::{is_dns1123_label, is_dns1123_subdomain, FieldError, Kind};
 use checker::{get, join, Checker, JsonObject};
 
@@ -135,10 +138,36 @@ fn check_metadata(c: &mut Checker, top: &JsonObject, kind: Kind) {
         }
     }
     if let Some(value) = get(meta, "labels") {
-        c.labels(value, "metadata.labels");
+        let labels = c.labels(value, "metadata.labels");
+        if kind == Kind::Namespace {
+            check_pod_security_labels(c, &labels);
+        }
     }
     if let Some(value) = get(meta, "annotations") {
         c.annotations(value, "metadata.annotations");
+    }
+}
+
+/// A Namespace's Pod Security labels name levels; anything else would leave the
+/// namespace's pods to a level nobody chose.
+fn check_pod_security_labels(c: &mut Checker, labels: &BTreeMap<&str, &str>) {
+    for key in LEVEL_LABELS {
+        let Some(value) = labels.get(key) else {
+            continue;
+        };
+        if PodSecurityLevel::parse(value).is_none() {
+            let supported: Vec<String> = PodSecurityLevel::ALL
+                .iter()
+                .map(|level| format!("{:?}", level.as_str()))
+                .collect();
+            c.error(
+                &join("metadata.labels", key),
+                format!(
+                    "unsupported value {value:?}: supported values: {}",
+                    supported.join(", ")
+                ),
+            );
+        }
     }
 }
 

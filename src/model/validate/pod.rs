@@ -45,6 +45,8 @@ pub(super) fn check_pod_spec(c: &mut Checker, value: Option<&Value>, path: &str,
         check_pod_security_context(c, value, &join(path, "securityContext"));
     }
 
+    // Read here for the hostPort rule; its type is checked below.
+    let host_network = get(spec, "hostNetwork").and_then(Value::as_bool) == Some(true);
     let containers_path = join(path, "containers");
     match get(spec, "containers").map(|v| c.list(v, &containers_path)) {
         None | Some(Some([])) => c.required(&containers_path),
@@ -52,7 +54,8 @@ pub(super) fn check_pod_spec(c: &mut Checker, value: Option<&Value>, path: &str,
         Some(Some(containers)) => {
             let mut names = BTreeSet::new();
             for (i, item) in containers.iter().enumerate() {
-                check_container(c, item, &index(&containers_path, i), &mut names);
+                let container_path = index(&containers_path, i);
+                check_container(c, item, &container_path, &mut names, host_network);
             }
         }
     }
@@ -97,6 +100,7 @@ fn check_container<'a>(
     value: &'a Value,
     path: &str,
     names: &mut BTreeSet<&'a str>,
+    host_network: bool,
 ) {
     let Some(container) = c.object(value, path) else {
         return;
@@ -174,7 +178,7 @@ fn check_container<'a>(
         }
     }
     if let Some(value) = get(container, "ports") {
-        check_ports(c, value, &join(path, "ports"));
+        check_ports(c, value, &join(path, "ports"), host_network);
     }
     if let Some(value) = get(container, "resources") {
         check_resources(c, value, &join(path, "resources"));
@@ -283,7 +287,10 @@ fn check_env(c: &mut Checker, value: &Value, path: &str) {
     }
 }
 
-fn check_ports(c: &mut Checker, value: &Value, path: &str) {
+/// `ports`. A `hostPort` is refused rather than ignored: nothing forwards a node port to
+/// a pod yet. On the host network the container's own port is the node's, so there a
+/// `hostPort` equal to `containerPort` (what Kubernetes defaults it to) is what happens.
+fn check_ports(c: &mut Checker, value: &Value, path: &str, host_network: bool) {
     let Some(items) = c.list(value, path) else {
         return;
     };
@@ -309,12 +316,13 @@ fn check_ports(c: &mut Checker, value: &Value, path: &str) {
             }
         }
         let port_path = join(&item_path, "containerPort");
-        match get(port, "containerPort") {
-            None => c.required(&port_path),
-            Some(value) => {
-                c.integer_in(value, &port_path, 1, 65535);
+        let container_port = match get(port, "containerPort") {
+            None => {
+                c.required(&port_path);
+                None
             }
-        }
+            Some(value) => c.integer_in(value, &port_path, 1, 65535),
+        };
         if let Some(value) = get(port, "protocol") {
             c.one_of(
                 value,
@@ -323,7 +331,20 @@ fn check_ports(c: &mut Checker, value: &Value, path: &str) {
             );
         }
         if let Some(value) = get(port, "hostPort") {
-            c.integer_in(value, &join(&item_path, "hostPort"), 1, 65535);
+            let host_path = join(&item_path, "hostPort");
+            match c.integer_in(value, &host_path, 1, 65535) {
+                Some(_) if !host_network => c.error(
+                    &host_path,
+                    "forbidden: hostPort is not supported yet (forwarding node ports to pods \
+                     comes with the networking work); a hostNetwork pod listens on the \
+                     node's ports itself",
+                ),
+                Some(host) if container_port.is_some_and(|port| port != host) => c.error(
+                    &host_path,
+                    format!("invalid value {host}: must match `containerPort` when `hostNetwork` is true"),
+                ),
+                Some(_) | None => {}
+            }
         }
     }
 }

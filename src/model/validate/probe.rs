@@ -141,7 +141,7 @@ fn check_http_get(c: &mut Checker, value: &Value, path: &str, port_names: &BTree
     }
     check_probe_port(c, http_get, path, port_names);
     if let Some(value) = get(http_get, "host") {
-        c.string(value, &join(path, "host"));
+        check_probe_host(c, value, &join(path, "host"));
     }
     if let Some(value) = get(http_get, "scheme") {
         // HTTPS would need certificate handling the agent does not have.
@@ -159,7 +159,19 @@ fn check_tcp_socket(c: &mut Checker, value: &Value, path: &str, port_names: &BTr
     c.only_fields(tcp_socket, path, &["port", "host"]);
     check_probe_port(c, tcp_socket, path, port_names);
     if let Some(value) = get(tcp_socket, "host") {
-        c.string(value, &join(path, "host"));
+        check_probe_host(c, value, &join(path, "host"));
+    }
+}
+
+/// A probe's `host`: refused rather than ignored. The agent probes from inside the pod's
+/// network namespace (`127.0.0.1`), where the kubelet would connect to the named host
+/// from the node; an empty host means the pod itself, as in Kubernetes.
+fn check_probe_host(c: &mut Checker, value: &Value, path: &str) {
+    if c.string(value, path).is_some_and(|host| !host.is_empty()) {
+        c.error(
+            path,
+            "forbidden: berth probes only the pod's own address; a probe host is not supported",
+        );
     }
 }
 

@@ -1,14 +1,15 @@
 //! Validation of pod and container `securityContext`.
 //!
-//! Values that would give a container more than the default sandbox (privileged, added
-//! capabilities beyond the default set, no seccomp filter, privilege escalation) are
-//! refused here, with their field path, until berth has a Pod Security level that can
-//! allow them to some pods and not to others.
+//! What a Pod Security level may forbid (privileged, added capabilities, no seccomp
+//! filter) is valid here: the level of the object's namespace decides it at apply time
+//! (`model::pod_security`). Refused here, everywhere, is only what berth cannot do at
+//! all: privilege escalation (every process runs with no_new_privs) and localhost seccomp
+//! profiles.
 
 use serde_json::Value;
 
 use super::checker::{get, index, join, Checker};
-use crate::model::{capability_name, DEFAULT_CAPABILITIES};
+use crate::model::capability_name;
 
 /// Kubernetes' range for user and group ids (`IsValidUserID`, `IsValidGroupID`).
 const MAX_ID: i64 = i32::MAX as i64;
@@ -83,13 +84,7 @@ pub(super) fn check_container_security_context(c: &mut Checker, value: &Value, p
         }
     }
     if let Some(value) = get(context, "privileged") {
-        let field_path = join(path, "privileged");
-        if c.boolean(value, &field_path) == Some(true) {
-            c.error(
-                &field_path,
-                "forbidden: privileged containers are not allowed on berth nodes",
-            );
-        }
+        c.boolean(value, &join(path, "privileged"));
     }
     if let Some(value) = get(context, "allowPrivilegeEscalation") {
         let field_path = join(path, "allowPrivilegeEscalation");
@@ -126,17 +121,8 @@ fn check_capabilities(c: &mut Checker, value: &Value, path: &str) {
             let Some(name) = c.string(item, &item_path) else {
                 continue;
             };
-            match capability_name(name) {
-                None => c.error(&item_path, format!("unknown capability {name:?}")),
-                Some(known) if field == "add" && !DEFAULT_CAPABILITIES.contains(&known) => c.error(
-                    &item_path,
-                    format!(
-                        "forbidden: adding {name:?} is not allowed on berth nodes; only \
-                             capabilities of the default set may be added back: {}",
-                        DEFAULT_CAPABILITIES.join(", ")
-                    ),
-                ),
-                Some(_) => {}
+            if capability_name(name).is_none() {
+                c.error(&item_path, format!("unknown capability {name:?}"));
             }
         }
     }
@@ -150,10 +136,6 @@ fn check_seccomp_profile(c: &mut Checker, value: &Value, path: &str) {
     let type_path = join(path, "type");
     match get(profile, "type").map(|v| c.one_of(v, &type_path, &SECCOMP_TYPES)) {
         None => c.required(&type_path),
-        Some(Some("Unconfined")) => c.error(
-            &type_path,
-            "forbidden: \"Unconfined\" is not allowed on berth nodes; use \"RuntimeDefault\"",
-        ),
         Some(Some("Localhost")) => c.error(
             &type_path,
             "forbidden: berth has no localhost seccomp profiles; use \"RuntimeDefault\"",
@@ -233,33 +215,36 @@ mod tests {
     }
 
     #[test]
-    fn more_than_the_default_sandbox_is_refused_with_the_path() {
-        let found = problems(
-            "{seccompProfile: {type: Unconfined}}",
-            "{privileged: true, allowPrivilegeEscalation: true, capabilities: {add: [SYS_ADMIN, \
-             ALL, CHOWN], drop: [NOPE]}, seccompProfile: {type: Localhost, localhostProfile: x}}",
-        );
-        let paths: Vec<&str> = found
-            .iter()
-            .filter_map(|p| p.split_once(": ").map(|(path, _)| path))
-            .collect();
+    fn what_a_level_decides_is_valid_and_what_berth_cannot_do_is_not() {
+        // Privileged, any known capability and no filter are for the namespace's Pod
+        // Security level to allow or refuse, not for validation.
         assert_eq!(
-            paths,
-            [
-                "spec.securityContext.seccompProfile.type",
-                &format!("{C}.privileged"),
-                &format!("{C}.allowPrivilegeEscalation"),
-                &format!("{C}.capabilities.add[0]"),
-                &format!("{C}.capabilities.add[1]"),
-                &format!("{C}.capabilities.drop[0]"),
-                &format!("{C}.seccompProfile.type"),
-            ],
-            "{found:#?}"
+            problems(
+                "{seccompProfile: {type: Unconfined}}",
+                "{privileged: true, capabilities: {add: [SYS_ADMIN, ALL, CHOWN]}, \
+                 seccompProfile: {type: Unconfined}}",
+            ),
+            Vec::<String>::new()
         );
-        assert!(found
-            .iter()
-            .all(|p| p.contains("forbidden") || p.ends_with("unknown capability \"NOPE\"")));
-        assert!(found[0].contains("\"Unconfined\" is not allowed"));
+        assert_eq!(
+            problems(
+                "{}",
+                "{privileged: yes, allowPrivilegeEscalation: true, capabilities: {add: [NOPE]}, \
+                 seccompProfile: {type: Localhost, localhostProfile: x}}",
+            ),
+            [
+                format!("{C}.privileged: expected boolean"),
+                format!(
+                    "{C}.allowPrivilegeEscalation: forbidden: berth containers always run with \
+                     no_new_privs; only false is allowed"
+                ),
+                format!("{C}.capabilities.add[0]: unknown capability \"NOPE\""),
+                format!(
+                    "{C}.seccompProfile.type: forbidden: berth has no localhost seccomp profiles; \
+                     use \"RuntimeDefault\""
+                ),
+            ]
+        );
     }
 
     #[test]

@@ -121,10 +121,67 @@ fn port_rules() {
             "spec.containers[0].ports[0].containerPort: must be between 1 and 65535, inclusive",
             "spec.containers[0].ports[1].containerPort: must be between 1 and 65535, inclusive",
             "spec.containers[0].ports[1].protocol: unsupported value \"HTTP\": supported values: \"TCP\", \"UDP\", \"SCTP\"",
+            HOST_PORT_REFUSED,
             "spec.containers[0].ports[3].name: duplicate value \"http\"",
             "spec.containers[0].ports[4].name: invalid port name \"8080\": must be at most 15 lowercase letters, digits or '-', with at least one letter and no leading, trailing or doubled '-'",
             "spec.containers[0].ports[4].containerPort: required value",
         ],
+    );
+}
+
+const HOST_PORT_REFUSED: &str = "spec.containers[0].ports[1].hostPort: forbidden: hostPort is \
+    not supported yet (forwarding node ports to pods comes with the networking work); a \
+    hostNetwork pod listens on the node's ports itself";
+
+#[test]
+fn host_ports_only_on_the_host_network_and_equal_to_the_container_port() {
+    let pod = |host_network: bool| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec:\n  hostNetwork: \
+             {host_network}\n  containers:\n  - {{name: c, image: i, ports: [{{containerPort: \
+             80}}, {{containerPort: 8080, hostPort: 9090}}, {{containerPort: 81, hostPort: 81}}]}}\n"
+        )
+    };
+    assert_problems(
+        &pod(true),
+        &[
+            "spec.containers[0].ports[1].hostPort: invalid value 9090: must match `containerPort` \
+           when `hostNetwork` is true",
+        ],
+    );
+    let refused = problems(&pod(false));
+    assert_eq!(refused.len(), 2, "{refused:#?}");
+    assert_eq!(refused[0], HOST_PORT_REFUSED);
+    assert!(refused[1].starts_with("spec.containers[0].ports[2].hostPort: forbidden: hostPort"));
+}
+
+#[test]
+fn namespace_pod_security_labels_name_levels() {
+    let namespace = |labels: &str| {
+        format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: n, labels: {{{labels}}}}}\n")
+    };
+    assert_problems(
+        &namespace(
+            "pod-security.kubernetes.io/enforce: privileged, \
+             pod-security.kubernetes.io/enforce-version: latest, \
+             pod-security.kubernetes.io/warn: restricted",
+        ),
+        &[],
+    );
+    assert_problems(
+        &namespace("pod-security.kubernetes.io/enforce: lax, pod-security.kubernetes.io/audit: ''"),
+        &[
+            "metadata.labels.pod-security.kubernetes.io/enforce: unsupported value \"lax\": \
+             supported values: \"privileged\", \"baseline\", \"restricted\"",
+            "metadata.labels.pod-security.kubernetes.io/audit: unsupported value \"\": \
+             supported values: \"privileged\", \"baseline\", \"restricted\"",
+        ],
+    );
+    // Only a Namespace's labels choose a level.
+    assert_problems(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p, labels: \
+         {pod-security.kubernetes.io/enforce: lax}}\nspec: {containers: [{name: c, image: i}]}\n",
+        &[],
     );
 }
 

@@ -29,14 +29,11 @@ fn valid_probes_of_each_kind() {
         &[],
     );
     assert_problems(
-        "readinessProbe: {httpGet: {path: /healthz, port: web, host: 127.0.0.1, scheme: HTTP, httpHeaders: [{name: X-Custom, value: yes}]}, successThreshold: 3, failureThreshold: 1, timeoutSeconds: 2}",
+        "readinessProbe: {httpGet: {path: /healthz, port: web, host: '', scheme: HTTP, httpHeaders: [{name: X-Custom, value: yes}]}, successThreshold: 3, failureThreshold: 1, timeoutSeconds: 2}",
         &[],
     );
     assert_problems("startupProbe: {tcpSocket: {port: 8080}}", &[]);
-    assert_problems(
-        "startupProbe: {tcpSocket: {port: web, host: localhost}}",
-        &[],
-    );
+    assert_problems("startupProbe: {tcpSocket: {port: web, host: ''}}", &[]);
     // An empty path is defaulted to `/`, as in Kubernetes.
     assert_problems("livenessProbe: {httpGet: {path: '', port: 80}}", &[]);
     assert_problems(
@@ -125,8 +122,22 @@ fn port_rules() {
         )],
     );
     assert_problems(
-        "livenessProbe: {tcpSocket: {host: x}}",
+        "livenessProbe: {tcpSocket: {host: ''}}",
         &[&format!("{C}.livenessProbe.tcpSocket.port: required value")],
+    );
+}
+
+#[test]
+fn a_probe_host_is_refused_not_ignored() {
+    let refused =
+        "forbidden: berth probes only the pod's own address; a probe host is not supported";
+    assert_problems(
+        "livenessProbe: {tcpSocket: {port: 80, host: localhost}}",
+        &[&format!("{C}.livenessProbe.tcpSocket.host: {refused}")],
+    );
+    assert_problems(
+        "readinessProbe: {httpGet: {path: /, port: web, host: 10.0.0.1}}",
+        &[&format!("{C}.readinessProbe.httpGet.host: {refused}")],
     );
 }
 
