@@ -274,9 +274,14 @@ fn lost_board_is_replaced_and_stops_its_stale_pods() {
         ],
     );
     apply(&fleet.coordinator, &deployment("svc", 3, "", "1"));
-    wait_for(Duration::from_secs(60), "svc 1-1-1", || {
+    // What this test needs is pods on n2 to lose; the even spread is checked in
+    // schedules_across_boards. With a 3 s grace, a board that misses a heartbeat under
+    // load at the start has its pod placed elsewhere for good (nothing rebalances), so
+    // insisting on 1-1-1 here would fail for a reason this test is not about.
+    let on_n2 = wait_for(Duration::from_secs(60), "3 svc pods, some on n2", || {
         let by_node = running_by_node(&fleet.coordinator, "svc");
-        (by_node.len() == 3).then_some(())
+        let on_n2 = by_node.get("n2").copied().unwrap_or(0);
+        (by_node.values().sum::<usize>() == 3 && on_n2 > 0).then_some(on_n2)
     });
 
     // Partition n2: it keeps running its pod on its own.
@@ -291,10 +296,10 @@ fn lost_board_is_replaced_and_stops_its_stale_pods() {
         let by_node = running_by_node(&fleet.coordinator, "svc");
         (!by_node.contains_key("n2") && by_node.values().sum::<usize>() == 3).then_some(())
     });
-    assert_eq!(
-        running_on_agent(&fleet.agents[2], "svc"),
-        1,
-        "n2 keeps its pod while cut off"
+    // At least: a replacement of a pod lost at the start may have landed on n2 too.
+    assert!(
+        running_on_agent(&fleet.agents[2], "svc") >= on_n2,
+        "n2 keeps its pods while cut off"
     );
 
     // Heal: n2 learns its pod was replaced and stops it; no duplicates remain.
@@ -318,15 +323,18 @@ fn lost_board_is_replaced_and_stops_its_stale_pods() {
     // Offline: with the coordinator gone, a restarted agent brings its pods back from
     // its own store.
     fleet.coordinator.stop();
-    let agent = &mut fleet.agents[0];
+    // n0 and n1 run the three between them.
+    let index = (0..2)
+        .find(|&i| running_on_agent(&fleet.agents[i], "svc") > 0)
+        .expect("svc pods on n0 or n1");
+    let agent = &mut fleet.agents[index];
     let before = running_on_agent(agent, "svc");
-    assert!(before >= 1);
     agent.kill9();
     agent.spawn();
     wait_for(
         Duration::from_secs(30),
-        "n0 pods back without a coordinator",
-        || (running_on_agent(&fleet.agents[0], "svc") == before).then_some(()),
+        "pods back without a coordinator",
+        || (running_on_agent(&fleet.agents[index], "svc") == before).then_some(()),
     );
 }
 

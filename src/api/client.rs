@@ -2,6 +2,7 @@
 //! over an agent's unix socket, or over TLS to a coordinator with a bearer token.
 
 use std::io::{self, Read, Write};
+use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -26,8 +27,9 @@ pub enum ApiError {
     Server { url: String, reason: String },
 }
 
-/// A client for one agent socket or one coordinator. Each request opens a new
-/// connection.
+/// A client for one agent socket or one coordinator. Each request to an agent opens a
+/// new connection; GETs and PUTs to a coordinator reuse the connection it kept open
+/// after the last answer (clones share it).
 #[derive(Clone, Debug)]
 pub struct Client {
     target: Target,
@@ -60,8 +62,29 @@ impl std::fmt::Debug for Target {
 }
 
 /// What a request travels over.
-trait Connection: Read + Write + Send {}
-impl<T: Read + Write + Send> Connection for T {}
+trait Connection: Read + Write + Send {
+    /// Bounds each read and write from now on. A kept connection carries the requests
+    /// of clones with different timeouts (an agent's long poll and its status reports
+    /// share one), so every exchange on it sets its own: a poll must not inherit the
+    /// short timeout of the report that opened the connection, nor a report the long one
+    /// of a poll.
+    fn set_timeout(&self, timeout: Duration) -> io::Result<()>;
+}
+
+impl Connection for UnixStream {
+    /// An agent's socket has no timeout: followed logs and watches wait for as long as
+    /// they like.
+    fn set_timeout(&self, _timeout: Duration) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Connection for rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+    fn set_timeout(&self, timeout: Duration) -> io::Result<()> {
+        self.sock.set_read_timeout(Some(timeout))?;
+        self.sock.set_write_timeout(Some(timeout))
+    }
+}
 
 /// A response whose head has been read and whose body is still on the wire.
 struct PendingBody {
@@ -245,8 +268,12 @@ impl Client {
         // Idempotent requests to a coordinator may go over a kept connection; if that
         // turns out closed, they are simply sent again on a new one.
         let keep = matches!(self.target, Target::Tls { .. }) && matches!(method, "GET" | "PUT");
-        if let Some(stream) = self.take_idle().filter(|_| keep) {
-            match self.exchange(stream, method, target, body, true) {
+        if let Some((stream, timeout)) = self.take_idle().filter(|_| keep) {
+            let sent = match stream.set_timeout(timeout) {
+                Ok(()) => self.exchange(stream, method, target, body, true),
+                Err(err) => Err(self.io_error(err)),
+            };
+            match sent {
                 Ok(pending) => return Ok(pending),
                 Err(err) => log::debug!("api client: kept connection failed ({err}); reconnecting"),
             }
@@ -255,9 +282,14 @@ impl Client {
         self.exchange(stream, method, target, body, keep)
     }
 
-    fn take_idle(&self) -> Option<Box<dyn Connection>> {
+    /// The kept connection, if any, with this client's timeout for its next exchange.
+    fn take_idle(&self) -> Option<(Box<dyn Connection>, Duration)> {
         match &self.target {
-            Target::Tls { idle, .. } => idle.lock().unwrap_or_else(|p| p.into_inner()).take(),
+            Target::Tls { idle, timeout, .. } => idle
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take()
+                .map(|stream| (stream, *timeout)),
             Target::Unix(_) => None,
         }
     }

@@ -21,6 +21,14 @@ fn ip(args: &[&str]) {
 
 /// A bridge `btb<id>` with 10.<octet>.0.1/24 (a free octet) and the namespaces hanging
 /// off it.
+///
+/// The bridge gets a fixed MAC address of its own. Left to the kernel, a bridge takes
+/// the lowest MAC among its ports, so a host joining with a lower one changes the
+/// gateway's MAC under the hosts already there. A host whose ARP entry still names the
+/// old MAC, another port's, then has every frame to the gateway dropped (the bridge
+/// passes it up, and the IP stack discards it as addressed to another host) until the
+/// entry expires, 15 to 45 s and more; its kept connection to the coordinator hangs
+/// meanwhile, far past a short node-monitor grace period.
 pub struct TestNetwork {
     pub bridge: String,
     pub prefix: String,
@@ -42,7 +50,23 @@ impl TestNetwork {
         // A run killed before its drop (SIGKILL, CI timeout) may have left this
         // process's names behind; they are this test's own, so take them back.
         network.remove_leftovers();
-        ip(&["link", "add", &network.bridge, "type", "bridge"]);
+        // Locally administered, and distinct per network like the names.
+        let pid = std::process::id();
+        let address = format!(
+            "02:62:74:{:02x}:{:02x}:{:02x}",
+            (pid >> 8) & 0xff,
+            pid & 0xff,
+            n & 0xff
+        );
+        ip(&[
+            "link",
+            "add",
+            &network.bridge,
+            "address",
+            &address,
+            "type",
+            "bridge",
+        ]);
         network.prefix = network.claim_subnet(std::process::id() as usize * 7 + n);
         ip(&["link", "set", &network.bridge, "up"]);
         network
@@ -88,7 +112,7 @@ impl TestNetwork {
         let i = self.hosts.len();
         assert!(i < MAX_HOSTS, "at most {MAX_HOSTS} hosts per test network");
         let netns = format!("btn{}-{i}", self.id);
-        let outside = format!("bth{}{i}", self.id);
+        let outside = self.host_link(i);
         let inside = format!("bti{}{i}", self.id);
         ip(&["netns", "add", &netns]);
         self.hosts.push(netns.clone());
@@ -117,8 +141,17 @@ impl TestNetwork {
 
     /// Cuts (or restores) a host's link, as a pulled cable or lost uplink would.
     pub fn set_link(&self, host: usize, up: bool) {
-        let outside = format!("bth{}{host}", self.id);
-        ip(&["link", "set", &outside, if up { "up" } else { "down" }]);
+        ip(&[
+            "link",
+            "set",
+            &self.host_link(host),
+            if up { "up" } else { "down" },
+        ]);
+    }
+
+    /// The bridge side of a host's link (its port on the bridge).
+    pub fn host_link(&self, host: usize) -> String {
+        format!("bth{}{host}", self.id)
     }
 }
 
@@ -130,7 +163,7 @@ impl TestNetwork {
             let _ = Command::new("ip").args(args).stderr(Stdio::null()).status();
         };
         for i in 0..MAX_HOSTS {
-            quiet(&["link", "del", &format!("bth{}{i}", self.id)]);
+            quiet(&["link", "del", &self.host_link(i)]);
             quiet(&["netns", "del", &format!("btn{}-{i}", self.id)]);
         }
         quiet(&["link", "del", &self.bridge]);

@@ -21,10 +21,13 @@ use crate::api::{percent_encode, ApiError, Client};
 use crate::model::{Kind, Object};
 use crate::store::{Key, PutOutcome, Record};
 
-/// How long the coordinator may hold a poll open.
+/// How long the coordinator may hold a poll open (it may hold it for less).
 const POLL_SECONDS: u64 = 10;
-/// Read timeout of a poll: the hold plus room for a slow link.
-pub const POLL_READ_TIMEOUT: Duration = Duration::from_secs(25);
+/// Read timeout of a poll: the longest hold we asked for plus room for a slow link and
+/// a busy coordinator. A poll that gets no answer in that time went astray (its
+/// connection is dead in a way TCP has not noticed yet); it is sent again on a new one,
+/// so one lost request costs seconds, not a grace period.
+pub const POLL_READ_TIMEOUT: Duration = Duration::from_secs(POLL_SECONDS + 5);
 /// A poll that comes back with nothing new sooner than this means the coordinator is not
 /// holding it; pausing keeps the loop from spinning.
 const MIN_POLL_INTERVAL: Duration = Duration::from_secs(1);

@@ -7,6 +7,7 @@ use std::time::Duration;
 use rustls::{ServerConnection, StreamOwned};
 
 use super::*;
+use crate::api::{ApiError, Client};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 const MISMATCH: &str = "the coordinator's CA does not match the join token";
@@ -229,4 +230,73 @@ fn client_config_trusting_rejects_bundles_without_a_certificate() {
         client_config_trusting(not_a_cert),
         Err(TlsError::BadCaCertificate { .. })
     ));
+}
+
+/// Serves HTTP/1.1 on the one connection it accepts (a client that reconnects is
+/// refused), keeping it open and answering each request with `{}` once the delay its
+/// path names (`/after/<ms>`) has passed. Returns the paths requested, in order.
+fn serve_one_kept_connection(config: Arc<ServerConfig>) -> (u16, JoinHandle<Vec<String>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = thread::spawn(move || {
+        let (socket, _) = listener.accept().unwrap();
+        drop(listener);
+        socket.set_read_timeout(Some(TIMEOUT)).unwrap();
+        let connection = ServerConnection::new(config).unwrap();
+        let mut stream = StreamOwned::new(connection, socket);
+        let mut requested = Vec::new();
+        loop {
+            // Requests are not pipelined: nothing past the head is waiting.
+            let mut reader = BufReader::new(&mut stream);
+            let mut request_line = String::new();
+            // The client closing (without close_notify) ends the connection.
+            if !matches!(reader.read_line(&mut request_line), Ok(n) if n > 0) {
+                break;
+            }
+            let mut header = String::from("-");
+            while !matches!(header.as_str(), "\r\n" | "") {
+                header.clear();
+                reader.read_line(&mut header).unwrap();
+            }
+            let path = request_line.split(' ').nth(1).unwrap().to_owned();
+            let delay = path.strip_prefix("/after/").unwrap().parse().unwrap();
+            requested.push(path);
+            thread::sleep(Duration::from_millis(delay));
+            let answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\n{}";
+            if stream
+                .write_all(answer)
+                .and_then(|()| stream.flush())
+                .is_err()
+            {
+                break;
+            }
+        }
+        requested
+    });
+    (port, server)
+}
+
+#[test]
+fn a_kept_connection_takes_the_timeout_of_each_request_it_carries() {
+    let temp = tempfile::tempdir().unwrap();
+    let pki = pki_in(temp.path());
+    let (port, server) = serve_one_kept_connection(server_config(&pki).unwrap());
+    let url = format!("https://127.0.0.1:{port}");
+    let config = client_config_trusting(pki.ca_pem()).unwrap();
+    // An agent's status report opens the connection, with a short timeout...
+    let report = Client::https(&url, config, None, Duration::from_millis(200)).unwrap();
+    report.request("GET", "/after/0", None).unwrap();
+    // ...and its next long poll, which the server holds for longer than that, goes over
+    // the same connection (a reconnect would be refused) and gets its answer.
+    let poll = report.clone().with_timeout(TIMEOUT);
+    let (status, _) = poll.request("GET", "/after/1000", None).unwrap();
+    assert_eq!(status, 200);
+    // The report's own timeout holds again for its next request.
+    let err = report.request("GET", "/after/1000", None).unwrap_err();
+    assert!(matches!(err, ApiError::ConnectTls { .. }), "{err}");
+    drop((report, poll));
+    assert_eq!(
+        server.join().unwrap(),
+        ["/after/0", "/after/1000", "/after/1000"]
+    );
 }
