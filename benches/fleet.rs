@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use berth::api::config::ClientConfig;
 use berth::api::fleet::Assignments;
 use berth::api::types::{ApplyRequest, ManifestFile};
-use berth::api::Client;
+use berth::api::{ApiError, Client};
 use berth::coordinator::tls::{client_config_pinned, client_config_trusting};
 use berth::coordinator::tokens::JoinToken;
 use berth::coordinator::{schedule, Decision, NodeInfo, PlacedPod, PodRequest};
@@ -128,9 +128,19 @@ fn simulated_node(
                    "allocatable": {"cpu": "3750m", "memory": "3522Mi", "pods": "110"},
                    "nodeInfo": {"architecture": "arm64", "operatingSystem": "linux"}},
     }});
-    let (_, joined) = join
-        .request("POST", "/apis/berth.dev/v1/join", Some(&node))
-        .expect("join");
+    // A thousand boards joining at once is a storm: the coordinator admits at most 64
+    // connections that have not yet shown credentials and closes the oldest for a new
+    // one, so some joins fail at the socket and are retried, as an agent retries.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let joined = loop {
+        match join.request("POST", "/apis/berth.dev/v1/join", Some(&node)) {
+            Ok((_, joined)) => break joined,
+            Err(ApiError::Io { .. }) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(200 + retry_jitter_ms(&name)));
+            }
+            Err(err) => panic!("join: {err:?}"),
+        }
+    };
     let credential = joined["credential"]
         .as_str()
         .expect("credential")
@@ -402,4 +412,11 @@ default intervals; no containers), measured over {STEADY_SECONDS} s of steady st
         existing.push_str(&report);
         std::fs::write(&path, existing).expect("write the report");
     }
+}
+
+/// 0–300 ms, different per node, so retries do not come back in step.
+fn retry_jitter_ms(name: &str) -> u64 {
+    name.bytes()
+        .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)))
+        % 300
 }
