@@ -291,11 +291,20 @@ fn simulate_fleet(berth: &Path) -> FleetNumbers {
     // Every node joined (each appears in get nodes).
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
-        let (_, nodes) = admin.request("GET", "/api/v1/nodes", None).expect("nodes");
+        assert!(Instant::now() < deadline, "not every simulated node joined");
+        // While a thousand boards join, the coordinator sheds the oldest connections
+        // that have not shown credentials yet, and ours may be one: ask again.
+        let nodes = match admin.request("GET", "/api/v1/nodes", None) {
+            Ok((_, nodes)) => nodes,
+            Err(ApiError::Io { .. }) => {
+                std::thread::sleep(Duration::from_millis(200));
+                continue;
+            }
+            Err(err) => panic!("nodes: {err:?}"),
+        };
         if nodes["items"].as_array().map_or(0, Vec::len) == SIM_NODES {
             break;
         }
-        assert!(Instant::now() < deadline, "not every simulated node joined");
         std::thread::sleep(Duration::from_millis(500));
     }
     // Settle, then measure a steady minute of heartbeats.
