@@ -21,10 +21,10 @@ use std::time::{Duration, Instant};
 
 use berth::api::config::ClientConfig;
 use berth::api::fleet::Assignments;
+use berth::api::tls::{client_config_pinned, client_config_trusting};
+use berth::api::tokens::JoinToken;
 use berth::api::types::{ApplyRequest, ManifestFile};
 use berth::api::{ApiError, Client};
-use berth::coordinator::tls::{client_config_pinned, client_config_trusting};
-use berth::coordinator::tokens::JoinToken;
 use berth::coordinator::{schedule, Decision, NodeInfo, PlacedPod, PodRequest};
 use serde_json::json;
 

@@ -19,6 +19,8 @@ pub mod store;
 
 #[cfg(test)]
 mod fuzz;
+#[cfg(test)]
+mod layer_check;
 
 /// The version of this build, its target triple and git revision (set by build.rs).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -16,9 +16,9 @@ mod fleet_support;
 use std::time::{Duration, SystemTime};
 
 use berth::api::config::ClientConfig;
+use berth::api::tls::{client_config_pinned, client_config_trusting};
+use berth::api::tokens::JoinToken;
 use berth::api::{ApiError, Client};
-use berth::coordinator::tls::{client_config_pinned, client_config_trusting};
-use berth::coordinator::tokens::JoinToken;
 use common::wait_for;
 use fleet_support::TestCoordinator;
 use serde_json::{json, Value};

@@ -86,7 +86,7 @@ fn outcomes(streams: &mut [TlsStream], deadline: Instant) -> Outcomes {
 /// Sends `request` on a new TLS connection and returns the status code answered.
 fn status_of(port: u16, tls: &std::sync::Arc<rustls::ClientConfig>, request: &str) -> String {
     let mut stream =
-        berth::coordinator::tls::connect("127.0.0.1", port, tls.clone(), Duration::from_secs(5))
+        berth::api::tls::connect("127.0.0.1", port, tls.clone(), Duration::from_secs(5))
             .expect("TLS connection");
     stream.write_all(request.as_bytes()).expect("send");
     stream.flush().expect("send");
@@ -104,8 +104,8 @@ fn the_coordinator_checks_credentials_from_the_head() {
         .and_then(|(_, port)| port.parse().ok())
         .expect("port");
     let config = ClientConfig::load(&coordinator.config()).expect("admin config");
-    let tls = berth::coordinator::tls::client_config_trusting(&config.certificate_authority)
-        .expect("TLS config");
+    let tls =
+        berth::api::tls::client_config_trusting(&config.certificate_authority).expect("TLS config");
     let token = coordinator.token();
     let (_, join_secret) = token.split_once("::").expect("id.secret after the CA hash");
     let join = "POST /apis/berth.dev/v1/join HTTP/1.1\r\nHost: berth\r\n";
@@ -152,8 +152,8 @@ fn unauthenticated_connections_cannot_exhaust_the_coordinator() {
         .and_then(|(_, port)| port.parse().ok())
         .expect("port");
     let config = ClientConfig::load(&coordinator.config()).expect("admin config");
-    let tls = berth::coordinator::tls::client_config_trusting(&config.certificate_authority)
-        .expect("TLS config");
+    let tls =
+        berth::api::tls::client_config_trusting(&config.certificate_authority).expect("TLS config");
     let warm = timed(|| coordinator.ok(&["get", "nodes"]));
     let rss_before = memory(pid, "VmRSS");
 
@@ -166,12 +166,8 @@ fn unauthenticated_connections_cannot_exhaust_the_coordinator() {
     let mut attackers = Vec::new();
     let mut refused = 0;
     for _ in 0..200 {
-        let connected = berth::coordinator::tls::connect(
-            "127.0.0.1",
-            port,
-            tls.clone(),
-            Duration::from_secs(5),
-        );
+        let connected =
+            berth::api::tls::connect("127.0.0.1", port, tls.clone(), Duration::from_secs(5));
         let sent = connected.and_then(|mut stream| {
             stream.write_all(head.as_bytes())?;
             stream.flush()?;

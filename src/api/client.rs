@@ -241,15 +241,13 @@ impl Client {
                 config,
                 timeout,
                 ..
-            } => {
-                match crate::coordinator::tls::connect(host, *port, Arc::clone(config), *timeout) {
-                    Ok(stream) => Ok(Box::new(stream)),
-                    Err(source) => Err(ApiError::ConnectTls {
-                        url: url.clone(),
-                        source,
-                    }),
-                }
-            }
+            } => match super::tls::connect(host, *port, Arc::clone(config), *timeout) {
+                Ok(stream) => Ok(Box::new(stream)),
+                Err(source) => Err(ApiError::ConnectTls {
+                    url: url.clone(),
+                    source,
+                }),
+            },
         }
     }
 

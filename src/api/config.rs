@@ -70,11 +70,12 @@ impl ClientConfig {
     /// A client for this coordinator; `server` overrides the URL (from `--server`).
     pub fn client(&self, server: Option<&str>, timeout: Duration) -> Result<Client, ApiError> {
         let url = server.unwrap_or(&self.server);
-        let tls = crate::coordinator::tls::client_config_trusting(&self.certificate_authority)
-            .map_err(|e| ApiError::Server {
+        let tls = super::tls::client_config_trusting(&self.certificate_authority).map_err(|e| {
+            ApiError::Server {
                 url: url.to_string(),
                 reason: format!("certificateAuthority: {e}"),
-            })?;
+            }
+        })?;
         Client::https(url, Arc::clone(&tls), Some(self.token.clone()), timeout)
     }
 }

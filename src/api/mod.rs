@@ -1,7 +1,8 @@
 //! The resource API on the wire: a deliberately small HTTP/1.1 server (async, on smol)
 //! serving an agent's unix socket and a coordinator's TLS port, the blocking client the
 //! CLI and agents use, the wire types they share, the agent↔coordinator protocol
-//! ([`fleet`]) and the admin's client config ([`config`]).
+//! ([`fleet`]), the admin's client config ([`config`]), the client side of TLS to the
+//! coordinator ([`tls`]) and the text forms of join tokens and credentials ([`tokens`]).
 //!
 //! Why our own HTTP: the subset we need (Content-Length bodies, responses that are
 //! either sized or streamed until close, keep-alive for sized ones) fits in a few
@@ -16,6 +17,8 @@ pub mod fleet;
 pub mod frames;
 pub mod http;
 mod serve;
+pub mod tls;
+pub mod tokens;
 pub mod types;
 pub mod watch;
 mod wire;

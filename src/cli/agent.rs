@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::agent::{AgentOptions, FleetJoin};
-use crate::coordinator::tokens::JoinToken;
+use crate::api::tokens::JoinToken;
 use crate::model::{validate_label_key, validate_label_value};
 
 #[derive(clap::Args, Debug)]

@@ -13,9 +13,9 @@ use serde_json::{json, Value};
 
 use super::join_tokens::{JoinDenied, TokenRecord, TokenRules, JOIN_TOKEN_KIND};
 use super::pki::Pki;
-use super::tokens::{hash_secret, verify_secret, Credential, JoinToken};
 use crate::api::config::{ClientConfig, CONFIG_API_VERSION, CONFIG_KIND};
 use crate::api::http::Request;
+use crate::api::tokens::{hash_secret, verify_secret, Credential, JoinToken};
 use crate::store::{Key, Store};
 
 /// Store kind of a credential hash (name `admin` or `node.<name>`).

@@ -23,11 +23,11 @@ use serde_json::{json, Map, Value};
 
 use super::join_tokens::{JoinDenied, TokenSpec};
 use super::server::{body, get_node, internal, list, not_found, refusal, success, to_json};
-use super::tokens::check_node_name;
 use super::Coordinator;
 use crate::agent::apply::Refusal;
 use crate::api::fleet::{JoinRequest, JoinResponse};
 use crate::api::http::{Request, Response};
+use crate::api::tokens::check_node_name;
 use crate::model::{labels_forbidden_to_nodes, validate_label_key, validate_label_value};
 
 pub(super) fn denied(denied: JoinDenied) -> Refusal {

@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::tokens::{check_node_name, verify_secret};
+use crate::api::tokens::{check_node_name, verify_secret};
 use crate::model::{format_duration, parse_duration};
 use crate::store::Record;
 
@@ -303,7 +303,7 @@ fn whole_second(time: SystemTime, round_up: bool) -> SystemTime {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::coordinator::tokens::hash_secret;
+    use crate::api::tokens::hash_secret;
 
     fn at(seconds: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(seconds)

@@ -1,8 +1,9 @@
 //! The fleet coordinator: owns fleet-wide objects, schedules pods onto boards and pushes
 //! each agent only what is bound to it (see design.md and docs/architecture.md).
 //!
-//! - [`pki`], [`tokens`], [`tls`]: its CA, the text forms of join tokens and node
-//!   credentials, TLS.
+//! - [`pki`], [`tls`]: its CA and server certificate, its TLS server configuration. The
+//!   text forms of join tokens and credentials and the client side of TLS are in
+//!   [`crate::api::tokens`] and [`crate::api::tls`].
 //! - [`join_tokens`]: a join token's TTL, uses and node binding; `join`: the join route,
 //!   NodeRestriction of a node's own labels, and the admin's token routes.
 //! - [`auth`]: who is asking (admin, a node, nobody) and the admin config file.
@@ -25,7 +26,6 @@ pub mod pki;
 pub mod scheduler;
 mod server;
 pub mod tls;
-pub mod tokens;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

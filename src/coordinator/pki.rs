@@ -38,7 +38,8 @@ use rustls::RootCertStore;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, DnsName, PrivateKeyDer, ServerName, UnixTime};
 
-use super::tokens::sha256_hex;
+use crate::api::tls::certificate_pem;
+use crate::api::tokens::sha256_hex;
 use files::{exists, io_error, read_key_file, read_text, write_atomically};
 
 const CA_CERT_FILE: &str = "ca.crt";
@@ -521,40 +522,9 @@ fn parse_cert_pem(path: &Path, pem: &str) -> Result<CertificateDer<'static>, Pki
     })
 }
 
-/// PEM text of one certificate (base64 in lines of 64 characters).
 /// Writes a secret-bearing file (mode 0600) atomically: a temp file renamed into place.
 pub fn write_private_file(path: &Path, contents: &[u8]) -> Result<(), PkiError> {
     files::write_atomically(path, contents, 0o600)
-}
-
-pub fn certificate_pem(der: &[u8]) -> String {
-    let encoded = base64_encode(der);
-    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
-    for line in encoded.as_bytes().chunks(64) {
-        pem.push_str(&String::from_utf8_lossy(line));
-        pem.push('\n');
-    }
-    pem.push_str("-----END CERTIFICATE-----\n");
-    pem
-}
-
-/// Standard base64 with padding (RFC 4648 section 4).
-fn base64_encode(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let byte_at = |i: usize| u32::from(chunk.get(i).copied().unwrap_or(0));
-        let group = (byte_at(0) << 16) | (byte_at(1) << 8) | byte_at(2);
-        for position in 0..4 {
-            if position <= chunk.len() {
-                let index = (group >> (18 - 6 * position)) & 0x3f;
-                out.push(char::from(ALPHABET[index as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 mod files;

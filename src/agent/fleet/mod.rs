@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::{Agent, AgentOptions};
-use crate::coordinator::tokens::{check_node_name, JoinToken};
+use crate::api::tokens::{check_node_name, JoinToken};
 use crate::model::BoardProfile;
 
 use node::{node_object, read_facts};

@@ -16,9 +16,9 @@ use serde_json::Value;
 
 use super::FleetError;
 use crate::api::fleet::{JoinRequest, JoinResponse};
+use crate::api::tls::{client_config_pinned, client_config_trusting, HandshakeError};
+use crate::api::tokens::{Credential, JoinToken};
 use crate::api::{ApiError, Client};
-use crate::coordinator::tls::{client_config_pinned, client_config_trusting, HandshakeError};
-use crate::coordinator::tokens::{Credential, JoinToken};
 
 /// The file under the state dir.
 pub const FLEET_FILE: &str = "fleet.json";

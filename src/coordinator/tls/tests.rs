@@ -1,13 +1,17 @@
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use rustls::{ServerConnection, StreamOwned};
+use rustls::{CertificateError, ClientConnection, ServerConnection, StreamOwned};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
 
 use super::*;
+use crate::api::tls::*;
 use crate::api::{ApiError, Client};
+use crate::coordinator::pki::Pki;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 const MISMATCH: &str = "the coordinator's CA does not match the join token";

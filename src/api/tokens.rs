@@ -1,4 +1,6 @@
 //! Secrets, join tokens and bearer credentials of the coordinator, with stable text forms.
+//! They live in the api layer because both sides read them: the coordinator makes and
+//! checks them, agents and the CLI parse and present them.
 //!
 //! All secrets are 32 random bytes from the operating system (`ring::rand::SystemRandom`),
 //! written as 64 lowercase hex digits. Parsers accept any secret made of `[A-Za-z0-9_-]`
