@@ -38,6 +38,8 @@ use std::fmt;
 use ring::rand::{SecureRandom, SystemRandom};
 use sha2::{Digest, Sha256};
 
+use crate::model::hex;
+
 /// Prefix of a join token; "K10" keeps the shape familiar to k3s users.
 const JOIN_TOKEN_PREFIX: &str = "K10";
 const ADMIN_PREFIX: &str = "berth-admin.";
@@ -96,7 +98,7 @@ pub fn verify_secret(secret: &str, stored_hash: &str) -> bool {
 
 /// Lowercase hex sha256 of `bytes`; also the CA hash of a certificate's DER.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    to_hex(&Sha256::digest(bytes))
+    hex::encode(&Sha256::digest(bytes))
 }
 
 /// A join token as printed by `berth token create`: see the module docs for the format.
@@ -320,17 +322,7 @@ fn random_hex(len: usize) -> Result<String, TokenError> {
     SystemRandom::new()
         .fill(&mut bytes)
         .map_err(|_| TokenError::Random)?;
-    Ok(to_hex(&bytes))
-}
-
-fn to_hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        out.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
-    }
-    out
+    Ok(hex::encode(&bytes))
 }
 
 /// Compares two byte strings without stopping at the first difference. The lengths are

@@ -185,7 +185,7 @@ pub fn assignments_for(
     }
     let bytes = serde_json::to_vec(&objects).unwrap_or_default();
     let digest = Sha256::digest(&bytes);
-    let version = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
+    let version = crate::model::hex::encode(&digest[..12]);
     Assignments {
         version,
         unchanged: false,

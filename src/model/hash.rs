@@ -39,10 +39,7 @@ fn hash_of<T: Serialize>(item: &T) -> String {
     // Serializing our own plain data types cannot fail.
     let bytes = serde_json::to_vec(item).expect("model types always serialize to JSON");
     let digest = Sha256::digest(&bytes);
-    digest[..HASH_BYTES]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    super::hex::encode(&digest[..HASH_BYTES])
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ mod config;
 mod deployment;
 mod duration;
 mod hash;
+pub mod hex;
 mod meta;
 mod names;
 mod namespace;

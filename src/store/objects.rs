@@ -530,7 +530,7 @@ fn new_uid() -> Result<String, StoreError> {
         .map_err(|source| StoreError::Random { source })?;
     bytes[6] = (bytes[6] & 0x0f) | 0x40; // version 4
     bytes[8] = (bytes[8] & 0x3f) | 0x80; // RFC 4122 variant
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = crate::model::hex::encode(&bytes);
     Ok(format!(
         "{}-{}-{}-{}-{}",
         &hex[0..8],
