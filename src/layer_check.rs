@@ -1,5 +1,6 @@
 //! The layer rule, checked on the sources: a module never names a layer above it
-//! (design: model ← store ← api ← {agent, coordinator} ← cli; issue 12).
+//! (design: support, model ← store ← api ← controllers ← {agent, coordinator} ← cli;
+//! image and runtime sit beside api, below the agent; issue 12).
 //!
 //! Every `crate::…` path in a file under `src/<layer>/` is read, including grouped ones
 //! (`crate::{agent, api}`, `crate::agent::{apply, server}`), and checked against
@@ -14,11 +15,51 @@ use std::path::Path;
 
 /// For each layer (a directory under `src/`), the top-level modules it must not name.
 const FORBIDDEN: &[(&str, &[&str])] = &[
-    ("model", &["store", "api", "agent", "coordinator", "cli"]),
-    ("store", &["api", "agent", "coordinator", "cli"]),
-    ("api", &["agent", "coordinator", "cli"]),
-    ("image", &["agent", "coordinator", "cli"]),
-    ("runtime", &["agent", "coordinator", "cli"]),
+    (
+        "support",
+        &[
+            "store",
+            "api",
+            "image",
+            "runtime",
+            "controllers",
+            "agent",
+            "coordinator",
+            "cli",
+        ],
+    ),
+    (
+        "model",
+        &[
+            "store",
+            "api",
+            "image",
+            "runtime",
+            "controllers",
+            "agent",
+            "coordinator",
+            "cli",
+        ],
+    ),
+    (
+        "store",
+        &[
+            "api",
+            "image",
+            "runtime",
+            "controllers",
+            "agent",
+            "coordinator",
+            "cli",
+        ],
+    ),
+    ("api", &["controllers", "agent", "coordinator", "cli"]),
+    ("image", &["controllers", "agent", "coordinator", "cli"]),
+    ("runtime", &["controllers", "agent", "coordinator", "cli"]),
+    (
+        "controllers",
+        &["image", "runtime", "agent", "coordinator", "cli"],
+    ),
     ("agent", &["coordinator", "cli"]),
     ("coordinator", &["agent", "cli"]),
 ];

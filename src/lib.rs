@@ -11,11 +11,13 @@
 pub mod agent;
 pub mod api;
 pub mod cli;
+pub mod controllers;
 pub mod coordinator;
 pub mod image;
 pub mod model;
 pub mod runtime;
 pub mod store;
+pub mod support;
 
 #[cfg(test)]
 mod fuzz;

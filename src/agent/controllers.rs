@@ -3,11 +3,9 @@
 //! takes its objects with it. Each writes to the store only when something must change.
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::Read;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use anyhow::Context;
 use serde_json::Value;
 
 use super::deployments::{name_suffix, new_pod, plan_deployment};
@@ -96,7 +94,11 @@ pub fn run(
             }
         }
         for _ in 0..plan.create {
-            let pod = new_pod(deploy, &hash, &name_suffix(&random_bytes()?));
+            let pod = new_pod(
+                deploy,
+                &hash,
+                &name_suffix(&crate::support::random::bytes()?),
+            );
             created.push(Object::Pod(pod).to_json());
         }
         if plan.create > 0 || !plan.delete.is_empty() {
@@ -163,12 +165,4 @@ fn stored<T>(agent: &Agent, kind: &str, pick: fn(Object) -> Option<T>) -> anyhow
             }
         })
         .collect())
-}
-
-pub fn random_bytes<const N: usize>() -> anyhow::Result<[u8; N]> {
-    let mut bytes = [0u8; N];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .context("cannot read /dev/urandom")?;
-    Ok(bytes)
 }

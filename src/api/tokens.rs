@@ -2,7 +2,7 @@
 //! They live in the api layer because both sides read them: the coordinator makes and
 //! checks them, agents and the CLI parse and present them.
 //!
-//! All secrets are 32 random bytes from the operating system (`ring::rand::SystemRandom`),
+//! All secrets are 32 random bytes from the operating system ([`crate::support::random`]),
 //! written as 64 lowercase hex digits. Parsers accept any secret made of `[A-Za-z0-9_-]`
 //! (hex and base64url both fit), so a secret never contains a `.` or a `:` and the
 //! separators below are unambiguous. Parsers trim surrounding whitespace (a token pasted
@@ -35,7 +35,6 @@
 
 use std::fmt;
 
-use ring::rand::{SecureRandom, SystemRandom};
 use sha2::{Digest, Sha256};
 
 use crate::model::hex;
@@ -319,9 +318,7 @@ fn check_secret(secret: &str, what: &'static str) -> Result<(), TokenError> {
 
 fn random_hex(len: usize) -> Result<String, TokenError> {
     let mut bytes = vec![0u8; len];
-    SystemRandom::new()
-        .fill(&mut bytes)
-        .map_err(|_| TokenError::Random)?;
+    crate::support::random::fill(&mut bytes).map_err(|_| TokenError::Random)?;
     Ok(hex::encode(&bytes))
 }
 

@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use ring::rand::{SecureRandom, SystemRandom};
 use serde_json::{json, Value};
 
 use super::fleet::is_ready;
@@ -198,7 +197,11 @@ fn pass(c: &Coordinator) -> anyhow::Result<bool> {
             }
         }
         for _ in 0..plan.create {
-            created.push(new_pod(&deploy, &hash, &name_suffix(&random5()?)));
+            created.push(new_pod(
+                &deploy,
+                &hash,
+                &name_suffix(&crate::support::random::bytes()?),
+            ));
         }
         if plan.create > 0 || !plan.delete.is_empty() {
             log::info!(
@@ -428,14 +431,6 @@ fn node_info(node: &Record, ready: bool) -> NodeInfo {
         pods: Vec::new(),
         labels,
     }
-}
-
-fn random5() -> anyhow::Result<[u8; 5]> {
-    let mut bytes = [0u8; 5];
-    SystemRandom::new()
-        .fill(&mut bytes)
-        .map_err(|_| anyhow::anyhow!("the system random source failed"))?;
-    Ok(bytes)
 }
 
 #[cfg(test)]

@@ -29,7 +29,6 @@ use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber, PKCS_ECDSA_P256_SHA256,
 };
-use ring::rand::{SecureRandom, SystemRandom};
 use rustls::client::{verify_server_cert_signed_by_trust_anchor, verify_server_name};
 use rustls::crypto::CryptoProvider;
 use rustls::server::ParsedCertificate;
@@ -506,10 +505,7 @@ fn generate_key(what: &'static str) -> Result<KeyPair, PkiError> {
 
 /// A random 16-byte positive serial number, so no two certificates from the CA share one.
 fn random_serial() -> Result<SerialNumber, PkiError> {
-    let mut bytes = [0u8; 16];
-    SystemRandom::new()
-        .fill(&mut bytes)
-        .map_err(|_| PkiError::Random)?;
+    let mut bytes = crate::support::random::bytes::<16>().map_err(|_| PkiError::Random)?;
     bytes[0] &= 0x7f;
     bytes[0] |= 0x01; // keep the full length: a leading zero byte would be dropped
     Ok(SerialNumber::from_slice(&bytes))

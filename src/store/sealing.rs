@@ -19,7 +19,6 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
-use ring::rand::{SecureRandom, SystemRandom};
 
 use super::{Key, StoreError};
 use crate::model::base64;
@@ -124,12 +123,10 @@ impl Sealer {
             return Ok(json);
         };
         let mut nonce = [0u8; NONCE_LEN];
-        SystemRandom::new()
-            .fill(&mut nonce)
-            .map_err(|_| StoreError::Sealing {
-                what: describe(key),
-                reason: "no random bytes for a nonce".to_owned(),
-            })?;
+        crate::support::random::fill(&mut nonce).map_err(|_| StoreError::Sealing {
+            what: describe(key),
+            reason: "no random bytes for a nonce".to_owned(),
+        })?;
         let mut sealed = json.into_bytes();
         first
             .key
@@ -209,8 +206,7 @@ fn describe(key: &Key) -> String {
 /// Writes a new key file with one random key, readable by its owner only.
 fn create_key_file(path: &Path) -> std::io::Result<()> {
     let mut key = [0u8; KEY_BYTES];
-    SystemRandom::new()
-        .fill(&mut key)
+    crate::support::random::fill(&mut key)
         .map_err(|_| std::io::Error::other("no random bytes for a key"))?;
     let id = format!(
         "key-{}",
