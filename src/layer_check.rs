@@ -65,15 +65,13 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
 ];
 
 /// Uses that break the rule today, as (file, module named), to be removed by issue 12:
-/// the coordinator still borrows the agent's Deployment planning, its `Refusal` (the API
+/// the coordinator still borrows the agent's `Refusal` (the API
 /// error), its resource path parsing and its malloc arena setting, until they move down
 /// into `api` and shared controllers. Do not add to this list; move the code instead.
 const KNOWN: &[(&str, &str)] = &[
-    ("src/coordinator/controllers.rs", "agent::deployments"),
     ("src/coordinator/join.rs", "agent::apply"),
     ("src/coordinator/mod.rs", "agent::memory"),
     ("src/coordinator/server.rs", "agent::apply"),
-    ("src/coordinator/server.rs", "agent::deployments"),
     ("src/coordinator/server.rs", "agent::server"),
 ];
 

@@ -2,8 +2,9 @@
 //!
 //! Desired state lives in SQLite (`store`); what runs is asked of the runtime (the
 //! kernel and the shims' files are the truth); the reconciler compares the two with pure
-//! plans (`plan`, `deployments`) and carries out the steps, one pod at a time, on
-//! blocking threads. Status is derived on demand (`status`) and never written, so an
+//! plans (`plan`) and carries out the steps, one pod at a time, on blocking threads; the
+//! shared controllers ([`crate::controllers`]: namespaces, Deployments, garbage) run
+//! before each pass (`controllers`). Status is derived on demand (`status`) and never written, so an
 //! idle agent writes nothing to the SD card.
 //!
 //! Threads: the smol executor serves the API and waits on exit notifiers (pidfds of the
@@ -15,7 +16,6 @@
 pub mod apply;
 mod board;
 mod controllers;
-pub mod deployments;
 mod exec;
 mod fleet;
 mod instance;

@@ -247,13 +247,6 @@ pub fn pod_status(pod: &Pod, inputs: &StatusInputs) -> PodStatus {
 }
 
 /// Whether a pod counts as Ready (for Deployment status).
-pub fn is_ready(status: &PodStatus) -> bool {
-    status
-        .conditions
-        .iter()
-        .any(|c| c.type_ == "Ready" && c.status == "True")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -389,7 +382,7 @@ mod tests {
         assert_eq!(status.phase, "Running");
         assert!(!status.container_statuses[0].ready);
         assert_eq!(status.container_statuses[0].started, Some(true));
-        assert!(!is_ready(&status));
+        assert!(!status.is_ready());
     }
 
     #[test]
@@ -405,7 +398,7 @@ mod tests {
             c.last_state.terminated.as_ref().map(|t| t.exit_code),
             Some(1)
         );
-        assert!(!is_ready(&status));
+        assert!(!status.is_ready());
         let message = c.state.waiting.as_ref().and_then(|w| w.message.clone());
         assert_eq!(
             message.as_deref(),
@@ -437,7 +430,7 @@ mod tests {
         probed.spec.containers[0].startup_probe = Some(Default::default());
         let status = status_of(&probed, std::slice::from_ref(&running));
         assert_eq!(status.container_statuses[0].started, Some(false));
-        assert!(!is_ready(&status));
+        assert!(!status.is_ready());
     }
 
     #[test]

@@ -5,10 +5,10 @@ use std::time::SystemTime;
 
 use serde_json::Value;
 
-use super::deployments::{deployment_status, OwnedPod, TEMPLATE_HASH_LABEL};
 use super::instance::Instance;
-use super::status::{is_ready, pod_status, StatusInputs};
+use super::status::{pod_status, StatusInputs};
 use super::Agent;
+use crate::controllers::deployment::{deployment_status, owned_pods};
 use crate::model::{pod_template_hash, Deployment, Namespace, Object, Pod, PodStatus};
 
 impl Agent {
@@ -56,38 +56,13 @@ impl Agent {
         Object::Pod(pod).to_json()
     }
 
-    pub fn owned_pods(
-        &self,
-        deploy: &Deployment,
-        pods: &[Pod],
-        observed: &BTreeMap<String, Vec<Instance>>,
-    ) -> Vec<OwnedPod> {
-        pods.iter()
-            .filter(|p| {
-                p.metadata
-                    .owner_references
-                    .iter()
-                    .any(|o| o.uid == deploy.metadata.uid)
-            })
-            .map(|p| {
-                let instances = observed
-                    .get(&p.metadata.uid)
-                    .map(Vec::as_slice)
-                    .unwrap_or(&[]);
-                OwnedPod {
-                    name: p.metadata.name.clone(),
-                    template_hash: p
-                        .metadata
-                        .labels
-                        .get(TEMPLATE_HASH_LABEL)
-                        .cloned()
-                        .unwrap_or_default(),
-                    creation_timestamp: p.metadata.creation_timestamp.clone().unwrap_or_default(),
-                    ready: is_ready(&self.pod_status(p, instances, false)),
-                    terminating: p.metadata.deletion_timestamp.is_some(),
-                }
-            })
-            .collect()
+    /// Whether `pod` is ready, as its containers and probes show now.
+    pub fn pod_ready(&self, pod: &Pod, observed: &BTreeMap<String, Vec<Instance>>) -> bool {
+        let instances = observed
+            .get(&pod.metadata.uid)
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        self.pod_status(pod, instances, false).is_ready()
     }
 
     pub fn deployment_view(
@@ -96,7 +71,7 @@ impl Agent {
         pods: &[Pod],
         observed: &BTreeMap<String, Vec<Instance>>,
     ) -> Value {
-        let owned = self.owned_pods(&deploy, pods, observed);
+        let owned = owned_pods(&deploy, pods, &|pod| self.pod_ready(pod, observed));
         let hash = pod_template_hash(&deploy.spec.template);
         deploy.status = deployment_status(&deploy, &hash, &owned);
         Object::Deployment(deploy).to_json()

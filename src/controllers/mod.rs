@@ -1,3 +1,160 @@
-//! The shared controllers, pure: given typed objects and what was observed of them, the
-//! changes to make. The agent and the coordinator each run them through a small driver
-//! that reads their store and writes the changes back.
+//! The controllers, shared by a lone board's agent and the fleet's coordinator.
+//!
+//! Each controller is pure, in the shape of kube-runtime's reconcilers: given one object
+//! and the [`World`] it lives in, `reconcile` returns the [`Change`]s to make, and
+//! nothing else. Both scopes run the same controllers on the same typed objects; only
+//! the store behind the world and what is observed of pods differ:
+//!
+//! - the agent reads readiness from its own containers and probes;
+//! - the coordinator reads the `Ready` condition its agents report, and also runs
+//!   [`node_lifecycle`], which needs leases only it keeps.
+//!
+//! [`driver`] reads a world from a store and writes changes back; each scope's loop is a
+//! few lines around it (`agent::controllers`, `coordinator::controllers`). Controllers
+//! for Services and rollouts are to be added in this shape: one module, one `reconcile`,
+//! a line in [`reconcile_all`].
+
+use std::collections::HashSet;
+
+use crate::model::{Deployment, Namespace, Pod};
+use crate::store::Key;
+
+pub mod deployment;
+pub mod driver;
+pub mod garbage;
+pub mod namespace;
+pub mod node_lifecycle;
+
+#[cfg(test)]
+mod tests;
+
+/// What one controller wants changed.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Change {
+    /// Remove the object from the store at once.
+    Delete(Key),
+    /// Graceful deletion: set `metadata.deletionTimestamp`; whoever runs the pod stops it
+    /// and then removes it.
+    MarkDeleted(Key),
+    /// Create a pod named `generate_name` followed by five random characters, as the
+    /// Kubernetes API server does with `metadata.generateName`.
+    CreatePod {
+        generate_name: String,
+        pod: Box<Pod>,
+    },
+}
+
+/// What the controllers see: the stored objects they act on and what this scope
+/// observes of them.
+#[derive(Clone, Debug, Default)]
+pub struct World {
+    pub namespaces: Vec<Namespace>,
+    pub deployments: Vec<Deployment>,
+    pub pods: Vec<Pod>,
+    /// ConfigMaps and Secrets, by key only. The driver lists them only in namespaces
+    /// being deleted: the namespace cascade is their one reader, and reading every
+    /// Secret each pass would unseal them all.
+    pub config_keys: Vec<Key>,
+    /// The uids of the pods this scope observes as ready (filled for controlled pods).
+    pub ready_pods: HashSet<String>,
+    /// Now, as RFC 3339 text with seconds, for `deletionTimestamp`.
+    pub now: String,
+}
+
+impl World {
+    /// Records readiness, as `is_ready` observes it, for every pod a controller owns:
+    /// the only pods whose readiness a controller asks about.
+    pub fn observe_readiness(&mut self, is_ready: impl Fn(&Pod) -> bool) {
+        self.ready_pods = self
+            .pods
+            .iter()
+            .filter(|pod| pod.metadata.controller_ref().is_some())
+            .filter(|pod| is_ready(pod))
+            .map(|pod| pod.metadata.uid.clone())
+            .collect();
+    }
+
+    /// Whether the namespace `name` is being deleted.
+    pub fn namespace_dying(&self, name: &str) -> bool {
+        self.namespaces
+            .iter()
+            .any(|ns| ns.metadata.name == name && ns.metadata.deletion_timestamp.is_some())
+    }
+
+    /// Applies `changes` to this snapshot, so the controllers that run after see them:
+    /// deleted objects are gone and marked pods are terminating. Created pods are not
+    /// added: no later controller acts on a pod just made.
+    pub fn apply(&mut self, changes: &[Change]) {
+        for change in changes {
+            match change {
+                Change::Delete(key) => {
+                    let matches = |kind: &str, meta: &crate::model::ObjectMeta| {
+                        key.kind == kind
+                            && key.name == meta.name
+                            && key.namespace == meta.namespace_or_empty()
+                    };
+                    self.namespaces
+                        .retain(|o| !matches("Namespace", &o.metadata));
+                    self.deployments
+                        .retain(|o| !matches("Deployment", &o.metadata));
+                    self.pods.retain(|o| !matches("Pod", &o.metadata));
+                    self.config_keys.retain(|k| k != key);
+                }
+                Change::MarkDeleted(key) => {
+                    let now = &self.now;
+                    for pod in self.pods.iter_mut().filter(|p| {
+                        key.kind == "Pod"
+                            && key.name == p.metadata.name
+                            && key.namespace == p.metadata.namespace_or_empty()
+                    }) {
+                        pod.metadata
+                            .deletion_timestamp
+                            .get_or_insert_with(|| now.clone());
+                    }
+                }
+                Change::CreatePod { .. } => {}
+            }
+        }
+    }
+}
+
+/// The key of a namespaced or cluster object from its kind and metadata.
+pub fn key_of(kind: &str, meta: &crate::model::ObjectMeta) -> Key {
+    Key::new(kind, meta.namespace_or_empty(), &meta.name)
+}
+
+/// Graceful deletion of `pod`, unless it is already terminating.
+fn mark_pod(pod: &Pod) -> Option<Change> {
+    pod.metadata
+        .deletion_timestamp
+        .is_none()
+        .then(|| Change::MarkDeleted(key_of("Pod", &pod.metadata)))
+}
+
+/// Runs every controller both scopes share, in order, each on the world as the ones
+/// before it left it: the namespace cascade, then Deployments, then garbage collection.
+pub fn reconcile_all(world: &mut World) -> Vec<Change> {
+    let mut all = Vec::new();
+    let namespaces: Vec<Change> = world
+        .namespaces
+        .iter()
+        .flat_map(|ns| namespace::reconcile(ns, world))
+        .collect();
+    world.apply(&namespaces);
+    all.extend(namespaces);
+    let deployments: Vec<Change> = world
+        .deployments
+        .iter()
+        .flat_map(|d| deployment::reconcile(d, world))
+        .collect();
+    world.apply(&deployments);
+    all.extend(deployments);
+    let collected: Vec<Change> = world
+        .pods
+        .iter()
+        .filter_map(|pod| garbage::reconcile(pod, world))
+        .collect();
+    world.apply(&collected);
+    all.extend(collected);
+    all
+}

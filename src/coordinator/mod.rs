@@ -24,6 +24,7 @@ mod join;
 pub mod join_tokens;
 pub mod pki;
 pub mod scheduler;
+mod scheduling;
 mod server;
 pub mod tls;
 

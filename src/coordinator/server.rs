@@ -14,12 +14,12 @@ use super::auth::{Denied, Subject};
 use super::fleet::{all_assignments, node_view};
 use super::{join, Coordinator};
 use crate::agent::apply::{self, Refusal};
-use crate::agent::deployments::{deployment_status, OwnedPod, TEMPLATE_HASH_LABEL};
 use crate::agent::server::{resource_target, ResourceTarget};
 use crate::api::fleet::{Assignments, PodStatusAck, PodStatusReport};
 use crate::api::http::{Admission, Request, Response};
 use crate::api::types::{ApplyRequest, Version};
 use crate::api::watch::{self, WatchParams};
+use crate::controllers::deployment::{deployment_status, OwnedPod, TEMPLATE_HASH_LABEL};
 use crate::model::{parse_selector, pod_template_hash, selector_matches, Kind, Object};
 use crate::store::{Key, Record};
 

@@ -203,6 +203,15 @@ pub struct PodStatus {
     pub message: Option<String>,
 }
 
+impl PodStatus {
+    /// Whether the pod's `Ready` condition is `True`: it may serve.
+    pub fn is_ready(&self) -> bool {
+        self.conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct PodCondition {

@@ -1,12 +1,14 @@
-//! The Deployment controller, pure: from a Deployment and the pods it owns, which pods
-//! to create and which to delete, and the status to report.
+//! The Deployment controller: from a Deployment and the pods it owns, which pods to
+//! create and which to delete, and the status to report.
 //!
 //! Pods carry the `pod-template-hash` label of the template they were made from. A
 //! template change replaces the old pods (rolling semantics come with rollouts); scaling
 //! down removes not-ready pods first, then the newest, as Kubernetes' ReplicaSet does.
 
+use super::{mark_pod, Change, World};
 use crate::model::{
-    Deployment, DeploymentCondition, DeploymentStatus, IntOrString, OwnerReference, Pod,
+    pod_template_hash, Deployment, DeploymentCondition, DeploymentStatus, IntOrString,
+    OwnerReference, Pod,
 };
 
 pub const TEMPLATE_HASH_LABEL: &str = "pod-template-hash";
@@ -61,11 +63,79 @@ pub fn plan_deployment(
     plan
 }
 
-/// A new pod for the Deployment, named `<deployment>-<template hash>-<suffix>`.
-pub fn new_pod(deploy: &Deployment, template_hash: &str, suffix: &str) -> Pod {
+/// The changes that bring `deploy`'s pods to its spec: replicas made or removed, pods of
+/// an old template replaced.
+pub fn reconcile(deploy: &Deployment, world: &World) -> Vec<Change> {
+    let namespace = deploy.metadata.namespace_or_empty();
+    if world.namespace_dying(namespace) {
+        return Vec::new(); // the namespace controller removes it
+    }
+    let hash = pod_template_hash(&deploy.spec.template);
+    let owned = owned_pods(deploy, &world.pods, &|pod| {
+        world.ready_pods.contains(&pod.metadata.uid)
+    });
+    let plan = plan_deployment(deploy, &hash, &owned);
+    if plan.create > 0 || !plan.delete.is_empty() {
+        log::info!(
+            "deployment {namespace}/{}: creating {} pod(s), deleting {}",
+            deploy.metadata.name,
+            plan.create,
+            plan.delete.len()
+        );
+    }
+    let mut changes: Vec<Change> =
+        plan.delete
+            .iter()
+            .filter_map(|name| {
+                world.pods.iter().find(|p| {
+                    &p.metadata.name == name && p.metadata.namespace_or_empty() == namespace
+                })
+            })
+            .filter_map(mark_pod)
+            .collect();
+    let template_pod = new_pod(deploy, &hash);
+    let generate_name = format!("{}-{hash}-", deploy.metadata.name);
+    changes.extend((0..plan.create).map(|_| Change::CreatePod {
+        generate_name: generate_name.clone(),
+        pod: Box::new(template_pod.clone()),
+    }));
+    changes
+}
+
+/// The pods `deploy` owns, as its controller sees them; `ready` is what this scope
+/// observes of a pod's readiness.
+pub fn owned_pods(
+    deploy: &Deployment,
+    pods: &[Pod],
+    ready: &dyn Fn(&Pod) -> bool,
+) -> Vec<OwnedPod> {
+    pods.iter()
+        .filter(|p| {
+            p.metadata
+                .owner_references
+                .iter()
+                .any(|o| o.uid == deploy.metadata.uid)
+        })
+        .map(|p| OwnedPod {
+            name: p.metadata.name.clone(),
+            template_hash: p
+                .metadata
+                .labels
+                .get(TEMPLATE_HASH_LABEL)
+                .cloned()
+                .unwrap_or_default(),
+            creation_timestamp: p.metadata.creation_timestamp.clone().unwrap_or_default(),
+            ready: ready(p),
+            terminating: p.metadata.deletion_timestamp.is_some(),
+        })
+        .collect()
+}
+
+/// A new pod for the Deployment, still unnamed: the driver names it
+/// `<deployment>-<template hash>-<five random characters>`.
+pub fn new_pod(deploy: &Deployment, template_hash: &str) -> Pod {
     let template = &deploy.spec.template;
     let mut pod = Pod::default();
-    pod.metadata.name = format!("{}-{template_hash}-{suffix}", deploy.metadata.name);
     pod.metadata.namespace = deploy.metadata.namespace.clone();
     pod.metadata.labels = template.metadata.labels.clone();
     pod.metadata
@@ -81,15 +151,6 @@ pub fn new_pod(deploy: &Deployment, template_hash: &str, suffix: &str) -> Pod {
     }];
     pod.spec = template.spec.clone();
     pod
-}
-
-/// Five characters from Kubernetes' alphabet for generated names (no vowels, so no words).
-pub fn name_suffix(random: &[u8; 5]) -> String {
-    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    random
-        .iter()
-        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
-        .collect()
 }
 
 pub fn deployment_status(
@@ -287,8 +348,7 @@ mod tests {
             .metadata
             .labels
             .insert("app".into(), "web".into());
-        let pod = new_pod(&d, "abc", "x7k2p");
-        assert_eq!(pod.metadata.name, "web-abc-x7k2p");
+        let pod = new_pod(&d, "abc");
         assert_eq!(
             pod.metadata
                 .labels
@@ -297,6 +357,5 @@ mod tests {
             Some("abc")
         );
         assert_eq!(pod.metadata.owner_references[0].uid, "uid-1");
-        assert_eq!(name_suffix(&[0, 1, 2, 3, 30]).len(), 5);
     }
 }

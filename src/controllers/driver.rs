@@ -1,0 +1,104 @@
+//! The controllers' I/O, shared by both scopes: a [`World`] read from a store, and
+//! [`Change`]s written back to it. Each scope's loop reads, adds what it observes,
+//! runs the controllers and writes.
+
+use std::collections::BTreeSet;
+use std::time::SystemTime;
+
+use serde_json::Value;
+
+use super::{Change, World};
+use crate::model::{Object, PodStatus};
+use crate::store::{Key, Store};
+use crate::support::random;
+
+/// Reads the objects the controllers act on. Rows that do not parse are logged and left
+/// out: one bad row must not stop every controller. A stored status (the coordinator
+/// keeps what agents report) comes with its pod.
+pub fn load(store: &Store, now: SystemTime) -> anyhow::Result<World> {
+    let mut world = World {
+        now: humantime::format_rfc3339_seconds(now).to_string(),
+        ..World::default()
+    };
+    for kind in ["Namespace", "Deployment", "Pod"] {
+        for record in store.list(kind, None)? {
+            let what = format!("{kind} {}/{}", record.namespace, record.name);
+            match Object::from_json(record.object) {
+                Ok(Object::Namespace(ns)) => world.namespaces.push(ns),
+                Ok(Object::Deployment(deploy)) => world.deployments.push(deploy),
+                Ok(Object::Pod(mut pod)) => {
+                    if let Some(status) = record.status {
+                        pod.status =
+                            serde_json::from_value::<PodStatus>(status).unwrap_or_default();
+                    }
+                    world.pods.push(pod);
+                }
+                Ok(_) | Err(_) => log::error!("skipping unreadable {what} in the store"),
+            }
+        }
+    }
+    let dying: Vec<String> = world
+        .namespaces
+        .iter()
+        .filter(|ns| ns.metadata.deletion_timestamp.is_some())
+        .map(|ns| ns.metadata.name.clone())
+        .collect();
+    for namespace in &dying {
+        for kind in ["ConfigMap", "Secret"] {
+            for record in store.list(kind, Some(namespace))? {
+                world.config_keys.push(record.key());
+            }
+        }
+    }
+    Ok(world)
+}
+
+/// Writes `changes`: deletions first, then marks and new pods in one transaction.
+/// Returns whether anything was written.
+pub fn write(store: &mut Store, changes: Vec<Change>, now: &str) -> anyhow::Result<bool> {
+    let mut deleted: Vec<Key> = Vec::new();
+    let mut marked: BTreeSet<Key> = BTreeSet::new();
+    let mut puts: Vec<Value> = Vec::new();
+    for change in changes {
+        match change {
+            Change::Delete(key) => deleted.push(key),
+            Change::MarkDeleted(key) => {
+                marked.insert(key);
+            }
+            Change::CreatePod {
+                generate_name,
+                mut pod,
+            } => {
+                pod.metadata.name = format!("{generate_name}{}", name_suffix(&random::bytes()?));
+                puts.push(Object::Pod(*pod).to_json());
+            }
+        }
+    }
+    for key in marked.iter().filter(|key| !deleted.contains(key)) {
+        let Some(record) = store.get(&key.kind, &key.namespace, &key.name)? else {
+            continue;
+        };
+        let mut object = record.object;
+        if object.pointer("/metadata/deletionTimestamp").is_none() {
+            object["metadata"]["deletionTimestamp"] = Value::from(now);
+            puts.push(object);
+        }
+    }
+    let wrote = !deleted.is_empty() || !puts.is_empty();
+    if !deleted.is_empty() {
+        store.delete_all(&deleted)?;
+    }
+    if !puts.is_empty() {
+        store.put_all(puts, None)?;
+    }
+    Ok(wrote)
+}
+
+/// Five characters from Kubernetes' alphabet for generated names (no vowels, so no words).
+pub fn name_suffix(random: &[u8; 5]) -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    random
+        .iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect()
+}

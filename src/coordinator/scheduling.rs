@@ -1,0 +1,272 @@
+//! Scheduling at the coordinator: pending pods are bound to nodes by the pure scheduler
+//! ([`super::scheduler`]); those it cannot place get `PodScheduled=False` with its
+//! message, written only when it changes.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+
+use super::scheduler::{
+    platforms_common_to, pod_request_from_spec, schedule, Decision, NodeInfo, PlacedPod, Taint,
+};
+use super::Coordinator;
+use crate::model::{parse_cpu_millis, parse_memory_bytes, Object, Pod, ARCH_VARIANT_LABEL};
+use crate::store::Record;
+
+/// The uid of the Deployment controlling a pod.
+fn controller_uid(pod: &Record) -> Option<String> {
+    pod.object
+        .pointer("/metadata/ownerReferences")?
+        .as_array()?
+        .iter()
+        .find(|o| o.get("controller") == Some(&Value::Bool(true)))
+        .and_then(|o| o.get("uid")?.as_str().map(str::to_string))
+}
+
+fn node_of(pod: &Record) -> Option<&str> {
+    pod.object.pointer("/spec/nodeName").and_then(Value::as_str)
+}
+
+fn deleting(record: &Record) -> bool {
+    record
+        .object
+        .pointer("/metadata/deletionTimestamp")
+        .is_some()
+}
+
+/// Binds every pending pod the scheduler can place; the others get `PodScheduled=False`
+/// with the scheduler's message (written only when it changes).
+pub(super) fn schedule_pending(
+    c: &Coordinator,
+    node_ready: &dyn Fn(&str) -> bool,
+) -> anyhow::Result<bool> {
+    let pods = c.store().list("Pod", None)?;
+    let mut pending: Vec<&Record> = pods
+        .iter()
+        .filter(|p| node_of(p).is_none() && !deleting(p))
+        .collect();
+    if pending.is_empty() {
+        return Ok(false);
+    }
+    let nodes = c.store().list("Node", None)?;
+    pending.sort_by(|a, b| {
+        (
+            a.creation_timestamp.as_str(),
+            a.namespace.as_str(),
+            a.name.as_str(),
+        )
+            .cmp(&(
+                b.creation_timestamp.as_str(),
+                b.namespace.as_str(),
+                b.name.as_str(),
+            ))
+    });
+    let mut infos: Vec<NodeInfo> = nodes
+        .iter()
+        .map(|n| node_info(n, node_ready(&n.name)))
+        .collect();
+    for pod in pods.iter().filter(|p| !deleting(p)) {
+        let Some(node) = node_of(pod) else { continue };
+        if let (Some(info), Some(placed)) = (infos.iter_mut().find(|i| i.name == node), placed(pod))
+        {
+            info.pods.push(placed);
+        }
+    }
+    let mut bound = Vec::new();
+    let mut statuses: Vec<(&Record, Value)> = Vec::new();
+    for pod in pending {
+        let Ok(Object::Pod(spec_pod)) = Object::from_json(pod.object.clone()) else {
+            continue;
+        };
+        let owner = controller_uid(pod);
+        let request = match pod_request_from_spec(
+            &pod.namespace,
+            &pod.name,
+            owner.as_deref(),
+            &spec_pod.spec,
+        ) {
+            Ok(mut request) => {
+                request.image_platforms = image_platforms(c, &spec_pod);
+                request
+            }
+            Err(err) => {
+                statuses.push((pod, unschedulable(&err.to_string())));
+                continue;
+            }
+        };
+        match schedule(&request, &infos) {
+            Decision::Bind { node } => {
+                log::info!("bound pod {}/{} to {node}", pod.namespace, pod.name);
+                let mut object = pod.object.clone();
+                object["spec"]["nodeName"] = Value::from(node.clone());
+                bound.push(object);
+                statuses.push((pod, json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "True"}]})));
+                if let Some(info) = infos.iter_mut().find(|i| i.name == node) {
+                    info.pods.push(PlacedPod {
+                        namespace: request.namespace.clone(),
+                        name: request.name.clone(),
+                        owner_uid: request.owner_uid.clone(),
+                        cpu_request_millis: request.cpu_request_millis,
+                        memory_request_bytes: request.memory_request_bytes,
+                    });
+                }
+            }
+            Decision::Unschedulable { message } => statuses.push((pod, unschedulable(&message))),
+        }
+    }
+    let mut store = c.store();
+    let mut changed = !bound.is_empty();
+    if !bound.is_empty() {
+        store.put_all(bound, None)?;
+    }
+    for (pod, status) in statuses {
+        changed |= store.set_status("Pod", &pod.namespace, &pod.name, &status)?;
+    }
+    Ok(changed)
+}
+
+/// The platforms every container's image offers, where known: a board must run all of
+/// the pod's images.
+fn image_platforms(c: &Coordinator, pod: &Pod) -> Option<Vec<String>> {
+    let known: Vec<Vec<String>> = pod
+        .spec
+        .containers
+        .iter()
+        .filter_map(|container| c.image_platforms(&container.image))
+        .collect();
+    match known.as_slice() {
+        [] => None,
+        [one] => Some(one.clone()),
+        _ => Some(platforms_common_to(&known)),
+    }
+}
+
+fn unschedulable(message: &str) -> Value {
+    json!({"phase": "Pending", "conditions": [{
+        "type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message,
+    }]})
+}
+
+fn placed(pod: &Record) -> Option<PlacedPod> {
+    let Ok(Object::Pod(spec_pod)) = Object::from_json(pod.object.clone()) else {
+        return None;
+    };
+    let owner = controller_uid(pod);
+    let request =
+        pod_request_from_spec(&pod.namespace, &pod.name, owner.as_deref(), &spec_pod.spec).ok()?;
+    Some(PlacedPod {
+        namespace: request.namespace,
+        name: request.name,
+        owner_uid: request.owner_uid,
+        cpu_request_millis: request.cpu_request_millis,
+        memory_request_bytes: request.memory_request_bytes,
+    })
+}
+
+/// The scheduler's view of a stored node.
+fn node_info(node: &Record, ready: bool) -> NodeInfo {
+    let text = |pointer: &str| {
+        node.object
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let status = node.status.clone().unwrap_or(Value::Null);
+    let allocatable = |resource: &str| -> Option<String> {
+        status
+            .pointer(&format!("/allocatable/{resource}"))
+            .or_else(|| status.pointer(&format!("/capacity/{resource}")))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let labels: BTreeMap<String, String> = node
+        .object
+        .pointer("/metadata/labels")
+        .and_then(|l| serde_json::from_value(l.clone()).ok())
+        .unwrap_or_default();
+    let taints = node
+        .object
+        .pointer("/spec/taints")
+        .and_then(Value::as_array)
+        .map(|taints| {
+            taints
+                .iter()
+                .filter_map(|t| {
+                    Some(Taint {
+                        key: t.get("key")?.as_str()?.to_string(),
+                        value: t.get("value").and_then(Value::as_str).map(str::to_string),
+                        effect: t.get("effect")?.as_str()?.to_string(),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let arch = labels
+        .get("kubernetes.io/arch")
+        .cloned()
+        .or_else(|| {
+            status
+                .pointer("/nodeInfo/architecture")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .unwrap_or_default();
+    // The variant tells ARMv6 boards from ARMv7 ones; without it `linux/arm` reads as v7.
+    let platform = match labels.get(ARCH_VARIANT_LABEL) {
+        Some(variant) => format!("linux/{arch}/{variant}"),
+        None => format!("linux/{arch}"),
+    };
+    NodeInfo {
+        name: node.name.clone(),
+        taints,
+        allocatable_cpu_millis: allocatable("cpu")
+            .and_then(|q| parse_cpu_millis(&q).ok())
+            .unwrap_or(0),
+        allocatable_memory_bytes: allocatable("memory")
+            .and_then(|q| parse_memory_bytes(&q).ok())
+            .unwrap_or(0),
+        platforms: vec![platform],
+        ready,
+        unschedulable: node.object.pointer("/spec/unschedulable") == Some(&Value::Bool(true))
+            || text("/spec/unschedulable").is_some_and(|s| s == "true"),
+        pods: Vec::new(),
+        labels,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node_record(labels: Value) -> Record {
+        Record {
+            kind: "Node".to_string(),
+            namespace: String::new(),
+            name: "pi".to_string(),
+            uid: "u".to_string(),
+            generation: 1,
+            resource_version: 1,
+            creation_timestamp: "2026-11-28T08:00:00Z".to_string(),
+            source: None,
+            object: json!({"apiVersion": "v1", "kind": "Node",
+                "metadata": {"name": "pi", "labels": labels}}),
+            status: Some(json!({"allocatable": {"cpu": "3750m", "memory": "3Gi"},
+                "nodeInfo": {"architecture": "arm"}})),
+        }
+    }
+
+    #[test]
+    fn a_node_s_platform_carries_its_arm_variant() {
+        let v6 = node_record(json!({"kubernetes.io/arch": "arm", ARCH_VARIANT_LABEL: "v6"}));
+        let info = node_info(&v6, true);
+        assert_eq!(info.platforms, ["linux/arm/v6"]);
+        assert_eq!(info.allocatable_cpu_millis, 3750);
+        let arm64 = node_record(json!({"kubernetes.io/arch": "arm64", ARCH_VARIANT_LABEL: "v8"}));
+        assert_eq!(node_info(&arm64, true).platforms, ["linux/arm64/v8"]);
+        // An agent that reports no variant (older berth) and only nodeInfo.
+        assert_eq!(
+            node_info(&node_record(json!({})), true).platforms,
+            ["linux/arm"]
+        );
+    }
+}
