@@ -135,26 +135,30 @@ fn mark_pod(pod: &Pod) -> Option<Change> {
 /// before it left it: the namespace cascade, then Deployments, then garbage collection.
 pub fn reconcile_all(world: &mut World) -> Vec<Change> {
     let mut all = Vec::new();
-    let namespaces: Vec<Change> = world
-        .namespaces
-        .iter()
-        .flat_map(|ns| namespace::reconcile(ns, world))
-        .collect();
-    world.apply(&namespaces);
-    all.extend(namespaces);
-    let deployments: Vec<Change> = world
-        .deployments
-        .iter()
-        .flat_map(|d| deployment::reconcile(d, world))
-        .collect();
-    world.apply(&deployments);
-    all.extend(deployments);
-    let collected: Vec<Change> = world
-        .pods
-        .iter()
-        .filter_map(|pod| garbage::reconcile(pod, world))
-        .collect();
-    world.apply(&collected);
-    all.extend(collected);
+    run(world, &mut all, |w| {
+        w.namespaces
+            .iter()
+            .flat_map(|ns| namespace::reconcile(ns, w))
+            .collect()
+    });
+    run(world, &mut all, |w| {
+        w.deployments
+            .iter()
+            .flat_map(|d| deployment::reconcile(d, w))
+            .collect()
+    });
+    run(world, &mut all, |w| {
+        w.pods
+            .iter()
+            .filter_map(|pod| garbage::reconcile(pod, w))
+            .collect()
+    });
     all
+}
+
+/// One controller over its objects: its changes are applied to the world and kept.
+fn run(world: &mut World, all: &mut Vec<Change>, controller: impl Fn(&World) -> Vec<Change>) {
+    let changes = controller(world);
+    world.apply(&changes);
+    all.extend(changes);
 }
