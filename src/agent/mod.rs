@@ -287,3 +287,6 @@ fn bind_socket(path: &std::path::Path) -> anyhow::Result<smol::net::unix::UnixLi
         .with_context(|| format!("cannot restrict {}", path.display()))?;
     Ok(listener)
 }
+
+#[cfg(test)]
+mod test_support;

@@ -606,3 +606,7 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+#[path = "reconcile_tests.rs"]
+mod reconcile_tests;

@@ -561,3 +561,7 @@ fn images_in_use(agent: &Agent) -> Result<Vec<String>, Refusal> {
     }
     Ok(digests)
 }
+
+#[cfg(test)]
+#[path = "server_tests.rs"]
+mod server_tests;

@@ -738,3 +738,7 @@ fn scale(
                 "metadata": {"name": name, "namespace": namespace}, "spec": {"replicas": replicas}}),
     ))
 }
+
+#[cfg(test)]
+#[path = "server_tests.rs"]
+mod server_tests;

@@ -1,6 +1,6 @@
-//! An in-memory [`Runtime`] for unit tests of the agent's pure logic. It runs nothing:
-//! containers are "running" from `start_container` until a test calls [`FakeRuntime::exit`]
-//! or the agent stops them.
+//! An in-memory [`Runtime`] for unit tests of the agent's pure logic, compiled only into
+//! test builds. It runs nothing: containers are "running" from `start_container` until a
+//! test calls [`FakeRuntime::exit`] or the agent stops them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::fd::OwnedFd;
@@ -261,7 +261,6 @@ impl Runtime for FakeRuntime {
 }
 
 /// A minimal container config for unit tests.
-#[cfg(test)]
 pub fn test_config(id: &str) -> ContainerConfig {
     ContainerConfig {
         id: id.into(),

@@ -1,0 +1,436 @@
+//! Routing and authorization of the coordinator's API through its public entry points,
+//! [`super::handle`] and [`super::admit`]: who may do what, and the Kubernetes `Status`
+//! of every refusal. A coordinator is built on an in-memory store with its certificates
+//! in a temporary directory; no port is opened and no controller runs.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::api::config::ClientConfig;
+use crate::api::http::{Admission, Body, Request};
+use crate::api::tokens::Credential;
+use crate::coordinator::auth::{ensure_admin_config, Auth};
+use crate::coordinator::fleet::Fleet;
+use crate::coordinator::pki::Pki;
+use crate::coordinator::server::{admit, handle};
+use crate::coordinator::{Coordinator, CoordinatorOptions};
+use crate::store::Store;
+
+struct TestCoordinator {
+    coordinator: Arc<Coordinator>,
+    /// The admin's bearer credential, as written into its config file.
+    admin: String,
+    _dir: tempfile::TempDir,
+}
+
+/// A coordinator as `coordinator::run` sets it up, with nodes `pi-1` and `pi-2` stored.
+fn test_coordinator() -> TestCoordinator {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open_in_memory().unwrap();
+    crate::coordinator::ensure_default_namespace(&mut store).unwrap();
+    let auth = Auth::load(&mut store).unwrap();
+    let pki = Pki::load_or_create(&dir.path().join("tls"), &[]).unwrap();
+    let config = dir.path().join("admin.config");
+    ensure_admin_config(&auth, &mut store, &config, "https://127.0.0.1:6443", &pki).unwrap();
+    let admin = ClientConfig::load(&config).unwrap().token;
+    for node in ["pi-1", "pi-2"] {
+        let object = json!({"apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": node, "labels": {"kubernetes.io/arch": "arm64"}}});
+        store.put_all(vec![object], None).unwrap();
+    }
+    let fleet = Fleet::new(&store).unwrap();
+    // Nobody receives the controllers' wake-ups: they do not run here.
+    let (wake_tx, _) = smol::channel::bounded(1);
+    let coordinator = Coordinator {
+        options: CoordinatorOptions {
+            listen: "127.0.0.1:6443".parse().unwrap(),
+            state_dir: dir.path().to_path_buf(),
+            tls_sans: Vec::new(),
+            node_monitor_grace: Duration::from_secs(40),
+            pod_eviction_timeout: Duration::from_secs(300),
+            registries: None,
+            encryption_key_file: None,
+            pod_security_level: crate::model::PodSecurityLevel::Baseline,
+        },
+        store: Mutex::new(store),
+        auth,
+        fleet,
+        ca_hash: pki.ca_hash().to_string(),
+        registries: crate::image::RegistryConfig::empty(),
+        image_platforms: Mutex::new(HashMap::new()),
+        wake_tx,
+    };
+    TestCoordinator {
+        coordinator: Arc::new(coordinator),
+        admin,
+        _dir: dir,
+    }
+}
+
+impl TestCoordinator {
+    /// A credential for node `name`, as a join would issue it.
+    fn node(&self, name: &str) -> String {
+        let mut store = self.coordinator.store();
+        let credential = self
+            .coordinator
+            .auth
+            .create_node_credential(&mut store, name)
+            .unwrap();
+        credential.to_string()
+    }
+
+    /// `token` as a bearer, `""` for none.
+    fn call(&self, token: &str, method: &str, target: &str, body: Option<&Value>) -> (u16, Value) {
+        let response = smol::block_on(handle(
+            self.coordinator.clone(),
+            request(token, method, target, body),
+        ));
+        let Body::Bytes(bytes) = response.body else {
+            panic!("{method} {target}: a streamed response");
+        };
+        (response.status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    fn admin(&self, method: &str, target: &str, body: Option<&Value>) -> (u16, Value) {
+        self.call(&self.admin, method, target, body)
+    }
+}
+
+/// A request as the HTTPS server hands it over; query values need no decoding.
+fn request(token: &str, method: &str, target: &str, body: Option<&Value>) -> Request {
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let query = query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (name.to_owned(), value.to_owned())
+        })
+        .collect();
+    let headers = match token {
+        "" => Vec::new(),
+        token => vec![("Authorization".to_owned(), format!("Bearer {token}"))],
+    };
+    Request {
+        method: method.to_owned(),
+        path: path.to_owned(),
+        query,
+        headers,
+        body: body.map(|b| b.to_string().into_bytes()).unwrap_or_default(),
+        keep_alive: true,
+    }
+}
+
+/// A refusal is a Kubernetes `Status` whose code is the HTTP status; its message.
+fn refused(response: (u16, Value), code: u16, reason: &str) -> String {
+    let (status, body) = response;
+    assert_eq!(status, code, "{body}");
+    assert_eq!(
+        (&body["kind"], &body["status"]),
+        (&json!("Status"), &json!("Failure"))
+    );
+    assert_eq!(body["code"], code);
+    assert_eq!(body["reason"], reason, "{body}");
+    body["message"].as_str().unwrap().to_owned()
+}
+
+fn names(list: &Value) -> Vec<&str> {
+    assert_eq!(list["kind"], "List", "{list}");
+    let mut names: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["metadata"]["name"].as_str().unwrap())
+        .collect();
+    names.sort_unstable();
+    names
+}
+
+fn manifest(yaml: &str) -> Value {
+    json!({"files": [{"name": "test.yaml", "content": yaml}]})
+}
+
+const PODS: &str = "apiVersion: v1\nkind: Pod\nmetadata: {name: web, labels: {app: web}}\n\
+    spec:\n  nodeName: pi-1\n  containers: [{name: app, image: 'localhost/app:1'}]\n---\n\
+    apiVersion: v1\nkind: Pod\nmetadata: {name: db, labels: {app: db}}\n\
+    spec:\n  nodeName: pi-2\n  containers: [{name: app, image: 'localhost/app:1'}]\n";
+
+const DEPLOYMENT: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  \
+    replicas: 2\n  selector: {matchLabels: {app: web}}\n  template:\n    \
+    metadata: {labels: {app: web}}\n    spec:\n      containers: [{name: app, image: 'localhost/app:1'}]\n";
+
+#[test]
+fn the_version_is_public_and_everything_else_needs_a_valid_credential() {
+    let test = test_coordinator();
+    let (status, version) = test.call("", "GET", "/version", None);
+    assert_eq!(status, 200);
+    assert_eq!(version["version"], crate::VERSION);
+    assert_eq!(version["gitRevision"], crate::GIT_REVISION);
+    assert!(matches!(
+        admit(&test.coordinator, &request("", "GET", "/version", None)),
+        Admission::Anonymous
+    ));
+
+    let stranger = Credential::generate_admin().unwrap().to_string();
+    for (token, why) in [
+        ("", "no credentials"),
+        ("berth-admin.not-a-secret", "invalid credential"),
+        ("garbage", "invalid credential"),
+        (stranger.as_str(), "invalid credential"),
+    ] {
+        for (method, target) in [
+            ("GET", "/api/v1/namespaces/default/pods"),
+            ("POST", "/apis/berth.dev/v1/apply"),
+            ("GET", "/api/v1/nodes/pi-1"),
+            ("GET", "/apis/berth.dev/v1/nodes/pi-1/assignments"),
+        ] {
+            let message = refused(test.call(token, method, target, None), 401, "Unauthorized");
+            assert!(message.starts_with(why), "{token} {target}: {message}");
+            // The same answer from the head alone, before any body is read.
+            let head = request(token, method, target, None);
+            let Admission::Denied(response) = admit(&test.coordinator, &head) else {
+                panic!("{token:?} was let in to {target}");
+            };
+            assert_eq!(response.status, 401);
+        }
+    }
+    // Not a bearer credential at all.
+    let mut basic = request("", "GET", "/api/v1/pods", None);
+    basic
+        .headers
+        .push(("Authorization".into(), "Basic YWRtaW46YWRtaW4=".into()));
+    let Admission::Denied(response) = admit(&test.coordinator, &basic) else {
+        panic!("basic auth was let in");
+    };
+    assert_eq!(response.status, 401);
+    let head = request(&test.admin, "POST", "/apis/berth.dev/v1/apply", None);
+    assert!(matches!(
+        admit(&test.coordinator, &head),
+        Admission::Authenticated
+    ));
+}
+
+#[test]
+fn the_admin_applies_lists_gets_and_deletes() {
+    let test = test_coordinator();
+    let (status, result) = test.admin("POST", "/apis/berth.dev/v1/apply", Some(&manifest(PODS)));
+    assert_eq!(status, 200, "{result}");
+    assert_eq!(result["items"].as_array().unwrap().len(), 2);
+
+    let (status, pod) = test.admin("GET", "/api/v1/namespaces/default/pods/web", None);
+    assert_eq!(status, 200);
+    assert_eq!(pod["spec"]["nodeName"], "pi-1");
+    // No agent has reported yet.
+    assert_eq!(pod["status"]["phase"], "Pending");
+    let (_, all) = test.admin("GET", "/api/v1/pods", None);
+    assert_eq!(names(&all), ["db", "web"]);
+    let (_, web) = test.admin("GET", "/api/v1/pods?labelSelector=app=web", None);
+    assert_eq!(names(&web), ["web"]);
+    let (_, on_pi2) = test.admin("GET", "/api/v1/pods?fieldSelector=spec.nodeName=pi-2", None);
+    assert_eq!(names(&on_pi2), ["db"]);
+    let message = refused(
+        test.admin(
+            "GET",
+            "/api/v1/pods?fieldSelector=status.phase=Running",
+            None,
+        ),
+        400,
+        "BadRequest",
+    );
+    assert!(
+        message.starts_with("unsupported fieldSelector"),
+        "{message}"
+    );
+    let message = refused(
+        test.admin("GET", "/api/v1/pods?labelSelector=app!=web", None),
+        400,
+        "BadRequest",
+    );
+    assert!(message.starts_with("invalid labelSelector"), "{message}");
+    let (_, nodes) = test.admin("GET", "/api/v1/nodes", None);
+    assert_eq!(names(&nodes), ["pi-1", "pi-2"]);
+
+    let (status, deleted) = test.admin("DELETE", "/api/v1/namespaces/default/pods/web", None);
+    assert_eq!((status, &deleted["status"]), (200, &json!("Success")));
+    // Marked: the pod goes once its node reports it gone.
+    let (_, pod) = test.admin("GET", "/api/v1/namespaces/default/pods/web", None);
+    assert!(pod["metadata"]["deletionTimestamp"].is_string(), "{pod}");
+    // The delete verb takes the manifests that were applied.
+    let (status, result) = test.admin("POST", "/apis/berth.dev/v1/delete", Some(&manifest(PODS)));
+    assert_eq!(status, 200, "{result}");
+    let (_, pod) = test.admin("GET", "/api/v1/namespaces/default/pods/db", None);
+    assert!(pod["metadata"]["deletionTimestamp"].is_string(), "{pod}");
+    let message = refused(
+        test.admin("DELETE", "/api/v1/namespaces/default/pods/absent", None),
+        404,
+        "NotFound",
+    );
+    assert_eq!(message, r#"pods "absent" not found"#);
+}
+
+#[test]
+fn the_admin_gets_kubernetes_refusals_for_bad_requests() {
+    let test = test_coordinator();
+    let invalid = "apiVersion: v1\nkind: Pod\nmetadata: {name: bad}\nspec:\n  \
+                   containers: [{name: app, image: x, resources: {limits: {memory: 64Mb}}}]\n";
+    let message = refused(
+        test.admin("POST", "/apis/berth.dev/v1/apply", Some(&manifest(invalid))),
+        422,
+        "Invalid",
+    );
+    assert!(message.contains(r#"invalid quantity "64Mb""#), "{message}");
+    refused(
+        test.admin("POST", "/apis/berth.dev/v1/apply", Some(&json!([]))),
+        400,
+        "BadRequest",
+    );
+    refused(test.admin("GET", "/nowhere", None), 404, "NotFound");
+    let message = refused(
+        test.admin("GET", "/api/v1/namespaces/default/widgets", None),
+        404,
+        "NotFound",
+    );
+    assert!(message.contains(r#""widgets""#), "{message}");
+    refused(
+        test.admin("GET", "/api/v1/namespaces/default/pods/absent", None),
+        404,
+        "NotFound",
+    );
+    refused(
+        test.admin("PUT", "/api/v1/namespaces/default/pods/web", None),
+        405,
+        "MethodNotAllowed",
+    );
+    refused(
+        test.admin("PUT", "/api/v1/nodes", None),
+        405,
+        "MethodNotAllowed",
+    );
+}
+
+#[test]
+fn the_scale_subresource_reads_and_sets_replicas() {
+    let test = test_coordinator();
+    let (status, _) = test.admin(
+        "POST",
+        "/apis/berth.dev/v1/apply",
+        Some(&manifest(DEPLOYMENT)),
+    );
+    assert_eq!(status, 200);
+    let target = "/apis/apps/v1/namespaces/default/deployments/web/scale";
+    let (status, scale) = test.admin("GET", target, None);
+    assert_eq!((status, &scale["spec"]["replicas"]), (200, &json!(2)));
+    let (status, scale) = test.admin("PUT", target, Some(&json!({"spec": {"replicas": 4}})));
+    assert_eq!((status, &scale["spec"]["replicas"]), (200, &json!(4)));
+    let (_, deployment) = test.admin(
+        "GET",
+        "/apis/apps/v1/namespaces/default/deployments/web",
+        None,
+    );
+    assert_eq!(deployment["spec"]["replicas"], 4);
+    for replicas in [json!(-1), json!("4"), json!(null)] {
+        let body = json!({"spec": {"replicas": replicas}});
+        refused(test.admin("PUT", target, Some(&body)), 422, "Invalid");
+    }
+    assert_eq!(test.admin("GET", target, None).1["spec"]["replicas"], 4);
+    refused(
+        test.admin(
+            "GET",
+            "/apis/apps/v1/namespaces/default/deployments/absent/scale",
+            None,
+        ),
+        404,
+        "NotFound",
+    );
+}
+
+#[test]
+fn a_node_may_use_only_its_own_routes() {
+    let test = test_coordinator();
+    let node = test.node("pi-1");
+    let (status, own) = test.call(&node, "GET", "/api/v1/nodes/pi-1", None);
+    assert_eq!(status, 200, "{own}");
+    assert_eq!(own["metadata"]["name"], "pi-1");
+    assert_eq!(own["status"]["conditions"][0]["type"], "Ready");
+    let head = request(&node, "GET", "/api/v1/nodes/pi-1", None);
+    assert!(matches!(
+        admit(&test.coordinator, &head),
+        Admission::Authenticated
+    ));
+
+    let (status, assignments) = test.call(
+        &node,
+        "GET",
+        "/apis/berth.dev/v1/nodes/pi-1/assignments?timeoutSeconds=0",
+        None,
+    );
+    assert_eq!(status, 200, "{assignments}");
+    assert!(assignments["version"].is_string(), "{assignments}");
+    let (status, ack) = test.call(
+        &node,
+        "PUT",
+        "/apis/berth.dev/v1/nodes/pi-1/podstatuses",
+        Some(&json!({"pods": []})),
+    );
+    assert_eq!((status, &ack["accepted"]), (200, &json!(0)));
+
+    for (method, target, body) in [
+        ("GET", "/api/v1/nodes/pi-2", None),
+        ("GET", "/api/v1/nodes", None),
+        ("GET", "/apis/berth.dev/v1/nodes/pi-2/assignments", None),
+        (
+            "PUT",
+            "/apis/berth.dev/v1/nodes/pi-2/podstatuses",
+            Some(json!({"pods": []})),
+        ),
+        ("PUT", "/api/v1/nodes/pi-2/status", Some(json!({}))),
+        ("DELETE", "/api/v1/nodes/pi-1", None),
+        ("GET", "/api/v1/namespaces/default/pods", None),
+        ("POST", "/apis/berth.dev/v1/apply", Some(manifest(PODS))),
+        ("GET", "/apis/berth.dev/v1/tokens", None),
+    ] {
+        let response = test.call(&node, method, target, body.as_ref());
+        let message = refused(response, 403, "Forbidden");
+        assert!(message.starts_with(r#"node "pi-1" may not"#), "{message}");
+    }
+    // Nothing a node was refused changed anything.
+    let (_, pods) = test.admin("GET", "/api/v1/pods", None);
+    assert!(names(&pods).is_empty());
+}
+
+#[test]
+fn a_deleted_node_s_credential_no_longer_works() {
+    let test = test_coordinator();
+    let node = test.node("pi-1");
+    assert_eq!(test.call(&node, "GET", "/api/v1/nodes/pi-1", None).0, 200);
+    let (status, _) = test.admin("DELETE", "/api/v1/nodes/pi-1", None);
+    assert_eq!(status, 200);
+    refused(
+        test.call(&node, "GET", "/api/v1/nodes/pi-1", None),
+        401,
+        "Unauthorized",
+    );
+    refused(
+        test.admin("GET", "/api/v1/nodes/pi-1", None),
+        404,
+        "NotFound",
+    );
+}
+
+/// The agent answers a malformed escape with 400; the coordinator routes the raw text
+/// today (issue 12).
+#[test]
+#[ignore = "fixed by the api refactor"]
+fn a_malformed_escape_in_the_path_is_a_bad_request() {
+    let test = test_coordinator();
+    for path in [
+        "/api/v1/namespaces/default/pods/%zz",
+        "/api/v1/namespaces/%4/pods",
+        "/api/v1/nodes/pi-1%",
+    ] {
+        refused(test.admin("GET", path, None), 400, "BadRequest");
+    }
+}
