@@ -12,9 +12,8 @@ use super::instance::{Instance, InstanceState};
 use crate::model::PodSpec;
 use crate::runtime::ExitInfo;
 
-/// How long a container must have run for its crash-loop back-off to start over, as
-/// the kubelet does.
-pub const BACKOFF_RESET_AFTER: Duration = Duration::from_secs(600);
+/// The one back-off; crash loops use its exact doubling through [`CrashLoopBackoff`].
+pub use crate::support::backoff::Backoff;
 
 /// Grace period for containers whose pod is no longer known at all (its spec, and so
 /// its own grace period, are gone): Kubernetes' default.
@@ -49,29 +48,17 @@ pub struct DesiredPod<'a> {
     pub terminating: bool,
 }
 
-#[derive(Clone, Debug, PartialEq)]
-pub struct Backoff {
-    pub base: Duration,
-    pub max: Duration,
-}
-
-impl Backoff {
+/// Kubernetes' crash-loop back-off, on the one back-off: the exact doubling (no jitter,
+/// users read the delay in the status message), reset by a long enough run.
+pub trait CrashLoopBackoff {
     /// Delay before restart number `attempt + 1`: the first restart is immediate, then
     /// base, 2×base, … up to max; a container that ran long enough starts over.
-    pub fn delay(&self, attempt: u32, exit: &ExitInfo) -> Duration {
-        if ran_for(exit) >= BACKOFF_RESET_AFTER || attempt == 0 {
-            return Duration::ZERO;
-        }
-        let factor = 2u32.saturating_pow(attempt.saturating_sub(1).min(31));
-        self.base.saturating_mul(factor).min(self.max)
-    }
+    fn delay(&self, attempt: u32, exit: &ExitInfo) -> Duration;
 }
 
-impl Backoff {
-    /// Delay before retrying a container whose start failed `failures` times in a row.
-    pub fn after_failures(&self, failures: u32) -> Duration {
-        let factor = 2u32.saturating_pow(failures.saturating_sub(1).min(31));
-        self.base.saturating_mul(factor).min(self.max)
+impl CrashLoopBackoff for Backoff {
+    fn delay(&self, attempt: u32, exit: &ExitInfo) -> Duration {
+        self.restart_delay(attempt, ran_for(exit))
     }
 }
 

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::Agent;
+use crate::api::client::{read_response_head, HeadError};
 use crate::model::{resolve_port, Container, Probe};
 use crate::runtime::ExecSpec;
 
@@ -354,47 +355,74 @@ fn connect_with_timeout(
     Ok(stream)
 }
 
-/// TCP connect, and for `httpGet` a GET whose status must be 200–399 (Kubernetes).
+/// TCP connect, and for `httpGet` a GET whose status must be 200–399, as the kubelet
+/// judges it. `timeout` bounds the whole probe (connect, request and response head), as
+/// Kubernetes' `timeoutSeconds` does; the body is not read.
 fn connect_probe(
     netns: Option<&std::path::Path>,
     port: u16,
     http: Option<(String, Vec<(String, String)>)>,
     timeout: Duration,
 ) -> Result<(), String> {
+    let deadline = Instant::now() + timeout;
     let mut stream = connect_with_timeout(pod_socket(netns)?, port, timeout)?;
     let Some((path, headers)) = http else {
         return Ok(());
     };
-    let _ = stream.set_read_timeout(Some(timeout));
-    let _ = stream.set_write_timeout(Some(timeout));
     let mut request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: kube-probe/berth\r\nAccept: */*\r\nConnection: close\r\n");
     for (name, value) in headers {
         request.push_str(&format!("{name}: {value}\r\n"));
     }
     request.push_str("\r\n");
+    let timed_out = || format!("timed out after {timeout:?}");
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(timed_out());
+    }
     stream
-        .write_all(request.as_bytes())
+        .set_write_timeout(Some(left))
+        .and_then(|()| stream.write_all(request.as_bytes()))
         .map_err(|e| format!("send: {e}"))?;
-    let mut head = [0u8; 64];
-    let mut read = 0;
-    while read < 12 {
-        match stream.read(&mut head[read..]) {
-            Ok(0) => break,
-            Ok(n) => read += n,
-            Err(e) => return Err(format!("read: {e}")),
+    let mut answer = Deadline {
+        stream: &stream,
+        until: deadline,
+    };
+    let (head, _body) = read_response_head(&mut answer).map_err(|err| match err {
+        HeadError::Io(e) if is_timeout(&e) => timed_out(),
+        HeadError::Io(e) => format!("read: {e}"),
+        HeadError::Protocol(reason) => format!("not an HTTP answer: {reason}"),
+    })?;
+    match head.status {
+        200..=399 => Ok(()),
+        code => Err(format!("HTTP probe failed with statuscode: {code}")),
+    }
+}
+
+/// Reads that all end by one deadline: a socket's read timeout applies to each read
+/// alone, and a server trickling its answer must not stretch a probe past its timeout.
+struct Deadline<'a> {
+    stream: &'a TcpStream,
+    until: Instant,
+}
+
+impl Read for Deadline<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::ErrorKind::TimedOut.into());
         }
+        self.stream.set_read_timeout(Some(left))?;
+        let mut stream = self.stream;
+        stream.read(buf)
     }
-    let line = String::from_utf8_lossy(&head[..read]);
-    let code: u16 = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| format!("not an HTTP answer: {line:?}"))?;
-    if (200..400).contains(&code) {
-        Ok(())
-    } else {
-        Err(format!("HTTP {code}"))
-    }
+}
+
+/// A socket timeout shows as `WouldBlock` (or `TimedOut`, depending on the platform).
+fn is_timeout(err: &std::io::Error) -> bool {
+    matches!(
+        err.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
 }
 
 impl Agent {
@@ -463,5 +491,68 @@ mod tests {
             assert_eq!(result.is_ok(), ok, "{answer:?}: {result:?}");
             let _ = server.join();
         }
+    }
+
+    /// A one-connection server that answers a probe with `pieces`, one write each, then
+    /// holds the connection open until the probe has returned.
+    fn answer_with(pieces: &'static [&'static str], timeout: Duration) -> Result<(), String> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let (done, wait) = std::sync::mpsc::channel::<()>();
+        let server = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().expect("accept");
+            let mut buf = [0u8; 1024];
+            let _ = conn.read(&mut buf);
+            for piece in pieces {
+                let _ = conn.write_all(piece.as_bytes());
+                let _ = conn.flush();
+            }
+            let _ = wait.recv();
+        });
+        let result = connect_probe(None, port, Some(("/".to_owned(), Vec::new())), timeout);
+        let _ = done.send(());
+        let _ = server.join();
+        result
+    }
+
+    #[test]
+    fn http_probe_reads_a_head_that_arrives_in_pieces() {
+        let pieces = &["HTTP/1.1 2", "04 No Content\r\nX-A: ", "b\r\n", "\r\n"];
+        assert_eq!(answer_with(pieces, Duration::from_secs(5)), Ok(()));
+    }
+
+    #[test]
+    fn http_probe_fails_on_an_unfinished_head_within_its_timeout() {
+        // A status line alone is not an answer: the kubelet waits for the headers too.
+        let started = Instant::now();
+        let result = answer_with(&["HTTP/1.1 200 OK\r\n"], Duration::from_millis(300));
+        assert!(
+            result.as_ref().is_err_and(|e| e.contains("timed out")),
+            "{result:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[test]
+    fn http_probe_fails_on_a_non_http_answer_and_names_the_status() {
+        let garbage = answer_with(&["SSH-2.0-OpenSSH\r\n\r\n"], Duration::from_secs(5));
+        assert!(
+            garbage
+                .as_ref()
+                .is_err_and(|e| e.starts_with("not an HTTP answer")),
+            "{garbage:?}"
+        );
+        let error = answer_with(
+            &["HTTP/1.0 503 Unavailable\r\n\r\n"],
+            Duration::from_secs(5),
+        );
+        assert_eq!(
+            error,
+            Err("HTTP probe failed with statuscode: 503".to_owned())
+        );
     }
 }

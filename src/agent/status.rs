@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::time::SystemTime;
 
 use super::instance::{Instance, InstanceState};
-use super::plan::{restart_at, Backoff};
+use super::plan::{restart_at, Backoff, CrashLoopBackoff};
 use super::probes::ProbeResults;
 use crate::model::{
     ContainerState, ContainerStatus, Pod, PodCondition, PodStatus, StateRunning, StateTerminated,

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::wire::{parse_response_head, MAX_HEAD_BYTES};
+use super::wire::{parse_response_head, ResponseHead, MAX_HEAD_BYTES};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -347,26 +347,10 @@ impl Client {
 
     fn read_head(&self, mut stream: Box<dyn Connection>) -> Result<PendingBody, ApiError> {
         let protocol = |reason: String| ApiError::Protocol { reason };
-        let mut buf = Vec::with_capacity(1024);
-        let mut chunk = [0u8; 4096];
-        let (head, end) = loop {
-            let n = stream.read(&mut chunk).map_err(|err| self.io_error(err))?;
-            if n == 0 {
-                return Err(protocol("connection closed before a response".to_string()));
-            }
-            buf.extend_from_slice(&chunk[..n]);
-            // Only a new line can complete the head.
-            if chunk[..n].contains(&b'\n') {
-                if let Some(parsed) = parse_response_head(&buf).map_err(protocol)? {
-                    break parsed;
-                }
-            }
-            if buf.len() > MAX_HEAD_BYTES {
-                return Err(protocol(format!(
-                    "response headers exceed {MAX_HEAD_BYTES} bytes"
-                )));
-            }
-        };
+        let (head, already) = read_response_head(&mut stream).map_err(|err| match err {
+            HeadError::Io(err) => self.io_error(err),
+            HeadError::Protocol(reason) => protocol(reason),
+        })?;
         let status = head.status;
         let content_length = head.content_length().map_err(protocol)?;
         let reusable = content_length.is_some()
@@ -378,7 +362,7 @@ impl Client {
             stream,
             status,
             content_length,
-            already: buf.split_off(end),
+            already,
         })
     }
 
@@ -436,6 +420,44 @@ impl Client {
             self.put_idle(stream);
         }
         Ok(())
+    }
+}
+
+/// Why a response head could not be read.
+#[derive(Debug)]
+pub(crate) enum HeadError {
+    /// Reading failed, a read timeout included.
+    Io(io::Error),
+    /// What arrived is not a complete HTTP/1.x response head (the reason says why).
+    Protocol(String),
+}
+
+/// Reads from `stream` until a whole response head (status line and headers) has
+/// arrived, and returns it with the bytes that came after it: the start of the body.
+/// The one reader of HTTP/1.1 response heads, for this client and for `httpGet` probes;
+/// the parsing itself is `httparse`'s, as for request heads on the server side.
+pub(crate) fn read_response_head<R: Read + ?Sized>(
+    stream: &mut R,
+) -> Result<(ResponseHead, Vec<u8>), HeadError> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut chunk).map_err(HeadError::Io)?;
+        if n == 0 {
+            let reason = "connection closed before a response".to_string();
+            return Err(HeadError::Protocol(reason));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        // Only a new line can complete the head.
+        if chunk[..n].contains(&b'\n') {
+            if let Some((head, end)) = parse_response_head(&buf).map_err(HeadError::Protocol)? {
+                return Ok((head, buf.split_off(end)));
+            }
+        }
+        if buf.len() > MAX_HEAD_BYTES {
+            let reason = format!("response headers exceed {MAX_HEAD_BYTES} bytes");
+            return Err(HeadError::Protocol(reason));
+        }
     }
 }
 

@@ -331,7 +331,7 @@ fn explain_handshake_error(err: io::Error) -> io::Error {
 
 /// PEM text of one certificate (base64 in lines of 64 characters).
 pub fn certificate_pem(der: &[u8]) -> String {
-    let encoded = base64_encode(der);
+    let encoded = crate::model::base64::encode(der);
     let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
     for line in encoded.as_bytes().chunks(64) {
         pem.push_str(&String::from_utf8_lossy(line));
@@ -341,43 +341,27 @@ pub fn certificate_pem(der: &[u8]) -> String {
     pem
 }
 
-/// Standard base64 with padding (RFC 4648 section 4).
-fn base64_encode(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let byte_at = |i: usize| u32::from(chunk.get(i).copied().unwrap_or(0));
-        let group = (byte_at(0) << 16) | (byte_at(1) << 8) | byte_at(2);
-        for position in 0..4 {
-            if position <= chunk.len() {
-                let index = (group >> (18 - 6 * position)) & 0x3f;
-                out.push(char::from(ALPHABET[index as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn base64_matches_the_rfc_4648_vectors() {
-        let vectors = [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ];
-        for (input, expected) in vectors {
-            assert_eq!(base64_encode(input.as_bytes()), expected, "{input:?}");
-        }
-        assert_eq!(base64_encode(&[0xfb, 0xff]), "+/8=");
+    fn certificate_pem_wraps_standard_base64_at_64_columns() {
+        let der: Vec<u8> = (0..=255u8).collect();
+        let pem = certificate_pem(&der);
+        let lines: Vec<&str> = pem.lines().collect();
+        assert_eq!(lines.first(), Some(&"-----BEGIN CERTIFICATE-----"));
+        assert_eq!(lines.last(), Some(&"-----END CERTIFICATE-----"));
+        let body = &lines[1..lines.len() - 1];
+        assert!(body[..body.len() - 1].iter().all(|l| l.len() == 64));
+        assert_eq!(
+            body.concat().len(),
+            344,
+            "256 bytes are 344 padded characters"
+        );
+        assert_eq!(
+            crate::model::base64::decode_strict(&body.concat()),
+            Some(der)
+        );
     }
 }

@@ -1,9 +1,10 @@
 //! Pure pieces of HTTP/1.1 shared by the server and the client: parsing a message head,
 //! query strings, percent-encoding, reason phrases. No I/O here.
 //!
-//! Request heads, which come from anyone who can reach the port, are parsed by
-//! `httparse` (already linked through the registry client, and fuzzed upstream); the
-//! client's own small parser reads the responses of the server it chose to trust.
+//! Heads are parsed by `httparse` (already linked through the registry client, and
+//! fuzzed upstream): request heads, which come from anyone who can reach the port, for
+//! the server; response heads for the API client and the agent's `httpGet` probes (both
+//! read them with `client::read_response_head`).
 
 /// Largest header section (request line or status line plus headers) we accept.
 pub(crate) const MAX_HEAD_BYTES: usize = 16 * 1024;

@@ -1,51 +1,33 @@
-//! Standard base64 (RFC 4648 with padding): Secret data, HTTP Basic auth and Docker's `auth`
-//! field; a crate for forty lines is not worth its weight.
+//! Standard base64 (RFC 4648 with padding) for Secret data, HTTP Basic auth, Docker's
+//! `auth` field, sealed values and PEM: the `base64` crate (already linked through ureq
+//! and rcgen), with the two decoding rules berth needs named once here.
 
-const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+use ::base64::alphabet;
+use ::base64::engine::general_purpose::{GeneralPurpose, PAD_INDIFFERENT, STANDARD};
+use ::base64::Engine;
 
+/// Padding optional and non-zero trailing bits tolerated: what hand-written config
+/// files (Docker's `auth`) and older tools produce.
+const LENIENT: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    PAD_INDIFFERENT.with_decode_allow_trailing_bits(true),
+);
+
+/// Padded standard base64.
 pub fn encode(input: &[u8]) -> String {
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    STANDARD.encode(input)
 }
 
 /// Decodes padded or unpadded base64; `None` on any invalid character.
 pub fn decode(input: &str) -> Option<Vec<u8>> {
-    let trimmed = input.trim_end_matches('=');
-    let mut out = Vec::with_capacity(trimmed.len() * 3 / 4);
-    let mut acc: u32 = 0;
-    let mut bits = 0;
-    for c in trimmed.bytes() {
-        let value = ALPHABET.iter().position(|&a| a == c)? as u32;
-        acc = (acc << 6) | value;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
+    LENIENT.decode(input).ok()
 }
 
 /// Decodes only canonical padded base64, as the Kubernetes API server requires for
-/// Secret and ConfigMap `data`: re-encoding must give back the same text.
+/// Secret and ConfigMap `data`: re-encoding must give back the same text (so no missing
+/// padding and no non-zero trailing bits).
 pub fn decode_strict(input: &str) -> Option<Vec<u8>> {
-    decode(input).filter(|bytes| encode(bytes) == input)
+    STANDARD.decode(input).ok()
 }
 
 #[cfg(test)]
@@ -74,5 +56,20 @@ mod tests {
             "non-zero trailing bits"
         );
         assert!(decode_strict("Zm 9v").is_none());
+    }
+
+    #[test]
+    fn strict_accepts_exactly_what_encode_produces() {
+        assert_eq!(encode(&[0xfb, 0xff]), "+/8=");
+        for text in ["Zg==", "Zm8=", "", "+/8="] {
+            let bytes = decode_strict(text).unwrap();
+            assert_eq!(encode(&bytes), text);
+        }
+        for text in ["Zg", "Zg=", "Zg===", "Zh==", "Z", "Zm9v\n", "-_8="] {
+            assert!(decode_strict(text).is_none(), "{text:?}");
+        }
+        // The lenient rule still takes a missing pad and stray trailing bits.
+        assert_eq!(decode("Zh").unwrap(), b"f");
+        assert!(decode("Z").is_none());
     }
 }

@@ -11,8 +11,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
+use crate::model::validate::checker::{get, join, Checker, JsonObject};
 use crate::model::{
     parse_cpu_millis, parse_memory_bytes, validate_label_key, validate_label_value, FieldError,
     ARCH_VARIANT_LABEL,
@@ -129,13 +130,11 @@ pub fn parse_board_profile(text: &str) -> Result<BoardProfile, BoardProfileError
             ))
         }
     };
-    let mut walker = Walker::default();
-    let profile = walker.profile(root);
+    let mut c = Checker::default();
+    let profile = profile(&mut c, root);
     match profile {
-        Some(profile) if walker.errors.is_empty() => Ok(profile),
-        _ => Err(BoardProfileError {
-            errors: walker.errors,
-        }),
+        Some(profile) if c.errors.is_empty() => Ok(profile),
+        _ => Err(BoardProfileError { errors: c.errors }),
     }
 }
 
@@ -148,406 +147,344 @@ fn single_error(path: &str, message: impl Into<String>) -> BoardProfileError {
     }
 }
 
-fn join(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_string()
-    } else {
-        format!("{path}.{key}")
+/// An object whose keys must all be in `allowed`; others are an "unknown field", as
+/// Kubernetes' strict decoding calls them (a typo never silently drops a setting).
+fn object<'a>(
+    c: &mut Checker,
+    value: &'a Value,
+    path: &str,
+    allowed: &[&str],
+) -> Option<&'a JsonObject> {
+    let object = c.object(value, path)?;
+    c.unknown_fields(object, path, allowed, "unknown field");
+    Some(object)
+}
+
+/// A quantity as Kubernetes writes it: a string (`"4Gi"`) or a plain number (`2`).
+fn quantity(
+    c: &mut Checker,
+    value: &Value,
+    path: &str,
+    parse: fn(&str) -> Result<u64, String>,
+) -> Option<u64> {
+    let text = match value {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        _ => {
+            c.error(path, "expected quantity");
+            return None;
+        }
+    };
+    match parse(&text) {
+        Ok(units) => Some(units),
+        Err(message) => {
+            c.error(path, message);
+            None
+        }
     }
 }
 
-/// Walks the untyped document, recording every problem and carrying on, so that one
-/// run reports them all.
-#[derive(Default)]
-struct Walker {
-    errors: Vec<FieldError>,
+/// Walks the untyped document with the manifests' [`Checker`], recording every problem
+/// and carrying on, so that one run reports them all.
+fn profile(c: &mut Checker, root: &Value) -> Option<BoardProfile> {
+    let root = object(c, root, "", &["apiVersion", "kind", "metadata", "spec"])?;
+    if let Some(value) = c.required_field(root, "", "apiVersion") {
+        if value.as_str() != Some(BOARD_PROFILE_API_VERSION) {
+            c.error(
+                "apiVersion",
+                format!("unsupported value {value}: expected \"{BOARD_PROFILE_API_VERSION}\""),
+            );
+        }
+    }
+    if let Some(value) = c.required_field(root, "", "kind") {
+        if value.as_str() != Some(BOARD_PROFILE_KIND) {
+            c.error(
+                "kind",
+                format!("unsupported value {value}: expected \"{BOARD_PROFILE_KIND}\""),
+            );
+        }
+    }
+    let name = c
+        .required_field(root, "", "metadata")
+        .and_then(|m| metadata(c, m));
+    let spec = c.required_field(root, "", "spec").and_then(|s| spec(c, s));
+    let (name, mut profile) = (name?, spec?);
+    profile.name = name;
+    Some(profile)
 }
 
-impl Walker {
-    fn error(&mut self, path: &str, message: impl Into<String>) {
-        self.errors.push(FieldError {
-            path: path.to_string(),
-            message: message.into(),
-        });
+fn metadata(c: &mut Checker, value: &Value) -> Option<String> {
+    let metadata = object(c, value, "metadata", &["name"])?;
+    let name = c.required_field(metadata, "metadata", "name")?;
+    let name = c.string(name, "metadata.name")?;
+    // Names follow label-value rules (so `generic-x86_64` is fine) because they
+    // usually double as the `node.kubernetes.io/instance-type` label.
+    if name.is_empty() {
+        c.error("metadata.name", "required value");
+        return None;
     }
-
-    fn object<'a>(
-        &mut self,
-        value: &'a Value,
-        path: &str,
-        allowed: &[&str],
-    ) -> Option<&'a Map<String, Value>> {
-        let Some(object) = value.as_object() else {
-            self.error(path, "expected object");
-            return None;
-        };
-        for key in object.keys() {
-            if !allowed.contains(&key.as_str()) {
-                self.error(&join(path, key), "unknown field");
-            }
-        }
-        Some(object)
+    if let Err(message) = validate_label_value(name) {
+        c.error("metadata.name", message);
+        return None;
     }
+    Some(name.to_string())
+}
 
-    /// A field that must be there; an explicit `null` counts as absent.
-    fn required<'a>(
-        &mut self,
-        object: &'a Map<String, Value>,
-        path: &str,
-        key: &str,
-    ) -> Option<&'a Value> {
-        let found = object.get(key).filter(|v| !v.is_null());
-        if found.is_none() {
-            self.error(&join(path, key), "required value");
-        }
-        found
+fn spec(c: &mut Checker, value: &Value) -> Option<BoardProfile> {
+    const FIELDS: [&str; 8] = [
+        "model",
+        "platform",
+        "cores",
+        "memory",
+        "systemReserved",
+        "labels",
+        "cgroup",
+        "devices",
+    ];
+    let spec = object(c, value, "spec", &FIELDS)?;
+    let model = c
+        .required_field(spec, "spec", "model")
+        .and_then(|v| c.string(v, "spec.model"));
+    let platform = c
+        .required_field(spec, "spec", "platform")
+        .and_then(|v| platform(c, v));
+    let cores = c
+        .required_field(spec, "spec", "cores")
+        .and_then(|v| cores(c, v));
+    let memory_bytes = c
+        .required_field(spec, "spec", "memory")
+        .and_then(|v| quantity(c, v, "spec.memory", parse_memory_bytes));
+    if memory_bytes == Some(0) {
+        c.error("spec.memory", "must be greater than zero");
     }
+    let (reserved_cpu_millis, reserved_memory_bytes) = match get(spec, "systemReserved") {
+        Some(value) => reserved(c, value, cores, memory_bytes),
+        None => (0, 0),
+    };
+    let labels = match get(spec, "labels") {
+        Some(value) => labels(c, value, platform.as_ref()),
+        None => BTreeMap::new(),
+    };
+    let cgroup = match get(spec, "cgroup") {
+        Some(value) => cgroup(c, value),
+        None => CgroupNotes::default(),
+    };
+    let devices = match get(spec, "devices") {
+        Some(value) => devices(c, value),
+        None => Vec::new(),
+    };
+    Some(BoardProfile {
+        name: String::new(),
+        model: model?.to_string(),
+        platform: platform?,
+        cores: cores?,
+        memory_bytes: memory_bytes?,
+        reserved_cpu_millis,
+        reserved_memory_bytes,
+        labels,
+        cgroup,
+        devices,
+    })
+}
 
-    fn string(&mut self, value: &Value, path: &str) -> Option<String> {
-        let found = value.as_str().map(str::to_string);
-        if found.is_none() {
-            self.error(path, "expected string");
+fn platform(c: &mut Checker, value: &Value) -> Option<Platform> {
+    let path = "spec.platform";
+    let platform = object(c, value, path, &["os", "architecture", "variant"])?;
+    let os = c
+        .required_field(platform, path, "os")
+        .and_then(|v| c.string(v, "spec.platform.os"));
+    if let Some(os) = os {
+        if os != "linux" {
+            c.error(
+                "spec.platform.os",
+                format!("unsupported value {os:?}: expected \"linux\""),
+            );
         }
-        found
     }
-
-    /// A quantity as Kubernetes writes it: a string (`"4Gi"`) or a plain number (`2`).
-    fn quantity(
-        &mut self,
-        value: &Value,
-        path: &str,
-        parse: fn(&str) -> Result<u64, String>,
-    ) -> Option<u64> {
-        let text = match value {
-            Value::String(s) => s.clone(),
-            Value::Number(n) => n.to_string(),
-            _ => {
-                self.error(path, "expected quantity");
-                return None;
-            }
-        };
-        match parse(&text) {
-            Ok(units) => Some(units),
-            Err(message) => {
-                self.error(path, message);
-                None
-            }
-        }
-    }
-
-    fn profile(&mut self, root: &Value) -> Option<BoardProfile> {
-        let root = self.object(root, "", &["apiVersion", "kind", "metadata", "spec"])?;
-        if let Some(value) = self.required(root, "", "apiVersion") {
-            if value.as_str() != Some(BOARD_PROFILE_API_VERSION) {
-                self.error(
-                    "apiVersion",
-                    format!("unsupported value {value}: expected \"{BOARD_PROFILE_API_VERSION}\""),
-                );
-            }
-        }
-        if let Some(value) = self.required(root, "", "kind") {
-            if value.as_str() != Some(BOARD_PROFILE_KIND) {
-                self.error(
-                    "kind",
-                    format!("unsupported value {value}: expected \"{BOARD_PROFILE_KIND}\""),
-                );
-            }
-        }
-        let name = self
-            .required(root, "", "metadata")
-            .and_then(|m| self.metadata(m));
-        let spec = self.required(root, "", "spec").and_then(|s| self.spec(s));
-        let (name, mut profile) = (name?, spec?);
-        profile.name = name;
-        Some(profile)
-    }
-
-    fn metadata(&mut self, value: &Value) -> Option<String> {
-        let metadata = self.object(value, "metadata", &["name"])?;
-        let name = self.required(metadata, "metadata", "name")?;
-        let name = self.string(name, "metadata.name")?;
-        // Names follow label-value rules (so `generic-x86_64` is fine) because they
-        // usually double as the `node.kubernetes.io/instance-type` label.
-        if name.is_empty() {
-            self.error("metadata.name", "required value");
+    let architecture = c
+        .required_field(platform, path, "architecture")
+        .and_then(|v| c.string(v, "spec.platform.architecture"));
+    let variant = get(platform, "variant").and_then(|v| c.string(v, "spec.platform.variant"));
+    let architecture = architecture?;
+    let allowed_variants: &[&str] = match architecture {
+        "arm64" => &["v8"],
+        "arm" => &["v6", "v7"],
+        "amd64" => &[],
+        other => {
+            c.error(
+                "spec.platform.architecture",
+                format!("unsupported value {other:?}: expected \"arm64\", \"arm\" or \"amd64\""),
+            );
             return None;
         }
-        if let Err(message) = validate_label_value(&name) {
-            self.error("metadata.name", message);
-            return None;
-        }
-        Some(name)
-    }
-
-    fn spec(&mut self, value: &Value) -> Option<BoardProfile> {
-        const FIELDS: [&str; 8] = [
-            "model",
-            "platform",
-            "cores",
-            "memory",
-            "systemReserved",
-            "labels",
-            "cgroup",
-            "devices",
-        ];
-        let spec = self.object(value, "spec", &FIELDS)?;
-        let model = self
-            .required(spec, "spec", "model")
-            .and_then(|v| self.string(v, "spec.model"));
-        let platform = self
-            .required(spec, "spec", "platform")
-            .and_then(|v| self.platform(v));
-        let cores = self
-            .required(spec, "spec", "cores")
-            .and_then(|v| self.cores(v));
-        let memory_bytes = self
-            .required(spec, "spec", "memory")
-            .and_then(|v| self.quantity(v, "spec.memory", parse_memory_bytes));
-        if memory_bytes == Some(0) {
-            self.error("spec.memory", "must be greater than zero");
-        }
-        let (reserved_cpu_millis, reserved_memory_bytes) =
-            match spec.get("systemReserved").filter(|v| !v.is_null()) {
-                Some(value) => self.reserved(value, cores, memory_bytes),
-                None => (0, 0),
-            };
-        let labels = match spec.get("labels").filter(|v| !v.is_null()) {
-            Some(value) => self.labels(value, platform.as_ref()),
-            None => BTreeMap::new(),
-        };
-        let cgroup = match spec.get("cgroup").filter(|v| !v.is_null()) {
-            Some(value) => self.cgroup(value),
-            None => CgroupNotes::default(),
-        };
-        let devices = match spec.get("devices").filter(|v| !v.is_null()) {
-            Some(value) => self.devices(value),
-            None => Vec::new(),
-        };
-        Some(BoardProfile {
-            name: String::new(),
-            model: model?,
-            platform: platform?,
-            cores: cores?,
-            memory_bytes: memory_bytes?,
-            reserved_cpu_millis,
-            reserved_memory_bytes,
-            labels,
-            cgroup,
-            devices,
-        })
-    }
-
-    fn platform(&mut self, value: &Value) -> Option<Platform> {
-        let path = "spec.platform";
-        let platform = self.object(value, path, &["os", "architecture", "variant"])?;
-        let os = self
-            .required(platform, path, "os")
-            .and_then(|v| self.string(v, "spec.platform.os"));
-        if let Some(os) = &os {
-            if os != "linux" {
-                self.error(
-                    "spec.platform.os",
-                    format!("unsupported value {os:?}: expected \"linux\""),
-                );
-            }
-        }
-        let architecture = self
-            .required(platform, path, "architecture")
-            .and_then(|v| self.string(v, "spec.platform.architecture"));
-        let variant = platform
-            .get("variant")
-            .filter(|v| !v.is_null())
-            .and_then(|v| self.string(v, "spec.platform.variant"));
-        let architecture = architecture?;
-        let allowed_variants: &[&str] = match architecture.as_str() {
-            "arm64" => &["v8"],
-            "arm" => &["v6", "v7"],
-            "amd64" => &[],
-            other => {
-                self.error(
-                    "spec.platform.architecture",
-                    format!(
-                        "unsupported value {other:?}: expected \"arm64\", \"arm\" or \"amd64\""
-                    ),
-                );
-                return None;
-            }
-        };
-        if let Some(variant) = &variant {
-            if !allowed_variants.contains(&variant.as_str()) {
-                self.error(
-                    "spec.platform.variant",
-                    format!("unsupported value {variant:?} for architecture {architecture:?}"),
-                );
-            }
-        }
-        Some(Platform {
-            os: os?,
-            architecture,
-            variant,
-        })
-    }
-
-    fn cores(&mut self, value: &Value) -> Option<u32> {
-        match value.as_u64().and_then(|n| u32::try_from(n).ok()) {
-            Some(n) if n >= 1 => Some(n),
-            _ => {
-                self.error(
-                    "spec.cores",
-                    format!("invalid value {value}: expected a whole number of cores, at least 1"),
-                );
-                None
-            }
+    };
+    if let Some(variant) = variant {
+        if !allowed_variants.contains(&variant) {
+            c.error(
+                "spec.platform.variant",
+                format!("unsupported value {variant:?} for architecture {architecture:?}"),
+            );
         }
     }
+    Some(Platform {
+        os: os?.to_string(),
+        architecture: architecture.to_string(),
+        variant: variant.map(str::to_string),
+    })
+}
 
-    /// `systemReserved.{cpu,memory}`, which must leave something for pods.
-    fn reserved(&mut self, value: &Value, cores: Option<u32>, memory: Option<u64>) -> (u64, u64) {
-        let path = "spec.systemReserved";
-        let Some(reserved) = self.object(value, path, &["cpu", "memory"]) else {
-            return (0, 0);
-        };
-        let cpu = reserved
-            .get("cpu")
-            .filter(|v| !v.is_null())
-            .and_then(|v| self.quantity(v, "spec.systemReserved.cpu", parse_cpu_millis))
-            .unwrap_or(0);
-        let mem = reserved
-            .get("memory")
-            .filter(|v| !v.is_null())
-            .and_then(|v| self.quantity(v, "spec.systemReserved.memory", parse_memory_bytes))
-            .unwrap_or(0);
-        if let Some(cores) = cores {
-            if cpu >= u64::from(cores) * 1000 {
-                self.error(
-                    "spec.systemReserved.cpu",
-                    format!("must be less than spec.cores ({cores})"),
-                );
-            }
+fn cores(c: &mut Checker, value: &Value) -> Option<u32> {
+    match value.as_u64().and_then(|n| u32::try_from(n).ok()) {
+        Some(n) if n >= 1 => Some(n),
+        _ => {
+            c.error(
+                "spec.cores",
+                format!("invalid value {value}: expected a whole number of cores, at least 1"),
+            );
+            None
         }
-        if let Some(memory) = memory {
-            if mem >= memory && memory > 0 {
-                self.error(
-                    "spec.systemReserved.memory",
-                    "must be less than spec.memory",
-                );
-            }
-        }
-        (cpu, mem)
     }
+}
 
-    fn labels(&mut self, value: &Value, platform: Option<&Platform>) -> BTreeMap<String, String> {
-        let mut labels = BTreeMap::new();
-        let Some(object) = value.as_object() else {
-            self.error("spec.labels", "expected object");
-            return labels;
-        };
-        for (key, value) in object {
-            let path = format!("spec.labels[{key}]");
-            if let Err(message) = validate_label_key(key) {
-                self.error(&path, message);
-                continue;
-            }
-            let Some(value) = self.string(value, &path) else {
-                continue;
-            };
-            if let Err(message) = validate_label_value(&value) {
-                self.error(&path, message);
-                continue;
-            }
-            labels.insert(key.clone(), value);
+/// `systemReserved.{cpu,memory}`, which must leave something for pods.
+fn reserved(c: &mut Checker, value: &Value, cores: Option<u32>, memory: Option<u64>) -> (u64, u64) {
+    let path = "spec.systemReserved";
+    let Some(reserved) = object(c, value, path, &["cpu", "memory"]) else {
+        return (0, 0);
+    };
+    let cpu = get(reserved, "cpu")
+        .and_then(|v| quantity(c, v, "spec.systemReserved.cpu", parse_cpu_millis))
+        .unwrap_or(0);
+    let mem = get(reserved, "memory")
+        .and_then(|v| quantity(c, v, "spec.systemReserved.memory", parse_memory_bytes))
+        .unwrap_or(0);
+    if let Some(cores) = cores {
+        if cpu >= u64::from(cores) * 1000 {
+            c.error(
+                "spec.systemReserved.cpu",
+                format!("must be less than spec.cores ({cores})"),
+            );
         }
-        // The scheduler trusts this label to pick images; it must not contradict the
-        // platform.
-        if let (Some(arch), Some(platform)) = (labels.get("kubernetes.io/arch"), platform) {
-            if *arch != platform.architecture {
-                self.error(
-                    "spec.labels[kubernetes.io/arch]",
-                    format!(
-                        "{arch:?} contradicts spec.platform.architecture {:?}",
-                        platform.architecture
-                    ),
-                );
-            }
-        }
-        if let (Some(variant), Some(platform)) = (labels.get(ARCH_VARIANT_LABEL), platform) {
-            if Some(variant) != platform.variant.as_ref() {
-                self.error(
-                    &format!("spec.labels[{ARCH_VARIANT_LABEL}]"),
-                    format!(
-                        "{variant:?} contradicts spec.platform.variant {:?}",
-                        platform.variant.as_deref().unwrap_or("")
-                    ),
-                );
-            }
-        }
-        labels
     }
+    if let Some(memory) = memory {
+        if mem >= memory && memory > 0 {
+            c.error(
+                "spec.systemReserved.memory",
+                "must be less than spec.memory",
+            );
+        }
+    }
+    (cpu, mem)
+}
 
-    fn cgroup(&mut self, value: &Value) -> CgroupNotes {
-        let path = "spec.cgroup";
-        let mut notes = CgroupNotes::default();
-        let Some(cgroup) = self.object(value, path, &["kernelCmdline", "notes"]) else {
-            return notes;
+fn labels(c: &mut Checker, value: &Value, platform: Option<&Platform>) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::new();
+    let Some(object) = c.object(value, "spec.labels") else {
+        return labels;
+    };
+    for (key, value) in object {
+        let path = format!("spec.labels[{key}]");
+        if let Err(message) = validate_label_key(key) {
+            c.error(&path, message);
+            continue;
+        }
+        let Some(value) = c.string(value, &path) else {
+            continue;
         };
-        if let Some(list) = cgroup.get("kernelCmdline").filter(|v| !v.is_null()) {
-            match list.as_array() {
-                Some(words) => {
-                    for (i, word) in words.iter().enumerate() {
-                        let word_path = format!("spec.cgroup.kernelCmdline[{i}]");
-                        match self.string(word, &word_path) {
-                            Some(w) if w.is_empty() || w.contains(char::is_whitespace) => {
-                                self.error(&word_path, "must be one non-empty word")
-                            }
-                            Some(w) => notes.kernel_cmdline.push(w),
-                            None => {}
-                        }
-                    }
+        if let Err(message) = validate_label_value(value) {
+            c.error(&path, message);
+            continue;
+        }
+        labels.insert(key.clone(), value.to_string());
+    }
+    // The scheduler trusts this label to pick images; it must not contradict the
+    // platform.
+    if let (Some(arch), Some(platform)) = (labels.get("kubernetes.io/arch"), platform) {
+        if *arch != platform.architecture {
+            c.error(
+                "spec.labels[kubernetes.io/arch]",
+                format!(
+                    "{arch:?} contradicts spec.platform.architecture {:?}",
+                    platform.architecture
+                ),
+            );
+        }
+    }
+    if let (Some(variant), Some(platform)) = (labels.get(ARCH_VARIANT_LABEL), platform) {
+        if Some(variant) != platform.variant.as_ref() {
+            c.error(
+                &format!("spec.labels[{ARCH_VARIANT_LABEL}]"),
+                format!(
+                    "{variant:?} contradicts spec.platform.variant {:?}",
+                    platform.variant.as_deref().unwrap_or("")
+                ),
+            );
+        }
+    }
+    labels
+}
+
+fn cgroup(c: &mut Checker, value: &Value) -> CgroupNotes {
+    let path = "spec.cgroup";
+    let mut notes = CgroupNotes::default();
+    let Some(cgroup) = object(c, value, path, &["kernelCmdline", "notes"]) else {
+        return notes;
+    };
+    if let Some(list) = get(cgroup, "kernelCmdline") {
+        let words = c
+            .list(list, "spec.cgroup.kernelCmdline")
+            .unwrap_or_default();
+        for (i, word) in words.iter().enumerate() {
+            let word_path = format!("spec.cgroup.kernelCmdline[{i}]");
+            match c.string(word, &word_path) {
+                Some(w) if w.is_empty() || w.contains(char::is_whitespace) => {
+                    c.error(&word_path, "must be one non-empty word")
                 }
-                None => self.error("spec.cgroup.kernelCmdline", "expected list"),
+                Some(w) => notes.kernel_cmdline.push(w.to_string()),
+                None => {}
             }
         }
-        if let Some(text) = cgroup.get("notes").filter(|v| !v.is_null()) {
-            notes.notes = self.string(text, "spec.cgroup.notes").unwrap_or_default();
-        }
-        notes
     }
+    if let Some(text) = get(cgroup, "notes") {
+        notes.notes = c
+            .string(text, "spec.cgroup.notes")
+            .unwrap_or_default()
+            .to_string();
+    }
+    notes
+}
 
-    fn devices(&mut self, value: &Value) -> Vec<DeviceHint> {
-        let mut devices = Vec::new();
-        let Some(list) = value.as_array() else {
-            self.error("spec.devices", "expected list");
-            return devices;
+fn devices(c: &mut Checker, value: &Value) -> Vec<DeviceHint> {
+    let mut devices = Vec::new();
+    let Some(list) = c.list(value, "spec.devices") else {
+        return devices;
+    };
+    for (i, item) in list.iter().enumerate() {
+        let path = format!("spec.devices[{i}]");
+        let Some(device) = object(c, item, &path, &["path", "description"]) else {
+            continue;
         };
-        for (i, item) in list.iter().enumerate() {
-            let path = format!("spec.devices[{i}]");
-            let Some(device) = self.object(item, &path, &["path", "description"]) else {
+        let device_path = c
+            .required_field(device, &path, "path")
+            .and_then(|v| c.string(v, &join(&path, "path")));
+        let description = get(device, "description")
+            .and_then(|v| c.string(v, &join(&path, "description")))
+            .unwrap_or_default();
+        if let Some(device_path) = device_path {
+            if !device_path.starts_with("/dev/") && !device_path.starts_with("/sys/") {
+                c.error(
+                    &join(&path, "path"),
+                    format!("{device_path:?} must be under /dev/ or /sys/"),
+                );
                 continue;
-            };
-            let device_path = self
-                .required(device, &path, "path")
-                .and_then(|v| self.string(v, &join(&path, "path")));
-            let description = device
-                .get("description")
-                .filter(|v| !v.is_null())
-                .and_then(|v| self.string(v, &join(&path, "description")))
-                .unwrap_or_default();
-            if let Some(device_path) = device_path {
-                if !device_path.starts_with("/dev/") && !device_path.starts_with("/sys/") {
-                    self.error(
-                        &join(&path, "path"),
-                        format!("{device_path:?} must be under /dev/ or /sys/"),
-                    );
-                    continue;
-                }
-                devices.push(DeviceHint {
-                    path: device_path,
-                    description,
-                });
             }
+            devices.push(DeviceHint {
+                path: device_path.to_string(),
+                description: description.to_string(),
+            });
         }
-        devices
     }
+    devices
 }
 
 #[cfg(test)]
@@ -745,6 +682,37 @@ spec:
             ),
             "{errors:?}"
         );
+    }
+
+    #[test]
+    fn wrong_shapes_are_type_errors_at_their_paths() {
+        let text = GOOD
+            .replace(
+                "kernelCmdline: [cgroup_enable=memory, cgroup_memory=1]",
+                "kernelCmdline: cgroup_enable=memory",
+            )
+            .replace("    - {path: /dev/gpiomem, description: GPIO}", "    x: y")
+            .replace(
+                "systemReserved: {cpu: 250m, memory: 256Mi}",
+                "systemReserved: 1",
+            )
+            .replace("memory: 4Gi", "memory: [4Gi]")
+            .replace("model: Raspberry Pi 4 Model B (4 GB)", "model: {a: b}");
+        assert_eq!(
+            messages(&text),
+            [
+                "spec.model: expected string",
+                "spec.memory: expected quantity",
+                "spec.systemReserved: expected object",
+                "spec.cgroup.kernelCmdline: expected list",
+                "spec.devices: expected list",
+            ]
+        );
+        let labels = GOOD.replace(
+            "  labels:\n    kubernetes.io/arch: arm64\n    node.kubernetes.io/instance-type: rpi4b-4gb\n",
+            "  labels: [a]\n",
+        );
+        assert_eq!(messages(&labels), ["spec.labels: expected object"]);
     }
 
     #[test]

@@ -22,13 +22,14 @@ use std::time::Duration;
 use super::{Agent, AgentOptions};
 use crate::api::tokens::{check_node_name, JoinToken};
 use crate::model::BoardProfile;
+use crate::support::backoff::{Backoff, Retries};
 
 use node::{node_object, read_facts};
 pub use state::{FleetState, FLEET_FILE};
 
 /// Timeout of the join and of plain requests (connect, and each read).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// Retry delays after a failure: from the first to the longest, doubling.
+/// Bounds of the retry delays after a failure: from the first to the longest, doubling.
 const FIRST_RETRY: Duration = Duration::from_secs(1);
 const LONGEST_RETRY: Duration = Duration::from_secs(30);
 
@@ -200,7 +201,7 @@ fn join_until_done(
     let name = &agent.options.node_name;
     let path = agent.options.state_dir.join(FLEET_FILE);
     log::info!("joining the fleet at {} as node {name}", join.server);
-    let mut delay = RetryDelay::default();
+    let mut delay = reconnect_retries();
     loop {
         let mut node = node_object(&read_facts(name), profile);
         for (key, value) in &agent.options.node_labels {
@@ -224,7 +225,7 @@ fn join_until_done(
             }
             Err(state::JoinFailure::Unavailable(err)) => {
                 link.down(&err);
-                std::thread::sleep(delay.next());
+                std::thread::sleep(delay.after_failure());
             }
         }
     }
@@ -285,34 +286,14 @@ impl Link {
     }
 }
 
-/// Delays between retries: 1 s, doubling, at most 30 s; back to 1 s after a success.
-#[derive(Debug)]
-pub struct RetryDelay {
-    next: Duration,
-}
-
-impl Default for RetryDelay {
-    fn default() -> RetryDelay {
-        RetryDelay { next: FIRST_RETRY }
-    }
-}
-
-impl RetryDelay {
-    /// The delay before the next attempt.
-    pub fn next(&mut self) -> Duration {
-        let delay = self.next;
-        self.next = (delay * 2).min(LONGEST_RETRY);
-        delay
-    }
-
-    pub fn reset(&mut self) {
-        self.next = FIRST_RETRY;
-    }
-
-    /// No failure since the last success.
-    pub fn is_fresh(&self) -> bool {
-        self.next == FIRST_RETRY
-    }
+/// Waits between attempts to reach the coordinator: a random time up to 1 s, then up to
+/// 2 s, 4 s, … at most 30 s; back to 1 s after a success. The randomness keeps a fleet
+/// whose coordinator restarted from reconnecting in lockstep.
+pub fn reconnect_retries() -> Retries {
+    Retries::new(Backoff {
+        base: FIRST_RETRY,
+        max: LONGEST_RETRY,
+    })
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::node::{node_object, read_facts};
-use super::RetryDelay;
+use super::reconnect_retries;
 use crate::agent::reconcile::stored_pods;
 use crate::agent::Agent;
 use crate::api::fleet::{PodStatusAck, PodStatusReport, ReportedPod, FLEET_UID_ANNOTATION};
@@ -247,7 +247,7 @@ pub fn run(agent: &Arc<Agent>, client: &Client, node: &str, profile: Option<&Boa
     let mut tracker = Tracker::default();
     let mut sent_node: Option<Value> = None;
     let mut node_checked: Option<Instant> = None;
-    let mut delay = RetryDelay::default();
+    let mut delay = reconnect_retries();
     let node_path = format!("/api/v1/nodes/{}/status", percent_encode(node));
     loop {
         let mut result = Ok(());
@@ -279,7 +279,7 @@ pub fn run(agent: &Arc<Agent>, client: &Client, node: &str, profile: Option<&Boa
                 } else {
                     log::debug!("cannot report to the coordinator: {err}");
                 }
-                delay.next()
+                delay.after_failure()
             }
         };
         std::thread::sleep(wait);

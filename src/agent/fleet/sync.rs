@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::{FleetError, Link, RetryDelay};
+use super::{reconnect_retries, FleetError, Link};
 use crate::agent::apply::delete_keys;
 use crate::agent::Agent;
 use crate::api::fleet::{Assignments, FLEET_SOURCE, FLEET_UID_ANNOTATION};
@@ -276,7 +276,7 @@ pub fn run(agent: &Arc<Agent>, client: &Client, node: &str, link: &Link) {
     let mut version = String::new();
     let mut current: Vec<Value> = Vec::new();
     let mut deferred: Vec<Key> = Vec::new();
-    let mut delay = RetryDelay::default();
+    let mut delay = reconnect_retries();
     loop {
         if !deferred.is_empty() && any_cleared(agent, &deferred) {
             match apply_set(agent, &current) {
@@ -313,7 +313,7 @@ pub fn run(agent: &Arc<Agent>, client: &Client, node: &str, link: &Link) {
                     );
                 }
                 link.down(&err);
-                std::thread::sleep(delay.next());
+                std::thread::sleep(delay.after_failure());
                 continue;
             }
         };
@@ -322,7 +322,7 @@ pub fn run(agent: &Arc<Agent>, client: &Client, node: &str, link: &Link) {
             Ok(assignments) => assignments,
             Err(err) => {
                 log::warn!("invalid assignments from the coordinator: {err}");
-                std::thread::sleep(delay.next());
+                std::thread::sleep(delay.after_failure());
                 continue;
             }
         };
@@ -344,7 +344,7 @@ pub fn run(agent: &Arc<Agent>, client: &Client, node: &str, link: &Link) {
             Err(err) => {
                 // The version stays old, so the next poll brings the set again.
                 log::error!("cannot apply assignments: {err}");
-                std::thread::sleep(delay.next());
+                std::thread::sleep(delay.after_failure());
             }
         }
     }

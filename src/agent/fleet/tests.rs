@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::{json, Value};
 
 use super::sync::apply_set;
-use super::{Link, LinkState, RetryDelay};
+use super::{reconnect_retries, Link, LinkState};
 use crate::agent::{Agent, AgentOptions};
 use crate::api::fleet::{FLEET_SOURCE, FLEET_UID_ANNOTATION};
 use crate::runtime::fake::FakeRuntime;
@@ -166,14 +166,20 @@ fn fleet_pods_are_not_garbage_collected_for_their_missing_owner() {
 }
 
 #[test]
-fn retry_delays_double_up_to_thirty_seconds() {
-    let mut delay = RetryDelay::default();
+fn reconnect_delays_are_jittered_below_a_doubling_ceiling_of_thirty_seconds() {
+    let mut delay = reconnect_retries();
     assert!(delay.is_fresh());
-    let seconds: Vec<u64> = (0..7).map(|_| delay.next().as_secs()).collect();
-    assert_eq!(seconds, [1, 2, 4, 8, 16, 30, 30]);
+    for ceiling in [1, 2, 4, 8, 16, 30, 30] {
+        let wait = delay.after_failure();
+        assert!(
+            wait <= Duration::from_secs(ceiling),
+            "{wait:?} > {ceiling}s"
+        );
+    }
     assert!(!delay.is_fresh());
     delay.reset();
-    assert_eq!(delay.next(), Duration::from_secs(1));
+    assert!(delay.is_fresh());
+    assert!(delay.after_failure() <= Duration::from_secs(1));
 }
 
 #[test]

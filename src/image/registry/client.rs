@@ -17,6 +17,7 @@ use super::config::{Credentials, Endpoint};
 use crate::image::blobs::{start_writeback, MAX_JSON_BLOB, WRITEBACK_STEP};
 use crate::image::oci::{self, Descriptor};
 use crate::image::ImageError;
+use crate::support::backoff::Backoff;
 
 /// Every media type of manifest or index we can read, for the `Accept` header.
 const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
@@ -298,7 +299,7 @@ impl RegistryClient {
                         return Err(e);
                     }
                     log::debug!("blob {}: {e}; retrying", desc.digest);
-                    std::thread::sleep(retry_delay(failures));
+                    std::thread::sleep(RETRY.jitter(failures - 1));
                     continue;
                 }
             };
@@ -391,10 +392,13 @@ pub(crate) fn is_manifest_media_type(media_type: &str) -> bool {
     oci::kind_of(media_type) != oci::Kind::Unknown
 }
 
-/// Short, growing pauses between attempts so a registry that is restarting gets a moment.
-fn retry_delay(failures: u32) -> Duration {
-    Duration::from_millis(200 * u64::from(failures.min(10)))
-}
+/// Short, growing, jittered pauses between attempts, so a registry that is restarting
+/// gets a moment and many boards pulling from it do not all come back at once: a random
+/// time up to 200 ms after the first failure, then up to 400 ms, 800 ms, 1.6 s.
+const RETRY: Backoff = Backoff {
+    base: Duration::from_millis(200),
+    max: Duration::from_secs(2),
+};
 
 /// The first byte of `Content-Range: bytes START-END/TOTAL`.
 fn content_range_start(response: &Response<Body>) -> Option<u64> {

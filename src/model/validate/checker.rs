@@ -1,5 +1,6 @@
 //! Small building blocks for walking an untyped JSON document: type checks that record
-//! an error and carry on, so one pass reports every problem in a manifest.
+//! an error and carry on, so one pass reports every problem in a manifest or a board
+//! profile (`model::board`), each with its field path.
 
 use std::collections::BTreeMap;
 
@@ -7,10 +8,10 @@ use serde_json::{Map, Value};
 
 use crate::model::{validate_label_key, validate_label_value, validate_qualified_name, FieldError};
 
-pub(super) type JsonObject = Map<String, Value>;
+pub(in crate::model) type JsonObject = Map<String, Value>;
 
 /// `spec` + `replicas` → `spec.replicas`; the root path is empty.
-pub(super) fn join(path: &str, key: &str) -> String {
+pub(in crate::model) fn join(path: &str, key: &str) -> String {
     if path.is_empty() {
         key.to_string()
     } else {
@@ -19,12 +20,12 @@ pub(super) fn join(path: &str, key: &str) -> String {
 }
 
 /// `spec.containers` + 0 → `spec.containers[0]`.
-pub(super) fn index(path: &str, i: usize) -> String {
+pub(in crate::model) fn index(path: &str, i: usize) -> String {
     format!("{path}[{i}]")
 }
 
 /// A field's value; an explicit `null` counts as absent, as it does for kubectl.
-pub(super) fn get<'a>(object: &'a JsonObject, key: &str) -> Option<&'a Value> {
+pub(in crate::model) fn get<'a>(object: &'a JsonObject, key: &str) -> Option<&'a Value> {
     object.get(key).filter(|v| !v.is_null())
 }
 
@@ -38,32 +39,66 @@ fn quoted_list(values: &[&str]) -> String {
 }
 
 #[derive(Default)]
-pub(super) struct Checker {
-    pub(super) errors: Vec<FieldError>,
+pub(in crate::model) struct Checker {
+    pub(in crate::model) errors: Vec<FieldError>,
 }
 
 impl Checker {
-    pub(super) fn error(&mut self, path: &str, message: impl Into<String>) {
+    pub(in crate::model) fn error(&mut self, path: &str, message: impl Into<String>) {
         self.errors.push(FieldError {
             path: path.to_string(),
             message: message.into(),
         });
     }
 
-    pub(super) fn required(&mut self, path: &str) {
+    pub(in crate::model) fn required(&mut self, path: &str) {
         self.error(path, "required value");
     }
 
-    /// Reports every key of `object` that is not in `allowed`.
-    pub(super) fn only_fields(&mut self, object: &JsonObject, path: &str, allowed: &[&str]) {
+    /// A field of `object` that must be there, reported at `path.key` when it is not.
+    pub(in crate::model) fn required_field<'a>(
+        &mut self,
+        object: &'a JsonObject,
+        path: &str,
+        key: &str,
+    ) -> Option<&'a Value> {
+        let found = get(object, key);
+        if found.is_none() {
+            self.required(&join(path, key));
+        }
+        found
+    }
+
+    /// Reports every key of a manifest's `object` that is not in `allowed`.
+    pub(in crate::model) fn only_fields(
+        &mut self,
+        object: &JsonObject,
+        path: &str,
+        allowed: &[&str],
+    ) {
+        self.unknown_fields(object, path, allowed, "field not supported by berth");
+    }
+
+    /// Reports every key of `object` that is not in `allowed`, with `message`.
+    pub(in crate::model) fn unknown_fields(
+        &mut self,
+        object: &JsonObject,
+        path: &str,
+        allowed: &[&str],
+        message: &str,
+    ) {
         for key in object.keys() {
             if !allowed.contains(&key.as_str()) {
-                self.error(&join(path, key), "field not supported by berth");
+                self.error(&join(path, key), message);
             }
         }
     }
 
-    pub(super) fn object<'a>(&mut self, value: &'a Value, path: &str) -> Option<&'a JsonObject> {
+    pub(in crate::model) fn object<'a>(
+        &mut self,
+        value: &'a Value,
+        path: &str,
+    ) -> Option<&'a JsonObject> {
         let found = value.as_object();
         if found.is_none() {
             self.error(path, "expected object");
@@ -71,7 +106,11 @@ impl Checker {
         found
     }
 
-    pub(super) fn list<'a>(&mut self, value: &'a Value, path: &str) -> Option<&'a [Value]> {
+    pub(in crate::model) fn list<'a>(
+        &mut self,
+        value: &'a Value,
+        path: &str,
+    ) -> Option<&'a [Value]> {
         let found = value.as_array().map(Vec::as_slice);
         if found.is_none() {
             self.error(path, "expected list");
@@ -79,7 +118,7 @@ impl Checker {
         found
     }
 
-    pub(super) fn string<'a>(&mut self, value: &'a Value, path: &str) -> Option<&'a str> {
+    pub(in crate::model) fn string<'a>(&mut self, value: &'a Value, path: &str) -> Option<&'a str> {
         let found = value.as_str();
         if found.is_none() {
             self.error(path, "expected string");
@@ -87,7 +126,7 @@ impl Checker {
         found
     }
 
-    pub(super) fn boolean(&mut self, value: &Value, path: &str) -> Option<bool> {
+    pub(in crate::model) fn boolean(&mut self, value: &Value, path: &str) -> Option<bool> {
         let found = value.as_bool();
         if found.is_none() {
             self.error(path, "expected boolean");
@@ -96,7 +135,7 @@ impl Checker {
     }
 
     /// Only JSON integers count: `1.5` and `"3"` are type errors.
-    pub(super) fn integer(&mut self, value: &Value, path: &str) -> Option<i64> {
+    pub(in crate::model) fn integer(&mut self, value: &Value, path: &str) -> Option<i64> {
         match value {
             Value::Number(n) if n.is_i64() => n.as_i64(),
             Value::Number(n) if n.is_u64() => {
@@ -111,7 +150,7 @@ impl Checker {
     }
 
     /// An integer in `min..=max`; the message depends on which bound matters.
-    pub(super) fn integer_in(
+    pub(in crate::model) fn integer_in(
         &mut self,
         value: &Value,
         path: &str,
@@ -137,7 +176,7 @@ impl Checker {
     }
 
     /// A string that must be one of `supported`.
-    pub(super) fn one_of<'a>(
+    pub(in crate::model) fn one_of<'a>(
         &mut self,
         value: &'a Value,
         path: &str,
@@ -159,7 +198,7 @@ impl Checker {
     }
 
     /// A map of string to string; entries with other values are reported by key.
-    pub(super) fn string_map<'a>(
+    pub(in crate::model) fn string_map<'a>(
         &mut self,
         value: &'a Value,
         path: &str,
@@ -176,7 +215,7 @@ impl Checker {
     }
 
     /// A label map with Kubernetes key and value rules; returns the well-formed pairs.
-    pub(super) fn labels<'a>(
+    pub(in crate::model) fn labels<'a>(
         &mut self,
         value: &'a Value,
         path: &str,
@@ -194,7 +233,7 @@ impl Checker {
     }
 
     /// An annotation map: keys are qualified names, values any string.
-    pub(super) fn annotations(&mut self, value: &Value, path: &str) {
+    pub(in crate::model) fn annotations(&mut self, value: &Value, path: &str) {
         let entries = self.string_map(value, path);
         for key in entries.keys() {
             if let Err(message) = validate_qualified_name(key) {

@@ -4,7 +4,7 @@
 //! `deny_unknown_fields`: serde stops at the first problem, while a user fixing a
 //! manifest wants every problem, each with its Kubernetes field path.
 
-mod checker;
+pub(in crate::model) mod checker;
 mod config;
 mod deployment;
 mod pod;
