@@ -9,22 +9,14 @@
 //! nothing to map again; but RSS counts them for as long as the mapping lasts. So after
 //! a burst of work the agent drops its mappings of such pages, and RSS comes back to the
 //! code it keeps running. Heap, stacks and every written page are never touched.
+//!
+//! The malloc arena limit, which the coordinator sets too, is
+//! [`crate::support::memory::limit_malloc_arenas`].
 
 use std::time::Duration;
 
 /// How long the agent waits after start-up, and then between two releases.
 pub const RELEASE_PERIOD: Duration = Duration::from_secs(30);
-
-/// glibc gives each thread that allocates its own malloc arena; with the executor, the
-/// blocking pool and the helper threads that multiplies the agent's resident memory for
-/// no gain. Two arenas are plenty for an agent that is idle most of the time.
-pub(crate) fn limit_malloc_arenas() {
-    #[cfg(target_env = "gnu")]
-    // SAFETY: mallopt only changes allocator tuning; called before other threads start.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 2);
-    }
-}
 
 /// One mapping of `/proc/self/smaps` that may be released.
 #[derive(Debug, PartialEq)]

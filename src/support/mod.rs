@@ -1,5 +1,7 @@
-//! Small process-wide helpers every layer may use: the one source of random bytes and
-//! the one retry back-off. This module names nothing else in the crate but `model`.
+//! Small process-wide helpers every layer may use: the one source of random bytes, the
+//! one retry back-off and the daemons' allocator tuning ([`memory`]). This module names
+//! nothing else in the crate but `model`.
 
 pub mod backoff;
+pub mod memory;
 pub mod random;

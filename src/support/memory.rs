@@ -1,0 +1,14 @@
+//! Process-wide allocator tuning both daemons apply at start-up (issue 10: resident
+//! memory on a Pi Zero 2). What only the agent does about its memory, dropping clean
+//! file pages after a burst of work, stays in `agent::memory`.
+
+/// glibc gives each thread that allocates its own malloc arena; with the executor, the
+/// blocking pool and the helper threads that multiplies a daemon's resident memory for
+/// no gain. Two arenas are plenty for a daemon that is idle most of the time.
+pub fn limit_malloc_arenas() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only changes allocator tuning; called before other threads start.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
