@@ -8,11 +8,11 @@ use std::io::Read;
 use std::process::Stdio;
 use std::sync::Arc;
 
-use super::apply::Refusal;
 use super::instance::{Instance, InstanceState};
 use super::Agent;
 use crate::api::frames::{frame, EXIT, STDERR, STDOUT};
 use crate::api::http::Response;
+use crate::api::refusal::{bad_request, internal, Refusal};
 use crate::model::Pod;
 use crate::runtime::ExecSpec;
 
@@ -24,14 +24,9 @@ pub fn respond(
     command: Vec<String>,
     stdin: Vec<u8>,
 ) -> Result<Response, Refusal> {
-    let bad = |message: String| Refusal {
-        code: 400,
-        reason: "BadRequest",
-        message,
-    };
     if command.is_empty() {
-        return Err(bad(
-            "no command given: berth exec POD -- COMMAND [ARGS...]".to_owned()
+        return Err(bad_request(
+            "no command given: berth exec POD -- COMMAND [ARGS...]".to_owned(),
         ));
     }
     let name = super::logs::pick_container(pod, container, true)?;
@@ -41,7 +36,7 @@ pub fn respond(
         .max_by_key(|i| i.attempt)
         .filter(|i| matches!(i.state, InstanceState::Running { .. }))
         .ok_or_else(|| {
-            bad(format!(
+            bad_request(format!(
                 "container {name} is not running in pod {}",
                 pod.metadata.name
             ))
@@ -55,15 +50,13 @@ pub fn respond(
     let mut cmd = agent
         .runtime
         .exec_command(&running.id, &spec)
-        .map_err(|e| bad(format!("cannot exec in container {name}: {e}")))?;
+        .map_err(|e| bad_request(format!("cannot exec in container {name}: {e}")))?;
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|e| Refusal {
-        code: 500,
-        reason: "InternalError",
-        message: format!("cannot start the exec helper: {e}"),
-    })?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| internal(format!("cannot start the exec helper: {e}")))?;
     let (tx, rx) = smol::channel::unbounded::<std::io::Result<Vec<u8>>>();
     // Feed stdin, pump stdout and stderr, then send the exit code: blocking pipes, so
     // small threads; the response stream ends when every sender is gone.

@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::apply::Refusal;
 use super::instance::Instance;
 use super::{Agent, LOG_MAX_FILES};
 use crate::api::http::{Body, Response};
+use crate::api::refusal::{bad_request, internal, Refusal};
 use crate::model::Pod;
 
 const FOLLOW_POLL: Duration = Duration::from_millis(200);
@@ -33,18 +33,13 @@ pub fn respond(
     instances: &[Instance],
     query: LogQuery,
 ) -> Result<Response, Refusal> {
-    let bad = |message: String| Refusal {
-        code: 400,
-        reason: "BadRequest",
-        message,
-    };
     let container = pick_container(pod, query.container.as_deref(), false)?;
     let latest = instances
         .iter()
         .filter(|i| i.container == container)
         .max_by_key(|i| i.attempt);
     let Some(latest) = latest else {
-        return Err(bad(format!(
+        return Err(bad_request(format!(
             "container \"{container}\" in pod \"{}\" is waiting to start: ContainerCreating",
             pod.metadata.name
         )));
@@ -56,7 +51,7 @@ pub fn respond(
         match previous {
             Some(p) => (p.attempt, p.id.clone()),
             None => {
-                return Err(bad(format!(
+                return Err(bad_request(format!(
                     "previous terminated container \"{container}\" in pod \"{}\" not found",
                     pod.metadata.name
                 )))
@@ -70,11 +65,8 @@ pub fn respond(
         .logs_dir(namespace, &pod.metadata.name, &pod.metadata.uid)
         .join(&container)
         .join(format!("{attempt}.log"));
-    let existing = read_all(&path).map_err(|e| Refusal {
-        code: 500,
-        reason: "InternalError",
-        message: format!("cannot read {}: {e}", path.display()),
-    })?;
+    let existing =
+        read_all(&path).map_err(|e| internal(format!("cannot read {}: {e}", path.display())))?;
     let start = match query.tail {
         Some(n) => tail_start(&existing, n),
         None => 0,
@@ -105,11 +97,6 @@ pub(super) fn pick_container(
     requested: Option<&str>,
     first_by_default: bool,
 ) -> Result<String, Refusal> {
-    let bad = |message: String| Refusal {
-        code: 400,
-        reason: "BadRequest",
-        message,
-    };
     let names: Vec<&str> = pod
         .spec
         .containers
@@ -118,13 +105,13 @@ pub(super) fn pick_container(
         .collect();
     match (requested, names.as_slice()) {
         (Some(name), _) if names.contains(&name) => Ok(name.to_owned()),
-        (Some(name), _) => Err(bad(format!(
+        (Some(name), _) => Err(bad_request(format!(
             "container {name} is not valid for pod {}",
             pod.metadata.name
         ))),
         (None, [only]) => Ok(only.to_string()),
         (None, [first, ..]) if first_by_default => Ok(first.to_string()),
-        (None, _) => Err(bad(format!(
+        (None, _) => Err(bad_request(format!(
             "a container name must be specified for pod {}, choose one of: [{}]",
             pod.metadata.name,
             names.join(" ")

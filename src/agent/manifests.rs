@@ -14,8 +14,9 @@ use anyhow::Context;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 
-use super::apply::{apply, delete_keys, parse_request};
+use super::apply::{apply, delete_keys};
 use super::Agent;
+use crate::api::apply::parse_request;
 use crate::api::types::{ApplyRequest, ManifestFile};
 use crate::store::Key;
 

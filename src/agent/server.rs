@@ -1,21 +1,28 @@
-//! The agent's resource API: Kubernetes paths, JSON bodies, `Status` errors.
+//! The agent's resource API: Kubernetes paths, JSON bodies, `Status` errors. The
+//! request and response shapes it shares with the coordinator are
+//! [`crate::api::resources`]; here are the agent's own routes (logs, exec, images) and
+//! how it shows an object with what it observes of it.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, MutexGuard};
 
 use serde_json::{json, Value};
 
-use super::apply::{self, Refusal};
+use super::apply;
 use super::instance::Instance;
 use super::logs::{self, LogQuery};
 use super::reconcile::stored_pods;
 use super::Agent;
-use crate::api::http::{percent_decode, Request, Response};
+use crate::api::http::{Request, Response};
+use crate::api::refusal::{
+    bad_request, conflict, internal, method_not_allowed, not_found, Refusal,
+};
+use crate::api::resources::{path_segments, request_body, serve_resources, Resources};
 use crate::api::types::ApplyRequest;
-use crate::api::watch::{self, WatchParams};
-use crate::model::{parse_selector, selector_matches, Kind, Object};
-use crate::store::{Key, Record};
+use crate::model::{Kind, Object};
+use crate::store::{Record, Store};
+use event_listener::EventListener;
 
 pub async fn handle(agent: Arc<Agent>, request: Request) -> Response {
     smol::unblock(move || {
@@ -25,52 +32,22 @@ pub async fn handle(agent: Arc<Agent>, request: Request) -> Response {
             Ok(response) => response,
             Err(refusal) => {
                 log::debug!("{method} {path}: {} {}", refusal.code, refusal.message);
-                Response::status_error(refusal.code, refusal.reason, &refusal.message)
+                refusal.response()
             }
         }
     })
     .await
 }
 
-fn not_found(what: String) -> Refusal {
-    Refusal {
-        code: 404,
-        reason: "NotFound",
-        message: what,
-    }
-}
-
-fn bad_request(message: String) -> Refusal {
-    Refusal {
-        code: 400,
-        reason: "BadRequest",
-        message,
-    }
-}
-
-fn internal(err: impl std::fmt::Display) -> Refusal {
-    Refusal {
-        code: 500,
-        reason: "InternalError",
-        message: err.to_string(),
-    }
-}
-
 fn route(agent: &Arc<Agent>, request: &Request) -> Result<Response, Refusal> {
-    let segments: Vec<String> = request
-        .path
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(|s| percent_decode(s).map_err(|_| bad_request(format!("bad path {:?}", request.path))))
-        .collect::<Result<_, _>>()?;
+    let segments = path_segments(&request.path)?;
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
     let method = request.method.as_str();
     match (method, segments.as_slice()) {
         ("GET", ["version"]) => Ok(Response::json(200, &version())),
         ("GET", ["healthz"]) => Ok(Response::text(200, "ok")),
         ("POST", ["apis", "berth.dev", "v1", verb @ ("apply" | "delete")]) => {
-            let body: ApplyRequest = serde_json::from_slice(&request.body)
-                .map_err(|e| bad_request(format!("invalid request body: {e}")))?;
+            let body: ApplyRequest = request_body(request)?;
             let result = if *verb == "apply" {
                 apply::apply(agent, &body, None)?
             } else {
@@ -88,16 +65,13 @@ fn route(agent: &Arc<Agent>, request: &Request) -> Result<Response, Refusal> {
         ("POST", ["api", "v1", "namespaces", ns, "pods", name, "exec"]) => {
             pod_exec(agent, request, ns, name)
         }
-        (_, ["apis", "apps", "v1", "namespaces", ns, "deployments", name, "scale"]) => {
-            scale(agent, request, ns, name)
-        }
         (_, ["api", "v1", rest @ ..]) | (_, ["apis", "apps", "v1", rest @ ..]) => {
             let group = if segments[0] == "api" {
                 "v1"
             } else {
                 "apps/v1"
             };
-            resources(agent, request, group, rest)
+            serve_resources(agent, request, group, rest)
         }
         _ => Err(not_found(format!(
             "the server could not find the requested resource ({method} {})",
@@ -114,171 +88,38 @@ fn version() -> Value {
     })
 }
 
-/// What a resource path names; shared with the coordinator, which serves the same API.
-pub(crate) struct ResourceTarget<'a> {
-    pub kind: Kind,
-    /// The namespace in the path, if any (`None`: all namespaces).
-    pub namespace: Option<&'a str>,
-    /// The store's namespace key: the namespace for namespaced kinds, `""` otherwise.
-    pub namespace_key: &'a str,
-    pub name: Option<&'a str>,
-}
-
-/// Parses `namespaces/NS/PLURAL[/NAME]`, `PLURAL` (all namespaces) or
-/// `namespaces[/NAME]` under API group `group`.
-pub(crate) fn resource_target<'a>(
-    request: &Request,
-    group: &str,
-    rest: &[&'a str],
-) -> Result<ResourceTarget<'a>, Refusal> {
-    let (kind_name, namespace, name) = match rest {
-        ["namespaces"] => ("namespaces", None, None),
-        ["namespaces", name] => ("namespaces", None, Some(*name)),
-        ["namespaces", ns, plural] => (*plural, Some(*ns), None),
-        ["namespaces", ns, plural, name] => (*plural, Some(*ns), Some(*name)),
-        [plural] => (*plural, None, None),
-        _ => return Err(not_found(format!("no such resource path {}", request.path))),
-    };
-    let kind = Kind::from_cli_name(kind_name)
-        .filter(|k| k.plural() == kind_name && k.api_version() == group)
-        .ok_or_else(|| {
-            not_found(format!(
-                "the server doesn't have a resource type {kind_name:?} in {group}"
-            ))
-        })?;
-    let namespace_key = if kind.namespaced() {
-        namespace.unwrap_or("")
-    } else {
-        ""
-    };
-    Ok(ResourceTarget {
-        kind,
-        namespace,
-        namespace_key,
-        name,
-    })
-}
-
-/// `namespaces/NS/PLURAL[/NAME]`, `PLURAL` (all namespaces) or `namespaces[/NAME]`.
-fn resources(
-    agent: &Arc<Agent>,
-    request: &Request,
-    group: &str,
-    rest: &[&str],
-) -> Result<Response, Refusal> {
-    let ResourceTarget {
-        kind,
-        namespace,
-        namespace_key,
-        name,
-    } = resource_target(request, group, rest)?;
-    match (request.method.as_str(), name) {
-        ("GET", Some(name)) => {
-            let record = agent
-                .store()
-                .get(kind.as_str(), namespace_key, name)?
-                .ok_or_else(|| not_found(format!("{} \"{name}\" not found", kind.plural())))?;
-            let observed = agent.observe().map_err(internal)?;
-            let pods = if kind == Kind::Deployment {
-                stored_pods(agent).map_err(internal)?
-            } else {
-                Vec::new()
-            };
-            Ok(Response::json(200, &view(agent, record, &pods, &observed)?))
-        }
-        ("GET", None) => {
-            let selector = match request.query_param("labelSelector") {
-                Some(s) if !s.is_empty() => parse_selector(s)
-                    .map_err(|e| bad_request(format!("invalid labelSelector: {e}")))?,
-                _ => Vec::new(),
-            };
-            let ns_filter = if kind.namespaced() {
-                namespace.map(str::to_owned)
-            } else {
-                None
-            };
-            if let Some(params) = WatchParams::from_request(request) {
-                let params = params.map_err(bad_request)?;
-                return Ok(watch_response(agent, kind, ns_filter, selector, params));
-            }
-            let items = list_items(agent, kind, ns_filter.as_deref(), &selector)?;
-            Ok(Response::json(
-                200,
-                &json!({"apiVersion": "v1", "kind": "List", "metadata": {}, "items": items}),
-            ))
-        }
-        ("DELETE", Some(name)) => {
-            let key = Key {
-                kind: kind.as_str().to_owned(),
-                namespace: namespace_key.to_owned(),
-                name: name.to_owned(),
-            };
-            let result = apply::delete_keys(agent, &[key])?;
-            if result.items.is_empty() {
-                return Err(not_found(format!("{} \"{name}\" not found", kind.plural())));
-            }
-            Ok(Response::json(
-                200,
-                &json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "details": {"name": name, "kind": kind.plural()}}),
-            ))
-        }
-        (method, _) => Err(Refusal {
-            code: 405,
-            reason: "MethodNotAllowed",
-            message: format!("{method} is not supported on {}", request.path),
-        }),
+/// The resource routes ([`serve_resources`]) show the agent's objects with what it
+/// observes of them, and wake it after a write.
+impl Resources for Agent {
+    fn store(&self) -> MutexGuard<'_, Store> {
+        Agent::store(self)
     }
-}
 
-/// `?watch=true` on a collection: the list again after every change the agent wakes up
-/// for (or every second), as Kubernetes watch events.
-fn watch_response(
-    agent: &Arc<Agent>,
-    kind: Kind,
-    namespace: Option<String>,
-    selector: Vec<(String, String)>,
-    params: WatchParams,
-) -> Response {
-    let (list_agent, listen_agent) = (Arc::clone(agent), Arc::clone(agent));
-    let source = watch::Source {
-        kind: kind.as_str(),
-        api_version: kind.api_version(),
-        list: Box::new(move || {
-            list_items(&list_agent, kind, namespace.as_deref(), &selector)
-                .map_err(|refusal| refusal.message)
-        }),
-        changes: Box::new(move || listen_agent.listen_changes()),
-    };
-    Response::stream(200, "application/json", watch::stream(source, params))
-}
-
-/// The objects of `kind` (in `namespace`, or all) as the API shows them, filtered by a
-/// label selector.
-fn list_items(
-    agent: &Agent,
-    kind: Kind,
-    namespace: Option<&str>,
-    selector: &[(String, String)],
-) -> Result<Vec<Value>, Refusal> {
-    let records = agent.store().list(kind.as_str(), namespace)?;
-    let observed = agent.observe().map_err(internal)?;
-    let pods = if kind == Kind::Deployment {
-        stored_pods(agent).map_err(internal)?
-    } else {
-        Vec::new()
-    };
-    let mut items = Vec::new();
-    for record in records {
-        let item = view(agent, record, &pods, &observed)?;
-        let labels: BTreeMap<String, String> = item
-            .pointer("/metadata/labels")
-            .and_then(|l| serde_json::from_value(l.clone()).ok())
-            .unwrap_or_default();
-        if selector_matches(selector, &labels) {
-            items.push(item);
-        }
+    fn show(
+        &self,
+        kind: Kind,
+        _namespace: Option<&str>,
+        records: Vec<Record>,
+    ) -> Result<Vec<Value>, Refusal> {
+        let observed = self.observe().map_err(internal)?;
+        let pods = if kind == Kind::Deployment {
+            stored_pods(self).map_err(internal)?
+        } else {
+            Vec::new()
+        };
+        records
+            .into_iter()
+            .map(|record| view(self, record, &pods, &observed))
+            .collect()
     }
-    Ok(items)
+
+    fn changed(&self) {
+        self.wake();
+    }
+
+    fn changes(&self) -> EventListener {
+        self.listen_changes()
+    }
 }
 
 fn view(
@@ -300,67 +141,6 @@ fn view(
         // Nothing observed to add: what is stored is the whole object.
         object @ (Object::ConfigMap(_) | Object::Secret(_)) => object.to_json(),
     })
-}
-
-/// The `scale` subresource of a Deployment: GET reads it, PUT or PATCH sets
-/// `spec.replicas` (nothing is written when the count is already right).
-fn scale(
-    agent: &Arc<Agent>,
-    request: &Request,
-    namespace: &str,
-    name: &str,
-) -> Result<Response, Refusal> {
-    let not_there = || not_found(format!("deployments.apps \"{name}\" not found"));
-    let record = agent
-        .store()
-        .get("Deployment", namespace, name)?
-        .ok_or_else(not_there)?;
-    let mut object = record.object;
-    match request.method.as_str() {
-        "GET" => {}
-        "PUT" | "PATCH" => {
-            let body: Value = serde_json::from_slice(&request.body)
-                .map_err(|e| bad_request(format!("invalid request body: {e}")))?;
-            let replicas = body
-                .pointer("/spec/replicas")
-                .and_then(Value::as_i64)
-                .filter(|n| (0..=i64::from(i32::MAX)).contains(n))
-                .ok_or_else(|| Refusal {
-                    code: 422,
-                    reason: "Invalid",
-                    message: "spec.replicas: must be an integer between 0 and 2147483647"
-                        .to_owned(),
-                })?;
-            if let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) {
-                spec.insert("replicas".to_owned(), Value::from(replicas));
-            }
-            agent
-                .store()
-                .put_all(vec![object.clone()], record.source.as_deref())?;
-            log::info!("deployment {namespace}/{name} scaled to {replicas}");
-            agent.wake();
-        }
-        method => {
-            return Err(Refusal {
-                code: 405,
-                reason: "MethodNotAllowed",
-                message: format!("{method} is not supported on scale"),
-            })
-        }
-    }
-    let replicas = object
-        .pointer("/spec/replicas")
-        .and_then(Value::as_i64)
-        .unwrap_or(1);
-    Ok(Response::json(
-        200,
-        &json!({
-            "apiVersion": "autoscaling/v1",
-            "kind": "Scale",
-            "metadata": {"name": name, "namespace": namespace},
-            "spec": {"replicas": replicas},
-        }),
-    ))
 }
 
 fn pod_exec(
@@ -449,8 +229,7 @@ fn images(agent: &Arc<Agent>, request: &Request, rest: &[&str]) -> Result<Respon
                 path: PathBuf,
                 tag: Option<String>,
             }
-            let body: Import = serde_json::from_slice(&request.body)
-                .map_err(|e| bad_request(format!("invalid request body: {e}")))?;
+            let body: Import = request_body(request)?;
             let imported = agent
                 .images
                 .import(&body.path, body.tag.as_deref())
@@ -477,7 +256,7 @@ fn images(agent: &Arc<Agent>, request: &Request, rest: &[&str]) -> Result<Respon
         ("DELETE", []) => {
             let reference = request
                 .query_param("ref")
-                .ok_or_else(|| bad_request("missing ref".to_owned()))?;
+                .ok_or_else(|| bad_request("missing ref"))?;
             let used_by = images_in_use(agent)?;
             let in_use = |image: &crate::image::ImageInfo| used_by.contains(&image.digest);
             let removed = agent
@@ -485,20 +264,12 @@ fn images(agent: &Arc<Agent>, request: &Request, rest: &[&str]) -> Result<Respon
                 .remove(reference, &in_use)
                 .map_err(|e| match e {
                     crate::image::ImageError::NotFound { .. } => not_found(e.to_string()),
-                    other => Refusal {
-                        code: 409,
-                        reason: "Conflict",
-                        message: other.to_string(),
-                    },
+                    other => conflict(other.to_string()),
                 })?;
             log::info!("removed image {}", removed.reference);
             Ok(Response::json(200, &json!(removed)))
         }
-        (method, _) => Err(Refusal {
-            code: 405,
-            reason: "MethodNotAllowed",
-            message: format!("{method} is not supported on {}", request.path),
-        }),
+        (method, _) => Err(method_not_allowed(method, &request.path)),
     }
 }
 
@@ -511,8 +282,7 @@ fn pull_image(agent: &Arc<Agent>, request: &Request) -> Result<Response, Refusal
     struct Pull {
         reference: String,
     }
-    let body: Pull = serde_json::from_slice(&request.body)
-        .map_err(|e| bad_request(format!("invalid request body: {e}")))?;
+    let body: Pull = request_body(request)?;
     crate::image::normalize_reference(&body.reference).map_err(|e| bad_request(e.to_string()))?;
     let (tx, rx) = smol::channel::unbounded::<Vec<u8>>();
     let agent = agent.clone();

@@ -4,11 +4,16 @@
 //! ([`fleet`]), the admin's client config ([`config`]), the client side of TLS to the
 //! coordinator ([`tls`]) and the text forms of join tokens and credentials ([`tokens`]).
 //!
+//! What both daemons' servers share lives here too, so they answer alike: the
+//! `Status` error ([`refusal`]), resource paths, selectors and response bodies
+//! ([`resources`]), and admission with the store writes it allows ([`apply`]).
+//!
 //! Why our own HTTP: the subset we need (Content-Length bodies, responses that are
 //! either sized or streamed until close, keep-alive for sized ones) fits in a few
 //! hundred lines and keeps a general-purpose HTTP stack out of a binary meant for a
 //! Pi Zero.
 
+pub mod apply;
 pub mod client;
 pub mod config;
 mod connections;
@@ -16,6 +21,8 @@ pub mod files;
 pub mod fleet;
 pub mod frames;
 pub mod http;
+pub mod refusal;
+pub mod resources;
 mod serve;
 pub mod tls;
 pub mod tokens;
@@ -28,6 +35,7 @@ pub use http::{
     percent_decode, percent_encode, serve, serve_with, Admission, Authorizer, Body, HttpError,
     Request, Response, ServerConfig,
 };
+pub use refusal::Refusal;
 pub use types::{ApplyItem, ApplyRequest, ApplyResult, ManifestFile, Version};
 
 #[cfg(test)]

@@ -22,23 +22,23 @@ use std::time::SystemTime;
 use serde_json::{json, Map, Value};
 
 use super::join_tokens::{JoinDenied, TokenSpec};
-use super::server::{body, get_node, internal, list, not_found, refusal, success, to_json};
+use super::server::{get_node, to_json};
 use super::Coordinator;
-use crate::agent::apply::Refusal;
 use crate::api::fleet::{JoinRequest, JoinResponse};
 use crate::api::http::{Request, Response};
+use crate::api::refusal::{self, internal, invalid, method_not_allowed, not_found, Refusal};
+use crate::api::resources::{list_response, request_body, success_response};
 use crate::api::tokens::check_node_name;
 use crate::model::{labels_forbidden_to_nodes, validate_label_key, validate_label_value};
 
 pub(super) fn denied(denied: JoinDenied) -> Refusal {
     let (code, reason) = denied.status();
-    refusal(code, reason, denied.to_string())
+    refusal::refusal(code, reason, denied.to_string())
 }
 
 /// `metadata.labels` or `metadata.annotations` of a Node a board sent: a map of strings
 /// with qualified-name keys; label values must also be valid label values.
 fn string_map(node: &Value, field: &str) -> Result<BTreeMap<String, String>, Refusal> {
-    let invalid = |message: String| refusal(422, "Invalid", message);
     let Some(value) = node.pointer(&format!("/metadata/{field}")) else {
         return Ok(BTreeMap::new());
     };
@@ -70,14 +70,10 @@ fn check_labels<'a>(
     if forbidden.is_empty() {
         return Ok(());
     }
-    Err(refusal(
-        403,
-        "Forbidden",
-        format!(
-            "node {node:?} is not allowed to {verb}: {}",
-            forbidden.join(", ")
-        ),
-    ))
+    Err(refusal::forbidden(format!(
+        "node {node:?} is not allowed to {verb}: {}",
+        forbidden.join(", ")
+    )))
 }
 
 /// `POST /apis/berth.dev/v1/join`. The store stays locked from the token check to the
@@ -92,14 +88,14 @@ pub(super) fn join(coordinator: &Arc<Coordinator>, request: &Request) -> Result<
         .auth
         .check_join_token(bearer, SystemTime::now())
         .map_err(denied)?;
-    let join: JoinRequest = body(request)?;
+    let join: JoinRequest = request_body(request)?;
     let name = join
         .node
         .pointer("/metadata/name")
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_string();
-    check_node_name(&name).map_err(|e| refusal(422, "Invalid", format!("metadata.name: {e}")))?;
+    check_node_name(&name).map_err(|e| invalid(format!("metadata.name: {e}")))?;
     token.check_node(&name).map_err(denied)?;
     let labels = string_map(&join.node, "labels")?;
     let annotations = string_map(&join.node, "annotations")?;
@@ -112,7 +108,7 @@ pub(super) fn join(coordinator: &Arc<Coordinator>, request: &Request) -> Result<
     let existing = store.get("Node", "", &name)?;
     let rejoin = existing.is_some() || coordinator.auth.has_node_credential(&name);
     if rejoin && !token.may_rejoin(&name) {
-        return Err(refusal(
+        return Err(refusal::refusal(
             409,
             "AlreadyExists",
             format!(
@@ -201,7 +197,7 @@ pub(super) fn node_status(
     request: &Request,
     node: &str,
 ) -> Result<Response, Refusal> {
-    let reported: Value = body(request)?;
+    let reported: Value = request_body(request)?;
     if let Some(sent) = reported
         .pointer("/metadata/labels")
         .and_then(Value::as_object)
@@ -238,11 +234,9 @@ pub(super) fn tokens(
             let spec: TokenSpec = if request.body.iter().all(u8::is_ascii_whitespace) {
                 TokenSpec::default()
             } else {
-                body(request)?
+                request_body(request)?
             };
-            let rules = spec
-                .rules()
-                .map_err(|message| refusal(422, "Invalid", message))?;
+            let rules = spec.rules().map_err(invalid)?;
             let ca_hash = coordinator.ca_hash.clone();
             let (token, record) = coordinator
                 .auth
@@ -254,7 +248,7 @@ pub(super) fn tokens(
                 &json!({"token": token.to_string(), "joinToken": record.view(now)}),
             ))
         }
-        ("GET", []) => Ok(list(
+        ("GET", []) => Ok(list_response(
             coordinator
                 .auth
                 .join_tokens()
@@ -278,12 +272,8 @@ pub(super) fn tokens(
                 return Err(not_found(format!("join token \"{id}\" not found")));
             }
             log::info!("deleted join token {id}");
-            Ok(success(id, "jointokens"))
+            Ok(success_response(id, "jointokens"))
         }
-        (method, _) => Err(refusal(
-            405,
-            "MethodNotAllowed",
-            format!("{method} is not supported on {}", request.path),
-        )),
+        (method, _) => Err(method_not_allowed(method, &request.path)),
     }
 }

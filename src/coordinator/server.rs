@@ -1,11 +1,10 @@
-//! The coordinator's API over HTTPS: the agent's resource API shape (Kubernetes paths,
-//! JSON, `Status` errors) for the admin, plus the routes agents use
-//! ([`crate::api::fleet`]). Every request is authenticated first, from its head before
-//! its body is read ([`admit`]), and again with the body when it is routed; a node
-//! credential may use only its own node's routes.
+//! The coordinator's API over HTTPS: the resource API both daemons serve
+//! ([`crate::api::resources`]: Kubernetes paths, JSON, `Status` errors) for the admin,
+//! plus the routes agents use ([`crate::api::fleet`]). Every request is authenticated
+//! first, from its head before its body is read ([`admit`]), and again with the body
+//! when it is routed; a node credential may use only its own node's routes.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, MutexGuard};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -13,15 +12,22 @@ use serde_json::{json, Value};
 use super::auth::{Denied, Subject};
 use super::fleet::{all_assignments, node_view};
 use super::{join, Coordinator};
-use crate::agent::apply::{self, Refusal};
-use crate::agent::server::{resource_target, ResourceTarget};
+use crate::api::apply::{apply_to_store, delete_manifests_in_store};
 use crate::api::fleet::{Assignments, PodStatusAck, PodStatusReport};
 use crate::api::http::{Admission, Request, Response};
+use crate::api::refusal::{
+    bad_request, internal, invalid, method_not_allowed, not_found, refusal, Refusal,
+};
+use crate::api::resources::{
+    label_selector, list_response, matches_labels, path_segments, request_body, serve_resources,
+    success_response, watch_response, Resources,
+};
 use crate::api::types::{ApplyRequest, Version};
-use crate::api::watch::{self, WatchParams};
+use crate::api::watch::WatchParams;
 use crate::controllers::deployment::{deployment_status, OwnedPod, TEMPLATE_HASH_LABEL};
-use crate::model::{parse_selector, pod_template_hash, selector_matches, Kind, Object};
-use crate::store::{Key, Record};
+use crate::model::{pod_template_hash, Kind, Object};
+use crate::store::{Key, Record, Store};
+use event_listener::EventListener;
 
 /// Longest long poll an agent may ask for.
 const MAX_POLL: Duration = Duration::from_secs(60);
@@ -37,24 +43,21 @@ pub async fn handle(coordinator: Arc<Coordinator>, request: Request) -> Response
     };
     result.unwrap_or_else(|refusal| {
         log::debug!("{method} {path}: {} {}", refusal.code, refusal.message);
-        Response::status_error(refusal.code, refusal.reason, &refusal.message)
+        refusal.response()
     })
 }
 
 /// Lets a request in from its head alone: the version for anyone, a join with a valid
 /// join token, anything else with a valid credential (what each may do is decided by
-/// [`route`]). Everything else gets the 401 that routing would give, without its body
-/// ever being read.
+/// [`route`]). Everything else gets the 401 that routing would give, and a malformed
+/// path its 400, without its body ever being read.
 pub fn admit(coordinator: &Coordinator, request: &Request) -> Admission {
-    let parts = segments(&request.path);
-    let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
-    let denied = |refusal: Refusal| {
-        Admission::Denied(Response::status_error(
-            refusal.code,
-            refusal.reason,
-            &refusal.message,
-        ))
+    let denied = |refusal: Refusal| Admission::Denied(refusal.response());
+    let parts = match path_segments(&request.path) {
+        Ok(parts) => parts,
+        Err(refusal) => return denied(refusal),
     };
+    let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
     match (request.method.as_str(), &parts[..]) {
         ("GET", ["version"]) => Admission::Anonymous,
         ("POST", ["apis", "berth.dev", "v1", "join"]) => {
@@ -80,22 +83,6 @@ fn join_bearer(request: &Request) -> &str {
         .unwrap_or("")
 }
 
-pub(super) fn refusal(code: u16, reason: &'static str, message: impl Into<String>) -> Refusal {
-    Refusal {
-        code,
-        reason,
-        message: message.into(),
-    }
-}
-
-pub(super) fn not_found(message: String) -> Refusal {
-    refusal(404, "NotFound", message)
-}
-
-pub(super) fn internal(err: impl std::fmt::Display) -> Refusal {
-    refusal(500, "InternalError", err.to_string())
-}
-
 fn forbidden(subject: &Subject, what: &str) -> Refusal {
     let who = match subject {
         Subject::Admin => "admin".to_string(),
@@ -111,21 +98,10 @@ fn authenticate(coordinator: &Coordinator, request: &Request) -> Result<Subject,
         .map_err(|Denied::Unauthenticated(why)| refusal(401, "Unauthorized", why))
 }
 
-pub(super) fn body<T: serde::de::DeserializeOwned>(request: &Request) -> Result<T, Refusal> {
-    serde_json::from_slice(&request.body)
-        .map_err(|e| refusal(400, "BadRequest", format!("invalid request body: {e}")))
-}
-
-fn segments(path: &str) -> Vec<String> {
-    path.split('/')
-        .filter(|s| !s.is_empty())
-        .map(|s| crate::api::http::percent_decode(s).unwrap_or_else(|_| s.to_string()))
-        .collect()
-}
-
-/// The node of an assignments long poll, if the request is one.
+/// The node of an assignments long poll, if the request is one (a malformed path is
+/// not, and [`route`] refuses it).
 fn poll_target(request: &Request) -> Option<String> {
-    let parts = segments(&request.path);
+    let parts = path_segments(&request.path).ok()?;
     match parts.iter().map(String::as_str).collect::<Vec<_>>()[..] {
         ["apis", "berth.dev", "v1", "nodes", node, "assignments"] if request.method == "GET" => {
             Some(node.to_string())
@@ -222,7 +198,7 @@ pub fn assignments(coordinator: &Coordinator, node: &str) -> Result<Assignments,
 }
 
 fn route(coordinator: &Arc<Coordinator>, request: &Request) -> Result<Response, Refusal> {
-    let parts = segments(&request.path);
+    let parts = path_segments(&request.path)?;
     let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
     let method = request.method.as_str();
     match (method, &parts[..]) {
@@ -266,36 +242,23 @@ fn admin_route(
             join::tokens(coordinator, request, rest)
         }
         ("POST", ["apis", "berth.dev", "v1", "apply"]) => {
-            let apply_request: ApplyRequest = body(request)?;
+            let apply_request: ApplyRequest = request_body(request)?;
             let level = coordinator.options.pod_security_level;
-            let result =
-                apply::apply_to_store(&mut coordinator.store(), &apply_request, None, level)?;
+            let result = apply_to_store(&mut coordinator.store(), &apply_request, None, level)?;
             coordinator.changed();
             Ok(Response::json(200, &to_json(&result)))
         }
         ("POST", ["apis", "berth.dev", "v1", "delete"]) => {
-            let apply_request: ApplyRequest = body(request)?;
-            let objects = apply::parse_request(&apply_request)?;
-            let keys: Vec<Key> = objects
-                .iter()
-                .map(|o| {
-                    Key::new(
-                        o.kind().as_str(),
-                        o.meta().namespace_or_empty(),
-                        &o.meta().name,
-                    )
-                })
-                .collect();
-            let result = apply::delete_keys_in_store(&mut coordinator.store(), &keys)?;
+            let apply_request: ApplyRequest = request_body(request)?;
+            let result = delete_manifests_in_store(&mut coordinator.store(), &apply_request)?;
             coordinator.changed();
             Ok(Response::json(200, &to_json(&result)))
         }
         (_, ["api", "v1", "nodes", rest @ ..]) => nodes(coordinator, request, rest),
-        (_, ["apis", "apps", "v1", "namespaces", ns, "deployments", name, "scale"]) => {
-            scale(coordinator, request, ns, name)
+        (_, ["api", "v1", rest @ ..]) => serve_resources(coordinator, request, "v1", rest),
+        (_, ["apis", "apps", "v1", rest @ ..]) => {
+            serve_resources(coordinator, request, "apps/v1", rest)
         }
-        (_, ["api", "v1", rest @ ..]) => resources(coordinator, request, "v1", rest),
-        (_, ["apis", "apps", "v1", rest @ ..]) => resources(coordinator, request, "apps/v1", rest),
         _ => Err(not_found(format!("no such resource path {}", request.path))),
     }
 }
@@ -305,7 +268,7 @@ fn pod_statuses(
     request: &Request,
     node: &str,
 ) -> Result<Response, Refusal> {
-    let report: PodStatusReport = body(request)?;
+    let report: PodStatusReport = request_body(request)?;
     let mut ack = PodStatusAck::default();
     let mut changed = false;
     let mut store = coordinator.store();
@@ -369,14 +332,19 @@ fn nodes(
         ("GET", []) => {
             let selector = label_selector(request)?;
             if let Some(params) = WatchParams::from_request(request) {
-                let list = move |c: &Coordinator| list_nodes(c, &selector);
-                return watch_response(coordinator, params, "Node", "v1", list);
+                let (lister, listener) = (Arc::clone(coordinator), Arc::clone(coordinator));
+                return Ok(watch_response(
+                    params.map_err(bad_request)?,
+                    ("Node", "v1"),
+                    move || list_nodes(&lister, &selector),
+                    move || listener.fleet.listen(),
+                ));
             }
-            Ok(list(list_nodes(coordinator, &selector)?))
+            Ok(list_response(list_nodes(coordinator, &selector)?))
         }
         ("GET", [name]) => get_node(coordinator, name),
         ("PATCH", [name]) => {
-            let patch: Value = body(request)?;
+            let patch: Value = request_body(request)?;
             let mut store = coordinator.store();
             let record = store
                 .get("Node", "", name)?
@@ -384,11 +352,7 @@ fn nodes(
             let mut object = record.object;
             if let Some(unschedulable) = patch.pointer("/spec/unschedulable") {
                 let Some(flag) = unschedulable.as_bool() else {
-                    return Err(refusal(
-                        422,
-                        "Invalid",
-                        "spec.unschedulable: expected boolean",
-                    ));
+                    return Err(invalid("spec.unschedulable: expected boolean"));
                 };
                 object["spec"]["unschedulable"] = Value::Bool(flag);
             }
@@ -402,11 +366,7 @@ fn nodes(
                         }
                         Value::String(_) => object["metadata"]["labels"][key] = value.clone(),
                         _ => {
-                            return Err(refusal(
-                                422,
-                                "Invalid",
-                                format!("metadata.labels.{key}: expected string"),
-                            ))
+                            return Err(invalid(format!("metadata.labels.{key}: expected string")))
                         }
                     }
                 }
@@ -429,110 +389,62 @@ fn nodes(
             coordinator.fleet.forget(name);
             coordinator.changed();
             log::info!("node {name} deleted");
-            Ok(success(name, "nodes"))
+            Ok(success_response(name, "nodes"))
         }
-        (method, _) => Err(refusal(
-            405,
-            "MethodNotAllowed",
-            format!("{method} is not supported on {}", request.path),
-        )),
+        (method, _) => Err(method_not_allowed(method, &request.path)),
     }
-}
-
-pub(super) fn list(items: Vec<Value>) -> Response {
-    Response::json(
-        200,
-        &json!({"apiVersion": "v1", "kind": "List", "metadata": {}, "items": items}),
-    )
-}
-
-pub(super) fn success(name: &str, plural: &str) -> Response {
-    Response::json(
-        200,
-        &json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "details": {"name": name, "kind": plural}}),
-    )
-}
-
-fn label_selector(request: &Request) -> Result<Vec<(String, String)>, Refusal> {
-    match request.query_param("labelSelector") {
-        Some(s) if !s.is_empty() => parse_selector(s)
-            .map_err(|e| refusal(400, "BadRequest", format!("invalid labelSelector: {e}"))),
-        _ => Ok(Vec::new()),
-    }
-}
-
-fn matches_labels(selector: &[(String, String)], item: &Value) -> bool {
-    let labels: BTreeMap<String, String> = item
-        .pointer("/metadata/labels")
-        .and_then(|l| serde_json::from_value(l.clone()).ok())
-        .unwrap_or_default();
-    selector_matches(selector, &labels)
 }
 
 /// `fieldSelector=spec.nodeName=NAME`, the one field selector kubectl drain needs.
-fn field_matches(selector: Option<&str>, item: &Value) -> Result<bool, Refusal> {
-    let Some(selector) = selector.filter(|s| !s.is_empty()) else {
-        return Ok(true);
-    };
+fn field_matches(selector: &str, item: &Value) -> Result<bool, Refusal> {
     match selector.split_once('=') {
         Some(("spec.nodeName", node)) => Ok(item
             .pointer("/spec/nodeName")
             .and_then(Value::as_str)
             .unwrap_or("")
             == node),
-        _ => Err(refusal(
-            400,
-            "BadRequest",
-            format!("unsupported fieldSelector {selector:?} (only spec.nodeName=NAME)"),
-        )),
+        _ => Err(bad_request(format!(
+            "unsupported fieldSelector {selector:?} (only spec.nodeName=NAME)"
+        ))),
     }
 }
 
-/// A watch of a collection (`?watch=true`): `list` lists it again after every change.
-fn watch_response(
-    coordinator: &Arc<Coordinator>,
-    params: Result<WatchParams, String>,
-    kind: &'static str,
-    api_version: &'static str,
-    list: impl Fn(&Coordinator) -> Result<Vec<Value>, Refusal> + Send + Sync + 'static,
-) -> Result<Response, Refusal> {
-    let params = params.map_err(|message| refusal(400, "BadRequest", message))?;
-    let (list_coordinator, listen_coordinator) = (Arc::clone(coordinator), Arc::clone(coordinator));
-    let source = watch::Source {
-        kind,
-        api_version,
-        list: Box::new(move || list(&list_coordinator).map_err(|refusal| refusal.message)),
-        changes: Box::new(move || listen_coordinator.fleet.listen()),
-    };
-    Ok(Response::stream(
-        200,
-        "application/json",
-        watch::stream(source, params),
-    ))
-}
-
-/// The objects of `kind` in `namespace` (or all) as the API shows them, filtered.
-fn list_items(
-    coordinator: &Coordinator,
-    kind: Kind,
-    namespace: Option<&str>,
-    selector: &[(String, String)],
-    field_selector: Option<&str>,
-) -> Result<Vec<Value>, Refusal> {
-    let records = coordinator.store().list(kind.as_str(), namespace)?;
-    let pods = if kind == Kind::Deployment {
-        pod_records(coordinator, namespace)?
-    } else {
-        Vec::new()
-    };
-    let mut items = Vec::new();
-    for record in records {
-        let item = view(record, &pods);
-        if matches_labels(selector, &item) && field_matches(field_selector, &item)? {
-            items.push(item);
-        }
+/// The resource routes ([`serve_resources`]) show stored objects with the status agents
+/// reported, understand `fieldSelector=spec.nodeName=NAME`, and wake the controllers
+/// after a write.
+impl Resources for Coordinator {
+    fn store(&self) -> MutexGuard<'_, Store> {
+        Coordinator::store(self)
     }
-    Ok(items)
+
+    fn show(
+        &self,
+        kind: Kind,
+        namespace: Option<&str>,
+        records: Vec<Record>,
+    ) -> Result<Vec<Value>, Refusal> {
+        let pods = if kind == Kind::Deployment {
+            pod_records(self, namespace)?
+        } else {
+            Vec::new()
+        };
+        Ok(records
+            .into_iter()
+            .map(|record| view(record, &pods))
+            .collect())
+    }
+
+    fn field_matches(&self, selector: &str, item: &Value) -> Result<bool, Refusal> {
+        field_matches(selector, item)
+    }
+
+    fn changed(&self) {
+        Coordinator::changed(self);
+    }
+
+    fn changes(&self) -> EventListener {
+        self.fleet.listen()
+    }
 }
 
 fn list_nodes(
@@ -545,83 +457,6 @@ fn list_nodes(
         .map(|r| view_node(coordinator, r))
         .filter(|item| matches_labels(selector, item))
         .collect())
-}
-
-fn resources(
-    coordinator: &Arc<Coordinator>,
-    request: &Request,
-    group: &str,
-    rest: &[&str],
-) -> Result<Response, Refusal> {
-    let ResourceTarget {
-        kind,
-        namespace,
-        namespace_key,
-        name,
-    } = resource_target(request, group, rest)?;
-    match (request.method.as_str(), name) {
-        ("GET", Some(name)) => {
-            let record = coordinator
-                .store()
-                .get(kind.as_str(), namespace_key, name)?
-                .ok_or_else(|| not_found(format!("{} \"{name}\" not found", kind.plural())))?;
-            let pods = if kind == Kind::Deployment {
-                pod_records(coordinator, Some(namespace_key))?
-            } else {
-                Vec::new()
-            };
-            Ok(Response::json(200, &view(record, &pods)))
-        }
-        ("GET", None) => {
-            let selector = label_selector(request)?;
-            let ns_filter = if kind.namespaced() {
-                namespace.map(str::to_owned)
-            } else {
-                None
-            };
-            let field_selector = request.query_param("fieldSelector").map(str::to_owned);
-            if let Some(params) = WatchParams::from_request(request) {
-                let list = move |c: &Coordinator| {
-                    list_items(
-                        c,
-                        kind,
-                        ns_filter.as_deref(),
-                        &selector,
-                        field_selector.as_deref(),
-                    )
-                };
-                return watch_response(
-                    coordinator,
-                    params,
-                    kind.as_str(),
-                    kind.api_version(),
-                    list,
-                );
-            }
-            let items = list_items(
-                coordinator,
-                kind,
-                ns_filter.as_deref(),
-                &selector,
-                field_selector.as_deref(),
-            )?;
-            Ok(list(items))
-        }
-        ("DELETE", Some(name)) => {
-            let key = Key::new(kind.as_str(), namespace_key, name);
-            let result = apply::delete_keys_in_store(&mut coordinator.store(), &[key])?;
-            if result.items.is_empty() {
-                return Err(not_found(format!("{} \"{name}\" not found", kind.plural())));
-            }
-            coordinator.changed();
-            Ok(success(name, kind.plural()))
-        }
-        (method, _) => Err(refusal(
-            405,
-            "MethodNotAllowed",
-            format!("{method} is not supported on {}", request.path),
-        )),
-    }
 }
 
 fn pod_records(coordinator: &Coordinator, namespace: Option<&str>) -> Result<Vec<Record>, Refusal> {
@@ -697,46 +532,6 @@ pub fn pod_ready(pod: &Record) -> bool {
                 c.get("type") == Some(&json!("Ready")) && c.get("status") == Some(&json!("True"))
             })
         })
-}
-
-fn scale(
-    coordinator: &Arc<Coordinator>,
-    request: &Request,
-    namespace: &str,
-    name: &str,
-) -> Result<Response, Refusal> {
-    let mut store = coordinator.store();
-    let record = store
-        .get("Deployment", namespace, name)?
-        .ok_or_else(|| not_found(format!("deployments.apps \"{name}\" not found")))?;
-    let mut object = record.object;
-    if matches!(request.method.as_str(), "PUT" | "PATCH") {
-        let patch: Value = body(request)?;
-        let replicas = patch
-            .pointer("/spec/replicas")
-            .and_then(Value::as_i64)
-            .filter(|n| (0..=i64::from(i32::MAX)).contains(n))
-            .ok_or_else(|| {
-                refusal(
-                    422,
-                    "Invalid",
-                    "spec.replicas: must be an integer between 0 and 2147483647",
-                )
-            })?;
-        object["spec"]["replicas"] = Value::from(replicas);
-        store.put_all(vec![object.clone()], record.source.as_deref())?;
-        drop(store);
-        coordinator.changed();
-    }
-    let replicas = object
-        .pointer("/spec/replicas")
-        .and_then(Value::as_i64)
-        .unwrap_or(1);
-    Ok(Response::json(
-        200,
-        &json!({"apiVersion": "autoscaling/v1", "kind": "Scale",
-                "metadata": {"name": name, "namespace": namespace}, "spec": {"replicas": replicas}}),
-    ))
 }
 
 #[cfg(test)]

@@ -420,10 +420,9 @@ fn a_deleted_node_s_credential_no_longer_works() {
     );
 }
 
-/// The agent answers a malformed escape with 400; the coordinator routes the raw text
-/// today (issue 12).
+/// A malformed escape is a 400, as at the agent (both decode with
+/// `api::resources::path_segments`), not routed as the raw text.
 #[test]
-#[ignore = "fixed by the api refactor"]
 fn a_malformed_escape_in_the_path_is_a_bad_request() {
     let test = test_coordinator();
     for path in [

@@ -1,0 +1,356 @@
+//! Admission and the writes it lets through, on any store: a request's manifests are
+//! parsed, their namespaces filled in and checked to exist, Pods and Deployment
+//! templates held to their namespace's Pod Security level, immutable ConfigMaps and
+//! Secrets kept as they are, and then every object is written in one transaction — all
+//! of a request or none of it. Deletes follow Kubernetes: some objects go at once, some
+//! are marked and go when their containers have stopped.
+//!
+//! The agent (its API and its manifests directory) and the coordinator both apply
+//! through here, so a manifest is judged the same wherever it is sent.
+
+use std::collections::{HashMap, HashSet};
+
+use serde_json::Value;
+
+use super::refusal::{forbidden, invalid, not_found, Refusal};
+use super::types::{ApplyItem, ApplyRequest, ApplyResult, ManifestFile};
+use crate::model::{
+    check_pod_spec, forbidden_message, parse_manifests, Kind, Object, PodSecurityLevel,
+};
+use crate::store::{Key, PutOutcome, Store};
+
+/// Parses every file and fills in namespaces; any error in any file refuses the whole
+/// request, listing every problem with its file and field path.
+pub fn parse_request(request: &ApplyRequest) -> Result<Vec<Object>, Refusal> {
+    let mut objects = Vec::new();
+    let mut problems = Vec::new();
+    for ManifestFile { name, content } in &request.files {
+        match parse_manifests(content) {
+            Ok(parsed) => objects.extend(parsed),
+            Err(err) => {
+                for line in err.to_string().lines() {
+                    problems.push(format!("{name}: {line}"));
+                }
+            }
+        }
+    }
+    for object in &mut objects {
+        let kind = object.kind();
+        let meta = object.meta_mut();
+        if !kind.namespaced() {
+            meta.namespace = None;
+            continue;
+        }
+        match (&meta.namespace, &request.namespace) {
+            (Some(own), Some(asked)) if own != asked => problems.push(format!(
+                "{}/{}: the namespace from the provided object {own:?} does not match the namespace {asked:?}",
+                kind.as_str(),
+                meta.name
+            )),
+            (Some(_), _) => {}
+            (None, asked) => meta.namespace = Some(asked.clone().unwrap_or_else(|| "default".to_owned())),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(invalid(format!(
+            "manifest rejected, nothing applied:\n{}",
+            problems.join("\n")
+        )));
+    }
+    if objects.is_empty() {
+        return Err(invalid("no objects found in the manifests".to_owned()));
+    }
+    Ok(objects)
+}
+
+/// The first payload field a new version of an immutable ConfigMap or Secret would
+/// change, if any. Metadata (labels, annotations) stays editable, as in Kubernetes.
+fn immutable_change(stored: &Value, new: &Value) -> Option<&'static str> {
+    if stored.get("immutable") != Some(&Value::Bool(true)) {
+        return None;
+    }
+    ["data", "binaryData", "type", "immutable"]
+        .into_iter()
+        .find(|field| stored.get(*field) != new.get(*field))
+}
+
+/// Applies a request to `store`: validates, checks namespaces exist (or come in the same
+/// request), then writes every object in one transaction. Pods and Deployments must meet the Pod Security level of their namespace; `default_level` is the level of
+/// a namespace without the label (the daemon's `--pod-security-level`).
+pub fn apply_to_store(
+    store: &mut Store,
+    request: &ApplyRequest,
+    source: Option<&str>,
+    default_level: PodSecurityLevel,
+) -> Result<ApplyResult, Refusal> {
+    let objects = parse_request(request)?;
+    let mut known: HashSet<String> = HashSet::new();
+    let mut levels: HashMap<String, PodSecurityLevel> = HashMap::new();
+    for record in store.list("Namespace", None)? {
+        let terminating = record
+            .object
+            .pointer("/metadata/deletionTimestamp")
+            .is_some();
+        let level = PodSecurityLevel::for_namespace_object(Some(&record.object), default_level);
+        levels.insert(record.name.clone(), level);
+        if !terminating {
+            known.insert(record.name);
+        }
+    }
+    // A Namespace in the request decides with the labels it is about to get.
+    for object in &objects {
+        if let Object::Namespace(namespace) = object {
+            let labels = &namespace.metadata.labels;
+            let level = PodSecurityLevel::for_namespace(Some(labels), default_level);
+            levels.insert(namespace.metadata.name.clone(), level);
+        }
+    }
+    let mut missing = Vec::new();
+    for object in &objects {
+        match object.kind() {
+            Kind::Namespace => {
+                known.insert(object.meta().name.clone());
+            }
+            Kind::Pod | Kind::Deployment | Kind::ConfigMap | Kind::Secret => {
+                let ns = object.meta().namespace.clone().unwrap_or_default();
+                if !known.contains(&ns) {
+                    missing.push(format!("namespaces {ns:?} not found (or being deleted)"));
+                }
+            }
+        }
+    }
+    if !missing.is_empty() {
+        missing.dedup();
+        return Err(not_found(missing.join("\n")));
+    }
+    admit_pod_security(&objects, &levels, default_level)?;
+    let values: Vec<Value> = objects.iter().map(Object::to_json).collect();
+    let mut frozen = Vec::new();
+    for (object, value) in objects.iter().zip(&values) {
+        let (kind, meta) = (object.kind(), object.meta());
+        if !matches!(kind, Kind::ConfigMap | Kind::Secret) {
+            continue;
+        }
+        let stored = store.get(kind.as_str(), meta.namespace_or_empty(), &meta.name)?;
+        if let Some(field) = stored.and_then(|r| immutable_change(&r.object, value)) {
+            frozen.push(format!(
+                "{kind} {:?} is invalid: {field}: Forbidden: field is immutable when `immutable` is set",
+                meta.name
+            ));
+        }
+    }
+    if !frozen.is_empty() {
+        return Err(invalid(frozen.join("\n")));
+    }
+    let outcomes = store.put_all(values, source)?;
+    let items = outcomes
+        .into_iter()
+        .map(|(record, outcome)| ApplyItem {
+            kind: record.kind,
+            namespace: record.namespace,
+            name: record.name,
+            outcome: match outcome {
+                PutOutcome::Created => "created",
+                PutOutcome::Configured => "configured",
+                PutOutcome::Unchanged => "unchanged",
+            }
+            .to_owned(),
+        })
+        .collect();
+    Ok(ApplyResult { items })
+}
+
+/// The PodSecurity admission: every Pod and Deployment template meets its namespace's
+/// level, or the request is refused (403 Forbidden) with Kubernetes' message for each
+/// object that does not, and the fields to change.
+fn admit_pod_security(
+    objects: &[Object],
+    levels: &HashMap<String, PodSecurityLevel>,
+    default_level: PodSecurityLevel,
+) -> Result<(), Refusal> {
+    let mut refusals = Vec::new();
+    for object in objects {
+        let (resource, spec, path) = match object {
+            Object::Pod(pod) => ("pods", &pod.spec, "spec"),
+            Object::Deployment(deployment) => (
+                "deployments.apps",
+                &deployment.spec.template.spec,
+                "spec.template.spec",
+            ),
+            Object::Namespace(_) | Object::ConfigMap(_) | Object::Secret(_) => continue,
+        };
+        let meta = object.meta();
+        let level = levels
+            .get(meta.namespace_or_empty())
+            .copied()
+            .unwrap_or(default_level);
+        let violations = check_pod_spec(level, spec, path);
+        if !violations.is_empty() {
+            refusals.push(forbidden_message(resource, &meta.name, level, &violations));
+        }
+    }
+    if refusals.is_empty() {
+        return Ok(());
+    }
+    Err(forbidden(refusals.join("\n")))
+}
+
+/// Deletes the objects named in the manifests of a request.
+pub fn delete_manifests_in_store(
+    store: &mut Store,
+    request: &ApplyRequest,
+) -> Result<ApplyResult, Refusal> {
+    let keys: Vec<Key> = parse_request(request)?
+        .iter()
+        .map(|o| {
+            Key::new(
+                o.kind().as_str(),
+                o.meta().namespace_or_empty(),
+                &o.meta().name,
+            )
+        })
+        .collect();
+    delete_keys_in_store(store, &keys)
+}
+
+/// Deletes objects the Kubernetes way: Deployments go at once (their pods follow through
+/// garbage collection); pods and namespaces are marked and go once their containers have
+/// stopped. Keys that do not exist are skipped.
+pub fn delete_keys_in_store(store: &mut Store, keys: &[Key]) -> Result<ApplyResult, Refusal> {
+    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let mut immediate = Vec::new();
+    let mut marked = Vec::new();
+    let mut items = Vec::new();
+    for key in keys {
+        let Some(record) = store.get(&key.kind, &key.namespace, &key.name)? else {
+            continue;
+        };
+        items.push(ApplyItem {
+            kind: key.kind.clone(),
+            namespace: key.namespace.clone(),
+            name: key.name.clone(),
+            outcome: "deleted".to_owned(),
+        });
+        match key.kind.as_str() {
+            "Pod" | "Namespace" => {
+                let mut object = record.object;
+                if object.pointer("/metadata/deletionTimestamp").is_none() {
+                    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+                        meta.insert("deletionTimestamp".to_owned(), Value::String(now.clone()));
+                    }
+                    marked.push(object);
+                }
+            }
+            _ => immediate.push(key.clone()),
+        }
+    }
+    store.delete_all(&immediate)?;
+    if !marked.is_empty() {
+        store.put_all(marked, None)?;
+    }
+    Ok(ApplyResult { items })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{apply_to_store, immutable_change};
+    use crate::api::types::{ApplyRequest, ManifestFile};
+    use crate::model::PodSecurityLevel;
+    use crate::store::Store;
+    use serde_json::json;
+
+    fn request(yaml: &str) -> ApplyRequest {
+        ApplyRequest {
+            files: vec![ManifestFile {
+                name: "m.yaml".into(),
+                content: yaml.into(),
+            }],
+            namespace: None,
+        }
+    }
+
+    fn store_with_default_namespace() -> Store {
+        let mut store = Store::open_in_memory().unwrap();
+        let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}});
+        store.put_all(vec![ns], None).unwrap();
+        store
+    }
+
+    const HOST_POD: &str = "apiVersion: v1\nkind: Pod\nmetadata: {name: net, namespace: NS}\n\
+        spec: {hostNetwork: true, containers: [{name: c, image: busybox}]}\n";
+
+    #[test]
+    fn pod_security_refuses_by_the_namespace_level() {
+        let mut store = store_with_default_namespace();
+        let baseline = PodSecurityLevel::Baseline;
+        let pod = HOST_POD.replace("NS", "default");
+        let refusal = apply_to_store(&mut store, &request(&pod), None, baseline).unwrap_err();
+        assert_eq!((refusal.code, refusal.reason), (403, "Forbidden"));
+        assert_eq!(
+            refusal.message,
+            "pods \"net\" is forbidden: violates PodSecurity \"baseline:latest\": host \
+             namespaces (hostNetwork=true)\nspec.hostNetwork: forbidden: host namespaces"
+        );
+        assert!(
+            store.list("Pod", None).unwrap().is_empty(),
+            "nothing applied"
+        );
+        // The daemon's default decides for an unlabelled namespace.
+        let privileged = PodSecurityLevel::Privileged;
+        apply_to_store(&mut store, &request(&pod), None, privileged).unwrap();
+
+        // A namespace labelled in the same request decides with its new label, and a
+        // stored one with its stored label.
+        let labelled = "apiVersion: v1\nkind: Namespace\nmetadata: {name: infra, labels: \
+                        {pod-security.kubernetes.io/enforce: privileged}}\n---\n"
+            .to_owned()
+            + &HOST_POD.replace("NS", "infra");
+        apply_to_store(&mut store, &request(&labelled), None, baseline).unwrap();
+        let restricted = PodSecurityLevel::Restricted;
+        let again = HOST_POD.replace("NS", "infra").replace("net", "net2");
+        apply_to_store(&mut store, &request(&again), None, restricted).unwrap();
+    }
+
+    #[test]
+    fn deployment_templates_are_checked_with_their_paths() {
+        let mut store = store_with_default_namespace();
+        let deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  \
+            selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    \
+            spec: {containers: [{name: c, image: busybox, securityContext: {privileged: true}}]}\n";
+        let baseline = PodSecurityLevel::Baseline;
+        let refusal = apply_to_store(&mut store, &request(deployment), None, baseline).unwrap_err();
+        assert_eq!(
+            refusal.message,
+            "deployments.apps \"web\" is forbidden: violates PodSecurity \"baseline:latest\": \
+             privileged (container \"c\" must not set securityContext.privileged=true)\n\
+             spec.template.spec.containers[0].securityContext.privileged: forbidden: privileged"
+        );
+        let restricted_ns = "apiVersion: v1\nkind: Namespace\nmetadata: {name: locked, labels: \
+            {pod-security.kubernetes.io/enforce: restricted}}\n---\napiVersion: v1\nkind: Pod\n\
+            metadata: {name: p, namespace: locked}\nspec: {containers: [{name: c, image: busybox}]}\n";
+        let refusal =
+            apply_to_store(&mut store, &request(restricted_ns), None, baseline).unwrap_err();
+        assert!(refusal.message.starts_with(
+            "pods \"p\" is forbidden: violates PodSecurity \"restricted:latest\": \
+             allowPrivilegeEscalation != false"
+        ));
+        assert!(
+            store.list("Namespace", None).unwrap().len() == 1,
+            "all or nothing"
+        );
+    }
+
+    #[test]
+    fn immutable_objects_keep_their_payload() {
+        let stored = json!({"immutable": true, "data": {"a": "x"}, "metadata": {"labels": {}}});
+        let relabelled =
+            json!({"immutable": true, "data": {"a": "x"}, "metadata": {"labels": {"k": "v"}}});
+        assert_eq!(immutable_change(&stored, &relabelled), None);
+        let changed = json!({"immutable": true, "data": {"a": "y"}});
+        assert_eq!(immutable_change(&stored, &changed), Some("data"));
+        let thawed = json!({"data": {"a": "x"}});
+        assert_eq!(immutable_change(&stored, &thawed), Some("immutable"));
+        let mutable = json!({"data": {"a": "x"}});
+        assert_eq!(immutable_change(&mutable, &changed), None);
+    }
+}

@@ -1,0 +1,340 @@
+//! The resource routes both daemons serve, on an in-memory store behind a fake daemon
+//! that marks what it shows and counts what it is told changed.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use event_listener::{Event, EventListener};
+use serde_json::{json, Value};
+
+use super::{path_segments, serve_resources, Resources};
+use crate::api::apply::apply_to_store;
+use crate::api::http::{Body, Request, Response};
+use crate::api::refusal::{bad_request, Refusal};
+use crate::api::types::{ApplyRequest, ManifestFile};
+use crate::model::{Kind, PodSecurityLevel};
+use crate::store::{Record, Store};
+
+struct Fake {
+    store: Mutex<Store>,
+    changed: AtomicUsize,
+    event: Event,
+}
+
+impl Resources for Fake {
+    fn store(&self) -> MutexGuard<'_, Store> {
+        self.store.lock().unwrap()
+    }
+
+    fn show(
+        &self,
+        _kind: Kind,
+        _namespace: Option<&str>,
+        records: Vec<Record>,
+    ) -> Result<Vec<Value>, Refusal> {
+        let show = |record: Record| {
+            let mut object = record.object;
+            object["status"] = json!({"shownBy": "fake"});
+            object
+        };
+        Ok(records.into_iter().map(show).collect())
+    }
+
+    /// Understands `metadata.name=NAME` only, to see that the selector reaches it.
+    fn field_matches(&self, selector: &str, item: &Value) -> Result<bool, Refusal> {
+        match selector.strip_prefix("metadata.name=") {
+            Some(name) => Ok(item["metadata"]["name"] == name),
+            None => Err(bad_request(format!(
+                "unsupported fieldSelector {selector:?}"
+            ))),
+        }
+    }
+
+    fn changed(&self) {
+        self.changed.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn changes(&self) -> EventListener {
+        self.event.listen()
+    }
+}
+
+const OBJECTS: &str = "\
+apiVersion: v1\nkind: Namespace\nmetadata: {name: default}\n---
+apiVersion: v1\nkind: Namespace\nmetadata: {name: prod}\n---
+apiVersion: v1\nkind: Pod\nmetadata: {name: web, labels: {app: web}}
+spec: {containers: [{name: c, image: busybox}]}\n---
+apiVersion: v1\nkind: Pod\nmetadata: {name: db, namespace: prod, labels: {app: db}}
+spec: {containers: [{name: c, image: busybox}]}\n---
+apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: api}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: api}}
+  template:
+    metadata: {labels: {app: api}}
+    spec: {containers: [{name: c, image: busybox}]}
+";
+
+fn fake() -> Arc<Fake> {
+    let mut store = Store::open_in_memory().unwrap();
+    let request = ApplyRequest {
+        files: vec![ManifestFile {
+            name: "objects.yaml".into(),
+            content: OBJECTS.into(),
+        }],
+        namespace: None,
+    };
+    apply_to_store(&mut store, &request, None, PodSecurityLevel::Privileged).unwrap();
+    Arc::new(Fake {
+        store: Mutex::new(store),
+        changed: AtomicUsize::new(0),
+        event: Event::new(),
+    })
+}
+
+fn request(method: &str, target: &str, body: Value) -> Request {
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    Request {
+        method: method.to_owned(),
+        path: path.to_owned(),
+        query: query
+            .split('&')
+            .filter_map(|pair| pair.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+        headers: Vec::new(),
+        body: if body.is_null() {
+            Vec::new()
+        } else {
+            body.to_string().into_bytes()
+        },
+        keep_alive: false,
+    }
+}
+
+/// Routes as both servers do: decoded segments, then the API group.
+fn serve(fake: &Arc<Fake>, method: &str, target: &str, body: Value) -> Result<Response, Refusal> {
+    let request = request(method, target, body);
+    let segments = path_segments(&request.path)?;
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    match segments.as_slice() {
+        ["api", "v1", rest @ ..] => serve_resources(fake, &request, "v1", rest),
+        ["apis", "apps", "v1", rest @ ..] => serve_resources(fake, &request, "apps/v1", rest),
+        _ => panic!("not a resource path: {target}"),
+    }
+}
+
+fn json_of(response: Response) -> (u16, Value) {
+    let Body::Bytes(bytes) = response.body else {
+        panic!("expected a sized body");
+    };
+    (response.status, serde_json::from_slice(&bytes).unwrap())
+}
+
+fn ok(fake: &Arc<Fake>, method: &str, target: &str, body: Value) -> Value {
+    match serve(fake, method, target, body) {
+        Ok(response) => {
+            let (status, value) = json_of(response);
+            assert_eq!(status, 200, "{method} {target}: {value}");
+            value
+        }
+        Err(refusal) => panic!("{method} {target}: {refusal:?}"),
+    }
+}
+
+fn refused(fake: &Arc<Fake>, method: &str, target: &str, body: Value) -> Refusal {
+    match serve(fake, method, target, body) {
+        Ok(response) => panic!("{method} {target} answered {}", response.status),
+        Err(refusal) => refusal,
+    }
+}
+
+fn names(list: &Value) -> Vec<&str> {
+    assert_eq!(list["kind"], "List");
+    let items = list["items"].as_array().unwrap();
+    items
+        .iter()
+        .map(|item| item["metadata"]["name"].as_str().unwrap())
+        .collect()
+}
+
+#[test]
+fn path_segments_decode_strictly() {
+    assert_eq!(
+        path_segments("/api/v1/namespaces/a%2Db/pods/").unwrap(),
+        ["api", "v1", "namespaces", "a-b", "pods"]
+    );
+    for malformed in ["/api/v1/pods/%zz", "/api/v1/pods/web%", "/api/v1/pods/%2"] {
+        let refusal = path_segments(malformed).unwrap_err();
+        assert_eq!((refusal.code, refusal.reason), (400, "BadRequest"));
+        assert_eq!(refusal.message, format!("bad path {malformed:?}"));
+    }
+}
+
+#[test]
+fn objects_are_read_as_the_daemon_shows_them() {
+    let fake = fake();
+    let pod = ok(
+        &fake,
+        "GET",
+        "/api/v1/namespaces/default/pods/web",
+        Value::Null,
+    );
+    assert_eq!(pod["metadata"]["name"], "web");
+    assert_eq!(pod["status"]["shownBy"], "fake");
+    let namespace = ok(&fake, "GET", "/api/v1/namespaces/prod", Value::Null);
+    assert_eq!(namespace["kind"], "Namespace");
+
+    let missing = refused(
+        &fake,
+        "GET",
+        "/api/v1/namespaces/prod/pods/web",
+        Value::Null,
+    );
+    assert_eq!((missing.code, missing.reason), (404, "NotFound"));
+    assert_eq!(missing.message, "pods \"web\" not found");
+    let unknown = refused(&fake, "GET", "/apis/apps/v1/pods", Value::Null);
+    assert_eq!(
+        unknown.message,
+        "the server doesn't have a resource type \"pods\" in apps/v1"
+    );
+    let odd = refused(&fake, "GET", "/api/v1/namespaces/a/pods/b/c", Value::Null);
+    assert_eq!(
+        odd.message,
+        "no such resource path /api/v1/namespaces/a/pods/b/c"
+    );
+    let put = refused(
+        &fake,
+        "PUT",
+        "/api/v1/namespaces/default/pods/web",
+        Value::Null,
+    );
+    assert_eq!((put.code, put.reason), (405, "MethodNotAllowed"));
+    assert_eq!(
+        put.message,
+        "PUT is not supported on /api/v1/namespaces/default/pods/web"
+    );
+}
+
+#[test]
+fn lists_filter_by_namespace_and_selectors() {
+    let fake = fake();
+    let all = ok(&fake, "GET", "/api/v1/pods", Value::Null);
+    assert_eq!(names(&all), ["web", "db"]);
+    assert_eq!(all["items"][0]["status"]["shownBy"], "fake");
+    let prod = ok(&fake, "GET", "/api/v1/namespaces/prod/pods", Value::Null);
+    assert_eq!(names(&prod), ["db"]);
+    let labelled = ok(
+        &fake,
+        "GET",
+        "/api/v1/pods?labelSelector=app=web",
+        Value::Null,
+    );
+    assert_eq!(names(&labelled), ["web"]);
+    let by_name = ok(
+        &fake,
+        "GET",
+        "/api/v1/pods?fieldSelector=metadata.name=db",
+        Value::Null,
+    );
+    assert_eq!(names(&by_name), ["db"]);
+    // An empty field selector selects everything without asking the daemon.
+    let empty = ok(&fake, "GET", "/api/v1/pods?fieldSelector=", Value::Null);
+    assert_eq!(names(&empty), ["web", "db"]);
+
+    let bad = refused(
+        &fake,
+        "GET",
+        "/api/v1/pods?labelSelector=a=b=c",
+        Value::Null,
+    );
+    assert_eq!((bad.code, bad.reason), (400, "BadRequest"));
+    assert!(
+        bad.message.starts_with("invalid labelSelector: "),
+        "{bad:?}"
+    );
+    let unsupported = refused(&fake, "GET", "/api/v1/pods?fieldSelector=x=y", Value::Null);
+    assert_eq!(unsupported.message, "unsupported fieldSelector \"x=y\"");
+
+    let watch = serve(&fake, "GET", "/api/v1/pods?watch=true", Value::Null).unwrap();
+    assert!(matches!(watch.body, Body::Stream(_)));
+    assert_eq!(watch.content_type, "application/json");
+    let bad_timeout = "/api/v1/pods?watch=true&timeoutSeconds=soon";
+    let refusal = refused(&fake, "GET", bad_timeout, Value::Null);
+    assert_eq!(refusal.message, "invalid timeoutSeconds \"soon\"");
+}
+
+#[test]
+fn deletes_answer_success_and_wake_the_daemon() {
+    let fake = fake();
+    let path = "/api/v1/namespaces/default/pods/web";
+    let status = ok(&fake, "DELETE", path, Value::Null);
+    assert_eq!(
+        status,
+        json!({"kind": "Status", "apiVersion": "v1", "status": "Success",
+               "details": {"name": "web", "kind": "pods"}})
+    );
+    assert_eq!(fake.changed.load(Ordering::SeqCst), 1);
+    // A pod is marked and goes once its containers have stopped.
+    let marked = ok(&fake, "GET", path, Value::Null);
+    assert!(
+        marked["metadata"]["deletionTimestamp"].is_string(),
+        "{marked}"
+    );
+
+    let deployment = "/apis/apps/v1/namespaces/default/deployments/api";
+    ok(&fake, "DELETE", deployment, Value::Null);
+    let gone = refused(&fake, "DELETE", deployment, Value::Null);
+    assert_eq!(
+        (gone.code, gone.message.as_str()),
+        (404, "deployments \"api\" not found")
+    );
+    assert_eq!(
+        fake.changed.load(Ordering::SeqCst),
+        2,
+        "a miss changes nothing"
+    );
+}
+
+#[test]
+fn the_scale_subresource_reads_and_sets_replicas() {
+    let fake = fake();
+    let scale = "/apis/apps/v1/namespaces/default/deployments/api/scale";
+    let read = ok(&fake, "GET", scale, Value::Null);
+    assert_eq!(
+        read,
+        json!({"apiVersion": "autoscaling/v1", "kind": "Scale",
+               "metadata": {"name": "api", "namespace": "default"}, "spec": {"replicas": 2}})
+    );
+    assert_eq!(fake.changed.load(Ordering::SeqCst), 0);
+
+    let set = ok(&fake, "PUT", scale, json!({"spec": {"replicas": 5}}));
+    assert_eq!(set["spec"]["replicas"], 5);
+    assert_eq!(fake.changed.load(Ordering::SeqCst), 1);
+    let stored = fake
+        .store()
+        .get("Deployment", "default", "api")
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.object["spec"]["replicas"], 5);
+    let patched = ok(&fake, "PATCH", scale, json!({"spec": {"replicas": 0}}));
+    assert_eq!(patched["spec"]["replicas"], 0);
+
+    for body in [
+        json!({"spec": {"replicas": -1}}),
+        json!({"spec": {"replicas": "3"}}),
+    ] {
+        let invalid = refused(&fake, "PATCH", scale, body);
+        assert_eq!((invalid.code, invalid.reason), (422, "Invalid"));
+        assert_eq!(
+            invalid.message,
+            "spec.replicas: must be an integer between 0 and 2147483647"
+        );
+    }
+    let delete = refused(&fake, "DELETE", scale, Value::Null);
+    assert_eq!(delete.message, "DELETE is not supported on scale");
+    let other = "/apis/apps/v1/namespaces/prod/deployments/api/scale";
+    let missing = refused(&fake, "GET", other, Value::Null);
+    assert_eq!(missing.message, "deployments.apps \"api\" not found");
+    assert_eq!(fake.changed.load(Ordering::SeqCst), 2);
+}
