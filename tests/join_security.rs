@@ -333,3 +333,34 @@ fn a_deleted_nodes_credential_no_longer_works() {
         "invalid credential",
     );
 }
+
+#[test]
+fn malformed_path_escapes_are_bad_requests() {
+    // The agent refuses a malformed `%` escape; the coordinator does the same, from the
+    // head (before any credential is looked at) and on every route, rather than routing
+    // the raw text.
+    let coordinator = TestCoordinator::start("127.0.0.1", &[]);
+    let admin = admin(&coordinator);
+    for path in ["/api/v1/namespaces/%zz/pods", "/api/v1/nodes/pi%2"] {
+        let (code, message) = status_error(admin.request("GET", path, None)).unwrap_err();
+        assert!(
+            code == 400 && message.contains("bad path"),
+            "{path}: {code}: {message}"
+        );
+    }
+    let (token, _) = create_token(&coordinator, &[]);
+    let credential = join(&coordinator, &token, "pi-8", json!({})).unwrap();
+    let as_node = client_with(&coordinator, &credential);
+    let poll = "/apis/berth.dev/v1/nodes/pi-%8/assignments?version=";
+    let (code, message) = status_error(as_node.request("GET", poll, None)).unwrap_err();
+    assert!(
+        code == 400 && message.contains("bad path"),
+        "{code}: {message}"
+    );
+    let stranger = client_with(&coordinator, "not-a-credential");
+    let (code, _) = status_error(stranger.request("GET", "/api/v1/pods%", None)).unwrap_err();
+    assert_eq!(code, 400);
+    // A well-formed escape still names what it decodes to.
+    let (_, node) = status_error(admin.request("GET", "/api/v1/nodes/pi%2D8", None)).unwrap();
+    assert_eq!(node["metadata"]["name"], "pi-8");
+}
