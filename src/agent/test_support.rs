@@ -12,7 +12,8 @@ use sha2::{Digest, Sha256};
 
 use super::instance::Instance;
 use super::{Agent, AgentOptions};
-use crate::api::http::{Body, Request};
+use crate::api::http::Body;
+use crate::api::test_support::request;
 use crate::runtime::fake::FakeRuntime;
 use crate::store::Store;
 
@@ -97,28 +98,6 @@ fn import_image(agent: &Agent, dir: &Path) {
     let index = json!({"schemaVersion": 2, "manifests": [manifest]});
     std::fs::write(layout.join("index.json"), index.to_string()).unwrap();
     agent.images.import(&layout, None).unwrap();
-}
-
-/// A request as the HTTP server hands it over: `target` is a path with an optional
-/// query whose values need no decoding.
-pub fn request(method: &str, target: &str, body: Option<&Value>) -> Request {
-    let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    let query = query
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (name.to_owned(), value.to_owned())
-        })
-        .collect();
-    Request {
-        method: method.to_owned(),
-        path: path.to_owned(),
-        query,
-        headers: Vec::new(),
-        body: body.map(|b| b.to_string().into_bytes()).unwrap_or_default(),
-        keep_alive: false,
-    }
 }
 
 /// Sends a request through [`super::server::handle`]; the status and the body (JSON, or

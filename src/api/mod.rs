@@ -39,4 +39,6 @@ pub use refusal::Refusal;
 pub use types::{ApplyItem, ApplyRequest, ApplyResult, ManifestFile, Version};
 
 #[cfg(test)]
+pub mod test_support;
+#[cfg(test)]
 mod tests;

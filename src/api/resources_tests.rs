@@ -9,8 +9,9 @@ use serde_json::{json, Value};
 
 use super::{path_segments, serve_resources, Resources};
 use crate::api::apply::apply_to_store;
-use crate::api::http::{Body, Request, Response};
+use crate::api::http::{Body, Response};
 use crate::api::refusal::{bad_request, Refusal};
+use crate::api::test_support::request;
 use crate::api::types::{ApplyRequest, ManifestFile};
 use crate::model::{Kind, PodSecurityLevel};
 use crate::store::{Record, Store};
@@ -92,28 +93,9 @@ fn fake() -> Arc<Fake> {
     })
 }
 
-fn request(method: &str, target: &str, body: Value) -> Request {
-    let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    Request {
-        method: method.to_owned(),
-        path: path.to_owned(),
-        query: query
-            .split('&')
-            .filter_map(|pair| pair.split_once('='))
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect(),
-        headers: Vec::new(),
-        body: if body.is_null() {
-            Vec::new()
-        } else {
-            body.to_string().into_bytes()
-        },
-        keep_alive: false,
-    }
-}
-
 /// Routes as both servers do: decoded segments, then the API group.
 fn serve(fake: &Arc<Fake>, method: &str, target: &str, body: Value) -> Result<Response, Refusal> {
+    let body = (!body.is_null()).then_some(&body);
     let request = request(method, target, body);
     let segments = path_segments(&request.path)?;
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();

@@ -99,29 +99,15 @@ impl TestCoordinator {
     }
 }
 
-/// A request as the HTTPS server hands it over; query values need no decoding.
+/// A request as the HTTPS server hands it over, with `token` as its bearer (if any).
 fn request(token: &str, method: &str, target: &str, body: Option<&Value>) -> Request {
-    let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    let query = query
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (name.to_owned(), value.to_owned())
-        })
-        .collect();
-    let headers = match token {
-        "" => Vec::new(),
-        token => vec![("Authorization".to_owned(), format!("Bearer {token}"))],
-    };
-    Request {
-        method: method.to_owned(),
-        path: path.to_owned(),
-        query,
-        headers,
-        body: body.map(|b| b.to_string().into_bytes()).unwrap_or_default(),
-        keep_alive: true,
+    let mut request = crate::api::test_support::request(method, target, body);
+    if !token.is_empty() {
+        let bearer = ("Authorization".to_owned(), format!("Bearer {token}"));
+        request.headers.push(bearer);
     }
+    request.keep_alive = true;
+    request
 }
 
 /// A refusal is a Kubernetes `Status` whose code is the HTTP status; its message.
