@@ -38,13 +38,3 @@ pub fn delete_keys(agent: &Agent, keys: &[Key]) -> Result<ApplyResult, Refusal> 
     agent.wake();
     Ok(result)
 }
-
-/// The `default` namespace always exists, as in Kubernetes (written once, on first start).
-pub fn ensure_default_namespace(agent: &Agent) -> anyhow::Result<()> {
-    let mut store = agent.store();
-    if store.get("Namespace", "", "default")?.is_none() {
-        let ns = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}});
-        store.put_all(vec![ns], None)?;
-    }
-    Ok(())
-}

@@ -213,7 +213,7 @@ pub fn run(mut options: AgentOptions) -> anyhow::Result<()> {
         shim_exe,
     })?;
     let (agent, wake_rx) = Agent::new(options, Arc::new(runtime))?;
-    apply::ensure_default_namespace(&agent)?;
+    crate::controllers::namespace::ensure_default(&mut agent.store())?;
 
     let socket_path = agent.options.state_dir.join("berth.sock");
     let listener = bind_socket(&socket_path)?;

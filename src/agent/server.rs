@@ -20,6 +20,7 @@ use crate::api::refusal::{
 };
 use crate::api::resources::{path_segments, request_body, serve_resources, Resources};
 use crate::api::types::ApplyRequest;
+use crate::controllers::namespace;
 use crate::model::{Kind, Object};
 use crate::store::{Record, Store};
 use event_listener::EventListener;
@@ -137,7 +138,7 @@ fn view(
             agent.pod_view(pod, &instances)
         }
         Object::Deployment(deploy) => agent.deployment_view(deploy, pods, observed),
-        Object::Namespace(ns) => agent.namespace_view(ns),
+        Object::Namespace(ns) => Object::Namespace(namespace::with_status(ns)).to_json(),
         // Nothing observed to add: what is stored is the whole object.
         object @ (Object::ConfigMap(_) | Object::Secret(_)) => object.to_json(),
     })

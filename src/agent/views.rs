@@ -8,8 +8,8 @@ use serde_json::Value;
 use super::instance::Instance;
 use super::status::{pod_status, StatusInputs};
 use super::Agent;
-use crate::controllers::deployment::{deployment_status, owned_pods};
-use crate::model::{pod_template_hash, Deployment, Namespace, Object, Pod, PodStatus};
+use crate::controllers::deployment;
+use crate::model::{Deployment, Object, Pod, PodStatus};
 
 impl Agent {
     /// The pod's status; `with_image_ids` fills `imageID`, which costs a look into the
@@ -67,23 +67,11 @@ impl Agent {
 
     pub fn deployment_view(
         &self,
-        mut deploy: Deployment,
+        deploy: Deployment,
         pods: &[Pod],
         observed: &BTreeMap<String, Vec<Instance>>,
     ) -> Value {
-        let owned = owned_pods(&deploy, pods, &|pod| self.pod_ready(pod, observed));
-        let hash = pod_template_hash(&deploy.spec.template);
-        deploy.status = deployment_status(&deploy, &hash, &owned);
-        Object::Deployment(deploy).to_json()
-    }
-
-    pub fn namespace_view(&self, mut namespace: Namespace) -> Value {
-        let phase = if namespace.metadata.deletion_timestamp.is_some() {
-            "Terminating"
-        } else {
-            "Active"
-        };
-        namespace.status.phase = Some(phase.to_owned());
-        Object::Namespace(namespace).to_json()
+        let ready = |pod: &Pod| self.pod_ready(pod, observed);
+        Object::Deployment(deployment::with_status(deploy, pods, &ready)).to_json()
     }
 }

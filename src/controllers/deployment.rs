@@ -102,6 +102,19 @@ pub fn reconcile(deploy: &Deployment, world: &World) -> Vec<Change> {
     changes
 }
 
+/// `deploy` as the API shows it: its status derived from the pods it owns, with their
+/// readiness as this scope observes it (`ready`).
+pub fn with_status(
+    mut deploy: Deployment,
+    pods: &[Pod],
+    ready: &dyn Fn(&Pod) -> bool,
+) -> Deployment {
+    let hash = pod_template_hash(&deploy.spec.template);
+    let owned = owned_pods(&deploy, pods, ready);
+    deploy.status = deployment_status(&deploy, &hash, &owned);
+    deploy
+}
+
 /// The pods `deploy` owns, as its controller sees them; `ready` is what this scope
 /// observes of a pod's readiness.
 pub fn owned_pods(

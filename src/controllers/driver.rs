@@ -8,35 +8,26 @@ use std::time::SystemTime;
 use serde_json::Value;
 
 use super::{Change, World};
-use crate::model::{Object, PodStatus};
-use crate::store::{Key, Store};
+use crate::model::{Object, Pod, PodStatus};
+use crate::store::{Key, Record, Store};
 use crate::support::random;
 
-/// Reads the objects the controllers act on. Rows that do not parse are logged and left
-/// out: one bad row must not stop every controller. A stored status (the coordinator
-/// keeps what agents report) comes with its pod.
+/// Reads the objects the controllers act on (rows that do not parse are left out).
 pub fn load(store: &Store, now: SystemTime) -> anyhow::Result<World> {
     let mut world = World {
         now: humantime::format_rfc3339_seconds(now).to_string(),
         ..World::default()
     };
-    for kind in ["Namespace", "Deployment", "Pod"] {
-        for record in store.list(kind, None)? {
-            let what = format!("{kind} {}/{}", record.namespace, record.name);
-            match Object::from_json(record.object) {
-                Ok(Object::Namespace(ns)) => world.namespaces.push(ns),
-                Ok(Object::Deployment(deploy)) => world.deployments.push(deploy),
-                Ok(Object::Pod(mut pod)) => {
-                    if let Some(status) = record.status {
-                        pod.status =
-                            serde_json::from_value::<PodStatus>(status).unwrap_or_default();
-                    }
-                    world.pods.push(pod);
-                }
-                Ok(_) | Err(_) => log::error!("skipping unreadable {what} in the store"),
+    for kind in ["Namespace", "Deployment"] {
+        for object in store.list(kind, None)?.into_iter().filter_map(readable) {
+            match object {
+                Object::Namespace(ns) => world.namespaces.push(ns),
+                Object::Deployment(deploy) => world.deployments.push(deploy),
+                _ => {}
             }
         }
     }
+    world.pods = pods(store.list("Pod", None)?);
     let dying: Vec<String> = world
         .namespaces
         .iter()
@@ -51,6 +42,39 @@ pub fn load(store: &Store, now: SystemTime) -> anyhow::Result<World> {
         }
     }
     Ok(world)
+}
+
+/// Pods from stored records, each with the status stored beside it (the coordinator
+/// keeps what agents report; the agent stores none). Unreadable rows are logged and
+/// left out.
+pub fn pods(records: Vec<Record>) -> Vec<Pod> {
+    records
+        .into_iter()
+        .filter_map(|mut record| {
+            let status = record.status.take();
+            let Some(Object::Pod(mut pod)) = readable(record) else {
+                return None;
+            };
+            if let Some(status) = status {
+                pod.status = serde_json::from_value::<PodStatus>(status).unwrap_or_default();
+            }
+            Some(pod)
+        })
+        .collect()
+}
+
+/// The object of `record`, if it parses as what its kind says; otherwise it is logged
+/// and left out: one bad row must not stop every controller.
+fn readable(record: Record) -> Option<Object> {
+    let what = format!("{} {}/{}", record.kind, record.namespace, record.name);
+    let kind = record.kind;
+    match Object::from_json(record.object) {
+        Ok(object) if object.kind().as_str() == kind => Some(object),
+        Ok(_) | Err(_) => {
+            log::error!("skipping unreadable {what} in the store");
+            None
+        }
+    }
 }
 
 /// Writes `changes`: deletions first, then marks and new pods in one transaction.

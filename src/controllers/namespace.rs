@@ -4,6 +4,7 @@
 
 use super::{key_of, mark_pod, Change, World};
 use crate::model::Namespace;
+use crate::store::{Store, StoreError};
 
 pub fn reconcile(namespace: &Namespace, world: &World) -> Vec<Change> {
     if namespace.metadata.deletion_timestamp.is_none() {
@@ -30,4 +31,25 @@ pub fn reconcile(namespace: &Namespace, world: &World) -> Vec<Change> {
     }
     changes.extend(pods.into_iter().filter_map(mark_pod));
     changes
+}
+
+/// `namespace` as the API shows it: `Terminating` while it is being deleted, else `Active`.
+pub fn with_status(mut namespace: Namespace) -> Namespace {
+    let phase = if namespace.metadata.deletion_timestamp.is_some() {
+        "Terminating"
+    } else {
+        "Active"
+    };
+    namespace.status.phase = Some(phase.to_owned());
+    namespace
+}
+
+/// Makes the `default` namespace if it is missing, as the Kubernetes API server does at
+/// start-up; both daemons call this before serving.
+pub fn ensure_default(store: &mut Store) -> Result<(), StoreError> {
+    if store.get("Namespace", "", "default")?.is_none() {
+        let ns = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}});
+        store.put_all(vec![ns], None)?;
+    }
+    Ok(())
 }

@@ -174,7 +174,7 @@ pub fn run(options: CoordinatorOptions) -> anyhow::Result<()> {
     let sealer = crate::store::Sealer::load_or_create(&key_file)?;
     let mut store = Store::open_sealed(&store_path, sealer)
         .with_context(|| format!("cannot open the store {}", store_path.display()))?;
-    ensure_default_namespace(&mut store)?;
+    crate::controllers::namespace::ensure_default(&mut store)?;
     let auth = auth::Auth::load(&mut store)?;
     let url = auth::server_url(&options.listen);
     auth::ensure_admin_config(&auth, &mut store, &dir.join("admin.config"), &url, &pki)?;
@@ -234,14 +234,4 @@ pub fn run(options: CoordinatorOptions) -> anyhow::Result<()> {
         .await
         .context("serving the API")
     })
-}
-
-fn ensure_default_namespace(store: &mut Store) -> anyhow::Result<()> {
-    if store.get("Namespace", "", "default")?.is_none() {
-        store.put_all(
-            vec![serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}})],
-            None,
-        )?;
-    }
-    Ok(())
 }

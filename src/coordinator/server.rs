@@ -24,8 +24,8 @@ use crate::api::resources::{
 };
 use crate::api::types::{ApplyRequest, Version};
 use crate::api::watch::WatchParams;
-use crate::controllers::deployment::{deployment_status, OwnedPod, TEMPLATE_HASH_LABEL};
-use crate::model::{pod_template_hash, Kind, Object};
+use crate::controllers::{deployment, driver, namespace};
+use crate::model::{Kind, Object, Pod};
 use crate::store::{Key, Record, Store};
 use event_listener::EventListener;
 
@@ -423,10 +423,10 @@ impl Resources for Coordinator {
         namespace: Option<&str>,
         records: Vec<Record>,
     ) -> Result<Vec<Value>, Refusal> {
-        let pods = if kind == Kind::Deployment {
-            pod_records(self, namespace)?
-        } else {
-            Vec::new()
+        // Only a Deployment's status needs its pods.
+        let pods = match kind {
+            Kind::Deployment => driver::pods(self.store().list("Pod", namespace)?),
+            _ => Vec::new(),
         };
         Ok(records
             .into_iter()
@@ -459,79 +459,31 @@ fn list_nodes(
         .collect())
 }
 
-fn pod_records(coordinator: &Coordinator, namespace: Option<&str>) -> Result<Vec<Record>, Refusal> {
-    Ok(coordinator.store().list("Pod", namespace)?)
-}
-
-/// An object as the API shows it: stored object plus stored (reported) status; a
-/// Deployment's status is derived from its pods' reported readiness.
-fn view(record: Record, pods: &[Record]) -> Value {
-    let status = record.status.clone();
-    let mut object = record.object;
-    if record.kind == "Deployment" {
-        if let Ok(Object::Deployment(deploy)) = Object::from_json(object.clone()) {
-            let hash = pod_template_hash(&deploy.spec.template);
-            let owned = owned_pods(&deploy.metadata.uid, pods);
-            let status = deployment_status(&deploy, &hash, &owned);
-            object["status"] = to_json(&status);
+/// An object as the API shows it: the stored object with the status its agent
+/// reported; a Deployment's status is derived from its pods' reported readiness
+/// (`pods`), a Namespace's from whether it is being deleted.
+fn view(record: Record, pods: &[Pod]) -> Value {
+    let status = record.status;
+    let object = record.object;
+    match record.kind.as_str() {
+        "Deployment" | "Namespace" => match Object::from_json(object.clone()) {
+            Ok(Object::Deployment(deploy)) => {
+                let reported_ready = |pod: &Pod| pod.status.is_ready();
+                Object::Deployment(deployment::with_status(deploy, pods, &reported_ready)).to_json()
+            }
+            Ok(Object::Namespace(ns)) => Object::Namespace(namespace::with_status(ns)).to_json(),
+            _ => object,
+        },
+        kind => {
+            let mut object = object;
+            match status {
+                Some(status) => object["status"] = status,
+                None if kind == "Pod" => object["status"] = json!({"phase": "Pending"}),
+                None => {}
+            }
+            object
         }
-        return object;
     }
-    if record.kind == "Namespace" {
-        let phase = if object.pointer("/metadata/deletionTimestamp").is_some() {
-            "Terminating"
-        } else {
-            "Active"
-        };
-        object["status"] = json!({"phase": phase});
-        return object;
-    }
-    if let Some(status) = status {
-        object["status"] = status;
-    } else if record.kind == "Pod" {
-        object["status"] = json!({"phase": "Pending"});
-    }
-    object
-}
-
-/// The pods a Deployment owns, as its controller sees them; readiness is the `Ready`
-/// condition the pod's agent reported.
-pub fn owned_pods(owner_uid: &str, pods: &[Record]) -> Vec<OwnedPod> {
-    pods.iter()
-        .filter(|p| {
-            p.object
-                .pointer("/metadata/ownerReferences")
-                .and_then(Value::as_array)
-                .is_some_and(|refs| {
-                    refs.iter()
-                        .any(|o| o.get("uid").and_then(Value::as_str) == Some(owner_uid))
-                })
-        })
-        .map(|p| OwnedPod {
-            name: p.name.clone(),
-            template_hash: p
-                .object
-                .pointer(&format!("/metadata/labels/{TEMPLATE_HASH_LABEL}"))
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string(),
-            creation_timestamp: p.creation_timestamp.clone(),
-            ready: pod_ready(p),
-            terminating: p.object.pointer("/metadata/deletionTimestamp").is_some(),
-        })
-        .collect()
-}
-
-pub fn pod_ready(pod: &Record) -> bool {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.get("conditions"))
-        .and_then(Value::as_array)
-        .is_some_and(|conditions| {
-            conditions.iter().any(|c| {
-                c.get("type") == Some(&json!("Ready")) && c.get("status") == Some(&json!("True"))
-            })
-        })
 }
 
 #[cfg(test)]

@@ -30,7 +30,7 @@ struct TestCoordinator {
 fn test_coordinator() -> TestCoordinator {
     let dir = tempfile::tempdir().unwrap();
     let mut store = Store::open_in_memory().unwrap();
-    crate::coordinator::ensure_default_namespace(&mut store).unwrap();
+    crate::controllers::namespace::ensure_default(&mut store).unwrap();
     let auth = Auth::load(&mut store).unwrap();
     let pki = Pki::load_or_create(&dir.path().join("tls"), &[]).unwrap();
     let config = dir.path().join("admin.config");

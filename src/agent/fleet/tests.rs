@@ -30,7 +30,7 @@ fn test_agent(dir: &std::path::Path) -> Arc<Agent> {
         pod_security_level: crate::model::PodSecurityLevel::Baseline,
     };
     let (agent, _wake) = Agent::new(options, Arc::new(FakeRuntime::new())).unwrap();
-    crate::agent::apply::ensure_default_namespace(&agent).unwrap();
+    crate::controllers::namespace::ensure_default(&mut agent.store()).unwrap();
     agent
 }
 
