@@ -107,10 +107,15 @@ impl Connections {
 
 impl Slot {
     /// The connection showed valid credentials: it is no longer evicted for others.
-    pub fn authenticated(&mut self) {
+    /// Returns `false` when it was evicted already: its request must not be served,
+    /// since the connection is about to close and the client would retry a request
+    /// that had been carried out (a join, for one, would then find its node taken).
+    #[must_use]
+    pub fn authenticated(&mut self) -> bool {
         if self.kept.is_none() {
             self.kept = self.connections.lock().unauthenticated.remove(&self.id);
         }
+        self.kept.is_some()
     }
 }
 
@@ -142,14 +147,16 @@ mod tests {
     #[test]
     fn the_oldest_unauthenticated_connection_makes_room() {
         let connections = Connections::new(4, 2);
-        let (_a, a_evicted) = connections.admit(false).unwrap();
+        let (mut a, a_evicted) = connections.admit(false).unwrap();
         let (mut b, b_evicted) = connections.admit(false).unwrap();
-        b.authenticated();
+        assert!(b.authenticated());
         let (_c, c_evicted) = connections.admit(false).unwrap();
         assert_eq!(connections.counts(), (3, 2));
         // The unauthenticated cap is reached: a goes, b (authenticated) and c stay.
         let (_d, d_evicted) = connections.admit(false).unwrap();
         assert!(is_evicted(&a_evicted));
+        // Its credentials arriving now are too late: its request must not be served.
+        assert!(!a.authenticated());
         assert!(!is_evicted(&b_evicted) && !is_evicted(&c_evicted));
         assert_eq!(connections.counts(), (3, 2));
         // Authenticated newcomers fill the total, then c and d go for the next ones.

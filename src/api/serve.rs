@@ -109,7 +109,9 @@ where
     };
     let limit = match admission {
         Admission::Authenticated => {
-            slot.authenticated();
+            if !slot.authenticated() {
+                return Next::Done; // evicted while its head arrived: closing
+            }
             config.max_body
         }
         Admission::Anonymous => ANONYMOUS_MAX_BODY,
