@@ -13,7 +13,7 @@
 //! A board in a fleet (`--join`, or a saved `fleet.json`) has two more plain threads
 //! with blocking clients towards its coordinator (`fleet`).
 
-pub mod apply;
+mod apply;
 mod board;
 mod controllers;
 mod exec;
@@ -21,14 +21,14 @@ mod fleet;
 mod instance;
 mod logs;
 mod manifests;
-pub(crate) mod memory;
+mod memory;
 mod plan;
 mod probes;
 mod pulls;
 mod qos;
 mod reconcile;
 mod security;
-pub(crate) mod server;
+mod server;
 mod status;
 mod views;
 

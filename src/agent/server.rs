@@ -18,10 +18,10 @@ use crate::api::http::{Request, Response};
 use crate::api::refusal::{
     bad_request, conflict, internal, method_not_allowed, not_found, Refusal,
 };
-use crate::api::resources::{path_segments, request_body, serve_resources, Resources};
+use crate::api::resources::{path_segments, request_body, serve_resources, Resources, Stored};
 use crate::api::types::ApplyRequest;
-use crate::controllers::namespace;
-use crate::model::{Kind, Object};
+use crate::controllers::{driver, namespace};
+use crate::model::Object;
 use crate::store::{Record, Store};
 use event_listener::EventListener;
 
@@ -96,22 +96,11 @@ impl Resources for Agent {
         Agent::store(self)
     }
 
-    fn show(
-        &self,
-        kind: Kind,
-        _namespace: Option<&str>,
-        records: Vec<Record>,
-    ) -> Result<Vec<Value>, Refusal> {
+    fn show(&self, stored: Stored) -> Result<Vec<Value>, Refusal> {
         let observed = self.observe().map_err(internal)?;
-        let pods = if kind == Kind::Deployment {
-            stored_pods(self).map_err(internal)?
-        } else {
-            Vec::new()
-        };
-        records
-            .into_iter()
-            .map(|record| view(self, record, &pods, &observed))
-            .collect()
+        let pods = driver::pods(stored.pods);
+        let view = |record| view(self, record, &pods, &observed);
+        stored.records.into_iter().map(view).collect()
     }
 
     fn changed(&self) {

@@ -118,14 +118,9 @@ pub fn success_response(name: &str, plural: &str) -> Response {
 pub trait Resources: Send + Sync + 'static {
     /// The daemon's store, locked.
     fn store(&self) -> MutexGuard<'_, Store>;
-    /// Stored objects of `kind` as the API shows them, with the status the daemon
-    /// observes or was told (`namespace`: where they were read from, `None` for all).
-    fn show(
-        &self,
-        kind: Kind,
-        namespace: Option<&str>,
-        records: Vec<Record>,
-    ) -> Result<Vec<Value>, Refusal>;
+    /// Stored objects as the API shows them, with the status the daemon observes or
+    /// was told.
+    fn show(&self, stored: Stored) -> Result<Vec<Value>, Refusal>;
     /// Whether an object as shown passes a non-empty `fieldSelector`. By default no
     /// field selector is understood and every object passes (the agent's case).
     fn field_matches(&self, _selector: &str, _item: &Value) -> Result<bool, Refusal> {
@@ -135,6 +130,31 @@ pub trait Resources: Send + Sync + 'static {
     fn changed(&self);
     /// Fires when something may have changed; a watch then lists again.
     fn changes(&self) -> EventListener;
+}
+
+/// Stored objects of one kind to show, with what showing them needs.
+pub struct Stored {
+    pub records: Vec<Record>,
+    /// When they are Deployments, the pods of the namespace they were read from (of all
+    /// namespaces for a list across them): a Deployment's status is derived from the
+    /// pods it owns. Empty for other kinds.
+    pub pods: Vec<Record>,
+}
+
+impl Stored {
+    /// Reads what showing `records` of `kind`, from `namespace` (`None`: all), needs.
+    fn read(
+        store: &Store,
+        kind: Kind,
+        namespace: Option<&str>,
+        records: Vec<Record>,
+    ) -> Result<Stored, Refusal> {
+        let pods = match kind {
+            Kind::Deployment => store.list("Pod", namespace)?,
+            _ => Vec::new(),
+        };
+        Ok(Stored { records, pods })
+    }
 }
 
 /// A collection a list or a watch asks for.
@@ -171,9 +191,13 @@ pub fn serve_resources<R: Resources>(
     let not_there = |name: &str| not_found(format!("{} \"{name}\" not found", kind.plural()));
     match (request.method.as_str(), name) {
         ("GET", Some(name)) => {
-            let record = resources.store().get(kind.as_str(), namespace_key, name)?;
-            let record = record.ok_or_else(|| not_there(name))?;
-            let shown = resources.show(kind, Some(namespace_key), vec![record])?;
+            let stored = {
+                let store = resources.store();
+                let record = store.get(kind.as_str(), namespace_key, name)?;
+                let record = record.ok_or_else(|| not_there(name))?;
+                Stored::read(&store, kind, Some(namespace_key), vec![record])?
+            };
+            let shown = resources.show(stored)?;
             let object = shown.into_iter().next().ok_or_else(|| not_there(name))?;
             Ok(Response::json(200, &object))
         }
@@ -214,10 +238,14 @@ pub fn serve_resources<R: Resources>(
 /// The objects a query names, as the daemon shows them, filtered by its selectors.
 fn list<R: Resources + ?Sized>(resources: &R, query: &ListQuery) -> Result<Vec<Value>, Refusal> {
     let namespace = query.namespace.as_deref();
-    // The store is locked only to read: showing may read it again.
-    let records = resources.store().list(query.kind.as_str(), namespace)?;
+    // The store is locked only to read: showing may lock it again.
+    let stored = {
+        let store = resources.store();
+        let records = store.list(query.kind.as_str(), namespace)?;
+        Stored::read(&store, query.kind, namespace, records)?
+    };
     let mut items = Vec::new();
-    for item in resources.show(query.kind, namespace, records)? {
+    for item in resources.show(stored)? {
         let fields_match = match &query.fields {
             Some(selector) => resources.field_matches(selector, &item)?,
             None => true,

@@ -7,13 +7,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use event_listener::{Event, EventListener};
 use serde_json::{json, Value};
 
-use super::{path_segments, serve_resources, Resources};
+use super::{path_segments, serve_resources, Resources, Stored};
 use crate::api::apply::apply_to_store;
 use crate::api::http::{Body, Response};
 use crate::api::refusal::{bad_request, Refusal};
 use crate::api::test_support::request;
 use crate::api::types::{ApplyRequest, ManifestFile};
-use crate::model::{Kind, PodSecurityLevel};
+use crate::model::PodSecurityLevel;
 use crate::store::{Record, Store};
 
 struct Fake {
@@ -27,18 +27,14 @@ impl Resources for Fake {
         self.store.lock().unwrap()
     }
 
-    fn show(
-        &self,
-        _kind: Kind,
-        _namespace: Option<&str>,
-        records: Vec<Record>,
-    ) -> Result<Vec<Value>, Refusal> {
+    fn show(&self, stored: Stored) -> Result<Vec<Value>, Refusal> {
+        let pods_read = stored.pods.len();
         let show = |record: Record| {
             let mut object = record.object;
-            object["status"] = json!({"shownBy": "fake"});
+            object["status"] = json!({"shownBy": "fake", "podsRead": pods_read});
             object
         };
-        Ok(records.into_iter().map(show).collect())
+        Ok(stored.records.into_iter().map(show).collect())
     }
 
     /// Understands `metadata.name=NAME` only, to see that the selector reaches it.
@@ -164,6 +160,23 @@ fn objects_are_read_as_the_daemon_shows_them() {
     );
     assert_eq!(pod["metadata"]["name"], "web");
     assert_eq!(pod["status"]["shownBy"], "fake");
+    assert_eq!(
+        pod["status"]["podsRead"], 0,
+        "only a Deployment needs the pods"
+    );
+    // A Deployment is shown with the pods of its namespace (default holds one pod).
+    let deploy = ok(
+        &fake,
+        "GET",
+        "/apis/apps/v1/namespaces/default/deployments/api",
+        Value::Null,
+    );
+    assert_eq!(deploy["status"]["podsRead"], 1);
+    let all = ok(&fake, "GET", "/apis/apps/v1/deployments", Value::Null);
+    assert_eq!(
+        all["items"][0]["status"]["podsRead"], 2,
+        "across namespaces: all pods"
+    );
     let namespace = ok(&fake, "GET", "/api/v1/namespaces/prod", Value::Null);
     assert_eq!(namespace["kind"], "Namespace");
 

@@ -20,12 +20,12 @@ use crate::api::refusal::{
 };
 use crate::api::resources::{
     label_selector, list_response, matches_labels, path_segments, request_body, serve_resources,
-    success_response, watch_response, Resources,
+    success_response, watch_response, Resources, Stored,
 };
 use crate::api::types::{ApplyRequest, Version};
 use crate::api::watch::WatchParams;
 use crate::controllers::{deployment, driver, namespace};
-use crate::model::{Kind, Object, Pod};
+use crate::model::{Object, Pod};
 use crate::store::{Key, Record, Store};
 use event_listener::EventListener;
 
@@ -417,21 +417,10 @@ impl Resources for Coordinator {
         Coordinator::store(self)
     }
 
-    fn show(
-        &self,
-        kind: Kind,
-        namespace: Option<&str>,
-        records: Vec<Record>,
-    ) -> Result<Vec<Value>, Refusal> {
-        // Only a Deployment's status needs its pods.
-        let pods = match kind {
-            Kind::Deployment => driver::pods(self.store().list("Pod", namespace)?),
-            _ => Vec::new(),
-        };
-        Ok(records
-            .into_iter()
-            .map(|record| view(record, &pods))
-            .collect())
+    fn show(&self, stored: Stored) -> Result<Vec<Value>, Refusal> {
+        // Pods only for Deployments, whose status reads their reported readiness.
+        let pods = driver::pods(stored.pods);
+        Ok(stored.records.into_iter().map(|r| view(r, &pods)).collect())
     }
 
     fn field_matches(&self, selector: &str, item: &Value) -> Result<bool, Refusal> {
