@@ -5,9 +5,8 @@
 //! Every `crate::…` path in a file under `src/<layer>/` is read, including grouped ones
 //! (`crate::{agent, api}`, `crate::agent::{apply, server}`), and checked against
 //! [`MAY_NAME`]. Paths in comments count too: a doc link to a higher layer is a
-//! dependency on it all the same. The uses that remain from before the rule are listed
-//! in [`KNOWN`]; the test fails on any other, and on a listed one that is gone, so the
-//! list only shrinks.
+//! dependency on it all the same. There are no exceptions: what two layers above need
+//! moves down to a layer both may name.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -51,12 +50,6 @@ fn forbidden_for(layer: &str, may_name: &[&str]) -> Vec<&'static str> {
         .filter(|other| *other != layer && !may_name.contains(other))
         .collect()
 }
-
-/// Uses that break the rule, as (file, module named), left from before it. None remain
-/// (issue 12): the coordinator's last borrowings from the agent (Deployment planning,
-/// `Refusal`, resource paths, the malloc setting) moved down into `controllers`, `api`
-/// and `support`. Do not add to this list; move the code instead.
-const KNOWN: &[(&str, &str)] = &[];
 
 /// The modules a source text names through `crate::`, as `top` or `top::second`.
 fn named_modules(source: &str) -> BTreeSet<String> {
@@ -157,20 +150,10 @@ fn violations(root: &Path) -> BTreeSet<(String, String)> {
 #[test]
 fn no_layer_names_a_layer_above_it() {
     let found = violations(Path::new(env!("CARGO_MANIFEST_DIR")));
-    let known: BTreeSet<(String, String)> = KNOWN
-        .iter()
-        .map(|(file, named)| (file.to_string(), named.to_string()))
-        .collect();
-    let new: Vec<_> = found.difference(&known).collect();
     assert!(
-        new.is_empty(),
-        "these files name a higher layer (see src/layer_check.rs and issue 12); \
-         move the shared code down a layer instead: {new:#?}"
-    );
-    let gone: Vec<_> = known.difference(&found).collect();
-    assert!(
-        gone.is_empty(),
-        "fixed, well done: remove these from KNOWN in src/layer_check.rs: {gone:#?}"
+        found.is_empty(),
+        "these files name a layer above theirs (see MAY_NAME in src/layer_check.rs); \
+         move what both need down a layer instead: {found:#?}"
     );
 }
 
