@@ -12,6 +12,7 @@
 
 pub mod base64;
 mod board;
+mod cidr;
 mod config;
 mod deployment;
 mod duration;
@@ -35,6 +36,7 @@ pub use board::{
     parse_board_profile, BoardProfile, BoardProfileError, CgroupNotes, DeviceHint, Platform,
     BOARD_PROFILE_API_VERSION, BOARD_PROFILE_KIND,
 };
+pub use cidr::{next_free_address, CidrError, Ipv4Cidr};
 pub use config::{
     docker_auths, docker_login, is_config_key, ConfigMap, RegistryLogin, Secret, DOCKER_CFG_KEY,
     DOCKER_CFG_TYPE, DOCKER_CONFIG_JSON_KEY, DOCKER_CONFIG_JSON_TYPE,

@@ -15,6 +15,8 @@ pub enum StoreError {
          upgrade berth or move the database aside"
     )]
     TooNew { found: i64, supported: i64 },
+    #[error("{what} has no free address")]
+    Exhausted { what: String },
     #[error("invalid object: {reason}")]
     Invalid { reason: String },
     #[error("secrets encryption key file {path}: {reason}")]

@@ -11,6 +11,7 @@
 //! - an idle board writes nothing (SD cards wear out): reads never write, and a put,
 //!   status or meta update that changes nothing issues no write statement at all.
 
+mod addresses;
 mod error;
 mod meta;
 mod objects;

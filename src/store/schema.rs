@@ -36,6 +36,11 @@ const MIGRATIONS: &[&str] = &[
         key TEXT PRIMARY KEY,
         value TEXT NOT NULL
     ) WITHOUT ROWID;",
+    // 2: which pod holds which address of the node's pod network (issue 13).
+    "CREATE TABLE pod_addresses (
+        pod_uid TEXT PRIMARY KEY,
+        address TEXT NOT NULL UNIQUE
+    ) WITHOUT ROWID;",
 ];
 
 /// How long a statement waits for another connection's lock before failing.
