@@ -14,7 +14,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::model::{capability_name, Container, FieldError, PodSpec};
+use crate::model::{capability_name, Container, FieldError, PodSpec, DEFAULT_CAPABILITIES};
 
 /// The namespace label that names the level pods in that namespace must meet.
 pub const ENFORCE_LABEL: &str = "pod-security.kubernetes.io/enforce";
@@ -27,22 +27,11 @@ pub const LEVEL_LABELS: [&str; 3] = [
     "pod-security.kubernetes.io/audit",
 ];
 
-/// Capabilities `baseline` lets a container add: Docker's default set without `NET_RAW`.
-pub const BASELINE_CAPABILITIES: [&str; 13] = [
-    "AUDIT_WRITE",
-    "CHOWN",
-    "DAC_OVERRIDE",
-    "FOWNER",
-    "FSETID",
-    "KILL",
-    "MKNOD",
-    "NET_BIND_SERVICE",
-    "SETFCAP",
-    "SETGID",
-    "SETPCAP",
-    "SETUID",
-    "SYS_CHROOT",
-];
+/// Whether `baseline` lets a container add `capability`: Docker's default set
+/// ([`DEFAULT_CAPABILITIES`], which every container starts from) without `NET_RAW`.
+fn baseline_allows(capability: &str) -> bool {
+    capability != "NET_RAW" && DEFAULT_CAPABILITIES.contains(&capability)
+}
 
 /// The one capability `restricted` lets a container add (after dropping `ALL`).
 const RESTRICTED_CAPABILITY: &str = "NET_BIND_SERVICE";
@@ -284,7 +273,10 @@ fn privileged(pod: &PodView) -> Option<Violation> {
 
 /// The added capabilities of every container that `allowed` does not list: (container
 /// index, name, capability as written, its path).
-fn added_beyond<'a>(pod: &'a PodView, allowed: &[&str]) -> Vec<(usize, &'a str, &'a str, String)> {
+fn added_beyond<'a>(
+    pod: &'a PodView,
+    allowed: &dyn Fn(&str) -> bool,
+) -> Vec<(usize, &'a str, &'a str, String)> {
     let mut found = Vec::new();
     for (i, container) in pod.containers() {
         let context = container.security_context.as_ref();
@@ -293,7 +285,7 @@ fn added_beyond<'a>(pod: &'a PodView, allowed: &[&str]) -> Vec<(usize, &'a str, 
         };
         for (j, name) in capabilities.add.iter().enumerate() {
             // `cap_chown` is `CHOWN` to berth's runtime, so it is to the policy too.
-            if !capability_name(name).is_some_and(|c| allowed.contains(&c)) {
+            if !capability_name(name).is_some_and(allowed) {
                 let path = pod.context_field(i, &format!("capabilities.add[{j}]"));
                 found.push((i, container.name.as_str(), name.as_str(), path));
             }
@@ -321,7 +313,7 @@ fn must_not_add(found: &[(usize, &str, &str, String)]) -> String {
 
 fn baseline_capabilities(pod: &PodView) -> Option<Violation> {
     const REASON: &str = "non-default capabilities";
-    let found = added_beyond(pod, &BASELINE_CAPABILITIES);
+    let found = added_beyond(pod, &baseline_allows);
     let fields = found
         .iter()
         .map(|(_, _, _, path)| forbidden(path.clone(), REASON))
@@ -523,7 +515,7 @@ fn restricted_capabilities(pod: &PodView) -> Option<Violation> {
             containers_phrase(&not_dropped)
         ));
     }
-    let added = added_beyond(pod, &[RESTRICTED_CAPABILITY]);
+    let added = added_beyond(pod, &|c| c == RESTRICTED_CAPABILITY);
     if !added.is_empty() {
         parts.push(must_not_add(&added));
         fields.extend(
