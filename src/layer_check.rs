@@ -21,6 +21,7 @@ const MAY_NAME: &[(&str, &[&str])] = &[
     ("api", &["support", "model", "store"]),
     ("image", &["support", "model", "store"]),
     ("runtime", &["support", "model", "store", "image"]),
+    ("net", &["support", "model", "store"]),
     ("controllers", &["support", "model", "store", "api"]),
     (
         "agent",
@@ -31,6 +32,7 @@ const MAY_NAME: &[(&str, &[&str])] = &[
             "api",
             "image",
             "runtime",
+            "net",
             "controllers",
         ],
     ),

@@ -15,6 +15,7 @@ pub mod controllers;
 pub mod coordinator;
 pub mod image;
 pub mod model;
+pub mod net;
 pub mod runtime;
 pub mod store;
 pub mod support;
