@@ -25,6 +25,7 @@ mod node_labels;
 mod parse;
 mod platform;
 mod pod;
+mod pod_dns;
 pub mod pod_security;
 mod probe;
 mod quantity;
@@ -61,6 +62,7 @@ pub use pod::{
     PodCondition, PodSpec, PodStatus, ResourceRequirements, StateRunning, StateTerminated,
     StateWaiting,
 };
+pub use pod_dns::{HostAlias, PodDnsConfig, PodDnsConfigOption, DEFAULT_DNS_POLICY, DNS_POLICIES};
 pub use pod_security::{
     check_pod_spec, forbidden_message, violations_summary, PodSecurityLevel, Violation,
     ENFORCE_LABEL,

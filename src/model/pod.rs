@@ -4,7 +4,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::model::{Lifecycle, ObjectMeta, PodSecurityContext, Probe, SecurityContext};
+use crate::model::{
+    HostAlias, Lifecycle, ObjectMeta, PodDnsConfig, PodSecurityContext, Probe, SecurityContext,
+    DEFAULT_DNS_POLICY,
+};
 
 #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
@@ -34,6 +37,21 @@ pub struct PodSpec {
     pub image_pull_secrets: Vec<LocalObjectReference>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub security_context: Option<PodSecurityContext>,
+    /// `ClusterFirst` when absent (see [`PodSpec::dns_policy`]). Fields added after the
+    /// first release are left out of the serialized spec when unset, so that the spec
+    /// hash of an existing pod (in its container names) does not change on upgrade.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns_policy: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns_config: Option<PodDnsConfig>,
+    /// The pod's hostname; the pod's name when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// With `hostname`, makes the pod `<hostname>.<subdomain>.<namespace>.svc.<domain>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subdomain: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub host_aliases: Vec<HostAlias>,
 }
 
 /// A reference by name to an object in the same namespace.
@@ -54,11 +72,21 @@ impl Default for PodSpec {
             node_name: None,
             image_pull_secrets: Vec::new(),
             security_context: None,
+            dns_policy: None,
+            dns_config: None,
+            hostname: None,
+            subdomain: None,
+            host_aliases: Vec::new(),
         }
     }
 }
 
 impl PodSpec {
+    /// `spec.dnsPolicy`, defaulted as Kubernetes does.
+    pub fn dns_policy(&self) -> &str {
+        self.dns_policy.as_deref().unwrap_or(DEFAULT_DNS_POLICY)
+    }
+
     /// Defaults that serde's field defaults cannot express. Like the Kubernetes API
     /// server, a resource with only a limit gets a request equal to that limit, so the
     /// scheduler reserves what the container may use. An empty probe `httpGet.path`
@@ -127,6 +155,9 @@ pub struct ContainerPort {
     pub protocol: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub host_port: Option<i32>,
+    /// The host address a `hostPort` is published on; every address when absent.
+    #[serde(rename = "hostIP", skip_serializing_if = "Option::is_none")]
+    pub host_ip: Option<String>,
 }
 
 impl Default for ContainerPort {
@@ -136,6 +167,7 @@ impl Default for ContainerPort {
             container_port: 0,
             protocol: "TCP".into(),
             host_port: None,
+            host_ip: None,
         }
     }
 }

@@ -8,6 +8,7 @@ pub(in crate::model) mod checker;
 mod config;
 mod deployment;
 mod pod;
+mod pod_dns;
 mod probe;
 mod security;
 

@@ -36,8 +36,14 @@ pub(super) fn check_pod_spec(c: &mut Checker, value: Option<&Value>, path: &str,
             "nodeName",
             "imagePullSecrets",
             "securityContext",
+            "dnsPolicy",
+            "dnsConfig",
+            "hostname",
+            "subdomain",
+            "hostAliases",
         ],
     );
+    super::pod_dns::check_pod_dns(c, spec, path);
     if let Some(value) = get(spec, "imagePullSecrets") {
         check_local_references(c, value, &join(path, "imagePullSecrets"));
     }
@@ -287,9 +293,9 @@ fn check_env(c: &mut Checker, value: &Value, path: &str) {
     }
 }
 
-/// `ports`. A `hostPort` is refused rather than ignored: nothing forwards a node port to
-/// a pod yet. On the host network the container's own port is the node's, so there a
-/// `hostPort` equal to `containerPort` (what Kubernetes defaults it to) is what happens.
+/// `ports`. On the host network the container's own port is the node's, so there a
+/// `hostPort` must equal `containerPort` (what Kubernetes defaults it to); otherwise the
+/// agent forwards the host port to the pod (DNAT), for TCP and UDP.
 fn check_ports(c: &mut Checker, value: &Value, path: &str, host_network: bool) {
     let Some(items) = c.list(value, path) else {
         return;
@@ -303,7 +309,7 @@ fn check_ports(c: &mut Checker, value: &Value, path: &str, host_network: bool) {
         c.only_fields(
             port,
             &item_path,
-            &["name", "containerPort", "protocol", "hostPort"],
+            &["name", "containerPort", "protocol", "hostPort", "hostIP"],
         );
         if let Some(value) = get(port, "name") {
             let name_path = join(&item_path, "name");
@@ -323,27 +329,36 @@ fn check_ports(c: &mut Checker, value: &Value, path: &str, host_network: bool) {
             }
             Some(value) => c.integer_in(value, &port_path, 1, 65535),
         };
-        if let Some(value) = get(port, "protocol") {
+        let protocol = get(port, "protocol").and_then(|value| {
             c.one_of(
                 value,
                 &join(&item_path, "protocol"),
                 &["TCP", "UDP", "SCTP"],
-            );
-        }
+            )
+        });
         if let Some(value) = get(port, "hostPort") {
             let host_path = join(&item_path, "hostPort");
             match c.integer_in(value, &host_path, 1, 65535) {
-                Some(_) if !host_network => c.error(
-                    &host_path,
-                    "forbidden: hostPort is not supported yet (forwarding node ports to pods \
-                     comes with the networking work); a hostNetwork pod listens on the \
-                     node's ports itself",
-                ),
-                Some(host) if container_port.is_some_and(|port| port != host) => c.error(
+                Some(host) if host_network && container_port.is_some_and(|port| port != host) => c.error(
                     &host_path,
                     format!("invalid value {host}: must match `containerPort` when `hostNetwork` is true"),
                 ),
+                Some(_) if !host_network && protocol == Some("SCTP") => c.error(
+                    &host_path,
+                    "forbidden: berth forwards host ports for TCP and UDP only",
+                ),
                 Some(_) | None => {}
+            }
+        }
+        if let Some(value) = get(port, "hostIP") {
+            let ip_path = join(&item_path, "hostIP");
+            if let Some(ip) = c.string(value, &ip_path) {
+                if ip.parse::<std::net::Ipv4Addr>().is_err() {
+                    c.error(
+                        &ip_path,
+                        format!("invalid value {ip:?}: must be a valid IPv4 address"),
+                    );
+                }
             }
         }
     }

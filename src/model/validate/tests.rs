@@ -121,17 +121,12 @@ fn port_rules() {
             "spec.containers[0].ports[0].containerPort: must be between 1 and 65535, inclusive",
             "spec.containers[0].ports[1].containerPort: must be between 1 and 65535, inclusive",
             "spec.containers[0].ports[1].protocol: unsupported value \"HTTP\": supported values: \"TCP\", \"UDP\", \"SCTP\"",
-            HOST_PORT_REFUSED,
             "spec.containers[0].ports[3].name: duplicate value \"http\"",
             "spec.containers[0].ports[4].name: invalid port name \"8080\": must be at most 15 lowercase letters, digits or '-', with at least one letter and no leading, trailing or doubled '-'",
             "spec.containers[0].ports[4].containerPort: required value",
         ],
     );
 }
-
-const HOST_PORT_REFUSED: &str = "spec.containers[0].ports[1].hostPort: forbidden: hostPort is \
-    not supported yet (forwarding node ports to pods comes with the networking work); a \
-    hostNetwork pod listens on the node's ports itself";
 
 #[test]
 fn host_ports_only_on_the_host_network_and_equal_to_the_container_port() {
@@ -149,10 +144,51 @@ fn host_ports_only_on_the_host_network_and_equal_to_the_container_port() {
            when `hostNetwork` is true",
         ],
     );
-    let refused = problems(&pod(false));
-    assert_eq!(refused.len(), 2, "{refused:#?}");
-    assert_eq!(refused[0], HOST_PORT_REFUSED);
-    assert!(refused[1].starts_with("spec.containers[0].ports[2].hostPort: forbidden: hostPort"));
+    // Off the host network the agent forwards the host port to the pod.
+    assert_problems(&pod(false), &[]);
+}
+
+#[test]
+fn host_ports_are_forwarded_for_tcp_and_udp_only() {
+    assert_problems(
+        &pod_with_container(
+            "{name: c, image: i, ports: [{containerPort: 53, hostPort: 53, protocol: UDP, hostIP: 10.0.0.1}, {containerPort: 9, hostPort: 9, protocol: SCTP}, {containerPort: 8, hostIP: 'x'}]}",
+        ),
+        &[
+            "spec.containers[0].ports[1].hostPort: forbidden: berth forwards host ports for TCP and UDP only",
+            "spec.containers[0].ports[2].hostIP: invalid value \"x\": must be a valid IPv4 address",
+        ],
+    );
+}
+
+#[test]
+fn dns_policy_config_hostname_and_aliases() {
+    assert_problems(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  dnsPolicy: None\n  \
+         hostname: Web_1\n  subdomain: web\n  dnsConfig: {nameservers: [1.1.1.1, 8.8.8.8, \
+         9.9.9.9, 10.0.0.1, x], searches: [a.example., -bad], options: [{name: ndots, value: \
+         '2'}, {value: x}]}\n  hostAliases: [{ip: 10.1.2.3, hostnames: [db.local, DB]}, \
+         {hostnames: [x]}]\n  containers: [{name: c, image: i}]\n",
+        &[
+            "spec.dnsConfig.nameservers: must not have more than 3 nameservers",
+            "spec.dnsConfig.nameservers[4]: invalid value \"x\": must be a valid IP address",
+            "spec.dnsConfig.searches[1]: invalid value \"-bad\": must be a lowercase RFC 1123 subdomain: at most 253 characters of dot-separated labels made of lowercase letters, digits or '-', each starting and ending with a letter or digit",
+            "spec.dnsConfig.options[1].name: required value",
+            "spec.hostname: invalid value \"Web_1\": must be a lowercase RFC 1123 label: at most 63 lowercase letters, digits or '-', starting and ending with a letter or digit",
+            "spec.hostAliases[0].hostnames[1]: invalid value \"DB\": must be a lowercase RFC 1123 subdomain: at most 253 characters of dot-separated labels made of lowercase letters, digits or '-', each starting and ending with a letter or digit",
+            "spec.hostAliases[1].ip: required value",
+        ],
+    );
+    assert_problems(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  dnsPolicy: None\n  \
+         containers: [{name: c, image: i}]\n",
+        &["spec.dnsConfig: required value: must provide `dnsConfig` when `dnsPolicy` is None"],
+    );
+    assert_problems(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  dnsPolicy: Cluster\n  \
+         containers: [{name: c, image: i}]\n",
+        &["spec.dnsPolicy: unsupported value \"Cluster\": supported values: \"ClusterFirst\", \"ClusterFirstWithHostNet\", \"Default\", \"None\""],
+    );
 }
 
 #[test]
