@@ -205,7 +205,8 @@ impl Bench {
         let agent = Command::new(berth)
             .args(["agent", "--state-dir"])
             .arg(&state)
-            .args(["--cgroup-parent", CGROUP_PARENT])
+            // Containers alone, as runc runs them: the pod network is measured on its own.
+            .args(["--cgroup-parent", CGROUP_PARENT, "--network-backend=none"])
             .stderr(std::fs::File::create(state.join("../berth-bench-agent.log")).expect("log"))
             .spawn()
             .expect("start agent");

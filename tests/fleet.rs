@@ -360,6 +360,7 @@ fn refuses_bad_tokens_foreign_cas_and_other_nodes_credentials() {
                 "intruder",
                 "--cgroup-parent",
                 &intruder_cgroups,
+                "--network-backend=none",
             ])
             .args(["--join", &coordinator.url, "--token", token])
             .stdout(std::process::Stdio::null())

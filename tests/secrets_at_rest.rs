@@ -91,7 +91,11 @@ fn a_state_dir_owned_by_another_user_is_refused() {
     let out = Command::new(BERTH)
         .args(["agent", "--state-dir"])
         .arg(state.path())
-        .args(["--cgroup-parent", "berth-test-refused"])
+        .args([
+            "--cgroup-parent",
+            "berth-test-refused",
+            "--network-backend=none",
+        ])
         .stdin(Stdio::null())
         .output()
         .unwrap();

@@ -22,6 +22,7 @@ mod instance;
 mod logs;
 mod manifests;
 mod memory;
+pub mod network_options;
 mod plan;
 mod probes;
 mod pulls;
@@ -45,6 +46,7 @@ use crate::runtime::{LibcontainerRuntime, Runtime, RuntimeConfig};
 use crate::store::Store;
 
 pub use fleet::FleetJoin;
+pub use network_options::{NetworkBackend, NetworkOptions};
 pub use plan::Backoff;
 pub use status::StartFailure;
 
@@ -72,6 +74,8 @@ pub struct AgentOptions {
     /// `--pod-security-level`: the Pod Security level of a namespace without the
     /// `pod-security.kubernetes.io/enforce` label, at apply and before every start.
     pub pod_security_level: crate::model::PodSecurityLevel,
+    /// The pod network (bridge, addresses, Services, DNS) and how it reaches the fleet.
+    pub network: NetworkOptions,
 }
 
 /// Log files of one container instance are capped at this size, and this many files are
@@ -273,6 +277,12 @@ pub fn run(mut options: AgentOptions) -> anyhow::Result<()> {
     }
     log::info!("agent stopped");
     Ok(())
+}
+
+/// `berth agent --cleanup-network`: removes the bridge, veths, routes and nftables table
+/// of the pod network, for uninstalling.
+pub fn cleanup_network(_options: &AgentOptions) -> anyhow::Result<()> {
+    bail!("--cleanup-network is not implemented yet")
 }
 
 fn bind_socket(path: &std::path::Path) -> anyhow::Result<smol::net::unix::UnixListener> {

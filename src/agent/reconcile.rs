@@ -493,6 +493,7 @@ impl Agent {
             readonly_rootfs: security.readonly_rootfs,
             seccomp_unconfined: security.seccomp_unconfined,
             privileged: security.privileged,
+            pod_files: Vec::new(),
         })
     }
 

@@ -47,6 +47,10 @@ pub fn test_agent(backoff_base: Duration) -> TestAgent {
         node_labels: Default::default(),
         unpack_limits: Default::default(),
         encryption_key_file: None,
+        network: crate::agent::NetworkOptions {
+            backend: crate::agent::NetworkBackend::None,
+            ..Default::default()
+        },
         pod_security_level: crate::model::PodSecurityLevel::Baseline,
     };
     let runtime = Arc::new(FakeRuntime::new());

@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::agent::{AgentOptions, FleetJoin};
+use crate::agent::{AgentOptions, FleetJoin, NetworkBackend, NetworkOptions};
 use crate::api::tokens::JoinToken;
-use crate::model::{validate_label_key, validate_label_value};
+use crate::model::{is_dns1123_subdomain, validate_label_key, validate_label_value, Ipv4Cidr};
 
 #[derive(clap::Args, Debug)]
 pub struct AgentArgs {
@@ -56,6 +56,27 @@ pub struct AgentArgs {
     /// pod-security.kubernetes.io/enforce label
     #[arg(long, value_name = "LEVEL", default_value = "baseline", value_parser = super::pod_security_level_flag)]
     pub pod_security_level: crate::model::PodSecurityLevel,
+    /// How pods reach the other boards: auto (host-gw on a shared subnet, else vxlan),
+    /// host-gw, vxlan, or none (no pod network: pods get only loopback)
+    #[arg(long, value_name = "BACKEND", default_value = "auto", value_parser = NetworkBackend::parse)]
+    pub network_backend: NetworkBackend,
+    /// The pod addresses of the whole fleet
+    #[arg(long, value_name = "CIDR", default_value = crate::agent::network_options::DEFAULT_CLUSTER_CIDR)]
+    pub cluster_cidr: Ipv4Cidr,
+    /// This board's pod addresses (default: the first /24 of --cluster-cidr; a board in a
+    /// fleet gets its own from the coordinator)
+    #[arg(long, value_name = "CIDR")]
+    pub pod_cidr: Option<Ipv4Cidr>,
+    /// DNS domain of Services and pods
+    #[arg(long, value_name = "DOMAIN", default_value = crate::agent::network_options::DEFAULT_CLUSTER_DOMAIN)]
+    pub cluster_domain: String,
+    /// This board's address (default: the source address of its default route)
+    #[arg(long, value_name = "IP")]
+    pub node_ip: Option<std::net::Ipv4Addr>,
+    /// Remove everything the pod network made on this machine (bridge, veths, routes,
+    /// nftables table) and exit: for uninstalling
+    #[arg(long)]
+    pub cleanup_network: bool,
 }
 
 /// A byte quantity flag, as in manifests: `16Gi`, `512Mi`, `1G`.
@@ -128,8 +149,49 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
         },
         encryption_key_file: args.encryption_key_file,
         pod_security_level: args.pod_security_level,
+        network: network_options(
+            args.network_backend,
+            args.cluster_cidr,
+            args.pod_cidr,
+            args.cluster_domain,
+            args.node_ip,
+        )?,
     };
+    if args.cleanup_network {
+        return crate::agent::cleanup_network(&options);
+    }
     crate::agent::run(options)
+}
+
+/// The pod network flags, checked against each other.
+fn network_options(
+    backend: NetworkBackend,
+    cluster_cidr: Ipv4Cidr,
+    pod_cidr: Option<Ipv4Cidr>,
+    cluster_domain: String,
+    node_ip: Option<std::net::Ipv4Addr>,
+) -> anyhow::Result<NetworkOptions> {
+    if let Some(pod_cidr) = pod_cidr {
+        if !cluster_cidr.covers(&pod_cidr) {
+            anyhow::bail!("--pod-cidr {pod_cidr} is not inside --cluster-cidr {cluster_cidr}");
+        }
+    }
+    let domain = cluster_domain.trim_end_matches('.').to_owned();
+    if !is_dns1123_subdomain(&domain) {
+        anyhow::bail!("--cluster-domain {cluster_domain:?}: must be a lowercase DNS name such as cluster.local");
+    }
+    if cluster_cidr.prefix() > 24 && pod_cidr.is_none() {
+        anyhow::bail!(
+            "--cluster-cidr {cluster_cidr}: must be a /24 or larger (each board takes a /24 of it)"
+        );
+    }
+    Ok(NetworkOptions {
+        backend,
+        cluster_cidr,
+        pod_cidr,
+        cluster_domain: domain,
+        node_ip,
+    })
 }
 
 /// `--join` and `--token` go together; the token may also come from the environment

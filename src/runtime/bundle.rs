@@ -124,6 +124,24 @@ fn mounts() -> Vec<Mount> {
         .collect()
 }
 
+/// The default mounts plus a bind mount of each of the pod's files (not read-only, as the
+/// kubelet mounts `/etc/hosts`: some programs rewrite it).
+fn mounts_with_pod_files(files: &[super::PodFile]) -> Result<Vec<Mount>, String> {
+    let mut all = mounts();
+    for file in files {
+        all.push(
+            oci_spec::runtime::MountBuilder::default()
+                .destination(PathBuf::from(&file.destination))
+                .typ("bind")
+                .source(file.source.clone())
+                .options(vec!["rbind".to_owned(), "rprivate".to_owned()])
+                .build()
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    Ok(all)
+}
+
 /// CPU shares from a request in millicores, as the kubelet computes them (within 2 and
 /// 262144, the kernel's range).
 pub(crate) fn cpu_shares(request_millis: u64) -> u64 {
@@ -306,7 +324,7 @@ pub(crate) fn build_spec(
                 .map_err(|e| e.to_string())?,
         )
         .process(process)
-        .mounts(mounts())
+        .mounts(mounts_with_pod_files(&cfg.pod_files)?)
         .linux(linux)
         .build()
         .map_err(|e| e.to_string())?;
@@ -345,6 +363,7 @@ mod tests {
             readonly_rootfs: false,
             seccomp_unconfined: false,
             privileged: false,
+            pod_files: Vec::new(),
         }
     }
 

@@ -285,6 +285,7 @@ pub fn test_config(id: &str) -> ContainerConfig {
         readonly_rootfs: false,
         seccomp_unconfined: false,
         privileged: false,
+        pod_files: Vec::new(),
     }
 }
 

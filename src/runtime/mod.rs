@@ -172,6 +172,19 @@ pub struct ContainerConfig {
     /// capabilities (all) and `seccomp_unconfined` are set by the caller like any other.
     #[serde(default)]
     pub privileged: bool,
+    /// Files of the pod bind-mounted over paths in the container (`/etc/hosts`,
+    /// `/etc/resolv.conf`, `/etc/hostname`), as the kubelet does: one copy per pod, kept
+    /// in the pod's sandbox directory.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pod_files: Vec<PodFile>,
+}
+
+/// A file of the pod seen at `destination` in its containers.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PodFile {
+    /// Absolute path inside the container.
+    pub destination: String,
+    pub source: PathBuf,
 }
 
 /// The capabilities named (Kubernetes spelling, `NET_ADMIN`); unknown names are skipped.

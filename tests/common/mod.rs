@@ -218,6 +218,20 @@ impl TestAgent {
                     ][..]
                 },
             )
+            .args(
+                if self
+                    .extra_args
+                    .iter()
+                    .any(|a| a.starts_with("--network-backend"))
+                {
+                    &[][..]
+                } else {
+                    // No pod network unless the test asks for one: the network tests
+                    // make their own namespaces for it (bridges, NAT and DNS never
+                    // touch the host's network).
+                    &["--network-backend=none"][..]
+                },
+            )
             .args(&self.extra_args)
             .env("RUST_LOG", "debug,rustls=info,ureq=info,ureq_proto=info")
             .stdout(Stdio::null())

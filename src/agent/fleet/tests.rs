@@ -27,6 +27,10 @@ fn test_agent(dir: &std::path::Path) -> Arc<Agent> {
         join: None,
         unpack_limits: Default::default(),
         encryption_key_file: None,
+        network: crate::agent::NetworkOptions {
+            backend: crate::agent::NetworkBackend::None,
+            ..Default::default()
+        },
         pod_security_level: crate::model::PodSecurityLevel::Baseline,
     };
     let (agent, _wake) = Agent::new(options, Arc::new(FakeRuntime::new())).unwrap();
