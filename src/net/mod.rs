@@ -5,3 +5,17 @@
 //! This layer talks to the kernel (rtnetlink, `nft`) and to the network (DNS); it knows
 //! plain addresses, ports and names, not manifests: the agent turns Pods, Services and
 //! Endpoints into the plain tables here.
+//!
+//! - [`link`]: links, addresses, routes, neighbours and VXLAN over rtnetlink, synchronous
+//!   and idempotent, in the calling thread's network namespace.
+//! - [`nft`]: the `ip berth` nftables table (NAT, Services, hostPorts), rendered as text
+//!   and replaced as a whole by the `nft` program.
+//! - [`netns`]: running work inside another network namespace.
+
+mod error;
+pub mod link;
+mod netlink;
+pub mod netns;
+pub mod nft;
+
+pub use error::NetError;
