@@ -24,7 +24,7 @@ use super::netlink::Netlink;
 use super::netns::write_net_sysctl;
 use super::NetError;
 
-pub use pod::{attach_pod, host_veth_name, PodLink, POD_INTERFACE};
+pub use pod::{attach_pod, host_veth_name, PodLink, POD_INTERFACE, POD_VETH_PREFIX};
 pub use route::{berth_routes, delete_route, replace_route, BERTH_ROUTE_PROTOCOL};
 pub use vxlan::{delete_fdb, delete_neighbour, ensure_vxlan, replace_fdb, replace_neighbour};
 

@@ -45,11 +45,15 @@ pub struct PodLink {
     pub bridge: String,
 }
 
-/// The host end's name for a pod: `veth` and 8 hex digits of the SHA-256 of its UID,
-/// stable across agent restarts and within the kernel's 15 bytes.
+/// The prefix of every pod veth's host end: berth's own, so that cleaning up never
+/// touches another program's veths (Docker's and CNI's are `veth…`).
+pub const POD_VETH_PREFIX: &str = "bveth";
+
+/// The host end's name for a pod: [`POD_VETH_PREFIX`] and 8 hex digits of the SHA-256 of
+/// its UID, stable across agent restarts and within the kernel's 15 bytes.
 pub fn host_veth_name(pod_uid: &str) -> String {
     let digest = Sha256::digest(pod_uid.as_bytes());
-    format!("veth{}", hex::encode(&digest[..4]))
+    format!("{POD_VETH_PREFIX}{}", hex::encode(&digest[..4]))
 }
 
 /// Puts the pod on the bridge: creates the veth pair, configures `eth0` inside the pod's
@@ -283,11 +287,11 @@ mod tests {
         assert_eq!(name, host_veth_name("0b7c2f0e-9f7e-4d3a-8c1e-3f2a1b0c9d8e"));
         assert_eq!(name.len(), 12);
         assert!(name.len() <= super::super::MAX_LINK_NAME);
-        assert!(name.starts_with("veth"));
+        assert!(name.starts_with("bveth"));
         assert!(name[4..].chars().all(|c| c.is_ascii_hexdigit()));
         assert_ne!(name, host_veth_name("another-uid"));
         // sha256("abc") begins ba7816bf.
-        assert_eq!(host_veth_name("abc"), "vethba7816bf");
+        assert_eq!(host_veth_name("abc"), "bvethba7816bf");
     }
 
     #[test]
