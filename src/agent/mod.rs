@@ -72,6 +72,10 @@ pub struct AgentOptions {
     /// `--pod-security-level`: the Pod Security level of a namespace without the
     /// `pod-security.kubernetes.io/enforce` label, at apply and before every start.
     pub pod_security_level: crate::model::PodSecurityLevel,
+    /// `--service-cidr`: where the cluster IPs of Services applied here come from.
+    pub service_cidr: crate::model::Ipv4Cidr,
+    /// `--service-node-port-range`: NodePort Services' ports, inclusive.
+    pub node_port_range: (u16, u16),
 }
 
 /// Log files of one container instance are capped at this size, and this many files are
