@@ -5,8 +5,10 @@
 //! Used by the API and by the manifests directory alike, so both take the same path
 //! through validation.
 
-use super::Agent;
-use crate::api::apply::{apply_to_store, delete_keys_in_store, delete_manifests_in_store};
+use super::{Agent, AgentOptions};
+use crate::api::apply::{
+    apply_to_store, delete_keys_in_store, delete_manifests_in_store, AdmissionOptions,
+};
 use crate::api::refusal::Refusal;
 use crate::api::types::{ApplyRequest, ApplyResult};
 use crate::store::Key;
@@ -18,10 +20,19 @@ pub fn apply(
     request: &ApplyRequest,
     source: Option<&str>,
 ) -> Result<ApplyResult, Refusal> {
-    let level = agent.options.pod_security_level;
-    let result = apply_to_store(&mut agent.store(), request, source, level)?;
+    let options = admission(&agent.options);
+    let result = apply_to_store(&mut agent.store(), request, source, &options)?;
     agent.wake();
     Ok(result)
+}
+
+/// What admission judges by, from the agent's flags.
+fn admission(options: &AgentOptions) -> AdmissionOptions {
+    AdmissionOptions {
+        pod_security_level: options.pod_security_level,
+        service_cidr: options.service_cidr,
+        node_port_range: options.node_port_range,
+    }
 }
 
 /// Deletes the objects named in the manifests of a request.

@@ -76,6 +76,10 @@ pub struct AgentOptions {
     pub pod_security_level: crate::model::PodSecurityLevel,
     /// The pod network (bridge, addresses, Services, DNS) and how it reaches the fleet.
     pub network: NetworkOptions,
+    /// `--service-cidr`: where the cluster IPs of Services applied here come from.
+    pub service_cidr: crate::model::Ipv4Cidr,
+    /// `--service-node-port-range`: NodePort Services' ports, inclusive.
+    pub node_port_range: (u16, u16),
 }
 
 /// Log files of one container instance are capped at this size, and this many files are

@@ -66,13 +66,10 @@ fn route(agent: &Arc<Agent>, request: &Request) -> Result<Response, Refusal> {
         ("POST", ["api", "v1", "namespaces", ns, "pods", name, "exec"]) => {
             pod_exec(agent, request, ns, name)
         }
-        (_, ["api", "v1", rest @ ..]) | (_, ["apis", "apps", "v1", rest @ ..]) => {
-            let group = if segments[0] == "api" {
-                "v1"
-            } else {
-                "apps/v1"
-            };
-            serve_resources(agent, request, group, rest)
+        (_, ["api", "v1", rest @ ..]) => serve_resources(agent, request, "v1", rest),
+        (_, ["apis", "apps", "v1", rest @ ..]) => serve_resources(agent, request, "apps/v1", rest),
+        (_, ["apis", "discovery.k8s.io", "v1", rest @ ..]) => {
+            serve_resources(agent, request, "discovery.k8s.io/v1", rest)
         }
         _ => Err(not_found(format!(
             "the server could not find the requested resource ({method} {})",
@@ -129,7 +126,11 @@ fn view(
         Object::Deployment(deploy) => agent.deployment_view(deploy, pods, observed),
         Object::Namespace(ns) => Object::Namespace(namespace::with_status(ns)).to_json(),
         // Nothing observed to add: what is stored is the whole object.
-        object @ (Object::ConfigMap(_) | Object::Secret(_)) => object.to_json(),
+        object @ (Object::ConfigMap(_)
+        | Object::Secret(_)
+        | Object::Service(_)
+        | Object::Endpoints(_)
+        | Object::EndpointSlice(_)) => object.to_json(),
     })
 }
 

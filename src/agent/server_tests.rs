@@ -156,6 +156,61 @@ fn namespaces_config_maps_and_the_delete_verb_route_by_kind() {
 }
 
 #[test]
+fn services_endpoints_and_slices_route_by_api_group() {
+    let test = test_agent(BACKOFF);
+    let agent = &test.agent;
+    apply(
+        agent,
+        "apiVersion: v1\nkind: Service\nmetadata: {name: db}\nspec: {ports: [{port: 5432}]}\n---\n\
+         apiVersion: v1\nkind: Endpoints\nmetadata: {name: db}\n\
+         subsets: [{addresses: [{ip: 192.168.1.50}], ports: [{port: 5432}]}]\n---\n\
+         apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
+         metadata: {name: db-1, labels: {kubernetes.io/service-name: db}}\n\
+         addressType: IPv4\nendpoints: [{addresses: [192.168.1.50]}]\nports: [{port: 5432}]\n",
+    );
+    let (status, service) = get(agent, "/api/v1/namespaces/default/services/db");
+    assert_eq!(status, 200, "{service}");
+    let address: std::net::Ipv4Addr = service["spec"]["clusterIP"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(agent.options.service_cidr.contains(address), "{service}");
+    assert_eq!(service["status"], json!({"loadBalancer": {}}));
+    let (_, endpoints) = get(agent, "/api/v1/namespaces/default/endpoints/db");
+    assert_eq!(
+        endpoints["subsets"][0]["addresses"][0]["ip"],
+        "192.168.1.50"
+    );
+    let slices =
+        "/apis/discovery.k8s.io/v1/endpointslices?labelSelector=kubernetes.io/service-name=db";
+    let (status, list) = get(agent, slices);
+    assert_eq!((status, names(&list)), (200, vec!["db-1"]));
+    let (_, slice) = get(
+        agent,
+        "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/db-1",
+    );
+    assert_eq!(slice["apiVersion"], "discovery.k8s.io/v1");
+    assert_status(
+        get(agent, "/api/v1/namespaces/default/endpointslices/db-1"),
+        404,
+        "NotFound",
+    );
+    let (status, _) = call(
+        agent,
+        "DELETE",
+        "/api/v1/namespaces/default/services/db",
+        None,
+    );
+    assert_eq!(status, 200);
+    assert_status(
+        get(agent, "/api/v1/namespaces/default/services/db"),
+        404,
+        "NotFound",
+    );
+}
+
+#[test]
 fn an_invalid_manifest_is_refused_whole() {
     let test = test_agent(BACKOFF);
     let agent = &test.agent;

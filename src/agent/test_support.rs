@@ -52,6 +52,8 @@ pub fn test_agent(backoff_base: Duration) -> TestAgent {
             ..Default::default()
         },
         pod_security_level: crate::model::PodSecurityLevel::Baseline,
+        service_cidr: crate::model::default_service_cidr(),
+        node_port_range: crate::model::DEFAULT_NODE_PORT_RANGE,
     };
     let runtime = Arc::new(FakeRuntime::new());
     let (agent, _wake) = Agent::new(options, runtime.clone()).unwrap();

@@ -1,7 +1,8 @@
 //! Admission and the writes it lets through, on any store: a request's manifests are
 //! parsed, their namespaces filled in and checked to exist, Pods and Deployment
 //! templates held to their namespace's Pod Security level, immutable ConfigMaps and
-//! Secrets kept as they are, and then every object is written in one transaction — all
+//! Secrets kept as they are, Services given cluster IPs and node ports
+//! ([`super::services`]), and then every object is written in one transaction — all
 //! of a request or none of it. Deletes follow Kubernetes: some objects go at once, some
 //! are marked and go when their containers have stopped.
 //!
@@ -13,11 +14,37 @@ use std::collections::{HashMap, HashSet};
 use serde_json::Value;
 
 use super::refusal::{forbidden, invalid, not_found, Refusal};
+use super::services::admit_services;
 use super::types::{ApplyItem, ApplyRequest, ApplyResult, ManifestFile};
 use crate::model::{
-    check_pod_spec, forbidden_message, parse_manifests, Kind, Object, PodSecurityLevel,
+    check_pod_spec, default_service_cidr, forbidden_message, parse_manifests, Ipv4Cidr, Kind,
+    Object, PodSecurityLevel, DEFAULT_NODE_PORT_RANGE,
 };
 use crate::store::{Key, PutOutcome, Store};
+
+/// The daemon's settings admission judges by; the same flags on the agent and the
+/// coordinator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AdmissionOptions {
+    /// `--pod-security-level`: the level of a namespace without the
+    /// `pod-security.kubernetes.io/enforce` label.
+    pub pod_security_level: PodSecurityLevel,
+    /// `--service-cidr`: where Services' cluster IPs come from.
+    pub service_cidr: Ipv4Cidr,
+    /// `--service-node-port-range`: NodePort Services' ports, inclusive.
+    pub node_port_range: (u16, u16),
+}
+
+impl Default for AdmissionOptions {
+    /// Baseline Pod Security, k3s' service network and Kubernetes' node port range.
+    fn default() -> Self {
+        AdmissionOptions {
+            pod_security_level: PodSecurityLevel::Baseline,
+            service_cidr: default_service_cidr(),
+            node_port_range: DEFAULT_NODE_PORT_RANGE,
+        }
+    }
+}
 
 /// Parses every file and fills in namespaces; any error in any file refuses the whole
 /// request, listing every problem with its file and field path.
@@ -75,15 +102,19 @@ fn immutable_change(stored: &Value, new: &Value) -> Option<&'static str> {
 }
 
 /// Applies a request to `store`: validates, checks namespaces exist (or come in the same
-/// request), then writes every object in one transaction. Pods and Deployments must meet the Pod Security level of their namespace; `default_level` is the level of
-/// a namespace without the label (the daemon's `--pod-security-level`).
+/// request), then writes every object in one transaction. Pods and Deployments must meet
+/// the Pod Security level of their namespace (`options.pod_security_level` for a
+/// namespace without the label); Services get their cluster IPs and node ports from
+/// `options`' ranges. `store` is held from the reads admission makes to the write, which
+/// is what keeps two requests from being handed the same address.
 pub fn apply_to_store(
     store: &mut Store,
     request: &ApplyRequest,
     source: Option<&str>,
-    default_level: PodSecurityLevel,
+    options: &AdmissionOptions,
 ) -> Result<ApplyResult, Refusal> {
-    let objects = parse_request(request)?;
+    let default_level = options.pod_security_level;
+    let mut objects = parse_request(request)?;
     let mut known: HashSet<String> = HashSet::new();
     let mut levels: HashMap<String, PodSecurityLevel> = HashMap::new();
     for record in store.list("Namespace", None)? {
@@ -111,7 +142,13 @@ pub fn apply_to_store(
             Kind::Namespace => {
                 known.insert(object.meta().name.clone());
             }
-            Kind::Pod | Kind::Deployment | Kind::ConfigMap | Kind::Secret => {
+            Kind::Pod
+            | Kind::Deployment
+            | Kind::ConfigMap
+            | Kind::Secret
+            | Kind::Service
+            | Kind::Endpoints
+            | Kind::EndpointSlice => {
                 let ns = object.meta().namespace.clone().unwrap_or_default();
                 if !known.contains(&ns) {
                     missing.push(format!("namespaces {ns:?} not found (or being deleted)"));
@@ -124,6 +161,12 @@ pub fn apply_to_store(
         return Err(not_found(missing.join("\n")));
     }
     admit_pod_security(&objects, &levels, default_level)?;
+    admit_services(
+        store,
+        &mut objects,
+        &options.service_cidr,
+        options.node_port_range,
+    )?;
     let values: Vec<Value> = objects.iter().map(Object::to_json).collect();
     let mut frozen = Vec::new();
     for (object, value) in objects.iter().zip(&values) {
@@ -177,7 +220,12 @@ fn admit_pod_security(
                 &deployment.spec.template.spec,
                 "spec.template.spec",
             ),
-            Object::Namespace(_) | Object::ConfigMap(_) | Object::Secret(_) => continue,
+            Object::Namespace(_)
+            | Object::ConfigMap(_)
+            | Object::Secret(_)
+            | Object::Service(_)
+            | Object::Endpoints(_)
+            | Object::EndpointSlice(_) => continue,
         };
         let meta = object.meta();
         let level = levels
@@ -253,7 +301,7 @@ pub fn delete_keys_in_store(store: &mut Store, keys: &[Key]) -> Result<ApplyResu
 
 #[cfg(test)]
 mod tests {
-    use super::{apply_to_store, immutable_change};
+    use super::{apply_to_store, immutable_change, AdmissionOptions};
     use crate::api::types::{ApplyRequest, ManifestFile};
     use crate::model::PodSecurityLevel;
     use crate::store::Store;
@@ -266,6 +314,14 @@ mod tests {
                 content: yaml.into(),
             }],
             namespace: None,
+        }
+    }
+
+    /// Admission at a default Pod Security level, with the default service ranges.
+    fn at(level: PodSecurityLevel) -> AdmissionOptions {
+        AdmissionOptions {
+            pod_security_level: level,
+            ..AdmissionOptions::default()
         }
     }
 
@@ -282,7 +338,7 @@ mod tests {
     #[test]
     fn pod_security_refuses_by_the_namespace_level() {
         let mut store = store_with_default_namespace();
-        let baseline = PodSecurityLevel::Baseline;
+        let baseline = &at(PodSecurityLevel::Baseline);
         let pod = HOST_POD.replace("NS", "default");
         let refusal = apply_to_store(&mut store, &request(&pod), None, baseline).unwrap_err();
         assert_eq!((refusal.code, refusal.reason), (403, "Forbidden"));
@@ -296,7 +352,7 @@ mod tests {
             "nothing applied"
         );
         // The daemon's default decides for an unlabelled namespace.
-        let privileged = PodSecurityLevel::Privileged;
+        let privileged = &at(PodSecurityLevel::Privileged);
         apply_to_store(&mut store, &request(&pod), None, privileged).unwrap();
 
         // A namespace labelled in the same request decides with its new label, and a
@@ -306,7 +362,7 @@ mod tests {
             .to_owned()
             + &HOST_POD.replace("NS", "infra");
         apply_to_store(&mut store, &request(&labelled), None, baseline).unwrap();
-        let restricted = PodSecurityLevel::Restricted;
+        let restricted = &at(PodSecurityLevel::Restricted);
         let again = HOST_POD.replace("NS", "infra").replace("net", "net2");
         apply_to_store(&mut store, &request(&again), None, restricted).unwrap();
     }
@@ -317,7 +373,7 @@ mod tests {
         let deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  \
             selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    \
             spec: {containers: [{name: c, image: busybox, securityContext: {privileged: true}}]}\n";
-        let baseline = PodSecurityLevel::Baseline;
+        let baseline = &at(PodSecurityLevel::Baseline);
         let refusal = apply_to_store(&mut store, &request(deployment), None, baseline).unwrap_err();
         assert_eq!(
             refusal.message,

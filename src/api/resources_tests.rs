@@ -8,7 +8,7 @@ use event_listener::{Event, EventListener};
 use serde_json::{json, Value};
 
 use super::{path_segments, serve_resources, Resources, Stored};
-use crate::api::apply::apply_to_store;
+use crate::api::apply::{apply_to_store, AdmissionOptions};
 use crate::api::http::{Body, Response};
 use crate::api::refusal::{bad_request, Refusal};
 use crate::api::test_support::request;
@@ -81,7 +81,11 @@ fn fake() -> Arc<Fake> {
         }],
         namespace: None,
     };
-    apply_to_store(&mut store, &request, None, PodSecurityLevel::Privileged).unwrap();
+    let options = AdmissionOptions {
+        pod_security_level: PodSecurityLevel::Privileged,
+        ..AdmissionOptions::default()
+    };
+    apply_to_store(&mut store, &request, None, &options).unwrap();
     Arc::new(Fake {
         store: Mutex::new(store),
         changed: AtomicUsize::new(0),

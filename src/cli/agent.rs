@@ -77,6 +77,12 @@ pub struct AgentArgs {
     /// nftables table) and exit: for uninstalling
     #[arg(long)]
     pub cleanup_network: bool,
+    /// IPv4 network the cluster IPs of Services come from
+    #[arg(long, value_name = "CIDR", default_value = "10.43.0.0/16", value_parser = super::service_cidr_flag)]
+    pub service_cidr: crate::model::Ipv4Cidr,
+    /// Ports NodePort Services may use on this board, LOW-HIGH
+    #[arg(long, value_name = "RANGE", default_value = "30000-32767", value_parser = super::node_port_range_flag)]
+    pub service_node_port_range: (u16, u16),
 }
 
 /// A byte quantity flag, as in manifests: `16Gi`, `512Mi`, `1G`.
@@ -156,6 +162,8 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
             args.cluster_domain,
             args.node_ip,
         )?,
+        service_cidr: args.service_cidr,
+        node_port_range: args.service_node_port_range,
     };
     if args.cleanup_network {
         return crate::agent::cleanup_network(&options);
@@ -239,6 +247,23 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn service_network_flags_take_k3s_forms() {
+        use crate::cli::{node_port_range_flag, service_cidr_flag};
+        assert_eq!(
+            service_cidr_flag("10.96.0.0/12").unwrap().to_string(),
+            "10.96.0.0/12"
+        );
+        for bad in ["10.0.0.0/8", "10.43.0.0/29", "10.43.0.1/16", "fd00::/108"] {
+            assert!(service_cidr_flag(bad).is_err(), "{bad}");
+        }
+        assert_eq!(node_port_range_flag("30000-32767"), Ok((30000, 32767)));
+        assert_eq!(node_port_range_flag("31000"), Ok((31000, 31000)));
+        for bad in ["32767-30000", "30000-", "0-100", "30000-70000", "a-b", ""] {
+            assert!(node_port_range_flag(bad).is_err(), "{bad}");
+        }
+    }
 
     const TOKEN: &str =
         "K10aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa::abc123.secret";

@@ -41,6 +41,7 @@ pub fn print_result(result: &ApplyResult) {
 pub fn display_name(kind: &str, name: &str) -> String {
     let group = match kind {
         "Deployment" => ".apps",
+        "EndpointSlice" => ".discovery.k8s.io",
         _ => "",
     };
     format!("{}{group}/{name}", kind.to_lowercase())

@@ -35,6 +35,12 @@ pub struct CoordinatorArgs {
     /// pod-security.kubernetes.io/enforce label
     #[arg(long, value_name = "LEVEL", default_value = "baseline", value_parser = super::pod_security_level_flag)]
     pub pod_security_level: crate::model::PodSecurityLevel,
+    /// IPv4 network the cluster IPs of Services come from
+    #[arg(long, value_name = "CIDR", default_value = "10.43.0.0/16", value_parser = super::service_cidr_flag)]
+    pub service_cidr: crate::model::Ipv4Cidr,
+    /// Ports NodePort Services may use on every board, LOW-HIGH
+    #[arg(long, value_name = "RANGE", default_value = "30000-32767", value_parser = super::node_port_range_flag)]
+    pub service_node_port_range: (u16, u16),
 }
 
 /// Read when present; a missing default file means no settings.
@@ -56,5 +62,7 @@ pub fn run(args: CoordinatorArgs) -> anyhow::Result<()> {
         },
         encryption_key_file: args.encryption_key_file,
         pod_security_level: args.pod_security_level,
+        service_cidr: args.service_cidr,
+        node_port_range: args.service_node_port_range,
     })
 }

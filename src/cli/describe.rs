@@ -5,11 +5,15 @@ use serde_json::Value;
 use super::get::parse_kind;
 use super::output::{at, int_at, pod_status_column, str_at};
 use super::{call, object_path, GlobalOptions};
+use crate::api::ApiError;
 use crate::model::Kind;
+
+mod service;
 
 #[derive(clap::Args, Debug)]
 pub struct DescribeArgs {
-    /// pod, deployment or namespace
+    /// pod, deployment, service, endpoints, endpointslice, namespace, configmap, secret
+    /// or node
     pub kind: String,
     /// Name of the object
     pub name: String,
@@ -35,8 +39,26 @@ pub fn run(global: &GlobalOptions, args: DescribeArgs) -> anyhow::Result<()> {
         &object_path(kind, global.namespace(), &args.name),
         None,
     )?;
+    if kind == Kind::Service {
+        // A Service's endpoints are those of the Endpoints object of its name.
+        let path = object_path(Kind::Endpoints, global.namespace(), &args.name);
+        let endpoints = match client.request("GET", &path, None) {
+            Ok((_, endpoints)) => Some(endpoints),
+            Err(ApiError::Status { code: 404, .. }) => None,
+            Err(err) => return Err(err.into()),
+        };
+        print!("{}", describe_service(&object, endpoints.as_ref()));
+        return Ok(());
+    }
     print!("{}", describe(kind, &object));
     Ok(())
+}
+
+/// `describe service`: with the endpoints of each port, from `endpoints`.
+pub fn describe_service(service: &Value, endpoints: Option<&Value>) -> String {
+    let mut out = header(Kind::Service, service);
+    service::describe_service(&mut out, service, endpoints);
+    out
 }
 
 fn describe_node(node: &Value) -> String {
@@ -123,6 +145,34 @@ fn map_lines(value: &Value) -> String {
 }
 
 pub fn describe(kind: Kind, object: &Value) -> String {
+    let mut out = header(kind, object);
+    match kind {
+        Kind::Pod => describe_pod(&mut out, object),
+        Kind::Deployment => describe_deployment(&mut out, object),
+        Kind::Namespace => {
+            let phase = str_at(object, &["status", "phase"]);
+            field(
+                &mut out,
+                0,
+                "Status",
+                if phase.is_empty() { "Active" } else { phase },
+            );
+        }
+        Kind::ConfigMap => describe_data(&mut out, object, false),
+        Kind::Secret => {
+            field(&mut out, 0, "Type", str_at(object, &["type"]));
+            describe_data(&mut out, object, true);
+        }
+        Kind::Service => service::describe_service(&mut out, object, None),
+        Kind::Endpoints => service::describe_endpoints(&mut out, object),
+        Kind::EndpointSlice => service::describe_endpoint_slice(&mut out, object),
+    }
+    out
+}
+
+/// Name, namespace, labels and annotations; the creation time too, except for the kinds
+/// kubectl leaves it out of.
+fn header(kind: Kind, object: &Value) -> String {
     let mut out = String::new();
     field(&mut out, 0, "Name", str_at(object, &["metadata", "name"]));
     if kind.namespaced() {
@@ -145,29 +195,13 @@ pub fn describe(kind: Kind, object: &Value) -> String {
         "Annotations",
         map_lines(at(object, &["metadata", "annotations"])),
     );
-    field(
-        &mut out,
-        0,
-        "CreationTimestamp",
-        str_at(object, &["metadata", "creationTimestamp"]),
-    );
-    match kind {
-        Kind::Pod => describe_pod(&mut out, object),
-        Kind::Deployment => describe_deployment(&mut out, object),
-        Kind::Namespace => {
-            let phase = str_at(object, &["status", "phase"]);
-            field(
-                &mut out,
-                0,
-                "Status",
-                if phase.is_empty() { "Active" } else { phase },
-            );
-        }
-        Kind::ConfigMap => describe_data(&mut out, object, false),
-        Kind::Secret => {
-            field(&mut out, 0, "Type", str_at(object, &["type"]));
-            describe_data(&mut out, object, true);
-        }
+    if !matches!(kind, Kind::Service | Kind::Endpoints | Kind::EndpointSlice) {
+        field(
+            &mut out,
+            0,
+            "CreationTimestamp",
+            str_at(object, &["metadata", "creationTimestamp"]),
+        );
     }
     out
 }

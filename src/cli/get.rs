@@ -14,7 +14,8 @@ use crate::model::Kind;
 #[derive(clap::Args, Debug)]
 pub struct GetArgs {
     /// TYPE[,TYPE...] [NAME...] or TYPE/NAME...: pods (po), deployments (deploy),
-    /// namespaces (ns), configmaps (cm), secrets, nodes (no), or all
+    /// services (svc), endpoints (ep), endpointslices, namespaces (ns), configmaps (cm),
+    /// secrets, nodes (no), or all
     #[arg(required = true, value_name = "TYPE")]
     pub targets: Vec<String>,
     /// After listing, watch for changes and print each one as it happens

@@ -300,6 +300,38 @@ pub fn pod_security_level_flag(text: &str) -> Result<crate::model::PodSecurityLe
         .ok_or_else(|| format!("{text:?}: expected privileged, baseline or restricted"))
 }
 
+/// `--service-cidr` (k3s' flag): an IPv4 network from /12 (Kubernetes' largest service
+/// range) to /28 (small enough to still hold the cluster DNS address, its 10th).
+pub fn service_cidr_flag(text: &str) -> Result<crate::model::Ipv4Cidr, String> {
+    let cidr: crate::model::Ipv4Cidr = text.parse().map_err(|e| format!("{e}"))?;
+    match cidr.prefix() {
+        12..=28 => Ok(cidr),
+        prefix => Err(format!(
+            "{text:?}: a service network must have a prefix from /12 to /28, not /{prefix}"
+        )),
+    }
+}
+
+/// `--service-node-port-range` (Kubernetes' and k3s' flag): `LOW-HIGH`, inclusive, or a
+/// single port.
+pub fn node_port_range_flag(text: &str) -> Result<(u16, u16), String> {
+    let bad = || format!("invalid port range {text:?}: expected LOW-HIGH, e.g. 30000-32767");
+    let port = |s: &str| s.trim().parse::<u16>().ok().filter(|p| *p > 0);
+    let (low, high) = match text.split_once('-') {
+        Some((low, high)) => (port(low).ok_or_else(bad)?, port(high).ok_or_else(bad)?),
+        None => {
+            let single = port(text).ok_or_else(bad)?;
+            (single, single)
+        }
+    };
+    if low > high {
+        return Err(format!(
+            "invalid port range {text:?}: {low} is above {high}"
+        ));
+    }
+    Ok((low, high))
+}
+
 /// clap's parser for every duration flag: Go/Kubernetes durations, bare numbers in seconds.
 pub fn duration_flag(text: &str) -> Result<std::time::Duration, String> {
     crate::model::parse_duration(text)

@@ -22,7 +22,11 @@ pub enum Resource {
 
 /// What `all` means, in kubectl's order (pods, services, daemonsets, deployments,
 /// replicasets, ...) restricted to the kinds berth has.
-pub const ALL: [Resource; 2] = [Resource::Kind(Kind::Pod), Resource::Kind(Kind::Deployment)];
+pub const ALL: [Resource; 3] = [
+    Resource::Kind(Kind::Pod),
+    Resource::Kind(Kind::Service),
+    Resource::Kind(Kind::Deployment),
+];
 
 impl Resource {
     /// One type name as typed (`po`, `deployment.apps`, `Nodes`, ...).
@@ -33,7 +37,8 @@ impl Resource {
         Kind::from_cli_name(s).map(Resource::Kind).ok_or_else(|| {
             anyhow!(
                 "the server doesn't have a resource type {s:?} (known: pods, deployments, \
-                 namespaces, configmaps, secrets, nodes, all)"
+                 services, endpoints, endpointslices, namespaces, configmaps, secrets, nodes, \
+                 all)"
             )
         })
     }
@@ -74,6 +79,9 @@ impl Resource {
             Resource::Kind(Kind::Namespace) => "namespace",
             Resource::Kind(Kind::ConfigMap) => "configmap",
             Resource::Kind(Kind::Secret) => "secret",
+            Resource::Kind(Kind::Service) => "service",
+            Resource::Kind(Kind::Endpoints) => "endpoints",
+            Resource::Kind(Kind::EndpointSlice) => "endpointslice.discovery.k8s.io",
             Resource::Node => "node",
         }
     }
@@ -249,11 +257,19 @@ mod tests {
         );
         assert_eq!(Resource::parse_list("all").unwrap(), ALL);
         assert_eq!(
-            Resource::parse_list("all,cm,pods").unwrap(),
+            Resource::parse_list("all,cm,pods,svc").unwrap(),
             [
                 Resource::Kind(Kind::Pod),
+                Resource::Kind(Kind::Service),
                 Resource::Kind(Kind::Deployment),
                 Resource::Kind(Kind::ConfigMap)
+            ]
+        );
+        assert_eq!(
+            Resource::parse_list("ep,endpointslices").unwrap(),
+            [
+                Resource::Kind(Kind::Endpoints),
+                Resource::Kind(Kind::EndpointSlice)
             ]
         );
         assert_eq!(Resource::parse_list("nodes").unwrap(), [Resource::Node]);
@@ -301,6 +317,14 @@ mod tests {
             "deployment.apps/web"
         );
         assert_eq!(name_cell(Resource::Kind(Kind::Pod), "web", false), "web");
+        assert_eq!(
+            crate::cli::apply::display_name("EndpointSlice", "web-1"),
+            "endpointslice.discovery.k8s.io/web-1"
+        );
+        assert_eq!(
+            crate::cli::apply::display_name("Service", "web"),
+            "service/web"
+        );
         let err = ApiError::Status {
             code: 404,
             message: "pods \"x\" not found".into(),

@@ -6,6 +6,9 @@ use super::output::{age, at, int_at, pod_status_column, str_at};
 use super::resource::{name_cell, Resource};
 use crate::model::Kind;
 
+mod service;
+pub(crate) use service::{ready_endpoints, selector_text};
+
 /// The header of a table of `resource`, with `NAMESPACE` first for namespaced types
 /// when several namespaces are shown.
 pub fn header(resource: Resource, wide: bool, with_namespace: bool) -> Vec<&'static str> {
@@ -34,6 +37,10 @@ pub fn header(resource: Resource, wide: bool, with_namespace: bool) -> Vec<&'sta
         (Resource::Kind(Kind::Namespace), _) => &["NAME", "STATUS", "AGE"],
         (Resource::Kind(Kind::ConfigMap), _) => &["NAME", "DATA", "AGE"],
         (Resource::Kind(Kind::Secret), _) => &["NAME", "TYPE", "DATA", "AGE"],
+        (Resource::Kind(Kind::Service), false) => &service::SERVICE_COLUMNS,
+        (Resource::Kind(Kind::Service), true) => &service::SERVICE_WIDE_COLUMNS,
+        (Resource::Kind(Kind::Endpoints), _) => &service::ENDPOINTS_COLUMNS,
+        (Resource::Kind(Kind::EndpointSlice), _) => &service::ENDPOINT_SLICE_COLUMNS,
         (Resource::Node, false) => &["NAME", "STATUS", "ROLES", "AGE", "VERSION"],
         (Resource::Node, true) => &[
             "NAME",
@@ -69,6 +76,9 @@ pub fn row(
         Resource::Kind(Kind::Namespace) => namespace_row(item),
         Resource::Kind(Kind::ConfigMap) => config_map_row(item),
         Resource::Kind(Kind::Secret) => secret_row(item),
+        Resource::Kind(Kind::Service) => service::service_row(item, wide),
+        Resource::Kind(Kind::Endpoints) => service::endpoints_row(item),
+        Resource::Kind(Kind::EndpointSlice) => service::endpoint_slice_row(item),
         Resource::Node => node_row(item, wide),
     };
     if let Some(name) = cells.first_mut() {

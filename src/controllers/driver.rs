@@ -35,7 +35,13 @@ pub fn load(store: &Store, now: SystemTime) -> anyhow::Result<World> {
         .map(|ns| ns.metadata.name.clone())
         .collect();
     for namespace in &dying {
-        for kind in ["ConfigMap", "Secret"] {
+        for kind in [
+            "ConfigMap",
+            "Secret",
+            "Service",
+            "Endpoints",
+            "EndpointSlice",
+        ] {
             for record in store.list(kind, Some(namespace))? {
                 world.config_keys.push(record.key());
             }

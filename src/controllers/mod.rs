@@ -51,9 +51,9 @@ pub struct World {
     pub namespaces: Vec<Namespace>,
     pub deployments: Vec<Deployment>,
     pub pods: Vec<Pod>,
-    /// ConfigMaps and Secrets, by key only. The driver lists them only in namespaces
-    /// being deleted: the namespace cascade is their one reader, and reading every
-    /// Secret each pass would unseal them all.
+    /// ConfigMaps, Secrets, Services, Endpoints and EndpointSlices, by key only. The
+    /// driver lists them only in namespaces being deleted: the namespace cascade is
+    /// their one reader, and reading every Secret each pass would unseal them all.
     pub config_keys: Vec<Key>,
     /// The uids of the pods this scope observes as ready (filled for controlled pods).
     pub ready_pods: HashSet<String>,

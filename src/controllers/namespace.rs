@@ -1,6 +1,7 @@
 //! The Namespace controller: a namespace being deleted takes its objects with it.
-//! Deployments, ConfigMaps and Secrets go at once, pods gracefully (their board stops
-//! them first), and the namespace itself when no pod is left in it.
+//! Deployments, ConfigMaps, Secrets and Services with their endpoints go at once, pods
+//! gracefully (their board stops them first), and the namespace itself when no pod is
+//! left in it.
 
 use super::{key_of, mark_pod, Change, World};
 use crate::model::Namespace;

@@ -297,6 +297,9 @@ fn the_driver_lists_configs_only_in_dying_namespaces_and_keeps_reported_status()
                     "deletionTimestamp": NOW}}),
                 json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "namespace": "live"}}),
                 json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "b", "namespace": "dying"}}),
+                json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s", "namespace": "live"}}),
+                json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s", "namespace": "dying"}}),
+                json!({"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "s", "namespace": "dying"}}),
                 json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "live"},
                     "spec": {"containers": [{"name": "c", "image": "busybox"}]}}),
             ],
@@ -306,7 +309,14 @@ fn the_driver_lists_configs_only_in_dying_namespaces_and_keeps_reported_status()
     let ready = json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]});
     store.set_status("Pod", "live", "p", &ready).unwrap();
     let w = driver::load(&store, SystemTime::now()).unwrap();
-    assert_eq!(w.config_keys, [Key::new("ConfigMap", "dying", "b")]);
+    assert_eq!(
+        w.config_keys,
+        [
+            Key::new("ConfigMap", "dying", "b"),
+            Key::new("Service", "dying", "s"),
+            Key::new("Endpoints", "dying", "s"),
+        ]
+    );
     assert!(
         w.pods[0].status.is_ready(),
         "the reported Ready condition is kept"

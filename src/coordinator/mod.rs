@@ -63,6 +63,10 @@ pub struct CoordinatorOptions {
     /// `--pod-security-level`: the Pod Security level of a namespace without the
     /// `pod-security.kubernetes.io/enforce` label, at apply.
     pub pod_security_level: crate::model::PodSecurityLevel,
+    /// `--service-cidr`: where Services' cluster IPs come from.
+    pub service_cidr: crate::model::Ipv4Cidr,
+    /// `--service-node-port-range`: NodePort Services' ports, inclusive.
+    pub node_port_range: (u16, u16),
 }
 
 pub struct Coordinator {

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use super::auth::{Denied, Subject};
 use super::fleet::{all_assignments, node_view};
 use super::{join, Coordinator};
-use crate::api::apply::{apply_to_store, delete_manifests_in_store};
+use crate::api::apply::{apply_to_store, delete_manifests_in_store, AdmissionOptions};
 use crate::api::fleet::{Assignments, PodStatusAck, PodStatusReport};
 use crate::api::http::{Admission, Request, Response};
 use crate::api::refusal::{
@@ -243,8 +243,14 @@ fn admin_route(
         }
         ("POST", ["apis", "berth.dev", "v1", "apply"]) => {
             let apply_request: ApplyRequest = request_body(request)?;
-            let level = coordinator.options.pod_security_level;
-            let result = apply_to_store(&mut coordinator.store(), &apply_request, None, level)?;
+            let options = &coordinator.options;
+            let admission = AdmissionOptions {
+                pod_security_level: options.pod_security_level,
+                service_cidr: options.service_cidr,
+                node_port_range: options.node_port_range,
+            };
+            let result =
+                apply_to_store(&mut coordinator.store(), &apply_request, None, &admission)?;
             coordinator.changed();
             Ok(Response::json(200, &to_json(&result)))
         }
@@ -258,6 +264,9 @@ fn admin_route(
         (_, ["api", "v1", rest @ ..]) => serve_resources(coordinator, request, "v1", rest),
         (_, ["apis", "apps", "v1", rest @ ..]) => {
             serve_resources(coordinator, request, "apps/v1", rest)
+        }
+        (_, ["apis", "discovery.k8s.io", "v1", rest @ ..]) => {
+            serve_resources(coordinator, request, "discovery.k8s.io/v1", rest)
         }
         _ => Err(not_found(format!("no such resource path {}", request.path))),
     }
@@ -450,17 +459,19 @@ fn list_nodes(
 
 /// An object as the API shows it: the stored object with the status its agent
 /// reported; a Deployment's status is derived from its pods' reported readiness
-/// (`pods`), a Namespace's from whether it is being deleted.
+/// (`pods`), a Namespace's from whether it is being deleted; a Service's is always the
+/// empty load balancer status.
 fn view(record: Record, pods: &[Pod]) -> Value {
     let status = record.status;
     let object = record.object;
     match record.kind.as_str() {
-        "Deployment" | "Namespace" => match Object::from_json(object.clone()) {
+        "Deployment" | "Namespace" | "Service" => match Object::from_json(object.clone()) {
             Ok(Object::Deployment(deploy)) => {
                 let reported_ready = |pod: &Pod| pod.status.is_ready();
                 Object::Deployment(deployment::with_status(deploy, pods, &reported_ready)).to_json()
             }
             Ok(Object::Namespace(ns)) => Object::Namespace(namespace::with_status(ns)).to_json(),
+            Ok(service @ Object::Service(_)) => service.to_json(),
             _ => object,
         },
         kind => {

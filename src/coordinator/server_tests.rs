@@ -54,6 +54,8 @@ fn test_coordinator() -> TestCoordinator {
             registries: None,
             encryption_key_file: None,
             pod_security_level: crate::model::PodSecurityLevel::Baseline,
+            service_cidr: crate::model::default_service_cidr(),
+            node_port_range: crate::model::DEFAULT_NODE_PORT_RANGE,
         },
         store: Mutex::new(store),
         auth,

@@ -31,6 +31,7 @@ mod probe;
 mod quantity;
 mod security;
 mod selector;
+mod service;
 mod validate;
 
 pub use board::{
@@ -50,7 +51,7 @@ pub use duration::{format_duration, parse_duration};
 pub use hash::{pod_template_hash, spec_hash};
 pub use meta::{ObjectMeta, OwnerReference};
 pub use names::{
-    is_dns1123_label, is_dns1123_subdomain, is_iana_svc_name, validate_label_key,
+    is_dns1035_label, is_dns1123_label, is_dns1123_subdomain, is_iana_svc_name, validate_label_key,
     validate_label_value, validate_qualified_name,
 };
 pub use namespace::{Namespace, NamespaceStatus};
@@ -78,6 +79,13 @@ pub use security::{
     SECCOMP_RUNTIME_DEFAULT,
 };
 pub use selector::{parse_selector, selector_matches};
+pub use service::{
+    cluster_dns_address, default_service_cidr, Endpoint, EndpointAddress, EndpointConditions,
+    EndpointPort, EndpointSlice, EndpointSubset, Endpoints, LoadBalancerStatus, ObjectReference,
+    Protocol, Service, ServicePort, ServiceSpec, ServiceStatus, ServiceType, CLUSTER_DNS_INDEX,
+    CLUSTER_IP_NONE, DEFAULT_NODE_PORT_RANGE, DEFAULT_SERVICE_CIDR, DEFAULT_SERVICE_CIDR_PREFIX,
+    KUBERNETES_SERVICE_INDEX, SERVICE_NAME_LABEL,
+};
 
 use serde::Serialize;
 use serde_json::Value;
@@ -90,15 +98,21 @@ pub enum Kind {
     Deployment,
     ConfigMap,
     Secret,
+    Service,
+    Endpoints,
+    EndpointSlice,
 }
 
 impl Kind {
     /// Every supported kind, in the order objects should be applied: namespaces first,
-    /// then what pods consume, then what creates pods.
-    pub const ALL: [Kind; 5] = [
+    /// then what pods consume, then Services and their endpoints, then what creates pods.
+    pub const ALL: [Kind; 8] = [
         Kind::Namespace,
         Kind::ConfigMap,
         Kind::Secret,
+        Kind::Service,
+        Kind::Endpoints,
+        Kind::EndpointSlice,
         Kind::Deployment,
         Kind::Pod,
     ];
@@ -111,14 +125,23 @@ impl Kind {
             Kind::Deployment => "Deployment",
             Kind::ConfigMap => "ConfigMap",
             Kind::Secret => "Secret",
+            Kind::Service => "Service",
+            Kind::Endpoints => "Endpoints",
+            Kind::EndpointSlice => "EndpointSlice",
         }
     }
 
     /// The only `apiVersion` accepted for this kind.
     pub fn api_version(&self) -> &'static str {
         match self {
-            Kind::Namespace | Kind::Pod | Kind::ConfigMap | Kind::Secret => "v1",
+            Kind::Namespace
+            | Kind::Pod
+            | Kind::ConfigMap
+            | Kind::Secret
+            | Kind::Service
+            | Kind::Endpoints => "v1",
             Kind::Deployment => "apps/v1",
+            Kind::EndpointSlice => "discovery.k8s.io/v1",
         }
     }
 
@@ -130,6 +153,9 @@ impl Kind {
             Kind::Deployment => "deployments",
             Kind::ConfigMap => "configmaps",
             Kind::Secret => "secrets",
+            Kind::Service => "services",
+            Kind::Endpoints => "endpoints",
+            Kind::EndpointSlice => "endpointslices",
         }
     }
 
@@ -137,7 +163,13 @@ impl Kind {
     pub fn namespaced(&self) -> bool {
         match self {
             Kind::Namespace => false,
-            Kind::Pod | Kind::Deployment | Kind::ConfigMap | Kind::Secret => true,
+            Kind::Pod
+            | Kind::Deployment
+            | Kind::ConfigMap
+            | Kind::Secret
+            | Kind::Service
+            | Kind::Endpoints
+            | Kind::EndpointSlice => true,
         }
     }
 
@@ -152,12 +184,21 @@ impl Kind {
                 _ => None,
             };
         }
+        if let Some(base) = lower.strip_suffix(".discovery.k8s.io") {
+            return match base {
+                "endpointslice" | "endpointslices" => Some(Kind::EndpointSlice),
+                _ => None,
+            };
+        }
         match lower.as_str() {
             "pod" | "pods" | "po" => Some(Kind::Pod),
             "deployment" | "deployments" | "deploy" => Some(Kind::Deployment),
             "namespace" | "namespaces" | "ns" => Some(Kind::Namespace),
             "configmap" | "configmaps" | "cm" => Some(Kind::ConfigMap),
             "secret" | "secrets" => Some(Kind::Secret),
+            "service" | "services" | "svc" => Some(Kind::Service),
+            "endpoints" | "ep" => Some(Kind::Endpoints),
+            "endpointslice" | "endpointslices" => Some(Kind::EndpointSlice),
             _ => None,
         }
     }
@@ -170,6 +211,9 @@ impl Kind {
             "Deployment" => Some(Kind::Deployment),
             "ConfigMap" => Some(Kind::ConfigMap),
             "Secret" => Some(Kind::Secret),
+            "Service" => Some(Kind::Service),
+            "Endpoints" => Some(Kind::Endpoints),
+            "EndpointSlice" => Some(Kind::EndpointSlice),
             _ => None,
         }
     }
@@ -189,6 +233,9 @@ pub enum Object {
     Deployment(Deployment),
     ConfigMap(ConfigMap),
     Secret(Secret),
+    Service(Service),
+    Endpoints(Endpoints),
+    EndpointSlice(EndpointSlice),
 }
 
 impl Object {
@@ -199,6 +246,9 @@ impl Object {
             Object::Deployment(_) => Kind::Deployment,
             Object::ConfigMap(_) => Kind::ConfigMap,
             Object::Secret(_) => Kind::Secret,
+            Object::Service(_) => Kind::Service,
+            Object::Endpoints(_) => Kind::Endpoints,
+            Object::EndpointSlice(_) => Kind::EndpointSlice,
         }
     }
 
@@ -209,6 +259,9 @@ impl Object {
             Object::Deployment(o) => &o.metadata,
             Object::ConfigMap(o) => &o.metadata,
             Object::Secret(o) => &o.metadata,
+            Object::Service(o) => &o.metadata,
+            Object::Endpoints(o) => &o.metadata,
+            Object::EndpointSlice(o) => &o.metadata,
         }
     }
 
@@ -219,6 +272,9 @@ impl Object {
             Object::Deployment(o) => &mut o.metadata,
             Object::ConfigMap(o) => &mut o.metadata,
             Object::Secret(o) => &mut o.metadata,
+            Object::Service(o) => &mut o.metadata,
+            Object::Endpoints(o) => &mut o.metadata,
+            Object::EndpointSlice(o) => &mut o.metadata,
         }
     }
 
@@ -236,6 +292,9 @@ impl Object {
             Object::Deployment(o) => to_value(o),
             Object::ConfigMap(o) => to_value(o),
             Object::Secret(o) => to_value(o),
+            Object::Service(o) => to_value(o),
+            Object::Endpoints(o) => to_value(o),
+            Object::EndpointSlice(o) => to_value(o),
         };
         if let Value::Object(map) = &mut value {
             let kind = self.kind();
@@ -261,6 +320,9 @@ impl Object {
             Kind::Deployment => serde_json::from_value(value).map(Object::Deployment),
             Kind::ConfigMap => serde_json::from_value(value).map(Object::ConfigMap),
             Kind::Secret => serde_json::from_value(value).map(Object::Secret),
+            Kind::Service => serde_json::from_value(value).map(Object::Service),
+            Kind::Endpoints => serde_json::from_value(value).map(Object::Endpoints),
+            Kind::EndpointSlice => serde_json::from_value(value).map(Object::EndpointSlice),
         };
         result.map_err(|e| format!("invalid {} object: {e}", kind.as_str()))
     }
@@ -302,7 +364,20 @@ mod tests {
         );
         assert_eq!(Kind::from_cli_name("NS"), Some(Kind::Namespace));
         assert_eq!(Kind::from_cli_name("pod.apps"), None);
-        assert_eq!(Kind::from_cli_name("service"), None);
+        assert_eq!(Kind::from_cli_name("svc"), Some(Kind::Service));
+        assert_eq!(Kind::from_cli_name("Services"), Some(Kind::Service));
+        assert_eq!(Kind::from_cli_name("ep"), Some(Kind::Endpoints));
+        assert_eq!(
+            Kind::from_cli_name("endpointslices"),
+            Some(Kind::EndpointSlice)
+        );
+        assert_eq!(
+            Kind::from_cli_name("endpointslice.discovery.k8s.io"),
+            Some(Kind::EndpointSlice)
+        );
+        assert_eq!(Kind::from_cli_name("svc.apps"), None);
+        assert_eq!(Kind::EndpointSlice.api_version(), "discovery.k8s.io/v1");
+        assert_eq!(Kind::Endpoints.plural(), "endpoints");
         assert_eq!(Kind::from_cli_name("cm"), Some(Kind::ConfigMap));
         assert_eq!(Kind::from_cli_name("Secrets"), Some(Kind::Secret));
         assert_eq!(Kind::from_kind_name("Deployment"), Some(Kind::Deployment));
@@ -315,8 +390,8 @@ mod tests {
 
     #[test]
     fn from_json_rejects_unknown_kind() {
-        let err = Object::from_json(serde_json::json!({"kind": "Service"})).unwrap_err();
-        assert!(err.contains("Service"), "{err}");
+        let err = Object::from_json(serde_json::json!({"kind": "Ingress"})).unwrap_err();
+        assert!(err.contains("Ingress"), "{err}");
         assert!(Object::from_json(serde_json::json!({})).is_err());
     }
 }

@@ -5,6 +5,10 @@
 pub(crate) const DNS1123_LABEL_RULE: &str = "must be a lowercase RFC 1123 label: at most 63 \
      lowercase letters, digits or '-', starting and ending with a letter or digit";
 
+/// Explanation appended to errors about names that must be DNS-1035 labels (Services).
+pub(crate) const DNS1035_LABEL_RULE: &str = "must be a lowercase RFC 1035 label: at most 63 \
+     lowercase letters, digits or '-', starting with a letter and ending with a letter or digit";
+
 /// Explanation appended to errors about names that must be DNS-1123 subdomains.
 pub(crate) const DNS1123_SUBDOMAIN_RULE: &str = "must be a lowercase RFC 1123 subdomain: at most \
      253 characters of dot-separated labels made of lowercase letters, digits or '-', each \
@@ -23,6 +27,12 @@ pub fn is_dns1123_label(s: &str) -> bool {
         && bytes.iter().all(|b| edge_ok(b) || *b == b'-')
         && bytes.first().is_some_and(edge_ok)
         && bytes.last().is_some_and(edge_ok)
+}
+
+/// A DNS-1123 label that starts with a letter: what a Service name must be, since it
+/// becomes a DNS name and an environment variable prefix.
+pub fn is_dns1035_label(s: &str) -> bool {
+    is_dns1123_label(s) && s.as_bytes().first().is_some_and(u8::is_ascii_lowercase)
 }
 
 /// Dot-separated DNS-1123 labels, at most 253 characters in all.
@@ -109,6 +119,14 @@ mod tests {
         }
         for bad in ["", "Web", "web_1", "-web", "web-", "a.b", &"a".repeat(64)] {
             assert!(!is_dns1123_label(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn service_names_start_with_a_letter() {
+        assert!(is_dns1035_label("web-1"));
+        for bad in ["1web", "-web", "Web", ""] {
+            assert!(!is_dns1035_label(bad), "{bad}");
         }
     }
 

@@ -9,7 +9,9 @@ use serde_json::Value;
 use crate::model::validate::{
     check_list_wrapper, item_path, validate_document, SERVER_SET_METADATA,
 };
-use crate::model::{ConfigMap, Deployment, Kind, Namespace, Object, Pod, Secret};
+use crate::model::{
+    ConfigMap, Deployment, EndpointSlice, Endpoints, Kind, Namespace, Object, Pod, Secret, Service,
+};
 
 /// One problem at one field.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -230,6 +232,17 @@ fn build(kind: Kind, mut value: Value) -> Result<Object, String> {
             let mut secret: Secret = serde_json::from_value(value).map_err(invalid)?;
             secret.merge_string_data();
             Object::Secret(secret)
+        }
+        Kind::Service => {
+            let mut service: Service = serde_json::from_value(value).map_err(invalid)?;
+            service.spec.apply_defaults();
+            Object::Service(service)
+        }
+        Kind::Endpoints => {
+            Object::Endpoints(serde_json::from_value::<Endpoints>(value).map_err(invalid)?)
+        }
+        Kind::EndpointSlice => {
+            Object::EndpointSlice(serde_json::from_value::<EndpointSlice>(value).map_err(invalid)?)
         }
     };
     Ok(object)

@@ -142,7 +142,13 @@ pub fn check_incoming(value: &Value) -> Result<Incoming, String> {
     let object = Object::from_json(value.clone())?;
     let kind = object.kind();
     match kind {
-        Kind::Namespace | Kind::Pod | Kind::ConfigMap | Kind::Secret => {}
+        Kind::Namespace
+        | Kind::Pod
+        | Kind::ConfigMap
+        | Kind::Secret
+        | Kind::Service
+        | Kind::Endpoints
+        | Kind::EndpointSlice => {}
         Kind::Deployment => return Err("a coordinator does not push Deployments".to_string()),
     }
     let meta = object.meta();
@@ -209,7 +215,15 @@ pub fn apply_set(agent: &Agent, objects: &[Value]) -> Result<Applied, FleetError
     }
     let mut namespaces_in_local_use = HashSet::new();
     for key in fleet_owned.iter().filter(|k| k.kind == "Namespace") {
-        for kind in ["Pod", "Deployment", "ConfigMap", "Secret"] {
+        for kind in [
+            "Pod",
+            "Deployment",
+            "ConfigMap",
+            "Secret",
+            "Service",
+            "Endpoints",
+            "EndpointSlice",
+        ] {
             let records = store.list(kind, Some(&key.name)).map_err(store_error)?;
             if records
                 .iter()

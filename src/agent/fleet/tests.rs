@@ -32,6 +32,8 @@ fn test_agent(dir: &std::path::Path) -> Arc<Agent> {
             ..Default::default()
         },
         pod_security_level: crate::model::PodSecurityLevel::Baseline,
+        service_cidr: crate::model::default_service_cidr(),
+        node_port_range: crate::model::DEFAULT_NODE_PORT_RANGE,
     };
     let (agent, _wake) = Agent::new(options, Arc::new(FakeRuntime::new())).unwrap();
     crate::controllers::namespace::ensure_default(&mut agent.store()).unwrap();

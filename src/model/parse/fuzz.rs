@@ -10,6 +10,8 @@ const SEEDS: &[&str] = &[
     "apiVersion: v1\nkind: Secret\nmetadata: {name: s, namespace: prod}\ntype: Opaque\ndata: {k: dmFsdWU=}\nstringData: {x: y}\n",
     "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"c\"},\"data\":{\"a\":\"b\"}}",
     "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Namespace\n  metadata: {name: greenhouse}\n",
+    "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {type: NodePort, clusterIP: None, ports: [{name: a, port: 80, targetPort: http, nodePort: 30080}, {name: b, port: 53, protocol: UDP}]}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: x}\nspec: {type: ExternalName, externalName: db.example.com.}\n",
+    "apiVersion: v1\nkind: Endpoints\nmetadata: {name: db}\nsubsets: [{addresses: [{ip: 192.168.1.50, targetRef: {kind: Pod, name: p}}], notReadyAddresses: [{ip: 10.42.0.9}], ports: [{port: 5432}]}]\n---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: db-1}\naddressType: IPv4\nendpoints: [{addresses: [10.42.0.5], conditions: {ready: false}}]\nports: [{port: 80}]\n",
 ];
 
 const DICT: &[&str] = &[
@@ -42,6 +44,12 @@ const DICT: &[&str] = &[
     "memory: ",
     "1Ei",
     "100m",
+    "clusterIP: ",
+    "clusterIPs: ",
+    "nodePort: ",
+    "targetPort: ",
+    "None",
+    "10.43.0.5",
 ];
 
 #[test]

@@ -11,14 +11,15 @@ mod pod;
 mod pod_dns;
 mod probe;
 mod security;
+mod service;
 
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use crate::model::names::{DNS1123_LABEL_RULE, DNS1123_SUBDOMAIN_RULE};
+use crate::model::names::{DNS1035_LABEL_RULE, DNS1123_LABEL_RULE, DNS1123_SUBDOMAIN_RULE};
 use crate::model::pod_security::{PodSecurityLevel, LEVEL_LABELS};
-use crate::model::{is_dns1123_label, is_dns1123_subdomain, FieldError, Kind};
+use crate::model::{is_dns1035_label, is_dns1123_label, is_dns1123_subdomain, FieldError, Kind};
 use checker::{get, join, Checker, JsonObject};
 
 /// Metadata fields the API server sets; accepted in manifests (they appear in `get -o
@@ -77,12 +78,14 @@ fn check_document(c: &mut Checker, doc: &Value) -> Option<Kind> {
         }
     }
 
-    // `status` is accepted and ignored, as `kubectl apply` does. ConfigMaps and Secrets
-    // carry their payload at the top level instead of a spec.
+    // `status` is accepted and ignored, as `kubectl apply` does. ConfigMaps, Secrets,
+    // Endpoints and EndpointSlices carry their payload at the top level instead of a spec.
     let allowed: &[&str] = match kind {
         Some(Kind::ConfigMap) => &config::CONFIG_MAP_FIELDS,
         Some(Kind::Secret) => &config::SECRET_FIELDS,
-        Some(Kind::Namespace | Kind::Pod | Kind::Deployment) | None => {
+        Some(Kind::Endpoints) => &service::ENDPOINTS_FIELDS,
+        Some(Kind::EndpointSlice) => &service::ENDPOINT_SLICE_FIELDS,
+        Some(Kind::Namespace | Kind::Pod | Kind::Deployment | Kind::Service) | None => {
             &["apiVersion", "kind", "metadata", "spec", "status"]
         }
     };
@@ -95,6 +98,9 @@ fn check_document(c: &mut Checker, doc: &Value) -> Option<Kind> {
         Kind::Deployment => deployment::check_deployment_spec(c, get(top, "spec")),
         Kind::ConfigMap => config::check_config_map(c, top),
         Kind::Secret => config::check_secret(c, top),
+        Kind::Service => service::check_service_spec(c, get(top, "spec")),
+        Kind::Endpoints => service::check_endpoints(c, top),
+        Kind::EndpointSlice => service::check_endpoint_slice(c, top),
     }
     Some(kind)
 }
@@ -116,12 +122,18 @@ fn check_metadata(c: &mut Checker, top: &JsonObject, kind: Kind) {
         None | Some(Some("")) => c.required("metadata.name"),
         Some(None) => {}
         Some(Some(name)) => {
-            // Namespace names become DNS labels; other names may be subdomains.
+            // Namespace names become DNS labels, Service names DNS labels that start with
+            // a letter (they also prefix environment variables); other names may be
+            // subdomains.
             let (valid, rule) = match kind {
                 Kind::Namespace => (is_dns1123_label(name), DNS1123_LABEL_RULE),
-                Kind::Pod | Kind::Deployment | Kind::ConfigMap | Kind::Secret => {
-                    (is_dns1123_subdomain(name), DNS1123_SUBDOMAIN_RULE)
-                }
+                Kind::Service => (is_dns1035_label(name), DNS1035_LABEL_RULE),
+                Kind::Pod
+                | Kind::Deployment
+                | Kind::ConfigMap
+                | Kind::Secret
+                | Kind::Endpoints
+                | Kind::EndpointSlice => (is_dns1123_subdomain(name), DNS1123_SUBDOMAIN_RULE),
             };
             if !valid {
                 c.error("metadata.name", format!("invalid name {name:?}: {rule}"));

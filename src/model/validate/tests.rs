@@ -319,8 +319,8 @@ fn metadata_rules() {
 #[test]
 fn kind_and_api_version_rules() {
     assert_problems(
-        "apiVersion: v1\nkind: Service\nspec: {}\n",
-        &["kind: unsupported kind \"Service\""],
+        "apiVersion: v1\nkind: Ingress\nspec: {}\n",
+        &["kind: unsupported kind \"Ingress\""],
     );
     assert_problems(
         "apiVersion: v1\nkind: Deployment\nmetadata: {name: d}\n",

@@ -1,0 +1,300 @@
+//! The rows of `get services`, `get endpoints` and `get endpointslices`, with kubectl's
+//! cells: `80:30080/TCP`, `10.42.0.5:80,10.42.0.6:80 + 2 more...`, `<none>`. Pure.
+
+use serde_json::Value;
+
+use crate::cli::output::{age, at, str_at};
+
+/// Addresses shown before the rest are summed up as `+ N more...`, as kubectl does.
+const SHOWN: usize = 3;
+
+pub(super) const SERVICE_COLUMNS: [&str; 6] = [
+    "NAME",
+    "TYPE",
+    "CLUSTER-IP",
+    "EXTERNAL-IP",
+    "PORT(S)",
+    "AGE",
+];
+pub(super) const SERVICE_WIDE_COLUMNS: [&str; 7] = [
+    "NAME",
+    "TYPE",
+    "CLUSTER-IP",
+    "EXTERNAL-IP",
+    "PORT(S)",
+    "AGE",
+    "SELECTOR",
+];
+pub(super) const ENDPOINTS_COLUMNS: [&str; 3] = ["NAME", "ENDPOINTS", "AGE"];
+pub(super) const ENDPOINT_SLICE_COLUMNS: [&str; 5] =
+    ["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"];
+
+fn or(value: &str, empty: &str) -> String {
+    if value.is_empty() {
+        empty.to_owned()
+    } else {
+        value.to_owned()
+    }
+}
+
+fn items<'a>(value: &'a Value, path: &[&str]) -> &'a [Value] {
+    at(value, path).as_array().map_or(&[], Vec::as_slice)
+}
+
+/// `a, b, c` shown, the rest counted: `a,b,c + 2 more...`; `empty` when there is none.
+fn list_with_more(all: Vec<String>, empty: &str) -> String {
+    if all.is_empty() {
+        return empty.to_owned();
+    }
+    let shown = all[..all.len().min(SHOWN)].join(",");
+    match all.len().checked_sub(SHOWN) {
+        Some(more) if more > 0 => format!("{shown} + {more} more..."),
+        _ => shown,
+    }
+}
+
+pub(super) fn service_row(service: &Value, wide: bool) -> Vec<String> {
+    let service_type = or(str_at(service, &["spec", "type"]), "ClusterIP");
+    let external = match service_type.as_str() {
+        "ExternalName" => or(str_at(service, &["spec", "externalName"]), "<none>"),
+        _ => "<none>".to_owned(),
+    };
+    let mut row = vec![
+        str_at(service, &["metadata", "name"]).to_owned(),
+        service_type,
+        or(str_at(service, &["spec", "clusterIP"]), "<none>"),
+        external,
+        service_ports(service),
+        age(str_at(service, &["metadata", "creationTimestamp"])),
+    ];
+    if wide {
+        row.push(selector_text(at(service, &["spec", "selector"])));
+    }
+    row
+}
+
+/// `80/TCP,443:30443/TCP`, or `<none>`.
+pub(super) fn service_ports(service: &Value) -> String {
+    let ports: Vec<String> = items(service, &["spec", "ports"])
+        .iter()
+        .map(|port| {
+            let number = at(port, &["port"]).as_i64().unwrap_or(0);
+            let protocol = or(str_at(port, &["protocol"]), "TCP");
+            match at(port, &["nodePort"]).as_i64().unwrap_or(0) {
+                0 => format!("{number}/{protocol}"),
+                node_port => format!("{number}:{node_port}/{protocol}"),
+            }
+        })
+        .collect();
+    if ports.is_empty() {
+        "<none>".to_owned()
+    } else {
+        ports.join(",")
+    }
+}
+
+/// `app=web,tier=front`, or `<none>`.
+pub(crate) fn selector_text(map: &Value) -> String {
+    let pairs: Vec<String> = map
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(key, value)| format!("{key}={}", value.as_str().unwrap_or("")))
+        .collect();
+    if pairs.is_empty() {
+        "<none>".to_owned()
+    } else {
+        pairs.join(",")
+    }
+}
+
+pub(super) fn endpoints_row(endpoints: &Value) -> Vec<String> {
+    vec![
+        str_at(endpoints, &["metadata", "name"]).to_owned(),
+        ready_endpoints(endpoints, None),
+        age(str_at(endpoints, &["metadata", "creationTimestamp"])),
+    ]
+}
+
+/// The ready addresses of Endpoints with each port (`10.42.0.5:80`), of every port or
+/// only of the one named `port_name`; a subset without ports shows bare addresses.
+pub(crate) fn ready_endpoints(endpoints: &Value, port_name: Option<&str>) -> String {
+    let mut all = Vec::new();
+    for subset in items(endpoints, &["subsets"]) {
+        let addresses = items(subset, &["addresses"]);
+        let ip = |address: &Value| str_at(address, &["ip"]).to_owned();
+        let ports = items(subset, &["ports"]);
+        if ports.is_empty() {
+            all.extend(addresses.iter().map(ip));
+            continue;
+        }
+        for port in ports {
+            if port_name.is_some_and(|name| str_at(port, &["name"]) != name) {
+                continue;
+            }
+            let number = at(port, &["port"]).as_i64().unwrap_or(0);
+            all.extend(addresses.iter().map(|a| format!("{}:{number}", ip(a))));
+        }
+    }
+    list_with_more(all, "<none>")
+}
+
+pub(super) fn endpoint_slice_row(slice: &Value) -> Vec<String> {
+    let ports: Vec<String> = items(slice, &["ports"])
+        .iter()
+        .map(|port| match at(port, &["port"]).as_i64() {
+            Some(number) => number.to_string(),
+            None => or(str_at(port, &["name"]), "*"),
+        })
+        .collect();
+    let addresses: Vec<String> = items(slice, &["endpoints"])
+        .iter()
+        .flat_map(|endpoint| items(endpoint, &["addresses"]))
+        .map(|address| address.as_str().unwrap_or("").to_owned())
+        .collect();
+    vec![
+        str_at(slice, &["metadata", "name"]).to_owned(),
+        str_at(slice, &["addressType"]).to_owned(),
+        list_with_more(ports, "<unset>"),
+        list_with_more(addresses, "<unset>"),
+        age(str_at(slice, &["metadata", "creationTimestamp"])),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::super::{header, row};
+    use crate::cli::resource::Resource;
+    use crate::model::Kind;
+
+    /// The cells of a row without its AGE (the objects have no creation time).
+    fn cells(resource: Resource, item: &serde_json::Value, wide: bool) -> Vec<String> {
+        let mut cells = row(resource, item, wide, false, false);
+        let age = header(resource, wide, false)
+            .iter()
+            .position(|c| *c == "AGE")
+            .unwrap();
+        assert_eq!(cells.remove(age), "<unknown>");
+        cells
+    }
+
+    #[test]
+    fn services_as_kubectl_shows_them() {
+        let services = Resource::Kind(Kind::Service);
+        assert_eq!(
+            header(services, false, true),
+            [
+                "NAMESPACE",
+                "NAME",
+                "TYPE",
+                "CLUSTER-IP",
+                "EXTERNAL-IP",
+                "PORT(S)",
+                "AGE"
+            ]
+        );
+        assert_eq!(header(services, true, false).last(), Some(&"SELECTOR"));
+        let web = json!({"metadata": {"name": "web"}, "spec": {"type": "NodePort",
+            "clusterIP": "10.43.7.9", "selector": {"app": "web", "tier": "front"},
+            "ports": [{"port": 80, "protocol": "TCP", "nodePort": 30080},
+                      {"port": 53, "protocol": "UDP"}]}});
+        assert_eq!(
+            cells(services, &web, true),
+            [
+                "web",
+                "NodePort",
+                "10.43.7.9",
+                "<none>",
+                "80:30080/TCP,53/UDP",
+                "app=web,tier=front"
+            ]
+        );
+        let headless = json!({"metadata": {"name": "db"}, "spec": {"type": "ClusterIP",
+            "clusterIP": "None"}});
+        assert_eq!(
+            cells(services, &headless, true),
+            ["db", "ClusterIP", "None", "<none>", "<none>", "<none>"]
+        );
+        let external = json!({"metadata": {"name": "cloud"}, "spec": {"type": "ExternalName",
+            "externalName": "db.example.com", "ports": [{"port": 5432, "protocol": "TCP"}]}});
+        assert_eq!(
+            cells(services, &external, false),
+            [
+                "cloud",
+                "ExternalName",
+                "<none>",
+                "db.example.com",
+                "5432/TCP"
+            ]
+        );
+        assert_eq!(
+            row(services, &external, false, false, true)[0],
+            "service/cloud"
+        );
+    }
+
+    #[test]
+    fn endpoints_show_three_then_count_the_rest() {
+        let endpoints = Resource::Kind(Kind::Endpoints);
+        assert_eq!(header(endpoints, true, false), ["NAME", "ENDPOINTS", "AGE"]);
+        let five = json!({"metadata": {"name": "web"}, "subsets": [
+            {"addresses": [{"ip": "10.42.0.5"}, {"ip": "10.42.0.6"}],
+             "notReadyAddresses": [{"ip": "10.42.0.9"}],
+             "ports": [{"name": "http", "port": 80}, {"name": "metrics", "port": 9090}]},
+            {"addresses": [{"ip": "10.42.1.5"}], "ports": [{"name": "http", "port": 80}]}]});
+        assert_eq!(
+            cells(endpoints, &five, false),
+            [
+                "web",
+                "10.42.0.5:80,10.42.0.6:80,10.42.0.5:9090 + 2 more..."
+            ]
+        );
+        assert_eq!(
+            super::ready_endpoints(&five, Some("http")),
+            "10.42.0.5:80,10.42.0.6:80,10.42.1.5:80"
+        );
+        let three = json!({"metadata": {"name": "db"}, "subsets": [
+            {"addresses": [{"ip": "192.168.1.50"}], "ports": [{"port": 5432}]}]});
+        assert_eq!(cells(endpoints, &three, false), ["db", "192.168.1.50:5432"]);
+        let none = json!({"metadata": {"name": "idle"},
+            "subsets": [{"notReadyAddresses": [{"ip": "10.42.0.9"}], "ports": [{"port": 80}]}]});
+        assert_eq!(cells(endpoints, &none, false), ["idle", "<none>"]);
+        let headless = json!({"metadata": {"name": "h"},
+            "subsets": [{"addresses": [{"ip": "10.42.0.5"}]}]});
+        assert_eq!(cells(endpoints, &headless, false), ["h", "10.42.0.5"]);
+    }
+
+    #[test]
+    fn endpoint_slices_show_ports_and_addresses() {
+        let slices = Resource::Kind(Kind::EndpointSlice);
+        assert_eq!(
+            header(slices, false, false),
+            ["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"]
+        );
+        let slice = json!({"metadata": {"name": "web-x7k2p"}, "addressType": "IPv4",
+            "ports": [{"name": "http", "port": 80}, {"name": "https", "port": 443}],
+            "endpoints": [{"addresses": ["10.42.0.5"]}, {"addresses": ["10.42.0.6"]},
+                          {"addresses": ["10.42.0.7"], "conditions": {"ready": false}},
+                          {"addresses": ["10.42.0.8"]}]});
+        assert_eq!(
+            cells(slices, &slice, false),
+            [
+                "web-x7k2p",
+                "IPv4",
+                "80,443",
+                "10.42.0.5,10.42.0.6,10.42.0.7 + 1 more..."
+            ]
+        );
+        let empty = json!({"metadata": {"name": "e"}, "addressType": "IPv4", "endpoints": []});
+        assert_eq!(
+            cells(slices, &empty, false),
+            ["e", "IPv4", "<unset>", "<unset>"]
+        );
+        assert_eq!(
+            row(slices, &empty, false, false, true)[0],
+            "endpointslice.discovery.k8s.io/e"
+        );
+    }
+}
