@@ -5,3 +5,4 @@
 //! This layer talks to the kernel (rtnetlink, `nft`) and to the network (DNS); it knows
 //! plain addresses, ports and names, not manifests: the agent turns Pods, Services and
 //! Endpoints into the plain tables here.
+pub mod dns;
