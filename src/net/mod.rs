@@ -11,7 +11,9 @@
 //! - [`nft`]: the `ip berth` nftables table (NAT, Services, hostPorts), rendered as text
 //!   and replaced as a whole by the `nft` program.
 //! - [`netns`]: running work inside another network namespace.
+//! - [`dns`]: the cluster DNS server, its zone, and pods' resolv.conf and hosts files.
 
+pub mod dns;
 mod error;
 pub mod link;
 mod netlink;
