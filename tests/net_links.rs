@@ -330,7 +330,10 @@ fn detach_removes_the_veth_and_both_its_ends() {
     let mut expected = vec![veth_a.clone(), veth_b.clone()];
     expected.sort();
     assert_eq!(
-        board.host.run(|| link::links_with_prefix(link::POD_VETH_PREFIX)).unwrap(),
+        board
+            .host
+            .run(|| link::links_with_prefix(link::POD_VETH_PREFIX))
+            .unwrap(),
         expected
     );
     assert!(board.host.run(|| link::link_exists(veth_a)).unwrap());
@@ -339,7 +342,10 @@ fn detach_removes_the_veth_and_both_its_ends() {
     assert!(!board.host.run(|| link::link_exists(veth_a)).unwrap());
     assert!(!board.a.run(|| link::link_exists("eth0")).unwrap());
     assert_eq!(
-        board.host.run(|| link::links_with_prefix(link::POD_VETH_PREFIX)).unwrap(),
+        board
+            .host
+            .run(|| link::links_with_prefix(link::POD_VETH_PREFIX))
+            .unwrap(),
         std::slice::from_ref(veth_b)
     );
     // Deleting what is gone is done already.

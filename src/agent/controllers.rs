@@ -17,13 +17,18 @@ pub fn run(
 ) -> anyhow::Result<()> {
     let mut world = driver::load(&agent.store(), now)?;
     world.observe_readiness(|pod| agent.pod_ready(pod, observed));
-    let changes = reconcile_all(&mut world);
-    if changes.is_empty() {
-        return Ok(());
+    if let Some(network) = agent.network() {
+        world.pod_ips = network
+            .pod_ips()
+            .into_iter()
+            .map(|(uid, ip)| (uid, ip.to_string()))
+            .collect();
     }
-    let wrote = driver::write(&mut agent.store(), changes, &world.now)?;
-    if wrote {
+    let changes = reconcile_all(&mut world);
+    if !changes.is_empty() && driver::write(&mut agent.store(), changes, &world.now)? {
         agent.wake();
     }
-    Ok(())
+    // Programmed from the store, also when the controllers changed nothing: a pod that
+    // got its address or a Service applied since the last pass.
+    super::services::sync(agent, &world.pods)
 }

@@ -22,14 +22,17 @@ mod instance;
 mod logs;
 mod manifests;
 mod memory;
+mod network;
 pub mod network_options;
 mod plan;
+mod pod_files;
 mod probes;
 mod pulls;
 mod qos;
 mod reconcile;
 mod security;
 mod server;
+mod services;
 mod status;
 mod views;
 
@@ -104,6 +107,8 @@ pub struct Agent {
     wake_tx: smol::channel::Sender<()>,
     /// Fired with every wake-up: something may have changed (watches list again).
     changes: event_listener::Event,
+    /// The pod network, once started (never with `--network-backend=none`).
+    network: std::sync::OnceLock<network::PodNetwork>,
 }
 
 /// What the agent keeps only in memory.
@@ -155,6 +160,7 @@ impl Agent {
             memory: Mutex::new(Memory::default()),
             wake_tx,
             changes: event_listener::Event::new(),
+            network: std::sync::OnceLock::new(),
         };
         Ok((Arc::new(agent), wake_rx))
     }
@@ -182,6 +188,11 @@ impl Agent {
         self.memory
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The pod network, unless this board runs without one.
+    pub fn network(&self) -> Option<&network::PodNetwork> {
+        self.network.get()
     }
 
     pub fn logs_dir(&self, namespace: &str, pod: &str, uid: &str) -> PathBuf {
@@ -222,6 +233,9 @@ pub fn run(mut options: AgentOptions) -> anyhow::Result<()> {
     })?;
     let (agent, wake_rx) = Agent::new(options, Arc::new(runtime))?;
     crate::controllers::namespace::ensure_default(&mut agent.store())?;
+    if agent.options.network.enabled() {
+        start_network(&agent)?;
+    }
 
     let socket_path = agent.options.state_dir.join("berth.sock");
     let listener = bind_socket(&socket_path)?;
@@ -283,10 +297,26 @@ pub fn run(mut options: AgentOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Starts the pod network and removes what pods deleted while the agent was down left
+/// in it.
+fn start_network(agent: &Arc<Agent>) -> anyhow::Result<()> {
+    let network = network::PodNetwork::start(&agent.options.network)?;
+    network.load_addresses(&agent.store())?;
+    let mut live: HashSet<String> = reconcile::stored_pods(agent)?
+        .into_iter()
+        .map(|pod| pod.metadata.uid)
+        .collect();
+    live.extend(agent.runtime.list_sandboxes()?);
+    network.remove_strays(&agent.store, &live)?;
+    // Set once, here, before any pass runs.
+    let _ = agent.network.set(network);
+    Ok(())
+}
+
 /// `berth agent --cleanup-network`: removes the bridge, veths, routes and nftables table
 /// of the pod network, for uninstalling.
-pub fn cleanup_network(_options: &AgentOptions) -> anyhow::Result<()> {
-    bail!("--cleanup-network is not implemented yet")
+pub fn cleanup_network(options: &AgentOptions) -> anyhow::Result<()> {
+    network::cleanup(&options.network)
 }
 
 fn bind_socket(path: &std::path::Path) -> anyhow::Result<smol::net::unix::UnixListener> {

@@ -2,6 +2,7 @@
 //! has one).
 
 use std::net::Ipv4Addr;
+use std::path::PathBuf;
 
 use crate::model::Ipv4Cidr;
 
@@ -43,11 +44,15 @@ pub struct NetworkOptions {
     /// `--node-ip`: the board's address for `status.hostIP` and for the other boards;
     /// by default the source address of its default route.
     pub node_ip: Option<Ipv4Addr>,
+    /// `--resolv-conf` (the kubelet's flag): the resolver file whose nameservers the
+    /// cluster DNS forwards other names to, and that `dnsPolicy: Default` pods get.
+    pub resolv_conf: PathBuf,
 }
 
 /// k3s' defaults.
 pub const DEFAULT_CLUSTER_CIDR: &str = "10.42.0.0/16";
 pub const DEFAULT_CLUSTER_DOMAIN: &str = "cluster.local";
+pub const DEFAULT_RESOLV_CONF: &str = "/etc/resolv.conf";
 
 impl Default for NetworkOptions {
     fn default() -> Self {
@@ -57,6 +62,7 @@ impl Default for NetworkOptions {
             pod_cidr: None,
             cluster_domain: DEFAULT_CLUSTER_DOMAIN.to_owned(),
             node_ip: None,
+            resolv_conf: PathBuf::from(DEFAULT_RESOLV_CONF),
         }
     }
 }

@@ -296,15 +296,10 @@ impl Agent {
         for step in steps {
             let result = match &step {
                 Step::EnsureSandbox { pod_uid } => match pod {
-                    Some(pod) => self
-                        .runtime
-                        .create_sandbox(pod_uid, &pod.metadata.name, pod.spec.host_network)
-                        .map_err(anyhow::Error::from),
+                    Some(pod) => self.ensure_sandbox(pod_uid, pod),
                     None => Ok(()),
                 },
-                Step::RemoveSandbox { pod_uid } => {
-                    self.runtime.remove_sandbox(pod_uid).map_err(Into::into)
-                }
+                Step::RemoveSandbox { pod_uid } => self.remove_sandbox(pod_uid),
                 Step::Start {
                     container,
                     hash,
@@ -327,6 +322,29 @@ impl Agent {
                 return;
             }
         }
+    }
+
+    /// The pod's namespaces, and its place on the pod network unless it uses the host's.
+    fn ensure_sandbox(&self, pod_uid: &str, pod: &Pod) -> anyhow::Result<()> {
+        let hostname = pod.spec.hostname.as_deref().unwrap_or(&pod.metadata.name);
+        self.runtime
+            .create_sandbox(pod_uid, hostname, pod.spec.host_network)?;
+        if let (Some(network), false) = (self.network(), pod.spec.host_network) {
+            let netns = self
+                .runtime
+                .sandbox_netns(pod_uid)
+                .ok_or_else(|| anyhow::anyhow!("pod {pod_uid} has no network namespace"))?;
+            network.attach(&self.store, pod_uid, &netns)?;
+        }
+        Ok(())
+    }
+
+    /// Off the pod network (its address freed), then the namespaces gone.
+    fn remove_sandbox(&self, pod_uid: &str) -> anyhow::Result<()> {
+        if let Some(network) = self.network() {
+            network.detach(&self.store, pod_uid)?;
+        }
+        self.runtime.remove_sandbox(pod_uid).map_err(Into::into)
     }
 
     fn start(
@@ -462,6 +480,12 @@ impl Agent {
             };
         let resources = &container.resources;
         let cpu_limit = quantity(&resources.limits, "cpu", parse_cpu_millis);
+        let pod_files = match self.runtime.sandbox_dir(&pod.metadata.uid) {
+            Some(dir) => self
+                .pod_files(pod, &dir)
+                .map_err(|e| failure("CreateContainerConfigError", format!("{e:#}")))?,
+            None => Vec::new(),
+        };
         Ok(ContainerConfig {
             id: instance_id(&pod.metadata.uid, name, hash, attempt),
             pod_uid: pod.metadata.uid.clone(),
@@ -493,7 +517,7 @@ impl Agent {
             readonly_rootfs: security.readonly_rootfs,
             seccomp_unconfined: security.seccomp_unconfined,
             privileged: security.privileged,
-            pod_files: Vec::new(),
+            pod_files,
         })
     }
 

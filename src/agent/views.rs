@@ -45,7 +45,23 @@ impl Agent {
                 now: SystemTime::now(),
             },
         );
-        status.host_ip = None;
+        if let Some(network) = self.network() {
+            status.host_ip = Some(network.node_ip.to_string());
+            status.pod_ip = if pod.spec.host_network {
+                status.host_ip.clone()
+            } else {
+                network.pod_ip(&pod.metadata.uid).map(|ip| ip.to_string())
+            };
+            let listed = |ip: &Option<String>| {
+                ip.iter()
+                    .map(|ip| crate::model::PodIp { ip: ip.clone() })
+                    .collect()
+            };
+            status.pod_ips = listed(&status.pod_ip);
+            status.host_ips = listed(&status.host_ip);
+        } else {
+            status.host_ip = None;
+        }
         status
     }
 

@@ -73,6 +73,10 @@ pub struct AgentArgs {
     /// This board's address (default: the source address of its default route)
     #[arg(long, value_name = "IP")]
     pub node_ip: Option<std::net::Ipv4Addr>,
+    /// Resolver file whose nameservers the cluster DNS forwards other names to (a
+    /// systemd-resolved stub is followed to its upstreams)
+    #[arg(long, value_name = "FILE", default_value = crate::agent::network_options::DEFAULT_RESOLV_CONF)]
+    pub resolv_conf: PathBuf,
     /// Remove everything the pod network made on this machine (bridge, veths, routes,
     /// nftables table) and exit: for uninstalling
     #[arg(long)]
@@ -161,6 +165,7 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
             args.pod_cidr,
             args.cluster_domain,
             args.node_ip,
+            args.resolv_conf,
         )?,
         service_cidr: args.service_cidr,
         node_port_range: args.service_node_port_range,
@@ -178,6 +183,7 @@ fn network_options(
     pod_cidr: Option<Ipv4Cidr>,
     cluster_domain: String,
     node_ip: Option<std::net::Ipv4Addr>,
+    resolv_conf: PathBuf,
 ) -> anyhow::Result<NetworkOptions> {
     if let Some(pod_cidr) = pod_cidr {
         if !cluster_cidr.covers(&pod_cidr) {
@@ -199,6 +205,7 @@ fn network_options(
         pod_cidr,
         cluster_domain: domain,
         node_ip,
+        resolv_conf,
     })
 }
 

@@ -18,11 +18,13 @@ pub fn load(store: &Store, now: SystemTime) -> anyhow::Result<World> {
         now: humantime::format_rfc3339_seconds(now).to_string(),
         ..World::default()
     };
-    for kind in ["Namespace", "Deployment"] {
+    for kind in ["Namespace", "Deployment", "Service", "Endpoints"] {
         for object in store.list(kind, None)?.into_iter().filter_map(readable) {
             match object {
                 Object::Namespace(ns) => world.namespaces.push(ns),
                 Object::Deployment(deploy) => world.deployments.push(deploy),
+                Object::Service(service) => world.services.push(service),
+                Object::Endpoints(endpoints) => world.endpoints.push(endpoints),
                 _ => {}
             }
         }
@@ -102,6 +104,7 @@ pub fn write(store: &mut Store, changes: Vec<Change>, now: &str) -> anyhow::Resu
                 pod.metadata.name = format!("{generate_name}{}", name_suffix(&random::bytes()?));
                 puts.push(Object::Pod(*pod).to_json());
             }
+            Change::Put(object) => puts.push(object.to_json()),
         }
     }
     for key in marked.iter().filter(|key| !deleted.contains(key)) {

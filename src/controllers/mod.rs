@@ -14,13 +14,14 @@
 //! for Services and rollouts are to be added in this shape: one module, one `reconcile`,
 //! a line in [`reconcile_all`].
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
-use crate::model::{Deployment, Namespace, Pod};
+use crate::model::{Deployment, Endpoints, Namespace, Object, Pod, Service};
 use crate::store::Key;
 
 pub mod deployment;
 pub mod driver;
+pub mod endpoints;
 pub mod garbage;
 pub mod namespace;
 pub mod node_lifecycle;
@@ -42,6 +43,8 @@ pub enum Change {
         generate_name: String,
         pod: Box<Pod>,
     },
+    /// Create or replace an object (the Endpoints of a Service).
+    Put(Box<Object>),
 }
 
 /// What the controllers see: the stored objects they act on and what this scope
@@ -51,27 +54,45 @@ pub struct World {
     pub namespaces: Vec<Namespace>,
     pub deployments: Vec<Deployment>,
     pub pods: Vec<Pod>,
+    pub services: Vec<Service>,
+    pub endpoints: Vec<Endpoints>,
     /// ConfigMaps, Secrets, Services, Endpoints and EndpointSlices, by key only. The
     /// driver lists them only in namespaces being deleted: the namespace cascade is
     /// their one reader, and reading every Secret each pass would unseal them all.
     pub config_keys: Vec<Key>,
-    /// The uids of the pods this scope observes as ready (filled for controlled pods).
+    /// The uids of the pods this scope observes as ready (filled for controlled pods
+    /// and for pods a Service selects).
     pub ready_pods: HashSet<String>,
+    /// Pod addresses by pod uid, as this scope observes them (`status.podIP`).
+    pub pod_ips: HashMap<String, String>,
     /// Now, as RFC 3339 text with seconds, for `deletionTimestamp`.
     pub now: String,
 }
 
 impl World {
-    /// Records readiness, as `is_ready` observes it, for every pod a controller owns:
-    /// the only pods whose readiness a controller asks about.
+    /// Records readiness, as `is_ready` observes it, for every pod a controller owns or
+    /// a Service selects: the only pods whose readiness a controller asks about.
     pub fn observe_readiness(&mut self, is_ready: impl Fn(&Pod) -> bool) {
         self.ready_pods = self
             .pods
             .iter()
-            .filter(|pod| pod.metadata.controller_ref().is_some())
+            .filter(|pod| pod.metadata.controller_ref().is_some() || self.selected(pod))
             .filter(|pod| is_ready(pod))
             .map(|pod| pod.metadata.uid.clone())
             .collect();
+    }
+
+    /// Whether a Service with a selector selects `pod`.
+    fn selected(&self, pod: &Pod) -> bool {
+        self.services.iter().any(|service| {
+            !service.spec.selector.is_empty()
+                && service.metadata.namespace_or_empty() == pod.metadata.namespace_or_empty()
+                && service
+                    .spec
+                    .selector
+                    .iter()
+                    .all(|(key, value)| pod.metadata.labels.get(key) == Some(value))
+        })
     }
 
     /// Whether the namespace `name` is being deleted.
@@ -98,6 +119,9 @@ impl World {
                     self.deployments
                         .retain(|o| !matches("Deployment", &o.metadata));
                     self.pods.retain(|o| !matches("Pod", &o.metadata));
+                    self.services.retain(|o| !matches("Service", &o.metadata));
+                    self.endpoints
+                        .retain(|o| !matches("Endpoints", &o.metadata));
                     self.config_keys.retain(|k| k != key);
                 }
                 Change::MarkDeleted(key) => {
@@ -112,7 +136,7 @@ impl World {
                             .get_or_insert_with(|| now.clone());
                     }
                 }
-                Change::CreatePod { .. } => {}
+                Change::CreatePod { .. } | Change::Put(_) => {}
             }
         }
     }
@@ -132,7 +156,8 @@ fn mark_pod(pod: &Pod) -> Option<Change> {
 }
 
 /// Runs every controller both scopes share, in order, each on the world as the ones
-/// before it left it: the namespace cascade, then Deployments, then garbage collection.
+/// before it left it: the namespace cascade, then Deployments, then garbage collection,
+/// then the Endpoints of Services.
 pub fn reconcile_all(world: &mut World) -> Vec<Change> {
     let mut all = Vec::new();
     run(world, &mut all, |w| {
@@ -152,6 +177,15 @@ pub fn reconcile_all(world: &mut World) -> Vec<Change> {
             .iter()
             .filter_map(|pod| garbage::reconcile(pod, w))
             .collect()
+    });
+    run(world, &mut all, |w| {
+        let mut changes: Vec<Change> = w
+            .services
+            .iter()
+            .flat_map(|service| endpoints::reconcile(service, w))
+            .collect();
+        changes.extend(endpoints::orphaned(w));
+        changes
     });
     all
 }

@@ -60,7 +60,7 @@ pub use parse::{parse_manifests, DocumentErrors, FieldError, ManifestError};
 pub use platform::{build_platform, target_platform, ARCH_VARIANT_LABEL};
 pub use pod::{
     Container, ContainerPort, ContainerState, ContainerStatus, EnvVar, LocalObjectReference, Pod,
-    PodCondition, PodSpec, PodStatus, ResourceRequirements, StateRunning, StateTerminated,
+    PodCondition, PodIp, PodSpec, PodStatus, ResourceRequirements, StateRunning, StateTerminated,
     StateWaiting,
 };
 pub use pod_dns::{HostAlias, PodDnsConfig, PodDnsConfigOption, DEFAULT_DNS_POLICY, DNS_POLICIES};

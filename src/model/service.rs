@@ -263,7 +263,7 @@ pub struct EndpointAddress {
 }
 
 /// A port of Endpoints or of an EndpointSlice; `name` matches the Service port's.
-#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct EndpointPort {
     #[serde(skip_serializing_if = "String::is_empty")]

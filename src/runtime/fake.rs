@@ -258,6 +258,10 @@ impl Runtime for FakeRuntime {
     fn sandbox_netns(&self, _pod_uid: &str) -> Option<PathBuf> {
         None
     }
+
+    fn sandbox_dir(&self, _pod_uid: &str) -> Option<PathBuf> {
+        None
+    }
 }
 
 /// A minimal container config for unit tests.

@@ -558,6 +558,10 @@ impl Runtime for LibcontainerRuntime {
     fn sandbox_netns(&self, pod_uid: &str) -> Option<PathBuf> {
         sandbox::network_namespace(&self.layout, pod_uid)
     }
+
+    fn sandbox_dir(&self, pod_uid: &str) -> Option<PathBuf> {
+        sandbox::is_valid_pod_uid(pod_uid).then(|| self.layout.pods_dir().join(pod_uid))
+    }
 }
 
 impl LibcontainerRuntime {

@@ -292,6 +292,9 @@ pub trait Runtime: Send + Sync {
     /// The pod's network namespace file, to `setns` into on a dedicated thread (TCP/HTTP
     /// probes); `None` for host-network pods and unknown pods.
     fn sandbox_netns(&self, pod_uid: &str) -> Option<PathBuf>;
+    /// A directory that lives and goes with the pod's sandbox, for the pod's own files
+    /// (`/etc/hosts`, `/etc/resolv.conf`); `None` when the runtime keeps no files.
+    fn sandbox_dir(&self, pod_uid: &str) -> Option<PathBuf>;
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -285,10 +285,10 @@ mod tests {
     fn host_veth_names_are_stable_short_and_distinct() {
         let name = host_veth_name("0b7c2f0e-9f7e-4d3a-8c1e-3f2a1b0c9d8e");
         assert_eq!(name, host_veth_name("0b7c2f0e-9f7e-4d3a-8c1e-3f2a1b0c9d8e"));
-        assert_eq!(name.len(), 12);
+        assert_eq!(name.len(), 13);
         assert!(name.len() <= super::super::MAX_LINK_NAME);
         assert!(name.starts_with("bveth"));
-        assert!(name[4..].chars().all(|c| c.is_ascii_hexdigit()));
+        assert!(name[5..].chars().all(|c| c.is_ascii_hexdigit()));
         assert_ne!(name, host_veth_name("another-uid"));
         // sha256("abc") begins ba7816bf.
         assert_eq!(host_veth_name("abc"), "bvethba7816bf");
