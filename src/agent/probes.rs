@@ -426,15 +426,20 @@ fn is_timeout(err: &std::io::Error) -> bool {
 }
 
 impl Agent {
+    /// Records what the probes of `id` say; a change wakes a pass, so that the pod's
+    /// Ready condition, the Endpoints that list it and the rules that send it traffic
+    /// follow within the probe's period, not at the next resync.
     fn set_probe_results(&self, id: &str, results: Option<ProbeResults>) {
-        let mut memory = self.memory();
-        match results {
-            Some(r) => {
-                memory.probes.insert(id.to_owned(), r);
-            }
-            None => {
-                memory.probes.remove(id);
-            }
+        let changed = {
+            let mut memory = self.memory();
+            let before = match results {
+                Some(r) => memory.probes.insert(id.to_owned(), r),
+                None => memory.probes.remove(id),
+            };
+            before != results
+        };
+        if changed {
+            self.wake();
         }
     }
 

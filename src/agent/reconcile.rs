@@ -480,6 +480,17 @@ impl Agent {
             };
         let resources = &container.resources;
         let cpu_limit = quantity(&resources.limits, "cpu", parse_cpu_millis);
+        if self.network().is_none() && !pod.spec.host_network {
+            if let Some(port) = container.ports.iter().find_map(|p| p.host_port) {
+                return Err(failure(
+                    "CreateContainerConfigError",
+                    format!(
+                        "hostPort {port} needs the pod network, and this agent runs without \
+                         one (--network-backend=none)"
+                    ),
+                ));
+            }
+        }
         let pod_files = match self.runtime.sandbox_dir(&pod.metadata.uid) {
             Some(dir) => self
                 .pod_files(pod, &dir)

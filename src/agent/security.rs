@@ -151,17 +151,19 @@ fn beyond_what_berth_can(context: &SecurityContext) -> Option<String> {
     }
 }
 
-/// Fields validation refuses because berth would otherwise ignore them: a `hostPort`
-/// (except on the host network, where it is the container's own port) and a probe's
+/// Fields validation refuses because berth would otherwise ignore them: a `hostPort` on
+/// the host network other than the container's own port (off the host network the pod
+/// network forwards it; the agent refuses it when it runs without one) and a probe's
 /// `host`.
 fn unsupported_fields(pod: &Pod, container: &Container) -> Option<String> {
     for port in &container.ports {
         let Some(host_port) = port.host_port.filter(|p| *p != 0) else {
             continue;
         };
-        if !pod.spec.host_network || host_port != port.container_port {
+        if pod.spec.host_network && host_port != port.container_port {
             return Some(format!(
-                "hostPort {host_port} is not supported on this node (only a hostNetwork pod's own port)"
+                "hostPort {host_port} is not supported on this node (a hostNetwork pod's \
+                 hostPort is its own port)"
             ));
         }
     }
@@ -441,9 +443,7 @@ mod tests {
             ..Default::default()
         }];
         let unsupported = |p: &Pod| unsupported_fields(p, &p.spec.containers[0]);
-        assert!(unsupported(&p)
-            .unwrap()
-            .starts_with("hostPort 80 is not supported"));
+        assert_eq!(unsupported(&p), None, "forwarded by the pod network");
         p.spec.host_network = true;
         assert_eq!(unsupported(&p), None, "the host network's own port");
         p.spec.containers[0].ports[0].host_port = Some(8080);
