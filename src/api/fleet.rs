@@ -66,6 +66,35 @@ pub struct Assignments {
     pub unchanged: bool,
     #[serde(default)]
     pub objects: Vec<Value>,
+    /// The pod network of the fleet as this node needs it: its own pod CIDR and every
+    /// other node's, with their addresses. Part of the version. Absent from coordinators
+    /// without a pod network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<FleetNetwork>,
+}
+
+/// The fleet's pod network, from one node's point of view.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FleetNetwork {
+    /// Every pod address of the fleet (`--cluster-cidr` of the coordinator).
+    pub cluster_cidr: String,
+    /// This node's share of it (`spec.podCIDR` of its Node), a /24.
+    pub pod_cidr: String,
+    /// Every other node with a pod CIDR and an address, sorted by name.
+    #[serde(default)]
+    pub peers: Vec<PeerNode>,
+}
+
+/// Another node of the fleet: where its pods are and how to reach it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PeerNode {
+    pub name: String,
+    /// Its `spec.podCIDR`.
+    pub pod_cidr: String,
+    /// Its `InternalIP` (`status.addresses`), which pod traffic is routed or tunnelled to.
+    pub address: String,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -190,6 +190,7 @@ pub fn assignments_for(
         version,
         unchanged: false,
         objects,
+        network: None,
     }
 }
 

@@ -176,6 +176,7 @@ async fn poll(
         version: known,
         unchanged: true,
         objects: Vec::new(),
+        network: None,
     };
     Ok(Response::json(200, &to_json(&unchanged)))
 }
