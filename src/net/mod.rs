@@ -19,5 +19,6 @@ pub mod link;
 mod netlink;
 pub mod netns;
 pub mod nft;
+pub mod peers;
 
 pub use error::NetError;
