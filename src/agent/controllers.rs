@@ -8,6 +8,7 @@ use std::time::SystemTime;
 
 use super::instance::Instance;
 use super::Agent;
+use crate::api::fleet::FLEET_UID_ANNOTATION;
 use crate::controllers::{driver, reconcile_all};
 
 pub fn run(
@@ -16,6 +17,12 @@ pub fn run(
     now: SystemTime,
 ) -> anyhow::Result<()> {
     let mut world = driver::load(&agent.store(), now)?;
+    // The coordinator's Services come with their Endpoints, made from the whole fleet's
+    // pods: this board keeps only the Endpoints of Services applied to it directly.
+    let pushed =
+        |meta: &crate::model::ObjectMeta| meta.annotations.contains_key(FLEET_UID_ANNOTATION);
+    world.services.retain(|s| !pushed(&s.metadata));
+    world.endpoints.retain(|e| !pushed(&e.metadata));
     world.observe_readiness(|pod| agent.pod_ready(pod, observed));
     if let Some(network) = agent.network() {
         world.pod_ips = network

@@ -24,6 +24,7 @@ mod manifests;
 mod memory;
 mod network;
 pub mod network_options;
+pub(crate) mod network_start;
 mod plan;
 mod pod_files;
 mod probes;
@@ -234,7 +235,7 @@ pub fn run(mut options: AgentOptions) -> anyhow::Result<()> {
     let (agent, wake_rx) = Agent::new(options, Arc::new(runtime))?;
     crate::controllers::namespace::ensure_default(&mut agent.store())?;
     if agent.options.network.enabled() {
-        start_network(&agent)?;
+        network_start::at_boot(&agent, fleet_setup.is_some())?;
     }
 
     let socket_path = agent.options.state_dir.join("berth.sock");
@@ -294,22 +295,6 @@ pub fn run(mut options: AgentOptions) -> anyhow::Result<()> {
         bail!("{reason}");
     }
     log::info!("agent stopped");
-    Ok(())
-}
-
-/// Starts the pod network and removes what pods deleted while the agent was down left
-/// in it.
-fn start_network(agent: &Arc<Agent>) -> anyhow::Result<()> {
-    let network = network::PodNetwork::start(&agent.options.network)?;
-    network.load_addresses(&agent.store())?;
-    let mut live: HashSet<String> = reconcile::stored_pods(agent)?
-        .into_iter()
-        .map(|pod| pod.metadata.uid)
-        .collect();
-    live.extend(agent.runtime.list_sandboxes()?);
-    network.remove_strays(&agent.store, &live)?;
-    // Set once, here, before any pass runs.
-    let _ = agent.network.set(network);
     Ok(())
 }
 

@@ -14,10 +14,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use anyhow::Context;
 
+use super::NetworkBackend;
 use super::NetworkOptions;
+use crate::api::fleet::FleetNetwork;
 use crate::model::Ipv4Cidr;
 use crate::net::dns::{DnsServer, Zone, ZoneCell};
-use crate::net::{link, nft};
+use crate::net::{link, nft, peers};
 use crate::store::Store;
 
 /// The node bridge every pod's veth is a port of.
@@ -35,6 +37,7 @@ pub struct PodNetwork {
     /// `status.hostIP` of every pod here.
     pub node_ip: Ipv4Addr,
     pub domain: String,
+    backend: NetworkBackend,
     mtu: u32,
     zone: Arc<ZoneCell>,
     state: Mutex<NetState>,
@@ -46,13 +49,16 @@ struct NetState {
     addresses: HashMap<String, Ipv4Addr>,
     /// The ruleset last given to nft: the same one is not given again.
     rules: Option<nft::Ruleset>,
+    /// The peers last programmed: the same ones are not programmed again.
+    peers: Option<Vec<peers::Peer>>,
     dns: Option<DnsServer>,
 }
 
 impl PodNetwork {
     /// Makes the bridge, programs an empty table (which also checks that nft is there)
-    /// and starts the DNS server.
-    pub fn start(options: &NetworkOptions) -> anyhow::Result<PodNetwork> {
+    /// and starts the DNS server. A board in a fleet leaves room in its MTU for VXLAN
+    /// unless it only ever routes directly (`host-gw`).
+    pub fn start(options: &NetworkOptions, in_fleet: bool) -> anyhow::Result<PodNetwork> {
         let pod_cidr = options
             .board_pod_cidr()
             .context("the cluster CIDR has no /24 for this board")?;
@@ -65,11 +71,17 @@ impl PodNetwork {
                 "cannot tell this board's address (no IPv4 address outside loopback); give --node-ip",
             )?,
         };
+        let uplink_mtu = peers::uplink_mtu(node_ip).unwrap_or(DEFAULT_MTU);
+        let mtu = if in_fleet && options.backend != NetworkBackend::HostGw {
+            uplink_mtu.saturating_sub(peers::VXLAN_OVERHEAD)
+        } else {
+            uplink_mtu
+        };
         link::ensure_bridge(&link::Bridge {
             name: BRIDGE.to_owned(),
             gateway,
             prefix_len: pod_cidr.prefix(),
-            mtu: DEFAULT_MTU,
+            mtu,
         })
         .with_context(|| format!("cannot set up the pod bridge {BRIDGE}"))?;
         let network = PodNetwork {
@@ -78,7 +90,8 @@ impl PodNetwork {
             gateway,
             node_ip,
             domain: options.cluster_domain.clone(),
-            mtu: DEFAULT_MTU,
+            backend: options.backend,
+            mtu,
             zone: Arc::new(ZoneCell::new(Zone {
                 domain: options.cluster_domain.clone(),
                 ..Default::default()
@@ -221,6 +234,53 @@ impl PodNetwork {
         Ok(())
     }
 
+    /// Routes (or tunnels) to the pod CIDRs of the fleet's other boards, unless they are
+    /// what was programmed last.
+    pub fn sync_peers(&self, fleet: &FleetNetwork) -> anyhow::Result<()> {
+        let wanted: Vec<peers::Peer> = fleet
+            .peers
+            .iter()
+            .filter_map(|peer| {
+                let parsed = (peer.pod_cidr.parse(), peer.address.parse());
+                match parsed {
+                    (Ok(pod_cidr), Ok(address)) => Some(peers::Peer {
+                        name: peer.name.clone(),
+                        pod_cidr,
+                        address,
+                    }),
+                    _ => {
+                        log::warn!(
+                            "ignoring peer {} with pod CIDR {:?} and address {:?}",
+                            peer.name,
+                            peer.pod_cidr,
+                            peer.address
+                        );
+                        None
+                    }
+                }
+            })
+            .collect();
+        let mut state = self.state();
+        if state.peers.as_ref() == Some(&wanted) {
+            return Ok(());
+        }
+        let local = peers::Local {
+            node_ip: self.node_ip,
+            pod_cidr: self.pod_cidr,
+        };
+        let backend = match self.backend {
+            NetworkBackend::HostGw => peers::Backend::HostGw,
+            NetworkBackend::Vxlan => peers::Backend::Vxlan,
+            NetworkBackend::Auto | NetworkBackend::None => peers::Backend::Auto,
+        };
+        let subnet = peers::local_subnet(self.node_ip)?;
+        let routes = peers::plan(backend, &local, subnet, &wanted);
+        peers::program(&local, &routes).context("cannot route to the other boards' pods")?;
+        log::info!("routes to {} other boards' pods", routes.len());
+        state.peers = Some(wanted);
+        Ok(())
+    }
+
     /// Serves `zone` from now on, unless it is the one served.
     pub fn sync_zone(&self, zone: Zone) {
         if *self.zone.current() != zone {
@@ -257,9 +317,7 @@ pub fn cleanup(options: &NetworkOptions) -> anyhow::Result<()> {
     for name in link::links_with_prefix(link::POD_VETH_PREFIX)? {
         link::delete_link(&name)?;
     }
-    for (destination, _) in link::berth_routes()? {
-        link::delete_route(destination)?;
-    }
+    peers::remove_all()?;
     link::delete_link(BRIDGE)?;
     log::info!(
         "removed the pod network of {} ({BRIDGE}, pod links, routes, nftables table)",

@@ -329,6 +329,9 @@ impl Agent {
         let hostname = pod.spec.hostname.as_deref().unwrap_or(&pod.metadata.name);
         self.runtime
             .create_sandbox(pod_uid, hostname, pod.spec.host_network)?;
+        if !pod.spec.host_network && self.options.network.enabled() && self.network().is_none() {
+            anyhow::bail!("the pod network has not started yet (waiting for the coordinator to name this board's pod CIDR)");
+        }
         if let (Some(network), false) = (self.network(), pod.spec.host_network) {
             let netns = self
                 .runtime

@@ -138,21 +138,12 @@ pub fn apply_to_store(
     }
     let mut missing = Vec::new();
     for object in &objects {
-        match object.kind() {
-            Kind::Namespace => {
-                known.insert(object.meta().name.clone());
-            }
-            Kind::Pod
-            | Kind::Deployment
-            | Kind::ConfigMap
-            | Kind::Secret
-            | Kind::Service
-            | Kind::Endpoints
-            | Kind::EndpointSlice => {
-                let ns = object.meta().namespace.clone().unwrap_or_default();
-                if !known.contains(&ns) {
-                    missing.push(format!("namespaces {ns:?} not found (or being deleted)"));
-                }
+        if object.kind() == Kind::Namespace {
+            known.insert(object.meta().name.clone());
+        } else if object.kind().namespaced() {
+            let ns = object.meta().namespace.clone().unwrap_or_default();
+            if !known.contains(&ns) {
+                missing.push(format!("namespaces {ns:?} not found (or being deleted)"));
             }
         }
     }

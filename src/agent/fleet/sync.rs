@@ -347,6 +347,11 @@ pub fn run(agent: &Arc<Agent>, client: &Client, node: &str, link: &Link) {
             }
             continue;
         }
+        if let Err(err) =
+            crate::agent::network_start::on_assignments(agent, assignments.network.as_ref())
+        {
+            log::error!("cannot set up the pod network from the assignments: {err:#}");
+        }
         match apply_set(agent, &assignments.objects) {
             Ok(applied) => {
                 log_applied(&assignments.version, &applied);

@@ -1,28 +1,13 @@
 //! Services, Endpoints and EndpointSlices: every rule reported with its field path.
 
-use serde_json::Value;
-
-use crate::model::validate::validate_document;
+use crate::model::validate::tests::assert_problems;
 use crate::model::{
     parse_manifests, IntOrString, Object, Protocol, ServiceType, CLUSTER_IP_NONE,
     SERVICE_NAME_LABEL,
 };
 
-fn problems(yaml: &str) -> Vec<String> {
-    let doc: Value = serde_yaml_ng::from_str(yaml).expect("test YAML parses");
-    validate_document(&doc)
-        .errors
-        .into_iter()
-        .map(|e| format!("{}: {}", e.path, e.message))
-        .collect()
-}
-
 fn service(spec: &str) -> String {
     format!("apiVersion: v1\nkind: Service\nmetadata: {{name: web}}\nspec: {spec}\n")
-}
-
-fn assert_problems(yaml: &str, expected: &[&str]) {
-    assert_eq!(problems(yaml), expected, "for:\n{yaml}");
 }
 
 #[test]

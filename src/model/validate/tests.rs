@@ -3,7 +3,7 @@ use serde_json::Value;
 use super::*;
 
 /// `path: message` lines for one YAML document.
-fn problems(yaml: &str) -> Vec<String> {
+pub(super) fn problems(yaml: &str) -> Vec<String> {
     let doc: Value = serde_yaml_ng::from_str(yaml).expect("test YAML parses");
     validate_document(&doc)
         .errors
@@ -24,7 +24,7 @@ fn deployment(spec: &str) -> String {
 
 const TEMPLATE: &str = "  template:\n    metadata: {labels: {app: a}}\n    spec: {containers: [{name: c, image: i}]}\n";
 
-fn assert_problems(yaml: &str, expected: &[&str]) {
+pub(super) fn assert_problems(yaml: &str, expected: &[&str]) {
     assert_eq!(problems(yaml), expected, "for:\n{yaml}");
 }
 
