@@ -10,6 +10,11 @@
 //! timeout once, not on every query. At most [`MAX_IN_FLIGHT`] queries wait at a time:
 //! beyond that new ones are dropped (the client retries), so a flood cannot grow memory.
 //!
+//! A chase (an ExternalName's target, [`Chase`]) goes the same way under its own
+//! question; the reply that passes the checks is given to [`Chase::finish`] for the
+//! client's, and where a forwarded query would get SERVFAIL the client gets the CNAME
+//! alone.
+//!
 //! Over TCP the connection's thread asks the upstreams in turn over TCP and waits.
 //!
 //! The shared socket's port stays the same for the server's life, so ids are the only
@@ -23,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use simple_dns::{header_buffer, PacketFlag};
 
+use super::chase::Chase;
 use super::zone::{question_end, server_failure};
 use crate::support::random;
 
@@ -38,7 +44,7 @@ const MAX_REPLY: usize = 65535;
 /// A forwarded query waiting for its answer.
 struct Pending {
     client: SocketAddr,
-    client_id: u16,
+    reply: ReplyWith,
     /// The query as sent upstream (with our id), to send again to the next upstream.
     query: Vec<u8>,
     /// Where the question ends in `query`, to check the reply's.
@@ -46,6 +52,14 @@ struct Pending {
     upstream: usize,
     tries: usize,
     deadline: Instant,
+}
+
+/// What the client is sent once an upstream answers.
+enum ReplyWith {
+    /// The upstream's reply under the client's id.
+    Upstream { client_id: u16 },
+    /// The chase's reply built from the upstream's.
+    Chase(Box<Chase>),
 }
 
 /// The UDP side of forwarding, driven by the server's UDP thread.
@@ -97,14 +111,30 @@ impl Forwarder {
             }
             return;
         }
+        if let Ok(client_id) = header_buffer::id(query) {
+            self.start(query, client, ReplyWith::Upstream { client_id });
+        }
+    }
+
+    /// Asks upstream for the records of `chase`'s target, or answers the CNAME alone at
+    /// once when there is no upstream; drops it when too many are waiting.
+    pub(super) fn chase(&mut self, chase: Box<Chase>, client: SocketAddr, server: &UdpSocket) {
+        if self.upstreams.is_empty() {
+            let _ = server.send_to(chase.cname_only(), client);
+            return;
+        }
+        let query = chase.upstream_query().to_vec();
+        self.start(&query, client, ReplyWith::Chase(chase));
+    }
+
+    fn start(&mut self, query: &[u8], client: SocketAddr, reply: ReplyWith) {
         if self.pending.len() >= MAX_IN_FLIGHT {
             log::debug!(
                 "DNS: {MAX_IN_FLIGHT} forwarded queries in flight; dropping one from {client}"
             );
             return;
         }
-        let (Ok(client_id), Some(question_end)) = (header_buffer::id(query), question_end(query))
-        else {
+        let Some(question_end) = question_end(query) else {
             return;
         };
         let id = self.fresh_id();
@@ -113,7 +143,7 @@ impl Forwarder {
         let upstream = self.preferred % self.upstreams.len();
         let mut pending = Pending {
             client,
-            client_id,
+            reply,
             query: sent,
             question_end,
             upstream,
@@ -205,8 +235,15 @@ impl Forwarder {
         if !expected {
             return;
         }
-        reply[..2].copy_from_slice(&pending.client_id.to_be_bytes());
-        let _ = server.send_to(reply, pending.client);
+        match &pending.reply {
+            ReplyWith::Upstream { client_id } => {
+                reply[..2].copy_from_slice(&client_id.to_be_bytes());
+                let _ = server.send_to(reply, pending.client);
+            }
+            ReplyWith::Chase(chase) => {
+                let _ = server.send_to(&chase.finish(reply), pending.client);
+            }
+        }
         self.preferred = pending.upstream;
         self.pending.remove(&id);
     }
@@ -222,8 +259,8 @@ impl Forwarder {
             .min(idle)
     }
 
-    /// Moves timed-out queries to the next upstream, or answers SERVFAIL when every
-    /// upstream has had its turn.
+    /// Moves timed-out queries to the next upstream, or answers SERVFAIL (a chase: the
+    /// CNAME alone) when every upstream has had its turn.
     pub(super) fn expire(&mut self, server: &UdpSocket) {
         let now = Instant::now();
         let expired: Vec<u16> = self
@@ -247,9 +284,16 @@ impl Forwarder {
                 self.pending.insert(id, pending);
                 continue;
             }
-            pending.query[..2].copy_from_slice(&pending.client_id.to_be_bytes());
-            if let Some(reply) = server_failure(&pending.query) {
-                let _ = server.send_to(&reply, pending.client);
+            match pending.reply {
+                ReplyWith::Upstream { client_id } => {
+                    pending.query[..2].copy_from_slice(&client_id.to_be_bytes());
+                    if let Some(reply) = server_failure(&pending.query) {
+                        let _ = server.send_to(&reply, pending.client);
+                    }
+                }
+                ReplyWith::Chase(chase) => {
+                    let _ = server.send_to(chase.cname_only(), pending.client);
+                }
             }
         }
     }

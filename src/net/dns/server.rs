@@ -1,5 +1,6 @@
 //! The DNS server: UDP and TCP on one address (the bridge's, port 53), answering from
-//! the zone and forwarding the rest ([`super::forward`]).
+//! the zone and forwarding the rest ([`super::forward`]), ExternalName targets'
+//! records included ([`super::chase`]).
 //!
 //! Two plain threads with blocking sockets, rather than tasks on the agent's executor: a
 //! DNS server is a loop over one socket, and on its own threads a slow reconcile cannot
@@ -285,6 +286,7 @@ impl UdpLoop {
                     let _ = self.socket.send_to(&reply, client);
                 }
                 Outcome::Forward => self.forwarder.forward(query, client, &self.socket),
+                Outcome::Chase(chase) => self.forwarder.chase(chase, client, &self.socket),
                 Outcome::Drop => {}
             }
         }
@@ -368,6 +370,10 @@ fn serve_connection(mut stream: TcpStream, zone: &ZoneCell, upstreams: &[SocketA
                     Some(reply) => reply,
                     None => return,
                 },
+            },
+            Outcome::Chase(chase) => match forward_tcp(chase.upstream_query(), upstreams) {
+                Some(upstream) => chase.finish(&upstream),
+                None => chase.cname_only().to_vec(),
             },
             Outcome::Drop => return,
         };

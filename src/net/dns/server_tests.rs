@@ -20,17 +20,24 @@ use crate::net::dns::zone::{ServiceEntry, ServiceKind};
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(8);
 
 fn zone_with(ip: Ipv4Addr) -> Zone {
+    let service = |name: &str, kind| ServiceEntry {
+        name: name.into(),
+        namespace: "default".into(),
+        kind,
+        ports: Vec::new(),
+    };
     Zone {
         domain: "cluster.local".into(),
-        services: vec![ServiceEntry {
-            name: "web".into(),
-            namespace: "default".into(),
-            kind: ServiceKind::ClusterIp(ip),
-            ports: Vec::new(),
-        }],
+        services: vec![
+            service("web", ServiceKind::ClusterIp(ip)),
+            service("db", ServiceKind::ExternalName("outside.test".into())),
+        ],
         pods: Vec::new(),
     }
 }
+
+/// The ExternalName Service of [`zone_with`], a CNAME to `outside.test`.
+const DB: &str = "db.default.svc.cluster.local";
 
 const WEB: Ipv4Addr = Ipv4Addr::new(10, 43, 0, 10);
 const OUTSIDE: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
@@ -111,6 +118,23 @@ fn tcp_client(server: SocketAddrV4) -> TcpStream {
     let stream = TcpStream::connect(server).unwrap();
     stream.set_read_timeout(Some(CLIENT_TIMEOUT)).unwrap();
     stream
+}
+
+/// The reply's CNAME records, as (owner, target).
+fn cnames(reply: &[u8]) -> Vec<(String, String)> {
+    Packet::parse(reply)
+        .unwrap()
+        .answers
+        .iter()
+        .filter_map(|record| match &record.rdata {
+            RData::CNAME(target) => Some((record.name.to_string(), target.0.to_string())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn db_cname() -> Vec<(String, String)> {
+    vec![(DB.to_string(), "outside.test".to_string())]
 }
 
 fn addresses(reply: &[u8]) -> Vec<Ipv4Addr> {
@@ -323,6 +347,75 @@ fn without_an_answering_upstream_the_client_gets_servfail() {
     let alone = start(zone, Vec::new());
     let reply = ask_udp(alone.local_addr(), &query(4, "example.com", TYPE::A));
     assert_eq!(Packet::parse(&reply).unwrap().rcode(), RCODE::ServerFailure);
+}
+
+#[test]
+fn an_external_name_gets_its_cname_and_the_targets_addresses_from_upstream() {
+    let upstream = FakeUpstream::start(Behaviour::Answer);
+    let zone = Arc::new(ZoneCell::new(zone_with(WEB)));
+    let server = start(zone, vec![upstream.address]);
+    let address = server.local_addr();
+    let reply = ask_udp(address, &query(21, DB, TYPE::A));
+    let packet = Packet::parse(&reply).unwrap();
+    assert_eq!((packet.id(), packet.rcode()), (21, RCODE::NoError));
+    assert_eq!(cnames(&reply), db_cname());
+    assert_eq!(addresses(&reply), [OUTSIDE]);
+    assert_eq!(packet.answers[1].name.to_string(), "outside.test");
+    assert_eq!(upstream.received(), 1);
+
+    // Over TCP, asked over TCP.
+    let mut stream = tcp_client(address);
+    write_message(&mut stream, &query(22, DB, TYPE::A));
+    let reply = read_message(&mut stream).unwrap();
+    assert_eq!(Packet::parse(&reply).unwrap().id(), 22);
+    assert_eq!(cnames(&reply), db_cname());
+    assert_eq!(addresses(&reply), [OUTSIDE]);
+    assert_eq!(upstream.received(), 2);
+
+    // A CNAME question is the zone's alone.
+    let reply = ask_udp(address, &query(23, DB, TYPE::CNAME));
+    assert_eq!(cnames(&reply), db_cname());
+    assert_eq!(Packet::parse(&reply).unwrap().answers.len(), 1);
+    assert_eq!(upstream.received(), 2);
+    server.stop();
+}
+
+#[test]
+fn a_chase_takes_only_the_upstreams_reply_to_its_question() {
+    let forging = FakeUpstream::start(Behaviour::ForgeFirst);
+    let zone = Arc::new(ZoneCell::new(zone_with(WEB)));
+    let server = start(zone, vec![forging.address]);
+    for id in 31..=35 {
+        let reply = ask_udp(server.local_addr(), &query(id, DB, TYPE::A));
+        assert_eq!(cnames(&reply), db_cname());
+        assert_eq!(addresses(&reply), [OUTSIDE]);
+    }
+}
+
+#[test]
+fn without_an_answering_upstream_an_external_name_gets_its_cname_alone() {
+    let silent = FakeUpstream::start(Behaviour::Silent);
+    let zone = Arc::new(ZoneCell::new(zone_with(WEB)));
+    let server = start(zone.clone(), vec![silent.address]);
+    let started = Instant::now();
+    let reply = ask_udp(server.local_addr(), &query(41, DB, TYPE::A));
+    assert!(started.elapsed() >= UPSTREAM_TIMEOUT);
+    let packet = Packet::parse(&reply).unwrap();
+    assert_eq!((packet.id(), packet.rcode()), (41, RCODE::NoError));
+    assert_eq!(cnames(&reply), db_cname());
+    assert_eq!(packet.answers.len(), 1);
+    drop(server);
+
+    let alone = start(zone, Vec::new());
+    let reply = ask_udp(alone.local_addr(), &query(42, DB, TYPE::A));
+    assert_eq!(Packet::parse(&reply).unwrap().rcode(), RCODE::NoError);
+    assert_eq!(cnames(&reply), db_cname());
+    let mut stream = tcp_client(alone.local_addr());
+    write_message(&mut stream, &query(43, DB, TYPE::AAAA));
+    let reply = read_message(&mut stream).unwrap();
+    assert_eq!(Packet::parse(&reply).unwrap().id(), 43);
+    assert_eq!(cnames(&reply), db_cname());
+    assert_eq!(Packet::parse(&reply).unwrap().answers.len(), 1);
 }
 
 #[test]

@@ -16,8 +16,11 @@
 //!   in any namespace (the zone does not record pods' namespaces). Others get NXDOMAIN.
 //! - A headless Service without ready endpoints is NXDOMAIN, as kube-dns and CoreDNS
 //!   answer (the specification was changed to match them).
-//! - An ExternalName Service is answered with its CNAME only: the client's resolver
-//!   follows it, so a name outside the fleet is never looked up on the agent's behalf.
+//! - An ExternalName Service is answered with its CNAME followed by the target's records
+//!   of the type asked, as CoreDNS does (stub resolvers such as musl's and glibc's do not
+//!   follow a CNAME themselves): a target in the zone is looked up in it, one level deep;
+//!   one outside comes back as [`Outcome::Chase`], for the server to ask the upstreams
+//!   ([`super::chase`]). CNAME and ANY questions get the CNAME alone.
 //! - PTR records for ClusterIPs and headless endpoints; reverse names of other
 //!   addresses (pod IPs included, whose namespace the zone does not know) are forwarded.
 //! - AAAA (and any other type) of an existing name: NOERROR without answers, the SOA in
@@ -26,10 +29,11 @@
 
 use std::net::Ipv4Addr;
 
-use simple_dns::rdata::{RData, A, CNAME, OPT, PTR, SOA, SRV, TXT};
-use simple_dns::{
-    header_buffer, Name, Packet, PacketFlag, Question, ResourceRecord, CLASS, OPCODE, RCODE,
-};
+use simple_dns::rdata::RData;
+use simple_dns::{header_buffer, Name, Packet, PacketFlag, ResourceRecord, OPCODE, RCODE};
+
+use super::chase::Chase;
+use super::reply::{owned_record, render, Context, Data, Parts};
 
 /// The records' time to live, in seconds: CoreDNS' default for the `kubernetes` plugin,
 /// short because pods come and go.
@@ -103,6 +107,10 @@ pub struct NamedPort {
 pub enum Outcome {
     /// Send these bytes back.
     Reply(Vec<u8>),
+    /// The answer is a CNAME to a name outside the zone: ask the upstream resolvers for
+    /// the target's records and send the client [`Chase::finish`] of their reply, or
+    /// [`Chase::cname_only`] if none answers.
+    Chase(Box<Chase>),
     /// Not the zone's: send the query as it is to the upstream resolvers.
     Forward,
     /// Not a query: say nothing.
@@ -122,6 +130,7 @@ pub enum Transport {
 // Record types and classes as numbers: the question's type may be one `simple-dns` does
 // not know, so routing reads the raw values.
 const TYPE_A: u16 = 1;
+const TYPE_CNAME: u16 = 5;
 const TYPE_SOA: u16 = 6;
 const TYPE_PTR: u16 = 12;
 const TYPE_TXT: u16 = 16;
@@ -165,16 +174,16 @@ pub fn answer_over(zone: &Zone, query: &[u8], transport: Transport) -> Outcome {
     let context = Context {
         id: packet.id(),
         recursion_desired: packet.has_flags(PacketFlag::RECURSION_DESIRED),
-        question,
+        qname: question.qname.clone().into_owned(),
         opt: packet.opt().map(|opt| opt.version),
-        original_question: &query[12..question_end],
+        original_question: query[12..question_end].to_vec(),
         limit: reply_limit(&packet, transport),
     };
     let rcode_only = |rcode| Parts {
         rcode,
         ..Parts::default()
     };
-    let parts = match route(zone, &packet, raw_type) {
+    let mut parts = match route(zone, &packet, raw_type) {
         Route::Forward => return Outcome::Forward,
         Route::Reverse(name) => Parts {
             answers: vec![Data::Ptr(name)],
@@ -202,18 +211,68 @@ pub fn answer_over(zone: &Zone, query: &[u8], transport: Transport) -> Outcome {
             },
         },
     };
-    let reply = render(&context, &zone.domain, &parts, true).or_else(|| {
-        render(
+    let outside = follow_cname(zone, &mut parts, raw_type);
+    let Some(reply) = render(&context, &zone.domain, &parts, true) else {
+        let failure = render(
             &context,
             &zone.domain,
             &rcode_only(RCODE::ServerFailure),
             false,
-        )
-    });
-    match reply {
-        Some(reply) => Outcome::Reply(reply),
-        None => Outcome::Drop,
+        );
+        return failure.map_or(Outcome::Drop, Outcome::Reply);
+    };
+    match outside {
+        Some(target) => chase_or_reply(context, target, reply),
+        None => Outcome::Reply(reply),
     }
+}
+
+/// A chase of `target`, or `reply` (the CNAME alone) when it is already cut and so has
+/// no room for the target's records, or the target cannot be asked for.
+fn chase_or_reply(context: Context, target: String, reply: Vec<u8>) -> Outcome {
+    if header_buffer::has_flags(&reply, PacketFlag::TRUNCATION).unwrap_or(true) {
+        return Outcome::Reply(reply);
+    }
+    match Chase::new(context, target, reply.clone()) {
+        Some(chase) => Outcome::Chase(Box::new(chase)),
+        None => Outcome::Reply(reply),
+    }
+}
+
+/// Follows the CNAME that is the whole answer (an ExternalName Service's) for any type
+/// but CNAME and ANY: a target in the zone has its records added to `parts` (its
+/// NXDOMAIN or NODATA becomes the reply's); a target outside is returned, to be asked
+/// upstream.
+fn follow_cname(zone: &Zone, parts: &mut Parts, qtype: u16) -> Option<String> {
+    let [Data::Cname(target)] = parts.answers.as_slice() else {
+        return None;
+    };
+    if qtype == TYPE_CNAME || qtype == TYPE_ANY || parts.rcode != RCODE::NoError {
+        return None;
+    }
+    let name = Name::new(target).ok()?;
+    let labels: Vec<&[u8]> = name.get_labels().iter().map(|l| l.as_ref()).collect();
+    let Some(relative) = strip_suffix(&labels, &zone.domain) else {
+        return Some(target.clone());
+    };
+    // One level: a CNAME found at the target is answered, not followed.
+    match lookup(zone, relative, qtype) {
+        Some(found) => {
+            let chained = found
+                .answers
+                .iter()
+                .map(|data| owned_record(target, data, &zone.domain))
+                .collect::<Option<Vec<_>>>();
+            parts.chained = chained.unwrap_or_default();
+            parts.additional = found.additional;
+            parts.soa = found.soa;
+        }
+        None => {
+            parts.rcode = RCODE::NameError;
+            parts.soa = true;
+        }
+    }
+    None
 }
 
 /// A SERVFAIL reply to `query` (its question echoed), for when no upstream answered a
@@ -232,9 +291,9 @@ pub fn server_failure(query: &[u8]) -> Option<Vec<u8>> {
     let context = Context {
         id: packet.id(),
         recursion_desired: packet.has_flags(PacketFlag::RECURSION_DESIRED),
-        question: packet.questions.first()?,
+        qname: packet.questions.first()?.qname.clone().into_owned(),
         opt,
-        original_question: &query[12..end],
+        original_question: query[12..end].to_vec(),
         limit: MIN_UDP_REPLY,
     };
     let parts = Parts {
@@ -310,7 +369,7 @@ pub(super) fn question_end(packet: &[u8]) -> Option<usize> {
 /// A copy of `query` whose question has type A and class IN, so that `simple-dns` parses
 /// it whatever the original type; with `question_only`, cut after the question and with
 /// the other counts zeroed.
-fn patch_question(query: &[u8], end: usize, question_only: bool) -> Vec<u8> {
+pub(super) fn patch_question(query: &[u8], end: usize, question_only: bool) -> Vec<u8> {
     let mut copy = if question_only {
         query[..end].to_vec()
     } else {
@@ -438,43 +497,6 @@ fn endpoint_name(endpoint: &HeadlessEndpoint) -> String {
     match &endpoint.hostname {
         Some(hostname) => hostname.clone(),
         None => endpoint.ip.to_string().replace('.', "-"),
-    }
-}
-
-/// Record data of an answer; its owner is the question's name.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Data {
-    A(Ipv4Addr),
-    Cname(String),
-    Ptr(String),
-    Srv {
-        weight: u16,
-        port: u16,
-        target: String,
-    },
-    Soa,
-    Txt(&'static str),
-}
-
-/// What a reply carries besides the question.
-#[derive(Debug)]
-struct Parts {
-    rcode: RCODE,
-    answers: Vec<Data>,
-    /// A records of SRV targets.
-    additional: Vec<(String, Ipv4Addr)>,
-    /// The zone's SOA in the authority section (negative answers).
-    soa: bool,
-}
-
-impl Default for Parts {
-    fn default() -> Parts {
-        Parts {
-            rcode: RCODE::NoError,
-            answers: Vec::new(),
-            additional: Vec::new(),
-            soa: false,
-        }
     }
 }
 
@@ -666,134 +688,6 @@ fn add_srv(parts: &mut Parts, zone: &Zone, service: &ServiceEntry, ports: &[&Nam
         }
     }
     parts.additional.extend(targets);
-}
-
-/// What a reply is built from, besides its records.
-struct Context<'q> {
-    id: u16,
-    recursion_desired: bool,
-    question: &'q Question<'q>,
-    /// The EDNS version of the query's OPT record, if it had one: the reply then has one.
-    opt: Option<u8>,
-    /// The question's bytes as they came, echoed exactly (the parser saw a patched copy).
-    original_question: &'q [u8],
-    limit: usize,
-}
-
-/// The zone's SOA record data, with its names' texts kept alive for the borrow.
-struct SoaNames {
-    mname: String,
-    rname: String,
-}
-
-impl SoaNames {
-    fn new(domain: &str) -> SoaNames {
-        SoaNames {
-            mname: format!("ns.dns.{domain}"),
-            rname: format!("hostmaster.{domain}"),
-        }
-    }
-
-    fn rdata(&self) -> Option<RData<'_>> {
-        Some(RData::SOA(SOA {
-            mname: Name::new(&self.mname).ok()?,
-            rname: Name::new(&self.rname).ok()?,
-            serial: 1,
-            refresh: 7200,
-            retry: 1800,
-            expire: 86400,
-            minimum: TTL,
-        }))
-    }
-}
-
-fn rdata<'d>(data: &'d Data, soa: &'d SoaNames) -> Option<RData<'d>> {
-    Some(match data {
-        Data::A(ip) => RData::A(A {
-            address: u32::from(*ip),
-        }),
-        Data::Cname(target) => RData::CNAME(CNAME(Name::new(target).ok()?)),
-        Data::Ptr(target) => RData::PTR(PTR(Name::new(target).ok()?)),
-        Data::Srv {
-            weight,
-            port,
-            target,
-        } => RData::SRV(SRV {
-            priority: 0,
-            weight: *weight,
-            port: *port,
-            target: Name::new(target).ok()?,
-        }),
-        Data::Soa => soa.rdata()?,
-        Data::Txt(text) => RData::TXT(TXT::new().with_string(text).ok()?),
-    })
-}
-
-/// The reply's bytes, within `context.limit`: without additional records if they do
-/// not fit, without any records and with TC set if the answers do not.
-fn render(context: &Context, domain: &str, parts: &Parts, authoritative: bool) -> Option<Vec<u8>> {
-    let domain = domain.trim_matches('.');
-    let soa = SoaNames::new(domain);
-    let mut packet = Packet::new_reply(context.id);
-    packet.set_flags(PacketFlag::RECURSION_AVAILABLE);
-    if authoritative {
-        packet.set_flags(PacketFlag::AUTHORITATIVE_ANSWER);
-    }
-    if context.recursion_desired {
-        packet.set_flags(PacketFlag::RECURSION_DESIRED);
-    }
-    *packet.rcode_mut() = parts.rcode;
-    packet.questions.push(context.question.clone());
-    if context.opt.is_some() {
-        *packet.opt_mut() = Some(OPT {
-            opt_codes: Vec::new(),
-            udp_packet_size: MAX_UDP_REPLY as u16,
-            version: 0,
-        });
-    }
-    for data in &parts.answers {
-        let owner = context.question.qname.clone();
-        let record = ResourceRecord::new(owner, CLASS::IN, TTL, rdata(data, &soa)?);
-        packet.answers.push(record);
-    }
-    if parts.soa {
-        let owner = Name::new(domain).ok()?;
-        let record = ResourceRecord::new(owner, CLASS::IN, TTL, soa.rdata()?);
-        packet.name_servers.push(record);
-    }
-    for (name, ip) in &parts.additional {
-        let address = RData::A(A {
-            address: u32::from(*ip),
-        });
-        let record = ResourceRecord::new(Name::new(name).ok()?, CLASS::IN, TTL, address);
-        packet.additional_records.push(record);
-    }
-    let mut bytes = packet.build_bytes_vec_compressed().ok()?;
-    if bytes.len() > context.limit {
-        packet.additional_records.clear();
-        bytes = packet.build_bytes_vec_compressed().ok()?;
-    }
-    if bytes.len() > context.limit {
-        packet.answers.clear();
-        packet.name_servers.clear();
-        packet.set_flags(PacketFlag::TRUNCATION);
-        bytes = packet.build_bytes_vec_compressed().ok()?;
-    }
-    echo_question(&mut bytes, context.original_question)?;
-    Some(bytes)
-}
-
-/// Puts the question's original bytes (type, class and letter case as sent) over the
-/// copy `simple-dns` wrote, which is the same name at the same place: the first name of
-/// a packet is never compressed.
-fn echo_question(reply: &mut [u8], original: &[u8]) -> Option<()> {
-    let name_length = original.len().checked_sub(4)?;
-    let written = reply.get_mut(12..12 + original.len())?;
-    if !written[..name_length].eq_ignore_ascii_case(&original[..name_length]) {
-        return None;
-    }
-    written.copy_from_slice(original);
-    Some(())
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use std::net::Ipv4Addr;
 use simple_dns::rdata::{RData, OPT};
 use simple_dns::{Name, Packet, PacketFlag, Question, CLASS, QTYPE, RCODE, TYPE};
 
+use super::super::chase::Chase;
 use super::*;
 
 fn named(name: &str, protocol: &'static str, port: u16) -> NamedPort {
@@ -219,18 +220,114 @@ fn a_headless_service_without_ready_endpoints_does_not_exist() {
     assert_soa_authority(&packet);
 }
 
+fn chase_of(zone: &Zone, query: &[u8], transport: Transport) -> Box<Chase> {
+    match answer_over(zone, query, transport) {
+        Outcome::Chase(chase) => chase,
+        other => panic!("expected a chase, got {other:?}"),
+    }
+}
+
+fn cname_targets(packet: &Packet) -> Vec<(String, String)> {
+    packet
+        .answers
+        .iter()
+        .filter_map(|record| match &record.rdata {
+            RData::CNAME(target) => Some((record.name.to_string(), target.0.to_string())),
+            _ => None,
+        })
+        .collect()
+}
+
 #[test]
-fn an_external_name_service_is_a_cname_and_is_not_chased() {
-    for qtype in [TYPE::A, TYPE::AAAA, TYPE::CNAME] {
-        let (_, reply) = ask("ext.prod.svc.cluster.local", qtype);
+fn an_external_name_outside_the_zone_is_chased_for_any_type_but_cname_and_any() {
+    let ext = (
+        "ext.prod.svc.cluster.local".to_string(),
+        "db.example.com".to_string(),
+    );
+    for qtype in [TYPE::A, TYPE::AAAA, TYPE::MX] {
+        let chase = chase_of(&zone(), &query(&ext.0, qtype), Transport::Udp);
+        assert_eq!(chase.target(), "db.example.com");
+        // Should no upstream answer: the CNAME alone, NOERROR.
+        let packet = Packet::parse(chase.cname_only()).unwrap();
+        assert_eq!((packet.id(), packet.rcode()), (0x1234, RCODE::NoError));
+        assert_eq!(cname_targets(&packet), std::slice::from_ref(&ext));
+        assert_eq!(packet.answers.len(), 1);
+        // The upstream is asked for the target, with the client's type, recursively.
+        let upstream = Packet::parse(chase.upstream_query()).unwrap();
+        assert!(!upstream.has_flags(PacketFlag::RESPONSE));
+        assert!(upstream.has_flags(PacketFlag::RECURSION_DESIRED));
+        let question = &upstream.questions[0];
+        assert_eq!(question.qname.to_string(), "db.example.com");
+        assert_eq!(question.qtype, qtype.into());
+        assert_eq!(upstream.opt().map(|opt| opt.udp_packet_size), Some(1232));
+    }
+    // A type the parser does not know is asked as it came.
+    let mut unknown = query(&ext.0, TYPE::A);
+    let end = unknown.len();
+    unknown[end - 4..end - 2].copy_from_slice(&65400u16.to_be_bytes());
+    let chase = chase_of(&zone(), &unknown, Transport::Tcp);
+    let asked = chase.upstream_query();
+    let asked_end = question_end(asked).unwrap();
+    assert_eq!(asked[asked_end - 4..asked_end], unknown[end - 4..]);
+    assert_eq!(chase.cname_only()[12..end], unknown[12..]);
+
+    for qtype in [QTYPE::TYPE(TYPE::CNAME), QTYPE::ANY] {
+        let reply = reply_to(&zone(), &query_with(&ext.0, qtype, None), Transport::Udp);
         let packet = Packet::parse(&reply).unwrap();
         assert_eq!(packet.rcode(), RCODE::NoError);
+        assert_eq!(cname_targets(&packet), std::slice::from_ref(&ext));
         assert_eq!(packet.answers.len(), 1, "{qtype:?}");
-        match &packet.answers[0].rdata {
-            RData::CNAME(target) => assert_eq!(target.0.to_string(), "db.example.com"),
-            other => panic!("not a CNAME: {other:?}"),
-        }
     }
+}
+
+#[test]
+fn an_external_name_inside_the_zone_is_answered_from_it_one_level_deep() {
+    let mut zone = zone();
+    for (name, target) in [
+        ("alias", "web.default.svc.cluster.local"),
+        ("gone", "nothing.default.svc.cluster.local"),
+        ("hop", "ext.prod.svc.cluster.local"),
+    ] {
+        let kind = ServiceKind::ExternalName(target.into());
+        zone.services.push(service(name, "default", kind, vec![]));
+    }
+    let ask_zone = |name: &str, qtype| reply_to(&zone, &query(name, qtype), Transport::Udp);
+    let alias = "alias.default.svc.cluster.local";
+    let web = "web.default.svc.cluster.local";
+    let reply = ask_zone(alias, TYPE::A);
+    let packet = Packet::parse(&reply).unwrap();
+    assert_eq!(packet.rcode(), RCODE::NoError);
+    assert_eq!(
+        cname_targets(&packet),
+        [(alias.to_string(), web.to_string())]
+    );
+    assert_eq!(addresses(&packet.answers), [Ipv4Addr::new(10, 43, 0, 10)]);
+    assert_eq!(packet.answers[1].name.to_string(), web);
+    assert!(packet.answers.iter().all(|record| record.ttl == TTL));
+    assert!(packet.name_servers.is_empty());
+
+    // The target has no AAAA: NODATA, with the CNAME.
+    let reply = ask_zone(alias, TYPE::AAAA);
+    let packet = Packet::parse(&reply).unwrap();
+    assert_eq!(packet.rcode(), RCODE::NoError);
+    assert_eq!(packet.answers.len(), 1);
+    assert_soa_authority(&packet);
+
+    // A target that does not exist: NXDOMAIN, with the CNAME.
+    let reply = ask_zone("gone.default.svc.cluster.local", TYPE::A);
+    let packet = Packet::parse(&reply).unwrap();
+    assert_eq!(packet.rcode(), RCODE::NameError);
+    assert_eq!(cname_targets(&packet).len(), 1);
+    assert_soa_authority(&packet);
+
+    // A CNAME at the target is answered, not followed (nor chased upstream).
+    let reply = ask_zone("hop.default.svc.cluster.local", TYPE::A);
+    let packet = Packet::parse(&reply).unwrap();
+    let hops: Vec<String> = cname_targets(&packet)
+        .into_iter()
+        .map(|(_, to)| to)
+        .collect();
+    assert_eq!(hops, ["ext.prod.svc.cluster.local", "db.example.com"]);
 }
 
 #[test]
@@ -616,6 +713,7 @@ fn random_and_broken_packets_never_panic_and_replies_are_well_formed() {
             edns(4096, 0),
         ),
         query_with("ext.prod.svc.cluster.local", QTYPE::ANY, edns(512, 1)),
+        query_with("ext.prod.svc.cluster.local", TYPE::A.into(), edns(1232, 0)),
     ];
     let dict = [
         "\0\0\u{29}",
@@ -627,7 +725,13 @@ fn random_and_broken_packets_never_panic_and_replies_are_well_formed() {
     ];
     crate::fuzz::run("dns-answer", &seeds, &dict, 4000, |input| {
         for transport in [Transport::Udp, Transport::Tcp] {
-            if let Outcome::Reply(reply) = answer_over(&zone, input, transport) {
+            let replies = match answer_over(&zone, input, transport) {
+                Outcome::Reply(reply) => vec![reply],
+                // The input as the upstream's reply as well: it is someone else's bytes.
+                Outcome::Chase(chase) => vec![chase.cname_only().to_vec(), chase.finish(input)],
+                _ => Vec::new(),
+            };
+            for reply in replies {
                 assert!(reply.len() >= 12);
                 assert_eq!(reply[..2], input[..2], "the id is echoed");
                 assert!(header_buffer::has_flags(&reply, PacketFlag::RESPONSE).unwrap());
