@@ -349,8 +349,8 @@ mod tests {
     fn shipped_examples_validate() {
         let objects = parse_manifests(include_str!("../../examples/hello.yaml"))
             .unwrap_or_else(|e| panic!("examples/hello.yaml: {e}"));
-        assert_eq!(objects.len(), 1);
-        assert_eq!(objects[0].kind(), Kind::Deployment);
+        let kinds: Vec<Kind> = objects.iter().map(Object::kind).collect();
+        assert_eq!(kinds, [Kind::Deployment, Kind::Service]);
     }
 
     #[test]
