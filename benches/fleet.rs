@@ -253,6 +253,8 @@ fn simulate_fleet(berth: &Path) -> FleetNumbers {
     let mut coordinator: Child = Command::new(berth)
         .args(["coordinator", "--listen", &listen, "--state-dir"])
         .arg(dir.path())
+        // Each node takes a /24: the default /16 holds only 256 nodes.
+        .args(["--cluster-cidr", "10.40.0.0/13"])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -55,7 +55,9 @@ impl std::fmt::Debug for JoinResponse {
 }
 
 /// Everything bound to one node: its pods and what they need (their namespaces, the
-/// secrets and config maps they reference), in apply order.
+/// secrets and config maps they reference), and every Service, Endpoints and
+/// EndpointSlice of the fleet with their namespaces (every node programs every Service),
+/// in apply order.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Assignments {

@@ -38,6 +38,10 @@ pub struct CoordinatorArgs {
     /// IPv4 network the cluster IPs of Services come from
     #[arg(long, value_name = "CIDR", default_value = "10.43.0.0/16", value_parser = super::service_cidr_flag)]
     pub service_cidr: crate::model::Ipv4Cidr,
+    /// IPv4 network the pods of the whole fleet take their addresses from; each node is
+    /// given a /24 of it (a /16 holds 256 nodes)
+    #[arg(long, value_name = "CIDR", default_value = crate::agent::network_options::DEFAULT_CLUSTER_CIDR, value_parser = cluster_cidr_flag)]
+    pub cluster_cidr: crate::model::Ipv4Cidr,
     /// Ports NodePort Services may use on every board, LOW-HIGH
     #[arg(long, value_name = "RANGE", default_value = "30000-32767", value_parser = super::node_port_range_flag)]
     pub service_node_port_range: (u16, u16),
@@ -64,5 +68,34 @@ pub fn run(args: CoordinatorArgs) -> anyhow::Result<()> {
         pod_security_level: args.pod_security_level,
         service_cidr: args.service_cidr,
         node_port_range: args.service_node_port_range,
+        cluster_cidr: args.cluster_cidr,
     })
+}
+
+/// `--cluster-cidr`: room for at least one node's /24.
+fn cluster_cidr_flag(text: &str) -> Result<crate::model::Ipv4Cidr, String> {
+    let cidr: crate::model::Ipv4Cidr = text.parse().map_err(|e| format!("{e}"))?;
+    match cidr.prefix() {
+        0..=crate::coordinator::pod_cidrs::NODE_PREFIX => Ok(cidr),
+        prefix => Err(format!(
+            "{text:?}: must be a /24 or larger (each node is given a /24 of it), not /{prefix}"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cluster_cidr_must_hold_a_node_s_24() {
+        assert_eq!(
+            cluster_cidr_flag("10.42.0.0/16").unwrap().to_string(),
+            "10.42.0.0/16"
+        );
+        assert!(cluster_cidr_flag("10.42.0.0/24").is_ok());
+        let err = cluster_cidr_flag("10.42.0.0/25").unwrap_err();
+        assert!(err.contains("/24 or larger"), "{err}");
+        assert!(cluster_cidr_flag("10.42.0.1/16").is_err());
+    }
 }

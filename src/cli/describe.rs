@@ -105,6 +105,19 @@ fn describe_node(node: &Value) -> String {
             str_at(condition, &["message"]),
         ));
     }
+    out.push_str("Addresses:\n");
+    for address in at(node, &["status", "addresses"])
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        field(
+            &mut out,
+            2,
+            str_at(address, &["type"]),
+            str_at(address, &["address"]),
+        );
+    }
     for section in ["capacity", "allocatable"] {
         let mut title = section.to_owned();
         title[..1].make_ascii_uppercase();
@@ -124,6 +137,17 @@ fn describe_node(node: &Value) -> String {
         .flatten()
     {
         field(&mut out, 2, key, value.as_str().unwrap_or(""));
+    }
+    let pod_cidr = str_at(node, &["spec", "podCIDR"]);
+    if !pod_cidr.is_empty() {
+        field(&mut out, 0, "PodCIDR", pod_cidr);
+        let all: Vec<&str> = at(node, &["spec", "podCIDRs"])
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        field(&mut out, 0, "PodCIDRs", all.join(","));
     }
     out
 }
@@ -381,5 +405,34 @@ fn or_none(s: &str) -> &str {
         "<none>"
     } else {
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_node_shows_its_addresses_and_pod_cidr() {
+        let node = json!({"metadata": {"name": "pi-1"},
+            "spec": {"podCIDR": "10.42.1.0/24", "podCIDRs": ["10.42.1.0/24"]},
+            "status": {"addresses": [{"type": "InternalIP", "address": "192.168.1.11"},
+                                     {"type": "Hostname", "address": "pi-1"}]}});
+        let text = describe_node(&node);
+        assert!(
+            text.contains("Addresses:\n  InternalIP:           192.168.1.11\n"),
+            "{text}"
+        );
+        assert!(text.contains("  Hostname:             pi-1\n"), "{text}");
+        assert!(
+            text.contains("PodCIDR:                10.42.1.0/24\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("PodCIDRs:               10.42.1.0/24\n"),
+            "{text}"
+        );
+        assert!(!describe_node(&json!({"metadata": {"name": "x"}})).contains("PodCIDR"));
     }
 }

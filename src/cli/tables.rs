@@ -48,6 +48,8 @@ pub fn header(resource: Resource, wide: bool, with_namespace: bool) -> Vec<&'sta
             "ROLES",
             "AGE",
             "VERSION",
+            "INTERNAL-IP",
+            "EXTERNAL-IP",
             "ARCH",
             "OS-IMAGE",
             "KERNEL-VERSION",
@@ -223,12 +225,25 @@ fn node_row(node: &Value, wide: bool) -> Vec<String> {
                 .unwrap_or("<none>")
                 .to_owned()
         };
+        row.push(node_address(node, "InternalIP"));
+        row.push(node_address(node, "ExternalIP"));
         row.push(label("kubernetes.io/arch"));
         row.push(str_at(node, &["status", "nodeInfo", "osImage"]).to_owned());
         row.push(str_at(node, &["status", "nodeInfo", "kernelVersion"]).to_owned());
         row.push(label("node.kubernetes.io/instance-type"));
     }
     row
+}
+
+/// The node's first address of `kind` (`status.addresses`), `<none>` without one.
+fn node_address(node: &Value, kind: &str) -> String {
+    at(node, &["status", "addresses"])
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|a| str_at(a, &["type"]) == kind)
+        .map(|a| str_at(a, &["address"]).to_owned())
+        .unwrap_or_else(|| "<none>".to_owned())
 }
 
 #[cfg(test)]
@@ -278,5 +293,24 @@ mod tests {
             true,
         );
         assert_eq!(cells[..4], ["deployment.apps/web", "2/3", "3", "2"]);
+    }
+
+    #[test]
+    fn wide_nodes_show_their_addresses_as_kubectl_does() {
+        let node = json!({"metadata": {"name": "pi-1", "labels": {"kubernetes.io/arch": "arm64"}},
+            "spec": {"podCIDR": "10.42.1.0/24"},
+            "status": {"addresses": [{"type": "InternalIP", "address": "192.168.1.11"},
+                                     {"type": "Hostname", "address": "pi-1"}],
+                       "nodeInfo": {"osImage": "Debian", "kernelVersion": "6.6"}}});
+        let header = header(Resource::Node, true, false);
+        let cells = row(Resource::Node, &node, true, false, false);
+        assert_eq!(header.len(), cells.len());
+        let cell = |column: &str| &cells[header.iter().position(|h| *h == column).unwrap()];
+        assert_eq!(header[5..7], ["INTERNAL-IP", "EXTERNAL-IP"]);
+        assert_eq!(cell("INTERNAL-IP"), "192.168.1.11");
+        assert_eq!(cell("EXTERNAL-IP"), "<none>");
+        assert_eq!(cell("ARCH"), "arm64");
+        let bare = json!({"metadata": {"name": "pi-2"}});
+        assert_eq!(row(Resource::Node, &bare, true, false, false)[5], "<none>");
     }
 }

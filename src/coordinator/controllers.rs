@@ -1,8 +1,9 @@
 //! The fleet's controller loop, one pass at a time on its own thread: the node lifecycle
 //! controller, then the controllers every scope shares ([`crate::controllers`]:
-//! namespace cascade, Deployments, garbage collection) on the fleet's store, with pod
-//! readiness as the agents report it; then the scheduler binds pending pods
-//! ([`super::scheduling`]).
+//! namespace cascade, Deployments, garbage collection, Endpoints) on the fleet's store,
+//! with pod readiness and addresses as the agents report them; then the scheduler binds
+//! pending pods ([`super::scheduling`]). A pass that wrote anything (new Endpoints
+//! among it) wakes every agent's poll, so every board learns the fleet's endpoints.
 //!
 //! Node loss: a node whose agent has not polled for `node_monitor_grace` is
 //! `Ready=Unknown`; after a further `pod_eviction_timeout` its pods are removed
@@ -11,7 +12,7 @@
 //! next assignments that those pods are no longer its own and stops them — duplicates
 //! can exist only while it is cut off.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -59,6 +60,7 @@ fn pass(c: &Coordinator) -> anyhow::Result<bool> {
         let store = c.store();
         let mut world = driver::load(&store, SystemTime::now())?;
         world.observe_readiness(|pod| pod.status.is_ready());
+        world.pod_ips = reported_pod_ips(&world.pods);
         world
     };
     let nodes = node_facts(c, &world.pods, now)?;
@@ -74,6 +76,17 @@ fn pass(c: &Coordinator) -> anyhow::Result<bool> {
     let node_ready = |name: &str| is_ready(c.fleet.last_seen(name), grace, now);
     changed |= schedule_pending(c, &node_ready)?;
     Ok(changed)
+}
+
+/// Pod addresses as the agents report them (`status.podIP`), by pod uid: the endpoints
+/// controller lists them fleet-wide, whichever board each pod runs on.
+fn reported_pod_ips(pods: &[crate::model::Pod]) -> HashMap<String, String> {
+    pods.iter()
+        .filter_map(|pod| {
+            let ip = pod.status.pod_ip.as_ref().filter(|ip| !ip.is_empty())?;
+            Some((pod.metadata.uid.clone(), ip.clone()))
+        })
+        .collect()
 }
 
 /// The nodes pods are bound to that exist, and those lost for longer than the eviction
@@ -100,4 +113,34 @@ fn node_facts(
         }
     }
     Ok(facts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Pod;
+
+    #[test]
+    fn pod_addresses_come_from_the_reported_status() {
+        let pod = |uid: &str, status: serde_json::Value| -> Pod {
+            let mut pod: Pod = serde_json::from_value(serde_json::json!({
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": uid, "namespace": "default", "uid": uid},
+                "spec": {"containers": [{"name": "c", "image": "i"}]}}))
+            .unwrap();
+            pod.status = serde_json::from_value(status).unwrap();
+            pod
+        };
+        let pods = [
+            pod(
+                "a",
+                serde_json::json!({"phase": "Running", "podIP": "10.42.1.5"}),
+            ),
+            pod("b", serde_json::json!({"phase": "Pending"})),
+            pod("c", serde_json::json!({"podIP": ""})),
+        ];
+        let ips = reported_pod_ips(&pods);
+        assert_eq!(ips.len(), 1);
+        assert_eq!(ips["a"], "10.42.1.5");
+    }
 }

@@ -1,20 +1,20 @@
 //! Nodes as the coordinator knows them: leases renewed by each agent's poll, the
-//! `Ready` condition derived from them, what is bound to each node (its assignments),
-//! and status reports coming back.
+//! `Ready` condition derived from them, and every node's assignments (built by
+//! [`super::assignments`]) kept until something changes.
 //!
 //! Leases live in memory only: a heartbeat must not write to disk. After a coordinator
 //! restart every known node starts with a fresh lease, so nodes get the full grace
 //! period to come back before anything is evicted.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
-use crate::api::fleet::{Assignments, FLEET_UID_ANNOTATION};
+use super::assignments::AllAssignments;
+use crate::api::fleet::Assignments;
 use crate::store::{Record, Store};
 
 pub struct Fleet {
@@ -25,11 +25,8 @@ pub struct Fleet {
     event: event_listener::Event,
     /// Every node's assignments as of a change count: a change wakes every waiting
     /// poll, and they share one computation instead of each reading the whole store.
-    cache: Mutex<Option<(u64, Arc<AssignmentsByNode>)>>,
+    cache: Mutex<Option<(u64, Arc<AllAssignments>)>>,
 }
-
-/// Every node's assignments, by node name.
-type AssignmentsByNode = HashMap<String, Assignments>;
 
 impl Fleet {
     pub fn new(_store: &Store) -> anyhow::Result<Fleet> {
@@ -57,7 +54,7 @@ impl Fleet {
     pub fn assignments(
         &self,
         node: &str,
-        compute: impl FnOnce() -> anyhow::Result<HashMap<String, Assignments>>,
+        compute: impl FnOnce() -> anyhow::Result<AllAssignments>,
     ) -> anyhow::Result<Assignments> {
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         let now = self.changes.load(Ordering::SeqCst);
@@ -69,25 +66,29 @@ impl Fleet {
                 all
             }
         };
-        Ok(all
-            .get(node)
-            .cloned()
-            .unwrap_or_else(|| assignments_for(node, &[], &[], &[])))
+        Ok(all.get(node))
     }
 
-    /// The assignments of `node` if nothing changed since they were computed: lets a
+    /// Every node's assignments if nothing changed since they were computed: lets a
     /// woken poll whose set did not change go back to waiting without touching the
     /// store or a blocking thread.
-    pub fn cached(&self, node: &str) -> Option<Assignments> {
+    fn cached(&self) -> Option<Arc<AllAssignments>> {
         let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         match &*cache {
-            Some((at, all)) if *at == self.changes.load(Ordering::SeqCst) => Some(
-                all.get(node)
-                    .cloned()
-                    .unwrap_or_else(|| assignments_for(node, &[], &[], &[])),
-            ),
+            Some((at, all)) if *at == self.changes.load(Ordering::SeqCst) => Some(Arc::clone(all)),
             _ => None,
         }
+    }
+
+    /// The version of `node`'s assignments, if known without computing them.
+    pub fn cached_version(&self, node: &str) -> Option<String> {
+        self.cached().map(|all| all.version(node).to_owned())
+    }
+
+    /// Whether `node` is known (without computing anything) to be a Node that has no
+    /// pod CIDR yet.
+    pub fn lacks_pod_cidr(&self, node: &str) -> bool {
+        self.cached().is_some_and(|all| all.lacks_pod_cidr(node))
     }
 
     pub fn renew(&self, node: &str) {
@@ -138,104 +139,10 @@ pub fn node_view(record: Record, last_seen: Instant, grace: Duration, now: Insta
     object
 }
 
-/// Everything bound to `node`, in apply order: the namespaces of its pods, the secrets
-/// they pull with, then the pods. Each object carries its coordinator uid in
-/// [`FLEET_UID_ANNOTATION`]; server-set fields and status are left out, so the version
-/// changes only when what the agent must run changes.
-pub fn assignments_for(
-    node: &str,
-    namespaces: &[Record],
-    secrets: &[Record],
-    pods: &[Record],
-) -> Assignments {
-    let bound: Vec<&Record> = pods
-        .iter()
-        .filter(|p| p.object.pointer("/spec/nodeName").and_then(Value::as_str) == Some(node))
-        .collect();
-    let wanted_namespaces: BTreeSet<&str> = bound.iter().map(|p| p.namespace.as_str()).collect();
-    let mut wanted_secrets: BTreeSet<(&str, &str)> = BTreeSet::new();
-    for pod in &bound {
-        let refs = pod
-            .object
-            .pointer("/spec/imagePullSecrets")
-            .and_then(Value::as_array);
-        for name in refs
-            .into_iter()
-            .flatten()
-            .filter_map(|r| r.get("name")?.as_str())
-        {
-            wanted_secrets.insert((pod.namespace.as_str(), name));
-        }
-    }
-    let mut objects = Vec::new();
-    for ns in namespaces
-        .iter()
-        .filter(|n| wanted_namespaces.contains(n.name.as_str()))
-    {
-        objects.push(pushed(ns));
-    }
-    for secret in secrets
-        .iter()
-        .filter(|s| wanted_secrets.contains(&(s.namespace.as_str(), s.name.as_str())))
-    {
-        objects.push(pushed(secret));
-    }
-    for pod in bound {
-        objects.push(pushed(pod));
-    }
-    let bytes = serde_json::to_vec(&objects).unwrap_or_default();
-    let digest = Sha256::digest(&bytes);
-    let version = crate::model::hex::encode(&digest[..12]);
-    Assignments {
-        version,
-        unchanged: false,
-        objects,
-        network: None,
-    }
-}
-
-/// Every node's assignments in one pass over the store's objects.
-pub fn all_assignments(
-    namespaces: &[Record],
-    secrets: &[Record],
-    pods: &[Record],
-) -> HashMap<String, Assignments> {
-    let mut by_node: HashMap<&str, Vec<Record>> = HashMap::new();
-    for pod in pods {
-        if let Some(node) = pod.object.pointer("/spec/nodeName").and_then(Value::as_str) {
-            by_node.entry(node).or_default().push(pod.clone());
-        }
-    }
-    by_node
-        .into_iter()
-        .map(|(node, pods)| {
-            let set = assignments_for(node, namespaces, secrets, &pods);
-            (node.to_string(), set)
-        })
-        .collect()
-}
-
-/// The object as pushed to an agent.
-fn pushed(record: &Record) -> Value {
-    let mut object = record.object.clone();
-    if let Some(map) = object.as_object_mut() {
-        map.remove("status");
-    }
-    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
-        for field in ["uid", "resourceVersion", "generation", "creationTimestamp"] {
-            meta.remove(field);
-        }
-        let annotations = meta.entry("annotations").or_insert_with(|| json!({}));
-        if let Some(annotations) = annotations.as_object_mut() {
-            annotations.insert(FLEET_UID_ANNOTATION.into(), Value::from(record.uid.clone()));
-        }
-    }
-    object
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::coordinator::assignments::FleetObjects;
 
     fn record(kind: &str, namespace: &str, name: &str, uid: &str, object: Value) -> Record {
         Record {
@@ -252,124 +159,35 @@ mod tests {
         }
     }
 
-    fn pod(name: &str, node: Option<&str>, secret: Option<&str>) -> Record {
-        let mut spec = json!({"containers": [{"name": "c", "image": "i"}]});
-        if let Some(node) = node {
-            spec["nodeName"] = json!(node);
-        }
-        if let Some(secret) = secret {
-            spec["imagePullSecrets"] = json!([{"name": secret}]);
-        }
-        record(
+    #[test]
+    fn the_cache_recomputes_only_after_a_change() {
+        let pod = record(
             "Pod",
             "team",
-            name,
-            &format!("uid-{name}"),
-            json!({"apiVersion": "v1", "kind": "Pod",
-                   "metadata": {"name": name, "namespace": "team", "uid": format!("uid-{name}"), "resourceVersion": "7"},
-                   "spec": spec}),
-        )
-    }
-
-    #[test]
-    fn a_node_gets_its_pods_and_what_they_need() {
-        let namespaces = vec![
-            record(
-                "Namespace",
-                "",
-                "team",
-                "n1",
-                json!({"kind": "Namespace", "metadata": {"name": "team"}}),
-            ),
-            record(
-                "Namespace",
-                "",
-                "other",
-                "n2",
-                json!({"kind": "Namespace", "metadata": {"name": "other"}}),
-            ),
-        ];
-        let secrets = vec![
-            record(
-                "Secret",
-                "team",
-                "regcred",
-                "s1",
-                json!({"kind": "Secret", "metadata": {"name": "regcred", "namespace": "team"}}),
-            ),
-            record(
-                "Secret",
-                "team",
-                "unrelated",
-                "s2",
-                json!({"kind": "Secret", "metadata": {"name": "unrelated", "namespace": "team"}}),
-            ),
-        ];
-        let pods = vec![
-            pod("a", Some("pi-1"), Some("regcred")),
-            pod("b", Some("pi-2"), None),
-            pod("c", None, None),
-        ];
-        let set = assignments_for("pi-1", &namespaces, &secrets, &pods);
-        let names: Vec<(&str, &str)> = set
-            .objects
-            .iter()
-            .map(|o| {
-                (
-                    o["kind"].as_str().unwrap(),
-                    o["metadata"]["name"].as_str().unwrap(),
-                )
-            })
-            .collect();
-        assert_eq!(
-            names,
-            [("Namespace", "team"), ("Secret", "regcred"), ("Pod", "a")]
+            "a",
+            "uid-a",
+            json!({"kind": "Pod", "metadata": {"name": "a", "namespace": "team"},
+                   "spec": {"nodeName": "pi-1"}}),
         );
-        let pod = &set.objects[2];
-        assert_eq!(
-            pod["metadata"]["annotations"][FLEET_UID_ANNOTATION],
-            "uid-a"
-        );
-        assert!(pod["metadata"].get("resourceVersion").is_none());
-
-        // The version follows the content: same set, same version; a change moves it.
-        let again = assignments_for("pi-1", &namespaces, &secrets, &pods);
-        assert_eq!(again.version, set.version);
-        let mut moved = pods.clone();
-        moved[1].object["spec"]["nodeName"] = json!("pi-1");
-        assert_ne!(
-            assignments_for("pi-1", &namespaces, &secrets, &moved).version,
-            set.version
-        );
-        assert!(assignments_for("pi-3", &namespaces, &secrets, &pods)
-            .objects
-            .is_empty());
-    }
-
-    #[test]
-    fn all_nodes_at_once_match_one_at_a_time() {
-        let pods = vec![
-            pod("a", Some("pi-1"), None),
-            pod("b", Some("pi-2"), None),
-            pod("c", None, None),
-        ];
-        let all = all_assignments(&[], &[], &pods);
-        assert_eq!(all.len(), 2);
-        assert_eq!(all["pi-1"], assignments_for("pi-1", &[], &[], &pods));
-        assert_eq!(all["pi-2"], assignments_for("pi-2", &[], &[], &pods));
-
-        // The cache recomputes only after a change.
+        let objects = FleetObjects {
+            pods: vec![pod],
+            ..FleetObjects::default()
+        };
+        let cidr: crate::model::Ipv4Cidr = "10.42.0.0/16".parse().unwrap();
         let store = Store::open_in_memory().unwrap();
         let fleet = Fleet::new(&store).unwrap();
+        assert_eq!(fleet.cached_version("pi-1"), None);
         let computed = std::cell::Cell::new(0);
         let compute = || {
             computed.set(computed.get() + 1);
-            Ok(all_assignments(&[], &[], &pods))
+            Ok(AllAssignments::compute(&objects, &cidr))
         };
-        assert_eq!(fleet.assignments("pi-1", compute).unwrap().objects.len(), 1);
+        let first = fleet.assignments("pi-1", compute).unwrap();
+        assert_eq!(first.objects.len(), 1);
+        assert_eq!(fleet.cached_version("pi-1"), Some(first.version.clone()));
         let compute = || {
             computed.set(computed.get() + 1);
-            Ok(all_assignments(&[], &[], &pods))
+            Ok(AllAssignments::compute(&objects, &cidr))
         };
         assert!(fleet
             .assignments("pi-9", compute)
@@ -378,9 +196,10 @@ mod tests {
             .is_empty());
         assert_eq!(computed.get(), 1);
         fleet.notify();
+        assert_eq!(fleet.cached_version("pi-1"), None);
         let compute = || {
             computed.set(computed.get() + 1);
-            Ok(HashMap::new())
+            Ok(AllAssignments::compute(&FleetObjects::default(), &cidr))
         };
         assert!(fleet
             .assignments("pi-1", compute)

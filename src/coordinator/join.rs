@@ -7,6 +7,9 @@
 //!   token is bound to it, so no board takes over another's identity. The labels the
 //!   board asks for are checked as Kubernetes' NodeRestriction admission does
 //!   ([`crate::model::node_may_set_label`]).
+//! - A new node is given its pod CIDR (`spec.podCIDR`, [`super::pod_cidrs`]) in the same
+//!   write that stores it; a node joining again keeps its own. When none is free the join
+//!   is refused with 503, which the board retries.
 //! - `PUT /api/v1/nodes/{name}/status` (the node itself): only status is taken; a node
 //!   that tries to set a label it may not set is refused rather than ignored.
 //! - `/apis/berth.dev/v1/tokens[/{id}]` (admin): create (`POST`), list and read (`GET`),
@@ -22,6 +25,7 @@ use std::time::SystemTime;
 use serde_json::{json, Map, Value};
 
 use super::join_tokens::{JoinDenied, TokenSpec};
+use super::pod_cidrs::{self, PodCidrError};
 use super::server::{get_node, to_json};
 use super::Coordinator;
 use crate::api::fleet::{JoinRequest, JoinResponse};
@@ -118,7 +122,7 @@ pub(super) fn join(coordinator: &Arc<Coordinator>, request: &Request) -> Result<
             ),
         ));
     }
-    let node = match existing {
+    let mut node = match existing {
         // The admin's labels, taints and cordon stay; the board's own facts are updated.
         Some(record) => {
             let mut object = record.object;
@@ -132,6 +136,17 @@ pub(super) fn join(coordinator: &Arc<Coordinator>, request: &Request) -> Result<
             "spec": {},
         }),
     };
+    // Before anything is written or the token's use counted: a board that cannot get a
+    // pod CIDR is told to come back later (it retries; a deleted node frees one).
+    let pod_cidr = pod_cidrs::assign_at_join(&store, &coordinator.options.cluster_cidr, &mut node)
+        .map_err(|err| match err {
+            PodCidrError::Exhausted { .. } => refusal::refusal(
+                503,
+                "ServiceUnavailable",
+                format!("no pod CIDR for node {name:?}: {err}"),
+            ),
+            PodCidrError::Store(err) => Refusal::from(err),
+        })?;
     store.put_all(vec![node], None)?;
     if let Some(status) = join.node.get("status") {
         store.set_status("Node", "", &name, &reported_node_status(status))?;
@@ -154,6 +169,9 @@ pub(super) fn join(coordinator: &Arc<Coordinator>, request: &Request) -> Result<
         );
     } else {
         log::info!("node {name} joined with token {}", token.id);
+    }
+    if let Some(cidr) = pod_cidr {
+        log::info!("node {name} was given pod CIDR {cidr}");
     }
     let response = JoinResponse {
         credential: credential.to_string(),

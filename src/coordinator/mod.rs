@@ -9,7 +9,10 @@
 //! - [`auth`]: who is asking (admin, a node, nobody) and the admin config file.
 //! - [`server`]: the resource API over HTTPS (the agent's API shape) plus the routes
 //!   agents use ([`crate::api::fleet`]).
-//! - [`fleet`]: nodes, leases (heartbeats), what is bound to each node, status reports.
+//! - [`fleet`]: nodes, leases (heartbeats), every node's assignments until a change;
+//!   [`assignments`]: what each node is given (its pods and what they need, every
+//!   Service, the pod network from its point of view); [`pod_cidrs`]: each node's /24
+//!   of the cluster CIDR.
 //! - [`controllers`]: Deployments (the agent's pure controller code), scheduling with the
 //!   pure [`scheduler`], node lifecycle and eviction, deletions.
 //!
@@ -17,12 +20,14 @@
 //! store work runs on smol's blocking pool; the controllers run a pass on one thread
 //! whenever something changed, and at least every second for leases.
 
+pub mod assignments;
 pub mod auth;
 mod controllers;
 pub mod fleet;
 mod join;
 pub mod join_tokens;
 pub mod pki;
+pub mod pod_cidrs;
 pub mod scheduler;
 mod scheduling;
 mod server;
@@ -67,6 +72,8 @@ pub struct CoordinatorOptions {
     pub service_cidr: crate::model::Ipv4Cidr,
     /// `--service-node-port-range`: NodePort Services' ports, inclusive.
     pub node_port_range: (u16, u16),
+    /// `--cluster-cidr`: every pod address of the fleet; each node gets a /24 of it.
+    pub cluster_cidr: crate::model::Ipv4Cidr,
 }
 
 pub struct Coordinator {
@@ -162,6 +169,29 @@ fn raise_open_files_limit() {
     }
 }
 
+/// Gives the nodes that joined before pod CIDRs were handed out theirs, and warns about
+/// those that cannot get one or whose pod CIDR lies outside `--cluster-cidr` (kept: a
+/// node's pod CIDR never changes while it exists).
+fn give_pod_cidrs(store: &mut Store, cluster: &crate::model::Ipv4Cidr) -> anyhow::Result<()> {
+    for (name, outcome) in pod_cidrs::assign_missing(store, cluster, None)? {
+        match outcome {
+            Ok(cidr) => log::info!("node {name} was given pod CIDR {cidr}"),
+            Err(err) => log::warn!("node {name} has no pod CIDR: {err}"),
+        }
+    }
+    for record in store.list("Node", None)? {
+        if let Some(cidr) = pod_cidrs::of_node(&record.object) {
+            if !cluster.covers(&cidr) {
+                log::warn!(
+                    "node {} keeps pod CIDR {cidr}, outside the cluster CIDR {cluster}",
+                    record.name
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Runs the coordinator in the foreground until it is killed.
 pub fn run(options: CoordinatorOptions) -> anyhow::Result<()> {
     raise_open_files_limit();
@@ -179,6 +209,7 @@ pub fn run(options: CoordinatorOptions) -> anyhow::Result<()> {
     let mut store = Store::open_sealed(&store_path, sealer)
         .with_context(|| format!("cannot open the store {}", store_path.display()))?;
     crate::controllers::namespace::ensure_default(&mut store)?;
+    give_pod_cidrs(&mut store, &options.cluster_cidr)?;
     let auth = auth::Auth::load(&mut store)?;
     let url = auth::server_url(&options.listen);
     auth::ensure_admin_config(&auth, &mut store, &dir.join("admin.config"), &url, &pki)?;

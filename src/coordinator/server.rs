@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use super::assignments::{AllAssignments, FleetObjects};
 use super::auth::{Denied, Subject};
-use super::fleet::{all_assignments, node_view};
-use super::{join, Coordinator};
+use super::fleet::node_view;
+use super::{join, pod_cidrs, Coordinator};
 use crate::api::apply::{apply_to_store, delete_manifests_in_store, AdmissionOptions};
 use crate::api::fleet::{Assignments, PodStatusAck, PodStatusReport};
 use crate::api::http::{Admission, Request, Response};
@@ -137,20 +138,29 @@ async fn poll(
         .min(coordinator.options.node_monitor_grace / 4);
     let deadline = Instant::now() + timeout;
     coordinator.fleet.renew(&node);
+    let mut asked_for_pod_cidr = false;
     loop {
         // A node deleted meanwhile has lost its credential: end its poll now rather
         // than at the timeout (the deletion itself wakes the poll).
         authenticate(coordinator, request)?;
         // Listen before computing, so a change during the computation still wakes us.
         let listener = coordinator.fleet.listen();
-        let current = match coordinator.fleet.cached(&node) {
-            Some(current) => current,
-            None => {
-                let (coordinator, node) = (Arc::clone(coordinator), node.clone());
-                smol::unblock(move || assignments(&coordinator, &node)).await?
-            }
+        let current = if coordinator.fleet.cached_version(&node).as_ref() == Some(&known) {
+            None
+        } else {
+            let (coordinator, node) = (Arc::clone(coordinator), node.clone());
+            Some(smol::unblock(move || assignments(&coordinator, &node)).await?)
         };
-        if current.version != known {
+        // A node that joined before pod CIDRs were handed out, or while none was free,
+        // asks again once per poll (what is cached tells, without reading the store).
+        if !asked_for_pod_cidr && coordinator.fleet.lacks_pod_cidr(&node) {
+            asked_for_pod_cidr = true;
+            let (coordinator, node) = (Arc::clone(coordinator), node.clone());
+            if smol::unblock(move || give_pod_cidr(&coordinator, &node)).await? {
+                continue;
+            }
+        }
+        if let Some(current) = current.filter(|current| current.version != known) {
             return Ok(Response::json(200, &to_json(&current)));
         }
         let left = deadline.saturating_duration_since(Instant::now());
@@ -189,13 +199,33 @@ pub fn assignments(coordinator: &Coordinator, node: &str) -> Result<Assignments,
     coordinator
         .fleet
         .assignments(node, || {
-            let store = coordinator.store();
-            let namespaces = store.list("Namespace", None)?;
-            let secrets = store.list("Secret", None)?;
-            let pods = store.list("Pod", None)?;
-            Ok(all_assignments(&namespaces, &secrets, &pods))
+            let objects = FleetObjects::load(&coordinator.store())?;
+            Ok(AllAssignments::compute(
+                &objects,
+                &coordinator.options.cluster_cidr,
+            ))
         })
         .map_err(internal)
+}
+
+/// Gives `node` a pod CIDR if it has none and one is free; returns whether it did.
+fn give_pod_cidr(coordinator: &Coordinator, node: &str) -> Result<bool, Refusal> {
+    let cluster = &coordinator.options.cluster_cidr;
+    let outcomes = pod_cidrs::assign_missing(&mut coordinator.store(), cluster, Some(node))?;
+    let mut given = false;
+    for (name, outcome) in outcomes {
+        match outcome {
+            Ok(cidr) => {
+                log::info!("node {name} was given pod CIDR {cidr}");
+                given = true;
+            }
+            Err(err) => log::debug!("node {name} has no pod CIDR: {err}"),
+        }
+    }
+    if given {
+        coordinator.changed();
+    }
+    Ok(given)
 }
 
 fn route(coordinator: &Arc<Coordinator>, request: &Request) -> Result<Response, Refusal> {

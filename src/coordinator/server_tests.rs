@@ -56,6 +56,7 @@ fn test_coordinator() -> TestCoordinator {
             pod_security_level: crate::model::PodSecurityLevel::Baseline,
             service_cidr: crate::model::default_service_cidr(),
             node_port_range: crate::model::DEFAULT_NODE_PORT_RANGE,
+            cluster_cidr: "10.42.0.0/16".parse().unwrap(),
         },
         store: Mutex::new(store),
         auth,
@@ -420,4 +421,84 @@ fn a_malformed_escape_in_the_path_is_a_bad_request() {
     ] {
         refused(test.admin("GET", path, None), 400, "BadRequest");
     }
+}
+
+/// What a node's poll answers, with `version` as the one it has.
+fn poll(test: &TestCoordinator, credential: &str, node: &str, version: &str) -> Value {
+    let target =
+        format!("/apis/berth.dev/v1/nodes/{node}/assignments?version={version}&timeoutSeconds=0");
+    let (status, set) = test.call(credential, "GET", &target, None);
+    assert_eq!(status, 200, "{set}");
+    set
+}
+
+fn pod_cidr_of(test: &TestCoordinator, node: &str) -> Value {
+    let (status, object) = test.admin("GET", &format!("/api/v1/nodes/{node}"), None);
+    assert_eq!(status, 200, "{object}");
+    object["spec"]["podCIDR"].clone()
+}
+
+const SERVICE: &str = "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  \
+    selector: {app: web}\n  ports: [{port: 80}]\n";
+
+#[test]
+fn nodes_get_pod_cidrs_peers_and_every_service() {
+    let test = test_coordinator();
+    // pi-1 and pi-2 joined before pod CIDRs were handed out: they get one at their poll.
+    let (pi1, pi2) = (test.node("pi-1"), test.node("pi-2"));
+    assert_eq!(pod_cidr_of(&test, "pi-1"), Value::Null);
+    let set = poll(&test, &pi1, "pi-1", "");
+    assert_eq!(
+        set["network"],
+        json!({"clusterCidr": "10.42.0.0/16", "podCidr": "10.42.0.0/24", "peers": []})
+    );
+    assert_eq!(pod_cidr_of(&test, "pi-1"), "10.42.0.0/24");
+    let (_, node) = test.admin("GET", "/api/v1/nodes/pi-1", None);
+    assert_eq!(node["spec"]["podCIDRs"], json!(["10.42.0.0/24"]));
+
+    // pi-2 reports its address (kept as sent) and gets the next /24.
+    let status = json!({"status": {"addresses": [
+        {"type": "InternalIP", "address": "192.168.1.12"}, {"type": "Hostname", "address": "pi-2"}]}});
+    let (code, shown) = test.call(&pi2, "PUT", "/api/v1/nodes/pi-2/status", Some(&status));
+    assert_eq!(code, 200, "{shown}");
+    assert_eq!(shown["status"]["addresses"], status["status"]["addresses"]);
+    let set2 = poll(&test, &pi2, "pi-2", "");
+    assert_eq!(set2["network"]["podCidr"], "10.42.1.0/24");
+    assert_eq!(set2["network"]["peers"], json!([]));
+
+    // pi-1 learns of its peer; then nothing is new until something changes.
+    let version = set["version"].as_str().unwrap();
+    let set = poll(&test, &pi1, "pi-1", version);
+    assert_eq!(
+        set["network"]["peers"],
+        json!([{"name": "pi-2", "podCidr": "10.42.1.0/24", "address": "192.168.1.12"}])
+    );
+    let version = set["version"].as_str().unwrap();
+    assert_eq!(poll(&test, &pi1, "pi-1", version)["unchanged"], true);
+
+    // A Service goes to every node, with its namespace first.
+    let (code, _) = test.admin("POST", "/apis/berth.dev/v1/apply", Some(&manifest(SERVICE)));
+    assert_eq!(code, 200);
+    for (credential, node, known) in [(&pi1, "pi-1", version), (&pi2, "pi-2", "")] {
+        let set = poll(&test, credential, node, known);
+        let objects = set["objects"].as_array().unwrap();
+        let kinds: Vec<&str> = objects
+            .iter()
+            .map(|o| o["kind"].as_str().unwrap())
+            .collect();
+        assert_eq!(kinds, ["Namespace", "Service"], "{node}: {set}");
+        assert_eq!(objects[1]["metadata"]["name"], "web");
+    }
+
+    // A deleted node's /24 is free again, and the next board to join gets it.
+    assert_eq!(test.admin("DELETE", "/api/v1/nodes/pi-1", None).0, 200);
+    let (code, created) = test.admin("POST", "/apis/berth.dev/v1/tokens", None);
+    assert_eq!(code, 201, "{created}");
+    let token = created["token"].as_str().unwrap();
+    let bearer = token.split_once("::").unwrap().1;
+    let join = json!({"node": {"metadata": {"name": "pi-3"}}});
+    let (code, joined) = test.call(bearer, "POST", "/apis/berth.dev/v1/join", Some(&join));
+    assert_eq!(code, 201, "{joined}");
+    assert_eq!(pod_cidr_of(&test, "pi-3"), "10.42.0.0/24");
+    assert_eq!(pod_cidr_of(&test, "pi-2"), "10.42.1.0/24");
 }

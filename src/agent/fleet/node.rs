@@ -30,11 +30,15 @@ pub struct NodeFacts {
     pub kernel_version: String,
     /// `PRETTY_NAME` of `/etc/os-release`.
     pub os_image: String,
+    /// The board's address on the network its peers reach it through (the pod
+    /// network's node IP), when it has a pod network.
+    pub address: Option<String>,
 }
 
 /// Reads the facts of this machine; what cannot be read is left empty rather than
-/// failing, since a Node without a kernel version is still useful.
-pub fn read_facts(name: &str) -> NodeFacts {
+/// failing, since a Node without a kernel version is still useful. `address` is the
+/// pod network's node IP, if the board has one.
+pub fn read_facts(name: &str, address: Option<std::net::Ipv4Addr>) -> NodeFacts {
     let machine = read_machine();
     let kernel_version = std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map(|text| text.trim().to_string())
@@ -51,6 +55,7 @@ pub fn read_facts(name: &str) -> NodeFacts {
         memory_bytes: machine.memory_bytes,
         kernel_version,
         os_image,
+        address: address.map(|ip| ip.to_string()),
     }
 }
 
@@ -166,11 +171,18 @@ pub fn node_object(facts: &NodeFacts, profile: Option<&BoardProfile>) -> Value {
     if !annotations.is_empty() {
         metadata.insert("annotations".into(), Value::Object(annotations));
     }
+    // As the kubelet lists them: the address peers route pod traffic to, then the name.
+    let mut addresses = Vec::new();
+    if let Some(address) = &facts.address {
+        addresses.push(json!({"type": "InternalIP", "address": address}));
+    }
+    addresses.push(json!({"type": "Hostname", "address": facts.name}));
     json!({
         "apiVersion": "v1",
         "kind": "Node",
         "metadata": metadata,
         "status": {
+            "addresses": addresses,
             "capacity": capacity,
             "allocatable": allocatable,
             "nodeInfo": {
@@ -198,6 +210,7 @@ mod tests {
             memory_bytes: Some(3_884_564 * 1024),
             kernel_version: "6.6.31+rpt-rpi-v8".into(),
             os_image: "Debian GNU/Linux 12 (bookworm)".into(),
+            address: Some("192.168.1.11".into()),
         }
     }
 
@@ -242,6 +255,20 @@ mod tests {
         assert_eq!(
             status["nodeInfo"]["kubeletVersion"],
             format!("berth-{}", crate::VERSION)
+        );
+        assert_eq!(
+            status["addresses"],
+            json!([{"type": "InternalIP", "address": "192.168.1.11"},
+                   {"type": "Hostname", "address": "pi-1"}])
+        );
+        // Without a pod network the board has no address to give its peers.
+        let offline = NodeFacts {
+            address: None,
+            ..facts()
+        };
+        assert_eq!(
+            node_object(&offline, None)["status"]["addresses"],
+            json!([{"type": "Hostname", "address": "pi-1"}])
         );
     }
 

@@ -1,0 +1,332 @@
+//! What each node is given (its assignments, [`crate::api::fleet::Assignments`]), built
+//! for every node at once from one read of the store:
+//!
+//! - its own objects: the pods bound to it and what they need (their namespaces, the
+//!   secrets they pull with);
+//! - what every node gets: all Services, Endpoints and EndpointSlices with their
+//!   namespaces, since every board programs every Service (the endpoints behind one may
+//!   be on any board) and every board's DNS answers for the whole fleet;
+//! - the pod network from its point of view: the cluster CIDR, its own pod CIDR, and
+//!   every other node's pod CIDR and `InternalIP`.
+//!
+//! Objects are in apply order (namespaces, secrets, Services and endpoints, pods), each
+//! with its coordinator uid in [`FLEET_UID_ANNOTATION`] and without status or server-set
+//! fields, so the version — a digest of everything above — changes only when what the
+//! agent must do changes, and idle polls stay `unchanged`.
+//!
+//! What every node gets is held once and shared, not copied per node: a fleet of a
+//! thousand boards must not keep a thousand copies of every Service and of the node list.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::Ipv4Addr;
+
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use super::pod_cidrs;
+use crate::api::fleet::{Assignments, FleetNetwork, PeerNode, FLEET_UID_ANNOTATION};
+use crate::model::Ipv4Cidr;
+use crate::store::{Record, Store, StoreError};
+
+/// The kinds every node gets, in apply order.
+const SERVICE_KINDS: [&str; 3] = ["Service", "Endpoints", "EndpointSlice"];
+
+/// What every node's assignments are made of, as read from the store.
+#[derive(Clone, Debug, Default)]
+pub struct FleetObjects {
+    /// With the status their agents reported (`status.addresses`).
+    pub nodes: Vec<Record>,
+    pub namespaces: Vec<Record>,
+    pub secrets: Vec<Record>,
+    pub pods: Vec<Record>,
+    /// Services, Endpoints and EndpointSlices.
+    pub services: Vec<Record>,
+}
+
+impl FleetObjects {
+    pub fn load(store: &Store) -> Result<FleetObjects, StoreError> {
+        let mut services = Vec::new();
+        for kind in SERVICE_KINDS {
+            services.extend(store.list(kind, None)?);
+        }
+        Ok(FleetObjects {
+            nodes: store.list("Node", None)?,
+            namespaces: store.list("Namespace", None)?,
+            secrets: store.list("Secret", None)?,
+            pods: store.list("Pod", None)?,
+            services,
+        })
+    }
+}
+
+/// Every node's assignments, computed together.
+#[derive(Clone, Debug)]
+pub struct AllAssignments {
+    by_node: HashMap<String, NodeSet>,
+    /// The set of a node that has neither a Node object nor pods.
+    other: NodeSet,
+    /// Services, Endpoints and EndpointSlices as pushed, for every node.
+    services: Vec<Value>,
+    /// Every node with a pod CIDR and an address, sorted by name.
+    peers: Vec<PeerNode>,
+    cluster_cidr: String,
+    /// Nodes that have no pod CIDR yet.
+    without_pod_cidr: BTreeSet<String>,
+}
+
+/// One node's own part of its assignments.
+#[derive(Clone, Debug)]
+struct NodeSet {
+    version: String,
+    /// Namespaces (its pods' and the Services'), then its pods' secrets.
+    head: Vec<Value>,
+    pods: Vec<Value>,
+    pod_cidr: Option<Ipv4Cidr>,
+}
+
+impl AllAssignments {
+    pub fn compute(objects: &FleetObjects, cluster_cidr: &Ipv4Cidr) -> AllAssignments {
+        let services: Vec<Value> = objects.services.iter().map(pushed).collect();
+        let service_namespaces: BTreeSet<&str> = objects
+            .services
+            .iter()
+            .map(|s| s.namespace.as_str())
+            .collect();
+        let peers = peers(&objects.nodes);
+        // Digested once: every node's version covers them.
+        let shared = Sha256::new()
+            .chain_update(to_bytes(&services))
+            .chain_update(cluster_cidr.to_string())
+            .finalize();
+        let peer_digests = PeerDigests::of(&peers);
+        let mut pods_by_node: HashMap<&str, Vec<&Record>> = HashMap::new();
+        for pod in &objects.pods {
+            if let Some(node) = pod.object.pointer("/spec/nodeName").and_then(Value::as_str) {
+                pods_by_node.entry(node).or_default().push(pod);
+            }
+        }
+        let pod_cidrs: HashMap<&str, Ipv4Cidr> = objects
+            .nodes
+            .iter()
+            .filter_map(|n| Some((n.name.as_str(), pod_cidrs::of_node(&n.object)?)))
+            .collect();
+        let set_of = |node: &str| {
+            let pods = pods_by_node.get(node).map_or(&[][..], Vec::as_slice);
+            let network = pod_cidrs
+                .get(node)
+                .map(|cidr| (*cidr, peer_digests.without(node)));
+            node_set(objects, &service_namespaces, pods, network, &shared)
+        };
+        let names: BTreeSet<&str> = objects
+            .nodes
+            .iter()
+            .map(|n| n.name.as_str())
+            .chain(pods_by_node.keys().copied())
+            .collect();
+        AllAssignments {
+            by_node: names
+                .into_iter()
+                .map(|node| (node.to_owned(), set_of(node)))
+                .collect(),
+            other: set_of(""),
+            services,
+            peers,
+            cluster_cidr: cluster_cidr.to_string(),
+            without_pod_cidr: objects
+                .nodes
+                .iter()
+                .filter(|n| !pod_cidrs.contains_key(n.name.as_str()))
+                .map(|n| n.name.clone())
+                .collect(),
+        }
+    }
+
+    fn set(&self, node: &str) -> &NodeSet {
+        self.by_node.get(node).unwrap_or(&self.other)
+    }
+
+    pub fn version(&self, node: &str) -> &str {
+        &self.set(node).version
+    }
+
+    /// Whether `node` is a Node still waiting for its pod CIDR.
+    pub fn lacks_pod_cidr(&self, node: &str) -> bool {
+        self.without_pod_cidr.contains(node)
+    }
+
+    /// The assignments of `node`, put together from its own part and the shared ones.
+    pub fn get(&self, node: &str) -> Assignments {
+        let set = self.set(node);
+        let mut objects = Vec::with_capacity(set.head.len() + self.services.len() + set.pods.len());
+        objects.extend(set.head.iter().cloned());
+        objects.extend(self.services.iter().cloned());
+        objects.extend(set.pods.iter().cloned());
+        let network = set.pod_cidr.map(|pod_cidr| FleetNetwork {
+            cluster_cidr: self.cluster_cidr.clone(),
+            pod_cidr: pod_cidr.to_string(),
+            peers: self
+                .peers
+                .iter()
+                .filter(|peer| peer.name != node)
+                .cloned()
+                .collect(),
+        });
+        Assignments {
+            version: set.version.clone(),
+            unchanged: false,
+            objects,
+            network,
+        }
+    }
+}
+
+/// A digest of every peer, so each node's version covers its peers without digesting
+/// the whole list once per node: digests of single peers combined by XOR, from which
+/// one node's own is taken out again in constant time (names are unique, so no peer
+/// cancels another).
+struct PeerDigests {
+    each: HashMap<String, [u8; 32]>,
+    all: [u8; 32],
+}
+
+impl PeerDigests {
+    fn of(peers: &[PeerNode]) -> PeerDigests {
+        let mut all = [0u8; 32];
+        let mut each = HashMap::new();
+        for peer in peers {
+            let digest: [u8; 32] = Sha256::digest(to_bytes(peer)).into();
+            xor_into(&mut all, &digest);
+            each.insert(peer.name.clone(), digest);
+        }
+        PeerDigests { each, all }
+    }
+
+    /// The digest of every peer but `node`.
+    fn without(&self, node: &str) -> [u8; 32] {
+        let mut digest = self.all;
+        if let Some(own) = self.each.get(node) {
+            xor_into(&mut digest, own);
+        }
+        digest
+    }
+}
+
+fn xor_into(into: &mut [u8; 32], other: &[u8; 32]) {
+    for (a, b) in into.iter_mut().zip(other) {
+        *a ^= b;
+    }
+}
+
+/// One node's own part: the namespaces of its pods and of the Services, the secrets its
+/// pods pull with, its pods; its version digests them with `shared` (the digest of what
+/// every node gets) and, for a node with a pod CIDR, that CIDR and its peers' digest.
+fn node_set(
+    objects: &FleetObjects,
+    service_namespaces: &BTreeSet<&str>,
+    pods: &[&Record],
+    network: Option<(Ipv4Cidr, [u8; 32])>,
+    shared: &[u8],
+) -> NodeSet {
+    let mut wanted_namespaces = service_namespaces.clone();
+    wanted_namespaces.extend(pods.iter().map(|p| p.namespace.as_str()));
+    let mut wanted_secrets: BTreeSet<(&str, &str)> = BTreeSet::new();
+    for pod in pods {
+        let refs = pod
+            .object
+            .pointer("/spec/imagePullSecrets")
+            .and_then(Value::as_array);
+        for name in refs
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r.get("name")?.as_str())
+        {
+            wanted_secrets.insert((pod.namespace.as_str(), name));
+        }
+    }
+    let mut head = Vec::new();
+    for ns in objects
+        .namespaces
+        .iter()
+        .filter(|n| wanted_namespaces.contains(n.name.as_str()))
+    {
+        head.push(pushed(ns));
+    }
+    for secret in objects
+        .secrets
+        .iter()
+        .filter(|s| wanted_secrets.contains(&(s.namespace.as_str(), s.name.as_str())))
+    {
+        head.push(pushed(secret));
+    }
+    let pods: Vec<Value> = pods.iter().map(|pod| pushed(pod)).collect();
+    let digest = Sha256::new()
+        .chain_update(to_bytes(&head))
+        .chain_update(to_bytes(&pods))
+        .chain_update(shared)
+        .chain_update(
+            network
+                .map(|(cidr, _)| cidr.to_string())
+                .unwrap_or_default(),
+        )
+        .chain_update(network.map(|(_, peers)| peers).unwrap_or_default())
+        .finalize();
+    NodeSet {
+        version: crate::model::hex::encode(&digest[..12]),
+        head,
+        pods,
+        pod_cidr: network.map(|(cidr, _)| cidr),
+    }
+}
+
+fn to_bytes<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+/// Every node with a pod CIDR and an `InternalIP` (an IPv4 address: what peers route
+/// and tunnel to), sorted by name.
+fn peers(nodes: &[Record]) -> Vec<PeerNode> {
+    let mut peers: Vec<PeerNode> = nodes
+        .iter()
+        .filter_map(|node| {
+            Some(PeerNode {
+                name: node.name.clone(),
+                pod_cidr: pod_cidrs::of_node(&node.object)?.to_string(),
+                address: internal_ip(node.status.as_ref()?)?.to_string(),
+            })
+        })
+        .collect();
+    peers.sort_by(|a, b| a.name.cmp(&b.name));
+    peers
+}
+
+/// The first `InternalIP` of a node's `status.addresses`.
+pub fn internal_ip(status: &Value) -> Option<Ipv4Addr> {
+    status
+        .get("addresses")?
+        .as_array()?
+        .iter()
+        .filter(|a| a.get("type").and_then(Value::as_str) == Some("InternalIP"))
+        .find_map(|a| a.get("address")?.as_str()?.parse().ok())
+}
+
+/// The object as pushed to an agent.
+fn pushed(record: &Record) -> Value {
+    let mut object = record.object.clone();
+    if let Some(map) = object.as_object_mut() {
+        map.remove("status");
+    }
+    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        for field in ["uid", "resourceVersion", "generation", "creationTimestamp"] {
+            meta.remove(field);
+        }
+        let annotations = meta.entry("annotations").or_insert_with(|| json!({}));
+        if let Some(annotations) = annotations.as_object_mut() {
+            annotations.insert(FLEET_UID_ANNOTATION.into(), Value::from(record.uid.clone()));
+        }
+    }
+    object
+}
+
+#[cfg(test)]
+#[path = "assignments_tests.rs"]
+mod tests;

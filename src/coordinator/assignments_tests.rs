@@ -1,0 +1,312 @@
+//! Every node's assignments from store records: what each gets, in which order, the
+//! network from its point of view, and when its version moves.
+
+use super::*;
+use crate::api::fleet::FLEET_UID_ANNOTATION;
+
+fn record(kind: &str, namespace: &str, name: &str, object: Value) -> Record {
+    Record {
+        kind: kind.into(),
+        namespace: namespace.into(),
+        name: name.into(),
+        uid: format!("uid-{kind}-{name}"),
+        generation: 1,
+        resource_version: 1,
+        creation_timestamp: String::new(),
+        source: None,
+        object,
+        status: None,
+    }
+}
+
+fn namespace(name: &str) -> Record {
+    record(
+        "Namespace",
+        "",
+        name,
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}),
+    )
+}
+
+fn pod(name: &str, node: Option<&str>, secret: Option<&str>) -> Record {
+    let mut spec = json!({"containers": [{"name": "c", "image": "i"}]});
+    if let Some(node) = node {
+        spec["nodeName"] = json!(node);
+    }
+    if let Some(secret) = secret {
+        spec["imagePullSecrets"] = json!([{"name": secret}]);
+    }
+    record(
+        "Pod",
+        "team",
+        name,
+        json!({"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": name, "namespace": "team", "uid": format!("uid-Pod-{name}"),
+                            "resourceVersion": "7"},
+               "spec": spec}),
+    )
+}
+
+fn secret(name: &str) -> Record {
+    record(
+        "Secret",
+        "team",
+        name,
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": "team"}}),
+    )
+}
+
+fn namespaced(kind: &str, namespace: &str, name: &str) -> Record {
+    let api_version = if kind == "EndpointSlice" {
+        "discovery.k8s.io/v1"
+    } else {
+        "v1"
+    };
+    record(
+        kind,
+        namespace,
+        name,
+        json!({"apiVersion": api_version, "kind": kind,
+               "metadata": {"name": name, "namespace": namespace, "resourceVersion": "3"}}),
+    )
+}
+
+/// A Node with a pod CIDR and an address as its agent reports them, if given.
+fn node(name: &str, pod_cidr: Option<&str>, address: Option<&str>) -> Record {
+    let mut node = record(
+        "Node",
+        "",
+        name,
+        json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}, "spec": {}}),
+    );
+    if let Some(cidr) = pod_cidr {
+        pod_cidrs::set_on_node(&mut node.object, cidr.parse().unwrap());
+    }
+    node.status = address.map(|address| {
+        json!({"addresses": [{"type": "InternalIP", "address": address},
+                             {"type": "Hostname", "address": name}],
+               "capacity": {"cpu": "4"}})
+    });
+    node
+}
+
+fn cluster() -> Ipv4Cidr {
+    "10.42.0.0/16".parse().unwrap()
+}
+
+fn kinds_and_names(set: &Assignments) -> Vec<(&str, &str)> {
+    set.objects
+        .iter()
+        .map(|o| {
+            (
+                o["kind"].as_str().unwrap(),
+                o["metadata"]["name"].as_str().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_node_gets_its_pods_and_what_they_need() {
+    let objects = FleetObjects {
+        namespaces: vec![namespace("other"), namespace("team")],
+        secrets: vec![secret("regcred"), secret("unrelated")],
+        pods: vec![
+            pod("a", Some("pi-1"), Some("regcred")),
+            pod("b", Some("pi-2"), None),
+            pod("c", None, None),
+        ],
+        ..FleetObjects::default()
+    };
+    let all = AllAssignments::compute(&objects, &cluster());
+    let set = all.get("pi-1");
+    assert_eq!(
+        kinds_and_names(&set),
+        [("Namespace", "team"), ("Secret", "regcred"), ("Pod", "a")]
+    );
+    let pod = &set.objects[2];
+    assert_eq!(
+        pod["metadata"]["annotations"][FLEET_UID_ANNOTATION],
+        "uid-Pod-a"
+    );
+    assert!(pod["metadata"].get("resourceVersion").is_none());
+    assert!(pod["metadata"].get("uid").is_none());
+    assert_eq!(kinds_and_names(&all.get("pi-2")).len(), 2);
+    // A node with no Node object and no pods gets nothing (and no network).
+    let stranger = all.get("pi-3");
+    assert!(stranger.objects.is_empty());
+    assert_eq!(stranger.network, None);
+    assert_eq!(stranger.version, all.version("pi-3"));
+
+    // The version follows the content: same set, same version; a change moves it.
+    let again = AllAssignments::compute(&objects, &cluster());
+    assert_eq!(again.version("pi-1"), set.version);
+    let mut moved = objects.clone();
+    moved.pods[1].object["spec"]["nodeName"] = json!("pi-1");
+    let moved = AllAssignments::compute(&moved, &cluster());
+    assert_ne!(moved.version("pi-1"), set.version);
+    assert_eq!(kinds_and_names(&moved.get("pi-1")).len(), 4);
+}
+
+#[test]
+fn every_node_gets_every_service_and_the_network() {
+    let objects = FleetObjects {
+        nodes: vec![
+            node("pi-1", Some("10.42.0.0/24"), Some("192.168.1.11")),
+            node("pi-2", Some("10.42.1.0/24"), Some("192.168.1.12")),
+            // No address reported yet: not a peer, but it has its own network.
+            node("pi-3", Some("10.42.2.0/24"), None),
+            // Joined before pod CIDRs: no network until it gets one.
+            node("pi-4", None, Some("192.168.1.14")),
+        ],
+        namespaces: vec![namespace("db"), namespace("default"), namespace("team")],
+        pods: vec![pod("a", Some("pi-1"), None)],
+        services: vec![
+            namespaced("Service", "db", "postgres"),
+            namespaced("Service", "default", "web"),
+            namespaced("Endpoints", "db", "postgres"),
+            namespaced("Endpoints", "default", "web"),
+            namespaced("EndpointSlice", "db", "postgres-abcde"),
+        ],
+        ..FleetObjects::default()
+    };
+    let all = AllAssignments::compute(&objects, &cluster());
+    let services = [
+        ("Service", "postgres"),
+        ("Service", "web"),
+        ("Endpoints", "postgres"),
+        ("Endpoints", "web"),
+        ("EndpointSlice", "postgres-abcde"),
+    ];
+    // Namespaces first, then the Services and their endpoints, then the node's pods.
+    let pi1 = all.get("pi-1");
+    let mut expected = vec![
+        ("Namespace", "db"),
+        ("Namespace", "default"),
+        ("Namespace", "team"),
+    ];
+    expected.extend(services);
+    expected.push(("Pod", "a"));
+    assert_eq!(kinds_and_names(&pi1), expected);
+    for name in ["pi-2", "pi-3", "pi-4"] {
+        let set = all.get(name);
+        let mut expected = vec![("Namespace", "db"), ("Namespace", "default")];
+        expected.extend(services);
+        assert_eq!(kinds_and_names(&set), expected, "{name}");
+        // Marked like every pushed object, and without server-set fields.
+        let endpoints = &set.objects[4];
+        assert_eq!(
+            endpoints["metadata"]["annotations"][FLEET_UID_ANNOTATION],
+            "uid-Endpoints-postgres"
+        );
+        assert!(endpoints["metadata"].get("resourceVersion").is_none());
+    }
+
+    let peer = |name: &str, cidr: &str, address: &str| PeerNode {
+        name: name.into(),
+        pod_cidr: cidr.into(),
+        address: address.into(),
+    };
+    assert_eq!(
+        pi1.network,
+        Some(FleetNetwork {
+            cluster_cidr: "10.42.0.0/16".into(),
+            pod_cidr: "10.42.0.0/24".into(),
+            peers: vec![peer("pi-2", "10.42.1.0/24", "192.168.1.12")],
+        })
+    );
+    let pi3 = all.get("pi-3").network.unwrap();
+    assert_eq!(pi3.pod_cidr, "10.42.2.0/24");
+    assert_eq!(
+        pi3.peers,
+        [
+            peer("pi-1", "10.42.0.0/24", "192.168.1.11"),
+            peer("pi-2", "10.42.1.0/24", "192.168.1.12")
+        ]
+    );
+    assert_eq!(all.get("pi-4").network, None);
+    assert!(all.lacks_pod_cidr("pi-4"));
+    assert!(!all.lacks_pod_cidr("pi-1"));
+    assert!(!all.lacks_pod_cidr("pi-9"));
+}
+
+#[test]
+fn versions_move_with_peers_and_services_and_nothing_else() {
+    let objects = FleetObjects {
+        nodes: vec![
+            node("pi-1", Some("10.42.0.0/24"), Some("192.168.1.11")),
+            node("pi-2", Some("10.42.1.0/24"), Some("192.168.1.12")),
+            node("pi-3", Some("10.42.2.0/24"), Some("192.168.1.13")),
+        ],
+        namespaces: vec![namespace("default")],
+        services: vec![namespaced("Service", "default", "web")],
+        ..FleetObjects::default()
+    };
+    let versions = |objects: &FleetObjects| -> Vec<String> {
+        let all = AllAssignments::compute(objects, &cluster());
+        ["pi-1", "pi-2", "pi-3"]
+            .iter()
+            .map(|n| all.version(n).to_owned())
+            .collect()
+    };
+    let before = versions(&objects);
+    // Each node's set differs (its own pod CIDR, its peers).
+    assert_ne!(before[0], before[1]);
+    assert_eq!(versions(&objects), before);
+
+    // What a node reports besides its address is not part of anyone's set.
+    let mut capacity = objects.clone();
+    capacity.nodes[1].status.as_mut().unwrap()["capacity"]["cpu"] = json!("2");
+    assert_eq!(versions(&capacity), before);
+
+    // pi-2 moves: its peers learn of it; its own set (no peer of its own changed) stays.
+    let mut moved = objects.clone();
+    moved.nodes[1] = node("pi-2", Some("10.42.1.0/24"), Some("192.168.1.22"));
+    let after = versions(&moved);
+    assert_ne!(after[0], before[0]);
+    assert_eq!(after[1], before[1]);
+    assert_ne!(after[2], before[2]);
+
+    // A node joining changes every node's version; so does a new Endpoints object.
+    let mut joined = objects.clone();
+    joined
+        .nodes
+        .push(node("pi-4", Some("10.42.3.0/24"), Some("192.168.1.14")));
+    let after = versions(&joined);
+    assert!(after.iter().zip(&before).all(|(a, b)| a != b), "{after:?}");
+    let mut endpoints = objects.clone();
+    endpoints
+        .services
+        .push(namespaced("Endpoints", "default", "web"));
+    let after = versions(&endpoints);
+    assert!(after.iter().zip(&before).all(|(a, b)| a != b), "{after:?}");
+
+    // The pushed JSON is the same every time it is computed.
+    let json = |objects: &FleetObjects| {
+        serde_json::to_string(&AllAssignments::compute(objects, &cluster()).get("pi-1")).unwrap()
+    };
+    assert_eq!(json(&objects), json(&objects));
+}
+
+#[test]
+fn only_ipv4_internal_addresses_make_peers() {
+    let mut odd = node("pi-2", Some("10.42.1.0/24"), None);
+    odd.status = Some(json!({"addresses": [
+        {"type": "Hostname", "address": "pi-2"},
+        {"type": "InternalIP", "address": "not-an-address"},
+        {"type": "ExternalIP", "address": "203.0.113.9"}]}));
+    let objects = FleetObjects {
+        nodes: vec![
+            node("pi-1", Some("10.42.0.0/24"), Some("192.168.1.11")),
+            odd,
+        ],
+        ..FleetObjects::default()
+    };
+    let all = AllAssignments::compute(&objects, &cluster());
+    assert!(all.get("pi-1").network.unwrap().peers.is_empty());
+    assert_eq!(all.get("pi-2").network.unwrap().peers.len(), 1);
+    assert_eq!(
+        internal_ip(&json!({"addresses": [{"type": "InternalIP", "address": "10.0.0.7"}]})),
+        Some(Ipv4Addr::new(10, 0, 0, 7))
+    );
+}
