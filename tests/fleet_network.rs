@@ -312,6 +312,21 @@ fn boards_on_two_subnets_are_joined_by_vxlan() {
         .status()
         .unwrap();
     assert!(forward.success());
+    // The coordinator (on the test bridge, in the machine's own namespace) has no route
+    // to the far subnet: the router hides the far board behind its own address for it.
+    let rules = format!(
+        "table ip router {{\n chain post {{\n  type nat hook postrouting priority 100;\n  \
+         ip daddr {} masquerade\n }}\n}}\n",
+        network.gateway()
+    );
+    let mut nft = Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{router}"))
+        .args(["--", "nft", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut nft.stdin.take().unwrap(), rules.as_bytes()).unwrap();
+    assert!(nft.wait().unwrap().success(), "nft in the router");
 
     let token = coordinator.token();
     let near_agent = TestAgent::start_as(

@@ -196,6 +196,18 @@ impl Agent {
         self.network.get()
     }
 
+    /// The address the fleet reaches this board's pods through (`InternalIP`), known
+    /// before the pod network starts: `--node-ip`, else the default route's source.
+    pub fn node_address(&self) -> Option<std::net::Ipv4Addr> {
+        if !self.options.network.enabled() {
+            return None;
+        }
+        self.network()
+            .map(|n| n.node_ip)
+            .or(self.options.network.node_ip)
+            .or_else(network::detect_node_ip)
+    }
+
     pub fn logs_dir(&self, namespace: &str, pod: &str, uid: &str) -> PathBuf {
         self.options
             .state_dir

@@ -291,7 +291,7 @@ impl PodNetwork {
 
 /// The board's address: the source address the kernel picks for the default route
 /// (a UDP `connect` sends nothing), else the first global IPv4 address.
-fn detect_node_ip() -> Option<Ipv4Addr> {
+pub fn detect_node_ip() -> Option<Ipv4Addr> {
     let by_route = std::net::UdpSocket::bind("0.0.0.0:0")
         .and_then(|socket| {
             socket.connect("192.0.2.1:9")?;

@@ -203,7 +203,7 @@ fn join_until_done(
     log::info!("joining the fleet at {} as node {name}", join.server);
     let mut delay = reconnect_retries();
     loop {
-        let node_ip = agent.network().map(|n| n.node_ip);
+        let node_ip = agent.node_address();
         let mut node = node_object(&read_facts(name, node_ip), profile);
         for (key, value) in &agent.options.node_labels {
             node["metadata"]["labels"][key] = serde_json::Value::from(value.as_str());

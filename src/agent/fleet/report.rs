@@ -252,7 +252,7 @@ pub fn run(agent: &Arc<Agent>, client: &Client, node: &str, profile: Option<&Boa
     loop {
         let mut result = Ok(());
         if node_checked.is_none_or(|at| at.elapsed() >= NODE_CHECK_PERIOD) {
-            let node_ip = agent.network().map(|n| n.node_ip);
+            let node_ip = agent.node_address();
             let object = node_object(&read_facts(node, node_ip), profile);
             if sent_node.as_ref() != Some(&object) {
                 result = client.request("PUT", &node_path, Some(&object)).map(|_| {
