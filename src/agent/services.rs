@@ -260,3 +260,166 @@ pub fn sync(agent: &Arc<Agent>, pods: &[Pod]) -> anyhow::Result<()> {
     network.sync_zone(objects.zone(&network.domain, ips));
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{
+        Container, ContainerPort, Endpoint, EndpointAddress, EndpointConditions, EndpointPort,
+        EndpointSubset, ServicePort, CLUSTER_IP_NONE, SERVICE_NAME_LABEL,
+    };
+
+    fn service(name: &str, cluster_ip: &str, type_: ServiceType) -> Service {
+        let mut service = Service::default();
+        service.metadata.name = name.into();
+        service.metadata.namespace = Some("default".into());
+        service.spec.type_ = type_;
+        service.spec.cluster_ip = cluster_ip.into();
+        service.spec.ports = vec![ServicePort {
+            name: "http".into(),
+            port: 80,
+            node_port: 30080,
+            ..ServicePort::default()
+        }];
+        service
+    }
+
+    fn endpoints(name: &str, ips: &[&str], port: i32) -> Endpoints {
+        let mut endpoints = Endpoints::default();
+        endpoints.metadata.name = name.into();
+        endpoints.metadata.namespace = Some("default".into());
+        endpoints.subsets = vec![EndpointSubset {
+            addresses: ips
+                .iter()
+                .map(|ip| EndpointAddress {
+                    ip: ip.to_string(),
+                    ..EndpointAddress::default()
+                })
+                .collect(),
+            ports: vec![EndpointPort {
+                name: "http".into(),
+                port,
+                protocol: Protocol::Tcp,
+            }],
+            ..EndpointSubset::default()
+        }];
+        endpoints
+    }
+
+    #[test]
+    fn service_ports_take_endpoints_and_slices_and_node_ports_only_for_node_port_services() {
+        let mut slice = EndpointSlice::default();
+        slice.metadata.namespace = Some("default".into());
+        slice
+            .metadata
+            .labels
+            .insert(SERVICE_NAME_LABEL.into(), "api".into());
+        slice.ports = vec![EndpointPort {
+            name: "http".into(),
+            port: 9000,
+            protocol: Protocol::Tcp,
+        }];
+        slice.endpoints = vec![
+            Endpoint {
+                addresses: vec!["10.0.0.7".into()],
+                ..Endpoint::default()
+            },
+            Endpoint {
+                addresses: vec!["10.0.0.8".into()],
+                conditions: EndpointConditions {
+                    ready: Some(false),
+                    ..EndpointConditions::default()
+                },
+                ..Endpoint::default()
+            },
+        ];
+        let objects = ServiceObjects {
+            services: vec![
+                service("web", "10.43.0.5", ServiceType::NodePort),
+                service("api", "10.43.0.6", ServiceType::ClusterIP),
+                service("headless", CLUSTER_IP_NONE, ServiceType::ClusterIP),
+            ],
+            endpoints: vec![endpoints("web", &["10.42.0.3", "10.42.0.2"], 8080)],
+            slices: vec![slice],
+        };
+        let ports = objects.service_ports();
+        assert_eq!(ports.len(), 2, "a headless Service has no rules");
+        assert_eq!(ports[0].id, "default/web:http");
+        assert_eq!(ports[0].node_port, Some(30080));
+        assert_eq!(
+            ports[0].endpoints,
+            [
+                "10.42.0.2:8080".parse().unwrap(),
+                "10.42.0.3:8080".parse().unwrap()
+            ]
+        );
+        assert_eq!(ports[1].node_port, None);
+        assert_eq!(ports[1].endpoints, ["10.0.0.7:9000".parse().unwrap()]);
+    }
+
+    #[test]
+    fn the_zone_names_cluster_ips_headless_endpoints_and_external_names() {
+        let mut external = service("db", "", ServiceType::ExternalName);
+        external.spec.external_name = "db.example.com".into();
+        let objects = ServiceObjects {
+            services: vec![
+                service("web", "10.43.0.5", ServiceType::ClusterIP),
+                service("peers", CLUSTER_IP_NONE, ServiceType::ClusterIP),
+                external,
+            ],
+            endpoints: vec![endpoints("peers", &["10.42.0.9"], 80)],
+            slices: Vec::new(),
+        };
+        let zone = objects.zone("cluster.local", vec![Ipv4Addr::new(10, 42, 0, 9)]);
+        let kinds: Vec<&ServiceKind> = zone.services.iter().map(|s| &s.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                &ServiceKind::ClusterIp(Ipv4Addr::new(10, 43, 0, 5)),
+                &ServiceKind::Headless(vec![HeadlessEndpoint {
+                    ip: Ipv4Addr::new(10, 42, 0, 9),
+                    hostname: None
+                }]),
+                &ServiceKind::ExternalName("db.example.com".into()),
+            ]
+        );
+        assert_eq!(zone.services[0].ports[0].protocol, "tcp");
+        assert_eq!(zone.pods, [Ipv4Addr::new(10, 42, 0, 9)]);
+    }
+
+    #[test]
+    fn host_ports_of_addressed_running_pods() {
+        let mut pod = Pod::default();
+        pod.metadata.uid = "u".into();
+        pod.spec.containers = vec![Container {
+            ports: vec![
+                ContainerPort {
+                    container_port: 80,
+                    host_port: Some(8080),
+                    host_ip: Some("192.0.2.1".into()),
+                    ..ContainerPort::default()
+                },
+                ContainerPort {
+                    container_port: 53,
+                    host_port: Some(53),
+                    protocol: "UDP".into(),
+                    ..ContainerPort::default()
+                },
+                ContainerPort {
+                    container_port: 81,
+                    ..ContainerPort::default()
+                },
+            ],
+            ..Container::default()
+        }];
+        let ips = HashMap::from([("u".to_owned(), Ipv4Addr::new(10, 42, 0, 4))]);
+        let ports = host_ports(std::slice::from_ref(&pod), &ips);
+        assert_eq!(ports.len(), 2);
+        assert_eq!(ports[0].host_ip, Some(Ipv4Addr::new(192, 0, 2, 1)));
+        assert_eq!(ports[1].protocol, nft::Protocol::Udp);
+        assert!(
+            host_ports(&[pod], &HashMap::new()).is_empty(),
+            "no address yet"
+        );
+    }
+}

@@ -27,6 +27,8 @@ pub mod namespace;
 pub mod node_lifecycle;
 
 #[cfg(test)]
+mod endpoints_tests;
+#[cfg(test)]
 mod tests;
 
 /// What one controller wants changed.
