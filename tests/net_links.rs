@@ -154,7 +154,19 @@ impl Board {
 /// A listener inside `netns` on `address` (port 0: any) that answers one connection:
 /// reads a byte and writes it back plus one. Its handle gives the peer's address.
 fn echo_once(netns: &Netns, address: Ipv4Addr, port: u16) -> (u16, JoinHandle<SocketAddr>) {
-    let listener = netns.run(|| TcpListener::bind((address, port)).unwrap());
+    // The previous listener's accepted connection on this port may still be closing
+    // (FIN_WAIT): wait for the port to be free rather than fail.
+    let deadline = std::time::Instant::now() + CONNECT_DEADLINE;
+    let listener = netns.run(|| loop {
+        match TcpListener::bind((address, port)) {
+            Err(err)
+                if err.kind() == ErrorKind::AddrInUse && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            result => break result.unwrap(),
+        }
+    });
     let port = listener.local_addr().unwrap().port();
     let handle = std::thread::spawn(move || {
         let (mut stream, peer) = listener.accept().unwrap();
