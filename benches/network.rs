@@ -91,6 +91,12 @@ fn main() {
     let attach = attach_alone(id);
     let http = http(&net, &board);
     let dns = dns(&net, &board);
+    drop(net);
+    drop(plain);
+    // The footprint of fresh agents, as issue 7 measures it: not of ones that just served
+    // a DNS flood and thousands of connections.
+    let plain = Agent::start(&berth, &board, "plain2", &["--network-backend=none"], image);
+    let net = Agent::start(&berth, &board, "net2", &net_args, image);
     let footprints = footprint(&plain, &net, idle);
     drop(net);
     drop(plain);
@@ -754,11 +760,6 @@ struct Footprint {
 /// 10 busybox `sleep` pods and 10 Services on each agent, measured as benches/agent.rs
 /// measures issue 7: RSS 2 s after the tenth pod runs, then after `idle` seconds.
 fn footprint(plain: &Agent, net: &Agent, idle: u64) -> [Footprint; 2] {
-    net.cli(&["delete", "service", "web"]);
-    net.cli(&["delete", "pod", "web"]);
-    wait_for(Duration::from_secs(30), "the web pod gone", || {
-        net.idle().then_some(())
-    });
     let mut yaml = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: ten\nspec:\n  replicas: 10\n  selector:\n    matchLabels: {app: ten}\n  template:\n    metadata:\n      labels: {app: ten}\n    spec:\n      terminationGracePeriodSeconds: 0\n      containers:\n        - name: main\n          image: busybox:1.35\n          command: [sleep, \"100000\"]\n".to_owned();
     for i in 0..10 {
         yaml.push_str(&format!(

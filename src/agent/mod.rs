@@ -284,11 +284,16 @@ pub fn run(mut options: AgentOptions) -> anyhow::Result<()> {
     })
     .detach();
 
-    // Start-up and bursts of work leave code pages mapped that the agent no longer runs.
+    // Start-up and bursts of work leave code pages mapped that the agent no longer runs,
+    // and free heap pages glibc keeps.
     smol::spawn(async {
         loop {
             smol::Timer::after(memory::RELEASE_PERIOD).await;
-            match smol::unblock(memory::release_file_pages).await {
+            let released = smol::unblock(|| {
+                crate::support::memory::trim_heap();
+                memory::release_file_pages()
+            });
+            match released.await {
                 Ok(kib) => log::debug!("released {kib} KiB of clean file pages from RSS"),
                 Err(err) => log::debug!("cannot release clean file pages: {err}"),
             }
