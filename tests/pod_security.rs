@@ -320,16 +320,34 @@ fn host_ports_and_probe_hosts_are_refused_at_every_level() {
     let agent = TestAgent::start();
     apply(&agent, INFRA);
     let host_port = "      ports: [{containerPort: 80, hostPort: 8080}]\n";
-    for namespace in ["default", "infra"] {
-        let stderr = refused(&agent, &pod("ported", namespace, SLEEP, "", host_port));
-        assert!(
-            stderr.contains(
-                "Pod/ported: spec.containers[0].ports[0].hostPort: forbidden: hostPort is not \
-                 supported yet"
-            ),
-            "{stderr}"
-        );
-    }
+    // Baseline forbids host ports, as in Kubernetes.
+    let stderr = refused(&agent, &pod("ported", "default", SLEEP, "", host_port));
+    assert!(
+        stderr.contains("violates PodSecurity \"baseline:latest\": hostPort"),
+        "{stderr}"
+    );
+    // A privileged namespace may ask for one; this agent has no pod network to forward
+    // it with, so the container is refused at start, by name, never silently run.
+    apply(&agent, &pod("ported", "infra", SLEEP, "", host_port));
+    let waiting = wait_for(Duration::from_secs(20), "the hostPort pod refused", || {
+        let pod = agent.json(&["-n", "infra", "get", "pod", "ported"]);
+        let waiting = pod["status"]["containerStatuses"][0]["state"]["waiting"].clone();
+        (waiting["reason"] == "CreateContainerConfigError").then_some(waiting)
+    });
+    assert!(
+        waiting["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("hostPort 8080 needs the pod network"),
+        "{waiting}"
+    );
+    agent.ok(&["-n", "infra", "delete", "pod", "ported"]);
+    wait_for(Duration::from_secs(20), "the hostPort pod gone", || {
+        agent.json(&["get", "pods", "-A"])["items"]
+            .as_array()
+            .is_some_and(Vec::is_empty)
+            .then_some(())
+    });
     // On the host network only the container's own port, as Kubernetes has it.
     let stderr = refused(
         &agent,
