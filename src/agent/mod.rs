@@ -236,7 +236,7 @@ pub fn run(mut options: AgentOptions) -> anyhow::Result<()> {
     signals.add(nix::sys::signal::Signal::SIGINT);
     signals.thread_block().context("cannot block signals")?;
 
-    crate::support::memory::limit_malloc_arenas();
+    crate::support::memory::limit_malloc_arenas(1);
     crate::store::ensure_private_dir(&options.state_dir).map_err(anyhow::Error::msg)?;
     let shim_exe = std::env::current_exe().context("cannot find the berth binary for the shims")?;
     let runtime = LibcontainerRuntime::new(RuntimeConfig {

@@ -195,7 +195,7 @@ fn give_pod_cidrs(store: &mut Store, cluster: &crate::model::Ipv4Cidr) -> anyhow
 /// Runs the coordinator in the foreground until it is killed.
 pub fn run(options: CoordinatorOptions) -> anyhow::Result<()> {
     raise_open_files_limit();
-    crate::support::memory::limit_malloc_arenas();
+    crate::support::memory::limit_malloc_arenas(2);
     let dir = &options.state_dir;
     crate::store::ensure_private_dir(dir).map_err(anyhow::Error::msg)?;
     let pki = pki::Pki::load_or_create(&dir.join("tls"), &options.tls_sans)
