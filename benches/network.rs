@@ -952,8 +952,8 @@ fn report_footprint([plain, net]: &[Footprint; 2], idle: u64) -> String {
         "### Footprint with 10 pods running, on the network\n\n\
 The issue-7 measurement (\"Footprint with 10 pods running\" above): 10 busybox `sleep` pods (a Deployment) and \
 10 ClusterIP Services each selecting all 10 (100 endpoints in the nftables table), applied to both agents; RSS \
-2 s after the tenth pod runs, then after {idle} s. They are the agents above, after the pod starts (both) \
-and the HTTP and DNS load (networked).\n\n\
+2 s after the tenth pod runs, then after {idle} s. Two fresh agents, started for this measurement after the \
+ones above were stopped.\n\n\
 | what | no pod network | pod network, 10 Services | target |\n|---|---|---|---|\n\
 | agent RSS after {idle} s with 10 pods | {} | ≤ 8 MiB |\n\
 | of which anonymous / file pages | {} | — |\n\
