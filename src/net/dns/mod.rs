@@ -6,6 +6,7 @@
 mod chase;
 mod forward;
 mod reply;
+mod reply_cache;
 pub mod resolv;
 pub mod server;
 pub mod zone;

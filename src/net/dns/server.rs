@@ -10,7 +10,8 @@
 //!
 //! The zone is swapped whole ([`ZoneCell::replace`]): a query holds the lock only to
 //! clone an `Arc`, so replacing the zone never waits for queries nor they for it, and a
-//! query is answered from one consistent zone.
+//! query is answered from one consistent zone. The UDP thread keeps the zone's recent
+//! answers ([`super::reply_cache`]): a name asked again costs a copy, not a parse.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsFd;
@@ -23,7 +24,10 @@ use std::time::{Duration, Instant};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use super::forward::{forward_tcp, read_full, write_framed, Forwarder};
-use super::zone::{answer_over, server_failure, Outcome, Transport, Zone, MAX_QUERY_LEN};
+use super::reply_cache::ReplyCache;
+use super::zone::{
+    answer_over, server_failure, Outcome, Transport, Zone, MAX_QUERY_LEN, MAX_UDP_REPLY,
+};
 
 /// The most TCP connections served at once; more are closed as they arrive.
 pub const MAX_TCP_CONNECTIONS: usize = 16;
@@ -213,30 +217,22 @@ fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> Result<JoinHandle<
 
 /// The zone's answer to one query; a panic in parsing (none is known) costs that query
 /// only, never the server.
-fn answer_safely(zone: &ZoneCell, query: &[u8], transport: Transport) -> Outcome {
-    let zone = zone.current();
-    catch_unwind(AssertUnwindSafe(|| answer_over(&zone, query, transport))).unwrap_or_else(|_| {
+fn answer_safely(zone: &Zone, query: &[u8], transport: Transport) -> Outcome {
+    catch_unwind(AssertUnwindSafe(|| answer_over(zone, query, transport))).unwrap_or_else(|_| {
         log::warn!("DNS: answering a query panicked; dropped it");
         Outcome::Drop
     })
 }
 
 /// Waits until one of `sockets` is readable or `timeout` passes; which are readable.
-fn wait_readable<const N: usize>(sockets: [Option<&dyn AsFd>; N], timeout: Duration) -> [bool; N] {
-    let present: Vec<(usize, PollFd)> = sockets
-        .iter()
-        .enumerate()
-        .filter_map(|(i, s)| s.map(|s| (i, PollFd::new(s.as_fd(), PollFlags::POLLIN))))
-        .collect();
-    let (indexes, mut fds): (Vec<usize>, Vec<PollFd>) = present.into_iter().unzip();
+/// Called for every batch of queries, so it allocates nothing.
+fn wait_readable<const N: usize>(sockets: [&dyn AsFd; N], timeout: Duration) -> [bool; N] {
+    let mut fds = sockets.map(|socket| PollFd::new(socket.as_fd(), PollFlags::POLLIN));
     let millis = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
-    let mut ready = [false; N];
-    if poll(&mut fds, PollTimeout::from(millis)).is_ok() {
-        for (index, fd) in indexes.into_iter().zip(fds) {
-            ready[index] = fd.any().unwrap_or(true);
-        }
+    if poll(&mut fds, PollTimeout::from(millis)).is_err() {
+        return [false; N];
     }
-    ready
+    fds.map(|fd| fd.any().unwrap_or(true))
 }
 
 struct UdpLoop {
@@ -251,29 +247,35 @@ impl UdpLoop {
         // One byte more than a query may have, to tell an oversized datagram (which the
         // kernel cuts to the buffer) from one that fits.
         let mut buffer = vec![0u8; MAX_QUERY_LEN + 1];
+        let mut cache = ReplyCache::default();
+        let mut cached_reply = Vec::with_capacity(MAX_UDP_REPLY);
         while !self.stopping.load(Ordering::Acquire) {
             let timeout = self.forwarder.next_timeout(IDLE_POLL);
-            let [queries, replies_v4, replies_v6] = wait_readable(
-                [
-                    Some(&self.socket as &dyn AsFd),
-                    Some(&self.forwarder.v4 as &dyn AsFd),
-                    self.forwarder.v6.as_ref().map(|s| s as &dyn AsFd),
-                ],
-                timeout,
-            );
+            // Without an IPv6 upstream socket the IPv4 one is polled twice (poll allows
+            // it): a fixed array, no allocation.
+            let v6 = self.forwarder.v6.as_ref().unwrap_or(&self.forwarder.v4);
+            let [queries, replies_v4, replies_v6] =
+                wait_readable([&self.socket, &self.forwarder.v4, v6], timeout);
             if replies_v4 || replies_v6 {
                 self.forwarder.receive(&self.socket);
             }
             if queries {
-                self.serve_batch(&mut buffer);
+                self.serve_batch(&mut buffer, &mut cache, &mut cached_reply);
             }
             self.forwarder.expire(&self.socket);
         }
     }
 
     /// Answers the queries waiting, a bounded batch so that upstream replies and
-    /// timeouts get their turn under a flood.
-    fn serve_batch(&mut self, buffer: &mut [u8]) {
+    /// timeouts get their turn under a flood. A name asked before of the same zone is
+    /// answered from `cache` through `cached_reply`, without allocating.
+    fn serve_batch(
+        &mut self,
+        buffer: &mut [u8],
+        cache: &mut ReplyCache,
+        cached_reply: &mut Vec<u8>,
+    ) {
+        let zone = self.zone.current();
         for _ in 0..64 {
             let (length, client) = match self.socket.recv_from(buffer) {
                 Ok(received) => received,
@@ -281,8 +283,13 @@ impl UdpLoop {
                 Err(_) => return,
             };
             let query = &buffer[..length];
-            match answer_safely(&self.zone, query, Transport::Udp) {
+            if let Some(reply) = cache.answer(&zone, query, cached_reply) {
+                let _ = self.socket.send_to(reply, client);
+                continue;
+            }
+            match answer_safely(&zone, query, Transport::Udp) {
                 Outcome::Reply(reply) => {
+                    cache.remember(&zone, query, &reply);
                     let _ = self.socket.send_to(&reply, client);
                 }
                 Outcome::Forward => self.forwarder.forward(query, client, &self.socket),
@@ -305,7 +312,7 @@ struct TcpLoop {
 impl TcpLoop {
     fn run(mut self) {
         while !self.stopping.load(Ordering::Acquire) {
-            let [ready] = wait_readable([Some(&self.listener as &dyn AsFd)], IDLE_POLL);
+            let [ready] = wait_readable([&self.listener], IDLE_POLL);
             if !ready {
                 continue;
             }
@@ -362,7 +369,7 @@ fn serve_connection(mut stream: TcpStream, zone: &ZoneCell, upstreams: &[SocketA
         if read_full(&mut stream, &mut query, deadline).is_err() {
             return;
         }
-        let reply = match answer_safely(zone, &query, Transport::Tcp) {
+        let reply = match answer_safely(&zone.current(), &query, Transport::Tcp) {
             Outcome::Reply(reply) => reply,
             Outcome::Forward => match forward_tcp(&query, upstreams) {
                 Some(reply) => reply,
