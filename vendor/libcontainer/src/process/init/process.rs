@@ -4,7 +4,6 @@ use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::{env, fs, mem};
 
-use nc;
 use nix::mount::{MntFlags, MsFlags};
 use nix::sched::CloneFlags;
 use nix::sys::stat::Mode;
@@ -906,10 +905,23 @@ fn setup_scheduler(sc_op: &Option<Scheduler>) -> Result<()> {
                 }
             }
         }
-        let a = nc::sched_attr_t {
-            // size of the structure should always be within u32 bounds,
-            // so this unwrap should never fail
-            size: mem::size_of::<nc::sched_attr_t>().try_into().unwrap(),
+        // The kernel's struct sched_attr (SCHED_ATTR_SIZE_VER1, 56 bytes), called through
+        // libc::syscall: the nc crate's inline assembly does not build for Thumb-2.
+        #[repr(C)]
+        struct SchedAttr {
+            size: u32,
+            sched_policy: u32,
+            sched_flags: u64,
+            sched_nice: i32,
+            sched_priority: u32,
+            sched_runtime: u64,
+            sched_deadline: u64,
+            sched_period: u64,
+            sched_util_min: u32,
+            sched_util_max: u32,
+        }
+        let a = SchedAttr {
+            size: mem::size_of::<SchedAttr>() as u32,
             sched_policy: policy,
             sched_flags: flags_value,
             sched_nice: sc.nice().unwrap_or(0),
@@ -920,17 +932,14 @@ fn setup_scheduler(sc_op: &Option<Scheduler>) -> Result<()> {
             sched_util_min: 0,
             sched_util_max: 0,
         };
-        // TODO when nix or libc support this function, replace nx crates.
-        unsafe {
-            let result = nc::sched_setattr(0, &a, 0);
-            match result {
-                Ok(_) => {}
-                Err(err) => {
-                    tracing::error!(?err, "error setting scheduler");
-                    Err(InitProcessError::SchedSetattr(err.to_string()))?;
-                }
-            }
-        };
+        // SAFETY: `a` is a valid, initialised sched_attr that outlives the call; the
+        // kernel only reads `size` bytes of it.
+        let result = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &a as *const SchedAttr, 0) };
+        if result != 0 {
+            let err = std::io::Error::last_os_error();
+            tracing::error!(?err, "error setting scheduler");
+            Err(InitProcessError::SchedSetattr(err.to_string()))?;
+        }
     }
     Ok(())
 }
