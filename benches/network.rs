@@ -4,12 +4,12 @@
 //! Everything runs in network namespaces this bench makes and removes: a "board"
 //! namespace with two agents (release binary), one without a pod network and one with
 //! it, side by side in the same run. Measures:
-//! - HTTP/1.0 GETs from the board to a busybox httpd pod, directly to the pod IP and
-//!   through its ClusterIP Service, alternating in blocks so drift hits both alike.
+//! - HTTP/1.0 GETs to a busybox httpd pod, directly to the pod IP and through its
+//!   ClusterIP Service, from a client pod and from the board ([`http`]).
 //! - apply → container running → port reachable, without and with the pod network; and
 //!   `net::link::attach_pod` alone on fresh namespaces → first TCP connect.
 //! - cluster DNS queries per second for a Service name beside Debian's dnsmasq answering
-//!   the same name from a local record, and the agent's RSS around the load.
+//!   the same name from a local record, and the agent's RSS around the load ([`dns`]).
 //! - agent RSS with 10 pods (and, networked, 10 Services) as docs/benchmarks.md measures
 //!   it for issue 7.
 
@@ -25,19 +25,20 @@ use std::time::{Duration, Instant};
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "network/dns.rs"]
+mod dns;
+#[path = "network/http.rs"]
+mod http;
 
 use berth::net::link::{attach_pod, ensure_bridge, Bridge, PodLink};
 use common::{cgroup_dirs, die_with_parent, mounts_under, remove_cgroups};
+use dns::{dns, report_dns};
+use http::{http, report_http};
 use nix::sched::{setns, CloneFlags};
 use simple_dns::rdata::RData;
 use simple_dns::{Name, Packet, PacketFlag, Question, CLASS, RCODE, TYPE};
 
 const START_RUNS: usize = 30;
-const HTTP_REQUESTS: usize = 20000;
-const HTTP_WARMUP: usize = 100;
-const DNS_WINDOW: usize = 64;
-const DNS_SECONDS: u64 = 5;
-const DNS_RUNS: usize = 3;
 const IDLE_SECONDS: u64 = 60;
 
 /// The board's own address, on a veth pair inside the board namespace (no traffic
@@ -495,254 +496,6 @@ fn attach_alone(id: u32) -> Vec<(Duration, Duration)> {
 // ---------------------------------------------------------------------------------------
 // HTTP through a Service
 
-const WEB: &str = "\
-apiVersion: v1
-kind: Pod
-metadata: {name: web, labels: {app: web}}
-spec:
-  terminationGracePeriodSeconds: 0
-  containers:
-  - name: httpd
-    image: busybox:1.35
-    command: [sh, -c, 'mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 80 -h /www']
-    ports: [{containerPort: 80}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: web}
-spec:
-  clusterIP: CLUSTER_IP
-  selector: {app: web}
-  ports: [{port: 80, targetPort: 80}]
-";
-
-struct Http {
-    pod: Vec<Duration>,
-    service: Vec<Duration>,
-    pod_ip: Ipv4Addr,
-}
-
-fn http(net: &Agent, board: &Netns) -> Http {
-    let manifest = net.manifest("web", &WEB.replace("CLUSTER_IP", &CLUSTER_IP.to_string()));
-    net.apply(&manifest);
-    let pod_ip: Ipv4Addr = wait_for(Duration::from_secs(20), "the web pod's IP", || {
-        net.json(&["get", "pod", "web"])["status"]["podIP"]
-            .as_str()
-            .and_then(|ip| ip.parse().ok())
-    });
-    let targets = [
-        SocketAddr::from((pod_ip, 80)),
-        SocketAddr::from((CLUSTER_IP, 80)),
-    ];
-    let [pod, service] = in_ns(&board.path(), || {
-        for target in targets {
-            wait_for(Duration::from_secs(20), "an HTTP answer", || {
-                http_get(target).ok()
-            });
-            // Warm-up, not counted.
-            for _ in 0..HTTP_WARMUP {
-                http_get(target).expect("GET");
-            }
-        }
-        // Request by request, in pairs whose order alternates (ABBA): drift and any
-        // effect of going first hit both targets alike.
-        let mut samples = [Vec::new(), Vec::new()];
-        for pair in 0..HTTP_REQUESTS {
-            for which in [pair % 2, 1 - pair % 2] {
-                samples[which].push(http_get(targets[which]).expect("GET"));
-            }
-        }
-        samples
-    });
-    Http {
-        pod,
-        service,
-        pod_ip,
-    }
-}
-
-/// One HTTP/1.0 GET on a new connection; its time when the answer is a 200.
-fn http_get(target: SocketAddr) -> std::io::Result<Duration> {
-    let start = Instant::now();
-    let mut stream = TcpStream::connect_timeout(&target, Duration::from_secs(2))?;
-    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-    stream.write_all(b"GET / HTTP/1.0\r\nHost: web\r\n\r\n")?;
-    let mut response = Vec::with_capacity(512);
-    stream.read_to_end(&mut response)?;
-    let elapsed = start.elapsed();
-    let status = response.split(|b| *b == b'\n').next().unwrap_or_default();
-    if status.windows(5).any(|w| w == b" 200 ") && response.ends_with(b"ok\n") {
-        Ok(elapsed)
-    } else {
-        Err(std::io::Error::other("not a 200 with the page"))
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// DNS
-
-struct Dns {
-    agent: Vec<DnsRun>,
-    dnsmasq: Vec<DnsRun>,
-    /// (VmRSS, RssAnon) before and after the agent's runs.
-    rss_before: (u64, u64),
-    rss_after: (u64, u64),
-}
-
-fn dns(net: &Agent, board: &Netns) -> Dns {
-    let service = net.json(&["get", "service", "web"]);
-    let cluster_ip: Ipv4Addr = service["spec"]["clusterIP"]
-        .as_str()
-        .and_then(|ip| ip.parse().ok())
-        .expect("the Service's clusterIP");
-    let mut dnsmasq = die_with_parent(
-        Command::new("nsenter")
-            .arg(format!("--net={}", board.path().display()))
-            .args(["--", "dnsmasq", "--no-daemon", "--conf-file=/dev/null"])
-            .args(["--no-resolv", "--no-hosts", "--bind-interfaces"])
-            .arg(format!("--listen-address={NODE_IP}"))
-            .arg(format!("--address=/{SERVICE_NAME}/{cluster_ip}"))
-            .args(["--user=root", "--pid-file="]),
-    )
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .spawn()
-    .expect("start dnsmasq (Debian package dnsmasq-base)");
-    let peer = SocketAddrV4::new(NODE_IP, 53);
-    let pid = net.pid();
-    let rss = || (kib(pid, "status", "VmRSS:"), kib(pid, "status", "RssAnon:"));
-    let result = in_ns(&board.path(), || {
-        for server in [AGENT_DNS, peer] {
-            wait_for(Duration::from_secs(10), "a DNS answer", || {
-                let run = dns_load(server, cluster_ip, Duration::from_millis(50));
-                (run.answered > 0).then_some(())
-            });
-        }
-        let mut dns = Dns {
-            agent: Vec::new(),
-            dnsmasq: Vec::new(),
-            rss_before: rss(),
-            rss_after: (0, 0),
-        };
-        let duration = Duration::from_secs(DNS_SECONDS);
-        for _ in 0..DNS_RUNS {
-            dns.agent.push(dns_load(AGENT_DNS, cluster_ip, duration));
-            dns.rss_after = rss();
-            dns.dnsmasq.push(dns_load(peer, cluster_ip, duration));
-        }
-        dns
-    });
-    let _ = dnsmasq.kill();
-    let _ = dnsmasq.wait();
-    result
-}
-
-#[derive(Default)]
-struct DnsRun {
-    answered: u64,
-    /// Answers that were not the Service's address.
-    wrong: u64,
-    /// Queries without an answer within 100 ms.
-    lost: u64,
-    seconds: f64,
-}
-
-impl DnsRun {
-    fn qps(&self) -> f64 {
-        self.answered as f64 / self.seconds
-    }
-}
-
-/// dnsperf-style load: [`DNS_WINDOW`] queries in flight with random ids, a new one sent
-/// for each answer; only answers with `expected` count. A window that gets no answer for
-/// 100 ms is counted lost and sent anew.
-fn dns_load(server: SocketAddrV4, expected: Ipv4Addr, duration: Duration) -> DnsRun {
-    let socket = UdpSocket::bind("0.0.0.0:0").unwrap();
-    socket.connect(server).unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_millis(100)))
-        .unwrap();
-    let mut query = Packet::new_query(0);
-    query.set_flags(PacketFlag::RECURSION_DESIRED);
-    query.questions.push(Question::new(
-        Name::new_unchecked(SERVICE_NAME),
-        TYPE::A.into(),
-        CLASS::IN.into(),
-        false,
-    ));
-    let mut query = query.build_bytes_vec().unwrap();
-    let mut outstanding = vec![false; 1 << 16];
-    let mut in_flight = 0;
-    let mut seed: u64 = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(1, |t| t.as_nanos() as u64)
-        | 1;
-    let mut run = DnsRun::default();
-    let mut reply = [0u8; 1500];
-    let start = Instant::now();
-    while start.elapsed() < duration {
-        while in_flight < DNS_WINDOW {
-            let id = loop {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                let id = (seed >> 32) as u16;
-                if !outstanding[usize::from(id)] {
-                    break id;
-                }
-            };
-            query[..2].copy_from_slice(&id.to_be_bytes());
-            socket.send(&query).expect("send a query");
-            outstanding[usize::from(id)] = true;
-            in_flight += 1;
-        }
-        match socket.recv(&mut reply) {
-            Ok(n) if n >= 2 => {
-                let id = usize::from(u16::from_be_bytes([reply[0], reply[1]]));
-                if outstanding[id] {
-                    outstanding[id] = false;
-                    in_flight -= 1;
-                    if is_answer(&reply[..n], expected) {
-                        run.answered += 1;
-                    } else {
-                        run.wrong += 1;
-                    }
-                }
-            }
-            Ok(_) => run.wrong += 1,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                run.lost += in_flight as u64;
-                outstanding.fill(false);
-                in_flight = 0;
-            }
-            Err(e) => panic!("DNS load on {server}: {e}"),
-        }
-    }
-    run.seconds = start.elapsed().as_secs_f64();
-    run
-}
-
-/// A NOERROR reply for the Service name with `expected` among its A records.
-fn is_answer(reply: &[u8], expected: Ipv4Addr) -> bool {
-    let Ok(packet) = Packet::parse(reply) else {
-        return false;
-    };
-    packet.has_flags(PacketFlag::RESPONSE)
-        && packet.rcode() == RCODE::NoError
-        && packet
-            .questions
-            .first()
-            .is_some_and(|q| q.qname.to_string().eq_ignore_ascii_case(SERVICE_NAME))
-        && packet.answers.iter().any(
-            |record| matches!(&record.rdata, RData::A(a) if Ipv4Addr::from(a.address) == expected),
-        )
-}
-
 // ---------------------------------------------------------------------------------------
 // Footprint
 
@@ -848,30 +601,6 @@ fn added_ms(with: &[Duration], without: &[Duration]) -> f64 {
     (percentile(with, 50).as_secs_f64() - percentile(without, 50).as_secs_f64()) * 1000.0
 }
 
-fn report_http(http: &Http) -> String {
-    let rate = |samples: &[Duration]| {
-        samples.len() as f64 / samples.iter().sum::<Duration>().as_secs_f64().max(1e-9)
-    };
-    let (pod, service) = (percentile(&http.pod, 50), percentile(&http.service, 50));
-    format!(
-        "### HTTP through a Service\n\n\
-A busybox `httpd` pod behind a ClusterIP Service; from the board, {HTTP_REQUESTS} HTTP/1.0 GETs per target, \
-each on a new TCP connection, one at a time, the two targets alternating request by request (in pairs whose order alternates).\n\n\
-| what | median | p90 | requests/s | target |\n|---|---|---|---|---|\n\
-| to the pod IP ({}:80) | {} | {} | {:.0} | — |\n\
-| through the ClusterIP ({CLUSTER_IP}:80, nftables DNAT) | {} | {} | {:.0} | — |\n\
-| Service overhead on the median | {:+.1}% | | | ≤ 5% |\n\n",
-        http.pod_ip,
-        us(pod),
-        us(percentile(&http.pod, 90)),
-        rate(&http.pod),
-        us(service),
-        us(percentile(&http.service, 90)),
-        rate(&http.service),
-        (service.as_secs_f64() / pod.as_secs_f64().max(1e-9) - 1.0) * 100.0,
-    )
-}
-
 fn report_start(plain: &Starts, net: &Starts, attach: &[(Duration, Duration)]) -> String {
     let attached: Vec<Duration> = attach.iter().map(|s| s.0).collect();
     let connected: Vec<Duration> = attach.iter().map(|s| s.1).collect();
@@ -901,48 +630,6 @@ the pod's own loopback (the same process, listening). \"Added\" is the differenc
         added_ms(&net.reachable, &plain.reachable),
         med(&attached),
         med(&connected),
-    )
-}
-
-fn report_dns(dns: &Dns) -> String {
-    let qps = |runs: &[DnsRun]| runs.iter().map(DnsRun::qps).collect::<Vec<f64>>();
-    let (agent, peer) = (qps(&dns.agent), qps(&dns.dnsmasq));
-    let runs = |qps: &[f64]| {
-        let runs: Vec<String> = qps.iter().map(|q| format!("{q:.0}")).collect();
-        format!("{:.0} ({})", median_f64(qps), runs.join(", "))
-    };
-    let bad = |runs: &[DnsRun]| {
-        let sum = |f: fn(&DnsRun) -> u64| runs.iter().map(f).sum::<u64>();
-        format!("{} / {}", sum(|r| r.wrong), sum(|r| r.lost))
-    };
-    let growth = |after: u64, before: u64| (after as f64 - before as f64) / 1024.0 / 1024.0;
-    let ((rss0, anon0), (rss1, anon1)) = (dns.rss_before, dns.rss_after);
-    format!(
-        "### Cluster DNS\n\n\
-`{SERVICE_NAME}` (A) from a load tool in this bench: UDP, {DNS_WINDOW} queries in flight with random ids, \
-{DNS_SECONDS} s per run, {DNS_RUNS} runs each, alternating; only NOERROR answers with the Service's address count. \
-The peer is Debian's dnsmasq answering the same name from a local record (`--address=/{SERVICE_NAME}/…`).\n\n\
-| what | value | target |\n|---|---|---|\n\
-| agent: queries/s, median (runs) | {} | ≥ 1.0 × dnsmasq |\n\
-| dnsmasq: queries/s, median (runs) | {} | peer |\n\
-| ratio agent / dnsmasq | {:.2}× | ≥ 1.0 |\n\
-| wrong answers / queries lost: agent; dnsmasq | {}; {} | 0 |\n\
-| agent VmRSS before → after the load | {} → {} | — |\n\
-| of which anonymous pages (heap, stacks) | {} → {} | — |\n\
-| agent RSS growth: VmRSS / anonymous | {:+.2} MiB / {:+.2} MiB | ≤ 1 MiB |\n\n\
-VmRSS also counts the binary's file pages, which the agent drops every 30 s (`agent::memory`) and which come \
-back on use, so it moves with that timer; the anonymous pages are what the load itself could grow.\n\n",
-        runs(&agent),
-        runs(&peer),
-        median_f64(&agent) / median_f64(&peer).max(1e-9),
-        bad(&dns.agent),
-        bad(&dns.dnsmasq),
-        mib(rss0),
-        mib(rss1),
-        mib(anon0),
-        mib(anon1),
-        growth(rss1, rss0),
-        growth(anon1, anon0),
     )
 }
 
