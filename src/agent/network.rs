@@ -51,6 +51,9 @@ struct NetState {
     rules: Option<nft::Ruleset>,
     /// The peers last programmed: the same ones are not programmed again.
     peers: Option<Vec<peers::Peer>>,
+    /// The store's change count and the pod addresses that the rules and the zone were
+    /// last made from: an idle pass need not load and compare them again.
+    synced_from: Option<(u64, HashMap<String, Ipv4Addr>)>,
     dns: Option<DnsServer>,
 }
 
@@ -217,6 +220,19 @@ impl PodNetwork {
             services,
             host_ports,
         }
+    }
+
+    /// Whether the rules and the zone were made from this store state and these pod
+    /// addresses.
+    pub fn synced_from(&self, changes: u64, pod_ips: &HashMap<String, Ipv4Addr>) -> bool {
+        self.state()
+            .synced_from
+            .as_ref()
+            .is_some_and(|(count, ips)| *count == changes && ips == pod_ips)
+    }
+
+    pub fn set_synced_from(&self, changes: u64, pod_ips: HashMap<String, Ipv4Addr>) {
+        self.state().synced_from = Some((changes, pod_ips));
     }
 
     fn program(&self, rules: nft::Ruleset) -> anyhow::Result<()> {

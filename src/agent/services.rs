@@ -247,17 +247,25 @@ pub fn host_ports(pods: &[Pod], pod_ips: &HashMap<String, Ipv4Addr>) -> Vec<nft:
 }
 
 /// Programs this board's Services, host ports and DNS zone from the store; a no-op
-/// when they are what is programmed already.
+/// when they are what is programmed already. Nothing is loaded when neither the store
+/// nor a pod address changed since the last sync: every resync of an idle board would
+/// otherwise parse every Service and Endpoints again (and fault their code back in).
 pub fn sync(agent: &Arc<Agent>, pods: &[Pod]) -> anyhow::Result<()> {
     let Some(network) = agent.network() else {
         return Ok(());
     };
-    let objects = ServiceObjects::load(agent)?;
+    // Read before loading: a write after this point makes the next pass sync again.
+    let changes = agent.store().change_count();
     let pod_ips = network.pod_ips();
+    if network.synced_from(changes, &pod_ips) {
+        return Ok(());
+    }
+    let objects = ServiceObjects::load(agent)?;
     network.sync_rules(objects.service_ports(), host_ports(pods, &pod_ips))?;
-    let mut ips: Vec<Ipv4Addr> = pod_ips.into_values().collect();
+    let mut ips: Vec<Ipv4Addr> = pod_ips.values().copied().collect();
     ips.sort();
     network.sync_zone(objects.zone(&network.domain, ips));
+    network.set_synced_from(changes, pod_ips);
     Ok(())
 }
 

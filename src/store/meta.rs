@@ -6,6 +6,13 @@ use super::error::SqliteContext;
 use super::{Store, StoreError};
 
 impl Store {
+    /// How many rows this store has inserted, updated or deleted since it was opened
+    /// (SQLite's total changes; the store is its file's only writer). Equal counts mean
+    /// nothing was written in between: what is computed from the store need not be again.
+    pub fn change_count(&self) -> u64 {
+        self.conn.total_changes()
+    }
+
     /// Stores `value` under `key` unless it is already there. Returns whether it wrote.
     pub fn set_meta(&mut self, key: &str, value: &str) -> Result<bool, StoreError> {
         if self.get_meta(key)?.as_deref() == Some(value) {
@@ -32,6 +39,19 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_change_count_moves_with_writes_only() {
+        let mut store = Store::open_in_memory().unwrap();
+        let start = store.change_count();
+        store.get_meta("k").unwrap();
+        assert_eq!(store.change_count(), start);
+        store.set_meta("k", "v").unwrap();
+        let written = store.change_count();
+        assert!(written > start);
+        store.set_meta("k", "v").unwrap();
+        assert_eq!(store.change_count(), written);
+    }
 
     #[test]
     fn meta_round_trip_writes_only_on_change() {
