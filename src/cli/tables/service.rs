@@ -166,8 +166,106 @@ mod tests {
     use serde_json::json;
 
     use super::super::{header, row};
+    use crate::cli::output::Columns;
     use crate::cli::resource::Resource;
     use crate::model::Kind;
+
+    /// The lines `berth get` prints for `items`, laid out as `print_columns` does.
+    fn table(resource: Resource, items: &[serde_json::Value], wide: bool) -> Vec<String> {
+        let header = header(resource, wide, false);
+        let rows: Vec<Vec<String>> = items
+            .iter()
+            .map(|item| row(resource, item, wide, false, false))
+            .collect();
+        let mut columns = Columns::fit(&header, &rows);
+        let mut lines = vec![columns.line(&header)];
+        lines.extend(rows.iter().map(|cells| columns.line(cells)));
+        lines
+    }
+
+    /// One Service of each type, with several ports, a headless one and none at all.
+    fn sample_services() -> [serde_json::Value; 4] {
+        [
+            json!({"metadata": {"name": "web"}, "spec": {"type": "ClusterIP",
+                "clusterIP": "10.43.0.10", "selector": {"app": "web"},
+                "ports": [{"port": 80, "protocol": "TCP"}, {"port": 443, "protocol": "TCP"}]}}),
+            json!({"metadata": {"name": "shop"}, "spec": {"type": "NodePort",
+                "clusterIP": "10.43.7.9", "selector": {"app": "shop", "tier": "front"},
+                "ports": [{"port": 80, "protocol": "TCP", "nodePort": 30080},
+                          {"port": 53, "protocol": "UDP", "nodePort": 30053}]}}),
+            json!({"metadata": {"name": "db"}, "spec": {"type": "ClusterIP",
+                "clusterIP": "None", "selector": {"app": "db"},
+                "ports": [{"port": 5432, "protocol": "TCP"}]}}),
+            json!({"metadata": {"name": "cloud"}, "spec": {"type": "ExternalName",
+                "externalName": "db.example.com"}}),
+        ]
+    }
+
+    #[test]
+    fn service_table_lines_are_kubectls() {
+        let services = Resource::Kind(Kind::Service);
+        assert_eq!(
+            table(services, &sample_services(), false),
+            [
+                "NAME    TYPE           CLUSTER-IP   EXTERNAL-IP      PORT(S)                     AGE",
+                "web     ClusterIP      10.43.0.10   <none>           80/TCP,443/TCP              <unknown>",
+                "shop    NodePort       10.43.7.9    <none>           80:30080/TCP,53:30053/UDP   <unknown>",
+                "db      ClusterIP      None         <none>           5432/TCP                    <unknown>",
+                "cloud   ExternalName   <none>       db.example.com   <none>                      <unknown>",
+            ]
+        );
+    }
+
+    #[test]
+    fn wide_service_table_lines_add_the_selector() {
+        let services = Resource::Kind(Kind::Service);
+        assert_eq!(
+            table(services, &sample_services(), true),
+            [
+                "NAME    TYPE           CLUSTER-IP   EXTERNAL-IP      PORT(S)                     AGE         SELECTOR",
+                "web     ClusterIP      10.43.0.10   <none>           80/TCP,443/TCP              <unknown>   app=web",
+                "shop    NodePort       10.43.7.9    <none>           80:30080/TCP,53:30053/UDP   <unknown>   app=shop,tier=front",
+                "db      ClusterIP      None         <none>           5432/TCP                    <unknown>   app=db",
+                "cloud   ExternalName   <none>       db.example.com   <none>                      <unknown>   <none>",
+            ]
+        );
+    }
+
+    #[test]
+    fn endpoints_and_slice_table_lines_are_kubectls() {
+        let endpoints = [
+            json!({"metadata": {"name": "web"}, "subsets": [
+                {"addresses": [{"ip": "10.42.0.5"}, {"ip": "10.42.0.6"}],
+                 "ports": [{"name": "http", "port": 80}, {"name": "metrics", "port": 9090}]}]}),
+            json!({"metadata": {"name": "db"}, "subsets": [
+                {"addresses": [{"ip": "192.168.1.50"}], "ports": [{"port": 5432}]}]}),
+            json!({"metadata": {"name": "idle"}}),
+        ];
+        let expected = [
+            "NAME   ENDPOINTS                                              AGE",
+            "web    10.42.0.5:80,10.42.0.6:80,10.42.0.5:9090 + 1 more...   <unknown>",
+            "db     192.168.1.50:5432                                      <unknown>",
+            "idle   <none>                                                 <unknown>",
+        ];
+        let kind = Resource::Kind(Kind::Endpoints);
+        assert_eq!(table(kind, &endpoints, false), expected);
+        assert_eq!(table(kind, &endpoints, true), expected);
+
+        let slices = [
+            json!({"metadata": {"name": "web-x7k2p"}, "addressType": "IPv4",
+                "ports": [{"name": "http", "port": 80}, {"name": "https", "port": 443}],
+                "endpoints": [{"addresses": ["10.42.0.5"]}, {"addresses": ["10.42.0.6"]}]}),
+            json!({"metadata": {"name": "db-1"}, "addressType": "IPv4", "endpoints": []}),
+        ];
+        let expected = [
+            "NAME        ADDRESSTYPE   PORTS     ENDPOINTS             AGE",
+            "web-x7k2p   IPv4          80,443    10.42.0.5,10.42.0.6   <unknown>",
+            "db-1        IPv4          <unset>   <unset>               <unknown>",
+        ];
+        let kind = Resource::Kind(Kind::EndpointSlice);
+        assert_eq!(table(kind, &slices, false), expected);
+        assert_eq!(table(kind, &slices, true), expected);
+    }
 
     /// The cells of a row without its AGE (the objects have no creation time).
     fn cells(resource: Resource, item: &serde_json::Value, wide: bool) -> Vec<String> {
