@@ -8,15 +8,9 @@ use crate::cli::output::{age, at, str_at};
 /// Addresses shown before the rest are summed up as `+ N more...`, as kubectl does.
 const SHOWN: usize = 3;
 
-pub(super) const SERVICE_COLUMNS: [&str; 6] = [
-    "NAME",
-    "TYPE",
-    "CLUSTER-IP",
-    "EXTERNAL-IP",
-    "PORT(S)",
-    "AGE",
-];
-pub(super) const SERVICE_WIDE_COLUMNS: [&str; 7] = [
+/// The columns of `get services -o wide`. A plain table is the same list without the
+/// last [`SERVICE_WIDE_ONLY`], as in kubectl, so each column is named here once.
+const SERVICE_WIDE_COLUMNS: [&str; 7] = [
     "NAME",
     "TYPE",
     "CLUSTER-IP",
@@ -25,6 +19,12 @@ pub(super) const SERVICE_WIDE_COLUMNS: [&str; 7] = [
     "AGE",
     "SELECTOR",
 ];
+/// How many of [`SERVICE_WIDE_COLUMNS`], at its end, only `-o wide` shows: SELECTOR.
+const SERVICE_WIDE_ONLY: usize = 1;
+/// The plain columns, a prefix of the wide ones (computed at compile time).
+const SERVICE_COLUMNS: &[&str] = SERVICE_WIDE_COLUMNS
+    .split_at(SERVICE_WIDE_COLUMNS.len() - SERVICE_WIDE_ONLY)
+    .0;
 pub(super) const ENDPOINTS_COLUMNS: [&str; 3] = ["NAME", "ENDPOINTS", "AGE"];
 pub(super) const ENDPOINT_SLICE_COLUMNS: [&str; 5] =
     ["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"];
@@ -50,6 +50,15 @@ fn list_with_more(all: Vec<String>, empty: &str) -> String {
     match all.len().checked_sub(SHOWN) {
         Some(more) if more > 0 => format!("{shown} + {more} more..."),
         _ => shown,
+    }
+}
+
+/// The header of a Service table; [`service_row`] gives a cell under each.
+pub(super) fn service_columns(wide: bool) -> &'static [&'static str] {
+    if wide {
+        &SERVICE_WIDE_COLUMNS
+    } else {
+        SERVICE_COLUMNS
     }
 }
 
