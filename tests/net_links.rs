@@ -2,97 +2,30 @@
 //! real network namespaces and real traffic. Each test makes its own namespaces — a
 //! "board" (the host side, with the bridge) and a namespace per pod — runs berth's
 //! functions on a thread inside the board, and removes every namespace on drop, also
-//! when it fails. Nothing here touches the machine's own network namespace: `ip` and
+//! when it fails (tests/common/netns.rs). Nothing here touches the machine's own network namespace: `ip` and
 //! `nft` run with `-n`/inside a test namespace, and deleting a namespace takes its
 //! bridge, veths, routes and nftables table with it.
 
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
+#[allow(dead_code)] // not every test file uses all of it
+#[path = "common/netns.rs"]
+mod netns;
+
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
-use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use berth::model::Ipv4Cidr;
-use berth::net::link::{self, Bridge, PodLink};
+use berth::net::link::{self, Bridge, PodLink, Vxlan};
 use berth::net::nft::{self, HostPort, Protocol, Ruleset, ServicePort};
+use netns::Netns;
 
 /// How long a connection on a healthy test network may take.
 const CONNECT_DEADLINE: Duration = Duration::from_secs(5);
-
-static NAMESPACES: AtomicUsize = AtomicUsize::new(0);
-
-/// A network namespace of the test's own (`ip netns add`), deleted on drop.
-struct Netns {
-    name: String,
-    path: PathBuf,
-}
-
-impl Netns {
-    fn new() -> Netns {
-        let n = NAMESPACES.fetch_add(1, Ordering::SeqCst);
-        let name = format!("berth-t-{:x}-{n}", std::process::id());
-        ip(&["netns", "add", &name]);
-        Netns {
-            path: PathBuf::from(format!("/run/netns/{name}")),
-            name,
-        }
-    }
-
-    /// Runs `work` on a thread inside this namespace.
-    fn run<T: Send>(&self, work: impl FnOnce() -> T + Send) -> T {
-        std::thread::scope(|scope| {
-            scope
-                .spawn(|| {
-                    let file = std::fs::File::open(&self.path).unwrap();
-                    nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-                    work()
-                })
-                .join()
-                .unwrap()
-        })
-    }
-
-    /// `ip -n <this> args…`, which must succeed; its output.
-    fn ip(&self, args: &[&str]) -> String {
-        let mut all = vec!["-n", &self.name];
-        all.extend_from_slice(args);
-        ip(&all)
-    }
-
-    /// The interface index of `link` here.
-    fn ifindex(&self, link: &str) -> u32 {
-        let line = self.ip(&["-o", "link", "show", "dev", link]);
-        line.split(':').next().unwrap().trim().parse().unwrap()
-    }
-
-    /// `ip -o -4 addr show dev <link>` here.
-    fn addresses(&self, link: &str) -> String {
-        self.ip(&["-o", "-4", "addr", "show", "dev", link])
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
-}
-
-fn ip(args: &[&str]) -> String {
-    let output = Command::new("ip").args(args).output().expect("run ip");
-    assert!(
-        output.status.success(),
-        "ip {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
 
 fn cidr(text: &str) -> Ipv4Cidr {
     text.parse().unwrap()
@@ -554,6 +487,16 @@ fn pods_on_two_boards_reach_each_other_over_vxlan() {
     ];
     let pod_cidrs = [cidr("10.42.1.0/24"), cidr("10.42.2.0/24")];
     let pod_ips = [Ipv4Addr::new(10, 42, 1, 2), Ipv4Addr::new(10, 42, 2, 2)];
+    let macs = [[0x02, 0, 0, 0, 0x77, 1], [0x02, 0, 0, 0, 0x77, 2]];
+    let vxlan = |i: usize, underlay_index: Option<u32>| Vxlan {
+        name: "berth.1",
+        vni: 1,
+        local: underlay[i],
+        port: 8472,
+        underlay: underlay_index,
+        mac: macs[i],
+        mtu: 1450,
+    };
     for i in 0..2 {
         boards[i].ip(&[
             "addr",
@@ -563,6 +506,7 @@ fn pods_on_two_boards_reach_each_other_over_vxlan() {
             "under0",
         ]);
         boards[i].ip(&["link", "set", "under0", "up"]);
+        let under0 = boards[i].ifindex("under0");
         let gateway = pod_cidrs[i].gateway().unwrap();
         let pod = PodLink {
             host_veth: link::host_veth_name(&format!("pod-{i}")),
@@ -582,15 +526,15 @@ fn pods_on_two_boards_reach_each_other_over_vxlan() {
                     mtu: 1450,
                 })?;
                 link::attach_pod(&pod)?;
-                link::ensure_vxlan("berth.1", 1, underlay[i], 8472, 1450, Some("under0"))
+                link::ensure_vxlan(&vxlan(i, Some(under0)))
             })
             .unwrap();
+        assert_eq!(
+            boards[i].run(|| link::link_mac("berth.1")).unwrap(),
+            Some(macs[i]),
+            "the VTEP has the MAC its peers are told"
+        );
     }
-    let macs: Vec<[u8; 6]> = boards
-        .iter()
-        .map(|board| board.run(|| link::link_mac("berth.1")).unwrap().unwrap())
-        .collect();
-    assert_ne!(macs[0], macs[1], "each board's VTEP has its own MAC");
 
     for (i, j) in [(0, 1), (1, 0)] {
         let vtep = pod_cidrs[j].network();
@@ -603,12 +547,19 @@ fn pods_on_two_boards_reach_each_other_over_vxlan() {
             .unwrap();
     }
 
-    // Idempotent: the same device is kept with the same MAC.
+    // Idempotent: the same device is kept with the same MAC, only the MTU is set.
     let index = boards[0].ifindex("berth.1");
-    boards[0]
-        .run(|| link::ensure_vxlan("berth.1", 1, underlay[0], 8472, 1450, Some("under0")))
-        .unwrap();
+    let under0 = boards[0].ifindex("under0");
+    let mut narrower = vxlan(0, Some(under0));
+    narrower.mtu = 1400;
+    assert_eq!(
+        boards[0].run(|| link::ensure_vxlan(&narrower)).unwrap(),
+        index
+    );
     assert_eq!(boards[0].ifindex("berth.1"), index);
+    assert!(boards[0]
+        .ip(&["link", "show", "berth.1"])
+        .contains("mtu 1400"));
     assert!(
         boards[0]
             .ip(&["neigh", "show", "dev", "berth.1"])
@@ -616,21 +567,22 @@ fn pods_on_two_boards_reach_each_other_over_vxlan() {
         "the peer's neighbour entry survives (re-setting the same MAC would flush it)"
     );
     let details = boards[0].ip(&["-d", "link", "show", "berth.1"]);
-    assert!(
-        details.contains("vxlan id 1") && details.contains("dstport 8472"),
-        "{details}"
-    );
-    assert!(details.contains("nolearning"), "{details}");
+    for expected in [
+        "vxlan id 1 ",
+        "local 192.168.77.1 ",
+        "dev under0 ",
+        "dstport 8472",
+        "nolearning",
+    ] {
+        assert!(details.contains(expected), "{expected}: {details}");
+    }
 
     let (port, echo) = echo_once(&pods[1], pod_ips[1], 0);
     exchange_from(&pods[0], SocketAddrV4::new(pod_ips[1], port)).unwrap();
     assert_eq!(echo.join().unwrap().ip(), pod_ips[0], "no NAT between pods");
     // And it went through the tunnel.
-    let stats: serde_json::Value =
-        serde_json::from_str(&boards[0].ip(&["-j", "-s", "link", "show", "dev", "berth.1"]))
-            .unwrap();
-    let sent = stats[0]["stats64"]["tx"]["packets"].as_u64().unwrap();
-    assert!(sent > 0, "{stats}");
+    let (sent, _) = boards[0].packets("berth.1");
+    assert!(sent > 0, "tx {sent}");
 
     // Entries can be taken back; taking back what is gone is done already.
     boards[0]
@@ -645,11 +597,25 @@ fn pods_on_two_boards_reach_each_other_over_vxlan() {
         .ip(&["neigh", "show", "dev", "berth.1"])
         .contains("10.42.2.0"));
 
+    // Another MAC (the one peers compute changed): the device is made again, not
+    // given the MAC, so what was made for the old one goes with it.
+    boards[0].ip(&["addr", "add", "10.42.1.0/32", "dev", "berth.1"]);
+    let mut moved = vxlan(0, Some(under0));
+    moved.mac = [0x02, 0, 0, 0, 0x77, 3];
+    let remade = boards[0].run(|| link::ensure_vxlan(&moved)).unwrap();
+    assert_ne!(remade, index);
+    assert_eq!(boards[0].ifindex("berth.1"), remade);
+    assert_eq!(
+        boards[0].run(|| link::link_mac("berth.1")).unwrap(),
+        Some(moved.mac)
+    );
+    assert!(!boards[0].addresses("berth.1").contains("10.42.1.0/32"));
+
     // Other settings: the device is made again.
-    boards[0]
-        .run(|| link::ensure_vxlan("berth.1", 2, underlay[0], 8472, 1450, None))
-        .unwrap();
-    assert_ne!(boards[0].ifindex("berth.1"), index);
+    let mut other = vxlan(0, None);
+    other.vni = 2;
+    boards[0].run(|| link::ensure_vxlan(&other)).unwrap();
+    assert_ne!(boards[0].ifindex("berth.1"), remade);
     assert!(boards[0]
         .ip(&["-d", "link", "show", "berth.1"])
         .contains("vxlan id 2"));

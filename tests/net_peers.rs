@@ -7,112 +7,22 @@
 
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
+#[allow(dead_code)] // not every test file uses all of it
+#[path = "common/netns.rs"]
+mod netns;
+
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
-use std::os::fd::AsFd;
-use std::path::PathBuf;
-use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use berth::model::Ipv4Cidr;
 use berth::net::link::{self, Bridge, PodLink};
 use berth::net::peers::{self, Backend, Local, Peer, Route, VXLAN_DEVICE};
+use netns::Netns;
 
 /// How long a connection or a read on a healthy test network may take.
 const DEADLINE: Duration = Duration::from_secs(5);
-
-static NAMESPACES: AtomicUsize = AtomicUsize::new(0);
-
-/// A network namespace of the test's own (`ip netns add`), deleted on drop.
-struct Netns {
-    name: String,
-    path: PathBuf,
-}
-
-impl Netns {
-    fn new() -> Netns {
-        let n = NAMESPACES.fetch_add(1, Ordering::SeqCst);
-        let name = format!("berth-p-{:x}-{n}", std::process::id());
-        run("ip", &["netns", "add", &name]);
-        Netns {
-            path: PathBuf::from(format!("/run/netns/{name}")),
-            name,
-        }
-    }
-
-    /// Runs `work` on a thread inside this namespace.
-    fn run<T: Send>(&self, work: impl FnOnce() -> T + Send) -> T {
-        std::thread::scope(|scope| {
-            scope
-                .spawn(|| {
-                    let file = std::fs::File::open(&self.path).unwrap();
-                    nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-                    work()
-                })
-                .join()
-                .unwrap()
-        })
-    }
-
-    /// `ip -n <this> args…`, which must succeed; its output.
-    fn ip(&self, args: &[&str]) -> String {
-        let mut all = vec!["-n", &self.name];
-        all.extend_from_slice(args);
-        run("ip", &all)
-    }
-
-    /// `bridge -n <this> args…`.
-    fn bridge(&self, args: &[&str]) -> String {
-        let mut all = vec!["-n", &self.name];
-        all.extend_from_slice(args);
-        run("bridge", &all)
-    }
-
-    fn ifindex(&self, link: &str) -> u32 {
-        let line = self.ip(&["-o", "link", "show", "dev", link]);
-        line.split(':').next().unwrap().trim().parse().unwrap()
-    }
-
-    /// Packets sent and received by `link`.
-    fn packets(&self, link: &str) -> (u64, u64) {
-        let stats: serde_json::Value =
-            serde_json::from_str(&self.ip(&["-j", "-s", "link", "show", "dev", link])).unwrap();
-        let count = |direction: &str| {
-            stats[0]["stats64"][direction]["packets"]
-                .as_u64()
-                .unwrap_or_else(|| panic!("no {direction} packets in {stats}"))
-        };
-        (count("tx"), count("rx"))
-    }
-
-    fn enable_forwarding(&self) {
-        self.run(|| std::fs::write("/proc/sys/net/ipv4/ip_forward", "1"))
-            .unwrap();
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
-}
-
-fn run(program: &str, args: &[&str]) -> String {
-    let output = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("run {program}: {e}"));
-    assert!(
-        output.status.success(),
-        "{program} {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
 
 fn cidr(text: &str) -> Ipv4Cidr {
     text.parse().unwrap()

@@ -26,7 +26,9 @@ use super::NetError;
 
 pub use pod::{attach_pod, host_veth_name, PodLink, POD_INTERFACE, POD_VETH_PREFIX};
 pub use route::{berth_routes, delete_route, replace_route, BERTH_ROUTE_PROTOCOL};
-pub use vxlan::{delete_fdb, delete_neighbour, ensure_vxlan, replace_fdb, replace_neighbour};
+pub use vxlan::{
+    delete_fdb, delete_neighbour, ensure_vxlan, replace_fdb, replace_neighbour, Vxlan,
+};
 
 /// The longest link name the kernel takes (`IFNAMSIZ` less the terminating NUL).
 pub const MAX_LINK_NAME: usize = 15;

@@ -8,7 +8,8 @@
 //!   the device where to send the encapsulated frame.
 //!
 //! The peer's VTEP address is the network address of its pod CIDR (`10.42.3.0`), which
-//! is nobody's pod address; the VTEP MAC is each device's own fixed one.
+//! is nobody's pod address; the VTEP MAC is a fixed one the caller chooses ([`Vxlan::mac`];
+//! berth derives it from the pod CIDR, so peers compute it without asking).
 
 use std::net::Ipv4Addr;
 
@@ -22,68 +23,66 @@ use netlink_packet_route::neighbour::{
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
 use super::{
-    check_name, delete_index, find_link, kind_of, require_link, set_link, stable_mac, with_mac,
-    NetError, Netlink,
+    check_name, delete_index, find_link, kind_of, mac_of, require_link, set_link, NetError, Netlink,
 };
 
 /// `ENOENT`: no such neighbour or forwarding entry.
 const ENOENT: i32 = libc::ENOENT;
 
-/// Makes sure the VXLAN device exists with this VNI, local address, UDP port and
-/// underlay link, without learning, up with `mtu`; a device of that name with other
-/// settings is replaced. Its MAC address is fixed (derived from the name and the local
-/// address), so the neighbour entries peers hold for it survive a re-creation.
-pub fn ensure_vxlan(
-    name: &str,
-    vni: u32,
-    local: Ipv4Addr,
-    port: u16,
-    mtu: u32,
-    underlay_dev: Option<&str>,
-) -> Result<(), NetError> {
+/// A VXLAN device as [`ensure_vxlan`] makes it: no learning (peers are told, not
+/// learnt), no multicast.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Vxlan<'a> {
+    pub name: &'a str,
+    pub vni: u32,
+    /// The source address of the encapsulated packets.
+    pub local: Ipv4Addr,
+    /// The UDP port the encapsulated packets go to and come in on.
+    pub port: u16,
+    /// The index of the link the encapsulated packets leave by; `None` leaves the
+    /// choice to the routing table.
+    pub underlay: Option<u32>,
+    /// The device's MAC address, the one its peers hold in their neighbour entries.
+    pub mac: [u8; 6],
+    pub mtu: u32,
+}
+
+/// Makes sure the VXLAN device exists with these settings, is up and has `mtu`, and
+/// returns its link index. A link of that name with other settings or another MAC
+/// address is deleted and made again, its neighbour and forwarding entries (and
+/// addresses) with it: VXLAN settings cannot be changed on a live device, and setting
+/// the MAC would flush the neighbour entries anyway.
+pub fn ensure_vxlan(device: &Vxlan<'_>) -> Result<u32, NetError> {
+    let name = device.name;
     check_name(name)?;
     let mut netlink = Netlink::open()?;
-    let operation = format!("create vxlan {name}");
-    let underlay = match underlay_dev {
-        Some(dev) => {
-            check_name(dev)?;
-            Some(require_link(&mut netlink, dev, &operation)?.header.index)
-        }
-        None => None,
-    };
-    let mut wanted = vec![
-        InfoVxlan::Id(vni),
-        InfoVxlan::Local(local),
-        InfoVxlan::Port(port),
-        InfoVxlan::Learning(false),
-    ];
-    if let Some(index) = underlay {
-        wanted.push(InfoVxlan::Link(index));
-    }
-    let mac = stable_mac(&format!("vxlan {name} {local}"));
+    let wanted = settings(device);
     if let Some(existing) = find_link(&mut netlink, name)? {
-        if kind_of(&existing) == Some(&InfoKind::Vxlan) && has_settings(&existing, &wanted) {
-            return set_link(
+        if is_ours(&existing, &wanted, device.mac) {
+            // Only the MTU: the MAC matched, and setting it again would flush the
+            // device's neighbour entries.
+            set_link(
                 &mut netlink,
                 existing.header.index,
-                with_mac(&existing, mac, vec![LinkAttribute::Mtu(mtu)]),
+                vec![LinkAttribute::Mtu(device.mtu)],
                 &format!("set up vxlan {name}"),
-            );
+            )?;
+            return Ok(existing.header.index);
         }
-        // VXLAN settings cannot be changed on a live device: make it again.
         delete_index(
             &mut netlink,
             existing.header.index,
             &format!("delete outdated vxlan {name}"),
         )?;
     }
+    let operation = format!("create vxlan {name}");
     let mut message = LinkMessage::default();
     message.header.flags = LinkFlags::Up;
     message.header.change_mask = LinkFlags::Up;
     message.attributes = vec![
         LinkAttribute::IfName(name.to_owned()),
-        LinkAttribute::Mtu(mtu),
-        LinkAttribute::Address(mac.to_vec()),
+        LinkAttribute::Mtu(device.mtu),
+        LinkAttribute::Address(device.mac.to_vec()),
         LinkAttribute::LinkInfo(vec![
             LinkInfo::Kind(InfoKind::Vxlan),
             LinkInfo::Data(InfoData::Vxlan(wanted)),
@@ -93,11 +92,27 @@ pub fn ensure_vxlan(
         RouteNetlinkMessage::NewLink(message),
         NLM_F_CREATE | NLM_F_EXCL,
         &operation,
-    )
+    )?;
+    Ok(require_link(&mut netlink, name, &operation)?.header.index)
 }
 
-/// Whether the device's VXLAN settings include all of `wanted`.
-fn has_settings(link: &LinkMessage, wanted: &[InfoVxlan]) -> bool {
+/// The VXLAN settings of `device` as the kernel reports them back.
+fn settings(device: &Vxlan<'_>) -> Vec<InfoVxlan> {
+    let mut settings = vec![
+        InfoVxlan::Id(device.vni),
+        InfoVxlan::Local(device.local),
+        InfoVxlan::Port(device.port),
+        InfoVxlan::Learning(false),
+    ];
+    if let Some(index) = device.underlay {
+        settings.push(InfoVxlan::Link(index));
+    }
+    settings
+}
+
+/// Whether `link` is a VXLAN device with MAC `mac` whose settings include all of
+/// `wanted`.
+fn is_ours(link: &LinkMessage, wanted: &[InfoVxlan], mac: [u8; 6]) -> bool {
     let settings = link
         .attributes
         .iter()
@@ -108,7 +123,9 @@ fn has_settings(link: &LinkMessage, wanted: &[InfoVxlan]) -> bool {
             }),
             _ => None,
         });
-    settings.is_some_and(|settings| wanted.iter().all(|setting| settings.contains(setting)))
+    kind_of(link) == Some(&InfoKind::Vxlan)
+        && mac_of(link) == Some(mac)
+        && settings.is_some_and(|settings| wanted.iter().all(|setting| settings.contains(setting)))
 }
 
 /// Sends frames for `mac` on VXLAN device `dev` to the board at underlay address `dst`
@@ -230,19 +247,38 @@ mod tests {
     }
 
     #[test]
-    fn a_device_with_other_settings_is_not_taken_for_ours() {
+    fn a_device_with_other_settings_or_another_mac_is_not_taken_for_ours() {
+        let mac = [0x02, 0, 0, 0, 0, 1];
         let wanted = [InfoVxlan::Id(1), InfoVxlan::Port(8472)];
         let mut link = LinkMessage::default();
-        link.attributes = vec![LinkAttribute::LinkInfo(vec![
-            LinkInfo::Kind(InfoKind::Vxlan),
-            LinkInfo::Data(InfoData::Vxlan(vec![
-                InfoVxlan::Id(1),
-                InfoVxlan::Port(4789),
-                InfoVxlan::Learning(false),
-            ])),
-        ])];
-        assert!(!has_settings(&link, &wanted));
-        assert!(has_settings(&link, &[InfoVxlan::Id(1)]));
-        assert!(!has_settings(&LinkMessage::default(), &[InfoVxlan::Id(1)]));
+        link.attributes = vec![
+            LinkAttribute::Address(mac.to_vec()),
+            LinkAttribute::LinkInfo(vec![
+                LinkInfo::Kind(InfoKind::Vxlan),
+                LinkInfo::Data(InfoData::Vxlan(vec![
+                    InfoVxlan::Id(1),
+                    InfoVxlan::Port(4789),
+                    InfoVxlan::Learning(false),
+                ])),
+            ]),
+        ];
+        assert!(!is_ours(&link, &wanted, mac), "another port");
+        assert!(is_ours(&link, &[InfoVxlan::Id(1)], mac));
+        assert!(
+            !is_ours(&link, &[InfoVxlan::Id(1)], [0x02, 0, 0, 0, 0, 2]),
+            "another MAC"
+        );
+        // The same settings on a link of another kind.
+        link.attributes[1] = LinkAttribute::LinkInfo(vec![
+            LinkInfo::Kind(InfoKind::Veth),
+            LinkInfo::Data(InfoData::Vxlan(vec![InfoVxlan::Id(1)])),
+        ]);
+        assert!(
+            !is_ours(&link, &[InfoVxlan::Id(1)], mac),
+            "not a VXLAN device"
+        );
+        let mut bare = LinkMessage::default();
+        bare.attributes = vec![LinkAttribute::Address(mac.to_vec())];
+        assert!(!is_ours(&bare, &[InfoVxlan::Id(1)], mac), "no settings");
     }
 }

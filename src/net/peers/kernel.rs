@@ -1,29 +1,18 @@
 //! What [`super::program`] asks of the kernel beyond src/net/link.rs: the link and
-//! subnet holding the node address, the VXLAN device with the MAC address peers derive
-//! from this board's pod CIDR, and listing the device's neighbour and forwarding
-//! entries to remove stale ones.
-//!
-//! The device is made here rather than with [`crate::net::link::ensure_vxlan`], whose
-//! MAC address follows the node address: peers compute this board's VTEP MAC from its
-//! pod CIDR, and setting the MAC after every `ensure_vxlan` would flush the device's
-//! permanent neighbour entries each time (see [`with_mac`]).
+//! subnet holding the node address, the VXLAN device's settings (made by
+//! [`link::ensure_vxlan`]) and its VTEP address, and listing the device's neighbour and
+//! forwarding entries to remove stale ones.
 
 use std::net::Ipv4Addr;
 
-use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
-use netlink_packet_route::link::{
-    InfoData, InfoKind, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
-};
+use netlink_packet_route::link::LinkMessage;
 use netlink_packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourMessage};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
 use super::{vtep_mac, Local, Route, DEFAULT_MTU, VXLAN_DEVICE, VXLAN_PORT, VXLAN_VNI};
 use crate::model::Ipv4Cidr;
-use crate::net::link::{
-    self, delete_index, ensure_address, find_link, kind_of, mac_of, mtu_of, require_link, set_link,
-    with_mac,
-};
+use crate::net::link::{self, ensure_address, find_link, mtu_of, Vxlan};
 use crate::net::netlink::Netlink;
 use crate::net::NetError;
 
@@ -96,44 +85,16 @@ fn link_by_index(
 /// again, its entries with it; [`super::program`] puts them back.
 pub(super) fn ensure_device(local: &Local, mtu: u32) -> Result<(), NetError> {
     let mut netlink = Netlink::open()?;
-    let mut wanted = vec![
-        InfoVxlan::Id(VXLAN_VNI),
-        InfoVxlan::Local(local.node_ip),
-        InfoVxlan::Port(VXLAN_PORT),
-        InfoVxlan::Learning(false),
-    ];
-    if let Some((underlay, _)) = address_holding(&mut netlink, local.node_ip)? {
-        wanted.push(InfoVxlan::Link(underlay));
-    }
-    let mac = vtep_mac(&local.pod_cidr);
-    let existing = find_link(&mut netlink, VXLAN_DEVICE)?;
-    let index = match existing {
-        Some(device)
-            if kind_of(&device) == Some(&InfoKind::Vxlan)
-                && has_settings(&device, &wanted)
-                && mac_of(&device) == Some(mac) =>
-        {
-            // `with_mac` adds nothing here (the MAC matched): setting it again would
-            // flush the device's neighbour entries.
-            set_link(
-                &mut netlink,
-                device.header.index,
-                with_mac(&device, mac, vec![LinkAttribute::Mtu(mtu)]),
-                &format!("set up vxlan {VXLAN_DEVICE}"),
-            )?;
-            device.header.index
-        }
-        other => {
-            if let Some(device) = other {
-                delete_index(
-                    &mut netlink,
-                    device.header.index,
-                    &format!("delete outdated vxlan {VXLAN_DEVICE}"),
-                )?;
-            }
-            create_device(&mut netlink, wanted, mac, mtu)?
-        }
-    };
+    let underlay = address_holding(&mut netlink, local.node_ip)?.map(|(index, _)| index);
+    let index = link::ensure_vxlan(&Vxlan {
+        name: VXLAN_DEVICE,
+        vni: VXLAN_VNI,
+        local: local.node_ip,
+        port: VXLAN_PORT,
+        underlay,
+        mac: vtep_mac(&local.pod_cidr),
+        mtu,
+    })?;
     ensure_address(
         &mut netlink,
         index,
@@ -141,50 +102,6 @@ pub(super) fn ensure_device(local: &Local, mtu: u32) -> Result<(), NetError> {
         32,
         VXLAN_DEVICE,
     )
-}
-
-fn create_device(
-    netlink: &mut Netlink,
-    settings: Vec<InfoVxlan>,
-    mac: [u8; 6],
-    mtu: u32,
-) -> Result<u32, NetError> {
-    let operation = format!("create vxlan {VXLAN_DEVICE}");
-    let mut message = LinkMessage::default();
-    message.header.flags = LinkFlags::Up;
-    message.header.change_mask = LinkFlags::Up;
-    message.attributes = vec![
-        LinkAttribute::IfName(VXLAN_DEVICE.to_owned()),
-        LinkAttribute::Mtu(mtu),
-        LinkAttribute::Address(mac.to_vec()),
-        LinkAttribute::LinkInfo(vec![
-            LinkInfo::Kind(InfoKind::Vxlan),
-            LinkInfo::Data(InfoData::Vxlan(settings)),
-        ]),
-    ];
-    netlink.change(
-        RouteNetlinkMessage::NewLink(message),
-        NLM_F_CREATE | NLM_F_EXCL,
-        &operation,
-    )?;
-    Ok(require_link(netlink, VXLAN_DEVICE, &operation)?
-        .header
-        .index)
-}
-
-/// Whether the device's VXLAN settings include all of `wanted`.
-fn has_settings(device: &LinkMessage, wanted: &[InfoVxlan]) -> bool {
-    let settings = device
-        .attributes
-        .iter()
-        .find_map(|attribute| match attribute {
-            LinkAttribute::LinkInfo(infos) => infos.iter().find_map(|info| match info {
-                LinkInfo::Data(InfoData::Vxlan(settings)) => Some(settings),
-                _ => None,
-            }),
-            _ => None,
-        });
-    settings.is_some_and(|settings| wanted.iter().all(|setting| settings.contains(setting)))
 }
 
 /// Deletes the neighbour entries of [`VXLAN_DEVICE`] for addresses no route in
@@ -288,25 +205,6 @@ fn entry_of(entry: &NeighbourMessage) -> Option<Entry> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_device_with_other_settings_is_not_taken_for_ours() {
-        let mut device = LinkMessage::default();
-        device.attributes = vec![LinkAttribute::LinkInfo(vec![
-            LinkInfo::Kind(InfoKind::Vxlan),
-            LinkInfo::Data(InfoData::Vxlan(vec![
-                InfoVxlan::Id(VXLAN_VNI),
-                InfoVxlan::Port(4789),
-                InfoVxlan::Learning(false),
-            ])),
-        ])];
-        assert!(!has_settings(&device, &[InfoVxlan::Port(VXLAN_PORT)]));
-        assert!(has_settings(&device, &[InfoVxlan::Id(VXLAN_VNI)]));
-        assert!(!has_settings(
-            &LinkMessage::default(),
-            &[InfoVxlan::Id(VXLAN_VNI)]
-        ));
-    }
 
     #[test]
     fn entries_without_an_ipv4_destination_are_left_out() {
