@@ -25,6 +25,7 @@ pub mod endpoints;
 pub mod garbage;
 pub mod namespace;
 pub mod node_lifecycle;
+pub mod rollout;
 
 #[cfg(test)]
 mod endpoints_tests;
