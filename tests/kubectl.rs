@@ -177,9 +177,9 @@ stringData: {key: value}
         .to_owned();
 
     // One table per type, a blank line apart, names with their type.
-    let out = agent.ok(&["get", "pods,deployments"]);
+    let out = agent.ok(&["get", "pods,deployments,replicasets"]);
     let blocks: Vec<&str> = out.split("\n\n").collect();
-    assert_eq!(blocks.len(), 2, "{out}");
+    assert_eq!(blocks.len(), 3, "{out}");
     let pod_lines: Vec<&str> = blocks[0].lines().collect();
     assert!(
         pod_lines[0].starts_with("NAME") && pod_lines[0].contains("RESTARTS"),
@@ -194,6 +194,11 @@ stringData: {key: value}
     let deploy_lines: Vec<&str> = blocks[1].lines().collect();
     assert!(deploy_lines[0].contains("UP-TO-DATE"), "{out}");
     assert!(deploy_lines[1].starts_with("deployment.apps/web "), "{out}");
+    let rs_lines: Vec<&str> = blocks[2].lines().collect();
+    assert!(rs_lines[0].contains("DESIRED   CURRENT   READY"), "{out}");
+    assert!(rs_lines[1].starts_with("replicaset.apps/web-"), "{out}");
+    let fields: Vec<&str> = rs_lines[1].split_whitespace().collect();
+    assert_eq!(fields[1..4], ["2", "2", "2"], "{out}");
     // AGE may tick between the two calls: compare the names.
     let first_words = |out: &str| -> Vec<String> {
         out.lines()
@@ -203,7 +208,7 @@ stringData: {key: value}
     assert_eq!(
         first_words(&agent.ok(&["get", "all"])),
         first_words(&out),
-        "all is pods and deployments here"
+        "all is pods, deployments and replicasets here"
     );
 
     let out = agent.ok(&["get", "cm,secrets"]);
@@ -234,7 +239,11 @@ stringData: {key: value}
         .as_array()
         .map(|items| items.iter().filter_map(|i| i["kind"].as_str()).collect())
         .unwrap_or_default();
-    assert_eq!(kinds, ["Pod", "Pod", "Pod", "Deployment"], "{list:#}");
+    assert_eq!(
+        kinds,
+        ["Pod", "Pod", "Pod", "Deployment", "ReplicaSet"],
+        "{list:#}"
+    );
 
     // The Deployment goes first; the pods it takes along are not "not found" errors.
     let out = agent.ok(&[

@@ -4,18 +4,19 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::instance::Instance;
 use super::Agent;
 use crate::api::fleet::FLEET_UID_ANNOTATION;
-use crate::controllers::{driver, reconcile_all};
+use crate::controllers::{deployment_status, driver, reconcile_all};
 
+/// One pass; returns when the controllers next have something to do with time alone.
 pub fn run(
     agent: &Arc<Agent>,
     observed: &BTreeMap<String, Vec<Instance>>,
     now: SystemTime,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<SystemTime>> {
     let mut world = driver::load(&agent.store(), now)?;
     // The coordinator's Services come with their Endpoints, made from the whole fleet's
     // pods: this board keeps only the Endpoints of Services applied to it directly.
@@ -23,7 +24,7 @@ pub fn run(
         |meta: &crate::model::ObjectMeta| meta.annotations.contains_key(FLEET_UID_ANNOTATION);
     world.services.retain(|s| !pushed(&s.metadata));
     world.endpoints.retain(|e| !pushed(&e.metadata));
-    world.observe_readiness(|pod| agent.pod_ready(pod, observed));
+    agent.observe_pods(&mut world, observed);
     if let Some(network) = agent.network() {
         world.pod_ips = network
             .pod_ips()
@@ -31,11 +32,19 @@ pub fn run(
             .map(|(uid, ip)| (uid, ip.to_string()))
             .collect();
     }
+    let due = world
+        .deployments
+        .iter()
+        .filter_map(|deploy| deployment_status::next_change(deploy, &world))
+        .min()
+        .and_then(|secs| u64::try_from(secs).ok())
+        .map(|secs| UNIX_EPOCH + Duration::from_secs(secs));
     let changes = reconcile_all(&mut world);
     if !changes.is_empty() && driver::write(&mut agent.store(), changes, &world.now)? {
         agent.wake();
     }
     // Programmed from the store, also when the controllers changed nothing: a pod that
     // got its address or a Service applied since the last pass.
-    super::services::sync(agent, &world.pods)
+    super::services::sync(agent, &world.pods)?;
+    Ok(due)
 }

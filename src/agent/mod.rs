@@ -125,6 +125,9 @@ struct Memory {
     probes: HashMap<String, probes::ProbeResults>,
     /// Instances with a probe task running.
     probed: HashSet<String>,
+    /// Since when (Unix seconds) each pod has been seen ready, by pod UID: what
+    /// `minReadySeconds` counts from.
+    ready_since: HashMap<String, i64>,
 }
 
 impl Agent {

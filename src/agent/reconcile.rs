@@ -140,12 +140,13 @@ impl Agent {
         Ok(by_pod)
     }
 
-    /// One pass; returns when the next back-off ends, if any.
+    /// One pass; returns when the next back-off ends or a controller has something to
+    /// do with time alone (a pod becoming available, a progress deadline), if ever.
     pub fn reconcile_once(self: &Arc<Self>) -> anyhow::Result<Option<SystemTime>> {
         let now = SystemTime::now();
         let observed = self.observe()?;
         self.watch_exits(&observed);
-        super::controllers::run(self, &observed, now)?;
+        let controllers_due = super::controllers::run(self, &observed, now)?;
 
         let pods = stored_pods(self)?;
         let mut uids: Vec<String> = observed.keys().cloned().collect();
@@ -160,7 +161,7 @@ impl Agent {
         let by_uid: HashMap<&str, &Pod> =
             pods.iter().map(|p| (p.metadata.uid.as_str(), p)).collect();
         self.start_probes(&observed, &by_uid);
-        let mut wake_at: Option<SystemTime> = None;
+        let mut wake_at: Option<SystemTime> = controllers_due;
         let no_instances = Vec::new();
         for uid in uids {
             if self.memory().busy.contains(&uid) {

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, MutexGuard};
+use std::time::SystemTime;
 
 use serde_json::{json, Value};
 
@@ -20,7 +21,7 @@ use crate::api::refusal::{
 };
 use crate::api::resources::{path_segments, request_body, serve_resources, Resources, Stored};
 use crate::api::types::ApplyRequest;
-use crate::controllers::{driver, namespace};
+use crate::controllers::{driver, namespace, World};
 use crate::model::Object;
 use crate::store::{Record, Store};
 use event_listener::EventListener;
@@ -95,8 +96,9 @@ impl Resources for Agent {
 
     fn show(&self, stored: Stored) -> Result<Vec<Value>, Refusal> {
         let observed = self.observe().map_err(internal)?;
-        let pods = driver::pods(stored.pods);
-        let view = |record| view(self, record, &pods, &observed);
+        let mut world = driver::view_world(stored.replica_sets, stored.pods, SystemTime::now());
+        self.observe_pods(&mut world, &observed);
+        let view = |record| view(self, record, &world, &observed);
         stored.records.into_iter().map(view).collect()
     }
 
@@ -112,7 +114,7 @@ impl Resources for Agent {
 fn view(
     agent: &Agent,
     record: Record,
-    pods: &[crate::model::Pod],
+    world: &World,
     observed: &BTreeMap<String, Vec<Instance>>,
 ) -> Result<Value, Refusal> {
     let what = format!("{} {}/{}", record.kind, record.namespace, record.name);
@@ -123,7 +125,9 @@ fn view(
             let instances = observed.get(&pod.metadata.uid).cloned().unwrap_or_default();
             agent.pod_view(pod, &instances)
         }
-        Object::Deployment(deploy) => agent.deployment_view(deploy, pods, observed),
+        object @ (Object::Deployment(_) | Object::ReplicaSet(_)) => {
+            agent.controller_view(object, world)
+        }
         Object::Namespace(ns) => Object::Namespace(namespace::with_status(ns)).to_json(),
         // Nothing observed to add: what is stored is the whole object.
         object @ (Object::ConfigMap(_)

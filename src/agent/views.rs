@@ -8,8 +8,8 @@ use serde_json::Value;
 use super::instance::Instance;
 use super::status::{pod_status, StatusInputs};
 use super::Agent;
-use crate::controllers::deployment;
-use crate::model::{Deployment, Object, Pod, PodStatus};
+use crate::controllers::{deployment_status, replica_set, World};
+use crate::model::{Object, Pod, PodStatus};
 
 impl Agent {
     /// The pod's status; `with_image_ids` fills `imageID`, which costs a look into the
@@ -62,6 +62,13 @@ impl Agent {
         } else {
             status.host_ip = None;
         }
+        // The coordinator counts `minReadySeconds` from here.
+        if let Some(since) = self.ready_since(&pod.metadata.uid) {
+            let ready = status.conditions.iter_mut().find(|c| c.type_ == "Ready");
+            if let Some(ready) = ready.filter(|c| c.status == "True") {
+                ready.last_transition_time = deployment_status::rfc3339(since);
+            }
+        }
         status
     }
 
@@ -81,13 +88,39 @@ impl Agent {
         self.pod_status(pod, instances, false).is_ready()
     }
 
-    pub fn deployment_view(
-        &self,
-        deploy: Deployment,
-        pods: &[Pod],
-        observed: &BTreeMap<String, Vec<Instance>>,
-    ) -> Value {
-        let ready = |pod: &Pod| self.pod_ready(pod, observed);
-        Object::Deployment(deployment::with_status(deploy, pods, &ready)).to_json()
+    /// Deployments and ReplicaSets with their status, as observed on this board.
+    pub fn controller_view(&self, object: Object, world: &World) -> Value {
+        match object {
+            Object::Deployment(deploy) => {
+                Object::Deployment(deployment_status::with_status(deploy, world)).to_json()
+            }
+            Object::ReplicaSet(rs) => {
+                Object::ReplicaSet(replica_set::with_status(rs, world)).to_json()
+            }
+            other => other.to_json(),
+        }
+    }
+
+    /// Adds to `world` which pods are ready, as this board's containers and probes
+    /// show, and since when: the first time readiness is seen, remembered in memory
+    /// until the pod stops being ready (an agent restart starts the count again).
+    pub fn observe_pods(&self, world: &mut World, observed: &BTreeMap<String, Vec<Instance>>) {
+        world.observe_readiness(|pod| self.pod_ready(pod, observed));
+        let mut memory = self.memory();
+        memory
+            .ready_since
+            .retain(|uid, _| world.ready_pods.contains(uid));
+        for uid in &world.ready_pods {
+            memory
+                .ready_since
+                .entry(uid.clone())
+                .or_insert(world.now_secs);
+        }
+        world.ready_since = memory.ready_since.clone();
+    }
+
+    /// Since when (Unix seconds) `uid` has been seen ready, if it is.
+    pub fn ready_since(&self, uid: &str) -> Option<i64> {
+        self.memory().ready_since.get(uid).copied()
     }
 }

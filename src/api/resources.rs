@@ -135,10 +135,13 @@ pub trait Resources: Send + Sync + 'static {
 /// Stored objects of one kind to show, with what showing them needs.
 pub struct Stored {
     pub records: Vec<Record>,
-    /// When they are Deployments, the pods of the namespace they were read from (of all
-    /// namespaces for a list across them): a Deployment's status is derived from the
-    /// pods it owns. Empty for other kinds.
+    /// When they are Deployments or ReplicaSets, the pods of the namespace they were
+    /// read from (of all namespaces for a list across them): their status is derived
+    /// from the pods they own. Empty for other kinds.
     pub pods: Vec<Record>,
+    /// When they are Deployments, the ReplicaSets of the same namespaces, through which
+    /// they own their pods. Empty for other kinds.
+    pub replica_sets: Vec<Record>,
 }
 
 impl Stored {
@@ -150,10 +153,18 @@ impl Stored {
         records: Vec<Record>,
     ) -> Result<Stored, Refusal> {
         let pods = match kind {
-            Kind::Deployment => store.list("Pod", namespace)?,
+            Kind::Deployment | Kind::ReplicaSet => store.list("Pod", namespace)?,
             _ => Vec::new(),
         };
-        Ok(Stored { records, pods })
+        let replica_sets = match kind {
+            Kind::Deployment => store.list("ReplicaSet", namespace)?,
+            _ => Vec::new(),
+        };
+        Ok(Stored {
+            records,
+            pods,
+            replica_sets,
+        })
     }
 }
 

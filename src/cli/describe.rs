@@ -173,6 +173,7 @@ pub fn describe(kind: Kind, object: &Value) -> String {
     match kind {
         Kind::Pod => describe_pod(&mut out, object),
         Kind::Deployment => describe_deployment(&mut out, object),
+        Kind::ReplicaSet => describe_replica_set(&mut out, object),
         Kind::Namespace => {
             let phase = str_at(object, &["status", "phase"]);
             field(
@@ -372,15 +373,7 @@ fn describe_deployment(out: &mut String, deploy: &Value) {
         "StrategyType",
         str_at(deploy, &["spec", "strategy", "type"]),
     );
-    out.push_str("Pod Template:\n");
-    for container in at(deploy, &["spec", "template", "spec", "containers"])
-        .as_array()
-        .into_iter()
-        .flatten()
-    {
-        out.push_str(&format!("  {}:\n", str_at(container, &["name"])));
-        field(out, 4, "Image", str_at(container, &["image"]));
-    }
+    pod_template(out, deploy);
     out.push_str("Conditions:\n");
     for condition in at(deploy, &["status", "conditions"])
         .as_array()
@@ -397,6 +390,56 @@ fn describe_deployment(out: &mut String, deploy: &Value) {
                 str_at(condition, &["reason"])
             ),
         );
+    }
+}
+
+fn describe_replica_set(out: &mut String, rs: &Value) {
+    field(
+        out,
+        0,
+        "Selector",
+        map_lines(at(rs, &["spec", "selector", "matchLabels"])),
+    );
+    let owner = at(rs, &["metadata", "ownerReferences"])
+        .as_array()
+        .and_then(|owners| owners.iter().find(|o| o["controller"] == true))
+        .map(|o| format!("{}/{}", str_at(o, &["kind"]), str_at(o, &["name"])));
+    if let Some(owner) = owner {
+        field(out, 0, "Controlled By", owner);
+    }
+    field(
+        out,
+        0,
+        "Replicas",
+        format!(
+            "{} current / {} desired",
+            int_at(rs, &["status", "replicas"]),
+            at(rs, &["spec", "replicas"]).as_i64().unwrap_or(1),
+        ),
+    );
+    field(
+        out,
+        0,
+        "Pods Status",
+        format!(
+            "{} Ready / {} Available",
+            int_at(rs, &["status", "readyReplicas"]),
+            int_at(rs, &["status", "availableReplicas"]),
+        ),
+    );
+    pod_template(out, rs);
+}
+
+/// The containers of a workload's pod template, and their images.
+fn pod_template(out: &mut String, workload: &Value) {
+    out.push_str("Pod Template:\n");
+    for container in at(workload, &["spec", "template", "spec", "containers"])
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        out.push_str(&format!("  {}:\n", str_at(container, &["name"])));
+        field(out, 4, "Image", str_at(container, &["image"]));
     }
 }
 

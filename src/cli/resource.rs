@@ -22,10 +22,11 @@ pub enum Resource {
 
 /// What `all` means, in kubectl's order (pods, services, daemonsets, deployments,
 /// replicasets, ...) restricted to the kinds berth has.
-pub const ALL: [Resource; 3] = [
+pub const ALL: [Resource; 4] = [
     Resource::Kind(Kind::Pod),
     Resource::Kind(Kind::Service),
     Resource::Kind(Kind::Deployment),
+    Resource::Kind(Kind::ReplicaSet),
 ];
 
 impl Resource {
@@ -37,7 +38,7 @@ impl Resource {
         Kind::from_cli_name(s).map(Resource::Kind).ok_or_else(|| {
             anyhow!(
                 "the server doesn't have a resource type {s:?} (known: pods, deployments, \
-                 services, endpoints, endpointslices, namespaces, configmaps, secrets, nodes, \
+                 replicasets, services, endpoints, endpointslices, namespaces, configmaps, secrets, nodes, \
                  all)"
             )
         })
@@ -76,6 +77,7 @@ impl Resource {
         match self {
             Resource::Kind(Kind::Pod) => "pod",
             Resource::Kind(Kind::Deployment) => "deployment.apps",
+            Resource::Kind(Kind::ReplicaSet) => "replicaset.apps",
             Resource::Kind(Kind::Namespace) => "namespace",
             Resource::Kind(Kind::ConfigMap) => "configmap",
             Resource::Kind(Kind::Secret) => "secret",
@@ -262,6 +264,7 @@ mod tests {
                 Resource::Kind(Kind::Pod),
                 Resource::Kind(Kind::Service),
                 Resource::Kind(Kind::Deployment),
+                Resource::Kind(Kind::ReplicaSet),
                 Resource::Kind(Kind::ConfigMap)
             ]
         );
@@ -271,6 +274,10 @@ mod tests {
                 Resource::Kind(Kind::Endpoints),
                 Resource::Kind(Kind::EndpointSlice)
             ]
+        );
+        assert_eq!(
+            Resource::parse_list("rs,replicaset.apps").unwrap(),
+            [Resource::Kind(Kind::ReplicaSet)]
         );
         assert_eq!(Resource::parse_list("nodes").unwrap(), [Resource::Node]);
         let err = Resource::parse_list("pods,frobs").unwrap_err().to_string();

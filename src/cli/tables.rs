@@ -7,6 +7,7 @@ use super::resource::{name_cell, Resource};
 use crate::model::Kind;
 
 mod service;
+mod workload;
 pub(crate) use service::{ready_endpoints, selector_text};
 
 /// The header of a table of `resource`, with `NAMESPACE` first for namespaced types
@@ -21,19 +22,8 @@ pub fn header(resource: Resource, wide: bool, with_namespace: bool) -> Vec<&'sta
         (Resource::Kind(Kind::Pod), true) => {
             &["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE"]
         }
-        (Resource::Kind(Kind::Deployment), false) => {
-            &["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
-        }
-        (Resource::Kind(Kind::Deployment), true) => &[
-            "NAME",
-            "READY",
-            "UP-TO-DATE",
-            "AVAILABLE",
-            "AGE",
-            "CONTAINERS",
-            "IMAGES",
-            "SELECTOR",
-        ],
+        (Resource::Kind(Kind::Deployment), wide) => workload::deployment_columns(wide),
+        (Resource::Kind(Kind::ReplicaSet), wide) => workload::replica_set_columns(wide),
         (Resource::Kind(Kind::Namespace), _) => &["NAME", "STATUS", "AGE"],
         (Resource::Kind(Kind::ConfigMap), _) => &["NAME", "DATA", "AGE"],
         (Resource::Kind(Kind::Secret), _) => &["NAME", "TYPE", "DATA", "AGE"],
@@ -73,7 +63,8 @@ pub fn row(
     }
     let mut cells = match resource {
         Resource::Kind(Kind::Pod) => pod_row(item, wide),
-        Resource::Kind(Kind::Deployment) => deployment_row(item, wide),
+        Resource::Kind(Kind::Deployment) => workload::deployment_row(item, wide),
+        Resource::Kind(Kind::ReplicaSet) => workload::replica_set_row(item, wide),
         Resource::Kind(Kind::Namespace) => namespace_row(item),
         Resource::Kind(Kind::ConfigMap) => config_map_row(item),
         Resource::Kind(Kind::Secret) => secret_row(item),
@@ -137,38 +128,6 @@ fn pod_row(pod: &Value, wide: bool) -> Vec<String> {
     if wide {
         row.push(none_if_empty(str_at(pod, &["status", "podIP"])));
         row.push(none_if_empty(str_at(pod, &["spec", "nodeName"])));
-    }
-    row
-}
-
-fn deployment_row(deploy: &Value, wide: bool) -> Vec<String> {
-    let desired = at(deploy, &["spec", "replicas"]).as_i64().unwrap_or(1);
-    let mut row = vec![
-        str_at(deploy, &["metadata", "name"]).to_owned(),
-        format!("{}/{desired}", int_at(deploy, &["status", "readyReplicas"])),
-        int_at(deploy, &["status", "updatedReplicas"]).to_string(),
-        int_at(deploy, &["status", "availableReplicas"]).to_string(),
-        age(str_at(deploy, &["metadata", "creationTimestamp"])),
-    ];
-    if wide {
-        let containers = at(deploy, &["spec", "template", "spec", "containers"])
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        let names: Vec<&str> = containers.iter().map(|c| str_at(c, &["name"])).collect();
-        let images: Vec<&str> = containers.iter().map(|c| str_at(c, &["image"])).collect();
-        let selector = at(deploy, &["spec", "selector", "matchLabels"])
-            .as_object()
-            .map(|m| {
-                m.iter()
-                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            })
-            .unwrap_or_default();
-        row.push(names.join(","));
-        row.push(images.join(","));
-        row.push(selector);
     }
     row
 }

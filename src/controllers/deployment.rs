@@ -1,374 +1,358 @@
-//! The Deployment controller: from a Deployment and the pods it owns, which pods to
-//! create and which to delete, and the status to report.
+//! The Deployment controller: one ReplicaSet per revision of the pod template, rolled
+//! out by scaling them ([`super::rollout`] decides the numbers), old ones kept at zero
+//! up to `revisionHistoryLimit` for `rollout undo`.
 //!
-//! Pods carry the `pod-template-hash` label of the template they were made from. A
-//! template change replaces the old pods (rolling semantics come with rollouts); scaling
-//! down removes not-ready pods first, then the newest, as Kubernetes' ReplicaSet does.
+//! The ReplicaSet of the current template is named `<deployment>-<pod-template-hash>`
+//! and its pods carry that label. A template that matches an older ReplicaSet (an undo)
+//! makes that one current again, with the next revision number. Only a template change
+//! starts a rollout; a change of `replicas` scales the current ReplicaSet.
 
-use super::{mark_pod, Change, World};
+use super::rollout::{new_rs_target, old_rs_scale_down, recreate_step, resolve_bounds, RsState};
+use super::{key_of, Change, World};
 use crate::model::{
-    pod_template_hash, Deployment, DeploymentCondition, DeploymentStatus, IntOrString,
-    OwnerReference, Pod,
+    pod_template_hash, Deployment, IntOrString, Object, OwnerReference, ReplicaSet,
+    DEFAULT_REVISION_HISTORY_LIMIT,
 };
 
 pub const TEMPLATE_HASH_LABEL: &str = "pod-template-hash";
+pub const REVISION_ANNOTATION: &str = "deployment.kubernetes.io/revision";
+pub const CHANGE_CAUSE_ANNOTATION: &str = "kubernetes.io/change-cause";
 
-/// What the controller needs to know of one owned pod.
-#[derive(Clone, Debug, PartialEq)]
-pub struct OwnedPod {
-    pub name: String,
-    pub template_hash: String,
-    pub creation_timestamp: String,
-    pub ready: bool,
-    pub terminating: bool,
+/// A Deployment's ReplicaSets as its controller sees them.
+pub struct Revisions<'a> {
+    pub hash: String,
+    /// The ReplicaSet of the current template, if made yet.
+    pub new: Option<&'a ReplicaSet>,
+    /// The others, in no particular order.
+    pub old: Vec<&'a ReplicaSet>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct DeploymentPlan {
-    pub create: usize,
-    pub delete: Vec<String>,
-}
-
-pub fn plan_deployment(
-    deploy: &Deployment,
-    template_hash: &str,
-    pods: &[OwnedPod],
-) -> DeploymentPlan {
-    let wanted = deploy.spec.replicas.max(0) as usize;
-    let active: Vec<&OwnedPod> = pods.iter().filter(|p| !p.terminating).collect();
-    let (mut current, old): (Vec<&OwnedPod>, Vec<&OwnedPod>) = active
-        .into_iter()
-        .partition(|p| p.template_hash == template_hash);
-    let mut plan = DeploymentPlan {
-        create: 0,
-        delete: old.iter().map(|p| p.name.clone()).collect(),
-    };
-    if current.len() < wanted {
-        plan.create = wanted - current.len();
-    } else if current.len() > wanted {
-        // Not-ready first, then the newest: the pods that serve least go first.
-        current.sort_by(|a, b| {
-            a.ready
-                .cmp(&b.ready)
-                .then_with(|| b.creation_timestamp.cmp(&a.creation_timestamp))
-                .then_with(|| b.name.cmp(&a.name))
-        });
-        plan.delete.extend(
-            current
-                .iter()
-                .take(current.len() - wanted)
-                .map(|p| p.name.clone()),
-        );
+impl<'a> Revisions<'a> {
+    pub fn of(deploy: &Deployment, world: &'a World) -> Revisions<'a> {
+        let hash = pod_template_hash(&deploy.spec.template);
+        let (new, old): (Vec<&ReplicaSet>, Vec<&ReplicaSet>) = world
+            .replica_sets
+            .iter()
+            .filter(|rs| controlled_by(&rs.metadata, &deploy.metadata.uid))
+            .partition(|rs| rs.metadata.labels.get(TEMPLATE_HASH_LABEL) == Some(&hash));
+        Revisions {
+            hash,
+            new: new.into_iter().next(),
+            old,
+        }
     }
-    plan
+
+    /// The highest revision among the old ReplicaSets (0 when there is none).
+    fn max_old_revision(&self) -> i64 {
+        self.old.iter().map(|rs| revision(rs)).max().unwrap_or(0)
+    }
 }
 
-/// The changes that bring `deploy`'s pods to its spec: replicas made or removed, pods of
-/// an old template replaced.
+/// The changes that move `deploy` towards its spec: a ReplicaSet for a new template,
+/// ReplicaSets scaled by the strategy's bounds, the history trimmed, and pods made
+/// before ReplicaSets existed adopted.
 pub fn reconcile(deploy: &Deployment, world: &World) -> Vec<Change> {
     let namespace = deploy.metadata.namespace_or_empty();
-    if world.namespace_dying(namespace) {
+    if world.namespace_dying(namespace) || deploy.metadata.uid.is_empty() {
         return Vec::new(); // the namespace controller removes it
     }
-    let hash = pod_template_hash(&deploy.spec.template);
-    let owned = owned_pods(deploy, &world.pods, &|pod| {
-        world.ready_pods.contains(&pod.metadata.uid)
-    });
-    let plan = plan_deployment(deploy, &hash, &owned);
-    if plan.create > 0 || !plan.delete.is_empty() {
-        log::info!(
-            "deployment {namespace}/{}: creating {} pod(s), deleting {}",
-            deploy.metadata.name,
-            plan.create,
-            plan.delete.len()
-        );
+    let revisions = Revisions::of(deploy, world);
+    let mut changes = adopt_direct_pods(deploy, &revisions, world);
+    if deploy.spec.paused {
+        changes.extend(paused_scale(deploy, &revisions));
+        return changes;
     }
-    let mut changes: Vec<Change> =
-        plan.delete
-            .iter()
-            .filter_map(|name| {
-                world.pods.iter().find(|p| {
-                    &p.metadata.name == name && p.metadata.namespace_or_empty() == namespace
-                })
-            })
-            .filter_map(mark_pod)
-            .collect();
-    let template_pod = new_pod(deploy, &hash);
-    let generate_name = format!("{}-{hash}-", deploy.metadata.name);
-    changes.extend((0..plan.create).map(|_| Change::CreatePod {
-        generate_name: generate_name.clone(),
-        pod: Box::new(template_pod.clone()),
-    }));
+    let Some(new) = revisions.new else {
+        let replicas = first_replicas(deploy, &revisions, world);
+        let rs = new_replica_set(deploy, &revisions, replicas);
+        log::info!(
+            "deployment {namespace}/{}: created replica set {} (revision {}) with {replicas} replica(s)",
+            deploy.metadata.name,
+            rs.metadata.name,
+            revision(&rs)
+        );
+        changes.push(Change::Put(Box::new(Object::ReplicaSet(rs))));
+        return changes;
+    };
+    let mut new_rs = new.clone();
+    let next_revision = revisions.max_old_revision() + 1;
+    if revision(new) < next_revision {
+        // An older template came back (an undo): it is the newest revision now.
+        set_revision(&mut new_rs, deploy, next_revision);
+    }
+    for (name, replicas) in rollout_targets(deploy, new, &revisions.old, world) {
+        if name == new.metadata.name {
+            new_rs.spec.replicas = replicas;
+        } else if let Some(old) = revisions.old.iter().find(|rs| rs.metadata.name == name) {
+            log::info!(
+                "deployment {namespace}/{}: scaling replica set {name} to {replicas}",
+                deploy.metadata.name
+            );
+            changes.push(scaled(old, replicas));
+        }
+    }
+    if new_rs != *new {
+        if new_rs.spec.replicas != new.spec.replicas {
+            log::info!(
+                "deployment {namespace}/{}: scaling replica set {} to {}",
+                deploy.metadata.name,
+                new.metadata.name,
+                new_rs.spec.replicas
+            );
+        }
+        changes.push(Change::Put(Box::new(Object::ReplicaSet(new_rs))));
+    }
+    changes.extend(trim_history(deploy, &revisions.old, world));
     changes
 }
 
-/// `deploy` as the API shows it: its status derived from the pods it owns, with their
-/// readiness as this scope observes it (`ready`).
-pub fn with_status(
-    mut deploy: Deployment,
-    pods: &[Pod],
-    ready: &dyn Fn(&Pod) -> bool,
-) -> Deployment {
-    let hash = pod_template_hash(&deploy.spec.template);
-    let owned = owned_pods(&deploy, pods, ready);
-    deploy.status = deployment_status(&deploy, &hash, &owned);
-    deploy
-}
-
-/// The pods `deploy` owns, as its controller sees them; `ready` is what this scope
-/// observes of a pod's readiness.
-pub fn owned_pods(
+/// The `spec.replicas` changes a rollout step makes, by strategy.
+fn rollout_targets(
     deploy: &Deployment,
-    pods: &[Pod],
-    ready: &dyn Fn(&Pod) -> bool,
-) -> Vec<OwnedPod> {
-    pods.iter()
-        .filter(|p| {
-            p.metadata
-                .owner_references
-                .iter()
-                .any(|o| o.uid == deploy.metadata.uid)
-        })
-        .map(|p| OwnedPod {
-            name: p.metadata.name.clone(),
-            template_hash: p
-                .metadata
-                .labels
-                .get(TEMPLATE_HASH_LABEL)
-                .cloned()
-                .unwrap_or_default(),
-            creation_timestamp: p.metadata.creation_timestamp.clone().unwrap_or_default(),
-            ready: ready(p),
-            terminating: p.metadata.deletion_timestamp.is_some(),
-        })
-        .collect()
+    new: &ReplicaSet,
+    old: &[&ReplicaSet],
+    world: &World,
+) -> Vec<(String, i32)> {
+    let replicas = deploy.spec.replicas.max(0);
+    let min_ready = deploy.spec.min_ready_seconds;
+    let mut new_state = world.rs_state(new, min_ready);
+    let old_states: Vec<RsState> = old.iter().map(|rs| world.rs_state(rs, min_ready)).collect();
+    if deploy.spec.strategy.type_ == "Recreate" {
+        let old_pods = old
+            .iter()
+            .map(|rs| world.controlled_pods(&rs.metadata.uid).len() as i32)
+            .sum();
+        return recreate_step(replicas, &new_state, &old_states, old_pods);
+    }
+    let Some((surge, unavailable)) = bounds(deploy) else {
+        return Vec::new();
+    };
+    let mut targets = Vec::new();
+    let new_target = new_rs_target(replicas, surge, &new_state, &old_states);
+    if new_target != new_state.replicas {
+        targets.push((new.metadata.name.clone(), new_target));
+        new_state.replicas = new_target;
+    }
+    targets.extend(old_rs_scale_down(
+        replicas,
+        unavailable,
+        &new_state,
+        &old_states,
+    ));
+    targets
 }
 
-/// A new pod for the Deployment, still unnamed: the driver names it
-/// `<deployment>-<template hash>-<five random characters>`.
-pub fn new_pod(deploy: &Deployment, template_hash: &str) -> Pod {
-    let template = &deploy.spec.template;
-    let mut pod = Pod::default();
-    pod.metadata.namespace = deploy.metadata.namespace.clone();
-    pod.metadata.labels = template.metadata.labels.clone();
-    pod.metadata
+/// While paused no rollout moves and no ReplicaSet is made, but a Deployment with one
+/// active ReplicaSet (or none: then the newest) still scales, as in Kubernetes.
+fn paused_scale(deploy: &Deployment, revisions: &Revisions) -> Option<Change> {
+    let all: Vec<&ReplicaSet> = revisions
+        .new
+        .iter()
+        .copied()
+        .chain(revisions.old.iter().copied())
+        .collect();
+    let active: Vec<&&ReplicaSet> = all.iter().filter(|rs| rs.spec.replicas > 0).collect();
+    let target = match active.as_slice() {
+        [one] => **one,
+        [] => *all.iter().max_by_key(|rs| revision(rs))?,
+        _ => return None,
+    };
+    let replicas = deploy.spec.replicas.max(0);
+    (target.spec.replicas != replicas).then(|| scaled(target, replicas))
+}
+
+/// The surge and unavailability budgets of a rolling update, or `None` (logged) for
+/// values only a hand-made object could hold.
+pub fn bounds(deploy: &Deployment) -> Option<(i32, i32)> {
+    let replicas = deploy.spec.replicas.max(0);
+    let quarter = IntOrString::String("25%".to_owned());
+    let rolling = deploy.spec.strategy.rolling_update.as_ref();
+    let surge = rolling
+        .and_then(|r| r.max_surge.as_ref())
+        .unwrap_or(&quarter);
+    let unavailable = rolling
+        .and_then(|r| r.max_unavailable.as_ref())
+        .unwrap_or(&quarter);
+    match resolve_bounds(replicas, surge, unavailable) {
+        Ok(bounds) => Some(bounds),
+        Err(err) => {
+            log::error!(
+                "deployment {}/{}: spec.strategy.rollingUpdate: {err}",
+                deploy.metadata.namespace_or_empty(),
+                deploy.metadata.name
+            );
+            None
+        }
+    }
+}
+
+/// The `spec.replicas` of a ReplicaSet made for a new template: under `RollingUpdate`
+/// as much as the surge allows at once; under `Recreate` none while old pods remain.
+fn first_replicas(deploy: &Deployment, revisions: &Revisions, world: &World) -> i32 {
+    let replicas = deploy.spec.replicas.max(0);
+    let min_ready = deploy.spec.min_ready_seconds;
+    let old_states: Vec<RsState> = revisions
+        .old
+        .iter()
+        .map(|rs| world.rs_state(rs, min_ready))
+        .collect();
+    let direct_pods = world.controlled_pods(&deploy.metadata.uid).len();
+    if deploy.spec.strategy.type_ == "Recreate" {
+        let nothing_old =
+            direct_pods == 0 && old_states.iter().all(|rs| rs.replicas == 0 && rs.pods == 0);
+        return if nothing_old { replicas } else { 0 };
+    }
+    let Some((surge, _)) = bounds(deploy) else {
+        return 0;
+    };
+    let mut old_states = old_states;
+    if direct_pods > 0 {
+        // Pods made before ReplicaSets count against the surge like an old ReplicaSet.
+        old_states.push(RsState {
+            replicas: direct_pods as i32,
+            pods: direct_pods as i32,
+            ..RsState::default()
+        });
+    }
+    new_rs_target(replicas, surge, &RsState::default(), &old_states)
+}
+
+/// The ReplicaSet for `deploy`'s current template, with the next revision number.
+fn new_replica_set(deploy: &Deployment, revisions: &Revisions, replicas: i32) -> ReplicaSet {
+    let hash = &revisions.hash;
+    let mut rs = ReplicaSet::default();
+    rs.metadata.name = format!("{}-{hash}", deploy.metadata.name);
+    rs.metadata.namespace = deploy.metadata.namespace.clone();
+    rs.metadata.labels = deploy.spec.template.metadata.labels.clone();
+    rs.metadata
         .labels
-        .insert(TEMPLATE_HASH_LABEL.to_owned(), template_hash.to_owned());
-    pod.metadata.annotations = template.metadata.annotations.clone();
-    pod.metadata.owner_references = vec![OwnerReference {
+        .insert(TEMPLATE_HASH_LABEL.to_owned(), hash.clone());
+    rs.metadata.owner_references = vec![OwnerReference {
         api_version: "apps/v1".to_owned(),
         kind: "Deployment".to_owned(),
         name: deploy.metadata.name.clone(),
         uid: deploy.metadata.uid.clone(),
         controller: Some(true),
     }];
-    pod.spec = template.spec.clone();
-    pod
+    rs.spec.replicas = replicas;
+    rs.spec.min_ready_seconds = deploy.spec.min_ready_seconds;
+    rs.spec.selector = deploy.spec.selector.clone();
+    rs.spec
+        .selector
+        .match_labels
+        .insert(TEMPLATE_HASH_LABEL.to_owned(), hash.clone());
+    rs.spec.template = deploy.spec.template.clone();
+    rs.spec
+        .template
+        .metadata
+        .labels
+        .insert(TEMPLATE_HASH_LABEL.to_owned(), hash.clone());
+    set_revision(&mut rs, deploy, revisions.max_old_revision() + 1);
+    rs
 }
 
-pub fn deployment_status(
-    deploy: &Deployment,
-    template_hash: &str,
-    pods: &[OwnedPod],
-) -> DeploymentStatus {
-    let wanted = deploy.spec.replicas.max(0);
-    let active: Vec<&OwnedPod> = pods.iter().filter(|p| !p.terminating).collect();
-    let count = |f: &dyn Fn(&OwnedPod) -> bool| active.iter().filter(|p| f(p)).count() as i32;
-    let replicas = active.len() as i32;
-    let updated = count(&|p| p.template_hash == template_hash);
-    let ready = count(&|p| p.ready);
-    let available = ready;
-    let max_unavailable = max_unavailable(deploy, wanted);
-    let condition = |type_: &str, ok: bool, reason: &str, message: String| DeploymentCondition {
-        type_: type_.to_owned(),
-        status: if ok { "True" } else { "False" }.to_owned(),
-        reason: Some(reason.to_owned()),
-        message: Some(message),
-        ..Default::default()
+/// Sets the revision annotation, and the change cause the Deployment carries now.
+fn set_revision(rs: &mut ReplicaSet, deploy: &Deployment, revision: i64) {
+    let annotations = &mut rs.metadata.annotations;
+    annotations.insert(REVISION_ANNOTATION.to_owned(), revision.to_string());
+    match deploy.metadata.annotations.get(CHANGE_CAUSE_ANNOTATION) {
+        Some(cause) => annotations.insert(CHANGE_CAUSE_ANNOTATION.to_owned(), cause.clone()),
+        None => annotations.remove(CHANGE_CAUSE_ANNOTATION),
     };
-    let available_ok = available >= wanted - max_unavailable;
-    let complete = updated == wanted && available >= wanted && replicas == wanted;
-    DeploymentStatus {
-        observed_generation: deploy.metadata.generation,
-        replicas,
-        updated_replicas: updated,
-        ready_replicas: ready,
-        available_replicas: available,
-        unavailable_replicas: (wanted - available).max(0),
-        conditions: vec![
-            condition(
-                "Available",
-                available_ok,
-                if available_ok {
-                    "MinimumReplicasAvailable"
-                } else {
-                    "MinimumReplicasUnavailable"
-                },
-                if available_ok {
-                    "Deployment has minimum availability.".to_owned()
-                } else {
-                    "Deployment does not have minimum availability.".to_owned()
-                },
-            ),
-            condition(
-                "Progressing",
-                true,
-                if complete {
-                    "NewReplicaSetAvailable"
-                } else {
-                    "ReplicaSetUpdated"
-                },
-                format!(
-                    "{} of {wanted} updated replicas are available",
-                    available.min(updated)
-                ),
-            ),
-        ],
-    }
 }
 
-/// `maxUnavailable` as a number of pods (percentages round down, as Kubernetes does).
-fn max_unavailable(deploy: &Deployment, wanted: i32) -> i32 {
-    let value = deploy
+/// A ReplicaSet's revision number (0 when it has none).
+pub fn revision(rs: &ReplicaSet) -> i64 {
+    rs.metadata
+        .annotations
+        .get(REVISION_ANNOTATION)
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(0)
+}
+
+/// `rs` with `spec.replicas` set to `replicas`.
+fn scaled(rs: &ReplicaSet, replicas: i32) -> Change {
+    let mut rs = rs.clone();
+    rs.spec.replicas = replicas;
+    Change::Put(Box::new(Object::ReplicaSet(rs)))
+}
+
+/// Old ReplicaSets beyond `revisionHistoryLimit`, oldest first, once they are at zero
+/// with no pod left.
+fn trim_history(deploy: &Deployment, old: &[&ReplicaSet], world: &World) -> Vec<Change> {
+    let limit = deploy
         .spec
-        .strategy
-        .rolling_update
-        .as_ref()
-        .and_then(|r| r.max_unavailable.clone());
-    match value {
-        Some(IntOrString::Int(n)) => n.max(0),
-        Some(IntOrString::String(s)) => {
-            let percent: i64 = s.trim_end_matches('%').parse().unwrap_or(25);
-            percent_of(wanted, percent)
-        }
-        None if deploy.spec.strategy.type_ == "Recreate" => wanted,
-        None => percent_of(wanted, 25),
+        .revision_history_limit
+        .unwrap_or(DEFAULT_REVISION_HISTORY_LIMIT)
+        .max(0) as usize;
+    let mut idle: Vec<&&ReplicaSet> = old
+        .iter()
+        .filter(|rs| rs.spec.replicas == 0 && world.controlled_pods(&rs.metadata.uid).is_empty())
+        .collect();
+    if idle.len() <= limit {
+        return Vec::new();
     }
+    idle.sort_by_key(|rs| (revision(rs), rs.metadata.name.clone()));
+    idle.iter()
+        .take(idle.len() - limit)
+        .map(|rs| Change::Delete(key_of("ReplicaSet", &rs.metadata)))
+        .collect()
 }
 
-/// `percent`% of `total`, rounded down; computed wide, since `replicas` may be as large
-/// as `i32::MAX`, and capped at `total`.
-fn percent_of(total: i32, percent: i64) -> i32 {
-    let scaled = i64::from(total).saturating_mul(percent.clamp(0, 100)) / 100;
-    i32::try_from(scaled).unwrap_or(total)
+/// Pods a Deployment made itself before it had ReplicaSets (berth before revisions):
+/// the current ReplicaSet adopts those of its template, so an upgrade restarts nothing;
+/// pods of another template are replaced.
+fn adopt_direct_pods(deploy: &Deployment, revisions: &Revisions, world: &World) -> Vec<Change> {
+    let Some(new) = revisions.new else {
+        return Vec::new();
+    };
+    world
+        .controlled_pods(&deploy.metadata.uid)
+        .into_iter()
+        .filter_map(|pod| {
+            if pod.metadata.labels.get(TEMPLATE_HASH_LABEL) != Some(&revisions.hash) {
+                return super::mark_pod(pod);
+            }
+            let mut adopted = pod.clone();
+            adopted.metadata.owner_references = vec![OwnerReference {
+                api_version: "apps/v1".to_owned(),
+                kind: "ReplicaSet".to_owned(),
+                name: new.metadata.name.clone(),
+                uid: new.metadata.uid.clone(),
+                controller: Some(true),
+            }];
+            Some(Change::Put(Box::new(Object::Pod(adopted))))
+        })
+        .collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Whether `meta`'s controlling owner has uid `uid`.
+pub fn controlled_by(meta: &crate::model::ObjectMeta, uid: &str) -> bool {
+    meta.controller_ref().is_some_and(|owner| owner.uid == uid)
+}
 
-    fn deploy(replicas: i32) -> Deployment {
-        let mut d = Deployment::default();
-        d.metadata.name = "web".into();
-        d.spec.replicas = replicas;
-        d
-    }
-
-    fn owned(name: &str, hash: &str, created: &str, ready: bool) -> OwnedPod {
-        OwnedPod {
-            name: name.into(),
-            template_hash: hash.into(),
-            creation_timestamp: created.into(),
-            ready,
-            terminating: false,
-        }
-    }
-
-    #[test]
-    fn creates_missing_replicas() {
-        let plan = plan_deployment(&deploy(3), "h", &[owned("a", "h", "1", true)]);
-        assert_eq!(
-            plan,
-            DeploymentPlan {
-                create: 2,
-                delete: vec![]
-            }
-        );
-    }
-
-    #[test]
-    fn scale_down_removes_not_ready_then_newest() {
-        let pods = [
-            owned("a", "h", "2026-01-01T00:00:01Z", true),
-            owned("b", "h", "2026-01-01T00:00:03Z", true),
-            owned("c", "h", "2026-01-01T00:00:02Z", false),
-            owned("d", "h", "2026-01-01T00:00:04Z", true),
-        ];
-        let plan = plan_deployment(&deploy(2), "h", &pods);
-        assert_eq!(plan.delete, vec!["c".to_owned(), "d".to_owned()]);
-        let plan = plan_deployment(&deploy(0), "h", &pods);
-        assert_eq!(plan.delete.len(), 4);
-    }
-
-    #[test]
-    fn template_change_replaces_old_pods() {
-        let plan = plan_deployment(&deploy(1), "new", &[owned("a", "old", "1", true)]);
-        assert_eq!(
-            plan,
-            DeploymentPlan {
-                create: 1,
-                delete: vec!["a".to_owned()]
-            }
-        );
-    }
-
-    #[test]
-    fn terminating_pods_do_not_count() {
-        let mut gone = owned("a", "h", "1", true);
-        gone.terminating = true;
-        let plan = plan_deployment(&deploy(1), "h", &[gone.clone()]);
-        assert_eq!(plan.create, 1);
-        assert_eq!(deployment_status(&deploy(1), "h", &[gone]).replicas, 0);
-    }
-
-    #[test]
-    fn status_counts_ready_and_updated() {
-        let pods = [
-            owned("a", "h", "1", true),
-            owned("b", "h", "2", false),
-            owned("c", "old", "3", true),
-        ];
-        let status = deployment_status(&deploy(2), "h", &pods);
-        assert_eq!(
-            (
-                status.replicas,
-                status.updated_replicas,
-                status.ready_replicas
-            ),
-            (3, 2, 2)
-        );
-        assert_eq!(status.available_replicas, 2);
-    }
-
-    #[test]
-    fn the_most_replicas_do_not_overflow() {
-        // 25% of i32::MAX computed in i32 would overflow.
-        let status = deployment_status(&deploy(i32::MAX), "h", &[]);
-        assert_eq!(status.unavailable_replicas, i32::MAX);
-        let available = &status.conditions[0];
-        assert_eq!(available.status, "False");
-        assert_eq!(percent_of(i32::MAX, 25), 536_870_911);
-        assert_eq!(percent_of(i32::MAX, 100), i32::MAX);
-        assert_eq!(percent_of(8, 1000), 8, "never more than all of them");
-    }
-
-    #[test]
-    fn new_pods_carry_owner_and_hash_label() {
-        let mut d = deploy(1);
-        d.metadata.uid = "uid-1".into();
-        d.spec
-            .template
-            .metadata
-            .labels
-            .insert("app".into(), "web".into());
-        let pod = new_pod(&d, "abc");
-        assert_eq!(
-            pod.metadata
-                .labels
-                .get(TEMPLATE_HASH_LABEL)
-                .map(String::as_str),
-            Some("abc")
-        );
-        assert_eq!(pod.metadata.owner_references[0].uid, "uid-1");
-    }
+/// The template of revision `revision` (the newest one before the current when
+/// `None`), as `rollout undo` puts it back: without the `pod-template-hash` label.
+pub fn template_of_revision(
+    revisions: &Revisions,
+    revision_wanted: Option<i64>,
+) -> Result<crate::model::PodTemplateSpec, String> {
+    let current = revisions.new.map(revision).unwrap_or(0);
+    let found = match revision_wanted {
+        Some(wanted) => revisions
+            .old
+            .iter()
+            .chain(revisions.new.iter())
+            .find(|rs| revision(rs) == wanted)
+            .ok_or_else(|| format!("unable to find specified revision {wanted} in history"))?,
+        None => revisions
+            .old
+            .iter()
+            .filter(|rs| revision(rs) < current || current == 0)
+            .max_by_key(|rs| revision(rs))
+            .ok_or_else(|| "no rollout history found".to_owned())?,
+    };
+    let mut template = found.spec.template.clone();
+    template.metadata.labels.remove(TEMPLATE_HASH_LABEL);
+    Ok(template)
 }

@@ -16,13 +16,21 @@ use crate::support::random;
 pub fn load(store: &Store, now: SystemTime) -> anyhow::Result<World> {
     let mut world = World {
         now: humantime::format_rfc3339_seconds(now).to_string(),
+        now_secs: unix_seconds(now),
         ..World::default()
     };
-    for kind in ["Namespace", "Deployment", "Service", "Endpoints"] {
+    for kind in [
+        "Namespace",
+        "Deployment",
+        "ReplicaSet",
+        "Service",
+        "Endpoints",
+    ] {
         for object in store.list(kind, None)?.into_iter().filter_map(readable) {
             match object {
                 Object::Namespace(ns) => world.namespaces.push(ns),
                 Object::Deployment(deploy) => world.deployments.push(deploy),
+                Object::ReplicaSet(rs) => world.replica_sets.push(rs),
                 Object::Service(service) => world.services.push(service),
                 Object::Endpoints(endpoints) => world.endpoints.push(endpoints),
                 _ => {}
@@ -50,6 +58,31 @@ pub fn load(store: &Store, now: SystemTime) -> anyhow::Result<World> {
         }
     }
     Ok(world)
+}
+
+/// A world for showing Deployments and ReplicaSets with their status: their
+/// ReplicaSets and pods from stored records; the scope adds what it observes.
+pub fn view_world(replica_sets: Vec<Record>, pods: Vec<Record>, now: SystemTime) -> World {
+    World {
+        replica_sets: replica_sets
+            .into_iter()
+            .filter_map(readable)
+            .filter_map(|object| match object {
+                Object::ReplicaSet(rs) => Some(rs),
+                _ => None,
+            })
+            .collect(),
+        pods: self::pods(pods),
+        now: humantime::format_rfc3339_seconds(now).to_string(),
+        now_secs: unix_seconds(now),
+        ..World::default()
+    }
+}
+
+/// Whole seconds since the Unix epoch (0 for a clock set before it).
+pub fn unix_seconds(time: SystemTime) -> i64 {
+    time.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// Pods from stored records, each with the status stored beside it (the coordinator

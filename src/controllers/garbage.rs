@@ -1,18 +1,39 @@
-//! Garbage collection by ownerReferences: a pod whose controlling Deployment no longer
-//! exists is deleted gracefully, as Kubernetes' garbage collector does with background
-//! propagation.
+//! Garbage collection by ownerReferences, as Kubernetes' garbage collector does with
+//! background propagation: a ReplicaSet whose controlling Deployment no longer exists is
+//! deleted, and a pod whose controlling Deployment or ReplicaSet no longer exists is
+//! deleted gracefully.
 
-use super::{mark_pod, Change, World};
+use super::{key_of, mark_pod, Change, World};
 use crate::api::fleet::FLEET_UID_ANNOTATION;
-use crate::model::Pod;
+use crate::model::{Pod, ReplicaSet};
 
 pub fn reconcile(pod: &Pod, world: &World) -> Option<Change> {
-    // A pod a coordinator assigned to this board is owned by a Deployment that lives
+    // A pod a coordinator assigned to this board is owned by a controller that lives
     // only at the coordinator, which judges it there.
     if pod.metadata.annotations.contains_key(FLEET_UID_ANNOTATION) {
         return None;
     }
     let owner = pod.metadata.controller_ref()?;
+    let alive = match owner.kind.as_str() {
+        "Deployment" => world
+            .deployments
+            .iter()
+            .any(|d| d.metadata.uid == owner.uid),
+        "ReplicaSet" => world
+            .replica_sets
+            .iter()
+            .any(|rs| rs.metadata.uid == owner.uid),
+        _ => return None,
+    };
+    if alive {
+        None
+    } else {
+        mark_pod(pod)
+    }
+}
+
+pub fn reconcile_replica_set(rs: &ReplicaSet, world: &World) -> Option<Change> {
+    let owner = rs.metadata.controller_ref()?;
     if owner.kind != "Deployment" {
         return None;
     }
@@ -20,9 +41,5 @@ pub fn reconcile(pod: &Pod, world: &World) -> Option<Change> {
         .deployments
         .iter()
         .any(|d| d.metadata.uid == owner.uid);
-    if alive {
-        None
-    } else {
-        mark_pod(pod)
-    }
+    (!alive).then(|| Change::Delete(key_of("ReplicaSet", &rs.metadata)))
 }

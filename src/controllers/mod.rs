@@ -10,23 +10,27 @@
 //!   [`node_lifecycle`], which needs leases only it keeps.
 //!
 //! [`driver`] reads a world from a store and writes changes back; each scope's loop is a
-//! few lines around it (`agent::controllers`, `coordinator::controllers`). Controllers
-//! for Services and rollouts are to be added in this shape: one module, one `reconcile`,
-//! a line in [`reconcile_all`].
+//! few lines around it (`agent::controllers`, `coordinator::controllers`). A new
+//! controller comes in this shape: one module, one `reconcile`, a line in
+//! [`reconcile_all`].
 
 use std::collections::{HashMap, HashSet};
 
-use crate::model::{Deployment, Endpoints, Namespace, Object, Pod, Service};
+use crate::model::{Deployment, Endpoints, Namespace, Object, Pod, ReplicaSet, Service};
 use crate::store::Key;
 
 pub mod deployment;
+pub mod deployment_status;
 pub mod driver;
 pub mod endpoints;
 pub mod garbage;
 pub mod namespace;
 pub mod node_lifecycle;
+pub mod replica_set;
 pub mod rollout;
 
+#[cfg(test)]
+mod deployment_tests;
 #[cfg(test)]
 mod endpoints_tests;
 #[cfg(test)]
@@ -56,6 +60,7 @@ pub enum Change {
 pub struct World {
     pub namespaces: Vec<Namespace>,
     pub deployments: Vec<Deployment>,
+    pub replica_sets: Vec<ReplicaSet>,
     pub pods: Vec<Pod>,
     pub services: Vec<Service>,
     pub endpoints: Vec<Endpoints>,
@@ -68,8 +73,13 @@ pub struct World {
     pub ready_pods: HashSet<String>,
     /// Pod addresses by pod uid, as this scope observes them (`status.podIP`).
     pub pod_ips: HashMap<String, String>,
+    /// Since when (Unix seconds) each ready pod has been ready, where this scope knows:
+    /// a pod counts as available once it has been ready for `minReadySeconds`.
+    pub ready_since: HashMap<String, i64>,
     /// Now, as RFC 3339 text with seconds, for `deletionTimestamp`.
     pub now: String,
+    /// Now, in Unix seconds.
+    pub now_secs: i64,
 }
 
 impl World {
@@ -83,6 +93,52 @@ impl World {
             .filter(|pod| is_ready(pod))
             .map(|pod| pod.metadata.uid.clone())
             .collect();
+    }
+
+    /// Whether this scope observes `pod` as ready.
+    pub fn is_ready(&self, pod: &Pod) -> bool {
+        self.ready_pods.contains(&pod.metadata.uid)
+    }
+
+    /// Whether `pod` is available: ready for at least `min_ready_seconds`. A ready pod
+    /// whose start of readiness this scope does not know counts from now.
+    pub fn is_available(&self, pod: &Pod, min_ready_seconds: i32) -> bool {
+        if !self.is_ready(pod) {
+            return false;
+        }
+        if min_ready_seconds <= 0 {
+            return true;
+        }
+        let since = self.ready_since.get(&pod.metadata.uid).copied();
+        since.is_some_and(|since| since + i64::from(min_ready_seconds) <= self.now_secs)
+    }
+
+    /// The pods whose controlling owner has uid `uid`, terminating ones included.
+    pub fn controlled_pods(&self, uid: &str) -> Vec<&Pod> {
+        self.pods
+            .iter()
+            .filter(|pod| deployment::controlled_by(&pod.metadata, uid))
+            .collect()
+    }
+
+    /// What the rollout arithmetic needs of `rs`: its pods not terminating, and those
+    /// available after `min_ready_seconds`.
+    pub fn rs_state(&self, rs: &ReplicaSet, min_ready_seconds: i32) -> rollout::RsState {
+        let pods: Vec<&Pod> = self
+            .controlled_pods(&rs.metadata.uid)
+            .into_iter()
+            .filter(|pod| pod.metadata.deletion_timestamp.is_none())
+            .collect();
+        rollout::RsState {
+            name: rs.metadata.name.clone(),
+            created: rs.metadata.creation_timestamp.clone().unwrap_or_default(),
+            replicas: rs.spec.replicas,
+            pods: pods.len() as i32,
+            available: pods
+                .iter()
+                .filter(|pod| self.is_available(pod, min_ready_seconds))
+                .count() as i32,
+        }
     }
 
     /// Whether a Service with a selector selects `pod`.
@@ -121,6 +177,8 @@ impl World {
                         .retain(|o| !matches("Namespace", &o.metadata));
                     self.deployments
                         .retain(|o| !matches("Deployment", &o.metadata));
+                    self.replica_sets
+                        .retain(|o| !matches("ReplicaSet", &o.metadata));
                     self.pods.retain(|o| !matches("Pod", &o.metadata));
                     self.services.retain(|o| !matches("Service", &o.metadata));
                     self.endpoints
@@ -139,8 +197,41 @@ impl World {
                             .get_or_insert_with(|| now.clone());
                     }
                 }
-                Change::CreatePod { .. } | Change::Put(_) => {}
+                Change::Put(object) => self.replace(object),
+                Change::CreatePod { .. } => {}
             }
+        }
+    }
+}
+
+impl World {
+    /// Puts a changed ReplicaSet or Pod in place of the one it updates, so that the
+    /// controllers after see it (a ReplicaSet scaled up makes its pods in the same
+    /// pass). New objects are not added: they have no uid until stored.
+    fn replace(&mut self, object: &Object) {
+        let same = |a: &crate::model::ObjectMeta, b: &crate::model::ObjectMeta| {
+            a.name == b.name && a.namespace == b.namespace
+        };
+        match object {
+            Object::ReplicaSet(changed) => {
+                if let Some(rs) = self
+                    .replica_sets
+                    .iter_mut()
+                    .find(|rs| same(&rs.metadata, &changed.metadata))
+                {
+                    *rs = changed.clone();
+                }
+            }
+            Object::Pod(changed) => {
+                if let Some(pod) = self
+                    .pods
+                    .iter_mut()
+                    .find(|pod| same(&pod.metadata, &changed.metadata))
+                {
+                    *pod = changed.clone();
+                }
+            }
+            _ => {}
         }
     }
 }
@@ -159,8 +250,8 @@ fn mark_pod(pod: &Pod) -> Option<Change> {
 }
 
 /// Runs every controller both scopes share, in order, each on the world as the ones
-/// before it left it: the namespace cascade, then Deployments, then garbage collection,
-/// then the Endpoints of Services.
+/// before it left it: the namespace cascade, then Deployments, then ReplicaSets, then
+/// garbage collection, then the Endpoints of Services.
 pub fn reconcile_all(world: &mut World) -> Vec<Change> {
     let mut all = Vec::new();
     run(world, &mut all, |w| {
@@ -173,6 +264,19 @@ pub fn reconcile_all(world: &mut World) -> Vec<Change> {
         w.deployments
             .iter()
             .flat_map(|d| deployment::reconcile(d, w))
+            .collect()
+    });
+    // ReplicaSets whose Deployment is gone first, so none of them makes a pod.
+    run(world, &mut all, |w| {
+        w.replica_sets
+            .iter()
+            .filter_map(|rs| garbage::reconcile_replica_set(rs, w))
+            .collect()
+    });
+    run(world, &mut all, |w| {
+        w.replica_sets
+            .iter()
+            .flat_map(|rs| replica_set::reconcile(rs, w))
             .collect()
     });
     run(world, &mut all, |w| {

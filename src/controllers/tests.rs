@@ -4,11 +4,11 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::json;
 
-use super::deployment::TEMPLATE_HASH_LABEL;
+use super::deployment::{REVISION_ANNOTATION, TEMPLATE_HASH_LABEL};
 use super::node_lifecycle::NodeFacts;
 use super::*;
 use crate::api::fleet::FLEET_UID_ANNOTATION;
-use crate::model::{pod_template_hash, Object, OwnerReference};
+use crate::model::{pod_template_hash, Object, OwnerReference, ReplicaSet};
 use crate::store::Store;
 
 const NOW: &str = "2026-12-02T10:00:00Z";
@@ -31,10 +31,25 @@ fn deployment(ns: &str, name: &str, replicas: i32) -> Deployment {
     d
 }
 
-/// A pod of `owner` made from its current template.
-fn owned_pod(owner: &Deployment, name: &str, created: &str) -> Pod {
-    let hash = pod_template_hash(&owner.spec.template);
-    let mut pod = deployment::new_pod(owner, &hash);
+/// The ReplicaSet `owner` would make for its current template, as stored (with a uid).
+fn current_rs(owner: &Deployment, replicas: i32) -> ReplicaSet {
+    let mut w = world(vec![], vec![owner.clone()], vec![]);
+    let changes = reconcile_all(&mut w);
+    let Some(Change::Put(object)) = changes.into_iter().next() else {
+        panic!("expected a new replica set");
+    };
+    let Object::ReplicaSet(mut rs) = *object else {
+        panic!("expected a replica set");
+    };
+    rs.metadata.uid = format!("uid-{}", rs.metadata.name);
+    rs.metadata.creation_timestamp = Some("2026-12-01T00:00:00Z".into());
+    rs.spec.replicas = replicas;
+    rs
+}
+
+/// A pod of `owner` made from its template.
+fn owned_pod(owner: &ReplicaSet, name: &str, created: &str) -> Pod {
+    let mut pod = replica_set::new_pod(owner);
     pod.metadata.name = name.into();
     pod.metadata.uid = format!("uid-{name}");
     pod.metadata.creation_timestamp = Some(created.into());
@@ -56,15 +71,35 @@ fn pod_key(ns: &str, name: &str) -> Key {
 }
 
 #[test]
-fn a_deployment_creates_its_missing_replicas_with_generated_names() {
+fn a_deployment_makes_a_replica_set_which_makes_pods_with_generated_names() {
     let web = deployment("default", "web", 3);
-    let mut w = world(
-        vec![],
-        vec![web.clone()],
-        vec![owned_pod(&web, "web-a", "1")],
-    );
-    let changes = reconcile_all(&mut w);
     let hash = pod_template_hash(&web.spec.template);
+    let mut w = world(vec![], vec![web.clone()], vec![]);
+    let changes = reconcile_all(&mut w);
+    let [Change::Put(object)] = changes.as_slice() else {
+        panic!("expected one new replica set, got {changes:?}");
+    };
+    let Object::ReplicaSet(rs) = object.as_ref() else {
+        panic!("expected a replica set, got {object:?}");
+    };
+    assert_eq!(rs.metadata.name, format!("web-{hash}"));
+    assert_eq!(rs.spec.replicas, 3, "nothing old: all at once");
+    assert_eq!(
+        rs.metadata
+            .annotations
+            .get(REVISION_ANNOTATION)
+            .map(String::as_str),
+        Some("1")
+    );
+    assert_eq!(
+        rs.spec.selector.match_labels.get(TEMPLATE_HASH_LABEL),
+        Some(&hash)
+    );
+
+    let rs = current_rs(&web, 3);
+    let mut w = world(vec![], vec![web], vec![owned_pod(&rs, "web-a", "1")]);
+    w.replica_sets = vec![rs];
+    let changes = reconcile_all(&mut w);
     assert_eq!(changes.len(), 2, "{changes:?}");
     for change in &changes {
         let Change::CreatePod { generate_name, pod } = change else {
@@ -74,26 +109,31 @@ fn a_deployment_creates_its_missing_replicas_with_generated_names() {
         assert_eq!(pod.metadata.labels.get(TEMPLATE_HASH_LABEL), Some(&hash));
         assert_eq!(
             pod.metadata.controller_ref().map(|o| o.uid.as_str()),
-            Some("uid-web")
+            Some(format!("uid-web-{hash}").as_str())
         );
     }
 }
 
 #[test]
 fn scaling_down_removes_the_not_ready_then_the_newest() {
-    let web = deployment("default", "web", 1);
+    let mut web = deployment("default", "web", 3);
+    let rs = current_rs(&web, 3);
+    web.spec.replicas = 1;
     let pods = vec![
-        owned_pod(&web, "old-ready", "2026-12-01T00:00:01Z"),
-        owned_pod(&web, "new-ready", "2026-12-01T00:00:03Z"),
-        owned_pod(&web, "not-ready", "2026-12-01T00:00:00Z"),
+        owned_pod(&rs, "old-ready", "2026-12-01T00:00:01Z"),
+        owned_pod(&rs, "new-ready", "2026-12-01T00:00:03Z"),
+        owned_pod(&rs, "not-ready", "2026-12-01T00:00:00Z"),
     ];
     let mut w = world(vec![], vec![web], pods);
-    w.observe_readiness(|pod| {
-        pod.metadata.name.ends_with("-ready") && pod.metadata.name != "not-ready"
-    });
+    w.replica_sets = vec![rs];
+    w.observe_readiness(|pod| pod.metadata.name != "not-ready");
     let changes = reconcile_all(&mut w);
+    assert!(
+        matches!(&changes[0], Change::Put(o) if matches!(o.as_ref(), Object::ReplicaSet(rs) if rs.spec.replicas == 1)),
+        "{changes:?}"
+    );
     assert_eq!(
-        changes,
+        changes[1..],
         [
             Change::MarkDeleted(pod_key("default", "not-ready")),
             Change::MarkDeleted(pod_key("default", "new-ready")),
@@ -104,42 +144,70 @@ fn scaling_down_removes_the_not_ready_then_the_newest() {
 }
 
 #[test]
-fn a_template_change_replaces_old_pods() {
-    let mut web = deployment("default", "web", 1);
-    let old = owned_pod(&web, "web-old", "1");
-    web.spec
-        .template
-        .metadata
-        .labels
-        .insert("version".into(), "2".into());
-    let mut w = world(vec![], vec![web], vec![old]);
-    let changes = reconcile_all(&mut w);
-    assert!(
-        matches!(changes[0], Change::MarkDeleted(ref k) if k == &pod_key("default", "web-old"))
+fn pods_made_before_replica_sets_are_adopted_or_replaced() {
+    let web = deployment("default", "web", 2);
+    let rs = current_rs(&web, 2);
+    let direct = |name: &str, hash: &str| {
+        let mut pod = owned_pod(&rs, name, "1");
+        pod.metadata.owner_references[0].kind = "Deployment".into();
+        pod.metadata.owner_references[0].uid = web.metadata.uid.clone();
+        pod.metadata
+            .labels
+            .insert(TEMPLATE_HASH_LABEL.into(), hash.into());
+        pod
+    };
+    let hash = pod_template_hash(&web.spec.template);
+    let mut w = world(
+        vec![],
+        vec![web.clone()],
+        vec![direct("same", &hash), direct("older", "0123456789")],
     );
-    assert!(matches!(changes[1], Change::CreatePod { .. }));
-    assert_eq!(changes.len(), 2);
+    w.replica_sets = vec![rs.clone()];
+    let changes = reconcile_all(&mut w);
+    let Change::Put(adopted) = &changes[0] else {
+        panic!("expected the adoption first, got {changes:?}");
+    };
+    let Object::Pod(adopted) = adopted.as_ref() else {
+        panic!("expected a pod");
+    };
+    assert_eq!(adopted.metadata.name, "same");
+    assert_eq!(
+        adopted.metadata.controller_ref().map(|o| o.uid.clone()),
+        Some(rs.metadata.uid.clone())
+    );
+    assert_eq!(changes[1], Change::MarkDeleted(pod_key("default", "older")));
+    // The adopted pod counts for the ReplicaSet in the same pass: one more to make.
+    let made = changes
+        .iter()
+        .filter(|c| matches!(c, Change::CreatePod { .. }))
+        .count();
+    assert_eq!(made, 1, "{changes:?}");
 }
 
 #[test]
 fn a_dying_namespace_takes_its_objects_and_goes_when_its_pods_are_gone() {
     let web = deployment("shop", "web", 1);
-    let pod = owned_pod(&web, "web-a", "1");
+    let rs = current_rs(&web, 1);
+    let pod = owned_pod(&rs, "web-a", "1");
     let other = deployment("default", "db", 0);
     let mut w = world(
         vec![namespace("shop", true), namespace("default", false)],
         vec![web, other],
         vec![pod],
     );
+    w.replica_sets = vec![rs.clone()];
     w.config_keys = vec![
         Key::new("ConfigMap", "shop", "settings"),
         Key::new("Secret", "shop", "token"),
     ];
-    let changes = reconcile_all(&mut w);
+    let mut changes = reconcile_all(&mut w);
+    // `db` (0 replicas) gets its empty ReplicaSet; nothing else outside `shop` moves.
+    changes.retain(|c| !matches!(c, Change::Put(o) if o.meta().name.starts_with("db-")));
     assert_eq!(
         changes,
         [
             Change::Delete(Key::new("Deployment", "shop", "web")),
+            Change::Delete(Key::new("ReplicaSet", "shop", &rs.metadata.name)),
             Change::Delete(Key::new("ConfigMap", "shop", "settings")),
             Change::Delete(Key::new("Secret", "shop", "token")),
             Change::MarkDeleted(pod_key("shop", "web-a")),
@@ -147,6 +215,7 @@ fn a_dying_namespace_takes_its_objects_and_goes_when_its_pods_are_gone() {
         "no replacement pod for a deployment of a dying namespace, nothing else touched"
     );
     // The pod is still there (terminating): the namespace waits for it.
+    w.deployments.retain(|d| d.metadata.name != "db");
     assert!(reconcile_all(&mut w).is_empty());
     w.pods.clear();
     assert_eq!(
@@ -156,10 +225,11 @@ fn a_dying_namespace_takes_its_objects_and_goes_when_its_pods_are_gone() {
 }
 
 #[test]
-fn pods_whose_deployment_is_gone_are_collected_but_not_fleet_pods_or_bare_pods() {
+fn objects_whose_controller_is_gone_are_collected_but_not_fleet_pods_or_bare_pods() {
     let gone = deployment("default", "gone", 1);
-    let orphan = owned_pod(&gone, "orphan", "1");
-    let mut from_fleet = owned_pod(&gone, "from-fleet", "1");
+    let gone_rs = current_rs(&gone, 1);
+    let orphan = owned_pod(&gone_rs, "orphan", "1");
+    let mut from_fleet = owned_pod(&gone_rs, "from-fleet", "1");
     from_fleet
         .metadata
         .annotations
@@ -167,10 +237,10 @@ fn pods_whose_deployment_is_gone_are_collected_but_not_fleet_pods_or_bare_pods()
     let mut bare = Pod::default();
     bare.metadata.name = "bare".into();
     bare.metadata.namespace = Some("default".into());
-    let mut other_kind = owned_pod(&gone, "other-kind", "1");
+    let mut other_kind = owned_pod(&gone_rs, "other-kind", "1");
     other_kind.metadata.owner_references = vec![OwnerReference {
-        kind: "ReplicaSet".into(),
-        uid: "uid-rs".into(),
+        kind: "StatefulSet".into(),
+        uid: "uid-sts".into(),
         controller: Some(true),
         ..OwnerReference::default()
     }];
@@ -178,6 +248,17 @@ fn pods_whose_deployment_is_gone_are_collected_but_not_fleet_pods_or_bare_pods()
     assert_eq!(
         reconcile_all(&mut w),
         [Change::MarkDeleted(pod_key("default", "orphan"))]
+    );
+    // A ReplicaSet whose Deployment is gone goes at once (its pods then follow).
+    let mut w = world(vec![], vec![], vec![]);
+    w.replica_sets = vec![gone_rs.clone()];
+    assert_eq!(
+        reconcile_all(&mut w),
+        [Change::Delete(Key::new(
+            "ReplicaSet",
+            "default",
+            &gone_rs.metadata.name
+        ))]
     );
 }
 
@@ -222,10 +303,8 @@ fn node_lifecycle_evicts_from_lost_and_unknown_nodes_and_finalises_unbound_delet
 fn the_driver_reads_a_store_and_writes_the_changes_back() {
     let mut store = Store::open_in_memory().unwrap();
     let web = deployment("default", "web", 2);
-    let extra = owned_pod(&web, "web-extra", "2026-12-02T09:00:00Z");
     let mut objects = vec![
         Object::Deployment(web).to_json(),
-        Object::Pod(extra).to_json(),
         json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}}),
     ];
     for object in &mut objects {
@@ -234,41 +313,34 @@ fn the_driver_reads_a_store_and_writes_the_changes_back() {
         }
     }
     store.put_all(objects, None).unwrap();
-    // The stored deployment has the store's uid: re-own the pod to it.
-    let uid = store
-        .get("Deployment", "default", "web")
-        .unwrap()
-        .unwrap()
-        .uid;
-    let mut pod = store
-        .get("Pod", "default", "web-extra")
-        .unwrap()
-        .unwrap()
-        .object;
-    pod["metadata"]["ownerReferences"][0]["uid"] = json!(uid);
-    store.put_all(vec![pod], None).unwrap();
-
     let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_764_669_600);
-    let mut w = driver::load(&store, now).unwrap();
-    assert_eq!(
-        (w.deployments.len(), w.pods.len(), w.namespaces.len()),
-        (1, 1, 1)
-    );
-    let changes = reconcile_all(&mut w);
-    assert_eq!(changes.len(), 1, "one more replica: {changes:?}");
-    assert!(driver::write(&mut store, changes, &w.now).unwrap());
+    let pass = |store: &mut Store| {
+        let mut w = driver::load(store, now).unwrap();
+        let changes = reconcile_all(&mut w);
+        let wrote = driver::write(store, changes.clone(), &w.now).unwrap();
+        (w, changes, wrote)
+    };
+
+    // First the ReplicaSet, then (once it has a uid) its pods.
+    let (w, changes, wrote) = pass(&mut store);
+    assert_eq!((w.deployments.len(), w.namespaces.len()), (1, 1));
+    assert!(wrote && changes.len() == 1, "{changes:?}");
+    let rs = store.list("ReplicaSet", Some("default")).unwrap();
+    assert_eq!(rs.len(), 1);
+    assert!(!rs[0].uid.is_empty());
+    let (_, changes, _) = pass(&mut store);
+    assert_eq!(changes.len(), 2, "two replicas: {changes:?}");
     let pods = store.list("Pod", Some("default")).unwrap();
     assert_eq!(pods.len(), 2);
-    let made = pods.iter().find(|p| p.name != "web-extra").unwrap();
-    let hash_prefix = format!(
-        "web-{}-",
-        made.object["metadata"]["labels"][TEMPLATE_HASH_LABEL]
-            .as_str()
-            .unwrap()
-    );
-    assert!(made.name.starts_with(&hash_prefix) && made.name.len() == hash_prefix.len() + 5);
+    let prefix = format!("{}-", rs[0].name);
+    assert!(pods
+        .iter()
+        .all(|p| p.name.starts_with(&prefix) && p.name.len() == prefix.len() + 5));
+    let (_, changes, wrote) = pass(&mut store);
+    assert!(changes.is_empty() && !wrote, "settled: {changes:?}");
 
-    // Scaled to zero: both are marked once, dated now; writing the same marks again is a no-op.
+    // Scaled to zero: the ReplicaSet follows and both pods are marked once, dated now, in
+    // one pass; writing the same marks again is a no-op.
     let mut deploy = store
         .get("Deployment", "default", "web")
         .unwrap()
@@ -276,14 +348,16 @@ fn the_driver_reads_a_store_and_writes_the_changes_back() {
         .object;
     deploy["spec"]["replicas"] = json!(0);
     store.put_all(vec![deploy], None).unwrap();
-    let mut w = driver::load(&store, now).unwrap();
-    let changes = reconcile_all(&mut w);
-    assert_eq!(changes.len(), 2);
-    assert!(driver::write(&mut store, changes.clone(), &w.now).unwrap());
+    let (w, changes, _) = pass(&mut store);
+    assert_eq!(changes.len(), 3, "{changes:?}");
     for pod in store.list("Pod", Some("default")).unwrap() {
         assert_eq!(pod.object["metadata"]["deletionTimestamp"], json!(w.now));
     }
-    assert!(!driver::write(&mut store, changes, "2030-01-01T00:00:00Z").unwrap());
+    let marks: Vec<Change> = changes
+        .into_iter()
+        .filter(|c| matches!(c, Change::MarkDeleted(_)))
+        .collect();
+    assert!(!driver::write(&mut store, marks, "2030-01-01T00:00:00Z").unwrap());
 }
 
 #[test]

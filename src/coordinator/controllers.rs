@@ -22,7 +22,8 @@ use super::fleet::is_ready;
 use super::scheduling::schedule_pending;
 use super::Coordinator;
 use crate::controllers::node_lifecycle::{self, NodeFacts};
-use crate::controllers::{driver, reconcile_all, Change};
+use crate::controllers::{deployment_status, driver, reconcile_all, Change, World};
+use crate::store::Record;
 
 /// A pass runs at least this often: leases expire without any request arriving.
 const PERIOD: Duration = Duration::from_secs(1);
@@ -52,6 +53,29 @@ pub fn spawn(
     Ok(())
 }
 
+/// Adds to `world` the readiness the agents report of their pods, and since when each
+/// has been ready (the `Ready` condition's `lastTransitionTime`).
+fn observe_reported(world: &mut World) {
+    world.observe_readiness(|pod| pod.status.is_ready());
+    world.ready_since = world
+        .pods
+        .iter()
+        .filter(|pod| world.ready_pods.contains(&pod.metadata.uid))
+        .filter_map(|pod| {
+            let ready = pod.status.conditions.iter().find(|c| c.type_ == "Ready")?;
+            let since = deployment_status::seconds(ready.last_transition_time.as_deref())?;
+            Some((pod.metadata.uid.clone(), since))
+        })
+        .collect();
+}
+
+/// A world for showing Deployments and ReplicaSets, with readiness as reported.
+pub fn view_world(replica_sets: Vec<Record>, pods: Vec<Record>) -> World {
+    let mut world = driver::view_world(replica_sets, pods, SystemTime::now());
+    observe_reported(&mut world);
+    world
+}
+
 /// One pass; returns whether anything changed.
 fn pass(c: &Coordinator) -> anyhow::Result<bool> {
     let now = Instant::now();
@@ -59,7 +83,7 @@ fn pass(c: &Coordinator) -> anyhow::Result<bool> {
     let mut world = {
         let store = c.store();
         let mut world = driver::load(&store, SystemTime::now())?;
-        world.observe_readiness(|pod| pod.status.is_ready());
+        observe_reported(&mut world);
         world.pod_ips = reported_pod_ips(&world.pods);
         world
     };

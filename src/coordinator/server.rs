@@ -25,8 +25,8 @@ use crate::api::resources::{
 };
 use crate::api::types::{ApplyRequest, Version};
 use crate::api::watch::WatchParams;
-use crate::controllers::{deployment, driver, namespace};
-use crate::model::{Object, Pod};
+use crate::controllers::{deployment_status, namespace, replica_set, World};
+use crate::model::Object;
 use crate::store::{Key, Record, Store};
 use event_listener::EventListener;
 
@@ -458,9 +458,14 @@ impl Resources for Coordinator {
     }
 
     fn show(&self, stored: Stored) -> Result<Vec<Value>, Refusal> {
-        // Pods only for Deployments, whose status reads their reported readiness.
-        let pods = driver::pods(stored.pods);
-        Ok(stored.records.into_iter().map(|r| view(r, &pods)).collect())
+        // Pods and ReplicaSets only for Deployments and ReplicaSets, whose status reads
+        // their pods' reported readiness.
+        let world = super::controllers::view_world(stored.replica_sets, stored.pods);
+        Ok(stored
+            .records
+            .into_iter()
+            .map(|r| view(r, &world))
+            .collect())
     }
 
     fn field_matches(&self, selector: &str, item: &Value) -> Result<bool, Refusal> {
@@ -489,22 +494,28 @@ fn list_nodes(
 }
 
 /// An object as the API shows it: the stored object with the status its agent
-/// reported; a Deployment's status is derived from its pods' reported readiness
-/// (`pods`), a Namespace's from whether it is being deleted; a Service's is always the
-/// empty load balancer status.
-fn view(record: Record, pods: &[Pod]) -> Value {
+/// reported; a Deployment's and a ReplicaSet's status is derived from their pods'
+/// reported readiness (`world`), a Namespace's from whether it is being deleted; a
+/// Service's is always the empty load balancer status.
+fn view(record: Record, world: &World) -> Value {
     let status = record.status;
     let object = record.object;
     match record.kind.as_str() {
-        "Deployment" | "Namespace" | "Service" => match Object::from_json(object.clone()) {
-            Ok(Object::Deployment(deploy)) => {
-                let reported_ready = |pod: &Pod| pod.status.is_ready();
-                Object::Deployment(deployment::with_status(deploy, pods, &reported_ready)).to_json()
+        "Deployment" | "ReplicaSet" | "Namespace" | "Service" => {
+            match Object::from_json(object.clone()) {
+                Ok(Object::Deployment(deploy)) => {
+                    Object::Deployment(deployment_status::with_status(deploy, world)).to_json()
+                }
+                Ok(Object::ReplicaSet(rs)) => {
+                    Object::ReplicaSet(replica_set::with_status(rs, world)).to_json()
+                }
+                Ok(Object::Namespace(ns)) => {
+                    Object::Namespace(namespace::with_status(ns)).to_json()
+                }
+                Ok(service @ Object::Service(_)) => service.to_json(),
+                _ => object,
             }
-            Ok(Object::Namespace(ns)) => Object::Namespace(namespace::with_status(ns)).to_json(),
-            Ok(service @ Object::Service(_)) => service.to_json(),
-            _ => object,
-        },
+        }
         kind => {
             let mut object = object;
             match status {

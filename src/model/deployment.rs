@@ -25,7 +25,26 @@ pub struct DeploymentSpec {
     pub selector: LabelSelector,
     pub template: PodTemplateSpec,
     pub strategy: DeploymentStrategy,
+    /// Seconds a new pod must be ready, without any container crashing, before it
+    /// counts as available.
+    #[serde(skip_serializing_if = "crate::model::is_default")]
+    pub min_ready_seconds: i32,
+    /// Old ReplicaSets kept (at 0 replicas) for `rollout undo`; 10 when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revision_history_limit: Option<i32>,
+    /// Seconds a rollout may go without progress before it is reported as failed
+    /// (`Progressing=False`, `ProgressDeadlineExceeded`); 600 when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub progress_deadline_seconds: Option<i32>,
+    /// A paused Deployment starts no rollout: template changes wait for `resume`.
+    #[serde(skip_serializing_if = "crate::model::is_default")]
+    pub paused: bool,
 }
+
+/// Kubernetes' default `revisionHistoryLimit`.
+pub const DEFAULT_REVISION_HISTORY_LIMIT: i32 = 10;
+/// Kubernetes' default `progressDeadlineSeconds`.
+pub const DEFAULT_PROGRESS_DEADLINE_SECONDS: i32 = 600;
 
 impl Default for DeploymentSpec {
     fn default() -> Self {
@@ -34,6 +53,10 @@ impl Default for DeploymentSpec {
             selector: LabelSelector::default(),
             template: PodTemplateSpec::default(),
             strategy: DeploymentStrategy::default(),
+            min_ready_seconds: 0,
+            revision_history_limit: None,
+            progress_deadline_seconds: None,
+            paused: false,
         }
     }
 }
@@ -43,6 +66,10 @@ impl DeploymentSpec {
     /// the `RollingUpdate` strategy, and each missing one becomes 25% as in Kubernetes.
     pub fn apply_defaults(&mut self) {
         self.template.spec.apply_defaults();
+        self.revision_history_limit
+            .get_or_insert(DEFAULT_REVISION_HISTORY_LIMIT);
+        self.progress_deadline_seconds
+            .get_or_insert(DEFAULT_PROGRESS_DEADLINE_SECONDS);
         let strategy = &mut self.strategy;
         if strategy.type_ == "RollingUpdate" {
             let rolling = strategy

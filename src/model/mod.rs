@@ -29,6 +29,7 @@ mod pod_dns;
 pub mod pod_security;
 mod probe;
 mod quantity;
+mod replica_set;
 mod security;
 mod selector;
 mod service;
@@ -45,7 +46,8 @@ pub use config::{
 };
 pub use deployment::{
     Deployment, DeploymentCondition, DeploymentSpec, DeploymentStatus, DeploymentStrategy,
-    IntOrString, LabelSelector, PodTemplateSpec, RollingUpdate,
+    IntOrString, LabelSelector, PodTemplateSpec, RollingUpdate, DEFAULT_PROGRESS_DEADLINE_SECONDS,
+    DEFAULT_REVISION_HISTORY_LIMIT,
 };
 pub use duration::{format_duration, parse_duration};
 pub use hash::{pod_template_hash, spec_hash};
@@ -73,6 +75,7 @@ pub use probe::{
     TcpSocketAction,
 };
 pub use quantity::{parse_cpu_millis, parse_memory_bytes, MAX_CPU_MILLIS, MAX_MEMORY_BYTES};
+pub use replica_set::{ReplicaSet, ReplicaSetSpec, ReplicaSetStatus};
 pub use security::{
     capability_name, effective_capabilities, effective_security_context, Capabilities,
     PodSecurityContext, SeccompProfile, SecurityContext, ALL_CAPABILITIES, DEFAULT_CAPABILITIES,
@@ -96,6 +99,7 @@ pub enum Kind {
     Namespace,
     Pod,
     Deployment,
+    ReplicaSet,
     ConfigMap,
     Secret,
     Service,
@@ -106,7 +110,7 @@ pub enum Kind {
 impl Kind {
     /// Every supported kind, in the order objects should be applied: namespaces first,
     /// then what pods consume, then Services and their endpoints, then what creates pods.
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 9] = [
         Kind::Namespace,
         Kind::ConfigMap,
         Kind::Secret,
@@ -114,6 +118,7 @@ impl Kind {
         Kind::Endpoints,
         Kind::EndpointSlice,
         Kind::Deployment,
+        Kind::ReplicaSet,
         Kind::Pod,
     ];
 
@@ -123,6 +128,7 @@ impl Kind {
             Kind::Namespace => "Namespace",
             Kind::Pod => "Pod",
             Kind::Deployment => "Deployment",
+            Kind::ReplicaSet => "ReplicaSet",
             Kind::ConfigMap => "ConfigMap",
             Kind::Secret => "Secret",
             Kind::Service => "Service",
@@ -140,7 +146,7 @@ impl Kind {
             | Kind::Secret
             | Kind::Service
             | Kind::Endpoints => "v1",
-            Kind::Deployment => "apps/v1",
+            Kind::Deployment | Kind::ReplicaSet => "apps/v1",
             Kind::EndpointSlice => "discovery.k8s.io/v1",
         }
     }
@@ -151,6 +157,7 @@ impl Kind {
             Kind::Namespace => "namespaces",
             Kind::Pod => "pods",
             Kind::Deployment => "deployments",
+            Kind::ReplicaSet => "replicasets",
             Kind::ConfigMap => "configmaps",
             Kind::Secret => "secrets",
             Kind::Service => "services",
@@ -165,6 +172,7 @@ impl Kind {
             Kind::Namespace => false,
             Kind::Pod
             | Kind::Deployment
+            | Kind::ReplicaSet
             | Kind::ConfigMap
             | Kind::Secret
             | Kind::Service
@@ -181,6 +189,7 @@ impl Kind {
         if let Some(base) = lower.strip_suffix(".apps") {
             return match base {
                 "deployment" | "deployments" | "deploy" => Some(Kind::Deployment),
+                "replicaset" | "replicasets" | "rs" => Some(Kind::ReplicaSet),
                 _ => None,
             };
         }
@@ -193,6 +202,7 @@ impl Kind {
         match lower.as_str() {
             "pod" | "pods" | "po" => Some(Kind::Pod),
             "deployment" | "deployments" | "deploy" => Some(Kind::Deployment),
+            "replicaset" | "replicasets" | "rs" => Some(Kind::ReplicaSet),
             "namespace" | "namespaces" | "ns" => Some(Kind::Namespace),
             "configmap" | "configmaps" | "cm" => Some(Kind::ConfigMap),
             "secret" | "secrets" => Some(Kind::Secret),
@@ -209,6 +219,7 @@ impl Kind {
             "Namespace" => Some(Kind::Namespace),
             "Pod" => Some(Kind::Pod),
             "Deployment" => Some(Kind::Deployment),
+            "ReplicaSet" => Some(Kind::ReplicaSet),
             "ConfigMap" => Some(Kind::ConfigMap),
             "Secret" => Some(Kind::Secret),
             "Service" => Some(Kind::Service),
@@ -231,6 +242,7 @@ pub enum Object {
     Namespace(Namespace),
     Pod(Pod),
     Deployment(Deployment),
+    ReplicaSet(ReplicaSet),
     ConfigMap(ConfigMap),
     Secret(Secret),
     Service(Service),
@@ -244,6 +256,7 @@ impl Object {
             Object::Namespace(_) => Kind::Namespace,
             Object::Pod(_) => Kind::Pod,
             Object::Deployment(_) => Kind::Deployment,
+            Object::ReplicaSet(_) => Kind::ReplicaSet,
             Object::ConfigMap(_) => Kind::ConfigMap,
             Object::Secret(_) => Kind::Secret,
             Object::Service(_) => Kind::Service,
@@ -257,6 +270,7 @@ impl Object {
             Object::Namespace(o) => &o.metadata,
             Object::Pod(o) => &o.metadata,
             Object::Deployment(o) => &o.metadata,
+            Object::ReplicaSet(o) => &o.metadata,
             Object::ConfigMap(o) => &o.metadata,
             Object::Secret(o) => &o.metadata,
             Object::Service(o) => &o.metadata,
@@ -270,6 +284,7 @@ impl Object {
             Object::Namespace(o) => &mut o.metadata,
             Object::Pod(o) => &mut o.metadata,
             Object::Deployment(o) => &mut o.metadata,
+            Object::ReplicaSet(o) => &mut o.metadata,
             Object::ConfigMap(o) => &mut o.metadata,
             Object::Secret(o) => &mut o.metadata,
             Object::Service(o) => &mut o.metadata,
@@ -290,6 +305,7 @@ impl Object {
             Object::Namespace(o) => to_value(o),
             Object::Pod(o) => to_value(o),
             Object::Deployment(o) => to_value(o),
+            Object::ReplicaSet(o) => to_value(o),
             Object::ConfigMap(o) => to_value(o),
             Object::Secret(o) => to_value(o),
             Object::Service(o) => to_value(o),
@@ -318,6 +334,7 @@ impl Object {
             Kind::Namespace => serde_json::from_value(value).map(Object::Namespace),
             Kind::Pod => serde_json::from_value(value).map(Object::Pod),
             Kind::Deployment => serde_json::from_value(value).map(Object::Deployment),
+            Kind::ReplicaSet => serde_json::from_value(value).map(Object::ReplicaSet),
             Kind::ConfigMap => serde_json::from_value(value).map(Object::ConfigMap),
             Kind::Secret => serde_json::from_value(value).map(Object::Secret),
             Kind::Service => serde_json::from_value(value).map(Object::Service),

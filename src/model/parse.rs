@@ -10,7 +10,8 @@ use crate::model::validate::{
     check_list_wrapper, item_path, validate_document, SERVER_SET_METADATA,
 };
 use crate::model::{
-    ConfigMap, Deployment, EndpointSlice, Endpoints, Kind, Namespace, Object, Pod, Secret, Service,
+    ConfigMap, Deployment, EndpointSlice, Endpoints, Kind, Namespace, Object, Pod, ReplicaSet,
+    Secret, Service,
 };
 
 /// One problem at one field.
@@ -224,6 +225,11 @@ fn build(kind: Kind, mut value: Value) -> Result<Object, String> {
             let mut deployment: Deployment = serde_json::from_value(value).map_err(invalid)?;
             deployment.spec.apply_defaults();
             Object::Deployment(deployment)
+        }
+        Kind::ReplicaSet => {
+            let mut replica_set: ReplicaSet = serde_json::from_value(value).map_err(invalid)?;
+            replica_set.spec.template.spec.apply_defaults();
+            Object::ReplicaSet(replica_set)
         }
         Kind::ConfigMap => {
             Object::ConfigMap(serde_json::from_value::<ConfigMap>(value).map_err(invalid)?)

@@ -136,8 +136,8 @@ fn fleet_uid_of(object: &Value) -> Option<String> {
 }
 
 /// Checks one pushed object with the local model. Kinds a coordinator never pushes
-/// (Deployments: their controller runs at the coordinator) are refused too, since a local
-/// Deployment would start making pods of its own.
+/// (Deployments and ReplicaSets: their controllers run at the coordinator) are refused
+/// too, since a local one would start making pods of its own.
 pub fn check_incoming(value: &Value) -> Result<Incoming, String> {
     let object = Object::from_json(value.clone())?;
     let kind = object.kind();
@@ -149,7 +149,9 @@ pub fn check_incoming(value: &Value) -> Result<Incoming, String> {
         | Kind::Service
         | Kind::Endpoints
         | Kind::EndpointSlice => {}
-        Kind::Deployment => return Err("a coordinator does not push Deployments".to_string()),
+        Kind::Deployment | Kind::ReplicaSet => {
+            return Err(format!("a coordinator does not push {}s", kind.as_str()))
+        }
     }
     let meta = object.meta();
     if meta.name.is_empty() {

@@ -1,4 +1,4 @@
-//! Validation of a Deployment spec.
+//! Validation of a Deployment spec, and of a ReplicaSet spec (its subset).
 
 use std::collections::BTreeMap;
 
@@ -8,21 +8,75 @@ use super::checker::{get, join, Checker};
 use super::pod::check_pod_spec;
 
 pub(super) fn check_deployment_spec(c: &mut Checker, value: Option<&Value>) {
-    // A missing spec is reported through the fields it lacks.
-    let empty = Map::new();
-    let spec = match value {
-        None => &empty,
-        Some(value) => match c.object(value, "spec") {
-            Some(spec) => spec,
-            None => return,
-        },
+    let Some(spec) = check_replicated_spec(
+        c,
+        value,
+        &[
+            "replicas",
+            "selector",
+            "template",
+            "strategy",
+            "minReadySeconds",
+            "revisionHistoryLimit",
+            "progressDeadlineSeconds",
+            "paused",
+        ],
+    ) else {
+        return;
     };
-    c.only_fields(
-        spec,
-        "spec",
-        &["replicas", "selector", "template", "strategy"],
-    );
+    if let Some(value) = get(spec, "strategy") {
+        check_strategy(c, value);
+    }
+    if let Some(value) = get(spec, "revisionHistoryLimit") {
+        c.integer_in(value, "spec.revisionHistoryLimit", 0, i64::from(i32::MAX));
+    }
+    if let Some(value) = get(spec, "paused") {
+        c.boolean(value, "spec.paused");
+    }
+    if let Some(value) = get(spec, "progressDeadlineSeconds") {
+        let deadline = c.integer_in(
+            value,
+            "spec.progressDeadlineSeconds",
+            1,
+            i64::from(i32::MAX),
+        );
+        let min_ready = get(spec, "minReadySeconds").and_then(Value::as_i64);
+        if let (Some(deadline), Some(min_ready)) = (deadline, min_ready) {
+            if deadline <= min_ready {
+                c.error(
+                    "spec.progressDeadlineSeconds",
+                    "must be greater than minReadySeconds",
+                );
+            }
+        }
+    }
+}
 
+pub(super) fn check_replica_set_spec(c: &mut Checker, value: Option<&Value>) {
+    check_replicated_spec(
+        c,
+        value,
+        &["replicas", "selector", "template", "minReadySeconds"],
+    );
+}
+
+/// What Deployments and ReplicaSets share: replicas, a selector that matches the
+/// template's labels, the template, `minReadySeconds`. Returns the spec to check further.
+fn check_replicated_spec<'a>(
+    c: &mut Checker,
+    value: Option<&'a Value>,
+    fields: &[&str],
+) -> Option<&'a Map<String, Value>> {
+    // A missing spec is reported through the fields it lacks.
+    static EMPTY: std::sync::OnceLock<Map<String, Value>> = std::sync::OnceLock::new();
+    let spec = match value {
+        None => EMPTY.get_or_init(Map::new),
+        Some(value) => c.object(value, "spec")?,
+    };
+    c.only_fields(spec, "spec", fields);
+    if let Some(value) = get(spec, "minReadySeconds") {
+        c.integer_in(value, "spec.minReadySeconds", 0, i64::from(i32::MAX));
+    }
     if let Some(value) = get(spec, "replicas") {
         c.integer_in(value, "spec.replicas", 0, i64::from(i32::MAX));
     }
@@ -39,9 +93,7 @@ pub(super) fn check_deployment_spec(c: &mut Checker, value: Option<&Value>) {
             );
         }
     }
-    if let Some(value) = get(spec, "strategy") {
-        check_strategy(c, value);
-    }
+    Some(spec)
 }
 
 /// Returns the selector's labels when it is well formed enough to compare.

@@ -85,9 +85,8 @@ fn check_document(c: &mut Checker, doc: &Value) -> Option<Kind> {
         Some(Kind::Secret) => &config::SECRET_FIELDS,
         Some(Kind::Endpoints) => &service::ENDPOINTS_FIELDS,
         Some(Kind::EndpointSlice) => &service::ENDPOINT_SLICE_FIELDS,
-        Some(Kind::Namespace | Kind::Pod | Kind::Deployment | Kind::Service) | None => {
-            &["apiVersion", "kind", "metadata", "spec", "status"]
-        }
+        Some(Kind::Namespace | Kind::Pod | Kind::Deployment | Kind::ReplicaSet | Kind::Service)
+        | None => &["apiVersion", "kind", "metadata", "spec", "status"],
     };
     c.only_fields(top, "", allowed);
     let kind = kind?;
@@ -96,6 +95,7 @@ fn check_document(c: &mut Checker, doc: &Value) -> Option<Kind> {
         Kind::Namespace => check_namespace_spec(c, top),
         Kind::Pod => pod::check_pod_spec(c, get(top, "spec"), "spec", false),
         Kind::Deployment => deployment::check_deployment_spec(c, get(top, "spec")),
+        Kind::ReplicaSet => deployment::check_replica_set_spec(c, get(top, "spec")),
         Kind::ConfigMap => config::check_config_map(c, top),
         Kind::Secret => config::check_secret(c, top),
         Kind::Service => service::check_service_spec(c, get(top, "spec")),
@@ -130,6 +130,7 @@ fn check_metadata(c: &mut Checker, top: &JsonObject, kind: Kind) {
                 Kind::Service => (is_dns1035_label(name), DNS1035_LABEL_RULE),
                 Kind::Pod
                 | Kind::Deployment
+                | Kind::ReplicaSet
                 | Kind::ConfigMap
                 | Kind::Secret
                 | Kind::Endpoints

@@ -1,0 +1,111 @@
+//! The tables of Deployments and ReplicaSets, with kubectl's columns.
+
+use serde_json::Value;
+
+use super::super::output::{age, at, int_at, str_at};
+
+/// The columns `-o wide` adds to a workload's table.
+const WIDE: [&str; 3] = ["CONTAINERS", "IMAGES", "SELECTOR"];
+
+pub fn deployment_columns(wide: bool) -> &'static [&'static str] {
+    const NARROW: [&str; 5] = ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"];
+    const WIDE_ALL: [&str; 8] = [
+        "NAME",
+        "READY",
+        "UP-TO-DATE",
+        "AVAILABLE",
+        "AGE",
+        WIDE[0],
+        WIDE[1],
+        WIDE[2],
+    ];
+    if wide {
+        &WIDE_ALL
+    } else {
+        &NARROW
+    }
+}
+
+pub fn replica_set_columns(wide: bool) -> &'static [&'static str] {
+    const NARROW: [&str; 5] = ["NAME", "DESIRED", "CURRENT", "READY", "AGE"];
+    const WIDE_ALL: [&str; 8] = [
+        "NAME", "DESIRED", "CURRENT", "READY", "AGE", WIDE[0], WIDE[1], WIDE[2],
+    ];
+    if wide {
+        &WIDE_ALL
+    } else {
+        &NARROW
+    }
+}
+
+pub fn deployment_row(deploy: &Value, wide: bool) -> Vec<String> {
+    let desired = at(deploy, &["spec", "replicas"]).as_i64().unwrap_or(1);
+    let mut row = vec![
+        str_at(deploy, &["metadata", "name"]).to_owned(),
+        format!("{}/{desired}", int_at(deploy, &["status", "readyReplicas"])),
+        int_at(deploy, &["status", "updatedReplicas"]).to_string(),
+        int_at(deploy, &["status", "availableReplicas"]).to_string(),
+        age(str_at(deploy, &["metadata", "creationTimestamp"])),
+    ];
+    if wide {
+        row.extend(wide_cells(deploy));
+    }
+    row
+}
+
+pub fn replica_set_row(rs: &Value, wide: bool) -> Vec<String> {
+    let mut row = vec![
+        str_at(rs, &["metadata", "name"]).to_owned(),
+        at(rs, &["spec", "replicas"])
+            .as_i64()
+            .unwrap_or(1)
+            .to_string(),
+        int_at(rs, &["status", "replicas"]).to_string(),
+        int_at(rs, &["status", "readyReplicas"]).to_string(),
+        age(str_at(rs, &["metadata", "creationTimestamp"])),
+    ];
+    if wide {
+        row.extend(wide_cells(rs));
+    }
+    row
+}
+
+/// Container names, images and the selector of a workload's template.
+fn wide_cells(workload: &Value) -> [String; 3] {
+    let containers = at(workload, &["spec", "template", "spec", "containers"])
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let names: Vec<&str> = containers.iter().map(|c| str_at(c, &["name"])).collect();
+    let images: Vec<&str> = containers.iter().map(|c| str_at(c, &["image"])).collect();
+    let selector = at(workload, &["spec", "selector", "matchLabels"])
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    [names.join(","), images.join(","), selector]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn replica_set_rows_show_desired_current_ready() {
+        let rs = json!({
+            "metadata": {"name": "web-5d8f9c7b6a"},
+            "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}},
+                     "template": {"spec": {"containers": [{"name": "web", "image": "busybox"}]}}},
+            "status": {"replicas": 2, "readyReplicas": 1}
+        });
+        let row = replica_set_row(&rs, true);
+        assert_eq!(&row[..4], ["web-5d8f9c7b6a", "3", "2", "1"]);
+        assert_eq!(&row[5..], ["web", "busybox", "app=web"]);
+        assert_eq!(replica_set_columns(true).len(), row.len());
+    }
+}

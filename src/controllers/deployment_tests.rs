@@ -1,0 +1,387 @@
+//! Whole rollouts through the real controllers, on a simulated store and kubelet: every
+//! step is checked against the strategy's bounds.
+
+use super::deployment::{revision, Revisions, REVISION_ANNOTATION, TEMPLATE_HASH_LABEL};
+use super::deployment_status::{progress, rfc3339, with_status, Progress};
+use super::*;
+use crate::model::{IntOrString, RollingUpdate};
+
+const START: i64 = 1_764_669_600;
+
+/// A store and a kubelet in memory: stores what the controllers write as the real store
+/// does (uids, creation times, generated names) and runs pods.
+struct Sim {
+    world: World,
+    next_uid: u32,
+}
+
+impl Sim {
+    fn new(deploy: Deployment) -> Sim {
+        let mut sim = Sim {
+            world: World::default(),
+            next_uid: 0,
+        };
+        sim.tick(0);
+        sim.world.deployments.push(deploy);
+        sim
+    }
+
+    fn deploy(&mut self) -> &mut Deployment {
+        &mut self.world.deployments[0]
+    }
+
+    fn tick(&mut self, seconds: i64) {
+        let now = if self.world.now_secs == 0 {
+            START
+        } else {
+            self.world.now_secs
+        } + seconds;
+        self.world.now_secs = now;
+        self.world.now = rfc3339(now).unwrap();
+    }
+
+    fn uid(&mut self) -> String {
+        self.next_uid += 1;
+        format!("uid-{}", self.next_uid)
+    }
+
+    /// One controller pass, stored.
+    fn pass(&mut self) -> Vec<Change> {
+        let mut scratch = self.world.clone();
+        let changes = reconcile_all(&mut scratch);
+        for change in changes.clone() {
+            self.store(change);
+        }
+        changes
+    }
+
+    fn store(&mut self, change: Change) {
+        let now = self.world.now.clone();
+        let same = |key: &Key, meta: &crate::model::ObjectMeta| {
+            key.name == meta.name && key.namespace == meta.namespace_or_empty()
+        };
+        match change {
+            Change::Delete(key) => {
+                self.world
+                    .pods
+                    .retain(|p| !(key.kind == "Pod" && same(&key, &p.metadata)));
+                self.world
+                    .replica_sets
+                    .retain(|rs| !(key.kind == "ReplicaSet" && same(&key, &rs.metadata)));
+            }
+            Change::MarkDeleted(key) => {
+                for pod in self
+                    .world
+                    .pods
+                    .iter_mut()
+                    .filter(|p| same(&key, &p.metadata))
+                {
+                    pod.metadata.deletion_timestamp.get_or_insert(now.clone());
+                }
+            }
+            Change::CreatePod { generate_name, pod } => {
+                let mut pod = *pod;
+                pod.metadata.uid = self.uid();
+                pod.metadata.name = format!("{generate_name}{}", pod.metadata.uid);
+                pod.metadata.creation_timestamp = Some(now);
+                self.world.pods.push(pod);
+            }
+            Change::Put(object) => match *object {
+                Object::ReplicaSet(mut rs) => {
+                    let existing = self
+                        .world
+                        .replica_sets
+                        .iter_mut()
+                        .find(|old| old.metadata.name == rs.metadata.name);
+                    match existing {
+                        Some(old) => {
+                            rs.metadata.uid = old.metadata.uid.clone();
+                            rs.metadata.creation_timestamp =
+                                old.metadata.creation_timestamp.clone();
+                            *old = rs;
+                        }
+                        None => {
+                            rs.metadata.uid = self.uid();
+                            rs.metadata.creation_timestamp = Some(now);
+                            self.world.replica_sets.push(rs);
+                        }
+                    }
+                }
+                other => panic!("unexpected put of {other:?}"),
+            },
+        }
+    }
+
+    /// The kubelet: terminating pods go, and pods `healthy` says so about are ready.
+    fn kubelet(&mut self, healthy: impl Fn(&Pod) -> bool) {
+        self.world
+            .pods
+            .retain(|p| p.metadata.deletion_timestamp.is_none());
+        self.world.observe_readiness(&healthy);
+        let now = self.world.now_secs;
+        let ready = self.world.ready_pods.clone();
+        self.world.ready_since.retain(|uid, _| ready.contains(uid));
+        for uid in ready {
+            self.world.ready_since.entry(uid).or_insert(now);
+        }
+    }
+
+    fn pods(&self) -> impl Iterator<Item = &Pod> {
+        self.world
+            .pods
+            .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+    }
+
+    fn serving(&self) -> usize {
+        self.pods().filter(|p| self.world.is_ready(p)).count()
+    }
+
+    fn pods_of_template(&self, version: &str) -> usize {
+        self.pods()
+            .filter(|p| p.metadata.labels.get("version").map(String::as_str) == Some(version))
+            .count()
+    }
+}
+
+fn web(replicas: i32, surge: IntOrString, unavailable: IntOrString) -> Deployment {
+    let mut d = Deployment::default();
+    d.metadata.name = "web".into();
+    d.metadata.namespace = Some("default".into());
+    d.metadata.uid = "uid-web".into();
+    d.spec.replicas = replicas;
+    set_version(&mut d, "1");
+    d.spec.strategy.rolling_update = Some(RollingUpdate {
+        max_surge: Some(surge),
+        max_unavailable: Some(unavailable),
+    });
+    d
+}
+
+fn set_version(d: &mut Deployment, version: &str) {
+    d.spec
+        .template
+        .metadata
+        .labels
+        .insert("version".into(), version.into());
+}
+
+/// Runs passes, with every pod healthy, until nothing changes; returns the passes made.
+fn settle(sim: &mut Sim, healthy: &dyn Fn(&Pod) -> bool, check: &dyn Fn(&Sim)) -> usize {
+    for passes in 0..50 {
+        sim.kubelet(healthy);
+        check(sim);
+        let changes = sim.pass();
+        check(sim);
+        if changes.is_empty() {
+            return passes;
+        }
+    }
+    panic!("no steady state after 50 passes");
+}
+
+#[test]
+fn rolling_updates_hold_their_bounds_at_every_step() {
+    use IntOrString::{Int, String as Pct};
+    let cases = [
+        (Int(1), Int(0), 1, 0),
+        (Int(0), Int(1), 0, 1),
+        (Pct("25%".into()), Pct("25%".into()), 1, 1),
+        (Pct("50%".into()), Pct("0%".into()), 2, 0),
+        (Int(2), Int(2), 2, 2),
+    ];
+    for (surge, unavailable, surge_pods, unavailable_pods) in cases {
+        let what = format!("maxSurge {surge:?}, maxUnavailable {unavailable:?}");
+        let mut sim = Sim::new(web(4, surge, unavailable));
+        let all_healthy = |_: &Pod| true;
+        settle(&mut sim, &all_healthy, &|_| {});
+        assert_eq!(sim.pods_of_template("1"), 4, "{what}");
+
+        set_version(sim.deploy(), "2");
+        let check = |sim: &Sim| {
+            let pods = sim.pods().count();
+            assert!(pods <= 4 + surge_pods, "{what}: {pods} pods");
+            let serving = sim.serving();
+            assert!(serving >= 4 - unavailable_pods, "{what}: {serving} serving");
+        };
+        let passes = settle(&mut sim, &all_healthy, &check);
+        assert!(passes > 1, "{what}: a rollout takes steps");
+        assert_eq!(
+            (sim.pods_of_template("1"), sim.pods_of_template("2")),
+            (0, 4),
+            "{what}"
+        );
+        assert_eq!(
+            progress(&sim.world.deployments[0], &sim.world),
+            Progress::Complete
+        );
+        let revisions = Revisions::of(&sim.world.deployments[0], &sim.world);
+        assert_eq!(revisions.new.map(revision), Some(2), "{what}");
+        assert_eq!(revisions.old.len(), 1, "the old one is kept at 0 for undo");
+        assert_eq!(revisions.old[0].spec.replicas, 0);
+    }
+}
+
+#[test]
+fn scaling_changes_replicas_without_a_rollout() {
+    let mut sim = Sim::new(web(2, IntOrString::Int(1), IntOrString::Int(0)));
+    settle(&mut sim, &|_| true, &|_| {});
+    sim.deploy().spec.replicas = 5;
+    settle(&mut sim, &|_| true, &|_| {});
+    assert_eq!(sim.world.replica_sets.len(), 1, "no new revision");
+    assert_eq!(sim.pods_of_template("1"), 5);
+}
+
+#[test]
+fn recreate_stops_every_old_pod_before_a_new_one_starts() {
+    let mut deploy = web(3, IntOrString::Int(1), IntOrString::Int(0));
+    deploy.spec.strategy.type_ = "Recreate".into();
+    deploy.spec.strategy.rolling_update = None;
+    let mut sim = Sim::new(deploy);
+    settle(&mut sim, &|_| true, &|_| {});
+    set_version(sim.deploy(), "2");
+    let check = |sim: &Sim| {
+        // Terminating old pods count too: they may still be running.
+        let old = sim
+            .world
+            .pods
+            .iter()
+            .filter(|p| p.metadata.labels.get("version").map(String::as_str) == Some("1"))
+            .count();
+        assert!(
+            old == 0 || sim.pods_of_template("2") == 0,
+            "old and new together"
+        );
+    };
+    settle(&mut sim, &|_| true, &check);
+    assert_eq!(sim.pods_of_template("2"), 3);
+}
+
+#[test]
+fn a_version_that_never_gets_ready_stalls_with_the_old_pods_serving_until_the_deadline() {
+    let mut deploy = web(3, IntOrString::Int(1), IntOrString::Int(0));
+    deploy.spec.progress_deadline_seconds = Some(30);
+    let mut sim = Sim::new(deploy);
+    settle(&mut sim, &|_| true, &|_| {});
+    set_version(sim.deploy(), "2");
+    let only_old = |p: &Pod| p.metadata.labels.get("version").map(String::as_str) == Some("1");
+    settle(&mut sim, &only_old, &|sim| assert!(sim.serving() >= 3));
+    assert_eq!(
+        (sim.pods_of_template("1"), sim.pods_of_template("2")),
+        (3, 1)
+    );
+    let deploy = sim.world.deployments[0].clone();
+    assert!(matches!(
+        progress(&deploy, &sim.world),
+        Progress::Progressing { .. }
+    ));
+    sim.tick(31);
+    assert!(matches!(
+        progress(&deploy, &sim.world),
+        Progress::DeadlineExceeded { .. }
+    ));
+    let shown = with_status(deploy, &sim.world);
+    let progressing = &shown.status.conditions[1];
+    assert_eq!(
+        (progressing.status.as_str(), progressing.reason.as_deref()),
+        ("False", Some("ProgressDeadlineExceeded"))
+    );
+    assert_eq!(shown.status.available_replicas, 3);
+}
+
+#[test]
+fn undo_makes_the_old_replica_set_current_with_the_next_revision() {
+    let mut sim = Sim::new(web(2, IntOrString::Int(1), IntOrString::Int(0)));
+    settle(&mut sim, &|_| true, &|_| {});
+    set_version(sim.deploy(), "2");
+    settle(&mut sim, &|_| true, &|_| {});
+    let revisions = Revisions::of(&sim.world.deployments[0], &sim.world);
+    let template = deployment::template_of_revision(&revisions, None).unwrap();
+    assert_eq!(
+        template.metadata.labels.get("version").map(String::as_str),
+        Some("1")
+    );
+    assert!(!template.metadata.labels.contains_key(TEMPLATE_HASH_LABEL));
+    let err = deployment::template_of_revision(&revisions, Some(7)).unwrap_err();
+    assert_eq!(err, "unable to find specified revision 7 in history");
+
+    sim.deploy().spec.template = template;
+    settle(&mut sim, &|_| true, &|_| {});
+    assert_eq!(sim.world.replica_sets.len(), 2, "no third ReplicaSet");
+    let revisions = Revisions::of(&sim.world.deployments[0], &sim.world);
+    let new = revisions.new.unwrap();
+    assert_eq!(
+        new.metadata
+            .annotations
+            .get(REVISION_ANNOTATION)
+            .map(String::as_str),
+        Some("3")
+    );
+    assert_eq!(new.spec.replicas, 2);
+    assert_eq!(sim.pods_of_template("1"), 2);
+}
+
+#[test]
+fn old_replica_sets_beyond_the_history_limit_are_deleted_oldest_first() {
+    let mut deploy = web(1, IntOrString::Int(1), IntOrString::Int(0));
+    deploy.spec.revision_history_limit = Some(2);
+    let mut sim = Sim::new(deploy);
+    for version in 1..=5 {
+        set_version(sim.deploy(), &version.to_string());
+        settle(&mut sim, &|_| true, &|_| {});
+    }
+    let mut kept: Vec<i64> = sim.world.replica_sets.iter().map(revision).collect();
+    kept.sort();
+    assert_eq!(kept, [3, 4, 5]);
+}
+
+#[test]
+fn a_paused_deployment_starts_no_rollout_until_resumed() {
+    let mut sim = Sim::new(web(2, IntOrString::Int(1), IntOrString::Int(0)));
+    settle(&mut sim, &|_| true, &|_| {});
+    sim.deploy().spec.paused = true;
+    set_version(sim.deploy(), "2");
+    sim.deploy().spec.replicas = 3;
+    settle(&mut sim, &|_| true, &|_| {});
+    assert_eq!(sim.world.replica_sets.len(), 1);
+    assert_eq!(sim.pods_of_template("1"), 3, "scaling still works");
+    assert_eq!(
+        progress(&sim.world.deployments[0], &sim.world),
+        Progress::Paused
+    );
+    sim.deploy().spec.paused = false;
+    settle(&mut sim, &|_| true, &|_| {});
+    assert_eq!(sim.pods_of_template("2"), 3);
+}
+
+#[test]
+fn min_ready_seconds_holds_the_next_step_until_pods_have_been_ready_that_long() {
+    let mut deploy = web(2, IntOrString::Int(1), IntOrString::Int(0));
+    deploy.spec.min_ready_seconds = 10;
+    let mut sim = Sim::new(deploy);
+    settle(&mut sim, &|_| true, &|_| {});
+    sim.tick(10);
+    set_version(sim.deploy(), "2");
+    settle(&mut sim, &|_| true, &|_| {});
+    // One new pod, ready but not yet available: no old pod may go.
+    assert_eq!(
+        (sim.pods_of_template("1"), sim.pods_of_template("2")),
+        (2, 1)
+    );
+    let deploy = sim.world.deployments[0].clone();
+    let due = deployment_status::next_change(&deploy, &sim.world);
+    assert_eq!(due, Some(sim.world.now_secs + 10));
+    sim.tick(10);
+    settle(&mut sim, &|_| true, &|_| {});
+    assert_eq!(
+        sim.pods_of_template("2"),
+        2,
+        "the next step went after 10 s"
+    );
+    sim.tick(10);
+    settle(&mut sim, &|_| true, &|_| {});
+    assert_eq!(
+        (sim.pods_of_template("1"), sim.pods_of_template("2")),
+        (0, 2)
+    );
+}

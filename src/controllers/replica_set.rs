@@ -1,0 +1,189 @@
+//! The ReplicaSet controller: keeps `spec.replicas` pods of the ReplicaSet's template.
+//! Scaling down removes the pods that serve least first (not ready, then the newest),
+//! as Kubernetes' ReplicaSet does; a Deployment rolls out by scaling its ReplicaSets.
+
+use super::{mark_pod, Change, World};
+use crate::model::{OwnerReference, Pod, ReplicaSet, ReplicaSetStatus};
+
+/// What the controller needs to know of one owned pod.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OwnedPod {
+    pub name: String,
+    pub creation_timestamp: String,
+    pub ready: bool,
+}
+
+/// The pods to make and the ones to remove so that `pods` (none terminating) become
+/// `wanted`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ReplicaPlan {
+    pub create: usize,
+    pub delete: Vec<String>,
+}
+
+pub fn plan_replicas(wanted: i32, pods: &[OwnedPod]) -> ReplicaPlan {
+    let wanted = wanted.max(0) as usize;
+    let mut plan = ReplicaPlan::default();
+    if pods.len() < wanted {
+        plan.create = wanted - pods.len();
+    } else if pods.len() > wanted {
+        let mut sorted: Vec<&OwnedPod> = pods.iter().collect();
+        // Not-ready first, then the newest: the pods that serve least go first.
+        sorted.sort_by(|a, b| {
+            a.ready
+                .cmp(&b.ready)
+                .then_with(|| b.creation_timestamp.cmp(&a.creation_timestamp))
+                .then_with(|| b.name.cmp(&a.name))
+        });
+        plan.delete = sorted
+            .iter()
+            .take(pods.len() - wanted)
+            .map(|p| p.name.clone())
+            .collect();
+    }
+    plan
+}
+
+/// The changes that bring `rs`'s pods to its `spec.replicas`.
+pub fn reconcile(rs: &ReplicaSet, world: &World) -> Vec<Change> {
+    let namespace = rs.metadata.namespace_or_empty();
+    if world.namespace_dying(namespace) || rs.metadata.uid.is_empty() {
+        return Vec::new();
+    }
+    let pods = world.controlled_pods(&rs.metadata.uid);
+    let owned: Vec<OwnedPod> = pods
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .map(|p| OwnedPod {
+            name: p.metadata.name.clone(),
+            creation_timestamp: p.metadata.creation_timestamp.clone().unwrap_or_default(),
+            ready: world.is_ready(p),
+        })
+        .collect();
+    let plan = plan_replicas(rs.spec.replicas, &owned);
+    if plan.create > 0 || !plan.delete.is_empty() {
+        log::info!(
+            "replica set {namespace}/{}: creating {} pod(s), deleting {}",
+            rs.metadata.name,
+            plan.create,
+            plan.delete.len()
+        );
+    }
+    let mut changes: Vec<Change> = plan
+        .delete
+        .iter()
+        .filter_map(|name| pods.iter().find(|p| &p.metadata.name == name))
+        .filter_map(|p| mark_pod(p))
+        .collect();
+    let template_pod = new_pod(rs);
+    let generate_name = format!("{}-", rs.metadata.name);
+    changes.extend((0..plan.create).map(|_| Change::CreatePod {
+        generate_name: generate_name.clone(),
+        pod: Box::new(template_pod.clone()),
+    }));
+    changes
+}
+
+/// A new pod of `rs`, still unnamed: the driver names it `<replica set>-<five random
+/// characters>`.
+pub fn new_pod(rs: &ReplicaSet) -> Pod {
+    let template = &rs.spec.template;
+    let mut pod = Pod::default();
+    pod.metadata.namespace = rs.metadata.namespace.clone();
+    pod.metadata.labels = template.metadata.labels.clone();
+    pod.metadata.annotations = template.metadata.annotations.clone();
+    pod.metadata.owner_references = vec![OwnerReference {
+        api_version: "apps/v1".to_owned(),
+        kind: "ReplicaSet".to_owned(),
+        name: rs.metadata.name.clone(),
+        uid: rs.metadata.uid.clone(),
+        controller: Some(true),
+    }];
+    pod.spec = template.spec.clone();
+    pod
+}
+
+/// `rs` as the API shows it: its status counted from the pods it controls, with
+/// readiness and availability as this scope observes them.
+pub fn with_status(mut rs: ReplicaSet, world: &World) -> ReplicaSet {
+    let pods: Vec<&Pod> = world
+        .controlled_pods(&rs.metadata.uid)
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .collect();
+    let count = |f: &dyn Fn(&Pod) -> bool| pods.iter().filter(|p| f(p)).count() as i32;
+    let labels = &rs.spec.template.metadata.labels;
+    rs.status = ReplicaSetStatus {
+        replicas: pods.len() as i32,
+        fully_labeled_replicas: count(&|p| {
+            labels
+                .iter()
+                .all(|(key, value)| p.metadata.labels.get(key) == Some(value))
+        }),
+        ready_replicas: count(&|p| world.is_ready(p)),
+        available_replicas: count(&|p| world.is_available(p, rs.spec.min_ready_seconds)),
+        observed_generation: rs.metadata.generation,
+    };
+    rs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn owned(name: &str, created: &str, ready: bool) -> OwnedPod {
+        OwnedPod {
+            name: name.into(),
+            creation_timestamp: created.into(),
+            ready,
+        }
+    }
+
+    #[test]
+    fn creates_missing_replicas() {
+        let plan = plan_replicas(3, &[owned("a", "1", true)]);
+        assert_eq!(
+            plan,
+            ReplicaPlan {
+                create: 2,
+                delete: vec![]
+            }
+        );
+        assert_eq!(plan_replicas(-1, &[]), ReplicaPlan::default());
+    }
+
+    #[test]
+    fn scale_down_removes_not_ready_then_newest() {
+        let pods = [
+            owned("a", "2026-01-01T00:00:01Z", true),
+            owned("b", "2026-01-01T00:00:03Z", true),
+            owned("c", "2026-01-01T00:00:02Z", false),
+            owned("d", "2026-01-01T00:00:04Z", true),
+        ];
+        let plan = plan_replicas(2, &pods);
+        assert_eq!(plan.delete, vec!["c".to_owned(), "d".to_owned()]);
+        assert_eq!(plan_replicas(0, &pods).delete.len(), 4);
+    }
+
+    #[test]
+    fn new_pods_carry_the_template_and_their_owner() {
+        let mut rs = ReplicaSet::default();
+        rs.metadata.name = "web-abc".into();
+        rs.metadata.uid = "uid-rs".into();
+        rs.spec
+            .template
+            .metadata
+            .labels
+            .insert("app".into(), "web".into());
+        let pod = new_pod(&rs);
+        assert_eq!(
+            pod.metadata.labels.get("app").map(String::as_str),
+            Some("web")
+        );
+        let owner = pod.metadata.controller_ref().map(|o| (&o.kind, &o.uid));
+        assert_eq!(
+            owner,
+            Some((&"ReplicaSet".to_owned(), &"uid-rs".to_owned()))
+        );
+    }
+}
