@@ -18,6 +18,10 @@ pub fn run(
     now: SystemTime,
 ) -> anyhow::Result<Option<SystemTime>> {
     let mut world = driver::load(&agent.store(), now)?;
+    if agent.readiness_unknown(&world.pods, observed) {
+        // The first probe results wake the agent; this is only a fallback.
+        return Ok(Some(now + Duration::from_secs(1)));
+    }
     // The coordinator's Services come with their Endpoints, made from the whole fleet's
     // pods: this board keeps only the Endpoints of Services applied to it directly.
     let pushed =

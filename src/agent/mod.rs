@@ -110,6 +110,8 @@ pub struct Agent {
     changes: event_listener::Event,
     /// The pod network, once started (never with `--network-backend=none`).
     network: std::sync::OnceLock<network::PodNetwork>,
+    /// When this agent process started: readiness found running is unknown for a while.
+    started: std::time::Instant,
 }
 
 /// What the agent keeps only in memory.
@@ -165,6 +167,7 @@ impl Agent {
             wake_tx,
             changes: event_listener::Event::new(),
             network: std::sync::OnceLock::new(),
+            started: std::time::Instant::now(),
         };
         Ok((Arc::new(agent), wake_rx))
     }

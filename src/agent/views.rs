@@ -1,15 +1,19 @@
 //! Objects as the API shows them: the stored object plus a status derived now.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
-use super::instance::Instance;
+use super::instance::{Instance, InstanceState};
 use super::status::{pod_status, StatusInputs};
 use super::Agent;
 use crate::controllers::{deployment_status, replica_set, World};
 use crate::model::{Object, Pod, PodStatus};
+
+/// How long after its start an agent waits for the first readiness probes of the
+/// containers it found running before its controllers act on readiness.
+pub const READINESS_WARMUP: Duration = Duration::from_secs(10);
 
 impl Agent {
     /// The pod's status; `with_image_ids` fills `imageID`, which costs a look into the
@@ -117,6 +121,35 @@ impl Agent {
                 .or_insert(world.now_secs);
         }
         world.ready_since = memory.ready_since.clone();
+    }
+
+    /// Whether readiness is still unknown after a restart: within [`READINESS_WARMUP`]
+    /// of this agent's start, a running container with a readiness probe has no probe
+    /// result yet. Probe results live in memory, so a restarted agent would otherwise
+    /// see every probed pod as not ready until its first probe, take its pods out of
+    /// their Services and let a rollout replace them. Until the first probes answer
+    /// (they run at once), the controllers wait and nothing is reported.
+    pub fn readiness_unknown(
+        &self,
+        pods: &[Pod],
+        observed: &BTreeMap<String, Vec<Instance>>,
+    ) -> bool {
+        if self.started.elapsed() > READINESS_WARMUP {
+            return false;
+        }
+        pods.iter().any(|pod| {
+            let instances = observed.get(&pod.metadata.uid).map(Vec::as_slice);
+            instances.unwrap_or_default().iter().any(|instance| {
+                let probed = pod
+                    .spec
+                    .containers
+                    .iter()
+                    .any(|c| c.name == instance.container && c.readiness_probe.is_some());
+                probed
+                    && matches!(instance.state, InstanceState::Running { .. })
+                    && self.probe_results(&instance.id).is_none()
+            })
+        })
     }
 
     /// Since when (Unix seconds) `uid` has been seen ready, if it is.

@@ -173,6 +173,10 @@ fn snapshot(agent: &Agent, tracker_empty: bool) -> anyhow::Result<Snapshot> {
         return Ok(snapshot);
     }
     let observed = agent.observe()?;
+    let pods: Vec<Pod> = fleet_pods.iter().map(|(_, pod)| pod.clone()).collect();
+    if agent.readiness_unknown(&pods, &observed) {
+        anyhow::bail!("readiness is not known yet after the agent's start");
+    }
     for (uid, pod) in fleet_pods {
         let instances = observed.get(&pod.metadata.uid).cloned().unwrap_or_default();
         let status = serde_json::to_value(agent.pod_status(&pod, &instances, false))?;
