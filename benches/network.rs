@@ -12,6 +12,8 @@
 //!   the same name from a local record, and the agent's RSS around the load ([`dns`]).
 //! - agent RSS with 10 pods (and, networked, 10 Services) as docs/benchmarks.md measures
 //!   it for issue 7.
+//! - issue 14: a rolling update of 3 HTTP replicas behind a Service, apply → rolled out,
+//!   with requests through the Service all along ([`rollout`]).
 
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
@@ -29,12 +31,15 @@ mod common;
 mod dns;
 #[path = "network/http.rs"]
 mod http;
+#[path = "network/rollout.rs"]
+mod rollout;
 
 use berth::net::link::{attach_pod, ensure_bridge, Bridge, PodLink};
 use common::{cgroup_dirs, die_with_parent, mounts_under, remove_cgroups};
 use dns::{dns, report_dns};
 use http::{http, report_http};
 use nix::sched::{setns, CloneFlags};
+use rollout::{report_rollouts, rollouts};
 use simple_dns::rdata::RData;
 use simple_dns::{Name, Packet, PacketFlag, Question, CLASS, RCODE, TYPE};
 
@@ -88,10 +93,16 @@ fn main() {
     ];
     let net = Agent::start(&berth, &board, "net", &net_args, image);
 
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("rollout") {
+        // For working on the rollout figures alone (not used by scripts/bench).
+        print!("{}", report_rollouts(&rollouts(&net, &board)));
+        return;
+    }
     let (start_plain, start_net) = pod_start(&plain, &net, &board);
     let attach = attach_alone(id);
     let http = http(&net, &board);
     let dns = dns(&net, &board);
+    let rollouts = rollouts(&net, &board);
     drop(net);
     drop(plain);
     // The footprint of fresh agents, as issue 7 measures it: not of ones that just served
@@ -108,13 +119,14 @@ fn main() {
 Produced by `cargo bench --bench network` (run by `scripts/bench`) on {}, in {:.0} s. Two agents (release \
 binary) run in a network namespace the bench makes (\"the board\"), one with `--network-backend=none` and one \
 with the pod network (`--network-backend=auto`); every client runs in that namespace too, so no traffic leaves \
-it. Nothing here is asserted by tests.\n\n{}{}{}{}",
+it. Nothing here is asserted by tests.\n\n{}{}{}{}{}",
         humantime::format_rfc3339_seconds(std::time::SystemTime::now()),
         began.elapsed().as_secs_f64(),
         report_http(&http),
         report_start(&start_plain, &start_net, &attach),
         report_dns(&dns),
         report_footprint(&footprints, idle),
+        report_rollouts(&rollouts),
     );
     print!("{report}");
     if let Some(path) = out {

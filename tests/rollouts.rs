@@ -392,3 +392,46 @@ fn a_rolling_update_behind_a_service_loses_no_request() {
     );
     assert!(lines.iter().all(|l| *l == "v1" || *l == "v2"), "{lines:?}");
 }
+
+#[test]
+fn auto_rollback_undoes_a_crash_looping_version_by_itself() {
+    let agent = TestAgent::start();
+    let strategy = format!("{}\n  progressDeadlineSeconds: 600", rolling("1", "0"));
+    let annotated = |yaml: String| {
+        yaml.replace(
+            "metadata: {name: web}",
+            "metadata: {name: web, annotations: {berth.dev/auto-rollback: 'true'}}",
+        )
+    };
+    apply(
+        &agent,
+        &annotated(deployment(2, "v1", &strategy, EXEC_READY)),
+    );
+    wait_for(Duration::from_secs(60), "2 ready v1 pods", || {
+        rolled_out(&agent, 2, "v1").then_some(())
+    });
+    // v2 exits at once: its container crash-loops.
+    let crashing = deployment(2, "v2", &strategy, EXEC_READY)
+        .replace("&& exec httpd -f -p 80 -h /www", "&& exit 1");
+    apply(&agent, &annotated(crashing));
+    let deploy = wait_for(Duration::from_secs(60), "the automatic rollback", || {
+        let deploy = agent.json(&["get", "deployment", "web"]);
+        let rolled_back = deploy["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .any(|c| c["type"] == "RolledBack" && c["reason"] == "CrashLoopBackOff");
+        rolled_back.then_some(deploy)
+    });
+    assert_eq!(
+        deploy["spec"]["template"]["metadata"]["labels"]["version"], "v1",
+        "{deploy:#}"
+    );
+    wait_for(Duration::from_secs(60), "v1 alone again", || {
+        rolled_out(&agent, 2, "v1").then_some(())
+    });
+    let deploy = agent.json(&["get", "deployment", "web"]);
+    assert_eq!(
+        deploy["metadata"]["annotations"]["deployment.kubernetes.io/revision"], "3",
+        "the old template came back as revision 3: {deploy:#}"
+    );
+}

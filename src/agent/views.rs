@@ -109,7 +109,10 @@ impl Agent {
     /// show, and since when: the first time readiness is seen, remembered in memory
     /// until the pod stops being ready (an agent restart starts the count again).
     pub fn observe_pods(&self, world: &mut World, observed: &BTreeMap<String, Vec<Instance>>) {
-        world.observe_readiness(|pod| self.pod_ready(pod, observed));
+        world.observe_statuses(|pod| {
+            let instances = observed.get(&pod.metadata.uid).map(Vec::as_slice);
+            self.pod_status(pod, instances.unwrap_or_default(), false)
+        });
         let mut memory = self.memory();
         memory
             .ready_since

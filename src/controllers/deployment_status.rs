@@ -142,6 +142,10 @@ pub fn with_status(mut deploy: Deployment, world: &World) -> Deployment {
         conditions: vec![available_condition(available_ok), progressing],
     };
     deploy
+        .status
+        .conditions
+        .extend(super::auto_rollback::condition(&deploy));
+    deploy
 }
 
 fn available_condition(ok: bool) -> DeploymentCondition {

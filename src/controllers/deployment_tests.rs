@@ -107,6 +107,7 @@ impl Sim {
                         }
                     }
                 }
+                Object::Deployment(deploy) => self.world.deployments[0] = deploy,
                 other => panic!("unexpected put of {other:?}"),
             },
         }
@@ -383,5 +384,124 @@ fn min_ready_seconds_holds_the_next_step_until_pods_have_been_ready_that_long() 
     assert_eq!(
         (sim.pods_of_template("1"), sim.pods_of_template("2")),
         (0, 2)
+    );
+}
+
+#[test]
+fn auto_rollback_returns_to_the_previous_revision_once_at_the_deadline() {
+    let mut deploy = web(3, IntOrString::Int(1), IntOrString::Int(0));
+    deploy.spec.progress_deadline_seconds = Some(30);
+    deploy.metadata.annotations.insert(
+        auto_rollback::AUTO_ROLLBACK_ANNOTATION.into(),
+        "true".into(),
+    );
+    let mut sim = Sim::new(deploy);
+    settle(&mut sim, &|_| true, &|_| {});
+    set_version(sim.deploy(), "2");
+    let only_old = |p: &Pod| p.metadata.labels.get("version").map(String::as_str) == Some("1");
+    settle(&mut sim, &only_old, &|_| {});
+    assert_eq!(sim.pods_of_template("2"), 1, "stalled, not yet rolled back");
+    sim.tick(31);
+    settle(&mut sim, &only_old, &|sim| assert!(sim.serving() >= 3));
+    let deploy = sim.world.deployments[0].clone();
+    assert_eq!(
+        deploy
+            .spec
+            .template
+            .metadata
+            .labels
+            .get("version")
+            .map(String::as_str),
+        Some("1")
+    );
+    assert_eq!(
+        (sim.pods_of_template("1"), sim.pods_of_template("2")),
+        (3, 0)
+    );
+    let shown = with_status(deploy, &sim.world);
+    let rolled_back = shown
+        .status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "RolledBack");
+    let rolled_back = rolled_back.expect("a RolledBack condition");
+    assert_eq!(
+        rolled_back.reason.as_deref(),
+        Some("ProgressDeadlineExceeded")
+    );
+    assert!(
+        rolled_back
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("revision 2") && m.ends_with("rolled back to revision 1")),
+        "{rolled_back:?}"
+    );
+    assert_eq!(
+        shown.status.conditions[1].reason.as_deref(),
+        Some("NewReplicaSetAvailable")
+    );
+
+    // A failing version after that is left alone: one rollback per change by the user.
+    set_version(sim.deploy(), "3");
+    settle(&mut sim, &only_old, &|_| {});
+    sim.tick(31);
+    settle(&mut sim, &only_old, &|_| {});
+    assert_eq!(sim.pods_of_template("3"), 1);
+}
+
+#[test]
+fn auto_rollback_acts_on_crash_loops_and_only_when_asked() {
+    for asked in [true, false] {
+        let mut deploy = web(2, IntOrString::Int(1), IntOrString::Int(0));
+        if asked {
+            deploy.metadata.annotations.insert(
+                auto_rollback::AUTO_ROLLBACK_ANNOTATION.into(),
+                "true".into(),
+            );
+        }
+        let mut sim = Sim::new(deploy);
+        settle(&mut sim, &|_| true, &|_| {});
+        set_version(sim.deploy(), "2");
+        let only_old = |p: &Pod| p.metadata.labels.get("version").map(String::as_str) == Some("1");
+        settle(&mut sim, &only_old, &|_| {});
+        let crashing = sim
+            .pods()
+            .filter(|p| !only_old(p))
+            .map(|p| p.metadata.uid.clone())
+            .collect();
+        sim.world.crash_looping = crashing;
+        settle(&mut sim, &only_old, &|_| {});
+        let version = sim.world.deployments[0].spec.template.metadata.labels["version"].clone();
+        assert_eq!(version, if asked { "1" } else { "2" });
+    }
+}
+
+#[test]
+fn pods_on_unreachable_nodes_count_as_unavailable() {
+    let mut sim = Sim::new(web(2, IntOrString::Int(0), IntOrString::Int(1)));
+    settle(&mut sim, &|_| true, &|_| {});
+    let on_lost = sim.world.pods[0].metadata.uid.clone();
+    let lost_name = sim.world.pods[0].metadata.name.clone();
+    sim.world.pods[0].spec.node_name = Some("pi-2".into());
+    sim.kubelet(|_| true);
+    let nodes = node_lifecycle::NodeFacts {
+        unreachable: ["pi-2".to_owned()].into(),
+        ..Default::default()
+    };
+    node_lifecycle::unready_unreachable(&mut sim.world, &nodes);
+    assert!(!sim.world.ready_pods.contains(&on_lost));
+    assert_eq!(sim.world.ready_pods.len(), 1);
+    // With one of two unavailable already, a template change may take only that one.
+    set_version(sim.deploy(), "2");
+    let mut changes = sim.pass();
+    changes.extend(sim.pass());
+    let marked: Vec<&Change> = changes
+        .iter()
+        .filter(|c| matches!(c, Change::MarkDeleted(_)))
+        .collect();
+    assert_eq!(
+        marked,
+        [&Change::MarkDeleted(Key::new("Pod", "default", &lost_name))],
+        "{changes:?}"
     );
 }

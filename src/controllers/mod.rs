@@ -19,6 +19,7 @@ use std::collections::{HashMap, HashSet};
 use crate::model::{Deployment, Endpoints, Namespace, Object, Pod, ReplicaSet, Service};
 use crate::store::Key;
 
+pub mod auto_rollback;
 pub mod deployment;
 pub mod deployment_status;
 pub mod driver;
@@ -73,6 +74,9 @@ pub struct World {
     pub ready_pods: HashSet<String>,
     /// Pod addresses by pod uid, as this scope observes them (`status.podIP`).
     pub pod_ips: HashMap<String, String>,
+    /// The uids of the pods with a container in `CrashLoopBackOff`, as this scope
+    /// observes them (filled for controlled pods).
+    pub crash_looping: HashSet<String>,
     /// Since when (Unix seconds) each ready pod has been ready, where this scope knows:
     /// a pod counts as available once it has been ready for `minReadySeconds`.
     pub ready_since: HashMap<String, i64>,
@@ -93,6 +97,28 @@ impl World {
             .filter(|pod| is_ready(pod))
             .map(|pod| pod.metadata.uid.clone())
             .collect();
+    }
+
+    /// Records what `status_of` says of every pod a controller owns or a Service
+    /// selects: readiness, and crash loops.
+    pub fn observe_statuses(&mut self, status_of: impl Fn(&Pod) -> crate::model::PodStatus) {
+        let mut ready = HashSet::new();
+        let mut crash_looping = HashSet::new();
+        for pod in &self.pods {
+            let controlled = pod.metadata.controller_ref().is_some();
+            if !controlled && !self.selected(pod) {
+                continue;
+            }
+            let status = status_of(pod);
+            if status.is_ready() {
+                ready.insert(pod.metadata.uid.clone());
+            }
+            if controlled && status.is_crash_looping() {
+                crash_looping.insert(pod.metadata.uid.clone());
+            }
+        }
+        self.ready_pods = ready;
+        self.crash_looping = crash_looping;
     }
 
     /// Whether this scope observes `pod` as ready.
@@ -263,7 +289,10 @@ pub fn reconcile_all(world: &mut World) -> Vec<Change> {
     run(world, &mut all, |w| {
         w.deployments
             .iter()
-            .flat_map(|d| deployment::reconcile(d, w))
+            .flat_map(|d| match auto_rollback::reconcile(d, w) {
+                Some(rollback) => vec![rollback],
+                None => deployment::reconcile(d, w),
+            })
             .collect()
     });
     // ReplicaSets whose Deployment is gone first, so none of them makes a pod.

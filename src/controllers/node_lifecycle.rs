@@ -17,6 +17,32 @@ pub struct NodeFacts {
     pub known: HashSet<String>,
     /// Nodes whose lease has been expired for longer than the pod eviction timeout.
     pub lost: HashSet<String>,
+    /// Nodes whose lease has expired (`Ready=Unknown`), lost ones included.
+    pub unreachable: HashSet<String>,
+}
+
+/// Pods on unreachable nodes are not ready, whatever their node last reported, as
+/// Kubernetes' node lifecycle controller marks them: they leave their Services'
+/// endpoints, and a rollout counts them as unavailable (it neither waits for them nor
+/// takes their place as if they served).
+pub fn unready_unreachable(world: &mut super::World, nodes: &NodeFacts) {
+    let unreachable: HashSet<&str> = world
+        .pods
+        .iter()
+        .filter(|pod| {
+            pod.spec
+                .node_name
+                .as_deref()
+                .is_some_and(|node| nodes.unreachable.contains(node))
+        })
+        .map(|pod| pod.metadata.uid.as_str())
+        .collect();
+    if unreachable.is_empty() {
+        return;
+    }
+    world
+        .ready_pods
+        .retain(|uid| !unreachable.contains(uid.as_str()));
 }
 
 pub fn reconcile(pod: &Pod, nodes: &NodeFacts) -> Option<Change> {

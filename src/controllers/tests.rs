@@ -277,6 +277,7 @@ fn node_lifecycle_evicts_from_lost_and_unknown_nodes_and_finalises_unbound_delet
     let facts = NodeFacts {
         known: ["pi-1", "pi-2"].map(String::from).into(),
         lost: ["pi-2"].map(String::from).into(),
+        unreachable: ["pi-2"].map(String::from).into(),
     };
     let decide = |p: &Pod| node_lifecycle::reconcile(p, &facts);
     assert_eq!(decide(&pod("healthy", Some("pi-1"), false)), None);

@@ -56,7 +56,7 @@ pub fn spawn(
 /// Adds to `world` the readiness the agents report of their pods, and since when each
 /// has been ready (the `Ready` condition's `lastTransitionTime`).
 fn observe_reported(world: &mut World) {
-    world.observe_readiness(|pod| pod.status.is_ready());
+    world.observe_statuses(|pod| pod.status.clone());
     world.ready_since = world
         .pods
         .iter()
@@ -88,6 +88,7 @@ fn pass(c: &Coordinator) -> anyhow::Result<bool> {
         world
     };
     let nodes = node_facts(c, &world.pods, now)?;
+    node_lifecycle::unready_unreachable(&mut world, &nodes);
     let evictions: Vec<Change> = world
         .pods
         .iter()
@@ -113,8 +114,8 @@ fn reported_pod_ips(pods: &[crate::model::Pod]) -> HashMap<String, String> {
         .collect()
 }
 
-/// The nodes pods are bound to that exist, and those lost for longer than the eviction
-/// timeout. Nodes are read only when a pod names them: this runs every second, and a
+/// The nodes pods are bound to that exist, those unreachable and those lost for longer
+/// than the eviction timeout. Nodes are read only when a pod names them: this runs every second, and a
 /// thousand idle boards must not cost a thousand rows each time.
 fn node_facts(
     c: &Coordinator,
@@ -132,8 +133,12 @@ fn node_facts(
         if store.get("Node", "", node)?.is_some() {
             facts.known.insert(node.to_string());
         }
-        if now.saturating_duration_since(c.fleet.last_seen(node)) > evict_after {
+        let silent = now.saturating_duration_since(c.fleet.last_seen(node));
+        if silent > evict_after {
             facts.lost.insert(node.to_string());
+        }
+        if silent > c.options.node_monitor_grace {
+            facts.unreachable.insert(node.to_string());
         }
     }
     Ok(facts)

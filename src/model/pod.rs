@@ -254,6 +254,14 @@ impl PodStatus {
             .iter()
             .any(|c| c.type_ == "Ready" && c.status == "True")
     }
+
+    /// Whether a container waits in `CrashLoopBackOff`: it keeps failing and is being
+    /// restarted with back-off.
+    pub fn is_crash_looping(&self) -> bool {
+        self.container_statuses.iter().any(|c| {
+            c.state.waiting.as_ref().and_then(|w| w.reason.as_deref()) == Some("CrashLoopBackOff")
+        })
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
