@@ -27,7 +27,7 @@ pub fn apply(
 }
 
 /// What admission judges by, from the agent's flags.
-fn admission(options: &AgentOptions) -> AdmissionOptions {
+pub(super) fn admission(options: &AgentOptions) -> AdmissionOptions {
     AdmissionOptions {
         pod_security_level: options.pod_security_level,
         service_cidr: options.service_cidr,

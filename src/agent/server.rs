@@ -15,6 +15,7 @@ use super::instance::Instance;
 use super::logs::{self, LogQuery};
 use super::reconcile::stored_pods;
 use super::Agent;
+use crate::api::apply::AdmissionOptions;
 use crate::api::http::{Request, Response};
 use crate::api::refusal::{
     bad_request, conflict, internal, method_not_allowed, not_found, Refusal,
@@ -100,6 +101,10 @@ impl Resources for Agent {
         self.observe_pods(&mut world, &observed);
         let view = |record| view(self, record, &world, &observed);
         stored.records.into_iter().map(view).collect()
+    }
+
+    fn admission(&self) -> AdmissionOptions {
+        apply::admission(&self.options)
     }
 
     fn changed(&self) {

@@ -316,8 +316,13 @@ impl Client {
             request.push_str(&format!("Authorization: Bearer {token}\r\n"));
         }
         if let Some(body) = body {
+            // A PATCH body is a JSON merge patch, the one patch type the API takes.
+            let media_type = match method {
+                "PATCH" => "application/merge-patch+json",
+                _ => "application/json",
+            };
             request.push_str(&format!(
-                "Content-Type: application/json\r\nContent-Length: {}\r\n",
+                "Content-Type: {media_type}\r\nContent-Length: {}\r\n",
                 body.len()
             ));
         }

@@ -6,8 +6,8 @@
 //!
 //! What both daemons' servers share lives here too, so they answer alike: the
 //! `Status` error ([`refusal`]), resource paths, selectors and response bodies
-//! ([`resources`]), and admission with the store writes it allows ([`apply`]), Services'
-//! cluster IPs and node ports among it ([`services`]).
+//! ([`resources`]), merge patches ([`patch`]), and admission with the store writes it
+//! allows ([`apply`]), Services' cluster IPs and node ports among it ([`services`]).
 //!
 //! Why our own HTTP: the subset we need (Content-Length bodies, responses that are
 //! either sized or streamed until close, keep-alive for sized ones) fits in a few
@@ -22,6 +22,7 @@ pub mod files;
 pub mod fleet;
 pub mod frames;
 pub mod http;
+pub mod patch;
 pub mod refusal;
 pub mod resources;
 mod serve;

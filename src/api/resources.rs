@@ -1,7 +1,7 @@
 //! The resource API as both daemons serve it: path segments, what a resource path
 //! names, label selectors, the bodies of lists and of successful deletes, watches, and
 //! the routes on resource paths ([`serve_resources`]: get, list, watch, delete, a
-//! Deployment's `scale`). What an object looks like when shown (its observed status),
+//! Deployment's `scale` and merge patches of it, [`super::patch`]). What an object looks like when shown (its observed status),
 //! which field selectors mean something and what a change wakes are each daemon's own
 //! business: it says so by implementing [`Resources`].
 
@@ -11,8 +11,9 @@ use std::sync::{Arc, MutexGuard};
 use event_listener::EventListener;
 use serde_json::{json, Value};
 
-use super::apply::delete_keys_in_store;
+use super::apply::{delete_keys_in_store, AdmissionOptions};
 use super::http::{percent_decode, Request, Response};
+use super::patch::patch_deployment;
 use super::refusal::{bad_request, invalid, method_not_allowed, not_found, Refusal};
 use super::watch::{self, WatchParams};
 use crate::model::{parse_selector, selector_matches, Kind};
@@ -126,6 +127,8 @@ pub trait Resources: Send + Sync + 'static {
     fn field_matches(&self, _selector: &str, _item: &Value) -> Result<bool, Refusal> {
         Ok(true)
     }
+    /// What admission judges a patched object by: the daemon's flags, as for apply.
+    fn admission(&self) -> AdmissionOptions;
     /// Wakes what acts on stored objects, after the routes wrote.
     fn changed(&self);
     /// Fires when something may have changed; a watch then lists again.
@@ -146,7 +149,7 @@ pub struct Stored {
 
 impl Stored {
     /// Reads what showing `records` of `kind`, from `namespace` (`None`: all), needs.
-    fn read(
+    pub(super) fn read(
         store: &Store,
         kind: Kind,
         namespace: Option<&str>,
@@ -182,8 +185,8 @@ struct ListQuery {
 
 /// The routes under `/api/v1` and `/apis/apps/v1` (API group `group`, `rest` the
 /// decoded segments after it): `namespaces/NS/PLURAL[/NAME]`, `PLURAL` (all
-/// namespaces) and `namespaces[/NAME]` — GET one, list or watch, DELETE one — and a
-/// Deployment's `scale` subresource.
+/// namespaces) and `namespaces[/NAME]` — GET one, list or watch, DELETE one, PATCH a
+/// Deployment — and a Deployment's `scale` subresource.
 pub fn serve_resources<R: Resources>(
     resources: &Arc<R>,
     request: &Request,
@@ -232,6 +235,9 @@ pub fn serve_resources<R: Resources>(
                 move || list(lister.as_ref(), &query),
                 move || listener.changes(),
             ))
+        }
+        ("PATCH", Some(name)) if kind == Kind::Deployment => {
+            patch_deployment(resources.as_ref(), request, namespace_key, name)
         }
         ("DELETE", Some(name)) => {
             let key = Key::new(kind.as_str(), namespace_key, name);

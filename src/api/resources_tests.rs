@@ -47,6 +47,11 @@ impl Resources for Fake {
         }
     }
 
+    /// Baseline Pod Security (the objects above were applied as privileged).
+    fn admission(&self) -> AdmissionOptions {
+        AdmissionOptions::default()
+    }
+
     fn changed(&self) {
         self.changed.fetch_add(1, Ordering::SeqCst);
     }
@@ -336,4 +341,133 @@ fn the_scale_subresource_reads_and_sets_replicas() {
     let missing = refused(&fake, "GET", other, Value::Null);
     assert_eq!(missing.message, "deployments.apps \"api\" not found");
     assert_eq!(fake.changed.load(Ordering::SeqCst), 2);
+}
+
+/// A PATCH of `target` with `body` sent as `media_type`, routed as the servers do.
+fn patch(fake: &Arc<Fake>, target: &str, media_type: &str, body: Value) -> Result<Value, Refusal> {
+    let mut request = request("PATCH", target, Some(&body));
+    request
+        .headers
+        .push(("content-type".to_owned(), media_type.to_owned()));
+    let segments = path_segments(&request.path)?;
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let ["apis", "apps", "v1", rest @ ..] = segments.as_slice() else {
+        panic!("not an apps/v1 path: {target}");
+    };
+    let (status, value) = json_of(serve_resources(fake, &request, "apps/v1", rest)?);
+    assert_eq!(status, 200, "PATCH {target}: {value}");
+    Ok(value)
+}
+
+const API: &str = "/apis/apps/v1/namespaces/default/deployments/api";
+const MERGE: &str = "application/merge-patch+json";
+
+fn stored_api(fake: &Arc<Fake>) -> Value {
+    let store = fake.store();
+    store
+        .get("Deployment", "default", "api")
+        .unwrap()
+        .unwrap()
+        .object
+}
+
+#[test]
+fn a_merge_patch_changes_a_deployment_and_answers_it_as_shown() {
+    let fake = fake();
+    let before = stored_api(&fake);
+    let body = json!({"spec": {"paused": true, "template": {"metadata": {"annotations":
+        {"kubectl.kubernetes.io/restartedAt": "2024-01-01T00:00:00Z"}}}}});
+    let shown = patch(&fake, API, MERGE, body).unwrap();
+    assert_eq!(
+        shown["status"]["shownBy"], "fake",
+        "answered as GET shows it"
+    );
+    assert_eq!(shown["spec"]["paused"], true);
+    let stored = stored_api(&fake);
+    assert_eq!(stored["spec"]["paused"], true);
+    assert_eq!(
+        stored["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"],
+        "2024-01-01T00:00:00Z"
+    );
+    assert_eq!(
+        stored["spec"]["template"]["metadata"]["labels"]["app"],
+        "api"
+    );
+    assert_eq!(stored["metadata"]["uid"], before["metadata"]["uid"]);
+    assert_eq!(stored["metadata"]["generation"], 2);
+    assert_eq!(fake.changed.load(Ordering::SeqCst), 1);
+
+    // `null` removes; the strategic type is taken as a merge patch; an equal result
+    // writes nothing and wakes nobody.
+    let strategic = "application/strategic-merge-patch+json; charset=utf-8";
+    patch(&fake, API, strategic, json!({"spec": {"paused": null}})).unwrap();
+    assert_eq!(stored_api(&fake).get("spec").unwrap().get("paused"), None);
+    assert_eq!(fake.changed.load(Ordering::SeqCst), 2);
+    let resource_version = stored_api(&fake)["metadata"]["resourceVersion"].clone();
+    patch(&fake, API, MERGE, json!({"spec": {"replicas": 2}})).unwrap();
+    assert_eq!(
+        stored_api(&fake)["metadata"]["resourceVersion"],
+        resource_version
+    );
+    assert_eq!(fake.changed.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn a_refused_patch_changes_nothing() {
+    let fake = fake();
+    let before = stored_api(&fake);
+    let refusal = |body: Value| patch(&fake, API, MERGE, body).unwrap_err();
+
+    let bad = refusal(json!({"spec": {"replicas": "three"}}));
+    assert_eq!((bad.code, bad.reason), (422, "Invalid"));
+    assert!(
+        bad.message
+            .starts_with("Deployment.apps \"api\" is invalid: spec.replicas: "),
+        "{}",
+        bad.message
+    );
+    let unknown = refusal(json!({"spec": {"template": {"spec": {"hostPID": true, "bogus": 1}}}}));
+    assert_eq!(unknown.code, 422, "{}", unknown.message);
+    assert!(unknown.message.contains("bogus"), "{}", unknown.message);
+
+    let privileged = json!({"spec": {"template": {"spec": {"containers":
+        [{"name": "c", "image": "busybox", "securityContext": {"privileged": true}}]}}}});
+    let forbidden = refusal(privileged);
+    assert_eq!((forbidden.code, forbidden.reason), (403, "Forbidden"));
+    assert!(
+        forbidden
+            .message
+            .starts_with("deployments.apps \"api\" is forbidden: violates PodSecurity"),
+        "{}",
+        forbidden.message
+    );
+
+    let renamed = refusal(json!({"metadata": {"name": "other"}}));
+    assert_eq!(renamed.code, 400);
+    assert_eq!(
+        renamed.message,
+        "the name of the object (other) does not match the name on the URL (api)"
+    );
+    let json_body = patch(&fake, API, "application/json", json!({})).unwrap_err();
+    assert_eq!(
+        (json_body.code, json_body.reason),
+        (415, "UnsupportedMediaType")
+    );
+    let missing = "/apis/apps/v1/namespaces/prod/deployments/api";
+    let missing = patch(&fake, missing, MERGE, json!({})).unwrap_err();
+    assert_eq!(
+        (missing.code, missing.message.as_str()),
+        (404, "deployments.apps \"api\" not found")
+    );
+
+    assert_eq!(stored_api(&fake), before);
+    assert_eq!(fake.changed.load(Ordering::SeqCst), 0);
+    // Other kinds are not patched here.
+    let pod = refused(
+        &fake,
+        "PATCH",
+        "/api/v1/namespaces/default/pods/web",
+        json!({}),
+    );
+    assert_eq!((pod.code, pod.reason), (405, "MethodNotAllowed"));
 }

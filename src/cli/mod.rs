@@ -17,6 +17,7 @@ mod image;
 mod logs;
 mod output;
 mod resource;
+mod rollout;
 mod scale;
 mod tables;
 mod token;
@@ -96,6 +97,9 @@ pub enum Command {
     Logs(logs::LogsArgs),
     /// Set the number of replicas of a deployment
     Scale(scale::ScaleArgs),
+    /// Follow, pause, resume, restart or undo the rollout of a deployment
+    #[command(subcommand)]
+    Rollout(rollout::RolloutCommand),
     /// Manage the images on the board
     #[command(subcommand)]
     Image(image::ImageCommand),
@@ -188,6 +192,7 @@ pub fn main() -> i32 {
             Err(err) => Err(err),
         },
         Command::Scale(args) => scale::run(&cli.global, args),
+        Command::Rollout(cmd) => rollout::run(&cli.global, cmd),
         Command::Image(cmd) => image::run(&cli.global, cmd),
         Command::Version => version::run(),
         Command::Shim { container_dir } => {

@@ -274,12 +274,7 @@ fn admin_route(
         }
         ("POST", ["apis", "berth.dev", "v1", "apply"]) => {
             let apply_request: ApplyRequest = request_body(request)?;
-            let options = &coordinator.options;
-            let admission = AdmissionOptions {
-                pod_security_level: options.pod_security_level,
-                service_cidr: options.service_cidr,
-                node_port_range: options.node_port_range,
-            };
+            let admission = coordinator.admission();
             let result =
                 apply_to_store(&mut coordinator.store(), &apply_request, None, &admission)?;
             coordinator.changed();
@@ -470,6 +465,16 @@ impl Resources for Coordinator {
 
     fn field_matches(&self, selector: &str, item: &Value) -> Result<bool, Refusal> {
         field_matches(selector, item)
+    }
+
+    /// What admission judges by, from the coordinator's flags.
+    fn admission(&self) -> AdmissionOptions {
+        let options = &self.options;
+        AdmissionOptions {
+            pod_security_level: options.pod_security_level,
+            service_cidr: options.service_cidr,
+            node_port_range: options.node_port_range,
+        }
     }
 
     fn changed(&self) {
