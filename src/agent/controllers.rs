@@ -29,6 +29,7 @@ pub fn run(
     world.services.retain(|s| !pushed(&s.metadata));
     world.endpoints.retain(|e| !pushed(&e.metadata));
     agent.observe_pods(&mut world, observed);
+    agent.add_local_node(&mut world);
     if let Some(network) = agent.network() {
         world.pod_ips = network
             .pod_ips()

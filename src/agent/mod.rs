@@ -112,6 +112,10 @@ pub struct Agent {
     network: std::sync::OnceLock<network::PodNetwork>,
     /// When this agent process started: readiness found running is unknown for a while.
     started: std::time::Instant,
+    /// This board's node labels, as it registers them with a coordinator (architecture,
+    /// OS, hostname, board profile, `--node-labels`): what a DaemonSet's nodeSelector
+    /// matches on a lone board. Set once at start.
+    node_labels: std::sync::OnceLock<std::collections::BTreeMap<String, String>>,
 }
 
 /// What the agent keeps only in memory.
@@ -168,6 +172,7 @@ impl Agent {
             changes: event_listener::Event::new(),
             network: std::sync::OnceLock::new(),
             started: std::time::Instant::now(),
+            node_labels: std::sync::OnceLock::new(),
         };
         Ok((Arc::new(agent), wake_rx))
     }
@@ -251,6 +256,11 @@ pub fn run(mut options: AgentOptions) -> anyhow::Result<()> {
         shim_exe,
     })?;
     let (agent, wake_rx) = Agent::new(options, Arc::new(runtime))?;
+    let _ = agent.node_labels.set(fleet::node::labels(
+        &agent.options.node_name,
+        profile.as_ref(),
+        &agent.options.node_labels,
+    ));
     crate::controllers::namespace::ensure_default(&mut agent.store())?;
     if agent.options.network.enabled() {
         network_start::at_boot(&agent, fleet_setup.is_some())?;

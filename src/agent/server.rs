@@ -99,6 +99,8 @@ impl Resources for Agent {
         let observed = self.observe().map_err(internal)?;
         let mut world = driver::view_world(stored.replica_sets, stored.pods, SystemTime::now());
         self.observe_pods(&mut world, &observed);
+        world.daemon_sets = daemon_sets(&stored.records);
+        self.add_local_node(&mut world);
         let view = |record| view(self, record, &world, &observed);
         stored.records.into_iter().map(view).collect()
     }
@@ -116,6 +118,18 @@ impl Resources for Agent {
     }
 }
 
+/// The DaemonSets among `records`, whose status needs the nodes.
+fn daemon_sets(records: &[Record]) -> Vec<crate::model::DaemonSet> {
+    records
+        .iter()
+        .filter(|r| r.kind == "DaemonSet")
+        .filter_map(|r| match Object::from_json(r.object.clone()) {
+            Ok(Object::DaemonSet(ds)) => Some(ds),
+            _ => None,
+        })
+        .collect()
+}
+
 fn view(
     agent: &Agent,
     record: Record,
@@ -130,7 +144,7 @@ fn view(
             let instances = observed.get(&pod.metadata.uid).cloned().unwrap_or_default();
             agent.pod_view(pod, &instances)
         }
-        object @ (Object::Deployment(_) | Object::ReplicaSet(_)) => {
+        object @ (Object::Deployment(_) | Object::ReplicaSet(_) | Object::DaemonSet(_)) => {
             agent.controller_view(object, world)
         }
         Object::Namespace(ns) => Object::Namespace(namespace::with_status(ns)).to_json(),

@@ -8,6 +8,7 @@ use serde_json::Value;
 use super::instance::{Instance, InstanceState};
 use super::status::{pod_status, StatusInputs};
 use super::Agent;
+use crate::controllers::daemon_set::{self, NodeView};
 use crate::controllers::{deployment_status, replica_set, World};
 use crate::model::{Object, Pod, PodStatus};
 
@@ -95,6 +96,9 @@ impl Agent {
     /// Deployments and ReplicaSets with their status, as observed on this board.
     pub fn controller_view(&self, object: Object, world: &World) -> Value {
         match object {
+            Object::DaemonSet(ds) => {
+                Object::DaemonSet(daemon_set::with_status(ds, world)).to_json()
+            }
             Object::Deployment(deploy) => {
                 Object::Deployment(deployment_status::with_status(deploy, world)).to_json()
             }
@@ -153,6 +157,21 @@ impl Agent {
                     && self.probe_results(&instance.id).is_none()
             })
         })
+    }
+
+    /// Adds this board to `world` as its one node, for its DaemonSets.
+    pub fn add_local_node(&self, world: &mut World) {
+        let name = self.options.node_name.clone();
+        world.local_node = Some(name.clone());
+        if world.daemon_sets.is_empty() {
+            return;
+        }
+        world.nodes = vec![NodeView {
+            name,
+            labels: self.node_labels.get().cloned().unwrap_or_default(),
+            tainted: false,
+            unreachable: false,
+        }];
     }
 
     /// Since when (Unix seconds) `uid` has been seen ready, if it is.

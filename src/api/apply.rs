@@ -194,7 +194,7 @@ pub fn apply_to_store(
     Ok(ApplyResult { items })
 }
 
-/// The PodSecurity admission: every Pod, Deployment and ReplicaSet template meets its namespace's
+/// The PodSecurity admission: every Pod and workload template meets its namespace's
 /// level, or the request is refused (403 Forbidden) with Kubernetes' message for each
 /// object that does not, and the fields to change.
 fn admit_pod_security(
@@ -209,6 +209,11 @@ fn admit_pod_security(
             Object::Deployment(deployment) => (
                 "deployments.apps",
                 &deployment.spec.template.spec,
+                "spec.template.spec",
+            ),
+            Object::DaemonSet(daemon_set) => (
+                "daemonsets.apps",
+                &daemon_set.spec.template.spec,
                 "spec.template.spec",
             ),
             Object::ReplicaSet(replica_set) => (

@@ -138,7 +138,7 @@ pub trait Resources: Send + Sync + 'static {
 /// Stored objects of one kind to show, with what showing them needs.
 pub struct Stored {
     pub records: Vec<Record>,
-    /// When they are Deployments or ReplicaSets, the pods of the namespace they were
+    /// When they are Deployments, ReplicaSets or DaemonSets, the pods of the namespace they were
     /// read from (of all namespaces for a list across them): their status is derived
     /// from the pods they own. Empty for other kinds.
     pub pods: Vec<Record>,
@@ -156,7 +156,9 @@ impl Stored {
         records: Vec<Record>,
     ) -> Result<Stored, Refusal> {
         let pods = match kind {
-            Kind::Deployment | Kind::ReplicaSet => store.list("Pod", namespace)?,
+            Kind::Deployment | Kind::ReplicaSet | Kind::DaemonSet => {
+                store.list("Pod", namespace)?
+            }
             _ => Vec::new(),
         };
         let replica_sets = match kind {

@@ -174,6 +174,7 @@ pub fn describe(kind: Kind, object: &Value) -> String {
         Kind::Pod => describe_pod(&mut out, object),
         Kind::Deployment => describe_deployment(&mut out, object),
         Kind::ReplicaSet => describe_replica_set(&mut out, object),
+        Kind::DaemonSet => describe_daemon_set(&mut out, object),
         Kind::Namespace => {
             let phase = str_at(object, &["status", "phase"]);
             field(
@@ -428,6 +429,53 @@ fn describe_replica_set(out: &mut String, rs: &Value) {
         ),
     );
     pod_template(out, rs);
+}
+
+fn describe_daemon_set(out: &mut String, ds: &Value) {
+    field(
+        out,
+        0,
+        "Selector",
+        map_lines(at(ds, &["spec", "selector", "matchLabels"])),
+    );
+    field(
+        out,
+        0,
+        "Node-Selector",
+        map_lines(at(ds, &["spec", "template", "spec", "nodeSelector"])),
+    );
+    let count = |field: &str| int_at(ds, &["status", field]);
+    field(
+        out,
+        0,
+        "Desired Number of Nodes Scheduled",
+        count("desiredNumberScheduled").to_string(),
+    );
+    field(
+        out,
+        0,
+        "Current Number of Nodes Scheduled",
+        count("currentNumberScheduled").to_string(),
+    );
+    field(
+        out,
+        0,
+        "Number of Nodes Scheduled with Up-to-date Pods",
+        count("updatedNumberScheduled").to_string(),
+    );
+    field(
+        out,
+        0,
+        "Number of Nodes Scheduled with Available Pods",
+        count("numberAvailable").to_string(),
+    );
+    field(
+        out,
+        0,
+        "Number of Nodes Misscheduled",
+        count("numberMisscheduled").to_string(),
+    );
+    pod_template(out, ds);
 }
 
 /// The containers of a workload's pod template, and their images.

@@ -22,9 +22,10 @@ pub enum Resource {
 
 /// What `all` means, in kubectl's order (pods, services, daemonsets, deployments,
 /// replicasets, ...) restricted to the kinds berth has.
-pub const ALL: [Resource; 4] = [
+pub const ALL: [Resource; 5] = [
     Resource::Kind(Kind::Pod),
     Resource::Kind(Kind::Service),
+    Resource::Kind(Kind::DaemonSet),
     Resource::Kind(Kind::Deployment),
     Resource::Kind(Kind::ReplicaSet),
 ];
@@ -38,7 +39,7 @@ impl Resource {
         Kind::from_cli_name(s).map(Resource::Kind).ok_or_else(|| {
             anyhow!(
                 "the server doesn't have a resource type {s:?} (known: pods, deployments, \
-                 replicasets, services, endpoints, endpointslices, namespaces, configmaps, secrets, nodes, \
+                 replicasets, daemonsets, services, endpoints, endpointslices, namespaces, configmaps, secrets, nodes, \
                  all)"
             )
         })
@@ -78,6 +79,7 @@ impl Resource {
             Resource::Kind(Kind::Pod) => "pod",
             Resource::Kind(Kind::Deployment) => "deployment.apps",
             Resource::Kind(Kind::ReplicaSet) => "replicaset.apps",
+            Resource::Kind(Kind::DaemonSet) => "daemonset.apps",
             Resource::Kind(Kind::Namespace) => "namespace",
             Resource::Kind(Kind::ConfigMap) => "configmap",
             Resource::Kind(Kind::Secret) => "secret",
@@ -263,6 +265,7 @@ mod tests {
             [
                 Resource::Kind(Kind::Pod),
                 Resource::Kind(Kind::Service),
+                Resource::Kind(Kind::DaemonSet),
                 Resource::Kind(Kind::Deployment),
                 Resource::Kind(Kind::ReplicaSet),
                 Resource::Kind(Kind::ConfigMap)

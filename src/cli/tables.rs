@@ -24,6 +24,7 @@ pub fn header(resource: Resource, wide: bool, with_namespace: bool) -> Vec<&'sta
         }
         (Resource::Kind(Kind::Deployment), wide) => workload::deployment_columns(wide),
         (Resource::Kind(Kind::ReplicaSet), wide) => workload::replica_set_columns(wide),
+        (Resource::Kind(Kind::DaemonSet), wide) => workload::daemon_set_columns(wide),
         (Resource::Kind(Kind::Namespace), _) => &["NAME", "STATUS", "AGE"],
         (Resource::Kind(Kind::ConfigMap), _) => &["NAME", "DATA", "AGE"],
         (Resource::Kind(Kind::Secret), _) => &["NAME", "TYPE", "DATA", "AGE"],
@@ -65,6 +66,7 @@ pub fn row(
         Resource::Kind(Kind::Pod) => pod_row(item, wide),
         Resource::Kind(Kind::Deployment) => workload::deployment_row(item, wide),
         Resource::Kind(Kind::ReplicaSet) => workload::replica_set_row(item, wide),
+        Resource::Kind(Kind::DaemonSet) => workload::daemon_set_row(item, wide),
         Resource::Kind(Kind::Namespace) => namespace_row(item),
         Resource::Kind(Kind::ConfigMap) => config_map_row(item),
         Resource::Kind(Kind::Secret) => secret_row(item),

@@ -23,6 +23,7 @@ pub fn load(store: &Store, now: SystemTime) -> anyhow::Result<World> {
         "Namespace",
         "Deployment",
         "ReplicaSet",
+        "DaemonSet",
         "Service",
         "Endpoints",
     ] {
@@ -31,6 +32,7 @@ pub fn load(store: &Store, now: SystemTime) -> anyhow::Result<World> {
                 Object::Namespace(ns) => world.namespaces.push(ns),
                 Object::Deployment(deploy) => world.deployments.push(deploy),
                 Object::ReplicaSet(rs) => world.replica_sets.push(rs),
+                Object::DaemonSet(ds) => world.daemon_sets.push(ds),
                 Object::Service(service) => world.services.push(service),
                 Object::Endpoints(endpoints) => world.endpoints.push(endpoints),
                 _ => {}

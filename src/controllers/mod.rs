@@ -16,10 +16,11 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::model::{Deployment, Endpoints, Namespace, Object, Pod, ReplicaSet, Service};
+use crate::model::{DaemonSet, Deployment, Endpoints, Namespace, Object, Pod, ReplicaSet, Service};
 use crate::store::Key;
 
 pub mod auto_rollback;
+pub mod daemon_set;
 pub mod deployment;
 pub mod deployment_status;
 pub mod driver;
@@ -31,9 +32,13 @@ pub mod replica_set;
 pub mod rollout;
 
 #[cfg(test)]
+mod daemon_set_tests;
+#[cfg(test)]
 mod deployment_tests;
 #[cfg(test)]
 mod endpoints_tests;
+#[cfg(test)]
+mod sim;
 #[cfg(test)]
 mod tests;
 
@@ -62,7 +67,12 @@ pub struct World {
     pub namespaces: Vec<Namespace>,
     pub deployments: Vec<Deployment>,
     pub replica_sets: Vec<ReplicaSet>,
+    pub daemon_sets: Vec<DaemonSet>,
     pub pods: Vec<Pod>,
+    /// The nodes DaemonSets place pods on (filled only when there are DaemonSets).
+    pub nodes: Vec<daemon_set::NodeView>,
+    /// On a lone board, the board's own node: pods without `spec.nodeName` run there.
+    pub local_node: Option<String>,
     pub services: Vec<Service>,
     pub endpoints: Vec<Endpoints>,
     /// ConfigMaps, Secrets, Services, Endpoints and EndpointSlices, by key only. The
@@ -205,6 +215,8 @@ impl World {
                         .retain(|o| !matches("Deployment", &o.metadata));
                     self.replica_sets
                         .retain(|o| !matches("ReplicaSet", &o.metadata));
+                    self.daemon_sets
+                        .retain(|o| !matches("DaemonSet", &o.metadata));
                     self.pods.retain(|o| !matches("Pod", &o.metadata));
                     self.services.retain(|o| !matches("Service", &o.metadata));
                     self.endpoints
@@ -276,7 +288,7 @@ fn mark_pod(pod: &Pod) -> Option<Change> {
 }
 
 /// Runs every controller both scopes share, in order, each on the world as the ones
-/// before it left it: the namespace cascade, then Deployments, then ReplicaSets, then
+/// before it left it: the namespace cascade, then Deployments, DaemonSets, ReplicaSets, then
 /// garbage collection, then the Endpoints of Services.
 pub fn reconcile_all(world: &mut World) -> Vec<Change> {
     let mut all = Vec::new();
@@ -293,6 +305,12 @@ pub fn reconcile_all(world: &mut World) -> Vec<Change> {
                 Some(rollback) => vec![rollback],
                 None => deployment::reconcile(d, w),
             })
+            .collect()
+    });
+    run(world, &mut all, |w| {
+        w.daemon_sets
+            .iter()
+            .flat_map(|ds| daemon_set::reconcile(ds, w))
             .collect()
     });
     // ReplicaSets whose Deployment is gone first, so none of them makes a pod.

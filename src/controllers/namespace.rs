@@ -1,7 +1,7 @@
 //! The Namespace controller: a namespace being deleted takes its objects with it.
-//! Deployments, ReplicaSets, ConfigMaps, Secrets and Services with their endpoints go at
-//! once, pods gracefully (their board stops them first), and the namespace itself when
-//! no pod is left in it.
+//! Deployments, ReplicaSets, DaemonSets, ConfigMaps, Secrets and Services with their
+//! endpoints go at once, pods gracefully (their board stops them first), and the
+//! namespace itself when no pod is left in it.
 
 use super::{key_of, mark_pod, Change, World};
 use crate::model::Namespace;
@@ -25,6 +25,13 @@ pub fn reconcile(namespace: &Namespace, world: &World) -> Vec<Change> {
             .iter()
             .filter(|rs| inside(&rs.metadata))
             .map(|rs| Change::Delete(key_of("ReplicaSet", &rs.metadata))),
+    );
+    changes.extend(
+        world
+            .daemon_sets
+            .iter()
+            .filter(|ds| inside(&ds.metadata))
+            .map(|ds| Change::Delete(key_of("DaemonSet", &ds.metadata))),
     );
     changes.extend(
         world

@@ -45,13 +45,21 @@ pub fn unready_unreachable(world: &mut super::World, nodes: &NodeFacts) {
         .retain(|uid| !unreachable.contains(uid.as_str()));
 }
 
+fn daemon_pod(pod: &Pod) -> bool {
+    pod.metadata
+        .controller_ref()
+        .is_some_and(|owner| owner.kind == "DaemonSet")
+}
+
 pub fn reconcile(pod: &Pod, nodes: &NodeFacts) -> Option<Change> {
     let deleting = pod.metadata.deletion_timestamp.is_some();
     let node = pod.spec.node_name.as_deref();
     let evict = match node {
         None => deleting,
         Some(node) if !nodes.known.contains(node) => true,
-        Some(node) if nodes.lost.contains(node) => {
+        // A DaemonSet's pod stays with its node, as Kubernetes' daemon pods tolerate
+        // the unreachable taint: the node gets its pod back when it returns.
+        Some(node) if nodes.lost.contains(node) && !daemon_pod(pod) => {
             if !deleting {
                 log::info!(
                     "evicting pod {}/{} from lost node {node}",

@@ -21,6 +21,7 @@ use anyhow::Context;
 use super::fleet::is_ready;
 use super::scheduling::schedule_pending;
 use super::Coordinator;
+use crate::controllers::daemon_set::NodeView;
 use crate::controllers::node_lifecycle::{self, NodeFacts};
 use crate::controllers::{deployment_status, driver, reconcile_all, Change, World};
 use crate::store::Record;
@@ -69,11 +70,51 @@ fn observe_reported(world: &mut World) {
         .collect();
 }
 
-/// A world for showing Deployments and ReplicaSets, with readiness as reported.
-pub fn view_world(replica_sets: Vec<Record>, pods: Vec<Record>) -> World {
+/// A world for showing Deployments, ReplicaSets and DaemonSets, with readiness as
+/// reported (and the nodes, when `with_nodes`).
+pub fn view_world(
+    c: &Coordinator,
+    replica_sets: Vec<Record>,
+    pods: Vec<Record>,
+    with_nodes: bool,
+) -> anyhow::Result<World> {
     let mut world = driver::view_world(replica_sets, pods, SystemTime::now());
     observe_reported(&mut world);
-    world
+    if with_nodes {
+        world.nodes = node_views(c, Instant::now())?;
+    }
+    Ok(world)
+}
+
+/// Every node as the DaemonSet controller sees it.
+fn node_views(c: &Coordinator, now: Instant) -> anyhow::Result<Vec<NodeView>> {
+    let grace = c.options.node_monitor_grace;
+    let records = c.store().list("Node", None)?;
+    Ok(records
+        .into_iter()
+        .map(|node| {
+            let labels = node
+                .object
+                .pointer("/metadata/labels")
+                .and_then(|l| serde_json::from_value(l.clone()).ok())
+                .unwrap_or_default();
+            let tainted = node
+                .object
+                .pointer("/spec/taints")
+                .and_then(serde_json::Value::as_array)
+                .is_some_and(|taints| {
+                    taints
+                        .iter()
+                        .any(|t| matches!(t["effect"].as_str(), Some("NoSchedule" | "NoExecute")))
+                });
+            NodeView {
+                unreachable: !is_ready(c.fleet.last_seen(&node.name), grace, now),
+                name: node.name,
+                labels,
+                tainted,
+            }
+        })
+        .collect())
 }
 
 /// One pass; returns whether anything changed.
@@ -87,6 +128,9 @@ fn pass(c: &Coordinator) -> anyhow::Result<bool> {
         world.pod_ips = reported_pod_ips(&world.pods);
         world
     };
+    if !world.daemon_sets.is_empty() {
+        world.nodes = node_views(c, now)?;
+    }
     let nodes = node_facts(c, &world.pods, now)?;
     node_lifecycle::unready_unreachable(&mut world, &nodes);
     let evictions: Vec<Change> = world

@@ -25,7 +25,7 @@ use crate::api::resources::{
 };
 use crate::api::types::{ApplyRequest, Version};
 use crate::api::watch::WatchParams;
-use crate::controllers::{deployment_status, namespace, replica_set, World};
+use crate::controllers::{daemon_set, deployment_status, namespace, replica_set, World};
 use crate::model::Object;
 use crate::store::{Key, Record, Store};
 use event_listener::EventListener;
@@ -453,9 +453,12 @@ impl Resources for Coordinator {
     }
 
     fn show(&self, stored: Stored) -> Result<Vec<Value>, Refusal> {
-        // Pods and ReplicaSets only for Deployments and ReplicaSets, whose status reads
-        // their pods' reported readiness.
-        let world = super::controllers::view_world(stored.replica_sets, stored.pods);
+        // Pods, ReplicaSets and nodes only for the workloads, whose status reads their
+        // pods' reported readiness.
+        let with_nodes = stored.records.iter().any(|r| r.kind == "DaemonSet");
+        let world =
+            super::controllers::view_world(self, stored.replica_sets, stored.pods, with_nodes)
+                .map_err(internal)?;
         Ok(stored
             .records
             .into_iter()
@@ -506,13 +509,16 @@ fn view(record: Record, world: &World) -> Value {
     let status = record.status;
     let object = record.object;
     match record.kind.as_str() {
-        "Deployment" | "ReplicaSet" | "Namespace" | "Service" => {
+        "Deployment" | "ReplicaSet" | "DaemonSet" | "Namespace" | "Service" => {
             match Object::from_json(object.clone()) {
                 Ok(Object::Deployment(deploy)) => {
                     Object::Deployment(deployment_status::with_status(deploy, world)).to_json()
                 }
                 Ok(Object::ReplicaSet(rs)) => {
                     Object::ReplicaSet(replica_set::with_status(rs, world)).to_json()
+                }
+                Ok(Object::DaemonSet(ds)) => {
+                    Object::DaemonSet(daemon_set::with_status(ds, world)).to_json()
                 }
                 Ok(Object::Namespace(ns)) => {
                     Object::Namespace(namespace::with_status(ns)).to_json()

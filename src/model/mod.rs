@@ -14,6 +14,7 @@ pub mod base64;
 mod board;
 mod cidr;
 mod config;
+mod daemon_set;
 mod deployment;
 mod duration;
 mod hash;
@@ -43,6 +44,9 @@ pub use cidr::{next_free_address, CidrError, Ipv4Cidr};
 pub use config::{
     docker_auths, docker_login, is_config_key, ConfigMap, RegistryLogin, Secret, DOCKER_CFG_KEY,
     DOCKER_CFG_TYPE, DOCKER_CONFIG_JSON_KEY, DOCKER_CONFIG_JSON_TYPE,
+};
+pub use daemon_set::{
+    DaemonSet, DaemonSetRollingUpdate, DaemonSetSpec, DaemonSetStatus, DaemonSetUpdateStrategy,
 };
 pub use deployment::{
     Deployment, DeploymentCondition, DeploymentSpec, DeploymentStatus, DeploymentStrategy,
@@ -100,6 +104,7 @@ pub enum Kind {
     Pod,
     Deployment,
     ReplicaSet,
+    DaemonSet,
     ConfigMap,
     Secret,
     Service,
@@ -110,7 +115,7 @@ pub enum Kind {
 impl Kind {
     /// Every supported kind, in the order objects should be applied: namespaces first,
     /// then what pods consume, then Services and their endpoints, then what creates pods.
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 10] = [
         Kind::Namespace,
         Kind::ConfigMap,
         Kind::Secret,
@@ -119,6 +124,7 @@ impl Kind {
         Kind::EndpointSlice,
         Kind::Deployment,
         Kind::ReplicaSet,
+        Kind::DaemonSet,
         Kind::Pod,
     ];
 
@@ -129,6 +135,7 @@ impl Kind {
             Kind::Pod => "Pod",
             Kind::Deployment => "Deployment",
             Kind::ReplicaSet => "ReplicaSet",
+            Kind::DaemonSet => "DaemonSet",
             Kind::ConfigMap => "ConfigMap",
             Kind::Secret => "Secret",
             Kind::Service => "Service",
@@ -146,7 +153,7 @@ impl Kind {
             | Kind::Secret
             | Kind::Service
             | Kind::Endpoints => "v1",
-            Kind::Deployment | Kind::ReplicaSet => "apps/v1",
+            Kind::Deployment | Kind::ReplicaSet | Kind::DaemonSet => "apps/v1",
             Kind::EndpointSlice => "discovery.k8s.io/v1",
         }
     }
@@ -158,6 +165,7 @@ impl Kind {
             Kind::Pod => "pods",
             Kind::Deployment => "deployments",
             Kind::ReplicaSet => "replicasets",
+            Kind::DaemonSet => "daemonsets",
             Kind::ConfigMap => "configmaps",
             Kind::Secret => "secrets",
             Kind::Service => "services",
@@ -173,6 +181,7 @@ impl Kind {
             Kind::Pod
             | Kind::Deployment
             | Kind::ReplicaSet
+            | Kind::DaemonSet
             | Kind::ConfigMap
             | Kind::Secret
             | Kind::Service
@@ -190,6 +199,7 @@ impl Kind {
             return match base {
                 "deployment" | "deployments" | "deploy" => Some(Kind::Deployment),
                 "replicaset" | "replicasets" | "rs" => Some(Kind::ReplicaSet),
+                "daemonset" | "daemonsets" | "ds" => Some(Kind::DaemonSet),
                 _ => None,
             };
         }
@@ -203,6 +213,7 @@ impl Kind {
             "pod" | "pods" | "po" => Some(Kind::Pod),
             "deployment" | "deployments" | "deploy" => Some(Kind::Deployment),
             "replicaset" | "replicasets" | "rs" => Some(Kind::ReplicaSet),
+            "daemonset" | "daemonsets" | "ds" => Some(Kind::DaemonSet),
             "namespace" | "namespaces" | "ns" => Some(Kind::Namespace),
             "configmap" | "configmaps" | "cm" => Some(Kind::ConfigMap),
             "secret" | "secrets" => Some(Kind::Secret),
@@ -220,6 +231,7 @@ impl Kind {
             "Pod" => Some(Kind::Pod),
             "Deployment" => Some(Kind::Deployment),
             "ReplicaSet" => Some(Kind::ReplicaSet),
+            "DaemonSet" => Some(Kind::DaemonSet),
             "ConfigMap" => Some(Kind::ConfigMap),
             "Secret" => Some(Kind::Secret),
             "Service" => Some(Kind::Service),
@@ -243,6 +255,7 @@ pub enum Object {
     Pod(Pod),
     Deployment(Deployment),
     ReplicaSet(ReplicaSet),
+    DaemonSet(DaemonSet),
     ConfigMap(ConfigMap),
     Secret(Secret),
     Service(Service),
@@ -257,6 +270,7 @@ impl Object {
             Object::Pod(_) => Kind::Pod,
             Object::Deployment(_) => Kind::Deployment,
             Object::ReplicaSet(_) => Kind::ReplicaSet,
+            Object::DaemonSet(_) => Kind::DaemonSet,
             Object::ConfigMap(_) => Kind::ConfigMap,
             Object::Secret(_) => Kind::Secret,
             Object::Service(_) => Kind::Service,
@@ -271,6 +285,7 @@ impl Object {
             Object::Pod(o) => &o.metadata,
             Object::Deployment(o) => &o.metadata,
             Object::ReplicaSet(o) => &o.metadata,
+            Object::DaemonSet(o) => &o.metadata,
             Object::ConfigMap(o) => &o.metadata,
             Object::Secret(o) => &o.metadata,
             Object::Service(o) => &o.metadata,
@@ -285,6 +300,7 @@ impl Object {
             Object::Pod(o) => &mut o.metadata,
             Object::Deployment(o) => &mut o.metadata,
             Object::ReplicaSet(o) => &mut o.metadata,
+            Object::DaemonSet(o) => &mut o.metadata,
             Object::ConfigMap(o) => &mut o.metadata,
             Object::Secret(o) => &mut o.metadata,
             Object::Service(o) => &mut o.metadata,
@@ -306,6 +322,7 @@ impl Object {
             Object::Pod(o) => to_value(o),
             Object::Deployment(o) => to_value(o),
             Object::ReplicaSet(o) => to_value(o),
+            Object::DaemonSet(o) => to_value(o),
             Object::ConfigMap(o) => to_value(o),
             Object::Secret(o) => to_value(o),
             Object::Service(o) => to_value(o),
@@ -335,6 +352,7 @@ impl Object {
             Kind::Pod => serde_json::from_value(value).map(Object::Pod),
             Kind::Deployment => serde_json::from_value(value).map(Object::Deployment),
             Kind::ReplicaSet => serde_json::from_value(value).map(Object::ReplicaSet),
+            Kind::DaemonSet => serde_json::from_value(value).map(Object::DaemonSet),
             Kind::ConfigMap => serde_json::from_value(value).map(Object::ConfigMap),
             Kind::Secret => serde_json::from_value(value).map(Object::Secret),
             Kind::Service => serde_json::from_value(value).map(Object::Service),

@@ -10,8 +10,8 @@ use crate::model::validate::{
     check_list_wrapper, item_path, validate_document, SERVER_SET_METADATA,
 };
 use crate::model::{
-    ConfigMap, Deployment, EndpointSlice, Endpoints, Kind, Namespace, Object, Pod, ReplicaSet,
-    Secret, Service,
+    ConfigMap, DaemonSet, Deployment, EndpointSlice, Endpoints, Kind, Namespace, Object, Pod,
+    ReplicaSet, Secret, Service,
 };
 
 /// One problem at one field.
@@ -225,6 +225,11 @@ fn build(kind: Kind, mut value: Value) -> Result<Object, String> {
             let mut deployment: Deployment = serde_json::from_value(value).map_err(invalid)?;
             deployment.spec.apply_defaults();
             Object::Deployment(deployment)
+        }
+        Kind::DaemonSet => {
+            let mut daemon_set: DaemonSet = serde_json::from_value(value).map_err(invalid)?;
+            daemon_set.spec.apply_defaults();
+            Object::DaemonSet(daemon_set)
         }
         Kind::ReplicaSet => {
             let mut replica_set: ReplicaSet = serde_json::from_value(value).map_err(invalid)?;

@@ -10,7 +10,7 @@
 //! The coordinator is never needed to keep running: everything it assigned is in SQLite
 //! and the reconciler runs from there, online or not, across restarts too.
 
-mod node;
+pub(super) mod node;
 mod report;
 mod state;
 mod sync;

@@ -100,6 +100,23 @@ pub fn memory_quantity(bytes: u64) -> String {
     }
 }
 
+/// This board's node labels: those of its Node object, with `extra` (`--node-labels`).
+pub fn labels(
+    name: &str,
+    profile: Option<&BoardProfile>,
+    extra: &std::collections::BTreeMap<String, String>,
+) -> std::collections::BTreeMap<String, String> {
+    let node = node_object(&read_facts(name, None), profile);
+    let mut labels: std::collections::BTreeMap<String, String> = node["metadata"]["labels"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(key, value)| Some((key.clone(), value.as_str()?.to_owned())))
+        .collect();
+    labels.extend(extra.clone());
+    labels
+}
+
 /// The Node object of this board. Capacity is what the machine has (the profile fills
 /// in only what could not be read); allocatable is capacity minus the profile's
 /// reservation for the system. The architecture is the profile's platform when a

@@ -136,7 +136,7 @@ fn fleet_uid_of(object: &Value) -> Option<String> {
 }
 
 /// Checks one pushed object with the local model. Kinds a coordinator never pushes
-/// (Deployments and ReplicaSets: their controllers run at the coordinator) are refused
+/// (Deployments, ReplicaSets, DaemonSets: their controllers run at the coordinator) are refused
 /// too, since a local one would start making pods of its own.
 pub fn check_incoming(value: &Value) -> Result<Incoming, String> {
     let object = Object::from_json(value.clone())?;
@@ -149,7 +149,7 @@ pub fn check_incoming(value: &Value) -> Result<Incoming, String> {
         | Kind::Service
         | Kind::Endpoints
         | Kind::EndpointSlice => {}
-        Kind::Deployment | Kind::ReplicaSet => {
+        Kind::Deployment | Kind::ReplicaSet | Kind::DaemonSet => {
             return Err(format!("a coordinator does not push {}s", kind.as_str()))
         }
     }

@@ -38,6 +38,67 @@ pub fn replica_set_columns(wide: bool) -> &'static [&'static str] {
     }
 }
 
+pub fn daemon_set_columns(wide: bool) -> &'static [&'static str] {
+    const NARROW: [&str; 8] = [
+        "NAME",
+        "DESIRED",
+        "CURRENT",
+        "READY",
+        "UP-TO-DATE",
+        "AVAILABLE",
+        "NODE SELECTOR",
+        "AGE",
+    ];
+    const WIDE_ALL: [&str; 11] = [
+        "NAME",
+        "DESIRED",
+        "CURRENT",
+        "READY",
+        "UP-TO-DATE",
+        "AVAILABLE",
+        "NODE SELECTOR",
+        "AGE",
+        WIDE[0],
+        WIDE[1],
+        WIDE[2],
+    ];
+    if wide {
+        &WIDE_ALL
+    } else {
+        &NARROW
+    }
+}
+
+pub fn daemon_set_row(ds: &Value, wide: bool) -> Vec<String> {
+    let count = |field: &str| int_at(ds, &["status", field]).to_string();
+    let node_selector = at(ds, &["spec", "template", "spec", "nodeSelector"])
+        .as_object()
+        .filter(|m| !m.is_empty())
+        .map_or_else(
+            || "<none>".to_owned(),
+            |m| {
+                m.iter()
+                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            },
+        );
+    let mut row = vec![
+        str_at(ds, &["metadata", "name"]).to_owned(),
+        count("desiredNumberScheduled"),
+        count("currentNumberScheduled"),
+        count("numberReady"),
+        count("updatedNumberScheduled"),
+        count("numberAvailable"),
+        node_selector,
+        age(str_at(ds, &["metadata", "creationTimestamp"])),
+    ];
+    if wide {
+        row.extend(wide_cells(ds));
+    }
+    row
+}
+
 pub fn deployment_row(deploy: &Value, wide: bool) -> Vec<String> {
     let desired = at(deploy, &["spec", "replicas"]).as_i64().unwrap_or(1);
     let mut row = vec![

@@ -60,8 +60,59 @@ pub(super) fn check_replica_set_spec(c: &mut Checker, value: Option<&Value>) {
     );
 }
 
-/// What Deployments and ReplicaSets share: replicas, a selector that matches the
-/// template's labels, the template, `minReadySeconds`. Returns the spec to check further.
+pub(super) fn check_daemon_set_spec(c: &mut Checker, value: Option<&Value>) {
+    let Some(spec) = check_replicated_spec(
+        c,
+        value,
+        &[
+            "selector",
+            "template",
+            "updateStrategy",
+            "minReadySeconds",
+            "revisionHistoryLimit",
+        ],
+    ) else {
+        return;
+    };
+    if let Some(value) = get(spec, "revisionHistoryLimit") {
+        c.integer_in(value, "spec.revisionHistoryLimit", 0, i64::from(i32::MAX));
+    }
+    let Some(value) = get(spec, "updateStrategy") else {
+        return;
+    };
+    let Some(strategy) = c.object(value, "spec.updateStrategy") else {
+        return;
+    };
+    c.only_fields(strategy, "spec.updateStrategy", &["type", "rollingUpdate"]);
+    let strategy_type = match get(strategy, "type") {
+        None => Some("RollingUpdate"),
+        Some(value) => c.one_of(
+            value,
+            "spec.updateStrategy.type",
+            &["RollingUpdate", "OnDelete"],
+        ),
+    };
+    let Some(value) = get(strategy, "rollingUpdate") else {
+        return;
+    };
+    if strategy_type == Some("OnDelete") {
+        c.error(
+            "spec.updateStrategy.rollingUpdate",
+            "may not be specified when strategy type is \"OnDelete\"",
+        );
+        return;
+    }
+    let path = "spec.updateStrategy.rollingUpdate";
+    let Some(rolling) = c.object(value, path) else {
+        return;
+    };
+    c.only_fields(rolling, path, &["maxUnavailable", "maxSurge"]);
+    check_surge_and_unavailable(c, rolling, path);
+}
+
+/// What Deployments, ReplicaSets and DaemonSets share: replicas (not DaemonSets), a
+/// selector that matches the template's labels, the template, `minReadySeconds`.
+/// Returns the spec to check further.
 fn check_replicated_spec<'a>(
     c: &mut Checker,
     value: Option<&'a Value>,
@@ -176,6 +227,12 @@ fn check_strategy(c: &mut Checker, value: &Value) {
     };
     let path = "spec.strategy.rollingUpdate";
     c.only_fields(rolling, path, &["maxSurge", "maxUnavailable"]);
+    check_surge_and_unavailable(c, rolling, path);
+}
+
+/// `maxSurge` and `maxUnavailable` of a rolling update at `path`: counts or percentages,
+/// unavailability at most 100%, not both 0.
+fn check_surge_and_unavailable(c: &mut Checker, rolling: &Map<String, Value>, path: &str) {
     let surge =
         get(rolling, "maxSurge").and_then(|v| int_or_percent(c, v, &join(path, "maxSurge")));
     let unavailable_path = join(path, "maxUnavailable");

@@ -85,7 +85,14 @@ fn check_document(c: &mut Checker, doc: &Value) -> Option<Kind> {
         Some(Kind::Secret) => &config::SECRET_FIELDS,
         Some(Kind::Endpoints) => &service::ENDPOINTS_FIELDS,
         Some(Kind::EndpointSlice) => &service::ENDPOINT_SLICE_FIELDS,
-        Some(Kind::Namespace | Kind::Pod | Kind::Deployment | Kind::ReplicaSet | Kind::Service)
+        Some(
+            Kind::Namespace
+            | Kind::Pod
+            | Kind::Deployment
+            | Kind::ReplicaSet
+            | Kind::DaemonSet
+            | Kind::Service,
+        )
         | None => &["apiVersion", "kind", "metadata", "spec", "status"],
     };
     c.only_fields(top, "", allowed);
@@ -96,6 +103,7 @@ fn check_document(c: &mut Checker, doc: &Value) -> Option<Kind> {
         Kind::Pod => pod::check_pod_spec(c, get(top, "spec"), "spec", false),
         Kind::Deployment => deployment::check_deployment_spec(c, get(top, "spec")),
         Kind::ReplicaSet => deployment::check_replica_set_spec(c, get(top, "spec")),
+        Kind::DaemonSet => deployment::check_daemon_set_spec(c, get(top, "spec")),
         Kind::ConfigMap => config::check_config_map(c, top),
         Kind::Secret => config::check_secret(c, top),
         Kind::Service => service::check_service_spec(c, get(top, "spec")),
@@ -131,6 +139,7 @@ fn check_metadata(c: &mut Checker, top: &JsonObject, kind: Kind) {
                 Kind::Pod
                 | Kind::Deployment
                 | Kind::ReplicaSet
+                | Kind::DaemonSet
                 | Kind::ConfigMap
                 | Kind::Secret
                 | Kind::Endpoints
