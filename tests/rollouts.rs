@@ -435,3 +435,59 @@ fn auto_rollback_undoes_a_crash_looping_version_by_itself() {
         "the old template came back as revision 3: {deploy:#}"
     );
 }
+
+#[test]
+fn a_daemon_set_on_a_lone_board_runs_one_pod_where_its_selector_matches() {
+    let agent = TestAgent::start();
+    let daemon = |selector: &str, version: &str| {
+        format!(
+            "apiVersion: apps/v1
+kind: DaemonSet
+metadata: {{name: logger}}
+spec:
+  selector: {{matchLabels: {{app: logger}}}}
+  template:
+    metadata: {{labels: {{app: logger, version: '{version}'}}}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      nodeSelector: {{{selector}}}
+      containers:
+      - {{name: main, image: busybox:1.35, command: [sleep, '100000']}}
+"
+        )
+    };
+    let pods = |agent: &TestAgent| -> Vec<String> {
+        let list = agent.json(&["get", "pods", "-l", "app=logger"]);
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+            .filter(|p| p["status"]["phase"] == "Running")
+            .map(|p| {
+                p["metadata"]["labels"]["version"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect()
+    };
+    apply(&agent, &daemon("kubernetes.io/os: linux", "v1"));
+    wait_for(Duration::from_secs(30), "one logger pod", || {
+        (pods(&agent) == ["v1"]).then_some(())
+    });
+    let ds = agent.json(&["get", "daemonset", "logger"]);
+    assert_eq!(ds["status"]["desiredNumberScheduled"], 1, "{ds:#}");
+    apply(&agent, &daemon("kubernetes.io/os: linux", "v2"));
+    wait_for(Duration::from_secs(30), "the logger pod replaced", || {
+        (pods(&agent) == ["v2"]).then_some(())
+    });
+    // A selector this board does not match: no pod, nothing desired.
+    apply(&agent, &daemon("sensor: 'yes'", "v2"));
+    wait_for(Duration::from_secs(30), "no logger pod", || {
+        let ds = agent.json(&["get", "daemonset", "logger"]);
+        (agent.json(&["get", "pods", "-l", "app=logger"])["items"] == serde_json::json!([])
+            && ds["status"]["desiredNumberScheduled"] == 0)
+            .then_some(())
+    });
+}

@@ -14,6 +14,7 @@ mod drain;
 mod exec;
 mod get;
 mod image;
+mod label;
 mod logs;
 mod output;
 mod resource;
@@ -97,6 +98,8 @@ pub enum Command {
     Logs(logs::LogsArgs),
     /// Set the number of replicas of a deployment
     Scale(scale::ScaleArgs),
+    /// Set or remove the labels of a node
+    Label(label::LabelArgs),
     /// Follow, pause, resume, restart or undo the rollout of a deployment
     #[command(subcommand)]
     Rollout(rollout::RolloutCommand),
@@ -192,6 +195,7 @@ pub fn main() -> i32 {
             Err(err) => Err(err),
         },
         Command::Scale(args) => scale::run(&cli.global, args),
+        Command::Label(args) => label::run(&cli.global, args),
         Command::Rollout(cmd) => rollout::run(&cli.global, cmd),
         Command::Image(cmd) => image::run(&cli.global, cmd),
         Command::Version => version::run(),
