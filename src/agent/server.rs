@@ -149,7 +149,8 @@ fn view(
         }
         Object::Namespace(ns) => Object::Namespace(namespace::with_status(ns)).to_json(),
         // Nothing observed to add: what is stored is the whole object.
-        object @ (Object::ConfigMap(_)
+        object @ (Object::ControllerRevision(_)
+        | Object::ConfigMap(_)
         | Object::Secret(_)
         | Object::Service(_)
         | Object::Endpoints(_)

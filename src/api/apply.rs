@@ -221,7 +221,8 @@ fn admit_pod_security(
                 &replica_set.spec.template.spec,
                 "spec.template.spec",
             ),
-            Object::Namespace(_)
+            Object::ControllerRevision(_)
+            | Object::Namespace(_)
             | Object::ConfigMap(_)
             | Object::Secret(_)
             | Object::Service(_)

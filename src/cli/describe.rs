@@ -175,6 +175,15 @@ pub fn describe(kind: Kind, object: &Value) -> String {
         Kind::Deployment => describe_deployment(&mut out, object),
         Kind::ReplicaSet => describe_replica_set(&mut out, object),
         Kind::DaemonSet => describe_daemon_set(&mut out, object),
+        Kind::ControllerRevision => {
+            field(
+                &mut out,
+                0,
+                "Revision",
+                int_at(object, &["revision"]).to_string(),
+            );
+            pod_template(&mut out, &object["data"]);
+        }
         Kind::Namespace => {
             let phase = str_at(object, &["status", "phase"]);
             field(

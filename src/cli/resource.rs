@@ -80,6 +80,7 @@ impl Resource {
             Resource::Kind(Kind::Deployment) => "deployment.apps",
             Resource::Kind(Kind::ReplicaSet) => "replicaset.apps",
             Resource::Kind(Kind::DaemonSet) => "daemonset.apps",
+            Resource::Kind(Kind::ControllerRevision) => "controllerrevision.apps",
             Resource::Kind(Kind::Namespace) => "namespace",
             Resource::Kind(Kind::ConfigMap) => "configmap",
             Resource::Kind(Kind::Secret) => "secret",

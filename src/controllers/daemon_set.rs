@@ -54,7 +54,8 @@ pub fn reconcile(ds: &DaemonSet, world: &World) -> Vec<Change> {
     }
     let hash = pod_template_hash(&ds.spec.template);
     let (by_node, misplaced) = pods_by_node(ds, world, &hash);
-    let mut changes: Vec<Change> = misplaced.into_iter().filter_map(mark_pod).collect();
+    let mut changes = super::daemon_set_history::reconcile(ds, world, &hash);
+    changes.extend(misplaced.into_iter().filter_map(mark_pod));
     let (max_unavailable, max_surge) = bounds(ds, by_node.len());
     let min_ready = ds.spec.min_ready_seconds;
     let available = |pod: &&Pod| world.is_available(pod, min_ready);

@@ -217,3 +217,44 @@ fn tainted_nodes_get_no_pod_and_daemon_pods_stay_on_lost_nodes() {
     };
     assert_eq!(node_lifecycle::reconcile(&sim.world.pods[0], &facts), None);
 }
+
+#[test]
+fn revisions_are_numbered_renumbered_on_undo_and_trimmed() {
+    let mut ds = agent_ds(1, 0);
+    ds.spec.revision_history_limit = Some(1);
+    let mut sim = fleet(ds, vec![node("pi-1", true)]);
+    let numbers = |sim: &Sim| {
+        let mut found: Vec<(String, i64)> = sim
+            .world
+            .controller_revisions
+            .iter()
+            .map(|cr| {
+                (
+                    cr.data.spec.template.metadata.labels["version"].clone(),
+                    cr.revision,
+                )
+            })
+            .collect();
+        found.sort_by_key(|(_, n)| *n);
+        found
+    };
+    for version in ["1", "2", "3"] {
+        set_version(&mut sim.world.daemon_sets[0], version);
+        settle(&mut sim, &|_| true, &|_| {});
+    }
+    assert_eq!(
+        numbers(&sim),
+        [("2".to_owned(), 2), ("3".to_owned(), 3)],
+        "one old revision kept"
+    );
+    // Undo to version 2: its revision becomes the newest, no new one is made.
+    set_version(&mut sim.world.daemon_sets[0], "2");
+    settle(&mut sim, &|_| true, &|_| {});
+    assert_eq!(numbers(&sim), [("3".to_owned(), 3), ("2".to_owned(), 4)]);
+    assert_eq!(placement(&sim), pairs(&[("pi-1", "2")]));
+    // The DaemonSet gone: its revisions go with it.
+    sim.world.daemon_sets.clear();
+    settle(&mut sim, &|_| true, &|_| {});
+    assert!(sim.world.controller_revisions.is_empty());
+    assert_eq!(sim.pods().count(), 0);
+}

@@ -24,6 +24,7 @@ pub fn load(store: &Store, now: SystemTime) -> anyhow::Result<World> {
         "Deployment",
         "ReplicaSet",
         "DaemonSet",
+        "ControllerRevision",
         "Service",
         "Endpoints",
     ] {
@@ -33,6 +34,7 @@ pub fn load(store: &Store, now: SystemTime) -> anyhow::Result<World> {
                 Object::Deployment(deploy) => world.deployments.push(deploy),
                 Object::ReplicaSet(rs) => world.replica_sets.push(rs),
                 Object::DaemonSet(ds) => world.daemon_sets.push(ds),
+                Object::ControllerRevision(cr) => world.controller_revisions.push(cr),
                 Object::Service(service) => world.services.push(service),
                 Object::Endpoints(endpoints) => world.endpoints.push(endpoints),
                 _ => {}

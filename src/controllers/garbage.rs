@@ -5,7 +5,7 @@
 
 use super::{key_of, mark_pod, Change, World};
 use crate::api::fleet::FLEET_UID_ANNOTATION;
-use crate::model::{Pod, ReplicaSet};
+use crate::model::{ControllerRevision, Pod, ReplicaSet};
 
 pub fn reconcile(pod: &Pod, world: &World) -> Option<Change> {
     // A pod a coordinator assigned to this board is owned by a controller that lives
@@ -46,4 +46,14 @@ pub fn reconcile_replica_set(rs: &ReplicaSet, world: &World) -> Option<Change> {
         .iter()
         .any(|d| d.metadata.uid == owner.uid);
     (!alive).then(|| Change::Delete(key_of("ReplicaSet", &rs.metadata)))
+}
+
+/// A ControllerRevision whose DaemonSet is gone goes with it.
+pub fn reconcile_revision(cr: &ControllerRevision, world: &World) -> Option<Change> {
+    let owner = cr.metadata.controller_ref()?;
+    let alive = world
+        .daemon_sets
+        .iter()
+        .any(|ds| ds.metadata.uid == owner.uid);
+    (!alive).then(|| Change::Delete(key_of("ControllerRevision", &cr.metadata)))
 }

@@ -16,11 +16,15 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::model::{DaemonSet, Deployment, Endpoints, Namespace, Object, Pod, ReplicaSet, Service};
+use crate::model::{
+    ControllerRevision, DaemonSet, Deployment, Endpoints, Namespace, Object, Pod, ReplicaSet,
+    Service,
+};
 use crate::store::Key;
 
 pub mod auto_rollback;
 pub mod daemon_set;
+pub mod daemon_set_history;
 pub mod deployment;
 pub mod deployment_status;
 pub mod driver;
@@ -68,6 +72,7 @@ pub struct World {
     pub deployments: Vec<Deployment>,
     pub replica_sets: Vec<ReplicaSet>,
     pub daemon_sets: Vec<DaemonSet>,
+    pub controller_revisions: Vec<ControllerRevision>,
     pub pods: Vec<Pod>,
     /// The nodes DaemonSets place pods on (filled only when there are DaemonSets).
     pub nodes: Vec<daemon_set::NodeView>,
@@ -217,6 +222,8 @@ impl World {
                         .retain(|o| !matches("ReplicaSet", &o.metadata));
                     self.daemon_sets
                         .retain(|o| !matches("DaemonSet", &o.metadata));
+                    self.controller_revisions
+                        .retain(|o| !matches("ControllerRevision", &o.metadata));
                     self.pods.retain(|o| !matches("Pod", &o.metadata));
                     self.services.retain(|o| !matches("Service", &o.metadata));
                     self.endpoints
@@ -318,6 +325,11 @@ pub fn reconcile_all(world: &mut World) -> Vec<Change> {
         w.replica_sets
             .iter()
             .filter_map(|rs| garbage::reconcile_replica_set(rs, w))
+            .chain(
+                w.controller_revisions
+                    .iter()
+                    .filter_map(|cr| garbage::reconcile_revision(cr, w)),
+            )
             .collect()
     });
     run(world, &mut all, |w| {

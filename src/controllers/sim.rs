@@ -71,6 +71,9 @@ impl Sim {
                 self.world
                     .replica_sets
                     .retain(|rs| !(key.kind == "ReplicaSet" && same(&key, &rs.metadata)));
+                self.world
+                    .controller_revisions
+                    .retain(|cr| !(key.kind == "ControllerRevision" && same(&key, &cr.metadata)));
             }
             Change::MarkDeleted(key) => {
                 for pod in self
@@ -111,6 +114,22 @@ impl Sim {
                     }
                 }
                 Object::Deployment(deploy) => self.world.deployments[0] = deploy,
+                Object::ControllerRevision(mut cr) => {
+                    let revisions = &mut self.world.controller_revisions;
+                    match revisions
+                        .iter_mut()
+                        .find(|old| old.metadata.name == cr.metadata.name)
+                    {
+                        Some(old) => {
+                            cr.metadata.uid = old.metadata.uid.clone();
+                            *old = cr;
+                        }
+                        None => {
+                            cr.metadata.uid = format!("uid-cr-{}", revisions.len());
+                            revisions.push(cr);
+                        }
+                    }
+                }
                 other => panic!("unexpected put of {other:?}"),
             },
         }

@@ -14,6 +14,7 @@ pub mod base64;
 mod board;
 mod cidr;
 mod config;
+mod controller_revision;
 mod daemon_set;
 mod deployment;
 mod duration;
@@ -45,6 +46,7 @@ pub use config::{
     docker_auths, docker_login, is_config_key, ConfigMap, RegistryLogin, Secret, DOCKER_CFG_KEY,
     DOCKER_CFG_TYPE, DOCKER_CONFIG_JSON_KEY, DOCKER_CONFIG_JSON_TYPE,
 };
+pub use controller_revision::{ControllerRevision, RevisionData, RevisionSpec};
 pub use daemon_set::{
     DaemonSet, DaemonSetRollingUpdate, DaemonSetSpec, DaemonSetStatus, DaemonSetUpdateStrategy,
 };
@@ -105,6 +107,7 @@ pub enum Kind {
     Deployment,
     ReplicaSet,
     DaemonSet,
+    ControllerRevision,
     ConfigMap,
     Secret,
     Service,
@@ -115,7 +118,7 @@ pub enum Kind {
 impl Kind {
     /// Every supported kind, in the order objects should be applied: namespaces first,
     /// then what pods consume, then Services and their endpoints, then what creates pods.
-    pub const ALL: [Kind; 10] = [
+    pub const ALL: [Kind; 11] = [
         Kind::Namespace,
         Kind::ConfigMap,
         Kind::Secret,
@@ -125,6 +128,7 @@ impl Kind {
         Kind::Deployment,
         Kind::ReplicaSet,
         Kind::DaemonSet,
+        Kind::ControllerRevision,
         Kind::Pod,
     ];
 
@@ -136,6 +140,7 @@ impl Kind {
             Kind::Deployment => "Deployment",
             Kind::ReplicaSet => "ReplicaSet",
             Kind::DaemonSet => "DaemonSet",
+            Kind::ControllerRevision => "ControllerRevision",
             Kind::ConfigMap => "ConfigMap",
             Kind::Secret => "Secret",
             Kind::Service => "Service",
@@ -153,7 +158,9 @@ impl Kind {
             | Kind::Secret
             | Kind::Service
             | Kind::Endpoints => "v1",
-            Kind::Deployment | Kind::ReplicaSet | Kind::DaemonSet => "apps/v1",
+            Kind::Deployment | Kind::ReplicaSet | Kind::DaemonSet | Kind::ControllerRevision => {
+                "apps/v1"
+            }
             Kind::EndpointSlice => "discovery.k8s.io/v1",
         }
     }
@@ -166,6 +173,7 @@ impl Kind {
             Kind::Deployment => "deployments",
             Kind::ReplicaSet => "replicasets",
             Kind::DaemonSet => "daemonsets",
+            Kind::ControllerRevision => "controllerrevisions",
             Kind::ConfigMap => "configmaps",
             Kind::Secret => "secrets",
             Kind::Service => "services",
@@ -182,6 +190,7 @@ impl Kind {
             | Kind::Deployment
             | Kind::ReplicaSet
             | Kind::DaemonSet
+            | Kind::ControllerRevision
             | Kind::ConfigMap
             | Kind::Secret
             | Kind::Service
@@ -200,6 +209,7 @@ impl Kind {
                 "deployment" | "deployments" | "deploy" => Some(Kind::Deployment),
                 "replicaset" | "replicasets" | "rs" => Some(Kind::ReplicaSet),
                 "daemonset" | "daemonsets" | "ds" => Some(Kind::DaemonSet),
+                "controllerrevision" | "controllerrevisions" => Some(Kind::ControllerRevision),
                 _ => None,
             };
         }
@@ -214,6 +224,7 @@ impl Kind {
             "deployment" | "deployments" | "deploy" => Some(Kind::Deployment),
             "replicaset" | "replicasets" | "rs" => Some(Kind::ReplicaSet),
             "daemonset" | "daemonsets" | "ds" => Some(Kind::DaemonSet),
+            "controllerrevision" | "controllerrevisions" => Some(Kind::ControllerRevision),
             "namespace" | "namespaces" | "ns" => Some(Kind::Namespace),
             "configmap" | "configmaps" | "cm" => Some(Kind::ConfigMap),
             "secret" | "secrets" => Some(Kind::Secret),
@@ -232,6 +243,7 @@ impl Kind {
             "Deployment" => Some(Kind::Deployment),
             "ReplicaSet" => Some(Kind::ReplicaSet),
             "DaemonSet" => Some(Kind::DaemonSet),
+            "ControllerRevision" => Some(Kind::ControllerRevision),
             "ConfigMap" => Some(Kind::ConfigMap),
             "Secret" => Some(Kind::Secret),
             "Service" => Some(Kind::Service),
@@ -256,6 +268,7 @@ pub enum Object {
     Deployment(Deployment),
     ReplicaSet(ReplicaSet),
     DaemonSet(DaemonSet),
+    ControllerRevision(ControllerRevision),
     ConfigMap(ConfigMap),
     Secret(Secret),
     Service(Service),
@@ -271,6 +284,7 @@ impl Object {
             Object::Deployment(_) => Kind::Deployment,
             Object::ReplicaSet(_) => Kind::ReplicaSet,
             Object::DaemonSet(_) => Kind::DaemonSet,
+            Object::ControllerRevision(_) => Kind::ControllerRevision,
             Object::ConfigMap(_) => Kind::ConfigMap,
             Object::Secret(_) => Kind::Secret,
             Object::Service(_) => Kind::Service,
@@ -286,6 +300,7 @@ impl Object {
             Object::Deployment(o) => &o.metadata,
             Object::ReplicaSet(o) => &o.metadata,
             Object::DaemonSet(o) => &o.metadata,
+            Object::ControllerRevision(o) => &o.metadata,
             Object::ConfigMap(o) => &o.metadata,
             Object::Secret(o) => &o.metadata,
             Object::Service(o) => &o.metadata,
@@ -301,6 +316,7 @@ impl Object {
             Object::Deployment(o) => &mut o.metadata,
             Object::ReplicaSet(o) => &mut o.metadata,
             Object::DaemonSet(o) => &mut o.metadata,
+            Object::ControllerRevision(o) => &mut o.metadata,
             Object::ConfigMap(o) => &mut o.metadata,
             Object::Secret(o) => &mut o.metadata,
             Object::Service(o) => &mut o.metadata,
@@ -323,6 +339,7 @@ impl Object {
             Object::Deployment(o) => to_value(o),
             Object::ReplicaSet(o) => to_value(o),
             Object::DaemonSet(o) => to_value(o),
+            Object::ControllerRevision(o) => to_value(o),
             Object::ConfigMap(o) => to_value(o),
             Object::Secret(o) => to_value(o),
             Object::Service(o) => to_value(o),
@@ -353,6 +370,9 @@ impl Object {
             Kind::Deployment => serde_json::from_value(value).map(Object::Deployment),
             Kind::ReplicaSet => serde_json::from_value(value).map(Object::ReplicaSet),
             Kind::DaemonSet => serde_json::from_value(value).map(Object::DaemonSet),
+            Kind::ControllerRevision => {
+                serde_json::from_value(value).map(Object::ControllerRevision)
+            }
             Kind::ConfigMap => serde_json::from_value(value).map(Object::ConfigMap),
             Kind::Secret => serde_json::from_value(value).map(Object::Secret),
             Kind::Service => serde_json::from_value(value).map(Object::Service),

@@ -10,8 +10,8 @@ use crate::model::validate::{
     check_list_wrapper, item_path, validate_document, SERVER_SET_METADATA,
 };
 use crate::model::{
-    ConfigMap, DaemonSet, Deployment, EndpointSlice, Endpoints, Kind, Namespace, Object, Pod,
-    ReplicaSet, Secret, Service,
+    ConfigMap, ControllerRevision, DaemonSet, Deployment, EndpointSlice, Endpoints, Kind,
+    Namespace, Object, Pod, ReplicaSet, Secret, Service,
 };
 
 /// One problem at one field.
@@ -226,6 +226,9 @@ fn build(kind: Kind, mut value: Value) -> Result<Object, String> {
             deployment.spec.apply_defaults();
             Object::Deployment(deployment)
         }
+        Kind::ControllerRevision => Object::ControllerRevision(
+            serde_json::from_value::<ControllerRevision>(value).map_err(invalid)?,
+        ),
         Kind::DaemonSet => {
             let mut daemon_set: DaemonSet = serde_json::from_value(value).map_err(invalid)?;
             daemon_set.spec.apply_defaults();

@@ -149,7 +149,7 @@ pub fn check_incoming(value: &Value) -> Result<Incoming, String> {
         | Kind::Service
         | Kind::Endpoints
         | Kind::EndpointSlice => {}
-        Kind::Deployment | Kind::ReplicaSet | Kind::DaemonSet => {
+        Kind::Deployment | Kind::ReplicaSet | Kind::DaemonSet | Kind::ControllerRevision => {
             return Err(format!("a coordinator does not push {}s", kind.as_str()))
         }
     }

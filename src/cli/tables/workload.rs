@@ -99,6 +99,26 @@ pub fn daemon_set_row(ds: &Value, wide: bool) -> Vec<String> {
     row
 }
 
+pub fn controller_revision_row(revision: &Value) -> Vec<String> {
+    let controller = at(revision, &["metadata", "ownerReferences"])
+        .as_array()
+        .and_then(|owners| owners.iter().find(|o| o["controller"] == true))
+        .map(|o| {
+            format!(
+                "{}.apps/{}",
+                str_at(o, &["kind"]).to_ascii_lowercase(),
+                str_at(o, &["name"])
+            )
+        })
+        .unwrap_or_else(|| "<none>".to_owned());
+    vec![
+        str_at(revision, &["metadata", "name"]).to_owned(),
+        controller,
+        int_at(revision, &["revision"]).to_string(),
+        age(str_at(revision, &["metadata", "creationTimestamp"])),
+    ]
+}
+
 pub fn deployment_row(deploy: &Value, wide: bool) -> Vec<String> {
     let desired = at(deploy, &["spec", "replicas"]).as_i64().unwrap_or(1);
     let mut row = vec![

@@ -85,6 +85,7 @@ fn check_document(c: &mut Checker, doc: &Value) -> Option<Kind> {
         Some(Kind::Secret) => &config::SECRET_FIELDS,
         Some(Kind::Endpoints) => &service::ENDPOINTS_FIELDS,
         Some(Kind::EndpointSlice) => &service::ENDPOINT_SLICE_FIELDS,
+        Some(Kind::ControllerRevision) => &["apiVersion", "kind", "metadata", "data", "revision"],
         Some(
             Kind::Namespace
             | Kind::Pod
@@ -104,6 +105,11 @@ fn check_document(c: &mut Checker, doc: &Value) -> Option<Kind> {
         Kind::Deployment => deployment::check_deployment_spec(c, get(top, "spec")),
         Kind::ReplicaSet => deployment::check_replica_set_spec(c, get(top, "spec")),
         Kind::DaemonSet => deployment::check_daemon_set_spec(c, get(top, "spec")),
+        // Revisions are the DaemonSet controller's record, not something to apply.
+        Kind::ControllerRevision => c.error(
+            "kind",
+            "ControllerRevisions are made by the DaemonSet controller and cannot be applied",
+        ),
         Kind::ConfigMap => config::check_config_map(c, top),
         Kind::Secret => config::check_secret(c, top),
         Kind::Service => service::check_service_spec(c, get(top, "spec")),
@@ -140,6 +146,7 @@ fn check_metadata(c: &mut Checker, top: &JsonObject, kind: Kind) {
                 | Kind::Deployment
                 | Kind::ReplicaSet
                 | Kind::DaemonSet
+                | Kind::ControllerRevision
                 | Kind::ConfigMap
                 | Kind::Secret
                 | Kind::Endpoints

@@ -1,0 +1,27 @@
+//! The ControllerRevision kind (apps/v1): one revision of a DaemonSet's template, kept
+//! for `rollout history` and `rollout undo`. Made by the DaemonSet controller only.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{ObjectMeta, PodTemplateSpec};
+
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ControllerRevision {
+    pub metadata: ObjectMeta,
+    /// What Kubernetes' DaemonSet controller keeps: a patch holding the template.
+    pub data: RevisionData,
+    pub revision: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RevisionData {
+    pub spec: RevisionSpec,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RevisionSpec {
+    pub template: PodTemplateSpec,
+}
