@@ -24,13 +24,17 @@ struct Fleet {
     // Dropped in this order: agents, coordinator, network.
     agents: Vec<TestAgent>,
     coordinator: TestCoordinator,
-    _network: TestNetwork,
+    network: TestNetwork,
 }
 
 /// A coordinator and one board per (name, extra node labels), all joined and Ready.
 fn fleet(boards: &[(&str, &str)]) -> Fleet {
+    fleet_with(boards, &[])
+}
+
+fn fleet_with(boards: &[(&str, &str)], coordinator_args: &[&str]) -> Fleet {
     let mut network = TestNetwork::new();
-    let coordinator = TestCoordinator::start(&network.gateway(), &[]);
+    let coordinator = TestCoordinator::start(&network.gateway(), coordinator_args);
     let mut agents = Vec::new();
     for (name, labels) in boards {
         let netns = network.add_host();
@@ -65,7 +69,7 @@ fn fleet(boards: &[(&str, &str)]) -> Fleet {
     Fleet {
         agents,
         coordinator,
-        _network: network,
+        network,
     }
 }
 
@@ -186,4 +190,129 @@ fn a_daemon_set_follows_node_labels_and_rolls_one_board_at_a_time() {
     eprintln!("DaemonSet rollout over 3 boards: {samples} samples, never 2 boards down");
     let value: Value = c.json(&["get", "daemonset", "probe"]);
     assert_eq!(value["status"]["updatedNumberScheduled"], 3, "{value:#}");
+}
+
+/// Waits until node `name`'s Ready condition is no longer True.
+fn wait_not_ready(coordinator: &TestCoordinator, name: &str) {
+    wait_for(
+        Duration::from_secs(30),
+        &format!("{name} not ready"),
+        || {
+            let node = coordinator.json(&["get", "node", name]);
+            let ready = node["status"]["conditions"]
+                .as_array()?
+                .iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True");
+            (!ready).then_some(())
+        },
+    );
+}
+
+const SHORT_GRACE: [&str; 4] = [
+    "--node-monitor-grace-period",
+    "3s",
+    "--pod-eviction-timeout",
+    "3s",
+];
+
+#[test]
+fn an_offline_board_does_not_block_a_daemon_set_rollout_and_catches_up_when_back() {
+    let fleet = fleet_with(
+        &[
+            ("d1", "sensor=yes"),
+            ("d2", "sensor=yes"),
+            ("d3", "sensor=yes"),
+        ],
+        &SHORT_GRACE,
+    );
+    let c = &fleet.coordinator;
+    apply(c, &daemon_set("v1"));
+    wait_for(Duration::from_secs(60), "probe on all three", || {
+        settled(c, &["d1", "d2", "d3"], "v1").then_some(())
+    });
+    fleet.network.set_link(2, false);
+    wait_not_ready(c, "d3");
+    apply(c, &daemon_set("v2"));
+    // d1 and d2 roll; d3's pod is neither replaced nor evicted meanwhile.
+    wait_for(Duration::from_secs(60), "v2 on d1 and d2", || {
+        let placed = by_node(c);
+        let rolled = ["d1", "d2"].iter().all(|n| {
+            placed
+                .get(*n)
+                .is_some_and(|p| p.len() == 1 && p[0] == ("v2".to_owned(), true))
+        });
+        let d3_kept = placed
+            .get("d3")
+            .is_some_and(|p| p.len() == 1 && p[0].0 == "v1");
+        (rolled && d3_kept).then_some(())
+    });
+    assert_eq!(
+        fleet.agents[2].pods().len(),
+        1,
+        "d3 keeps its pod while cut off"
+    );
+    fleet.network.set_link(2, true);
+    wait_for(Duration::from_secs(90), "d3 rolled too once back", || {
+        settled(c, &["d1", "d2", "d3"], "v2").then_some(())
+    });
+}
+
+fn deployment(version: &str) -> String {
+    format!(
+        "apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web}}
+spec:
+  replicas: 4
+  selector: {{matchLabels: {{app: web}}}}
+  strategy: {{type: RollingUpdate, rollingUpdate: {{maxSurge: 1, maxUnavailable: 1}}}}
+  template:
+    metadata: {{labels: {{app: web, version: '{version}'}}}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: main
+        image: busybox:1.35
+        command: [sleep, '100000']
+        resources: {{requests: {{memory: 16Mi, cpu: 10m}}}}
+"
+    )
+}
+
+#[test]
+fn a_deployment_rollout_goes_on_without_an_offline_board_which_drops_its_old_pods_when_back() {
+    let fleet = fleet_with(&[("e1", ""), ("e2", "")], &SHORT_GRACE);
+    let c = &fleet.coordinator;
+    let pods_of = |version: &str| -> BTreeMap<String, usize> {
+        let mut by_node = BTreeMap::new();
+        for pod in c.pods() {
+            let live = pod["metadata"]["deletionTimestamp"].is_null();
+            let running = pod["status"]["phase"] == "Running";
+            if live && running && pod["metadata"]["labels"]["version"] == version {
+                let node = pod["spec"]["nodeName"].as_str().unwrap_or("").to_owned();
+                *by_node.entry(node).or_default() += 1;
+            }
+        }
+        by_node
+    };
+    apply(c, &deployment("v1"));
+    wait_for(Duration::from_secs(60), "4 v1 pods, some on e2", || {
+        let placed = pods_of("v1");
+        (placed.values().sum::<usize>() == 4 && placed.contains_key("e2")).then_some(())
+    });
+    fleet.network.set_link(1, false);
+    wait_not_ready(c, "e2");
+    apply(c, &deployment("v2"));
+    // The rollout finishes on e1: e2's pods count as unavailable, then are replaced.
+    wait_for(Duration::from_secs(90), "4 v2 pods on e1", || {
+        let progressing = c.json(&["get", "deployment", "web"])["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .any(|c| c["type"] == "Progressing" && c["reason"] == "NewReplicaSetAvailable");
+        (pods_of("v2").get("e1") == Some(&4) && progressing).then_some(())
+    });
+    fleet.network.set_link(1, true);
+    wait_for(Duration::from_secs(90), "e2 drops its old pods", || {
+        fleet.agents[1].pods().is_empty().then_some(())
+    });
 }
