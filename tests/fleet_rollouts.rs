@@ -316,3 +316,59 @@ fn a_deployment_rollout_goes_on_without_an_offline_board_which_drops_its_old_pod
         fleet.agents[1].pods().is_empty().then_some(())
     });
 }
+
+#[test]
+fn a_coordinator_killed_mid_rollout_resumes_it_within_its_bounds() {
+    let mut fleet = fleet(&[("f1", ""), ("f2", "")]);
+    apply(&fleet.coordinator, &deployment("v1"));
+    // Pods of `version` at the coordinator: (live, ready); None while it does not answer.
+    let sample = |c: &TestCoordinator, version: &str| -> Option<(usize, usize)> {
+        let out = c.berth(&["get", "pods", "-l", "app=web", "-o", "json"]);
+        let list: Value = serde_json::from_slice(&out.stdout).ok()?;
+        let pods = list["items"].as_array()?;
+        let live: Vec<&Value> = pods
+            .iter()
+            .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+            .filter(|p| version.is_empty() || p["metadata"]["labels"]["version"] == version)
+            .collect();
+        let ready = live
+            .iter()
+            .filter(|p| {
+                p["status"]["conditions"].as_array().is_some_and(|c| {
+                    c.iter()
+                        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                })
+            })
+            .count();
+        Some((live.len(), ready))
+    };
+    wait_for(Duration::from_secs(60), "4 ready v1 pods", || {
+        (sample(&fleet.coordinator, "v1") == Some((4, 4))).then_some(())
+    });
+    apply(&fleet.coordinator, &deployment("v2"));
+    wait_for(Duration::from_secs(60), "the first v2 pods", || {
+        sample(&fleet.coordinator, "v2").filter(|(live, _)| *live >= 1)
+    });
+    fleet.coordinator.stop();
+    assert!(
+        fleet.coordinator.spawn(),
+        "the coordinator restarts on its state"
+    );
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        // maxSurge 1, maxUnavailable 1 of 4: at most 5 pods, at least 3 ready.
+        if let Some((live, ready)) = sample(&fleet.coordinator, "") {
+            assert!(live <= 5 && ready >= 3, "{live} pods, {ready} ready");
+        }
+        if sample(&fleet.coordinator, "v2") == Some((4, 4))
+            && sample(&fleet.coordinator, "") == Some((4, 4))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            fleet.coordinator.log_tail()
+        );
+    }
+}

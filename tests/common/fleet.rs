@@ -220,7 +220,7 @@ impl TestCoordinator {
     }
 
     /// Starts the coordinator and waits for its port; false if it exited instead.
-    fn spawn(&mut self) -> bool {
+    pub fn spawn(&mut self) -> bool {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
