@@ -21,9 +21,7 @@
 use std::collections::BTreeMap;
 
 use super::{mark_pod, Change, World};
-use crate::model::{
-    pod_template_hash, DaemonSet, DaemonSetStatus, IntOrString, OwnerReference, Pod,
-};
+use crate::model::{pod_template_hash, DaemonSet, DaemonSetStatus, IntOrString, Pod};
 
 pub const REVISION_HASH_LABEL: &str = "controller-revision-hash";
 
@@ -203,22 +201,10 @@ fn bounds(ds: &DaemonSet, nodes: usize) -> (i32, i32) {
 /// A new pod of `ds` for `node`, still unnamed; bound to the node unless it is this
 /// board itself.
 fn new_pod(ds: &DaemonSet, hash: &str, node: &NodeView, world: &World) -> Pod {
-    let template = &ds.spec.template;
-    let mut pod = Pod::default();
-    pod.metadata.namespace = ds.metadata.namespace.clone();
-    pod.metadata.labels = template.metadata.labels.clone();
+    let mut pod = super::pod_of_template(&ds.spec.template, "DaemonSet", &ds.metadata);
     pod.metadata
         .labels
         .insert(REVISION_HASH_LABEL.to_owned(), hash.to_owned());
-    pod.metadata.annotations = template.metadata.annotations.clone();
-    pod.metadata.owner_references = vec![OwnerReference {
-        api_version: "apps/v1".to_owned(),
-        kind: "DaemonSet".to_owned(),
-        name: ds.metadata.name.clone(),
-        uid: ds.metadata.uid.clone(),
-        controller: Some(true),
-    }];
-    pod.spec = template.spec.clone();
     if world.local_node.as_deref() != Some(node.name.as_str()) {
         pod.spec.node_name = Some(node.name.clone());
     }

@@ -7,9 +7,7 @@
 use super::daemon_set::REVISION_HASH_LABEL;
 use super::deployment::controlled_by;
 use super::{key_of, Change, World};
-use crate::model::{
-    ControllerRevision, DaemonSet, Object, OwnerReference, DEFAULT_REVISION_HISTORY_LIMIT,
-};
+use crate::model::{ControllerRevision, DaemonSet, Object, DEFAULT_REVISION_HISTORY_LIMIT};
 
 /// The revisions of `ds`.
 pub fn revisions<'a>(ds: &DaemonSet, world: &'a World) -> Vec<&'a ControllerRevision> {
@@ -91,13 +89,7 @@ fn new_revision(ds: &DaemonSet, hash: &str, number: i64) -> ControllerRevision {
     cr.metadata
         .labels
         .insert(REVISION_HASH_LABEL.to_owned(), hash.to_owned());
-    cr.metadata.owner_references = vec![OwnerReference {
-        api_version: "apps/v1".to_owned(),
-        kind: "DaemonSet".to_owned(),
-        name: ds.metadata.name.clone(),
-        uid: ds.metadata.uid.clone(),
-        controller: Some(true),
-    }];
+    cr.metadata.owner_references = vec![super::controlled_by_owner("DaemonSet", &ds.metadata)];
     cr.data.spec.template = ds.spec.template.clone();
     cr.revision = number;
     cr

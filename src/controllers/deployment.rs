@@ -10,8 +10,7 @@
 use super::rollout::{new_rs_target, old_rs_scale_down, recreate_step, resolve_bounds, RsState};
 use super::{key_of, Change, World};
 use crate::model::{
-    pod_template_hash, Deployment, IntOrString, Object, OwnerReference, ReplicaSet,
-    DEFAULT_REVISION_HISTORY_LIMIT,
+    pod_template_hash, Deployment, IntOrString, Object, ReplicaSet, DEFAULT_REVISION_HISTORY_LIMIT,
 };
 
 pub const TEMPLATE_HASH_LABEL: &str = "pod-template-hash";
@@ -227,13 +226,7 @@ fn new_replica_set(deploy: &Deployment, revisions: &Revisions, replicas: i32) ->
     rs.metadata
         .labels
         .insert(TEMPLATE_HASH_LABEL.to_owned(), hash.clone());
-    rs.metadata.owner_references = vec![OwnerReference {
-        api_version: "apps/v1".to_owned(),
-        kind: "Deployment".to_owned(),
-        name: deploy.metadata.name.clone(),
-        uid: deploy.metadata.uid.clone(),
-        controller: Some(true),
-    }];
+    rs.metadata.owner_references = vec![super::controlled_by_owner("Deployment", &deploy.metadata)];
     rs.spec.replicas = replicas;
     rs.spec.min_ready_seconds = deploy.spec.min_ready_seconds;
     rs.spec.selector = deploy.spec.selector.clone();
@@ -314,13 +307,8 @@ fn adopt_direct_pods(deploy: &Deployment, revisions: &Revisions, world: &World) 
                 return super::mark_pod(pod);
             }
             let mut adopted = pod.clone();
-            adopted.metadata.owner_references = vec![OwnerReference {
-                api_version: "apps/v1".to_owned(),
-                kind: "ReplicaSet".to_owned(),
-                name: new.metadata.name.clone(),
-                uid: new.metadata.uid.clone(),
-                controller: Some(true),
-            }];
+            adopted.metadata.owner_references =
+                vec![super::controlled_by_owner("ReplicaSet", &new.metadata)];
             Some(Change::Put(Box::new(Object::Pod(adopted))))
         })
         .collect()

@@ -286,6 +286,37 @@ pub fn key_of(kind: &str, meta: &crate::model::ObjectMeta) -> Key {
     Key::new(kind, meta.namespace_or_empty(), &meta.name)
 }
 
+/// The owner reference that makes an apps/v1 object of `kind` the controller of what it
+/// made.
+fn controlled_by_owner(
+    kind: &str,
+    owner: &crate::model::ObjectMeta,
+) -> crate::model::OwnerReference {
+    crate::model::OwnerReference {
+        api_version: "apps/v1".to_owned(),
+        kind: kind.to_owned(),
+        name: owner.name.clone(),
+        uid: owner.uid.clone(),
+        controller: Some(true),
+    }
+}
+
+/// A new pod of `template`, still unnamed, in `owner`'s namespace and controlled by it
+/// (an apps/v1 `kind`).
+fn pod_of_template(
+    template: &crate::model::PodTemplateSpec,
+    kind: &str,
+    owner: &crate::model::ObjectMeta,
+) -> Pod {
+    let mut pod = Pod::default();
+    pod.metadata.namespace = owner.namespace.clone();
+    pod.metadata.labels = template.metadata.labels.clone();
+    pod.metadata.annotations = template.metadata.annotations.clone();
+    pod.metadata.owner_references = vec![controlled_by_owner(kind, owner)];
+    pod.spec = template.spec.clone();
+    pod
+}
+
 /// Graceful deletion of `pod`, unless it is already terminating.
 fn mark_pod(pod: &Pod) -> Option<Change> {
     pod.metadata

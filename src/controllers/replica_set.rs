@@ -3,7 +3,7 @@
 //! as Kubernetes' ReplicaSet does; a Deployment rolls out by scaling its ReplicaSets.
 
 use super::{mark_pod, Change, World};
-use crate::model::{OwnerReference, Pod, ReplicaSet, ReplicaSetStatus};
+use crate::model::{Pod, ReplicaSet, ReplicaSetStatus};
 
 /// What the controller needs to know of one owned pod.
 #[derive(Clone, Debug, PartialEq)]
@@ -87,20 +87,7 @@ pub fn reconcile(rs: &ReplicaSet, world: &World) -> Vec<Change> {
 /// A new pod of `rs`, still unnamed: the driver names it `<replica set>-<five random
 /// characters>`.
 pub fn new_pod(rs: &ReplicaSet) -> Pod {
-    let template = &rs.spec.template;
-    let mut pod = Pod::default();
-    pod.metadata.namespace = rs.metadata.namespace.clone();
-    pod.metadata.labels = template.metadata.labels.clone();
-    pod.metadata.annotations = template.metadata.annotations.clone();
-    pod.metadata.owner_references = vec![OwnerReference {
-        api_version: "apps/v1".to_owned(),
-        kind: "ReplicaSet".to_owned(),
-        name: rs.metadata.name.clone(),
-        uid: rs.metadata.uid.clone(),
-        controller: Some(true),
-    }];
-    pod.spec = template.spec.clone();
-    pod
+    super::pod_of_template(&rs.spec.template, "ReplicaSet", &rs.metadata)
 }
 
 /// `rs` as the API shows it: its status counted from the pods it controls, with
