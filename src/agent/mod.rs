@@ -45,7 +45,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 
+use crate::api::events::{EventLog, Involved, Reporter};
 use crate::image::{ImageStore, RegistryConfig};
+use crate::model::EventType;
 use crate::runtime::{LibcontainerRuntime, Runtime, RuntimeConfig};
 use crate::store::Store;
 
@@ -116,6 +118,9 @@ pub struct Agent {
     /// OS, hostname, board profile, `--node-labels`): what a DaemonSet's nodeSelector
     /// matches on a lone board. Set once at start.
     node_labels: std::sync::OnceLock<std::collections::BTreeMap<String, String>>,
+    /// What happened to this board's objects lately (probes, back-offs, starts), in
+    /// memory only.
+    pub events: EventLog,
 }
 
 /// What the agent keeps only in memory.
@@ -134,6 +139,9 @@ struct Memory {
     /// Since when (Unix seconds) each pod has been seen ready, by pod UID: what
     /// `minReadySeconds` counts from.
     ready_since: HashMap<String, i64>,
+    /// Exited instances whose crash-loop back-off has been told as an event: each
+    /// crash is told once, however many passes wait out its back-off.
+    backed_off: HashSet<String>,
 }
 
 impl Agent {
@@ -173,6 +181,7 @@ impl Agent {
             network: std::sync::OnceLock::new(),
             started: std::time::Instant::now(),
             node_labels: std::sync::OnceLock::new(),
+            events: EventLog::new(),
         };
         Ok((Arc::new(agent), wake_rx))
     }
@@ -217,6 +226,30 @@ impl Agent {
             .map(|n| n.node_ip)
             .or(self.options.network.node_ip)
             .or_else(network::detect_node_ip)
+    }
+
+    /// Records what the kubelet would tell about a pod, or about one of its containers
+    /// when `container` is given.
+    fn pod_event(
+        &self,
+        pod: &crate::model::ObjectMeta,
+        container: Option<&str>,
+        type_: EventType,
+        reason: &str,
+        message: &str,
+    ) {
+        let involved = Involved::new("Pod", pod.namespace_or_empty(), &pod.name, &pod.uid);
+        let field_path = container.map(|name| format!("spec.containers{{{name}}}"));
+        let involved = match &field_path {
+            Some(path) => involved.with_field_path(path),
+            None => involved,
+        };
+        let kubelet = Reporter {
+            component: "kubelet",
+            host: Some(&self.options.node_name),
+        };
+        self.events
+            .record(involved, type_, reason, message, kubelet);
     }
 
     pub fn logs_dir(&self, namespace: &str, pod: &str, uid: &str) -> PathBuf {
@@ -350,5 +383,7 @@ fn bind_socket(path: &std::path::Path) -> anyhow::Result<smol::net::unix::UnixLi
     Ok(listener)
 }
 
+#[cfg(test)]
+mod events_tests;
 #[cfg(test)]
 mod test_support;

@@ -98,6 +98,9 @@ pub struct PodPlan {
     pub steps: Vec<Step>,
     /// The earliest moment a back-off ends and the pod wants another look.
     pub wake_at: Option<SystemTime>,
+    /// Exited instances whose restart waits out the crash-loop back-off (the kubelet's
+    /// `BackOff` event): empty, and unallocated, for a pod that is not crash-looping.
+    pub backing_off: Vec<String>,
 }
 
 /// Plans one pod. `instances` are all instances whose pod UID is this pod's (or, for a
@@ -171,6 +174,7 @@ pub fn plan_pod(
                 });
             } else {
                 plan.wake_at = Some(plan.wake_at.map_or(at, |w: SystemTime| w.min(at)));
+                plan.backing_off.push(latest.id.clone());
             }
         }
     }
@@ -353,6 +357,10 @@ mod tests {
             &HashMap::new(),
         );
         assert!(first.steps.contains(&start("web", 1)));
+        assert!(
+            first.backing_off.is_empty(),
+            "the first restart does not wait"
+        );
 
         let second = [
             exited("web", "h1", 0, 1, 0, 1),
@@ -368,6 +376,7 @@ mod tests {
         );
         assert!(plan.steps.is_empty());
         assert_eq!(plan.wake_at, Some(at(12)));
+        assert_eq!(plan.backing_off, ["u_web_h1_1"]);
         let later = plan_pod(
             "u",
             Some(&desired(&s, false)),
@@ -377,6 +386,7 @@ mod tests {
             &HashMap::new(),
         );
         assert!(later.steps.contains(&start("web", 2)));
+        assert!(later.backing_off.is_empty(), "the back-off is over");
     }
 
     #[test]

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use super::Agent;
 use crate::api::client::{read_response_head, HeadError};
-use crate::model::{resolve_port, Container, Probe};
+use crate::model::{resolve_port, Container, EventType, ObjectMeta, Pod, Probe};
 use crate::runtime::ExecSpec;
 
 /// What the status needs to know of a container's probes.
@@ -47,6 +47,26 @@ enum Kind {
     Startup,
     Liveness,
     Readiness,
+}
+
+impl Kind {
+    /// How the kubelet names the probe in its events.
+    fn title(self) -> &'static str {
+        match self {
+            Kind::Startup => "Startup",
+            Kind::Liveness => "Liveness",
+            Kind::Readiness => "Readiness",
+        }
+    }
+}
+
+/// The pod a probe task probes a container of: what its events name, its network and
+/// how long its container has to stop.
+struct ProbedPod {
+    /// Name, namespace and uid only.
+    meta: ObjectMeta,
+    host_network: bool,
+    grace: Duration,
 }
 
 /// Consecutive results of one probe against its thresholds.
@@ -80,31 +100,27 @@ pub fn has_probes(container: &Container) -> bool {
         || container.startup_probe.is_some()
 }
 
-/// Starts the probe task of a container instance; it ends when the instance stops being
-/// watched (its shim exited).
-pub fn start(
-    agent: &Arc<Agent>,
-    id: String,
-    pod_uid: String,
-    container: Container,
-    host_network: bool,
-    grace: Duration,
-) {
+/// Starts the probe task of container instance `id` of `pod`; it ends when the instance
+/// stops being watched (its shim exited).
+pub fn start(agent: &Arc<Agent>, id: String, pod: &Pod, container: Container) {
     let agent = agent.clone();
+    let pod = ProbedPod {
+        meta: ObjectMeta {
+            name: pod.metadata.name.clone(),
+            namespace: pod.metadata.namespace.clone(),
+            uid: pod.metadata.uid.clone(),
+            ..ObjectMeta::default()
+        },
+        host_network: pod.spec.host_network,
+        grace: Duration::from_secs(pod.spec.termination_grace_period_seconds.max(0) as u64),
+    };
     smol::spawn(async move {
-        run(agent, id, pod_uid, container, host_network, grace).await;
+        run(agent, id, pod, container).await;
     })
     .detach();
 }
 
-async fn run(
-    agent: Arc<Agent>,
-    id: String,
-    pod_uid: String,
-    container: Container,
-    host_network: bool,
-    grace: Duration,
-) {
+async fn run(agent: Arc<Agent>, id: String, pod: ProbedPod, container: Container) {
     let started_at = Instant::now();
     let mut trackers: Vec<Tracker> = [
         container
@@ -125,10 +141,10 @@ async fn run(
     .collect();
     let mut results = ProbeResults::before_any_probe(&container);
     agent.set_probe_results(&id, Some(results));
-    let netns = if host_network {
+    let netns = if pod.host_network {
         None
     } else {
-        agent.runtime.sandbox_netns(&pod_uid)
+        agent.runtime.sandbox_netns(&pod.meta.uid)
     };
 
     loop {
@@ -170,6 +186,12 @@ async fn run(
                     tracker.failures += 1;
                     tracker.successes = 0;
                     log::debug!("{:?} probe of {id} failed: {reason}", tracker.kind);
+                    // Every failed probe, as the kubelet tells them; the log counts
+                    // the repeats.
+                    let message = format!("{} probe failed: {reason}", tracker.kind.title());
+                    let warning = EventType::Warning;
+                    let name = Some(container.name.as_str());
+                    agent.pod_event(&pod.meta, name, warning, "Unhealthy", &message);
                 }
             }
             let passed = tracker.successes >= tracker.probe.success_threshold.max(1);
@@ -194,10 +216,17 @@ async fn run(
                     log::info!(
                         "container {id}: {which} probe failed {failures} times, restarting it"
                     );
+                    let message = format!(
+                        "Container {} failed {which} probe, will be restarted",
+                        container.name
+                    );
+                    let name = Some(container.name.as_str());
+                    agent.pod_event(&pod.meta, name, EventType::Normal, "Killing", &message);
                     results.ready = false;
                     agent.set_probe_results(&id, Some(results));
                     let stopper = agent.clone();
                     let stop_id = id.clone();
+                    let grace = pod.grace;
                     let stopped =
                         smol::unblock(move || stopper.runtime.stop_container(&stop_id, grace))
                             .await;

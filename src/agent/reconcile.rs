@@ -14,6 +14,7 @@ use super::instance::{instance_id, Instance, InstanceState};
 use super::plan::{plan_pod, DesiredPod, Step};
 use super::status::StartFailure;
 use super::{Agent, LOG_MAX_BYTES, LOG_MAX_FILES, RESYNC_PERIOD};
+use crate::model::EventType::{Normal, Warning};
 use crate::model::{parse_cpu_millis, parse_memory_bytes, spec_hash, Object, Pod};
 use crate::runtime::ContainerConfig;
 
@@ -191,6 +192,9 @@ impl Agent {
             if let Some(at) = plan.wake_at {
                 wake_at = Some(wake_at.map_or(at, |w| w.min(at)));
             }
+            if let (Some(pod), false) = (pod, plan.backing_off.is_empty()) {
+                self.tell_back_offs(pod, &plan.backing_off, &observed);
+            }
             if plan.steps.is_empty() {
                 continue;
             }
@@ -205,6 +209,39 @@ impl Agent {
             .detach();
         }
         Ok(wake_at)
+    }
+
+    /// Tells each crash of `pod` whose restart waits out the back-off once, as the
+    /// kubelet's `BackOff` event, however many passes see it waiting.
+    fn tell_back_offs(
+        &self,
+        pod: &Pod,
+        waiting: &[String],
+        observed: &BTreeMap<String, Vec<Instance>>,
+    ) {
+        for id in waiting {
+            {
+                let mut memory = self.memory();
+                if memory.backed_off.contains(id) {
+                    continue;
+                }
+                // Crashes told before whose instances are gone need no remembering.
+                memory
+                    .backed_off
+                    .retain(|told| observed.values().flatten().any(|i| i.id == *told));
+                memory.backed_off.insert(id.clone());
+            }
+            let Some(container) = super::instance::container_of(id) else {
+                continue;
+            };
+            let message = format!(
+                "Back-off restarting failed container {container} in pod {}_{}({})",
+                pod.metadata.name,
+                pod.metadata.namespace_or_empty(),
+                pod.metadata.uid
+            );
+            self.pod_event(&pod.metadata, Some(container), Warning, "BackOff", &message);
+        }
     }
 
     /// Registers an exit notifier (the shim's pidfd) for every running instance not yet
@@ -277,17 +314,7 @@ impl Agent {
             {
                 continue;
             }
-            let grace = std::time::Duration::from_secs(
-                pod.spec.termination_grace_period_seconds.max(0) as u64,
-            );
-            super::probes::start(
-                self,
-                instance.id.clone(),
-                instance.pod_uid.clone(),
-                container.clone(),
-                pod.spec.host_network,
-                grace,
-            );
+            super::probes::start(self, instance.id.clone(), pod, container.clone());
         }
     }
 
@@ -312,6 +339,11 @@ impl Agent {
                 },
                 Step::Stop { id, grace } => {
                     log::info!("stopping container {id} (grace {}s)", grace.as_secs());
+                    let name = super::instance::container_of(id);
+                    if let (Some(pod), Some(name)) = (pod, name) {
+                        let message = format!("Stopping container {name}");
+                        self.pod_event(&pod.metadata, Some(name), Normal, "Killing", &message);
+                    }
                     let grace = self.run_pre_stop(pod, id, *grace);
                     self.runtime.stop_container(id, grace).map_err(Into::into)
                 }
@@ -379,9 +411,14 @@ impl Agent {
         match started {
             Ok(_) => {
                 self.memory().failures.remove(&key);
+                for (reason, verb) in [("Created", "Created"), ("Started", "Started")] {
+                    let message = format!("{verb} container {container}");
+                    self.pod_event(&pod.metadata, Some(container), Normal, reason, &message);
+                }
                 Ok(())
             }
             Err(mut failure) => {
+                self.tell_start_failure(pod, container, &failure);
                 // Failed starts back off like crash loops, so a pod whose image or
                 // command is wrong does not spin.
                 let mut memory = self.memory();
@@ -397,6 +434,24 @@ impl Agent {
                 memory.failures.insert(key, failure);
                 anyhow::bail!(message)
             }
+        }
+    }
+
+    /// The kubelet's `Failed` events for a container that could not start: a failed
+    /// pull in its own words, then the error's reason; any other error as `Error: ...`.
+    fn tell_start_failure(&self, pod: &Pod, container: &str, failure: &StartFailure) {
+        let tell = |message: &str| {
+            self.pod_event(&pod.metadata, Some(container), Warning, "Failed", message);
+        };
+        if failure.reason == "ErrImagePull" {
+            let mut first = failure.message.clone();
+            if let Some(head) = first.get_mut(..1) {
+                head.make_ascii_uppercase();
+            }
+            tell(&first);
+            tell("Error: ErrImagePull");
+        } else {
+            tell(&format!("Error: {}", failure.message));
         }
     }
 

@@ -16,6 +16,7 @@ use super::logs::{self, LogQuery};
 use super::reconcile::stored_pods;
 use super::Agent;
 use crate::api::apply::AdmissionOptions;
+use crate::api::events::EventLog;
 use crate::api::http::{Request, Response};
 use crate::api::refusal::{
     bad_request, conflict, internal, method_not_allowed, not_found, Refusal,
@@ -115,6 +116,10 @@ impl Resources for Agent {
 
     fn changes(&self) -> EventListener {
         self.listen_changes()
+    }
+
+    fn events(&self) -> Option<&EventLog> {
+        Some(&self.events)
     }
 }
 

@@ -7,7 +7,8 @@
 //! What both daemons' servers share lives here too, so they answer alike: the
 //! `Status` error ([`refusal`]), resource paths, selectors and response bodies
 //! ([`resources`]), merge patches ([`patch`]), and admission with the store writes it
-//! allows ([`apply`]), Services' cluster IPs and node ports among it ([`services`]).
+//! allows ([`apply`]), Services' cluster IPs and node ports among it ([`services`]),
+//! and the recent Events each daemon keeps in memory ([`events`]).
 //!
 //! Why our own HTTP: the subset we need (Content-Length bodies, responses that are
 //! either sized or streamed until close, keep-alive for sized ones) fits in a few
@@ -18,6 +19,7 @@ pub mod apply;
 pub mod client;
 pub mod config;
 mod connections;
+pub mod events;
 pub mod files;
 pub mod fleet;
 pub mod frames;

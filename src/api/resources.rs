@@ -1,7 +1,8 @@
 //! The resource API as both daemons serve it: path segments, what a resource path
 //! names, label selectors, the bodies of lists and of successful deletes, watches, and
 //! the routes on resource paths ([`serve_resources`]: get, list, watch, delete, a
-//! Deployment's `scale` and merge patches of it, [`super::patch`]). What an object looks like when shown (its observed status),
+//! Deployment's `scale` and merge patches of it, [`super::patch`]; a daemon's Events,
+//! [`super::events`]). What an object looks like when shown (its observed status),
 //! which field selectors mean something and what a change wakes are each daemon's own
 //! business: it says so by implementing [`Resources`].
 
@@ -12,6 +13,7 @@ use event_listener::EventListener;
 use serde_json::{json, Value};
 
 use super::apply::{delete_keys_in_store, AdmissionOptions};
+use super::events::{serve_events, EventLog};
 use super::http::{percent_decode, Request, Response};
 use super::patch::patch_deployment;
 use super::refusal::{bad_request, invalid, method_not_allowed, not_found, Refusal};
@@ -133,6 +135,11 @@ pub trait Resources: Send + Sync + 'static {
     fn changed(&self);
     /// Fires when something may have changed; a watch then lists again.
     fn changes(&self) -> EventListener;
+    /// The daemon's recent Events, served at `/api/v1/[namespaces/NS/]events`; by
+    /// default it keeps none and those paths are not found.
+    fn events(&self) -> Option<&EventLog> {
+        None
+    }
 }
 
 /// Stored objects of one kind to show, with what showing them needs.
@@ -197,6 +204,12 @@ pub fn serve_resources<R: Resources>(
 ) -> Result<Response, Refusal> {
     if let ("apps/v1", ["namespaces", namespace, "deployments", name, "scale"]) = (group, rest) {
         return scale(resources.as_ref(), request, namespace, name);
+    }
+    // Events live in memory, not in the store: they have routes of their own.
+    if let (Some(log), "v1") = (resources.events(), group) {
+        if let Some(answer) = serve_events(log, request, rest) {
+            return answer;
+        }
     }
     let ResourceTarget {
         kind,

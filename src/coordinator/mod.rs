@@ -41,6 +41,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
+use crate::api::events::EventLog;
 use crate::store::Store;
 
 pub use scheduler::{
@@ -89,6 +90,8 @@ pub struct Coordinator {
     image_platforms: Mutex<HashMap<String, (Instant, ImagePlatforms)>>,
     /// Wakes the controller thread; wake-ups coalesce.
     wake_tx: smol::channel::Sender<()>,
+    /// What happened to the fleet's objects lately (scheduling), in memory only.
+    pub events: EventLog,
 }
 
 /// The platforms an image's registry offers (`None`: unknown).
@@ -230,6 +233,7 @@ pub fn run(options: CoordinatorOptions) -> anyhow::Result<()> {
         registries,
         image_platforms: Mutex::new(HashMap::new()),
         wake_tx,
+        events: EventLog::new(),
     });
     controllers::spawn(Arc::clone(&coordinator), wake_rx)?;
 

@@ -10,7 +10,10 @@ use super::scheduler::{
     platforms_common_to, pod_request_from_spec, schedule, Decision, NodeInfo, PlacedPod, Taint,
 };
 use super::Coordinator;
-use crate::model::{parse_cpu_millis, parse_memory_bytes, Object, Pod, ARCH_VARIANT_LABEL};
+use crate::api::events::Involved;
+use crate::model::{
+    parse_cpu_millis, parse_memory_bytes, EventType, Object, Pod, ARCH_VARIANT_LABEL,
+};
 use crate::store::Record;
 
 /// The uid of the Deployment controlling a pod.
@@ -73,6 +76,7 @@ pub(super) fn schedule_pending(
         }
     }
     let mut bound = Vec::new();
+    let mut assigned: Vec<(&Record, String)> = Vec::new();
     let mut statuses: Vec<(&Record, Value)> = Vec::new();
     for pod in pending {
         let Ok(Object::Pod(spec_pod)) = Object::from_json(pod.object.clone()) else {
@@ -100,6 +104,7 @@ pub(super) fn schedule_pending(
                 let mut object = pod.object.clone();
                 object["spec"]["nodeName"] = Value::from(node.clone());
                 bound.push(object);
+                assigned.push((pod, node.clone()));
                 statuses.push((pod, json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "True"}]})));
                 if let Some(info) = infos.iter_mut().find(|i| i.name == node) {
                     info.pods.push(PlacedPod {
@@ -119,10 +124,34 @@ pub(super) fn schedule_pending(
     if !bound.is_empty() {
         store.put_all(bound, None)?;
     }
+    for (pod, node) in assigned {
+        let message = format!(
+            "Successfully assigned {}/{} to {node}",
+            pod.namespace, pod.name
+        );
+        tell(c, pod, EventType::Normal, "Scheduled", &message);
+    }
     for (pod, status) in statuses {
-        changed |= store.set_status("Pod", &pod.namespace, &pod.name, &status)?;
+        let written = store.set_status("Pod", &pod.namespace, &pod.name, &status)?;
+        // Why a pod cannot go anywhere is told again only when the reason changes, not
+        // at every pass that finds it still pending.
+        let unschedulable = status
+            .pointer("/conditions/0")
+            .filter(|c| c.get("status").and_then(Value::as_str) == Some("False"))
+            .and_then(|c| c.get("message").and_then(Value::as_str));
+        if let (true, Some(message)) = (written, unschedulable) {
+            tell(c, pod, EventType::Warning, "FailedScheduling", message);
+        }
+        changed |= written;
     }
     Ok(changed)
+}
+
+/// Records what the scheduler did with `pod`.
+fn tell(c: &Coordinator, pod: &Record, type_: EventType, reason: &str, message: &str) {
+    let involved = Involved::new("Pod", &pod.namespace, &pod.name, &pod.uid);
+    c.events
+        .record(involved, type_, reason, message, "default-scheduler");
 }
 
 /// The platforms every container's image offers, where known: a board must run all of

@@ -487,6 +487,10 @@ impl Resources for Coordinator {
     fn changes(&self) -> EventListener {
         self.fleet.listen()
     }
+
+    fn events(&self) -> Option<&crate::api::events::EventLog> {
+        Some(&self.events)
+    }
 }
 
 fn list_nodes(

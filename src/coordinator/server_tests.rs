@@ -65,6 +65,7 @@ fn test_coordinator() -> TestCoordinator {
         registries: crate::image::RegistryConfig::empty(),
         image_platforms: Mutex::new(HashMap::new()),
         wake_tx,
+        events: crate::api::events::EventLog::new(),
     };
     TestCoordinator {
         coordinator: Arc::new(coordinator),
@@ -501,4 +502,66 @@ fn nodes_get_pod_cidrs_peers_and_every_service() {
     assert_eq!(code, 201, "{joined}");
     assert_eq!(pod_cidr_of(&test, "pi-3"), "10.42.0.0/24");
     assert_eq!(pod_cidr_of(&test, "pi-2"), "10.42.1.0/24");
+}
+
+#[test]
+fn scheduling_is_told_as_events_served_to_the_admin() {
+    let test = test_coordinator();
+    let pods = "apiVersion: v1\nkind: Pod\nmetadata: {name: nowhere}\nspec:\n  \
+        nodeSelector: {disk: ssd}\n  containers: [{name: app, image: 'localhost/app:1'}]\n---\n\
+        apiVersion: v1\nkind: Pod\nmetadata: {name: placed}\n\
+        spec:\n  nodeSelector: {kubernetes.io/arch: arm64}\n  \
+        containers: [{name: app, image: 'localhost/app:1'}]\n";
+    let (status, result) = test.admin("POST", "/apis/berth.dev/v1/apply", Some(&manifest(pods)));
+    assert_eq!(status, 200, "{result}");
+    let ready = |_: &str| true;
+    // Passes that find the same pod still unplaceable tell it once.
+    for _ in 0..3 {
+        crate::coordinator::scheduling::schedule_pending(&test.coordinator, &ready).unwrap();
+    }
+    let (status, events) = test.admin("GET", "/api/v1/namespaces/default/events", None);
+    assert_eq!(status, 200, "{events}");
+    let items = events["items"].as_array().unwrap();
+    let told: Vec<(&str, &str, &str, i64)> = items
+        .iter()
+        .map(|e| {
+            (
+                e["involvedObject"]["name"].as_str().unwrap(),
+                e["type"].as_str().unwrap(),
+                e["reason"].as_str().unwrap(),
+                e["count"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(told.len(), 2, "{events:#}");
+    assert!(
+        told.contains(&("placed", "Normal", "Scheduled", 1)),
+        "{told:?}"
+    );
+    assert!(
+        told.contains(&("nowhere", "Warning", "FailedScheduling", 1)),
+        "{told:?}"
+    );
+    let scheduled = items.iter().find(|e| e["reason"] == "Scheduled").unwrap();
+    let node = scheduled["message"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("Successfully assigned default/placed to ")
+        .unwrap();
+    assert!(["pi-1", "pi-2"].contains(&node), "{scheduled}");
+    assert_eq!(scheduled["source"]["component"], "default-scheduler");
+    let (_, pod) = test.admin("GET", "/api/v1/namespaces/default/pods/nowhere", None);
+    let path = format!(
+        "/api/v1/events?fieldSelector=involvedObject.name=nowhere,involvedObject.uid={}",
+        pod["metadata"]["uid"].as_str().unwrap()
+    );
+    let (_, nowhere) = test.admin("GET", &path, None);
+    assert_eq!(nowhere["items"].as_array().unwrap().len(), 1, "{nowhere}");
+    // Nodes may not read them.
+    let node = test.node("pi-1");
+    refused(
+        test.call(&node, "GET", "/api/v1/events", None),
+        403,
+        "Forbidden",
+    );
 }

@@ -18,6 +18,7 @@ mod controller_revision;
 mod daemon_set;
 mod deployment;
 mod duration;
+mod event;
 mod hash;
 pub mod hex;
 mod meta;
@@ -56,6 +57,7 @@ pub use deployment::{
     DEFAULT_REVISION_HISTORY_LIMIT,
 };
 pub use duration::{format_duration, parse_duration};
+pub use event::{Event, EventObjectReference, EventSource, EventType};
 pub use hash::{pod_template_hash, spec_hash};
 pub use meta::{ObjectMeta, OwnerReference};
 pub use names::{
