@@ -5,7 +5,8 @@
 //! plans (`plan`) and carries out the steps, one pod at a time, on blocking threads; the
 //! shared controllers ([`crate::controllers`]: namespaces, Deployments, garbage) run
 //! before each pass (`controllers`). Status is derived on demand (`status`) and never written, so an
-//! idle agent writes nothing to the SD card.
+//! idle agent writes nothing to the SD card; what happened lately (`events`: probe
+//! failures, starts, back-offs) is kept in memory only.
 //!
 //! Threads: the smol executor serves the API and waits on exit notifiers (pidfds of the
 //! shims); reconcile passes and their steps run on smol's blocking pool. Nothing in this

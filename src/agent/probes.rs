@@ -6,7 +6,8 @@
 //! `httpGet`/`tcpSocket` connect to 127.0.0.1 from a short-lived thread that has entered
 //! the pod's network namespace (pods have no routable address yet). A startup probe holds
 //! the others off until it succeeds; liveness (or startup) failures kill the container,
-//! which the restart policy then restarts; readiness only sets `ready`.
+//! which the restart policy then restarts; readiness only sets `ready`. Each failure,
+//! and each kill, is told as the kubelet's event (`Unhealthy`, `Killing`).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -100,6 +101,30 @@ pub fn has_probes(container: &Container) -> bool {
         || container.startup_probe.is_some()
 }
 
+impl ProbedPod {
+    /// The kubelet's events of a probe: every failure (`Err`, with why), as `Unhealthy`
+    /// (the log counts the repeats), and the kill a failed liveness or startup probe
+    /// ends in (`Ok`).
+    fn tell(&self, agent: &Agent, container: &Container, kind: Kind, what: Result<(), &str>) {
+        let name = Some(container.name.as_str());
+        let (type_, reason, message) = match what {
+            Err(why) => {
+                let message = format!("{} probe failed: {why}", kind.title());
+                (EventType::Warning, "Unhealthy", message)
+            }
+            Ok(()) => {
+                let message = format!(
+                    "Container {} failed {} probe, will be restarted",
+                    container.name,
+                    kind.title().to_ascii_lowercase()
+                );
+                (EventType::Normal, "Killing", message)
+            }
+        };
+        agent.pod_event(&self.meta, name, type_, reason, &message);
+    }
+}
+
 /// Starts the probe task of container instance `id` of `pod`; it ends when the instance
 /// stops being watched (its shim exited).
 pub fn start(agent: &Arc<Agent>, id: String, pod: &Pod, container: Container) {
@@ -186,12 +211,7 @@ async fn run(agent: Arc<Agent>, id: String, pod: ProbedPod, container: Container
                     tracker.failures += 1;
                     tracker.successes = 0;
                     log::debug!("{:?} probe of {id} failed: {reason}", tracker.kind);
-                    // Every failed probe, as the kubelet tells them; the log counts
-                    // the repeats.
-                    let message = format!("{} probe failed: {reason}", tracker.kind.title());
-                    let warning = EventType::Warning;
-                    let name = Some(container.name.as_str());
-                    agent.pod_event(&pod.meta, name, warning, "Unhealthy", &message);
+                    pod.tell(&agent, &container, tracker.kind, Err(&reason));
                 }
             }
             let passed = tracker.successes >= tracker.probe.success_threshold.max(1);
@@ -216,12 +236,7 @@ async fn run(agent: Arc<Agent>, id: String, pod: ProbedPod, container: Container
                     log::info!(
                         "container {id}: {which} probe failed {failures} times, restarting it"
                     );
-                    let message = format!(
-                        "Container {} failed {which} probe, will be restarted",
-                        container.name
-                    );
-                    let name = Some(container.name.as_str());
-                    agent.pod_event(&pod.meta, name, EventType::Normal, "Killing", &message);
+                    pod.tell(&agent, &container, kind, Ok(()));
                     results.ready = false;
                     agent.set_probe_results(&id, Some(results));
                     let stopper = agent.clone();

@@ -1,4 +1,5 @@
-//! `berth describe KIND NAME`: a readable summary of one object, kubectl style.
+//! `berth describe KIND NAME`: a readable summary of one object, kubectl style, ending
+//! with the events the server keeps about it (`events`).
 
 use serde_json::Value;
 
@@ -8,6 +9,7 @@ use super::{call, object_path, GlobalOptions};
 use crate::api::ApiError;
 use crate::model::Kind;
 
+mod events;
 mod service;
 
 #[derive(clap::Args, Debug)]
@@ -28,7 +30,9 @@ pub fn run(global: &GlobalOptions, args: DescribeArgs) -> anyhow::Result<()> {
             &super::get::node_path(Some(&args.name)),
             None,
         )?;
-        print!("{}", describe_node(&node));
+        let mut out = describe_node(&node);
+        events::section(&mut out, &events::fetch(&client, "Node", &node)?, now());
+        print!("{out}");
         return Ok(());
     }
     let kind = parse_kind(&args.kind)?;
@@ -47,11 +51,27 @@ pub fn run(global: &GlobalOptions, args: DescribeArgs) -> anyhow::Result<()> {
             Err(ApiError::Status { code: 404, .. }) => None,
             Err(err) => return Err(err.into()),
         };
-        print!("{}", describe_service(&object, endpoints.as_ref()));
+        let mut out = describe_service(&object, endpoints.as_ref());
+        events::section(
+            &mut out,
+            &events::fetch(&client, kind.as_str(), &object)?,
+            now(),
+        );
+        print!("{out}");
         return Ok(());
     }
-    print!("{}", describe(kind, &object));
+    let mut out = describe(kind, &object);
+    events::section(
+        &mut out,
+        &events::fetch(&client, kind.as_str(), &object)?,
+        now(),
+    );
+    print!("{out}");
     Ok(())
+}
+
+fn now() -> std::time::SystemTime {
+    std::time::SystemTime::now()
 }
 
 /// `describe service`: with the endpoints of each port, from `endpoints`.

@@ -15,7 +15,7 @@ use crate::model::Kind;
 pub struct GetArgs {
     /// TYPE[,TYPE...] [NAME...] or TYPE/NAME...: pods (po), deployments (deploy),
     /// services (svc), endpoints (ep), endpointslices, namespaces (ns), configmaps (cm),
-    /// secrets, nodes (no), or all
+    /// secrets, nodes (no), events (ev), or all
     #[arg(required = true, value_name = "TYPE")]
     pub targets: Vec<String>,
     /// After listing, watch for changes and print each one as it happens
@@ -34,6 +34,7 @@ pub fn parse_kind(s: &str) -> anyhow::Result<Kind> {
     match Resource::parse(s)? {
         Resource::Kind(kind) => Ok(kind),
         Resource::Node => bail!("nodes are not a manifest kind"),
+        Resource::Event => bail!("events are not a manifest kind"),
     }
 }
 

@@ -1,5 +1,5 @@
 //! What a user names on the command line: resource types (`pods`, `deploy`,
-//! `pods,deployments`, `all`, `nodes`), `TYPE/NAME` arguments, and how kubectl writes
+//! `pods,deployments`, `all`, `nodes`, `events`), `TYPE/NAME` arguments, and how kubectl writes
 //! them back (`pod/web`, `deployment.apps "web" deleted`). Pure, apart from the
 //! requests in [`Resource::list`].
 
@@ -13,11 +13,13 @@ use crate::api::client::{ApiError, Client};
 use crate::api::http::percent_encode;
 use crate::model::Kind;
 
-/// A type of object the API serves: a manifest kind, or nodes (coordinator only).
+/// A type of object the API serves: a manifest kind, nodes (coordinator only), or
+/// the events a daemon keeps in memory (never applied).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Resource {
     Kind(Kind),
     Node,
+    Event,
 }
 
 /// What `all` means, in kubectl's order (pods, services, daemonsets, deployments,
@@ -33,14 +35,16 @@ pub const ALL: [Resource; 5] = [
 impl Resource {
     /// One type name as typed (`po`, `deployment.apps`, `Nodes`, ...).
     pub fn parse(s: &str) -> anyhow::Result<Resource> {
-        if matches!(s.to_ascii_lowercase().as_str(), "node" | "nodes" | "no") {
-            return Ok(Resource::Node);
+        match s.to_ascii_lowercase().as_str() {
+            "node" | "nodes" | "no" => return Ok(Resource::Node),
+            "event" | "events" | "ev" => return Ok(Resource::Event),
+            _ => {}
         }
         Kind::from_cli_name(s).map(Resource::Kind).ok_or_else(|| {
             anyhow!(
                 "the server doesn't have a resource type {s:?} (known: pods, deployments, \
                  replicasets, daemonsets, services, endpoints, endpointslices, namespaces, configmaps, secrets, nodes, \
-                 all)"
+                 events, all)"
             )
         })
     }
@@ -70,6 +74,7 @@ impl Resource {
         match self {
             Resource::Kind(kind) => kind.namespaced(),
             Resource::Node => false,
+            Resource::Event => true,
         }
     }
 
@@ -88,6 +93,7 @@ impl Resource {
             Resource::Kind(Kind::Endpoints) => "endpoints",
             Resource::Kind(Kind::EndpointSlice) => "endpointslice.discovery.k8s.io",
             Resource::Node => "node",
+            Resource::Event => "event",
         }
     }
 
@@ -96,6 +102,10 @@ impl Resource {
         match self {
             Resource::Kind(kind) => collection_path(kind, namespace),
             Resource::Node => "/api/v1/nodes".to_owned(),
+            Resource::Event => match namespace {
+                Some(ns) => format!("/api/v1/namespaces/{}/events", percent_encode(ns)),
+                None => "/api/v1/events".to_owned(),
+            },
         }
     }
 
@@ -103,6 +113,11 @@ impl Resource {
         match self {
             Resource::Kind(kind) => object_path(kind, namespace, name),
             Resource::Node => format!("/api/v1/nodes/{}", percent_encode(name)),
+            Resource::Event => format!(
+                "{}/{}",
+                self.collection_path(Some(namespace)),
+                percent_encode(name)
+            ),
         }
     }
 
@@ -284,6 +299,25 @@ mod tests {
             [Resource::Kind(Kind::ReplicaSet)]
         );
         assert_eq!(Resource::parse_list("nodes").unwrap(), [Resource::Node]);
+        assert_eq!(
+            Resource::parse_list("ev,event,Events").unwrap(),
+            [Resource::Event]
+        );
+        assert!(
+            !Resource::parse_list("all")
+                .unwrap()
+                .contains(&Resource::Event),
+            "events are not part of all"
+        );
+        assert_eq!(
+            Resource::Event.collection_path(Some("prod")),
+            "/api/v1/namespaces/prod/events"
+        );
+        assert_eq!(Resource::Event.collection_path(None), "/api/v1/events");
+        assert_eq!(
+            Resource::Event.object_path("prod", "web.17a"),
+            "/api/v1/namespaces/prod/events/web.17a"
+        );
         let err = Resource::parse_list("pods,frobs").unwrap_err().to_string();
         assert!(
             err.contains("doesn't have a resource type \"frobs\""),

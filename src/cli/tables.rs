@@ -6,6 +6,7 @@ use super::output::{age, at, int_at, pod_status_column, str_at};
 use super::resource::{name_cell, Resource};
 use crate::model::Kind;
 
+pub(crate) mod event;
 mod service;
 mod workload;
 pub(crate) use service::{ready_endpoints, selector_text};
@@ -46,6 +47,7 @@ pub fn header(resource: Resource, wide: bool, with_namespace: bool) -> Vec<&'sta
             "KERNEL-VERSION",
             "INSTANCE-TYPE",
         ],
+        (Resource::Event, wide) => event::event_columns(wide),
     };
     header.extend_from_slice(columns);
     header
@@ -76,8 +78,10 @@ pub fn row(
         Resource::Kind(Kind::Endpoints) => service::endpoints_row(item),
         Resource::Kind(Kind::EndpointSlice) => service::endpoint_slice_row(item),
         Resource::Node => node_row(item, wide),
+        Resource::Event => event::event_row(item, wide, std::time::SystemTime::now()),
     };
-    if let Some(name) = cells.first_mut() {
+    // An event's row starts with when it was seen: its object is in a column of its own.
+    if let (Some(name), false) = (cells.first_mut(), resource == Resource::Event) {
         *name = name_cell(resource, name, show_kind);
     }
     row.extend(cells);

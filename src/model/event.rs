@@ -2,8 +2,8 @@
 //! backs off, a pod was scheduled), told once and counted when it happens again.
 //!
 //! Events are not a manifest kind: nobody applies them and no store keeps them. The
-//! daemons hold the recent ones in memory (`crate::api::events`) and show them in this
-//! shape, the one `kubectl get events -o json` prints.
+//! daemons hold the recent ones in memory, in the resource API's event log, and show
+//! them in this shape, the one `kubectl get events -o json` prints.
 
 use serde::{Deserialize, Serialize};
 

@@ -100,7 +100,6 @@ pub(super) fn describe_service(out: &mut String, service: &Value, endpoints: Opt
     if at(service, &["spec", "publishNotReadyAddresses"]) == &Value::Bool(true) {
         field(out, 0, "Publish Not Ready Addresses", "true");
     }
-    field(out, 0, "Events", "<none>");
 }
 
 /// One line per address list of each subset, then its ports as a small table.
@@ -133,7 +132,6 @@ pub(super) fn describe_endpoints(out: &mut String, endpoints: &Value) {
         }
         out.push('\n');
     }
-    field(out, 0, "Events", "<none>");
 }
 
 pub(super) fn describe_endpoint_slice(out: &mut String, slice: &Value) {
@@ -187,7 +185,6 @@ pub(super) fn describe_endpoint_slice(out: &mut String, slice: &Value) {
             or_unset(str_at(endpoint, &["nodeName"])),
         );
     }
-    field(out, 0, "Events", "<none>");
 }
 
 #[cfg(test)]
@@ -229,7 +226,6 @@ Port:                   metrics  9090/TCP
 TargetPort:             9090/TCP
 Endpoints:              10.42.0.5:9090,10.42.0.6:9090
 Session Affinity:       None
-Events:                 <none>
 ";
         assert_eq!(describe_service(&service, Some(&endpoints)), expected);
         let without = describe_service(&service, None);
