@@ -45,7 +45,8 @@ pub fn run(
         .and_then(|secs| u64::try_from(secs).ok())
         .map(|secs| UNIX_EPOCH + Duration::from_secs(secs));
     let changes = reconcile_all(&mut world);
-    if !changes.is_empty() && driver::write(&mut agent.store(), changes, &world.now)? {
+    if !changes.is_empty() && driver::write(&mut agent.store(), changes, &world.now, &agent.events)?
+    {
         agent.wake();
     }
     // Programmed from the store, also when the controllers changed nothing: a pod that

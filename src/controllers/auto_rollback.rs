@@ -12,14 +12,14 @@
 
 use super::deployment::{revision, template_of_revision, Revisions};
 use super::deployment_status::{progress, Progress};
-use super::{Change, World};
+use super::{Change, Note, World};
 use crate::model::{Deployment, DeploymentCondition, Object};
 
 pub const AUTO_ROLLBACK_ANNOTATION: &str = "berth.dev/auto-rollback";
 pub const ROLLED_BACK_ANNOTATION: &str = "berth.dev/rolled-back";
 
 /// The Deployment rolled back, when `deploy` asks for it and its rollout failed.
-pub fn reconcile(deploy: &Deployment, world: &World) -> Option<Change> {
+pub fn reconcile(deploy: &Deployment, world: &World) -> Option<Vec<Change>> {
     let annotations = &deploy.metadata.annotations;
     if annotations
         .get(AUTO_ROLLBACK_ANNOTATION)
@@ -67,7 +67,16 @@ pub fn reconcile(deploy: &Deployment, world: &World) -> Option<Change> {
         ROLLED_BACK_ANNOTATION.to_owned(),
         format!("{reason}: {message}"),
     );
-    Some(Change::Put(Box::new(Object::Deployment(rolled_back))))
+    Some(vec![
+        Note::warning(
+            "Deployment",
+            &deploy.metadata,
+            "DeploymentRollback",
+            format!("{reason}: {message}"),
+            "deployment-controller",
+        ),
+        Change::Put(Box::new(Object::Deployment(rolled_back))),
+    ])
 }
 
 /// The `RolledBack` condition of a Deployment that rolled itself back, if it did.

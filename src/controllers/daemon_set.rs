@@ -20,7 +20,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{mark_pod, Change, World};
+use super::{mark_pod, Change, Note, World};
 use crate::model::{pod_template_hash, DaemonSet, DaemonSetStatus, IntOrString, Pod};
 
 pub const REVISION_HASH_LABEL: &str = "controller-revision-hash";
@@ -53,7 +53,7 @@ pub fn reconcile(ds: &DaemonSet, world: &World) -> Vec<Change> {
     let hash = pod_template_hash(&ds.spec.template);
     let (by_node, misplaced) = pods_by_node(ds, world, &hash);
     let mut changes = super::daemon_set_history::reconcile(ds, world, &hash);
-    changes.extend(misplaced.into_iter().filter_map(mark_pod));
+    changes.extend(misplaced.into_iter().flat_map(|pod| remove(ds, pod)));
     let (max_unavailable, max_surge) = bounds(ds, by_node.len());
     let min_ready = ds.spec.min_ready_seconds;
     let available = |pod: &&Pod| world.is_available(pod, min_ready);
@@ -73,7 +73,7 @@ pub fn reconcile(ds: &DaemonSet, world: &World) -> Vec<Change> {
             continue;
         }
         // Extra new pods (a race, or a hand-made one): the oldest stays.
-        changes.extend(pods.new.iter().skip(1).copied().filter_map(mark_pod));
+        changes.extend(pods.new.iter().skip(1).flat_map(|pod| remove(ds, pod)));
         let make = || Change::CreatePod {
             generate_name: format!("{}-", ds.metadata.name),
             pod: Box::new(new_pod(ds, &hash, node, world)),
@@ -91,7 +91,7 @@ pub fn reconcile(ds: &DaemonSet, world: &World) -> Vec<Change> {
         let new_available = pods.new.iter().any(available);
         if !old_available || new_available {
             // Nothing serving is lost: the old pods go now.
-            changes.extend(pods.old.iter().copied().filter_map(mark_pod));
+            changes.extend(pods.old.iter().flat_map(|pod| remove(ds, pod)));
             if pods.new.is_empty() && max_surge > 0 {
                 changes.push(make());
             }
@@ -102,10 +102,28 @@ pub fn reconcile(ds: &DaemonSet, world: &World) -> Vec<Change> {
             }
         } else if unavailable < max_unavailable {
             unavailable += 1;
-            changes.extend(pods.old.iter().copied().filter_map(mark_pod));
+            changes.extend(pods.old.iter().flat_map(|pod| remove(ds, pod)));
         }
     }
     changes
+}
+
+/// Graceful deletion of one of `ds`'s pods, with Kubernetes' `SuccessfulDelete` event;
+/// nothing for a pod already terminating.
+fn remove(ds: &DaemonSet, pod: &Pod) -> Vec<Change> {
+    let Some(mark) = mark_pod(pod) else {
+        return Vec::new();
+    };
+    vec![
+        mark,
+        Note::normal(
+            "DaemonSet",
+            &ds.metadata,
+            "SuccessfulDelete",
+            format!("Deleted pod: {}", pod.metadata.name),
+            "daemonset-controller",
+        ),
+    ]
 }
 
 /// The pods of `ds` by node that should run it (every such node has an entry), and the

@@ -8,7 +8,7 @@
 //! starts a rollout; a change of `replicas` scales the current ReplicaSet.
 
 use super::rollout::{new_rs_target, old_rs_scale_down, recreate_step, resolve_bounds, RsState};
-use super::{key_of, Change, World};
+use super::{key_of, Change, Note, World};
 use crate::model::{
     pod_template_hash, Deployment, IntOrString, Object, ReplicaSet, DEFAULT_REVISION_HISTORY_LIMIT,
 };
@@ -70,6 +70,7 @@ pub fn reconcile(deploy: &Deployment, world: &World) -> Vec<Change> {
             rs.metadata.name,
             revision(&rs)
         );
+        changes.push(scaling_note(deploy, &rs.metadata.name, 0, replicas));
         changes.push(Change::Put(Box::new(Object::ReplicaSet(rs))));
         return changes;
     };
@@ -87,6 +88,7 @@ pub fn reconcile(deploy: &Deployment, world: &World) -> Vec<Change> {
                 "deployment {namespace}/{}: scaling replica set {name} to {replicas}",
                 deploy.metadata.name
             );
+            changes.push(scaling_note(deploy, &name, old.spec.replicas, replicas));
             changes.push(scaled(old, replicas));
         }
     }
@@ -98,6 +100,12 @@ pub fn reconcile(deploy: &Deployment, world: &World) -> Vec<Change> {
                 new.metadata.name,
                 new_rs.spec.replicas
             );
+            changes.push(scaling_note(
+                deploy,
+                &new.metadata.name,
+                new.spec.replicas,
+                new_rs.spec.replicas,
+            ));
         }
         changes.push(Change::Put(Box::new(Object::ReplicaSet(new_rs))));
     }
@@ -143,7 +151,7 @@ fn rollout_targets(
 
 /// While paused no rollout moves and no ReplicaSet is made, but a Deployment with one
 /// active ReplicaSet (or none: then the newest) still scales, as in Kubernetes.
-fn paused_scale(deploy: &Deployment, revisions: &Revisions) -> Option<Change> {
+fn paused_scale(deploy: &Deployment, revisions: &Revisions) -> Vec<Change> {
     let all: Vec<&ReplicaSet> = revisions
         .new
         .iter()
@@ -153,11 +161,25 @@ fn paused_scale(deploy: &Deployment, revisions: &Revisions) -> Option<Change> {
     let active: Vec<&&ReplicaSet> = all.iter().filter(|rs| rs.spec.replicas > 0).collect();
     let target = match active.as_slice() {
         [one] => **one,
-        [] => *all.iter().max_by_key(|rs| revision(rs))?,
-        _ => return None,
+        [] => match all.iter().max_by_key(|rs| revision(rs)) {
+            Some(latest) => *latest,
+            None => return Vec::new(),
+        },
+        _ => return Vec::new(),
     };
     let replicas = deploy.spec.replicas.max(0);
-    (target.spec.replicas != replicas).then(|| scaled(target, replicas))
+    if target.spec.replicas == replicas {
+        return Vec::new();
+    }
+    vec![
+        scaling_note(
+            deploy,
+            &target.metadata.name,
+            target.spec.replicas,
+            replicas,
+        ),
+        scaled(target, replicas),
+    ]
 }
 
 /// The surge and unavailability budgets of a rolling update, or `None` (logged) for
@@ -261,6 +283,18 @@ pub fn revision(rs: &ReplicaSet) -> i64 {
         .get(REVISION_ANNOTATION)
         .and_then(|r| r.parse().ok())
         .unwrap_or(0)
+}
+
+/// Kubernetes' `ScalingReplicaSet` event: "Scaled up replica set web-7d9f to 2".
+fn scaling_note(deploy: &Deployment, rs: &str, from: i32, to: i32) -> Change {
+    let direction = if to > from { "up" } else { "down" };
+    Note::normal(
+        "Deployment",
+        &deploy.metadata,
+        "ScalingReplicaSet",
+        format!("Scaled {direction} replica set {rs} to {to}"),
+        "deployment-controller",
+    )
 }
 
 /// `rs` with `spec.replicas` set to `replicas`.

@@ -82,6 +82,25 @@ fn rolling_updates_hold_their_bounds_at_every_step() {
         assert_eq!(revisions.new.map(revision), Some(2), "{what}");
         assert_eq!(revisions.old.len(), 1, "the old one is kept at 0 for undo");
         assert_eq!(revisions.old[0].spec.replicas, 0);
+        // Each step told, as Kubernetes' deployment controller tells it.
+        let (new, old) = (
+            &revisions.new.unwrap().metadata.name,
+            &revisions.old[0].metadata.name,
+        );
+        let told: Vec<&str> = sim
+            .events
+            .iter()
+            .filter(|n| n.reason == "ScalingReplicaSet")
+            .map(|n| n.message.as_str())
+            .collect();
+        assert!(
+            told.contains(&format!("Scaled up replica set {new} to 4").as_str()),
+            "{told:?}"
+        );
+        assert!(
+            told.contains(&format!("Scaled down replica set {old} to 0").as_str()),
+            "{told:?}"
+        );
     }
 }
 

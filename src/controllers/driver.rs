@@ -7,7 +7,9 @@ use std::time::SystemTime;
 
 use serde_json::Value;
 
-use super::{Change, World};
+use super::{Change, Note, World};
+use crate::api::events::{EventLog, Involved};
+use crate::model::EventType;
 use crate::model::{Object, Pod, PodStatus};
 use crate::store::{Key, Record, Store};
 use crate::support::random;
@@ -122,14 +124,22 @@ fn readable(record: Record) -> Option<Object> {
     }
 }
 
-/// Writes `changes`: deletions first, then marks and new pods in one transaction.
-/// Returns whether anything was written.
-pub fn write(store: &mut Store, changes: Vec<Change>, now: &str) -> anyhow::Result<bool> {
+/// Writes `changes`: deletions first, then marks and new pods in one transaction; then
+/// records the controllers' events in `events` (memory only), with `SuccessfulCreate`
+/// for each pod made (its name is chosen here). Returns whether anything was written.
+pub fn write(
+    store: &mut Store,
+    changes: Vec<Change>,
+    now: &str,
+    events: &EventLog,
+) -> anyhow::Result<bool> {
     let mut deleted: Vec<Key> = Vec::new();
     let mut marked: BTreeSet<Key> = BTreeSet::new();
     let mut puts: Vec<Value> = Vec::new();
+    let mut notes: Vec<Note> = Vec::new();
     for change in changes {
         match change {
+            Change::Event(note) => notes.push(*note),
             Change::Delete(key) => deleted.push(key),
             Change::MarkDeleted(key) => {
                 marked.insert(key);
@@ -139,6 +149,7 @@ pub fn write(store: &mut Store, changes: Vec<Change>, now: &str) -> anyhow::Resu
                 mut pod,
             } => {
                 pod.metadata.name = format!("{generate_name}{}", name_suffix(&random::bytes()?));
+                notes.extend(Note::created(&pod));
                 puts.push(Object::Pod(*pod).to_json());
             }
             Change::Put(object) => puts.push(object.to_json()),
@@ -160,6 +171,15 @@ pub fn write(store: &mut Store, changes: Vec<Change>, now: &str) -> anyhow::Resu
     }
     if !puts.is_empty() {
         store.put_all(puts, None)?;
+    }
+    for note in notes {
+        let involved = Involved::new(&note.kind, &note.namespace, &note.name, &note.uid);
+        let type_ = if note.warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        };
+        events.record(involved, type_, note.reason, &note.message, note.component);
     }
     Ok(wrote)
 }

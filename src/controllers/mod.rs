@@ -62,6 +62,82 @@ pub enum Change {
     },
     /// Create or replace an object (the Endpoints of a Service).
     Put(Box<Object>),
+    /// Tell the users (`berth get events`, `describe`) what a controller did; kept in
+    /// memory, never stored.
+    Event(Box<Note>),
+}
+
+/// An event a controller reports, about one of its objects.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Note {
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    pub warning: bool,
+    /// Kubernetes' reason, e.g. `ScalingReplicaSet`.
+    pub reason: &'static str,
+    pub message: String,
+    /// The reporting controller, e.g. `deployment-controller`.
+    pub component: &'static str,
+}
+
+impl Note {
+    /// A normal event about `meta` (of `kind`) from `component`.
+    pub fn normal(
+        kind: &str,
+        meta: &crate::model::ObjectMeta,
+        reason: &'static str,
+        message: String,
+        component: &'static str,
+    ) -> Change {
+        Change::Event(Box::new(Note {
+            kind: kind.to_owned(),
+            namespace: meta.namespace_or_empty().to_owned(),
+            name: meta.name.clone(),
+            uid: meta.uid.clone(),
+            warning: false,
+            reason,
+            message,
+            component,
+        }))
+    }
+
+    /// A warning about `meta` (of `kind`) from `component`.
+    pub fn warning(
+        kind: &str,
+        meta: &crate::model::ObjectMeta,
+        reason: &'static str,
+        message: String,
+        component: &'static str,
+    ) -> Change {
+        let mut change = Note::normal(kind, meta, reason, message, component);
+        if let Change::Event(note) = &mut change {
+            note.warning = true;
+        }
+        change
+    }
+
+    /// `SuccessfulCreate` on the controller of a pod just named, as Kubernetes'
+    /// ReplicaSet and DaemonSet controllers report it.
+    pub fn created(pod: &Pod) -> Option<Note> {
+        let owner = pod.metadata.controller_ref()?;
+        let component = match owner.kind.as_str() {
+            "ReplicaSet" => "replicaset-controller",
+            "DaemonSet" => "daemonset-controller",
+            _ => return None,
+        };
+        Some(Note {
+            kind: owner.kind.clone(),
+            namespace: pod.metadata.namespace_or_empty().to_owned(),
+            name: owner.name.clone(),
+            uid: owner.uid.clone(),
+            warning: false,
+            reason: "SuccessfulCreate",
+            message: format!("Created pod: {}", pod.metadata.name),
+            component,
+        })
+    }
 }
 
 /// What the controllers see: the stored objects they act on and what this scope
@@ -243,7 +319,7 @@ impl World {
                     }
                 }
                 Change::Put(object) => self.replace(object),
-                Change::CreatePod { .. } => {}
+                Change::CreatePod { .. } | Change::Event(_) => {}
             }
         }
     }
@@ -340,7 +416,7 @@ pub fn reconcile_all(world: &mut World) -> Vec<Change> {
         w.deployments
             .iter()
             .flat_map(|d| match auto_rollback::reconcile(d, w) {
-                Some(rollback) => vec![rollback],
+                Some(rollback) => rollback,
                 None => deployment::reconcile(d, w),
             })
             .collect()

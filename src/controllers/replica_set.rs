@@ -2,7 +2,7 @@
 //! Scaling down removes the pods that serve least first (not ready, then the newest),
 //! as Kubernetes' ReplicaSet does; a Deployment rolls out by scaling its ReplicaSets.
 
-use super::{mark_pod, Change, World};
+use super::{mark_pod, Change, Note, World};
 use crate::model::{Pod, ReplicaSet, ReplicaSetStatus};
 
 /// What the controller needs to know of one owned pod.
@@ -69,12 +69,23 @@ pub fn reconcile(rs: &ReplicaSet, world: &World) -> Vec<Change> {
             plan.delete.len()
         );
     }
-    let mut changes: Vec<Change> = plan
+    let mut changes = Vec::new();
+    for pod in plan
         .delete
         .iter()
         .filter_map(|name| pods.iter().find(|p| &p.metadata.name == name))
-        .filter_map(|p| mark_pod(p))
-        .collect();
+    {
+        if let Some(mark) = mark_pod(pod) {
+            changes.push(mark);
+            changes.push(Note::normal(
+                "ReplicaSet",
+                &rs.metadata,
+                "SuccessfulDelete",
+                format!("Deleted pod: {}", pod.metadata.name),
+                "replicaset-controller",
+            ));
+        }
+    }
     let template_pod = new_pod(rs);
     let generate_name = format!("{}-", rs.metadata.name);
     changes.extend((0..plan.create).map(|_| Change::CreatePod {

@@ -10,6 +10,8 @@ pub const START: i64 = 1_764_669_600;
 /// does (uids, creation times, generated names) and runs pods.
 pub struct Sim {
     pub world: World,
+    /// The controllers' events, in order.
+    pub events: Vec<Note>,
     next_uid: u32,
 }
 
@@ -23,6 +25,7 @@ impl Sim {
     pub fn empty() -> Sim {
         let mut sim = Sim {
             world: World::default(),
+            events: Vec::new(),
             next_uid: 0,
         };
         sim.tick(0);
@@ -64,6 +67,7 @@ impl Sim {
             key.name == meta.name && key.namespace == meta.namespace_or_empty()
         };
         match change {
+            Change::Event(note) => self.events.push(*note),
             Change::Delete(key) => {
                 self.world
                     .pods

@@ -7,6 +7,7 @@ use serde_json::json;
 use super::deployment::{REVISION_ANNOTATION, TEMPLATE_HASH_LABEL};
 use super::node_lifecycle::NodeFacts;
 use super::*;
+use crate::api::events::{EventLog, FieldSelector};
 use crate::api::fleet::FLEET_UID_ANNOTATION;
 use crate::model::{pod_template_hash, Object, OwnerReference, ReplicaSet};
 use crate::store::Store;
@@ -34,7 +35,7 @@ fn deployment(ns: &str, name: &str, replicas: i32) -> Deployment {
 /// The ReplicaSet `owner` would make for its current template, as stored (with a uid).
 fn current_rs(owner: &Deployment, replicas: i32) -> ReplicaSet {
     let mut w = world(vec![], vec![owner.clone()], vec![]);
-    let changes = reconcile_all(&mut w);
+    let changes = reconcile_written(&mut w);
     let Some(Change::Put(object)) = changes.into_iter().next() else {
         panic!("expected a new replica set");
     };
@@ -66,6 +67,19 @@ fn world(namespaces: Vec<Namespace>, deployments: Vec<Deployment>, pods: Vec<Pod
     }
 }
 
+/// What the controllers write (their events left out: they go to memory).
+fn reconcile_written(world: &mut World) -> Vec<Change> {
+    without_events(reconcile_all(world))
+}
+
+/// The changes that write something (events go to memory).
+fn without_events(changes: Vec<Change>) -> Vec<Change> {
+    changes
+        .into_iter()
+        .filter(|c| !matches!(c, Change::Event(_)))
+        .collect()
+}
+
 fn pod_key(ns: &str, name: &str) -> Key {
     Key::new("Pod", ns, name)
 }
@@ -75,7 +89,7 @@ fn a_deployment_makes_a_replica_set_which_makes_pods_with_generated_names() {
     let web = deployment("default", "web", 3);
     let hash = pod_template_hash(&web.spec.template);
     let mut w = world(vec![], vec![web.clone()], vec![]);
-    let changes = reconcile_all(&mut w);
+    let changes = reconcile_written(&mut w);
     let [Change::Put(object)] = changes.as_slice() else {
         panic!("expected one new replica set, got {changes:?}");
     };
@@ -99,7 +113,7 @@ fn a_deployment_makes_a_replica_set_which_makes_pods_with_generated_names() {
     let rs = current_rs(&web, 3);
     let mut w = world(vec![], vec![web], vec![owned_pod(&rs, "web-a", "1")]);
     w.replica_sets = vec![rs];
-    let changes = reconcile_all(&mut w);
+    let changes = reconcile_written(&mut w);
     assert_eq!(changes.len(), 2, "{changes:?}");
     for change in &changes {
         let Change::CreatePod { generate_name, pod } = change else {
@@ -127,7 +141,7 @@ fn scaling_down_removes_the_not_ready_then_the_newest() {
     let mut w = world(vec![], vec![web], pods);
     w.replica_sets = vec![rs];
     w.observe_readiness(|pod| pod.metadata.name != "not-ready");
-    let changes = reconcile_all(&mut w);
+    let changes = reconcile_written(&mut w);
     assert!(
         matches!(&changes[0], Change::Put(o) if matches!(o.as_ref(), Object::ReplicaSet(rs) if rs.spec.replicas == 1)),
         "{changes:?}"
@@ -140,7 +154,7 @@ fn scaling_down_removes_the_not_ready_then_the_newest() {
         ]
     );
     // The world the next controller sees has them terminating; a second pass adds nothing.
-    assert!(reconcile_all(&mut w).is_empty());
+    assert!(reconcile_written(&mut w).is_empty());
 }
 
 #[test]
@@ -163,7 +177,7 @@ fn pods_made_before_replica_sets_are_adopted_or_replaced() {
         vec![direct("same", &hash), direct("older", "0123456789")],
     );
     w.replica_sets = vec![rs.clone()];
-    let changes = reconcile_all(&mut w);
+    let changes = reconcile_written(&mut w);
     let Change::Put(adopted) = &changes[0] else {
         panic!("expected the adoption first, got {changes:?}");
     };
@@ -200,7 +214,7 @@ fn a_dying_namespace_takes_its_objects_and_goes_when_its_pods_are_gone() {
         Key::new("ConfigMap", "shop", "settings"),
         Key::new("Secret", "shop", "token"),
     ];
-    let mut changes = reconcile_all(&mut w);
+    let mut changes = reconcile_written(&mut w);
     // `db` (0 replicas) gets its empty ReplicaSet; nothing else outside `shop` moves.
     changes.retain(|c| !matches!(c, Change::Put(o) if o.meta().name.starts_with("db-")));
     assert_eq!(
@@ -216,10 +230,10 @@ fn a_dying_namespace_takes_its_objects_and_goes_when_its_pods_are_gone() {
     );
     // The pod is still there (terminating): the namespace waits for it.
     w.deployments.retain(|d| d.metadata.name != "db");
-    assert!(reconcile_all(&mut w).is_empty());
+    assert!(reconcile_written(&mut w).is_empty());
     w.pods.clear();
     assert_eq!(
-        reconcile_all(&mut w),
+        reconcile_written(&mut w),
         [Change::Delete(Key::new("Namespace", "", "shop"))]
     );
 }
@@ -246,14 +260,14 @@ fn objects_whose_controller_is_gone_are_collected_but_not_fleet_pods_or_bare_pod
     }];
     let mut w = world(vec![], vec![], vec![orphan, from_fleet, bare, other_kind]);
     assert_eq!(
-        reconcile_all(&mut w),
+        reconcile_written(&mut w),
         [Change::MarkDeleted(pod_key("default", "orphan"))]
     );
     // A ReplicaSet whose Deployment is gone goes at once (its pods then follow).
     let mut w = world(vec![], vec![], vec![]);
     w.replica_sets = vec![gone_rs.clone()];
     assert_eq!(
-        reconcile_all(&mut w),
+        reconcile_written(&mut w),
         [Change::Delete(Key::new(
             "ReplicaSet",
             "default",
@@ -315,11 +329,21 @@ fn the_driver_reads_a_store_and_writes_the_changes_back() {
     }
     store.put_all(objects, None).unwrap();
     let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_764_669_600);
+    let events = EventLog::new();
     let pass = |store: &mut Store| {
         let mut w = driver::load(store, now).unwrap();
         let changes = reconcile_all(&mut w);
-        let wrote = driver::write(store, changes.clone(), &w.now).unwrap();
-        (w, changes, wrote)
+        let wrote = driver::write(store, changes.clone(), &w.now, &events).unwrap();
+        (w, without_events(changes), wrote)
+    };
+    let reasons = || -> Vec<(String, String)> {
+        let mut all: Vec<(String, String)> = events
+            .list(None, &FieldSelector::default())
+            .into_iter()
+            .map(|e| (e.reason, e.message))
+            .collect();
+        all.sort();
+        all
     };
 
     // First the ReplicaSet, then (once it has a uid) its pods.
@@ -333,6 +357,19 @@ fn the_driver_reads_a_store_and_writes_the_changes_back() {
     assert_eq!(changes.len(), 2, "two replicas: {changes:?}");
     let pods = store.list("Pod", Some("default")).unwrap();
     assert_eq!(pods.len(), 2);
+    // What the controllers did, as `berth get events` shows it (memory only).
+    let mut expected = vec![(
+        "ScalingReplicaSet".to_owned(),
+        format!("Scaled up replica set {} to 2", rs[0].name),
+    )];
+    expected.extend(pods.iter().map(|p| {
+        (
+            "SuccessfulCreate".to_owned(),
+            format!("Created pod: {}", p.name),
+        )
+    }));
+    expected.sort();
+    assert_eq!(reasons(), expected);
     let prefix = format!("{}-", rs[0].name);
     assert!(pods
         .iter()
@@ -358,7 +395,7 @@ fn the_driver_reads_a_store_and_writes_the_changes_back() {
         .into_iter()
         .filter(|c| matches!(c, Change::MarkDeleted(_)))
         .collect();
-    assert!(!driver::write(&mut store, marks, "2030-01-01T00:00:00Z").unwrap());
+    assert!(!driver::write(&mut store, marks, "2030-01-01T00:00:00Z", &events).unwrap());
 }
 
 #[test]

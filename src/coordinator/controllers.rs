@@ -141,7 +141,8 @@ fn pass(c: &Coordinator) -> anyhow::Result<bool> {
     world.apply(&evictions);
     let mut changes = evictions;
     changes.extend(reconcile_all(&mut world));
-    let mut changed = !changes.is_empty() && driver::write(&mut c.store(), changes, &world.now)?;
+    let mut changed =
+        !changes.is_empty() && driver::write(&mut c.store(), changes, &world.now, &c.events)?;
     let node_ready = |name: &str| is_ready(c.fleet.last_seen(name), grace, now);
     changed |= schedule_pending(c, &node_ready)?;
     Ok(changed)
