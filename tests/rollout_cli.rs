@@ -1,6 +1,6 @@
-//! `berth rollout` end to end: status, history, undo, pause/resume and restart against a
-//! real agent running real containers, and a rollout that misses its progress deadline.
-//! Real agent, real CLI, as root.
+//! `berth rollout` end to end: status, history, undo, pause/resume and restart of
+//! Deployments and DaemonSets against a real agent running real containers, and a
+//! rollout that misses its progress deadline. Real agent, real CLI, as root.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -180,8 +180,8 @@ fn status_history_and_undo() {
 
     fails(
         &agent,
-        &["rollout", "status", "daemonset", "agent"],
-        "error: DaemonSets are not supported yet: only deployments can be rolled out",
+        &["rollout", "status", "pods", "web"],
+        "error: pods have no rollout: only deployments and daemonsets can be rolled out",
     );
     fails(
         &agent,
@@ -329,5 +329,174 @@ spec:
             .iter()
             .any(|c| c["type"] == "Progressing" && c["status"] == "False"),
         "{shown:#}"
+    );
+}
+
+/// DaemonSet `logger` on the board (its one node), template label `version`, pods
+/// sleeping for `seconds` and ready once their probe has run.
+fn logger(version: &str, seconds: u32) -> String {
+    format!(
+        r#"apiVersion: apps/v1
+kind: DaemonSet
+metadata: {{name: logger}}
+spec:
+  selector:
+    matchLabels: {{app: logger}}
+  template:
+    metadata:
+      labels: {{app: logger, version: {version}}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      nodeSelector: {{kubernetes.io/os: linux}}
+      containers:
+        - name: main
+          image: busybox:1.35
+          command: [sleep, '{seconds}']
+          readinessProbe:
+            exec: {{command: ['true']}}
+            periodSeconds: 1
+"#
+    )
+}
+
+/// `berth rollout status daemonset logger` must end with success, with the board's
+/// pod updated and available.
+fn logger_rolled_out(agent: &TestAgent) {
+    let out = agent.ok(&["rollout", "status", "ds", "logger", "--timeout", ROLLOUT]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines.last(),
+        Some(&"daemon set \"logger\" successfully rolled out"),
+        "{out}"
+    );
+    for line in &lines[..lines.len() - 1] {
+        assert!(line.starts_with("Waiting for daemon set "), "{out}");
+    }
+    let status = agent.json(&["get", "daemonset", "logger"])["status"].clone();
+    for field in [
+        "desiredNumberScheduled",
+        "updatedNumberScheduled",
+        "numberAvailable",
+    ] {
+        assert_eq!(status[field], 1, "{field}: {status:#}");
+    }
+}
+
+fn logger_template(agent: &TestAgent) -> Value {
+    agent.json(&["get", "daemonset", "logger"])["spec"]["template"].clone()
+}
+
+/// `rollout history` of the DaemonSet once it lists exactly `revisions`, none with a
+/// change cause (the controller renumbers a template that comes back as it goes).
+fn logger_history(agent: &TestAgent, revisions: &[u32]) {
+    let mut expected = "daemonset.apps/logger \nREVISION  CHANGE-CAUSE\n".to_owned();
+    for revision in revisions {
+        expected.push_str(&format!("{revision:<10}<none>\n"));
+    }
+    expected.push('\n');
+    let mut last = String::new();
+    wait_for(Duration::from_secs(30), "the daemon set's history", || {
+        last = agent.ok(&["rollout", "history", "daemonset", "logger"]);
+        (last == expected).then_some(())
+    });
+}
+
+#[test]
+fn a_daemon_set_rolls_out_back_and_again() {
+    let agent = TestAgent::start();
+    apply(&agent, &logger("v1", 3600));
+    logger_rolled_out(&agent);
+    let first = logger_template(&agent);
+    apply(&agent, &logger("v2", 3601));
+    logger_rolled_out(&agent);
+    assert_eq!(
+        logger_template(&agent)["metadata"]["labels"]["version"],
+        "v2"
+    );
+    logger_history(&agent, &[1, 2]);
+    let one = agent.ok(&["rollout", "history", "daemonset/logger", "--revision", "1"]);
+    assert!(
+        one.starts_with("daemonset.apps/logger with revision #1\nPod Template:\n"),
+        "{one}"
+    );
+    assert!(one.contains("version=v1"), "{one}");
+    assert!(one.contains("Command:\n      sleep\n      3600\n"), "{one}");
+
+    let out = agent.ok(&[
+        "rollout",
+        "undo",
+        "daemonset.apps",
+        "logger",
+        "--to-revision",
+        "1",
+    ]);
+    assert_eq!(out, "daemonset.apps/logger rolled back\n");
+    assert_eq!(logger_template(&agent), first, "the old template, exactly");
+    logger_rolled_out(&agent);
+    logger_history(&agent, &[2, 3]);
+    let out = agent.ok(&["rollout", "undo", "ds", "logger", "--to-revision", "3"]);
+    assert_eq!(
+        out,
+        "daemonset.apps/logger skipped rollback (current template already matches revision 3)\n"
+    );
+    fails(
+        &agent,
+        &["rollout", "undo", "ds", "logger", "--to-revision", "1"],
+        "error: unable to find specified revision 1 in history",
+    );
+
+    assert_eq!(
+        agent.ok(&["rollout", "restart", "daemonset", "logger"]),
+        "daemonset.apps/logger restarted\n"
+    );
+    let stamped = logger_template(&agent)["metadata"]["annotations"]
+        ["kubectl.kubernetes.io/restartedAt"]
+        .as_str()
+        .map(str::to_owned);
+    assert!(
+        stamped.as_deref().is_some_and(|at| at.ends_with('Z')),
+        "{stamped:?}"
+    );
+    logger_rolled_out(&agent);
+    logger_history(&agent, &[2, 3, 4]);
+    // Without a revision: the one before the newest, the template before the restart.
+    let out = agent.ok(&["rollout", "undo", "ds/logger"]);
+    assert_eq!(out, "daemonset.apps/logger rolled back\n");
+    assert_eq!(logger_template(&agent), first);
+    logger_rolled_out(&agent);
+
+    fails(
+        &agent,
+        &["rollout", "pause", "daemonset", "logger"],
+        "error: daemonsets.apps \"logger\" pausing is not supported",
+    );
+    fails(
+        &agent,
+        &["rollout", "resume", "ds/logger"],
+        "error: daemonsets.apps \"logger\" resuming is not supported",
+    );
+    fails(
+        &agent,
+        &["rollout", "history", "daemonset", "nothing"],
+        "Error from server (NotFound): daemonsets \"nothing\" not found",
+    );
+}
+
+#[test]
+fn an_on_delete_daemon_set_has_no_rollout_status() {
+    let agent = TestAgent::start();
+    // A node selector the board does not match: no pod is needed to be refused.
+    let on_delete = logger("v1", 3600)
+        .replace("kubernetes.io/os: linux", "kubernetes.io/os: windows")
+        .replace(
+            "spec:\n  selector:",
+            "spec:\n  updateStrategy: {type: OnDelete}\n  selector:",
+        );
+    assert!(on_delete.contains("OnDelete"), "{on_delete}");
+    apply(&agent, &on_delete);
+    fails(
+        &agent,
+        &["rollout", "status", "daemonset", "logger"],
+        "error: rollout status is only available for RollingUpdate strategy type",
     );
 }

@@ -1,5 +1,5 @@
-//! `PATCH` of a Deployment with a JSON merge patch (RFC 7386), as `kubectl rollout`
-//! sends them: the stored object is read, patched and admitted exactly as an applied
+//! `PATCH` of a Deployment or a DaemonSet with a JSON merge patch (RFC 7386), as
+//! `kubectl rollout` sends them: the stored object is read, patched and admitted exactly as an applied
 //! manifest would be ([`super::apply::apply_to_store`]: validation, namespaces, Pod
 //! Security), all under the store lock, so a refused patch changes nothing and two
 //! patches never interleave.
@@ -70,45 +70,60 @@ pub fn diff(from: &Value, to: &Value) -> Value {
     Value::Object(patch)
 }
 
-/// `PATCH` of Deployment `namespace/name`: the body merged into the stored object,
-/// which must then pass what an applied manifest passes. Answers 200 with the object
-/// as the daemon shows it; 404 when there is none, 415 for a patch type other than a
-/// merge patch, 400 for a body that is not JSON or a patch that renames the object, 422
-/// or 403 when validation or admission refuse the result.
-pub(super) fn patch_deployment<R: Resources + ?Sized>(
+/// Whether objects of `kind` can be patched: the kinds `kubectl rollout` changes.
+pub fn patchable(kind: Kind) -> bool {
+    matches!(kind, Kind::Deployment | Kind::DaemonSet)
+}
+
+/// The resource as Kubernetes names it in messages: `deployments.apps`.
+fn resource_name(kind: Kind) -> String {
+    match kind.api_version().split_once('/') {
+        Some((group, _)) => format!("{}.{group}", kind.plural()),
+        None => kind.plural().to_owned(),
+    }
+}
+
+/// `PATCH` of object `namespace/name` of a [`patchable`] kind: the body merged into
+/// the stored object, which must then pass what an applied manifest passes. Answers 200
+/// with the object as the daemon shows it; 404 when there is none, 415 for a patch type
+/// other than a merge patch, 400 for a body that is not JSON or a patch that renames
+/// the object, 422 or 403 when validation or admission refuse the result.
+pub(super) fn patch_object<R: Resources + ?Sized>(
     resources: &R,
     request: &Request,
+    kind: Kind,
     namespace: &str,
     name: &str,
 ) -> Result<Response, Refusal> {
     check_media_type(request)?;
     let patch: Value = serde_json::from_slice(&request.body)
         .map_err(|e| bad_request(format!("invalid JSON patch: {e}")))?;
-    let resource = "deployments.apps";
+    let resource = resource_name(kind);
     let admission = resources.admission();
     let mut store = resources.store();
     let record = store
-        .get(Kind::Deployment.as_str(), namespace, name)?
+        .get(kind.as_str(), namespace, name)?
         .ok_or_else(|| not_found(format!("{resource} \"{name}\" not found")))?;
     let mut object = record.object.clone();
     merge_patch(&mut object, &patch);
-    check_identity(&object, namespace, name)?;
+    check_identity(&object, kind, namespace, name)?;
     let applied = admit(
         &mut store,
         &object,
+        kind,
         namespace,
         record.source.as_deref(),
         &admission,
     )?;
     let changed = applied.items.iter().any(|item| item.outcome != "unchanged");
     let stored = store
-        .get(Kind::Deployment.as_str(), namespace, name)?
+        .get(kind.as_str(), namespace, name)?
         .ok_or_else(|| not_found(format!("{resource} \"{name}\" not found")))?;
-    let stored = Stored::read(&store, Kind::Deployment, Some(namespace), vec![stored])?;
+    let stored = Stored::read(&store, kind, Some(namespace), vec![stored])?;
     // Showing may lock the store again.
     drop(store);
     if changed {
-        log::info!("deployment {namespace}/{name} patched");
+        log::info!("{} {namespace}/{name} patched", kind.as_str());
         resources.changed();
     }
     let shown = resources.show(stored)?;
@@ -141,13 +156,12 @@ fn check_media_type(request: &Request) -> Result<(), Refusal> {
 
 /// A patch may not turn the object into another one: its kind, API version, name and
 /// namespace stay those of the path.
-fn check_identity(object: &Value, namespace: &str, name: &str) -> Result<(), Refusal> {
+fn check_identity(object: &Value, kind: Kind, namespace: &str, name: &str) -> Result<(), Refusal> {
     let field = |pointer: &str| object.pointer(pointer).and_then(Value::as_str);
-    let kind = Kind::Deployment;
     if field("/kind") != Some(kind.as_str()) || field("/apiVersion") != Some(kind.api_version()) {
         return Err(bad_request(format!(
             "a patch cannot change the kind or apiVersion of {} \"{name}\"",
-            "deployments.apps"
+            resource_name(kind)
         )));
     }
     if field("/metadata/name") != Some(name) {
@@ -170,6 +184,7 @@ fn check_identity(object: &Value, namespace: &str, name: &str) -> Result<(), Ref
 fn admit(
     store: &mut crate::store::Store,
     object: &Value,
+    kind: Kind,
     namespace: &str,
     source: Option<&str>,
     admission: &AdmissionOptions,
@@ -193,8 +208,14 @@ fn admit(
             [one] => one.clone(),
             many => format!("[{}]", many.join(", ")),
         };
+        // Kubernetes names the kind and its group: `Deployment.apps "web" is invalid`.
+        let group = kind
+            .api_version()
+            .split_once('/')
+            .map_or("", |(group, _)| group);
         return Err(invalid(format!(
-            "Deployment.apps \"{name}\" is invalid: {listed}"
+            "{}.{group} \"{name}\" is invalid: {listed}",
+            kind.as_str()
         )));
     }
     let request = ApplyRequest {

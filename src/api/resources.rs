@@ -1,8 +1,9 @@
 //! The resource API as both daemons serve it: path segments, what a resource path
 //! names, label selectors, the bodies of lists and of successful deletes, watches, and
 //! the routes on resource paths ([`serve_resources`]: get, list, watch, delete, a
-//! Deployment's `scale` and merge patches of it, [`super::patch`]; a daemon's Events,
-//! [`super::events`]). What an object looks like when shown (its observed status),
+//! Deployment's `scale`, merge patches of Deployments and DaemonSets, [`super::patch`];
+//! a daemon's Events, [`super::events`]). What an object looks like when shown (its
+//! observed status),
 //! which field selectors mean something and what a change wakes are each daemon's own
 //! business: it says so by implementing [`Resources`].
 
@@ -15,7 +16,7 @@ use serde_json::{json, Value};
 use super::apply::{delete_keys_in_store, AdmissionOptions};
 use super::events::{serve_events, EventLog};
 use super::http::{percent_decode, Request, Response};
-use super::patch::patch_deployment;
+use super::patch::{patch_object, patchable};
 use super::refusal::{bad_request, invalid, method_not_allowed, not_found, Refusal};
 use super::watch::{self, WatchParams};
 use crate::model::{parse_selector, selector_matches, Kind};
@@ -251,8 +252,8 @@ pub fn serve_resources<R: Resources>(
                 move || listener.changes(),
             ))
         }
-        ("PATCH", Some(name)) if kind == Kind::Deployment => {
-            patch_deployment(resources.as_ref(), request, namespace_key, name)
+        ("PATCH", Some(name)) if patchable(kind) => {
+            patch_object(resources.as_ref(), request, kind, namespace_key, name)
         }
         ("DELETE", Some(name)) => {
             let key = Key::new(kind.as_str(), namespace_key, name);

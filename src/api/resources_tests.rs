@@ -471,3 +471,69 @@ fn a_refused_patch_changes_nothing() {
     );
     assert_eq!((pod.code, pod.reason), (405, "MethodNotAllowed"));
 }
+
+#[test]
+fn a_daemon_set_is_patched_as_a_deployment_is() {
+    let fake = fake();
+    let daemon_set = "apiVersion: apps/v1\nkind: DaemonSet\nmetadata: {name: logger}
+spec:
+  selector: {matchLabels: {app: logger}}
+  template:
+    metadata: {labels: {app: logger}}
+    spec: {containers: [{name: c, image: busybox}]}
+";
+    let request = ApplyRequest {
+        files: vec![ManifestFile {
+            name: "ds.yaml".into(),
+            content: daemon_set.into(),
+        }],
+        namespace: None,
+    };
+    apply_to_store(
+        &mut fake.store(),
+        &request,
+        None,
+        &AdmissionOptions::default(),
+    )
+    .unwrap();
+    let target = "/apis/apps/v1/namespaces/default/daemonsets/logger";
+    let body = json!({"spec": {"template": {"metadata": {"annotations":
+        {"kubectl.kubernetes.io/restartedAt": "2024-01-01T00:00:00Z"}}}}});
+    let shown = patch(&fake, target, MERGE, body).unwrap();
+    assert_eq!(shown["kind"], "DaemonSet");
+    let stored = fake
+        .store()
+        .get("DaemonSet", "default", "logger")
+        .unwrap()
+        .unwrap()
+        .object;
+    let template = &stored["spec"]["template"];
+    assert_eq!(
+        template["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"],
+        "2024-01-01T00:00:00Z"
+    );
+    assert_eq!(template["metadata"]["labels"]["app"], "logger");
+    assert_eq!(fake.changed.load(Ordering::SeqCst), 1);
+
+    let bad = patch(
+        &fake,
+        target,
+        MERGE,
+        json!({"spec": {"minReadySeconds": "x"}}),
+    );
+    let bad = bad.unwrap_err();
+    assert_eq!(bad.code, 422);
+    assert!(
+        bad.message
+            .starts_with("DaemonSet.apps \"logger\" is invalid: spec.minReadySeconds"),
+        "{}",
+        bad.message
+    );
+    let missing = "/apis/apps/v1/namespaces/default/daemonsets/other";
+    let missing = patch(&fake, missing, MERGE, json!({})).unwrap_err();
+    assert_eq!(
+        (missing.code, missing.message.as_str()),
+        (404, "daemonsets.apps \"other\" not found")
+    );
+    assert_eq!(fake.changed.load(Ordering::SeqCst), 1);
+}

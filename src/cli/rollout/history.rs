@@ -1,11 +1,13 @@
-//! `berth rollout history deployment NAME [--revision N]`: the revisions of a
-//! Deployment, read from its ReplicaSets (one per revision, each with the change cause
-//! the Deployment carried when it was made), or the pod template of one of them.
+//! `berth rollout history deployment|daemonset NAME [--revision N]`: the revisions of a
+//! workload, or the pod template of one of them. A Deployment's are its ReplicaSets
+//! (one per revision, each with the change cause the Deployment carried when it was
+//! made), a DaemonSet's its ControllerRevisions (whose change cause, if any, is their
+//! own annotation: the DaemonSet controller does not copy one yet).
 
 use anyhow::bail;
 use serde_json::Value;
 
-use super::{display, get_deployment, replica_sets_of, revision, Target};
+use super::{daemonset, get, replica_sets_of, revision, Target, Workload};
 use crate::cli::output::{at, str_at};
 use crate::cli::GlobalOptions;
 use crate::controllers::deployment::CHANGE_CAUSE_ANNOTATION;
@@ -19,42 +21,83 @@ pub struct HistoryArgs {
     pub revision: i64,
 }
 
+/// One revision of a workload's pod template.
+#[derive(Debug, PartialEq)]
+pub struct Revision<'a> {
+    pub number: i64,
+    /// The change cause; empty when none was recorded.
+    pub cause: &'a str,
+    pub template: &'a Value,
+}
+
 pub fn run(global: &GlobalOptions, args: HistoryArgs) -> anyhow::Result<()> {
-    let name = args.target.deployment_name()?;
+    let (workload, name) = args.target.resolve()?;
     if args.revision < 0 {
         bail!("revision must be a positive integer: {}", args.revision);
     }
     let client = global.client()?;
-    let deployment = get_deployment(&client, global.namespace(), name)?;
-    let replica_sets = replica_sets_of(&client, &deployment)?;
+    let object = get(&client, workload, global.namespace(), name)?;
+    let owned = match workload {
+        Workload::Deployment => replica_sets_of(&client, &object)?,
+        Workload::DaemonSet => daemonset::revisions_of(&client, &object)?,
+    };
+    let revisions = revisions(workload, &owned);
     if args.revision == 0 {
-        print!("{}", history_table(name, &replica_sets));
+        print!("{}", history_table(&workload.display(name), &revisions));
         return Ok(());
     }
-    let Some(rs) = replica_sets.iter().find(|rs| revision(rs) == args.revision) else {
+    let Some(found) = revisions.iter().find(|r| r.number == args.revision) else {
         bail!("unable to find the specified revision");
     };
-    println!("{} with revision #{}", display(name), args.revision);
-    print!("{}", pod_template(rs));
+    println!(
+        "{} with revision #{}",
+        workload.display(name),
+        args.revision
+    );
+    print!("{}", pod_template(found.template));
     Ok(())
 }
 
-/// kubectl's history: a line naming the Deployment, then `REVISION  CHANGE-CAUSE` and
-/// one row per revision, oldest first (`replica_sets` are in that order), `<none>` where
-/// no cause was recorded. ReplicaSets without a revision are not part of the history.
-pub fn history_table(name: &str, replica_sets: &[Value]) -> String {
-    let rows: Vec<(String, &str)> = replica_sets
+/// The revisions `owned` holds (the workload's ReplicaSets or ControllerRevisions, in
+/// revision order). ReplicaSets without a revision are not part of the history.
+pub fn revisions(workload: Workload, owned: &[Value]) -> Vec<Revision<'_>> {
+    owned
         .iter()
-        .filter(|rs| revision(rs) > 0)
-        .map(|rs| {
-            let cause = str_at(rs, &["metadata", "annotations", CHANGE_CAUSE_ANNOTATION]);
-            (
-                revision(rs).to_string(),
-                if cause.is_empty() { "<none>" } else { cause },
-            )
+        .map(|object| {
+            let cause = str_at(
+                object,
+                &["metadata", "annotations", CHANGE_CAUSE_ANNOTATION],
+            );
+            let (number, template) = match workload {
+                Workload::Deployment => (revision(object), at(object, &["spec", "template"])),
+                Workload::DaemonSet => (daemonset::revision(object), daemonset::template(object)),
+            };
+            Revision {
+                number,
+                cause,
+                template,
+            }
+        })
+        .filter(|r| r.number > 0)
+        .collect()
+}
+
+/// kubectl's history: a line naming the workload (`display`), then `REVISION
+/// CHANGE-CAUSE` and one row per revision in the order given, `<none>` where no cause
+/// was recorded.
+pub fn history_table(display: &str, revisions: &[Revision]) -> String {
+    let rows: Vec<(String, &str)> = revisions
+        .iter()
+        .map(|r| {
+            let cause = if r.cause.is_empty() {
+                "<none>"
+            } else {
+                r.cause
+            };
+            (r.number.to_string(), cause)
         })
         .collect();
-    let mut out = format!("{} \n", display(name));
+    let mut out = format!("{display} \n");
     if rows.is_empty() {
         out.push_str("No rollout history found.\n\n");
         return out;
@@ -75,10 +118,9 @@ pub fn history_table(name: &str, replica_sets: &[Value]) -> String {
     out
 }
 
-/// A ReplicaSet's pod template as kubectl's `Pod Template:` block: labels,
-/// annotations, and each container's image, ports, command, arguments and environment.
-pub fn pod_template(rs: &Value) -> String {
-    let template = at(rs, &["spec", "template"]);
+/// A pod template as kubectl's `Pod Template:` block: labels, annotations, and each
+/// container's image, ports, command, arguments and environment.
+pub fn pod_template(template: &Value) -> String {
     let mut out = String::from("Pod Template:\n");
     let map = |path: &[&str], separator: &str| -> Vec<String> {
         at(template, path)
@@ -166,7 +208,8 @@ fn field(out: &mut String, indent: usize, label: &str, values: &[String]) {
 
 #[cfg(test)]
 mod tests {
-    use super::{history_table, pod_template};
+    use super::{history_table, pod_template, revisions, Revision};
+    use crate::cli::rollout::Workload;
     use serde_json::{json, Value};
 
     fn rs(revision: &str, cause: Option<&str>) -> Value {
@@ -174,45 +217,71 @@ mod tests {
         if let Some(cause) = cause {
             annotations["kubernetes.io/change-cause"] = json!(cause);
         }
-        json!({"metadata": {"annotations": annotations}})
+        json!({"metadata": {"annotations": annotations}, "spec": {"template": {"x": revision}}})
+    }
+
+    fn table(workload: Workload, owned: &[Value]) -> String {
+        history_table(&workload.display("web"), &revisions(workload, owned))
     }
 
     #[test]
     fn the_history_lists_revisions_with_their_causes() {
-        let table = history_table(
-            "web",
-            &[
-                rs("1", None),
-                rs("2", Some("image 1.36")),
-                rs("", Some("none")),
-            ],
-        );
+        let replica_sets = [
+            rs("1", None),
+            rs("2", Some("image 1.36")),
+            rs("", Some("none")),
+        ];
         assert_eq!(
-            table,
+            table(Workload::Deployment, &replica_sets),
             "deployment.apps/web \nREVISION  CHANGE-CAUSE\n1         <none>\n2         image 1.36\n\n"
         );
-        let wide = history_table("web", &[rs("1234567890", None)]);
+        let wide = table(Workload::Deployment, &[rs("1234567890", None)]);
         assert!(
             wide.contains("REVISION    CHANGE-CAUSE\n1234567890  <none>\n"),
             "{wide}"
         );
         assert_eq!(
-            history_table("web", &[]),
-            "deployment.apps/web \nNo rollout history found.\n\n"
+            table(Workload::DaemonSet, &[]),
+            "daemonset.apps/web \nNo rollout history found.\n\n"
+        );
+    }
+
+    #[test]
+    fn a_daemon_set_history_comes_from_its_controller_revisions() {
+        let cr = |revision: i64, cause: Option<&str>| {
+            let mut cr = json!({"metadata": {"name": format!("web-{revision}")},
+                "revision": revision, "data": {"spec": {"template": {"x": revision}}}});
+            if let Some(cause) = cause {
+                cr["metadata"]["annotations"] = json!({"kubernetes.io/change-cause": cause});
+            }
+            cr
+        };
+        let owned = [cr(1, None), cr(3, Some("restart"))];
+        assert_eq!(
+            revisions(Workload::DaemonSet, &owned)[1],
+            Revision {
+                number: 3,
+                cause: "restart",
+                template: &json!({"x": 3})
+            }
+        );
+        assert_eq!(
+            table(Workload::DaemonSet, &owned),
+            "daemonset.apps/web \nREVISION  CHANGE-CAUSE\n1         <none>\n3         restart\n\n"
         );
     }
 
     #[test]
     fn a_revision_shows_its_pod_template() {
-        let rs = json!({"spec": {"template": {
+        let template = json!({
             "metadata": {"labels": {"app": "web", "pod-template-hash": "abc"},
                          "annotations": {"kubernetes.io/change-cause": "v2"}},
             "spec": {"containers": [{"name": "app", "image": "busybox:1.35",
                                       "command": ["sleep", "3600"],
                                       "env": [{"name": "MODE", "value": "fast"}]}]},
-        }}});
+        });
         assert_eq!(
-            pod_template(&rs),
+            pod_template(&template),
             "Pod Template:\n\
              \x20 Labels:       app=web\n\
              \x20               pod-template-hash=abc\n\

@@ -1,11 +1,14 @@
-//! `berth rollout status|history|undo|restart|pause|resume deployment NAME`: kubectl's
-//! rollout verbs, one file each. They read the Deployment and its ReplicaSets (one per
-//! revision of the pod template) and change the Deployment with a JSON merge patch;
-//! the rollout itself is the Deployment controller's work.
+//! `berth rollout status|history|undo|restart|pause|resume deployment|daemonset NAME`:
+//! kubectl's rollout verbs, one file each. A Deployment's revisions are its ReplicaSets
+//! (one per pod template); a DaemonSet's are its ControllerRevisions ([`daemonset`]).
+//! The verbs read those and change the workload with a JSON merge patch; the rollout
+//! itself is its controller's work.
 //!
-//! Only Deployments have rollouts so far: DaemonSets are named, and refused, so that a
-//! script written for kubectl gets a clear reason rather than "unknown resource".
+//! Every verb first resolves what it acts on ([`Target::resolve`]) to a [`Workload`],
+//! and each does for a kind what kubectl does for it, refusals included (a DaemonSet
+//! cannot be paused).
 
+mod daemonset;
 mod history;
 mod pause;
 mod restart;
@@ -32,24 +35,51 @@ pub enum RolloutCommand {
     Undo(undo::UndoArgs),
     /// Roll out the same template again, replacing every pod
     Restart(Target),
-    /// Stop rolling out template changes until resumed
+    /// Stop rolling out template changes until resumed (deployments)
     Pause(Target),
-    /// Roll out the template changes made while paused
+    /// Roll out the template changes made while paused (deployments)
     Resume(Target),
 }
 
-/// What a rollout verb acts on: `deployment NAME` or `deployment/NAME`.
+/// What a rollout verb acts on: `deployment NAME`, `daemonset/NAME`, ...
 #[derive(clap::Args, Debug)]
 pub struct Target {
-    /// `deployment` (`deploy`, `deployment.apps`), or `TYPE/NAME`
+    /// `deployment` (`deploy`, `deployment.apps`), `daemonset` (`ds`,
+    /// `daemonset.apps`), or `TYPE/NAME`
     pub resource: String,
-    /// Name of the deployment
+    /// Name of the deployment or daemon set
     pub name: Option<String>,
 }
 
+/// The kinds that have rollouts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Workload {
+    Deployment,
+    DaemonSet,
+}
+
+impl Workload {
+    fn kind(self) -> Kind {
+        match self {
+            Workload::Deployment => Kind::Deployment,
+            Workload::DaemonSet => Kind::DaemonSet,
+        }
+    }
+
+    /// `deployment.apps/NAME`, as kubectl names the object in what it prints.
+    fn display(self, name: &str) -> String {
+        format!("{}.apps/{name}", self.kind().as_str().to_ascii_lowercase())
+    }
+
+    /// A refusal about object `name`, worded as kubectl's: `deployments.apps "web" ...`.
+    fn refused(self, name: &str, what: &str) -> anyhow::Error {
+        anyhow::anyhow!("{}.apps \"{name}\" {what}", self.kind().plural())
+    }
+}
+
 impl Target {
-    /// The Deployment's name, or why the arguments do not name one.
-    pub fn deployment_name(&self) -> anyhow::Result<&str> {
+    /// The workload and its name, or why the arguments do not name one.
+    pub fn resolve(&self) -> anyhow::Result<(Workload, &str)> {
         let (kind, name) = match (self.resource.split_once('/'), &self.name) {
             (Some(_), Some(_)) => bail!(
                 "there is no need to specify a resource type as a separate argument when \
@@ -59,26 +89,23 @@ impl Target {
             (Some((kind, name)), None) => (kind, name),
             (None, name) => (self.resource.as_str(), name.as_deref().unwrap_or_default()),
         };
-        deployment_kind(kind)?;
+        let workload = workload_of(kind)?;
         if name.is_empty() {
-            bail!("a deployment name is required, e.g. 'berth rollout status deployment web'");
+            let kind = workload.kind().as_str().to_ascii_lowercase();
+            bail!("a {kind} name is required, e.g. 'berth rollout status {kind} web'");
         }
-        Ok(name)
+        Ok((workload, name))
     }
 }
 
-/// Accepts the names of the Deployment kind; DaemonSets and other kinds are refused
-/// with the reason.
-fn deployment_kind(kind: &str) -> anyhow::Result<()> {
-    let lower = kind.to_ascii_lowercase();
-    let base = lower.strip_suffix(".apps").unwrap_or(&lower);
-    if matches!(base, "daemonset" | "daemonsets" | "ds") {
-        bail!("DaemonSets are not supported yet: only deployments can be rolled out");
-    }
+/// The workload a kind name on the command line names; other kinds are refused with
+/// the reason.
+fn workload_of(kind: &str) -> anyhow::Result<Workload> {
     match Kind::from_cli_name(kind) {
-        Some(Kind::Deployment) => Ok(()),
+        Some(Kind::Deployment) => Ok(Workload::Deployment),
+        Some(Kind::DaemonSet) => Ok(Workload::DaemonSet),
         Some(other) => bail!(
-            "{} have no rollout: only deployments can be rolled out",
+            "{} have no rollout: only deployments and daemonsets can be rolled out",
             other.plural()
         ),
         None => bail!("the server doesn't have a resource type {kind:?}"),
@@ -96,16 +123,6 @@ pub fn run(global: &GlobalOptions, command: RolloutCommand) -> anyhow::Result<()
     }
 }
 
-/// `deployment.apps/NAME`, as kubectl names the object in what it prints.
-fn display(name: &str) -> String {
-    format!("deployment.apps/{name}")
-}
-
-/// A refusal about Deployment `name`, worded as kubectl's: `deployments.apps "web" ...`.
-fn refused(name: &str, what: &str) -> anyhow::Error {
-    anyhow::anyhow!("deployments.apps \"{name}\" {what}")
-}
-
 /// The answer to a request; an error the server sent is printed as kubectl prints it
 /// (`Error from server (NotFound): ...`).
 fn answer(result: Result<(u16, Value), ApiError>) -> anyhow::Result<Value> {
@@ -119,41 +136,51 @@ fn answer(result: Result<(u16, Value), ApiError>) -> anyhow::Result<Value> {
     }
 }
 
-/// Deployment `name` as the server shows it, status included.
-fn get_deployment(client: &Client, namespace: &str, name: &str) -> anyhow::Result<Value> {
-    let path = object_path(Kind::Deployment, namespace, name);
+/// Workload `name` as the server shows it, status included.
+fn get(client: &Client, workload: Workload, namespace: &str, name: &str) -> anyhow::Result<Value> {
+    let path = object_path(workload.kind(), namespace, name);
     answer(client.request("GET", &path, None))
 }
 
-/// Sends merge patch `patch` to Deployment `name`; answers the patched Deployment.
-fn patch_deployment(
+/// Sends merge patch `patch` to workload `name`; answers the patched object.
+fn patch(
     client: &Client,
+    workload: Workload,
     namespace: &str,
     name: &str,
     patch: &Value,
 ) -> anyhow::Result<Value> {
-    let path = object_path(Kind::Deployment, namespace, name);
+    let path = object_path(workload.kind(), namespace, name);
     answer(client.request("PATCH", &path, Some(patch)))
+}
+
+/// The objects of `kind` that `owner` controls, in its namespace, ordered by
+/// `revision`, oldest first.
+fn controlled(
+    client: &Client,
+    owner: &Value,
+    kind: Kind,
+    revision: fn(&Value) -> i64,
+) -> anyhow::Result<Vec<Value>> {
+    let namespace = str_at(owner, &["metadata", "namespace"]);
+    let path = collection_path(kind, Some(namespace));
+    let list = answer(client.request("GET", &path, None))?;
+    let items = list["items"].as_array().cloned().unwrap_or_default();
+    Ok(owned_by(owner, items, revision))
 }
 
 /// The ReplicaSets `deployment` controls, by revision, oldest first.
 fn replica_sets_of(client: &Client, deployment: &Value) -> anyhow::Result<Vec<Value>> {
-    let namespace = str_at(deployment, &["metadata", "namespace"]);
-    let path = collection_path(Kind::ReplicaSet, Some(namespace));
-    let list = answer(client.request("GET", &path, None))?;
-    Ok(owned_by(
-        deployment,
-        list["items"].as_array().cloned().unwrap_or_default(),
-    ))
+    controlled(client, deployment, Kind::ReplicaSet, revision)
 }
 
-/// Those of `replica_sets` that `deployment` controls, by revision, oldest first.
-fn owned_by(deployment: &Value, replica_sets: Vec<Value>) -> Vec<Value> {
-    let uid = str_at(deployment, &["metadata", "uid"]);
-    let mut owned: Vec<Value> = replica_sets
+/// Those of `objects` that `owner` controls, ordered by `revision`, oldest first.
+fn owned_by(owner: &Value, objects: Vec<Value>, revision: fn(&Value) -> i64) -> Vec<Value> {
+    let uid = str_at(owner, &["metadata", "uid"]);
+    let mut owned: Vec<Value> = objects
         .into_iter()
-        .filter(|rs| {
-            at(rs, &["metadata", "ownerReferences"])
+        .filter(|object| {
+            at(object, &["metadata", "ownerReferences"])
                 .as_array()
                 .into_iter()
                 .flatten()
@@ -186,48 +213,69 @@ fn wanted_replicas(deployment: &Value) -> i64 {
 
 #[cfg(test)]
 mod tests {
-    use super::{owned_by, Target};
+    use super::{owned_by, revision, Target, Workload};
     use serde_json::json;
 
-    fn target(resource: &str, name: Option<&str>) -> anyhow::Result<String> {
+    fn target(resource: &str, name: Option<&str>) -> anyhow::Result<(Workload, String)> {
         let target = Target {
             resource: resource.to_owned(),
             name: name.map(str::to_owned),
         };
-        target.deployment_name().map(str::to_owned)
+        target
+            .resolve()
+            .map(|(workload, name)| (workload, name.to_owned()))
     }
 
     #[test]
-    fn targets_name_a_deployment_as_kubectl_accepts_it() {
-        for (resource, name) in [
-            ("deployment", Some("web")),
-            ("deploy", Some("web")),
-            ("deployments.apps", Some("web")),
-            ("Deployment.apps/web", None),
-            ("deploy/web", None),
+    fn targets_name_a_workload_as_kubectl_accepts_it() {
+        let deployment = (Workload::Deployment, "web".to_owned());
+        let daemon_set = (Workload::DaemonSet, "web".to_owned());
+        for (resource, name, expected) in [
+            ("deployment", Some("web"), &deployment),
+            ("deploy", Some("web"), &deployment),
+            ("deployments.apps", Some("web"), &deployment),
+            ("Deployment.apps/web", None, &deployment),
+            ("deploy/web", None, &deployment),
+            ("daemonset", Some("web"), &daemon_set),
+            ("ds", Some("web"), &daemon_set),
+            ("daemonset.apps", Some("web"), &daemon_set),
+            ("daemonsets/web", None, &daemon_set),
+            ("DS/web", None, &daemon_set),
         ] {
             assert_eq!(
-                target(resource, name).unwrap(),
-                "web",
+                &target(resource, name).unwrap(),
+                expected,
                 "{resource} {name:?}"
             );
         }
         let error = |resource, name| target(resource, name).unwrap_err().to_string();
         assert_eq!(
-            error("daemonset", Some("agent")),
-            "DaemonSets are not supported yet: only deployments can be rolled out"
-        );
-        assert_eq!(error("ds/agent", None), error("daemonset.apps", Some("a")));
-        assert_eq!(
             error("pods", Some("web")),
-            "pods have no rollout: only deployments can be rolled out"
+            "pods have no rollout: only deployments and daemonsets can be rolled out"
+        );
+        assert_eq!(
+            error("rs/web", None),
+            "replicasets have no rollout: only deployments and daemonsets can be rolled out"
         );
         assert!(error("deployment/web", Some("web")).starts_with("there is no need"));
         assert!(error("deployment", None).starts_with("a deployment name is required"));
         assert!(error("deployment/", None).starts_with("a deployment name is required"));
+        assert!(error("ds/", None).starts_with("a daemonset name is required"));
         assert_eq!(
             error("widgets", Some("w")),
             "the server doesn't have a resource type \"widgets\""
+        );
+    }
+
+    #[test]
+    fn workloads_are_named_as_kubectl_names_them() {
+        assert_eq!(Workload::Deployment.display("web"), "deployment.apps/web");
+        assert_eq!(Workload::DaemonSet.display("log"), "daemonset.apps/log");
+        assert_eq!(
+            Workload::DaemonSet
+                .refused("log", "pausing is not supported")
+                .to_string(),
+            "daemonsets.apps \"log\" pausing is not supported"
         );
     }
 
@@ -247,6 +295,7 @@ mod tests {
                 rs("web-a", "d1", true, "2"),
                 rs("adopted", "d1", false, "3"),
             ],
+            revision,
         );
         let names: Vec<&str> = owned
             .iter()

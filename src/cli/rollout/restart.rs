@@ -1,29 +1,29 @@
-//! `berth rollout restart deployment NAME`: stamps the pod template with the time
-//! (`kubectl.kubernetes.io/restartedAt`, as kubectl does), which makes it a new
-//! revision and so replaces every pod by the Deployment's strategy.
+//! `berth rollout restart deployment|daemonset NAME`: stamps the pod template with the
+//! time (`kubectl.kubernetes.io/restartedAt`, as kubectl does), which makes it a new
+//! revision and so replaces every pod by the workload's update strategy.
 
 use serde_json::{json, Value};
 
-use super::{display, get_deployment, patch_deployment, paused, refused, Target};
+use super::{get, patch, paused, Target, Workload};
 use crate::cli::GlobalOptions;
 
 /// The template annotation kubectl sets to restart a workload.
 pub const RESTARTED_AT_ANNOTATION: &str = "kubectl.kubernetes.io/restartedAt";
 
 pub fn run(global: &GlobalOptions, target: &Target) -> anyhow::Result<()> {
-    let name = target.deployment_name()?;
+    let (workload, name) = target.resolve()?;
     let client = global.client()?;
     let namespace = global.namespace();
-    let deployment = get_deployment(&client, namespace, name)?;
-    if paused(&deployment) {
-        return Err(refused(
+    let object = get(&client, workload, namespace, name)?;
+    if workload == Workload::Deployment && paused(&object) {
+        return Err(workload.refused(
             name,
             "can't restart paused deployment (run rollout resume first)",
         ));
     }
     let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    patch_deployment(&client, namespace, name, &restart_patch(&now))?;
-    println!("{} restarted", display(name));
+    patch(&client, workload, namespace, name, &restart_patch(&now))?;
+    println!("{} restarted", workload.display(name));
     Ok(())
 }
 

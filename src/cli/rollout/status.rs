@@ -1,20 +1,22 @@
-//! `berth rollout status deployment NAME [--watch=false] [--timeout D] [--revision N]`:
-//! follows a rollout until it finishes, printing kubectl's progress lines, each one
-//! once. A rollout past its progress deadline fails the command.
+//! `berth rollout status deployment|daemonset NAME [--watch=false] [--timeout D]
+//! [--revision N]`: follows a rollout until it finishes, printing kubectl's progress
+//! lines, each one once. A Deployment's rollout past its progress deadline fails the
+//! command.
 //!
 //! As kubectl does, a paused rollout is simply not finished: the command keeps waiting
-//! (until `--timeout`) for someone to resume it.
+//! (until `--timeout`) for someone to resume it. `--revision` is for Deployments;
+//! kubectl ignores it for DaemonSets, and so does this.
 
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use serde_json::Value;
 
-use super::{get_deployment, revision, wanted_replicas, Target};
+use super::{daemonset, get, revision, wanted_replicas, Target, Workload};
 use crate::cli::output::{at, int_at, str_at};
 use crate::cli::{duration_flag, GlobalOptions};
 
-/// How often the Deployment is read again while a rollout goes on.
+/// How often the workload is read again while a rollout goes on.
 const POLL: Duration = Duration::from_millis(200);
 
 #[derive(clap::Args, Debug)]
@@ -96,7 +98,7 @@ pub fn status_line(deployment: &Value, wanted_revision: i64) -> Result<(String, 
 }
 
 pub fn run(global: &GlobalOptions, args: StatusArgs) -> anyhow::Result<()> {
-    let name = args.target.deployment_name()?;
+    let (workload, name) = args.target.resolve()?;
     if args.revision < 0 {
         bail!("revision must be a positive integer: {}", args.revision);
     }
@@ -104,8 +106,12 @@ pub fn run(global: &GlobalOptions, args: StatusArgs) -> anyhow::Result<()> {
     let deadline = (!args.timeout.is_zero()).then(|| Instant::now() + args.timeout);
     let mut last = String::new();
     loop {
-        let deployment = get_deployment(&client, global.namespace(), name)?;
-        let (line, done) = status_line(&deployment, args.revision).map_err(anyhow::Error::msg)?;
+        let object = get(&client, workload, global.namespace(), name)?;
+        let (line, done) = match workload {
+            Workload::Deployment => status_line(&object, args.revision),
+            Workload::DaemonSet => daemonset::status_line(&object),
+        }
+        .map_err(anyhow::Error::msg)?;
         if line != last {
             println!("{line}");
             last = line;

@@ -1,7 +1,8 @@
-//! `berth rollout undo deployment NAME [--to-revision N]`: puts the pod template of an
-//! earlier revision (the one before the newest by default) back into the Deployment,
-//! with the change cause it was rolled out with. The controller then makes that
-//! revision's ReplicaSet current again, under a new revision number.
+//! `berth rollout undo deployment|daemonset NAME [--to-revision N]`: puts the pod
+//! template of an earlier revision (the one before the newest by default) back into the
+//! workload. The controller then makes that revision current again, under a new
+//! revision number. A Deployment also gets back the change cause the revision was
+//! rolled out with; a DaemonSet's revisions hold only the template.
 //!
 //! The template is sent as a merge patch that turns the current template into the old
 //! one (nulls for what the old one lacks), since a merge patch cannot replace an object
@@ -10,7 +11,8 @@
 use anyhow::bail;
 use serde_json::{json, Value};
 
-use super::{display, get_deployment, patch_deployment, paused, replica_sets_of, revision, Target};
+use super::{daemonset, get, patch, paused, replica_sets_of, revision, Target, Workload};
+use crate::api::client::Client;
 use crate::api::patch::diff;
 use crate::cli::output::{at, str_at};
 use crate::cli::GlobalOptions;
@@ -25,36 +27,80 @@ pub struct UndoArgs {
     pub to_revision: i64,
 }
 
+/// What rolling back comes to: nothing when the template already is the revision's,
+/// otherwise a merge patch for the workload.
+enum Rollback {
+    Skipped { revision: i64 },
+    Patch(Value),
+}
+
 pub fn run(global: &GlobalOptions, args: UndoArgs) -> anyhow::Result<()> {
-    let name = args.target.deployment_name()?;
+    let (workload, name) = args.target.resolve()?;
     if args.to_revision < 0 {
         bail!("revision must be a positive integer: {}", args.to_revision);
     }
     let client = global.client()?;
     let namespace = global.namespace();
-    let deployment = get_deployment(&client, namespace, name)?;
-    if paused(&deployment) {
+    let object = get(&client, workload, namespace, name)?;
+    let rollback = match workload {
+        Workload::Deployment => deployment_rollback(&client, &object, args.to_revision)?,
+        Workload::DaemonSet => daemon_set_rollback(&client, &object, args.to_revision)?,
+    };
+    match rollback {
+        Rollback::Skipped { revision } => println!(
+            "{} skipped rollback (current template already matches revision {revision})",
+            workload.display(name)
+        ),
+        Rollback::Patch(body) => {
+            patch(&client, workload, namespace, name, &body)?;
+            println!("{} rolled back", workload.display(name));
+        }
+    }
+    Ok(())
+}
+
+/// Rolling Deployment `deployment` back to its revision `to_revision` (0: the newest
+/// but one), its template and change cause; a paused Deployment is refused, as kubectl
+/// refuses it.
+fn deployment_rollback(
+    client: &Client,
+    deployment: &Value,
+    to_revision: i64,
+) -> anyhow::Result<Rollback> {
+    if paused(deployment) {
         bail!(
             "you cannot rollback a paused deployment; resume it first with 'berth rollout \
              resume' and try again"
         );
     }
-    let replica_sets = replica_sets_of(&client, &deployment)?;
-    let rs = pick_revision(&replica_sets, args.to_revision, name).map_err(anyhow::Error::msg)?;
-    let current = at(&deployment, &["spec", "template"]);
+    let name = str_at(deployment, &["metadata", "name"]);
+    let replica_sets = replica_sets_of(client, deployment)?;
+    let rs = pick_revision(&replica_sets, to_revision, name).map_err(anyhow::Error::msg)?;
+    let current = at(deployment, &["spec", "template"]);
     let template = without_hash_label(at(rs, &["spec", "template"]));
     if &template == current {
-        println!(
-            "{} skipped rollback (current template already matches revision {})",
-            display(name),
-            revision(rs)
-        );
-        return Ok(());
+        return Ok(Rollback::Skipped {
+            revision: revision(rs),
+        });
     }
-    let patch = rollback_patch(current, &template, rs);
-    patch_deployment(&client, namespace, name, &patch)?;
-    println!("{} rolled back", display(name));
-    Ok(())
+    Ok(Rollback::Patch(rollback_patch(current, &template, rs)))
+}
+
+/// Rolling DaemonSet `ds` back to the template of its revision `to_revision` (0: the
+/// newest but one), which the ControllerRevision holds exactly.
+fn daemon_set_rollback(client: &Client, ds: &Value, to_revision: i64) -> anyhow::Result<Rollback> {
+    let revisions = daemonset::revisions_of(client, ds)?;
+    let cr = daemonset::pick_revision(&revisions, to_revision).map_err(anyhow::Error::msg)?;
+    let current = at(ds, &["spec", "template"]);
+    let template = daemonset::template(cr);
+    if template == current {
+        return Ok(Rollback::Skipped {
+            revision: daemonset::revision(cr),
+        });
+    }
+    Ok(Rollback::Patch(
+        json!({"spec": {"template": diff(current, template)}}),
+    ))
 }
 
 /// The ReplicaSet of revision `to_revision`, or with 0 the newest but one, as kubectl
