@@ -3,9 +3,8 @@
 //! the routes on resource paths ([`serve_resources`]: get, list, watch, delete, a
 //! Deployment's `scale`, merge patches of Deployments and DaemonSets, [`super::patch`];
 //! a daemon's Events, [`super::events`]). What an object looks like when shown (its
-//! observed status),
-//! which field selectors mean something and what a change wakes are each daemon's own
-//! business: it says so by implementing [`Resources`].
+//! observed status), which field selectors mean something and what a change wakes are
+//! each daemon's own business: it says so by implementing [`Resources`].
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, MutexGuard};
