@@ -11,6 +11,7 @@ use crate::model::Kind;
 
 mod events;
 mod service;
+mod workload;
 
 #[derive(clap::Args, Debug)]
 pub struct DescribeArgs {
@@ -61,6 +62,18 @@ pub fn run(global: &GlobalOptions, args: DescribeArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let mut out = describe(kind, &object);
+    if kind == Kind::Deployment {
+        let path = super::collection_path(Kind::ReplicaSet, Some(global.namespace()));
+        let sets = call(&client, "GET", &path, None)?;
+        workload::replica_sets(
+            &mut out,
+            &object,
+            sets["items"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default(),
+        );
+    }
     events::section(
         &mut out,
         &events::fetch(&client, kind.as_str(), &object)?,
@@ -192,9 +205,9 @@ pub fn describe(kind: Kind, object: &Value) -> String {
     let mut out = header(kind, object);
     match kind {
         Kind::Pod => describe_pod(&mut out, object),
-        Kind::Deployment => describe_deployment(&mut out, object),
-        Kind::ReplicaSet => describe_replica_set(&mut out, object),
-        Kind::DaemonSet => describe_daemon_set(&mut out, object),
+        Kind::Deployment => workload::describe_deployment(&mut out, object),
+        Kind::ReplicaSet => workload::describe_replica_set(&mut out, object),
+        Kind::DaemonSet => workload::describe_daemon_set(&mut out, object),
         Kind::ControllerRevision => {
             field(
                 &mut out,
@@ -202,7 +215,7 @@ pub fn describe(kind: Kind, object: &Value) -> String {
                 "Revision",
                 int_at(object, &["revision"]).to_string(),
             );
-            pod_template(&mut out, &object["data"]);
+            workload::pod_template(&mut out, &object["data"]);
         }
         Kind::Namespace => {
             let phase = str_at(object, &["status", "phase"]);
@@ -375,149 +388,6 @@ fn state_text(state: &Value) -> String {
         );
     }
     "<none>".to_owned()
-}
-
-fn describe_deployment(out: &mut String, deploy: &Value) {
-    field(
-        out,
-        0,
-        "Selector",
-        map_lines(at(deploy, &["spec", "selector", "matchLabels"])),
-    );
-    field(
-        out,
-        0,
-        "Replicas",
-        format!(
-            "{} desired | {} updated | {} total | {} available | {} unavailable",
-            at(deploy, &["spec", "replicas"]).as_i64().unwrap_or(1),
-            int_at(deploy, &["status", "updatedReplicas"]),
-            int_at(deploy, &["status", "replicas"]),
-            int_at(deploy, &["status", "availableReplicas"]),
-            int_at(deploy, &["status", "unavailableReplicas"]),
-        ),
-    );
-    field(
-        out,
-        0,
-        "StrategyType",
-        str_at(deploy, &["spec", "strategy", "type"]),
-    );
-    pod_template(out, deploy);
-    out.push_str("Conditions:\n");
-    for condition in at(deploy, &["status", "conditions"])
-        .as_array()
-        .into_iter()
-        .flatten()
-    {
-        field(
-            out,
-            2,
-            str_at(condition, &["type"]),
-            format!(
-                "{} ({})",
-                str_at(condition, &["status"]),
-                str_at(condition, &["reason"])
-            ),
-        );
-    }
-}
-
-fn describe_replica_set(out: &mut String, rs: &Value) {
-    field(
-        out,
-        0,
-        "Selector",
-        map_lines(at(rs, &["spec", "selector", "matchLabels"])),
-    );
-    let owner = at(rs, &["metadata", "ownerReferences"])
-        .as_array()
-        .and_then(|owners| owners.iter().find(|o| o["controller"] == true))
-        .map(|o| format!("{}/{}", str_at(o, &["kind"]), str_at(o, &["name"])));
-    if let Some(owner) = owner {
-        field(out, 0, "Controlled By", owner);
-    }
-    field(
-        out,
-        0,
-        "Replicas",
-        format!(
-            "{} current / {} desired",
-            int_at(rs, &["status", "replicas"]),
-            at(rs, &["spec", "replicas"]).as_i64().unwrap_or(1),
-        ),
-    );
-    field(
-        out,
-        0,
-        "Pods Status",
-        format!(
-            "{} Ready / {} Available",
-            int_at(rs, &["status", "readyReplicas"]),
-            int_at(rs, &["status", "availableReplicas"]),
-        ),
-    );
-    pod_template(out, rs);
-}
-
-fn describe_daemon_set(out: &mut String, ds: &Value) {
-    field(
-        out,
-        0,
-        "Selector",
-        map_lines(at(ds, &["spec", "selector", "matchLabels"])),
-    );
-    field(
-        out,
-        0,
-        "Node-Selector",
-        map_lines(at(ds, &["spec", "template", "spec", "nodeSelector"])),
-    );
-    let count = |field: &str| int_at(ds, &["status", field]);
-    field(
-        out,
-        0,
-        "Desired Number of Nodes Scheduled",
-        count("desiredNumberScheduled").to_string(),
-    );
-    field(
-        out,
-        0,
-        "Current Number of Nodes Scheduled",
-        count("currentNumberScheduled").to_string(),
-    );
-    field(
-        out,
-        0,
-        "Number of Nodes Scheduled with Up-to-date Pods",
-        count("updatedNumberScheduled").to_string(),
-    );
-    field(
-        out,
-        0,
-        "Number of Nodes Scheduled with Available Pods",
-        count("numberAvailable").to_string(),
-    );
-    field(
-        out,
-        0,
-        "Number of Nodes Misscheduled",
-        count("numberMisscheduled").to_string(),
-    );
-    pod_template(out, ds);
-}
-
-/// The containers of a workload's pod template, and their images.
-fn pod_template(out: &mut String, workload: &Value) {
-    out.push_str("Pod Template:\n");
-    for container in at(workload, &["spec", "template", "spec", "containers"])
-        .as_array()
-        .into_iter()
-        .flatten()
-    {
-        out.push_str(&format!("  {}:\n", str_at(container, &["name"])));
-        field(out, 4, "Image", str_at(container, &["image"]));
-    }
 }
 
 fn or_none(s: &str) -> &str {
