@@ -169,7 +169,7 @@ impl Agent {
         world.nodes = vec![NodeView {
             name,
             labels: self.node_labels.get().cloned().unwrap_or_default(),
-            tainted: false,
+            taints: Vec::new(),
             unreachable: false,
         }];
     }

@@ -1,9 +1,9 @@
 //! The DaemonSet controller: one pod of the template on every node that should run it,
 //! rolled to a new template node by node.
 //!
-//! A node should run it when the template's `nodeSelector` matches the node's labels
-//! and the node has no `NoSchedule`/`NoExecute` taint (pod tolerations are not part of
-//! berth's pod model yet); cordoned nodes run it, as in Kubernetes. On a lone board the
+//! A node should run it when the template's `nodeSelector` and required node affinity
+//! match the node's labels and the template tolerates the node's `NoSchedule` and
+//! `NoExecute` taints; cordoned nodes run it, as in Kubernetes. On a lone board the
 //! board is the one node. Pods carry the `controller-revision-hash` label of their
 //! template.
 //!
@@ -21,7 +21,9 @@
 use std::collections::BTreeMap;
 
 use super::{mark_pod, Change, Note, World};
-use crate::model::{pod_template_hash, DaemonSet, DaemonSetStatus, IntOrString, Pod};
+use crate::model::{
+    node_fits, pod_template_hash, DaemonSet, DaemonSetStatus, IntOrString, Pod, Taint,
+};
 
 pub const REVISION_HASH_LABEL: &str = "controller-revision-hash";
 
@@ -30,8 +32,7 @@ pub const REVISION_HASH_LABEL: &str = "controller-revision-hash";
 pub struct NodeView {
     pub name: String,
     pub labels: BTreeMap<String, String>,
-    /// It has a `NoSchedule` or `NoExecute` taint.
-    pub tainted: bool,
+    pub taints: Vec<Taint>,
     /// Its agent has been silent past the grace period.
     pub unreachable: bool,
 }
@@ -180,16 +181,18 @@ fn pods_by_node<'a>(
     (by_node, misplaced)
 }
 
-/// Whether `node` should run a pod of `ds`.
+/// Whether `node` should run a pod of `ds`: its labels match the template's
+/// `nodeSelector` and required node affinity, and the template tolerates its
+/// `NoSchedule`/`NoExecute` taints.
 pub fn should_run(ds: &DaemonSet, node: &NodeView) -> bool {
-    !node.tainted
-        && ds
-            .spec
-            .template
-            .spec
-            .node_selector
-            .iter()
-            .all(|(key, value)| node.labels.get(key) == Some(value))
+    let spec = &ds.spec.template.spec;
+    node_fits(
+        &spec.node_selector,
+        spec.affinity.as_ref(),
+        &spec.tolerations,
+        &node.labels,
+        &node.taints,
+    )
 }
 
 /// `maxUnavailable` and `maxSurge` as node counts out of `nodes`: percentages round up,

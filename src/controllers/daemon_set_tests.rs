@@ -206,7 +206,11 @@ fn on_a_lone_board_the_board_is_the_node_and_pods_stay_unbound() {
 #[test]
 fn tainted_nodes_get_no_pod_and_daemon_pods_stay_on_lost_nodes() {
     let mut tainted = node("pi-2", true);
-    tainted.tainted = true;
+    tainted.taints = vec![crate::model::Taint {
+        key: "dedicated".into(),
+        value: Some("db".into()),
+        effect: "NoSchedule".into(),
+    }];
     let mut sim = fleet(agent_ds(1, 0), vec![node("pi-1", true), tainted]);
     settle(&mut sim, &|_| true, &|_| {});
     assert_eq!(placement(&sim), pairs(&[("pi-1", "1")]));
@@ -257,4 +261,35 @@ fn revisions_are_numbered_renumbered_on_undo_and_trimmed() {
     settle(&mut sim, &|_| true, &|_| {});
     assert!(sim.world.controller_revisions.is_empty());
     assert_eq!(sim.pods().count(), 0);
+}
+
+#[test]
+fn node_affinity_and_tolerations_choose_the_nodes() {
+    let mut ds = agent_ds(1, 0);
+    ds.spec.template.spec.node_selector.clear();
+    let affinity: crate::model::Affinity = serde_json::from_value(serde_json::json!({
+        "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+            {"matchExpressions": [{"key": "sensor", "operator": "Exists"}]}]}}}))
+    .unwrap();
+    ds.spec.template.spec.affinity = Some(affinity);
+    let taint = crate::model::Taint {
+        key: "dedicated".into(),
+        value: Some("db".into()),
+        effect: "NoExecute".into(),
+    };
+    let mut tainted = node("pi-3", true);
+    tainted.taints = vec![taint];
+    let mut sim = fleet(ds, vec![node("pi-1", true), node("pi-2", false), tainted]);
+    settle(&mut sim, &|_| true, &|_| {});
+    assert_eq!(placement(&sim), pairs(&[("pi-1", "1")]));
+    // Tolerating the taint adds pi-3.
+    sim.world.daemon_sets[0].spec.template.spec.tolerations = vec![crate::model::Toleration {
+        key: Some("dedicated".into()),
+        operator: crate::model::TolerationOperator::Exists,
+        value: None,
+        effect: None,
+    }];
+    settle(&mut sim, &|_| true, &|_| {});
+    let nodes: Vec<String> = placement(&sim).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(nodes, ["pi-1", "pi-3"]);
 }

@@ -98,20 +98,16 @@ fn node_views(c: &Coordinator, now: Instant) -> anyhow::Result<Vec<NodeView>> {
                 .pointer("/metadata/labels")
                 .and_then(|l| serde_json::from_value(l.clone()).ok())
                 .unwrap_or_default();
-            let tainted = node
+            let taints = node
                 .object
                 .pointer("/spec/taints")
-                .and_then(serde_json::Value::as_array)
-                .is_some_and(|taints| {
-                    taints
-                        .iter()
-                        .any(|t| matches!(t["effect"].as_str(), Some("NoSchedule" | "NoExecute")))
-                });
+                .and_then(|t| serde_json::from_value(t.clone()).ok())
+                .unwrap_or_default();
             NodeView {
                 unreachable: !is_ready(c.fleet.last_seen(&node.name), grace, now),
                 name: node.name,
                 labels,
-                tainted,
+                taints,
             }
         })
         .collect())

@@ -78,6 +78,9 @@ use crate::coordinator::scheduler::matching::{
     affinity_matches, normalize_platform, tolerated_by_any, NormalPlatform,
 };
 use crate::model::{parse_cpu_millis, parse_memory_bytes, PodSpec};
+pub use crate::model::{
+    NodeSelectorOperator, NodeSelectorTerm, Requirement, Taint, Toleration, TolerationOperator,
+};
 
 /// The taint a node that is not ready carries (added by Kubernetes' node lifecycle
 /// controller; berth derives it from [`NodeInfo::ready`]).
@@ -105,15 +108,6 @@ pub struct NodeInfo {
     pub unschedulable: bool,
     /// Pods already bound to the node, counted against its allocatable.
     pub pods: Vec<PlacedPod>,
-}
-
-/// A Kubernetes node taint.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Taint {
-    pub key: String,
-    pub value: Option<String>,
-    /// `NoSchedule`, `PreferNoSchedule` or `NoExecute`; anything else is ignored.
-    pub effect: String,
 }
 
 /// A pod already bound to a node.
@@ -145,45 +139,6 @@ pub struct PodRequest {
     pub image_platforms: Option<Vec<String>>,
 }
 
-/// One node selector term: its expressions are ANDed; a term with none matches nothing.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct NodeSelectorTerm {
-    pub match_expressions: Vec<Requirement>,
-}
-
-/// One `matchExpressions` entry on node labels.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Requirement {
-    pub key: String,
-    pub operator: NodeSelectorOperator,
-    pub values: Vec<String>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum NodeSelectorOperator {
-    In,
-    NotIn,
-    Exists,
-    DoesNotExist,
-}
-
-/// A pod toleration; `None` and `""` mean the same, as in Kubernetes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Toleration {
-    /// Empty tolerates every key (with `Exists`).
-    pub key: Option<String>,
-    pub operator: TolerationOperator,
-    pub value: Option<String>,
-    /// Empty tolerates every effect.
-    pub effect: Option<String>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TolerationOperator {
-    Equal,
-    Exists,
-}
-
 /// The scheduler's answer for one pod.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Decision {
@@ -208,12 +163,9 @@ pub enum SchedulerError {
 }
 
 /// Builds the scheduler's view of a pod from its spec: the sum of the containers'
-/// requests (the model already defaults a missing request to its limit) and the node
-/// selector.
-///
-/// Tolerations and node affinity stay empty because the model does not accept those
-/// fields yet; fill them here once it does. `image_platforms` is `None` (unknown): the
-/// caller sets it when it has the images' indexes. The spec has been validated, so a bad
+/// requests (the model already defaults a missing request to its limit), the node
+/// selector, required node affinity and tolerations. `image_platforms` is `None`
+/// (unknown): the caller sets it when it has the images' indexes. The spec has been validated, so a bad
 /// quantity here means stored data went wrong; it is reported rather than ignored.
 pub fn pod_request_from_spec(
     namespace: &str,
@@ -251,8 +203,12 @@ pub fn pod_request_from_spec(
         cpu_request_millis,
         memory_request_bytes,
         node_selector: spec.node_selector.clone(),
-        required_node_affinity: Vec::new(),
-        tolerations: Vec::new(),
+        required_node_affinity: spec
+            .affinity
+            .as_ref()
+            .map(|a| a.required_terms().to_vec())
+            .unwrap_or_default(),
+        tolerations: spec.tolerations.clone(),
         image_platforms: None,
     })
 }

@@ -24,6 +24,7 @@ pub mod hex;
 mod meta;
 mod names;
 mod namespace;
+pub mod node_affinity;
 mod node_labels;
 mod parse;
 mod platform;
@@ -65,6 +66,10 @@ pub use names::{
     validate_label_value, validate_qualified_name,
 };
 pub use namespace::{Namespace, NamespaceStatus};
+pub use node_affinity::{
+    affinity_matches, node_fits, tolerated_by_any, tolerates, Affinity, NodeAffinity, NodeSelector,
+    NodeSelectorOperator, NodeSelectorTerm, Requirement, Taint, Toleration, TolerationOperator,
+};
 pub use node_labels::{labels_forbidden_to_nodes, node_may_set_label, NODE_RESTRICTION_PREFIX};
 pub use parse::{parse_manifests, DocumentErrors, FieldError, ManifestError};
 pub use platform::{build_platform, target_platform, ARCH_VARIANT_LABEL};

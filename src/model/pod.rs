@@ -52,6 +52,12 @@ pub struct PodSpec {
     pub subdomain: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub host_aliases: Vec<HostAlias>,
+    /// Required node affinity (where the scheduler and DaemonSets may place the pod).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<crate::model::Affinity>,
+    /// Taints of nodes the pod may run on anyway.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<crate::model::Toleration>,
 }
 
 /// A reference by name to an object in the same namespace.
@@ -77,6 +83,8 @@ impl Default for PodSpec {
             hostname: None,
             subdomain: None,
             host_aliases: Vec::new(),
+            affinity: None,
+            tolerations: Vec::new(),
         }
     }
 }

@@ -1,73 +1,15 @@
 //! The yes/no questions the filters ask, with Kubernetes' semantics: does a toleration
-//! tolerate a taint, does a node's label set satisfy a node selector term, does an image
-//! platform run on a node platform.
+//! tolerate a taint and does a node's label set satisfy a node selector term (both in
+//! [`crate::model::node_affinity`]), does an image platform run on a node platform.
 
+// The node questions are the model's, shared with the DaemonSet controller.
+#[cfg(test)]
+pub(super) use crate::model::tolerates;
+pub(super) use crate::model::{affinity_matches, tolerated_by_any};
+#[cfg(test)]
+use crate::model::{NodeSelectorOperator, NodeSelectorTerm, Requirement, TolerationOperator};
+#[cfg(test)]
 use std::collections::BTreeMap;
-
-use crate::coordinator::scheduler::{
-    NodeSelectorOperator, NodeSelectorTerm, Requirement, Taint, Toleration, TolerationOperator,
-};
-
-/// Kubernetes' `Toleration.ToleratesTaint`: an empty effect matches every effect, an empty
-/// key matches every key (only meaningful with `Exists`), `Exists` ignores the value and
-/// `Equal` needs the values to be equal (a missing value counts as `""`).
-pub(super) fn tolerates(toleration: &Toleration, taint: &Taint) -> bool {
-    if let Some(effect) = non_empty(&toleration.effect) {
-        if effect != taint.effect {
-            return false;
-        }
-    }
-    if let Some(key) = non_empty(&toleration.key) {
-        if key != taint.key {
-            return false;
-        }
-    }
-    match toleration.operator {
-        TolerationOperator::Exists => true,
-        TolerationOperator::Equal => {
-            toleration.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or("")
-        }
-    }
-}
-
-/// True when some toleration of the pod tolerates the taint.
-pub(super) fn tolerated_by_any(tolerations: &[Toleration], taint: &Taint) -> bool {
-    tolerations.iter().any(|t| tolerates(t, taint))
-}
-
-fn non_empty(value: &Option<String>) -> Option<&str> {
-    value.as_deref().filter(|s| !s.is_empty())
-}
-
-/// `requiredDuringSchedulingIgnoredDuringExecution`: the terms are ORed. An empty list
-/// means the pod asked for nothing, so every node matches; a term with no expressions
-/// matches no node, as in Kubernetes.
-pub(super) fn affinity_matches(
-    terms: &[NodeSelectorTerm],
-    labels: &BTreeMap<String, String>,
-) -> bool {
-    terms.is_empty() || terms.iter().any(|term| term_matches(term, labels))
-}
-
-/// The expressions of one term are ANDed.
-fn term_matches(term: &NodeSelectorTerm, labels: &BTreeMap<String, String>) -> bool {
-    !term.match_expressions.is_empty()
-        && term
-            .match_expressions
-            .iter()
-            .all(|requirement| requirement_matches(requirement, labels))
-}
-
-/// `NotIn` and `DoesNotExist` match nodes that lack the label, as in Kubernetes.
-fn requirement_matches(requirement: &Requirement, labels: &BTreeMap<String, String>) -> bool {
-    let value = labels.get(&requirement.key);
-    match requirement.operator {
-        NodeSelectorOperator::In => value.is_some_and(|v| requirement.values.contains(v)),
-        NodeSelectorOperator::NotIn => value.is_none_or(|v| !requirement.values.contains(v)),
-        NodeSelectorOperator::Exists => value.is_some(),
-        NodeSelectorOperator::DoesNotExist => value.is_none(),
-    }
-}
 
 /// An OCI platform split into its parts and normalised the way containerd does, so that
 /// `linux/arm64` from an image index equals `linux/arm64/v8` reported by a board.

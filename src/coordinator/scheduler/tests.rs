@@ -642,3 +642,21 @@ fn pod_request_reports_bad_quantity() {
         "containers[1].resources.requests.memory: invalid quantity \"64Mb\""
     );
 }
+
+#[test]
+fn a_pods_affinity_and_tolerations_reach_the_scheduler() {
+    let spec: PodSpec = serde_json::from_value(serde_json::json!({
+        "containers": [{"name": "c", "image": "i"}],
+        "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchExpressions": [{"key": "disk", "operator": "In", "values": ["ssd"]}]}]}}},
+        "tolerations": [{"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"}]
+    }))
+    .unwrap();
+    let request = pod_request_from_spec("default", "p", None, &spec).unwrap();
+    assert_eq!(request.required_node_affinity.len(), 1);
+    assert_eq!(
+        request.required_node_affinity[0].match_expressions[0].operator,
+        NodeSelectorOperator::In
+    );
+    assert_eq!(request.tolerations[0].operator, TolerationOperator::Exists);
+}

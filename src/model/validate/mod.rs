@@ -7,6 +7,7 @@
 pub(in crate::model) mod checker;
 mod config;
 mod deployment;
+mod node_affinity;
 mod pod;
 mod pod_dns;
 mod probe;

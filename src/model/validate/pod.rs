@@ -41,8 +41,16 @@ pub(super) fn check_pod_spec(c: &mut Checker, value: Option<&Value>, path: &str,
             "hostname",
             "subdomain",
             "hostAliases",
+            "affinity",
+            "tolerations",
         ],
     );
+    if let Some(value) = get(spec, "affinity") {
+        super::node_affinity::check_affinity(c, value, &join(path, "affinity"));
+    }
+    if let Some(value) = get(spec, "tolerations") {
+        super::node_affinity::check_tolerations(c, value, &join(path, "tolerations"));
+    }
     super::pod_dns::check_pod_dns(c, spec, path);
     if let Some(value) = get(spec, "imagePullSecrets") {
         check_local_references(c, value, &join(path, "imagePullSecrets"));

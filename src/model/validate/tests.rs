@@ -483,3 +483,49 @@ fn pull_secret_references_need_names() {
         ],
     );
 }
+
+#[test]
+fn node_affinity_and_tolerations_are_checked_field_by_field() {
+    let pod = |extra: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec:\n  containers: [{{name: c, image: i}}]\n{extra}"
+        )
+    };
+    let affinity = |expression: &str| {
+        pod(&format!(
+            "  affinity: {{nodeAffinity: {{requiredDuringSchedulingIgnoredDuringExecution: {{nodeSelectorTerms: [{{matchExpressions: [{expression}]}}]}}}}}}\n"
+        ))
+    };
+    assert_problems(&affinity("{key: disk, operator: In, values: [ssd]}"), &[]);
+    assert_problems(&affinity("{key: gpu, operator: Exists}"), &[]);
+    let at = "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0]";
+    assert_problems(
+        &affinity("{key: disk, operator: Gt, values: ['3']}"),
+        &[&format!("{at}.operator: unsupported value \"Gt\": supported values: \"In\", \"NotIn\", \"Exists\", \"DoesNotExist\"")],
+    );
+    assert_problems(
+        &affinity("{key: disk, operator: In}"),
+        &[&format!(
+            "{at}.values: must be specified when `operator` is 'In' or 'NotIn'"
+        )],
+    );
+    assert_problems(
+        &pod("  affinity: {podAntiAffinity: {}}\n"),
+        &["spec.affinity.podAntiAffinity: field not supported by berth"],
+    );
+    assert_problems(
+        &pod("  tolerations: [{key: dedicated, operator: Equal, value: db, effect: NoSchedule}, {operator: Exists}]\n"),
+        &[],
+    );
+    assert_problems(
+        &pod("  tolerations: [{key: dedicated, effect: Sometimes}]\n"),
+        &["spec.tolerations[0].effect: unsupported value \"Sometimes\": supported values: \"NoSchedule\", \"PreferNoSchedule\", \"NoExecute\""],
+    );
+    assert_problems(
+        &pod("  tolerations: [{key: dedicated, operator: Exists, value: db, tolerationSeconds: 5}]\n"),
+        &[
+            "spec.tolerations[0].tolerationSeconds: field not supported by berth",
+            "spec.tolerations[0].operator: value must be empty when `operator` is 'Exists'",
+        ],
+    );
+}
