@@ -12,11 +12,21 @@ use crate::api::fleet::FLEET_UID_ANNOTATION;
 use crate::controllers::{deployment_status, driver, reconcile_all};
 
 /// One pass; returns when the controllers next have something to do with time alone.
+///
+/// A pass whose inputs are those of the last complete pass (nothing stored changed,
+/// the same containers in the same states, the same probe results, start failures and
+/// pod addresses) and whose due time has not come would decide nothing new: it is
+/// skipped. An idle board's 10 s resync then reads no object and runs no controller,
+/// which keeps their code out of its resident memory.
 pub fn run(
     agent: &Arc<Agent>,
     observed: &BTreeMap<String, Vec<Instance>>,
     now: SystemTime,
 ) -> anyhow::Result<Option<SystemTime>> {
+    let inputs = agent.controller_inputs(observed);
+    if let Some(due) = agent.controllers_settled(inputs, now) {
+        return Ok(due);
+    }
     let mut world = driver::load(&agent.store(), now)?;
     if agent.readiness_unknown(&world.pods, observed) {
         // The first probe results wake the agent; this is only a fallback.
@@ -52,5 +62,7 @@ pub fn run(
     // Programmed from the store, also when the controllers changed nothing: a pod that
     // got its address or a Service applied since the last pass.
     super::services::sync(agent, &world.pods)?;
+    // What this pass saw, read before it wrote: a pass that wrote runs again next time.
+    agent.controllers_ran(inputs, due);
     Ok(due)
 }

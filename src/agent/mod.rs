@@ -140,6 +140,8 @@ struct Memory {
     /// Since when (Unix seconds) each pod has been seen ready, by pod UID: what
     /// `minReadySeconds` counts from.
     ready_since: HashMap<String, i64>,
+    /// The inputs of the last complete controller pass, and when it said to look again.
+    controllers_seen: Option<(u64, Option<std::time::SystemTime>)>,
     /// Exited instances whose crash-loop back-off has been told as an event: each
     /// crash is told once, however many passes wait out its back-off.
     backed_off: HashSet<String>,

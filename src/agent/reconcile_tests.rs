@@ -420,3 +420,28 @@ fn a_deployment_s_pods_are_created_started_and_scaled_away() {
     });
     assert!(test.runtime.list_containers().unwrap().is_empty());
 }
+
+#[test]
+fn an_idle_pass_skips_the_controllers_until_something_they_read_changes() {
+    let test = test_agent(LONG);
+    let agent = &test.agent;
+    let uid = start_pod(&test, "web", &pod_yaml("web", &["main"], "Always"), 1);
+    agent.reconcile_once().unwrap();
+    let now = SystemTime::now();
+    let observed = agent.observe().unwrap();
+    let inputs = agent.controller_inputs(&observed);
+    assert!(
+        agent.controllers_settled(inputs, now).is_some(),
+        "nothing changed since the last pass"
+    );
+    // A stored change, or a container that exits, makes the next pass run them.
+    apply(agent, &pod_yaml("other", &["main"], "Always"));
+    let after_apply = agent.controller_inputs(&agent.observe().unwrap());
+    assert_ne!(after_apply, inputs);
+    assert!(agent.controllers_settled(after_apply, now).is_none());
+    agent.reconcile_once().unwrap();
+    let settled = agent.controller_inputs(&agent.observe().unwrap());
+    let id = running(agent, &uid)[0].id.clone();
+    test.runtime.exit(&id, 1);
+    assert_ne!(agent.controller_inputs(&agent.observe().unwrap()), settled);
+}

@@ -179,3 +179,55 @@ impl Agent {
         self.memory().ready_since.get(uid).copied()
     }
 }
+
+impl Agent {
+    /// A digest of everything the controllers read on this board: the store's change
+    /// count, the containers and their states, probe results, start failures and pod
+    /// addresses. Maps are folded order-free (a sum of per-entry hashes).
+    pub fn controller_inputs(&self, observed: &BTreeMap<String, Vec<Instance>>) -> u64 {
+        use std::hash::{Hash, Hasher};
+        fn digest(item: impl Hash) -> u64 {
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            item.hash(&mut hasher);
+            hasher.finish()
+        }
+        let mut total = digest(self.store().change_count());
+        for (uid, instances) in observed {
+            for instance in instances {
+                let state = match &instance.state {
+                    InstanceState::Starting => (0, 0, ""),
+                    InstanceState::Running { pid, .. } => (1, *pid, ""),
+                    InstanceState::Exited(exit) => (2, exit.exit_code, exit.finished_at.as_str()),
+                };
+                total = total.wrapping_add(digest((uid, &instance.id, state)));
+            }
+        }
+        {
+            let memory = self.memory();
+            for (id, results) in &memory.probes {
+                total = total.wrapping_add(digest((id, results.started, results.ready)));
+            }
+            for (key, failure) in &memory.failures {
+                total = total.wrapping_add(digest((key, &failure.reason)));
+            }
+        }
+        if let Some(network) = self.network() {
+            for (uid, ip) in network.pod_ips() {
+                total = total.wrapping_add(digest((uid, ip)));
+            }
+        }
+        total
+    }
+
+    /// When the last controller pass saw `inputs` and its due time has not come, that
+    /// due time (there is nothing new to decide); otherwise `None`.
+    pub fn controllers_settled(&self, inputs: u64, now: SystemTime) -> Option<Option<SystemTime>> {
+        let (seen, due) = self.memory().controllers_seen?;
+        (seen == inputs && due.is_none_or(|due| now < due)).then_some(due)
+    }
+
+    /// Records a complete controller pass over `inputs`.
+    pub fn controllers_ran(&self, inputs: u64, due: Option<SystemTime>) {
+        self.memory().controllers_seen = Some((inputs, due));
+    }
+}
