@@ -686,6 +686,7 @@ mod tests {
             env: vec![EnvVar {
                 name: "A".into(),
                 value: "pod".into(),
+                ..Default::default()
             }],
             ..Default::default()
         };

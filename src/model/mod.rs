@@ -18,6 +18,7 @@ mod controller_revision;
 mod daemon_set;
 mod deployment;
 mod duration;
+mod env;
 mod event;
 mod hash;
 pub mod hex;
@@ -38,6 +39,7 @@ mod security;
 mod selector;
 mod service;
 mod validate;
+mod volume;
 
 pub use board::{
     parse_board_profile, BoardProfile, BoardProfileError, CgroupNotes, DeviceHint, Platform,
@@ -58,6 +60,10 @@ pub use deployment::{
     DEFAULT_REVISION_HISTORY_LIMIT,
 };
 pub use duration::{format_duration, parse_duration};
+pub use env::{
+    subscripted_field, EnvFromSource, EnvVarSource, KeySelector, NameSelector, ObjectFieldSelector,
+    ResourceFieldSelector, ENV_FIELD_PATHS, RESOURCE_FIELDS, VOLUME_FIELD_PATHS,
+};
 pub use event::{Event, EventObjectReference, EventSource, EventType};
 pub use hash::{pod_template_hash, spec_hash};
 pub use meta::{ObjectMeta, OwnerReference};
@@ -101,6 +107,13 @@ pub use service::{
     Protocol, Service, ServicePort, ServiceSpec, ServiceStatus, ServiceType, CLUSTER_DNS_INDEX,
     CLUSTER_IP_NONE, DEFAULT_NODE_PORT_RANGE, DEFAULT_SERVICE_CIDR, DEFAULT_SERVICE_CIDR_PREFIX,
     KUBERNETES_SERVICE_INDEX, SERVICE_NAME_LABEL,
+};
+
+pub use volume::{
+    ConfigMapProjection, ConfigMapVolumeSource, DownwardApiProjection, DownwardApiVolumeFile,
+    DownwardApiVolumeSource, EmptyDirVolumeSource, HostPathVolumeSource, KeyToPath,
+    PersistentVolumeClaimVolumeSource, ProjectedVolumeSource, SecretVolumeSource, Volume,
+    VolumeMount, VolumeProjection, DEFAULT_FILE_MODE, HOST_PATH_TYPES, MOUNT_PROPAGATIONS,
 };
 
 use serde::Serialize;

@@ -58,6 +58,8 @@ pub struct PodSpec {
     /// Taints of nodes the pod may run on anyway.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tolerations: Vec<crate::model::Toleration>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<crate::model::Volume>,
 }
 
 /// A reference by name to an object in the same namespace.
@@ -85,6 +87,7 @@ impl Default for PodSpec {
             host_aliases: Vec::new(),
             affinity: None,
             tolerations: Vec::new(),
+            volumes: Vec::new(),
         }
     }
 }
@@ -127,6 +130,10 @@ pub struct Container {
     pub args: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<EnvVar>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub env_from: Vec<crate::model::EnvFromSource>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub volume_mounts: Vec<crate::model::VolumeMount>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub working_dir: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -151,6 +158,8 @@ pub struct EnvVar {
     pub name: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub value: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value_from: Option<crate::model::EnvVarSource>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
