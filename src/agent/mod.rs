@@ -17,6 +17,7 @@
 mod apply;
 mod board;
 mod controllers;
+mod env;
 mod exec;
 mod fleet;
 mod instance;
@@ -37,6 +38,8 @@ mod server;
 mod services;
 mod status;
 mod views;
+mod volume_payload;
+mod volumes;
 
 use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::PermissionsExt;

@@ -19,7 +19,7 @@ use crate::model::{parse_cpu_millis, parse_memory_bytes, spec_hash, Object, Pod}
 use crate::runtime::ContainerConfig;
 
 /// Total memory of this machine, read once: the base of Burstable OOM scores.
-fn machine_memory() -> u64 {
+pub(super) fn machine_memory() -> u64 {
     static TOTAL: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     *TOTAL.get_or_init(|| {
         std::fs::read_to_string("/proc/meminfo")
@@ -31,6 +31,34 @@ fn machine_memory() -> u64 {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
             .map_or(0, |kb| kb * 1024)
     })
+}
+
+/// The waiting reason of a container whose volumes cannot be set up (the kubelet leaves
+/// it `ContainerCreating` and tells why in `FailedMount` events).
+pub(super) const MOUNT_FAILURE: &str = "ContainerCreating";
+
+/// The process of a container: `command` (else the image's entrypoint) then `args`
+/// (else, without `command`, the image's cmd), with `$(VAR)` expanded in what the pod
+/// spec gave, as in Kubernetes.
+fn command_line(
+    container: &crate::model::Container,
+    image: &crate::image::ImageConfig,
+    vars: &[(String, String)],
+) -> Vec<String> {
+    let expand = |list: &[String]| -> Vec<String> {
+        list.iter().map(|a| super::env::expand(a, vars)).collect()
+    };
+    if !container.command.is_empty() {
+        let mut args = expand(&container.command);
+        args.extend(expand(&container.args));
+        return args;
+    }
+    let cmd = if container.args.is_empty() {
+        image.cmd.clone()
+    } else {
+        expand(&container.args)
+    };
+    image.entrypoint.iter().cloned().chain(cmd).collect()
 }
 
 /// Containers get this many PIDs at most unless said otherwise: a fork bomb in one pod
@@ -97,12 +125,12 @@ pub fn stored_pods(agent: &Agent) -> anyhow::Result<Vec<Pod>> {
 }
 
 /// The environment of a container (`K=V`): the image's, then `HOSTNAME`, then the
-/// container's `env`, each replacing what came before; `HOME` is the user's home dir
-/// unless one of them sets it (as runc does).
+/// container's own variables (`envFrom` and `env`, resolved), each replacing what came
+/// before; `HOME` is the user's home dir unless one of them sets it (as runc does).
 fn container_env(
     image_env: &[String],
     pod: &Pod,
-    container: &crate::model::Container,
+    vars: &[(String, String)],
     home: &str,
 ) -> Vec<String> {
     let mut env: Vec<(String, String)> = image_env
@@ -117,8 +145,8 @@ fn container_env(
         None => env.push((k.to_owned(), v.to_owned())),
     };
     set("HOSTNAME", &pod.metadata.name);
-    for var in &container.env {
-        set(&var.name, &var.value);
+    for (name, value) in vars {
+        set(name, value);
     }
     if !env.iter().any(|(name, _)| name == "HOME") {
         env.push(("HOME".to_owned(), home.to_owned()));
@@ -194,6 +222,11 @@ impl Agent {
             }
             if let (Some(pod), false) = (pod, plan.backing_off.is_empty()) {
                 self.tell_back_offs(pod, &plan.backing_off, &observed);
+            }
+            if let Some(pod) = pod.filter(|p| p.metadata.deletion_timestamp.is_none()) {
+                if instances.iter().any(Instance::is_running) {
+                    self.refresh_volumes(pod);
+                }
             }
             if plan.steps.is_empty() {
                 continue;
@@ -423,8 +456,17 @@ impl Agent {
                 // command is wrong does not spin.
                 let mut memory = self.memory();
                 failure.failures = memory.failures.get(&key).map_or(0, |f| f.failures) + 1;
-                failure.retry_at =
-                    SystemTime::now() + self.backoff.after_failures(failure.failures);
+                // What the pod waits for (a ConfigMap, a Secret, a host path) may appear
+                // at any time: those starts are tried again on the next pass.
+                let waits_for_config = matches!(
+                    failure.reason.as_str(),
+                    "CreateContainerConfigError" | MOUNT_FAILURE
+                );
+                failure.retry_at = if waits_for_config {
+                    SystemTime::now()
+                } else {
+                    SystemTime::now() + self.backoff.after_failures(failure.failures)
+                };
                 log::warn!(
                     "pod {} container {container}: {}",
                     pod.metadata.name,
@@ -450,6 +492,9 @@ impl Agent {
             }
             tell(&first);
             tell("Error: ErrImagePull");
+        } else if failure.reason == MOUNT_FAILURE {
+            let meta = &pod.metadata;
+            self.pod_event(meta, None, Warning, "FailedMount", &failure.message);
         } else {
             tell(&format!("Error: {}", failure.message));
         }
@@ -499,34 +544,34 @@ impl Agent {
             super::security::container_security(pod, container, &image.config.user, &rootfs, level)
                 .map_err(|refusal| failure(refusal.reason, refusal.message))?;
 
-        let args = if !container.command.is_empty() {
-            container
-                .command
-                .iter()
-                .chain(&container.args)
-                .cloned()
-                .collect()
-        } else {
-            let cmd = if container.args.is_empty() {
-                &image.config.cmd
-            } else {
-                &container.args
-            };
-            image
-                .config
-                .entrypoint
-                .iter()
-                .chain(cmd)
-                .cloned()
-                .collect::<Vec<_>>()
-        };
+        let config = super::env::PodConfig::load(&self.store(), pod)
+            .map_err(|e| failure("CreateContainerConfigError", format!("{e:#}")))?;
+        let facts = self.pod_facts(pod);
+        let (vars, skipped) = super::env::container_env_vars(pod, container, &config, &facts)
+            .map_err(|message| failure("CreateContainerConfigError", message))?;
+        if !skipped.is_empty() {
+            let message = format!(
+                "Keys [{}] from the EnvFrom were skipped since they are considered invalid \
+                 environment variable names.",
+                skipped.join(", ")
+            );
+            let meta = &pod.metadata;
+            self.pod_event(
+                meta,
+                None,
+                Warning,
+                "InvalidEnvironmentVariableNames",
+                &message,
+            );
+        }
+        let args = command_line(container, &image.config, &vars);
         if args.is_empty() {
             return Err(failure(
                 "CreateContainerConfigError",
                 "no command given and the image has none".to_owned(),
             ));
         }
-        let env = container_env(&image.config.env, pod, container, &security.home);
+        let env = container_env(&image.config.env, pod, &vars, &security.home);
         let cwd = container
             .working_dir
             .clone()
@@ -550,11 +595,14 @@ impl Agent {
                 ));
             }
         }
-        let pod_files = match self.runtime.sandbox_dir(&pod.metadata.uid) {
-            Some(dir) => self
-                .pod_files(pod, &dir)
-                .map_err(|e| failure("CreateContainerConfigError", format!("{e:#}")))?,
-            None => Vec::new(),
+        let (pod_files, volumes) = match self.runtime.sandbox_dir(&pod.metadata.uid) {
+            Some(dir) => (
+                self.pod_files(pod, &dir)
+                    .map_err(|e| failure("CreateContainerConfigError", format!("{e:#}")))?,
+                self.container_volumes(pod, container, &config, &facts, &dir)
+                    .map_err(|mount| failure(MOUNT_FAILURE, mount.message))?,
+            ),
+            None => (Vec::new(), super::volumes::ContainerVolumes::default()),
         };
         Ok(ContainerConfig {
             id: instance_id(&pod.metadata.uid, name, hash, attempt),
@@ -588,6 +636,8 @@ impl Agent {
             seccomp_unconfined: security.seccomp_unconfined,
             privileged: security.privileged,
             pod_files,
+            volume_mounts: volumes.binds,
+            devices: volumes.devices,
         })
     }
 
@@ -690,14 +740,19 @@ mod tests {
             }],
             ..Default::default()
         };
+        let vars: Vec<(String, String)> = container
+            .env
+            .iter()
+            .map(|v| (v.name.clone(), v.value.clone()))
+            .collect();
         let image = ["A=image".to_owned(), "B".to_owned()];
         assert_eq!(
-            container_env(&image, &pod, &container, "/home/app"),
+            container_env(&image, &pod, &vars, "/home/app"),
             ["A=pod", "B=", "HOSTNAME=web", "HOME=/home/app"]
         );
         let image = ["HOME=/srv".to_owned()];
         assert_eq!(
-            container_env(&image, &pod, &container, "/home/app"),
+            container_env(&image, &pod, &vars, "/home/app"),
             ["HOME=/srv", "HOSTNAME=web", "A=pod"]
         );
     }

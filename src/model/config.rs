@@ -75,12 +75,13 @@ impl Secret {
 }
 
 /// A key of `data`, `binaryData` or `stringData`: what Kubernetes allows as a file name in
-/// a volume (`[-._a-zA-Z0-9]+`, at most 253 characters, not `.` or `..`).
+/// a volume (`[-._a-zA-Z0-9]+`, at most 253 characters, not `.` and not starting with
+/// `..`, which the volume writer keeps for itself).
 pub fn is_config_key(key: &str) -> bool {
     !key.is_empty()
         && key.len() <= 253
         && key != "."
-        && key != ".."
+        && !key.starts_with("..")
         && key
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))

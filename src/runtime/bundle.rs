@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
     get_default_mounts, get_default_readonly_paths, Capability, LinuxBuilder,
-    LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder, LinuxMemoryBuilder,
-    LinuxNamespace, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder,
-    LinuxResourcesBuilder, Mount, PosixRlimitBuilder, PosixRlimitType, ProcessBuilder, RootBuilder,
-    Spec, SpecBuilder, UserBuilder,
+    LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDeviceCgroup, LinuxDeviceCgroupBuilder,
+    LinuxDeviceType, LinuxMemoryBuilder, LinuxNamespace, LinuxNamespaceBuilder, LinuxNamespaceType,
+    LinuxPidsBuilder, LinuxResourcesBuilder, Mount, PosixRlimitBuilder, PosixRlimitType,
+    ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
 };
 
 use super::{CgroupVersion, ContainerConfig};
@@ -124,22 +124,71 @@ fn mounts() -> Vec<Mount> {
         .collect()
 }
 
-/// The default mounts plus a bind mount of each of the pod's files (not read-only, as the
-/// kubelet mounts `/etc/hosts`: some programs rewrite it).
-fn mounts_with_pod_files(files: &[super::PodFile]) -> Result<Vec<Mount>, String> {
+/// The default mounts, a bind mount of each of the pod's files (not read-only, as the
+/// kubelet mounts `/etc/hosts`: some programs rewrite it), then the container's volumes,
+/// parents before what is mounted inside them.
+fn all_mounts(cfg: &ContainerConfig) -> Result<Vec<Mount>, String> {
     let mut all = mounts();
-    for file in files {
-        all.push(
-            oci_spec::runtime::MountBuilder::default()
-                .destination(PathBuf::from(&file.destination))
-                .typ("bind")
-                .source(file.source.clone())
-                .options(vec!["rbind".to_owned(), "rprivate".to_owned()])
+    let bind = |source: &Path, destination: &str, options: Vec<&str>| {
+        oci_spec::runtime::MountBuilder::default()
+            .destination(PathBuf::from(destination))
+            .typ("bind")
+            .source(source.to_path_buf())
+            .options(options.into_iter().map(str::to_owned).collect::<Vec<_>>())
+            .build()
+            .map_err(|e| e.to_string())
+    };
+    for file in &cfg.pod_files {
+        all.push(bind(
+            &file.source,
+            &file.destination,
+            vec!["rbind", "rprivate"],
+        )?);
+    }
+    let mut volumes: Vec<&super::VolumeBind> = cfg.volume_mounts.iter().collect();
+    volumes.sort_by_key(|v| Path::new(&v.destination).components().count());
+    for volume in volumes {
+        let propagation = if volume.host_to_container {
+            "rslave"
+        } else {
+            "rprivate"
+        };
+        let mut options = vec!["rbind", propagation];
+        if volume.read_only {
+            options.push("ro");
+        }
+        all.push(bind(&volume.source, &volume.destination, options)?);
+    }
+    Ok(all)
+}
+
+/// Deny every device, then allow the ones the container's hostPath volumes name
+/// (libcgroups adds the default set: null, zero, full, random, urandom, tty, console,
+/// ptmx, pts).
+fn device_rules(devices: &[super::DeviceRule]) -> Result<Vec<LinuxDeviceCgroup>, String> {
+    let mut rules = vec![LinuxDeviceCgroupBuilder::default()
+        .allow(false)
+        .access("rwm")
+        .build()
+        .map_err(|e| e.to_string())?];
+    for device in devices {
+        let typ = if device.block {
+            LinuxDeviceType::B
+        } else {
+            LinuxDeviceType::C
+        };
+        rules.push(
+            LinuxDeviceCgroupBuilder::default()
+                .allow(true)
+                .typ(typ)
+                .major(device.major)
+                .minor(device.minor)
+                .access("rwm")
                 .build()
                 .map_err(|e| e.to_string())?,
         );
     }
-    Ok(all)
+    Ok(rules)
 }
 
 /// CPU shares from a request in millicores, as the kubelet computes them (within 2 and
@@ -258,15 +307,7 @@ pub(crate) fn build_spec(
         .build()
         .map_err(|e| e.to_string())?;
 
-    let mut resources = LinuxResourcesBuilder::default().devices(vec![
-        // Deny every device first; libcgroups then allows the default set (null, zero,
-        // full, random, urandom, tty, console, ptmx, pts).
-        LinuxDeviceCgroupBuilder::default()
-            .allow(false)
-            .access("rwm")
-            .build()
-            .map_err(|e| e.to_string())?,
-    ]);
+    let mut resources = LinuxResourcesBuilder::default().devices(device_rules(&cfg.devices)?);
     // Like Kubernetes: a limit without a request requests the limit.
     let request = cfg.cpu_request_millis.or(cfg.cpu_limit_millis);
     if request.is_some() || cfg.cpu_limit_millis.is_some() {
@@ -324,7 +365,7 @@ pub(crate) fn build_spec(
                 .map_err(|e| e.to_string())?,
         )
         .process(process)
-        .mounts(mounts_with_pod_files(&cfg.pod_files)?)
+        .mounts(all_mounts(cfg)?)
         .linux(linux)
         .build()
         .map_err(|e| e.to_string())?;
@@ -364,6 +405,8 @@ mod tests {
             seccomp_unconfined: false,
             privileged: false,
             pod_files: Vec::new(),
+            volume_mounts: Vec::new(),
+            devices: Vec::new(),
         }
     }
 

@@ -290,6 +290,8 @@ pub fn test_config(id: &str) -> ContainerConfig {
         seccomp_unconfined: false,
         privileged: false,
         pod_files: Vec::new(),
+        volume_mounts: Vec::new(),
+        devices: Vec::new(),
     }
 }
 

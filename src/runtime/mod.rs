@@ -103,6 +103,7 @@ mod seccomp;
 pub mod shim;
 mod signals;
 pub mod user;
+mod volumes;
 
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
@@ -114,6 +115,9 @@ pub use exec::{exec_helper_main, EXEC_FAILED, EXEC_TIMED_OUT};
 pub use libcontainer_runtime::LibcontainerRuntime;
 pub use oci_spec::runtime::Capability;
 pub use user::ProcessUser;
+pub use volumes::{
+    device_rule, mount_tmpfs, unmount_below, write_payload, DeviceRule, PayloadFile,
+};
 
 /// Where the runtime keeps its files and cgroups.
 #[derive(Clone, Debug)]
@@ -177,6 +181,24 @@ pub struct ContainerConfig {
     /// in the pod's sandbox directory.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pod_files: Vec<PodFile>,
+    /// The pod's volumes as this container mounts them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volume_mounts: Vec<VolumeBind>,
+    /// Devices (from `hostPath` volumes of type CharDevice/BlockDevice) the device cgroup
+    /// allows besides the default set.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<DeviceRule>,
+}
+
+/// A host directory or file bind-mounted into the container.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct VolumeBind {
+    pub source: PathBuf,
+    /// Absolute path inside the container.
+    pub destination: String,
+    pub read_only: bool,
+    /// `HostToContainer`: mounts made later below the source on the host show inside.
+    pub host_to_container: bool,
 }
 
 /// A file of the pod seen at `destination` in its containers.

@@ -234,6 +234,8 @@ pub(crate) fn remove(layout: &Layout, pod_uid: &str) -> Result<(), RuntimeError>
         }
     }
     let pod_dir = layout.pods_dir().join(pod_uid);
+    // Volumes on tmpfs: unmounted first, so the removal never reaches into a mount.
+    super::volumes::unmount_below(&pod_dir)?;
     match fs::remove_dir_all(&pod_dir) {
         Ok(()) => {
             log::info!("removed sandbox of pod {pod_uid}");
