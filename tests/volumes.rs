@@ -102,7 +102,7 @@ spec:
       terminationGracePeriodSeconds: 1
       containers:
         - name: main
-          image: docker.io/library/busybox:latest
+          image: busybox:1.35
           command: ["sh", "-c", "echo started $(POD_NAMESPACE); exec sleep 100000"]
           envFrom:
             - configMapRef: {{name: app}}
@@ -222,7 +222,7 @@ spec:
   terminationGracePeriodSeconds: 1
   containers:
     - name: main
-      image: docker.io/library/busybox:latest
+      image: busybox:1.35
       command: ["sh", "-c", {reader:?}]
       volumeMounts: [{{name: live, mountPath: /config}}]
   volumes:
@@ -279,7 +279,7 @@ spec:
   terminationGracePeriodSeconds: 1
   containers:
     - name: main
-      image: docker.io/library/busybox:latest
+      image: busybox:1.35
       command: ["sleep", "100000"]
       volumeMounts: [{name: tls, mountPath: /run/tls, readOnly: true}]
   volumes:
@@ -321,7 +321,7 @@ spec:
   terminationGracePeriodSeconds: 1
   containers:
     - name: main
-      image: docker.io/library/busybox:latest
+      image: busybox:1.35
       command: ["sh", "-c", "echo mode=$MODE; exec sleep 100000"]
       env:
         - name: MODE
@@ -369,13 +369,13 @@ spec:
   securityContext: {runAsUser: 1000}
   containers:
     - name: writer
-      image: docker.io/library/busybox:latest
+      image: busybox:1.35
       command: ["sh", "-c", "echo from-writer > /cache/note; exec sleep 100000"]
       volumeMounts:
         - {name: cache, mountPath: /cache}
         - {name: scratch, mountPath: /scratch}
     - name: reader
-      image: docker.io/library/busybox:latest
+      image: busybox:1.35
       command: ["sleep", "100000"]
       volumeMounts: [{name: cache, mountPath: /shared, readOnly: true}]
   volumes:
@@ -415,16 +415,20 @@ spec:
 #[test]
 fn host_devices_are_usable_only_when_listed_as_devices() {
     let agent = TestAgent::start();
-    // A character device the default device cgroup does not allow (the numbers of
-    // /dev/kmsg), made in the test's own directory: one mount lists it as a
-    // CharDevice, the other only as a path.
-    let dev = agent.state.path().join("dev-kmsg");
-    let made = std::process::Command::new("mknod")
-        .args([dev.to_str().unwrap(), "c", "1", "11"])
-        .status()
-        .unwrap();
-    assert!(made.success());
-    let dev = dev.to_str().unwrap();
+    // Character devices the default device cgroup does not allow, made in the test's
+    // own directory: 1:11 (/dev/kmsg's numbers) listed as a CharDevice, 1:12 mounted as
+    // a plain path. The device cgroup decides by numbers, not by path.
+    let make = |name: &str, minor: &str| {
+        let path = agent.state.path().join(name);
+        let made = std::process::Command::new("mknod")
+            .args([path.to_str().unwrap(), "c", "1", minor])
+            .status()
+            .unwrap();
+        assert!(made.success());
+        path.to_str().unwrap().to_owned()
+    };
+    let dev = make("dev-listed", "11");
+    let other = make("dev-unlisted", "12");
     apply(
         &agent,
         &format!(
@@ -443,7 +447,7 @@ spec:
   terminationGracePeriodSeconds: 1
   containers:
     - name: main
-      image: docker.io/library/busybox:latest
+      image: busybox:1.35
       command: ["sleep", "100000"]
       volumeMounts:
         - {{name: listed, mountPath: /dev/listed}}
@@ -453,7 +457,7 @@ spec:
     - name: listed
       hostPath: {{path: {dev}, type: CharDevice}}
     - name: unlisted
-      hostPath: {{path: {dev}}}
+      hostPath: {{path: {other}}}
     - name: gpiomem
       hostPath: {{path: /dev/null, type: CharDevice}}
 "#
@@ -484,7 +488,7 @@ spec:
     // The default level (baseline) refuses a hostPath outright.
     let out = agent.apply_yaml(
         "apiVersion: v1\nkind: Pod\nmetadata:\n  name: sneaky\nspec:\n  containers:\n    \
-         - name: main\n      image: docker.io/library/busybox:latest\n      \
+         - name: main\n      image: busybox:1.35\n      \
          volumeMounts: [{name: root, mountPath: /host}]\n  \
          volumes: [{name: root, hostPath: {path: /}}]\n",
     );
