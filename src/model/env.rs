@@ -2,7 +2,7 @@
 //! ConfigMaps and Secrets, fields of the pod (the downward API) and resources of a
 //! container, and whole ConfigMaps or Secrets through `envFrom`.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
@@ -47,7 +47,10 @@ pub struct ResourceFieldSelector {
     #[serde(skip_serializing_if = "String::is_empty")]
     pub container_name: String,
     pub resource: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "optional_quantity"
+    )]
     pub divisor: Option<String>,
 }
 
@@ -108,4 +111,23 @@ pub fn subscripted_field(path: &str) -> Option<(&str, &str)> {
     let (map, rest) = path.split_once("['")?;
     let key = rest.strip_suffix("']")?;
     matches!(map, "metadata.labels" | "metadata.annotations").then_some((map, key))
+}
+
+/// A quantity that YAML users may write unquoted (`divisor: 1`), as Kubernetes accepts:
+/// a number is kept as its decimal text.
+pub(crate) fn optional_quantity<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum QuantityInput {
+        Text(String),
+        Number(serde_json::Number),
+    }
+    Ok(
+        Option::<QuantityInput>::deserialize(deserializer)?.map(|value| match value {
+            QuantityInput::Text(text) => text,
+            QuantityInput::Number(number) => number.to_string(),
+        }),
+    )
 }

@@ -93,7 +93,9 @@ pub use probe::{
     resolve_port, ExecAction, HttpGetAction, HttpHeader, Lifecycle, LifecycleHandler, Probe,
     TcpSocketAction,
 };
-pub use quantity::{parse_cpu_millis, parse_memory_bytes, MAX_CPU_MILLIS, MAX_MEMORY_BYTES};
+pub use quantity::{
+    parse_cpu_millis, parse_memory_bytes, same_quantity, MAX_CPU_MILLIS, MAX_MEMORY_BYTES,
+};
 pub use replica_set::{ReplicaSet, ReplicaSetSpec, ReplicaSetStatus};
 pub use security::{
     capability_name, effective_capabilities, effective_security_context, Capabilities,
@@ -110,10 +112,10 @@ pub use service::{
 };
 
 pub use volume::{
-    ConfigMapProjection, ConfigMapVolumeSource, DownwardApiProjection, DownwardApiVolumeFile,
-    DownwardApiVolumeSource, EmptyDirVolumeSource, HostPathVolumeSource, KeyToPath,
-    PersistentVolumeClaimVolumeSource, ProjectedVolumeSource, SecretVolumeSource, Volume,
-    VolumeMount, VolumeProjection, DEFAULT_FILE_MODE, HOST_PATH_TYPES, MOUNT_PROPAGATIONS,
+    octal_mode, ConfigMapProjection, ConfigMapVolumeSource, DownwardApiProjection,
+    DownwardApiVolumeFile, DownwardApiVolumeSource, EmptyDirVolumeSource, HostPathVolumeSource,
+    KeyToPath, PersistentVolumeClaimVolumeSource, ProjectedVolumeSource, SecretVolumeSource,
+    Volume, VolumeMount, VolumeProjection, DEFAULT_FILE_MODE, HOST_PATH_TYPES, MOUNT_PROPAGATIONS,
 };
 
 use serde::Serialize;

@@ -8,8 +8,8 @@
 //! before it starts a container, with the level of the namespace as stored on the board.
 //!
 //! Only the controls berth has fields for are checked: there are no `hostPID`, `hostIPC`,
-//! volumes, `procMount`, sysctls, AppArmor, SELinux or Windows options (validation refuses
-//! them by name), so their controls have nothing to look at. The version label
+//! `procMount`, sysctls, AppArmor, SELinux or Windows options (validation refuses them by
+//! name), so their controls have nothing to look at. The version label
 //! (`enforce-version`) is not consulted: the rules are always the latest ones.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -153,13 +153,14 @@ pub fn forbidden_message(
 
 /// Every control of `level` that `spec` (at `path`: `spec`, or `spec.template.spec`)
 /// fails, in the order Kubernetes reports them. `restricted` replaces baseline's
-/// capability and seccomp controls with its stricter ones, as Kubernetes does.
+/// capability, seccomp and hostPath controls with its stricter ones, as Kubernetes does.
 pub fn check_pod_spec(level: PodSecurityLevel, spec: &PodSpec, path: &str) -> Vec<Violation> {
     let pod = PodView { spec, path };
     let checks: &[fn(&PodView) -> Option<Violation>] = match level {
         PodSecurityLevel::Privileged => &[],
         PodSecurityLevel::Baseline => &[
             host_namespaces,
+            host_path_volumes,
             privileged,
             baseline_capabilities,
             host_ports,
@@ -171,6 +172,7 @@ pub fn check_pod_spec(level: PodSecurityLevel, spec: &PodSpec, path: &str) -> Ve
             host_ports,
             allow_privilege_escalation,
             restricted_capabilities,
+            restricted_volumes,
             run_as_non_root,
             run_as_user,
             restricted_seccomp,
@@ -251,6 +253,75 @@ fn host_namespaces(pod: &PodView) -> Option<Violation> {
         detail: "hostNetwork=true".to_owned(),
         fields: vec![forbidden(pod.field("hostNetwork"), REASON)],
     })
+}
+
+/// `volume "a"` or `volumes "a", "b"`.
+fn volumes_phrase(names: &[&str]) -> String {
+    let noun = if names.len() == 1 {
+        "volume"
+    } else {
+        "volumes"
+    };
+    format!("{noun} {}", quoted(names))
+}
+
+fn host_path_volumes(pod: &PodView) -> Option<Violation> {
+    const REASON: &str = "hostPath volumes";
+    let mut names = Vec::new();
+    let mut fields = Vec::new();
+    for (i, volume) in pod.spec.volumes.iter().enumerate() {
+        if volume.host_path.is_some() {
+            names.push(volume.name.as_str());
+            fields.push(forbidden(
+                pod.field(&format!("volumes[{i}].hostPath")),
+                REASON,
+            ));
+        }
+    }
+    violation(REASON, vec![volumes_phrase(&names)], fields)
+}
+
+/// The volume types `restricted` allows: none of them shows the pod the node's own files.
+const RESTRICTED_VOLUME_TYPES: [&str; 8] = [
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
+];
+
+fn restricted_volumes(pod: &PodView) -> Option<Violation> {
+    const REASON: &str = "restricted volume types";
+    let mut names = Vec::new();
+    let mut types = BTreeSet::new();
+    let mut fields = Vec::new();
+    for (i, volume) in pod.spec.volumes.iter().enumerate() {
+        let kind = volume.source_kind();
+        if !RESTRICTED_VOLUME_TYPES.contains(&kind) {
+            names.push(volume.name.as_str());
+            types.insert(kind);
+            fields.push(forbidden(
+                pod.field(&format!("volumes[{i}].{kind}")),
+                REASON,
+            ));
+        }
+    }
+    let types: Vec<&str> = types.into_iter().collect();
+    let verb = if names.len() == 1 { "uses" } else { "use" };
+    let noun = if types.len() == 1 {
+        "restricted volume type"
+    } else {
+        "restricted volume types"
+    };
+    let detail = format!(
+        "{} {verb} {noun} {}",
+        volumes_phrase(&names),
+        quoted(&types)
+    );
+    violation(REASON, vec![detail], fields)
 }
 
 fn privileged(pod: &PodView) -> Option<Violation> {

@@ -25,6 +25,25 @@ pub const MAX_MEMORY_BYTES: u64 = i64::MAX as u64;
 /// enforced, and its quota would wrap an int64 from about 9.2 × 10^13 cores on.
 pub const MAX_CPU_MILLIS: u64 = 100_000_000 * 1000;
 
+/// Whether `a` and `b` are valid quantities of the same value (`1000m` and `1`, `1Ki` and
+/// `1024`), compared exactly: what a `resourceFieldRef` divisor is checked with.
+pub fn same_quantity(a: &str, b: &str) -> bool {
+    let (Ok(a), Ok(b)) = (parse_quantity(a), parse_quantity(b)) else {
+        return false;
+    };
+    // Both as integers in units of the smaller power of ten. Equal values scale to the
+    // same integer, so when one overflows they differ or both overflow (then they are
+    // far beyond anything compared here).
+    let unit = a.decimal_exp.min(b.decimal_exp);
+    let scaled = |q: &Quantity| {
+        let power = u32::try_from(q.decimal_exp - unit).ok()?;
+        q.mantissa
+            .checked_mul(1u128.checked_shl(q.binary_exp)?)?
+            .checked_mul(10u128.checked_pow(power)?)
+    };
+    matches!((scaled(&a), scaled(&b)), (Some(x), Some(y)) if x == y)
+}
+
 /// Largest decimal exponent accepted; far beyond anything meaningful, small enough that
 /// the arithmetic below cannot misbehave.
 const MAX_EXPONENT: i32 = 60;
@@ -217,6 +236,30 @@ mod tests {
         assert!(parse_memory_bytes("100Ei")
             .unwrap_err()
             .contains("too large"));
+    }
+
+    #[test]
+    fn same_quantity_compares_values_exactly() {
+        for (a, b) in [
+            ("1", "1000m"),
+            ("1m", "0.001"),
+            ("1k", "1000"),
+            ("1Ki", "1024"),
+            ("1Ei", "1152921504606846976"),
+            ("1E", "1e18"),
+            ("0", "0m"),
+        ] {
+            assert!(same_quantity(a, b), "{a} = {b}");
+        }
+        for (a, b) in [
+            ("1", "1m"),
+            ("1k", "1Ki"),
+            ("1G", "999999999.5"),
+            ("1", "1x"),
+            ("", ""),
+        ] {
+            assert!(!same_quantity(a, b), "{a} != {b}");
+        }
     }
 
     #[test]

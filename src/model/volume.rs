@@ -2,7 +2,7 @@
 //! `secret`, `downwardAPI`, `projected`, `emptyDir`, `hostPath` and
 //! `persistentVolumeClaim`. Each volume has exactly one source (validation makes sure).
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::model::env::{ObjectFieldSelector, ResourceFieldSelector};
 
@@ -35,7 +35,10 @@ pub struct Volume {
 pub struct KeyToPath {
     pub key: String,
     pub path: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "optional_mode"
+    )]
     pub mode: Option<i32>,
 }
 
@@ -45,7 +48,10 @@ pub struct ConfigMapVolumeSource {
     pub name: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub items: Vec<KeyToPath>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "optional_mode"
+    )]
     pub default_mode: Option<i32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub optional: Option<bool>,
@@ -57,7 +63,10 @@ pub struct SecretVolumeSource {
     pub secret_name: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub items: Vec<KeyToPath>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "optional_mode"
+    )]
     pub default_mode: Option<i32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub optional: Option<bool>,
@@ -72,7 +81,10 @@ pub struct DownwardApiVolumeFile {
     pub field_ref: Option<ObjectFieldSelector>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resource_field_ref: Option<ResourceFieldSelector>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "optional_mode"
+    )]
     pub mode: Option<i32>,
 }
 
@@ -81,7 +93,10 @@ pub struct DownwardApiVolumeFile {
 pub struct DownwardApiVolumeSource {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub items: Vec<DownwardApiVolumeFile>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "optional_mode"
+    )]
     pub default_mode: Option<i32>,
 }
 
@@ -119,7 +134,10 @@ pub struct DownwardApiProjection {
 #[serde(rename_all = "camelCase", default)]
 pub struct ProjectedVolumeSource {
     pub sources: Vec<VolumeProjection>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "optional_mode"
+    )]
     pub default_mode: Option<i32>,
 }
 
@@ -129,7 +147,10 @@ pub struct EmptyDirVolumeSource {
     /// `""` (the node's disk) or `Memory` (tmpfs).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub medium: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::model::env::optional_quantity"
+    )]
     pub size_limit: Option<String>,
 }
 
@@ -206,5 +227,35 @@ impl Volume {
         } else {
             "emptyDir"
         }
+    }
+}
+
+/// A file mode written with a leading zero (`0400`): octal to Kubernetes, whose YAML is
+/// 1.1, but a string to berth's YAML 1.2 parser, so it arrives as text. `None` when the
+/// text is not a zero followed by octal digits.
+pub fn octal_mode(text: &str) -> Option<i64> {
+    let digits = text.strip_prefix('0')?;
+    if digits.is_empty() || !digits.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+        return None;
+    }
+    i64::from_str_radix(digits, 8).ok()
+}
+
+/// A file mode as a number or as YAML 1.1's octal text ([`octal_mode`]); validation has
+/// already checked the range.
+fn optional_mode<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<i32>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ModeInput {
+        Number(i32),
+        Text(String),
+    }
+    match Option::<ModeInput>::deserialize(deserializer)? {
+        None => Ok(None),
+        Some(ModeInput::Number(mode)) => Ok(Some(mode)),
+        Some(ModeInput::Text(text)) => octal_mode(&text)
+            .and_then(|mode| i32::try_from(mode).ok())
+            .map(Some)
+            .ok_or_else(|| serde::de::Error::custom(format!("invalid file mode {text:?}"))),
     }
 }

@@ -406,3 +406,64 @@ fn the_refusal_reads_like_kubernetes_and_names_template_paths() {
         "violates PodSecurity \"baseline:latest\": host namespaces (hostNetwork=true)"
     );
 }
+
+/// `HARDENED` with `volumes` added.
+fn hardened_with(volumes: &str) -> String {
+    format!("{HARDENED}volumes:\n{volumes}")
+}
+
+const EVERY_VOLUME: &str = "- {name: config, configMap: {name: app}}
+- {name: creds, secret: {secretName: db}}
+- {name: info, downwardAPI: {items: [{path: name, fieldRef: {fieldPath: metadata.name}}]}}
+- {name: all, projected: {sources: [{configMap: {name: app}}]}}
+- {name: scratch, emptyDir: {medium: Memory}}
+- {name: data, persistentVolumeClaim: {claimName: data}}
+";
+
+#[test]
+fn baseline_and_restricted_allow_volumes_that_show_no_host_files() {
+    let yaml = hardened_with(EVERY_VOLUME);
+    assert!(found(Baseline, &yaml).is_empty());
+    assert!(found(Restricted, &yaml).is_empty());
+}
+
+#[test]
+fn baseline_forbids_host_path_volumes() {
+    let one = hardened_with("- {name: scratch, emptyDir: {}}\n- {name: i2c, hostPath: {path: /dev/i2c-1, type: CharDevice}}\n");
+    assert_eq!(found(Baseline, &one), ["hostPath volumes (volume \"i2c\")"]);
+    assert_eq!(
+        fields(Baseline, &one),
+        ["spec.volumes[1].hostPath: forbidden: hostPath volumes"]
+    );
+    let two = format!(
+        "{GREEDY}volumes:\n- {{name: a, hostPath: {{path: /srv/a}}}}\n- {{name: b, hostPath: {{path: /srv/b}}}}\n"
+    );
+    let reported = found(Baseline, &two);
+    // Beside the other controls, one report naming both volumes.
+    assert_eq!(reported[0], "host namespaces (hostNetwork=true)");
+    assert_eq!(reported[1], "hostPath volumes (volumes \"a\", \"b\")");
+    assert!(reported[2].starts_with("privileged ("));
+    assert!(found(Privileged, &two).is_empty());
+}
+
+#[test]
+fn restricted_allows_only_its_volume_types() {
+    let yaml = hardened_with(
+        "- {name: cache, emptyDir: {}}\n- {name: dev, hostPath: {path: /dev/gpiomem}}\n",
+    );
+    assert_eq!(
+        found(Restricted, &yaml),
+        ["restricted volume types (volume \"dev\" uses restricted volume type \"hostPath\")"]
+    );
+    assert_eq!(
+        fields(Restricted, &yaml),
+        ["spec.volumes[1].hostPath: forbidden: restricted volume types"]
+    );
+    // Restricted's control replaces baseline's hostPath one: one report, not two.
+    let two =
+        hardened_with("- {name: a, hostPath: {path: /a}}\n- {name: b, hostPath: {path: /b}}\n");
+    assert_eq!(
+        found(Restricted, &two),
+        ["restricted volume types (volumes \"a\", \"b\" use restricted volume type \"hostPath\")"]
+    );
+}

@@ -14,7 +14,7 @@ use crate::model::config::{
 /// Kubernetes' limit on the payload of one ConfigMap or Secret.
 const MAX_PAYLOAD: usize = 1024 * 1024;
 
-const KEY_RULE: &str =
+pub(super) const KEY_RULE: &str =
     "a valid config key must consist of alphanumeric characters, '-', '_' or '.'";
 
 /// `data[app.conf]`: keys may contain dots, so they are written in brackets.

@@ -7,12 +7,14 @@
 pub(in crate::model) mod checker;
 mod config;
 mod deployment;
+mod env;
 mod node_affinity;
 mod pod;
 mod pod_dns;
 mod probe;
 mod security;
 mod service;
+mod volume;
 
 use std::collections::BTreeMap;
 
@@ -27,6 +29,12 @@ use checker::{get, join, Checker, JsonObject};
 /// yaml` output that users re-apply) and dropped before the object is built.
 pub(crate) const SERVER_SET_METADATA: [&str; 4] =
     ["uid", "resourceVersion", "generation", "creationTimestamp"];
+
+/// Kubernetes keeps namespaces named `kube-*` for its own system; berth has none, and
+/// refuses them so that manifests never come to depend on such a name.
+const RESERVED_NAMESPACE_PREFIX: &str = "kube-";
+const RESERVED_NAMESPACE: &str =
+    "forbidden: names beginning with \"kube-\" are reserved for Kubernetes system namespaces";
 
 /// The outcome of validating one document.
 pub(crate) struct Checked {
@@ -155,6 +163,8 @@ fn check_metadata(c: &mut Checker, top: &JsonObject, kind: Kind) {
             };
             if !valid {
                 c.error("metadata.name", format!("invalid name {name:?}: {rule}"));
+            } else if kind == Kind::Namespace && name.starts_with(RESERVED_NAMESPACE_PREFIX) {
+                c.error("metadata.name", RESERVED_NAMESPACE);
             }
         }
     }
@@ -165,6 +175,8 @@ fn check_metadata(c: &mut Checker, top: &JsonObject, kind: Kind) {
                     "metadata.namespace",
                     format!("invalid name {namespace:?}: {DNS1123_LABEL_RULE}"),
                 );
+            } else if kind.namespaced() && namespace.starts_with(RESERVED_NAMESPACE_PREFIX) {
+                c.error("metadata.namespace", RESERVED_NAMESPACE);
             }
         }
     }

@@ -7,6 +7,7 @@ use serde_json::Value;
 use super::checker::{get, index, join, Checker, JsonObject};
 use super::probe::{check_lifecycle, check_probe, PROBE_FIELDS};
 use super::security::{check_container_security_context, check_pod_security_context};
+use super::volume::PodNames;
 use crate::model::names::{DNS1123_LABEL_RULE, DNS1123_SUBDOMAIN_RULE};
 use crate::model::{
     is_dns1123_label, is_dns1123_subdomain, is_iana_svc_name, parse_cpu_millis, parse_memory_bytes,
@@ -43,6 +44,7 @@ pub(super) fn check_pod_spec(c: &mut Checker, value: Option<&Value>, path: &str,
             "hostAliases",
             "affinity",
             "tolerations",
+            "volumes",
         ],
     );
     if let Some(value) = get(spec, "affinity") {
@@ -59,6 +61,11 @@ pub(super) fn check_pod_spec(c: &mut Checker, value: Option<&Value>, path: &str,
         check_pod_security_context(c, value, &join(path, "securityContext"));
     }
 
+    let pod = PodNames::of(spec);
+    if let Some(value) = get(spec, "volumes") {
+        super::volume::check_volumes(c, value, &join(path, "volumes"), &pod);
+    }
+
     // Read here for the hostPort rule; its type is checked below.
     let host_network = get(spec, "hostNetwork").and_then(Value::as_bool) == Some(true);
     let containers_path = join(path, "containers");
@@ -69,7 +76,7 @@ pub(super) fn check_pod_spec(c: &mut Checker, value: Option<&Value>, path: &str,
             let mut names = BTreeSet::new();
             for (i, item) in containers.iter().enumerate() {
                 let container_path = index(&containers_path, i);
-                check_container(c, item, &container_path, &mut names, host_network);
+                check_container(c, item, &container_path, &mut names, &pod, host_network);
             }
         }
     }
@@ -109,11 +116,13 @@ pub(super) fn check_pod_spec(c: &mut Checker, value: Option<&Value>, path: &str,
     }
 }
 
+/// `names` collects the container names seen so far; `pod` has every name of the pod.
 fn check_container<'a>(
     c: &mut Checker,
     value: &'a Value,
     path: &str,
     names: &mut BTreeSet<&'a str>,
+    pod: &PodNames,
     host_network: bool,
 ) {
     let Some(container) = c.object(value, path) else {
@@ -129,6 +138,8 @@ fn check_container<'a>(
             "command",
             "args",
             "env",
+            "envFrom",
+            "volumeMounts",
             "workingDir",
             "ports",
             "resources",
@@ -178,7 +189,13 @@ fn check_container<'a>(
         }
     }
     if let Some(value) = get(container, "env") {
-        check_env(c, value, &join(path, "env"));
+        super::env::check_env(c, value, &join(path, "env"), &pod.containers);
+    }
+    if let Some(value) = get(container, "envFrom") {
+        super::env::check_env_from(c, value, &join(path, "envFrom"));
+    }
+    if let Some(value) = get(container, "volumeMounts") {
+        super::volume::check_volume_mounts(c, value, &join(path, "volumeMounts"), pod);
     }
     if let Some(value) = get(container, "workingDir") {
         let dir_path = join(path, "workingDir");
@@ -272,31 +289,6 @@ pub(super) fn check_string_list(c: &mut Checker, value: &Value, path: &str) {
     if let Some(items) = c.list(value, path) {
         for (i, item) in items.iter().enumerate() {
             c.string(item, &index(path, i));
-        }
-    }
-}
-
-fn check_env(c: &mut Checker, value: &Value, path: &str) {
-    let Some(items) = c.list(value, path) else {
-        return;
-    };
-    for (i, item) in items.iter().enumerate() {
-        let item_path = index(path, i);
-        let Some(var) = c.object(item, &item_path) else {
-            continue;
-        };
-        c.only_fields(var, &item_path, &["name", "value"]);
-        let name_path = join(&item_path, "name");
-        if let Some(name) = required_string(c, var, &name_path, "name") {
-            if name.contains('=') {
-                c.error(
-                    &name_path,
-                    format!("invalid name {name:?}: must not contain '='"),
-                );
-            }
-        }
-        if let Some(value) = get(var, "value") {
-            c.string(value, &join(&item_path, "value"));
         }
     }
 }

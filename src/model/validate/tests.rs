@@ -103,9 +103,9 @@ fn env_rules() {
             "{name: c, image: i, env: [{name: A=B, value: x}, {value: y}, {name: C, valueFrom: {}}, {name: D, value: 1}]}",
         ),
         &[
-            "spec.containers[0].env[0].name: invalid name \"A=B\": must not contain '='",
+            &format!("spec.containers[0].env[0].name: invalid name \"A=B\": {}", super::env::ENV_NAME_RULE),
             "spec.containers[0].env[1].name: required value",
-            "spec.containers[0].env[2].valueFrom: field not supported by berth",
+            "spec.containers[0].env[2].valueFrom: must specify one of: `fieldRef`, `resourceFieldRef`, `configMapKeyRef` or `secretKeyRef`",
             "spec.containers[0].env[3].value: expected string",
         ],
     );
@@ -274,9 +274,9 @@ fn numbers_out_of_range_are_rejected_with_their_field() {
 #[test]
 fn pod_spec_rules() {
     assert_problems(
-        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  restartPolicy: Sometimes\n  terminationGracePeriodSeconds: -1\n  nodeName: Node_1\n  nodeSelector: {kubernetes.io/arch: arm64, bad key: x}\n  volumes: []\n",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  restartPolicy: Sometimes\n  terminationGracePeriodSeconds: -1\n  nodeName: Node_1\n  nodeSelector: {kubernetes.io/arch: arm64, bad key: x}\n  hostPID: true\n",
         &[
-            "spec.volumes: field not supported by berth",
+            "spec.hostPID: field not supported by berth",
             "spec.containers: required value",
             "spec.restartPolicy: unsupported value \"Sometimes\": supported values: \"Always\", \"OnFailure\", \"Never\"",
             "spec.nodeSelector: invalid key \"bad key\": the name part must be at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit, with an optional DNS subdomain prefix and '/'",
@@ -527,5 +527,77 @@ fn node_affinity_and_tolerations_are_checked_field_by_field() {
             "spec.tolerations[0].tolerationSeconds: field not supported by berth",
             "spec.tolerations[0].operator: value must be empty when `operator` is 'Exists'",
         ],
+    );
+}
+
+#[test]
+fn kube_prefixed_namespaces_are_reserved() {
+    let reserved =
+        "forbidden: names beginning with \"kube-\" are reserved for Kubernetes system namespaces";
+    assert_problems(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: kube-system}\n",
+        &[&format!("metadata.name: {reserved}")],
+    );
+    assert_problems(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: kube-public}\n",
+        &[&format!("metadata.namespace: {reserved}")],
+    );
+    assert_problems(
+        &format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: d, namespace: kube-x}}\nspec:\n  selector: {{matchLabels: {{app: a}}}}\n{TEMPLATE}"
+        ),
+        &[&format!("metadata.namespace: {reserved}")],
+    );
+    // Only the namespace prefix is reserved: `kubelet`, `my-kube-ns` and objects named
+    // `kube-*` are ordinary.
+    for namespace in ["kubelet", "my-kube-ns", "kube"] {
+        assert_problems(
+            &format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {namespace}}}\n"),
+            &[],
+        );
+    }
+    assert_problems(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: kube-proxy, namespace: edge}\n",
+        &[],
+    );
+}
+
+#[test]
+fn secrets_and_config_maps_over_one_mebibyte_are_refused() {
+    const MIB: usize = 1024 * 1024;
+    let too_long = |size: usize| format!("data: too long: {size} bytes, the limit is {MIB} bytes");
+    let config_map =
+        |data: &str| format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c}}\n{data}\n");
+    let secret =
+        |data: &str| format!("apiVersion: v1\nkind: Secret\nmetadata: {{name: s}}\n{data}\n");
+    // Exactly the limit is allowed.
+    assert_problems(
+        &config_map(&format!("data: {{a: {}}}", "x".repeat(MIB))),
+        &[],
+    );
+    // binaryData counts decoded, together with data.
+    let half = crate::model::base64::encode(&vec![7u8; MIB / 2]);
+    assert_problems(
+        &config_map(&format!(
+            "data: {{a: {}}}\nbinaryData: {{b: {half}}}",
+            "x".repeat(MIB / 2 + 1)
+        )),
+        &[&too_long(MIB + 1)],
+    );
+    // A Secret's data counts decoded, and stringData counts too.
+    let encoded = crate::model::base64::encode(&vec![1u8; MIB]);
+    assert_problems(&secret(&format!("data: {{a: {encoded}}}")), &[]);
+    assert_problems(
+        &secret(&format!("data: {{a: {encoded}}}\nstringData: {{b: x}}")),
+        &[&too_long(MIB + 1)],
+    );
+    assert_problems(
+        &secret(&format!("stringData: {{b: {}}}", "y".repeat(MIB + 2))),
+        &[&too_long(MIB + 2)],
+    );
+    // Bad base64 names its key, in brackets since keys may hold dots.
+    assert_problems(
+        &secret("data: {tls.key: 'not base64!', ok: b2s=}"),
+        &["data[tls.key]: invalid base64 value"],
     );
 }
