@@ -150,16 +150,6 @@ pub(super) fn secret_entries(secret: &Secret) -> BTreeMap<String, Vec<u8>> {
 /// A container's variables in order, and the `envFrom` keys skipped as invalid names.
 pub type ResolvedEnv = (Vec<(String, String)>, Vec<String>);
 
-/// Kubernetes' rule for the names of environment variables.
-pub(super) fn is_env_var_name(name: &str) -> bool {
-    let mut bytes = name.bytes();
-    match bytes.next() {
-        Some(first) if first.is_ascii_alphabetic() || matches!(first, b'-' | b'_' | b'.') => {}
-        _ => return false,
-    }
-    bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-}
-
 /// The environment a container's spec asks for, in the kubelet's order: `envFrom`
 /// sources first, then `env` entries, each expanded with what came before it. Also the
 /// keys `envFrom` skipped because they are not valid variable names (the kubelet tells
@@ -198,7 +188,7 @@ pub fn container_env_vars(
         };
         for (key, value) in entries {
             let name = format!("{}{key}", from.prefix);
-            if is_env_var_name(&name) {
+            if crate::model::is_env_var_name(&name) {
                 set(
                     &mut vars,
                     name,
@@ -364,10 +354,8 @@ pub(super) fn resource_value(
             ))
         }
     };
-    if divisor == 0 {
-        return Err(format!("invalid divisor {divisor:?}"));
-    }
-    Ok(amount.div_ceil(divisor).to_string())
+    // A zero divisor means 1, as in Kubernetes.
+    Ok(amount.div_ceil(divisor.max(1)).to_string())
 }
 
 /// Kubernetes' `$(VAR)` expansion: a defined variable is replaced by its value, `$$`

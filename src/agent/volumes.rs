@@ -180,10 +180,12 @@ fn set_up(
     }
     let empty_dir = volume.empty_dir.clone().unwrap_or_default();
     if empty_dir.medium == "Memory" {
+        // A zero limit is no limit, as tmpfs reads `size=0`.
         let size = match &empty_dir.size_limit {
             Some(limit) => Some(parse_memory_bytes(limit).map_err(|e| failed(&volume.name, e))?),
             None => None,
-        };
+        }
+        .filter(|size| *size > 0);
         runtime::mount_tmpfs(&dir, size, 0o777).map_err(|e| failed(&volume.name, e))
     } else {
         fs::create_dir_all(&dir)

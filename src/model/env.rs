@@ -106,6 +106,12 @@ pub const VOLUME_FIELD_PATHS: [&str; 5] = [
     "metadata.annotations",
 ];
 
+/// Kubernetes' rule for the name of an environment variable (relaxed, the default since
+/// 1.32): printable ASCII other than `=`, not empty. `envFrom` skips keys that break it.
+pub fn is_env_var_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| (32..=126).contains(&b) && b != b'=')
+}
+
 /// `metadata.labels['app']` → (`metadata.labels`, `app`).
 pub fn subscripted_field(path: &str) -> Option<(&str, &str)> {
     let (map, rest) = path.split_once("['")?;

@@ -61,8 +61,9 @@ pub use deployment::{
 };
 pub use duration::{format_duration, parse_duration};
 pub use env::{
-    subscripted_field, EnvFromSource, EnvVarSource, KeySelector, NameSelector, ObjectFieldSelector,
-    ResourceFieldSelector, ENV_FIELD_PATHS, RESOURCE_FIELDS, VOLUME_FIELD_PATHS,
+    is_env_var_name, subscripted_field, EnvFromSource, EnvVarSource, KeySelector, NameSelector,
+    ObjectFieldSelector, ResourceFieldSelector, ENV_FIELD_PATHS, RESOURCE_FIELDS,
+    VOLUME_FIELD_PATHS,
 };
 pub use event::{Event, EventObjectReference, EventSource, EventType};
 pub use hash::{pod_template_hash, spec_hash};

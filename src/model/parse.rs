@@ -101,10 +101,7 @@ fn split_documents(text: &str) -> Vec<Result<Value, String>> {
     let mut documents = Vec::new();
     for document in serde_yaml_ng::Deserializer::from_str(text) {
         match Value::deserialize(document) {
-            Ok(mut value) => {
-                octal_modes_in_volumes(&mut value, false);
-                documents.push(Ok(value))
-            }
+            Ok(value) => documents.push(Ok(value)),
             Err(e) => {
                 documents.push(Err(format!("invalid YAML: {e}")));
                 break;
@@ -112,36 +109,6 @@ fn split_documents(text: &str) -> Vec<Result<Value, String>> {
         }
     }
     documents
-}
-
-/// File modes in volumes (`defaultMode: 0400`) are octal in Kubernetes manifests, whose
-/// YAML 1.1 reads a leading zero so; the YAML 1.2 parser here reads such a scalar as a
-/// string. Within `volumes` only, `mode`/`defaultMode` strings of octal digits with a
-/// leading zero become the numbers Kubernetes would see.
-fn octal_modes_in_volumes(value: &mut Value, in_volumes: bool) {
-    match value {
-        Value::Array(items) => {
-            for item in items {
-                octal_modes_in_volumes(item, in_volumes);
-            }
-        }
-        Value::Object(fields) => {
-            for (key, field) in fields.iter_mut() {
-                if in_volumes && (key == "mode" || key == "defaultMode") {
-                    let octal = field.as_str().and_then(|text| {
-                        let digits = text.strip_prefix('0').filter(|d| !d.is_empty())?;
-                        i64::from_str_radix(digits, 8).ok()
-                    });
-                    if let Some(number) = octal {
-                        *field = Value::from(number);
-                    }
-                } else {
-                    octal_modes_in_volumes(field, in_volumes || key == "volumes");
-                }
-            }
-        }
-        _ => {}
-    }
 }
 
 /// Validates one parsed document, expanding `List`s, and either builds its objects or

@@ -421,18 +421,3 @@ fn secrets_fold_string_data_into_data() {
     let round = Object::from_json(json).unwrap();
     assert_eq!(round, objects[0]);
 }
-
-#[test]
-fn octal_modes_in_volumes_read_as_kubernetes_reads_them() {
-    let docs = split_documents(
-        "spec:\n  volumes:\n    - secret: {defaultMode: 0400, items: [{mode: 0644}]}\n      \
-         x: {mode: '0600'}\ndata:\n  mode: '0400'\n",
-    );
-    let doc = docs[0].as_ref().unwrap();
-    let volume = &doc["spec"]["volumes"][0];
-    assert_eq!(volume["secret"]["defaultMode"], 256);
-    assert_eq!(volume["secret"]["items"][0]["mode"], 420);
-    assert_eq!(volume["x"]["mode"], 384);
-    // Outside volumes, a string stays a string.
-    assert_eq!(doc["data"]["mode"], "0400");
-}

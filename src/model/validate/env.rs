@@ -16,9 +16,10 @@ use crate::model::{
     ENV_FIELD_PATHS, RESOURCE_FIELDS,
 };
 
-/// Kubernetes' rule for environment variable names (`[-._a-zA-Z][-._a-zA-Z0-9]*`).
-pub(super) const ENV_NAME_RULE: &str = "a valid environment variable name must consist of \
-     letters, digits, '_', '-' or '.', and must not start with a digit";
+/// Kubernetes' rule for environment variable names since its relaxed validation became
+/// the default (1.32): any printable ASCII but `=`.
+pub(super) const ENV_NAME_RULE: &str = "a valid environment variable name must consist only of \
+     printable ASCII characters other than '='";
 
 /// The sources of `valueFrom`, in the order Kubernetes names them in its messages.
 const VALUE_SOURCES: [&str; 4] = [
@@ -36,18 +37,7 @@ const MEMORY_DIVISORS: [&str; 13] = [
 
 /// Why `name` is not a valid environment variable name, if it is not.
 pub(super) fn env_name_problem(name: &str) -> Option<&'static str> {
-    let allowed = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.');
-    let bytes = name.as_bytes();
-    if bytes.first().is_none_or(u8::is_ascii_digit) || !bytes.iter().all(|b| allowed(*b)) {
-        return Some(ENV_NAME_RULE);
-    }
-    // Kubernetes keeps these out because the same names become file names elsewhere.
-    match name {
-        "." => Some("must not be '.'"),
-        ".." => Some("must not be '..'"),
-        _ if name.starts_with("..") => Some("must not start with '..'"),
-        _ => None,
-    }
+    (!crate::model::is_env_var_name(name)).then_some(ENV_NAME_RULE)
 }
 
 /// `env`. `containers` are the pod's container names, which a `resourceFieldRef` may

@@ -59,12 +59,7 @@ fn names_follow_kubernetes_env_rule() {
                {name: ''}, {name: _ok}, {name: .ok}, {name: -ok.1}]",
         ),
         &[
-            &format!("{at}[0].name: invalid name \"1ST\": {ENV_NAME_RULE}"),
-            &format!("{at}[1].name: invalid name \"A B\": {ENV_NAME_RULE}"),
             &format!("{at}[2].name: invalid name \"A=B\": {ENV_NAME_RULE}"),
-            &format!("{at}[3].name: invalid name \".\": must not be '.'"),
-            &format!("{at}[4].name: invalid name \"..\": must not be '..'"),
-            &format!("{at}[5].name: invalid name \"..x\": must not start with '..'"),
             &format!("{at}[6].name: required value"),
         ],
     );
@@ -196,12 +191,10 @@ fn env_from_has_one_named_source_and_a_usable_prefix() {
                 "{at}[3]: may not have more than one field specified at a time: \"configMapRef\", \
                  \"secretRef\""
             ),
-            &format!("{at}[4].prefix: invalid prefix \"1_\": {ENV_NAME_RULE}"),
             &format!("{at}[4].configMapRef.name: required value"),
             &format!("{at}[5].prefix: invalid prefix \"A=\": {ENV_NAME_RULE}"),
             &format!("{at}[5].secretRef.name: invalid name \"Db\": {DNS1123_SUBDOMAIN_RULE}"),
             &format!("{at}[5].secretRef.optional: expected boolean"),
-            &format!("{at}[6].prefix: invalid prefix \"..\": must not be '..'"),
             &format!("{at}[6].configMapRef.key: field not supported by berth"),
         ],
     );
