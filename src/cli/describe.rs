@@ -10,6 +10,7 @@ use crate::api::ApiError;
 use crate::model::Kind;
 
 mod events;
+mod pod_volumes;
 mod service;
 mod workload;
 
@@ -356,13 +357,11 @@ fn describe_pod(out: &mut String, pod: &Value) {
         if requests.is_object() {
             field(out, 4, "Requests", map_lines(requests).replace('=', ": "));
         }
+        pod_volumes::describe_container_config(out, container);
     }
     out.push_str("Conditions:\n");
-    for condition in at(pod, &["status", "conditions"])
-        .as_array()
-        .into_iter()
-        .flatten()
-    {
+    let conditions = at(pod, &["status", "conditions"]);
+    for condition in conditions.as_array().into_iter().flatten() {
         field(
             out,
             2,
@@ -370,6 +369,7 @@ fn describe_pod(out: &mut String, pod: &Value) {
             str_at(condition, &["status"]),
         );
     }
+    pod_volumes::describe_volumes(out, pod);
 }
 
 fn state_text(state: &Value) -> String {
