@@ -38,7 +38,7 @@ impl PodConfig {
     /// Reads every ConfigMap and Secret the pod's env, envFrom and volumes name.
     pub fn load(store: &Store, pod: &Pod) -> anyhow::Result<PodConfig> {
         let namespace = pod.metadata.namespace_or_empty();
-        let (config_maps, secrets) = referenced_names(pod);
+        let (config_maps, secrets) = pod.spec.config_references();
         let mut config = PodConfig::default();
         for name in config_maps {
             let found = match store.get("ConfigMap", namespace, &name)? {
@@ -76,51 +76,6 @@ impl PodConfig {
             .and_then(Option::as_ref)
             .ok_or_else(|| format!("secret {name:?} not found"))
     }
-}
-
-/// The names of the ConfigMaps and Secrets a pod refers to, each once.
-fn referenced_names(pod: &Pod) -> (Vec<String>, Vec<String>) {
-    let mut config_maps = Vec::new();
-    let mut secrets = Vec::new();
-    for container in &pod.spec.containers {
-        for from in &container.env_from {
-            if let Some(r) = &from.config_map_ref {
-                config_maps.push(r.name.clone());
-            }
-            if let Some(r) = &from.secret_ref {
-                secrets.push(r.name.clone());
-            }
-        }
-        for source in container.env.iter().filter_map(|e| e.value_from.as_ref()) {
-            if let Some(r) = &source.config_map_key_ref {
-                config_maps.push(r.name.clone());
-            }
-            if let Some(r) = &source.secret_key_ref {
-                secrets.push(r.name.clone());
-            }
-        }
-    }
-    for volume in &pod.spec.volumes {
-        if let Some(source) = &volume.config_map {
-            config_maps.push(source.name.clone());
-        }
-        if let Some(source) = &volume.secret {
-            secrets.push(source.secret_name.clone());
-        }
-        for source in volume.projected.iter().flat_map(|p| &p.sources) {
-            if let Some(source) = &source.config_map {
-                config_maps.push(source.name.clone());
-            }
-            if let Some(source) = &source.secret {
-                secrets.push(source.name.clone());
-            }
-        }
-    }
-    config_maps.sort();
-    config_maps.dedup();
-    secrets.sort();
-    secrets.dedup();
-    (config_maps, secrets)
 }
 
 /// A ConfigMap's text values and its binary ones, as bytes.

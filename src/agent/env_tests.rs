@@ -237,7 +237,7 @@ fn referenced_names_cover_env_and_volumes() {
         }
     }))
     .unwrap();
-    let (maps, secrets) = referenced_names(&pod);
-    assert_eq!(maps, ["cm1", "cm2", "cm3"]);
-    assert_eq!(secrets, ["s1", "s2"]);
+    let (maps, secrets) = pod.spec.config_references();
+    assert_eq!(Vec::from_iter(maps), ["cm1", "cm2", "cm3"]);
+    assert_eq!(Vec::from_iter(secrets), ["s1", "s2"]);
 }

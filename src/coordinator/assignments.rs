@@ -37,6 +37,7 @@ pub struct FleetObjects {
     /// With the status their agents reported (`status.addresses`).
     pub nodes: Vec<Record>,
     pub namespaces: Vec<Record>,
+    pub config_maps: Vec<Record>,
     pub secrets: Vec<Record>,
     pub pods: Vec<Record>,
     /// Services, Endpoints and EndpointSlices.
@@ -52,6 +53,7 @@ impl FleetObjects {
         Ok(FleetObjects {
             nodes: store.list("Node", None)?,
             namespaces: store.list("Namespace", None)?,
+            config_maps: store.list("ConfigMap", None)?,
             secrets: store.list("Secret", None)?,
             pods: store.list("Pod", None)?,
             services,
@@ -217,8 +219,8 @@ fn xor_into(into: &mut [u8; 32], other: &[u8; 32]) {
     }
 }
 
-/// One node's own part: the namespaces of its pods and of the Services, the secrets its
-/// pods pull with, its pods; its version digests them with `shared` (the digest of what
+/// One node's own part: the namespaces of its pods and of the Services, the ConfigMaps
+/// and Secrets its pods read or pull with, its pods; its version digests them with `shared` (the digest of what
 /// every node gets) and, for a node with a pod CIDR, that CIDR and its peers' digest.
 fn node_set(
     objects: &FleetObjects,
@@ -229,20 +231,27 @@ fn node_set(
 ) -> NodeSet {
     let mut wanted_namespaces = service_namespaces.clone();
     wanted_namespaces.extend(pods.iter().map(|p| p.namespace.as_str()));
-    let mut wanted_secrets: BTreeSet<(&str, &str)> = BTreeSet::new();
+    let mut wanted_secrets: BTreeSet<(&str, String)> = BTreeSet::new();
+    let mut wanted_config_maps: BTreeSet<(&str, String)> = BTreeSet::new();
     for pod in pods {
-        let refs = pod
-            .object
-            .pointer("/spec/imagePullSecrets")
-            .and_then(Value::as_array);
-        for name in refs
-            .into_iter()
-            .flatten()
-            .filter_map(|r| r.get("name")?.as_str())
-        {
-            wanted_secrets.insert((pod.namespace.as_str(), name));
-        }
+        let namespace = pod.namespace.as_str();
+        let spec = pod.object.get("spec").cloned().unwrap_or_default();
+        let Ok(spec) = serde_json::from_value::<crate::model::PodSpec>(spec) else {
+            continue;
+        };
+        let (config_maps, secrets) = spec.config_references();
+        let pull_secrets = spec.image_pull_secrets.into_iter().map(|r| r.name);
+        wanted_secrets.extend(
+            secrets
+                .into_iter()
+                .chain(pull_secrets)
+                .map(|s| (namespace, s)),
+        );
+        wanted_config_maps.extend(config_maps.into_iter().map(|c| (namespace, c)));
     }
+    let wanted = |set: &BTreeSet<(&str, String)>, record: &Record| {
+        set.contains(&(record.namespace.as_str(), record.name.clone()))
+    };
     let mut head = Vec::new();
     for ns in objects
         .namespaces
@@ -251,10 +260,17 @@ fn node_set(
     {
         head.push(pushed(ns));
     }
+    for config_map in objects
+        .config_maps
+        .iter()
+        .filter(|c| wanted(&wanted_config_maps, c))
+    {
+        head.push(pushed(config_map));
+    }
     for secret in objects
         .secrets
         .iter()
-        .filter(|s| wanted_secrets.contains(&(s.namespace.as_str(), s.name.as_str())))
+        .filter(|s| wanted(&wanted_secrets, s))
     {
         head.push(pushed(secret));
     }

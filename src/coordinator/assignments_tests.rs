@@ -310,3 +310,43 @@ fn only_ipv4_internal_addresses_make_peers() {
         Some(Ipv4Addr::new(10, 0, 0, 7))
     );
 }
+
+#[test]
+fn a_node_gets_the_config_its_pods_read() {
+    let mut reader = pod("r", Some("pi-1"), None);
+    reader.object["spec"]["containers"][0]["envFrom"] = json!([{"configMapRef": {"name": "app"}}]);
+    reader.object["spec"]["containers"][0]["volumeMounts"] =
+        json!([{"name": "s", "mountPath": "/s"}]);
+    reader.object["spec"]["volumes"] = json!([{"name": "s", "secret": {"secretName": "tls"}}]);
+    let objects = FleetObjects {
+        namespaces: vec![namespace("team")],
+        config_maps: vec![
+            namespaced("ConfigMap", "team", "app"),
+            namespaced("ConfigMap", "team", "unrelated"),
+            namespaced("ConfigMap", "other", "app"),
+        ],
+        secrets: vec![secret("tls"), secret("unrelated")],
+        pods: vec![reader, pod("b", Some("pi-2"), None)],
+        ..FleetObjects::default()
+    };
+    let all = AllAssignments::compute(&objects, &cluster());
+    assert_eq!(
+        kinds_and_names(&all.get("pi-1")),
+        [
+            ("Namespace", "team"),
+            ("ConfigMap", "app"),
+            ("Secret", "tls"),
+            ("Pod", "r")
+        ]
+    );
+    assert_eq!(
+        kinds_and_names(&all.get("pi-2")),
+        [("Namespace", "team"), ("Pod", "b")]
+    );
+    // A change to the ConfigMap is a new version for pi-1 only.
+    let mut changed = objects.clone();
+    changed.config_maps[0].object["data"] = json!({"k": "v2"});
+    let after = AllAssignments::compute(&changed, &cluster());
+    assert_ne!(after.get("pi-1").version, all.get("pi-1").version);
+    assert_eq!(after.get("pi-2").version, all.get("pi-2").version);
+}

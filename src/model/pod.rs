@@ -1,6 +1,6 @@
 //! The Pod kind: spec (what to run) and status (what the agent observed).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -93,6 +93,32 @@ impl Default for PodSpec {
 }
 
 impl PodSpec {
+    /// The names of the ConfigMaps and Secrets the containers read through `env`,
+    /// `envFrom` and volumes (not `imagePullSecrets`), each once.
+    pub fn config_references(&self) -> (BTreeSet<String>, BTreeSet<String>) {
+        let mut config_maps = BTreeSet::new();
+        let mut secrets = BTreeSet::new();
+        for container in &self.containers {
+            for from in &container.env_from {
+                config_maps.extend(from.config_map_ref.iter().map(|r| r.name.clone()));
+                secrets.extend(from.secret_ref.iter().map(|r| r.name.clone()));
+            }
+            for source in container.env.iter().filter_map(|e| e.value_from.as_ref()) {
+                config_maps.extend(source.config_map_key_ref.iter().map(|r| r.name.clone()));
+                secrets.extend(source.secret_key_ref.iter().map(|r| r.name.clone()));
+            }
+        }
+        for volume in &self.volumes {
+            config_maps.extend(volume.config_map.iter().map(|s| s.name.clone()));
+            secrets.extend(volume.secret.iter().map(|s| s.secret_name.clone()));
+            for source in volume.projected.iter().flat_map(|p| &p.sources) {
+                config_maps.extend(source.config_map.iter().map(|s| s.name.clone()));
+                secrets.extend(source.secret.iter().map(|s| s.name.clone()));
+            }
+        }
+        (config_maps, secrets)
+    }
+
     /// `spec.dnsPolicy`, defaulted as Kubernetes does.
     pub fn dns_policy(&self) -> &str {
         self.dns_policy.as_deref().unwrap_or(DEFAULT_DNS_POLICY)
