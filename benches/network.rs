@@ -93,10 +93,17 @@ fn main() {
     ];
     let net = Agent::start(&berth, &board, "net", &net_args, image);
 
-    if std::env::var("BENCH_ONLY").as_deref() == Ok("rollout") {
-        // For working on the rollout figures alone (not used by scripts/bench).
-        print!("{}", report_rollouts(&rollouts(&net, &board)));
-        return;
+    // For working on one set of figures alone (not used by scripts/bench).
+    match std::env::var("BENCH_ONLY").as_deref() {
+        Ok("rollout") => {
+            print!("{}", report_rollouts(&rollouts(&net, &board)));
+            return;
+        }
+        Ok("footprint") => {
+            print!("{}", report_footprint(&footprint(&plain, &net, idle), idle));
+            return;
+        }
+        _ => {}
     }
     let (start_plain, start_net) = pod_start(&plain, &net, &board);
     let attach = attach_alone(id);
