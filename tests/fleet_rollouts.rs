@@ -11,66 +11,17 @@ mod fleet_support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use common::{wait_for, TestAgent};
-use fleet_support::{TestCoordinator, TestNetwork};
+use common::wait_for;
+use fleet_support::{Fleet, TestCoordinator};
 use serde_json::Value;
-
-const GENERIC: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/board-configs/generic-x86_64.yaml"
-);
-
-struct Fleet {
-    // Dropped in this order: agents, coordinator, network.
-    agents: Vec<TestAgent>,
-    coordinator: TestCoordinator,
-    network: TestNetwork,
-}
 
 /// A coordinator and one board per (name, extra node labels), all joined and Ready.
 fn fleet(boards: &[(&str, &str)]) -> Fleet {
-    fleet_with(boards, &[])
+    Fleet::start(boards, &[])
 }
 
 fn fleet_with(boards: &[(&str, &str)], coordinator_args: &[&str]) -> Fleet {
-    let mut network = TestNetwork::new();
-    let coordinator = TestCoordinator::start(&network.gateway(), coordinator_args);
-    let mut agents = Vec::new();
-    for (name, labels) in boards {
-        let netns = network.add_host();
-        let token = coordinator.token();
-        let mut args = vec![
-            "--join",
-            &coordinator.url,
-            "--token",
-            &token,
-            "--board",
-            GENERIC,
-        ];
-        if !labels.is_empty() {
-            args.extend(["--node-labels", labels]);
-        }
-        agents.push(TestAgent::start_as(name, Some(&netns), &args));
-    }
-    wait_for(Duration::from_secs(30), "every node Ready", || {
-        let nodes = coordinator.json(&["get", "nodes"]);
-        let ready = nodes["items"]
-            .as_array()?
-            .iter()
-            .filter(|n| {
-                n["status"]["conditions"].as_array().is_some_and(|c| {
-                    c.iter()
-                        .any(|c| c["type"] == "Ready" && c["status"] == "True")
-                })
-            })
-            .count();
-        (ready == boards.len()).then_some(())
-    });
-    Fleet {
-        agents,
-        coordinator,
-        network,
-    }
+    Fleet::start(boards, coordinator_args)
 }
 
 fn daemon_set(version: &str) -> String {

@@ -320,3 +320,64 @@ impl Drop for TestCoordinator {
         }
     }
 }
+
+const GENERIC_BOARD: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/board-configs/generic-x86_64.yaml"
+);
+
+/// A coordinator and boards joined to it, each agent in its own network namespace.
+pub struct Fleet {
+    // Dropped in this order: agents, coordinator, network.
+    pub agents: Vec<crate::common::TestAgent>,
+    pub coordinator: TestCoordinator,
+    pub network: TestNetwork,
+}
+
+impl Fleet {
+    /// One board per (name, extra node labels), all joined and Ready.
+    pub fn start(boards: &[(&str, &str)], coordinator_args: &[&str]) -> Fleet {
+        let mut network = TestNetwork::new();
+        let coordinator = TestCoordinator::start(&network.gateway(), coordinator_args);
+        let mut agents = Vec::new();
+        for (name, labels) in boards {
+            let netns = network.add_host();
+            let token = coordinator.token();
+            let mut args = vec![
+                "--join",
+                &coordinator.url,
+                "--token",
+                &token,
+                "--board",
+                GENERIC_BOARD,
+            ];
+            if !labels.is_empty() {
+                args.extend(["--node-labels", labels]);
+            }
+            agents.push(crate::common::TestAgent::start_as(
+                name,
+                Some(&netns),
+                &args,
+            ));
+        }
+        wait_for(Duration::from_secs(30), "every node Ready", || {
+            let nodes = coordinator.json(&["get", "nodes"]);
+            let ready = nodes["items"]
+                .as_array()?
+                .iter()
+                .filter(|n| {
+                    n["status"]["conditions"].as_array().is_some_and(|c| {
+                        c.iter()
+                            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                    })
+                })
+                .count();
+            (ready == boards.len()).then_some(())
+        });
+        Fleet {
+            agents,
+            coordinator,
+            network,
+        }
+    }
+}
