@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
 mod common;
+#[allow(dead_code)]
 #[path = "common/fleet.rs"]
 mod fleet_support;
 #[path = "common/registry.rs"]
