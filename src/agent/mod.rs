@@ -16,6 +16,7 @@
 
 mod apply;
 mod board;
+mod container_config;
 mod controllers;
 mod env;
 mod exec;

@@ -144,7 +144,7 @@ impl Agent {
             host_ip,
             node_name: self.options.node_name.clone(),
             node_cpu_millis: u64::try_from(cpus).unwrap_or(1) * 1000,
-            node_memory_bytes: super::reconcile::machine_memory(),
+            node_memory_bytes: super::container_config::machine_memory(),
         }
     }
 }
