@@ -5,12 +5,16 @@
 //! Used by the API and by the manifests directory alike, so both take the same path
 //! through validation.
 
+use std::collections::HashSet;
+
 use super::{Agent, AgentOptions};
 use crate::api::apply::{
-    apply_to_store, delete_keys_in_store, delete_manifests_in_store, AdmissionOptions,
+    apply_observed, delete_keys_in_store, delete_manifests_in_store, AdmissionOptions,
 };
 use crate::api::refusal::Refusal;
 use crate::api::types::{ApplyRequest, ApplyResult};
+use crate::model::resource_quota::phase_ended;
+use crate::model::Pod;
 use crate::store::Key;
 
 /// Applies a request: validates, checks namespaces exist (or come in the same request),
@@ -21,7 +25,8 @@ pub fn apply(
     source: Option<&str>,
 ) -> Result<ApplyResult, Refusal> {
     let options = admission(&agent.options);
-    let result = apply_to_store(&mut agent.store(), request, source, &options)?;
+    let ended = |pods: &[Pod]| ended_pods(agent, pods);
+    let result = apply_observed(&mut agent.store(), request, source, &options, &ended)?;
     agent.wake();
     Ok(result)
 }
@@ -33,6 +38,35 @@ pub(super) fn admission(options: &AgentOptions) -> AdmissionOptions {
         service_cidr: options.service_cidr,
         node_port_range: options.node_port_range,
     }
+}
+
+/// Which of `pods` have ended (`Succeeded` or `Failed`), as their containers show: the
+/// agent stores no pod status. Only pods that do not always restart can end, so the
+/// containers are looked at only when there is one.
+pub(super) fn ended_pods(agent: &Agent, pods: &[Pod]) -> HashSet<String> {
+    let mut may_end = pods
+        .iter()
+        .filter(|pod| pod.spec.restart_policy != "Always")
+        .peekable();
+    if may_end.peek().is_none() {
+        return HashSet::new();
+    }
+    let observed = match agent.observe() {
+        Ok(observed) => observed,
+        Err(err) => {
+            // Counting an ended pod is the safe mistake: a quota stays kept.
+            log::warn!("cannot list containers to tell ended pods: {err}");
+            return HashSet::new();
+        }
+    };
+    may_end
+        .filter(|pod| {
+            let instances = observed.get(&pod.metadata.uid).map(Vec::as_slice);
+            let status = agent.pod_status(pod, instances.unwrap_or_default(), false);
+            phase_ended(&status.phase)
+        })
+        .map(|pod| pod.metadata.uid.clone())
+        .collect()
 }
 
 /// Deletes the objects named in the manifests of a request.

@@ -110,6 +110,10 @@ impl Resources for Agent {
         apply::admission(&self.options)
     }
 
+    fn ended_pods(&self, pods: &[crate::model::Pod]) -> std::collections::HashSet<String> {
+        apply::ended_pods(self, pods)
+    }
+
     fn changed(&self) {
         self.wake();
     }
@@ -153,13 +157,16 @@ fn view(
             agent.controller_view(object, world)
         }
         Object::Namespace(ns) => Object::Namespace(namespace::with_status(ns)).to_json(),
-        // Nothing observed to add: what is stored is the whole object.
+        // Nothing observed to add: what is stored is the whole object (a quota's usage
+        // is added by the resource routes).
         object @ (Object::ControllerRevision(_)
         | Object::ConfigMap(_)
         | Object::Secret(_)
         | Object::Service(_)
         | Object::Endpoints(_)
-        | Object::EndpointSlice(_)) => object.to_json(),
+        | Object::EndpointSlice(_)
+        | Object::ResourceQuota(_)
+        | Object::LimitRange(_)) => object.to_json(),
     })
 }
 

@@ -1,6 +1,8 @@
 //! Admission and the writes it lets through, on any store: a request's manifests are
 //! parsed, their namespaces filled in and checked to exist, Pods and Deployment
-//! templates held to their namespace's Pod Security level, immutable ConfigMaps and
+//! templates held to their namespace's Pod Security level, pods given their namespace's
+//! LimitRange defaults and every creation held to its LimitRanges and ResourceQuotas
+//! ([`super::quota`]), immutable ConfigMaps and
 //! Secrets kept as they are, Services given cluster IPs and node ports
 //! ([`super::services`]), and then every object is written in one transaction — all
 //! of a request or none of it. Deletes follow Kubernetes: some objects go at once, some
@@ -13,6 +15,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
 
+use super::quota::{admit_limits_and_quotas, ended_by_stored_status, EndedPods};
 use super::refusal::{forbidden, invalid, not_found, Refusal};
 use super::services::admit_services;
 use super::types::{ApplyItem, ApplyRequest, ApplyResult, ManifestFile};
@@ -113,6 +116,18 @@ pub fn apply_to_store(
     source: Option<&str>,
     options: &AdmissionOptions,
 ) -> Result<ApplyResult, Refusal> {
+    apply_observed(store, request, source, options, &ended_by_stored_status)
+}
+
+/// [`apply_to_store`], where `ended` tells which pods have ended (quotas do not count
+/// them): an agent knows from its containers, which the store does not record.
+pub fn apply_observed(
+    store: &mut Store,
+    request: &ApplyRequest,
+    source: Option<&str>,
+    options: &AdmissionOptions,
+    ended: EndedPods,
+) -> Result<ApplyResult, Refusal> {
     let default_level = options.pod_security_level;
     let mut objects = parse_request(request)?;
     let mut known: HashSet<String> = HashSet::new();
@@ -152,6 +167,7 @@ pub fn apply_to_store(
         return Err(not_found(missing.join("\n")));
     }
     admit_pod_security(&objects, &levels, default_level)?;
+    admit_limits_and_quotas(store, &mut objects, ended)?;
     admit_services(
         store,
         &mut objects,
@@ -227,7 +243,9 @@ fn admit_pod_security(
             | Object::Secret(_)
             | Object::Service(_)
             | Object::Endpoints(_)
-            | Object::EndpointSlice(_) => continue,
+            | Object::EndpointSlice(_)
+            | Object::ResourceQuota(_)
+            | Object::LimitRange(_) => continue,
         };
         let meta = object.meta();
         let level = levels

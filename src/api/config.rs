@@ -1,5 +1,8 @@
 //! The client config a coordinator writes for its admin (`DIR/admin.config`), read by the
-//! CLI with `--config FILE` or `BERTH_CONFIG` — the role kubeconfig plays for kubectl.
+//! CLI with `--config FILE` or `BERTH_CONFIG` (else `~/.berth/config`) — the role
+//! kubeconfig plays for kubectl. It holds one context: where to connect (a coordinator's
+//! server, CA and token; none for a board's agent) and the current namespace that
+//! `berth config set-context --current --namespace NS` sets.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,12 +20,19 @@ pub const CONFIG_KIND: &str = "Config";
 pub struct ClientConfig {
     pub api_version: String,
     pub kind: String,
-    /// `https://host:port` of the coordinator.
+    /// `https://host:port` of the coordinator; empty when the config only sets a
+    /// namespace.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub server: String,
     /// PEM of the coordinator's CA: the only certificate authority trusted.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub certificate_authority: String,
     /// Bearer credential (`berth-admin.<secret>`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub token: String,
+    /// The namespace of requests that name none (`-n` wins; `default` without either).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
 }
 
 impl std::fmt::Debug for ClientConfig {
@@ -43,6 +53,18 @@ pub enum ConfigError {
 }
 
 impl ClientConfig {
+    /// A config with nothing set yet.
+    pub fn empty() -> ClientConfig {
+        ClientConfig {
+            api_version: CONFIG_API_VERSION.to_owned(),
+            kind: CONFIG_KIND.to_owned(),
+            server: String::new(),
+            certificate_authority: String::new(),
+            token: String::new(),
+            namespace: None,
+        }
+    }
+
     pub fn load(path: &Path) -> Result<ClientConfig, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
@@ -93,6 +115,7 @@ mod tests {
             certificate_authority: "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n"
                 .into(),
             token: "berth-admin.abc".into(),
+            namespace: Some("dev".into()),
         };
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("admin.config");
@@ -107,5 +130,14 @@ mod tests {
         );
         std::fs::write(&path, "server: [").unwrap();
         assert!(ClientConfig::load(&path).is_err());
+        // A config may set only the namespace (a board's user has no coordinator).
+        let mut only = ClientConfig::empty();
+        only.namespace = Some("dev".into());
+        assert_eq!(
+            only.to_yaml(),
+            "apiVersion: berth.dev/v1\nkind: Config\nnamespace: dev\n"
+        );
+        std::fs::write(&path, only.to_yaml()).unwrap();
+        assert_eq!(ClientConfig::load(&path).unwrap(), only);
     }
 }

@@ -6,7 +6,7 @@
 //! observed status), which field selectors mean something and what a change wakes are
 //! each daemon's own business: it says so by implementing [`Resources`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, MutexGuard};
 
 use event_listener::EventListener;
@@ -18,7 +18,7 @@ use super::http::{percent_decode, Request, Response};
 use super::patch::{patch_object, patchable};
 use super::refusal::{bad_request, invalid, method_not_allowed, not_found, Refusal};
 use super::watch::{self, WatchParams};
-use crate::model::{parse_selector, selector_matches, Kind};
+use crate::model::{parse_selector, selector_matches, Kind, Pod};
 use crate::store::{Key, Record, Store};
 
 /// The segments of a request path, each percent-decoded. A malformed escape refuses the
@@ -131,6 +131,11 @@ pub trait Resources: Send + Sync + 'static {
     }
     /// What admission judges a patched object by: the daemon's flags, as for apply.
     fn admission(&self) -> AdmissionOptions;
+    /// Which of `pods` have ended (`Succeeded` or `Failed`), by uid: quotas stop
+    /// counting them. By default, as their stored status says.
+    fn ended_pods(&self, pods: &[Pod]) -> HashSet<String> {
+        super::quota::ended_by_stored_status(pods)
+    }
     /// Wakes what acts on stored objects, after the routes wrote.
     fn changed(&self);
     /// Fires when something may have changed; a watch then lists again.
@@ -226,7 +231,7 @@ pub fn serve_resources<R: Resources>(
                 let record = record.ok_or_else(|| not_there(name))?;
                 Stored::read(&store, kind, Some(namespace_key), vec![record])?
             };
-            let shown = resources.show(stored)?;
+            let shown = with_usage(resources.as_ref(), kind, resources.show(stored)?)?;
             let object = shown.into_iter().next().ok_or_else(|| not_there(name))?;
             Ok(Response::json(200, &object))
         }
@@ -277,7 +282,7 @@ fn list<R: Resources + ?Sized>(resources: &R, query: &ListQuery) -> Result<Vec<V
         Stored::read(&store, query.kind, namespace, records)?
     };
     let mut items = Vec::new();
-    for item in resources.show(stored)? {
+    for item in with_usage(resources, query.kind, resources.show(stored)?)? {
         let fields_match = match &query.fields {
             Some(selector) => resources.field_matches(selector, &item)?,
             None => true,
@@ -287,6 +292,20 @@ fn list<R: Resources + ?Sized>(resources: &R, query: &ListQuery) -> Result<Vec<V
         }
     }
     Ok(items)
+}
+
+/// Shown objects of `kind`; ResourceQuotas with what their namespaces use, computed
+/// now: it is never stored, so an idle daemon writes nothing.
+fn with_usage<R: Resources + ?Sized>(
+    resources: &R,
+    kind: Kind,
+    shown: Vec<Value>,
+) -> Result<Vec<Value>, Refusal> {
+    if kind != Kind::ResourceQuota {
+        return Ok(shown);
+    }
+    let ended = |pods: &[Pod]| resources.ended_pods(pods);
+    super::quota::quotas_with_usage(&resources.store(), shown, &ended)
 }
 
 /// A watch of a collection of `(kind, apiVersion)` (`?watch=true`): `list` lists it

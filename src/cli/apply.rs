@@ -7,7 +7,7 @@ use anyhow::Context;
 
 use super::{call, GlobalOptions};
 use crate::api::files::read_manifest_files;
-use crate::api::types::{ApplyRequest, ApplyResult};
+use crate::api::types::ApplyResult;
 
 #[derive(clap::Args, Debug)]
 pub struct ApplyArgs {
@@ -17,11 +17,7 @@ pub struct ApplyArgs {
 }
 
 pub fn run(global: &GlobalOptions, args: ApplyArgs) -> anyhow::Result<()> {
-    let files = read_manifest_files(&args.files)?;
-    let request = ApplyRequest {
-        files,
-        namespace: global.namespace.clone(),
-    };
+    let request = global.manifest_request(read_manifest_files(&args.files)?);
     let client = global.client()?;
     let body = serde_json::to_value(&request)?;
     let answer = call(&client, "POST", "/apis/berth.dev/v1/apply", Some(&body))?;

@@ -14,7 +14,7 @@ use super::resource::{server_error_line, Resource, Targets};
 use super::{call, GlobalOptions, Reported};
 use crate::api::client::Client;
 use crate::api::files::read_manifest_files;
-use crate::api::types::{ApplyRequest, ApplyResult};
+use crate::api::types::ApplyResult;
 use crate::api::ApiError;
 use crate::model::Kind;
 
@@ -73,10 +73,7 @@ fn delete_files(
     client: &Client,
     files: &[PathBuf],
 ) -> anyhow::Result<Vec<Target>> {
-    let request = ApplyRequest {
-        files: read_manifest_files(files)?,
-        namespace: global.namespace.clone(),
-    };
+    let request = global.manifest_request(read_manifest_files(files)?);
     let body = serde_json::to_value(&request)?;
     let answer = call(client, "POST", "/apis/berth.dev/v1/delete", Some(&body))?;
     let result: ApplyResult = serde_json::from_value(answer)?;

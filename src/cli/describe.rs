@@ -11,13 +11,14 @@ use crate::model::Kind;
 
 mod events;
 mod pod_volumes;
+mod quota;
 mod service;
 mod workload;
 
 #[derive(clap::Args, Debug)]
 pub struct DescribeArgs {
-    /// pod, deployment, service, endpoints, endpointslice, namespace, configmap, secret
-    /// or node
+    /// pod, deployment, service, endpoints, endpointslice, namespace, configmap, secret,
+    /// resourcequota, limitrange or node
     pub kind: String,
     /// Name of the object
     pub name: String,
@@ -235,6 +236,8 @@ pub fn describe(kind: Kind, object: &Value) -> String {
         Kind::Service => service::describe_service(&mut out, object, None),
         Kind::Endpoints => service::describe_endpoints(&mut out, object),
         Kind::EndpointSlice => service::describe_endpoint_slice(&mut out, object),
+        Kind::ResourceQuota => quota::describe_resource_quota(&mut out, object),
+        Kind::LimitRange => quota::describe_limit_range(&mut out, object),
     }
     out
 }
@@ -251,6 +254,10 @@ fn header(kind: Kind, object: &Value) -> String {
             "Namespace",
             str_at(object, &["metadata", "namespace"]),
         );
+    }
+    // kubectl shows a quota or a limit range by its name and its table alone.
+    if matches!(kind, Kind::ResourceQuota | Kind::LimitRange) {
+        return out;
     }
     field(
         &mut out,

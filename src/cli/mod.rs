@@ -6,6 +6,7 @@
 
 mod agent;
 mod apply;
+mod config;
 mod coordinator;
 mod cordon;
 mod delete;
@@ -52,12 +53,16 @@ pub struct GlobalOptions {
     /// Agent or coordinator to talk to: unix:///path/berth.sock or https://host:port
     #[arg(long, global = true, env = "BERTH_SERVER")]
     pub server: Option<String>,
-    /// Client config written by a coordinator (its admin.config): server, CA and token
+    /// Client config: a coordinator's admin.config (server, CA and token) and the
+    /// current namespace [default: ~/.berth/config]
     #[arg(long, global = true, env = "BERTH_CONFIG", value_name = "FILE")]
     pub config: Option<std::path::PathBuf>,
-    /// Namespace of the objects
+    /// Namespace of the objects [default: the config's namespace, else default]
     #[arg(short = 'n', long, global = true)]
     pub namespace: Option<String>,
+    /// The config's current namespace, used when `-n` is not given.
+    #[arg(skip)]
+    pub context_namespace: Option<String>,
     /// List objects of every namespace
     #[arg(short = 'A', long, global = true)]
     pub all_namespaces: bool,
@@ -106,6 +111,9 @@ pub enum Command {
     /// Manage the images on the board
     #[command(subcommand)]
     Image(image::ImageCommand),
+    /// Set the current namespace or show the client config
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
     /// Print the version, target and git revision
     Version,
     /// Supervise one container (started by the agent; not for people)
@@ -171,10 +179,13 @@ pub fn main() -> i32 {
     ) {
         return run_daemon();
     }
-    let cli = match parse::<Cli>() {
+    let mut cli = match parse::<Cli>() {
         Ok(cli) => cli,
         Err(code) => return code,
     };
+    if let Err(err) = cli.global.namespace_from_config(&cli.command) {
+        return report(Err(err));
+    }
     let result = match cli.command {
         // Only reached with a client option before the verb (`berth -n x agent`).
         Command::Agent(_) | Command::Coordinator(_) => Err(anyhow::anyhow!(
@@ -198,6 +209,7 @@ pub fn main() -> i32 {
         Command::Label(args) => label::run(&cli.global, args),
         Command::Rollout(cmd) => rollout::run(&cli.global, cmd),
         Command::Image(cmd) => image::run(&cli.global, cmd),
+        Command::Config(cmd) => config::run(&cli.global, cmd),
         Command::Version => version::run(),
         Command::Shim { container_dir } => {
             return crate::runtime::shim::shim_main(&container_dir);
@@ -241,23 +253,77 @@ impl std::fmt::Display for Reported {
 impl std::error::Error for Reported {}
 
 impl GlobalOptions {
-    /// The client for `--server` / `--config`: a coordinator config file gives the
-    /// server, CA and token (an explicit `--server https://...` overrides its URL); a
-    /// `unix://` server is an agent.
+    /// The client for `--server` / `--config`: a coordinator config file (`--config`, or
+    /// `~/.berth/config` when there is one) gives the server, CA and token (an explicit
+    /// `--server https://...` overrides its URL); a `unix://` server is an agent.
     pub fn client(&self) -> anyhow::Result<Client> {
         let server = self.server.as_deref();
         let wants_agent = server.is_some_and(|s| !s.starts_with("https://"));
-        if let (Some(path), false) = (&self.config, wants_agent) {
-            let config = crate::api::config::ClientConfig::load(path)?;
+        // `--config` must exist; the default `~/.berth/config` is used if it does.
+        let config = match (&self.config, wants_agent) {
+            (_, true) => None,
+            (Some(path), false) => Some(crate::api::config::ClientConfig::load(path)?),
+            (None, false) => config::config_path(self)
+                .map(|path| config::load(&path))
+                .transpose()?
+                .flatten(),
+        };
+        // A config that only sets a namespace names no coordinator.
+        if let Some(config) = config.filter(|c| !c.server.is_empty() || server.is_some()) {
             return Ok(config.client(server, std::time::Duration::from_secs(30))?);
         }
         let url = server.unwrap_or(DEFAULT_SERVER);
         Client::from_server_url(url).with_context(|| format!("invalid --server {url:?}"))
     }
 
-    /// The namespace a namespaced request goes to.
+    /// Fills in `-n` from the config's current namespace when it is not given, as
+    /// kubectl takes a context's namespace, for the verbs that talk to a server.
+    /// A missing config file is no error; one that does not read is.
+    fn namespace_from_config(&mut self, command: &Command) -> anyhow::Result<()> {
+        let talks_to_server = !matches!(
+            command,
+            Command::Agent(_)
+                | Command::Coordinator(_)
+                | Command::Config(_)
+                | Command::Version
+                | Command::Shim { .. }
+                | Command::ExecHelper { .. }
+        );
+        if self.namespace.is_some() || !talks_to_server {
+            return Ok(());
+        }
+        if let Some(path) = config::config_path(self) {
+            if let Some(config) = config::load(&path)? {
+                self.context_namespace = config.namespace;
+            }
+        }
+        Ok(())
+    }
+
+    /// The request that sends manifest `files` (apply, delete -f). `-n` is enforced: an
+    /// object naming another namespace is refused. The config's namespace only goes to
+    /// the objects that name none, as a kubectl context's does.
+    pub fn manifest_request(
+        &self,
+        files: Vec<crate::api::types::ManifestFile>,
+    ) -> crate::api::types::ApplyRequest {
+        let files = match (&self.namespace, &self.context_namespace) {
+            (None, Some(namespace)) => config::default_namespace_into(files, namespace),
+            _ => files,
+        };
+        crate::api::types::ApplyRequest {
+            files,
+            namespace: self.namespace.clone(),
+        }
+    }
+
+    /// The namespace a namespaced request goes to: `-n`, else the config's, else
+    /// `default`.
     pub fn namespace(&self) -> &str {
-        self.namespace.as_deref().unwrap_or("default")
+        self.namespace
+            .as_deref()
+            .or(self.context_namespace.as_deref())
+            .unwrap_or("default")
     }
 
     pub fn output_format(&self) -> anyhow::Result<output::Format> {

@@ -92,6 +92,8 @@ impl Resource {
             Resource::Kind(Kind::Service) => "service",
             Resource::Kind(Kind::Endpoints) => "endpoints",
             Resource::Kind(Kind::EndpointSlice) => "endpointslice.discovery.k8s.io",
+            Resource::Kind(Kind::ResourceQuota) => "resourcequota",
+            Resource::Kind(Kind::LimitRange) => "limitrange",
             Resource::Node => "node",
             Resource::Event => "event",
         }

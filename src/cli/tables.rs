@@ -7,6 +7,7 @@ use super::resource::{name_cell, Resource};
 use crate::model::Kind;
 
 pub(crate) mod event;
+mod quota;
 mod service;
 mod workload;
 pub(crate) use service::{ready_endpoints, selector_text};
@@ -33,6 +34,8 @@ pub fn header(resource: Resource, wide: bool, with_namespace: bool) -> Vec<&'sta
         (Resource::Kind(Kind::Service), wide) => service::service_columns(wide),
         (Resource::Kind(Kind::Endpoints), _) => &service::ENDPOINTS_COLUMNS,
         (Resource::Kind(Kind::EndpointSlice), _) => &service::ENDPOINT_SLICE_COLUMNS,
+        (Resource::Kind(Kind::ResourceQuota), _) => &quota::RESOURCE_QUOTA_COLUMNS,
+        (Resource::Kind(Kind::LimitRange), _) => &quota::LIMIT_RANGE_COLUMNS,
         (Resource::Node, false) => &["NAME", "STATUS", "ROLES", "AGE", "VERSION"],
         (Resource::Node, true) => &[
             "NAME",
@@ -77,6 +80,8 @@ pub fn row(
         Resource::Kind(Kind::Service) => service::service_row(item, wide),
         Resource::Kind(Kind::Endpoints) => service::endpoints_row(item),
         Resource::Kind(Kind::EndpointSlice) => service::endpoint_slice_row(item),
+        Resource::Kind(Kind::ResourceQuota) => quota::resource_quota_row(item),
+        Resource::Kind(Kind::LimitRange) => quota::limit_range_row(item),
         Resource::Node => node_row(item, wide),
         Resource::Event => event::event_row(item, wide, std::time::SystemTime::now()),
     };

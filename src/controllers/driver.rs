@@ -29,6 +29,8 @@ pub fn load(store: &Store, now: SystemTime) -> anyhow::Result<World> {
         "ControllerRevision",
         "Service",
         "Endpoints",
+        "LimitRange",
+        "ResourceQuota",
     ] {
         for object in store.list(kind, None)?.into_iter().filter_map(readable) {
             match object {
@@ -39,6 +41,8 @@ pub fn load(store: &Store, now: SystemTime) -> anyhow::Result<World> {
                 Object::ControllerRevision(cr) => world.controller_revisions.push(cr),
                 Object::Service(service) => world.services.push(service),
                 Object::Endpoints(endpoints) => world.endpoints.push(endpoints),
+                Object::LimitRange(range) => world.limit_ranges.push(range),
+                Object::ResourceQuota(quota) => world.resource_quotas.push(quota),
                 _ => {}
             }
         }

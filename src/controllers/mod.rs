@@ -17,11 +17,12 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::model::{
-    ControllerRevision, DaemonSet, Deployment, Endpoints, Namespace, Object, Pod, ReplicaSet,
-    Service,
+    ControllerRevision, DaemonSet, Deployment, Endpoints, LimitRange, Namespace, Object, Pod,
+    ReplicaSet, ResourceQuota, Service,
 };
 use crate::store::Key;
 
+pub mod admission;
 pub mod auto_rollback;
 pub mod daemon_set;
 pub mod daemon_set_history;
@@ -156,6 +157,9 @@ pub struct World {
     pub local_node: Option<String>,
     pub services: Vec<Service>,
     pub endpoints: Vec<Endpoints>,
+    /// What admits the pods the controllers make ([`admission`]).
+    pub limit_ranges: Vec<LimitRange>,
+    pub resource_quotas: Vec<ResourceQuota>,
     /// ConfigMaps, Secrets, Services, Endpoints and EndpointSlices, by key only. The
     /// driver lists them only in namespaces being deleted: the namespace cascade is
     /// their one reader, and reading every Secret each pass would unseal them all.
@@ -168,6 +172,9 @@ pub struct World {
     /// The uids of the pods with a container in `CrashLoopBackOff`, as this scope
     /// observes them (filled for controlled pods).
     pub crash_looping: HashSet<String>,
+    /// The uids of the pods that have ended (`Succeeded` or `Failed`), as this scope
+    /// observes them: quotas do not count them.
+    pub ended_pods: HashSet<String>,
     /// Since when (Unix seconds) each ready pod has been ready, where this scope knows:
     /// a pod counts as available once it has been ready for `minReadySeconds`.
     pub ready_since: HashMap<String, i64>,
@@ -191,16 +198,26 @@ impl World {
     }
 
     /// Records what `status_of` says of every pod a controller owns or a Service
-    /// selects: readiness, and crash loops.
+    /// selects: readiness, and crash loops; and which pods that may end (those that
+    /// do not always restart) have ended.
     pub fn observe_statuses(&mut self, status_of: impl Fn(&Pod) -> crate::model::PodStatus) {
         let mut ready = HashSet::new();
         let mut crash_looping = HashSet::new();
+        let mut ended = HashSet::new();
         for pod in &self.pods {
             let controlled = pod.metadata.controller_ref().is_some();
-            if !controlled && !self.selected(pod) {
+            let watched = controlled || self.selected(pod);
+            let may_end = pod.spec.restart_policy != "Always";
+            if !watched && !may_end {
                 continue;
             }
             let status = status_of(pod);
+            if crate::model::resource_quota::phase_ended(&status.phase) {
+                ended.insert(pod.metadata.uid.clone());
+            }
+            if !watched {
+                continue;
+            }
             if status.is_ready() {
                 ready.insert(pod.metadata.uid.clone());
             }
@@ -210,6 +227,7 @@ impl World {
         }
         self.ready_pods = ready;
         self.crash_looping = crash_looping;
+        self.ended_pods = ended;
     }
 
     /// Whether this scope observes `pod` as ready.
@@ -304,6 +322,10 @@ impl World {
                     self.services.retain(|o| !matches("Service", &o.metadata));
                     self.endpoints
                         .retain(|o| !matches("Endpoints", &o.metadata));
+                    self.limit_ranges
+                        .retain(|o| !matches("LimitRange", &o.metadata));
+                    self.resource_quotas
+                        .retain(|o| !matches("ResourceQuota", &o.metadata));
                     self.config_keys.retain(|k| k != key);
                 }
                 Change::MarkDeleted(key) => {
@@ -403,7 +425,8 @@ fn mark_pod(pod: &Pod) -> Option<Change> {
 
 /// Runs every controller both scopes share, in order, each on the world as the ones
 /// before it left it: the namespace cascade, then Deployments, DaemonSets, ReplicaSets, then
-/// garbage collection, then the Endpoints of Services.
+/// garbage collection, then the Endpoints of Services. The pods they make are admitted
+/// last, against their namespaces' LimitRanges and ResourceQuotas.
 pub fn reconcile_all(world: &mut World) -> Vec<Change> {
     let mut all = Vec::new();
     run(world, &mut all, |w| {
@@ -460,7 +483,7 @@ pub fn reconcile_all(world: &mut World) -> Vec<Change> {
         changes.extend(endpoints::orphaned(w));
         changes
     });
-    all
+    admission::admit_created(world, all)
 }
 
 /// One controller over its objects: its changes are applied to the world and kept.

@@ -1,6 +1,6 @@
 //! The Namespace controller: a namespace being deleted takes its objects with it.
-//! Deployments, ReplicaSets, DaemonSets, ConfigMaps, Secrets and Services with their
-//! endpoints go at once, pods gracefully (their board stops them first), and the
+//! Deployments, ReplicaSets, DaemonSets, ConfigMaps, Secrets, Services with their
+//! endpoints, LimitRanges and ResourceQuotas go at once, pods gracefully (their board stops them first), and the
 //! namespace itself when no pod is left in it.
 
 use super::{key_of, mark_pod, Change, World};
@@ -32,6 +32,20 @@ pub fn reconcile(namespace: &Namespace, world: &World) -> Vec<Change> {
             .iter()
             .filter(|ds| inside(&ds.metadata))
             .map(|ds| Change::Delete(key_of("DaemonSet", &ds.metadata))),
+    );
+    changes.extend(
+        world
+            .limit_ranges
+            .iter()
+            .filter(|r| inside(&r.metadata))
+            .map(|r| Change::Delete(key_of("LimitRange", &r.metadata))),
+    );
+    changes.extend(
+        world
+            .resource_quotas
+            .iter()
+            .filter(|q| inside(&q.metadata))
+            .map(|q| Change::Delete(key_of("ResourceQuota", &q.metadata))),
     );
     changes.extend(
         world

@@ -246,6 +246,7 @@ pub fn ensure_admin_config(
         server: url.to_string(),
         certificate_authority: pki.ca_pem().to_string(),
         token: credential.to_string(),
+        namespace: None,
     };
     super::pki::write_private_file(path, config.to_yaml().as_bytes())
         .with_context(|| format!("cannot write {}", path.display()))?;

@@ -10,6 +10,7 @@
 //! work here unchanged, and a field berth does not implement is rejected by name rather
 //! than silently ignored.
 
+pub mod admission;
 pub mod base64;
 mod board;
 mod cidr;
@@ -22,6 +23,7 @@ mod env;
 mod event;
 mod hash;
 pub mod hex;
+pub mod limit_range;
 mod meta;
 mod names;
 mod namespace;
@@ -35,6 +37,7 @@ pub mod pod_security;
 mod probe;
 mod quantity;
 mod replica_set;
+pub mod resource_quota;
 mod security;
 mod selector;
 mod service;
@@ -67,6 +70,7 @@ pub use env::{
 };
 pub use event::{Event, EventObjectReference, EventSource, EventType};
 pub use hash::{pod_template_hash, spec_hash};
+pub use limit_range::{LimitRange, LimitRangeItem, LimitRangeSpec};
 pub use meta::{ObjectMeta, OwnerReference};
 pub use names::{
     is_dns1035_label, is_dns1123_label, is_dns1123_subdomain, is_iana_svc_name, validate_label_key,
@@ -98,6 +102,7 @@ pub use quantity::{
     parse_cpu_millis, parse_memory_bytes, same_quantity, MAX_CPU_MILLIS, MAX_MEMORY_BYTES,
 };
 pub use replica_set::{ReplicaSet, ReplicaSetSpec, ReplicaSetStatus};
+pub use resource_quota::{ResourceQuota, ResourceQuotaSpec, ResourceQuotaStatus};
 pub use security::{
     capability_name, effective_capabilities, effective_security_context, Capabilities,
     PodSecurityContext, SeccompProfile, SecurityContext, ALL_CAPABILITIES, DEFAULT_CAPABILITIES,
@@ -136,13 +141,18 @@ pub enum Kind {
     Service,
     Endpoints,
     EndpointSlice,
+    ResourceQuota,
+    LimitRange,
 }
 
 impl Kind {
     /// Every supported kind, in the order objects should be applied: namespaces first,
-    /// then what pods consume, then Services and their endpoints, then what creates pods.
-    pub const ALL: [Kind; 11] = [
+    /// then what governs what may be created in them, then what pods consume, then
+    /// Services and their endpoints, then what creates pods.
+    pub const ALL: [Kind; 13] = [
         Kind::Namespace,
+        Kind::ResourceQuota,
+        Kind::LimitRange,
         Kind::ConfigMap,
         Kind::Secret,
         Kind::Service,
@@ -169,6 +179,8 @@ impl Kind {
             Kind::Service => "Service",
             Kind::Endpoints => "Endpoints",
             Kind::EndpointSlice => "EndpointSlice",
+            Kind::ResourceQuota => "ResourceQuota",
+            Kind::LimitRange => "LimitRange",
         }
     }
 
@@ -180,7 +192,9 @@ impl Kind {
             | Kind::ConfigMap
             | Kind::Secret
             | Kind::Service
-            | Kind::Endpoints => "v1",
+            | Kind::Endpoints
+            | Kind::ResourceQuota
+            | Kind::LimitRange => "v1",
             Kind::Deployment | Kind::ReplicaSet | Kind::DaemonSet | Kind::ControllerRevision => {
                 "apps/v1"
             }
@@ -202,6 +216,8 @@ impl Kind {
             Kind::Service => "services",
             Kind::Endpoints => "endpoints",
             Kind::EndpointSlice => "endpointslices",
+            Kind::ResourceQuota => "resourcequotas",
+            Kind::LimitRange => "limitranges",
         }
     }
 
@@ -218,7 +234,9 @@ impl Kind {
             | Kind::Secret
             | Kind::Service
             | Kind::Endpoints
-            | Kind::EndpointSlice => true,
+            | Kind::EndpointSlice
+            | Kind::ResourceQuota
+            | Kind::LimitRange => true,
         }
     }
 
@@ -254,6 +272,8 @@ impl Kind {
             "service" | "services" | "svc" => Some(Kind::Service),
             "endpoints" | "ep" => Some(Kind::Endpoints),
             "endpointslice" | "endpointslices" => Some(Kind::EndpointSlice),
+            "resourcequota" | "resourcequotas" | "quota" => Some(Kind::ResourceQuota),
+            "limitrange" | "limitranges" | "limits" => Some(Kind::LimitRange),
             _ => None,
         }
     }
@@ -272,6 +292,8 @@ impl Kind {
             "Service" => Some(Kind::Service),
             "Endpoints" => Some(Kind::Endpoints),
             "EndpointSlice" => Some(Kind::EndpointSlice),
+            "ResourceQuota" => Some(Kind::ResourceQuota),
+            "LimitRange" => Some(Kind::LimitRange),
             _ => None,
         }
     }
@@ -297,6 +319,8 @@ pub enum Object {
     Service(Service),
     Endpoints(Endpoints),
     EndpointSlice(EndpointSlice),
+    ResourceQuota(ResourceQuota),
+    LimitRange(LimitRange),
 }
 
 impl Object {
@@ -313,6 +337,8 @@ impl Object {
             Object::Service(_) => Kind::Service,
             Object::Endpoints(_) => Kind::Endpoints,
             Object::EndpointSlice(_) => Kind::EndpointSlice,
+            Object::ResourceQuota(_) => Kind::ResourceQuota,
+            Object::LimitRange(_) => Kind::LimitRange,
         }
     }
 
@@ -329,6 +355,8 @@ impl Object {
             Object::Service(o) => &o.metadata,
             Object::Endpoints(o) => &o.metadata,
             Object::EndpointSlice(o) => &o.metadata,
+            Object::ResourceQuota(o) => &o.metadata,
+            Object::LimitRange(o) => &o.metadata,
         }
     }
 
@@ -345,6 +373,8 @@ impl Object {
             Object::Service(o) => &mut o.metadata,
             Object::Endpoints(o) => &mut o.metadata,
             Object::EndpointSlice(o) => &mut o.metadata,
+            Object::ResourceQuota(o) => &mut o.metadata,
+            Object::LimitRange(o) => &mut o.metadata,
         }
     }
 
@@ -368,6 +398,8 @@ impl Object {
             Object::Service(o) => to_value(o),
             Object::Endpoints(o) => to_value(o),
             Object::EndpointSlice(o) => to_value(o),
+            Object::ResourceQuota(o) => to_value(o),
+            Object::LimitRange(o) => to_value(o),
         };
         if let Value::Object(map) = &mut value {
             let kind = self.kind();
@@ -401,6 +433,8 @@ impl Object {
             Kind::Service => serde_json::from_value(value).map(Object::Service),
             Kind::Endpoints => serde_json::from_value(value).map(Object::Endpoints),
             Kind::EndpointSlice => serde_json::from_value(value).map(Object::EndpointSlice),
+            Kind::ResourceQuota => serde_json::from_value(value).map(Object::ResourceQuota),
+            Kind::LimitRange => serde_json::from_value(value).map(Object::LimitRange),
         };
         result.map_err(|e| format!("invalid {} object: {e}", kind.as_str()))
     }
@@ -464,6 +498,10 @@ mod tests {
         assert_eq!(Kind::Namespace.plural(), "namespaces");
         assert!(!Kind::Namespace.namespaced());
         assert!(Kind::Pod.namespaced());
+        assert_eq!(Kind::from_cli_name("quota"), Some(Kind::ResourceQuota));
+        assert_eq!(Kind::from_cli_name("limits"), Some(Kind::LimitRange));
+        assert_eq!(Kind::LimitRange.plural(), "limitranges");
+        assert_eq!(Kind::ResourceQuota.api_version(), "v1");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::model::validate::{
 };
 use crate::model::{
     ConfigMap, ControllerRevision, DaemonSet, Deployment, EndpointSlice, Endpoints, Kind,
-    Namespace, Object, Pod, ReplicaSet, Secret, Service,
+    LimitRange, Namespace, Object, Pod, ReplicaSet, ResourceQuota, Secret, Service,
 };
 
 /// One problem at one field.
@@ -257,6 +257,15 @@ fn build(kind: Kind, mut value: Value) -> Result<Object, String> {
         }
         Kind::EndpointSlice => {
             Object::EndpointSlice(serde_json::from_value::<EndpointSlice>(value).map_err(invalid)?)
+        }
+        // The status of a quota is computed when it is shown, never taken from a manifest.
+        Kind::ResourceQuota => {
+            Object::ResourceQuota(serde_json::from_value::<ResourceQuota>(value).map_err(invalid)?)
+        }
+        Kind::LimitRange => {
+            let mut limit_range: LimitRange = serde_json::from_value(value).map_err(invalid)?;
+            limit_range.apply_defaults();
+            Object::LimitRange(limit_range)
         }
     };
     Ok(object)

@@ -152,6 +152,15 @@ pub fn check_incoming(value: &Value) -> Result<Incoming, String> {
         Kind::Deployment | Kind::ReplicaSet | Kind::DaemonSet | Kind::ControllerRevision => {
             return Err(format!("a coordinator does not push {}s", kind.as_str()))
         }
+        // Quotas and limit ranges are enforced where objects are created: the
+        // coordinator admits the fleet's pods (their defaults filled in) before it binds
+        // them, as Kubernetes' API server does; a board enforces only its own.
+        Kind::ResourceQuota | Kind::LimitRange => {
+            return Err(format!(
+                "a coordinator does not push {}s: it enforces them itself",
+                kind.as_str()
+            ))
+        }
     }
     let meta = object.meta();
     if meta.name.is_empty() {

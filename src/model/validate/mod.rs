@@ -12,6 +12,7 @@ mod node_affinity;
 mod pod;
 mod pod_dns;
 mod probe;
+mod quota;
 mod security;
 mod service;
 mod volume;
@@ -101,7 +102,9 @@ fn check_document(c: &mut Checker, doc: &Value) -> Option<Kind> {
             | Kind::Deployment
             | Kind::ReplicaSet
             | Kind::DaemonSet
-            | Kind::Service,
+            | Kind::Service
+            | Kind::ResourceQuota
+            | Kind::LimitRange,
         )
         | None => &["apiVersion", "kind", "metadata", "spec", "status"],
     };
@@ -124,6 +127,8 @@ fn check_document(c: &mut Checker, doc: &Value) -> Option<Kind> {
         Kind::Service => service::check_service_spec(c, get(top, "spec")),
         Kind::Endpoints => service::check_endpoints(c, top),
         Kind::EndpointSlice => service::check_endpoint_slice(c, top),
+        Kind::ResourceQuota => quota::check_resource_quota_spec(c, get(top, "spec")),
+        Kind::LimitRange => quota::check_limit_range_spec(c, get(top, "spec")),
     }
     Some(kind)
 }
@@ -159,7 +164,9 @@ fn check_metadata(c: &mut Checker, top: &JsonObject, kind: Kind) {
                 | Kind::ConfigMap
                 | Kind::Secret
                 | Kind::Endpoints
-                | Kind::EndpointSlice => (is_dns1123_subdomain(name), DNS1123_SUBDOMAIN_RULE),
+                | Kind::EndpointSlice
+                | Kind::ResourceQuota
+                | Kind::LimitRange => (is_dns1123_subdomain(name), DNS1123_SUBDOMAIN_RULE),
             };
             if !valid {
                 c.error("metadata.name", format!("invalid name {name:?}: {rule}"));

@@ -1,0 +1,189 @@
+//! The LimitRanger and ResourceQuota admissions of Kubernetes, as pure functions: a new
+//! pod gets its namespace's LimitRange defaults and is held to their bounds, and no
+//! creation may take a namespace past a quota.
+//!
+//! Both paths that create objects use them: apply (`api::apply`, on an agent and on a
+//! coordinator) and the controllers that make pods (`controllers::admission`). The
+//! callers read the namespace's LimitRanges and ResourceQuotas and count what its
+//! objects use ([`pod_usage`], [`object_usage`]); each admission adds what it let
+//! through to that count, so several creations in one request or one pass are judged
+//! together.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::model::limit_range::{apply_limit_defaults, check_limits};
+use crate::model::resource_quota::{object_usage, pod_usage, Usage, COMPUTE_RESOURCES};
+use crate::model::{Kind, LimitRange, Pod, ResourceQuota, ResourceRequirements};
+
+/// What governs the objects of one namespace.
+#[derive(Clone, Debug, Default)]
+pub struct Policy<'a> {
+    /// In name order: the first with a default for a resource gives it.
+    pub limit_ranges: Vec<&'a LimitRange>,
+    /// In name order: the first exceeded is the one reported.
+    pub quotas: Vec<&'a ResourceQuota>,
+}
+
+impl Policy<'_> {
+    /// Whether nothing governs the namespace: admission has nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.limit_ranges.is_empty() && self.quotas.is_empty()
+    }
+}
+
+/// Kubernetes' refusal of a creation: `pods "web" is forbidden: <reason>`.
+pub fn forbidden(kind: Kind, name: &str, reason: &str) -> String {
+    let resource = match kind.api_version().split_once('/') {
+        Some((group, _)) => format!("{}.{group}", kind.plural()),
+        None => kind.plural().to_owned(),
+    };
+    format!("{resource} \"{name}\" is forbidden: {reason}")
+}
+
+/// Admits `pod` into its namespace: gives its containers the limit ranges' defaults,
+/// checks their bounds, then the quotas. `used` is what the namespace uses now (the
+/// pod's `previous` version included, with its usage, when this replaces one); on
+/// success it also holds what the pod uses. `Err` is the reason (see [`forbidden`]).
+///
+/// A replaced pod is held to the bounds only when its resources change, and to the
+/// quotas only for what it adds, so that applying it again as it was still succeeds.
+pub fn admit_pod(
+    policy: &Policy,
+    used: &mut Usage,
+    pod: &mut Pod,
+    previous: Option<(&Pod, &Usage)>,
+) -> Result<(), String> {
+    apply_limit_defaults(&policy.limit_ranges, pod);
+    let changed = previous.is_none_or(|(before, _)| resources(before) != resources(pod));
+    if changed {
+        for range in &policy.limit_ranges {
+            check_limits(range, pod)?;
+        }
+    }
+    let usage = pod_usage(pod, false);
+    let before = previous.map(|(_, usage)| usage.clone()).unwrap_or_default();
+    let growth = usage.growth_over(&before);
+    if previous.is_none() || !growth.0.is_empty() {
+        check_quotas(&policy.quotas, used, &growth, Some(pod))?;
+    }
+    used.replace(&before, &usage);
+    Ok(())
+}
+
+/// Admits one object of `kind` (not a pod) against the quotas that count its kind; an
+/// object that `existed` is an update and adds nothing.
+pub fn admit_object(
+    policy: &Policy,
+    used: &mut Usage,
+    kind: Kind,
+    existed: bool,
+) -> Result<(), String> {
+    if existed {
+        return Ok(());
+    }
+    let growth = object_usage(kind);
+    check_quotas(&policy.quotas, used, &growth, None)?;
+    used.add(&growth);
+    Ok(())
+}
+
+/// The resources of each container, by name: what the bounds are checked on.
+fn resources(pod: &Pod) -> Vec<(&str, &ResourceRequirements)> {
+    pod.spec
+        .containers
+        .iter()
+        .map(|c| (c.name.as_str(), &c.resources))
+        .collect()
+}
+
+/// Refuses `requested` when it would take `used` past a quota's limit, or a pod whose
+/// containers do not set a compute resource a quota limits (Kubernetes' old rule: a
+/// quota on `cpu` makes every container state its CPU request).
+fn check_quotas(
+    quotas: &[&ResourceQuota],
+    used: &Usage,
+    requested: &Usage,
+    pod: Option<&Pod>,
+) -> Result<(), String> {
+    if let Some(pod) = pod {
+        for quota in quotas {
+            if let Some(missing) = missing_resources(quota, pod) {
+                return Err(format!(
+                    "failed quota: {}: must specify {missing}",
+                    quota.metadata.name
+                ));
+            }
+        }
+    }
+    for quota in quotas {
+        let hard = quota.hard_amounts();
+        let charged: Vec<&String> = hard
+            .keys()
+            .copied()
+            .filter(|name| requested.get(name) > 0)
+            .collect();
+        let exceeded: Vec<&String> = charged
+            .into_iter()
+            .filter(|name| {
+                let limit = hard.get(*name).copied().unwrap_or(0);
+                used.get(name).saturating_add(requested.get(name)) > limit
+            })
+            .collect();
+        if exceeded.is_empty() {
+            continue;
+        }
+        let limited = Usage(
+            hard.iter()
+                .map(|(name, amount)| ((*name).clone(), *amount))
+                .collect(),
+        );
+        return Err(format!(
+            "exceeded quota: {}, requested: {}, used: {}, limited: {}",
+            quota.metadata.name,
+            requested.pretty(&exceeded),
+            used.pretty(&exceeded),
+            limited.pretty(&exceeded),
+        ));
+    }
+    Ok(())
+}
+
+/// `limits.cpu for: app; requests.memory for: app,sidecar`: the compute resources
+/// `quota` limits that containers of `pod` do not set, with those containers.
+fn missing_resources(quota: &ResourceQuota, pod: &Pod) -> Option<String> {
+    let required: Vec<&str> = COMPUTE_RESOURCES
+        .iter()
+        .map(|(name, _)| *name)
+        .filter(|name| quota.spec.hard.contains_key(*name))
+        .collect();
+    let mut missing: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for container in &pod.spec.containers {
+        let resources = &container.resources;
+        for name in &required {
+            let set = match *name {
+                "cpu" | "requests.cpu" => resources.requests.contains_key("cpu"),
+                "memory" | "requests.memory" => resources.requests.contains_key("memory"),
+                "limits.cpu" => resources.limits.contains_key("cpu"),
+                _ => resources.limits.contains_key("memory"),
+            };
+            if !set {
+                missing.entry(name).or_default().insert(&container.name);
+            }
+        }
+    }
+    if missing.is_empty() {
+        return None;
+    }
+    let parts: Vec<String> = missing
+        .iter()
+        .map(|(name, containers)| {
+            let containers: Vec<&str> = containers.iter().copied().collect();
+            format!("{name} for: {}", containers.join(","))
+        })
+        .collect();
+    Some(parts.join("; "))
+}
+
+#[cfg(test)]
+#[path = "admission_tests.rs"]
+mod tests;

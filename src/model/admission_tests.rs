@@ -1,0 +1,261 @@
+//! The LimitRanger and ResourceQuota admissions on parsed manifests.
+
+use super::*;
+use crate::model::resource_quota::{object_usage, pod_usage, Usage};
+use crate::model::{parse_manifests, Object};
+
+fn one(yaml: &str) -> Object {
+    let mut objects = parse_manifests(yaml).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(objects.len(), 1);
+    objects.remove(0)
+}
+
+fn pod(name: &str, resources: &str) -> Pod {
+    let yaml = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\n\
+         spec: {{containers: [{{name: app, image: busybox, resources: {resources}}}]}}\n"
+    );
+    match one(&yaml) {
+        Object::Pod(pod) => pod,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn quota(name: &str, hard: &str) -> ResourceQuota {
+    let yaml = format!(
+        "apiVersion: v1\nkind: ResourceQuota\nmetadata: {{name: {name}}}\nspec: {{hard: {hard}}}\n"
+    );
+    match one(&yaml) {
+        Object::ResourceQuota(quota) => quota,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn limit_range(limits: &str) -> LimitRange {
+    let yaml = format!(
+        "apiVersion: v1\nkind: LimitRange\nmetadata: {{name: limits}}\nspec: {{limits: {limits}}}\n"
+    );
+    match one(&yaml) {
+        Object::LimitRange(range) => range,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn with_ranges(ranges: &[LimitRange]) -> Policy<'_> {
+    Policy {
+        limit_ranges: ranges.iter().collect(),
+        quotas: Vec::new(),
+    }
+}
+
+fn with_quotas(quotas: &[ResourceQuota]) -> Policy<'_> {
+    Policy {
+        limit_ranges: Vec::new(),
+        quotas: quotas.iter().collect(),
+    }
+}
+
+/// What `pods` (none ended) use together.
+fn used_by(pods: &[&Pod]) -> Usage {
+    let mut used = Usage::default();
+    for pod in pods {
+        used.add(&pod_usage(pod, false));
+    }
+    used
+}
+
+#[test]
+fn limit_range_defaults_fill_what_containers_leave_out() {
+    let ranges = [limit_range(
+        "[{type: Container, default: {memory: 512Mi, cpu: 500m}, defaultRequest: {memory: 256Mi}}]",
+    )];
+    let mut new = pod("web", "{requests: {cpu: 100m}}");
+    admit_pod(&with_ranges(&ranges), &mut Usage::default(), &mut new, None).unwrap();
+    let resources = &new.spec.containers[0].resources;
+    assert_eq!(resources.limits["memory"], "512Mi");
+    assert_eq!(resources.limits["cpu"], "500m");
+    assert_eq!(resources.requests["memory"], "256Mi");
+    // The container's own request stays; the default request of cpu is the default
+    // limit (Kubernetes' LimitRange defaulting), but it was not needed.
+    assert_eq!(resources.requests["cpu"], "100m");
+    assert_eq!(
+        new.metadata.annotations["kubernetes.io/limit-ranger"],
+        "LimitRanger plugin set: memory request for container app; cpu, memory limit for \
+         container app"
+    );
+}
+
+#[test]
+fn limit_range_bounds_refuse_with_kubernetes_messages() {
+    let ranges = [limit_range(
+        "[{type: Container, min: {memory: 64Mi}, max: {cpu: '1'}}]",
+    )];
+    let policy = with_ranges(&ranges);
+    let mut small = pod("x", "{requests: {memory: 32Mi}, limits: {cpu: 500m}}");
+    assert_eq!(
+        admit_pod(&policy, &mut Usage::default(), &mut small, None),
+        Err("minimum memory usage per Container is 64Mi, but request is 32Mi".to_owned())
+    );
+    let mut big = pod("x", "{requests: {memory: 64Mi}, limits: {cpu: '2'}}");
+    let reason = admit_pod(&policy, &mut Usage::default(), &mut big, None).unwrap_err();
+    assert_eq!(
+        reason,
+        "maximum cpu usage per Container is 1, but limit is 2"
+    );
+    assert_eq!(
+        forbidden(Kind::Pod, "x", &reason),
+        "pods \"x\" is forbidden: maximum cpu usage per Container is 1, but limit is 2"
+    );
+    // Both at once are listed together, as Kubernetes aggregates them.
+    let mut both = pod(
+        "x",
+        "{requests: {memory: 32Mi, cpu: '2'}, limits: {cpu: '2'}}",
+    );
+    assert_eq!(
+        admit_pod(&policy, &mut Usage::default(), &mut both, None),
+        Err(
+            "[minimum memory usage per Container is 64Mi, but request is 32Mi, maximum cpu \
+             usage per Container is 1, but limit is 2]"
+                .to_owned()
+        )
+    );
+    // The max gives the default limit, and min the default request: a bare pod fits.
+    let mut bare = pod("x", "{}");
+    admit_pod(&policy, &mut Usage::default(), &mut bare, None).unwrap();
+    assert_eq!(bare.spec.containers[0].resources.limits["cpu"], "1");
+    assert_eq!(bare.spec.containers[0].resources.requests["memory"], "64Mi");
+}
+
+#[test]
+fn pod_limits_bound_the_sum_of_containers() {
+    let ranges = [limit_range("[{type: Pod, max: {memory: 1Gi}}]")];
+    let yaml = "apiVersion: v1\nkind: Pod\nmetadata: {name: two}\nspec:\n  containers:\n  \
+        - {name: a, image: busybox, resources: {limits: {memory: 768Mi}}}\n  \
+        - {name: b, image: busybox, resources: {limits: {memory: 512Mi}}}\n";
+    let Object::Pod(mut two) = one(yaml) else {
+        panic!("a pod");
+    };
+    assert_eq!(
+        admit_pod(&with_ranges(&ranges), &mut Usage::default(), &mut two, None),
+        Err("maximum memory usage per Pod is 1Gi, but limit is 1280Mi".to_owned())
+    );
+}
+
+#[test]
+fn quota_refuses_what_would_exceed_it() {
+    let quotas = [quota("q", "{requests.memory: 1Gi, pods: '10'}")];
+    let policy = with_quotas(&quotas);
+    let running = pod("a", "{requests: {memory: 1Gi}}");
+    let mut used = used_by(&[&running]);
+    let mut more = pod("x", "{requests: {memory: 512Mi}}");
+    let reason = admit_pod(&policy, &mut used, &mut more, None).unwrap_err();
+    assert_eq!(
+        forbidden(Kind::Pod, "x", &reason),
+        "pods \"x\" is forbidden: exceeded quota: q, requested: requests.memory=512Mi, used: \
+         requests.memory=1Gi, limited: requests.memory=1Gi"
+    );
+    assert_eq!(used.get("pods"), 1, "a refused pod adds nothing");
+    // What fits is admitted and counted, so the next one is judged with it.
+    let mut used = Usage::default();
+    let mut first = pod("b", "{requests: {memory: 768Mi}}");
+    admit_pod(&policy, &mut used, &mut first, None).unwrap();
+    assert_eq!(used.get("requests.memory"), 768 << 20);
+    let mut second = pod("c", "{requests: {memory: 512Mi}}");
+    assert!(admit_pod(&policy, &mut used, &mut second, None).is_err());
+}
+
+#[test]
+fn quota_on_compute_makes_containers_state_it() {
+    let quotas = [quota(
+        "q",
+        "{limits.cpu: '2', requests.memory: 1Gi, pods: '5'}",
+    )];
+    let mut bare = pod("x", "{}");
+    assert_eq!(
+        admit_pod(
+            &with_quotas(&quotas),
+            &mut Usage::default(),
+            &mut bare,
+            None
+        ),
+        Err(
+            "failed quota: q: must specify limits.cpu for: app; requests.memory for: app"
+                .to_owned()
+        )
+    );
+    // A LimitRange's defaults come first and satisfy it.
+    let ranges = [limit_range(
+        "[{type: Container, default: {cpu: 500m, memory: 128Mi}}]",
+    )];
+    let both = Policy {
+        limit_ranges: ranges.iter().collect(),
+        quotas: quotas.iter().collect(),
+    };
+    let mut bare = pod("x", "{}");
+    admit_pod(&both, &mut Usage::default(), &mut bare, None).unwrap();
+}
+
+#[test]
+fn ended_pods_count_only_as_objects() {
+    let quotas = [quota("q", "{pods: '1', count/pods: '2'}")];
+    let policy = with_quotas(&quotas);
+    let done = pod("done", "{}");
+    let ended = pod_usage(&done, true);
+    assert_eq!(ended.get("pods"), 0);
+    assert_eq!(ended.get("count/pods"), 1);
+    let mut used = ended;
+    let mut next = pod("next", "{}");
+    admit_pod(&policy, &mut used, &mut next, None).unwrap();
+    // Now `pods` is full (1) and `count/pods` too (2).
+    let mut third = pod("third", "{}");
+    assert_eq!(
+        admit_pod(&policy, &mut used, &mut third, None),
+        Err(
+            "exceeded quota: q, requested: count/pods=1,pods=1, used: count/pods=2,pods=1, \
+             limited: count/pods=2,pods=1"
+                .to_owned()
+        )
+    );
+}
+
+#[test]
+fn object_counts_refuse_creations_not_updates() {
+    let quotas = [quota("objects", "{count/configmaps: '1', services: '5'}")];
+    let policy = with_quotas(&quotas);
+    let mut used = object_usage(Kind::ConfigMap);
+    assert_eq!(
+        admit_object(&policy, &mut used, Kind::ConfigMap, false),
+        Err(
+            "exceeded quota: objects, requested: count/configmaps=1, used: \
+             count/configmaps=1, limited: count/configmaps=1"
+                .to_owned()
+        )
+    );
+    admit_object(&policy, &mut used, Kind::ConfigMap, true).unwrap();
+    admit_object(&policy, &mut used, Kind::Service, false).unwrap();
+    assert_eq!(used.get("services"), 1);
+    assert_eq!(
+        forbidden(Kind::Deployment, "web", "x"),
+        "deployments.apps \"web\" is forbidden: x"
+    );
+}
+
+#[test]
+fn a_pod_applied_again_unchanged_is_not_refused() {
+    let quotas = [quota("q", "{requests.memory: 1Gi}")];
+    let ranges = [limit_range("[{type: Container, max: {memory: 256Mi}}]")];
+    let policy = Policy {
+        limit_ranges: ranges.iter().collect(),
+        quotas: quotas.iter().collect(),
+    };
+    // Stored before the quota and the range: already over both.
+    let stored = pod("big", "{requests: {memory: 2Gi}, limits: {memory: 2Gi}}");
+    let before = pod_usage(&stored, false);
+    let mut used = before.clone();
+    let mut again = stored.clone();
+    admit_pod(&policy, &mut used, &mut again, Some((&stored, &before))).unwrap();
+    assert_eq!(used, before);
+    // Growing it is refused.
+    let mut grown = pod("big", "{requests: {memory: 3Gi}, limits: {memory: 3Gi}}");
+    assert!(admit_pod(&policy, &mut used, &mut grown, Some((&stored, &before))).is_err());
+}
