@@ -22,26 +22,18 @@ pub fn volume_payload(
     facts: &PodFacts,
 ) -> Option<Result<Payload, String>> {
     let mut payload = Payload::new();
+    let config_map = |name: &str| config.config_map(name).map(config_map_entries);
+    let secret = |name: &str| config.secret(name).map(secret_entries);
     let result = if let Some(source) = &volume.config_map {
         let mode = source.default_mode.unwrap_or(DEFAULT_FILE_MODE);
-        add_config_map(
-            &mut payload,
-            config,
-            &source.name,
-            &source.items,
-            source.optional,
-            mode,
-        )
+        let found = config_map(&source.name);
+        let items = (&source.items[..], source.optional, mode);
+        add_object(&mut payload, found, items, CONFIG_MAP_KEY_MISSING)
     } else if let Some(source) = &volume.secret {
         let mode = source.default_mode.unwrap_or(DEFAULT_FILE_MODE);
-        add_secret(
-            &mut payload,
-            config,
-            &source.secret_name,
-            &source.items,
-            source.optional,
-            mode,
-        )
+        let found = secret(&source.secret_name);
+        let items = (&source.items[..], source.optional, mode);
+        add_object(&mut payload, found, items, SECRET_KEY_MISSING)
     } else if let Some(source) = &volume.downward_api {
         let mode = source.default_mode.unwrap_or(DEFAULT_FILE_MODE);
         add_downward(&mut payload, pod, facts, &source.items, mode)
@@ -49,9 +41,16 @@ pub fn volume_payload(
         let mode = projected.default_mode.unwrap_or(DEFAULT_FILE_MODE);
         projected.sources.iter().try_for_each(|source| {
             if let Some(s) = &source.config_map {
-                add_config_map(&mut payload, config, &s.name, &s.items, s.optional, mode)
+                let items = (&s.items[..], s.optional, mode);
+                add_object(
+                    &mut payload,
+                    config_map(&s.name),
+                    items,
+                    CONFIG_MAP_KEY_MISSING,
+                )
             } else if let Some(s) = &source.secret {
-                add_secret(&mut payload, config, &s.name, &s.items, s.optional, mode)
+                let items = (&s.items[..], s.optional, mode);
+                add_object(&mut payload, secret(&s.name), items, SECRET_KEY_MISSING)
             } else if let Some(s) = &source.downward_api {
                 add_downward(&mut payload, pod, facts, &s.items, mode)
             } else {
@@ -64,48 +63,31 @@ pub fn volume_payload(
     Some(result.map(|()| payload))
 }
 
-fn add_config_map(
+/// The kubelet's words for an item whose key the object lacks.
+const CONFIG_MAP_KEY_MISSING: &str = "configmap references non-existent config key";
+const SECRET_KEY_MISSING: &str = "secret references non-existent secret key";
+
+/// The entries of a ConfigMap or Secret (or why it is missing), with the volume's
+/// `items`, `optional` and default mode: a missing optional object is no files.
+fn add_object(
     payload: &mut Payload,
-    config: &PodConfig,
-    name: &str,
-    items: &[KeyToPath],
-    optional: Option<bool>,
-    mode: i32,
+    found: Result<BTreeMap<String, Vec<u8>>, String>,
+    (items, optional, mode): (&[KeyToPath], Option<bool>, i32),
+    key_missing: &str,
 ) -> Result<(), String> {
-    match config.config_map(name) {
-        Ok(map) => {
-            let what = "configmap references non-existent config";
-            add_entries(payload, config_map_entries(map), items, mode, what)
-        }
+    match found {
+        Ok(entries) => add_entries(payload, entries, (items, optional, mode), key_missing),
         Err(_) if optional == Some(true) => Ok(()),
         Err(message) => Err(message),
     }
 }
 
-fn add_secret(
-    payload: &mut Payload,
-    config: &PodConfig,
-    name: &str,
-    items: &[KeyToPath],
-    optional: Option<bool>,
-    mode: i32,
-) -> Result<(), String> {
-    match config.secret(name) {
-        Ok(secret) => {
-            let what = "secret references non-existent secret";
-            add_entries(payload, secret_entries(secret), items, mode, what)
-        }
-        Err(_) if optional == Some(true) => Ok(()),
-        Err(message) => Err(message),
-    }
-}
-
-/// Every key as a file of its name, or only the listed items at their paths.
+/// Every key as a file of its name, or only the listed items at their paths (a key the
+/// object lacks is skipped when it is optional, as the kubelet does).
 fn add_entries(
     payload: &mut Payload,
     mut entries: BTreeMap<String, Vec<u8>>,
-    items: &[KeyToPath],
-    mode: i32,
+    (items, optional, mode): (&[KeyToPath], Option<bool>, i32),
     what: &str,
 ) -> Result<(), String> {
     if items.is_empty() {
@@ -115,10 +97,13 @@ fn add_entries(
         return Ok(());
     }
     for item in items {
-        let bytes = entries
-            .remove(&item.key)
-            .ok_or_else(|| format!("{what} key: {}", item.key))?;
-        payload.insert(item.path.clone(), file(bytes, item.mode.unwrap_or(mode)));
+        match entries.remove(&item.key) {
+            Some(bytes) => {
+                payload.insert(item.path.clone(), file(bytes, item.mode.unwrap_or(mode)));
+            }
+            None if optional == Some(true) => {}
+            None => return Err(format!("{what}: {}", item.key)),
+        }
     }
     Ok(())
 }
@@ -148,5 +133,111 @@ fn file(bytes: Vec<u8>, mode: i32) -> PayloadFile {
     PayloadFile {
         bytes,
         mode: u32::try_from(mode & 0o777).unwrap_or(0o644),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{base64, ConfigMap, Secret};
+
+    fn pod_with(volume: serde_json::Value) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web", "namespace": "dev", "labels": {"app": "web", "b": "x\"y"}},
+            "spec": {"containers": [{"name": "app", "image": "i",
+                "resources": {"limits": {"memory": "64Mi"}}}], "volumes": [volume]}
+        }))
+        .unwrap()
+    }
+
+    fn config() -> PodConfig {
+        let mut map = ConfigMap::default();
+        map.data.insert("a.conf".into(), "A".into());
+        map.binary_data
+            .insert("blob".into(), base64::encode(&[0, 1, 2]));
+        let mut secret = Secret::default();
+        secret.data.insert("token".into(), base64::encode(b"t0k"));
+        let mut config = PodConfig::default();
+        config.config_maps.insert("app".into(), Some(map));
+        config.config_maps.insert("gone".into(), None);
+        config.secrets.insert("creds".into(), Some(secret));
+        config
+    }
+
+    fn payload_of(volume: serde_json::Value) -> Result<Vec<(String, String, u32)>, String> {
+        let pod = pod_with(volume);
+        let payload = volume_payload(&pod.spec.volumes[0], &pod, &config(), &PodFacts::default())
+            .expect("a written volume")?;
+        Ok(payload
+            .into_iter()
+            .map(|(path, f)| (path, String::from_utf8_lossy(&f.bytes).into_owned(), f.mode))
+            .collect())
+    }
+
+    fn entry(path: &str, text: &str, mode: u32) -> (String, String, u32) {
+        (path.to_owned(), text.to_owned(), mode)
+    }
+
+    #[test]
+    fn config_maps_and_secrets_become_files() {
+        let all = payload_of(serde_json::json!({"name": "v", "configMap": {"name": "app"}}));
+        assert_eq!(
+            all.unwrap(),
+            [
+                entry("a.conf", "A", 0o644),
+                entry("blob", "\0\u{1}\u{2}", 0o644)
+            ]
+        );
+        let some = payload_of(
+            serde_json::json!({"name": "v", "secret": {"secretName": "creds",
+            "defaultMode": 0o400, "items": [{"key": "token", "path": "dir/t", "mode": 0o440}]}}),
+        );
+        assert_eq!(some.unwrap(), [entry("dir/t", "t0k", 0o440)]);
+    }
+
+    #[test]
+    fn missing_objects_and_keys_follow_optional() {
+        let missing = payload_of(serde_json::json!({"name": "v", "configMap": {"name": "gone"}}));
+        assert_eq!(missing.unwrap_err(), "configmap \"gone\" not found");
+        let optional =
+            serde_json::json!({"name": "v", "configMap": {"name": "gone", "optional": true}});
+        assert_eq!(payload_of(optional).unwrap(), []);
+        let key = serde_json::json!({"name": "v", "secret": {"secretName": "creds",
+            "items": [{"key": "nope", "path": "p"}]}});
+        assert_eq!(
+            payload_of(key).unwrap_err(),
+            "secret references non-existent secret key: nope"
+        );
+        let key = serde_json::json!({"name": "v", "configMap": {"name": "app", "optional": true,
+            "items": [{"key": "nope", "path": "p"}, {"key": "a.conf", "path": "a"}]}});
+        assert_eq!(payload_of(key).unwrap(), [entry("a", "A", 0o644)]);
+    }
+
+    #[test]
+    fn projected_volumes_combine_their_sources() {
+        let volume = serde_json::json!({"name": "v", "projected": {"defaultMode": 0o600, "sources": [
+            {"configMap": {"name": "app", "items": [{"key": "a.conf", "path": "conf"}]}},
+            {"secret": {"name": "creds"}},
+            {"downwardAPI": {"items": [
+                {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}},
+                {"path": "mem", "resourceFieldRef": {"containerName": "app",
+                    "resource": "limits.memory", "divisor": "1Mi"}, "mode": 0o444}]}}
+        ]}});
+        assert_eq!(
+            payload_of(volume).unwrap(),
+            [
+                entry("conf", "A", 0o600),
+                entry("labels", "app=\"web\"\nb=\"x\\\"y\"\n", 0o600),
+                entry("mem", "64", 0o444),
+                entry("token", "t0k", 0o600)
+            ]
+        );
+    }
+
+    #[test]
+    fn other_kinds_write_nothing() {
+        let pod = pod_with(serde_json::json!({"name": "v", "emptyDir": {}}));
+        let found = volume_payload(&pod.spec.volumes[0], &pod, &config(), &PodFacts::default());
+        assert!(found.is_none());
     }
 }
