@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "agent/config.rs"]
+mod config;
+
 const RUNS: usize = 20;
 const IDLE_SECONDS: u64 = 60;
 const PROBE_SECONDS: u64 = 30;
@@ -34,6 +37,18 @@ fn main() {
         .unwrap_or(IDLE_SECONDS);
 
     let bench = Bench::start(&berth, &root);
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("config") {
+        // For working on these figures alone (not used by scripts/bench).
+        let config = bench.config_in_pods(RUNS);
+        let median = |d: &[Duration]| ms(percentile(d, 50));
+        println!(
+            "plain start {} / with config {} / propagation {}",
+            median(&config.plain_start),
+            median(&config.config_start),
+            median(&config.propagation)
+        );
+        return;
+    }
     // First, while the agent's peak memory is still its own: pulling a big image.
     let pull = bench.pull_beside_skopeo(&root, PULLS);
     let apply = bench.apply_to_running(RUNS);
@@ -42,6 +57,7 @@ fn main() {
     let restart = bench.restart_latency(RUNS);
     let (scale_berth, scale_runc) = bench.scale_to_fifty();
     let probe_cpu = bench.probe_cpu(PROBE_SECONDS);
+    let config = bench.config_in_pods(RUNS);
     drop(bench);
 
     let size = std::fs::metadata(&berth).map(|m| m.len()).unwrap_or(0);
@@ -99,7 +115,15 @@ A {PULL_MB} MB single-layer image (busybox plus {PULL_MB} MB of random bytes) fr
 | what | value | target |\n|---|---|---|\n\
 {pull_rows}\n\
 berth's pull also unpacks the layer into the image's shared rootfs, ready to run; \
-`skopeo copy` to an OCI layout only stores the blobs.\n",
+`skopeo copy` to an OCI layout only stores the blobs.\n\n\
+## Configuration in pods (issue 15)\n\n\
+| what | median | p90 |\n|---|---|---|\n\
+| apply → container running, a plain pod | {plain50} | {plain90} |\n\
+| apply → container running, the same pod with `envFrom` a ConfigMap, env from a Secret and both as volumes | {conf50} | {conf90} |\n\
+| ConfigMap apply → the new value in a running pod's volume file (seen from the host) | {prop50} | {prop90} |\n\n\
+The two volumes are tmpfs mounts filled by the atomic writer; a ConfigMap applied on the \
+board wakes a reconcile pass, which rewrites the files that changed (without an apply, the \
+10 s resync does).\n",
         date = humantime::format_rfc3339_seconds(std::time::SystemTime::now()),
         cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         a50 = ms(percentile(&apply, 50)),
@@ -138,6 +162,12 @@ berth's pull also unpacks the layer into the image's shared rootfs, ready to run
         scale_berth = ms(scale_berth),
         scale_runc = ms(scale_runc),
         scale_ratio = scale_berth.as_secs_f64() / scale_runc.as_secs_f64().max(1e-9),
+        plain50 = ms(percentile(&config.plain_start, 50)),
+        plain90 = ms(percentile(&config.plain_start, 90)),
+        conf50 = ms(percentile(&config.config_start, 50)),
+        conf90 = ms(percentile(&config.config_start, 90)),
+        prop50 = ms(percentile(&config.propagation, 50)),
+        prop90 = ms(percentile(&config.propagation, 90)),
     );
     std::fs::write(&out, &report).expect("write the report");
     print!("{report}");
