@@ -62,6 +62,10 @@ pub fn run(
     // Programmed from the store, also when the controllers changed nothing: a pod that
     // got its address or a Service applied since the last pass.
     super::services::sync(agent, &world.pods)?;
+    // Claims' directories go with their claims, once no pod here may use them.
+    let mut with_containers: std::collections::HashSet<String> = observed.keys().cloned().collect();
+    with_containers.extend(agent.runtime.list_sandboxes()?);
+    agent.sweep_claims(&world.pods, &with_containers);
     // What this pass saw, read before it wrote: a pass that wrote runs again next time.
     agent.controllers_ran(inputs, due);
     Ok(due)

@@ -22,6 +22,7 @@ mod env;
 mod exec;
 mod fleet;
 mod instance;
+mod local_path;
 mod logs;
 mod manifests;
 mod memory;
@@ -82,6 +83,9 @@ pub struct AgentOptions {
     pub unpack_limits: crate::image::UnpackLimits,
     /// `--encryption-key-file`: the key of Secrets at rest; `None`: `<state dir>/secrets.key`.
     pub encryption_key_file: Option<PathBuf>,
+    /// `--local-path`: where PersistentVolumeClaims' directories are made; `None`:
+    /// `<state dir>/storage`.
+    pub local_path: Option<PathBuf>,
     /// `--pod-security-level`: the Pod Security level of a namespace without the
     /// `pod-security.kubernetes.io/enforce` label, at apply and before every start.
     pub pod_security_level: crate::model::PodSecurityLevel,

@@ -146,6 +146,7 @@ fn view(
     observed: &BTreeMap<String, Vec<Instance>>,
 ) -> Result<Value, Refusal> {
     let what = format!("{} {}/{}", record.kind, record.namespace, record.name);
+    let status = record.status;
     let object = Object::from_json(record.object)
         .map_err(|e| internal(format!("unreadable {what} in the store: {e}")))?;
     Ok(match object {
@@ -157,6 +158,9 @@ fn view(
             agent.controller_view(object, world)
         }
         Object::Namespace(ns) => Object::Namespace(namespace::with_status(ns)).to_json(),
+        Object::PersistentVolumeClaim(claim) => {
+            Object::PersistentVolumeClaim(claim.with_stored_status(status)).to_json()
+        }
         // Nothing observed to add: what is stored is the whole object (a quota's usage
         // is added by the resource routes).
         object @ (Object::ControllerRevision(_)

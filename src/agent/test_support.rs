@@ -47,6 +47,7 @@ pub fn test_agent(backoff_base: Duration) -> TestAgent {
         node_labels: Default::default(),
         unpack_limits: Default::default(),
         encryption_key_file: None,
+        local_path: None,
         network: crate::agent::NetworkOptions {
             backend: crate::agent::NetworkBackend::None,
             ..Default::default()

@@ -9,6 +9,8 @@
 //!   with `medium: Memory`; mode 0777 so any user of the pod may write.
 //! - `hostPath`: checked (or created) after its `type`; a `CharDevice`/`BlockDevice` is
 //!   also allowed in the container's device cgroup.
+//! - `persistentVolumeClaim`: the claim's directory, provisioned before the first pod that
+//!   uses it starts (`local_path`); it outlives the sandbox.
 //!
 //! All of it goes with the sandbox: the runtime unmounts everything below the pod's
 //! directory before removing it.
@@ -62,6 +64,10 @@ impl Agent {
             binds: Vec::new(),
             devices: Vec::new(),
         };
+        // Before the mounts: a pod waits for its claims even where no container mounts them.
+        let claims = self.claim_dirs(pod).map_err(|refused| MountFailure {
+            message: refused.message,
+        })?;
         if container.volume_mounts.is_empty() {
             return Ok(volumes);
         }
@@ -72,9 +78,12 @@ impl Agent {
             let Some(volume) = pod.spec.volumes.iter().find(|v| v.name == mount.name) else {
                 return Err(failed(&mount.name, "no such volume in the pod"));
             };
-            let (base, writes_payload) = match &volume.host_path {
-                Some(host) => (PathBuf::from(&host.path), false),
-                None => (
+            let claim = volume.persistent_volume_claim.as_ref();
+            let claim_dir = claim.and_then(|c| claims.get(&c.claim_name));
+            let (base, writes_payload) = match (&volume.host_path, claim_dir) {
+                (Some(host), _) => (PathBuf::from(&host.path), false),
+                (None, Some(dir)) => (dir.clone(), false),
+                (None, None) => (
                     volume_dir(sandbox, &volume.name),
                     volume_payload(volume, pod, config, facts).is_some(),
                 ),
@@ -91,7 +100,7 @@ impl Agent {
                 source,
                 destination: mount.mount_path.clone(),
                 // Kubernetes mounts the files it writes read-only, whatever was asked.
-                read_only: mount.read_only || writes_payload,
+                read_only: mount.read_only || writes_payload || claim.is_some_and(|c| c.read_only),
                 host_to_container: mount.mount_propagation.as_deref() == Some("HostToContainer"),
             });
         }
@@ -169,10 +178,8 @@ fn set_up(
         return check_host_path(host).map_err(|message| failed(&volume.name, message));
     }
     if volume.persistent_volume_claim.is_some() {
-        return Err(failed(
-            &volume.name,
-            "persistentVolumeClaim volumes are not supported yet",
-        ));
+        // Provisioned with the pod's other claims (`Agent::claim_dirs`), outside the sandbox.
+        return Ok(());
     }
     if writes_payload(volume) {
         runtime::mount_tmpfs(&dir, None, 0o755).map_err(|e| failed(&volume.name, e))?;

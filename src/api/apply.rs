@@ -168,6 +168,7 @@ pub fn apply_observed(
     }
     admit_pod_security(&objects, &levels, default_level)?;
     admit_limits_and_quotas(store, &mut objects, ended)?;
+    super::claims::admit_claims(store, &mut objects)?;
     admit_services(
         store,
         &mut objects,
@@ -241,6 +242,7 @@ fn admit_pod_security(
             | Object::Namespace(_)
             | Object::ConfigMap(_)
             | Object::Secret(_)
+            | Object::PersistentVolumeClaim(_)
             | Object::Service(_)
             | Object::Endpoints(_)
             | Object::EndpointSlice(_)
@@ -300,7 +302,9 @@ pub fn delete_keys_in_store(store: &mut Store, keys: &[Key]) -> Result<ApplyResu
             outcome: "deleted".to_owned(),
         });
         match key.kind.as_str() {
-            "Pod" | "Namespace" => {
+            // A claim in use stays, Terminating, until its pods are gone (Kubernetes'
+            // pvc-protection finalizer; `controllers::claim` removes it then).
+            "Pod" | "Namespace" | "PersistentVolumeClaim" => {
                 let mut object = record.object;
                 if object.pointer("/metadata/deletionTimestamp").is_none() {
                     if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {

@@ -17,6 +17,7 @@
 //! Pi Zero.
 
 pub mod apply;
+mod claims;
 pub mod client;
 pub mod config;
 mod connections;

@@ -52,6 +52,10 @@ pub struct AgentArgs {
     /// Key file for Secrets at rest, created (0600) if missing (default: STATE_DIR/secrets.key)
     #[arg(long, value_name = "FILE")]
     pub encryption_key_file: Option<PathBuf>,
+    /// Directory the local-path storage class makes PersistentVolumeClaims' directories in
+    /// (default: STATE_DIR/storage)
+    #[arg(long, value_name = "DIR")]
+    pub local_path: Option<PathBuf>,
     /// Pod Security level (privileged, baseline, restricted) of namespaces without the
     /// pod-security.kubernetes.io/enforce label
     #[arg(long, value_name = "LEVEL", default_value = "baseline", value_parser = super::pod_security_level_flag)]
@@ -161,6 +165,7 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
             max_entries: args.max_image_files,
         },
         encryption_key_file: args.encryption_key_file,
+        local_path: args.local_path,
         pod_security_level: args.pod_security_level,
         network: network_options(
             args.network_backend,

@@ -9,6 +9,7 @@ use super::{call, object_path, GlobalOptions};
 use crate::api::ApiError;
 use crate::model::Kind;
 
+mod claim;
 mod events;
 mod pod_volumes;
 mod quota;
@@ -18,7 +19,7 @@ mod workload;
 #[derive(clap::Args, Debug)]
 pub struct DescribeArgs {
     /// pod, deployment, service, endpoints, endpointslice, namespace, configmap, secret,
-    /// resourcequota, limitrange or node
+    /// resourcequota, limitrange, persistentvolumeclaim or node
     pub kind: String,
     /// Name of the object
     pub name: String,
@@ -64,6 +65,12 @@ pub fn run(global: &GlobalOptions, args: DescribeArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let mut out = describe(kind, &object);
+    if kind == Kind::PersistentVolumeClaim {
+        let path = super::collection_path(Kind::Pod, Some(global.namespace()));
+        let pods = call(&client, "GET", &path, None)?;
+        let pods = pods["items"].as_array().map(Vec::as_slice);
+        claim::describe_claim(&mut out, &object, pods.unwrap_or_default());
+    }
     if kind == Kind::Deployment {
         let path = super::collection_path(Kind::ReplicaSet, Some(global.namespace()));
         let sets = call(&client, "GET", &path, None)?;
@@ -233,6 +240,8 @@ pub fn describe(kind: Kind, object: &Value) -> String {
             field(&mut out, 0, "Type", str_at(object, &["type"]));
             describe_data(&mut out, object, true);
         }
+        // Its users are added by `run`, which reads the pods.
+        Kind::PersistentVolumeClaim => {}
         Kind::Service => service::describe_service(&mut out, object, None),
         Kind::Endpoints => service::describe_endpoints(&mut out, object),
         Kind::EndpointSlice => service::describe_endpoint_slice(&mut out, object),

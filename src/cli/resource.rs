@@ -89,6 +89,7 @@ impl Resource {
             Resource::Kind(Kind::Namespace) => "namespace",
             Resource::Kind(Kind::ConfigMap) => "configmap",
             Resource::Kind(Kind::Secret) => "secret",
+            Resource::Kind(Kind::PersistentVolumeClaim) => "persistentvolumeclaim",
             Resource::Kind(Kind::Service) => "service",
             Resource::Kind(Kind::Endpoints) => "endpoints",
             Resource::Kind(Kind::EndpointSlice) => "endpointslice.discovery.k8s.io",

@@ -6,10 +6,12 @@ use super::output::{age, at, int_at, pod_status_column, str_at};
 use super::resource::{name_cell, Resource};
 use crate::model::Kind;
 
+mod claim;
 pub(crate) mod event;
 mod quota;
 mod service;
 mod workload;
+pub(crate) use claim::{access_modes_text, claim_status};
 pub(crate) use service::{ready_endpoints, selector_text};
 
 /// The header of a table of `resource`, with `NAMESPACE` first for namespaced types
@@ -31,6 +33,7 @@ pub fn header(resource: Resource, wide: bool, with_namespace: bool) -> Vec<&'sta
         (Resource::Kind(Kind::Namespace), _) => &["NAME", "STATUS", "AGE"],
         (Resource::Kind(Kind::ConfigMap), _) => &["NAME", "DATA", "AGE"],
         (Resource::Kind(Kind::Secret), _) => &["NAME", "TYPE", "DATA", "AGE"],
+        (Resource::Kind(Kind::PersistentVolumeClaim), _) => &claim::CLAIM_COLUMNS,
         (Resource::Kind(Kind::Service), wide) => service::service_columns(wide),
         (Resource::Kind(Kind::Endpoints), _) => &service::ENDPOINTS_COLUMNS,
         (Resource::Kind(Kind::EndpointSlice), _) => &service::ENDPOINT_SLICE_COLUMNS,
@@ -77,6 +80,7 @@ pub fn row(
         Resource::Kind(Kind::Namespace) => namespace_row(item),
         Resource::Kind(Kind::ConfigMap) => config_map_row(item),
         Resource::Kind(Kind::Secret) => secret_row(item),
+        Resource::Kind(Kind::PersistentVolumeClaim) => claim::claim_row(item),
         Resource::Kind(Kind::Service) => service::service_row(item, wide),
         Resource::Kind(Kind::Endpoints) => service::endpoints_row(item),
         Resource::Kind(Kind::EndpointSlice) => service::endpoint_slice_row(item),

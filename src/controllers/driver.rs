@@ -31,6 +31,7 @@ pub fn load(store: &Store, now: SystemTime) -> anyhow::Result<World> {
         "Endpoints",
         "LimitRange",
         "ResourceQuota",
+        "PersistentVolumeClaim",
     ] {
         for object in store.list(kind, None)?.into_iter().filter_map(readable) {
             match object {
@@ -43,6 +44,11 @@ pub fn load(store: &Store, now: SystemTime) -> anyhow::Result<World> {
                 Object::Endpoints(endpoints) => world.endpoints.push(endpoints),
                 Object::LimitRange(range) => world.limit_ranges.push(range),
                 Object::ResourceQuota(quota) => world.resource_quotas.push(quota),
+                Object::PersistentVolumeClaim(claim)
+                    if claim.metadata.deletion_timestamp.is_some() =>
+                {
+                    world.dying_claims.push(claim);
+                }
                 _ => {}
             }
         }
@@ -58,6 +64,7 @@ pub fn load(store: &Store, now: SystemTime) -> anyhow::Result<World> {
         for kind in [
             "ConfigMap",
             "Secret",
+            "PersistentVolumeClaim",
             "Service",
             "Endpoints",
             "EndpointSlice",

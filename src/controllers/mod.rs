@@ -17,13 +17,14 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::model::{
-    ControllerRevision, DaemonSet, Deployment, Endpoints, LimitRange, Namespace, Object, Pod,
-    ReplicaSet, ResourceQuota, Service,
+    ControllerRevision, DaemonSet, Deployment, Endpoints, LimitRange, Namespace, Object,
+    PersistentVolumeClaim, Pod, ReplicaSet, ResourceQuota, Service,
 };
 use crate::store::Key;
 
 pub mod admission;
 pub mod auto_rollback;
+pub mod claim;
 pub mod daemon_set;
 pub mod daemon_set_history;
 pub mod deployment;
@@ -160,7 +161,9 @@ pub struct World {
     /// What admits the pods the controllers make ([`admission`]).
     pub limit_ranges: Vec<LimitRange>,
     pub resource_quotas: Vec<ResourceQuota>,
-    /// ConfigMaps, Secrets, Services, Endpoints and EndpointSlices, by key only. The
+    /// PersistentVolumeClaims being deleted: what pvc-protection ([`claim`]) acts on.
+    pub dying_claims: Vec<PersistentVolumeClaim>,
+    /// ConfigMaps, Secrets, claims, Services, Endpoints and EndpointSlices, by key only. The
     /// driver lists them only in namespaces being deleted: the namespace cascade is
     /// their one reader, and reading every Secret each pass would unseal them all.
     pub config_keys: Vec<Key>,
@@ -327,6 +330,8 @@ impl World {
                     self.resource_quotas
                         .retain(|o| !matches("ResourceQuota", &o.metadata));
                     self.config_keys.retain(|k| k != key);
+                    self.dying_claims
+                        .retain(|o| !matches("PersistentVolumeClaim", &o.metadata));
                 }
                 Change::MarkDeleted(key) => {
                     let now = &self.now;
@@ -472,6 +477,12 @@ pub fn reconcile_all(world: &mut World) -> Vec<Change> {
         w.pods
             .iter()
             .filter_map(|pod| garbage::reconcile(pod, w))
+            .collect()
+    });
+    run(world, &mut all, |w| {
+        w.dying_claims
+            .iter()
+            .filter_map(|c| claim::reconcile(c, w))
             .collect()
     });
     run(world, &mut all, |w| {

@@ -2,16 +2,19 @@
 //! for every node at once from one read of the store:
 //!
 //! - its own objects: the pods bound to it and what they need (their namespaces, the
-//!   secrets they pull with);
+//!   secrets they pull with), and the PersistentVolumeClaims whose data it keeps (their
+//!   `volume.kubernetes.io/selected-node`), with or without pods, so it keeps their
+//!   directories until they are deleted — a claim being deleted is left out, and the node
+//!   removes its copy once its own pods no longer use it;
 //! - what every node gets: all Services, Endpoints and EndpointSlices with their
 //!   namespaces, since every board programs every Service (the endpoints behind one may
 //!   be on any board) and every board's DNS answers for the whole fleet;
 //! - the pod network from its point of view: the cluster CIDR, its own pod CIDR, and
 //!   every other node's pod CIDR and `InternalIP`.
 //!
-//! Objects are in apply order (namespaces, secrets, Services and endpoints, pods), each
-//! with its coordinator uid in [`FLEET_UID_ANNOTATION`] and without status or server-set
-//! fields, so the version — a digest of everything above — changes only when what the
+//! Objects are in apply order (namespaces, secrets, claims, Services and endpoints, pods),
+//! each with its coordinator uid in [`FLEET_UID_ANNOTATION`] and without status or
+//! server-set fields, so the version — a digest of everything above — changes only when what the
 //! agent must do changes, and idle polls stay `unchanged`.
 //!
 //! What every node gets is held once and shared, not copied per node: a fleet of a
@@ -25,7 +28,7 @@ use sha2::{Digest, Sha256};
 
 use super::pod_cidrs;
 use crate::api::fleet::{Assignments, FleetNetwork, PeerNode, FLEET_UID_ANNOTATION};
-use crate::model::Ipv4Cidr;
+use crate::model::{Ipv4Cidr, SELECTED_NODE_ANNOTATION};
 use crate::store::{Record, Store, StoreError};
 
 /// The kinds every node gets, in apply order.
@@ -39,6 +42,8 @@ pub struct FleetObjects {
     pub namespaces: Vec<Record>,
     pub config_maps: Vec<Record>,
     pub secrets: Vec<Record>,
+    /// PersistentVolumeClaims placed on a node and not being deleted.
+    pub claims: Vec<Record>,
     pub pods: Vec<Record>,
     /// Services, Endpoints and EndpointSlices.
     pub services: Vec<Record>,
@@ -55,6 +60,7 @@ impl FleetObjects {
             namespaces: store.list("Namespace", None)?,
             config_maps: store.list("ConfigMap", None)?,
             secrets: store.list("Secret", None)?,
+            claims: placed_claims(store.list("PersistentVolumeClaim", None)?),
             pods: store.list("Pod", None)?,
             services,
         })
@@ -80,7 +86,8 @@ pub struct AllAssignments {
 #[derive(Clone, Debug)]
 struct NodeSet {
     version: String,
-    /// Namespaces (its pods' and the Services'), then its pods' secrets.
+    /// Namespaces (its pods', its claims' and the Services'), then its pods' secrets, then
+    /// its claims.
     head: Vec<Value>,
     pods: Vec<Value>,
     pod_cidr: Option<Ipv4Cidr>,
@@ -117,13 +124,14 @@ impl AllAssignments {
             let network = pod_cidrs
                 .get(node)
                 .map(|cidr| (*cidr, peer_digests.without(node)));
-            node_set(objects, &service_namespaces, pods, network, &shared)
+            node_set(objects, node, &service_namespaces, pods, network, &shared)
         };
         let names: BTreeSet<&str> = objects
             .nodes
             .iter()
             .map(|n| n.name.as_str())
             .chain(pods_by_node.keys().copied())
+            .chain(objects.claims.iter().filter_map(claim_node))
             .collect();
         AllAssignments {
             by_node: names
@@ -219,18 +227,26 @@ fn xor_into(into: &mut [u8; 32], other: &[u8; 32]) {
     }
 }
 
-/// One node's own part: the namespaces of its pods and of the Services, the ConfigMaps
-/// and Secrets its pods read or pull with, its pods; its version digests them with `shared` (the digest of what
+/// One node's own part: the namespaces of its pods, its claims and the Services, the
+/// ConfigMaps and Secrets its pods read or pull with, the claims it keeps (in apply order:
+/// before the pods), its pods; its version digests them with `shared` (the digest of what
 /// every node gets) and, for a node with a pod CIDR, that CIDR and its peers' digest.
 fn node_set(
     objects: &FleetObjects,
+    node: &str,
     service_namespaces: &BTreeSet<&str>,
     pods: &[&Record],
     network: Option<(Ipv4Cidr, [u8; 32])>,
     shared: &[u8],
 ) -> NodeSet {
+    let claims: Vec<&Record> = objects
+        .claims
+        .iter()
+        .filter(|c| !node.is_empty() && claim_node(c) == Some(node))
+        .collect();
     let mut wanted_namespaces = service_namespaces.clone();
     wanted_namespaces.extend(pods.iter().map(|p| p.namespace.as_str()));
+    wanted_namespaces.extend(claims.iter().map(|c| c.namespace.as_str()));
     let mut wanted_secrets: BTreeSet<(&str, String)> = BTreeSet::new();
     let mut wanted_config_maps: BTreeSet<(&str, String)> = BTreeSet::new();
     for pod in pods {
@@ -274,6 +290,7 @@ fn node_set(
     {
         head.push(pushed(secret));
     }
+    head.extend(claims.into_iter().map(pushed));
     let pods: Vec<Value> = pods.iter().map(|pod| pushed(pod)).collect();
     let digest = Sha256::new()
         .chain_update(to_bytes(&head))
@@ -292,6 +309,25 @@ fn node_set(
         pods,
         pod_cidr: network.map(|(cidr, _)| cidr),
     }
+}
+
+/// The claims placed on a node and not being deleted: those some node keeps.
+fn placed_claims(records: Vec<Record>) -> Vec<Record> {
+    records
+        .into_iter()
+        .filter(|r| claim_node(r).is_some())
+        .filter(|r| r.object.pointer("/metadata/deletionTimestamp").is_none())
+        .collect()
+}
+
+/// The node a claim keeps its data on (`volume.kubernetes.io/selected-node`).
+fn claim_node(claim: &Record) -> Option<&str> {
+    claim
+        .object
+        .pointer("/metadata/annotations")?
+        .get(SELECTED_NODE_ANNOTATION)?
+        .as_str()
+        .filter(|node| !node.is_empty())
 }
 
 fn to_bytes<T: serde::Serialize>(value: &T) -> Vec<u8> {

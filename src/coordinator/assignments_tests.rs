@@ -350,3 +350,62 @@ fn a_node_gets_the_config_its_pods_read() {
     assert_ne!(after.get("pi-1").version, all.get("pi-1").version);
     assert_eq!(after.get("pi-2").version, all.get("pi-2").version);
 }
+
+fn claim(name: &str, node: Option<&str>, deleting: bool) -> Record {
+    let mut object = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": name, "namespace": "data"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}});
+    if let Some(node) = node {
+        object["metadata"]["annotations"] = json!({SELECTED_NODE_ANNOTATION: node});
+    }
+    if deleting {
+        object["metadata"]["deletionTimestamp"] = json!("2026-12-02T10:00:00Z");
+    }
+    record("PersistentVolumeClaim", "data", name, object)
+}
+
+#[test]
+fn a_node_keeps_the_claims_placed_on_it_without_pods() {
+    let claims = placed_claims(vec![
+        claim("db", Some("pi-1"), false),
+        claim("logs", Some("pi-2"), false),
+        claim("new", None, false),
+        claim("going", Some("pi-1"), true),
+    ]);
+    let names: Vec<&str> = claims.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["db", "logs"]);
+    let objects = FleetObjects {
+        nodes: vec![node("pi-1", None, None), node("pi-2", None, None)],
+        namespaces: vec![namespace("data"), namespace("team")],
+        claims,
+        pods: vec![pod("a", Some("pi-2"), None)],
+        ..FleetObjects::default()
+    };
+    let all = AllAssignments::compute(&objects, &cluster());
+    assert_eq!(
+        kinds_and_names(&all.get("pi-1")),
+        [("Namespace", "data"), ("PersistentVolumeClaim", "db")]
+    );
+    let set = all.get("pi-2");
+    assert_eq!(
+        kinds_and_names(&set),
+        [
+            ("Namespace", "data"),
+            ("Namespace", "team"),
+            ("PersistentVolumeClaim", "logs"),
+            ("Pod", "a")
+        ]
+    );
+    let pushed = &set.objects[2];
+    assert_eq!(
+        pushed["metadata"]["annotations"][FLEET_UID_ANNOTATION],
+        "uid-PersistentVolumeClaim-logs"
+    );
+    assert!(all.get("pi-3").objects.is_empty());
+    // The claim leaving (deleted) moves the node's version.
+    let mut gone = objects.clone();
+    gone.claims.remove(0);
+    let gone = AllAssignments::compute(&gone, &cluster());
+    assert_ne!(gone.version("pi-1"), all.version("pi-1"));
+    assert_eq!(gone.version("pi-2"), all.version("pi-2"));
+}

@@ -27,7 +27,13 @@
 //! 4. *Resources*: the pod's CPU and memory requests must fit in the node's allocatable
 //!    minus the requests of the pods already placed there — `Insufficient cpu`,
 //!    `Insufficient memory`. A zero request always fits, as in Kubernetes.
-//! 5. *Image platform* (berth's own): when the image platforms are known, one of them must
+//! 5. *Volume binding*: a pod whose PersistentVolumeClaims already keep their data on a
+//!    node (the `volume.kubernetes.io/selected-node` the scheduler wrote when it placed
+//!    their first pod) may go only there — `node(s) had volume node affinity conflict`.
+//!    Before any node is looked at, a claim that does not exist or is being deleted makes
+//!    the pod wait with that reason alone (`persistentvolumeclaim "data" not found`), as
+//!    Kubernetes' VolumeBinding pre-filter does ([`volumes`]).
+//! 6. *Image platform* (berth's own): when the image platforms are known, one of them must
 //!    run on a platform of the node — `node(s) didn't match the image's platform (the
 //!    image offers linux/arm/v7)`, naming what the image offers as the taint reason names
 //!    the taint. Architectures must be equal (an arm64 board is not given a 32-bit `arm`
@@ -70,6 +76,7 @@
 mod matching;
 #[cfg(test)]
 mod tests;
+pub mod volumes;
 
 use std::cmp::Reverse;
 use std::collections::BTreeMap;
@@ -137,6 +144,12 @@ pub struct PodRequest {
     /// Platforms every image of the pod runs on (see [`platforms_common_to`]); `None`
     /// when unknown, which lets every node pass the platform filter.
     pub image_platforms: Option<Vec<String>>,
+    /// The nodes the pod's claims keep their data on (see [`volumes::claim_needs`]): a
+    /// node must be each of them.
+    pub volume_nodes: Vec<String>,
+    /// Why the pod's claims cannot be had at all (missing, being deleted): no node is
+    /// looked at.
+    pub volume_problem: Option<String>,
 }
 
 /// The scheduler's answer for one pod.
@@ -210,6 +223,8 @@ pub fn pod_request_from_spec(
             .unwrap_or_default(),
         tolerations: spec.tolerations.clone(),
         image_platforms: None,
+        volume_nodes: Vec::new(),
+        volume_problem: None,
     })
 }
 
@@ -239,6 +254,11 @@ pub fn schedule(pod: &PodRequest, nodes: &[NodeInfo]) -> Decision {
     if nodes.is_empty() {
         return Decision::Unschedulable {
             message: "no nodes available to schedule pods".to_string(),
+        };
+    }
+    if let Some(problem) = &pod.volume_problem {
+        return Decision::Unschedulable {
+            message: format!("0/{} nodes are available: {problem}.", nodes.len()),
         };
     }
     let context = PodContext::new(pod);
@@ -358,6 +378,7 @@ enum Rejection<'n> {
     UntoleratedTaint { key: &'n str, value: &'n str },
     NodeAffinity,
     Insufficient { cpu: bool, memory: bool },
+    VolumeNodeConflict,
     Platform,
 }
 
@@ -381,6 +402,9 @@ impl Rejection<'_> {
                     reasons.push("Insufficient memory".to_string());
                 }
                 reasons
+            }
+            Rejection::VolumeNodeConflict => {
+                vec!["node(s) had volume node affinity conflict".to_string()]
             }
             Rejection::Platform => context
                 .image_platforms
@@ -424,6 +448,9 @@ fn check_node<'n>(context: &PodContext<'_>, node: &'n NodeInfo) -> Result<Usage,
             cpu: cpu_short,
             memory: memory_short,
         });
+    }
+    if pod.volume_nodes.iter().any(|held_on| *held_on != node.name) {
+        return Err(Rejection::VolumeNodeConflict);
     }
     if let Some(image_platforms) = &context.image_platforms {
         if !image_platforms.offered_by(node) {

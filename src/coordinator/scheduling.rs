@@ -1,18 +1,23 @@
 //! Scheduling at the coordinator: pending pods are bound to nodes by the pure scheduler
 //! ([`super::scheduler`]); those it cannot place get `PodScheduled=False` with its
-//! message, written only when it changes.
+//! message, written only when it changes. The PersistentVolumeClaims a pod is the first
+//! to use get the node it was bound to (`volume.kubernetes.io/selected-node`), their
+//! volume name and the `Bound` status: that node makes their directories, and their
+//! later pods go there too ([`super::scheduler::volumes`]).
 
 use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
+use super::scheduler::volumes::{claim_needs, select_node, ClaimInfo};
 use super::scheduler::{
     platforms_common_to, pod_request_from_spec, schedule, Decision, NodeInfo, PlacedPod, Taint,
 };
 use super::Coordinator;
 use crate::api::events::Involved;
 use crate::model::{
-    parse_cpu_millis, parse_memory_bytes, EventType, Object, Pod, ARCH_VARIANT_LABEL,
+    parse_cpu_millis, parse_memory_bytes, volume_name_for, EventType, Object, Pod,
+    ARCH_VARIANT_LABEL, SELECTED_NODE_ANNOTATION,
 };
 use crate::store::Record;
 
@@ -75,6 +80,14 @@ pub(super) fn schedule_pending(
             info.pods.push(placed);
         }
     }
+    // Claims are read only when a pending pod names one.
+    let claim_records = if pending.iter().any(|p| names_claims(p)) {
+        c.store().list("PersistentVolumeClaim", None)?
+    } else {
+        Vec::new()
+    };
+    let mut claims: Vec<ClaimInfo> = claim_records.iter().map(claim_info).collect();
+    let mut placed_claims: Vec<(String, String)> = Vec::new();
     let mut bound = Vec::new();
     let mut assigned: Vec<(&Record, String)> = Vec::new();
     let mut statuses: Vec<(&Record, Value)> = Vec::new();
@@ -83,6 +96,7 @@ pub(super) fn schedule_pending(
             continue;
         };
         let owner = controller_uid(pod);
+        let needs = claim_needs(&pod.namespace, &spec_pod.spec, &claims);
         let request = match pod_request_from_spec(
             &pod.namespace,
             &pod.name,
@@ -91,6 +105,8 @@ pub(super) fn schedule_pending(
         ) {
             Ok(mut request) => {
                 request.image_platforms = image_platforms(c, &spec_pod);
+                request.volume_nodes = needs.nodes.clone();
+                request.volume_problem = needs.problem.clone();
                 request
             }
             Err(err) => {
@@ -105,6 +121,9 @@ pub(super) fn schedule_pending(
                 object["spec"]["nodeName"] = Value::from(node.clone());
                 bound.push(object);
                 assigned.push((pod, node.clone()));
+                for claim in select_node(&mut claims, &pod.namespace, &needs.unplaced, &node) {
+                    placed_claims.push((pod.namespace.clone(), claim));
+                }
                 statuses.push((pod, json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "True"}]})));
                 if let Some(info) = infos.iter_mut().find(|i| i.name == node) {
                     info.pods.push(PlacedPod {
@@ -123,6 +142,14 @@ pub(super) fn schedule_pending(
     let mut changed = !bound.is_empty();
     if !bound.is_empty() {
         store.put_all(bound, None)?;
+    }
+    for (namespace, name) in placed_claims {
+        let record = claim_records
+            .iter()
+            .find(|r| r.namespace == namespace && r.name == name);
+        if let (Some(record), Some(node)) = (record, claims_node(&claims, &namespace, &name)) {
+            place_claim(&mut store, record, node)?;
+        }
     }
     for (pod, node) in assigned {
         let message = format!(
@@ -145,6 +172,75 @@ pub(super) fn schedule_pending(
         changed |= written;
     }
     Ok(changed)
+}
+
+/// Whether a pod names a PersistentVolumeClaim in a volume.
+fn names_claims(pod: &Record) -> bool {
+    pod.object
+        .pointer("/spec/volumes")
+        .and_then(Value::as_array)
+        .is_some_and(|volumes| {
+            volumes
+                .iter()
+                .any(|v| v.get("persistentVolumeClaim").is_some())
+        })
+}
+
+fn claim_info(record: &Record) -> ClaimInfo {
+    let selected = format!(
+        "/metadata/annotations/{}",
+        SELECTED_NODE_ANNOTATION.replace('/', "~1")
+    );
+    ClaimInfo {
+        namespace: record.namespace.clone(),
+        name: record.name.clone(),
+        selected_node: record
+            .object
+            .pointer(&selected)
+            .and_then(Value::as_str)
+            .filter(|node| !node.is_empty())
+            .map(str::to_owned),
+        deleting: deleting(record),
+    }
+}
+
+fn claims_node<'a>(claims: &'a [ClaimInfo], namespace: &str, name: &str) -> Option<&'a str> {
+    claims
+        .iter()
+        .find(|c| c.namespace == namespace && c.name == name)
+        .and_then(|c| c.selected_node.as_deref())
+}
+
+/// Writes that the claim of `record` keeps its data on `node` from now on: the annotation
+/// and its volume name in the object (under its own source, so its manifest still owns
+/// it), `Bound` in its status.
+fn place_claim(store: &mut crate::store::Store, record: &Record, node: &str) -> anyhow::Result<()> {
+    let Ok(Object::PersistentVolumeClaim(mut claim)) = Object::from_json(record.object.clone())
+    else {
+        return Ok(());
+    };
+    claim
+        .metadata
+        .annotations
+        .insert(SELECTED_NODE_ANNOTATION.to_owned(), node.to_owned());
+    claim.spec.volume_name = volume_name_for(&record.uid);
+    let status = serde_json::to_value(claim.bound_status())?;
+    store.put_all(
+        vec![Object::PersistentVolumeClaim(claim).to_json()],
+        record.source.as_deref(),
+    )?;
+    store.set_status(
+        "PersistentVolumeClaim",
+        &record.namespace,
+        &record.name,
+        &status,
+    )?;
+    log::info!(
+        "persistentvolumeclaim {}/{} keeps its data on {node}",
+        record.namespace,
+        record.name
+    );
+    Ok(())
 }
 
 /// Records what the scheduler did with `pod`.

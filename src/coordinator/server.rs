@@ -535,7 +535,9 @@ fn view(record: Record, world: &World) -> Value {
             let mut object = object;
             match status {
                 Some(status) => object["status"] = status,
-                None if kind == "Pod" => object["status"] = json!({"phase": "Pending"}),
+                None if matches!(kind, "Pod" | "PersistentVolumeClaim") => {
+                    object["status"] = json!({"phase": "Pending"})
+                }
                 None => {}
             }
             object

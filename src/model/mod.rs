@@ -14,6 +14,7 @@ pub mod admission;
 pub mod base64;
 mod board;
 mod cidr;
+mod claim;
 mod config;
 mod controller_revision;
 mod daemon_set;
@@ -49,6 +50,11 @@ pub use board::{
     BOARD_PROFILE_API_VERSION, BOARD_PROFILE_KIND,
 };
 pub use cidr::{next_free_address, CidrError, Ipv4Cidr};
+pub use claim::{
+    claims_of, volume_name_for, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+    PersistentVolumeClaimStatus, VolumeResourceRequirements, ACCESS_MODES, LOCAL_PATH_CLASS,
+    PHASE_BOUND, PHASE_PENDING, SELECTED_NODE_ANNOTATION, SHARED_ACCESS_MODES, STORAGE,
+};
 pub use config::{
     docker_auths, docker_login, is_config_key, ConfigMap, RegistryLogin, Secret, DOCKER_CFG_KEY,
     DOCKER_CFG_TYPE, DOCKER_CONFIG_JSON_KEY, DOCKER_CONFIG_JSON_TYPE,
@@ -138,6 +144,7 @@ pub enum Kind {
     ControllerRevision,
     ConfigMap,
     Secret,
+    PersistentVolumeClaim,
     Service,
     Endpoints,
     EndpointSlice,
@@ -149,12 +156,13 @@ impl Kind {
     /// Every supported kind, in the order objects should be applied: namespaces first,
     /// then what governs what may be created in them, then what pods consume, then
     /// Services and their endpoints, then what creates pods.
-    pub const ALL: [Kind; 13] = [
+    pub const ALL: [Kind; 14] = [
         Kind::Namespace,
         Kind::ResourceQuota,
         Kind::LimitRange,
         Kind::ConfigMap,
         Kind::Secret,
+        Kind::PersistentVolumeClaim,
         Kind::Service,
         Kind::Endpoints,
         Kind::EndpointSlice,
@@ -176,6 +184,7 @@ impl Kind {
             Kind::ControllerRevision => "ControllerRevision",
             Kind::ConfigMap => "ConfigMap",
             Kind::Secret => "Secret",
+            Kind::PersistentVolumeClaim => "PersistentVolumeClaim",
             Kind::Service => "Service",
             Kind::Endpoints => "Endpoints",
             Kind::EndpointSlice => "EndpointSlice",
@@ -191,6 +200,7 @@ impl Kind {
             | Kind::Pod
             | Kind::ConfigMap
             | Kind::Secret
+            | Kind::PersistentVolumeClaim
             | Kind::Service
             | Kind::Endpoints
             | Kind::ResourceQuota
@@ -213,6 +223,7 @@ impl Kind {
             Kind::ControllerRevision => "controllerrevisions",
             Kind::ConfigMap => "configmaps",
             Kind::Secret => "secrets",
+            Kind::PersistentVolumeClaim => "persistentvolumeclaims",
             Kind::Service => "services",
             Kind::Endpoints => "endpoints",
             Kind::EndpointSlice => "endpointslices",
@@ -232,6 +243,7 @@ impl Kind {
             | Kind::ControllerRevision
             | Kind::ConfigMap
             | Kind::Secret
+            | Kind::PersistentVolumeClaim
             | Kind::Service
             | Kind::Endpoints
             | Kind::EndpointSlice
@@ -269,6 +281,9 @@ impl Kind {
             "namespace" | "namespaces" | "ns" => Some(Kind::Namespace),
             "configmap" | "configmaps" | "cm" => Some(Kind::ConfigMap),
             "secret" | "secrets" => Some(Kind::Secret),
+            "persistentvolumeclaim" | "persistentvolumeclaims" | "pvc" => {
+                Some(Kind::PersistentVolumeClaim)
+            }
             "service" | "services" | "svc" => Some(Kind::Service),
             "endpoints" | "ep" => Some(Kind::Endpoints),
             "endpointslice" | "endpointslices" => Some(Kind::EndpointSlice),
@@ -289,6 +304,7 @@ impl Kind {
             "ControllerRevision" => Some(Kind::ControllerRevision),
             "ConfigMap" => Some(Kind::ConfigMap),
             "Secret" => Some(Kind::Secret),
+            "PersistentVolumeClaim" => Some(Kind::PersistentVolumeClaim),
             "Service" => Some(Kind::Service),
             "Endpoints" => Some(Kind::Endpoints),
             "EndpointSlice" => Some(Kind::EndpointSlice),
@@ -316,6 +332,7 @@ pub enum Object {
     ControllerRevision(ControllerRevision),
     ConfigMap(ConfigMap),
     Secret(Secret),
+    PersistentVolumeClaim(PersistentVolumeClaim),
     Service(Service),
     Endpoints(Endpoints),
     EndpointSlice(EndpointSlice),
@@ -334,6 +351,7 @@ impl Object {
             Object::ControllerRevision(_) => Kind::ControllerRevision,
             Object::ConfigMap(_) => Kind::ConfigMap,
             Object::Secret(_) => Kind::Secret,
+            Object::PersistentVolumeClaim(_) => Kind::PersistentVolumeClaim,
             Object::Service(_) => Kind::Service,
             Object::Endpoints(_) => Kind::Endpoints,
             Object::EndpointSlice(_) => Kind::EndpointSlice,
@@ -352,6 +370,7 @@ impl Object {
             Object::ControllerRevision(o) => &o.metadata,
             Object::ConfigMap(o) => &o.metadata,
             Object::Secret(o) => &o.metadata,
+            Object::PersistentVolumeClaim(o) => &o.metadata,
             Object::Service(o) => &o.metadata,
             Object::Endpoints(o) => &o.metadata,
             Object::EndpointSlice(o) => &o.metadata,
@@ -370,6 +389,7 @@ impl Object {
             Object::ControllerRevision(o) => &mut o.metadata,
             Object::ConfigMap(o) => &mut o.metadata,
             Object::Secret(o) => &mut o.metadata,
+            Object::PersistentVolumeClaim(o) => &mut o.metadata,
             Object::Service(o) => &mut o.metadata,
             Object::Endpoints(o) => &mut o.metadata,
             Object::EndpointSlice(o) => &mut o.metadata,
@@ -395,6 +415,7 @@ impl Object {
             Object::ControllerRevision(o) => to_value(o),
             Object::ConfigMap(o) => to_value(o),
             Object::Secret(o) => to_value(o),
+            Object::PersistentVolumeClaim(o) => to_value(o),
             Object::Service(o) => to_value(o),
             Object::Endpoints(o) => to_value(o),
             Object::EndpointSlice(o) => to_value(o),
@@ -430,6 +451,9 @@ impl Object {
             }
             Kind::ConfigMap => serde_json::from_value(value).map(Object::ConfigMap),
             Kind::Secret => serde_json::from_value(value).map(Object::Secret),
+            Kind::PersistentVolumeClaim => {
+                serde_json::from_value(value).map(Object::PersistentVolumeClaim)
+            }
             Kind::Service => serde_json::from_value(value).map(Object::Service),
             Kind::Endpoints => serde_json::from_value(value).map(Object::Endpoints),
             Kind::EndpointSlice => serde_json::from_value(value).map(Object::EndpointSlice),
@@ -492,6 +516,14 @@ mod tests {
         assert_eq!(Kind::Endpoints.plural(), "endpoints");
         assert_eq!(Kind::from_cli_name("cm"), Some(Kind::ConfigMap));
         assert_eq!(Kind::from_cli_name("Secrets"), Some(Kind::Secret));
+        assert_eq!(
+            Kind::from_cli_name("pvc"),
+            Some(Kind::PersistentVolumeClaim)
+        );
+        assert_eq!(
+            Kind::PersistentVolumeClaim.plural(),
+            "persistentvolumeclaims"
+        );
         assert_eq!(Kind::from_kind_name("Deployment"), Some(Kind::Deployment));
         assert_eq!(Kind::from_kind_name("deployment"), None);
         assert_eq!(Kind::Deployment.api_version(), "apps/v1");

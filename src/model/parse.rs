@@ -11,7 +11,8 @@ use crate::model::validate::{
 };
 use crate::model::{
     ConfigMap, ControllerRevision, DaemonSet, Deployment, EndpointSlice, Endpoints, Kind,
-    LimitRange, Namespace, Object, Pod, ReplicaSet, ResourceQuota, Secret, Service,
+    LimitRange, Namespace, Object, PersistentVolumeClaim, Pod, ReplicaSet, ResourceQuota, Secret,
+    Service,
 };
 
 /// One problem at one field.
@@ -246,6 +247,12 @@ fn build(kind: Kind, mut value: Value) -> Result<Object, String> {
             let mut secret: Secret = serde_json::from_value(value).map_err(invalid)?;
             secret.merge_string_data();
             Object::Secret(secret)
+        }
+        Kind::PersistentVolumeClaim => {
+            let mut claim: PersistentVolumeClaim =
+                serde_json::from_value(value).map_err(invalid)?;
+            claim.spec.apply_defaults();
+            Object::PersistentVolumeClaim(claim)
         }
         Kind::Service => {
             let mut service: Service = serde_json::from_value(value).map_err(invalid)?;

@@ -234,7 +234,7 @@ pub struct ResourceRequirements {
 
 /// YAML users write `cpu: 1` or `cpu: 0.5` unquoted, and Kubernetes accepts that, so a
 /// quantity may arrive as a JSON number; it is kept as its decimal text.
-fn quantity_map<'de, D: Deserializer<'de>>(
+pub(crate) fn quantity_map<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<BTreeMap<String, String>, D::Error> {
     #[derive(Deserialize)]

@@ -146,6 +146,7 @@ pub fn check_incoming(value: &Value) -> Result<Incoming, String> {
         | Kind::Pod
         | Kind::ConfigMap
         | Kind::Secret
+        | Kind::PersistentVolumeClaim
         | Kind::Service
         | Kind::Endpoints
         | Kind::EndpointSlice => {}
@@ -231,6 +232,7 @@ pub fn apply_set(agent: &Agent, objects: &[Value]) -> Result<Applied, FleetError
             "Deployment",
             "ConfigMap",
             "Secret",
+            "PersistentVolumeClaim",
             "Service",
             "Endpoints",
             "EndpointSlice",

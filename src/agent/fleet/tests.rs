@@ -27,6 +27,7 @@ fn test_agent(dir: &std::path::Path) -> Arc<Agent> {
         join: None,
         unpack_limits: Default::default(),
         encryption_key_file: None,
+        local_path: None,
         network: crate::agent::NetworkOptions {
             backend: crate::agent::NetworkBackend::None,
             ..Default::default()

@@ -3,6 +3,7 @@ use std::collections::BTreeMap;
 use super::*;
 use crate::model::{Container, PodSpec, ResourceRequirements};
 
+mod claims;
 mod shortcuts;
 
 const MI: u64 = 1024 * 1024;

@@ -5,6 +5,7 @@
 //! manifest wants every problem, each with its Kubernetes field path.
 
 pub(in crate::model) mod checker;
+mod claim;
 mod config;
 mod deployment;
 mod env;
@@ -102,6 +103,7 @@ fn check_document(c: &mut Checker, doc: &Value) -> Option<Kind> {
             | Kind::Deployment
             | Kind::ReplicaSet
             | Kind::DaemonSet
+            | Kind::PersistentVolumeClaim
             | Kind::Service
             | Kind::ResourceQuota
             | Kind::LimitRange,
@@ -124,6 +126,7 @@ fn check_document(c: &mut Checker, doc: &Value) -> Option<Kind> {
         ),
         Kind::ConfigMap => config::check_config_map(c, top),
         Kind::Secret => config::check_secret(c, top),
+        Kind::PersistentVolumeClaim => claim::check_claim_spec(c, get(top, "spec")),
         Kind::Service => service::check_service_spec(c, get(top, "spec")),
         Kind::Endpoints => service::check_endpoints(c, top),
         Kind::EndpointSlice => service::check_endpoint_slice(c, top),
@@ -163,6 +166,7 @@ fn check_metadata(c: &mut Checker, top: &JsonObject, kind: Kind) {
                 | Kind::ControllerRevision
                 | Kind::ConfigMap
                 | Kind::Secret
+                | Kind::PersistentVolumeClaim
                 | Kind::Endpoints
                 | Kind::EndpointSlice
                 | Kind::ResourceQuota
