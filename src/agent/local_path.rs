@@ -28,6 +28,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::Agent;
+use crate::api::events::{Involved, Reporter};
 use crate::api::fleet::{FLEET_SOURCE, FLEET_UID_ANNOTATION};
 use crate::model::{claims_of, volume_name_for, Object, PersistentVolumeClaim, Pod};
 
@@ -174,6 +175,7 @@ impl Agent {
                     "provisioned persistentvolumeclaim {namespace}/{name} at {}",
                     dir.display()
                 );
+                self.tell_provisioned(&claim, uid);
             }
             self.record_bound(&claim, &record).map_err(|e| {
                 refused(format!(
@@ -211,6 +213,30 @@ impl Agent {
             log::info!("persistentvolumeclaim {namespace}/{name} bound");
         }
         Ok(())
+    }
+
+    /// The provisioner's event, as k3s' tells it.
+    fn tell_provisioned(&self, claim: &PersistentVolumeClaim, uid: &str) {
+        let meta = &claim.metadata;
+        let involved = Involved::new(
+            "PersistentVolumeClaim",
+            meta.namespace_or_empty(),
+            &meta.name,
+            &meta.uid,
+        );
+        let message = format!("Successfully provisioned volume {}", volume_name_for(uid));
+        let reporter = Reporter {
+            component: "local-path-provisioner",
+            host: Some(&self.options.node_name),
+        };
+        let normal = crate::model::EventType::Normal;
+        self.events.record(
+            involved,
+            normal,
+            "ProvisioningSucceeded",
+            &message,
+            reporter,
+        );
     }
 
     /// Whether a pod other than `pod` has a running container and names claim `name`.

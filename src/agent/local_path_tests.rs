@@ -277,3 +277,53 @@ fn a_claim_applied_again_keeps_its_volume() {
     let again = agent.claim_dirs(&user_pod("pod-2")).unwrap();
     assert_eq!(dirs, again);
 }
+
+#[test]
+fn a_pushed_claim_is_named_by_the_coordinator_s_uid_and_its_spec_left_alone() {
+    let test = test_agent(Duration::from_secs(1));
+    let agent = &test.agent;
+    let pushed = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "data", "namespace": "default", "annotations": {
+            FLEET_UID_ANNOTATION: UID,
+            crate::model::SELECTED_NODE_ANNOTATION: "pi-1"}},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "5Gi"}},
+                 "storageClassName": "local-path", "volumeMode": "Filesystem",
+                 "volumeName": format!("pvc-{UID}")}});
+    agent
+        .store()
+        .put_all(vec![pushed], Some(FLEET_SOURCE))
+        .unwrap();
+    let before = agent
+        .store()
+        .get("PersistentVolumeClaim", "default", "data")
+        .unwrap()
+        .unwrap();
+    let dirs = agent.claim_dirs(&user_pod("pod-1")).unwrap();
+    assert_eq!(
+        dirs["data"],
+        test.dir
+            .path()
+            .join("storage")
+            .join(format!("default_data_{UID}"))
+    );
+    let after = agent
+        .store()
+        .get("PersistentVolumeClaim", "default", "data")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        after.resource_version, before.resource_version,
+        "spec untouched"
+    );
+    assert_eq!(after.status.unwrap()["capacity"]["storage"], "5Gi");
+
+    // The same claim held by another board is not made here.
+    let mut elsewhere = after.object.clone();
+    elsewhere["metadata"]["annotations"][crate::model::SELECTED_NODE_ANNOTATION] = json!("pi-2");
+    agent
+        .store()
+        .put_all(vec![elsewhere], Some(FLEET_SOURCE))
+        .unwrap();
+    let refused = agent.claim_dirs(&user_pod("pod-1")).unwrap_err();
+    assert!(refused.message.contains("\"pi-2\""), "{refused:?}");
+}

@@ -77,7 +77,7 @@ pub struct GlobalOptions {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the agent of this board
-    Agent(agent::AgentArgs),
+    Agent(Box<agent::AgentArgs>),
     /// Run the fleet coordinator
     Coordinator(coordinator::CoordinatorArgs),
     /// Manage join tokens (coordinator)
@@ -140,7 +140,7 @@ struct DaemonCli {
 #[derive(Subcommand, Debug)]
 enum Daemon {
     /// Run the agent of this board
-    Agent(agent::AgentArgs),
+    Agent(Box<agent::AgentArgs>),
     /// Run the fleet coordinator
     Coordinator(coordinator::CoordinatorArgs),
 }
@@ -164,7 +164,7 @@ fn run_daemon() -> i32 {
     // Lifecycle lines at info by default; RUST_LOG overrides.
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let result = match daemon {
-        Daemon::Agent(args) => agent::run(args),
+        Daemon::Agent(args) => agent::run(*args),
         Daemon::Coordinator(args) => coordinator::run(args),
     };
     report(result)
