@@ -565,3 +565,84 @@ fn scheduling_is_told_as_events_served_to_the_admin() {
         "Forbidden",
     );
 }
+
+#[test]
+fn a_claim_goes_with_its_first_pod_and_holds_the_later_ones() {
+    let test = test_coordinator();
+    let claim = "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: data}\n\
+        spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 2Gi}}}\n";
+    let pod = |name: &str, claim: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  \
+             containers: [{{name: app, image: 'localhost/app:1'}}]\n  \
+             volumes: [{{name: v, persistentVolumeClaim: {{claimName: {claim}}}}}]\n"
+        )
+    };
+    let apply = |yaml: &str| {
+        let (status, result) =
+            test.admin("POST", "/apis/berth.dev/v1/apply", Some(&manifest(yaml)));
+        assert_eq!(status, 200, "{result}");
+    };
+    apply(&format!(
+        "{claim}---\n{}---\n{}",
+        pod("first", "data"),
+        pod("lost", "nope")
+    ));
+    let ready = |_: &str| true;
+    crate::coordinator::scheduling::schedule_pending(&test.coordinator, &ready).unwrap();
+    let get = |path: &str| test.admin("GET", path, None).1;
+    let first = get("/api/v1/namespaces/default/pods/first");
+    let node = first["spec"]["nodeName"].as_str().unwrap().to_owned();
+    let placed = get("/api/v1/namespaces/default/persistentvolumeclaims/data");
+    let uid = placed["metadata"]["uid"].as_str().unwrap();
+    assert_eq!(
+        placed["metadata"]["annotations"]["volume.kubernetes.io/selected-node"],
+        node.as_str()
+    );
+    assert_eq!(placed["spec"]["volumeName"], format!("pvc-{uid}"));
+    assert_eq!(placed["status"]["phase"], "Bound");
+    assert_eq!(placed["status"]["capacity"]["storage"], "2Gi");
+    let lost = get("/api/v1/namespaces/default/pods/lost");
+    assert_eq!(lost["spec"]["nodeName"], Value::Null);
+    assert_eq!(
+        lost["status"]["conditions"][0]["message"],
+        "0/2 nodes are available: persistentvolumeclaim \"nope\" not found."
+    );
+
+    // Later pods follow the claim, whichever node is free; applying the claim again
+    // keeps its node.
+    apply(claim);
+    for name in ["second", "third"] {
+        apply(&pod(name, "data"));
+        crate::coordinator::scheduling::schedule_pending(&test.coordinator, &ready).unwrap();
+        let later = get(&format!("/api/v1/namespaces/default/pods/{name}"));
+        assert_eq!(later["spec"]["nodeName"], node.as_str(), "{later}");
+    }
+
+    // The claim is the holder's even with no pod: the other node gets nothing of it.
+    for name in ["first", "second", "third"] {
+        let path = format!("/api/v1/namespaces/default/pods/{name}");
+        assert_eq!(test.admin("DELETE", &path, None).0, 200);
+    }
+    let other = if node == "pi-1" { "pi-2" } else { "pi-1" };
+    let kinds = |node: &str| -> Vec<String> {
+        let credential = test.node(node);
+        let set = poll(&test, &credential, node, "");
+        set["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| {
+                format!(
+                    "{}/{}",
+                    o["kind"].as_str().unwrap(),
+                    o["metadata"]["name"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    assert!(kinds(&node).contains(&"PersistentVolumeClaim/data".to_owned()));
+    assert!(!kinds(other)
+        .iter()
+        .any(|k| k.starts_with("PersistentVolumeClaim")));
+}
