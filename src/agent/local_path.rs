@@ -105,7 +105,8 @@ fn check_claim(
     let name = &claim.metadata.name;
     if let Some(other) = claim.selected_node().filter(|n| *n != node) {
         return Err(refused(format!(
-            "volume node affinity conflict: persistentvolumeclaim {name:?} keeps its data on node {other:?}"
+            "volume node affinity conflict: persistentvolumeclaim {name:?} keeps its data on \
+             node {other:?}"
         )));
     }
     if let Some(deleted) = &claim.metadata.deletion_timestamp {
