@@ -259,3 +259,21 @@ fn a_pod_applied_again_unchanged_is_not_refused() {
     let mut grown = pod("big", "{requests: {memory: 3Gi}, limits: {memory: 3Gi}}");
     assert!(admit_pod(&policy, &mut used, &mut grown, Some((&stored, &before))).is_err());
 }
+
+#[test]
+fn claims_are_counted_by_both_names() {
+    let quotas = [quota(
+        "storage",
+        "{count/persistentvolumeclaims: '1', persistentvolumeclaims: '1'}",
+    )];
+    let policy = with_quotas(&quotas);
+    let mut used = Usage::default();
+    admit_object(&policy, &mut used, Kind::PersistentVolumeClaim, false).unwrap();
+    let refused = admit_object(&policy, &mut used, Kind::PersistentVolumeClaim, false);
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.contains("count/persistentvolumeclaims=1")),
+        "{refused:?}"
+    );
+}

@@ -100,8 +100,9 @@ pub const COMPUTE_RESOURCES: [(&str, Unit); 6] = [
 /// creates through apply, where admission sees them. Endpoints, EndpointSlices,
 /// ReplicaSets and ControllerRevisions are also made by controllers, whose creations
 /// are not counted, so a quota on them could not be kept.
-pub const COUNTED_KINDS: [Kind; 8] = [
+pub const COUNTED_KINDS: [Kind; 9] = [
     Kind::Pod,
+    Kind::PersistentVolumeClaim,
     Kind::ConfigMap,
     Kind::Secret,
     Kind::Service,
@@ -112,8 +113,9 @@ pub const COUNTED_KINDS: [Kind; 8] = [
 ];
 
 /// Older names of object counts: `services` counts what `count/services` does.
-const STANDARD_COUNTS: [(&str, Kind); 4] = [
+const STANDARD_COUNTS: [(&str, Kind); 5] = [
     ("configmaps", Kind::ConfigMap),
+    ("persistentvolumeclaims", Kind::PersistentVolumeClaim),
     ("secrets", Kind::Secret),
     ("services", Kind::Service),
     ("resourcequotas", Kind::ResourceQuota),
