@@ -1,6 +1,7 @@
-//! ConfigMaps and Secrets across a fleet (issue 15): a board gets exactly the ones its
-//! pods read, its pods see them in env and files, and an update made at the coordinator
-//! reaches a running pod's files on the board without a restart.
+//! Configuration and data across a fleet (issue 15): a board gets exactly the ConfigMaps
+//! and Secrets its pods read, its pods see them in env and files, and an update made at
+//! the coordinator reaches a running pod's files on the board without a restart; a
+//! PersistentVolumeClaim binds its pods to the board that holds its data.
 
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
@@ -96,4 +97,86 @@ fn a_board_gets_the_config_its_pods_read_and_its_updates() {
     let pod = board.pod("reader");
     assert_eq!(pod["status"]["containerStatuses"][0]["containerID"], id);
     assert_eq!(pod["status"]["containerStatuses"][0]["restartCount"], 0);
+}
+
+const CLAIM_AND_WRITER: &str = r#"apiVersion: v1
+kind: PersistentVolumeClaim
+metadata:
+  name: data
+spec:
+  accessModes: [ReadWriteOnce]
+  resources:
+    requests:
+      storage: 64Mi
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: keeper
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+    - name: main
+      image: busybox:1.35
+      command: ["sh", "-c", "cat /data/note 2>/dev/null || echo kept > /data/note; exec sleep 100000"]
+      volumeMounts: [{name: data, mountPath: /data}]
+  volumes:
+    - name: data
+      persistentVolumeClaim: {claimName: data}
+"#;
+
+/// The node of the running pod `keeper`, once it runs.
+fn keeper_node(fleet: &Fleet) -> String {
+    wait_for(Duration::from_secs(60), "keeper running", || {
+        fleet.coordinator.pods().into_iter().find_map(|pod| {
+            let running = pod["status"]["phase"] == "Running"
+                && pod["metadata"]["deletionTimestamp"].is_null();
+            (pod["metadata"]["name"] == "keeper" && running)
+                .then(|| pod["spec"]["nodeName"].as_str().unwrap().to_owned())
+        })
+    })
+}
+
+#[test]
+fn a_claim_keeps_its_pods_on_the_board_with_its_data() {
+    let fleet = Fleet::start(&[("d1", ""), ("d2", "")], &[]);
+    apply(&fleet, CLAIM_AND_WRITER);
+    let first = keeper_node(&fleet);
+    let claim = fleet.coordinator.json(&["get", "pvc", "data"]);
+    assert_eq!(
+        claim["metadata"]["annotations"]["volume.kubernetes.io/selected-node"],
+        first.as_str()
+    );
+    assert_eq!(claim["status"]["phase"], "Bound");
+    let board = fleet.agents.iter().find(|a| a.node_name == first).unwrap();
+    wait_for(Duration::from_secs(20), "the note written", || {
+        let out = board.berth(&["exec", "keeper", "--", "cat", "/data/note"]);
+        (String::from_utf8_lossy(&out.stdout).trim() == "kept").then_some(())
+    });
+    // The scheduler packs: with a busier other board, only the claim keeps the pod here.
+    let other = if first == "d1" { "d2" } else { "d1" };
+    apply(
+        &fleet,
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: filler\nspec:\n  nodeName: {other}\n  \
+             containers:\n    - name: main\n      image: busybox:1.35\n      \
+             command: [sleep, \"100000\"]\n      resources: {{requests: {{cpu: 500m}}}}\n"
+        ),
+    );
+    // Recreated, the pod lands where its data is, and finds it.
+    for _ in 0..2 {
+        fleet.coordinator.ok(&["delete", "pod", "keeper"]);
+        wait_for(Duration::from_secs(30), "keeper gone", || {
+            let gone = !fleet
+                .coordinator
+                .pods()
+                .iter()
+                .any(|p| p["metadata"]["name"] == "keeper");
+            gone.then_some(())
+        });
+        apply(&fleet, CLAIM_AND_WRITER);
+        assert_eq!(keeper_node(&fleet), first);
+    }
+    let logs = board.ok(&["logs", "keeper"]);
+    assert_eq!(logs.trim(), "kept");
 }
