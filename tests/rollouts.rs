@@ -213,7 +213,9 @@ fn a_killed_agent_resumes_the_rollout_within_its_bounds() {
             // Probe results live in memory: until the first probes answer again the
             // pods show as not ready (the controllers wait for them meanwhile).
             let before = ready(&pods);
-            wait_for(Duration::from_secs(10), "readiness known again", || {
+            // The agent waits up to 10 s for the first probes after a restart: leave room
+            // beyond that for a loaded machine.
+            wait_for(Duration::from_secs(30), "readiness known again", || {
                 (ready(&sample(agent)?) >= before).then_some(())
             });
         }
