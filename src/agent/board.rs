@@ -187,7 +187,7 @@ mod tests {
                 found.push((path, profile));
             }
         }
-        found.sort_by(|a, b| a.0.cmp(&b.0));
+        crate::support::sort::sort_by(&mut found, |a, b| a.0.cmp(&b.0));
         found
     }
 

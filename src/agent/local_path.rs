@@ -340,7 +340,7 @@ fn sweepable(root: &Path, keep: &Keep) -> Vec<PathBuf> {
             _ => log::debug!("leaving {}: not a claim's directory", path.display()),
         }
     }
-    found.sort();
+    crate::support::sort::sort(&mut found);
     found
 }
 

@@ -103,7 +103,7 @@ impl Agent {
         let pods = stored_pods(self)?;
         let mut uids: Vec<String> = observed.keys().cloned().collect();
         uids.extend(pods.iter().map(|p| p.metadata.uid.clone()));
-        uids.sort();
+        crate::support::sort::sort(&mut uids);
         uids.dedup();
         for sandbox in self.runtime.list_sandboxes()? {
             if !uids.contains(&sandbox) {

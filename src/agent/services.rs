@@ -84,7 +84,7 @@ impl ServiceObjects {
                 );
             }
         }
-        found.sort();
+        crate::support::sort::sort(&mut found);
         found.dedup();
         found
     }
@@ -195,7 +195,7 @@ impl ServiceObjects {
                 })
             })
             .collect();
-        found.sort_by_key(|e| e.ip);
+        crate::support::sort::sort_by_key(&mut found, |e| e.ip);
         found.dedup_by_key(|e| e.ip);
         found
     }
@@ -263,7 +263,7 @@ pub fn sync(agent: &Arc<Agent>, pods: &[Pod]) -> anyhow::Result<()> {
     let objects = ServiceObjects::load(agent)?;
     network.sync_rules(objects.service_ports(), host_ports(pods, &pod_ips))?;
     let mut ips: Vec<Ipv4Addr> = pod_ips.values().copied().collect();
-    ips.sort();
+    crate::support::sort::sort(&mut ips);
     network.sync_zone(objects.zone(&network.domain, ips));
     network.set_synced_from(changes, pod_ips);
     Ok(())

@@ -84,7 +84,7 @@ fn container_status(
         .iter()
         .filter(|i| i.container == name)
         .collect();
-    mine.sort_by_key(|i| i.attempt);
+    crate::support::sort::sort_by_key(&mut mine, |i| i.attempt);
     let latest = mine.last().copied();
     let previous = latest
         .and_then(|l| mine.iter().find(|i| i.attempt + 1 == l.attempt))

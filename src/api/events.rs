@@ -190,7 +190,7 @@ impl EventLog {
             .filter(|e| namespace.is_none_or(|ns| e.event.metadata.namespace_or_empty() == ns))
             .filter(|e| selector.matches(&e.event))
             .collect();
-        found.sort_by_key(|e| e.seq);
+        crate::support::sort::sort_by_key(&mut found, |e| e.seq);
         found.into_iter().map(|e| e.event.clone()).collect()
     }
 

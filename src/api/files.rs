@@ -57,7 +57,7 @@ pub fn manifest_files_in(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
             found.push(path);
         }
     }
-    found.sort();
+    crate::support::sort::sort(&mut found);
     Ok(found)
 }
 

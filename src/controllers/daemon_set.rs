@@ -171,7 +171,7 @@ fn pods_by_node<'a>(
         }
     }
     for pods in by_node.values_mut() {
-        pods.new.sort_by_key(|pod| {
+        crate::support::sort::sort_by_key(&mut pods.new, |pod| {
             (
                 pod.metadata.creation_timestamp.clone(),
                 pod.metadata.name.clone(),

@@ -67,7 +67,7 @@ pub fn reconcile(ds: &DaemonSet, world: &World, hash: &str) -> Vec<Change> {
         })
         .collect();
     if idle.len() > limit {
-        idle.sort_by_key(|cr| cr.revision);
+        crate::support::sort::sort_by_key(&mut idle, |cr| cr.revision);
         changes.extend(
             idle.iter()
                 .take(idle.len() - limit)

@@ -319,7 +319,7 @@ fn trim_history(deploy: &Deployment, old: &[&ReplicaSet], world: &World) -> Vec<
     if idle.len() <= limit {
         return Vec::new();
     }
-    idle.sort_by_key(|rs| (revision(rs), rs.metadata.name.clone()));
+    crate::support::sort::sort_by_key(&mut idle, |rs| (revision(rs), rs.metadata.name.clone()));
     idle.iter()
         .take(idle.len() - limit)
         .map(|rs| Change::Delete(key_of("ReplicaSet", &rs.metadata)))

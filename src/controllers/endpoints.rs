@@ -96,8 +96,8 @@ fn endpoints_of(service: &Service, world: &World) -> Endpoints {
     }
     let mut subsets: Vec<EndpointSubset> = by_ports.into_values().collect();
     for subset in &mut subsets {
-        subset.addresses.sort_by(|a, b| a.ip.cmp(&b.ip));
-        subset.not_ready_addresses.sort_by(|a, b| a.ip.cmp(&b.ip));
+        crate::support::sort::sort_by(&mut subset.addresses, |a, b| a.ip.cmp(&b.ip));
+        crate::support::sort::sort_by(&mut subset.not_ready_addresses, |a, b| a.ip.cmp(&b.ip));
     }
     Endpoints {
         metadata: ObjectMeta {
@@ -137,7 +137,7 @@ fn pod_ports(service: &Service, pod: &Pod) -> Vec<EndpointPort> {
             })
         })
         .collect();
-    ports.sort_by(|a, b| a.name.cmp(&b.name));
+    crate::support::sort::sort_by(&mut ports, |a, b| a.name.cmp(&b.name));
     ports
 }
 

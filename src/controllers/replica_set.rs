@@ -29,7 +29,7 @@ pub fn plan_replicas(wanted: i32, pods: &[OwnedPod]) -> ReplicaPlan {
     } else if pods.len() > wanted {
         let mut sorted: Vec<&OwnedPod> = pods.iter().collect();
         // Not-ready first, then the newest: the pods that serve least go first.
-        sorted.sort_by(|a, b| {
+        crate::support::sort::sort_by(&mut sorted, |a, b| {
             a.ready
                 .cmp(&b.ready)
                 .then_with(|| b.creation_timestamp.cmp(&a.creation_timestamp))

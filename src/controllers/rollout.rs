@@ -110,7 +110,7 @@ pub fn old_rs_scale_down(
     }
 
     let mut sorted: Vec<&RsState> = old.iter().collect();
-    sorted.sort_by(|a, b| oldest_first(a, b));
+    crate::support::sort::sort_by(&mut sorted, |a, b| oldest_first(a, b));
     let mut targets: Vec<i32> = sorted.iter().map(|rs| rs.replicas).collect();
 
     // Pass 1: pods that are not available, up to the budget.
@@ -165,7 +165,7 @@ pub fn recreate_step(
     old_pods: i32,
 ) -> Vec<(String, i32)> {
     let mut sorted: Vec<&RsState> = old.iter().collect();
-    sorted.sort_by(|a, b| oldest_first(a, b));
+    crate::support::sort::sort_by(&mut sorted, |a, b| oldest_first(a, b));
     let scale_down: Vec<(String, i32)> = sorted
         .iter()
         .filter(|rs| rs.replicas != 0)

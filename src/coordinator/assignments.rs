@@ -347,7 +347,7 @@ fn peers(nodes: &[Record]) -> Vec<PeerNode> {
             })
         })
         .collect();
-    peers.sort_by(|a, b| a.name.cmp(&b.name));
+    crate::support::sort::sort_by(&mut peers, |a, b| a.name.cmp(&b.name));
     peers
 }
 

@@ -160,7 +160,9 @@ impl Auth {
     /// Every join token, oldest first.
     pub fn join_tokens(&self) -> Vec<TokenRecord> {
         let mut tokens: Vec<TokenRecord> = lock(&self.join_tokens).values().cloned().collect();
-        tokens.sort_by(|a, b| a.created.cmp(&b.created).then_with(|| a.id.cmp(&b.id)));
+        crate::support::sort::sort_by(&mut tokens, |a, b| {
+            a.created.cmp(&b.created).then_with(|| a.id.cmp(&b.id))
+        });
         tokens
     }
 

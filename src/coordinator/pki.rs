@@ -307,7 +307,7 @@ fn local_addresses() -> Vec<IpAddr> {
             }
         }
     }
-    addresses.sort();
+    crate::support::sort::sort(&mut addresses);
     addresses
 }
 

@@ -585,7 +585,7 @@ fn unschedulable_message(context: &PodContext<'_>, nodes: &[NodeInfo]) -> String
         .into_iter()
         .map(|(reason, count)| format!("{count} {reason}"))
         .collect();
-    entries.sort();
+    crate::support::sort::sort(&mut entries);
     format!(
         "0/{} nodes are available: {}.",
         nodes.len(),

@@ -57,7 +57,7 @@ pub(super) fn schedule_pending(
         return Ok(false);
     }
     let nodes = c.store().list("Node", None)?;
-    pending.sort_by(|a, b| {
+    crate::support::sort::sort_by(&mut pending, |a, b| {
         (
             a.creation_timestamp.as_str(),
             a.namespace.as_str(),

@@ -247,7 +247,7 @@ impl ImageStore {
                 Err(e) => log::warn!("skipping image reference {}: {e}", path.display()),
             }
         }
-        infos.sort_by(|a, b| a.reference.cmp(&b.reference));
+        crate::support::sort::sort_by(&mut infos, |a, b| a.reference.cmp(&b.reference));
         Ok(infos)
     }
 

@@ -167,7 +167,7 @@ pub fn links_with_prefix(prefix: &str) -> Result<Vec<String>, NetError> {
         .filter(|name| name.starts_with(prefix))
         .map(str::to_owned)
         .collect();
-    names.sort();
+    crate::support::sort::sort(&mut names);
     Ok(names)
 }
 

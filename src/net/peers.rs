@@ -118,7 +118,9 @@ pub fn plan(
     peers: &[Peer],
 ) -> Vec<Route> {
     let mut sorted: Vec<&Peer> = peers.iter().collect();
-    sorted.sort_by(|a, b| (&a.name, a.pod_cidr).cmp(&(&b.name, b.pod_cidr)));
+    crate::support::sort::sort_by(&mut sorted, |a, b| {
+        (&a.name, a.pod_cidr).cmp(&(&b.name, b.pod_cidr))
+    });
     let mut routes: Vec<Route> = Vec::new();
     for peer in sorted {
         if let Some(reason) = refusal(local, &routes, peer) {
@@ -161,7 +163,7 @@ pub fn plan(
             }
         });
     }
-    routes.sort_by_key(Route::pod_cidr);
+    crate::support::sort::sort_by_key(&mut routes, Route::pod_cidr);
     routes
 }
 

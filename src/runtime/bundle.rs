@@ -146,7 +146,9 @@ fn all_mounts(cfg: &ContainerConfig) -> Result<Vec<Mount>, String> {
         )?);
     }
     let mut volumes: Vec<&super::VolumeBind> = cfg.volume_mounts.iter().collect();
-    volumes.sort_by_key(|v| Path::new(&v.destination).components().count());
+    crate::support::sort::sort_by_key(&mut volumes, |v| {
+        Path::new(&v.destination).components().count()
+    });
     for volume in volumes {
         let propagation = if volume.host_to_container {
             "rslave"

@@ -480,7 +480,7 @@ impl Runtime for LibcontainerRuntime {
             .filter_map(|e| e.file_name().into_string().ok())
             .filter(|name| is_valid_container_id(name))
             .collect();
-        ids.sort();
+        crate::support::sort::sort(&mut ids);
         let mut containers = Vec::with_capacity(ids.len());
         for id in ids {
             match self.inspect(&id) {

@@ -103,6 +103,8 @@ mod seccomp;
 pub mod shim;
 mod signals;
 pub mod user;
+#[cfg(test)]
+mod vendored_checks;
 mod volumes;
 
 use std::os::fd::OwnedFd;

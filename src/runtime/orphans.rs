@@ -150,7 +150,7 @@ fn remove_dirs(dirs: &[PathBuf]) -> bool {
     for dir in dirs {
         collect_tree(dir, &mut all);
     }
-    all.sort_by_key(|d| std::cmp::Reverse(d.as_os_str().len()));
+    crate::support::sort::sort_by_key(&mut all, |d| std::cmp::Reverse(d.as_os_str().len()));
     let deadline = Instant::now() + KILL_DEADLINE;
     for dir in all {
         loop {

@@ -258,7 +258,7 @@ pub(crate) fn list(layout: &Layout) -> Result<Vec<String>, RuntimeError> {
         .filter_map(|entry| entry.file_name().into_string().ok())
         .filter(|name| is_valid_pod_uid(name))
         .collect();
-    pods.sort();
+    crate::support::sort::sort(&mut pods);
     Ok(pods)
 }
 

@@ -105,7 +105,7 @@ pub fn unmount_below(dir: &Path) -> Result<(), RuntimeError> {
         .map(unescape_mount_path)
         .filter(|point| point.starts_with(dir))
         .collect();
-    points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    crate::support::sort::sort_by_key(&mut points, |p| std::cmp::Reverse(p.components().count()));
     points.dedup();
     for point in points {
         match umount2(&point, MntFlags::MNT_DETACH) {

@@ -5,3 +5,4 @@
 pub mod backoff;
 pub mod memory;
 pub mod random;
+pub mod sort;

@@ -84,7 +84,7 @@ impl Tracker {
             .filter(|uid| !current.contains_key(*uid))
             .cloned()
             .collect();
-        gone.sort();
+        crate::support::sort::sort(&mut gone);
         Delta { changed, gone }
     }
 

@@ -25,7 +25,9 @@ pub(super) fn fetch(client: &Client, kind: &str, object: &Value) -> Result<Vec<V
         Err(ApiError::Status { code: 404, .. }) => Vec::new(),
         Err(err) => return Err(err),
     };
-    items.sort_by(|a, b| str_at(a, &["lastTimestamp"]).cmp(str_at(b, &["lastTimestamp"])));
+    crate::support::sort::sort_by(&mut items, |a, b| {
+        str_at(a, &["lastTimestamp"]).cmp(str_at(b, &["lastTimestamp"]))
+    });
     Ok(items)
 }
 

@@ -65,7 +65,7 @@ pub fn describe_limit_range(out: &mut String, range: &Value) {
             .filter_map(|field| item.get(*field).and_then(Value::as_object))
             .flat_map(|map| map.keys())
             .collect();
-        resources.sort();
+        crate::support::sort::sort(&mut resources);
         resources.dedup();
         for resource in resources {
             let mut row = vec![str_at(item, &["type"]).to_owned(), resource.clone()];

@@ -77,7 +77,7 @@ pub fn pick_revision(revisions: &[Value], to_revision: i64) -> Result<&Value, St
             .ok_or_else(not_found);
     }
     let mut newest_first: Vec<&Value> = revisions.iter().collect();
-    newest_first.sort_by_key(|cr| std::cmp::Reverse(revision(cr)));
+    crate::support::sort::sort_by_key(&mut newest_first, |cr| std::cmp::Reverse(revision(cr)));
     newest_first
         .get(1)
         .copied()

@@ -187,7 +187,7 @@ fn owned_by(owner: &Value, objects: Vec<Value>, revision: fn(&Value) -> i64) -> 
                 .any(|owner| owner["controller"] == true && str_at(owner, &["uid"]) == uid)
         })
         .collect();
-    owned.sort_by_key(revision);
+    crate::support::sort::sort_by_key(&mut owned, revision);
     owned
 }
 

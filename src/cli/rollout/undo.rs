@@ -117,7 +117,7 @@ pub fn pick_revision<'a>(
             .find(|rs| revision(rs) == to_revision)
             .ok_or_else(|| format!("unable to find specified revision {to_revision} in history"));
     }
-    numbered.sort_by_key(|rs| std::cmp::Reverse(revision(rs)));
+    crate::support::sort::sort_by_key(&mut numbered, |rs| std::cmp::Reverse(revision(rs)));
     numbered
         .get(1)
         .copied()

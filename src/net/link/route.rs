@@ -86,7 +86,7 @@ pub fn berth_routes() -> Result<Vec<(Ipv4Cidr, Ipv4Addr)>, NetError> {
             _ => None,
         })
         .collect();
-    routes.sort();
+    crate::support::sort::sort(&mut routes);
     Ok(routes)
 }
 

@@ -2,14 +2,15 @@ use std::collections::HashMap;
 use std::fs::{self, OpenOptions};
 use std::io::{BufRead, BufReader, ErrorKind, Write};
 use std::path::{Path, PathBuf};
-use std::sync::LazyLock;
 
 use nix::unistd::Pid;
 use oci_spec::runtime::LinuxIntelRdt;
 use pathrs::flags::OpenFlags;
 use pathrs::procfs::{ProcfsBase, ProcfsHandle};
 use procfs::process::MountInfo;
-use regex::Regex;
+use super::intel_rdt_schemata::{
+    generic_body, l3_body, schemata_tokens, without_leading_zeros,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IntelRdtError {
@@ -295,60 +296,28 @@ struct ParsedLine {
 }
 
 /// Parse tokens ("1=7000") from a "MB:" line.
+// berth: checked by hand rather than with the regex crate (intel_rdt_schemata.rs).
 fn parse_mb_line(line: &str) -> std::result::Result<HashMap<String, String>, ParseLineError> {
-    let mut token_map = HashMap::new();
-
-    static MB_VALIDATE_RE: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"^MB:(?:\s|;)*(?:\w+\s*=\s*\w+)?(?:(?:\s*;+\s*)+\w+\s*=\s*\w+)*(?:\s|;)*$")
-            .unwrap()
-    });
-    static MB_CAPTURE_RE: LazyLock<Regex> =
-        LazyLock::new(|| Regex::new(r"(\w+)\s*=\s*(\w+)").unwrap());
-
-    if !MB_VALIDATE_RE.is_match(line) {
-        return Err(ParseLineError::MBLine);
-    }
-
-    for token in MB_CAPTURE_RE.captures_iter(line) {
-        match (token.get(1), token.get(2)) {
-            (Some(key), Some(value)) => {
-                token_map.insert(key.as_str().to_string(), value.as_str().to_string());
-            }
-            _ => return Err(ParseLineError::MBToken),
-        }
-    }
-
-    Ok(token_map)
+    let tokens = line
+        .strip_prefix("MB:")
+        .and_then(|body| schemata_tokens(body, false))
+        .ok_or(ParseLineError::MBLine)?;
+    Ok(tokens
+        .into_iter()
+        .map(|(key, value)| (key.to_string(), value.to_string()))
+        .collect())
 }
 
 /// Parse tokens ("0=ffff") from a L3{,CODE,DATA} line.
+/// Leading zeros are removed from mask values.
 fn parse_l3_line(line: &str) -> std::result::Result<HashMap<String, String>, ParseLineError> {
-    let mut token_map = HashMap::new();
-
-    static L3_VALIDATE_RE: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"^(?:L3|L3DATA|L3CODE):(?:\s|;)*(?:\w+\s*=\s*[[:xdigit:]]+)?(?:(?:\s*;+\s*)+\w+\s*=\s*[[:xdigit:]]+)*(?:\s|;)*$").unwrap()
-    });
-    static L3_CAPTURE_RE: LazyLock<Regex> =
-        LazyLock::new(|| Regex::new(r"(\w+)\s*=\s*0*([[:xdigit:]]+)").unwrap());
-    //                                        ^
-    //                          +-------------+
-    //                          |
-    // The capture regexp also removes leading zeros from mask values.
-
-    if !L3_VALIDATE_RE.is_match(line) {
-        return Err(ParseLineError::L3Line);
-    }
-
-    for token in L3_CAPTURE_RE.captures_iter(line) {
-        match (token.get(1), token.get(2)) {
-            (Some(key), Some(value)) => {
-                token_map.insert(key.as_str().to_string(), value.as_str().to_string());
-            }
-            _ => return Err(ParseLineError::L3Token),
-        }
-    }
-
-    Ok(token_map)
+    let tokens = l3_body(line)
+        .and_then(|body| schemata_tokens(body, true))
+        .ok_or(ParseLineError::L3Line)?;
+    Ok(tokens
+        .into_iter()
+        .map(|(key, value)| (key.to_string(), without_leading_zeros(value).to_string()))
+        .collect())
 }
 
 /// Parse tokens from generic resctrl lines.
@@ -363,30 +332,13 @@ fn parse_l3_line(line: &str) -> std::result::Result<HashMap<String, String>, Par
 /// Leading zeros are automatically stripped from the values to ensure
 /// "00ff" correctly matches "ff" during equality comparison.
 fn parse_generic_line(line: &str) -> std::result::Result<HashMap<String, String>, ParseLineError> {
-    let mut token_map = HashMap::new();
-
-    static OTHER_VALIDATE_RE: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"^[A-Za-z0-9]+:(?:\s|;)*(?:\w+\s*=\s*[[:xdigit:]]+)?(?:(?:\s*;+\s*)+\w+\s*=\s*[[:xdigit:]]+)*(?:\s|;)*$").unwrap()
-    });
-
-    static OTHER_CAPTURE_RE: LazyLock<Regex> =
-        LazyLock::new(|| Regex::new(r"(\w+)\s*=\s*([[:xdigit:]]+)").unwrap());
-    if !OTHER_VALIDATE_RE.is_match(line) {
-        return Err(ParseLineError::GenericLine);
-    }
-
-    for token in OTHER_CAPTURE_RE.captures_iter(line) {
-        match (token.get(1), token.get(2)) {
-            (Some(key), Some(value)) => {
-                let val_str = value.as_str().trim_start_matches('0');
-                let final_val = if val_str.is_empty() { "0" } else { val_str };
-                token_map.insert(key.as_str().to_string(), final_val.to_string());
-            }
-            _ => return Err(ParseLineError::GenericToken),
-        }
-    }
-
-    Ok(token_map)
+    let tokens = generic_body(line)
+        .and_then(|body| schemata_tokens(body, true))
+        .ok_or(ParseLineError::GenericLine)?;
+    Ok(tokens
+        .into_iter()
+        .map(|(key, value)| (key.to_string(), without_leading_zeros(value).to_string()))
+        .collect())
 }
 
 /// Get the resctrl line type.
