@@ -45,13 +45,49 @@ pub struct CoordinatorArgs {
     /// Ports NodePort Services may use on every board, LOW-HIGH
     #[arg(long, value_name = "RANGE", default_value = "30000-32767", value_parser = super::node_port_range_flag)]
     pub service_node_port_range: (u16, u16),
+    /// Keep the fleet's objects in etcd instead of STATE_DIR/berth.db: the client URLs of
+    /// its members, comma-separated (https://e1:2379,https://e2:2379; http:// on
+    /// loopback only). Every coordinator given the same etcd serves the same fleet
+    #[arg(long, value_name = "URLS", value_delimiter = ',')]
+    pub datastore_endpoint: Vec<String>,
+    /// CA certificate (PEM) that signed the etcd members' certificates
+    #[arg(long, value_name = "FILE")]
+    pub datastore_cafile: Option<PathBuf>,
+    /// Client certificate (PEM) for etcd members that require one
+    #[arg(long, value_name = "FILE")]
+    pub datastore_certfile: Option<PathBuf>,
+    /// Private key (PEM) of --datastore-certfile
+    #[arg(long, value_name = "FILE")]
+    pub datastore_keyfile: Option<PathBuf>,
+}
+
+/// `--datastore-*`: where the objects live when they are not in SQLite.
+fn datastore(args: &CoordinatorArgs) -> anyhow::Result<Option<crate::store::RemoteOptions>> {
+    let files_given = args.datastore_cafile.is_some()
+        || args.datastore_certfile.is_some()
+        || args.datastore_keyfile.is_some();
+    if args.datastore_endpoint.is_empty() {
+        if files_given {
+            anyhow::bail!("--datastore-cafile/certfile/keyfile need --datastore-endpoint");
+        }
+        return Ok(None);
+    }
+    let mut etcd = crate::store::etcd::EtcdConfig::new(args.datastore_endpoint.iter().cloned());
+    etcd.tls = crate::store::etcd::EtcdTls {
+        ca_file: args.datastore_cafile.clone(),
+        cert_file: args.datastore_certfile.clone(),
+        key_file: args.datastore_keyfile.clone(),
+    };
+    Ok(Some(crate::store::RemoteOptions::new(etcd)))
 }
 
 /// Read when present; a missing default file means no settings.
 const DEFAULT_REGISTRIES: &str = "/etc/berth/registries.yaml";
 
 pub fn run(args: CoordinatorArgs) -> anyhow::Result<()> {
+    let datastore = datastore(&args)?;
     crate::coordinator::run(CoordinatorOptions {
+        datastore,
         listen: args.listen,
         state_dir: args.state_dir,
         tls_sans: args.tls_sans,

@@ -75,6 +75,9 @@ pub struct CoordinatorOptions {
     pub node_port_range: (u16, u16),
     /// `--cluster-cidr`: every pod address of the fleet; each node gets a /24 of it.
     pub cluster_cidr: crate::model::Ipv4Cidr,
+    /// `--datastore-endpoint` and its TLS files: the objects live in etcd; `None`: in
+    /// `<state dir>/berth.db`.
+    pub datastore: Option<crate::store::RemoteOptions>,
 }
 
 pub struct Coordinator {
@@ -195,6 +198,26 @@ fn give_pod_cidrs(store: &mut Store, cluster: &crate::model::Ipv4Cidr) -> anyhow
     Ok(())
 }
 
+/// The coordinator's store: etcd with `--datastore-endpoint`, SQLite otherwise.
+fn open_store(options: &CoordinatorOptions) -> anyhow::Result<Store> {
+    let dir = &options.state_dir;
+    let key_file = options
+        .encryption_key_file
+        .clone()
+        .unwrap_or_else(|| crate::store::default_key_file(dir));
+    let sealer = crate::store::Sealer::load_or_create(&key_file)?;
+    if let Some(remote) = &options.datastore {
+        let endpoints = remote.etcd.endpoints.join(",");
+        let store = Store::open_etcd(remote.clone(), sealer)
+            .with_context(|| format!("cannot open the datastore at {endpoints}"))?;
+        log::info!("objects are kept in etcd at {endpoints}");
+        return Ok(store);
+    }
+    let store_path = dir.join("berth.db");
+    Store::open_sealed(&store_path, sealer)
+        .with_context(|| format!("cannot open the store {}", store_path.display()))
+}
+
 /// Runs the coordinator in the foreground until it is killed.
 pub fn run(options: CoordinatorOptions) -> anyhow::Result<()> {
     raise_open_files_limit();
@@ -203,14 +226,7 @@ pub fn run(options: CoordinatorOptions) -> anyhow::Result<()> {
     crate::store::ensure_private_dir(dir).map_err(anyhow::Error::msg)?;
     let pki = pki::Pki::load_or_create(&dir.join("tls"), &options.tls_sans)
         .context("cannot set up the coordinator's certificates")?;
-    let store_path = dir.join("berth.db");
-    let key_file = options
-        .encryption_key_file
-        .clone()
-        .unwrap_or_else(|| crate::store::default_key_file(dir));
-    let sealer = crate::store::Sealer::load_or_create(&key_file)?;
-    let mut store = Store::open_sealed(&store_path, sealer)
-        .with_context(|| format!("cannot open the store {}", store_path.display()))?;
+    let mut store = open_store(&options)?;
     crate::controllers::namespace::ensure_default(&mut store)?;
     give_pod_cidrs(&mut store, &options.cluster_cidr)?;
     let auth = auth::Auth::load(&mut store)?;

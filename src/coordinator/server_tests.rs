@@ -57,6 +57,7 @@ fn test_coordinator() -> TestCoordinator {
             service_cidr: crate::model::default_service_cidr(),
             node_port_range: crate::model::DEFAULT_NODE_PORT_RANGE,
             cluster_cidr: "10.42.0.0/16".parse().unwrap(),
+            datastore: None,
         },
         store: Mutex::new(store),
         auth,
