@@ -59,6 +59,10 @@ pub struct CoordinatorArgs {
     /// Private key (PEM) of --datastore-certfile
     #[arg(long, value_name = "FILE")]
     pub datastore_keyfile: Option<PathBuf>,
+    /// With --datastore-endpoint: how long the leader's lease lasts unrenewed, so how
+    /// soon another coordinator takes over from a lost leader, a duration
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = super::duration_flag)]
+    pub leader_elect_lease_duration: Duration,
 }
 
 /// `--datastore-*`: where the objects live when they are not in SQLite.
@@ -88,6 +92,7 @@ pub fn run(args: CoordinatorArgs) -> anyhow::Result<()> {
     let datastore = datastore(&args)?;
     crate::coordinator::run(CoordinatorOptions {
         datastore,
+        leader_lease: args.leader_elect_lease_duration,
         listen: args.listen,
         state_dir: args.state_dir,
         tls_sans: args.tls_sans,

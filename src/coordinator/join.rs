@@ -160,7 +160,7 @@ pub(super) fn join(coordinator: &Arc<Coordinator>, request: &Request) -> Result<
         .count_join(&mut store, &token.id)
         .map_err(internal)?;
     drop(store);
-    coordinator.fleet.renew(&name);
+    coordinator.renew_node(&name);
     coordinator.changed();
     if rejoin {
         log::info!(
@@ -233,7 +233,7 @@ pub(super) fn node_status(
     }
     let status = reported_node_status(reported.get("status").unwrap_or(&Value::Null));
     let changed = coordinator.store().set_status("Node", "", node, &status)?;
-    coordinator.fleet.renew(node);
+    coordinator.renew_node(node);
     if changed {
         coordinator.changed();
     }

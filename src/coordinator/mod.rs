@@ -26,11 +26,13 @@ mod controllers;
 pub mod fleet;
 mod join;
 pub mod join_tokens;
+pub mod peers;
 pub mod pki;
 pub mod pod_cidrs;
 pub mod scheduler;
 mod scheduling;
 mod server;
+mod shared;
 pub mod tls;
 
 use std::collections::HashMap;
@@ -78,6 +80,9 @@ pub struct CoordinatorOptions {
     /// `--datastore-endpoint` and its TLS files: the objects live in etcd; `None`: in
     /// `<state dir>/berth.db`.
     pub datastore: Option<crate::store::RemoteOptions>,
+    /// `--leader-elect-lease-duration`: with a datastore, how long the leader's etcd
+    /// lease lasts without renewal, so how soon another coordinator takes over.
+    pub leader_lease: Duration,
 }
 
 pub struct Coordinator {
@@ -95,6 +100,8 @@ pub struct Coordinator {
     wake_tx: smol::channel::Sender<()>,
     /// What happened to the fleet's objects lately (scheduling), in memory only.
     pub events: EventLog,
+    /// The other coordinators on the same etcd: `None` for a lone coordinator on SQLite.
+    pub peers: Option<peers::Peers>,
 }
 
 /// The platforms an image's registry offers (`None`: unknown).
@@ -144,6 +151,20 @@ impl Coordinator {
             .unwrap_or_else(|p| p.into_inner())
             .insert(image.to_string(), (Instant::now(), platforms.clone()));
         platforms
+    }
+
+    /// Whether this coordinator runs the controllers: always when alone, while it holds
+    /// the leader lease when it shares etcd with others.
+    pub fn is_leader(&self) -> bool {
+        self.peers.as_ref().is_none_or(peers::Peers::is_leader)
+    }
+
+    /// A node polled: renew its lease here, and in etcd for the other coordinators.
+    pub fn renew_node(&self, node: &str) {
+        self.fleet.renew(node);
+        if let Some(peers) = &self.peers {
+            peers.renewed(node, self.options.node_monitor_grace);
+        }
     }
 
     /// Something changed: run the controllers soon and let long polls re-check.
@@ -218,20 +239,40 @@ fn open_store(options: &CoordinatorOptions) -> anyhow::Result<Store> {
         .with_context(|| format!("cannot open the store {}", store_path.display()))
 }
 
+/// This coordinator's name among its peers: the host's name and the port it serves.
+fn coordinator_name(listen: &SocketAddr) -> String {
+    let host = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "coordinator".to_string());
+    format!("{host}-{}", listen.port())
+}
+
 /// Runs the coordinator in the foreground until it is killed.
 pub fn run(options: CoordinatorOptions) -> anyhow::Result<()> {
     raise_open_files_limit();
     crate::support::memory::limit_malloc_arenas(2);
     let dir = &options.state_dir;
     crate::store::ensure_private_dir(dir).map_err(anyhow::Error::msg)?;
+    let mut store = open_store(&options)?;
+    if options.datastore.is_some() {
+        shared::share_ca(&mut store, &dir.join("tls"))?;
+    }
     let pki = pki::Pki::load_or_create(&dir.join("tls"), &options.tls_sans)
         .context("cannot set up the coordinator's certificates")?;
-    let mut store = open_store(&options)?;
     crate::controllers::namespace::ensure_default(&mut store)?;
     give_pod_cidrs(&mut store, &options.cluster_cidr)?;
     let auth = auth::Auth::load(&mut store)?;
     let url = auth::server_url(&options.listen);
-    auth::ensure_admin_config(&auth, &mut store, &dir.join("admin.config"), &url, &pki)?;
+    let shared = options.datastore.is_some();
+    auth::ensure_admin_config(
+        &auth,
+        &mut store,
+        &dir.join("admin.config"),
+        &url,
+        &pki,
+        shared,
+    )?;
     let fleet = fleet::Fleet::new(&store)?;
     let registries = match &options.registries {
         Some(path) => crate::image::RegistryConfig::load(path)?,
@@ -239,6 +280,15 @@ pub fn run(options: CoordinatorOptions) -> anyhow::Result<()> {
     };
 
     let server_config = tls::server_config(&pki)?;
+    let peers = match &options.datastore {
+        Some(remote) => Some(peers::Peers::new(
+            remote,
+            coordinator_name(&options.listen),
+            url.clone(),
+            options.leader_lease,
+        )?),
+        None => None,
+    };
     let (wake_tx, wake_rx) = smol::channel::bounded(1);
     let coordinator = Arc::new(Coordinator {
         options: options.clone(),
@@ -250,7 +300,9 @@ pub fn run(options: CoordinatorOptions) -> anyhow::Result<()> {
         image_platforms: Mutex::new(HashMap::new()),
         wake_tx,
         events: EventLog::new(),
+        peers,
     });
+    peers::spawn(&coordinator)?;
     controllers::spawn(Arc::clone(&coordinator), wake_rx)?;
 
     smol::block_on(async {

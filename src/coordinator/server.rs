@@ -137,7 +137,7 @@ async fn poll(
         .min(MAX_POLL)
         .min(coordinator.options.node_monitor_grace / 4);
     let deadline = Instant::now() + timeout;
-    coordinator.fleet.renew(&node);
+    coordinator.renew_node(&node);
     let mut asked_for_pod_cidr = false;
     loop {
         // A node deleted meanwhile has lost its credential: end its poll now rather
@@ -422,6 +422,9 @@ fn nodes(
                 .map_err(internal)?;
             drop(store);
             coordinator.fleet.forget(name);
+            if let Some(peers) = &coordinator.peers {
+                peers.forget(name);
+            }
             coordinator.changed();
             log::info!("node {name} deleted");
             Ok(success_response(name, "nodes"))

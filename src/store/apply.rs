@@ -22,6 +22,9 @@ pub enum VersionCheck {
     /// Refuse the put with [`StoreError::Conflict`] unless it matches the stored one, as
     /// a Kubernetes API server does for a client's update.
     Enforce,
+    /// Only create: an object that exists already is [`StoreError::AlreadyExists`] (for
+    /// what the first of several coordinators to start decides for all of them).
+    CreateOnly,
 }
 
 /// An object from the caller, validated and stripped of server-set fields.
@@ -33,6 +36,7 @@ pub(super) struct Incoming {
     pub content: Value,
     /// The `resourceVersion` the caller based its change on, when it is to be checked.
     pub expected_version: Option<i64>,
+    pub create_only: bool,
 }
 
 /// How a backend has to write the record of a [`Decision`].
@@ -80,7 +84,7 @@ impl Incoming {
             Some(_) => return Err(invalid("metadata.namespace is not a string")),
         };
         let expected_version = match check {
-            VersionCheck::Ignore => None,
+            VersionCheck::Ignore | VersionCheck::CreateOnly => None,
             VersionCheck::Enforce => expected_version(metadata.get("resourceVersion"))
                 .map_err(|reason| invalid(&reason))?,
         };
@@ -99,6 +103,7 @@ impl Incoming {
             },
             content: Value::Object(object),
             expected_version,
+            create_only: check == VersionCheck::CreateOnly,
         })
     }
 }
@@ -153,6 +158,9 @@ pub(super) fn decide(
             write: Write::Insert,
         });
     };
+    if item.create_only {
+        return Err(StoreError::AlreadyExists { key: item.key });
+    }
     if let Some(expected) = item.expected_version {
         if expected != existing.resource_version {
             return Err(StoreError::Conflict { key: item.key });

@@ -27,6 +27,9 @@ pub enum StoreError {
     /// it (Kubernetes' 409 Conflict).
     #[error("{}: the object has been modified; please apply your changes to the latest version and try again", super::apply::describe(key))]
     Conflict { key: super::Key },
+    /// A create-only put found the object there already.
+    #[error("{} already exists", super::apply::describe(key))]
+    AlreadyExists { key: super::Key },
     /// The store's backend cannot do this (pod addresses live in an agent's SQLite only).
     #[error("{what} are not kept in this store's backend")]
     Unsupported { what: String },

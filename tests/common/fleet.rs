@@ -321,7 +321,7 @@ impl Drop for TestCoordinator {
     }
 }
 
-const GENERIC_BOARD: &str = concat!(
+pub const GENERIC_BOARD: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/board-configs/generic-x86_64.yaml"
 );

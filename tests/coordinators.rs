@@ -1,0 +1,170 @@
+//! Several coordinators over one etcd (issue 16): three etcd members, three coordinators
+//! and two agents that know all three. The leader coordinator is killed with SIGKILL:
+//! another takes over, an apply made right after succeeds, the agents get it (through
+//! another coordinator), and no node is ever `Ready=Unknown`.
+
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
+mod common;
+#[path = "common/etcd.rs"]
+mod etcd_support;
+#[allow(dead_code)]
+#[path = "common/fleet.rs"]
+mod fleet_support;
+
+use std::time::{Duration, Instant};
+
+use common::{wait_for, TestAgent};
+use etcd_support::EtcdCluster;
+use fleet_support::{TestCoordinator, TestNetwork, GENERIC_BOARD};
+use serde_json::Value;
+
+fn deployment(name: &str, replicas: u32) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\nspec:\n  replicas: {replicas}\n  \
+         selector:\n    matchLabels: {{app: {name}}}\n  template:\n    metadata:\n      labels: {{app: {name}}}\n    \
+         spec:\n      terminationGracePeriodSeconds: 1\n      containers:\n        - name: main\n          \
+         image: busybox:1.35\n          command: [\"sleep\", \"100000\"]\n"
+    )
+}
+
+fn leads(coordinator: &TestCoordinator) -> bool {
+    let log = std::fs::read_to_string(coordinator.state.path().join("coordinator.log"))
+        .unwrap_or_default();
+    let became = log.rfind("became the leader");
+    let stopped = log.rfind("stopped leading");
+    became.is_some() && became > stopped
+}
+
+/// Pods of `app` running, by node, as the coordinator `c` reports them.
+fn running(c: &TestCoordinator, app: &str) -> usize {
+    let out = c.berth(&["get", "pods", "-o", "json"]);
+    let pods: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    pods["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter(|p| p["metadata"]["labels"]["app"] == app)
+                .filter(|p| p["status"]["phase"] == "Running")
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Nodes that are not `Ready=True` according to `c` (none if `c` does not answer).
+fn not_ready(c: &TestCoordinator) -> Vec<String> {
+    let out = c.berth(&["get", "nodes", "-o", "json"]);
+    let Ok(nodes) = serde_json::from_slice::<Value>(&out.stdout) else {
+        return Vec::new();
+    };
+    nodes["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|n| {
+            !n["status"]["conditions"].as_array().is_some_and(|c| {
+                c.iter()
+                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
+            })
+        })
+        .map(|n| n["metadata"]["name"].as_str().unwrap_or("?").to_owned())
+        .collect()
+}
+
+#[test]
+fn killing_the_leader_coordinator_moves_leadership_and_keeps_the_fleet_ready() {
+    let cluster = EtcdCluster::start(3);
+    let mut network = TestNetwork::new();
+    let gateway = network.gateway();
+    let endpoints = cluster.endpoint_list();
+    // Every coordinator of a fleet holds the same key for Secrets at rest.
+    let key_file = cluster.dir.path().join("secrets.key");
+    let key_file = key_file.to_str().unwrap();
+    let args = [
+        "--datastore-endpoint",
+        endpoints.as_str(),
+        "--encryption-key-file",
+        key_file,
+    ];
+    // The first to start leads, and the agents talk to it first (their URL list starts
+    // with it): killing it makes both the leadership and the agents move.
+    let mut coordinators = vec![TestCoordinator::start(&gateway, &args)];
+    wait_for(
+        Duration::from_secs(20),
+        "the first coordinator leading",
+        || leads(&coordinators[0]).then_some(()),
+    );
+    coordinators.push(TestCoordinator::start(&gateway, &args));
+    coordinators.push(TestCoordinator::start(&gateway, &args));
+    let urls = coordinators
+        .iter()
+        .map(|c| c.url.clone())
+        .collect::<Vec<_>>()
+        .join(",");
+    // A token made through one coordinator lets agents join through any.
+    let token = coordinators[2].token();
+    let agents: Vec<TestAgent> = ["h1", "h2"]
+        .iter()
+        .map(|name| {
+            let netns = network.add_host();
+            let join = ["--join", &urls, "--token", &token, "--board", GENERIC_BOARD];
+            TestAgent::start_as(name, Some(&netns), &join)
+        })
+        .collect();
+    wait_for(Duration::from_secs(30), "both nodes Ready", || {
+        let nodes = coordinators[1].json(&["get", "nodes"]);
+        let count = nodes["items"].as_array()?.len();
+        (count == 2 && not_ready(&coordinators[1]).is_empty()).then_some(())
+    });
+    let leader = wait_for(Duration::from_secs(20), "one leader", || {
+        let leading: Vec<usize> = (0..3).filter(|&i| leads(&coordinators[i])).collect();
+        (leading.len() == 1).then(|| leading[0])
+    });
+    assert_eq!(leader, 0);
+    let others: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+
+    // Written through a coordinator that does not lead: the leader schedules it.
+    let apply = |c: &TestCoordinator, name: &str, replicas: u32| {
+        let path = c.state.path().join(format!("{name}.yaml"));
+        std::fs::write(&path, deployment(name, replicas)).unwrap();
+        c.ok(&["apply", "-f", path.to_str().unwrap()]);
+    };
+    apply(&coordinators[others[0]], "before", 2);
+    wait_for(Duration::from_secs(60), "2 pods of before", || {
+        (running(&coordinators[others[1]], "before") == 2).then_some(())
+    });
+
+    let killed_at = Instant::now();
+    coordinators[leader].stop();
+    let new_leader = wait_for(Duration::from_secs(30), "a new leader", || {
+        others.iter().copied().find(|&i| leads(&coordinators[i]))
+    });
+    let took = killed_at.elapsed();
+    // An apply made right after succeeds, and the agents run it.
+    apply(&coordinators[others[0]], "after", 2);
+    let mut unready = Vec::new();
+    wait_for(Duration::from_secs(60), "2 pods of after", || {
+        unready.extend(not_ready(&coordinators[new_leader]));
+        (running(&coordinators[new_leader], "after") == 2).then_some(())
+    });
+    // Nodes stay Ready for a while after the change of leader.
+    let watch_until = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < watch_until {
+        for &i in &others {
+            unready.extend(not_ready(&coordinators[i]));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(unready.is_empty(), "nodes not Ready: {unready:?}");
+    // The agents left the killed coordinator for another one.
+    for agent in &agents {
+        assert!(
+            agent.log().contains("api client: now talking to"),
+            "{}",
+            agent.log_tail()
+        );
+    }
+    eprintln!("new leader after {took:?}");
+    drop(agents);
+}
