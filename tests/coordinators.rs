@@ -166,5 +166,26 @@ fn killing_the_leader_coordinator_moves_leadership_and_keeps_the_fleet_ready() {
         );
     }
     eprintln!("new leader after {took:?}");
+
+    // `get coordinators`: the two left, the new leader marked, every etcd member healthy.
+    let survivor = &coordinators[others[1]];
+    let listed = wait_for(Duration::from_secs(30), "two coordinators listed", || {
+        let list = survivor.json(&["get", "coordinators"]);
+        let items = list["items"].as_array()?.clone();
+        (items.len() == 2).then_some(items)
+    });
+    let leading: Vec<&Value> = listed
+        .iter()
+        .filter(|c| c["status"]["leader"] == true)
+        .collect();
+    assert_eq!(leading.len(), 1, "{listed:?}");
+    assert_eq!(
+        leading[0]["spec"]["url"],
+        coordinators[new_leader].url.as_str()
+    );
+    assert_eq!(leading[0]["status"]["store"]["healthy"], 3);
+    let table = survivor.ok(&["get", "coordinators"]);
+    assert!(table.starts_with("NAME"), "{table}");
+    assert!(table.contains("etcd 3/3"), "{table}");
     drop(agents);
 }

@@ -23,6 +23,7 @@
 pub mod assignments;
 pub mod auth;
 mod controllers;
+mod coordinators;
 pub mod fleet;
 mod join;
 pub mod join_tokens;
@@ -102,6 +103,10 @@ pub struct Coordinator {
     pub events: EventLog,
     /// The other coordinators on the same etcd: `None` for a lone coordinator on SQLite.
     pub peers: Option<peers::Peers>,
+    /// This coordinator's name among its peers, its URL, and when it started (RFC 3339).
+    pub name: String,
+    pub url: String,
+    pub started: String,
 }
 
 /// The platforms an image's registry offers (`None`: unknown).
@@ -280,10 +285,11 @@ pub fn run(options: CoordinatorOptions) -> anyhow::Result<()> {
     };
 
     let server_config = tls::server_config(&pki)?;
+    let name = coordinator_name(&options.listen);
     let peers = match &options.datastore {
         Some(remote) => Some(peers::Peers::new(
             remote,
-            coordinator_name(&options.listen),
+            name.clone(),
             url.clone(),
             options.leader_lease,
         )?),
@@ -301,6 +307,9 @@ pub fn run(options: CoordinatorOptions) -> anyhow::Result<()> {
         wake_tx,
         events: EventLog::new(),
         peers,
+        name,
+        url: url.clone(),
+        started: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
     });
     peers::spawn(&coordinator)?;
     controllers::spawn(Arc::clone(&coordinator), wake_rx)?;

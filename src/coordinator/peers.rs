@@ -43,6 +43,19 @@ pub struct LeaderRecord {
     pub since: String,
 }
 
+/// What each running coordinator writes under `<prefix>coordinators/<name>`, attached
+/// to a lease of its own: it disappears soon after the coordinator stops.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Registration {
+    pub name: String,
+    pub url: String,
+    /// RFC 3339, when the coordinator started.
+    pub started: String,
+}
+
+/// How long a registration outlives its coordinator.
+const REGISTRATION_TTL: i64 = 10;
+
 /// This coordinator's view of the election.
 #[derive(Clone, Debug, Default)]
 struct Election {
@@ -153,6 +166,89 @@ impl Peers {
         Ok(changed)
     }
 
+    /// Every coordinator registered now, by name.
+    pub fn registered(&self) -> Result<Vec<Registration>, EtcdError> {
+        let prefix = format!("{}coordinators/", self.prefix);
+        let answer = self.client.range(
+            &KeyRange::prefix(prefix.as_bytes()),
+            &RangeOptions::default(),
+        )?;
+        let mut all: Vec<Registration> = answer
+            .kvs
+            .iter()
+            .filter_map(|kv| serde_json::from_slice(&kv.value).ok())
+            .collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(all)
+    }
+
+    /// The leader as etcd has it now.
+    pub fn current_leader(&self) -> Result<Option<LeaderRecord>, EtcdError> {
+        Ok(self
+            .client
+            .get(&self.leader_key())?
+            .and_then(|kv| serde_json::from_slice(&kv.value).ok()))
+    }
+
+    /// Each etcd member's health as this coordinator sees it: (endpoint, Ok(version) or
+    /// Err(reason)).
+    pub fn store_health(&self) -> Vec<(String, Result<String, String>)> {
+        self.etcd
+            .endpoints
+            .iter()
+            .map(|endpoint| {
+                let mut one = crate::store::etcd::EtcdConfig::new([endpoint.clone()]);
+                one.tls = self.etcd.tls.clone();
+                one.connect_timeout = Duration::from_secs(1);
+                one.request_timeout = Duration::from_secs(2);
+                let status = EtcdClient::new(one).and_then(|client| client.status());
+                let health = match status {
+                    Ok(status) if status.errors.is_empty() => Ok(status.version),
+                    Ok(status) => Err(status.errors.join("; ")),
+                    Err(err) => Err(err.to_string()),
+                };
+                (endpoint.clone(), health)
+            })
+            .collect()
+    }
+
+    /// Registers this coordinator and keeps the registration alive, for ever.
+    fn register_forever(&self, started: &str) {
+        let key = format!("{}coordinators/{}", self.prefix, self.name);
+        let record = Registration {
+            name: self.name.clone(),
+            url: self.url.clone(),
+            started: started.to_string(),
+        };
+        let value = serde_json::to_vec(&record).unwrap_or_default();
+        loop {
+            let registered = self.client.grant(REGISTRATION_TTL).and_then(|grant| {
+                let options = PutOptions {
+                    lease: grant.id,
+                    prev_kv: false,
+                };
+                self.client.put(key.as_bytes(), &value, &options)?;
+                Ok(grant.id)
+            });
+            match registered {
+                Ok(lease) => loop {
+                    std::thread::sleep(Duration::from_secs(3));
+                    match self.client.keepalive_once(lease) {
+                        Ok(_) => {}
+                        Err(EtcdError::LeaseNotFound { .. }) => break,
+                        Err(err) => {
+                            log::debug!("cannot renew this coordinator's registration: {err}")
+                        }
+                    }
+                },
+                Err(err) => {
+                    log::warn!("cannot register this coordinator in etcd: {err}");
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            }
+        }
+    }
+
     /// Forgets a deleted node's lease key.
     pub fn forget(&self, node: &str) {
         let key = format!("{}{node}", self.lease_prefix());
@@ -179,6 +275,16 @@ pub fn spawn(coordinator: &Arc<Coordinator>) -> anyhow::Result<()> {
     start("election", Box::new(move || campaign_forever(&c)))?;
     let c = Arc::clone(coordinator);
     start("watch", Box::new(move || watch_forever(&c)))?;
+    let c = Arc::clone(coordinator);
+    let started = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    start(
+        "registration",
+        Box::new(move || {
+            if let Some(peers) = &c.peers {
+                peers.register_forever(&started);
+            }
+        }),
+    )?;
     let client = EtcdClient::new(peers.etcd.clone())?;
     let (rx, prefix) = (peers.lease_rx.clone(), peers.lease_prefix());
     start(

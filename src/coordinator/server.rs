@@ -272,6 +272,9 @@ fn admin_route(
         (_, ["apis", "berth.dev", "v1", "tokens", rest @ ..]) => {
             join::tokens(coordinator, request, rest)
         }
+        ("GET", ["apis", "berth.dev", "v1", "coordinators"]) => {
+            super::coordinators::list(coordinator)
+        }
         ("POST", ["apis", "berth.dev", "v1", "apply"]) => {
             let apply_request: ApplyRequest = request_body(request)?;
             let admission = coordinator.admission();

@@ -77,6 +77,9 @@ fn test_coordinator() -> TestCoordinator {
         wake_tx,
         events: crate::api::events::EventLog::new(),
         peers: None,
+        name: "test-6443".to_string(),
+        url: "https://127.0.0.1:6443".to_string(),
+        started: "2026-12-03T00:00:00Z".to_string(),
     };
     TestCoordinator {
         coordinator: Arc::new(coordinator),
