@@ -1,7 +1,8 @@
 //! Several coordinators over one etcd (issue 16): three etcd members, three coordinators
 //! and two agents that know all three. The leader coordinator is killed with SIGKILL:
 //! another takes over, an apply made right after succeeds, the agents get it (through
-//! another coordinator), and no node is ever `Ready=Unknown`.
+//! another coordinator), and no node is ever `Ready=Unknown`. A lone coordinator's SQLite
+//! state migrated into etcd keeps its agents' pods and credentials.
 
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
@@ -188,4 +189,99 @@ fn killing_the_leader_coordinator_moves_leadership_and_keeps_the_fleet_ready() {
     assert!(table.starts_with("NAME"), "{table}");
     assert!(table.contains("etcd 3/3"), "{table}");
     drop(agents);
+}
+
+/// uid of every pod of `app`, sorted.
+fn pod_uids(c: &TestCoordinator, app: &str) -> Vec<String> {
+    let pods = c.json(&["get", "pods", "-l", &format!("app={app}")]);
+    let mut uids: Vec<String> = pods["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["metadata"]["uid"].as_str().map(str::to_owned))
+        .collect();
+    uids.sort();
+    uids
+}
+
+#[test]
+fn a_sqlite_fleet_migrated_to_etcd_keeps_its_pods_and_credentials() {
+    let cluster = EtcdCluster::start(1);
+    let mut network = TestNetwork::new();
+    let mut coordinator = TestCoordinator::start(&network.gateway(), &[]);
+    let token = coordinator.token();
+    let agents: Vec<TestAgent> = ["m1", "m2"]
+        .iter()
+        .map(|name| {
+            let netns = network.add_host();
+            let join = [
+                "--join",
+                &coordinator.url,
+                "--token",
+                &token,
+                "--board",
+                GENERIC_BOARD,
+            ];
+            TestAgent::start_as(name, Some(&netns), &join)
+        })
+        .collect();
+    let path = coordinator.state.path().join("web.yaml");
+    std::fs::write(&path, deployment("web", 2)).unwrap();
+    coordinator.ok(&["apply", "-f", path.to_str().unwrap()]);
+    wait_for(Duration::from_secs(60), "2 web pods running", || {
+        (running(&coordinator, "web") == 2).then_some(())
+    });
+    let uids = pod_uids(&coordinator, "web");
+    let containers: Vec<Vec<String>> = agents
+        .iter()
+        .map(|a| {
+            a.container_dirs()
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect()
+        })
+        .collect();
+
+    assert_eq!(uids.len(), 2);
+    assert!(containers.iter().all(|dirs| !dirs.is_empty()), "{containers:?}");
+    coordinator.stop();
+    let db = coordinator.state.path().join("berth.db");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["coordinator", "migrate", "--from"])
+        .arg(format!("sqlite:{}", db.display()))
+        .args(["--to", &format!("etcd:{}", cluster.endpoint_list())])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("migrated "));
+    let endpoints = cluster.endpoint_list();
+    coordinator.set_args(&["--datastore-endpoint", &endpoints]);
+    assert!(coordinator.spawn(), "{}", coordinator.log_tail());
+
+    // Same pods, same containers; the agents' credentials still work (nodes Ready, and
+    // a scale-up reaches them).
+    wait_for(Duration::from_secs(30), "both nodes Ready on etcd", || {
+        let nodes = coordinator.json(&["get", "nodes"]);
+        (nodes["items"].as_array()?.len() == 2 && not_ready(&coordinator).is_empty()).then_some(())
+    });
+    assert_eq!(pod_uids(&coordinator, "web"), uids);
+    coordinator.ok(&["scale", "deployment", "web", "--replicas", "3"]);
+    wait_for(Duration::from_secs(60), "3 web pods running", || {
+        (running(&coordinator, "web") == 3).then_some(())
+    });
+    for (agent, before) in agents.iter().zip(&containers) {
+        let now: Vec<String> = agent
+            .container_dirs()
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect();
+        for dir in before {
+            assert!(now.contains(dir), "container {dir} of the old pods is gone");
+        }
+    }
+    assert!(!coordinator.log_tail().contains("invalid credential"));
 }

@@ -7,7 +7,10 @@ use std::time::Duration;
 use crate::coordinator::CoordinatorOptions;
 
 #[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct CoordinatorArgs {
+    #[command(subcommand)]
+    pub command: Option<CoordinatorCommand>,
     /// Address and port to serve HTTPS on
     #[arg(long, default_value = "0.0.0.0:6443")]
     pub listen: SocketAddr,
@@ -65,6 +68,54 @@ pub struct CoordinatorArgs {
     pub leader_elect_lease_duration: Duration,
 }
 
+#[derive(clap::Subcommand, Debug)]
+pub enum CoordinatorCommand {
+    /// Move a fleet's state from a coordinator's SQLite store into etcd (or back), with
+    /// pods, node credentials, join tokens, the CA and the admin credential kept
+    Migrate(MigrateArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct MigrateArgs {
+    /// Where the state is: sqlite:PATH (a stopped coordinator's berth.db) or etcd:URLS
+    #[arg(long, value_name = "LOCATION")]
+    pub from: crate::coordinator::migrate::Location,
+    /// Where it goes (must hold no objects yet): etcd:URL[,URL...] or sqlite:PATH
+    #[arg(long, value_name = "LOCATION")]
+    pub to: crate::coordinator::migrate::Location,
+    /// Key file for Secrets at rest (default: secrets.key beside the SQLite database)
+    #[arg(long, value_name = "FILE")]
+    pub encryption_key_file: Option<PathBuf>,
+    /// CA certificate (PEM) of the etcd members
+    #[arg(long, value_name = "FILE")]
+    pub datastore_cafile: Option<PathBuf>,
+    /// Client certificate (PEM) for etcd
+    #[arg(long, value_name = "FILE")]
+    pub datastore_certfile: Option<PathBuf>,
+    /// Private key (PEM) of --datastore-certfile
+    #[arg(long, value_name = "FILE")]
+    pub datastore_keyfile: Option<PathBuf>,
+}
+
+fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
+    let options = crate::coordinator::migrate::MigrateOptions {
+        from: args.from,
+        to: args.to,
+        key_file: args.encryption_key_file,
+        etcd_tls: crate::store::etcd::EtcdTls {
+            ca_file: args.datastore_cafile,
+            cert_file: args.datastore_certfile,
+            key_file: args.datastore_keyfile,
+        },
+    };
+    let count = crate::coordinator::migrate::migrate(&options)?;
+    println!(
+        "migrated {count} objects from {} to {}",
+        options.from, options.to
+    );
+    Ok(())
+}
+
 /// `--datastore-*`: where the objects live when they are not in SQLite.
 fn datastore(args: &CoordinatorArgs) -> anyhow::Result<Option<crate::store::RemoteOptions>> {
     let files_given = args.datastore_cafile.is_some()
@@ -88,7 +139,10 @@ fn datastore(args: &CoordinatorArgs) -> anyhow::Result<Option<crate::store::Remo
 /// Read when present; a missing default file means no settings.
 const DEFAULT_REGISTRIES: &str = "/etc/berth/registries.yaml";
 
-pub fn run(args: CoordinatorArgs) -> anyhow::Result<()> {
+pub fn run(mut args: CoordinatorArgs) -> anyhow::Result<()> {
+    if let Some(CoordinatorCommand::Migrate(migrate_args)) = args.command.take() {
+        return migrate(migrate_args);
+    }
     let datastore = datastore(&args)?;
     crate::coordinator::run(CoordinatorOptions {
         datastore,

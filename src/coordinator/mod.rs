@@ -27,6 +27,7 @@ mod coordinators;
 pub mod fleet;
 mod join;
 pub mod join_tokens;
+pub mod migrate;
 pub mod peers;
 pub mod pki;
 pub mod pod_cidrs;

@@ -18,7 +18,7 @@ use crate::store::{Record, Store, StoreError, VersionCheck};
 
 /// Internal kinds (sealed, never served by the API).
 const CA_KIND: &str = "BerthCertificateAuthority";
-const ADMIN_KIND: &str = "BerthAdminConfig";
+pub(super) const ADMIN_KIND: &str = "BerthAdminConfig";
 
 /// How often to look again after losing a create race (the winner's object is there
 /// by then, unless it was deleted in between).

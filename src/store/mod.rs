@@ -20,6 +20,7 @@ mod objects;
 mod remote;
 mod schema;
 mod sealing;
+mod transfer;
 
 pub use apply::VersionCheck;
 pub use error::StoreError;

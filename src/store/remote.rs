@@ -30,6 +30,10 @@ use super::etcd::{
 use super::sealing::Sealer;
 use super::{Key, PutOutcome, Record, StoreError};
 
+/// Objects per transaction when importing: two operations each (object and status)
+/// stay within etcd's default `--max-txn-ops` of 128.
+const IMPORT_CHUNK: usize = 60;
+
 /// How often a write is tried again when another writer changed what it read.
 const ATTEMPTS: usize = 20;
 
@@ -413,6 +417,45 @@ impl EtcdObjects {
             }
         }
         Ok(rewritten)
+    }
+
+    /// Every object, ordered by kind, namespace and name.
+    pub fn export_all(&self, sealer: &Sealer) -> Result<Vec<Record>, StoreError> {
+        let mut records = self.scan(sealer, "")?;
+        records.sort_by_key(Record::key);
+        Ok(records)
+    }
+
+    /// Writes `records` as they are, each only where no object is yet, a few dozen per
+    /// transaction (etcd's default limit is 128 operations).
+    pub fn import_all(&self, sealer: &Sealer, records: Vec<Record>) -> Result<(), StoreError> {
+        for chunk in records.chunks(IMPORT_CHUNK) {
+            let mut txn = Txn::default();
+            for record in chunk {
+                let key = record.key();
+                let object_key = self.object_key(&key)?;
+                txn.compare
+                    .push(Compare::create_revision(&object_key, CompareOp::Equal, 0));
+                txn.success.push(TxnOp::put(
+                    &object_key,
+                    &stored_value(sealer, record)?,
+                    PutOptions::default(),
+                ));
+                if let Some(status) = &record.status {
+                    txn.success.push(TxnOp::put(
+                        &self.status_key(&key)?,
+                        status.to_string().as_bytes(),
+                        PutOptions::default(),
+                    ));
+                }
+            }
+            if !self.txn(&txn)?.succeeded {
+                return Err(StoreError::Invalid {
+                    reason: "objects appeared in the target store during the migration".to_string(),
+                });
+            }
+        }
+        Ok(())
     }
 
     pub fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError> {
