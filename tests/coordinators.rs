@@ -243,7 +243,10 @@ fn a_sqlite_fleet_migrated_to_etcd_keeps_its_pods_and_credentials() {
         .collect();
 
     assert_eq!(uids.len(), 2);
-    assert!(containers.iter().all(|dirs| !dirs.is_empty()), "{containers:?}");
+    assert!(
+        containers.iter().all(|dirs| !dirs.is_empty()),
+        "{containers:?}"
+    );
     coordinator.stop();
     let db = coordinator.state.path().join("berth.db");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
@@ -284,4 +287,222 @@ fn a_sqlite_fleet_migrated_to_etcd_keeps_its_pods_and_credentials() {
         }
     }
     assert!(!coordinator.log_tail().contains("invalid credential"));
+}
+
+/// Three coordinators on `cluster` (or on `endpoints` for each, when given), the first
+/// started alone so that it leads.
+fn three_coordinators(
+    cluster: &EtcdCluster,
+    gateway: &str,
+    endpoints: [String; 3],
+) -> Vec<TestCoordinator> {
+    let key_file = cluster.dir.path().join("secrets.key");
+    let key_file = key_file.to_str().unwrap().to_owned();
+    let start = |endpoints: &str| {
+        let args = [
+            "--datastore-endpoint",
+            endpoints,
+            "--encryption-key-file",
+            key_file.as_str(),
+        ];
+        TestCoordinator::start(gateway, &args)
+    };
+    let mut coordinators = vec![start(&endpoints[0])];
+    wait_for(
+        Duration::from_secs(20),
+        "the first coordinator leading",
+        || leads(&coordinators[0]).then_some(()),
+    );
+    coordinators.push(start(&endpoints[1]));
+    coordinators.push(start(&endpoints[2]));
+    coordinators
+}
+
+/// A copy of `first`'s admin config whose `server:` lists every coordinator, in order.
+fn config_for_all(coordinators: &[TestCoordinator], dir: &std::path::Path) -> std::path::PathBuf {
+    let first = &coordinators[0];
+    let text = std::fs::read_to_string(first.config()).unwrap();
+    let urls: Vec<&str> = coordinators.iter().map(|c| c.url.as_str()).collect();
+    let text = text.replace(
+        &format!("server: {}", first.url),
+        &format!("server: {}", urls.join(",")),
+    );
+    assert!(text.contains(&urls.join(",")), "{text}");
+    let path = dir.join("all.config");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A client applies numbered updates as fast as it can (each one a new ConfigMap
+/// `log-N` and ConfigMap `counter` set to N) while the leader coordinator is killed and
+/// one etcd member stopped: every acknowledged update is there at the end, and the
+/// `resourceVersion`s the client reads back only grow.
+#[test]
+fn no_acknowledged_write_is_lost_when_the_leader_and_an_etcd_member_die() {
+    let mut cluster = EtcdCluster::start(3);
+    let network = TestNetwork::new();
+    let all = cluster.endpoint_list();
+    let coordinators = three_coordinators(
+        &cluster,
+        &network.gateway(),
+        [all.clone(), all.clone(), all],
+    );
+    let config = config_for_all(&coordinators, cluster.dir.path());
+    let berth = move |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u64>::new()));
+    let writer = {
+        let (stop, acked) = (stop.clone(), acked.clone());
+        let dir = cluster.dir.path().to_path_buf();
+        let berth = berth.clone();
+        std::thread::spawn(move || {
+            let mut versions: Vec<i64> = Vec::new();
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                n += 1;
+                let yaml = format!(
+                    "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: log-{n}\ndata:\n  n: \"{n}\"\n---\n\
+                     apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: counter\ndata:\n  n: \"{n}\"\n"
+                );
+                let path = dir.join("update.yaml");
+                std::fs::write(&path, yaml).unwrap();
+                if !berth(&["apply", "-f", path.to_str().unwrap()])
+                    .status
+                    .success()
+                {
+                    continue;
+                }
+                acked.lock().unwrap().push(n);
+                let out = berth(&["get", "configmap", "counter", "-o", "json"]);
+                if let Ok(counter) = serde_json::from_slice::<Value>(&out.stdout) {
+                    let version: i64 = counter["metadata"]["resourceVersion"]
+                        .as_str()
+                        .and_then(|v| v.parse().ok())
+                        .unwrap();
+                    versions.push(version);
+                }
+            }
+            versions
+        })
+    };
+    let acked_count = || acked.lock().unwrap().len();
+    let wait_acked = |more: usize, what: &str| {
+        let target = acked_count() + more;
+        wait_for(Duration::from_secs(60), what, || {
+            (acked_count() >= target).then_some(())
+        });
+    };
+    wait_acked(5, "5 acknowledged updates");
+    let mut coordinators = coordinators;
+    coordinators[0].stop();
+    wait_acked(5, "5 updates after the leader died");
+    cluster.stop(1);
+    wait_acked(5, "5 updates with an etcd member down");
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let versions = writer.join().unwrap();
+    assert!(
+        versions.windows(2).all(|w| w[0] < w[1]),
+        "versions went back: {versions:?}"
+    );
+
+    let acked = acked.lock().unwrap().clone();
+    let stored = coordinators[1].json(&["get", "configmaps"]);
+    let names: std::collections::HashSet<String> = stored["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["metadata"]["name"].as_str().map(str::to_owned))
+        .collect();
+    for n in &acked {
+        assert!(
+            names.contains(&format!("log-{n}")),
+            "acknowledged update {n} is lost"
+        );
+    }
+    let counter = coordinators[1].json(&["get", "configmap", "counter"]);
+    let last: u64 = counter["data"]["n"].as_str().unwrap().parse().unwrap();
+    assert!(last >= *acked.last().unwrap());
+    eprintln!("{} acknowledged updates", acked.len());
+}
+
+/// The leader loses etcd (through a proxy the test cuts) but not its agents: it stops
+/// acting as leader before another coordinator is elected, and only the new leader
+/// binds the pods applied during the partition.
+#[test]
+fn a_leader_cut_off_from_etcd_steps_down_before_another_is_elected() {
+    let cluster = EtcdCluster::start(1);
+    let mut network = TestNetwork::new();
+    let proxy = etcd_support::PartitionProxy::start(
+        cluster.endpoints()[0]
+            .trim_start_matches("http://")
+            .to_owned(),
+    );
+    let direct = cluster.endpoint_list();
+    let coordinators = three_coordinators(
+        &cluster,
+        &network.gateway(),
+        [proxy.url(), direct.clone(), direct],
+    );
+    let token = coordinators[1].token();
+    let netns = network.add_host();
+    let urls: Vec<&str> = coordinators.iter().map(|c| c.url.as_str()).collect();
+    let urls = urls.join(",");
+    let join = ["--join", &urls, "--token", &token, "--board", GENERIC_BOARD];
+    let _agent = TestAgent::start_as("p1", Some(&netns), &join);
+    wait_for(Duration::from_secs(30), "the node Ready", || {
+        let nodes = coordinators[1].json(&["get", "nodes"]);
+        (nodes["items"].as_array()?.len() == 1 && not_ready(&coordinators[1]).is_empty())
+            .then_some(())
+    });
+
+    proxy.cut();
+    let path = coordinators[1].state.path().join("during.yaml");
+    std::fs::write(&path, deployment("during", 2)).unwrap();
+    coordinators[1].ok(&["apply", "-f", path.to_str().unwrap()]);
+    wait_for(Duration::from_secs(60), "2 pods of during", || {
+        (running(&coordinators[1], "during") == 2).then_some(())
+    });
+
+    // Each coordinator's decisions, in time order: when it stopped or started leading
+    // and the pods it bound.
+    let log = |c: &TestCoordinator| {
+        std::fs::read_to_string(c.state.path().join("coordinator.log")).unwrap_or_default()
+    };
+    let stamp = |line: &str| line.get(1..24).unwrap_or("").to_owned();
+    let old = log(&coordinators[0]);
+    let stepped_down = old
+        .lines()
+        .filter(|l| l.contains("stopped leading"))
+        .map(stamp)
+        .next()
+        .expect("the cut-off leader says it stopped leading");
+    let new_leader = (1..3)
+        .find(|&i| leads(&coordinators[i]))
+        .expect("a new leader");
+    let elected = log(&coordinators[new_leader])
+        .lines()
+        .filter(|l| l.contains("became the leader"))
+        .map(stamp)
+        .last()
+        .unwrap();
+    assert!(
+        stepped_down < elected,
+        "old leader stopped at {stepped_down}, new one began at {elected}"
+    );
+    let bound_by_old: Vec<&str> = old
+        .lines()
+        .filter(|l| l.contains("bound pod default/during"))
+        .collect();
+    assert!(
+        bound_by_old.is_empty(),
+        "the cut-off leader acted: {bound_by_old:?}"
+    );
+    proxy.heal();
 }

@@ -162,7 +162,10 @@ fn run_daemon() -> i32 {
         Err(code) => return code,
     };
     // Lifecycle lines at info by default; RUST_LOG overrides.
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    // Milliseconds: the order of two coordinators' leadership changes is read from them.
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_timestamp_millis()
+        .init();
     let result = match daemon {
         Daemon::Agent(args) => agent::run(*args),
         Daemon::Coordinator(args) => coordinator::run(*args),

@@ -89,8 +89,7 @@ pub(super) fn join(coordinator: &Arc<Coordinator>, request: &Request) -> Result<
         .unwrap_or("");
     let mut store = coordinator.store();
     let token = coordinator
-        .auth
-        .check_join_token(bearer, SystemTime::now())
+        .check_join_token(bearer, &mut store)
         .map_err(denied)?;
     let join: JoinRequest = request_body(request)?;
     let name = join

@@ -108,6 +108,8 @@ pub struct Coordinator {
     pub name: String,
     pub url: String,
     pub started: String,
+    /// When the join tokens were last read again on a miss ([`Coordinator::check_join_token`]).
+    auth_reloaded: Mutex<Option<Instant>>,
 }
 
 /// The platforms an image's registry offers (`None`: unknown).
@@ -163,6 +165,39 @@ impl Coordinator {
     /// the leader lease when it shares etcd with others.
     pub fn is_leader(&self) -> bool {
         self.peers.as_ref().is_none_or(peers::Peers::is_leader)
+    }
+
+    /// The join token of `bearer`, as [`auth::Auth::check_join_token`] finds it. A token
+    /// this coordinator does not know may have been made through another one a moment
+    /// ago, before the watch brought it here: with peers, read the tokens again once (at
+    /// most once a second, so that guessing tokens costs the datastore little).
+    pub fn check_join_token(
+        &self,
+        bearer: &str,
+        store: &mut Store,
+    ) -> Result<join_tokens::TokenRecord, join_tokens::JoinDenied> {
+        let now = std::time::SystemTime::now();
+        match self.auth.check_join_token(bearer, now) {
+            Err(join_tokens::JoinDenied::NotFound { .. }) if self.may_reload_auth() => {
+                if let Err(err) = self.auth.reload(store) {
+                    log::warn!("cannot reload join tokens: {err:#}");
+                }
+                self.auth.check_join_token(bearer, now)
+            }
+            checked => checked,
+        }
+    }
+
+    fn may_reload_auth(&self) -> bool {
+        if self.peers.is_none() {
+            return false;
+        }
+        let mut last = self.auth_reloaded.lock().unwrap_or_else(|p| p.into_inner());
+        if last.is_some_and(|at| at.elapsed() < Duration::from_secs(1)) {
+            return false;
+        }
+        *last = Some(Instant::now());
+        true
     }
 
     /// A node polled: renew its lease here, and in etcd for the other coordinators.
@@ -311,6 +346,7 @@ pub fn run(options: CoordinatorOptions) -> anyhow::Result<()> {
         name,
         url: url.clone(),
         started: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        auth_reloaded: Mutex::new(None),
     });
     peers::spawn(&coordinator)?;
     controllers::spawn(Arc::clone(&coordinator), wake_rx)?;

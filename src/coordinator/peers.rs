@@ -90,7 +90,13 @@ impl Peers {
         url: String,
         ttl: Duration,
     ) -> anyhow::Result<Peers> {
-        let client = EtcdClient::new(remote.etcd.clone())?;
+        // Election calls must fail within the lease, not after it: a renewal that hangs
+        // on a dead member must give way to the next member (or to stepping down) while
+        // the lease still holds.
+        let mut election = remote.etcd.clone();
+        election.connect_timeout = election.connect_timeout.min(ttl / 8);
+        election.request_timeout = election.request_timeout.min(ttl / 4);
+        let client = EtcdClient::new(election)?;
         let (lease_tx, lease_rx) = smol::channel::bounded(4096);
         Ok(Peers {
             client,
@@ -313,10 +319,12 @@ fn campaign_forever(c: &Arc<Coordinator>) {
         match campaign(peers) {
             Ok(Some(lease)) => {
                 log::info!("became the leader (lease {lease:x})");
-                // Every node gets a fresh look: none is judged on what the old leader saw.
                 c.changed();
-                lead(c, peers, lease);
+                lead(peers, lease);
                 log::warn!("stopped leading");
+                // Best effort: lets another coordinator win now rather than at expiry.
+                let _ = peers.client.revoke(lease);
+                c.changed();
             }
             Ok(None) => {}
             Err(err) => log::warn!("election: {err}"),
@@ -376,10 +384,20 @@ fn lease_margin(ttl: Duration) -> Duration {
     ttl - ttl / 4
 }
 
-/// Renews the lease until a renewal fails for good or comes too late.
-fn lead(c: &Arc<Coordinator>, peers: &Peers, lease: i64) {
+/// Renews the lease until a renewal fails for good or comes too late. Returns as soon
+/// as this coordinator may no longer act as leader.
+fn lead(peers: &Peers, lease: i64) {
     loop {
-        std::thread::sleep(peers.ttl / 4);
+        let until = lock(&peers.election).leading_until;
+        let Some(until) = until else {
+            return;
+        };
+        let left = until.saturating_duration_since(Instant::now());
+        std::thread::sleep(left.min(peers.ttl / 4));
+        if !peers.is_leader() {
+            lock(&peers.election).leading_until = None;
+            return;
+        }
         let sent = Instant::now();
         match peers.client.keepalive_once(lease) {
             Ok(kept) => {
@@ -391,12 +409,6 @@ fn lead(c: &Arc<Coordinator>, peers: &Peers, lease: i64) {
                 return;
             }
             Err(err) => log::warn!("cannot renew the leader lease: {err}"),
-        }
-        if !peers.is_leader() {
-            lock(&peers.election).leading_until = None;
-            let _ = peers.client.revoke(lease);
-            c.changed();
-            return;
         }
     }
 }

@@ -80,6 +80,7 @@ fn test_coordinator() -> TestCoordinator {
         name: "test-6443".to_string(),
         url: "https://127.0.0.1:6443".to_string(),
         started: "2026-12-03T00:00:00Z".to_string(),
+        auth_reloaded: Mutex::new(None),
     };
     TestCoordinator {
         coordinator: Arc::new(coordinator),

@@ -170,3 +170,102 @@ impl Drop for EtcdCluster {
         }
     }
 }
+
+/// A TCP proxy on a free loopback port in front of one etcd member, which a test can cut
+/// to partition whoever uses it from etcd: [`PartitionProxy::cut`] closes every open
+/// connection and holds new ones open without forwarding a byte (as a network that
+/// drops packets would), until [`PartitionProxy::heal`].
+pub struct PartitionProxy {
+    pub port: u16,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl PartitionProxy {
+    pub fn start(target: String) -> PartitionProxy {
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        use std::sync::Arc;
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        let port = listener.local_addr().expect("proxy addr").port();
+        let cut = Arc::new(AtomicBool::new(false));
+        let generation = Arc::new(AtomicU64::new(0));
+        let (cut_flag, generations) = (Arc::clone(&cut), Arc::clone(&generation));
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                if cut_flag.load(Ordering::SeqCst) {
+                    // Held open, never answered: dropped when the test ends.
+                    std::mem::forget(client);
+                    continue;
+                }
+                let Ok(server) = std::net::TcpStream::connect(&target) else {
+                    continue;
+                };
+                let born = generations.load(Ordering::SeqCst);
+                for (from, to) in [
+                    (client.try_clone(), server.try_clone()),
+                    (server.try_clone(), client.try_clone()),
+                ] {
+                    let (Ok(mut from), Ok(mut to)) = (from, to) else {
+                        continue;
+                    };
+                    let generations = Arc::clone(&generations);
+                    std::thread::spawn(move || {
+                        let _ = from.set_read_timeout(Some(Duration::from_millis(100)));
+                        let mut buffer = [0u8; 16 * 1024];
+                        loop {
+                            if generations.load(Ordering::SeqCst) != born {
+                                break;
+                            }
+                            match std::io::Read::read(&mut from, &mut buffer) {
+                                Ok(0) => break,
+                                Ok(n) => {
+                                    if std::io::Write::write_all(&mut to, &buffer[..n]).is_err() {
+                                        break;
+                                    }
+                                }
+                                Err(e)
+                                    if matches!(
+                                        e.kind(),
+                                        std::io::ErrorKind::WouldBlock
+                                            | std::io::ErrorKind::TimedOut
+                                    ) => {}
+                                Err(_) => break,
+                            }
+                        }
+                        let _ = from.shutdown(std::net::Shutdown::Both);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        PartitionProxy {
+            port,
+            cut,
+            generation,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn cut(&self) {
+        use std::sync::atomic::Ordering;
+        self.cut.store(true, Ordering::SeqCst);
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub fn heal(&self) {
+        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl EtcdCluster {
+    /// A [`PartitionProxy`] in front of each member.
+    pub fn proxies(&self) -> Vec<PartitionProxy> {
+        self.members
+            .iter()
+            .map(|m| PartitionProxy::start(format!("127.0.0.1:{}", m.client_port)))
+            .collect()
+    }
+}
