@@ -23,7 +23,7 @@ use crate::model::{
     check_pod_spec, default_service_cidr, forbidden_message, parse_manifests, Ipv4Cidr, Kind,
     Object, PodSecurityLevel, DEFAULT_NODE_PORT_RANGE,
 };
-use crate::store::{Key, PutOutcome, Store};
+use crate::store::{Key, PutOutcome, Store, VersionCheck};
 
 /// The daemon's settings admission judges by; the same flags on the agent and the
 /// coordinator.
@@ -193,7 +193,13 @@ pub fn apply_observed(
     if !frozen.is_empty() {
         return Err(invalid(frozen.join("\n")));
     }
-    let outcomes = store.put_all(values, source)?;
+    // A resourceVersion in a request is a precondition, as for kubectl; not in a file of
+    // the manifests dir, which is applied again as it is after every change.
+    let check = match source {
+        None => VersionCheck::Enforce,
+        Some(_) => VersionCheck::Ignore,
+    };
+    let outcomes = store.put_all_checked(values, source, check)?;
     let items = outcomes
         .into_iter()
         .map(|(record, outcome)| ApplyItem {

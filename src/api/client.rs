@@ -5,6 +5,7 @@ use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -39,9 +40,10 @@ pub struct Client {
 enum Target {
     Unix(PathBuf),
     Tls {
-        url: String,
-        host: String,
-        port: u16,
+        /// Every coordinator that serves the fleet, in the order given.
+        endpoints: Arc<Vec<Endpoint>>,
+        /// The one requests go to until it stops answering (clones share it).
+        current: Arc<AtomicUsize>,
         config: Arc<rustls::ClientConfig>,
         token: Option<String>,
         timeout: Duration,
@@ -51,12 +53,23 @@ enum Target {
     },
 }
 
+/// One coordinator: its `https://host:port`, host and port.
+#[derive(Clone, Debug)]
+struct Endpoint {
+    url: String,
+    host: String,
+    port: u16,
+}
+
 impl std::fmt::Debug for Target {
     /// Never prints the token.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Target::Unix(path) => write!(f, "Unix({})", path.display()),
-            Target::Tls { url, .. } => write!(f, "Tls({url})"),
+            Target::Tls { endpoints, .. } => {
+                let urls: Vec<&str> = endpoints.iter().map(|e| e.url.as_str()).collect();
+                write!(f, "Tls({})", urls.join(","))
+            }
         }
     }
 }
@@ -106,22 +119,37 @@ impl Client {
 
     /// A client for a coordinator at `https://host:port`, trusting only `config`'s roots
     /// and sending `token` as a bearer credential. `timeout` bounds connecting and each
-    /// read (a long poll needs a longer one than a plain request).
+    /// read (a long poll needs a longer one than a plain request). `urls` may list
+    /// several coordinators of one fleet, comma-separated: requests go to one of them
+    /// and move to the next when it cannot be reached.
     pub fn https(
-        url: &str,
+        urls: &str,
         config: Arc<rustls::ClientConfig>,
         token: Option<String>,
         timeout: Duration,
     ) -> Result<Client, ApiError> {
-        let (host, port) = split_https_url(url).map_err(|reason| ApiError::Server {
-            url: url.to_string(),
-            reason,
-        })?;
-        Ok(Client {
-            target: Target::Tls {
+        let mut endpoints = Vec::new();
+        for url in urls.split(',').map(str::trim).filter(|u| !u.is_empty()) {
+            let (host, port) = split_https_url(url).map_err(|reason| ApiError::Server {
+                url: url.to_string(),
+                reason,
+            })?;
+            endpoints.push(Endpoint {
                 url: url.trim_end_matches('/').to_string(),
                 host,
                 port,
+            });
+        }
+        if endpoints.is_empty() {
+            return Err(ApiError::Server {
+                url: urls.to_string(),
+                reason: "no coordinator address".to_string(),
+            });
+        }
+        Ok(Client {
+            target: Target::Tls {
+                endpoints: Arc::new(endpoints),
+                current: Arc::new(AtomicUsize::new(0)),
                 config,
                 token,
                 timeout,
@@ -220,7 +248,12 @@ impl Client {
     fn io_error(&self, source: io::Error) -> ApiError {
         let context = match &self.target {
             Target::Unix(path) => format!("talking to the agent at {}", path.display()),
-            Target::Tls { url, .. } => format!("talking to the coordinator at {url}"),
+            Target::Tls {
+                endpoints, current, ..
+            } => {
+                let url = &endpoints[current.load(Ordering::Relaxed) % endpoints.len()].url;
+                format!("talking to the coordinator at {url}")
+            }
         };
         ApiError::Io { context, source }
     }
@@ -235,19 +268,59 @@ impl Client {
                 }),
             },
             Target::Tls {
-                url,
-                host,
-                port,
+                endpoints,
+                current,
                 config,
                 timeout,
                 ..
-            } => match super::tls::connect(host, *port, Arc::clone(config), *timeout) {
-                Ok(stream) => Ok(Box::new(stream)),
-                Err(source) => Err(ApiError::ConnectTls {
-                    url: url.clone(),
-                    source,
-                }),
-            },
+            } => {
+                // From the coordinator that answered last, on to each of the others.
+                let start = current.load(Ordering::Relaxed);
+                let mut last_error = None;
+                for step in 0..endpoints.len() {
+                    let index = (start + step) % endpoints.len();
+                    let endpoint = &endpoints[index];
+                    match super::tls::connect(
+                        &endpoint.host,
+                        endpoint.port,
+                        Arc::clone(config),
+                        *timeout,
+                    ) {
+                        Ok(stream) => {
+                            if step > 0 {
+                                log::info!("api client: now talking to {}", endpoint.url);
+                            }
+                            current.store(index, Ordering::Relaxed);
+                            return Ok(Box::new(stream));
+                        }
+                        Err(source) => {
+                            log::debug!("api client: cannot reach {}: {source}", endpoint.url);
+                            last_error = Some(ApiError::ConnectTls {
+                                url: endpoint.url.clone(),
+                                source,
+                            });
+                        }
+                    }
+                }
+                Err(last_error.unwrap_or_else(|| ApiError::Server {
+                    url: String::new(),
+                    reason: "no coordinator address".to_string(),
+                }))
+            }
+        }
+    }
+
+    /// After a request failed on a fresh connection, the next one tries the next
+    /// coordinator first (this one may be hung rather than gone).
+    fn move_on(&self) {
+        if let Target::Tls {
+            endpoints, current, ..
+        } = &self.target
+        {
+            if endpoints.len() > 1 {
+                let next = (current.load(Ordering::Relaxed) + 1) % endpoints.len();
+                current.store(next, Ordering::Relaxed);
+            }
         }
     }
 
@@ -277,7 +350,11 @@ impl Client {
             }
         }
         let stream = self.connect()?;
-        self.exchange(stream, method, target, body, keep)
+        let sent = self.exchange(stream, method, target, body, keep);
+        if let Err(ApiError::Io { .. }) = &sent {
+            self.move_on();
+        }
+        sent
     }
 
     /// The kept connection, if any, with this client's timeout for its next exchange.

@@ -76,7 +76,7 @@ pub fn patchable(kind: Kind) -> bool {
 }
 
 /// The resource as Kubernetes names it in messages: `deployments.apps`.
-fn resource_name(kind: Kind) -> String {
+pub fn resource_name(kind: Kind) -> String {
     match kind.api_version().split_once('/') {
         Some((group, _)) => format!("{}.{group}", kind.plural()),
         None => kind.plural().to_owned(),

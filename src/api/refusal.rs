@@ -23,7 +23,21 @@ impl Refusal {
 
 impl From<StoreError> for Refusal {
     fn from(err: StoreError) -> Refusal {
-        internal(format!("store: {err}"))
+        match err {
+            StoreError::Conflict { key } => conflict(format!(
+                "Operation cannot be fulfilled on {} {:?}: the object has been modified; \
+                 please apply your changes to the latest version and try again",
+                crate::model::Kind::from_kind_name(&key.kind)
+                    .map(super::patch::resource_name)
+                    .unwrap_or_else(|| key.kind.to_lowercase()),
+                key.name
+            )),
+            StoreError::Invalid { reason } => bad_request(reason),
+            StoreError::Etcd { .. } | StoreError::Contended { .. } => {
+                refusal(503, "ServiceUnavailable", format!("store: {err}"))
+            }
+            err => internal(format!("store: {err}")),
+        }
     }
 }
 

@@ -34,8 +34,9 @@ pub struct AgentArgs {
     /// Registry mirrors, credentials and TLS (k3s registries.yaml format)
     #[arg(long, value_name = "FILE", default_value = DEFAULT_REGISTRIES)]
     pub registries: PathBuf,
-    /// Join the coordinator at this address (https://host:port); needs --token
-    #[arg(long, value_name = "URL")]
+    /// Join the coordinator at this address (https://host:port); needs --token. Several
+    /// coordinators of one fleet, comma-separated, give failover
+    #[arg(long, value_name = "URLS")]
     pub join: Option<String>,
     /// Join token from `berth token create` (or env BERTH_TOKEN); used with --join
     #[arg(long, value_name = "TOKEN")]
@@ -265,9 +266,13 @@ fn join_options(
             None => anyhow::bail!("--join needs --token TOKEN (or {TOKEN_ENV} in the environment)"),
         },
     };
-    if !server.starts_with("https://") {
-        anyhow::bail!("--join {server:?}: a coordinator address starts with https://");
+    // Several coordinators of one fleet, comma-separated: the agent moves to the next
+    // when the one it talks to stops answering.
+    let urls: Vec<&str> = server.split(',').map(str::trim).collect();
+    if let Some(bad) = urls.iter().find(|url| !url.starts_with("https://")) {
+        anyhow::bail!("--join {bad:?}: a coordinator address starts with https://");
     }
+    let server = urls.join(",");
     let token =
         JoinToken::parse(&token).map_err(|err| anyhow::anyhow!("invalid join token: {err}"))?;
     Ok(Some(FleetJoin { server, token }))

@@ -7,7 +7,10 @@ use std::time::Duration;
 use crate::coordinator::CoordinatorOptions;
 
 #[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct CoordinatorArgs {
+    #[command(subcommand)]
+    pub command: Option<CoordinatorCommand>,
     /// Address and port to serve HTTPS on
     #[arg(long, default_value = "0.0.0.0:6443")]
     pub listen: SocketAddr,
@@ -45,13 +48,105 @@ pub struct CoordinatorArgs {
     /// Ports NodePort Services may use on every board, LOW-HIGH
     #[arg(long, value_name = "RANGE", default_value = "30000-32767", value_parser = super::node_port_range_flag)]
     pub service_node_port_range: (u16, u16),
+    /// Keep the fleet's objects in etcd instead of STATE_DIR/berth.db: the client URLs of
+    /// its members, comma-separated (https://e1:2379,https://e2:2379; http:// on
+    /// loopback only). Every coordinator given the same etcd serves the same fleet
+    #[arg(long, value_name = "URLS", value_delimiter = ',')]
+    pub datastore_endpoint: Vec<String>,
+    /// CA certificate (PEM) that signed the etcd members' certificates
+    #[arg(long, value_name = "FILE")]
+    pub datastore_cafile: Option<PathBuf>,
+    /// Client certificate (PEM) for etcd members that require one
+    #[arg(long, value_name = "FILE")]
+    pub datastore_certfile: Option<PathBuf>,
+    /// Private key (PEM) of --datastore-certfile
+    #[arg(long, value_name = "FILE")]
+    pub datastore_keyfile: Option<PathBuf>,
+    /// With --datastore-endpoint: how long the leader's lease lasts unrenewed, so how
+    /// soon another coordinator takes over from a lost leader, a duration
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = super::duration_flag)]
+    pub leader_elect_lease_duration: Duration,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum CoordinatorCommand {
+    /// Move a fleet's state from a coordinator's SQLite store into etcd (or back), with
+    /// pods, node credentials, join tokens, the CA and the admin credential kept
+    Migrate(MigrateArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct MigrateArgs {
+    /// Where the state is: sqlite:PATH (a stopped coordinator's berth.db) or etcd:URLS
+    #[arg(long, value_name = "LOCATION")]
+    pub from: crate::coordinator::migrate::Location,
+    /// Where it goes (must hold no objects yet): etcd:URL[,URL...] or sqlite:PATH
+    #[arg(long, value_name = "LOCATION")]
+    pub to: crate::coordinator::migrate::Location,
+    /// Key file for Secrets at rest (default: secrets.key beside the SQLite database)
+    #[arg(long, value_name = "FILE")]
+    pub encryption_key_file: Option<PathBuf>,
+    /// CA certificate (PEM) of the etcd members
+    #[arg(long, value_name = "FILE")]
+    pub datastore_cafile: Option<PathBuf>,
+    /// Client certificate (PEM) for etcd
+    #[arg(long, value_name = "FILE")]
+    pub datastore_certfile: Option<PathBuf>,
+    /// Private key (PEM) of --datastore-certfile
+    #[arg(long, value_name = "FILE")]
+    pub datastore_keyfile: Option<PathBuf>,
+}
+
+fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
+    let options = crate::coordinator::migrate::MigrateOptions {
+        from: args.from,
+        to: args.to,
+        key_file: args.encryption_key_file,
+        etcd_tls: crate::store::etcd::EtcdTls {
+            ca_file: args.datastore_cafile,
+            cert_file: args.datastore_certfile,
+            key_file: args.datastore_keyfile,
+        },
+    };
+    let count = crate::coordinator::migrate::migrate(&options)?;
+    println!(
+        "migrated {count} objects from {} to {}",
+        options.from, options.to
+    );
+    Ok(())
+}
+
+/// `--datastore-*`: where the objects live when they are not in SQLite.
+fn datastore(args: &CoordinatorArgs) -> anyhow::Result<Option<crate::store::RemoteOptions>> {
+    let files_given = args.datastore_cafile.is_some()
+        || args.datastore_certfile.is_some()
+        || args.datastore_keyfile.is_some();
+    if args.datastore_endpoint.is_empty() {
+        if files_given {
+            anyhow::bail!("--datastore-cafile/certfile/keyfile need --datastore-endpoint");
+        }
+        return Ok(None);
+    }
+    let mut etcd = crate::store::etcd::EtcdConfig::new(args.datastore_endpoint.iter().cloned());
+    etcd.tls = crate::store::etcd::EtcdTls {
+        ca_file: args.datastore_cafile.clone(),
+        cert_file: args.datastore_certfile.clone(),
+        key_file: args.datastore_keyfile.clone(),
+    };
+    Ok(Some(crate::store::RemoteOptions::new(etcd)))
 }
 
 /// Read when present; a missing default file means no settings.
 const DEFAULT_REGISTRIES: &str = "/etc/berth/registries.yaml";
 
-pub fn run(args: CoordinatorArgs) -> anyhow::Result<()> {
+pub fn run(mut args: CoordinatorArgs) -> anyhow::Result<()> {
+    if let Some(CoordinatorCommand::Migrate(migrate_args)) = args.command.take() {
+        return migrate(migrate_args);
+    }
+    let datastore = datastore(&args)?;
     crate::coordinator::run(CoordinatorOptions {
+        datastore,
+        leader_lease: args.leader_elect_lease_duration,
         listen: args.listen,
         state_dir: args.state_dir,
         tls_sans: args.tls_sans,

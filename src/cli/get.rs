@@ -35,6 +35,7 @@ pub fn parse_kind(s: &str) -> anyhow::Result<Kind> {
         Resource::Kind(kind) => Ok(kind),
         Resource::Node => bail!("nodes are not a manifest kind"),
         Resource::Event => bail!("events are not a manifest kind"),
+        Resource::Coordinator => bail!("coordinators are not a manifest kind"),
     }
 }
 

@@ -79,7 +79,7 @@ pub enum Command {
     /// Run the agent of this board
     Agent(Box<agent::AgentArgs>),
     /// Run the fleet coordinator
-    Coordinator(coordinator::CoordinatorArgs),
+    Coordinator(Box<coordinator::CoordinatorArgs>),
     /// Manage join tokens (coordinator)
     #[command(subcommand)]
     Token(token::TokenCommand),
@@ -142,7 +142,7 @@ enum Daemon {
     /// Run the agent of this board
     Agent(Box<agent::AgentArgs>),
     /// Run the fleet coordinator
-    Coordinator(coordinator::CoordinatorArgs),
+    Coordinator(Box<coordinator::CoordinatorArgs>),
 }
 
 /// Parses the command line; clap's own errors and help are printed here, and their exit
@@ -162,10 +162,13 @@ fn run_daemon() -> i32 {
         Err(code) => return code,
     };
     // Lifecycle lines at info by default; RUST_LOG overrides.
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    // Milliseconds: the order of two coordinators' leadership changes is read from them.
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_timestamp_millis()
+        .init();
     let result = match daemon {
         Daemon::Agent(args) => agent::run(*args),
-        Daemon::Coordinator(args) => coordinator::run(args),
+        Daemon::Coordinator(args) => coordinator::run(*args),
     };
     report(result)
 }

@@ -20,6 +20,8 @@ pub enum Resource {
     Kind(Kind),
     Node,
     Event,
+    /// The coordinators of a fleet (`berth get coordinators`).
+    Coordinator,
 }
 
 /// What `all` means, in kubectl's order (pods, services, daemonsets, deployments,
@@ -38,13 +40,14 @@ impl Resource {
         match s.to_ascii_lowercase().as_str() {
             "node" | "nodes" | "no" => return Ok(Resource::Node),
             "event" | "events" | "ev" => return Ok(Resource::Event),
+            "coordinator" | "coordinators" => return Ok(Resource::Coordinator),
             _ => {}
         }
         Kind::from_cli_name(s).map(Resource::Kind).ok_or_else(|| {
             anyhow!(
                 "the server doesn't have a resource type {s:?} (known: pods, deployments, \
                  replicasets, daemonsets, services, endpoints, endpointslices, namespaces, configmaps, secrets, nodes, \
-                 events, all)"
+                 events, coordinators, all)"
             )
         })
     }
@@ -73,7 +76,7 @@ impl Resource {
     pub fn namespaced(self) -> bool {
         match self {
             Resource::Kind(kind) => kind.namespaced(),
-            Resource::Node => false,
+            Resource::Node | Resource::Coordinator => false,
             Resource::Event => true,
         }
     }
@@ -97,6 +100,7 @@ impl Resource {
             Resource::Kind(Kind::LimitRange) => "limitrange",
             Resource::Node => "node",
             Resource::Event => "event",
+            Resource::Coordinator => "coordinator",
         }
     }
 
@@ -105,6 +109,7 @@ impl Resource {
         match self {
             Resource::Kind(kind) => collection_path(kind, namespace),
             Resource::Node => "/api/v1/nodes".to_owned(),
+            Resource::Coordinator => "/apis/berth.dev/v1/coordinators".to_owned(),
             Resource::Event => match namespace {
                 Some(ns) => format!("/api/v1/namespaces/{}/events", percent_encode(ns)),
                 None => "/api/v1/events".to_owned(),
@@ -116,6 +121,9 @@ impl Resource {
         match self {
             Resource::Kind(kind) => object_path(kind, namespace, name),
             Resource::Node => format!("/api/v1/nodes/{}", percent_encode(name)),
+            Resource::Coordinator => {
+                format!("{}/{}", self.collection_path(None), percent_encode(name))
+            }
             Resource::Event => format!(
                 "{}/{}",
                 self.collection_path(Some(namespace)),

@@ -54,6 +54,7 @@ pub fn header(resource: Resource, wide: bool, with_namespace: bool) -> Vec<&'sta
             "INSTANCE-TYPE",
         ],
         (Resource::Event, wide) => event::event_columns(wide),
+        (Resource::Coordinator, _) => &["NAME", "URL", "LEADER", "LEADER-SINCE", "STORE", "AGE"],
     };
     header.extend_from_slice(columns);
     header
@@ -88,6 +89,7 @@ pub fn row(
         Resource::Kind(Kind::LimitRange) => quota::limit_range_row(item),
         Resource::Node => node_row(item, wide),
         Resource::Event => event::event_row(item, wide, std::time::SystemTime::now()),
+        Resource::Coordinator => coordinator_row(item),
     };
     // An event's row starts with when it was seen: its object is in a column of its own.
     if let (Some(name), false) = (cells.first_mut(), resource == Resource::Event) {
@@ -219,6 +221,38 @@ fn node_address(node: &Value, kind: &str) -> String {
         .find(|a| str_at(a, &["type"]) == kind)
         .map(|a| str_at(a, &["address"]).to_owned())
         .unwrap_or_else(|| "<none>".to_owned())
+}
+
+/// NAME URL LEADER LEADER-SINCE STORE AGE, STORE as `etcd 3/3` healthy members.
+fn coordinator_row(item: &Value) -> Vec<String> {
+    let leader = item
+        .pointer("/status/leader")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let since = str_at(item, &["status", "leaderSince"]);
+    let store = item.pointer("/status/store");
+    let count = |field: &str| {
+        store
+            .and_then(|s| s.get(field))
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
+    };
+    let backend = store
+        .and_then(|s| s.get("backend"))
+        .and_then(Value::as_str)
+        .unwrap_or("<unknown>");
+    vec![
+        str_at(item, &["metadata", "name"]).to_owned(),
+        str_at(item, &["spec", "url"]).to_owned(),
+        leader.to_string(),
+        if since.is_empty() {
+            "<none>".to_owned()
+        } else {
+            since.to_owned()
+        },
+        format!("{backend} {}/{}", count("healthy"), count("members")),
+        age(str_at(item, &["metadata", "creationTimestamp"])),
+    ]
 }
 
 #[cfg(test)]

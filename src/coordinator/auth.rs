@@ -54,6 +54,26 @@ fn hash_record(kind: &str, name: &str, hash: &str) -> Value {
 
 impl Auth {
     pub fn load(store: &mut Store) -> anyhow::Result<Auth> {
+        let (credentials, join_tokens) = Auth::read(store)?;
+        Ok(Auth {
+            credentials: Mutex::new(credentials),
+            join_tokens: Mutex::new(join_tokens),
+        })
+    }
+
+    /// Reads the credentials and join tokens again, after another coordinator changed
+    /// them in the shared store.
+    pub fn reload(&self, store: &mut Store) -> anyhow::Result<()> {
+        let (credentials, join_tokens) = Auth::read(store)?;
+        *lock(&self.credentials) = credentials;
+        *lock(&self.join_tokens) = join_tokens;
+        Ok(())
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn read(
+        store: &mut Store,
+    ) -> anyhow::Result<(HashMap<String, String>, HashMap<String, TokenRecord>)> {
         let read = |kind: &str| -> anyhow::Result<HashMap<String, String>> {
             Ok(store
                 .list(kind, None)?
@@ -82,10 +102,7 @@ impl Auth {
                 Err(err) => log::warn!("ignoring join token {}: {err}", record.name),
             }
         }
-        Ok(Auth {
-            credentials: Mutex::new(read(CREDENTIAL_KIND)?),
-            join_tokens: Mutex::new(join_tokens),
-        })
+        Ok((read(CREDENTIAL_KIND)?, join_tokens))
     }
 
     /// The subject of the request's bearer credential.
@@ -199,6 +216,15 @@ impl Auth {
         Ok(())
     }
 
+    /// Stores the hash of `credential` and accepts it from now on.
+    pub fn remember_credential(
+        &self,
+        store: &mut Store,
+        credential: &Credential,
+    ) -> anyhow::Result<()> {
+        self.remember(store, credential)
+    }
+
     fn remember(&self, store: &mut Store, credential: &Credential) -> anyhow::Result<()> {
         let name = credential_name(credential);
         let hash = hash_secret(credential.secret());
@@ -236,12 +262,19 @@ pub fn ensure_admin_config(
     path: &Path,
     url: &str,
     pki: &Pki,
+    shared: bool,
 ) -> anyhow::Result<()> {
     if path.exists() {
         return Ok(());
     }
-    let credential = Credential::generate_admin()?;
-    auth.remember(store, &credential)?;
+    // Coordinators sharing etcd hand out one admin credential; a lone one makes its own.
+    let credential = if shared {
+        super::shared::admin_credential(auth, store)?
+    } else {
+        let credential = Credential::generate_admin()?;
+        auth.remember(store, &credential)?;
+        credential
+    };
     let config = ClientConfig {
         api_version: CONFIG_API_VERSION.to_string(),
         kind: CONFIG_KIND.to_string(),

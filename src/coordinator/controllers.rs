@@ -44,6 +44,11 @@ pub fn spawn(
                     smol::Timer::after(PERIOD).await;
                 },
             ));
+            observe_peer_leases(&coordinator);
+            // Only the leader acts; the others serve the API from the shared store.
+            if !coordinator.is_leader() {
+                continue;
+            }
             match pass(&coordinator) {
                 Ok(true) => coordinator.fleet.notify(),
                 Ok(false) => {}
@@ -52,6 +57,22 @@ pub fn spawn(
         })
         .context("cannot start the controller thread")?;
     Ok(())
+}
+
+/// Renews, in this coordinator's memory, the lease of every node whose lease key
+/// another coordinator (or this one) wrote since the last look.
+fn observe_peer_leases(c: &Coordinator) {
+    let Some(peers) = &c.peers else {
+        return;
+    };
+    match peers.changed_leases() {
+        Ok(nodes) => {
+            for node in nodes {
+                c.fleet.renew(&node);
+            }
+        }
+        Err(err) => log::warn!("cannot read node leases from etcd: {err}"),
+    }
 }
 
 /// Adds to `world` the readiness the agents report of their pods, and since when each

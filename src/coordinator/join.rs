@@ -89,8 +89,7 @@ pub(super) fn join(coordinator: &Arc<Coordinator>, request: &Request) -> Result<
         .unwrap_or("");
     let mut store = coordinator.store();
     let token = coordinator
-        .auth
-        .check_join_token(bearer, SystemTime::now())
+        .check_join_token(bearer, &mut store)
         .map_err(denied)?;
     let join: JoinRequest = request_body(request)?;
     let name = join
@@ -160,7 +159,7 @@ pub(super) fn join(coordinator: &Arc<Coordinator>, request: &Request) -> Result<
         .count_join(&mut store, &token.id)
         .map_err(internal)?;
     drop(store);
-    coordinator.fleet.renew(&name);
+    coordinator.renew_node(&name);
     coordinator.changed();
     if rejoin {
         log::info!(
@@ -233,7 +232,7 @@ pub(super) fn node_status(
     }
     let status = reported_node_status(reported.get("status").unwrap_or(&Value::Null));
     let changed = coordinator.store().set_status("Node", "", node, &status)?;
-    coordinator.fleet.renew(node);
+    coordinator.renew_node(node);
     if changed {
         coordinator.changed();
     }

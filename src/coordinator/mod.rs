@@ -23,14 +23,18 @@
 pub mod assignments;
 pub mod auth;
 mod controllers;
+mod coordinators;
 pub mod fleet;
 mod join;
 pub mod join_tokens;
+pub mod migrate;
+pub mod peers;
 pub mod pki;
 pub mod pod_cidrs;
 pub mod scheduler;
 mod scheduling;
 mod server;
+mod shared;
 pub mod tls;
 
 use std::collections::HashMap;
@@ -75,6 +79,12 @@ pub struct CoordinatorOptions {
     pub node_port_range: (u16, u16),
     /// `--cluster-cidr`: every pod address of the fleet; each node gets a /24 of it.
     pub cluster_cidr: crate::model::Ipv4Cidr,
+    /// `--datastore-endpoint` and its TLS files: the objects live in etcd; `None`: in
+    /// `<state dir>/berth.db`.
+    pub datastore: Option<crate::store::RemoteOptions>,
+    /// `--leader-elect-lease-duration`: with a datastore, how long the leader's etcd
+    /// lease lasts without renewal, so how soon another coordinator takes over.
+    pub leader_lease: Duration,
 }
 
 pub struct Coordinator {
@@ -92,6 +102,14 @@ pub struct Coordinator {
     wake_tx: smol::channel::Sender<()>,
     /// What happened to the fleet's objects lately (scheduling), in memory only.
     pub events: EventLog,
+    /// The other coordinators on the same etcd: `None` for a lone coordinator on SQLite.
+    pub peers: Option<peers::Peers>,
+    /// This coordinator's name among its peers, its URL, and when it started (RFC 3339).
+    pub name: String,
+    pub url: String,
+    pub started: String,
+    /// When the join tokens were last read again on a miss ([`Coordinator::check_join_token`]).
+    auth_reloaded: Mutex<Option<Instant>>,
 }
 
 /// The platforms an image's registry offers (`None`: unknown).
@@ -141,6 +159,53 @@ impl Coordinator {
             .unwrap_or_else(|p| p.into_inner())
             .insert(image.to_string(), (Instant::now(), platforms.clone()));
         platforms
+    }
+
+    /// Whether this coordinator runs the controllers: always when alone, while it holds
+    /// the leader lease when it shares etcd with others.
+    pub fn is_leader(&self) -> bool {
+        self.peers.as_ref().is_none_or(peers::Peers::is_leader)
+    }
+
+    /// The join token of `bearer`, as [`auth::Auth::check_join_token`] finds it. A token
+    /// this coordinator does not know may have been made through another one a moment
+    /// ago, before the watch brought it here: with peers, read the tokens again once (at
+    /// most once a second, so that guessing tokens costs the datastore little).
+    pub fn check_join_token(
+        &self,
+        bearer: &str,
+        store: &mut Store,
+    ) -> Result<join_tokens::TokenRecord, join_tokens::JoinDenied> {
+        let now = std::time::SystemTime::now();
+        match self.auth.check_join_token(bearer, now) {
+            Err(join_tokens::JoinDenied::NotFound { .. }) if self.may_reload_auth() => {
+                if let Err(err) = self.auth.reload(store) {
+                    log::warn!("cannot reload join tokens: {err:#}");
+                }
+                self.auth.check_join_token(bearer, now)
+            }
+            checked => checked,
+        }
+    }
+
+    fn may_reload_auth(&self) -> bool {
+        if self.peers.is_none() {
+            return false;
+        }
+        let mut last = self.auth_reloaded.lock().unwrap_or_else(|p| p.into_inner());
+        if last.is_some_and(|at| at.elapsed() < Duration::from_secs(1)) {
+            return false;
+        }
+        *last = Some(Instant::now());
+        true
+    }
+
+    /// A node polled: renew its lease here, and in etcd for the other coordinators.
+    pub fn renew_node(&self, node: &str) {
+        self.fleet.renew(node);
+        if let Some(peers) = &self.peers {
+            peers.renewed(node, self.options.node_monitor_grace);
+        }
     }
 
     /// Something changed: run the controllers soon and let long polls re-check.
@@ -195,27 +260,60 @@ fn give_pod_cidrs(store: &mut Store, cluster: &crate::model::Ipv4Cidr) -> anyhow
     Ok(())
 }
 
+/// The coordinator's store: etcd with `--datastore-endpoint`, SQLite otherwise.
+fn open_store(options: &CoordinatorOptions) -> anyhow::Result<Store> {
+    let dir = &options.state_dir;
+    let key_file = options
+        .encryption_key_file
+        .clone()
+        .unwrap_or_else(|| crate::store::default_key_file(dir));
+    let sealer = crate::store::Sealer::load_or_create(&key_file)?;
+    if let Some(remote) = &options.datastore {
+        let endpoints = remote.etcd.endpoints.join(",");
+        let store = Store::open_etcd(remote.clone(), sealer)
+            .with_context(|| format!("cannot open the datastore at {endpoints}"))?;
+        log::info!("objects are kept in etcd at {endpoints}");
+        return Ok(store);
+    }
+    let store_path = dir.join("berth.db");
+    Store::open_sealed(&store_path, sealer)
+        .with_context(|| format!("cannot open the store {}", store_path.display()))
+}
+
+/// This coordinator's name among its peers: the host's name and the port it serves.
+fn coordinator_name(listen: &SocketAddr) -> String {
+    let host = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "coordinator".to_string());
+    format!("{host}-{}", listen.port())
+}
+
 /// Runs the coordinator in the foreground until it is killed.
 pub fn run(options: CoordinatorOptions) -> anyhow::Result<()> {
     raise_open_files_limit();
     crate::support::memory::limit_malloc_arenas(2);
     let dir = &options.state_dir;
     crate::store::ensure_private_dir(dir).map_err(anyhow::Error::msg)?;
+    let mut store = open_store(&options)?;
+    if options.datastore.is_some() {
+        shared::share_ca(&mut store, &dir.join("tls"))?;
+    }
     let pki = pki::Pki::load_or_create(&dir.join("tls"), &options.tls_sans)
         .context("cannot set up the coordinator's certificates")?;
-    let store_path = dir.join("berth.db");
-    let key_file = options
-        .encryption_key_file
-        .clone()
-        .unwrap_or_else(|| crate::store::default_key_file(dir));
-    let sealer = crate::store::Sealer::load_or_create(&key_file)?;
-    let mut store = Store::open_sealed(&store_path, sealer)
-        .with_context(|| format!("cannot open the store {}", store_path.display()))?;
     crate::controllers::namespace::ensure_default(&mut store)?;
     give_pod_cidrs(&mut store, &options.cluster_cidr)?;
     let auth = auth::Auth::load(&mut store)?;
     let url = auth::server_url(&options.listen);
-    auth::ensure_admin_config(&auth, &mut store, &dir.join("admin.config"), &url, &pki)?;
+    let shared = options.datastore.is_some();
+    auth::ensure_admin_config(
+        &auth,
+        &mut store,
+        &dir.join("admin.config"),
+        &url,
+        &pki,
+        shared,
+    )?;
     let fleet = fleet::Fleet::new(&store)?;
     let registries = match &options.registries {
         Some(path) => crate::image::RegistryConfig::load(path)?,
@@ -223,6 +321,16 @@ pub fn run(options: CoordinatorOptions) -> anyhow::Result<()> {
     };
 
     let server_config = tls::server_config(&pki)?;
+    let name = coordinator_name(&options.listen);
+    let peers = match &options.datastore {
+        Some(remote) => Some(peers::Peers::new(
+            remote,
+            name.clone(),
+            url.clone(),
+            options.leader_lease,
+        )?),
+        None => None,
+    };
     let (wake_tx, wake_rx) = smol::channel::bounded(1);
     let coordinator = Arc::new(Coordinator {
         options: options.clone(),
@@ -234,7 +342,13 @@ pub fn run(options: CoordinatorOptions) -> anyhow::Result<()> {
         image_platforms: Mutex::new(HashMap::new()),
         wake_tx,
         events: EventLog::new(),
+        peers,
+        name,
+        url: url.clone(),
+        started: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        auth_reloaded: Mutex::new(None),
     });
+    peers::spawn(&coordinator)?;
     controllers::spawn(Arc::clone(&coordinator), wake_rx)?;
 
     smol::block_on(async {

@@ -40,6 +40,7 @@ use rustls_pki_types::{CertificateDer, DnsName, PrivateKeyDer, ServerName, UnixT
 use crate::api::tls::certificate_pem;
 use crate::api::tokens::sha256_hex;
 use files::{exists, io_error, read_key_file, read_text, write_atomically};
+pub use files::{install_ca, read_ca};
 
 const CA_CERT_FILE: &str = "ca.crt";
 const CA_KEY_FILE: &str = "ca.key";

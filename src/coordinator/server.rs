@@ -62,10 +62,14 @@ pub fn admit(coordinator: &Coordinator, request: &Request) -> Admission {
     match (request.method.as_str(), &parts[..]) {
         ("GET", ["version"]) => Admission::Anonymous,
         ("POST", ["apis", "berth.dev", "v1", "join"]) => {
-            match coordinator
-                .auth
-                .check_join_token(join_bearer(request), std::time::SystemTime::now())
-            {
+            let checked = if coordinator.peers.is_some() {
+                coordinator.check_join_token(join_bearer(request), &mut coordinator.store())
+            } else {
+                coordinator
+                    .auth
+                    .check_join_token(join_bearer(request), std::time::SystemTime::now())
+            };
+            match checked {
                 Ok(_) => Admission::Authenticated,
                 Err(refused) => denied(join::denied(refused)),
             }
@@ -137,7 +141,7 @@ async fn poll(
         .min(MAX_POLL)
         .min(coordinator.options.node_monitor_grace / 4);
     let deadline = Instant::now() + timeout;
-    coordinator.fleet.renew(&node);
+    coordinator.renew_node(&node);
     let mut asked_for_pod_cidr = false;
     loop {
         // A node deleted meanwhile has lost its credential: end its poll now rather
@@ -271,6 +275,9 @@ fn admin_route(
     match (method, parts) {
         (_, ["apis", "berth.dev", "v1", "tokens", rest @ ..]) => {
             join::tokens(coordinator, request, rest)
+        }
+        ("GET", ["apis", "berth.dev", "v1", "coordinators"]) => {
+            super::coordinators::list(coordinator)
         }
         ("POST", ["apis", "berth.dev", "v1", "apply"]) => {
             let apply_request: ApplyRequest = request_body(request)?;
@@ -422,6 +429,9 @@ fn nodes(
                 .map_err(internal)?;
             drop(store);
             coordinator.fleet.forget(name);
+            if let Some(peers) = &coordinator.peers {
+                peers.forget(name);
+            }
             coordinator.changed();
             log::info!("node {name} deleted");
             Ok(success_response(name, "nodes"))

@@ -34,7 +34,15 @@ fn test_coordinator() -> TestCoordinator {
     let auth = Auth::load(&mut store).unwrap();
     let pki = Pki::load_or_create(&dir.path().join("tls"), &[]).unwrap();
     let config = dir.path().join("admin.config");
-    ensure_admin_config(&auth, &mut store, &config, "https://127.0.0.1:6443", &pki).unwrap();
+    ensure_admin_config(
+        &auth,
+        &mut store,
+        &config,
+        "https://127.0.0.1:6443",
+        &pki,
+        false,
+    )
+    .unwrap();
     let admin = ClientConfig::load(&config).unwrap().token;
     for node in ["pi-1", "pi-2"] {
         let object = json!({"apiVersion": "v1", "kind": "Node",
@@ -57,6 +65,8 @@ fn test_coordinator() -> TestCoordinator {
             service_cidr: crate::model::default_service_cidr(),
             node_port_range: crate::model::DEFAULT_NODE_PORT_RANGE,
             cluster_cidr: "10.42.0.0/16".parse().unwrap(),
+            datastore: None,
+            leader_lease: Duration::from_secs(2),
         },
         store: Mutex::new(store),
         auth,
@@ -66,6 +76,11 @@ fn test_coordinator() -> TestCoordinator {
         image_platforms: Mutex::new(HashMap::new()),
         wake_tx,
         events: crate::api::events::EventLog::new(),
+        peers: None,
+        name: "test-6443".to_string(),
+        url: "https://127.0.0.1:6443".to_string(),
+        started: "2026-12-03T00:00:00Z".to_string(),
+        auth_reloaded: Mutex::new(None),
     };
     TestCoordinator {
         coordinator: Arc::new(coordinator),

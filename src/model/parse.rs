@@ -195,14 +195,17 @@ fn object_label(value: &Value) -> Option<String> {
 }
 
 /// Builds the typed object from a document that passed validation. Input status and
-/// server-set metadata are dropped; defaults are applied.
+/// server-set metadata are dropped, except `resourceVersion`: an API request's
+/// precondition, which the store checks (or ignores) when it writes. Defaults are applied.
 fn build(kind: Kind, mut value: Value) -> Result<Object, String> {
     strip_nulls(&mut value);
     if let Some(top) = value.as_object_mut() {
         top.remove("status");
         if let Some(Value::Object(meta)) = top.get_mut("metadata") {
             for field in SERVER_SET_METADATA {
-                meta.remove(field);
+                if field != "resourceVersion" {
+                    meta.remove(field);
+                }
             }
         }
     }

@@ -25,7 +25,7 @@ impl Store {
         network: &Ipv4Cidr,
     ) -> Result<Ipv4Addr, StoreError> {
         let tx = self
-            .conn
+            .sqlite_mut("pod addresses")?
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .context(|| "cannot start a transaction".to_string())?;
         let held: Option<String> = tx
@@ -87,7 +87,7 @@ impl Store {
     /// Frees the address of pod `pod_uid`; returns it if the pod held one.
     pub fn release_pod_address(&mut self, pod_uid: &str) -> Result<Option<Ipv4Addr>, StoreError> {
         let held: Option<String> = self
-            .conn
+            .sqlite("pod addresses")?
             .prepare_cached("DELETE FROM pod_addresses WHERE pod_uid = ?1 RETURNING address")
             .and_then(|mut stmt| {
                 stmt.query_row(params![pod_uid], |row| row.get(0))
@@ -100,7 +100,7 @@ impl Store {
     /// Every pod that holds an address, with it.
     pub fn pod_addresses(&self) -> Result<Vec<(String, Ipv4Addr)>, StoreError> {
         let mut stmt = self
-            .conn
+            .sqlite("pod addresses")?
             .prepare_cached("SELECT pod_uid, address FROM pod_addresses ORDER BY pod_uid")
             .context(|| "cannot read pod addresses".to_string())?;
         let rows = stmt

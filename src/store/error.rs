@@ -23,6 +23,25 @@ pub enum StoreError {
     KeyFile { path: String, reason: String },
     #[error("cannot seal {what}: {reason}")]
     Sealing { what: String, reason: String },
+    /// A `resourceVersion` precondition failed: the object changed since the caller read
+    /// it (Kubernetes' 409 Conflict).
+    #[error("{}: the object has been modified; please apply your changes to the latest version and try again", super::apply::describe(key))]
+    Conflict { key: super::Key },
+    /// A create-only put found the object there already.
+    #[error("{} already exists", super::apply::describe(key))]
+    AlreadyExists { key: super::Key },
+    /// The store's backend cannot do this (pod addresses live in an agent's SQLite only).
+    #[error("{what} are not kept in this store's backend")]
+    Unsupported { what: String },
+    /// The distributed store did not answer, or answered something unusable.
+    #[error("datastore: {source}")]
+    Etcd {
+        #[from]
+        source: super::etcd::EtcdError,
+    },
+    /// Concurrent writers kept changing what a write depended on.
+    #[error("{what}: still changing under concurrent writers after {attempts} attempts")]
+    Contended { what: String, attempts: usize },
     #[error("cannot read random bytes for a uid from /dev/urandom: {source}")]
     Random { source: std::io::Error },
 }

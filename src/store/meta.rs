@@ -3,14 +3,18 @@
 use rusqlite::{params, OptionalExtension};
 
 use super::error::SqliteContext;
-use super::{Store, StoreError};
+use super::{Backend, Store, StoreError};
 
 impl Store {
     /// How many rows this store has inserted, updated or deleted since it was opened
     /// (SQLite's total changes; the store is its file's only writer). Equal counts mean
     /// nothing was written in between: what is computed from the store need not be again.
+    /// On etcd: the newest revision this store has seen (writers elsewhere move it too).
     pub fn change_count(&self) -> u64 {
-        self.conn.total_changes()
+        match &self.backend {
+            Backend::Sqlite(conn) => conn.total_changes(),
+            Backend::Etcd(etcd) => etcd.last_revision(),
+        }
     }
 
     /// Stores `value` under `key` unless it is already there. Returns whether it wrote.
@@ -18,19 +22,25 @@ impl Store {
         if self.get_meta(key)?.as_deref() == Some(value) {
             return Ok(false);
         }
-        self.conn
-            .prepare_cached(
-                "INSERT INTO meta (key, value) VALUES (?1, ?2) \
+        let conn = match &self.backend {
+            Backend::Sqlite(conn) => conn,
+            Backend::Etcd(etcd) => return etcd.set_meta(key, value).map(|()| true),
+        };
+        conn.prepare_cached(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2) \
                  ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            )
-            .and_then(|mut stmt| stmt.execute(params![key, value]))
-            .context(|| format!("cannot store meta {key:?}"))?;
+        )
+        .and_then(|mut stmt| stmt.execute(params![key, value]))
+        .context(|| format!("cannot store meta {key:?}"))?;
         Ok(true)
     }
 
     pub fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError> {
-        self.conn
-            .prepare_cached("SELECT value FROM meta WHERE key = ?1")
+        let conn = match &self.backend {
+            Backend::Sqlite(conn) => conn,
+            Backend::Etcd(etcd) => return etcd.get_meta(key),
+        };
+        conn.prepare_cached("SELECT value FROM meta WHERE key = ?1")
             .and_then(|mut stmt| stmt.query_row(params![key], |row| row.get(0)).optional())
             .context(|| format!("cannot read meta {key:?}"))
     }

@@ -1,4 +1,4 @@
-//! Desired state kept in SQLite.
+//! Desired state kept in SQLite (or, for redundant coordinators, in etcd).
 //!
 //! The store is deliberately generic: it keeps Kubernetes-shaped objects as JSON
 //! (`serde_json::Value`) keyed by kind, namespace and name, and knows nothing about the
@@ -12,13 +12,19 @@
 //!   status or meta update that changes nothing issues no write statement at all.
 
 mod addresses;
+mod apply;
 mod error;
+pub mod etcd;
 mod meta;
 mod objects;
+mod remote;
 mod schema;
 mod sealing;
+mod transfer;
 
+pub use apply::VersionCheck;
 pub use error::StoreError;
+pub use remote::RemoteOptions;
 pub use sealing::Sealer;
 
 /// Creates a daemon's state dir if needed and makes it its owner's only (0700). A state
@@ -53,11 +59,47 @@ pub fn default_key_file(state_dir: &std::path::Path) -> std::path::PathBuf {
     state_dir.join("secrets.key")
 }
 
-/// The agent's SQLite database of desired state.
+/// A daemon's desired state: an agent's (or a lone coordinator's) SQLite database, or
+/// the objects of redundant coordinators in etcd ([`Store::open_etcd`]). Both backends
+/// give the same answers; only SQLite keeps the agent's pod addresses.
 pub struct Store {
-    conn: rusqlite::Connection,
+    backend: Backend,
     /// Seals the objects of secret kinds before they are written.
     sealer: Sealer,
+}
+
+enum Backend {
+    Sqlite(rusqlite::Connection),
+    Etcd(Box<remote::EtcdObjects>),
+}
+
+impl Store {
+    /// The SQLite connection, for what only the SQLite backend keeps.
+    fn sqlite(&self, what: &str) -> Result<&rusqlite::Connection, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(conn) => Ok(conn),
+            Backend::Etcd(_) => Err(StoreError::Unsupported {
+                what: what.to_string(),
+            }),
+        }
+    }
+
+    fn sqlite_mut(&mut self, what: &str) -> Result<&mut rusqlite::Connection, StoreError> {
+        match &mut self.backend {
+            Backend::Sqlite(conn) => Ok(conn),
+            Backend::Etcd(_) => Err(StoreError::Unsupported {
+                what: what.to_string(),
+            }),
+        }
+    }
+
+    /// Which backend this is, for messages: `sqlite` or `etcd`.
+    pub fn backend_name(&self) -> &'static str {
+        match &self.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Etcd(_) => "etcd",
+        }
+    }
 }
 
 /// One stored object with its server-set fields.

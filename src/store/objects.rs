@@ -1,58 +1,48 @@
 //! Objects: apply (create/configure/unchanged), read, list, delete, status.
 
-use std::io::Read;
-use std::time::SystemTime;
-
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
+use super::apply::{decide, describe, parse_json, stamp, Decision, Incoming, VersionCheck, Write};
 use super::error::SqliteContext;
 use super::sealing::Sealer;
-use super::{Key, PutOutcome, Record, Store, StoreError};
-
-/// Metadata fields the server owns; whatever a manifest says about them is ignored.
-const SERVER_SET_METADATA: &[&str] = &["uid", "resourceVersion", "generation", "creationTimestamp"];
+use super::{Backend, Key, PutOutcome, Record, Store, StoreError};
 
 const SELECT_COLUMNS: &str = "SELECT kind, namespace, name, uid, generation, resource_version, \
      creation_timestamp, source, object, status FROM objects";
-
-/// An object from the caller, validated and stripped of server-set fields.
-struct Incoming {
-    key: Key,
-    /// The object as the user wrote it: no `status`, no server-set metadata, and
-    /// `metadata.namespace` present exactly when the object is namespaced.
-    content: Value,
-}
 
 impl Store {
     /// Applies `objects` in one transaction: all of them are stored or none is.
     ///
     /// Returns each object's record and what happened to it, in input order.
+    /// `metadata.resourceVersion` in `objects` is ignored: see [`Store::put_all_checked`].
     pub fn put_all(
         &mut self,
         objects: Vec<Value>,
         source: Option<&str>,
     ) -> Result<Vec<(Record, PutOutcome)>, StoreError> {
+        self.put_all_checked(objects, source, VersionCheck::Ignore)
+    }
+
+    /// [`Store::put_all`], with `check` saying whether a `metadata.resourceVersion` in
+    /// the objects must match the stored one ([`StoreError::Conflict`] otherwise), as for
+    /// a client's update in Kubernetes.
+    pub fn put_all_checked(
+        &mut self,
+        objects: Vec<Value>,
+        source: Option<&str>,
+        check: VersionCheck,
+    ) -> Result<Vec<(Record, PutOutcome)>, StoreError> {
         // Validate everything before touching the database.
         let incoming = objects
             .into_iter()
             .enumerate()
-            .map(|(index, object)| Incoming::parse(index, object))
+            .map(|(index, object)| Incoming::parse(index, object, check))
             .collect::<Result<Vec<_>, _>>()?;
-        // IMMEDIATE takes the write lock up front, so the reads below cannot go stale
-        // under another writer. Taking it writes nothing to disk by itself.
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .context(|| "cannot start a transaction".to_string())?;
-        let mut results = Vec::with_capacity(incoming.len());
-        for item in incoming {
-            let existing = select_one(&tx, &self.sealer, &item.key)?;
-            results.push(apply_one(&tx, &self.sealer, item, existing, source)?);
+        match &mut self.backend {
+            Backend::Sqlite(conn) => put_all(conn, &self.sealer, incoming, source),
+            Backend::Etcd(etcd) => etcd.put_all(&self.sealer, incoming, source),
         }
-        tx.commit()
-            .context(|| "cannot commit applied objects".to_string())?;
-        Ok(results)
     }
 
     /// The object with this identity, if stored.
@@ -62,14 +52,22 @@ impl Store {
         namespace: &str,
         name: &str,
     ) -> Result<Option<Record>, StoreError> {
-        select_one(&self.conn, &self.sealer, &Key::new(kind, namespace, name))
+        let key = Key::new(kind, namespace, name);
+        match &self.backend {
+            Backend::Sqlite(conn) => select_one(conn, &self.sealer, &key),
+            Backend::Etcd(etcd) => etcd.get(&self.sealer, &key),
+        }
     }
 
     /// Objects of `kind`, in one namespace or all, ordered by namespace then name.
     pub fn list(&self, kind: &str, namespace: Option<&str>) -> Result<Vec<Record>, StoreError> {
+        let conn = match &self.backend {
+            Backend::Sqlite(conn) => conn,
+            Backend::Etcd(etcd) => return etcd.list(&self.sealer, kind, namespace),
+        };
         match namespace {
             Some(namespace) => select_many(
-                &self.conn,
+                conn,
                 &self.sealer,
                 &format!(
                     "{SELECT_COLUMNS} WHERE kind = ?1 AND namespace = ?2 ORDER BY namespace, name"
@@ -77,7 +75,7 @@ impl Store {
                 params![kind, namespace],
             ),
             None => select_many(
-                &self.conn,
+                conn,
                 &self.sealer,
                 &format!("{SELECT_COLUMNS} WHERE kind = ?1 ORDER BY namespace, name"),
                 params![kind],
@@ -87,36 +85,24 @@ impl Store {
 
     /// Objects last applied from the manifest file `source`, ordered by kind, namespace, name.
     pub fn list_by_source(&self, source: &str) -> Result<Vec<Record>, StoreError> {
-        select_many(
-            &self.conn,
-            &self.sealer,
-            &format!("{SELECT_COLUMNS} WHERE source = ?1 ORDER BY kind, namespace, name"),
-            params![source],
-        )
+        match &self.backend {
+            Backend::Sqlite(conn) => select_many(
+                conn,
+                &self.sealer,
+                &format!("{SELECT_COLUMNS} WHERE source = ?1 ORDER BY kind, namespace, name"),
+                params![source],
+            ),
+            Backend::Etcd(etcd) => etcd.list_by_source(&self.sealer, source),
+        }
     }
 
     /// Deletes the objects with these keys in one transaction and returns what was
     /// deleted; keys that are not stored are skipped.
     pub fn delete_all(&mut self, keys: &[Key]) -> Result<Vec<Record>, StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .context(|| "cannot start a transaction".to_string())?;
-        let mut deleted = Vec::new();
-        for key in keys {
-            let Some(record) = select_one(&tx, &self.sealer, key)? else {
-                continue;
-            };
-            tx.prepare_cached(
-                "DELETE FROM objects WHERE kind = ?1 AND namespace = ?2 AND name = ?3",
-            )
-            .and_then(|mut stmt| stmt.execute(params![key.kind, key.namespace, key.name]))
-            .context(|| format!("cannot delete {}", describe(key)))?;
-            deleted.push(record);
+        match &mut self.backend {
+            Backend::Sqlite(conn) => delete_all(conn, &self.sealer, keys),
+            Backend::Etcd(etcd) => etcd.delete_all(&self.sealer, keys),
         }
-        tx.commit()
-            .context(|| "cannot commit deletions".to_string())?;
-        Ok(deleted)
     }
 
     /// Stores the observed status of an object, but only if it differs from the stored
@@ -130,130 +116,151 @@ impl Store {
         status: &Value,
     ) -> Result<bool, StoreError> {
         let key = Key::new(kind, namespace, name);
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .context(|| "cannot start a transaction".to_string())?;
-        let stored: Option<Option<String>> = tx
-            .prepare_cached(
-                "SELECT status FROM objects WHERE kind = ?1 AND namespace = ?2 AND name = ?3",
-            )
-            .and_then(|mut stmt| {
-                stmt.query_row(params![kind, namespace, name], |row| row.get(0))
-                    .optional()
-            })
-            .context(|| format!("cannot read the status of {}", describe(&key)))?;
-        let Some(stored) = stored else {
-            return Ok(false);
-        };
-        if let Some(text) = stored {
-            if parse_json(&text, || format!("status of {}", describe(&key)))? == *status {
-                return Ok(false);
-            }
+        match &mut self.backend {
+            Backend::Sqlite(conn) => set_status(conn, &key, status),
+            Backend::Etcd(etcd) => etcd.set_status(&key, status),
         }
-        tx.prepare_cached(
-            "UPDATE objects SET status = ?4 WHERE kind = ?1 AND namespace = ?2 AND name = ?3",
-        )
-        .and_then(|mut stmt| stmt.execute(params![kind, namespace, name, status.to_string()]))
-        .context(|| format!("cannot store the status of {}", describe(&key)))?;
-        tx.commit()
-            .context(|| format!("cannot commit the status of {}", describe(&key)))?;
-        Ok(true)
     }
 }
 
-impl Store {
-    /// Seals again every row of a sealed kind that is in clear or sealed with an older key,
-    /// then checkpoints the WAL so no old copy stays in it. Returns how many rows changed;
-    /// with nothing to do it writes nothing.
-    pub(super) fn reseal(&mut self) -> Result<usize, StoreError> {
-        let sealer = &self.sealer;
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .context(|| "cannot start a transaction".to_string())?;
-        let mut rewritten = 0;
-        for kind in sealer.sealed_kinds() {
-            let rows: Vec<(String, String, String)> = tx
-                .prepare_cached("SELECT namespace, name, object FROM objects WHERE kind = ?1")
-                .and_then(|mut stmt| {
-                    stmt.query_map(params![kind], |row| {
-                        Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-                    })?
-                    .collect()
-                })
-                .context(|| format!("cannot list {kind} objects to seal"))?;
-            for (namespace, name, text) in rows {
-                if !sealer.needs_reseal(kind, &text) {
-                    continue;
-                }
-                let key = Key::new(kind, &namespace, &name);
-                let sealed = sealer.seal(&key, sealer.unseal(&key, text)?)?;
-                tx.prepare_cached(
-                    "UPDATE objects SET object = ?4 WHERE kind = ?1 AND namespace = ?2 AND name = ?3",
-                )
-                .and_then(|mut stmt| stmt.execute(params![kind, namespace, name, sealed]))
-                .context(|| format!("cannot seal {}", describe(&key)))?;
-                rewritten += 1;
-            }
+fn put_all(
+    conn: &mut Connection,
+    sealer: &Sealer,
+    incoming: Vec<Incoming>,
+    source: Option<&str>,
+) -> Result<Vec<(Record, PutOutcome)>, StoreError> {
+    // IMMEDIATE takes the write lock up front, so the reads below cannot go stale
+    // under another writer. Taking it writes nothing to disk by itself.
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .context(|| "cannot start a transaction".to_string())?;
+    let mut results = Vec::with_capacity(incoming.len());
+    for item in incoming {
+        let existing = select_one(&tx, sealer, &item.key)?;
+        results.push(apply_one(&tx, sealer, item, existing, source)?);
+    }
+    tx.commit()
+        .context(|| "cannot commit applied objects".to_string())?;
+    Ok(results)
+}
+
+fn delete_all(
+    conn: &mut Connection,
+    sealer: &Sealer,
+    keys: &[Key],
+) -> Result<Vec<Record>, StoreError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .context(|| "cannot start a transaction".to_string())?;
+    let mut deleted = Vec::new();
+    for key in keys {
+        let Some(record) = select_one(&tx, sealer, key)? else {
+            continue;
+        };
+        tx.prepare_cached("DELETE FROM objects WHERE kind = ?1 AND namespace = ?2 AND name = ?3")
+            .and_then(|mut stmt| stmt.execute(params![key.kind, key.namespace, key.name]))
+            .context(|| format!("cannot delete {}", describe(key)))?;
+        deleted.push(record);
+    }
+    tx.commit()
+        .context(|| "cannot commit deletions".to_string())?;
+    Ok(deleted)
+}
+
+fn set_status(conn: &mut Connection, key: &Key, status: &Value) -> Result<bool, StoreError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .context(|| "cannot start a transaction".to_string())?;
+    let stored: Option<Option<String>> = tx
+        .prepare_cached(
+            "SELECT status FROM objects WHERE kind = ?1 AND namespace = ?2 AND name = ?3",
+        )
+        .and_then(|mut stmt| {
+            stmt.query_row(params![key.kind, key.namespace, key.name], |row| row.get(0))
+                .optional()
+        })
+        .context(|| format!("cannot read the status of {}", describe(key)))?;
+    let Some(stored) = stored else {
+        return Ok(false);
+    };
+    if let Some(text) = stored {
+        if parse_json(&text, || format!("status of {}", describe(key)))? == *status {
+            return Ok(false);
         }
-        tx.commit()
-            .context(|| "cannot commit sealed objects".to_string())?;
+    }
+    tx.prepare_cached(
+        "UPDATE objects SET status = ?4 WHERE kind = ?1 AND namespace = ?2 AND name = ?3",
+    )
+    .and_then(|mut stmt| {
+        stmt.execute(params![
+            key.kind,
+            key.namespace,
+            key.name,
+            status.to_string()
+        ])
+    })
+    .context(|| format!("cannot store the status of {}", describe(key)))?;
+    tx.commit()
+        .context(|| format!("cannot commit the status of {}", describe(key)))?;
+    Ok(true)
+}
+
+impl Store {
+    /// Seals again every object of a sealed kind that is in clear or sealed with an older
+    /// key. Returns how many changed; with nothing to do it writes nothing.
+    pub(super) fn reseal(&mut self) -> Result<usize, StoreError> {
+        let rewritten = match &mut self.backend {
+            Backend::Sqlite(conn) => reseal(conn, &self.sealer)?,
+            Backend::Etcd(etcd) => etcd.reseal(&self.sealer)?,
+        };
         if rewritten > 0 {
-            self.conn
-                .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
-                .context(|| "cannot checkpoint the WAL after sealing".to_string())?;
             log::info!("sealed {rewritten} stored object(s) with the current key");
         }
         Ok(rewritten)
     }
 }
 
-impl Incoming {
-    fn parse(index: usize, object: Value) -> Result<Incoming, StoreError> {
-        let invalid = |reason: &str| StoreError::Invalid {
-            reason: format!("object {}: {reason}", index + 1),
-        };
-        let Value::Object(mut object) = object else {
-            return Err(invalid("not a JSON object"));
-        };
-        let kind = match object.get("kind") {
-            Some(Value::String(kind)) if !kind.is_empty() => kind.clone(),
-            _ => return Err(invalid("missing kind")),
-        };
-        object.remove("status");
-        let Some(Value::Object(metadata)) = object.get_mut("metadata") else {
-            return Err(invalid("missing metadata"));
-        };
-        let name = match metadata.get("name") {
-            Some(Value::String(name)) if !name.is_empty() => name.clone(),
-            _ => return Err(invalid("missing metadata.name")),
-        };
-        let namespace = match metadata.get("namespace") {
-            None | Some(Value::Null) => String::new(),
-            Some(Value::String(namespace)) => namespace.clone(),
-            Some(_) => return Err(invalid("metadata.namespace is not a string")),
-        };
-        for field in SERVER_SET_METADATA {
-            metadata.remove(*field);
+/// Seals again on SQLite, then checkpoints the WAL so no old copy stays in it.
+fn reseal(conn: &mut Connection, sealer: &Sealer) -> Result<usize, StoreError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .context(|| "cannot start a transaction".to_string())?;
+    let mut rewritten = 0;
+    for kind in sealer.sealed_kinds() {
+        let rows: Vec<(String, String, String)> = tx
+            .prepare_cached("SELECT namespace, name, object FROM objects WHERE kind = ?1")
+            .and_then(|mut stmt| {
+                stmt.query_map(params![kind], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                })?
+                .collect()
+            })
+            .context(|| format!("cannot list {kind} objects to seal"))?;
+        for (namespace, name, text) in rows {
+            if !sealer.needs_reseal(kind, &text) {
+                continue;
+            }
+            let key = Key::new(kind, &namespace, &name);
+            let sealed = sealer.seal(&key, sealer.unseal(&key, text)?)?;
+            tx.prepare_cached(
+                "UPDATE objects SET object = ?4 WHERE kind = ?1 AND namespace = ?2 AND name = ?3",
+            )
+            .and_then(|mut stmt| stmt.execute(params![kind, namespace, name, sealed]))
+            .context(|| format!("cannot seal {}", describe(&key)))?;
+            rewritten += 1;
         }
-        // One spelling for "cluster-scoped", so `{}` and `{"namespace": ""}` compare equal.
-        if namespace.is_empty() {
-            metadata.remove("namespace");
-        }
-        Ok(Incoming {
-            key: Key {
-                kind,
-                namespace,
-                name,
-            },
-            content: Value::Object(object),
-        })
     }
+    tx.commit()
+        .context(|| "cannot commit sealed objects".to_string())?;
+    if rewritten > 0 {
+        conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+            .context(|| "cannot checkpoint the WAL after sealing".to_string())?;
+    }
+    Ok(rewritten)
 }
 
-/// Decides between created, configured and unchanged for one object and writes only in
-/// the first two cases.
+/// Applies one object on SQLite: writes only when it is created or changed (or only
+/// its source changed).
 fn apply_one(
     conn: &Connection,
     sealer: &Sealer,
@@ -261,95 +268,29 @@ fn apply_one(
     existing: Option<Record>,
     source: Option<&str>,
 ) -> Result<(Record, PutOutcome), StoreError> {
-    let Some(existing) = existing else {
-        let record = Record {
-            uid: new_uid()?,
-            generation: 1,
-            resource_version: next_revision(conn)?,
-            creation_timestamp: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
-            source: source.map(str::to_string),
-            status: None,
-            object: Value::Null,
-            kind: item.key.kind,
-            namespace: item.key.namespace,
-            name: item.key.name,
-        };
-        let record = with_server_fields(record, item.content);
-        insert(conn, sealer, &record)?;
-        return Ok((record, PutOutcome::Created));
-    };
-    let mut item = item;
-    keep_deletion_timestamp(&existing.object, &mut item.content);
-    let stored_content = strip_server_fields(existing.object.clone());
-    if stored_content == item.content {
-        // Same object; the only thing that may change is which file owns it.
-        let mut record = existing;
-        if record.source.as_deref() != source {
-            record.source = source.map(str::to_string);
+    let Decision {
+        record,
+        outcome,
+        write,
+    } = decide(item, existing, source)?;
+    let record = match write {
+        Write::Insert => {
+            let record = stamp(record, next_revision(conn)?);
+            insert(conn, sealer, &record)?;
+            record
+        }
+        Write::Update => {
+            let record = stamp(record, next_revision(conn)?);
+            update(conn, sealer, &record)?;
+            record
+        }
+        Write::SourceOnly => {
             update_source(conn, &record)?;
+            record
         }
-        return Ok((record, PutOutcome::Unchanged));
-    }
-    // Like Kubernetes, generation counts changes of what the user wants (spec, or data
-    // for kinds without a spec), not of labels or annotations.
-    let desired_changed = without_metadata(&stored_content) != without_metadata(&item.content);
-    let record = Record {
-        generation: existing.generation + i64::from(desired_changed),
-        resource_version: next_revision(conn)?,
-        source: source.map(str::to_string),
-        object: Value::Null,
-        ..existing
+        Write::Nothing => record,
     };
-    let record = with_server_fields(record, item.content);
-    update(conn, sealer, &record)?;
-    Ok((record, PutOutcome::Configured))
-}
-
-/// Once an object is being deleted it stays so, as in Kubernetes: applying it again
-/// while its containers stop must not bring it back to life.
-fn keep_deletion_timestamp(stored: &Value, incoming: &mut Value) {
-    let Some(stamp) = stored.pointer("/metadata/deletionTimestamp").cloned() else {
-        return;
-    };
-    if let Some(Value::Object(metadata)) = incoming.get_mut("metadata") {
-        metadata.entry("deletionTimestamp").or_insert(stamp);
-    }
-}
-
-/// Fills the server-set metadata of `content` from `record` and stores it as the
-/// record's object.
-fn with_server_fields(mut record: Record, mut content: Value) -> Record {
-    if let Some(Value::Object(metadata)) = content.get_mut("metadata") {
-        metadata.insert("uid".into(), Value::String(record.uid.clone()));
-        metadata.insert("generation".into(), Value::from(record.generation));
-        // Kubernetes clients treat resourceVersion as an opaque string.
-        metadata.insert(
-            "resourceVersion".into(),
-            Value::String(record.resource_version.to_string()),
-        );
-        metadata.insert(
-            "creationTimestamp".into(),
-            Value::String(record.creation_timestamp.clone()),
-        );
-    }
-    record.object = content;
-    record
-}
-
-fn strip_server_fields(mut object: Value) -> Value {
-    if let Some(Value::Object(metadata)) = object.get_mut("metadata") {
-        for field in SERVER_SET_METADATA {
-            metadata.remove(*field);
-        }
-    }
-    object
-}
-
-/// Everything except metadata: spec, data, type, and so on.
-fn without_metadata(object: &Value) -> Map<String, Value> {
-    let mut map = object.as_object().cloned().unwrap_or_default();
-    map.remove("metadata");
-    map
+    Ok((record, outcome))
 }
 
 /// Bumps and returns the global revision (the next `resourceVersion`).
@@ -504,41 +445,6 @@ fn select_many(
     rows.into_iter()
         .map(|row| row.into_record(sealer))
         .collect()
-}
-
-fn parse_json(text: &str, what: impl FnOnce() -> String) -> Result<Value, StoreError> {
-    serde_json::from_str(text).map_err(|err| StoreError::Corrupt {
-        what: what(),
-        reason: format!("invalid JSON: {err}"),
-    })
-}
-
-/// `Kind namespace/name`, or `Kind name` for cluster-scoped objects, for messages.
-fn describe(key: &Key) -> String {
-    if key.namespace.is_empty() {
-        format!("{} {}", key.kind, key.name)
-    } else {
-        format!("{} {}/{}", key.kind, key.namespace, key.name)
-    }
-}
-
-/// A random (version 4) UUID.
-fn new_uid() -> Result<String, StoreError> {
-    let mut bytes = [0u8; 16];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut file| file.read_exact(&mut bytes))
-        .map_err(|source| StoreError::Random { source })?;
-    bytes[6] = (bytes[6] & 0x0f) | 0x40; // version 4
-    bytes[8] = (bytes[8] & 0x3f) | 0x80; // RFC 4122 variant
-    let hex = crate::model::hex::encode(&bytes);
-    Ok(format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    ))
 }
 
 #[cfg(test)]

@@ -360,7 +360,8 @@ fn corrupt_row_is_reported_not_panicked() {
     let mut store = Store::open_in_memory().unwrap();
     put_one(&mut store, pod("web", "x"));
     store
-        .conn
+        .sqlite("objects")
+        .unwrap()
         .execute(
             "UPDATE objects SET object = '{not json' WHERE name = 'web'",
             [],
@@ -445,4 +446,51 @@ fn secrets_stored_in_clear_are_sealed_when_the_store_opens_with_a_key() {
     );
     let read = store.get("Secret", "default", "db").unwrap().unwrap();
     assert_eq!(read.object["data"]["password"], json!(encoded));
+}
+
+#[test]
+fn a_resource_version_is_a_precondition_only_when_checked() {
+    let mut store = Store::open_in_memory().unwrap();
+    let (created, _) = put_one(&mut store, pod("web", "a"));
+    let with_version = |image: &str, version: &str| {
+        let mut object = pod("web", image);
+        object["metadata"]["resourceVersion"] = json!(version);
+        object
+    };
+    let current = created.resource_version.to_string();
+    let stale = (created.resource_version - 1).to_string();
+    // Ignored unless asked for: daemons write back what they read.
+    let ignored = store
+        .put_all(vec![with_version("b", &stale)], None)
+        .unwrap();
+    assert_eq!(ignored[0].1, PutOutcome::Configured);
+    let now = ignored[0].0.resource_version.to_string();
+    let err = store
+        .put_all_checked(
+            vec![with_version("c", &current)],
+            None,
+            VersionCheck::Enforce,
+        )
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
+    assert_eq!(
+        store.get("Pod", "default", "web").unwrap().unwrap().object["spec"],
+        pod("web", "b")["spec"],
+        "a conflict writes nothing"
+    );
+    let ok = store
+        .put_all_checked(vec![with_version("c", &now)], None, VersionCheck::Enforce)
+        .unwrap();
+    assert_eq!(ok[0].1, PutOutcome::Configured);
+    for bad in ["x", "-1", "0"] {
+        let err = store
+            .put_all_checked(vec![with_version("d", bad)], None, VersionCheck::Enforce)
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Invalid { .. }), "{bad}: {err}");
+    }
+    // Empty means no precondition, as in Kubernetes.
+    let ok = store
+        .put_all_checked(vec![with_version("d", "")], None, VersionCheck::Enforce)
+        .unwrap();
+    assert_eq!(ok[0].1, PutOutcome::Configured);
 }

@@ -7,7 +7,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 use super::error::SqliteContext;
 use super::sealing::Sealer;
-use super::{Store, StoreError};
+use super::{Backend, Store, StoreError};
 
 /// Schema migrations, applied in order. `PRAGMA user_version` holds how many have been
 /// applied. Never edit an entry once released; append a new one instead.
@@ -59,7 +59,7 @@ impl Store {
         migrate(&conn, &label, MIGRATIONS)?;
         log::debug!("opened {label}");
         Ok(Store {
-            conn,
+            backend: Backend::Sqlite(conn),
             sealer: Sealer::plaintext(),
         })
     }
@@ -84,7 +84,7 @@ impl Store {
         configure(&conn, &label, false)?;
         migrate(&conn, &label, MIGRATIONS)?;
         Ok(Store {
-            conn,
+            backend: Backend::Sqlite(conn),
             sealer: Sealer::plaintext(),
         })
     }

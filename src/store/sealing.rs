@@ -26,7 +26,9 @@ use crate::model::base64;
 const PREFIX: &str = "sealed:v1:";
 const KEY_BYTES: usize = 32;
 /// Kinds whose objects are sealed.
-const SEALED_KINDS: &[&str] = &["Secret"];
+/// Secrets, and what coordinators sharing etcd keep there for each other: the CA's key
+/// and the admin credential (internal kinds the API never serves).
+const SEALED_KINDS: &[&str] = &["Secret", "BerthCertificateAuthority", "BerthAdminConfig"];
 
 /// Seals and unseals the objects of sealed kinds; without keys it stores them as they are
 /// (in-memory stores of unit tests).

@@ -250,6 +250,11 @@ impl TestCoordinator {
         serving
     }
 
+    /// The extra arguments of the next [`TestCoordinator::spawn`].
+    pub fn set_args(&mut self, args: &[&str]) {
+        self.args = args.iter().map(|s| s.to_string()).collect();
+    }
+
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
@@ -321,7 +326,7 @@ impl Drop for TestCoordinator {
     }
 }
 
-const GENERIC_BOARD: &str = concat!(
+pub const GENERIC_BOARD: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/board-configs/generic-x86_64.yaml"
 );

@@ -3,7 +3,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::PkiError;
@@ -67,4 +67,30 @@ pub(super) fn io_error(action: &'static str, path: &Path) -> impl FnOnce(io::Err
         path,
         source,
     }
+}
+
+/// The CA certificate and key (PEM) in `dir`, when both are there.
+pub fn read_ca(dir: &Path) -> Result<Option<(String, String)>, PkiError> {
+    let (cert, key) = (dir.join(super::CA_CERT_FILE), dir.join(super::CA_KEY_FILE));
+    if !exists(&cert)? || !exists(&key)? {
+        return Ok(None);
+    }
+    Ok(Some((read_text(&cert)?, read_key_file(&key)?)))
+}
+
+/// Puts this CA certificate and key (PEM) in `dir` unless they are there already;
+/// returns whether it wrote. The server certificate is then re-issued by the next
+/// [`super::Pki::load_or_create`], since the old one does not chain to this CA.
+pub fn install_ca(dir: &Path, cert_pem: &str, key_pem: &str) -> Result<bool, PkiError> {
+    if read_ca(dir)?.is_some_and(|(cert, key)| cert == cert_pem && key == key_pem) {
+        return Ok(false);
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(io_error("create directory", dir))?;
+    write_atomically(&dir.join(super::CA_KEY_FILE), key_pem.as_bytes(), 0o600)?;
+    write_atomically(&dir.join(super::CA_CERT_FILE), cert_pem.as_bytes(), 0o644)?;
+    Ok(true)
 }

@@ -212,6 +212,8 @@ fn status_and_server_fields_in_input_are_dropped() {
     assert_eq!(pod.status, PodStatus::default());
     assert_eq!(pod.metadata.uid, "");
     assert_eq!(pod.metadata.generation, 0);
+    // Kept: the store checks it as a precondition of an API request.
+    assert_eq!(pod.metadata.resource_version, "7");
 }
 
 #[test]
