@@ -12,6 +12,9 @@
 
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
+#[path = "support/etcd.rs"]
+mod etcd;
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -216,6 +219,8 @@ fn proc_field(pid: u32, file: &str, key: &str) -> u64 {
 }
 
 struct FleetNumbers {
+    peer_rss_kib: u64,
+    peer_cpu_percent: f64,
     rss_kib: u64,
     cpu_percent: f64,
     bytes_per_heartbeat: f64,
@@ -239,7 +244,9 @@ fn raise_nofile() {
     }
 }
 
-fn simulate_fleet(berth: &Path) -> FleetNumbers {
+/// `extra`: more coordinator flags (a datastore); `peer`: another process measured over
+/// the same steady minute (etcd).
+fn simulate_fleet(berth: &Path, extra: &[&str], peer: Option<u32>) -> FleetNumbers {
     raise_nofile();
     let dir = tempfile::Builder::new()
         .prefix("berth-fleet-bench")
@@ -255,6 +262,7 @@ fn simulate_fleet(berth: &Path) -> FleetNumbers {
         .arg(dir.path())
         // Each node takes a /24: the default /16 holds only 256 nodes.
         .args(["--cluster-cidr", "10.40.0.0/13"])
+        .args(extra)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -312,6 +320,7 @@ fn simulate_fleet(berth: &Path) -> FleetNumbers {
     // Settle, then measure a steady minute of heartbeats.
     std::thread::sleep(Duration::from_secs(15));
     let pid = coordinator.id();
+    let peer_ticks0 = peer.map_or(0, cpu_ticks);
     let (ticks0, polls0, bytes0) = (
         cpu_ticks(pid),
         polls.load(Ordering::Relaxed),
@@ -324,6 +333,8 @@ fn simulate_fleet(berth: &Path) -> FleetNumbers {
     let heartbeats = polls.load(Ordering::Relaxed) - polls0;
     let bytes = loopback_rx_bytes() - bytes0;
     let rss_kib = proc_field(pid, "status", "VmRSS:");
+    let peer_ticks = peer.map_or(0, cpu_ticks) - peer_ticks0;
+    let peer_rss_kib = peer.map_or(0, |p| proc_field(p, "status", "VmRSS:"));
     let tick_hz = 100.0;
 
     // Apply → received by sim-0000's poll.
@@ -367,6 +378,8 @@ fn simulate_fleet(berth: &Path) -> FleetNumbers {
         bytes_per_heartbeat: bytes as f64 / heartbeats.max(1) as f64,
         heartbeats_per_second: heartbeats as f64 / seconds,
         latency,
+        peer_rss_kib,
+        peer_cpu_percent: peer_ticks as f64 / tick_hz / seconds * 100.0,
     }
 }
 
@@ -393,7 +406,14 @@ nodes of three board profiles, one decision at a time, each seeing the pods plac
     );
     let berth = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/berth");
     let fleet_rows = if berth.exists() {
-        let n = simulate_fleet(&berth);
+        let n = simulate_fleet(&berth, &[], None);
+        let etcd = etcd::Etcd::start();
+        let e = simulate_fleet(
+            &berth,
+            &["--datastore-endpoint", etcd.url.as_str()],
+            Some(etcd.pid()),
+        );
+        drop(etcd);
         let ms = |d: Duration| format!("{:.1} ms", d.as_secs_f64() * 1000.0);
         format!(
             "\nA real coordinator (release binary, 127.0.0.1) with {SIM_NODES} simulated nodes speaking \
@@ -404,13 +424,26 @@ default intervals; no containers), measured over {STEADY_SECONDS} s of steady st
 | coordinator CPU at default heartbeat intervals | {:.2}% of one core | ≤ 5% |\n\
 | heartbeats (polls) per second, fleet-wide | {:.0} | — |\n\
 | bytes per heartbeat on the wire (loopback, both directions, TCP/IP headers included; connections kept open) | {:.0} B | reported |\n\
-| apply at the coordinator → change received by a node's poll, median of {LATENCY_RUNS} (p90) | {} ({}) | ≤ 50 ms |\n",
+| apply at the coordinator → change received by a node's poll, median of {LATENCY_RUNS} (p90) | {} ({}) | ≤ 50 ms |\n\n\
+The same {SIM_NODES} simulated nodes with the coordinator on etcd (`--datastore-endpoint`, one etcd 3.4 \
+member on loopback, issue 16), same run: node leases go to etcd every 10 s per node.\n\n\
+| what | value | target |\n|---|---|---|\n\
+| coordinator RSS with {SIM_NODES} nodes, on etcd | {:.1} MiB | ≤ 64 MiB |\n\
+| coordinator CPU at default heartbeat intervals, on etcd | {:.2}% of one core | ≤ 5% |\n\
+| etcd's own RSS and CPU meanwhile | {:.1} MiB, {:.2}% | reported |\n\
+| apply → change received by a node's poll, on etcd, median (p90) | {} ({}) | ≤ 50 ms |\n",
             n.rss_kib as f64 / 1024.0,
             n.cpu_percent,
             n.heartbeats_per_second,
             n.bytes_per_heartbeat,
             ms(n.latency[n.latency.len() / 2]),
             ms(n.latency[n.latency.len() * 9 / 10]),
+            e.rss_kib as f64 / 1024.0,
+            e.cpu_percent,
+            e.peer_rss_kib as f64 / 1024.0,
+            e.peer_cpu_percent,
+            ms(e.latency[e.latency.len() / 2]),
+            ms(e.latency[e.latency.len() * 9 / 10]),
         )
     } else {
         "\n(release binary missing: the coordinator was not measured; scripts/bench builds it)\n"
