@@ -37,6 +37,12 @@ fn leads(coordinator: &TestCoordinator) -> bool {
     became.is_some() && became > stopped
 }
 
+/// Whether an agent's log shows it left a coordinator for another: on a refused
+/// connection ("now talking to"), or after a hung or unavailable one ("leaving").
+fn moved_on(log: &str) -> bool {
+    log.contains("api client: now talking to") || log.contains("api client: leaving")
+}
+
 /// Pods of `app` running, by node, as the coordinator `c` reports them.
 fn running(c: &TestCoordinator, app: &str) -> usize {
     let out = c.berth(&["get", "pods", "-o", "json"]);
@@ -160,11 +166,7 @@ fn killing_the_leader_coordinator_moves_leadership_and_keeps_the_fleet_ready() {
     assert!(unready.is_empty(), "nodes not Ready: {unready:?}");
     // The agents left the killed coordinator for another one.
     for agent in &agents {
-        assert!(
-            agent.log().contains("api client: now talking to"),
-            "{}",
-            agent.log_tail()
-        );
+        assert!(moved_on(&agent.log()), "{}", agent.log_tail());
     }
     eprintln!("new leader after {took:?}");
 
@@ -455,20 +457,31 @@ fn a_leader_cut_off_from_etcd_steps_down_before_another_is_elected() {
     let urls: Vec<&str> = coordinators.iter().map(|c| c.url.as_str()).collect();
     let urls = urls.join(",");
     let join = ["--join", &urls, "--token", &token, "--board", GENERIC_BOARD];
-    let _agent = TestAgent::start_as("p1", Some(&netns), &join);
+    let agent = TestAgent::start_as("p1", Some(&netns), &join);
     wait_for(Duration::from_secs(30), "the node Ready", || {
         let nodes = coordinators[1].json(&["get", "nodes"]);
         (nodes["items"].as_array()?.len() == 1 && not_ready(&coordinators[1]).is_empty())
             .then_some(())
     });
 
+    // Joined (the answer arrived), not just stored: a join whose answer is lost cannot
+    // be made again under the same name.
+    wait_for(Duration::from_secs(30), "the agent joined", || {
+        agent.log().contains("joined the fleet").then_some(())
+    });
     proxy.cut();
     let path = coordinators[1].state.path().join("during.yaml");
     std::fs::write(&path, deployment("during", 2)).unwrap();
     coordinators[1].ok(&["apply", "-f", path.to_str().unwrap()]);
-    wait_for(Duration::from_secs(60), "2 pods of during", || {
-        (running(&coordinators[1], "during") == 2).then_some(())
-    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while running(&coordinators[1], "during") != 2 {
+        assert!(
+            Instant::now() < deadline,
+            "2 pods of during are not running; agent log:\n{}",
+            agent.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     // Each coordinator's decisions, in time order: when it stopped or started leading
     // and the pods it bound.
@@ -503,5 +516,7 @@ fn a_leader_cut_off_from_etcd_steps_down_before_another_is_elected() {
         bound_by_old.is_empty(),
         "the cut-off leader acted: {bound_by_old:?}"
     );
+    // The agent, which talked to the cut-off coordinator, moved on to another.
+    assert!(moved_on(&agent.log()), "{}", agent.log_tail());
     proxy.heal();
 }

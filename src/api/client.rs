@@ -49,9 +49,13 @@ enum Target {
         timeout: Duration,
         /// A connection the coordinator kept open after the last answer, reused by the
         /// next GET or PUT (an agent's next long poll) to spare a TLS handshake.
-        idle: Arc<Mutex<Option<Box<dyn Connection>>>>,
+        /// With the index of the coordinator it leads to.
+        idle: Arc<Mutex<Option<KeptConnection>>>,
     },
 }
+
+/// A connection the server kept open, and the index of the coordinator it leads to.
+type KeptConnection = (Box<dyn Connection>, usize);
 
 /// One coordinator: its `https://host:port`, host and port.
 #[derive(Clone, Debug)]
@@ -101,6 +105,8 @@ impl Connection for rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
 
 /// A response whose head has been read and whose body is still on the wire.
 struct PendingBody {
+    /// Which coordinator answered (0 for an agent's socket).
+    endpoint: usize,
     /// The connection may serve another request once the body is read.
     reusable: bool,
     stream: Box<dyn Connection>,
@@ -209,9 +215,13 @@ impl Client {
     ) -> Result<(u16, serde_json::Value), ApiError> {
         let body = body.map(|value| value.to_string().into_bytes());
         let pending = self.send(method, path_and_query, body.as_deref())?;
-        let status = pending.status;
+        let (status, endpoint) = (pending.status, pending.endpoint);
         let mut bytes = Vec::new();
         self.read_body(pending, &mut bytes)?;
+        if status == 503 {
+            // This coordinator cannot serve now (it lost its datastore): try another next.
+            self.move_on_from(endpoint);
+        }
         if status >= 400 {
             return Err(status_error(status, &bytes));
         }
@@ -245,23 +255,23 @@ impl Client {
         Ok(status)
     }
 
-    fn io_error(&self, source: io::Error) -> ApiError {
+    /// An I/O error while talking to the agent, or to coordinator number `endpoint`.
+    fn io_error(&self, endpoint: usize, source: io::Error) -> ApiError {
         let context = match &self.target {
             Target::Unix(path) => format!("talking to the agent at {}", path.display()),
-            Target::Tls {
-                endpoints, current, ..
-            } => {
-                let url = &endpoints[current.load(Ordering::Relaxed) % endpoints.len()].url;
+            Target::Tls { endpoints, .. } => {
+                let url = &endpoints[endpoint % endpoints.len()].url;
                 format!("talking to the coordinator at {url}")
             }
         };
         ApiError::Io { context, source }
     }
 
-    fn connect(&self) -> Result<Box<dyn Connection>, ApiError> {
+    /// A new connection, and the index of the coordinator it leads to.
+    fn connect(&self) -> Result<(Box<dyn Connection>, usize), ApiError> {
         match &self.target {
             Target::Unix(path) => match UnixStream::connect(path) {
-                Ok(stream) => Ok(Box::new(stream)),
+                Ok(stream) => Ok((Box::new(stream), 0)),
                 Err(source) => Err(ApiError::Connect {
                     socket: path.clone(),
                     source,
@@ -291,7 +301,7 @@ impl Client {
                                 log::info!("api client: now talking to {}", endpoint.url);
                             }
                             current.store(index, Ordering::Relaxed);
-                            return Ok(Box::new(stream));
+                            return Ok((Box::new(stream), index));
                         }
                         Err(source) => {
                             log::debug!("api client: cannot reach {}: {source}", endpoint.url);
@@ -310,16 +320,34 @@ impl Client {
         }
     }
 
-    /// After a request failed on a fresh connection, the next one tries the next
-    /// coordinator first (this one may be hung rather than gone).
-    fn move_on(&self) {
+    /// After coordinator number `failed` failed a request, the next one goes to the next
+    /// coordinator, unless another request moved on already.
+    fn move_on_from(&self, failed: usize) {
         if let Target::Tls {
-            endpoints, current, ..
+            endpoints,
+            current,
+            idle,
+            ..
         } = &self.target
         {
-            if endpoints.len() > 1 {
-                let next = (current.load(Ordering::Relaxed) + 1) % endpoints.len();
-                current.store(next, Ordering::Relaxed);
+            if endpoints.len() < 2 {
+                return;
+            }
+            let next = (failed + 1) % endpoints.len();
+            if current
+                .compare_exchange(failed, next, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+            {
+                log::debug!(
+                    "api client: leaving {} for {}",
+                    endpoints[failed].url,
+                    endpoints[next].url
+                );
+            }
+            // A kept connection to the one being left goes too.
+            let mut idle = idle.lock().unwrap_or_else(|p| p.into_inner());
+            if idle.as_ref().is_some_and(|(_, at)| *at == failed) {
+                idle.take();
             }
         }
     }
@@ -339,39 +367,45 @@ impl Client {
         // Idempotent requests to a coordinator may go over a kept connection; if that
         // turns out closed, they are simply sent again on a new one.
         let keep = matches!(self.target, Target::Tls { .. }) && matches!(method, "GET" | "PUT");
-        if let Some((stream, timeout)) = self.take_idle().filter(|_| keep) {
+        if let Some((stream, endpoint, timeout)) = self.take_idle().filter(|_| keep) {
             let sent = match stream.set_timeout(timeout) {
-                Ok(()) => self.exchange(stream, method, target, body, true),
-                Err(err) => Err(self.io_error(err)),
+                Ok(()) => self.exchange(stream, endpoint, method, target, body, true),
+                Err(err) => Err(self.io_error(endpoint, err)),
             };
             match sent {
                 Ok(pending) => return Ok(pending),
+                // It did not answer in time: hung, not merely closed. Do not wait for it
+                // a second time.
+                Err(ApiError::Io { source, .. }) if timed_out(&source) => {
+                    self.move_on_from(endpoint);
+                    return Err(self.io_error(endpoint, source));
+                }
                 Err(err) => log::debug!("api client: kept connection failed ({err}); reconnecting"),
             }
         }
-        let stream = self.connect()?;
-        let sent = self.exchange(stream, method, target, body, keep);
+        let (stream, endpoint) = self.connect()?;
+        let sent = self.exchange(stream, endpoint, method, target, body, keep);
         if let Err(ApiError::Io { .. }) = &sent {
-            self.move_on();
+            self.move_on_from(endpoint);
         }
         sent
     }
 
     /// The kept connection, if any, with this client's timeout for its next exchange.
-    fn take_idle(&self) -> Option<(Box<dyn Connection>, Duration)> {
+    fn take_idle(&self) -> Option<(Box<dyn Connection>, usize, Duration)> {
         match &self.target {
             Target::Tls { idle, timeout, .. } => idle
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .take()
-                .map(|stream| (stream, *timeout)),
+                .map(|(stream, endpoint)| (stream, endpoint, *timeout)),
             Target::Unix(_) => None,
         }
     }
 
-    fn put_idle(&self, stream: Box<dyn Connection>) {
+    fn put_idle(&self, stream: Box<dyn Connection>, endpoint: usize) {
         if let Target::Tls { idle, .. } = &self.target {
-            *idle.lock().unwrap_or_else(|p| p.into_inner()) = Some(stream);
+            *idle.lock().unwrap_or_else(|p| p.into_inner()) = Some((stream, endpoint));
         }
     }
 
@@ -379,6 +413,7 @@ impl Client {
     fn exchange(
         &self,
         mut stream: Box<dyn Connection>,
+        endpoint: usize,
         method: &str,
         target: &str,
         body: Option<&[u8]>,
@@ -420,17 +455,21 @@ impl Client {
             {
                 log::debug!("api client: server closed early while sending: {err}");
             }
-            Err(err) => return Err(self.io_error(err)),
+            Err(err) => return Err(self.io_error(endpoint, err)),
         }
-        let mut pending = self.read_head(stream)?;
+        let mut pending = self.read_head(stream, endpoint)?;
         pending.reusable &= keep;
         Ok(pending)
     }
 
-    fn read_head(&self, mut stream: Box<dyn Connection>) -> Result<PendingBody, ApiError> {
+    fn read_head(
+        &self,
+        mut stream: Box<dyn Connection>,
+        endpoint: usize,
+    ) -> Result<PendingBody, ApiError> {
         let protocol = |reason: String| ApiError::Protocol { reason };
         let (head, already) = read_response_head(&mut stream).map_err(|err| match err {
-            HeadError::Io(err) => self.io_error(err),
+            HeadError::Io(err) => self.io_error(endpoint, err),
             HeadError::Protocol(reason) => protocol(reason),
         })?;
         let status = head.status;
@@ -440,6 +479,7 @@ impl Client {
                 .header("connection")
                 .is_some_and(|c| c.eq_ignore_ascii_case("keep-alive"));
         Ok(PendingBody {
+            endpoint,
             reusable,
             stream,
             status,
@@ -452,6 +492,7 @@ impl Client {
     /// server closes the connection.
     fn read_body(&self, pending: PendingBody, out: &mut dyn Write) -> Result<(), ApiError> {
         let PendingBody {
+            endpoint,
             reusable,
             mut stream,
             content_length,
@@ -484,7 +525,7 @@ impl Client {
                 {
                     0
                 }
-                Err(err) => return Err(self.io_error(err)),
+                Err(err) => return Err(self.io_error(endpoint, err)),
             };
             if n == 0 {
                 if content_length.is_some() {
@@ -499,10 +540,18 @@ impl Client {
             out.flush().map_err(out_error)?;
         }
         if reusable && remaining == 0 {
-            self.put_idle(stream);
+            self.put_idle(stream, endpoint);
         }
         Ok(())
     }
+}
+
+/// Whether an I/O error is a read or write timeout (the peer hung).
+fn timed_out(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
 }
 
 /// Why a response head could not be read.

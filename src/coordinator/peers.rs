@@ -81,6 +81,9 @@ pub struct Peers {
     lease_written: Mutex<HashMap<String, Instant>>,
     /// The `mod_revision` of each node's lease key when last read.
     lease_seen: Mutex<HashMap<String, i64>>,
+    /// Whether the last read of the leases reached etcd: a coordinator cut off from etcd
+    /// turns agents' polls away, so that they move to one that is not.
+    reachable: std::sync::atomic::AtomicBool,
 }
 
 impl Peers {
@@ -110,6 +113,7 @@ impl Peers {
             lease_rx,
             lease_written: Mutex::new(HashMap::new()),
             lease_seen: Mutex::new(HashMap::new()),
+            reachable: std::sync::atomic::AtomicBool::new(true),
         })
     }
 
@@ -119,6 +123,12 @@ impl Peers {
 
     fn lease_prefix(&self) -> String {
         format!("{}leases/", self.prefix)
+    }
+
+    /// Whether etcd answered this coordinator's last look at the node leases (a second
+    /// ago at most).
+    pub fn reaches_store(&self) -> bool {
+        self.reachable.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Whether this coordinator leads now.
@@ -155,7 +165,10 @@ impl Peers {
         };
         let answer = self
             .client
-            .range(&KeyRange::prefix(prefix.as_bytes()), &options)?;
+            .range(&KeyRange::prefix(prefix.as_bytes()), &options);
+        self.reachable
+            .store(answer.is_ok(), std::sync::atomic::Ordering::Relaxed);
+        let answer = answer?;
         let mut seen = lock(&self.lease_seen);
         let mut changed = Vec::new();
         for kv in answer.kvs {

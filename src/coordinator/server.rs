@@ -131,6 +131,19 @@ async fn poll(
             ))
         }
     }
+    // Cut off from etcd, this coordinator would answer "unchanged" for ever: send the
+    // agent to another one.
+    if coordinator
+        .peers
+        .as_ref()
+        .is_some_and(|p| !p.reaches_store())
+    {
+        return Err(crate::api::refusal::refusal(
+            503,
+            "ServiceUnavailable",
+            "this coordinator cannot reach its datastore",
+        ));
+    }
     let known = request.query_param("version").unwrap_or("").to_string();
     // The poll is the heartbeat: hold it at most a quarter of the grace period so a
     // healthy node renews its lease several times before it could be judged lost.
