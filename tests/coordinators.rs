@@ -1,5 +1,5 @@
 //! Several coordinators over one etcd (issue 16): three etcd members, three coordinators
-//! and two agents that know all three. The leader coordinator is killed with SIGKILL:
+//! and three agents that know all three. The leader coordinator is killed with SIGKILL:
 //! another takes over, an apply made right after succeeds, the agents get it (through
 //! another coordinator), and no node is ever `Ready=Unknown`. A lone coordinator's SQLite
 //! state migrated into etcd keeps its agents' pods and credentials.
@@ -111,7 +111,7 @@ fn killing_the_leader_coordinator_moves_leadership_and_keeps_the_fleet_ready() {
         .join(",");
     // A token made through one coordinator lets agents join through any.
     let token = coordinators[2].token();
-    let agents: Vec<TestAgent> = ["h1", "h2"]
+    let agents: Vec<TestAgent> = ["h1", "h2", "h3"]
         .iter()
         .map(|name| {
             let netns = network.add_host();
@@ -119,10 +119,10 @@ fn killing_the_leader_coordinator_moves_leadership_and_keeps_the_fleet_ready() {
             TestAgent::start_as(name, Some(&netns), &join)
         })
         .collect();
-    wait_for(Duration::from_secs(30), "both nodes Ready", || {
+    wait_for(Duration::from_secs(30), "the three nodes Ready", || {
         let nodes = coordinators[1].json(&["get", "nodes"]);
         let count = nodes["items"].as_array()?.len();
-        (count == 2 && not_ready(&coordinators[1]).is_empty()).then_some(())
+        (count == 3 && not_ready(&coordinators[1]).is_empty()).then_some(())
     });
     let leader = wait_for(Duration::from_secs(20), "one leader", || {
         let leading: Vec<usize> = (0..3).filter(|&i| leads(&coordinators[i])).collect();

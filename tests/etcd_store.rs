@@ -355,3 +355,25 @@ fn writes_go_on_when_one_member_of_three_is_down() {
     let record = store.get("ConfigMap", "default", "k").unwrap().unwrap();
     assert_eq!(record.object["data"]["value"], "during-4");
 }
+
+/// More objects than etcd takes in one transaction (128 operations by default) are
+/// written and deleted in several.
+#[test]
+fn large_applies_and_deletes_fit_etcd_s_transaction_limit() {
+    let cluster = EtcdCluster::start(1);
+    let mut store = open(&cluster);
+    let many: Vec<Value> = (0..150)
+        .map(|i| config_map("bulk", &format!("c{i:03}"), "x"))
+        .collect();
+    let created = store.put_all(many.clone(), None).unwrap();
+    assert_eq!(created.len(), 150);
+    assert!(created.iter().all(|(_, o)| *o == PutOutcome::Created));
+    let again = store.put_all(many, None).unwrap();
+    assert!(again.iter().all(|(_, o)| *o == PutOutcome::Unchanged));
+    assert_eq!(store.list("ConfigMap", Some("bulk")).unwrap().len(), 150);
+    let keys: Vec<berth::store::Key> = (0..150)
+        .map(|i| berth::store::Key::new("ConfigMap", "bulk", &format!("c{i:03}")))
+        .collect();
+    assert_eq!(store.delete_all(&keys).unwrap().len(), 150);
+    assert!(store.list("ConfigMap", Some("bulk")).unwrap().is_empty());
+}

@@ -14,7 +14,7 @@
 //! it read: read, decide (the pure [`super::apply`]), then write only if nothing changed
 //! in between, and otherwise read and decide again.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use serde::{Deserialize, Serialize};
@@ -30,9 +30,11 @@ use super::etcd::{
 use super::sealing::Sealer;
 use super::{Key, PutOutcome, Record, StoreError};
 
-/// Objects per transaction when importing: two operations each (object and status)
-/// stay within etcd's default `--max-txn-ops` of 128.
-const IMPORT_CHUNK: usize = 60;
+/// Objects per transaction: etcd refuses a transaction with more than `--max-txn-ops`
+/// (128 by default) operations in any of its lists, and each object takes up to two
+/// (object and status key). More objects go in several transactions, each whole.
+const TXN_KEYS: usize = 64;
+const IMPORT_CHUNK: usize = TXN_KEYS;
 
 /// How often a write is tried again when another writer changed what it read.
 const ATTEMPTS: usize = 20;
@@ -187,6 +189,18 @@ impl EtcdObjects {
     /// The object and status keys of `keys`, read in one transaction.
     #[allow(clippy::type_complexity)]
     fn read(&self, keys: &[Key]) -> Result<Vec<Option<(KeyValue, Option<KeyValue>)>>, StoreError> {
+        let mut out = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(TXN_KEYS) {
+            out.extend(self.read_chunk(chunk)?);
+        }
+        Ok(out)
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn read_chunk(
+        &self,
+        keys: &[Key],
+    ) -> Result<Vec<Option<(KeyValue, Option<KeyValue>)>>, StoreError> {
         let mut success = Vec::with_capacity(keys.len() * 2);
         for key in keys {
             success.push(TxnOp::get(&self.object_key(key)?));
@@ -210,7 +224,33 @@ impl EtcdObjects {
         Ok(out)
     }
 
+    /// Applies `incoming` in one transaction, or, past [`TXN_KEYS`] objects, in several
+    /// (each whole, in order).
     pub fn put_all(
+        &self,
+        sealer: &Sealer,
+        incoming: Vec<Incoming>,
+        source: Option<&str>,
+    ) -> Result<Vec<(Record, PutOutcome)>, StoreError> {
+        let mut results = Vec::with_capacity(incoming.len());
+        let mut batch: Vec<Incoming> = Vec::new();
+        let mut batch_keys: HashSet<Key> = HashSet::new();
+        for item in incoming {
+            if !batch_keys.contains(&item.key) && batch_keys.len() == TXN_KEYS {
+                results.extend(self.put_batch(sealer, std::mem::take(&mut batch), source)?);
+                batch_keys.clear();
+            }
+            batch_keys.insert(item.key.clone());
+            batch.push(item);
+        }
+        if !batch.is_empty() {
+            results.extend(self.put_batch(sealer, batch, source)?);
+        }
+        Ok(results)
+    }
+
+    /// Applies objects of at most [`TXN_KEYS`] keys in one transaction.
+    fn put_batch(
         &self,
         sealer: &Sealer,
         incoming: Vec<Incoming>,
@@ -303,15 +343,25 @@ impl EtcdObjects {
         Err(contended("apply"))
     }
 
+    /// Deletes `keys` in one transaction, or, past [`TXN_KEYS`] keys, in several.
     pub fn delete_all(&self, sealer: &Sealer, keys: &[Key]) -> Result<Vec<Record>, StoreError> {
         let mut unique: Vec<Key> = Vec::new();
+        let mut seen: HashSet<&Key> = HashSet::new();
         for key in keys {
-            if !unique.contains(key) {
+            if seen.insert(key) {
                 unique.push(key.clone());
             }
         }
+        let mut deleted = Vec::new();
+        for chunk in unique.chunks(TXN_KEYS) {
+            deleted.extend(self.delete_batch(sealer, chunk)?);
+        }
+        Ok(deleted)
+    }
+
+    fn delete_batch(&self, sealer: &Sealer, unique: &[Key]) -> Result<Vec<Record>, StoreError> {
         for _ in 0..ATTEMPTS {
-            let found = self.read(&unique)?;
+            let found = self.read(unique)?;
             let mut txn = Txn::default();
             let mut deleted = Vec::new();
             for (key, found) in unique.iter().zip(found) {
