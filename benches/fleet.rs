@@ -134,12 +134,20 @@ fn simulated_node(
     // A thousand boards joining at once is a storm: the coordinator admits at most 64
     // connections that have not yet shown credentials and closes the oldest for a new
     // one, so some joins fail at the socket and are retried, as an agent retries.
-    let deadline = Instant::now() + Duration::from_secs(120);
+    // Retries back off exponentially (to 5 s) with a per-node jitter, as agents do:
+    // a thousand boards retrying every few hundred milliseconds keep the server busy
+    // with handshakes it then has to drop.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut attempt = 0u32;
     let joined = loop {
         match join.request("POST", "/apis/berth.dev/v1/join", Some(&node)) {
             Ok((_, joined)) => break joined,
-            Err(ApiError::Io { .. }) if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(200 + retry_jitter_ms(&name)));
+            Err(ApiError::Io { .. } | ApiError::ConnectTls { .. })
+                if Instant::now() < deadline =>
+            {
+                let backoff = (200u64 << attempt.min(5)).min(5_000);
+                attempt += 1;
+                std::thread::sleep(Duration::from_millis(backoff + retry_jitter_ms(&name) * 3));
             }
             Err(err) => panic!("join: {err:?}"),
         }
@@ -299,7 +307,7 @@ fn simulate_fleet(berth: &Path, extra: &[&str], peer: Option<u32>) -> FleetNumbe
         );
     }
     // Every node joined (each appears in get nodes).
-    let deadline = Instant::now() + Duration::from_secs(300);
+    let deadline = Instant::now() + Duration::from_secs(400);
     loop {
         assert!(Instant::now() < deadline, "not every simulated node joined");
         // While a thousand boards join, the coordinator sheds the oldest connections
