@@ -142,9 +142,7 @@ fn simulated_node(
     let joined = loop {
         match join.request("POST", "/apis/berth.dev/v1/join", Some(&node)) {
             Ok((_, joined)) => break joined,
-            Err(ApiError::Io { .. } | ApiError::ConnectTls { .. })
-                if Instant::now() < deadline =>
-            {
+            Err(ApiError::Io { .. } | ApiError::ConnectTls { .. }) if Instant::now() < deadline => {
                 let backoff = (200u64 << attempt.min(5)).min(5_000);
                 attempt += 1;
                 std::thread::sleep(Duration::from_millis(backoff + retry_jitter_ms(&name) * 3));
