@@ -22,6 +22,20 @@ fn open(cluster: &EtcdCluster) -> Store {
     Store::open_etcd(options, Sealer::plaintext()).unwrap()
 }
 
+/// A store whose reads come from its cache, kept current by a follower, as in a
+/// coordinator. The follower's thread ends with the test process.
+fn following(store: Store) -> Store {
+    let follower = store.follower().unwrap().unwrap();
+    std::thread::spawn(move || follower.run(|_| {}));
+    store
+}
+
+fn open_following(cluster: &EtcdCluster, prefix: &str) -> Store {
+    let mut options = RemoteOptions::new(EtcdConfig::new(cluster.endpoints()));
+    options.prefix = prefix.to_string();
+    following(Store::open_etcd(options, Sealer::plaintext()).unwrap())
+}
+
 fn config_map(namespace: &str, name: &str, value: &str) -> Value {
     json!({
         "apiVersion": "v1", "kind": "ConfigMap",
@@ -139,6 +153,9 @@ fn etcd_gives_the_answers_sqlite_gives() {
     let on_sqlite = scenario(&mut sqlite);
     let on_etcd = scenario(&mut etcd);
     assert_eq!(on_etcd, on_sqlite);
+    // The same again with reads from the cache a follower keeps.
+    let on_cache = scenario(&mut open_following(&cluster, "/followed/"));
+    assert_eq!(on_cache, on_sqlite);
     assert_eq!(on_sqlite[0], "[Created, Created, Created]");
     assert!(
         on_sqlite[5].contains("\"a/x\", \"a/y\", \"a-b/x\""),
@@ -190,11 +207,15 @@ fn no_increment_is_lost_between_concurrent_writers() {
         .unwrap();
     let endpoints = cluster.endpoints();
     let threads: Vec<_> = (0..4)
-        .map(|_| {
+        .map(|i| {
             let endpoints = endpoints.clone();
             std::thread::spawn(move || {
                 let options = RemoteOptions::new(EtcdConfig::new(endpoints));
                 let mut store = Store::open_etcd(options, Sealer::plaintext()).unwrap();
+                // Half the writers read from a cache, which lags the others' writes.
+                if i % 2 == 1 {
+                    store = following(store);
+                }
                 let (mut done, mut conflicts) = (0, 0);
                 while done < 25 {
                     let record = store
@@ -235,7 +256,6 @@ fn no_increment_is_lost_between_concurrent_writers() {
 fn a_multi_object_apply_is_seen_whole_or_not_at_all() {
     let cluster = EtcdCluster::start(1);
     let mut writer = open(&cluster);
-    let reader = open(&cluster);
     writer
         .put_all(
             vec![config_map("pair", "a", "0"), config_map("pair", "b", "0")],
@@ -243,7 +263,9 @@ fn a_multi_object_apply_is_seen_whole_or_not_at_all() {
         )
         .unwrap();
     let stop = Arc::new(AtomicBool::new(false));
-    let reading = {
+    // One reader reads etcd, the other the cache a follower keeps.
+    let readers = [open(&cluster), following(open(&cluster))];
+    let reading = readers.map(|reader| {
         let stop = Arc::clone(&stop);
         std::thread::spawn(move || {
             let mut reads = 0;
@@ -258,7 +280,7 @@ fn a_multi_object_apply_is_seen_whole_or_not_at_all() {
             }
             reads
         })
-    };
+    });
     for i in 1..=100 {
         let value = i.to_string();
         writer
@@ -272,8 +294,59 @@ fn a_multi_object_apply_is_seen_whole_or_not_at_all() {
             .unwrap();
     }
     stop.store(true, Ordering::Relaxed);
-    let reads = reading.join().unwrap();
-    assert!(reads > 0);
+    for reader in reading {
+        assert!(reader.join().unwrap() > 0);
+    }
+}
+
+/// Two coordinators' stores, each reading from its cache: each reads its own writes at
+/// once, sees the other's soon, and an apply decided on a cache that has not yet seen
+/// the other's write is still applied (never taken for "unchanged").
+#[test]
+fn a_cached_store_reads_its_own_writes_and_never_loses_one() {
+    let cluster = EtcdCluster::start(1);
+    let mut first = open_following(&cluster, "/berth/");
+    let mut second = open_following(&cluster, "/berth/");
+    for i in 0..50 {
+        let theirs = format!("second-{i}");
+        second
+            .put_all(vec![config_map("default", "c", &theirs)], None)
+            .unwrap();
+        let mine = format!("first-{i}");
+        first
+            .put_all(vec![config_map("default", "c", &mine)], None)
+            .unwrap();
+        let read = first.get("ConfigMap", "default", "c").unwrap().unwrap();
+        assert_eq!(read.object["data"]["value"], mine.as_str(), "own write");
+        // The second store's cache most likely still holds its own value: applying it
+        // again right away must still replace the first store's.
+        let again = second
+            .put_all(vec![config_map("default", "c", &theirs)], None)
+            .unwrap();
+        assert_eq!(again[0].1, PutOutcome::Configured, "round {i}");
+        let stored = open(&cluster)
+            .get("ConfigMap", "default", "c")
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.object["data"]["value"], theirs.as_str(), "round {i}");
+    }
+    // The first store's cache catches up with the second's writes.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        second
+            .put_all(vec![config_map("default", "d", "from-second")], None)
+            .unwrap();
+        if first.get("ConfigMap", "default", "d").unwrap().is_some() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never saw the write");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let deleted = first
+        .delete_all(&[berth::store::Key::new("ConfigMap", "default", "d")])
+        .unwrap();
+    assert_eq!(deleted.len(), 1);
+    assert!(second.get("ConfigMap", "default", "d").unwrap().is_none());
 }
 
 #[test]

@@ -8,16 +8,18 @@
 //!   `sent + ttl - margin`, where `sent` is when it sent the last renewal etcd accepted:
 //!   etcd cannot expire the lease (and let another coordinator win) before `sent + ttl`,
 //!   so an old leader cut off from etcd stops acting before a new one can start.
-//! - **Watch.** Every coordinator watches the prefix: a change written through any of
-//!   them wakes its controllers (if it leads) and its agents' long polls, and a change
-//!   to credentials or join tokens reloads its [`super::auth::Auth`].
+//! - **Watch.** Every coordinator follows the prefix ([`crate::store::Follower`]), which
+//!   keeps its store's copy of the objects current, so that reads cost no round trip: a
+//!   change written through any of them wakes its controllers (if it leads) and its
+//!   agents' long polls, and a change to credentials or join tokens reloads its
+//!   [`super::auth::Auth`].
 //! - **Node leases.** The coordinator that receives a node's poll writes
 //!   `<prefix>leases/<node>` at most every `grace / 4`; every coordinator reads those
 //!   keys each second and counts a node as seen *when it sees the key change*, on its
 //!   own clock (as Kubernetes' node lifecycle controller does with Lease objects), so
 //!   clocks need not agree and a new leader already knows every node's lease.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -27,9 +29,9 @@ use serde::{Deserialize, Serialize};
 use super::Coordinator;
 use crate::store::etcd::{
     Compare, CompareOp, EtcdClient, EtcdError, KeyRange, PutOptions, RangeOptions, Txn, TxnOp,
-    TxnOpResponse, WatchRequest,
+    TxnOpResponse,
 };
-use crate::store::RemoteOptions;
+use crate::store::{Change, RemoteOptions};
 
 /// Kinds whose change means the credentials a coordinator holds in memory are stale.
 const AUTH_KINDS: [&str; 2] = ["BerthCredential", super::join_tokens::JOIN_TOKEN_KIND];
@@ -293,7 +295,11 @@ pub fn spawn(coordinator: &Arc<Coordinator>) -> anyhow::Result<()> {
     let c = Arc::clone(coordinator);
     start("election", Box::new(move || campaign_forever(&c)))?;
     let c = Arc::clone(coordinator);
-    start("watch", Box::new(move || watch_forever(&c)))?;
+    let follower = coordinator
+        .store()
+        .follower()?
+        .context("a coordinator with peers keeps its objects in etcd")?;
+    start("watch", Box::new(move || watch_forever(&c, follower)))?;
     let c = Arc::clone(coordinator);
     let started = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     start(
@@ -426,59 +432,50 @@ fn lead(peers: &Peers, lease: i64) {
     }
 }
 
-/// Watches the prefix for ever, restarting after errors, and wakes what depends on it.
-fn watch_forever(c: &Arc<Coordinator>) {
-    let Some(peers) = c.peers.as_ref() else {
-        return;
-    };
-    let objects = format!("{}objects/", peers.prefix);
-    let status = format!("{}status/", peers.prefix);
+/// Follows the store's etcd for ever (its cache stays current) and wakes what depends on
+/// a change: the controllers and long polls, and the credentials' reload — on a thread of
+/// its own, since it takes the store, which a reader may hold while it waits for the
+/// follower to bring its own last write.
+fn watch_forever(c: &Arc<Coordinator>, follower: crate::store::Follower) {
+    let objects = format!("{}objects/", follower.prefix());
+    let status = format!("{}status/", follower.prefix());
     let auth_prefixes: Vec<String> = AUTH_KINDS
         .iter()
         .map(|kind| format!("{objects}{kind}/"))
         .collect();
-    let mut next = 0;
-    loop {
-        let request = WatchRequest {
-            progress_notify: true,
-            ..WatchRequest::new(KeyRange::prefix(peers.prefix.as_bytes()), next)
-        };
-        let mut watch = match peers.client.watch(&request) {
-            Ok(watch) => watch,
-            Err(EtcdError::Compacted {
-                compact_revision, ..
-            }) => {
-                next = compact_revision;
-                c.changed();
-                continue;
-            }
-            Err(err) => {
-                log::warn!("watch: {err}");
-                std::thread::sleep(Duration::from_millis(500));
-                continue;
-            }
-        };
-        loop {
-            let batch = match watch.next_response() {
-                Ok(batch) => batch,
-                Err(err) => {
-                    log::debug!("watch ended: {err}");
-                    next = watch.next_revision();
-                    break;
-                }
-            };
-            let keys: HashSet<&[u8]> = batch.events.iter().map(|e| e.kv.key.as_slice()).collect();
-            let starts = |prefix: &str| keys.iter().any(|k| k.starts_with(prefix.as_bytes()));
-            if auth_prefixes.iter().any(|p| starts(p)) {
-                if let Err(err) = c.auth.reload(&mut c.store()) {
+    let (reload_tx, reload_rx) = std::sync::mpsc::sync_channel::<()>(1);
+    let reloader = Arc::clone(c);
+    let spawned = std::thread::Builder::new()
+        .name("auth-reload".into())
+        .spawn(move || {
+            while reload_rx.recv().is_ok() {
+                if let Err(err) = reloader.auth.reload(&mut reloader.store()) {
                     log::warn!("cannot reload credentials: {err:#}");
                 }
             }
-            if starts(&objects) || starts(&status) {
-                c.changed();
-            }
-        }
+        });
+    if let Err(err) = spawned {
+        log::error!("cannot start the auth-reload thread: {err}");
     }
+    follower.run(|change| {
+        let keys = match change {
+            Change::Everything => {
+                let _ = reload_tx.try_send(());
+                c.changed();
+                return;
+            }
+            Change::Keys(keys) => keys,
+        };
+        let starts = |prefix: &str| keys.iter().any(|k| k.starts_with(prefix.as_bytes()));
+        if auth_prefixes.iter().any(|p| starts(p)) {
+            // A full channel already holds a reload that has not started: it will read
+            // this change too.
+            let _ = reload_tx.try_send(());
+        }
+        if starts(&objects) || starts(&status) {
+            c.changed();
+        }
+    })
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -13,8 +13,10 @@
 
 mod addresses;
 mod apply;
+mod cache;
 mod error;
 pub mod etcd;
+mod follow;
 mod meta;
 mod objects;
 mod remote;
@@ -24,6 +26,7 @@ mod transfer;
 
 pub use apply::VersionCheck;
 pub use error::StoreError;
+pub use follow::{Change, Follower};
 pub use remote::RemoteOptions;
 pub use sealing::Sealer;
 

@@ -16,6 +16,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -23,10 +24,12 @@ use serde_json::Value;
 use super::apply::{
     decide, describe, parse_json, stamp, with_server_fields, Decision, Incoming, Write,
 };
+use super::cache::{ObjectCache, Stored};
 use super::etcd::{
     Compare, CompareOp, EtcdClient, EtcdConfig, KeyRange, KeyValue, PutOptions, RangeOptions,
     ResponseHeader, Txn, TxnOp, TxnOpResponse, TxnResponse,
 };
+use super::follow::Follower;
 use super::sealing::Sealer;
 use super::{Key, PutOutcome, Record, StoreError};
 
@@ -74,9 +77,16 @@ struct StoredObject {
 
 pub(super) struct EtcdObjects {
     client: EtcdClient,
+    /// To open the follower's client.
+    config: EtcdConfig,
     prefix: String,
     /// The newest revision any answer carried ([`super::Store::change_count`]).
     last_revision: AtomicI64,
+    /// The revision of the last write made through this store: reads from the cache
+    /// wait until it holds that write.
+    written: AtomicI64,
+    /// Fed by a [`Follower`] when one runs; until then every read goes to etcd.
+    cache: Arc<ObjectCache>,
 }
 
 impl EtcdObjects {
@@ -90,12 +100,15 @@ impl EtcdObjects {
                 ),
             });
         }
-        let client = EtcdClient::new(options.etcd)?;
+        let client = EtcdClient::new(options.etcd.clone())?;
         let status = client.status()?;
         let objects = EtcdObjects {
             client,
+            config: options.etcd,
+            cache: Arc::new(ObjectCache::new(&options.prefix)),
             prefix: options.prefix,
             last_revision: AtomicI64::new(0),
+            written: AtomicI64::new(0),
         };
         objects.saw(&status.header);
         Ok(objects)
@@ -117,11 +130,40 @@ impl EtcdObjects {
     fn txn(&self, txn: &Txn) -> Result<TxnResponse, StoreError> {
         let answer = self.client.txn(txn)?;
         self.saw(&answer.header);
+        let ops = if answer.succeeded {
+            &txn.success
+        } else {
+            &txn.failure
+        };
+        if ops.iter().any(|op| !matches!(op, TxnOp::Range { .. })) {
+            self.wrote(&answer.header);
+        }
         Ok(answer)
     }
 
+    fn wrote(&self, header: &ResponseHeader) {
+        self.written.fetch_max(header.revision, Ordering::Relaxed);
+    }
+
+    fn written(&self) -> i64 {
+        self.written.load(Ordering::Relaxed)
+    }
+
+    /// A follower to keep this store's cache current (one per store).
+    pub fn follower(&self) -> Result<Follower, StoreError> {
+        let client = EtcdClient::new(self.config.clone())?;
+        Ok(Follower::new(
+            client,
+            self.prefix.clone(),
+            Arc::clone(&self.cache),
+        ))
+    }
+
     pub fn get(&self, sealer: &Sealer, key: &Key) -> Result<Option<Record>, StoreError> {
-        let found = self.read(std::slice::from_ref(key))?;
+        let found = match self.cache.get(&path_of(key)?, self.written()) {
+            Some(found) => vec![found],
+            None => self.read(std::slice::from_ref(key))?,
+        };
         let Some(Some((object, status))) = found.into_iter().next() else {
             return Ok(None);
         };
@@ -156,6 +198,12 @@ impl EtcdObjects {
     /// Every object whose path (`kind/namespace/name`) starts with `path`, with its
     /// status, both read in one transaction (one revision).
     fn scan(&self, sealer: &Sealer, path: &str) -> Result<Vec<Record>, StoreError> {
+        if let Some(found) = self.cache.scan(path, self.written()) {
+            return found
+                .iter()
+                .map(|(object, status)| self.record(sealer, object, status.as_ref()))
+                .collect();
+        }
         let objects = format!("{}objects/{path}", self.prefix);
         let statuses = format!("{}status/{path}", self.prefix);
         let answer = self.txn(&Txn {
@@ -187,8 +235,7 @@ impl EtcdObjects {
     }
 
     /// The object and status keys of `keys`, read in one transaction.
-    #[allow(clippy::type_complexity)]
-    fn read(&self, keys: &[Key]) -> Result<Vec<Option<(KeyValue, Option<KeyValue>)>>, StoreError> {
+    fn read(&self, keys: &[Key]) -> Result<Vec<Option<Stored>>, StoreError> {
         let mut out = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(TXN_KEYS) {
             out.extend(self.read_chunk(chunk)?);
@@ -196,11 +243,7 @@ impl EtcdObjects {
         Ok(out)
     }
 
-    #[allow(clippy::type_complexity)]
-    fn read_chunk(
-        &self,
-        keys: &[Key],
-    ) -> Result<Vec<Option<(KeyValue, Option<KeyValue>)>>, StoreError> {
+    fn read_chunk(&self, keys: &[Key]) -> Result<Vec<Option<Stored>>, StoreError> {
         let mut success = Vec::with_capacity(keys.len() * 2);
         for key in keys {
             success.push(TxnOp::get(&self.object_key(key)?));
@@ -249,7 +292,13 @@ impl EtcdObjects {
         Ok(results)
     }
 
-    /// Applies objects of at most [`TXN_KEYS`] keys in one transaction.
+    /// Applies objects of at most [`TXN_KEYS`] keys in one transaction: reads what the
+    /// keys hold, decides, and writes only if none of them changed meanwhile.
+    ///
+    /// The first reading comes from the cache, which saves a round trip when it is
+    /// current; when it is not, the compare fails and the next attempt reads etcd. A
+    /// decision to write nothing is always checked against etcd itself: the cache may
+    /// not hold another coordinator's write yet, and no compare would catch that.
     fn put_batch(
         &self,
         sealer: &Sealer,
@@ -262,11 +311,9 @@ impl EtcdObjects {
                 keys.push(item.key.clone());
             }
         }
-        for _ in 0..ATTEMPTS {
-            let found = self.read(&keys)?;
+        for attempt in 0..ATTEMPTS {
+            let (found, from_cache) = self.read_for_write(&keys, attempt)?;
             let mut compare = Vec::with_capacity(keys.len());
-            // What each key holds as the objects are applied in order: a key given twice
-            // is decided the second time over the first one's result, as on SQLite.
             let mut current: HashMap<Key, Option<Record>> = HashMap::new();
             for (key, found) in keys.iter().zip(found) {
                 let revision = found.as_ref().map_or(0, |(kv, _)| kv.mod_revision);
@@ -283,64 +330,78 @@ impl EtcdObjects {
                 };
                 current.insert(key.clone(), record);
             }
-            let mut results = Vec::with_capacity(incoming.len());
-            let mut writes: HashMap<Key, (Record, Write)> = HashMap::new();
-            for item in &incoming {
-                let key = item.key.clone();
-                let existing = current.get(&key).cloned().flatten();
-                let Decision {
-                    record,
-                    outcome,
-                    write,
-                } = decide(item.clone(), existing, source)?;
-                let record = match write {
-                    Write::Insert | Write::Update => stamp(record, 0),
-                    Write::SourceOnly | Write::Nothing => record,
-                };
-                if write != Write::Nothing {
-                    let earlier = writes.get(&key).map(|(_, w)| *w);
-                    // A key created earlier in this put stays a creation.
-                    let write = if earlier == Some(Write::Insert) {
-                        Write::Insert
-                    } else {
-                        write
-                    };
-                    writes.insert(key.clone(), (record.clone(), write));
+            let plan = match plan_batch(&incoming, current, source) {
+                Ok(plan) => plan,
+                // A conflict seen in a stale cache may be none: decide again on etcd's
+                // answer.
+                Err(_) if from_cache => continue,
+                Err(err) => return Err(err),
+            };
+            if plan.writes.is_empty() {
+                if from_cache {
+                    continue;
                 }
-                current.insert(key.clone(), Some(record.clone()));
-                results.push((key, record, outcome));
+                return Ok(plan.results.into_iter().map(|(_, r, o)| (r, o)).collect());
             }
-            if writes.is_empty() {
-                return Ok(results.into_iter().map(|(_, r, o)| (r, o)).collect());
+            if let Some(revision) = self.write_batch(sealer, &keys, compare, &plan.writes)? {
+                return Ok(plan
+                    .results
+                    .into_iter()
+                    .map(|(key, record, outcome)| match plan.writes.get(&key) {
+                        Some(_) => (restamp(record, revision), outcome),
+                        None => (record, outcome),
+                    })
+                    .collect());
             }
-            let mut success = Vec::with_capacity(writes.len());
-            for key in &keys {
-                if let Some((record, _)) = writes.get(key) {
-                    success.push(TxnOp::put(
-                        &self.object_key(key)?,
-                        &stored_value(sealer, record)?,
-                        PutOptions::default(),
-                    ));
-                }
-            }
-            let answer = self.txn(&Txn {
-                compare,
-                success,
-                failure: Vec::new(),
-            })?;
-            if !answer.succeeded {
-                continue;
-            }
-            let revision = answer.header.revision;
-            return Ok(results
-                .into_iter()
-                .map(|(key, record, outcome)| match writes.get(&key) {
-                    Some(_) => (restamp(record, revision), outcome),
-                    None => (record, outcome),
-                })
-                .collect());
         }
         Err(contended("apply"))
+    }
+
+    /// What `keys` hold, for a write's attempt: from the cache on the first attempt if
+    /// it can serve (then `true`), from etcd otherwise.
+    fn read_for_write(
+        &self,
+        keys: &[Key],
+        attempt: usize,
+    ) -> Result<(Vec<Option<Stored>>, bool), StoreError> {
+        if attempt == 0 {
+            let mut found = Vec::with_capacity(keys.len());
+            for key in keys {
+                match self.cache.get(&path_of(key)?, self.written()) {
+                    Some(stored) => found.push(stored),
+                    None => return Ok((self.read(keys)?, false)),
+                }
+            }
+            return Ok((found, true));
+        }
+        Ok((self.read(keys)?, false))
+    }
+
+    /// Writes the planned records of `keys` in one transaction guarded by `compare`;
+    /// returns the transaction's revision, or `None` when a key changed meanwhile.
+    fn write_batch(
+        &self,
+        sealer: &Sealer,
+        keys: &[Key],
+        compare: Vec<Compare>,
+        writes: &HashMap<Key, (Record, Write)>,
+    ) -> Result<Option<i64>, StoreError> {
+        let mut success = Vec::with_capacity(writes.len());
+        for key in keys {
+            if let Some((record, _)) = writes.get(key) {
+                success.push(TxnOp::put(
+                    &self.object_key(key)?,
+                    &stored_value(sealer, record)?,
+                    PutOptions::default(),
+                ));
+            }
+        }
+        let answer = self.txn(&Txn {
+            compare,
+            success,
+            failure: Vec::new(),
+        })?;
+        Ok(answer.succeeded.then_some(answer.header.revision))
     }
 
     /// Deletes `keys` in one transaction, or, past [`TXN_KEYS`] keys, in several.
@@ -359,9 +420,12 @@ impl EtcdObjects {
         Ok(deleted)
     }
 
+    /// Deletes what `unique` holds if none of it changed meanwhile; like
+    /// [`EtcdObjects::put_batch`], the first reading may come from the cache, and finding
+    /// nothing to delete there is checked against etcd.
     fn delete_batch(&self, sealer: &Sealer, unique: &[Key]) -> Result<Vec<Record>, StoreError> {
-        for _ in 0..ATTEMPTS {
-            let found = self.read(unique)?;
+        for attempt in 0..ATTEMPTS {
+            let (found, from_cache) = self.read_for_write(unique, attempt)?;
             let mut txn = Txn::default();
             let mut deleted = Vec::new();
             for (key, found) in unique.iter().zip(found) {
@@ -379,6 +443,9 @@ impl EtcdObjects {
                 deleted.push(self.record(sealer, &object, status.as_ref())?);
             }
             if deleted.is_empty() {
+                if from_cache {
+                    continue;
+                }
                 return Ok(deleted);
             }
             if self.txn(&txn)?.succeeded {
@@ -532,6 +599,7 @@ impl EtcdObjects {
             &PutOptions::default(),
         )?;
         self.saw(&answer.header);
+        self.wrote(&answer.header);
         Ok(())
     }
 
@@ -614,6 +682,15 @@ impl super::Store {
         Ok(store)
     }
 
+    /// A follower that keeps this store's cache of etcd current while it runs
+    /// ([`Follower::run`]); `None` on SQLite. Without one, every read goes to etcd.
+    pub fn follower(&self) -> Result<Option<Follower>, StoreError> {
+        match &self.backend {
+            super::Backend::Etcd(objects) => objects.follower().map(Some),
+            super::Backend::Sqlite(_) => Ok(None),
+        }
+    }
+
     /// The etcd client behind an etcd store (for leader election); `None` on SQLite.
     pub fn etcd_client(&self) -> Option<&EtcdClient> {
         match &self.backend {
@@ -621,6 +698,49 @@ impl super::Store {
             super::Backend::Sqlite(_) => None,
         }
     }
+}
+
+/// What applying `incoming` in order does, given what each key holds (`current`).
+struct BatchPlan {
+    /// Each object's key, record and outcome, in input order.
+    results: Vec<(Key, Record, PutOutcome)>,
+    /// What to write for each key that changes.
+    writes: HashMap<Key, (Record, Write)>,
+}
+
+fn plan_batch(
+    incoming: &[Incoming],
+    mut current: HashMap<Key, Option<Record>>,
+    source: Option<&str>,
+) -> Result<BatchPlan, StoreError> {
+    let mut results = Vec::with_capacity(incoming.len());
+    let mut writes: HashMap<Key, (Record, Write)> = HashMap::new();
+    // A key given twice is decided the second time over the first one's result, as on
+    // SQLite.
+    for item in incoming {
+        let key = item.key.clone();
+        let existing = current.get(&key).cloned().flatten();
+        let Decision {
+            record,
+            outcome,
+            write,
+        } = decide(item.clone(), existing, source)?;
+        let record = match write {
+            Write::Insert | Write::Update => stamp(record, 0),
+            Write::SourceOnly | Write::Nothing => record,
+        };
+        if write != Write::Nothing {
+            // A key created earlier in this put stays a creation.
+            let write = match writes.get(&key) {
+                Some((_, Write::Insert)) => Write::Insert,
+                _ => write,
+            };
+            writes.insert(key.clone(), (record.clone(), write));
+        }
+        current.insert(key.clone(), Some(record.clone()));
+        results.push((key, record, outcome));
+    }
+    Ok(BatchPlan { results, writes })
 }
 
 /// The value stored for `record`.
