@@ -320,18 +320,23 @@ fn three_coordinators(
     coordinators
 }
 
-/// A copy of `first`'s admin config whose `server:` lists every coordinator, in order.
-fn config_for_all(coordinators: &[TestCoordinator], dir: &std::path::Path) -> std::path::PathBuf {
+/// The first coordinator's admin config, once it lists every coordinator (each writes
+/// the URLs of those registered in etcd into its own), its own first.
+fn config_for_all(coordinators: &[TestCoordinator]) -> std::path::PathBuf {
     let first = &coordinators[0];
-    let text = std::fs::read_to_string(first.config()).unwrap();
-    let urls: Vec<&str> = coordinators.iter().map(|c| c.url.as_str()).collect();
-    let text = text.replace(
-        &format!("server: {}", first.url),
-        &format!("server: {}", urls.join(",")),
+    let path = first.config();
+    wait_for(
+        Duration::from_secs(20),
+        "every coordinator in the admin config",
+        || {
+            let config = berth::api::config::ClientConfig::load(&path).ok()?;
+            let servers: Vec<&str> = config.server.split(',').collect();
+            let all = coordinators
+                .iter()
+                .all(|c| servers.contains(&c.url.as_str()));
+            (all && servers[0] == first.url).then_some(())
+        },
     );
-    assert!(text.contains(&urls.join(",")), "{text}");
-    let path = dir.join("all.config");
-    std::fs::write(&path, text).unwrap();
     path
 }
 
@@ -349,7 +354,7 @@ fn no_acknowledged_write_is_lost_when_the_leader_and_an_etcd_member_die() {
         &network.gateway(),
         [all.clone(), all.clone(), all],
     );
-    let config = config_for_all(&coordinators, cluster.dir.path());
+    let config = config_for_all(&coordinators);
     let berth = move |args: &[&str]| {
         std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
             .arg("--config")

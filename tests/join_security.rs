@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime};
 
 use berth::api::config::ClientConfig;
 use berth::api::tls::{client_config_pinned, client_config_trusting};
-use berth::api::tokens::JoinToken;
+use berth::api::tokens::{Credential, JoinToken};
 use berth::api::{ApiError, Client};
 use common::wait_for;
 use fleet_support::TestCoordinator;
@@ -46,11 +46,25 @@ fn status_error<T>(result: Result<T, ApiError>) -> Result<T, (u16, String)> {
 
 /// Joins as an agent does: pins the CA by the token's hash, then presents `<id>.<secret>`.
 fn join(coordinator: &TestCoordinator, token: &str, name: &str, labels: Value) -> Answer {
+    join_asking(coordinator, token, name, labels, None)
+}
+
+/// [`join`], asking for `credential` as the agent does.
+fn join_asking(
+    coordinator: &TestCoordinator,
+    token: &str,
+    name: &str,
+    labels: Value,
+    credential: Option<&str>,
+) -> Answer {
     let token = JoinToken::parse(token).unwrap();
     let (config, _pinned) = client_config_pinned(&token.ca_hash).unwrap();
     let bearer = format!("{}.{}", token.id, token.secret);
     let client = Client::https(&coordinator.url, config, Some(bearer), TIMEOUT).unwrap();
-    let body = json!({"node": node_object(name, labels)});
+    let mut body = json!({"node": node_object(name, labels)});
+    if let Some(credential) = credential {
+        body["credential"] = json!(credential);
+    }
     let (_, answer) = status_error(client.request("POST", "/apis/berth.dev/v1/join", Some(&body)))?;
     Ok(answer["credential"].as_str().unwrap().to_owned())
 }
@@ -285,6 +299,55 @@ fn a_node_cannot_take_another_nodes_name_or_claim_restricted_labels() {
         401,
         "used up",
     );
+}
+
+/// A board whose join answer was lost (its coordinator died after storing it) asks
+/// again with the credential it proposed: it is answered as the first time, even with
+/// its single-use token spent; nobody without that credential can do the same.
+#[test]
+fn a_board_whose_join_answer_was_lost_asks_again_and_is_answered() {
+    let coordinator = TestCoordinator::start("127.0.0.1", &[]);
+    let (single, _) = create_token(&coordinator, &["--max-uses", "1"]);
+    let (many, _) = create_token(&coordinator, &["--max-uses", "0"]);
+    let mine = Credential::generate_node("node-e").unwrap().to_string();
+    let first = join_asking(&coordinator, &single, "node-e", json!({}), Some(&mine)).unwrap();
+    assert_eq!(first, mine);
+    let again = join_asking(&coordinator, &single, "node-e", json!({}), Some(&mine)).unwrap();
+    assert_eq!(again, mine);
+    get_own_node(&coordinator, &mine, "node-e").unwrap();
+
+    // Another credential for the same name is another board: refused, as before.
+    let other = Credential::generate_node("node-e").unwrap().to_string();
+    refused(
+        join_asking(&coordinator, &many, "node-e", json!({}), Some(&other)),
+        409,
+        "already exists",
+    );
+    refused(
+        join_asking(&coordinator, &single, "node-e", json!({}), Some(&other)),
+        401,
+        "used up",
+    );
+    // A credential must be a node credential for the name that joins.
+    let foreign = Credential::generate_node("node-f").unwrap().to_string();
+    refused(
+        join_asking(&coordinator, &many, "node-e", json!({}), Some(&foreign)),
+        422,
+        "not a node credential for \"node-e\"",
+    );
+    refused(
+        join_asking(
+            &coordinator,
+            &many,
+            "node-g",
+            json!({}),
+            Some("berth-node.node-g.short"),
+        ),
+        422,
+        "a proposed secret needs at least 32 characters",
+    );
+    assert_eq!(node_names(&coordinator), ["node-e"]);
+    get_own_node(&coordinator, &mine, "node-e").unwrap();
 }
 
 #[test]

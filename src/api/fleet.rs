@@ -34,12 +34,27 @@ pub const FLEET_SOURCE: &str = "coordinator";
 /// new uid, and a stale node's report for the old one is ignored).
 pub const FLEET_UID_ANNOTATION: &str = "berth.dev/fleet-uid";
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JoinRequest {
     /// A Node object: `metadata.name` and `labels`, `status.capacity`,
     /// `status.allocatable` and `status.nodeInfo`.
     pub node: Value,
+    /// The node credential the board asks for (`berth-node.<name>.<secret>`, a secret
+    /// it drew itself). A board whose answer was lost sends the same one again and is
+    /// answered as the first time, rather than refused as an existing node; nobody
+    /// else can, not knowing the secret. Without it, the coordinator draws one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+impl std::fmt::Debug for JoinRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JoinRequest")
+            .field("node", &self.node)
+            .field("credential", &self.credential.as_ref().map(|_| "<secret>"))
+            .finish()
+    }
 }
 
 #[derive(Clone, PartialEq, Serialize, Deserialize)]

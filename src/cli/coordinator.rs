@@ -53,15 +53,8 @@ pub struct CoordinatorArgs {
     /// loopback only). Every coordinator given the same etcd serves the same fleet
     #[arg(long, value_name = "URLS", value_delimiter = ',')]
     pub datastore_endpoint: Vec<String>,
-    /// CA certificate (PEM) that signed the etcd members' certificates
-    #[arg(long, value_name = "FILE")]
-    pub datastore_cafile: Option<PathBuf>,
-    /// Client certificate (PEM) for etcd members that require one
-    #[arg(long, value_name = "FILE")]
-    pub datastore_certfile: Option<PathBuf>,
-    /// Private key (PEM) of --datastore-certfile
-    #[arg(long, value_name = "FILE")]
-    pub datastore_keyfile: Option<PathBuf>,
+    #[command(flatten)]
+    pub datastore_tls: DatastoreTlsArgs,
     /// With --datastore-endpoint: how long the leader's lease lasts unrenewed, so how
     /// soon another coordinator takes over from a lost leader, a duration
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = super::duration_flag)]
@@ -86,10 +79,18 @@ pub struct MigrateArgs {
     /// Key file for Secrets at rest (default: secrets.key beside the SQLite database)
     #[arg(long, value_name = "FILE")]
     pub encryption_key_file: Option<PathBuf>,
-    /// CA certificate (PEM) of the etcd members
+    #[command(flatten)]
+    pub datastore_tls: DatastoreTlsArgs,
+}
+
+/// `--datastore-cafile/certfile/keyfile`: TLS to the etcd members, for the coordinator
+/// and for `migrate`.
+#[derive(clap::Args, Debug, Default)]
+pub struct DatastoreTlsArgs {
+    /// CA certificate (PEM) that signed the etcd members' certificates
     #[arg(long, value_name = "FILE")]
     pub datastore_cafile: Option<PathBuf>,
-    /// Client certificate (PEM) for etcd
+    /// Client certificate (PEM) for etcd members that require one
     #[arg(long, value_name = "FILE")]
     pub datastore_certfile: Option<PathBuf>,
     /// Private key (PEM) of --datastore-certfile
@@ -97,16 +98,28 @@ pub struct MigrateArgs {
     pub datastore_keyfile: Option<PathBuf>,
 }
 
+impl DatastoreTlsArgs {
+    fn given(&self) -> bool {
+        self.datastore_cafile.is_some()
+            || self.datastore_certfile.is_some()
+            || self.datastore_keyfile.is_some()
+    }
+
+    fn tls(&self) -> crate::store::etcd::EtcdTls {
+        crate::store::etcd::EtcdTls {
+            ca_file: self.datastore_cafile.clone(),
+            cert_file: self.datastore_certfile.clone(),
+            key_file: self.datastore_keyfile.clone(),
+        }
+    }
+}
+
 fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
     let options = crate::coordinator::migrate::MigrateOptions {
         from: args.from,
         to: args.to,
         key_file: args.encryption_key_file,
-        etcd_tls: crate::store::etcd::EtcdTls {
-            ca_file: args.datastore_cafile,
-            cert_file: args.datastore_certfile,
-            key_file: args.datastore_keyfile,
-        },
+        etcd_tls: args.datastore_tls.tls(),
     };
     let count = crate::coordinator::migrate::migrate(&options)?;
     println!(
@@ -118,21 +131,14 @@ fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
 
 /// `--datastore-*`: where the objects live when they are not in SQLite.
 fn datastore(args: &CoordinatorArgs) -> anyhow::Result<Option<crate::store::RemoteOptions>> {
-    let files_given = args.datastore_cafile.is_some()
-        || args.datastore_certfile.is_some()
-        || args.datastore_keyfile.is_some();
     if args.datastore_endpoint.is_empty() {
-        if files_given {
+        if args.datastore_tls.given() {
             anyhow::bail!("--datastore-cafile/certfile/keyfile need --datastore-endpoint");
         }
         return Ok(None);
     }
     let mut etcd = crate::store::etcd::EtcdConfig::new(args.datastore_endpoint.iter().cloned());
-    etcd.tls = crate::store::etcd::EtcdTls {
-        ca_file: args.datastore_cafile.clone(),
-        cert_file: args.datastore_certfile.clone(),
-        key_file: args.datastore_keyfile.clone(),
-    };
+    etcd.tls = args.datastore_tls.tls();
     Ok(Some(crate::store::RemoteOptions::new(etcd)))
 }
 

@@ -207,6 +207,21 @@ impl Auth {
         Ok(credential)
     }
 
+    /// Whether `credential` is the one stored for its subject, read from the store (another
+    /// coordinator may have stored it a moment ago).
+    pub fn is_stored_credential(
+        &self,
+        store: &Store,
+        credential: &Credential,
+    ) -> anyhow::Result<bool> {
+        let name = credential_name(credential);
+        let Some(record) = store.get(CREDENTIAL_KIND, "", &name)? else {
+            return Ok(false);
+        };
+        let hash = record.object.get("hash").and_then(Value::as_str);
+        Ok(hash.is_some_and(|hash| verify_secret(credential.secret(), hash)))
+    }
+
     /// Revokes a node's credential (the node was deleted): every request is checked
     /// against the credentials held here, so the next one with it is 401.
     pub fn remove_node_credential(&self, store: &mut Store, node: &str) -> anyhow::Result<()> {
@@ -287,4 +302,71 @@ pub fn ensure_admin_config(
         .with_context(|| format!("cannot write {}", path.display()))?;
     log::info!("wrote the admin config {}", path.display());
     Ok(())
+}
+
+/// Adds the URLs of coordinators registered in etcd to the admin config at `path`, so
+/// that the CLI can fail over to each of them. A coordinator once listed stays listed:
+/// it matters most while it is down. Returns whether the file changed; no file, no
+/// change (the admin removed it to rotate the credential, and the next start writes it).
+pub fn list_coordinators_in_admin_config(
+    path: &Path,
+    own_url: &str,
+    registered: &[String],
+) -> anyhow::Result<bool> {
+    if !path.exists() {
+        return Ok(false);
+    }
+    let mut config = ClientConfig::load(path)?;
+    let servers = merged_servers(&config.server, own_url, registered);
+    if servers == config.server {
+        return Ok(false);
+    }
+    config.server = servers;
+    super::pki::write_private_file(path, config.to_yaml().as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    log::info!("{} now lists {}", path.display(), config.server);
+    Ok(true)
+}
+
+/// `current` (comma-separated URLs) with `own` first if it was missing and every URL of
+/// `registered` not yet in it appended, in order.
+fn merged_servers(current: &str, own: &str, registered: &[String]) -> String {
+    let mut servers: Vec<&str> = current
+        .split(',')
+        .map(str::trim)
+        .filter(|url| !url.is_empty())
+        .collect();
+    if !servers.contains(&own) {
+        servers.insert(0, own);
+    }
+    for url in registered {
+        if !servers.contains(&url.as_str()) {
+            servers.push(url);
+        }
+    }
+    servers.join(",")
+}
+
+#[cfg(test)]
+mod admin_config_tests {
+    use super::merged_servers;
+
+    #[test]
+    fn servers_keep_their_order_and_only_grow() {
+        let registered = ["https://b:6443".to_string(), "https://a:6443".to_string()];
+        assert_eq!(
+            merged_servers("https://a:6443", "https://a:6443", &registered),
+            "https://a:6443,https://b:6443"
+        );
+        // One that stopped (no longer registered) stays; the own URL goes first if missing.
+        assert_eq!(
+            merged_servers(
+                "https://c:6443, https://b:6443",
+                "https://a:6443",
+                &registered
+            ),
+            "https://a:6443,https://c:6443,https://b:6443"
+        );
+        assert_eq!(merged_servers("", "https://a:6443", &[]), "https://a:6443");
+    }
 }

@@ -32,7 +32,7 @@ use crate::api::fleet::{JoinRequest, JoinResponse};
 use crate::api::http::{Request, Response};
 use crate::api::refusal::{self, internal, invalid, method_not_allowed, not_found, Refusal};
 use crate::api::resources::{list_response, request_body, success_response};
-use crate::api::tokens::check_node_name;
+use crate::api::tokens::{check_node_name, Credential};
 use crate::model::{labels_forbidden_to_nodes, validate_label_key, validate_label_value};
 
 pub(super) fn denied(denied: JoinDenied) -> Refusal {
@@ -88,29 +88,29 @@ pub(super) fn join(coordinator: &Arc<Coordinator>, request: &Request) -> Result<
         .and_then(|h| h.strip_prefix("Bearer "))
         .unwrap_or("");
     let mut store = coordinator.store();
+    let join: JoinRequest = request_body(request)?;
+    let asked = JoinAsked::read(&join)?;
+    let name = asked.name.clone();
+    let existing = store.get("Node", "", &name)?;
+    // A board that proves it holds the node's stored credential is the board that made
+    // the join whose answer it lost: answer it again, whatever its token has become.
+    let same_board = match &asked.credential {
+        Some(credential) => coordinator
+            .auth
+            .is_stored_credential(&store, credential)
+            .map_err(internal)?,
+        None => false,
+    };
+    if let (true, Some(_), Some(credential)) = (same_board, &existing, &asked.credential) {
+        log::info!("node {name} asked to join again with the credential it was given");
+        return Ok(joined_response(credential));
+    }
     let token = coordinator
         .check_join_token(bearer, &mut store)
         .map_err(denied)?;
-    let join: JoinRequest = request_body(request)?;
-    let name = join
-        .node
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
-    check_node_name(&name).map_err(|e| invalid(format!("metadata.name: {e}")))?;
     token.check_node(&name).map_err(denied)?;
-    let labels = string_map(&join.node, "labels")?;
-    let annotations = string_map(&join.node, "annotations")?;
-    check_labels(
-        &name,
-        labels.keys().map(String::as_str),
-        "set the following labels",
-    )?;
-
-    let existing = store.get("Node", "", &name)?;
     let rejoin = existing.is_some() || coordinator.auth.has_node_credential(&name);
-    if rejoin && !token.may_rejoin(&name) {
+    if rejoin && !same_board && !token.may_rejoin(&name) {
         return Err(refusal::refusal(
             409,
             "AlreadyExists",
@@ -121,20 +121,7 @@ pub(super) fn join(coordinator: &Arc<Coordinator>, request: &Request) -> Result<
             ),
         ));
     }
-    let mut node = match existing {
-        // The admin's labels, taints and cordon stay; the board's own facts are updated.
-        Some(record) => {
-            let mut object = record.object;
-            merge_into(&mut object, "labels", labels);
-            merge_into(&mut object, "annotations", annotations);
-            object
-        }
-        None => json!({
-            "apiVersion": "v1", "kind": "Node",
-            "metadata": {"name": name, "labels": labels, "annotations": annotations},
-            "spec": {},
-        }),
-    };
+    let mut node = node_to_store(existing, &asked);
     // Before anything is written or the token's use counted: a board that cannot get a
     // pod CIDR is told to come back later (it retries; a deleted node frees one).
     let pod_cidr = pod_cidrs::assign_at_join(&store, &coordinator.options.cluster_cidr, &mut node)
@@ -146,14 +133,25 @@ pub(super) fn join(coordinator: &Arc<Coordinator>, request: &Request) -> Result<
             ),
             PodCidrError::Store(err) => Refusal::from(err),
         })?;
+    // The credential first: if the coordinator stops before the Node is written, the
+    // board's retry with the same credential is still recognised.
+    let credential = match asked.credential {
+        Some(credential) => {
+            coordinator
+                .auth
+                .remember_credential(&mut store, &credential)
+                .map_err(internal)?;
+            credential
+        }
+        None => coordinator
+            .auth
+            .create_node_credential(&mut store, &name)
+            .map_err(internal)?,
+    };
     store.put_all(vec![node], None)?;
     if let Some(status) = join.node.get("status") {
         store.set_status("Node", "", &name, &reported_node_status(status))?;
     }
-    let credential = coordinator
-        .auth
-        .create_node_credential(&mut store, &name)
-        .map_err(internal)?;
     coordinator
         .auth
         .count_join(&mut store, &token.id)
@@ -161,7 +159,7 @@ pub(super) fn join(coordinator: &Arc<Coordinator>, request: &Request) -> Result<
     drop(store);
     coordinator.renew_node(&name);
     coordinator.changed();
-    if rejoin {
+    if rejoin && !same_board {
         log::info!(
             "node {name} joined again with token {} bound to it; its previous credential is revoked",
             token.id
@@ -172,10 +170,89 @@ pub(super) fn join(coordinator: &Arc<Coordinator>, request: &Request) -> Result<
     if let Some(cidr) = pod_cidr {
         log::info!("node {name} was given pod CIDR {cidr}");
     }
+    Ok(joined_response(&credential))
+}
+
+/// A proposed credential is only as good as its secret: 128 bits or more.
+const MIN_PROPOSED_SECRET: usize = 32;
+
+/// What a board asks for in its join request, checked.
+struct JoinAsked {
+    name: String,
+    labels: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
+    /// The node credential it proposes, for its own name.
+    credential: Option<Credential>,
+}
+
+impl JoinAsked {
+    fn read(join: &JoinRequest) -> Result<JoinAsked, Refusal> {
+        let name = join
+            .node
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        check_node_name(&name).map_err(|e| invalid(format!("metadata.name: {e}")))?;
+        let labels = string_map(&join.node, "labels")?;
+        let annotations = string_map(&join.node, "annotations")?;
+        check_labels(
+            &name,
+            labels.keys().map(String::as_str),
+            "set the following labels",
+        )?;
+        let credential = match &join.credential {
+            None => None,
+            Some(text) => match Credential::parse(text) {
+                Ok(credential) if credential.secret().len() < MIN_PROPOSED_SECRET => {
+                    return Err(invalid(format!(
+                        "credential: a proposed secret needs at least {MIN_PROPOSED_SECRET} \
+                         characters (agents draw 64 hex digits)"
+                    )))
+                }
+                Ok(credential) if credential.node_name() == Some(name.as_str()) => Some(credential),
+                Ok(_) => {
+                    return Err(invalid(format!(
+                        "credential: not a node credential for {name:?}"
+                    )))
+                }
+                Err(err) => return Err(invalid(format!("credential: {err}"))),
+            },
+        };
+        Ok(JoinAsked {
+            name,
+            labels,
+            annotations,
+            credential,
+        })
+    }
+}
+
+/// The Node to store for a join: the stored one with the board's labels and annotations
+/// merged in (the admin's labels, taints and cordon stay), or a new one.
+fn node_to_store(existing: Option<crate::store::Record>, asked: &JoinAsked) -> Value {
+    match existing {
+        Some(record) => {
+            let mut object = record.object;
+            merge_into(&mut object, "labels", asked.labels.clone());
+            merge_into(&mut object, "annotations", asked.annotations.clone());
+            object
+        }
+        None => json!({
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": {
+                "name": asked.name, "labels": asked.labels, "annotations": asked.annotations,
+            },
+            "spec": {},
+        }),
+    }
+}
+
+fn joined_response(credential: &Credential) -> Response {
     let response = JoinResponse {
         credential: credential.to_string(),
     };
-    Ok(Response::json(201, &to_json(&response)))
+    Response::json(201, &to_json(&response))
 }
 
 fn merge_into(object: &mut Value, field: &str, entries: BTreeMap<String, String>) {

@@ -20,6 +20,7 @@
 //!   clocks need not agree and a new leader already knows every node's lease.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -433,49 +434,113 @@ fn lead(peers: &Peers, lease: i64) {
 }
 
 /// Follows the store's etcd for ever (its cache stays current) and wakes what depends on
-/// a change: the controllers and long polls, and the credentials' reload — on a thread of
-/// its own, since it takes the store, which a reader may hold while it waits for the
-/// follower to bring its own last write.
+/// a change: the controllers and long polls, and the [`Refresher`].
 fn watch_forever(c: &Arc<Coordinator>, follower: crate::store::Follower) {
     let objects = format!("{}objects/", follower.prefix());
     let status = format!("{}status/", follower.prefix());
+    let coordinators = format!("{}coordinators/", follower.prefix());
     let auth_prefixes: Vec<String> = AUTH_KINDS
         .iter()
         .map(|kind| format!("{objects}{kind}/"))
         .collect();
-    let (reload_tx, reload_rx) = std::sync::mpsc::sync_channel::<()>(1);
-    let reloader = Arc::clone(c);
-    let spawned = std::thread::Builder::new()
-        .name("auth-reload".into())
-        .spawn(move || {
-            while reload_rx.recv().is_ok() {
-                if let Err(err) = reloader.auth.reload(&mut reloader.store()) {
-                    log::warn!("cannot reload credentials: {err:#}");
-                }
-            }
-        });
-    if let Err(err) = spawned {
-        log::error!("cannot start the auth-reload thread: {err}");
-    }
+    let refresher = Refresher::spawn(c);
     follower.run(|change| {
         let keys = match change {
             Change::Everything => {
-                let _ = reload_tx.try_send(());
+                refresher.request(true, true);
                 c.changed();
                 return;
             }
             Change::Keys(keys) => keys,
         };
         let starts = |prefix: &str| keys.iter().any(|k| k.starts_with(prefix.as_bytes()));
-        if auth_prefixes.iter().any(|p| starts(p)) {
-            // A full channel already holds a reload that has not started: it will read
-            // this change too.
-            let _ = reload_tx.try_send(());
-        }
+        refresher.request(
+            auth_prefixes.iter().any(|p| starts(p)),
+            starts(&coordinators),
+        );
         if starts(&objects) || starts(&status) {
             c.changed();
         }
     })
+}
+
+/// What a change seen by the watch asks for besides waking the controllers, done on a
+/// thread of its own: reading the credentials again takes the store, which a reader may
+/// hold while it waits for the watch to bring its own last write.
+struct Refresher {
+    wake: std::sync::mpsc::SyncSender<()>,
+    auth: Arc<AtomicBool>,
+    admin_config: Arc<AtomicBool>,
+}
+
+impl Refresher {
+    fn spawn(c: &Arc<Coordinator>) -> Refresher {
+        let (wake, woken) = std::sync::mpsc::sync_channel::<()>(1);
+        let refresher = Refresher {
+            wake,
+            auth: Arc::new(AtomicBool::new(false)),
+            admin_config: Arc::new(AtomicBool::new(false)),
+        };
+        let (c, auth, admin_config) = (
+            Arc::clone(c),
+            Arc::clone(&refresher.auth),
+            Arc::clone(&refresher.admin_config),
+        );
+        let spawned = std::thread::Builder::new()
+            .name("refresh".into())
+            .spawn(move || {
+                while woken.recv().is_ok() {
+                    if auth.swap(false, Ordering::SeqCst) {
+                        if let Err(err) = c.auth.reload(&mut c.store()) {
+                            log::warn!("cannot reload credentials: {err:#}");
+                        }
+                    }
+                    if admin_config.swap(false, Ordering::SeqCst) {
+                        list_coordinators(&c);
+                    }
+                }
+            });
+        if let Err(err) = spawned {
+            log::error!("cannot start the refresh thread: {err}");
+        }
+        refresher
+    }
+
+    /// Asks for the credentials and/or the admin config's servers to be read again.
+    fn request(&self, auth: bool, admin_config: bool) {
+        if auth {
+            self.auth.store(true, Ordering::SeqCst);
+        }
+        if admin_config {
+            self.admin_config.store(true, Ordering::SeqCst);
+        }
+        if auth || admin_config {
+            // A full channel already holds a wake-up that will see the flags.
+            let _ = self.wake.try_send(());
+        }
+    }
+}
+
+/// Lists every registered coordinator in this coordinator's admin config.
+fn list_coordinators(c: &Coordinator) {
+    let Some(peers) = c.peers.as_ref() else {
+        return;
+    };
+    let registered = match peers.registered() {
+        Ok(registered) => registered,
+        Err(err) => {
+            log::warn!("cannot read the registered coordinators: {err}");
+            return;
+        }
+    };
+    let urls: Vec<String> = registered.into_iter().map(|r| r.url).collect();
+    let path = c.options.state_dir.join("admin.config");
+    if let Err(err) = super::auth::list_coordinators_in_admin_config(&path, &c.url, &urls) {
+        log::warn!(
+            "cannot list the coordinators in {}: {err:#}",
+            path.display()
+        );
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

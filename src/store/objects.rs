@@ -188,7 +188,15 @@ fn set_status(conn: &mut Connection, key: &Key, status: &Value) -> Result<bool, 
             return Ok(false);
         }
     }
-    tx.prepare_cached(
+    write_status(&tx, key, status)?;
+    tx.commit()
+        .context(|| format!("cannot commit the status of {}", describe(key)))?;
+    Ok(true)
+}
+
+/// Stores `status` as the object's status, whatever it was.
+pub(super) fn write_status(conn: &Connection, key: &Key, status: &Value) -> Result<(), StoreError> {
+    conn.prepare_cached(
         "UPDATE objects SET status = ?4 WHERE kind = ?1 AND namespace = ?2 AND name = ?3",
     )
     .and_then(|mut stmt| {
@@ -200,9 +208,7 @@ fn set_status(conn: &mut Connection, key: &Key, status: &Value) -> Result<bool, 
         ])
     })
     .context(|| format!("cannot store the status of {}", describe(key)))?;
-    tx.commit()
-        .context(|| format!("cannot commit the status of {}", describe(key)))?;
-    Ok(true)
+    Ok(())
 }
 
 impl Store {
@@ -294,13 +300,17 @@ fn apply_one(
 }
 
 /// Bumps and returns the global revision (the next `resourceVersion`).
-fn next_revision(conn: &Connection) -> Result<i64, StoreError> {
+pub(super) fn next_revision(conn: &Connection) -> Result<i64, StoreError> {
     conn.prepare_cached("UPDATE revision SET value = value + 1 WHERE id = 1 RETURNING value")
         .and_then(|mut stmt| stmt.query_row([], |row| row.get(0)))
         .context(|| "cannot advance the revision counter".to_string())
 }
 
-fn insert(conn: &Connection, sealer: &Sealer, record: &Record) -> Result<(), StoreError> {
+pub(super) fn insert(
+    conn: &Connection,
+    sealer: &Sealer,
+    record: &Record,
+) -> Result<(), StoreError> {
     let object = sealer.seal(&record.key(), record.object.to_string())?;
     conn.prepare_cached(
         "INSERT INTO objects (kind, namespace, name, uid, generation, resource_version, \

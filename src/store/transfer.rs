@@ -3,11 +3,9 @@
 //! agents hold (pod uids, node credentials) stays valid. Only the `resourceVersion`s are
 //! new: they belong to the store that hands them out.
 
-use rusqlite::params;
-
-use super::apply::{describe, stamp};
+use super::apply::stamp;
 use super::error::SqliteContext;
-use super::{Backend, Record, Store, StoreError};
+use super::{objects, Backend, Record, Store, StoreError};
 
 impl Store {
     /// Every stored object of every kind, internal kinds included, ordered by kind,
@@ -46,34 +44,12 @@ impl Store {
                     .transaction()
                     .context(|| "cannot start a transaction".to_string())?;
                 for record in records {
-                    let revision: i64 = tx
-                        .query_row(
-                            "UPDATE revision SET value = value + 1 WHERE id = 1 RETURNING value",
-                            [],
-                            |row| row.get(0),
-                        )
-                        .context(|| "cannot advance the revision counter".to_string())?;
-                    let status = record.status.as_ref().map(|s| s.to_string());
-                    let record = stamp(record, revision);
-                    let object = self.sealer.seal(&record.key(), record.object.to_string())?;
-                    tx.execute(
-                        "INSERT INTO objects (kind, namespace, name, uid, generation, \
-                         resource_version, creation_timestamp, source, object, status) \
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                        params![
-                            record.kind,
-                            record.namespace,
-                            record.name,
-                            record.uid,
-                            record.generation,
-                            record.resource_version,
-                            record.creation_timestamp,
-                            record.source,
-                            object,
-                            status
-                        ],
-                    )
-                    .context(|| format!("cannot store {}", describe(&record.key())))?;
+                    let status = record.status.clone();
+                    let record = stamp(record, objects::next_revision(&tx)?);
+                    objects::insert(&tx, &self.sealer, &record)?;
+                    if let Some(status) = status {
+                        objects::write_status(&tx, &record.key(), &status)?;
+                    }
                 }
                 tx.commit()
                     .context(|| "cannot commit the imported objects".to_string())?;

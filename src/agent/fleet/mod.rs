@@ -202,13 +202,22 @@ fn join_until_done(
     let path = agent.options.state_dir.join(FLEET_FILE);
     log::info!("joining the fleet at {} as node {name}", join.server);
     let mut delay = reconnect_retries();
+    // One credential for every attempt: if an answer is lost, the next attempt (to this
+    // coordinator or another) is recognised as the same board.
+    let credential = crate::api::tokens::Credential::generate_node(name)
+        .map_err(|err| format!("cannot draw a node credential: {err}"))?;
     loop {
         let node_ip = agent.node_address();
         let mut node = node_object(&read_facts(name, node_ip), profile);
         for (key, value) in &agent.options.node_labels {
             node["metadata"]["labels"][key] = serde_json::Value::from(value.as_str());
         }
-        match state::join(&join.server, &join.token, name, node, REQUEST_TIMEOUT) {
+        let asked = state::Joining {
+            node_name: name,
+            node,
+            credential: &credential,
+        };
+        match state::join(&join.server, &join.token, asked, REQUEST_TIMEOUT) {
             Ok(joined) => {
                 state::save(&path, &joined).map_err(|err| err.to_string())?;
                 log::info!(

@@ -155,22 +155,35 @@ pub enum JoinFailure {
     Unavailable(ApiError),
 }
 
-/// Joins the coordinator at `server` with `token`, presenting `node`. The coordinator's
+/// What a board presents when it joins.
+pub struct Joining<'a> {
+    pub node_name: &'a str,
+    /// Its Node object (name, labels, status).
+    pub node: Value,
+    /// The credential it asks for, the same on every attempt.
+    pub credential: &'a Credential,
+}
+
+/// Joins the coordinator at `server` with `token`, presenting `asked`. The coordinator's
 /// CA is checked against the token's hash during the TLS handshake, before the token's
 /// secret is sent.
 pub fn join(
     server: &str,
     token: &JoinToken,
-    node_name: &str,
-    node: Value,
+    asked: Joining<'_>,
     timeout: Duration,
 ) -> Result<FleetState, JoinFailure> {
+    let node_name = asked.node_name;
     let (config, pinned) = client_config_pinned(&token.ca_hash)
         .map_err(|err| JoinFailure::Refused(format!("cannot set up TLS: {err}")))?;
     let bearer = format!("{}.{}", token.id, token.secret);
     let client = Client::https(server, Arc::clone(&config), Some(bearer), timeout)
         .map_err(|err| JoinFailure::Refused(err.to_string()))?;
-    let request = serde_json::to_value(JoinRequest { node })
+    let request = JoinRequest {
+        node: asked.node,
+        credential: Some(asked.credential.to_string()),
+    };
+    let request = serde_json::to_value(request)
         .map_err(|err| JoinFailure::Refused(format!("cannot encode the join request: {err}")))?;
     let (_, body) = client
         .request("POST", JOIN_PATH, Some(&request))
