@@ -7,7 +7,7 @@
 //! period to come back before anything is evicted.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,6 +26,13 @@ pub struct Fleet {
     /// Every node's assignments as of a change count: a change wakes every waiting
     /// poll, and they share one computation instead of each reading the whole store.
     cache: Mutex<Option<(u64, Arc<AllAssignments>)>>,
+    /// Taken, asynchronously, by a poll that finds no assignments computed since the
+    /// last change: the first computes them on a blocking thread while the others wait
+    /// here, holding no thread, and find them computed.
+    recompute: smol::lock::Mutex<()>,
+    /// Set by a computation: it parsed every object at once, and glibc keeps those pages
+    /// unless asked to give them back ([`Fleet::take_trim`]).
+    trim: AtomicBool,
 }
 
 impl Fleet {
@@ -36,12 +43,25 @@ impl Fleet {
             changes: AtomicU64::new(0),
             event: event_listener::Event::new(),
             cache: Mutex::new(None),
+            recompute: smol::lock::Mutex::new(()),
+            trim: AtomicBool::new(false),
         })
     }
 
     pub fn notify(&self) {
         self.changes.fetch_add(1, Ordering::SeqCst);
         self.event.notify(usize::MAX);
+    }
+
+    /// Whether assignments were computed since the last call: the heap is then worth
+    /// trimming, off the polls' path.
+    pub fn take_trim(&self) -> bool {
+        self.trim.swap(false, Ordering::Relaxed)
+    }
+
+    /// Waits for the turn to compute the assignments after a change (see `recompute`).
+    pub async fn recompute_turn(&self) -> smol::lock::MutexGuard<'_, ()> {
+        self.recompute.lock().await
     }
 
     /// A listener to register before re-checking, so no change slips in between.
@@ -63,6 +83,7 @@ impl Fleet {
             _ => {
                 let all = Arc::new(compute()?);
                 *cache = Some((now, Arc::clone(&all)));
+                self.trim.store(true, Ordering::Relaxed);
                 all
             }
         };

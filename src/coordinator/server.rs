@@ -167,12 +167,7 @@ async fn poll(
         authenticate(coordinator, request)?;
         // Listen before computing, so a change during the computation still wakes us.
         let listener = coordinator.fleet.listen();
-        let current = if coordinator.fleet.cached_version(&node).as_ref() == Some(&known) {
-            None
-        } else {
-            let (coordinator, node) = (Arc::clone(coordinator), node.clone());
-            Some(smol::unblock(move || assignments(&coordinator, &node)).await?)
-        };
+        let current = changed_assignments(coordinator, &node, &known).await?;
         // A node that joined before pod CIDRs were handed out, or while none was free,
         // asks again once per poll (what is cached tells, without reading the store).
         if !asked_for_pod_cidr && coordinator.fleet.lacks_pod_cidr(&node) {
@@ -215,6 +210,32 @@ async fn poll(
 
 pub(super) fn to_json<T: serde::Serialize>(value: &T) -> Value {
     serde_json::to_value(value).unwrap_or(Value::Null)
+}
+
+/// `node`'s assignments if they differ from version `known`. After a change every
+/// waiting poll wakes at once: they take turns so that one computes everyone's
+/// assignments on a blocking thread while the others wait without holding one, then
+/// find them computed (and most find their own unchanged).
+async fn changed_assignments(
+    coordinator: &Arc<Coordinator>,
+    node: &str,
+    known: &str,
+) -> Result<Option<Assignments>, Refusal> {
+    let fetch = || {
+        let (coordinator, node) = (Arc::clone(coordinator), node.to_owned());
+        smol::unblock(move || assignments(&coordinator, &node))
+    };
+    if coordinator.fleet.cached_version(node).is_none() {
+        let _turn = coordinator.fleet.recompute_turn().await;
+        if coordinator.fleet.cached_version(node).is_none() {
+            let current = fetch().await?;
+            return Ok((current.version != known).then_some(current));
+        }
+    }
+    if coordinator.fleet.cached_version(node).as_deref() == Some(known) {
+        return Ok(None);
+    }
+    Ok(Some(fetch().await?))
 }
 
 pub fn assignments(coordinator: &Coordinator, node: &str) -> Result<Assignments, Refusal> {
