@@ -256,6 +256,42 @@ fn schedules_across_boards_and_rolls_out_changes() {
     let nodes = c.ok(&["get", "nodes"]);
     assert!(nodes.contains("SchedulingDisabled"), "{nodes}");
     c.ok(&["uncordon", "amd-b"]);
+
+    // A Job at the coordinator: its pods are scheduled onto the boards, and their
+    // reported phases complete it (or, for one that always fails, fail it).
+    let job = |name: &str, spec: &str, command: &str| {
+        format!(
+            "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: {name}\nspec:\n{spec}  template:\n    spec:\n      restartPolicy: Never\n      terminationGracePeriodSeconds: 1\n      containers:\n        - name: main\n          image: busybox:1.35\n          command: [sh, -c, {command:?}]\n          resources: {{requests: {{memory: 16Mi, cpu: 10m}}}}\n"
+        )
+    };
+    apply(
+        c,
+        &job("tally", "  completions: 4\n  parallelism: 2\n", "true"),
+    );
+    apply(c, &job("broken", "  backoffLimit: 0\n", "exit 1"));
+    let finished = |name: &str, type_: &str| {
+        wait_for(Duration::from_secs(60), &format!("{name} {type_}"), || {
+            let job = c.json(&["get", "job", name]);
+            condition_of(&job, type_)
+                .filter(|cond| cond["status"] == "True")
+                .map(|_| job)
+        })
+    };
+    assert_eq!(finished("tally", "Complete")["status"]["succeeded"], 4);
+    let broken = finished("broken", "Failed");
+    assert_eq!(
+        condition_of(&broken, "Failed").unwrap()["reason"],
+        "BackoffLimitExceeded"
+    );
+    let tally: Vec<Value> = c
+        .pods()
+        .into_iter()
+        .filter(|p| p["metadata"]["labels"]["job-name"] == "tally")
+        .collect();
+    assert_eq!(tally.len(), 4);
+    assert!(tally
+        .iter()
+        .all(|p| p["spec"]["nodeName"].is_string() && p["status"]["phase"] == "Succeeded"));
     drop(fleet);
 }
 

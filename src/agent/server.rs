@@ -71,6 +71,9 @@ fn route(agent: &Arc<Agent>, request: &Request) -> Result<Response, Refusal> {
         }
         (_, ["api", "v1", rest @ ..]) => serve_resources(agent, request, "v1", rest),
         (_, ["apis", "apps", "v1", rest @ ..]) => serve_resources(agent, request, "apps/v1", rest),
+        (_, ["apis", "batch", "v1", rest @ ..]) => {
+            serve_resources(agent, request, "batch/v1", rest)
+        }
         (_, ["apis", "discovery.k8s.io", "v1", rest @ ..]) => {
             serve_resources(agent, request, "discovery.k8s.io/v1", rest)
         }
@@ -160,6 +163,13 @@ fn view(
         Object::Namespace(ns) => Object::Namespace(namespace::with_status(ns)).to_json(),
         Object::PersistentVolumeClaim(claim) => {
             Object::PersistentVolumeClaim(claim.with_stored_status(status)).to_json()
+        }
+        // A Job's status is its controller's record, stored beside it.
+        Object::Job(mut job) => {
+            if let Some(status) = status {
+                job.status = serde_json::from_value(status).unwrap_or_default();
+            }
+            Object::Job(job).to_json()
         }
         // Nothing observed to add: what is stored is the whole object (a quota's usage
         // is added by the resource routes).

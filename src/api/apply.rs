@@ -244,6 +244,7 @@ fn admit_pod_security(
                 &replica_set.spec.template.spec,
                 "spec.template.spec",
             ),
+            Object::Job(job) => ("jobs.batch", &job.spec.template.spec, "spec.template.spec"),
             Object::ControllerRevision(_)
             | Object::Namespace(_)
             | Object::ConfigMap(_)

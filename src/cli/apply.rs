@@ -35,10 +35,8 @@ pub fn print_result(result: &ApplyResult) {
 
 /// kubectl's `deployment.apps/hello` form.
 pub fn display_name(kind: &str, name: &str) -> String {
-    let group = match kind {
-        "Deployment" => ".apps",
-        "EndpointSlice" => ".discovery.k8s.io",
-        _ => "",
-    };
-    format!("{}{group}/{name}", kind.to_lowercase())
+    match crate::model::Kind::from_kind_name(kind) {
+        Some(kind) => format!("{}/{name}", super::resource::Resource::Kind(kind).display()),
+        None => format!("{}/{name}", kind.to_lowercase()),
+    }
 }

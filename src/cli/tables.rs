@@ -8,6 +8,7 @@ use crate::model::Kind;
 
 mod claim;
 pub(crate) mod event;
+mod job;
 mod quota;
 mod service;
 mod workload;
@@ -39,6 +40,7 @@ pub fn header(resource: Resource, wide: bool, with_namespace: bool) -> Vec<&'sta
         (Resource::Kind(Kind::EndpointSlice), _) => &service::ENDPOINT_SLICE_COLUMNS,
         (Resource::Kind(Kind::ResourceQuota), _) => &quota::RESOURCE_QUOTA_COLUMNS,
         (Resource::Kind(Kind::LimitRange), _) => &quota::LIMIT_RANGE_COLUMNS,
+        (Resource::Kind(Kind::Job), wide) => job::job_columns(wide),
         (Resource::Node, false) => &["NAME", "STATUS", "ROLES", "AGE", "VERSION"],
         (Resource::Node, true) => &[
             "NAME",
@@ -87,6 +89,7 @@ pub fn row(
         Resource::Kind(Kind::EndpointSlice) => service::endpoint_slice_row(item),
         Resource::Kind(Kind::ResourceQuota) => quota::resource_quota_row(item),
         Resource::Kind(Kind::LimitRange) => quota::limit_range_row(item),
+        Resource::Kind(Kind::Job) => job::job_row(item, wide, std::time::SystemTime::now()),
         Resource::Node => node_row(item, wide),
         Resource::Event => event::event_row(item, wide, std::time::SystemTime::now()),
         Resource::Coordinator => coordinator_row(item),

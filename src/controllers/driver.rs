@@ -53,6 +53,7 @@ pub fn load(store: &Store, now: SystemTime) -> anyhow::Result<World> {
             }
         }
     }
+    world.jobs = jobs(store.list("Job", None)?);
     world.pods = pods(store.list("Pod", None)?);
     let dying: Vec<String> = world
         .namespaces
@@ -106,17 +107,41 @@ pub fn unix_seconds(time: SystemTime) -> i64 {
 /// keeps what agents report; the agent stores none). Unreadable rows are logged and
 /// left out.
 pub fn pods(records: Vec<Record>) -> Vec<Pod> {
-    records
-        .into_iter()
-        .filter_map(|mut record| {
-            let status = record.status.take();
-            let Some(Object::Pod(mut pod)) = readable(record) else {
-                return None;
-            };
+    with_stored_status(records, |object, status| match object {
+        Object::Pod(mut pod) => {
             if let Some(status) = status {
                 pod.status = serde_json::from_value::<PodStatus>(status).unwrap_or_default();
             }
             Some(pod)
+        }
+        _ => None,
+    })
+}
+
+/// Jobs from stored records, each with its stored status (the Job controller's record).
+pub fn jobs(records: Vec<Record>) -> Vec<crate::model::Job> {
+    with_stored_status(records, |object, status| match object {
+        Object::Job(mut job) => {
+            if let Some(status) = status {
+                job.status = serde_json::from_value(status).unwrap_or_default();
+            }
+            Some(job)
+        }
+        _ => None,
+    })
+}
+
+/// The readable objects of `records`, each given to `build` with the status stored
+/// beside it.
+fn with_stored_status<T>(
+    records: Vec<Record>,
+    build: impl Fn(Object, Option<Value>) -> Option<T>,
+) -> Vec<T> {
+    records
+        .into_iter()
+        .filter_map(|mut record| {
+            let status = record.status.take();
+            build(readable(record)?, status)
         })
         .collect()
 }
@@ -148,6 +173,7 @@ pub fn write(
     let mut marked: BTreeSet<Key> = BTreeSet::new();
     let mut puts: Vec<Value> = Vec::new();
     let mut notes: Vec<Note> = Vec::new();
+    let mut statuses: Vec<(Key, Value)> = Vec::new();
     for change in changes {
         match change {
             Change::Event(note) => notes.push(*note),
@@ -164,6 +190,7 @@ pub fn write(
                 puts.push(Object::Pod(*pod).to_json());
             }
             Change::Put(object) => puts.push(object.to_json()),
+            Change::Status { key, status } => statuses.push((key, status)),
         }
     }
     for key in marked.iter().filter(|key| !deleted.contains(key)) {
@@ -182,6 +209,10 @@ pub fn write(
     }
     if !puts.is_empty() {
         store.put_all(puts, None)?;
+    }
+    let mut wrote = wrote;
+    for (key, status) in statuses {
+        wrote |= store.set_status(&key.kind, &key.namespace, &key.name, &status)?;
     }
     for note in notes {
         let involved = Involved::new(&note.kind, &note.namespace, &note.name, &note.uid);

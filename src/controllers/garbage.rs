@@ -1,7 +1,7 @@
 //! Garbage collection by ownerReferences, as Kubernetes' garbage collector does with
 //! background propagation: a ReplicaSet whose controlling Deployment no longer exists is
 //! deleted, and a pod whose controlling Deployment, ReplicaSet or DaemonSet no longer
-//! exists is deleted gracefully.
+//! (or Job) exists is deleted gracefully.
 
 use super::{key_of, mark_pod, Change, World};
 use crate::api::fleet::FLEET_UID_ANNOTATION;
@@ -27,6 +27,7 @@ pub fn reconcile(pod: &Pod, world: &World) -> Option<Change> {
             .daemon_sets
             .iter()
             .any(|ds| ds.metadata.uid == owner.uid),
+        "Job" => world.jobs.iter().any(|job| job.metadata.uid == owner.uid),
         _ => return None,
     };
     if alive {

@@ -17,7 +17,7 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::model::{
-    ControllerRevision, DaemonSet, Deployment, Endpoints, LimitRange, Namespace, Object,
+    ControllerRevision, DaemonSet, Deployment, Endpoints, Job, LimitRange, Namespace, Object,
     PersistentVolumeClaim, Pod, ReplicaSet, ResourceQuota, Service,
 };
 use crate::store::Key;
@@ -32,6 +32,7 @@ pub mod deployment_status;
 pub mod driver;
 pub mod endpoints;
 pub mod garbage;
+pub mod job;
 pub mod namespace;
 pub mod node_lifecycle;
 pub mod replica_set;
@@ -43,6 +44,8 @@ mod daemon_set_tests;
 mod deployment_tests;
 #[cfg(test)]
 mod endpoints_tests;
+#[cfg(test)]
+mod job_tests;
 #[cfg(test)]
 mod sim;
 #[cfg(test)]
@@ -67,6 +70,9 @@ pub enum Change {
     /// Tell the users (`berth get events`, `describe`) what a controller did; kept in
     /// memory, never stored.
     Event(Box<Note>),
+    /// Store the status of an object whose status is its controller's record (a Job's
+    /// counts and conditions), not something derived when shown.
+    Status { key: Key, status: serde_json::Value },
 }
 
 /// An event a controller reports, about one of its objects.
@@ -127,6 +133,7 @@ impl Note {
         let component = match owner.kind.as_str() {
             "ReplicaSet" => "replicaset-controller",
             "DaemonSet" => "daemonset-controller",
+            "Job" => "job-controller",
             _ => return None,
         };
         Some(Note {
@@ -150,6 +157,8 @@ pub struct World {
     pub deployments: Vec<Deployment>,
     pub replica_sets: Vec<ReplicaSet>,
     pub daemon_sets: Vec<DaemonSet>,
+    /// With their stored status.
+    pub jobs: Vec<Job>,
     pub controller_revisions: Vec<ControllerRevision>,
     pub pods: Vec<Pod>,
     /// The nodes DaemonSets place pods on (filled only when there are DaemonSets).
@@ -178,6 +187,8 @@ pub struct World {
     /// The uids of the pods that have ended (`Succeeded` or `Failed`), as this scope
     /// observes them: quotas do not count them.
     pub ended_pods: HashSet<String>,
+    /// Those of `ended_pods` that `Failed`.
+    pub failed_pods: HashSet<String>,
     /// Since when (Unix seconds) each ready pod has been ready, where this scope knows:
     /// a pod counts as available once it has been ready for `minReadySeconds`.
     pub ready_since: HashMap<String, i64>,
@@ -207,6 +218,7 @@ impl World {
         let mut ready = HashSet::new();
         let mut crash_looping = HashSet::new();
         let mut ended = HashSet::new();
+        let mut failed = HashSet::new();
         for pod in &self.pods {
             let controlled = pod.metadata.controller_ref().is_some();
             let watched = controlled || self.selected(pod);
@@ -217,6 +229,9 @@ impl World {
             let status = status_of(pod);
             if crate::model::resource_quota::phase_ended(&status.phase) {
                 ended.insert(pod.metadata.uid.clone());
+                if status.phase == "Failed" {
+                    failed.insert(pod.metadata.uid.clone());
+                }
             }
             if !watched {
                 continue;
@@ -231,6 +246,7 @@ impl World {
         self.ready_pods = ready;
         self.crash_looping = crash_looping;
         self.ended_pods = ended;
+        self.failed_pods = failed;
     }
 
     /// Whether this scope observes `pod` as ready.
@@ -319,6 +335,7 @@ impl World {
                         .retain(|o| !matches("ReplicaSet", &o.metadata));
                     self.daemon_sets
                         .retain(|o| !matches("DaemonSet", &o.metadata));
+                    self.jobs.retain(|o| !matches("Job", &o.metadata));
                     self.controller_revisions
                         .retain(|o| !matches("ControllerRevision", &o.metadata));
                     self.pods.retain(|o| !matches("Pod", &o.metadata));
@@ -346,7 +363,7 @@ impl World {
                     }
                 }
                 Change::Put(object) => self.replace(object),
-                Change::CreatePod { .. } | Change::Event(_) => {}
+                Change::CreatePod { .. } | Change::Event(_) | Change::Status { .. } => {}
             }
         }
     }
@@ -389,14 +406,18 @@ pub fn key_of(kind: &str, meta: &crate::model::ObjectMeta) -> Key {
     Key::new(kind, meta.namespace_or_empty(), &meta.name)
 }
 
-/// The owner reference that makes an apps/v1 object of `kind` the controller of what it
-/// made.
+/// The owner reference that makes an object of `kind` (apps/v1, or a batch/v1 Job) the
+/// controller of what it made.
 fn controlled_by_owner(
     kind: &str,
     owner: &crate::model::ObjectMeta,
 ) -> crate::model::OwnerReference {
     crate::model::OwnerReference {
-        api_version: "apps/v1".to_owned(),
+        api_version: match kind {
+            "Job" => "batch/v1",
+            _ => "apps/v1",
+        }
+        .to_owned(),
         kind: kind.to_owned(),
         name: owner.name.clone(),
         uid: owner.uid.clone(),
@@ -453,6 +474,12 @@ pub fn reconcile_all(world: &mut World) -> Vec<Change> {
         w.daemon_sets
             .iter()
             .flat_map(|ds| daemon_set::reconcile(ds, w))
+            .collect()
+    });
+    run(world, &mut all, |w| {
+        w.jobs
+            .iter()
+            .flat_map(|job| job::reconcile(job, w))
             .collect()
     });
     // ReplicaSets whose Deployment is gone first, so none of them makes a pod.

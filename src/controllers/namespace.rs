@@ -35,6 +35,13 @@ pub fn reconcile(namespace: &Namespace, world: &World) -> Vec<Change> {
     );
     changes.extend(
         world
+            .jobs
+            .iter()
+            .filter(|job| inside(&job.metadata))
+            .map(|job| Change::Delete(key_of("Job", &job.metadata))),
+    );
+    changes.extend(
+        world
             .limit_ranges
             .iter()
             .filter(|r| inside(&r.metadata))

@@ -68,6 +68,16 @@ impl Sim {
         };
         match change {
             Change::Event(note) => self.events.push(*note),
+            Change::Status { key, status } => {
+                for job in self
+                    .world
+                    .jobs
+                    .iter_mut()
+                    .filter(|j| same(&key, &j.metadata))
+                {
+                    job.status = serde_json::from_value(status.clone()).unwrap_or_default();
+                }
+            }
             Change::Delete(key) => {
                 self.world
                     .pods

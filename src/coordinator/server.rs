@@ -337,6 +337,9 @@ fn admin_route(
         (_, ["apis", "apps", "v1", rest @ ..]) => {
             serve_resources(coordinator, request, "apps/v1", rest)
         }
+        (_, ["apis", "batch", "v1", rest @ ..]) => {
+            serve_resources(coordinator, request, "batch/v1", rest)
+        }
         (_, ["apis", "discovery.k8s.io", "v1", rest @ ..]) => {
             serve_resources(coordinator, request, "discovery.k8s.io/v1", rest)
         }

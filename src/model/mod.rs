@@ -24,6 +24,7 @@ mod env;
 mod event;
 mod hash;
 pub mod hex;
+mod job;
 pub mod limit_range;
 mod meta;
 mod names;
@@ -76,6 +77,7 @@ pub use env::{
 };
 pub use event::{Event, EventObjectReference, EventSource, EventType};
 pub use hash::{pod_template_hash, spec_hash};
+pub use job::{Job, JobCondition, JobSpec, JobStatus, DEFAULT_BACKOFF_LIMIT};
 pub use limit_range::{LimitRange, LimitRangeItem, LimitRangeSpec};
 pub use meta::{ObjectMeta, OwnerReference};
 pub use names::{
@@ -150,13 +152,14 @@ pub enum Kind {
     EndpointSlice,
     ResourceQuota,
     LimitRange,
+    Job,
 }
 
 impl Kind {
     /// Every supported kind, in the order objects should be applied: namespaces first,
     /// then what governs what may be created in them, then what pods consume, then
     /// Services and their endpoints, then what creates pods.
-    pub const ALL: [Kind; 14] = [
+    pub const ALL: [Kind; 15] = [
         Kind::Namespace,
         Kind::ResourceQuota,
         Kind::LimitRange,
@@ -170,6 +173,7 @@ impl Kind {
         Kind::ReplicaSet,
         Kind::DaemonSet,
         Kind::ControllerRevision,
+        Kind::Job,
         Kind::Pod,
     ];
 
@@ -190,6 +194,7 @@ impl Kind {
             Kind::EndpointSlice => "EndpointSlice",
             Kind::ResourceQuota => "ResourceQuota",
             Kind::LimitRange => "LimitRange",
+            Kind::Job => "Job",
         }
     }
 
@@ -209,6 +214,7 @@ impl Kind {
                 "apps/v1"
             }
             Kind::EndpointSlice => "discovery.k8s.io/v1",
+            Kind::Job => "batch/v1",
         }
     }
 
@@ -229,6 +235,7 @@ impl Kind {
             Kind::EndpointSlice => "endpointslices",
             Kind::ResourceQuota => "resourcequotas",
             Kind::LimitRange => "limitranges",
+            Kind::Job => "jobs",
         }
     }
 
@@ -248,7 +255,8 @@ impl Kind {
             | Kind::Endpoints
             | Kind::EndpointSlice
             | Kind::ResourceQuota
-            | Kind::LimitRange => true,
+            | Kind::LimitRange
+            | Kind::Job => true,
         }
     }
 
@@ -265,6 +273,9 @@ impl Kind {
                 "controllerrevision" | "controllerrevisions" => Some(Kind::ControllerRevision),
                 _ => None,
             };
+        }
+        if let Some(base) = lower.strip_suffix(".batch") {
+            return matches!(base, "job" | "jobs").then_some(Kind::Job);
         }
         if let Some(base) = lower.strip_suffix(".discovery.k8s.io") {
             return match base {
@@ -289,6 +300,7 @@ impl Kind {
             "endpointslice" | "endpointslices" => Some(Kind::EndpointSlice),
             "resourcequota" | "resourcequotas" | "quota" => Some(Kind::ResourceQuota),
             "limitrange" | "limitranges" | "limits" => Some(Kind::LimitRange),
+            "job" | "jobs" => Some(Kind::Job),
             _ => None,
         }
     }
@@ -310,6 +322,7 @@ impl Kind {
             "EndpointSlice" => Some(Kind::EndpointSlice),
             "ResourceQuota" => Some(Kind::ResourceQuota),
             "LimitRange" => Some(Kind::LimitRange),
+            "Job" => Some(Kind::Job),
             _ => None,
         }
     }
@@ -338,6 +351,7 @@ pub enum Object {
     EndpointSlice(EndpointSlice),
     ResourceQuota(ResourceQuota),
     LimitRange(LimitRange),
+    Job(Job),
 }
 
 impl Object {
@@ -357,6 +371,7 @@ impl Object {
             Object::EndpointSlice(_) => Kind::EndpointSlice,
             Object::ResourceQuota(_) => Kind::ResourceQuota,
             Object::LimitRange(_) => Kind::LimitRange,
+            Object::Job(_) => Kind::Job,
         }
     }
 
@@ -376,6 +391,7 @@ impl Object {
             Object::EndpointSlice(o) => &o.metadata,
             Object::ResourceQuota(o) => &o.metadata,
             Object::LimitRange(o) => &o.metadata,
+            Object::Job(o) => &o.metadata,
         }
     }
 
@@ -395,6 +411,7 @@ impl Object {
             Object::EndpointSlice(o) => &mut o.metadata,
             Object::ResourceQuota(o) => &mut o.metadata,
             Object::LimitRange(o) => &mut o.metadata,
+            Object::Job(o) => &mut o.metadata,
         }
     }
 
@@ -421,6 +438,7 @@ impl Object {
             Object::EndpointSlice(o) => to_value(o),
             Object::ResourceQuota(o) => to_value(o),
             Object::LimitRange(o) => to_value(o),
+            Object::Job(o) => to_value(o),
         };
         if let Value::Object(map) = &mut value {
             let kind = self.kind();
@@ -459,6 +477,7 @@ impl Object {
             Kind::EndpointSlice => serde_json::from_value(value).map(Object::EndpointSlice),
             Kind::ResourceQuota => serde_json::from_value(value).map(Object::ResourceQuota),
             Kind::LimitRange => serde_json::from_value(value).map(Object::LimitRange),
+            Kind::Job => serde_json::from_value(value).map(Object::Job),
         };
         result.map_err(|e| format!("invalid {} object: {e}", kind.as_str()))
     }

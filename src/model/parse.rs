@@ -10,7 +10,7 @@ use crate::model::validate::{
     check_list_wrapper, item_path, validate_document, SERVER_SET_METADATA,
 };
 use crate::model::{
-    ConfigMap, ControllerRevision, DaemonSet, Deployment, EndpointSlice, Endpoints, Kind,
+    ConfigMap, ControllerRevision, DaemonSet, Deployment, EndpointSlice, Endpoints, Job, Kind,
     LimitRange, Namespace, Object, PersistentVolumeClaim, Pod, ReplicaSet, ResourceQuota, Secret,
     Service,
 };
@@ -271,6 +271,11 @@ fn build(kind: Kind, mut value: Value) -> Result<Object, String> {
         // The status of a quota is computed when it is shown, never taken from a manifest.
         Kind::ResourceQuota => {
             Object::ResourceQuota(serde_json::from_value::<ResourceQuota>(value).map_err(invalid)?)
+        }
+        Kind::Job => {
+            let mut job: Job = serde_json::from_value(value).map_err(invalid)?;
+            job.spec.template.spec.apply_defaults();
+            Object::Job(job)
         }
         Kind::LimitRange => {
             let mut limit_range: LimitRange = serde_json::from_value(value).map_err(invalid)?;

@@ -224,6 +224,62 @@ pub(super) fn pod_template(out: &mut String, workload: &Value) {
     }
 }
 
+pub(super) fn describe_job(out: &mut String, job: &Value) {
+    let uid = str_at(job, &["metadata", "uid"]);
+    field(
+        out,
+        0,
+        "Selector",
+        format!("batch.kubernetes.io/controller-uid={uid}"),
+    );
+    let parallelism = at(job, &["spec", "parallelism"]).as_i64().unwrap_or(1);
+    field(out, 0, "Parallelism", parallelism);
+    let completions = at(job, &["spec", "completions"])
+        .as_i64()
+        .map_or_else(|| "<unset>".to_owned(), |n| n.to_string());
+    field(out, 0, "Completions", completions);
+    let mode = str_at(job, &["spec", "completionMode"]);
+    field(
+        out,
+        0,
+        "Completion Mode",
+        if mode.is_empty() { "NonIndexed" } else { mode },
+    );
+    let started = str_at(job, &["status", "startTime"]);
+    if !started.is_empty() {
+        field(out, 0, "Start Time", started);
+    }
+    let completed = str_at(job, &["status", "completionTime"]);
+    if !completed.is_empty() {
+        field(out, 0, "Completed At", completed);
+    }
+    field(
+        out,
+        0,
+        "Pods Statuses",
+        format!(
+            "{} Active / {} Succeeded / {} Failed",
+            int_at(job, &["status", "active"]),
+            int_at(job, &["status", "succeeded"]),
+            int_at(job, &["status", "failed"]),
+        ),
+    );
+    let indexes = str_at(job, &["status", "completedIndexes"]);
+    if mode == "Indexed" {
+        field(
+            out,
+            0,
+            "Completed Indexes",
+            if indexes.is_empty() {
+                "<none>"
+            } else {
+                indexes
+            },
+        );
+    }
+    pod_template(out, job);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -132,7 +132,7 @@ fn check_replicated_spec<'a>(
         c.integer_in(value, "spec.replicas", 0, i64::from(i32::MAX));
     }
     let selector = check_selector(c, get(spec, "selector"));
-    let template_labels = check_template(c, get(spec, "template"));
+    let template_labels = check_template(c, get(spec, "template"), true);
     if let (Some(selector), Some(labels)) = (selector, template_labels) {
         let matches = selector
             .iter()
@@ -172,9 +172,12 @@ fn check_selector<'a>(
 }
 
 /// Returns the template's labels (possibly none) when the template is an object.
-fn check_template<'a>(
+/// `always_restarts`: the pods must restart always (what keeps replicas running); a Job's
+/// need not.
+pub(super) fn check_template<'a>(
     c: &mut Checker,
     value: Option<&'a Value>,
+    always_restarts: bool,
 ) -> Option<BTreeMap<&'a str, &'a str>> {
     let Some(value) = value else {
         c.required("spec.template");
@@ -199,7 +202,12 @@ fn check_template<'a>(
             }
         }
     }
-    check_pod_spec(c, get(template, "spec"), "spec.template.spec", true);
+    check_pod_spec(
+        c,
+        get(template, "spec"),
+        "spec.template.spec",
+        always_restarts,
+    );
     Some(labels)
 }
 

@@ -9,6 +9,7 @@ mod claim;
 mod config;
 mod deployment;
 mod env;
+mod job;
 mod node_affinity;
 mod pod;
 mod pod_dns;
@@ -106,7 +107,8 @@ fn check_document(c: &mut Checker, doc: &Value) -> Option<Kind> {
             | Kind::PersistentVolumeClaim
             | Kind::Service
             | Kind::ResourceQuota
-            | Kind::LimitRange,
+            | Kind::LimitRange
+            | Kind::Job,
         )
         | None => &["apiVersion", "kind", "metadata", "spec", "status"],
     };
@@ -132,6 +134,7 @@ fn check_document(c: &mut Checker, doc: &Value) -> Option<Kind> {
         Kind::EndpointSlice => service::check_endpoint_slice(c, top),
         Kind::ResourceQuota => quota::check_resource_quota_spec(c, get(top, "spec")),
         Kind::LimitRange => quota::check_limit_range_spec(c, get(top, "spec")),
+        Kind::Job => job::check_job_spec(c, get(top, "spec")),
     }
     Some(kind)
 }
@@ -170,7 +173,8 @@ fn check_metadata(c: &mut Checker, top: &JsonObject, kind: Kind) {
                 | Kind::Endpoints
                 | Kind::EndpointSlice
                 | Kind::ResourceQuota
-                | Kind::LimitRange => (is_dns1123_subdomain(name), DNS1123_SUBDOMAIN_RULE),
+                | Kind::LimitRange
+                | Kind::Job => (is_dns1123_subdomain(name), DNS1123_SUBDOMAIN_RULE),
             };
             if !valid {
                 c.error("metadata.name", format!("invalid name {name:?}: {rule}"));

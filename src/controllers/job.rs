@@ -1,0 +1,301 @@
+//! The Job controller: runs pods of a Job's template until `completions` of them
+//! succeeded (or, without `completions`, until one did and none is left running), at
+//! most `parallelism` at a time, as Kubernetes' job controller does.
+//!
+//! - A Job fails with `BackoffLimitExceeded` once more pods failed than `backoffLimit`,
+//!   and with `DeadlineExceeded` once it ran `activeDeadlineSeconds`; its running pods
+//!   are then stopped.
+//! - `suspend` stops the running pods and starts none; `ttlSecondsAfterFinished`
+//!   deletes a finished Job (its pods go with it, through garbage collection).
+//! - `Indexed` Jobs give each pod an index (`batch.kubernetes.io/job-completion-index`,
+//!   `JOB_COMPLETION_INDEX`) and complete when every index has succeeded once.
+//!
+//! The status is stored, since pods can be removed: the counts of succeeded and failed
+//! pods never go down. Limits: there is no back-off delay between a failed pod and its
+//! replacement, and with `restartPolicy: OnFailure` a container's restarts do not count
+//! against `backoffLimit` (the pod does not fail; its restarts show in its status).
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use super::{key_of, mark_pod, Change, Note, World};
+use crate::model::{EnvVar, Job, JobCondition, JobStatus, Pod};
+
+const COMPONENT: &str = "job-controller";
+pub const JOB_NAME_LABEL: &str = "batch.kubernetes.io/job-name";
+pub const CONTROLLER_UID_LABEL: &str = "batch.kubernetes.io/controller-uid";
+pub const COMPLETION_INDEX: &str = "batch.kubernetes.io/job-completion-index";
+
+/// What the Job's pods are doing, as this scope observes them.
+struct Observed<'a> {
+    /// Not ended and not terminating.
+    active: Vec<&'a Pod>,
+    succeeded: usize,
+    failed: usize,
+    /// Indexed Jobs: the indexes of the pods that succeeded.
+    succeeded_indexes: BTreeSet<i32>,
+    /// Indexed Jobs: the indexes of the active pods.
+    active_indexes: BTreeSet<i32>,
+}
+
+impl<'a> Observed<'a> {
+    fn of(job: &Job, world: &'a World) -> Observed<'a> {
+        let mut observed = Observed {
+            active: Vec::new(),
+            succeeded: 0,
+            failed: 0,
+            succeeded_indexes: BTreeSet::new(),
+            active_indexes: BTreeSet::new(),
+        };
+        for pod in world.controlled_pods(&job.metadata.uid) {
+            let uid = &pod.metadata.uid;
+            let index = completion_index(pod);
+            if world.failed_pods.contains(uid) {
+                observed.failed += 1;
+            } else if world.ended_pods.contains(uid) {
+                observed.succeeded += 1;
+                observed.succeeded_indexes.extend(index);
+            } else if pod.metadata.deletion_timestamp.is_none() {
+                observed.active.push(pod);
+                observed.active_indexes.extend(index);
+            }
+        }
+        observed
+    }
+}
+
+pub fn reconcile(job: &Job, world: &World) -> Vec<Change> {
+    if job.metadata.uid.is_empty() {
+        return Vec::new();
+    }
+    let observed = Observed::of(job, world);
+    let mut status = job.status.clone();
+    status.succeeded = status.succeeded.max(count(observed.succeeded));
+    status.failed = status.failed.max(count(observed.failed));
+    status.active = count(observed.active.len());
+    if job.spec.indexed() {
+        let known = parse_indexes(&status.completed_indexes);
+        status.completed_indexes =
+            format_indexes(&known.union(&observed.succeeded_indexes).copied().collect());
+    }
+    let mut changes = Vec::new();
+    if let Some(finished) = status.finished().cloned() {
+        changes.extend(stop(&observed.active));
+        if expired(job, &finished, world.now_secs) {
+            changes.push(Change::Delete(key_of("Job", &job.metadata)));
+            return changes;
+        }
+    } else if let Some((reason, message)) = failure(job, &status, world.now_secs) {
+        changes.extend(stop(&observed.active));
+        finish(&mut status, "Failed", reason, message, world);
+        changes.push(Note::warning(
+            "Job",
+            &job.metadata,
+            reason,
+            message.to_string(),
+            COMPONENT,
+        ));
+    } else if complete(job, &status, &observed) {
+        changes.extend(stop(&observed.active));
+        finish(&mut status, "Complete", "", "", world);
+        status.completion_time = Some(world.now.clone());
+        changes.push(Note::normal(
+            "Job",
+            &job.metadata,
+            "Completed",
+            "Job completed".to_string(),
+            COMPONENT,
+        ));
+    } else if job.spec.suspend {
+        changes.extend(stop(&observed.active));
+    } else {
+        status.start_time.get_or_insert_with(|| world.now.clone());
+        changes.extend(new_pods(job, &status, &observed));
+    }
+    if status != job.status {
+        changes.push(Change::Status {
+            key: key_of("Job", &job.metadata),
+            status: serde_json::to_value(&status).unwrap_or(Value::Null),
+        });
+    }
+    changes
+}
+
+/// When time alone next changes what the controller does with `job` (Unix seconds):
+/// its deadline while it runs, the end of its TTL once it finished.
+pub fn next_change(job: &Job) -> Option<i64> {
+    if let Some(finished) = job.status.finished() {
+        let ttl = job.spec.ttl_seconds_after_finished?;
+        return Some(seconds(&finished.last_transition_time)?.saturating_add(i64::from(ttl)));
+    }
+    let deadline = job.spec.active_deadline_seconds?;
+    Some(seconds(job.status.start_time.as_deref()?)?.saturating_add(deadline))
+}
+
+fn count(n: usize) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+fn stop(active: &[&Pod]) -> Vec<Change> {
+    active.iter().filter_map(|pod| mark_pod(pod)).collect()
+}
+
+/// Why the Job fails now, if it does: Kubernetes' reasons and messages.
+fn failure(job: &Job, status: &JobStatus, now: i64) -> Option<(&'static str, &'static str)> {
+    if status.failed > job.spec.backoff_limit() {
+        return Some((
+            "BackoffLimitExceeded",
+            "Job has reached the specified backoff limit",
+        ));
+    }
+    let deadline = job.spec.active_deadline_seconds?;
+    let started = seconds(status.start_time.as_deref()?)?;
+    (now >= started.saturating_add(deadline)).then_some((
+        "DeadlineExceeded",
+        "Job was active longer than specified deadline",
+    ))
+}
+
+fn complete(job: &Job, status: &JobStatus, observed: &Observed) -> bool {
+    match job.spec.completions {
+        Some(completions) if job.spec.indexed() => {
+            (0..completions).all(|i| parse_indexes(&status.completed_indexes).contains(&i))
+        }
+        Some(completions) => status.succeeded >= completions,
+        // A work queue: done once a pod succeeded and the others have stopped.
+        None => status.succeeded > 0 && observed.active.is_empty(),
+    }
+}
+
+/// Adds the final condition (and the failure's reason) to `status`.
+fn finish(status: &mut JobStatus, type_: &str, reason: &str, message: &str, world: &World) {
+    status.conditions.push(JobCondition {
+        type_: type_.to_string(),
+        status: "True".to_string(),
+        reason: reason.to_string(),
+        message: message.to_string(),
+        last_probe_time: world.now.clone(),
+        last_transition_time: world.now.clone(),
+    });
+}
+
+/// Whether a finished Job has outlived `ttlSecondsAfterFinished`.
+fn expired(job: &Job, finished: &JobCondition, now: i64) -> bool {
+    let Some(ttl) = job.spec.ttl_seconds_after_finished else {
+        return false;
+    };
+    seconds(&finished.last_transition_time)
+        .is_some_and(|at| now >= at.saturating_add(i64::from(ttl)))
+}
+
+/// The pods to start so that `parallelism` run, without starting more than the
+/// completions still missing.
+fn new_pods(job: &Job, status: &JobStatus, observed: &Observed) -> Vec<Change> {
+    let parallelism = job.spec.parallelism();
+    let active = count(observed.active.len());
+    let wanted = match job.spec.completions {
+        Some(completions) if job.spec.indexed() => {
+            let missing = (0..completions)
+                .filter(|i| !observed.succeeded_indexes.contains(i))
+                .filter(|i| !parse_indexes(&status.completed_indexes).contains(i))
+                .filter(|i| !observed.active_indexes.contains(i));
+            let room = usize::try_from(parallelism - active).unwrap_or(0);
+            return missing
+                .take(room)
+                .map(|index| create(job, Some(index)))
+                .collect();
+        }
+        Some(completions) => parallelism.min(completions - status.succeeded),
+        None if status.succeeded > 0 => 0,
+        None => parallelism,
+    };
+    (active..wanted).map(|_| create(job, None)).collect()
+}
+
+fn create(job: &Job, index: Option<i32>) -> Change {
+    let mut pod = super::pod_of_template(&job.spec.template, "Job", &job.metadata);
+    let labels = &mut pod.metadata.labels;
+    for (key, value) in [
+        (CONTROLLER_UID_LABEL, &job.metadata.uid),
+        (JOB_NAME_LABEL, &job.metadata.name),
+        ("controller-uid", &job.metadata.uid),
+        ("job-name", &job.metadata.name),
+    ] {
+        labels.insert(key.to_string(), value.clone());
+    }
+    let mut generate_name = format!("{}-", job.metadata.name);
+    if let Some(index) = index {
+        let text = index.to_string();
+        pod.metadata
+            .annotations
+            .insert(COMPLETION_INDEX.to_string(), text.clone());
+        pod.metadata
+            .labels
+            .insert(COMPLETION_INDEX.to_string(), text.clone());
+        for container in &mut pod.spec.containers {
+            container.env.push(EnvVar {
+                name: "JOB_COMPLETION_INDEX".to_string(),
+                value: text.clone(),
+                value_from: None,
+            });
+        }
+        generate_name = format!("{}-{text}-", job.metadata.name);
+    }
+    Change::CreatePod {
+        generate_name,
+        pod: Box::new(pod),
+    }
+}
+
+fn completion_index(pod: &Pod) -> Option<i32> {
+    pod.metadata.annotations.get(COMPLETION_INDEX)?.parse().ok()
+}
+
+/// `0-2,4` → {0, 1, 2, 4}; what does not parse is left out.
+fn parse_indexes(text: &str) -> BTreeSet<i32> {
+    let mut out = BTreeSet::new();
+    for part in text.split(',').filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                if let (Ok(a), Ok(b)) = (a.parse::<i32>(), b.parse::<i32>()) {
+                    out.extend(a..=b.min(a.saturating_add(100_000)));
+                }
+            }
+            None => out.extend(part.parse::<i32>().ok()),
+        }
+    }
+    out
+}
+
+/// {0, 1, 2, 4} → `0-2,4`, as Kubernetes writes `completedIndexes`.
+fn format_indexes(indexes: &BTreeSet<i32>) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut run: Option<(i32, i32)> = None;
+    for &i in indexes {
+        run = match run {
+            Some((start, end)) if i == end + 1 => Some((start, i)),
+            Some(done) => {
+                parts.push(range_text(done));
+                Some((i, i))
+            }
+            None => Some((i, i)),
+        };
+    }
+    parts.extend(run.map(range_text));
+    parts.join(",")
+}
+
+fn range_text((start, end): (i32, i32)) -> String {
+    if start == end {
+        start.to_string()
+    } else {
+        format!("{start}-{end}")
+    }
+}
+
+/// Unix seconds of an RFC 3339 time.
+fn seconds(text: &str) -> Option<i64> {
+    let time = humantime::parse_rfc3339_weak(text).ok()?;
+    Some(super::driver::unix_seconds(time))
+}

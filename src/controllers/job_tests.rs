@@ -1,0 +1,252 @@
+//! The Job controller against hand-made worlds: pods are "run" by moving their uids into
+//! the world's ended and failed sets, as a scope's observation would.
+
+use serde_json::json;
+
+use super::job::{next_change, reconcile};
+use super::{Change, World};
+use crate::model::{Job, JobStatus, Pod};
+use crate::store::Key;
+
+const NOW: &str = "2026-12-03T10:00:00Z";
+const NOW_SECS: i64 = 1_796_292_000;
+
+fn job(spec: serde_json::Value) -> Job {
+    let mut spec = spec;
+    spec["template"] = json!({"spec": {"restartPolicy": "Never",
+        "containers": [{"name": "work", "image": "busybox"}]}});
+    let mut job: Job = serde_json::from_value(json!({
+        "metadata": {"name": "batch", "namespace": "default", "uid": "uid-batch"},
+        "spec": spec,
+    }))
+    .unwrap();
+    job.spec.template.spec.apply_defaults();
+    job
+}
+
+/// A world at [`NOW`] with `job` and its `pods`.
+fn world(job: &Job, pods: Vec<Pod>) -> World {
+    World {
+        jobs: vec![job.clone()],
+        pods,
+        now: NOW.into(),
+        now_secs: NOW_SECS,
+        ..World::default()
+    }
+}
+
+/// The pods a pass creates, named and given uids as the driver and store would.
+fn created(changes: &[Change], first: usize) -> Vec<Pod> {
+    changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::CreatePod { generate_name, pod } => Some((generate_name, pod)),
+            _ => None,
+        })
+        .enumerate()
+        .map(|(i, (generate_name, pod))| {
+            let mut pod = (**pod).clone();
+            pod.metadata.name = format!("{generate_name}{}", first + i);
+            pod.metadata.uid = format!("uid-{}", pod.metadata.name);
+            pod
+        })
+        .collect()
+}
+
+/// The status the pass stores, if it stores one.
+fn stored_status(changes: &[Change]) -> Option<JobStatus> {
+    changes.iter().find_map(|c| match c {
+        Change::Status { key, status } => {
+            assert_eq!(key, &Key::new("Job", "default", "batch"));
+            Some(serde_json::from_value(status.clone()).unwrap())
+        }
+        _ => None,
+    })
+}
+
+/// Runs passes, applying each stored status to the Job and ending pods as `outcome`
+/// says (true: succeeded), until a pass changes nothing. Returns the Job and all pods.
+fn settle(mut job: Job, outcome: impl Fn(&Pod) -> bool) -> (Job, Vec<Pod>) {
+    let mut pods: Vec<Pod> = Vec::new();
+    let mut w = world(&job, Vec::new());
+    for _ in 0..50 {
+        w.jobs = vec![job.clone()];
+        w.pods = pods.clone();
+        let changes = reconcile(&job, &w);
+        let status = stored_status(&changes);
+        let new = created(&changes, pods.len());
+        if status.is_none() && new.is_empty() {
+            return (job, pods);
+        }
+        if let Some(status) = status {
+            job.status = status;
+        }
+        // Every pod started ends before the next pass.
+        for pod in &new {
+            w.ended_pods.insert(pod.metadata.uid.clone());
+            if !outcome(pod) {
+                w.failed_pods.insert(pod.metadata.uid.clone());
+            }
+        }
+        pods.extend(new);
+    }
+    panic!("the job controller did not settle");
+}
+
+#[test]
+fn runs_parallelism_pods_at_a_time_until_completions_succeed() {
+    let batch = job(json!({"completions": 3, "parallelism": 2}));
+    let changes = reconcile(&batch, &world(&batch, Vec::new()));
+    let pods = created(&changes, 0);
+    assert_eq!(pods.len(), 2);
+    let pod = &pods[0];
+    assert_eq!(pod.metadata.owner_references[0].kind, "Job");
+    assert_eq!(pod.metadata.owner_references[0].api_version, "batch/v1");
+    assert_eq!(pod.metadata.labels["job-name"], "batch");
+    assert_eq!(
+        pod.metadata.labels["batch.kubernetes.io/controller-uid"],
+        "uid-batch"
+    );
+    let status = stored_status(&changes).unwrap();
+    assert_eq!(status.start_time.as_deref(), Some(NOW));
+
+    // Two running: nothing more to start.
+    let mut running = batch.clone();
+    running.status = status;
+    let mut w = world(&running, pods.clone());
+    let changes = reconcile(&running, &w);
+    assert!(created(&changes, 2).is_empty());
+    // One succeeds: one more starts (three wanted, one done, one running).
+    w.ended_pods.insert(pods[0].metadata.uid.clone());
+    let changes = reconcile(&running, &w);
+    assert_eq!(created(&changes, 2).len(), 1);
+
+    let (done, all) = settle(batch, |_| true);
+    assert_eq!(all.len(), 3);
+    assert_eq!(done.status.succeeded, 3);
+    let complete = done.status.condition("Complete").unwrap();
+    assert_eq!(complete.status, "True");
+    assert_eq!(done.status.completion_time.as_deref(), Some(NOW));
+}
+
+#[test]
+fn more_failures_than_the_backoff_limit_fail_the_job() {
+    let (failed, pods) = settle(job(json!({"backoffLimit": 1})), |_| false);
+    assert_eq!(pods.len(), 2, "the first pod and one retry");
+    assert_eq!(failed.status.failed, 2);
+    let condition = failed.status.condition("Failed").unwrap();
+    assert_eq!(condition.reason, "BackoffLimitExceeded");
+    assert_eq!(
+        condition.message,
+        "Job has reached the specified backoff limit"
+    );
+    assert!(failed.status.condition("Complete").is_none());
+}
+
+#[test]
+fn the_deadline_fails_a_running_job_and_stops_its_pods() {
+    let mut batch = job(json!({"activeDeadlineSeconds": 30}));
+    let first = reconcile(&batch, &world(&batch, Vec::new()));
+    let pods = created(&first, 0);
+    batch.status = stored_status(&first).unwrap();
+    batch.status.start_time = Some("2026-12-03T09:59:00Z".into());
+    assert_eq!(next_change(&batch), Some(NOW_SECS - 60 + 30));
+    let changes = reconcile(&batch, &world(&batch, pods));
+    assert!(changes
+        .iter()
+        .any(|c| matches!(c, Change::MarkDeleted(key) if key.name == "batch-0")));
+    let status = stored_status(&changes).unwrap();
+    assert_eq!(
+        status.condition("Failed").unwrap().reason,
+        "DeadlineExceeded"
+    );
+}
+
+#[test]
+fn a_finished_job_is_deleted_after_its_ttl() {
+    let (mut done, pods) = settle(job(json!({"ttlSecondsAfterFinished": 100})), |_| true);
+    let finished_at = NOW_SECS;
+    assert_eq!(next_change(&done), Some(finished_at + 100));
+    let mut w = world(&done, pods);
+    w.ended_pods = w.pods.iter().map(|p| p.metadata.uid.clone()).collect();
+    assert!(!reconcile(&done, &w)
+        .iter()
+        .any(|c| matches!(c, Change::Delete(_))));
+    w.now_secs = finished_at + 100;
+    done.status.conditions[0].last_transition_time = NOW.into();
+    assert_eq!(
+        reconcile(&done, &w),
+        vec![Change::Delete(Key::new("Job", "default", "batch"))]
+    );
+}
+
+#[test]
+fn an_indexed_job_runs_each_index_until_it_succeeds() {
+    let batch = job(json!({"completions": 3, "parallelism": 3, "completionMode": "Indexed"}));
+    let changes = reconcile(&batch, &world(&batch, Vec::new()));
+    let pods = created(&changes, 0);
+    let indexes: Vec<&str> = pods
+        .iter()
+        .map(|p| p.metadata.annotations["batch.kubernetes.io/job-completion-index"].as_str())
+        .collect();
+    assert_eq!(indexes, ["0", "1", "2"]);
+    assert!(pods[1].metadata.name.starts_with("batch-1-"));
+    let env = &pods[2].spec.containers[0].env;
+    assert!(env
+        .iter()
+        .any(|e| e.name == "JOB_COMPLETION_INDEX" && e.value == "2"));
+    // Index 1 fails, the others succeed: only index 1 runs again.
+    let failed_one = |pod: &Pod| pod.metadata.name != "batch-1-1";
+    let (done, all) = settle(batch, failed_one);
+    assert_eq!(all.len(), 4);
+    assert!(all[3].metadata.name.starts_with("batch-1-"));
+    assert_eq!(done.status.completed_indexes, "0-2");
+    assert_eq!(done.status.failed, 1);
+    assert!(done.status.condition("Complete").is_some());
+}
+
+#[test]
+fn a_work_queue_completes_when_one_pod_succeeded_and_the_rest_stopped() {
+    let batch = job(json!({"parallelism": 2}));
+    let changes = reconcile(&batch, &world(&batch, Vec::new()));
+    let pods = created(&changes, 0);
+    assert_eq!(pods.len(), 2);
+    let mut running = batch.clone();
+    running.status = stored_status(&changes).unwrap();
+    let mut w = world(&running, pods.clone());
+    w.ended_pods.insert(pods[0].metadata.uid.clone());
+    let changes = reconcile(&running, &w);
+    assert!(
+        created(&changes, 2).is_empty(),
+        "no new pod once one succeeded"
+    );
+    let status = stored_status(&changes).unwrap();
+    assert!(status.condition("Complete").is_none(), "one still runs");
+    running.status = status;
+    w.ended_pods.insert(pods[1].metadata.uid.clone());
+    let status = stored_status(&reconcile(&running, &w)).unwrap();
+    assert!(status.condition("Complete").is_some());
+}
+
+#[test]
+fn a_suspended_job_starts_nothing_and_stops_what_runs() {
+    let mut batch = job(json!({"parallelism": 2, "completions": 4}));
+    let pods = created(&reconcile(&batch, &world(&batch, Vec::new())), 0);
+    batch.spec.suspend = true;
+    let changes = reconcile(&batch, &world(&batch, pods));
+    assert!(created(&changes, 2).is_empty());
+    let marked = changes
+        .iter()
+        .filter(|c| matches!(c, Change::MarkDeleted(_)))
+        .count();
+    assert_eq!(marked, 2);
+}
+
+#[test]
+fn counts_never_go_down_when_pods_are_removed() {
+    let (done, _) = settle(job(json!({"completions": 2})), |_| true);
+    // Its pods deleted by hand: the stored counts stay, nothing restarts.
+    let changes = reconcile(&done, &world(&done, Vec::new()));
+    assert!(created(&changes, 0).is_empty());
+    assert!(stored_status(&changes).is_none());
+}

@@ -1,0 +1,115 @@
+//! The Job kind (batch/v1): runs pods of one template until a number of them succeed
+//! (its controller is in the controllers layer).
+//!
+//! Its pods are found by their controller reference, not by a selector: the selector
+//! Kubernetes generates (`controller-uid`) needs the Job's uid, which exists only once
+//! it is stored. A `spec.selector` given with `manualSelector` is accepted and not used.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{LabelSelector, ObjectMeta, PodTemplateSpec};
+
+/// Kubernetes' default `backoffLimit`.
+pub const DEFAULT_BACKOFF_LIMIT: i32 = 6;
+
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Job {
+    pub metadata: ObjectMeta,
+    pub spec: JobSpec,
+    #[serde(skip_serializing_if = "crate::model::is_default")]
+    pub status: JobStatus,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct JobSpec {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parallelism: Option<i32>,
+    /// `None`: the Job is done once any pod succeeded (a work queue).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completions: Option<i32>,
+    /// `NonIndexed` (default) or `Indexed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completion_mode: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backoff_limit: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub active_deadline_seconds: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttl_seconds_after_finished: Option<i32>,
+    #[serde(skip_serializing_if = "crate::model::is_default")]
+    pub suspend: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub selector: Option<LabelSelector>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manual_selector: Option<bool>,
+    pub template: PodTemplateSpec,
+}
+
+impl JobSpec {
+    /// How many pods may run at once (default 1).
+    pub fn parallelism(&self) -> i32 {
+        self.parallelism.unwrap_or(1).max(0)
+    }
+
+    pub fn backoff_limit(&self) -> i32 {
+        self.backoff_limit.unwrap_or(DEFAULT_BACKOFF_LIMIT).max(0)
+    }
+
+    pub fn indexed(&self) -> bool {
+        self.completion_mode.as_deref() == Some("Indexed")
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct JobStatus {
+    #[serde(skip_serializing_if = "crate::model::is_default")]
+    pub active: i32,
+    #[serde(skip_serializing_if = "crate::model::is_default")]
+    pub succeeded: i32,
+    #[serde(skip_serializing_if = "crate::model::is_default")]
+    pub failed: i32,
+    /// Indexed Jobs: the indexes that succeeded, as Kubernetes writes them (`0-2,4`).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub completed_indexes: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completion_time: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<JobCondition>,
+}
+
+impl JobStatus {
+    /// The condition of `type_` that is `True`, if any.
+    pub fn condition(&self, type_: &str) -> Option<&JobCondition> {
+        self.conditions
+            .iter()
+            .find(|c| c.type_ == type_ && c.status == "True")
+    }
+
+    /// Whether the Job has ended: `Complete` or `Failed`.
+    pub fn finished(&self) -> Option<&JobCondition> {
+        self.condition("Complete")
+            .or_else(|| self.condition("Failed"))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct JobCondition {
+    /// `Complete`, `Failed` or `Suspended`.
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub status: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub last_probe_time: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub last_transition_time: String,
+}

@@ -1,0 +1,145 @@
+//! Jobs on a real agent (issue 17): parallel pods until the completions succeed, a
+//! failing Job stopped by its backoff limit, and what `get jobs` and `describe job` show.
+//! Real agent, real containers, as root.
+
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
+mod common;
+
+use std::time::Duration;
+
+use common::{wait_for, TestAgent};
+use serde_json::Value;
+
+fn job(name: &str, spec: &str, restart_policy: &str, command: &str) -> String {
+    format!(
+        r#"apiVersion: batch/v1
+kind: Job
+metadata:
+  name: {name}
+spec:
+{spec}
+  template:
+    spec:
+      restartPolicy: {restart_policy}
+      terminationGracePeriodSeconds: 1
+      containers:
+        - name: work
+          image: busybox:1.35
+          command: ["sh", "-c", {command:?}]
+          volumeMounts:
+            - name: scratch
+              mountPath: /scratch
+      volumes:
+        - name: scratch
+          emptyDir: {{}}
+"#
+    )
+}
+
+/// The Job once it has the condition `type_`.
+fn wait_condition(agent: &TestAgent, name: &str, type_: &str) -> Value {
+    wait_for(
+        Duration::from_secs(60),
+        &format!("job {name} {type_}"),
+        || {
+            let job = agent.json(&["get", "job", name]);
+            let conditions = job["status"]["conditions"].as_array()?;
+            conditions
+                .iter()
+                .any(|c| c["type"] == type_ && c["status"] == "True")
+                .then_some(job)
+        },
+    )
+}
+
+fn pods_of(agent: &TestAgent, job: &str) -> Vec<Value> {
+    agent
+        .pods()
+        .into_iter()
+        .filter(|p| p["metadata"]["labels"]["job-name"] == job)
+        .collect()
+}
+
+/// Three completions, two at a time; each pod's container fails once (its emptyDir
+/// remembers) and succeeds when restarted (`OnFailure`).
+#[test]
+fn a_job_runs_its_completions_in_parallel_and_completes() {
+    let agent = TestAgent::start();
+    let once = "if [ -e /scratch/tried ]; then exit 0; fi; touch /scratch/tried; exit 1";
+    let yaml = job(
+        "three",
+        "  completions: 3\n  parallelism: 2",
+        "OnFailure",
+        once,
+    );
+    let applied = agent.apply_yaml(&yaml);
+    assert!(
+        applied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    assert!(String::from_utf8_lossy(&applied.stdout).contains("job.batch/three created"));
+    let done = wait_condition(&agent, "three", "Complete");
+    assert_eq!(done["status"]["succeeded"], 3);
+    assert!(done["status"]["failed"].is_null(), "{done}");
+    assert!(done["status"]["completionTime"].is_string());
+    let pods = pods_of(&agent, "three");
+    assert_eq!(pods.len(), 3, "no pod beyond the completions");
+    for pod in &pods {
+        assert_eq!(pod["status"]["phase"], "Succeeded");
+        assert_eq!(pod["status"]["containerStatuses"][0]["restartCount"], 1);
+    }
+    // kubectl's columns.
+    let table = agent.ok(&["get", "jobs"]);
+    let mut lines = table.lines();
+    let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"]);
+    let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(&row[..3], ["three", "Complete", "3/3"]);
+    let described = agent.ok(&["describe", "job", "three"]);
+    assert!(
+        described.contains("0 Active / 3 Succeeded / 0 Failed"),
+        "{described}"
+    );
+
+    // Deleting the Job deletes its pods.
+    agent.ok(&["delete", "job", "three"]);
+    wait_for(Duration::from_secs(30), "the job's pods gone", || {
+        pods_of(&agent, "three").is_empty().then_some(())
+    });
+}
+
+/// A command that always fails, with `backoffLimit: 1`: two pods fail, then the Job
+/// is `Failed` with Kubernetes' reason and starts nothing more.
+#[test]
+fn a_failing_job_stops_at_its_backoff_limit() {
+    let agent = TestAgent::start();
+    let yaml = job("doomed", "  backoffLimit: 1", "Never", "exit 3");
+    assert!(agent.apply_yaml(&yaml).status.success());
+    let failed = wait_condition(&agent, "doomed", "Failed");
+    let condition = failed["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Failed")
+        .unwrap()
+        .clone();
+    assert_eq!(condition["reason"], "BackoffLimitExceeded");
+    assert_eq!(failed["status"]["failed"], 2);
+    let pods = pods_of(&agent, "doomed");
+    assert_eq!(pods.len(), 2);
+    assert!(pods.iter().all(|p| p["status"]["phase"] == "Failed"));
+    let row = agent.ok(&["get", "job", "doomed"]);
+    assert!(row.lines().nth(1).unwrap().contains("Failed"), "{row}");
+
+    // A Job whose template would restart for ever is refused, as Kubernetes does.
+    let refused = agent.apply_yaml(&job("forever", "  completions: 1", "Always", "true"));
+    assert!(!refused.status.success());
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        message.contains("spec.template.spec.restartPolicy")
+            && message.contains("supported values: \"OnFailure\", \"Never\""),
+        "{message}"
+    );
+}
