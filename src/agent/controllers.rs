@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use super::instance::Instance;
 use super::Agent;
 use crate::api::fleet::FLEET_UID_ANNOTATION;
-use crate::controllers::{deployment_status, driver, job, reconcile_all};
+use crate::controllers::{cron_job, deployment_status, driver, job, reconcile_all};
 
 /// One pass; returns when the controllers next have something to do with time alone.
 ///
@@ -52,6 +52,12 @@ pub fn run(
         .iter()
         .filter_map(|deploy| deployment_status::next_change(deploy, &world))
         .chain(world.jobs.iter().filter_map(job::next_change))
+        .chain(
+            world
+                .cron_jobs
+                .iter()
+                .filter_map(|cj| cron_job::next_change(cj, world.now_secs)),
+        )
         .min()
         .and_then(|secs| u64::try_from(secs).ok())
         .map(|secs| UNIX_EPOCH + Duration::from_secs(secs));

@@ -171,6 +171,12 @@ fn view(
             }
             Object::Job(job).to_json()
         }
+        Object::CronJob(mut cron_job) => {
+            if let Some(status) = status {
+                cron_job.status = serde_json::from_value(status).unwrap_or_default();
+            }
+            Object::CronJob(cron_job).to_json()
+        }
         // Nothing observed to add: what is stored is the whole object (a quota's usage
         // is added by the resource routes).
         object @ (Object::ControllerRevision(_)

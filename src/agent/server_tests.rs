@@ -243,7 +243,11 @@ fn unknown_paths_and_resource_types_are_not_found() {
     let agent = &test.agent;
     let message = assert_status(get(agent, "/nowhere"), 404, "NotFound");
     assert!(message.contains("GET /nowhere"), "{message}");
-    assert_status(get(agent, "/apis/batch/v1/cronjobs"), 404, "NotFound");
+    assert_status(
+        get(agent, "/apis/autoscaling/v2/horizontalpodautoscalers"),
+        404,
+        "NotFound",
+    );
     let message = assert_status(
         get(agent, "/api/v1/namespaces/default/widgets"),
         404,

@@ -245,6 +245,11 @@ fn admit_pod_security(
                 "spec.template.spec",
             ),
             Object::Job(job) => ("jobs.batch", &job.spec.template.spec, "spec.template.spec"),
+            Object::CronJob(cron_job) => (
+                "cronjobs.batch",
+                &cron_job.spec.job_template.spec.template.spec,
+                "spec.jobTemplate.spec.template.spec",
+            ),
             Object::ControllerRevision(_)
             | Object::Namespace(_)
             | Object::ConfigMap(_)

@@ -218,6 +218,7 @@ pub fn describe(kind: Kind, object: &Value) -> String {
         Kind::ReplicaSet => workload::describe_replica_set(&mut out, object),
         Kind::DaemonSet => workload::describe_daemon_set(&mut out, object),
         Kind::Job => workload::describe_job(&mut out, object),
+        Kind::CronJob => workload::describe_cron_job(&mut out, object),
         Kind::ControllerRevision => {
             field(
                 &mut out,

@@ -26,12 +26,13 @@ pub enum Resource {
 
 /// What `all` means, in kubectl's order (pods, services, daemonsets, deployments,
 /// replicasets, ...) restricted to the kinds berth has.
-pub const ALL: [Resource; 6] = [
+pub const ALL: [Resource; 7] = [
     Resource::Kind(Kind::Pod),
     Resource::Kind(Kind::Service),
     Resource::Kind(Kind::DaemonSet),
     Resource::Kind(Kind::Deployment),
     Resource::Kind(Kind::ReplicaSet),
+    Resource::Kind(Kind::CronJob),
     Resource::Kind(Kind::Job),
 ];
 
@@ -47,7 +48,7 @@ impl Resource {
         Kind::from_cli_name(s).map(Resource::Kind).ok_or_else(|| {
             anyhow!(
                 "the server doesn't have a resource type {s:?} (known: pods, deployments, \
-                 replicasets, daemonsets, jobs, services, endpoints, endpointslices, namespaces, configmaps, secrets, nodes, \
+                 replicasets, daemonsets, jobs, cronjobs, services, endpoints, endpointslices, namespaces, configmaps, secrets, nodes, \
                  events, coordinators, all)"
             )
         })
@@ -100,6 +101,7 @@ impl Resource {
             Resource::Kind(Kind::ResourceQuota) => "resourcequota",
             Resource::Kind(Kind::LimitRange) => "limitrange",
             Resource::Kind(Kind::Job) => "job.batch",
+            Resource::Kind(Kind::CronJob) => "cronjob.batch",
             Resource::Node => "node",
             Resource::Event => "event",
             Resource::Coordinator => "coordinator",
@@ -297,6 +299,7 @@ mod tests {
                 Resource::Kind(Kind::DaemonSet),
                 Resource::Kind(Kind::Deployment),
                 Resource::Kind(Kind::ReplicaSet),
+                Resource::Kind(Kind::CronJob),
                 Resource::Kind(Kind::Job),
                 Resource::Kind(Kind::ConfigMap)
             ]

@@ -41,6 +41,7 @@ pub fn header(resource: Resource, wide: bool, with_namespace: bool) -> Vec<&'sta
         (Resource::Kind(Kind::ResourceQuota), _) => &quota::RESOURCE_QUOTA_COLUMNS,
         (Resource::Kind(Kind::LimitRange), _) => &quota::LIMIT_RANGE_COLUMNS,
         (Resource::Kind(Kind::Job), wide) => job::job_columns(wide),
+        (Resource::Kind(Kind::CronJob), wide) => job::cron_job_columns(wide),
         (Resource::Node, false) => &["NAME", "STATUS", "ROLES", "AGE", "VERSION"],
         (Resource::Node, true) => &[
             "NAME",
@@ -90,6 +91,7 @@ pub fn row(
         Resource::Kind(Kind::ResourceQuota) => quota::resource_quota_row(item),
         Resource::Kind(Kind::LimitRange) => quota::limit_range_row(item),
         Resource::Kind(Kind::Job) => job::job_row(item, wide, std::time::SystemTime::now()),
+        Resource::Kind(Kind::CronJob) => job::cron_job_row(item, wide),
         Resource::Node => node_row(item, wide),
         Resource::Event => event::event_row(item, wide, std::time::SystemTime::now()),
         Resource::Coordinator => coordinator_row(item),

@@ -54,6 +54,7 @@ pub fn load(store: &Store, now: SystemTime) -> anyhow::Result<World> {
         }
     }
     world.jobs = jobs(store.list("Job", None)?);
+    world.cron_jobs = cron_jobs(store.list("CronJob", None)?);
     world.pods = pods(store.list("Pod", None)?);
     let dying: Vec<String> = world
         .namespaces
@@ -126,6 +127,19 @@ pub fn jobs(records: Vec<Record>) -> Vec<crate::model::Job> {
                 job.status = serde_json::from_value(status).unwrap_or_default();
             }
             Some(job)
+        }
+        _ => None,
+    })
+}
+
+/// CronJobs from stored records, each with its stored status (last schedule time).
+pub fn cron_jobs(records: Vec<Record>) -> Vec<crate::model::CronJob> {
+    with_stored_status(records, |object, status| match object {
+        Object::CronJob(mut cron_job) => {
+            if let Some(status) = status {
+                cron_job.status = serde_json::from_value(status).unwrap_or_default();
+            }
+            Some(*cron_job)
         }
         _ => None,
     })

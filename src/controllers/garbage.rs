@@ -37,6 +37,20 @@ pub fn reconcile(pod: &Pod, world: &World) -> Option<Change> {
     }
 }
 
+/// A Job whose controlling CronJob is gone goes too (its pods follow).
+pub fn reconcile_job(job: &crate::model::Job, world: &World) -> Option<Change> {
+    let owner = job.metadata.controller_ref()?;
+    if owner.kind != "CronJob"
+        || world
+            .cron_jobs
+            .iter()
+            .any(|cj| cj.metadata.uid == owner.uid)
+    {
+        return None;
+    }
+    Some(Change::Delete(key_of("Job", &job.metadata)))
+}
+
 pub fn reconcile_replica_set(rs: &ReplicaSet, world: &World) -> Option<Change> {
     let owner = rs.metadata.controller_ref()?;
     if owner.kind != "Deployment" {

@@ -17,14 +17,15 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::model::{
-    ControllerRevision, DaemonSet, Deployment, Endpoints, Job, LimitRange, Namespace, Object,
-    PersistentVolumeClaim, Pod, ReplicaSet, ResourceQuota, Service,
+    ControllerRevision, CronJob, DaemonSet, Deployment, Endpoints, Job, LimitRange, Namespace,
+    Object, PersistentVolumeClaim, Pod, ReplicaSet, ResourceQuota, Service,
 };
 use crate::store::Key;
 
 pub mod admission;
 pub mod auto_rollback;
 pub mod claim;
+pub mod cron_job;
 pub mod daemon_set;
 pub mod daemon_set_history;
 pub mod deployment;
@@ -38,6 +39,8 @@ pub mod node_lifecycle;
 pub mod replica_set;
 pub mod rollout;
 
+#[cfg(test)]
+mod cron_job_tests;
 #[cfg(test)]
 mod daemon_set_tests;
 #[cfg(test)]
@@ -159,6 +162,8 @@ pub struct World {
     pub daemon_sets: Vec<DaemonSet>,
     /// With their stored status.
     pub jobs: Vec<Job>,
+    /// With their stored status.
+    pub cron_jobs: Vec<CronJob>,
     pub controller_revisions: Vec<ControllerRevision>,
     pub pods: Vec<Pod>,
     /// The nodes DaemonSets place pods on (filled only when there are DaemonSets).
@@ -336,6 +341,7 @@ impl World {
                     self.daemon_sets
                         .retain(|o| !matches("DaemonSet", &o.metadata));
                     self.jobs.retain(|o| !matches("Job", &o.metadata));
+                    self.cron_jobs.retain(|o| !matches("CronJob", &o.metadata));
                     self.controller_revisions
                         .retain(|o| !matches("ControllerRevision", &o.metadata));
                     self.pods.retain(|o| !matches("Pod", &o.metadata));
@@ -408,13 +414,13 @@ pub fn key_of(kind: &str, meta: &crate::model::ObjectMeta) -> Key {
 
 /// The owner reference that makes an object of `kind` (apps/v1, or a batch/v1 Job) the
 /// controller of what it made.
-fn controlled_by_owner(
+pub(crate) fn controlled_by_owner(
     kind: &str,
     owner: &crate::model::ObjectMeta,
 ) -> crate::model::OwnerReference {
     crate::model::OwnerReference {
         api_version: match kind {
-            "Job" => "batch/v1",
+            "Job" | "CronJob" => "batch/v1",
             _ => "apps/v1",
         }
         .to_owned(),
@@ -474,6 +480,17 @@ pub fn reconcile_all(world: &mut World) -> Vec<Change> {
         w.daemon_sets
             .iter()
             .flat_map(|ds| daemon_set::reconcile(ds, w))
+            .collect()
+    });
+    run(world, &mut all, |w| {
+        w.cron_jobs
+            .iter()
+            .flat_map(|cj| cron_job::reconcile(cj, w))
+            .chain(
+                w.jobs
+                    .iter()
+                    .filter_map(|job| garbage::reconcile_job(job, w)),
+            )
             .collect()
     });
     run(world, &mut all, |w| {

@@ -42,6 +42,13 @@ pub fn reconcile(namespace: &Namespace, world: &World) -> Vec<Change> {
     );
     changes.extend(
         world
+            .cron_jobs
+            .iter()
+            .filter(|cj| inside(&cj.metadata))
+            .map(|cj| Change::Delete(key_of("CronJob", &cj.metadata))),
+    );
+    changes.extend(
+        world
             .limit_ranges
             .iter()
             .filter(|r| inside(&r.metadata))

@@ -77,6 +77,14 @@ impl Sim {
                 {
                     job.status = serde_json::from_value(status.clone()).unwrap_or_default();
                 }
+                for cj in self
+                    .world
+                    .cron_jobs
+                    .iter_mut()
+                    .filter(|j| same(&key, &j.metadata))
+                {
+                    cj.status = serde_json::from_value(status.clone()).unwrap_or_default();
+                }
             }
             Change::Delete(key) => {
                 self.world

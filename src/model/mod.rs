@@ -17,6 +17,8 @@ mod cidr;
 mod claim;
 mod config;
 mod controller_revision;
+mod cron;
+mod cron_job;
 mod daemon_set;
 mod deployment;
 mod duration;
@@ -61,6 +63,11 @@ pub use config::{
     DOCKER_CFG_TYPE, DOCKER_CONFIG_JSON_KEY, DOCKER_CONFIG_JSON_TYPE,
 };
 pub use controller_revision::{ControllerRevision, RevisionData, RevisionSpec};
+pub use cron::{Schedule, ScheduleError};
+pub use cron_job::{
+    CronJob, CronJobSpec, CronJobStatus, JobTemplateSpec, DEFAULT_FAILED_HISTORY,
+    DEFAULT_SUCCESSFUL_HISTORY,
+};
 pub use daemon_set::{
     DaemonSet, DaemonSetRollingUpdate, DaemonSetSpec, DaemonSetStatus, DaemonSetUpdateStrategy,
 };
@@ -153,13 +160,14 @@ pub enum Kind {
     ResourceQuota,
     LimitRange,
     Job,
+    CronJob,
 }
 
 impl Kind {
     /// Every supported kind, in the order objects should be applied: namespaces first,
     /// then what governs what may be created in them, then what pods consume, then
     /// Services and their endpoints, then what creates pods.
-    pub const ALL: [Kind; 15] = [
+    pub const ALL: [Kind; 16] = [
         Kind::Namespace,
         Kind::ResourceQuota,
         Kind::LimitRange,
@@ -173,6 +181,7 @@ impl Kind {
         Kind::ReplicaSet,
         Kind::DaemonSet,
         Kind::ControllerRevision,
+        Kind::CronJob,
         Kind::Job,
         Kind::Pod,
     ];
@@ -195,6 +204,7 @@ impl Kind {
             Kind::ResourceQuota => "ResourceQuota",
             Kind::LimitRange => "LimitRange",
             Kind::Job => "Job",
+            Kind::CronJob => "CronJob",
         }
     }
 
@@ -214,7 +224,7 @@ impl Kind {
                 "apps/v1"
             }
             Kind::EndpointSlice => "discovery.k8s.io/v1",
-            Kind::Job => "batch/v1",
+            Kind::Job | Kind::CronJob => "batch/v1",
         }
     }
 
@@ -236,6 +246,7 @@ impl Kind {
             Kind::ResourceQuota => "resourcequotas",
             Kind::LimitRange => "limitranges",
             Kind::Job => "jobs",
+            Kind::CronJob => "cronjobs",
         }
     }
 
@@ -256,7 +267,8 @@ impl Kind {
             | Kind::EndpointSlice
             | Kind::ResourceQuota
             | Kind::LimitRange
-            | Kind::Job => true,
+            | Kind::Job
+            | Kind::CronJob => true,
         }
     }
 
@@ -275,7 +287,11 @@ impl Kind {
             };
         }
         if let Some(base) = lower.strip_suffix(".batch") {
-            return matches!(base, "job" | "jobs").then_some(Kind::Job);
+            return match base {
+                "job" | "jobs" => Some(Kind::Job),
+                "cronjob" | "cronjobs" | "cj" => Some(Kind::CronJob),
+                _ => None,
+            };
         }
         if let Some(base) = lower.strip_suffix(".discovery.k8s.io") {
             return match base {
@@ -301,6 +317,7 @@ impl Kind {
             "resourcequota" | "resourcequotas" | "quota" => Some(Kind::ResourceQuota),
             "limitrange" | "limitranges" | "limits" => Some(Kind::LimitRange),
             "job" | "jobs" => Some(Kind::Job),
+            "cronjob" | "cronjobs" | "cj" => Some(Kind::CronJob),
             _ => None,
         }
     }
@@ -323,6 +340,7 @@ impl Kind {
             "ResourceQuota" => Some(Kind::ResourceQuota),
             "LimitRange" => Some(Kind::LimitRange),
             "Job" => Some(Kind::Job),
+            "CronJob" => Some(Kind::CronJob),
             _ => None,
         }
     }
@@ -352,6 +370,8 @@ pub enum Object {
     ResourceQuota(ResourceQuota),
     LimitRange(LimitRange),
     Job(Job),
+    /// Boxed: the largest kind by far (a Job spec inside its own).
+    CronJob(Box<CronJob>),
 }
 
 impl Object {
@@ -372,6 +392,7 @@ impl Object {
             Object::ResourceQuota(_) => Kind::ResourceQuota,
             Object::LimitRange(_) => Kind::LimitRange,
             Object::Job(_) => Kind::Job,
+            Object::CronJob(_) => Kind::CronJob,
         }
     }
 
@@ -392,6 +413,7 @@ impl Object {
             Object::ResourceQuota(o) => &o.metadata,
             Object::LimitRange(o) => &o.metadata,
             Object::Job(o) => &o.metadata,
+            Object::CronJob(o) => &o.metadata,
         }
     }
 
@@ -412,6 +434,7 @@ impl Object {
             Object::ResourceQuota(o) => &mut o.metadata,
             Object::LimitRange(o) => &mut o.metadata,
             Object::Job(o) => &mut o.metadata,
+            Object::CronJob(o) => &mut o.metadata,
         }
     }
 
@@ -439,6 +462,7 @@ impl Object {
             Object::ResourceQuota(o) => to_value(o),
             Object::LimitRange(o) => to_value(o),
             Object::Job(o) => to_value(o),
+            Object::CronJob(o) => to_value(o),
         };
         if let Value::Object(map) = &mut value {
             let kind = self.kind();
@@ -478,6 +502,7 @@ impl Object {
             Kind::ResourceQuota => serde_json::from_value(value).map(Object::ResourceQuota),
             Kind::LimitRange => serde_json::from_value(value).map(Object::LimitRange),
             Kind::Job => serde_json::from_value(value).map(Object::Job),
+            Kind::CronJob => serde_json::from_value(value).map(|c| Object::CronJob(Box::new(c))),
         };
         result.map_err(|e| format!("invalid {} object: {e}", kind.as_str()))
     }

@@ -10,9 +10,9 @@ use crate::model::validate::{
     check_list_wrapper, item_path, validate_document, SERVER_SET_METADATA,
 };
 use crate::model::{
-    ConfigMap, ControllerRevision, DaemonSet, Deployment, EndpointSlice, Endpoints, Job, Kind,
-    LimitRange, Namespace, Object, PersistentVolumeClaim, Pod, ReplicaSet, ResourceQuota, Secret,
-    Service,
+    ConfigMap, ControllerRevision, CronJob, DaemonSet, Deployment, EndpointSlice, Endpoints, Job,
+    Kind, LimitRange, Namespace, Object, PersistentVolumeClaim, Pod, ReplicaSet, ResourceQuota,
+    Secret, Service,
 };
 
 /// One problem at one field.
@@ -276,6 +276,17 @@ fn build(kind: Kind, mut value: Value) -> Result<Object, String> {
             let mut job: Job = serde_json::from_value(value).map_err(invalid)?;
             job.spec.template.spec.apply_defaults();
             Object::Job(job)
+        }
+        Kind::CronJob => {
+            let mut cron_job: CronJob = serde_json::from_value(value).map_err(invalid)?;
+            cron_job
+                .spec
+                .job_template
+                .spec
+                .template
+                .spec
+                .apply_defaults();
+            Object::CronJob(Box::new(cron_job))
         }
         Kind::LimitRange => {
             let mut limit_range: LimitRange = serde_json::from_value(value).map_err(invalid)?;

@@ -25,6 +25,15 @@ pub struct EtcdCluster {
     token: String,
 }
 
+/// What curl prints for `args` (empty on failure).
+fn curl(args: &[&str]) -> String {
+    Command::new("curl")
+        .args(args)
+        .output()
+        .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
+        .unwrap_or_default()
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -34,11 +43,30 @@ fn free_port() -> u16 {
 
 impl EtcdCluster {
     /// Starts `size` members and waits until the cluster has a leader.
+    ///
+    /// Ports are picked free and released before etcd binds them, so a test running
+    /// beside may take one first: then a member of ours exits, and the port answers for
+    /// the other test's etcd. Members carry this cluster's unique token in their names,
+    /// the health check asks for them, and a cluster that lost a member to a taken port
+    /// starts again on other ports.
     pub fn start(size: usize) -> EtcdCluster {
         assert!(
             std::path::Path::new(ETCD).exists(),
             "{ETCD} is missing: scripts/setup installs Debian's etcd-server"
         );
+        for _ in 0..5 {
+            let mut cluster = EtcdCluster::spawn_all(size);
+            if cluster.wait_ours() {
+                return cluster;
+            }
+            for index in 0..size {
+                cluster.stop(index);
+            }
+        }
+        panic!("etcd did not start on free ports five times");
+    }
+
+    fn spawn_all(size: usize) -> EtcdCluster {
         let dir = tempfile::Builder::new()
             .prefix("berth-etcd")
             .tempdir()
@@ -50,7 +78,7 @@ impl EtcdCluster {
             .unwrap_or_default();
         let members = (0..size)
             .map(|i| Member {
-                name: format!("m{i}"),
+                name: format!("{token}-m{i}"),
                 client_port: free_port(),
                 peer_port: free_port(),
                 child: None,
@@ -64,8 +92,46 @@ impl EtcdCluster {
         for i in 0..size {
             cluster.spawn(i, "new");
         }
-        cluster.wait_healthy();
         cluster
+    }
+
+    /// Waits until every member of ours runs and one of them answers that the cluster
+    /// (this one, by its members' names) is healthy; false if a member exited first.
+    fn wait_ours(&mut self) -> bool {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
+            let exited = self.members.iter_mut().any(|m| {
+                m.child
+                    .as_mut()
+                    .is_none_or(|child| child.try_wait().ok().flatten().is_some())
+            });
+            if exited {
+                return false;
+            }
+            if self.healthy() && self.answers_as_ours() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "timed out waiting for a healthy etcd cluster:\n{}",
+            self.log_tail()
+        );
+    }
+
+    fn healthy(&self) -> bool {
+        self.endpoints().iter().any(|endpoint| {
+            curl(&["-sf", "--max-time", "1", &format!("{endpoint}/health")])
+                .contains("\"health\":\"true\"")
+        })
+    }
+
+    /// Whether every client port answers with a member list that names this cluster.
+    fn answers_as_ours(&self) -> bool {
+        self.endpoints().iter().all(|endpoint| {
+            let url = format!("{endpoint}/v3/cluster/member/list");
+            curl(&["-sf", "--max-time", "1", "-X", "POST", "-d", "{}", &url]).contains(&self.token)
+        })
     }
 
     /// Client URLs of every member.
@@ -122,14 +188,7 @@ impl EtcdCluster {
     /// Waits until a member answers that the cluster is healthy (it has a leader).
     pub fn wait_healthy(&self) {
         wait_for(Duration::from_secs(30), "a healthy etcd cluster", || {
-            self.endpoints().iter().find_map(|endpoint| {
-                let output = Command::new("curl")
-                    .args(["-sf", "--max-time", "1", &format!("{endpoint}/health")])
-                    .output()
-                    .ok()?;
-                let body = String::from_utf8_lossy(&output.stdout);
-                body.contains("\"health\":\"true\"").then_some(())
-            })
+            self.healthy().then_some(())
         });
     }
 

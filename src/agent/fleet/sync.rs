@@ -154,7 +154,8 @@ pub fn check_incoming(value: &Value) -> Result<Incoming, String> {
         | Kind::ReplicaSet
         | Kind::DaemonSet
         | Kind::ControllerRevision
-        | Kind::Job => return Err(format!("a coordinator does not push {}s", kind.as_str())),
+        | Kind::Job
+        | Kind::CronJob => return Err(format!("a coordinator does not push {}s", kind.as_str())),
         // Quotas and limit ranges are enforced where objects are created: the
         // coordinator admits the fleet's pods (their defaults filled in) before it binds
         // them, as Kubernetes' API server does; a board enforces only its own.

@@ -280,6 +280,61 @@ pub(super) fn describe_job(out: &mut String, job: &Value) {
     pod_template(out, job);
 }
 
+pub(super) fn describe_cron_job(out: &mut String, cron_job: &Value) {
+    let spec = &cron_job["spec"];
+    field(out, 0, "Schedule", str_at(spec, &["schedule"]));
+    let policy = str_at(spec, &["concurrencyPolicy"]);
+    field(
+        out,
+        0,
+        "Concurrency Policy",
+        if policy.is_empty() { "Allow" } else { policy },
+    );
+    let suspend = at(spec, &["suspend"]).as_bool() == Some(true);
+    field(out, 0, "Suspend", if suspend { "True" } else { "False" });
+    let limit = |name: &str, default: i64| at(spec, &[name]).as_i64().unwrap_or(default);
+    field(
+        out,
+        0,
+        "Successful Job History Limit",
+        limit("successfulJobsHistoryLimit", 3),
+    );
+    field(
+        out,
+        0,
+        "Failed Job History Limit",
+        limit("failedJobsHistoryLimit", 1),
+    );
+    let deadline = at(spec, &["startingDeadlineSeconds"])
+        .as_i64()
+        .map_or_else(|| "<unset>".to_owned(), |s| format!("{s}s"));
+    field(out, 0, "Starting Deadline Seconds", deadline);
+    let last = str_at(cron_job, &["status", "lastScheduleTime"]);
+    field(
+        out,
+        0,
+        "Last Schedule Time",
+        if last.is_empty() { "<unset>" } else { last },
+    );
+    let active: Vec<&str> = at(cron_job, &["status", "active"])
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|job| str_at(job, &["name"]))
+        .collect();
+    field(
+        out,
+        0,
+        "Active Jobs",
+        if active.is_empty() {
+            "<none>".to_owned()
+        } else {
+            active.join(", ")
+        },
+    );
+    pod_template(out, &spec["jobTemplate"]);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,4 +1,5 @@
-//! The table of Jobs, with kubectl's columns: `NAME STATUS COMPLETIONS DURATION AGE`.
+//! The tables of Jobs (`NAME STATUS COMPLETIONS DURATION AGE`) and CronJobs, with
+//! kubectl's columns.
 
 use std::time::{Duration, SystemTime};
 
@@ -88,6 +89,86 @@ fn duration(job: &Value, now: SystemTime) -> String {
     human_duration(end.duration_since(start).unwrap_or(Duration::ZERO))
 }
 
+pub fn cron_job_columns(wide: bool) -> &'static [&'static str] {
+    const NARROW: [&str; 7] = [
+        "NAME",
+        "SCHEDULE",
+        "TIMEZONE",
+        "SUSPEND",
+        "ACTIVE",
+        "LAST SCHEDULE",
+        "AGE",
+    ];
+    const WIDE: [&str; 10] = [
+        "NAME",
+        "SCHEDULE",
+        "TIMEZONE",
+        "SUSPEND",
+        "ACTIVE",
+        "LAST SCHEDULE",
+        "AGE",
+        "CONTAINERS",
+        "IMAGES",
+        "SELECTOR",
+    ];
+    if wide {
+        &WIDE
+    } else {
+        &NARROW
+    }
+}
+
+pub fn cron_job_row(cron_job: &Value, wide: bool) -> Vec<String> {
+    let or_none = |text: &str| {
+        if text.is_empty() {
+            "<none>".to_owned()
+        } else {
+            text.to_owned()
+        }
+    };
+    let last = str_at(cron_job, &["status", "lastScheduleTime"]);
+    let mut row = vec![
+        str_at(cron_job, &["metadata", "name"]).to_owned(),
+        str_at(cron_job, &["spec", "schedule"]).to_owned(),
+        or_none(str_at(cron_job, &["spec", "timeZone"])),
+        if at(cron_job, &["spec", "suspend"]).as_bool() == Some(true) {
+            "True".to_owned()
+        } else {
+            "False".to_owned()
+        },
+        at(cron_job, &["status", "active"])
+            .as_array()
+            .map_or(0, Vec::len)
+            .to_string(),
+        if last.is_empty() {
+            "<none>".to_owned()
+        } else {
+            age(last)
+        },
+        age(str_at(cron_job, &["metadata", "creationTimestamp"])),
+    ];
+    if wide {
+        let containers = at(
+            cron_job,
+            &[
+                "spec",
+                "jobTemplate",
+                "spec",
+                "template",
+                "spec",
+                "containers",
+            ],
+        )
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+        let names: Vec<&str> = containers.iter().map(|c| str_at(c, &["name"])).collect();
+        let images: Vec<&str> = containers.iter().map(|c| str_at(c, &["image"])).collect();
+        row.extend([names.join(","), images.join(","), "<none>".to_owned()]);
+    }
+    row
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,5 +198,21 @@ mod tests {
             ["Running", "0/1 of 2", "5s"]
         );
         assert_eq!(job_columns(true).len(), row.len());
+    }
+
+    #[test]
+    fn cron_job_rows_show_schedule_and_last_run() {
+        let cron_job = json!({
+            "metadata": {"name": "upload"},
+            "spec": {"schedule": "*/15 * * * *", "jobTemplate": {"spec": {"template": {"spec": {
+                "containers": [{"name": "up", "image": "busybox"}]}}}}},
+            "status": {"active": [{"name": "upload-1"}]}
+        });
+        let row = cron_job_row(&cron_job, true);
+        assert_eq!(
+            &row[..6],
+            ["upload", "*/15 * * * *", "<none>", "False", "1", "<none>"]
+        );
+        assert_eq!(cron_job_columns(true).len(), row.len());
     }
 }

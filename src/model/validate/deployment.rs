@@ -132,7 +132,7 @@ fn check_replicated_spec<'a>(
         c.integer_in(value, "spec.replicas", 0, i64::from(i32::MAX));
     }
     let selector = check_selector(c, get(spec, "selector"));
-    let template_labels = check_template(c, get(spec, "template"), true);
+    let template_labels = check_template(c, get(spec, "template"), "spec.template", true);
     if let (Some(selector), Some(labels)) = (selector, template_labels) {
         let matches = selector
             .iter()
@@ -172,40 +172,42 @@ fn check_selector<'a>(
 }
 
 /// Returns the template's labels (possibly none) when the template is an object.
-/// `always_restarts`: the pods must restart always (what keeps replicas running); a Job's
-/// need not.
+/// `path` is where it sits (`spec.template`, or deeper in a CronJob); `always_restarts`:
+/// the pods must restart always (what keeps replicas running), which a Job's need not.
 pub(super) fn check_template<'a>(
     c: &mut Checker,
     value: Option<&'a Value>,
+    path: &str,
     always_restarts: bool,
 ) -> Option<BTreeMap<&'a str, &'a str>> {
     let Some(value) = value else {
-        c.required("spec.template");
+        c.required(path);
         return None;
     };
-    let template = c.object(value, "spec.template")?;
-    c.only_fields(template, "spec.template", &["metadata", "spec"]);
+    let template = c.object(value, path)?;
+    c.only_fields(template, path, &["metadata", "spec"]);
     let mut labels = BTreeMap::new();
+    let meta_path = format!("{path}.metadata");
     if let Some(value) = get(template, "metadata") {
-        if let Some(meta) = c.object(value, "spec.template.metadata") {
+        if let Some(meta) = c.object(value, &meta_path) {
             // `creationTimestamp: null` appears in kubectl-generated templates.
             c.only_fields(
                 meta,
-                "spec.template.metadata",
+                &meta_path,
                 &["labels", "annotations", "creationTimestamp"],
             );
             if let Some(value) = get(meta, "labels") {
-                labels = c.labels(value, "spec.template.metadata.labels");
+                labels = c.labels(value, &format!("{meta_path}.labels"));
             }
             if let Some(value) = get(meta, "annotations") {
-                c.annotations(value, "spec.template.metadata.annotations");
+                c.annotations(value, &format!("{meta_path}.annotations"));
             }
         }
     }
     check_pod_spec(
         c,
         get(template, "spec"),
-        "spec.template.spec",
+        &format!("{path}.spec"),
         always_restarts,
     );
     Some(labels)

@@ -1,9 +1,10 @@
-//! Validation of a Job spec (batch/v1).
+//! Validation of a Job spec and a CronJob spec (batch/v1).
 
 use serde_json::Value;
 
 use super::checker::{get, Checker};
 use super::deployment::check_template;
+use crate::model::Schedule;
 
 const JOB_FIELDS: [&str; 10] = [
     "parallelism",
@@ -18,15 +19,29 @@ const JOB_FIELDS: [&str; 10] = [
     "template",
 ];
 
-pub(super) fn check_job_spec(c: &mut Checker, value: Option<&Value>) {
+const CRON_JOB_FIELDS: [&str; 8] = [
+    "schedule",
+    "timeZone",
+    "startingDeadlineSeconds",
+    "concurrencyPolicy",
+    "suspend",
+    "jobTemplate",
+    "successfulJobsHistoryLimit",
+    "failedJobsHistoryLimit",
+];
+
+/// The time zones a schedule may name: berth's schedules run in UTC.
+const TIME_ZONES: [&str; 3] = ["UTC", "Etc/UTC", "Etc/GMT"];
+
+pub(super) fn check_job_spec(c: &mut Checker, value: Option<&Value>, path: &str) {
     let Some(value) = value else {
-        c.required("spec");
+        c.required(path);
         return;
     };
-    let Some(spec) = c.object(value, "spec") else {
+    let Some(spec) = c.object(value, path) else {
         return;
     };
-    c.only_fields(spec, "spec", &JOB_FIELDS);
+    c.only_fields(spec, path, &JOB_FIELDS);
     for field in [
         "parallelism",
         "completions",
@@ -34,41 +49,117 @@ pub(super) fn check_job_spec(c: &mut Checker, value: Option<&Value>) {
         "ttlSecondsAfterFinished",
     ] {
         if let Some(value) = get(spec, field) {
-            c.integer_in(value, &format!("spec.{field}"), 0, i64::from(i32::MAX));
+            c.integer_in(value, &format!("{path}.{field}"), 0, i64::from(i32::MAX));
         }
     }
     if let Some(value) = get(spec, "activeDeadlineSeconds") {
-        c.integer_in(value, "spec.activeDeadlineSeconds", 1, i64::MAX);
+        c.integer_in(value, &format!("{path}.activeDeadlineSeconds"), 1, i64::MAX);
     }
     if let Some(value) = get(spec, "completionMode") {
-        let mode = c.one_of(value, "spec.completionMode", &["NonIndexed", "Indexed"]);
+        let mode = c.one_of(
+            value,
+            &format!("{path}.completionMode"),
+            &["NonIndexed", "Indexed"],
+        );
         if mode == Some("Indexed") && get(spec, "completions").is_none() {
             c.error(
-                "spec.completions",
+                &format!("{path}.completions"),
                 "when completion mode is Indexed: Required value",
             );
         }
     }
     for field in ["suspend", "manualSelector"] {
         if let Some(value) = get(spec, field) {
-            c.boolean(value, &format!("spec.{field}"));
+            c.boolean(value, &format!("{path}.{field}"));
         }
     }
     if let Some(value) = get(spec, "selector") {
         // Accepted as kubectl would send it; pods are found by their owner reference.
-        c.object(value, "spec.selector");
+        c.object(value, &format!("{path}.selector"));
     }
-    check_template(c, get(spec, "template"), false);
+    let template = format!("{path}.template");
+    check_template(c, get(spec, "template"), &template, false);
     let restart_policy = get(spec, "template")
         .and_then(|t| t.pointer("/spec/restartPolicy"))
         .and_then(Value::as_str);
     match restart_policy {
         Some("OnFailure" | "Never") => {}
-        // A wrong value was already reported by the template's check.
         Some("Always") | None => c.error(
-            "spec.template.spec.restartPolicy",
+            &format!("{template}.spec.restartPolicy"),
             "unsupported value \"Always\": supported values: \"OnFailure\", \"Never\"",
         ),
+        // Any other value was reported by the template's check.
         Some(_) => {}
     }
+}
+
+pub(super) fn check_cron_job_spec(c: &mut Checker, value: Option<&Value>) {
+    let Some(value) = value else {
+        c.required("spec");
+        return;
+    };
+    let Some(spec) = c.object(value, "spec") else {
+        return;
+    };
+    c.only_fields(spec, "spec", &CRON_JOB_FIELDS);
+    match get(spec, "schedule") {
+        None => c.required("spec.schedule"),
+        Some(value) => {
+            if let Some(text) = c.string(value, "spec.schedule") {
+                if let Err(err) = Schedule::parse(text) {
+                    c.error("spec.schedule", format!("invalid value {text:?}: {err}"));
+                }
+            }
+        }
+    }
+    if let Some(value) = get(spec, "timeZone") {
+        if let Some(zone) = c.string(value, "spec.timeZone") {
+            if !TIME_ZONES.contains(&zone) {
+                c.error(
+                    "spec.timeZone",
+                    format!("unsupported time zone {zone:?}: berth runs schedules in UTC only"),
+                );
+            }
+        }
+    }
+    for field in [
+        "startingDeadlineSeconds",
+        "successfulJobsHistoryLimit",
+        "failedJobsHistoryLimit",
+    ] {
+        if let Some(value) = get(spec, field) {
+            c.integer_in(value, &format!("spec.{field}"), 0, i64::from(i32::MAX));
+        }
+    }
+    if let Some(value) = get(spec, "concurrencyPolicy") {
+        c.one_of(
+            value,
+            "spec.concurrencyPolicy",
+            &["Allow", "Forbid", "Replace"],
+        );
+    }
+    if let Some(value) = get(spec, "suspend") {
+        c.boolean(value, "spec.suspend");
+    }
+    let Some(value) = get(spec, "jobTemplate") else {
+        c.required("spec.jobTemplate");
+        return;
+    };
+    let Some(template) = c.object(value, "spec.jobTemplate") else {
+        return;
+    };
+    c.only_fields(template, "spec.jobTemplate", &["metadata", "spec"]);
+    if let Some(value) = get(template, "metadata") {
+        if let Some(meta) = c.object(value, "spec.jobTemplate.metadata") {
+            c.only_fields(
+                meta,
+                "spec.jobTemplate.metadata",
+                &["labels", "annotations", "creationTimestamp"],
+            );
+            if let Some(value) = get(meta, "labels") {
+                c.labels(value, "spec.jobTemplate.metadata.labels");
+            }
+        }
+    }
+    check_job_spec(c, get(template, "spec"), "spec.jobTemplate.spec");
 }

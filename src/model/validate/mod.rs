@@ -108,7 +108,8 @@ fn check_document(c: &mut Checker, doc: &Value) -> Option<Kind> {
             | Kind::Service
             | Kind::ResourceQuota
             | Kind::LimitRange
-            | Kind::Job,
+            | Kind::Job
+            | Kind::CronJob,
         )
         | None => &["apiVersion", "kind", "metadata", "spec", "status"],
     };
@@ -134,7 +135,8 @@ fn check_document(c: &mut Checker, doc: &Value) -> Option<Kind> {
         Kind::EndpointSlice => service::check_endpoint_slice(c, top),
         Kind::ResourceQuota => quota::check_resource_quota_spec(c, get(top, "spec")),
         Kind::LimitRange => quota::check_limit_range_spec(c, get(top, "spec")),
-        Kind::Job => job::check_job_spec(c, get(top, "spec")),
+        Kind::Job => job::check_job_spec(c, get(top, "spec"), "spec"),
+        Kind::CronJob => job::check_cron_job_spec(c, get(top, "spec")),
     }
     Some(kind)
 }
@@ -175,6 +177,11 @@ fn check_metadata(c: &mut Checker, top: &JsonObject, kind: Kind) {
                 | Kind::ResourceQuota
                 | Kind::LimitRange
                 | Kind::Job => (is_dns1123_subdomain(name), DNS1123_SUBDOMAIN_RULE),
+                // Its Jobs add 11 characters and must stay valid labels (job-name).
+                Kind::CronJob => (
+                    is_dns1123_subdomain(name) && name.len() <= 52,
+                    "a lowercase RFC 1123 subdomain of at most 52 characters",
+                ),
             };
             if !valid {
                 c.error("metadata.name", format!("invalid name {name:?}: {rule}"));
