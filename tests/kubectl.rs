@@ -570,3 +570,61 @@ fn an_agent_on_a_wiped_state_dir_kills_what_runs_under_its_cgroup_parent() {
     assert!(agent.cgroups().is_empty(), "{:?}", agent.cgroups());
     assert!(agent.log().contains("stopping orphaned container"));
 }
+
+/// Manifests written for a Kubernetes cluster: the system namespaces exist, and an
+/// annotation asking for what berth lacks (AppArmor) is applied with a kubectl-style
+/// `Warning:` rather than ignored silently.
+#[test]
+fn system_namespaces_exist_and_unsupported_annotations_are_warned_about() {
+    let agent = TestAgent::start();
+    let namespaces = agent.json(&["get", "namespaces"]);
+    let mut names: Vec<&str> = namespaces["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|ns| ns["metadata"]["name"].as_str().unwrap())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        ["default", "kube-node-lease", "kube-public", "kube-system"]
+    );
+    let yaml = r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: guarded
+  namespace: kube-system
+  annotations:
+    container.apparmor.security.beta.kubernetes.io/main: runtime/default
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+    - name: main
+      image: busybox:1.35
+      command: [sleep, "3600"]
+"#;
+    let out = agent.apply_yaml(yaml);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("pod/guarded created"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stderr(&out).contains(
+            "Warning: metadata.annotations[container.apparmor.security.beta.kubernetes.io/main]: AppArmor is not supported by berth"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    agent.ok(&["delete", "pod", "guarded", "-n", "kube-system"]);
+    // Other kube- names stay reserved.
+    let refused =
+        agent.apply_yaml("apiVersion: v1\nkind: Namespace\nmetadata: {name: kube-mine}\n");
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("reserved"),
+        "{}",
+        stderr(&refused)
+    );
+}

@@ -175,6 +175,7 @@ pub fn apply_observed(
         &options.service_cidr,
         options.node_port_range,
     )?;
+    let warnings: Vec<String> = objects.iter().flat_map(crate::model::warnings).collect();
     let values: Vec<Value> = objects.iter().map(Object::to_json).collect();
     let mut frozen = Vec::new();
     for (object, value) in objects.iter().zip(&values) {
@@ -214,7 +215,7 @@ pub fn apply_observed(
             .to_owned(),
         })
         .collect();
-    Ok(ApplyResult { items })
+    Ok(ApplyResult { items, warnings })
 }
 
 /// The PodSecurity admission: every Pod and workload template meets its namespace's
@@ -332,7 +333,10 @@ pub fn delete_keys_in_store(store: &mut Store, keys: &[Key]) -> Result<ApplyResu
     if !marked.is_empty() {
         store.put_all(marked, None)?;
     }
-    Ok(ApplyResult { items })
+    Ok(ApplyResult {
+        items,
+        warnings: Vec::new(),
+    })
 }
 
 #[cfg(test)]

@@ -25,6 +25,10 @@ pub struct ManifestFile {
 #[serde(rename_all = "camelCase")]
 pub struct ApplyResult {
     pub items: Vec<ApplyItem>,
+    /// What the server warns about (kubectl prints each as `Warning: ...`): fields
+    /// accepted that do nothing here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -28,6 +28,9 @@ pub fn run(global: &GlobalOptions, args: ApplyArgs) -> anyhow::Result<()> {
 }
 
 pub fn print_result(result: &ApplyResult) {
+    for warning in &result.warnings {
+        eprintln!("Warning: {warning}");
+    }
     for item in &result.items {
         println!("{} {}", display_name(&item.kind, &item.name), item.outcome);
     }

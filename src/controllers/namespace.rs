@@ -87,12 +87,20 @@ pub fn with_status(mut namespace: Namespace) -> Namespace {
     namespace
 }
 
-/// Makes the `default` namespace if it is missing, as the Kubernetes API server does at
-/// start-up; both daemons call this before serving.
+/// Makes the `default` namespace and the system ones if they are missing, as the
+/// Kubernetes API server does at start-up; both daemons call this before serving. With
+/// all of them there it writes nothing.
 pub fn ensure_default(store: &mut Store) -> Result<(), StoreError> {
-    if store.get("Namespace", "", "default")?.is_none() {
-        let ns = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}});
-        store.put_all(vec![ns], None)?;
+    let mut missing = Vec::new();
+    for name in std::iter::once("default").chain(crate::model::SYSTEM_NAMESPACES) {
+        if store.get("Namespace", "", name)?.is_none() {
+            missing.push(serde_json::json!({
+                "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name},
+            }));
+        }
+    }
+    if !missing.is_empty() {
+        store.put_all(missing, None)?;
     }
     Ok(())
 }

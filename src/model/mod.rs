@@ -47,6 +47,7 @@ mod selector;
 mod service;
 mod validate;
 mod volume;
+mod warnings;
 
 pub use board::{
     parse_board_profile, BoardProfile, BoardProfileError, CgroupNotes, DeviceHint, Platform,
@@ -91,7 +92,7 @@ pub use names::{
     is_dns1035_label, is_dns1123_label, is_dns1123_subdomain, is_iana_svc_name, validate_label_key,
     validate_label_value, validate_qualified_name,
 };
-pub use namespace::{Namespace, NamespaceStatus};
+pub use namespace::{Namespace, NamespaceStatus, SYSTEM_NAMESPACES};
 pub use node_affinity::{
     affinity_matches, node_fits, tolerated_by_any, tolerates, Affinity, NodeAffinity, NodeSelector,
     NodeSelectorOperator, NodeSelectorTerm, Requirement, Taint, Toleration, TolerationOperator,
@@ -131,6 +132,7 @@ pub use service::{
     CLUSTER_IP_NONE, DEFAULT_NODE_PORT_RANGE, DEFAULT_SERVICE_CIDR, DEFAULT_SERVICE_CIDR_PREFIX,
     KUBERNETES_SERVICE_INDEX, SERVICE_NAME_LABEL,
 };
+pub use warnings::warnings;
 
 pub use volume::{
     octal_mode, ConfigMapProjection, ConfigMapVolumeSource, DownwardApiProjection,

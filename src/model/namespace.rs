@@ -4,6 +4,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::ObjectMeta;
 
+/// The namespaces every cluster has, as Kubernetes creates them: `default` for what
+/// names none, and the three system ones that manifests refer to.
+pub const SYSTEM_NAMESPACES: [&str; 3] = ["kube-system", "kube-public", "kube-node-lease"];
+
 #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Namespace {

@@ -33,11 +33,16 @@ use checker::{get, join, Checker, JsonObject};
 pub(crate) const SERVER_SET_METADATA: [&str; 4] =
     ["uid", "resourceVersion", "generation", "creationTimestamp"];
 
-/// Kubernetes keeps namespaces named `kube-*` for its own system; berth has none, and
-/// refuses them so that manifests never come to depend on such a name.
+/// Kubernetes keeps namespaces named `kube-*` for its own system. berth has the three
+/// every cluster has ([`crate::model::SYSTEM_NAMESPACES`]), which manifests use (a
+/// DaemonSet in `kube-system`), and refuses other such names.
 const RESERVED_NAMESPACE_PREFIX: &str = "kube-";
 const RESERVED_NAMESPACE: &str =
     "forbidden: names beginning with \"kube-\" are reserved for Kubernetes system namespaces";
+
+fn reserved_namespace(name: &str) -> bool {
+    name.starts_with(RESERVED_NAMESPACE_PREFIX) && !crate::model::SYSTEM_NAMESPACES.contains(&name)
+}
 
 /// The outcome of validating one document.
 pub(crate) struct Checked {
@@ -185,7 +190,7 @@ fn check_metadata(c: &mut Checker, top: &JsonObject, kind: Kind) {
             };
             if !valid {
                 c.error("metadata.name", format!("invalid name {name:?}: {rule}"));
-            } else if kind == Kind::Namespace && name.starts_with(RESERVED_NAMESPACE_PREFIX) {
+            } else if kind == Kind::Namespace && reserved_namespace(name) {
                 c.error("metadata.name", RESERVED_NAMESPACE);
             }
         }
@@ -197,7 +202,7 @@ fn check_metadata(c: &mut Checker, top: &JsonObject, kind: Kind) {
                     "metadata.namespace",
                     format!("invalid name {namespace:?}: {DNS1123_LABEL_RULE}"),
                 );
-            } else if kind.namespaced() && namespace.starts_with(RESERVED_NAMESPACE_PREFIX) {
+            } else if kind.namespaced() && reserved_namespace(namespace) {
                 c.error("metadata.namespace", RESERVED_NAMESPACE);
             }
         }

@@ -535,13 +535,22 @@ fn kube_prefixed_namespaces_are_reserved() {
     let reserved =
         "forbidden: names beginning with \"kube-\" are reserved for Kubernetes system namespaces";
     assert_problems(
-        "apiVersion: v1\nkind: Namespace\nmetadata: {name: kube-system}\n",
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: kube-berth}\n",
         &[&format!("metadata.name: {reserved}")],
     );
     assert_problems(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: kube-public}\n",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: kube-private}\n",
         &[&format!("metadata.namespace: {reserved}")],
     );
+    // The three namespaces every cluster has are there to use.
+    for namespace in ["kube-system", "kube-public", "kube-node-lease"] {
+        assert_problems(
+            &format!(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c, namespace: {namespace}}}\n"
+            ),
+            &[],
+        );
+    }
     assert_problems(
         &format!(
             "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: d, namespace: kube-x}}\nspec:\n  selector: {{matchLabels: {{app: a}}}}\n{TEMPLATE}"
