@@ -580,9 +580,9 @@ fn system_namespaces_exist_and_unsupported_annotations_are_warned_about() {
     let namespaces = agent.json(&["get", "namespaces"]);
     let mut names: Vec<&str> = namespaces["items"]
         .as_array()
-        .unwrap()
+        .expect("a list")
         .iter()
-        .map(|ns| ns["metadata"]["name"].as_str().unwrap())
+        .map(|ns| ns["metadata"]["name"].as_str().expect("a name"))
         .collect();
     names.sort_unstable();
     assert_eq!(
