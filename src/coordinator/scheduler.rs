@@ -84,9 +84,10 @@ use std::collections::BTreeMap;
 use crate::coordinator::scheduler::matching::{
     affinity_matches, normalize_platform, tolerated_by_any, NormalPlatform,
 };
-use crate::model::{parse_cpu_millis, parse_memory_bytes, PodSpec};
+use crate::model::{parse_cpu_millis, parse_memory_bytes, preference_score, PodSpec};
 pub use crate::model::{
-    NodeSelectorOperator, NodeSelectorTerm, Requirement, Taint, Toleration, TolerationOperator,
+    NodeSelectorOperator, NodeSelectorTerm, PreferredSchedulingTerm, Requirement, Taint,
+    Toleration, TolerationOperator,
 };
 
 /// The taint a node that is not ready carries (added by Kubernetes' node lifecycle
@@ -140,6 +141,8 @@ pub struct PodRequest {
     pub node_selector: BTreeMap<String, String>,
     /// Required node affinity terms: ORed; an empty list requires nothing.
     pub required_node_affinity: Vec<NodeSelectorTerm>,
+    /// Preferred node affinity terms: a node scores the weights of those it matches.
+    pub preferred_node_affinity: Vec<PreferredSchedulingTerm>,
     pub tolerations: Vec<Toleration>,
     /// Platforms every image of the pod runs on (see [`platforms_common_to`]); `None`
     /// when unknown, which lets every node pass the platform filter.
@@ -220,6 +223,11 @@ pub fn pod_request_from_spec(
             .affinity
             .as_ref()
             .map(|a| a.required_terms().to_vec())
+            .unwrap_or_default(),
+        preferred_node_affinity: spec
+            .affinity
+            .as_ref()
+            .map(|a| a.preferred_terms().to_vec())
             .unwrap_or_default(),
         tolerations: spec.tolerations.clone(),
         image_platforms: None,
@@ -534,9 +542,9 @@ struct Candidate<'n> {
     rank: Rank<'n>,
 }
 
-/// Everything after spreading, smaller is better: (untolerated soft taints, packing
-/// reversed, name).
-type Rank<'n> = (usize, Reverse<u64>, &'n str);
+/// Everything after spreading, smaller is better: (untolerated soft taints, preferred
+/// node affinity reversed, packing reversed, name).
+type Rank<'n> = (usize, Reverse<i64>, Reverse<u64>, &'n str);
 
 fn rank<'n>(context: &PodContext<'_>, node: &'n NodeInfo, usage: &Usage) -> Rank<'n> {
     let pod = context.pod;
@@ -555,8 +563,14 @@ fn rank<'n>(context: &PodContext<'_>, node: &'n NodeInfo, usage: &Usage) -> Rank
             .saturating_add(pod.memory_request_bytes),
         node.allocatable_memory_bytes,
     );
+    let preferred = preference_score(&pod.preferred_node_affinity, &node.labels);
     // The sum of the two shares orders nodes exactly as their average does.
-    (soft_taints, Reverse(packing), node.name.as_str())
+    (
+        soft_taints,
+        Reverse(preferred),
+        Reverse(packing),
+        node.name.as_str(),
+    )
 }
 
 /// `requested / allocatable` in parts per million, capped at a million; 0 when the node

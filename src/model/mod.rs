@@ -94,8 +94,9 @@ pub use names::{
 };
 pub use namespace::{Namespace, NamespaceStatus, SYSTEM_NAMESPACES};
 pub use node_affinity::{
-    affinity_matches, node_fits, tolerated_by_any, tolerates, Affinity, NodeAffinity, NodeSelector,
-    NodeSelectorOperator, NodeSelectorTerm, Requirement, Taint, Toleration, TolerationOperator,
+    affinity_matches, node_fits, preference_score, tolerated_by_any, tolerates, Affinity,
+    NodeAffinity, NodeSelector, NodeSelectorOperator, NodeSelectorTerm, PreferredSchedulingTerm,
+    Requirement, Taint, Toleration, TolerationOperator,
 };
 pub use node_labels::{labels_forbidden_to_nodes, node_may_set_label, NODE_RESTRICTION_PREFIX};
 pub use parse::{parse_manifests, DocumentErrors, FieldError, ManifestError};

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// `spec.affinity`: only node affinity's required terms (what berth schedules by).
+/// `spec.affinity`: node affinity, required (a filter) and preferred (a score at the
+/// coordinator; a lone board has no choice to make).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Affinity {
@@ -19,6 +20,16 @@ pub struct Affinity {
 pub struct NodeAffinity {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub required_during_scheduling_ignored_during_execution: Option<NodeSelector>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub preferred_during_scheduling_ignored_during_execution: Vec<PreferredSchedulingTerm>,
+}
+
+/// A preferred term: nodes it matches score `weight` (1-100) more.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PreferredSchedulingTerm {
+    pub weight: i32,
+    pub preference: NodeSelectorTerm,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,6 +116,14 @@ impl Affinity {
             })
             .map_or(&[], |s| s.node_selector_terms.as_slice())
     }
+
+    /// The preferred node affinity terms.
+    pub fn preferred_terms(&self) -> &[PreferredSchedulingTerm] {
+        self.node_affinity.as_ref().map_or(&[], |a| {
+            a.preferred_during_scheduling_ignored_during_execution
+                .as_slice()
+        })
+    }
 }
 
 /// Kubernetes' `Toleration.ToleratesTaint`: an empty effect matches every effect, an empty
@@ -136,6 +155,19 @@ pub fn tolerated_by_any(tolerations: &[Toleration], taint: &Taint) -> bool {
 
 fn non_empty(value: &Option<String>) -> Option<&str> {
     value.as_deref().filter(|s| !s.is_empty())
+}
+
+/// The sum of the weights of the preferred terms a node with `labels` matches, as
+/// Kubernetes' NodeAffinity score adds them up.
+pub fn preference_score(
+    terms: &[PreferredSchedulingTerm],
+    labels: &BTreeMap<String, String>,
+) -> i64 {
+    terms
+        .iter()
+        .filter(|term| term_matches(&term.preference, labels))
+        .map(|term| i64::from(term.weight))
+        .sum()
 }
 
 /// `requiredDuringSchedulingIgnoredDuringExecution`: the terms are ORed. An empty list

@@ -316,6 +316,33 @@ fn selector_and_affinity_must_both_match() {
 }
 
 #[test]
+fn preferred_node_affinity_ranks_nodes_but_never_filters() {
+    // Same size: without a preference the name decides, and a comes first.
+    let roomy = node("a", 1000, GI);
+    let mut camera = node("camera", 1000, GI);
+    camera.labels.insert("camera".into(), "yes".into());
+    let mut p = pod(100, MI);
+    assert_eq!(schedule(&p, &[camera.clone(), roomy.clone()]), bind("a"));
+    p.preferred_node_affinity = vec![
+        PreferredSchedulingTerm {
+            weight: 10,
+            preference: NodeSelectorTerm {
+                match_expressions: vec![requirement("camera", NodeSelectorOperator::In, &["yes"])],
+            },
+        },
+        PreferredSchedulingTerm {
+            weight: 5,
+            preference: NodeSelectorTerm {
+                match_expressions: vec![requirement("gpu", NodeSelectorOperator::Exists, &[])],
+            },
+        },
+    ];
+    assert_eq!(schedule(&p, &[roomy.clone(), camera]), bind("camera"));
+    // A preference no node meets leaves every node possible.
+    assert_eq!(schedule(&p, &[roomy]), bind("a"));
+}
+
+#[test]
 fn platform_filter() {
     let arm64 = node("arm64", 4000, GI);
     let mut armv7 = node("armv7", 4000, GI);

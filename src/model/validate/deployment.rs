@@ -194,7 +194,8 @@ pub(super) fn check_template<'a>(
             c.only_fields(
                 meta,
                 &meta_path,
-                &["labels", "annotations", "creationTimestamp"],
+                // A name is ignored, as Kubernetes does: the controller names its pods.
+                &["name", "labels", "annotations", "creationTimestamp"],
             );
             if let Some(value) = get(meta, "labels") {
                 labels = c.labels(value, &format!("{meta_path}.labels"));

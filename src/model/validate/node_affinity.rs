@@ -18,7 +18,11 @@ pub(super) fn check_affinity(c: &mut Checker, value: &Value, path: &str) {
         return;
     };
     let required = "requiredDuringSchedulingIgnoredDuringExecution";
-    c.only_fields(node_affinity, &path, &[required]);
+    let preferred = "preferredDuringSchedulingIgnoredDuringExecution";
+    c.only_fields(node_affinity, &path, &[required, preferred]);
+    if let Some(value) = get(node_affinity, preferred) {
+        check_preferred(c, value, &join(&path, preferred));
+    }
     let Some(value) = get(node_affinity, required) else {
         return;
     };
@@ -34,20 +38,47 @@ pub(super) fn check_affinity(c: &mut Checker, value: &Value, path: &str) {
         Some(Some(terms)) => terms,
     };
     for (i, term) in terms.iter().enumerate() {
-        let term_path = index(&terms_path, i);
-        let Some(term) = c.object(term, &term_path) else {
+        check_term(c, term, &index(&terms_path, i));
+    }
+}
+
+/// `preferredDuringSchedulingIgnoredDuringExecution`: weighted terms.
+fn check_preferred(c: &mut Checker, value: &Value, path: &str) {
+    let Some(terms) = c.list(value, path) else {
+        return;
+    };
+    for (i, item) in terms.iter().enumerate() {
+        let item_path = index(path, i);
+        let Some(item) = c.object(item, &item_path) else {
             continue;
         };
-        c.only_fields(term, &term_path, &["matchExpressions"]);
-        let expressions_path = join(&term_path, "matchExpressions");
-        let Some(expressions) =
-            get(term, "matchExpressions").and_then(|v| c.list(v, &expressions_path))
-        else {
-            continue;
-        };
-        for (j, expression) in expressions.iter().enumerate() {
-            check_requirement(c, expression, &index(&expressions_path, j));
+        c.only_fields(item, &item_path, &["weight", "preference"]);
+        match get(item, "weight") {
+            None => c.required(&join(&item_path, "weight")),
+            Some(value) => {
+                c.integer_in(value, &join(&item_path, "weight"), 1, 100);
+            }
         }
+        match get(item, "preference") {
+            None => c.required(&join(&item_path, "preference")),
+            Some(term) => check_term(c, term, &join(&item_path, "preference")),
+        }
+    }
+}
+
+fn check_term(c: &mut Checker, term: &Value, term_path: &str) {
+    let Some(term) = c.object(term, term_path) else {
+        return;
+    };
+    c.only_fields(term, term_path, &["matchExpressions"]);
+    let expressions_path = join(term_path, "matchExpressions");
+    let Some(expressions) =
+        get(term, "matchExpressions").and_then(|v| c.list(v, &expressions_path))
+    else {
+        return;
+    };
+    for (j, expression) in expressions.iter().enumerate() {
+        check_requirement(c, expression, &index(&expressions_path, j));
     }
 }
 

@@ -362,10 +362,8 @@ fn template_rules() {
         &deployment(
             "  selector: {matchLabels: {app: a}}\n  template:\n    metadata: {name: x, labels: {app: a}}\n    spec: {restartPolicy: Never, containers: [{name: c, image: i}]}\n",
         ),
-        &[
-            "spec.template.metadata.name: field not supported by berth",
-            "spec.template.spec.restartPolicy: unsupported value \"Never\": supported values: \"Always\"",
-        ],
+        // The template's name is accepted and ignored, as Kubernetes does.
+        &["spec.template.spec.restartPolicy: unsupported value \"Never\": supported values: \"Always\""],
     );
     assert_problems(
         &deployment(
@@ -508,6 +506,25 @@ fn node_affinity_and_tolerations_are_checked_field_by_field() {
         &[&format!(
             "{at}.values: must be specified when `operator` is 'In' or 'NotIn'"
         )],
+    );
+    let preferred = |term: &str| {
+        pod(&format!(
+            "  affinity: {{nodeAffinity: {{preferredDuringSchedulingIgnoredDuringExecution: [{term}]}}}}\n"
+        ))
+    };
+    assert_problems(
+        &preferred(
+            "{weight: 10, preference: {matchExpressions: [{key: camera, operator: Exists}]}}",
+        ),
+        &[],
+    );
+    let at = "spec.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[0]";
+    assert_problems(
+        &preferred("{weight: 0, preference: {matchExpressions: [{key: camera, operator: On}]}}"),
+        &[
+            &format!("{at}.weight: must be between 1 and 100, inclusive"),
+            &format!("{at}.preference.matchExpressions[0].operator: unsupported value \"On\": supported values: \"In\", \"NotIn\", \"Exists\", \"DoesNotExist\""),
+        ],
     );
     assert_problems(
         &pod("  affinity: {podAntiAffinity: {}}\n"),
