@@ -60,6 +60,15 @@ pub struct PodSpec {
     pub tolerations: Vec<crate::model::Toleration>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<crate::model::Volume>,
+    /// Accepted so that manifests run unchanged; berth mounts no API token (an apply
+    /// that names one says so with a warning).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_account_name: Option<String>,
+    /// The deprecated spelling of `serviceAccountName`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_account: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub automount_service_account_token: Option<bool>,
 }
 
 /// A reference by name to an object in the same namespace.
@@ -88,6 +97,9 @@ impl Default for PodSpec {
             affinity: None,
             tolerations: Vec::new(),
             volumes: Vec::new(),
+            service_account_name: None,
+            service_account: None,
+            automount_service_account_token: None,
         }
     }
 }

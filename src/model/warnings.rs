@@ -1,7 +1,7 @@
 //! What an apply warns about, as the Kubernetes API server does with `Warning:` headers:
 //! fields that are accepted but do nothing here, so that nothing is ignored silently.
 
-use crate::model::{Object, ObjectMeta};
+use crate::model::{Object, ObjectMeta, PodSpec};
 
 const APPARMOR_PREFIX: &str = "container.apparmor.security.beta.kubernetes.io/";
 const SECCOMP_POD: &str = "seccomp.security.alpha.kubernetes.io/pod";
@@ -13,6 +13,9 @@ pub fn warnings(object: &Object) -> Vec<String> {
     let mut out = Vec::new();
     if let Some((meta, path)) = pod_metadata(object) {
         annotation_warnings(meta, path, &mut out);
+    }
+    if let Some((spec, path)) = pod_spec(object) {
+        service_account_warnings(spec, path, &mut out);
     }
     out
 }
@@ -32,6 +35,41 @@ fn pod_metadata(object: &Object) -> Option<(&ObjectMeta, &'static str)> {
         ),
         _ => return None,
     })
+}
+
+/// The pod spec an object carries, with its path.
+fn pod_spec(object: &Object) -> Option<(&PodSpec, &'static str)> {
+    const TEMPLATE: &str = "spec.template.spec";
+    Some(match object {
+        Object::Pod(pod) => (&pod.spec, "spec"),
+        Object::Deployment(o) => (&o.spec.template.spec, TEMPLATE),
+        Object::ReplicaSet(o) => (&o.spec.template.spec, TEMPLATE),
+        Object::DaemonSet(o) => (&o.spec.template.spec, TEMPLATE),
+        Object::Job(o) => (&o.spec.template.spec, TEMPLATE),
+        Object::CronJob(o) => (
+            &o.spec.job_template.spec.template.spec,
+            "spec.jobTemplate.spec.template.spec",
+        ),
+        _ => return None,
+    })
+}
+
+/// A pod that asks for a service account's API token gets none from berth.
+fn service_account_warnings(spec: &PodSpec, path: &str, out: &mut Vec<String>) {
+    let named = spec
+        .service_account_name
+        .as_deref()
+        .or(spec.service_account.as_deref())
+        .filter(|name| *name != "default");
+    if let Some(name) = named {
+        out.push(format!(
+            "{path}.serviceAccountName: berth mounts no service account token: the pod runs without the credentials of {name:?}"
+        ));
+    } else if spec.automount_service_account_token == Some(true) {
+        out.push(format!(
+            "{path}.automountServiceAccountToken: berth mounts no service account token"
+        ));
+    }
 }
 
 fn annotation_warnings(meta: &ObjectMeta, path: &str, out: &mut Vec<String>) {
@@ -72,5 +110,16 @@ mod tests {
         );
         let plain = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: [{name: c, image: busybox}]\n";
         assert!(warned(plain).is_empty());
+    }
+
+    #[test]
+    fn a_service_account_token_that_will_not_be_mounted_is_warned_about() {
+        let job = "apiVersion: batch/v1\nkind: Job\nmetadata: {name: j}\nspec:\n  template:\n    spec:\n      serviceAccountName: uploader\n      restartPolicy: Never\n      containers: [{name: c, image: busybox}]\n";
+        assert_eq!(
+            warned(job),
+            ["spec.template.spec.serviceAccountName: berth mounts no service account token: the pod runs without the credentials of \"uploader\""]
+        );
+        let default = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  serviceAccountName: default\n  automountServiceAccountToken: false\n  containers: [{name: c, image: busybox}]\n";
+        assert!(warned(default).is_empty());
     }
 }

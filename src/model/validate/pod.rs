@@ -45,8 +45,26 @@ pub(super) fn check_pod_spec(c: &mut Checker, value: Option<&Value>, path: &str,
             "affinity",
             "tolerations",
             "volumes",
+            "serviceAccountName",
+            "serviceAccount",
+            "automountServiceAccountToken",
         ],
     );
+    for field in ["serviceAccountName", "serviceAccount"] {
+        if let Some(value) = get(spec, field) {
+            if let Some(name) = c.string(value, &join(path, field)) {
+                if !is_dns1123_subdomain(name) {
+                    c.error(
+                        &join(path, field),
+                        format!("invalid name {name:?}: {DNS1123_SUBDOMAIN_RULE}"),
+                    );
+                }
+            }
+        }
+    }
+    if let Some(value) = get(spec, "automountServiceAccountToken") {
+        c.boolean(value, &join(path, "automountServiceAccountToken"));
+    }
     if let Some(value) = get(spec, "affinity") {
         super::node_affinity::check_affinity(c, value, &join(path, "affinity"));
     }
