@@ -123,16 +123,8 @@ fn a_claim_keeps_its_data_across_pods_and_agent_restarts() {
     let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o777);
     let table = agent.ok(&["get", "pvc"]);
-    let header: Vec<&str> = table
-        .lines()
-        .next()
-        .unwrap()
-        .split("  ")
-        .filter(|c| !c.is_empty())
-        .map(str::trim)
-        .collect();
     assert_eq!(
-        header,
+        common::table_header(&table),
         [
             "NAME",
             "STATUS",

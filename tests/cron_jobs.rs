@@ -96,16 +96,8 @@ fn cron_jobs_fire_on_the_minute_and_forbid_keeps_one_running() {
     assert_eq!(hold["status"]["active"].as_array().map(Vec::len), Some(1));
 
     let table = agent.ok(&["get", "cronjobs"]);
-    let header: Vec<&str> = table
-        .lines()
-        .next()
-        .unwrap()
-        .split("  ")
-        .filter(|c| !c.is_empty())
-        .map(str::trim)
-        .collect();
     assert_eq!(
-        header,
+        common::table_header(&table),
         [
             "NAME",
             "SCHEDULE",

@@ -122,9 +122,7 @@ impl Agent {
     ) -> Result<ContainerConfig, StartFailure> {
         let container = pod
             .spec
-            .containers
-            .iter()
-            .find(|c| c.name == name)
+            .container(name)
             .ok_or_else(|| config_error(format!("no container {name:?} in the pod")))?;
         let image = super::pulls::ensure_image(
             self,

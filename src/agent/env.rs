@@ -271,9 +271,7 @@ pub(super) fn resource_value(
     };
     let container = pod
         .spec
-        .containers
-        .iter()
-        .find(|c| c.name == name)
+        .container(name)
         .ok_or_else(|| format!("no container {name:?} in the pod"))?;
     let (kind, resource) = selector
         .resource

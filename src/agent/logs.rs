@@ -103,18 +103,33 @@ pub(super) fn pick_container(
         .iter()
         .map(|c| c.name.as_str())
         .collect();
+    let init_names: Vec<&str> = pod
+        .spec
+        .init_containers
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
     match (requested, names.as_slice()) {
-        (Some(name), _) if names.contains(&name) => Ok(name.to_owned()),
+        (Some(name), _) if names.contains(&name) || init_names.contains(&name) => {
+            Ok(name.to_owned())
+        }
         (Some(name), _) => Err(bad_request(format!(
             "container {name} is not valid for pod {}",
             pod.metadata.name
         ))),
         (None, [only]) => Ok(only.to_string()),
         (None, [first, ..]) if first_by_default => Ok(first.to_string()),
-        (None, _) => Err(bad_request(format!(
+        (None, _) if init_names.is_empty() => Err(bad_request(format!(
             "a container name must be specified for pod {}, choose one of: [{}]",
             pod.metadata.name,
             names.join(" ")
+        ))),
+        (None, _) => Err(bad_request(format!(
+            "a container name must be specified for pod {}, choose one of: [{}] or one of the \
+             init containers: [{}]",
+            pod.metadata.name,
+            names.join(" "),
+            init_names.join(" ")
         ))),
     }
 }

@@ -126,9 +126,7 @@ pub fn plan_pod(
     let stale: Vec<&Instance> = instances.iter().filter(|i| i.hash != pod.hash).collect();
     let unknown: Vec<&Instance> = instances
         .iter()
-        .filter(|i| {
-            i.hash == pod.hash && !pod.spec.containers.iter().any(|c| c.name == i.container)
-        })
+        .filter(|i| i.hash == pod.hash && pod.spec.container(&i.container).is_none())
         .collect();
     if !stale.is_empty() || !unknown.is_empty() {
         for instance in stale.into_iter().chain(unknown) {
@@ -137,47 +135,21 @@ pub fn plan_pod(
         return plan;
     }
 
-    let mut starts = Vec::new();
-    for container in &pod.spec.containers {
-        let mine: Vec<&Instance> = instances
-            .iter()
-            .filter(|i| i.container == container.name)
-            .collect();
-        if let Some(until) = holds.get(&container.name).filter(|until| **until > now) {
-            plan.wake_at = Some(plan.wake_at.map_or(*until, |w: SystemTime| w.min(*until)));
-            continue;
-        }
-        let Some(latest) = mine.iter().max_by_key(|i| i.attempt) else {
-            starts.push(Step::Start {
-                pod_uid: pod_uid.to_owned(),
-                container: container.name.clone(),
-                hash: pod.hash.to_owned(),
-                attempt: 0,
-            });
-            continue;
-        };
-        // Keep the latest instance and the one before it (for `lastState` and
-        // `logs --previous`); older exited ones go.
-        for old in mine.iter().filter(|i| i.attempt + 1 < latest.attempt) {
-            plan.steps.push(stop_or_remove(old, grace));
-        }
-        let InstanceState::Exited(exit) = &latest.state else {
-            continue;
-        };
-        if let Some(at) = restart_at(&pod.spec.restart_policy, backoff, latest.attempt, exit) {
-            if at <= now {
-                starts.push(Step::Start {
-                    pod_uid: pod_uid.to_owned(),
-                    container: container.name.clone(),
-                    hash: pod.hash.to_owned(),
-                    attempt: latest.attempt + 1,
-                });
-            } else {
-                plan.wake_at = Some(plan.wake_at.map_or(at, |w: SystemTime| w.min(at)));
-                plan.backing_off.push(latest.id.clone());
-            }
-        }
+    let mut turn = Turn {
+        pod_uid,
+        pod,
+        instances,
+        backoff,
+        now,
+        holds,
+        grace,
+        plan: &mut plan,
+        starts: Vec::new(),
+    };
+    if turn.initialized() {
+        turn.run_app_containers();
     }
+    let starts = std::mem::take(&mut turn.starts);
     if !starts.is_empty() {
         plan.steps.push(Step::EnsureSandbox {
             pod_uid: pod_uid.to_owned(),
@@ -185,6 +157,145 @@ pub fn plan_pod(
         plan.steps.extend(starts);
     }
     plan
+}
+
+/// Where one container stands after its planning.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Progress {
+    /// Starting or running.
+    Running,
+    /// Not running now: about to start, waiting out a back-off or a failed start.
+    Waiting,
+    /// Exited and staying down, with exit code 0.
+    Succeeded,
+    /// Exited and staying down, with another exit code.
+    Failed,
+}
+
+impl Progress {
+    fn finished(self) -> bool {
+        matches!(self, Progress::Succeeded | Progress::Failed)
+    }
+}
+
+/// One pod's planning: its inputs and the steps found so far.
+struct Turn<'p, 'a> {
+    pod_uid: &'a str,
+    pod: &'a DesiredPod<'a>,
+    instances: &'a [Instance],
+    backoff: &'a Backoff,
+    now: SystemTime,
+    holds: &'a HashMap<String, SystemTime>,
+    grace: Duration,
+    plan: &'p mut PodPlan,
+    starts: Vec<Step>,
+}
+
+impl Turn<'_, '_> {
+    /// Runs the init containers in order, each to completion (a sidecar: until it
+    /// runs), and says whether all have. Once an app container has run, the pod is
+    /// initialized for good, as the kubelet keeps it: init containers do not run again.
+    fn initialized(&mut self) -> bool {
+        let spec = self.pod.spec;
+        let app_started = self
+            .instances
+            .iter()
+            .any(|i| spec.containers.iter().any(|c| c.name == i.container));
+        if app_started {
+            return true;
+        }
+        // An init container that fails is restarted unless the pod never restarts.
+        let init_policy = match spec.restart_policy.as_str() {
+            "Never" => "Never",
+            _ => "OnFailure",
+        };
+        for container in &spec.init_containers {
+            let (policy, done) = if container.is_sidecar() {
+                ("Always", Progress::Running)
+            } else {
+                (init_policy, Progress::Succeeded)
+            };
+            if self.container(&container.name, policy) != done {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// The app containers by the pod's policy, and the sidecars beside them until every
+    /// app container has finished for good (as Kubernetes stops a Job pod's sidecars).
+    fn run_app_containers(&mut self) {
+        let spec = self.pod.spec;
+        let mut all_finished = true;
+        for container in &spec.containers {
+            let progress = self.container(&container.name, &spec.restart_policy);
+            all_finished &= progress.finished();
+        }
+        for sidecar in spec.init_containers.iter().filter(|c| c.is_sidecar()) {
+            if !all_finished {
+                self.container(&sidecar.name, "Always");
+                continue;
+            }
+            let running = self
+                .instances
+                .iter()
+                .filter(|i| i.container == sidecar.name);
+            for instance in running.filter(|i| i.is_running()) {
+                self.plan.steps.push(Step::Stop {
+                    id: instance.id.clone(),
+                    grace: self.grace,
+                });
+            }
+        }
+    }
+
+    /// Plans one container under restart policy `policy`: starts it, restarts it when
+    /// its back-off is over, and removes attempts older than the previous one (kept for
+    /// `lastState` and `logs --previous`).
+    fn container(&mut self, name: &str, policy: &str) -> Progress {
+        let plan = &mut *self.plan;
+        if let Some(until) = self.holds.get(name).filter(|until| **until > self.now) {
+            plan.wake_at = Some(plan.wake_at.map_or(*until, |w: SystemTime| w.min(*until)));
+            return Progress::Waiting;
+        }
+        let mine: Vec<&Instance> = self
+            .instances
+            .iter()
+            .filter(|i| i.container == name)
+            .collect();
+        let Some(latest) = mine.iter().max_by_key(|i| i.attempt) else {
+            self.starts.push(self.start(name, 0));
+            return Progress::Waiting;
+        };
+        for old in mine.iter().filter(|i| i.attempt + 1 < latest.attempt) {
+            plan.steps.push(stop_or_remove(old, self.grace));
+        }
+        let InstanceState::Exited(exit) = &latest.state else {
+            return Progress::Running;
+        };
+        match restart_at(policy, self.backoff, latest.attempt, exit) {
+            None if exit.exit_code == 0 => Progress::Succeeded,
+            None => Progress::Failed,
+            Some(at) if at <= self.now => {
+                self.starts.push(self.start(name, latest.attempt + 1));
+                Progress::Waiting
+            }
+            Some(at) => {
+                plan.wake_at = Some(plan.wake_at.map_or(at, |w: SystemTime| w.min(at)));
+                plan.backing_off.push(latest.id.clone());
+                Progress::Waiting
+            }
+        }
+    }
+
+    fn start(&self, container: &str, attempt: u32) -> Step {
+        Step::Start {
+            pod_uid: self.pod_uid.to_owned(),
+            container: container.to_owned(),
+            hash: self.pod.hash.to_owned(),
+            attempt,
+        }
+    }
 }
 
 fn grace_of(spec: &PodSpec) -> Duration {
@@ -221,373 +332,5 @@ fn tear_down(pod_uid: &str, instances: &[Instance], grace: Duration, plan: &mut 
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::{Container, PodSpec};
-
-    fn spec(names: &[&str], policy: &str) -> PodSpec {
-        PodSpec {
-            containers: names
-                .iter()
-                .map(|n| Container {
-                    name: n.to_string(),
-                    image: "busybox:1.35".into(),
-                    ..Default::default()
-                })
-                .collect(),
-            restart_policy: policy.to_owned(),
-            termination_grace_period_seconds: 5,
-            ..Default::default()
-        }
-    }
-
-    fn at(secs: u64) -> SystemTime {
-        SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs)
-    }
-
-    fn stamp(secs: u64) -> String {
-        humantime::format_rfc3339_seconds(at(secs)).to_string()
-    }
-
-    fn running(container: &str, hash: &str, attempt: u32) -> Instance {
-        Instance {
-            id: format!("u_{container}_{hash}_{attempt}"),
-            pod_uid: "u".into(),
-            container: container.into(),
-            hash: hash.into(),
-            attempt,
-            state: InstanceState::Running {
-                pid: 42,
-                started_at: stamp(0),
-            },
-        }
-    }
-
-    fn exited(
-        container: &str,
-        hash: &str,
-        attempt: u32,
-        code: i32,
-        started: u64,
-        finished: u64,
-    ) -> Instance {
-        Instance {
-            state: InstanceState::Exited(ExitInfo {
-                exit_code: code,
-                signal: None,
-                oom_killed: false,
-                started_at: Some(stamp(started)),
-                finished_at: stamp(finished),
-                message: None,
-            }),
-            ..running(container, hash, attempt)
-        }
-    }
-
-    fn backoff() -> Backoff {
-        Backoff {
-            base: Duration::from_secs(10),
-            max: Duration::from_secs(300),
-        }
-    }
-
-    fn desired<'a>(spec: &'a PodSpec, terminating: bool) -> DesiredPod<'a> {
-        DesiredPod {
-            spec,
-            hash: "h1",
-            terminating,
-        }
-    }
-
-    fn start(container: &str, attempt: u32) -> Step {
-        Step::Start {
-            pod_uid: "u".into(),
-            container: container.into(),
-            hash: "h1".into(),
-            attempt,
-        }
-    }
-
-    #[test]
-    fn new_pod_gets_a_sandbox_then_every_container() {
-        let s = spec(&["web", "side"], "Always");
-        let plan = plan_pod(
-            "u",
-            Some(&desired(&s, false)),
-            &[],
-            &backoff(),
-            at(0),
-            &HashMap::new(),
-        );
-        assert_eq!(
-            plan.steps,
-            vec![
-                Step::EnsureSandbox {
-                    pod_uid: "u".into()
-                },
-                start("web", 0),
-                start("side", 0)
-            ]
-        );
-    }
-
-    #[test]
-    fn running_pod_needs_nothing() {
-        let s = spec(&["web"], "Always");
-        let plan = plan_pod(
-            "u",
-            Some(&desired(&s, false)),
-            &[running("web", "h1", 0)],
-            &backoff(),
-            at(0),
-            &HashMap::new(),
-        );
-        assert_eq!(plan, PodPlan::default());
-    }
-
-    #[test]
-    fn first_restart_is_immediate_then_backs_off() {
-        let s = spec(&["web"], "Always");
-        let first = plan_pod(
-            "u",
-            Some(&desired(&s, false)),
-            &[exited("web", "h1", 0, 1, 0, 1)],
-            &backoff(),
-            at(1),
-            &HashMap::new(),
-        );
-        assert!(first.steps.contains(&start("web", 1)));
-        assert!(
-            first.backing_off.is_empty(),
-            "the first restart does not wait"
-        );
-
-        let second = [
-            exited("web", "h1", 0, 1, 0, 1),
-            exited("web", "h1", 1, 1, 1, 2),
-        ];
-        let plan = plan_pod(
-            "u",
-            Some(&desired(&s, false)),
-            &second,
-            &backoff(),
-            at(3),
-            &HashMap::new(),
-        );
-        assert!(plan.steps.is_empty());
-        assert_eq!(plan.wake_at, Some(at(12)));
-        assert_eq!(plan.backing_off, ["u_web_h1_1"]);
-        let later = plan_pod(
-            "u",
-            Some(&desired(&s, false)),
-            &second,
-            &backoff(),
-            at(12),
-            &HashMap::new(),
-        );
-        assert!(later.steps.contains(&start("web", 2)));
-        assert!(later.backing_off.is_empty(), "the back-off is over");
-    }
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap_and_resets_after_a_long_run() {
-        let b = backoff();
-        let short = ExitInfo {
-            exit_code: 1,
-            signal: None,
-            oom_killed: false,
-            started_at: Some(stamp(0)),
-            finished_at: stamp(1),
-            message: None,
-        };
-        assert_eq!(b.delay(0, &short), Duration::ZERO);
-        assert_eq!(b.delay(1, &short), Duration::from_secs(10));
-        assert_eq!(b.delay(3, &short), Duration::from_secs(40));
-        assert_eq!(b.delay(30, &short), Duration::from_secs(300));
-        let long = ExitInfo {
-            finished_at: stamp(601),
-            ..short
-        };
-        assert_eq!(b.delay(5, &long), Duration::ZERO);
-    }
-
-    #[test]
-    fn restart_policies_follow_kubernetes() {
-        let b = backoff();
-        let ok = ExitInfo {
-            exit_code: 0,
-            signal: None,
-            oom_killed: false,
-            started_at: None,
-            finished_at: stamp(1),
-            message: None,
-        };
-        let failed = ExitInfo {
-            exit_code: 1,
-            ..ok.clone()
-        };
-        assert!(restart_at("Always", &b, 0, &ok).is_some());
-        assert!(restart_at("Always", &b, 0, &failed).is_some());
-        assert!(restart_at("OnFailure", &b, 0, &ok).is_none());
-        assert!(restart_at("OnFailure", &b, 0, &failed).is_some());
-        assert!(restart_at("Never", &b, 0, &ok).is_none());
-        assert!(restart_at("Never", &b, 0, &failed).is_none());
-    }
-
-    #[test]
-    fn changed_spec_stops_old_instances_before_starting_new_ones() {
-        let s = spec(&["web"], "Always");
-        let old = [running("web", "h0", 0), exited("web", "h0", 1, 0, 0, 1)];
-        let plan = plan_pod(
-            "u",
-            Some(&desired(&s, false)),
-            &old,
-            &backoff(),
-            at(5),
-            &HashMap::new(),
-        );
-        assert_eq!(
-            plan.steps,
-            vec![
-                Step::Stop {
-                    id: "u_web_h0_0".into(),
-                    grace: Duration::from_secs(5)
-                },
-                Step::Remove {
-                    id: "u_web_h0_1".into()
-                }
-            ]
-        );
-    }
-
-    #[test]
-    fn old_attempts_are_removed_but_the_previous_one_is_kept() {
-        let s = spec(&["web"], "Always");
-        let all = [
-            exited("web", "h1", 0, 1, 0, 1),
-            exited("web", "h1", 1, 1, 1, 2),
-            running("web", "h1", 2),
-        ];
-        let plan = plan_pod(
-            "u",
-            Some(&desired(&s, false)),
-            &all,
-            &backoff(),
-            at(30),
-            &HashMap::new(),
-        );
-        assert_eq!(
-            plan.steps,
-            vec![Step::Remove {
-                id: "u_web_h1_0".into()
-            }]
-        );
-    }
-
-    #[test]
-    fn terminating_pod_is_stopped_then_forgotten() {
-        let s = spec(&["web"], "Always");
-        let plan = plan_pod(
-            "u",
-            Some(&desired(&s, true)),
-            &[running("web", "h1", 0)],
-            &backoff(),
-            at(0),
-            &HashMap::new(),
-        );
-        assert_eq!(
-            plan.steps,
-            vec![Step::Stop {
-                id: "u_web_h1_0".into(),
-                grace: Duration::from_secs(5)
-            }]
-        );
-        let plan = plan_pod(
-            "u",
-            Some(&desired(&s, true)),
-            &[],
-            &backoff(),
-            at(0),
-            &HashMap::new(),
-        );
-        assert_eq!(
-            plan.steps,
-            vec![
-                Step::RemoveSandbox {
-                    pod_uid: "u".into()
-                },
-                Step::Forget {
-                    pod_uid: "u".into()
-                }
-            ]
-        );
-    }
-
-    #[test]
-    fn unknown_pods_are_removed_with_the_default_grace() {
-        let plan = plan_pod(
-            "u",
-            None,
-            &[running("web", "h1", 0)],
-            &backoff(),
-            at(0),
-            &HashMap::new(),
-        );
-        assert_eq!(
-            plan.steps,
-            vec![Step::Stop {
-                id: "u_web_h1_0".into(),
-                grace: ORPHAN_GRACE
-            }]
-        );
-    }
-
-    #[test]
-    fn failed_starts_are_held_back_until_their_retry_time() {
-        let s = spec(&["web", "side"], "Always");
-        let holds = HashMap::from([("web".to_owned(), at(10))]);
-        let plan = plan_pod(
-            "u",
-            Some(&desired(&s, false)),
-            &[],
-            &backoff(),
-            at(0),
-            &holds,
-        );
-        assert_eq!(
-            plan.steps,
-            vec![
-                Step::EnsureSandbox {
-                    pod_uid: "u".into()
-                },
-                start("side", 0)
-            ]
-        );
-        assert_eq!(plan.wake_at, Some(at(10)));
-        let later = plan_pod(
-            "u",
-            Some(&desired(&s, false)),
-            &[],
-            &backoff(),
-            at(10),
-            &holds,
-        );
-        assert!(later.steps.contains(&start("web", 0)));
-        assert_eq!(backoff().after_failures(1), Duration::from_secs(10));
-        assert_eq!(backoff().after_failures(3), Duration::from_secs(40));
-    }
-
-    #[test]
-    fn never_policy_leaves_an_exited_container_down() {
-        let s = spec(&["job"], "Never");
-        let plan = plan_pod(
-            "u",
-            Some(&desired(&s, false)),
-            &[exited("job", "h1", 0, 1, 0, 1)],
-            &backoff(),
-            at(100),
-            &HashMap::new(),
-        );
-        assert_eq!(plan, PodPlan::default());
-    }
-}
+#[path = "plan_tests.rs"]
+mod plan_tests;

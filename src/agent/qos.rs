@@ -13,14 +13,14 @@ pub enum QosClass {
 }
 
 pub fn qos_class(spec: &PodSpec) -> QosClass {
-    let resources = spec.containers.iter().map(|c| &c.resources);
+    let resources = spec.all_containers().map(|c| &c.resources);
     if resources
         .clone()
         .all(|r| r.requests.is_empty() && r.limits.is_empty())
     {
         return QosClass::BestEffort;
     }
-    let guaranteed = spec.containers.iter().all(|c| {
+    let guaranteed = spec.all_containers().all(|c| {
         ["cpu", "memory"].iter().all(|key| {
             let parse = if *key == "cpu" {
                 parse_cpu_millis

@@ -257,12 +257,7 @@ impl Agent {
             if pod.metadata.deletion_timestamp.is_some() || spec_hash(&pod.spec) != instance.hash {
                 continue;
             }
-            let Some(container) = pod
-                .spec
-                .containers
-                .iter()
-                .find(|c| c.name == instance.container)
-            else {
+            let Some(container) = pod.spec.container(&instance.container) else {
                 continue;
             };
             if !super::probes::has_probes(container)
@@ -433,7 +428,7 @@ impl Agent {
     ) -> std::time::Duration {
         let hook = pod.and_then(|pod| {
             let name = super::instance::container_of(id)?;
-            let container = pod.spec.containers.iter().find(|c| c.name == name)?;
+            let container = pod.spec.container(name)?;
             container
                 .lifecycle
                 .as_ref()?

@@ -370,7 +370,7 @@ fn pull_image(agent: &Arc<Agent>, request: &Request) -> Result<Response, Refusal
 fn images_in_use(agent: &Agent) -> Result<Vec<String>, Refusal> {
     let mut digests = Vec::new();
     for pod in stored_pods(agent).map_err(internal)? {
-        for container in &pod.spec.containers {
+        for container in pod.spec.all_containers() {
             if let Ok(Some(image)) = agent.images.resolve(&container.image) {
                 digests.push(image.digest);
             }

@@ -9,8 +9,8 @@ use super::instance::{Instance, InstanceState};
 use super::plan::{restart_at, Backoff, CrashLoopBackoff};
 use super::probes::ProbeResults;
 use crate::model::{
-    ContainerState, ContainerStatus, Pod, PodCondition, PodStatus, StateRunning, StateTerminated,
-    StateWaiting,
+    Container, ContainerState, ContainerStatus, Pod, PodCondition, PodStatus, StateRunning,
+    StateTerminated, StateWaiting,
 };
 use crate::runtime::ExitInfo;
 
@@ -72,13 +72,15 @@ fn waiting(reason: &str, message: Option<String>) -> ContainerState {
     }
 }
 
-/// One container's status, and whether it is done for good (exited, not restarting).
+/// One container's status under restart policy `policy`, and whether it is done for
+/// good (exited, not restarting).
 fn container_status(
     pod: &Pod,
-    name: &str,
-    image: &str,
+    container: &Container,
+    policy: &str,
     inputs: &StatusInputs,
 ) -> (ContainerStatus, Done) {
+    let (name, image) = (container.name.as_str(), container.image.as_str());
     let mut mine: Vec<&Instance> = inputs
         .instances
         .iter()
@@ -135,17 +137,18 @@ fn container_status(
             // results live in memory only, so also after an agent restart) a container
             // stands as Kubernetes starts it: not ready while a readiness probe has yet
             // to pass, started and ready when it has no probes.
-            let probes = inputs.probes.get(&l.id).copied().or_else(|| {
-                let spec = pod.spec.containers.iter().find(|c| c.name == name);
-                spec.map(ProbeResults::before_any_probe)
-            });
+            let probes = inputs
+                .probes
+                .get(&l.id)
+                .copied()
+                .or_else(|| Some(ProbeResults::before_any_probe(container)));
             status.ready = probes.is_none_or(|p| p.ready);
             status.started = Some(probes.is_none_or(|p| p.started));
             status.container_id = Some(container_id(&l.id));
         }
         Some((l, InstanceState::Exited(exit))) => {
             status.container_id = Some(container_id(&l.id));
-            match restart_at(&pod.spec.restart_policy, inputs.backoff, l.attempt, exit) {
+            match restart_at(policy, inputs.backoff, l.attempt, exit) {
                 Some(at) if at > inputs.now => {
                     // Waiting out the back-off, as the kubelet shows it.
                     status.last_state = terminated_state(exit, &l.id);
@@ -193,11 +196,22 @@ pub fn pod_status(pod: &Pod, inputs: &StatusInputs) -> PodStatus {
     let mut statuses = Vec::new();
     let mut dones = Vec::new();
     for container in &pod.spec.containers {
-        let (status, done) = container_status(pod, &container.name, &container.image, inputs);
+        let (status, done) = container_status(pod, container, &pod.spec.restart_policy, inputs);
         statuses.push(status);
         dones.push(done);
     }
-    let phase = if dones.contains(&Done::NeverStarted) {
+    let apps_finished = dones
+        .iter()
+        .all(|d| matches!(d, Done::Succeeded | Done::Failed));
+    let init = init_statuses(pod, inputs, apps_finished);
+    for (status, done) in statuses.iter_mut().zip(&dones) {
+        if !init.complete && *done == Done::NeverStarted {
+            status.state = waiting("PodInitializing", None);
+        }
+    }
+    let phase = if init.failed {
+        "Failed"
+    } else if !init.complete || dones.contains(&Done::NeverStarted) {
         "Pending"
     } else if dones
         .iter()
@@ -211,7 +225,13 @@ pub fn pod_status(pod: &Pod, inputs: &StatusInputs) -> PodStatus {
     } else {
         "Running"
     };
-    let all_ready = !statuses.is_empty() && statuses.iter().all(|s| s.ready);
+    // Sidecars count for readiness, as in Kubernetes.
+    let sidecars = pod.spec.init_containers.iter().zip(&init.statuses);
+    let mut readiness = statuses.iter().map(|s| s.ready);
+    let sidecars_ready = sidecars
+        .filter(|(c, _)| c.is_sidecar())
+        .all(|(_, s)| s.ready);
+    let all_ready = !statuses.is_empty() && readiness.all(|ready| ready) && sidecars_ready;
     let ready_reason = match (all_ready, phase) {
         (true, _) => None,
         (false, "Succeeded" | "Failed") => Some("PodCompleted".to_owned()),
@@ -223,27 +243,101 @@ pub fn pod_status(pod: &Pod, inputs: &StatusInputs) -> PodStatus {
         reason,
         ..Default::default()
     };
-    let start_time = inputs
-        .instances
+    let mut initialized = condition("Initialized", init.complete, None);
+    if !init.complete {
+        initialized.reason = Some("ContainersNotInitialized".to_owned());
+        initialized.message = Some(format!(
+            "containers with incomplete status: [{}]",
+            init.incomplete.join(" ")
+        ));
+    }
+    PodStatus {
+        phase: phase.to_owned(),
+        conditions: vec![
+            condition("PodScheduled", true, None),
+            initialized,
+            condition("ContainersReady", all_ready, ready_reason.clone()),
+            condition("Ready", all_ready, ready_reason),
+        ],
+        start_time: start_time(inputs.instances),
+        init_container_statuses: init.statuses,
+        container_statuses: statuses,
+        ..Default::default()
+    }
+}
+
+/// The earliest start of any of the pod's containers.
+fn start_time(instances: &[Instance]) -> Option<String> {
+    instances
         .iter()
         .filter_map(|i| match &i.state {
             InstanceState::Running { started_at, .. } => Some(started_at.clone()),
             InstanceState::Exited(exit) => exit.started_at.clone(),
             InstanceState::Starting => None,
         })
-        .min();
-    PodStatus {
-        phase: phase.to_owned(),
-        conditions: vec![
-            condition("PodScheduled", true, None),
-            condition("Initialized", true, None),
-            condition("ContainersReady", all_ready, ready_reason.clone()),
-            condition("Ready", all_ready, ready_reason),
-        ],
-        start_time,
-        container_statuses: statuses,
-        ..Default::default()
+        .min()
+}
+
+/// The init containers' statuses and what they mean for the pod.
+struct InitProgress {
+    statuses: Vec<ContainerStatus>,
+    /// Every init container has done its part (a sidecar: started), or an app
+    /// container has run already.
+    complete: bool,
+    /// An init container failed and the pod never restarts: the pod has failed.
+    failed: bool,
+    /// The names of the init containers not done yet, for the `Initialized` condition.
+    incomplete: Vec<String>,
+}
+
+/// Init containers as the kubelet shows them: the one running or failing, and those
+/// after it waiting with `PodInitializing`. Sidecars restart until `apps_finished`.
+fn init_statuses(pod: &Pod, inputs: &StatusInputs, apps_finished: bool) -> InitProgress {
+    let spec = &pod.spec;
+    let app_started = inputs
+        .instances
+        .iter()
+        .any(|i| spec.containers.iter().any(|c| c.name == i.container));
+    let init_policy = match spec.restart_policy.as_str() {
+        "Never" => "Never",
+        _ => "OnFailure",
+    };
+    let mut progress = InitProgress {
+        statuses: Vec::with_capacity(spec.init_containers.len()),
+        complete: true,
+        failed: false,
+        incomplete: Vec::new(),
+    };
+    for container in &spec.init_containers {
+        let policy = match (container.is_sidecar(), apps_finished) {
+            (true, false) => "Always",
+            (true, true) => "Never",
+            (false, _) => init_policy,
+        };
+        let (mut status, done) = container_status(pod, container, policy, inputs);
+        let done_here = if container.is_sidecar() {
+            status.started == Some(true)
+        } else {
+            done == Done::Succeeded
+        };
+        if !done_here && !app_started {
+            // Not yet started, as the kubelet shows it (a failed pull keeps its reason).
+            let creating = status
+                .state
+                .waiting
+                .as_ref()
+                .and_then(|w| w.reason.as_deref())
+                == Some("ContainerCreating");
+            if done == Done::NeverStarted && (creating || !progress.complete) {
+                status.state = waiting("PodInitializing", None);
+            }
+            progress.failed |= done == Done::Failed;
+            progress.complete = false;
+            progress.incomplete.push(container.name.clone());
+        }
+        progress.statuses.push(status);
     }
+    progress
 }
 
 /// Whether a pod counts as Ready (for Deployment status).
@@ -469,5 +563,55 @@ mod tests {
         assert_eq!(reason_after(1, 5), "ErrImagePull");
         assert_eq!(reason_after(2, 5), "ImagePullBackOff");
         assert_eq!(reason_after(3, -1), "ErrImagePull");
+    }
+
+    #[test]
+    fn init_containers_hold_the_pod_pending_until_done() {
+        let mut p = pod("Never");
+        for name in ["a", "b"] {
+            p.spec.init_containers.push(Container {
+                name: name.into(),
+                image: "busybox:1.35".into(),
+                ..Default::default()
+            });
+        }
+        let of = |container: &str, attempt: u32, code: i32| Instance {
+            id: format!("u_{container}_h_{attempt}"),
+            container: container.into(),
+            ..exited(attempt, code, false)
+        };
+        let status = status_of(&p, &[of("a", 0, 0)]);
+        assert_eq!(status.phase, "Pending");
+        let reasons: Vec<_> = status
+            .init_container_statuses
+            .iter()
+            .map(|s| {
+                let waiting = s.state.waiting.as_ref().and_then(|w| w.reason.clone());
+                let terminated = s.state.terminated.as_ref().and_then(|t| t.reason.clone());
+                waiting.or(terminated).unwrap_or_default()
+            })
+            .collect();
+        assert_eq!(reasons, ["Completed", "PodInitializing"]);
+        let app = &status.container_statuses[0].state.waiting;
+        assert_eq!(
+            app.as_ref().and_then(|w| w.reason.as_deref()),
+            Some("PodInitializing")
+        );
+        let initialized = &status.conditions[1];
+        assert_eq!(
+            (initialized.type_.as_str(), initialized.status.as_str()),
+            ("Initialized", "False")
+        );
+        assert_eq!(
+            initialized.message.as_deref(),
+            Some("containers with incomplete status: [b]")
+        );
+        // An init container that fails in a pod that never restarts fails the pod.
+        let failed = status_of(&p, &[of("a", 0, 0), of("b", 0, 2)]);
+        assert_eq!(failed.phase, "Failed");
+        // Both done: the app container runs, the pod is initialized.
+        let done = status_of(&p, &[of("a", 0, 0), of("b", 0, 0), exited(0, 0, false)]);
+        assert_eq!(done.phase, "Succeeded");
+        assert_eq!(done.conditions[1].status, "True");
     }
 }

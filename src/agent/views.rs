@@ -22,7 +22,7 @@ impl Agent {
     pub fn pod_status(&self, pod: &Pod, instances: &[Instance], with_image_ids: bool) -> PodStatus {
         let failures = self.start_failures(&pod.metadata.uid);
         let mut image_ids = HashMap::new();
-        for container in pod.spec.containers.iter().filter(|_| with_image_ids) {
+        for container in pod.spec.all_containers().filter(|_| with_image_ids) {
             if let Ok(Some(image)) = self.images.resolve(&container.image) {
                 let repository = image.reference.split(['@']).next().unwrap_or("");
                 let repository = match repository.rfind(':') {
@@ -149,8 +149,7 @@ impl Agent {
             instances.unwrap_or_default().iter().any(|instance| {
                 let probed = pod
                     .spec
-                    .containers
-                    .iter()
+                    .long_running()
                     .any(|c| c.name == instance.container && c.readiness_probe.is_some());
                 probed
                     && matches!(instance.state, InstanceState::Running { .. })

@@ -332,16 +332,33 @@ fn describe_pod(out: &mut String, pod: &Value) {
             format!("{}/{}", str_at(owner, &["kind"]), str_at(owner, &["name"])),
         );
     }
+    if at(pod, &["spec", "initContainers"]).is_array() {
+        out.push_str("Init Containers:\n");
+        describe_containers(out, pod, "initContainers", "initContainerStatuses");
+    }
     out.push_str("Containers:\n");
-    let statuses = at(pod, &["status", "containerStatuses"])
+    describe_containers(out, pod, "containers", "containerStatuses");
+    out.push_str("Conditions:\n");
+    let conditions = at(pod, &["status", "conditions"]);
+    for condition in conditions.as_array().into_iter().flatten() {
+        field(
+            out,
+            2,
+            str_at(condition, &["type"]),
+            str_at(condition, &["status"]),
+        );
+    }
+    pod_volumes::describe_volumes(out, pod);
+}
+
+/// One `Containers:` or `Init Containers:` section: `list` in the spec, `statuses` in the
+/// status.
+fn describe_containers(out: &mut String, pod: &Value, list: &str, statuses: &str) {
+    let statuses = at(pod, &["status", statuses])
         .as_array()
         .cloned()
         .unwrap_or_default();
-    for container in at(pod, &["spec", "containers"])
-        .as_array()
-        .into_iter()
-        .flatten()
-    {
+    for container in at(pod, &["spec", list]).as_array().into_iter().flatten() {
         let name = str_at(container, &["name"]);
         out.push_str(&format!("  {name}:\n"));
         field(out, 4, "Image", str_at(container, &["image"]));
@@ -377,17 +394,6 @@ fn describe_pod(out: &mut String, pod: &Value) {
         }
         pod_volumes::describe_container_config(out, container);
     }
-    out.push_str("Conditions:\n");
-    let conditions = at(pod, &["status", "conditions"]);
-    for condition in conditions.as_array().into_iter().flatten() {
-        field(
-            out,
-            2,
-            str_at(condition, &["type"]),
-            str_at(condition, &["status"]),
-        );
-    }
-    pod_volumes::describe_volumes(out, pod);
 }
 
 fn state_text(state: &Value) -> String {

@@ -131,6 +131,9 @@ pub fn pod_status_column(pod: &Value) -> String {
     if !at(pod, &["metadata", "deletionTimestamp"]).is_null() {
         return "Terminating".to_owned();
     }
+    if let Some(reason) = init_reason(pod) {
+        return reason;
+    }
     let statuses = at(pod, &["status", "containerStatuses"]).as_array();
     let mut reason = String::new();
     for status in statuses.into_iter().flatten() {
@@ -151,6 +154,43 @@ pub fn pod_status_column(pod: &Value) -> String {
     } else {
         phase.to_owned()
     }
+}
+
+/// While init containers have work left, what kubectl shows for them: `Init:1/2` (one
+/// of two done), `Init:Error`, `Init:CrashLoopBackOff`, `Init:ExitCode:3`, ...
+fn init_reason(pod: &Value) -> Option<String> {
+    let total = at(pod, &["spec", "initContainers"])
+        .as_array()
+        .map_or(0, Vec::len);
+    let statuses = at(pod, &["status", "initContainerStatuses"]).as_array()?;
+    let specs = at(pod, &["spec", "initContainers"]).as_array();
+    for (i, status) in statuses.iter().enumerate() {
+        let sidecar = specs
+            .and_then(|s| s.get(i))
+            .is_some_and(|s| str_at(s, &["restartPolicy"]) == "Always");
+        let terminated = at(status, &["state", "terminated"]);
+        let waiting = str_at(status, &["state", "waiting", "reason"]);
+        if !terminated.is_null() && int_at(terminated, &["exitCode"]) == 0 {
+            continue;
+        }
+        if sidecar && status.get("started") == Some(&Value::Bool(true)) {
+            continue;
+        }
+        if !terminated.is_null() {
+            let reason = str_at(terminated, &["reason"]);
+            let signal = int_at(terminated, &["signal"]);
+            return Some(match reason {
+                "" if signal != 0 => format!("Init:Signal:{signal}"),
+                "" => format!("Init:ExitCode:{}", int_at(terminated, &["exitCode"])),
+                _ => format!("Init:{reason}"),
+            });
+        }
+        if !waiting.is_empty() && waiting != "PodInitializing" {
+            return Some(format!("Init:{waiting}"));
+        }
+        return Some(format!("Init:{i}/{total}"));
+    }
+    None
 }
 
 #[cfg(test)]
@@ -179,6 +219,39 @@ mod tests {
         assert_eq!(pod_status_column(&looping), "CrashLoopBackOff");
         let gone = json!({"metadata": {"deletionTimestamp": "x"}, "status": {"phase": "Running"}});
         assert_eq!(pod_status_column(&gone), "Terminating");
+    }
+
+    #[test]
+    fn status_column_shows_init_containers_as_kubectl() {
+        let pod = |first: Value, second: Value| {
+            json!({"spec": {"initContainers": [{"name": "a"}, {"name": "b"}]},
+                   "status": {"phase": "Pending",
+                              "initContainerStatuses": [{"state": first}, {"state": second}],
+                              "containerStatuses": [
+                                  {"state": {"waiting": {"reason": "PodInitializing"}}}]}})
+        };
+        let done = json!({"terminated": {"exitCode": 0, "reason": "Completed"}});
+        let running = json!({"running": {}});
+        let waiting = |reason: &str| json!({"waiting": {"reason": reason}});
+        let initializing = waiting("PodInitializing");
+        assert_eq!(
+            pod_status_column(&pod(running.clone(), initializing.clone())),
+            "Init:0/2"
+        );
+        assert_eq!(
+            pod_status_column(&pod(done.clone(), running.clone())),
+            "Init:1/2"
+        );
+        let failed = json!({"terminated": {"exitCode": 1, "reason": "Error"}});
+        assert_eq!(pod_status_column(&pod(done.clone(), failed)), "Init:Error");
+        assert_eq!(
+            pod_status_column(&pod(waiting("CrashLoopBackOff"), initializing)),
+            "Init:CrashLoopBackOff"
+        );
+        assert_eq!(
+            pod_status_column(&pod(done.clone(), done)),
+            "PodInitializing"
+        );
     }
 
     #[test]

@@ -130,18 +130,25 @@ fn secret_row(item: &Value) -> Vec<String> {
 }
 
 fn pod_row(pod: &Value, wide: bool) -> Vec<String> {
-    let statuses = at(pod, &["status", "containerStatuses"])
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    let total = at(pod, &["spec", "containers"])
-        .as_array()
-        .map_or(0, Vec::len);
-    let ready = statuses
+    let list = |path: &[&str]| at(pod, path).as_array().cloned().unwrap_or_default();
+    let statuses = list(&["status", "containerStatuses"]);
+    let init_statuses = list(&["status", "initContainerStatuses"]);
+    let is_ready = |s: &&Value| s.get("ready") == Some(&Value::Bool(true));
+    // Sidecars (init containers that restart Always) count as kubectl counts them.
+    let sidecars: Vec<&Value> = list(&["spec", "initContainers"])
         .iter()
-        .filter(|s| s.get("ready") == Some(&Value::Bool(true)))
-        .count();
-    let restarts: i64 = statuses.iter().map(|s| int_at(s, &["restartCount"])).sum();
+        .zip(&init_statuses)
+        .filter(|(spec, _)| str_at(spec, &["restartPolicy"]) == "Always")
+        .map(|(_, status)| status)
+        .collect();
+    let total = list(&["spec", "containers"]).len() + sidecars.len();
+    let ready = statuses.iter().filter(is_ready).count()
+        + sidecars.iter().copied().filter(is_ready).count();
+    let restarts: i64 = statuses
+        .iter()
+        .chain(&init_statuses)
+        .map(|s| int_at(s, &["restartCount"]))
+        .sum();
     let mut row = vec![
         str_at(pod, &["metadata", "name"]).to_owned(),
         format!("{ready}/{total}"),

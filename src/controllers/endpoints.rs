@@ -123,8 +123,7 @@ fn pod_ports(service: &Service, pod: &Pod) -> Vec<EndpointPort> {
                 Some(IntOrString::Int(number)) => *number,
                 Some(IntOrString::String(name)) => {
                     pod.spec
-                        .containers
-                        .iter()
+                        .long_running()
                         .flat_map(|c| &c.ports)
                         .find(|p| p.name.as_deref() == Some(name.as_str()))?
                         .container_port

@@ -233,7 +233,9 @@ fn create(job: &Job, index: Option<i32>) -> Change {
         pod.metadata
             .labels
             .insert(COMPLETION_INDEX.to_string(), text.clone());
-        for container in &mut pod.spec.containers {
+        // Init containers see their index too, as in Kubernetes.
+        let spec = &mut pod.spec;
+        for container in spec.init_containers.iter_mut().chain(&mut spec.containers) {
             container.env.push(EnvVar {
                 name: "JOB_COMPLETION_INDEX".to_string(),
                 value: text.clone(),

@@ -135,19 +135,7 @@ pub(super) fn join(coordinator: &Arc<Coordinator>, request: &Request) -> Result<
         })?;
     // The credential first: if the coordinator stops before the Node is written, the
     // board's retry with the same credential is still recognised.
-    let credential = match asked.credential {
-        Some(credential) => {
-            coordinator
-                .auth
-                .remember_credential(&mut store, &credential)
-                .map_err(internal)?;
-            credential
-        }
-        None => coordinator
-            .auth
-            .create_node_credential(&mut store, &name)
-            .map_err(internal)?,
-    };
+    let credential = store_credential(coordinator, &mut store, &name, asked.credential)?;
     store.put_all(vec![node], None)?;
     if let Some(status) = join.node.get("status") {
         store.set_status("Node", "", &name, &reported_node_status(status))?;
@@ -171,6 +159,29 @@ pub(super) fn join(coordinator: &Arc<Coordinator>, request: &Request) -> Result<
         log::info!("node {name} was given pod CIDR {cidr}");
     }
     Ok(joined_response(&credential))
+}
+
+/// Stores the credential the board proposed, or a new one drawn here for a board that
+/// proposed none.
+fn store_credential(
+    coordinator: &Coordinator,
+    store: &mut crate::store::Store,
+    name: &str,
+    proposed: Option<Credential>,
+) -> Result<Credential, Refusal> {
+    match proposed {
+        Some(credential) => {
+            coordinator
+                .auth
+                .remember_credential(store, &credential)
+                .map_err(internal)?;
+            Ok(credential)
+        }
+        None => coordinator
+            .auth
+            .create_node_credential(store, name)
+            .map_err(internal),
+    }
 }
 
 /// A proposed credential is only as good as its secret: 128 bits or more.

@@ -170,8 +170,10 @@ pub enum Decision {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SchedulerError {
-    #[error("containers[{index}].resources.requests.{resource}: {message}")]
+    #[error("{list}[{index}].resources.requests.{resource}: {message}")]
     InvalidRequest {
+        /// `containers` or `initContainers`.
+        list: &'static str,
         index: usize,
         resource: &'static str,
         message: String,
@@ -189,29 +191,38 @@ pub fn pod_request_from_spec(
     owner_uid: Option<&str>,
     spec: &PodSpec,
 ) -> Result<PodRequest, SchedulerError> {
-    let mut cpu_request_millis = 0u64;
-    let mut memory_request_bytes = 0u64;
-    for (index, container) in spec.containers.iter().enumerate() {
-        let requests = &container.resources.requests;
-        if let Some(cpu) = requests.get("cpu") {
-            let millis =
-                parse_cpu_millis(cpu).map_err(|message| SchedulerError::InvalidRequest {
-                    index,
-                    resource: "cpu",
-                    message,
-                })?;
-            cpu_request_millis = cpu_request_millis.saturating_add(millis);
-        }
-        if let Some(memory) = requests.get("memory") {
-            let bytes =
-                parse_memory_bytes(memory).map_err(|message| SchedulerError::InvalidRequest {
-                    index,
-                    resource: "memory",
-                    message,
-                })?;
-            memory_request_bytes = memory_request_bytes.saturating_add(bytes);
+    // Every amount is read first, so that a bad one is reported with its container.
+    let lists = [
+        ("initContainers", &spec.init_containers),
+        ("containers", &spec.containers),
+    ];
+    for (list, containers) in lists {
+        for (index, container) in containers.iter().enumerate() {
+            let requests = &container.resources.requests;
+            let invalid = |resource, message| SchedulerError::InvalidRequest {
+                list,
+                index,
+                resource,
+                message,
+            };
+            if let Some(Err(message)) = requests.get("cpu").map(|q| parse_cpu_millis(q)) {
+                return Err(invalid("cpu", message));
+            }
+            if let Some(Err(message)) = requests.get("memory").map(|q| parse_memory_bytes(q)) {
+                return Err(invalid("memory", message));
+            }
         }
     }
+    let request_of = |container: &crate::model::Container, name: &str| {
+        let quantity = container.resources.requests.get(name);
+        let amount = match name {
+            "cpu" => quantity.map(|q| parse_cpu_millis(q)),
+            _ => quantity.map(|q| parse_memory_bytes(q)),
+        };
+        amount.and_then(Result::ok).unwrap_or(0)
+    };
+    let cpu_request_millis = spec.peak_amount(|c| request_of(c, "cpu"));
+    let memory_request_bytes = spec.peak_amount(|c| request_of(c, "memory"));
     Ok(PodRequest {
         namespace: namespace.to_string(),
         name: name.to_string(),

@@ -90,8 +90,7 @@ pub fn admit_object(
 /// The resources of each container, by name: what the bounds are checked on.
 fn resources(pod: &Pod) -> Vec<(&str, &ResourceRequirements)> {
     pod.spec
-        .containers
-        .iter()
+        .all_containers()
         .map(|c| (c.name.as_str(), &c.resources))
         .collect()
 }
@@ -157,7 +156,7 @@ fn missing_resources(quota: &ResourceQuota, pod: &Pod) -> Option<String> {
         .filter(|name| quota.spec.hard.contains_key(*name))
         .collect();
     let mut missing: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-    for container in &pod.spec.containers {
+    for container in pod.spec.all_containers() {
         let resources = &container.resources;
         for name in &required {
             let set = match *name {

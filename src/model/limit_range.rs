@@ -133,7 +133,8 @@ pub fn apply_limit_defaults(ranges: &[&LimitRange], pod: &mut Pod) {
             limits.extend(item.default.clone());
             requests.extend(item.default_request.clone());
         }
-        for container in &mut pod.spec.containers {
+        let spec = &mut pod.spec;
+        for container in spec.init_containers.iter_mut().chain(&mut spec.containers) {
             let set_limits = fill(&mut container.resources.limits, &limits);
             let set_requests = fill(&mut container.resources.requests, &requests);
             if !set_requests.is_empty() {
@@ -179,7 +180,7 @@ pub fn check_limits(range: &LimitRange, pod: &Pod) -> Result<(), String> {
     for item in &range.spec.limits {
         match item.type_.as_str() {
             "Container" => {
-                for container in &pod.spec.containers {
+                for container in pod.spec.all_containers() {
                     let requests = amounts(&container.resources.requests);
                     let limits = amounts(&container.resources.limits);
                     check_item(item, "Container", &requests, &limits, &mut errors);

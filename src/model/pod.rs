@@ -21,6 +21,10 @@ pub struct Pod {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct PodSpec {
+    /// Run in order, each to completion, before `containers` start; one with
+    /// `restartPolicy: Always` is a sidecar that starts in its turn and keeps running.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub init_containers: Vec<Container>,
     pub containers: Vec<Container>,
     /// `Always`, `OnFailure` or `Never`.
     pub restart_policy: String,
@@ -81,6 +85,7 @@ pub struct LocalObjectReference {
 impl Default for PodSpec {
     fn default() -> Self {
         PodSpec {
+            init_containers: Vec::new(),
             containers: Vec::new(),
             restart_policy: "Always".into(),
             node_selector: BTreeMap::new(),
@@ -110,7 +115,7 @@ impl PodSpec {
     pub fn config_references(&self) -> (BTreeSet<String>, BTreeSet<String>) {
         let mut config_maps = BTreeSet::new();
         let mut secrets = BTreeSet::new();
-        for container in &self.containers {
+        for container in self.all_containers() {
             for from in &container.env_from {
                 config_maps.extend(from.config_map_ref.iter().map(|r| r.name.clone()));
                 secrets.extend(from.secret_ref.iter().map(|r| r.name.clone()));
@@ -131,6 +136,45 @@ impl PodSpec {
         (config_maps, secrets)
     }
 
+    /// Every container of the pod, init containers first, in the order they start.
+    pub fn all_containers(&self) -> impl Iterator<Item = &Container> + Clone {
+        self.init_containers.iter().chain(&self.containers)
+    }
+
+    /// The container named `name`, init or app.
+    pub fn container(&self, name: &str) -> Option<&Container> {
+        self.all_containers().find(|c| c.name == name)
+    }
+
+    /// The containers that run beside the app containers: the app containers and the
+    /// sidecars (init containers with `restartPolicy: Always`).
+    pub fn long_running(&self) -> impl Iterator<Item = &Container> {
+        self.init_containers
+            .iter()
+            .filter(|c| c.is_sidecar())
+            .chain(&self.containers)
+    }
+
+    /// What the pod needs of one resource at its peak, as Kubernetes counts it: the app
+    /// containers and sidecars together, or an init container with the sidecars started
+    /// before it, whichever is more. `amount` is one container's share.
+    pub fn peak_amount(&self, mut amount: impl FnMut(&Container) -> u64) -> u64 {
+        let mut sidecars = 0u64;
+        let mut init_peak = 0u64;
+        for container in &self.init_containers {
+            if container.is_sidecar() {
+                sidecars = sidecars.saturating_add(amount(container));
+            } else {
+                init_peak = init_peak.max(sidecars.saturating_add(amount(container)));
+            }
+        }
+        let running = self
+            .containers
+            .iter()
+            .fold(sidecars, |sum, c| sum.saturating_add(amount(c)));
+        init_peak.max(running)
+    }
+
     /// `spec.dnsPolicy`, defaulted as Kubernetes does.
     pub fn dns_policy(&self) -> &str {
         self.dns_policy.as_deref().unwrap_or(DEFAULT_DNS_POLICY)
@@ -141,7 +185,7 @@ impl PodSpec {
     /// scheduler reserves what the container may use. An empty probe `httpGet.path`
     /// becomes `/`.
     pub fn apply_defaults(&mut self) {
-        for container in &mut self.containers {
+        for container in self.init_containers.iter_mut().chain(&mut self.containers) {
             let resources = &mut container.resources;
             for (name, limit) in &resources.limits {
                 resources
@@ -188,6 +232,17 @@ pub struct Container {
     pub lifecycle: Option<Lifecycle>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub security_context: Option<SecurityContext>,
+    /// Only on init containers, and only `Always`: a sidecar.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restart_policy: Option<String>,
+}
+
+impl Container {
+    /// An init container that keeps running beside the app containers (Kubernetes'
+    /// sidecar containers, `restartPolicy: Always`).
+    pub fn is_sidecar(&self) -> bool {
+        self.restart_policy.as_deref() == Some("Always")
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -294,6 +349,8 @@ pub struct PodStatus {
     pub host_ips: Vec<PodIp>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub start_time: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub init_container_statuses: Vec<ContainerStatus>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub container_statuses: Vec<ContainerStatus>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -181,6 +181,24 @@ pub fn check_pod_spec(level: PodSecurityLevel, spec: &PodSpec, path: &str) -> Ve
     checks.iter().filter_map(|check| check(&pod)).collect()
 }
 
+/// Where a container is in a pod spec: `containers[i]` or `initContainers[i]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct ContainerAt {
+    init: bool,
+    index: usize,
+}
+
+impl std::fmt::Display for ContainerAt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let list = if self.init {
+            "initContainers"
+        } else {
+            "containers"
+        };
+        write!(f, "{list}[{}]", self.index)
+    }
+}
+
 /// A pod spec with the path of its fields.
 struct PodView<'a> {
     spec: &'a PodSpec,
@@ -188,8 +206,12 @@ struct PodView<'a> {
 }
 
 impl PodView<'_> {
-    fn containers(&self) -> impl Iterator<Item = (usize, &Container)> {
-        self.spec.containers.iter().enumerate()
+    /// Every container, init containers first, with where it is in the spec.
+    fn containers(&self) -> impl Iterator<Item = (ContainerAt, &Container)> {
+        let init = self.spec.init_containers.iter().enumerate();
+        let init = init.map(|(index, c)| (ContainerAt { init: true, index }, c));
+        let app = self.spec.containers.iter().enumerate();
+        init.chain(app.map(|(index, c)| (ContainerAt { init: false, index }, c)))
     }
 
     fn field(&self, rest: &str) -> String {
@@ -197,8 +219,8 @@ impl PodView<'_> {
     }
 
     /// The path of a field of container `i`'s `securityContext`.
-    fn context_field(&self, i: usize, rest: &str) -> String {
-        self.field(&format!("containers[{i}].securityContext.{rest}"))
+    fn context_field(&self, i: ContainerAt, rest: &str) -> String {
+        self.field(&format!("{i}.securityContext.{rest}"))
     }
 }
 
@@ -347,7 +369,7 @@ fn privileged(pod: &PodView) -> Option<Violation> {
 fn added_beyond<'a>(
     pod: &'a PodView,
     allowed: &dyn Fn(&str) -> bool,
-) -> Vec<(usize, &'a str, &'a str, String)> {
+) -> Vec<(ContainerAt, &'a str, &'a str, String)> {
     let mut found = Vec::new();
     for (i, container) in pod.containers() {
         let context = container.security_context.as_ref();
@@ -366,7 +388,7 @@ fn added_beyond<'a>(
 }
 
 /// `containers "a", "b" must not include "NET_ADMIN", "SYS_ADMIN" in ...capabilities.add`
-fn must_not_add(found: &[(usize, &str, &str, String)]) -> String {
+fn must_not_add(found: &[(ContainerAt, &str, &str, String)]) -> String {
     let mut names: Vec<&str> = Vec::new();
     for (_, name, _, _) in found {
         if !names.contains(name) {
@@ -406,7 +428,7 @@ fn host_ports(pod: &PodView) -> Option<Violation> {
                 names.push(container.name.as_str());
             }
             ports.push(host_port.to_string());
-            let path = pod.field(&format!("containers[{i}].ports[{j}].hostPort"));
+            let path = pod.field(&format!("{i}.ports[{j}].hostPort"));
             fields.push(forbidden(path, REASON));
         }
     }
@@ -427,7 +449,7 @@ fn host_ports(pod: &PodView) -> Option<Violation> {
 /// The seccomp profile types a pod and each container set explicitly.
 struct SeccompSettings<'a> {
     pod: Option<&'a str>,
-    containers: Vec<(usize, &'a str, Option<&'a str>)>,
+    containers: Vec<(ContainerAt, &'a str, Option<&'a str>)>,
 }
 
 fn seccomp_settings<'a>(pod: &'a PodView) -> SeccompSettings<'a> {

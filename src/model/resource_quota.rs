@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::model::{parse_cpu_millis, parse_memory_bytes, Kind, ObjectMeta, Pod};
+use crate::model::{parse_cpu_millis, parse_memory_bytes, Container, Kind, ObjectMeta, Pod};
 
 #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
@@ -284,29 +284,39 @@ pub fn pod_usage(pod: &Pod, ended: bool) -> Usage {
         return usage;
     }
     usage.0.insert("pods".to_owned(), 1);
-    for container in &pod.spec.containers {
-        let resources = &container.resources;
-        for (list, prefix) in [
-            (&resources.requests, "requests"),
-            (&resources.limits, "limits"),
-        ] {
-            for (name, text) in list {
-                let unit = match name.as_str() {
-                    "cpu" => Unit::Cpu,
-                    "memory" => Unit::Memory,
-                    _ => continue,
-                };
-                // Stored pods passed validation: an unreadable amount counts as none.
-                let amount = parse_amount(unit, text).unwrap_or(0);
-                let mut names = vec![format!("{prefix}.{name}")];
-                if prefix == "requests" {
-                    names.push(name.clone());
-                }
-                for resource in names {
-                    let total = usage.0.entry(resource).or_insert(0);
-                    *total = total.saturating_add(amount);
-                }
+    for (prefix, unit, name) in [
+        ("requests", Unit::Cpu, "cpu"),
+        ("requests", Unit::Memory, "memory"),
+        ("limits", Unit::Cpu, "cpu"),
+        ("limits", Unit::Memory, "memory"),
+    ] {
+        fn list<'c>(c: &'c Container, prefix: &str, name: &str) -> Option<&'c String> {
+            match prefix {
+                "requests" => c.resources.requests.get(name),
+                _ => c.resources.limits.get(name),
             }
+        }
+        // Counted only when some container sets it, as Kubernetes does.
+        if !pod
+            .spec
+            .all_containers()
+            .any(|c| list(c, prefix, name).is_some())
+        {
+            continue;
+        }
+        // Stored pods passed validation: an unreadable amount counts as none. Init
+        // containers count at the pod's peak, as Kubernetes' quota counts them.
+        let amount = pod.spec.peak_amount(|c| {
+            list(c, prefix, name)
+                .and_then(|text| parse_amount(unit, text).ok())
+                .unwrap_or(0)
+        });
+        let mut names = vec![format!("{prefix}.{name}")];
+        if prefix == "requests" {
+            names.push(name.to_owned());
+        }
+        for resource in names {
+            usage.0.insert(resource, amount);
         }
     }
     usage

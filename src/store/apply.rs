@@ -3,6 +3,7 @@
 //! concurrency check on `resourceVersion`. The backends ([`super::objects`] on SQLite,
 //! [`super::remote`] on etcd) only read and write.
 
+use std::collections::HashMap;
 use std::io::Read;
 use std::time::SystemTime;
 
@@ -288,4 +289,47 @@ fn new_uid() -> Result<String, StoreError> {
         &hex[16..20],
         &hex[20..32]
     ))
+}
+
+/// What applying `incoming` in order does, given what each key holds (`current`).
+pub(super) struct BatchPlan {
+    /// Each object's key, record and outcome, in input order.
+    pub results: Vec<(Key, Record, PutOutcome)>,
+    /// What to write for each key that changes.
+    pub writes: HashMap<Key, (Record, Write)>,
+}
+
+pub(super) fn plan_batch(
+    incoming: &[Incoming],
+    mut current: HashMap<Key, Option<Record>>,
+    source: Option<&str>,
+) -> Result<BatchPlan, StoreError> {
+    let mut results = Vec::with_capacity(incoming.len());
+    let mut writes: HashMap<Key, (Record, Write)> = HashMap::new();
+    // A key given twice is decided the second time over the first one's result, as on
+    // SQLite.
+    for item in incoming {
+        let key = item.key.clone();
+        let existing = current.get(&key).cloned().flatten();
+        let Decision {
+            record,
+            outcome,
+            write,
+        } = decide(item.clone(), existing, source)?;
+        let record = match write {
+            Write::Insert | Write::Update => stamp(record, 0),
+            Write::SourceOnly | Write::Nothing => record,
+        };
+        if write != Write::Nothing {
+            // A key created earlier in this put stays a creation.
+            let write = match writes.get(&key) {
+                Some((_, Write::Insert)) => Write::Insert,
+                _ => write,
+            };
+            writes.insert(key.clone(), (record.clone(), write));
+        }
+        current.insert(key.clone(), Some(record.clone()));
+        results.push((key, record, outcome));
+    }
+    Ok(BatchPlan { results, writes })
 }

@@ -21,9 +21,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::apply::{
-    decide, describe, parse_json, stamp, with_server_fields, Decision, Incoming, Write,
-};
+use super::apply::{describe, parse_json, plan_batch, with_server_fields, Incoming, Write};
 use super::cache::{ObjectCache, Stored};
 use super::etcd::{
     Compare, CompareOp, EtcdClient, EtcdConfig, KeyRange, KeyValue, PutOptions, RangeOptions,
@@ -698,49 +696,6 @@ impl super::Store {
             super::Backend::Sqlite(_) => None,
         }
     }
-}
-
-/// What applying `incoming` in order does, given what each key holds (`current`).
-struct BatchPlan {
-    /// Each object's key, record and outcome, in input order.
-    results: Vec<(Key, Record, PutOutcome)>,
-    /// What to write for each key that changes.
-    writes: HashMap<Key, (Record, Write)>,
-}
-
-fn plan_batch(
-    incoming: &[Incoming],
-    mut current: HashMap<Key, Option<Record>>,
-    source: Option<&str>,
-) -> Result<BatchPlan, StoreError> {
-    let mut results = Vec::with_capacity(incoming.len());
-    let mut writes: HashMap<Key, (Record, Write)> = HashMap::new();
-    // A key given twice is decided the second time over the first one's result, as on
-    // SQLite.
-    for item in incoming {
-        let key = item.key.clone();
-        let existing = current.get(&key).cloned().flatten();
-        let Decision {
-            record,
-            outcome,
-            write,
-        } = decide(item.clone(), existing, source)?;
-        let record = match write {
-            Write::Insert | Write::Update => stamp(record, 0),
-            Write::SourceOnly | Write::Nothing => record,
-        };
-        if write != Write::Nothing {
-            // A key created earlier in this put stays a creation.
-            let write = match writes.get(&key) {
-                Some((_, Write::Insert)) => Write::Insert,
-                _ => write,
-            };
-            writes.insert(key.clone(), (record.clone(), write));
-        }
-        current.insert(key.clone(), Some(record.clone()));
-        results.push((key, record, outcome));
-    }
-    Ok(BatchPlan { results, writes })
 }
 
 /// The value stored for `record`.

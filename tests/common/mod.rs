@@ -402,6 +402,19 @@ impl TestAgent {
 }
 
 /// The status ("True"/"False") of a pod condition such as "Ready", if present.
+/// The column names of a kubectl-style table: its first line, split where two or more
+/// spaces separate (as column names such as `LAST SCHEDULE` hold one space).
+pub fn table_header(table: &str) -> Vec<&str> {
+    table
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split("  ")
+        .filter(|c| !c.is_empty())
+        .map(str::trim)
+        .collect()
+}
+
 pub fn condition(pod: &Value, kind: &str) -> Option<Value> {
     pod["status"]["conditions"]
         .as_array()

@@ -656,6 +656,29 @@ fn pod_request_sums_containers() {
 }
 
 #[test]
+fn pod_request_counts_init_containers_at_the_pods_peak() {
+    let mut sidecar = container("proxy", &[("cpu", "100m")], &[]);
+    sidecar.restart_policy = Some("Always".to_owned());
+    let spec = PodSpec {
+        init_containers: vec![
+            container("migrate", &[("cpu", "1"), ("memory", "16Mi")], &[]),
+            sidecar,
+            container("warm", &[("cpu", "950m")], &[]),
+        ],
+        containers: vec![container(
+            "app",
+            &[("cpu", "200m"), ("memory", "64Mi")],
+            &[],
+        )],
+        ..PodSpec::default()
+    };
+    let request = pod_request_from_spec("default", "p", None, &spec).unwrap();
+    // `warm` runs beside the sidecar started before it: 950m + 100m.
+    assert_eq!(request.cpu_request_millis, 1050);
+    assert_eq!(request.memory_request_bytes, 64 * MI);
+}
+
+#[test]
 fn pod_request_reports_bad_quantity() {
     let spec = PodSpec {
         containers: vec![

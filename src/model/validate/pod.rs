@@ -48,6 +48,7 @@ pub(super) fn check_pod_spec(c: &mut Checker, value: Option<&Value>, path: &str,
             "serviceAccountName",
             "serviceAccount",
             "automountServiceAccountToken",
+            "initContainers",
         ],
     );
     for field in ["serviceAccountName", "serviceAccount"] {
@@ -86,15 +87,31 @@ pub(super) fn check_pod_spec(c: &mut Checker, value: Option<&Value>, path: &str,
 
     // Read here for the hostPort rule; its type is checked below.
     let host_network = get(spec, "hostNetwork").and_then(Value::as_bool) == Some(true);
+    // Names are unique across init and app containers.
+    let mut names = BTreeSet::new();
+    let init_path = join(path, "initContainers");
+    if let Some(Some(containers)) = get(spec, "initContainers").map(|v| c.list(v, &init_path)) {
+        for (i, item) in containers.iter().enumerate() {
+            let at = ContainerAt {
+                path: index(&init_path, i),
+                init: true,
+                host_network,
+            };
+            check_container(c, item, &at, &mut names, &pod);
+        }
+    }
     let containers_path = join(path, "containers");
     match get(spec, "containers").map(|v| c.list(v, &containers_path)) {
         None | Some(Some([])) => c.required(&containers_path),
         Some(None) => {}
         Some(Some(containers)) => {
-            let mut names = BTreeSet::new();
             for (i, item) in containers.iter().enumerate() {
-                let container_path = index(&containers_path, i);
-                check_container(c, item, &container_path, &mut names, &pod, host_network);
+                let at = ContainerAt {
+                    path: index(&containers_path, i),
+                    init: false,
+                    host_network,
+                };
+                check_container(c, item, &at, &mut names, &pod);
             }
         }
     }
@@ -134,15 +151,23 @@ pub(super) fn check_pod_spec(c: &mut Checker, value: Option<&Value>, path: &str,
     }
 }
 
+/// Where a container is, and what kind it is.
+struct ContainerAt {
+    path: String,
+    /// In `initContainers`: probes and lifecycle hooks only on sidecars.
+    init: bool,
+    host_network: bool,
+}
+
 /// `names` collects the container names seen so far; `pod` has every name of the pod.
 fn check_container<'a>(
     c: &mut Checker,
     value: &'a Value,
-    path: &str,
+    at: &ContainerAt,
     names: &mut BTreeSet<&'a str>,
     pod: &PodNames,
-    host_network: bool,
 ) {
+    let path = at.path.as_str();
     let Some(container) = c.object(value, path) else {
         return;
     };
@@ -166,6 +191,7 @@ fn check_container<'a>(
             "startupProbe",
             "lifecycle",
             "securityContext",
+            "restartPolicy",
         ],
     );
 
@@ -201,6 +227,58 @@ fn check_container<'a>(
             &["Always", "IfNotPresent", "Never"],
         );
     }
+    check_restart_policy(c, container, at);
+    check_container_process(c, container, path, pod);
+    if let Some(value) = get(container, "ports") {
+        check_ports(c, value, &join(path, "ports"), at.host_network);
+    }
+    if let Some(value) = get(container, "resources") {
+        check_resources(c, value, &join(path, "resources"));
+    }
+    check_container_hooks(c, container, path);
+    if let Some(value) = get(container, "securityContext") {
+        check_container_security_context(c, value, &join(path, "securityContext"));
+    }
+}
+
+/// A container's `restartPolicy`: `Always` makes an init container a sidecar, which
+/// alone may have probes and hooks; app containers follow the pod's policy.
+fn check_restart_policy(c: &mut Checker, container: &JsonObject, at: &ContainerAt) {
+    let policy_path = join(&at.path, "restartPolicy");
+    let policy = get(container, "restartPolicy");
+    if !at.init {
+        if policy.is_some() {
+            c.error(
+                &policy_path,
+                "forbidden: may not be set for non-init containers",
+            );
+        }
+        return;
+    }
+    let sidecar = match policy {
+        Some(value) => c.one_of(value, &policy_path, &["Always"]).is_some(),
+        None => false,
+    };
+    if sidecar {
+        return;
+    }
+    for field in [
+        "livenessProbe",
+        "readinessProbe",
+        "startupProbe",
+        "lifecycle",
+    ] {
+        if get(container, field).is_some() {
+            c.error(
+                &join(&at.path, field),
+                "forbidden: may not be set for init containers without restartPolicy=Always",
+            );
+        }
+    }
+}
+
+/// What the container runs: its command, environment, mounts and directory.
+fn check_container_process(c: &mut Checker, container: &JsonObject, path: &str, pod: &PodNames) {
     for field in ["command", "args"] {
         if let Some(value) = get(container, field) {
             check_string_list(c, value, &join(path, field));
@@ -226,12 +304,10 @@ fn check_container<'a>(
             }
         }
     }
-    if let Some(value) = get(container, "ports") {
-        check_ports(c, value, &join(path, "ports"), host_network);
-    }
-    if let Some(value) = get(container, "resources") {
-        check_resources(c, value, &join(path, "resources"));
-    }
+}
+
+/// Probes and lifecycle hooks.
+fn check_container_hooks(c: &mut Checker, container: &JsonObject, path: &str) {
     let port_names = port_names(container);
     for (field, success_must_be_one) in PROBE_FIELDS {
         if let Some(value) = get(container, field) {
@@ -246,9 +322,6 @@ fn check_container<'a>(
     }
     if let Some(value) = get(container, "lifecycle") {
         check_lifecycle(c, value, &join(path, "lifecycle"));
-    }
-    if let Some(value) = get(container, "securityContext") {
-        check_container_security_context(c, value, &join(path, "securityContext"));
     }
 }
 

@@ -627,3 +627,36 @@ fn secrets_and_config_maps_over_one_mebibyte_are_refused() {
         &["data[tls.key]: invalid base64 value"],
     );
 }
+
+#[test]
+fn init_containers_are_checked_like_containers_with_their_own_rules() {
+    let pod = |init: &str, app: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec:\n  initContainers:\n  - {init}\n  containers:\n  - {app}\n"
+        )
+    };
+    assert_problems(&pod("{name: wait, image: i}", "{name: c, image: i}"), &[]);
+    assert_problems(
+        &pod(
+            "{name: proxy, image: i, restartPolicy: Always, readinessProbe: {exec: {command: [sh]}}}",
+            "{name: c, image: i}",
+        ),
+        &[],
+    );
+    assert_problems(
+        &pod(
+            "{name: c, image: i, livenessProbe: {exec: {command: [sh]}}}",
+            "{name: c, image: i, restartPolicy: Always}",
+        ),
+        &[
+            "spec.initContainers[0].livenessProbe: forbidden: may not be set for init containers \
+             without restartPolicy=Always",
+            "spec.containers[0].name: duplicate value \"c\"",
+            "spec.containers[0].restartPolicy: forbidden: may not be set for non-init containers",
+        ],
+    );
+    assert_problems(
+        &pod("{name: w, image: i, restartPolicy: OnFailure}", "{name: c, image: i}"),
+        &["spec.initContainers[0].restartPolicy: unsupported value \"OnFailure\": supported values: \"Always\""],
+    );
+}

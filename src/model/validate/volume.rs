@@ -54,9 +54,11 @@ impl<'a> PodNames<'a> {
                 .filter(|name| !name.is_empty())
                 .collect()
         };
+        let mut containers: BTreeSet<&str> = names("containers");
+        containers.extend(names("initContainers"));
         PodNames {
             volumes: names("volumes"),
-            containers: names("containers"),
+            containers,
         }
     }
 }
