@@ -28,7 +28,7 @@ use berth::api::tls::{client_config_pinned, client_config_trusting};
 use berth::api::tokens::JoinToken;
 use berth::api::types::{ApplyRequest, ManifestFile};
 use berth::api::{ApiError, Client};
-use berth::coordinator::{schedule, Decision, NodeInfo, PlacedPod, PodRequest};
+use berth::coordinator::{schedule, Decision, NodeInfo, PodRequest};
 use serde_json::json;
 
 const SIM_NODES: usize = 1_000;
@@ -98,13 +98,7 @@ fn run() -> (usize, f64) {
     let mut bound = 0;
     for pod in &pods {
         if let Decision::Bind { node } = schedule(pod, &nodes) {
-            nodes[index[&node]].pods.push(PlacedPod {
-                namespace: pod.namespace.clone(),
-                name: pod.name.clone(),
-                owner_uid: pod.owner_uid.clone(),
-                cpu_request_millis: pod.cpu_request_millis,
-                memory_request_bytes: pod.memory_request_bytes,
-            });
+            nodes[index[&node]].pods.push(pod.clone().placed());
             bound += 1;
         }
     }

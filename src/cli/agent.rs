@@ -99,8 +99,9 @@ fn quantity_flag(text: &str) -> Result<u64, String> {
     crate::model::parse_memory_bytes(text)
 }
 
-/// `--node-labels`: label rules of Kubernetes; the `kubernetes.io/` and `k8s.io/`
-/// namespaces are the agent's own (arch, os, hostname, instance type).
+/// `--node-labels`: label rules of Kubernetes; in the `kubernetes.io/` and `k8s.io/`
+/// namespaces only what a node may set (`topology.kubernetes.io/zone`, ...), and not
+/// arch, os and hostname, which the agent sets.
 fn parse_node_labels(text: Option<&str>) -> anyhow::Result<BTreeMap<String, String>> {
     let mut labels = BTreeMap::new();
     let Some(text) = text.filter(|t| !t.trim().is_empty()) else {
@@ -114,18 +115,29 @@ fn parse_node_labels(text: Option<&str>) -> anyhow::Result<BTreeMap<String, Stri
         validate_label_key(key).map_err(|e| anyhow::anyhow!("--node-labels {key:?}: {e}"))?;
         validate_label_value(value)
             .map_err(|e| anyhow::anyhow!("--node-labels {key}={value:?}: {e}"))?;
-        let prefix = key.split_once('/').map(|(p, _)| p).unwrap_or("");
-        if prefix == "kubernetes.io"
-            || prefix.ends_with(".kubernetes.io")
-            || prefix == "k8s.io"
-            || prefix.ends_with(".k8s.io")
-        {
-            anyhow::bail!("--node-labels {key:?}: the {prefix}/ labels are set by the agent");
+        // As the kubelet's flag: Kubernetes' own labels only where a node may set them
+        // (zone, region, instance type), and not those the agent sets itself.
+        if AGENT_SET_LABELS.contains(&key) {
+            anyhow::bail!("--node-labels {key:?}: this label is set by the agent");
+        }
+        if !crate::model::node_may_set_label(key) {
+            anyhow::bail!(
+                "--node-labels {key:?}: a node may not set this label (Kubernetes' NodeRestriction)"
+            );
         }
         labels.insert(key.to_owned(), value.to_owned());
     }
     Ok(labels)
 }
+
+/// The labels the agent gives its node from what it finds.
+const AGENT_SET_LABELS: [&str; 5] = [
+    "kubernetes.io/hostname",
+    "kubernetes.io/arch",
+    "kubernetes.io/os",
+    "beta.kubernetes.io/arch",
+    "beta.kubernetes.io/os",
+];
 
 /// Where the join token may come from instead of the command line, which other users of
 /// the machine can read in the process list.
@@ -283,8 +295,12 @@ mod tests {
 
     #[test]
     fn node_labels_follow_the_kubelets_rules() {
-        let labels = super::parse_node_labels(Some("zone=greenhouse-2, berth.dev/row=3")).unwrap();
+        let labels = super::parse_node_labels(Some(
+            "zone=greenhouse-2, berth.dev/row=3, topology.kubernetes.io/zone=north",
+        ))
+        .unwrap();
         assert_eq!(labels["zone"], "greenhouse-2");
+        assert_eq!(labels["topology.kubernetes.io/zone"], "north");
         assert_eq!(labels["berth.dev/row"], "3");
         assert!(super::parse_node_labels(None).unwrap().is_empty());
         for bad in [
@@ -292,7 +308,8 @@ mod tests {
             "bad key=x",
             "zone=bad value",
             "kubernetes.io/arch=arm64",
-            "node.kubernetes.io/x=y",
+            "node-restriction.kubernetes.io/x=y",
+            "example.kubernetes.io/x=y",
         ] {
             assert!(super::parse_node_labels(Some(bad)).is_err(), "{bad}");
         }

@@ -74,6 +74,7 @@
 //! for the failure message are gathered only when no node fits.
 
 mod matching;
+mod pods;
 #[cfg(test)]
 mod tests;
 pub mod volumes;
@@ -84,7 +85,10 @@ use std::collections::BTreeMap;
 use crate::coordinator::scheduler::matching::{
     affinity_matches, normalize_platform, tolerated_by_any, NormalPlatform,
 };
-use crate::model::{parse_cpu_millis, parse_memory_bytes, preference_score, PodSpec};
+use crate::model::{
+    parse_cpu_millis, parse_memory_bytes, preference_score, PodAffinityTerm, PodSpec,
+    TopologySpreadConstraint,
+};
 pub use crate::model::{
     NodeSelectorOperator, NodeSelectorTerm, PreferredSchedulingTerm, Requirement, Taint,
     Toleration, TolerationOperator,
@@ -127,6 +131,9 @@ pub struct PlacedPod {
     pub owner_uid: Option<String>,
     pub cpu_request_millis: u64,
     pub memory_request_bytes: u64,
+    pub labels: BTreeMap<String, String>,
+    /// Its required pod anti-affinity, which keeps pods it picks out of its domain.
+    pub anti_affinity: Vec<PodAffinityTerm>,
 }
 
 /// What the scheduler needs to know about the pod to place.
@@ -144,6 +151,13 @@ pub struct PodRequest {
     /// Preferred node affinity terms: a node scores the weights of those it matches.
     pub preferred_node_affinity: Vec<PreferredSchedulingTerm>,
     pub tolerations: Vec<Toleration>,
+    pub labels: BTreeMap<String, String>,
+    /// Required pod affinity and anti-affinity terms (see [`pods`]).
+    pub pod_affinity: Vec<PodAffinityTerm>,
+    pub pod_anti_affinity: Vec<PodAffinityTerm>,
+    /// Preferred pod affinity terms with their weight, negative for anti-affinity.
+    pub preferred_pod_affinity: Vec<(i64, PodAffinityTerm)>,
+    pub spread: Vec<TopologySpreadConstraint>,
     /// Platforms every image of the pod runs on (see [`platforms_common_to`]); `None`
     /// when unknown, which lets every node pass the platform filter.
     pub image_platforms: Option<Vec<String>>,
@@ -153,6 +167,21 @@ pub struct PodRequest {
     /// Why the pod's claims cannot be had at all (missing, being deleted): no node is
     /// looked at.
     pub volume_problem: Option<String>,
+}
+
+impl PodRequest {
+    /// The pod as it counts once bound to a node.
+    pub fn placed(self) -> PlacedPod {
+        PlacedPod {
+            namespace: self.namespace,
+            name: self.name,
+            owner_uid: self.owner_uid,
+            cpu_request_millis: self.cpu_request_millis,
+            memory_request_bytes: self.memory_request_bytes,
+            labels: self.labels,
+            anti_affinity: self.pod_anti_affinity,
+        }
+    }
 }
 
 /// The scheduler's answer for one pod.
@@ -223,6 +252,8 @@ pub fn pod_request_from_spec(
     };
     let cpu_request_millis = spec.peak_amount(|c| request_of(c, "cpu"));
     let memory_request_bytes = spec.peak_amount(|c| request_of(c, "memory"));
+    let affinity = spec.affinity.as_ref();
+    let anti_affinity = affinity.and_then(|a| a.pod_anti_affinity.as_ref());
     Ok(PodRequest {
         namespace: namespace.to_string(),
         name: name.to_string(),
@@ -241,10 +272,32 @@ pub fn pod_request_from_spec(
             .map(|a| a.preferred_terms().to_vec())
             .unwrap_or_default(),
         tolerations: spec.tolerations.clone(),
+        labels: BTreeMap::new(),
+        pod_affinity: affinity
+            .and_then(|a| a.pod_affinity.as_ref())
+            .map_or_else(Vec::new, |a| a.required().to_vec()),
+        pod_anti_affinity: anti_affinity.map_or_else(Vec::new, |a| a.required().to_vec()),
+        preferred_pod_affinity: preferred_pod_terms(affinity),
+        spread: spec.topology_spread_constraints.clone(),
         image_platforms: None,
         volume_nodes: Vec::new(),
         volume_problem: None,
     })
+}
+
+/// The preferred pod affinity terms with their weights, anti-affinity ones negative.
+fn preferred_pod_terms(affinity: Option<&crate::model::Affinity>) -> Vec<(i64, PodAffinityTerm)> {
+    let Some(affinity) = affinity else {
+        return Vec::new();
+    };
+    let near = affinity.pod_affinity.iter().flat_map(|a| a.preferred());
+    let away = affinity
+        .pod_anti_affinity
+        .iter()
+        .flat_map(|a| a.preferred());
+    near.map(|t| (i64::from(t.weight), t.pod_affinity_term.clone()))
+        .chain(away.map(|t| (-i64::from(t.weight), t.pod_affinity_term.clone())))
+        .collect()
 }
 
 /// The platforms every one of a pod's images runs on, from each image's list of offered
@@ -280,7 +333,7 @@ pub fn schedule(pod: &PodRequest, nodes: &[NodeInfo]) -> Decision {
             message: format!("0/{} nodes are available: {problem}.", nodes.len()),
         };
     }
-    let context = PodContext::new(pod);
+    let context = PodContext::new(pod, nodes);
     let mut best: Option<Candidate<'_>> = None;
     for node in nodes {
         let Ok(usage) = check_node(&context, node) else {
@@ -319,6 +372,8 @@ pub fn schedule(pod: &PodRequest, nodes: &[NodeInfo]) -> Decision {
 /// What is worked out once per pod rather than once per node.
 struct PodContext<'a> {
     pod: &'a PodRequest,
+    /// Pod affinity and topology spread, counted over every node.
+    rules: pods::PodRules<'a>,
     /// The Deployment whose replicas are spread; `None` skips spreading.
     owner_uid: Option<&'a str>,
     image_platforms: Option<ImagePlatforms<'a>>,
@@ -327,7 +382,7 @@ struct PodContext<'a> {
 }
 
 impl<'a> PodContext<'a> {
-    fn new(pod: &'a PodRequest) -> Self {
+    fn new(pod: &'a PodRequest, nodes: &'a [NodeInfo]) -> Self {
         let image_platforms = pod.image_platforms.as_ref().map(|list| {
             let normal: Vec<NormalPlatform<'a>> =
                 list.iter().map(|p| normalize_platform(p)).collect();
@@ -344,6 +399,7 @@ impl<'a> PodContext<'a> {
         };
         PodContext {
             pod,
+            rules: pods::PodRules::new(pod, nodes),
             owner_uid: pod.owner_uid.as_deref(),
             image_platforms,
             tolerates_cordon: tolerates(TAINT_UNSCHEDULABLE),
@@ -398,6 +454,7 @@ enum Rejection<'n> {
     NodeAffinity,
     Insufficient { cpu: bool, memory: bool },
     VolumeNodeConflict,
+    PodRule(pods::PodRuleRejection),
     Platform,
 }
 
@@ -425,6 +482,7 @@ impl Rejection<'_> {
             Rejection::VolumeNodeConflict => {
                 vec!["node(s) had volume node affinity conflict".to_string()]
             }
+            Rejection::PodRule(rejection) => vec![rejection.reason().to_string()],
             Rejection::Platform => context
                 .image_platforms
                 .as_ref()
@@ -471,6 +529,7 @@ fn check_node<'n>(context: &PodContext<'_>, node: &'n NodeInfo) -> Result<Usage,
     if pod.volume_nodes.iter().any(|held_on| *held_on != node.name) {
         return Err(Rejection::VolumeNodeConflict);
     }
+    context.rules.check(pod, node).map_err(Rejection::PodRule)?;
     if let Some(image_platforms) = &context.image_platforms {
         if !image_platforms.offered_by(node) {
             return Err(Rejection::Platform);
@@ -554,7 +613,7 @@ struct Candidate<'n> {
 }
 
 /// Everything after spreading, smaller is better: (untolerated soft taints, preferred
-/// node affinity reversed, packing reversed, name).
+/// node and pod affinity and soft topology spread reversed, packing reversed, name).
 type Rank<'n> = (usize, Reverse<i64>, Reverse<u64>, &'n str);
 
 fn rank<'n>(context: &PodContext<'_>, node: &'n NodeInfo, usage: &Usage) -> Rank<'n> {
@@ -574,7 +633,8 @@ fn rank<'n>(context: &PodContext<'_>, node: &'n NodeInfo, usage: &Usage) -> Rank
             .saturating_add(pod.memory_request_bytes),
         node.allocatable_memory_bytes,
     );
-    let preferred = preference_score(&pod.preferred_node_affinity, &node.labels);
+    let preferred =
+        preference_score(&pod.preferred_node_affinity, &node.labels) + context.rules.score(node);
     // The sum of the two shares orders nodes exactly as their average does.
     (
         soft_taints,

@@ -104,6 +104,7 @@ pub(super) fn schedule_pending(
             &spec_pod.spec,
         ) {
             Ok(mut request) => {
+                request.labels = spec_pod.metadata.labels.clone();
                 request.image_platforms = image_platforms(c, &spec_pod);
                 request.volume_nodes = needs.nodes.clone();
                 request.volume_problem = needs.problem.clone();
@@ -126,13 +127,7 @@ pub(super) fn schedule_pending(
                 }
                 statuses.push((pod, json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "True"}]})));
                 if let Some(info) = infos.iter_mut().find(|i| i.name == node) {
-                    info.pods.push(PlacedPod {
-                        namespace: request.namespace.clone(),
-                        name: request.name.clone(),
-                        owner_uid: request.owner_uid.clone(),
-                        cpu_request_millis: request.cpu_request_millis,
-                        memory_request_bytes: request.memory_request_bytes,
-                    });
+                    info.pods.push(request.placed());
                 }
             }
             Decision::Unschedulable { message } => statuses.push((pod, unschedulable(&message))),
@@ -277,15 +272,10 @@ fn placed(pod: &Record) -> Option<PlacedPod> {
         return None;
     };
     let owner = controller_uid(pod);
-    let request =
+    let mut request =
         pod_request_from_spec(&pod.namespace, &pod.name, owner.as_deref(), &spec_pod.spec).ok()?;
-    Some(PlacedPod {
-        namespace: request.namespace,
-        name: request.name,
-        owner_uid: request.owner_uid,
-        cpu_request_millis: request.cpu_request_millis,
-        memory_request_bytes: request.memory_request_bytes,
-    })
+    request.labels = spec_pod.metadata.labels;
+    Some(request.placed())
 }
 
 /// The scheduler's view of a stored node.

@@ -36,6 +36,7 @@ mod node_labels;
 mod parse;
 mod platform;
 mod pod;
+mod pod_affinity;
 mod pod_dns;
 pub mod pod_security;
 mod probe;
@@ -105,6 +106,9 @@ pub use pod::{
     Container, ContainerPort, ContainerState, ContainerStatus, EnvVar, LocalObjectReference, Pod,
     PodCondition, PodIp, PodSpec, PodStatus, ResourceRequirements, StateRunning, StateTerminated,
     StateWaiting,
+};
+pub use pod_affinity::{
+    PodAffinity, PodAffinityTerm, PodSelector, TopologySpreadConstraint, WeightedPodAffinityTerm,
 };
 pub use pod_dns::{HostAlias, PodDnsConfig, PodDnsConfigOption, DEFAULT_DNS_POLICY, DNS_POLICIES};
 pub use pod_security::{

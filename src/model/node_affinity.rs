@@ -13,6 +13,12 @@ use serde::{Deserialize, Serialize};
 pub struct Affinity {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub node_affinity: Option<NodeAffinity>,
+    /// Near which pods the pod goes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod_affinity: Option<crate::model::PodAffinity>,
+    /// Away from which pods the pod goes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod_anti_affinity: Option<crate::model::PodAffinity>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -187,7 +193,10 @@ fn term_matches(term: &NodeSelectorTerm, labels: &BTreeMap<String, String>) -> b
 }
 
 /// `NotIn` and `DoesNotExist` match nodes that lack the label, as in Kubernetes.
-fn requirement_matches(requirement: &Requirement, labels: &BTreeMap<String, String>) -> bool {
+pub(crate) fn requirement_matches(
+    requirement: &Requirement,
+    labels: &BTreeMap<String, String>,
+) -> bool {
     let value = labels.get(&requirement.key);
     match requirement.operator {
         NodeSelectorOperator::In => value.is_some_and(|v| requirement.values.contains(v)),

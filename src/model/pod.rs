@@ -62,6 +62,9 @@ pub struct PodSpec {
     /// Taints of nodes the pod may run on anyway.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tolerations: Vec<crate::model::Toleration>,
+    /// How the pods a selector picks spread over nodes or zones.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub topology_spread_constraints: Vec<crate::model::TopologySpreadConstraint>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<crate::model::Volume>,
     /// Accepted so that manifests run unchanged; berth mounts no API token (an apply
@@ -101,6 +104,7 @@ impl Default for PodSpec {
             host_aliases: Vec::new(),
             affinity: None,
             tolerations: Vec::new(),
+            topology_spread_constraints: Vec::new(),
             volumes: Vec::new(),
             service_account_name: None,
             service_account: None,

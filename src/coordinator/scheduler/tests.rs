@@ -4,6 +4,7 @@ use super::*;
 use crate::model::{Container, PodSpec, ResourceRequirements};
 
 mod claims;
+mod pod_rules;
 mod shortcuts;
 
 const MI: u64 = 1024 * 1024;
@@ -40,6 +41,7 @@ fn placed(owner: Option<&str>, cpu_millis: u64, memory_bytes: u64) -> PlacedPod 
         owner_uid: owner.map(str::to_string),
         cpu_request_millis: cpu_millis,
         memory_request_bytes: memory_bytes,
+        ..PlacedPod::default()
     }
 }
 

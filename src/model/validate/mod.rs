@@ -12,6 +12,7 @@ mod env;
 mod job;
 mod node_affinity;
 mod pod;
+mod pod_affinity;
 mod pod_dns;
 mod probe;
 mod quota;

@@ -1,4 +1,5 @@
-//! Validation of a pod's `affinity` (required node affinity only) and `tolerations`.
+//! Validation of a pod's `affinity` (node affinity here, pod affinity in
+//! [`super::pod_affinity`]) and `tolerations`.
 
 use serde_json::Value;
 
@@ -9,7 +10,16 @@ pub(super) fn check_affinity(c: &mut Checker, value: &Value, path: &str) {
     let Some(affinity) = c.object(value, path) else {
         return;
     };
-    c.only_fields(affinity, path, &["nodeAffinity"]);
+    c.only_fields(
+        affinity,
+        path,
+        &["nodeAffinity", "podAffinity", "podAntiAffinity"],
+    );
+    for field in ["podAffinity", "podAntiAffinity"] {
+        if let Some(value) = get(affinity, field) {
+            super::pod_affinity::check_pod_affinity(c, value, &join(path, field));
+        }
+    }
     let Some(value) = get(affinity, "nodeAffinity") else {
         return;
     };
@@ -82,7 +92,7 @@ fn check_term(c: &mut Checker, term: &Value, term_path: &str) {
     }
 }
 
-fn check_requirement(c: &mut Checker, value: &Value, path: &str) {
+pub(super) fn check_requirement(c: &mut Checker, value: &Value, path: &str) {
     let Some(requirement) = c.object(value, path) else {
         return;
     };

@@ -49,6 +49,7 @@ pub(super) fn check_pod_spec(c: &mut Checker, value: Option<&Value>, path: &str,
             "serviceAccount",
             "automountServiceAccountToken",
             "initContainers",
+            "topologySpreadConstraints",
         ],
     );
     for field in ["serviceAccountName", "serviceAccount"] {
@@ -71,6 +72,10 @@ pub(super) fn check_pod_spec(c: &mut Checker, value: Option<&Value>, path: &str,
     }
     if let Some(value) = get(spec, "tolerations") {
         super::node_affinity::check_tolerations(c, value, &join(path, "tolerations"));
+    }
+    if let Some(value) = get(spec, "topologySpreadConstraints") {
+        let spread_path = join(path, "topologySpreadConstraints");
+        super::pod_affinity::check_topology_spread(c, value, &spread_path);
     }
     super::pod_dns::check_pod_dns(c, spec, path);
     if let Some(value) = get(spec, "imagePullSecrets") {

@@ -526,9 +526,35 @@ fn node_affinity_and_tolerations_are_checked_field_by_field() {
             &format!("{at}.preference.matchExpressions[0].operator: unsupported value \"On\": supported values: \"In\", \"NotIn\", \"Exists\", \"DoesNotExist\""),
         ],
     );
+    assert_problems(&pod("  affinity: {podAntiAffinity: {}}\n"), &[]);
     assert_problems(
-        &pod("  affinity: {podAntiAffinity: {}}\n"),
-        &["spec.affinity.podAntiAffinity: field not supported by berth"],
+        &pod(
+            "  affinity:\n    podAffinity:\n      requiredDuringSchedulingIgnoredDuringExecution:\n      \
+             - labelSelector: {matchExpressions: [{key: app, operator: In}]}\n        \
+             namespaceSelector: {}\n",
+        ),
+        &[
+            "spec.affinity.podAffinity.requiredDuringSchedulingIgnoredDuringExecution[0].namespaceSelector: \
+             field not supported by berth",
+            "spec.affinity.podAffinity.requiredDuringSchedulingIgnoredDuringExecution[0].topologyKey: \
+             required value",
+            "spec.affinity.podAffinity.requiredDuringSchedulingIgnoredDuringExecution[0].labelSelector\
+             .matchExpressions[0].values: must be specified when `operator` is 'In' or 'NotIn'",
+        ],
+    );
+    assert_problems(
+        &pod(
+            "  topologySpreadConstraints:\n  - {maxSkew: 0, topologyKey: zone, whenUnsatisfiable: DoNotSchedule}\n  \
+             - {maxSkew: 1, topologyKey: zone, whenUnsatisfiable: DoNotSchedule}\n  \
+             - {maxSkew: 1, topologyKey: zone, whenUnsatisfiable: ScheduleAnyway, minDomains: 2}\n",
+        ),
+        &[
+            "spec.topologySpreadConstraints[0].maxSkew: must be greater than or equal to 1",
+            "spec.topologySpreadConstraints[1]: duplicate value {\"zone\", \"DoNotSchedule\"}: \
+             topologyKey and whenUnsatisfiable",
+            "spec.topologySpreadConstraints[2].minDomains: forbidden: can only use minDomains if \
+             whenUnsatisfiable=DoNotSchedule",
+        ],
     );
     assert_problems(
         &pod("  tolerations: [{key: dedicated, operator: Equal, value: db, effect: NoSchedule}, {operator: Exists}]\n"),

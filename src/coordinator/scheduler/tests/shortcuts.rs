@@ -8,7 +8,7 @@ use super::*;
 /// The scoring written the obvious way (every fitting node's full key, the first smallest
 /// wins), to check that `schedule`'s shortcuts never change a decision.
 fn reference_choice(pod: &PodRequest, nodes: &[NodeInfo]) -> Option<String> {
-    let context = PodContext::new(pod);
+    let context = PodContext::new(pod, nodes);
     let share = |used: u64, allocatable: u64| match allocatable {
         0 => 0,
         _ => (u128::from(used.min(allocatable)) * 1_000_000 / u128::from(allocatable)) as u64,
