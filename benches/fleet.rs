@@ -61,6 +61,7 @@ fn nodes() -> Vec<NodeInfo> {
                 taints: Vec::new(),
                 allocatable_cpu_millis: cpu,
                 allocatable_memory_bytes: memory_gib << 30,
+                allocatable_extended: BTreeMap::new(),
                 platforms: vec![platform.to_owned()],
                 ready: true,
                 unschedulable: false,
@@ -397,7 +398,7 @@ fn main() {
     let median = rates[RUNS / 2];
     let report = format!(
         "\n## Fleet scheduling (issue 6)\n\n\
-The pure scheduler (`coordinator::scheduler::schedule`) alone, produced by `cargo bench --bench fleet` \
+The pure scheduler (`controllers::scheduler::schedule`) alone, produced by `cargo bench --bench fleet` \
 (run by `scripts/bench`): {PODS} pods (100 Deployments × 100, a tenth of them arm64-only) onto {NODES} \
 nodes of three board profiles, one decision at a time, each seeing the pods placed before it. Median of {RUNS} runs.\n\n\
 | what | value | target |\n|---|---|---|\n\

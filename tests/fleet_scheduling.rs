@@ -79,12 +79,10 @@ fn running_by(fleet: &Fleet, app: &str, zones: &BTreeMap<&str, &str>) -> BTreeMa
 
 #[test]
 fn anti_affinity_and_topology_spread_place_replicas_across_boards() {
-    let fleet = Fleet::start(
-        &[
-            ("s1", &format!("{ZONE}=z1")),
-            ("s2", &format!("{ZONE}=z1")),
-            ("s3", &format!("{ZONE}=z2")),
-        ],
+    let (z1, z2) = (format!("{ZONE}=z1"), format!("{ZONE}=z2"));
+    let dongle: &[&str] = &["--extended-resources", "example.com/dongle=1"];
+    let fleet = Fleet::start_with(
+        &[("s1", &z1, &[]), ("s2", &z1, dongle), ("s3", &z2, &[])],
         &[],
     );
     let no_zones = BTreeMap::new();
@@ -129,5 +127,35 @@ fn anti_affinity_and_topology_spread_place_replicas_across_boards() {
     assert_eq!(
         by_zone,
         BTreeMap::from([("z1".to_owned(), 2), ("z2".to_owned(), 2)])
+    );
+
+    // The one pod that needs the dongle goes to the one board that has it; a second
+    // one waits for it.
+    let reader =
+        "      containers:\n        - name: main\n          image: busybox:1.35\n          \
+                  command: [sleep, \"100000\"]\n          \
+                  resources: {limits: {example.com/dongle: 1}}";
+    let zigbee = deployment("zigbee", 2, "").replace(
+        "      containers:\n        - name: main\n          image: busybox:1.35\n          command: [sleep, \"100000\"]",
+        reader,
+    );
+    assert!(zigbee.contains("example.com/dongle"), "{zigbee}");
+    apply(&fleet, &zigbee);
+    let pending = wait_for(
+        Duration::from_secs(60),
+        "one zigbee running, one Pending",
+        || {
+            let by_node = running_by(&fleet, "zigbee", &no_zones);
+            let pending = pods_of(&fleet, "zigbee")
+                .into_iter()
+                .find(|p| p["status"]["conditions"][0]["reason"] == "Unschedulable");
+            (by_node == BTreeMap::from([("s2".to_owned(), 1)]))
+                .then_some(pending)
+                .flatten()
+        },
+    );
+    assert_eq!(
+        pending["status"]["conditions"][0]["message"],
+        "0/3 nodes are available: 3 Insufficient example.com/dongle."
     );
 }

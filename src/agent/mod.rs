@@ -29,6 +29,7 @@ mod memory;
 mod network;
 pub mod network_options;
 pub(crate) mod network_start;
+mod placement;
 mod plan;
 mod pod_files;
 mod probes;
@@ -79,6 +80,8 @@ pub struct AgentOptions {
     pub join: Option<FleetJoin>,
     /// `--node-labels`: extra labels the node registers with at the coordinator.
     pub node_labels: std::collections::BTreeMap<String, String>,
+    /// `--extended-resources`: devices the board has, by extended resource name.
+    pub extended_resources: std::collections::BTreeMap<String, u64>,
     /// `--max-unpacked-image-size`, `--max-image-files`: what one image may unpack to.
     pub unpack_limits: crate::image::UnpackLimits,
     /// `--encryption-key-file`: the key of Secrets at rest; `None`: `<state dir>/secrets.key`.
@@ -137,6 +140,8 @@ pub struct Agent {
 struct Memory {
     /// Pods with steps in flight: one pod is never worked on twice at once.
     busy: HashSet<String>,
+    /// Pods this board cannot run (yet), by UID, with the scheduler's message.
+    unschedulable: HashMap<String, String>,
     /// Why a container could not start, by (pod UID, container name).
     failures: HashMap<(String, String), StartFailure>,
     /// Instances with an exit notifier registered.
@@ -237,6 +242,22 @@ impl Agent {
             .map(|n| n.node_ip)
             .or(self.options.network.node_ip)
             .or_else(network::detect_node_ip)
+    }
+
+    /// Records the scheduler's `FailedScheduling` warning about a pod.
+    fn scheduler_event(&self, pod: &crate::model::ObjectMeta, message: &str) {
+        let involved = Involved::new("Pod", pod.namespace_or_empty(), &pod.name, &pod.uid);
+        let scheduler = Reporter {
+            component: "default-scheduler",
+            host: None,
+        };
+        self.events.record(
+            involved,
+            EventType::Warning,
+            "FailedScheduling",
+            message,
+            scheduler,
+        );
     }
 
     /// Records what the kubelet would tell about a pod, or about one of its containers

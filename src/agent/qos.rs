@@ -13,10 +13,14 @@ pub enum QosClass {
 }
 
 pub fn qos_class(spec: &PodSpec) -> QosClass {
-    let resources = spec.all_containers().map(|c| &c.resources);
-    if resources
-        .clone()
-        .all(|r| r.requests.is_empty() && r.limits.is_empty())
+    // Only CPU and memory count, as in Kubernetes: a pod asking only for a dongle is
+    // still BestEffort.
+    let compute = |list: &std::collections::BTreeMap<String, String>| {
+        list.contains_key("cpu") || list.contains_key("memory")
+    };
+    if spec
+        .all_containers()
+        .all(|c| !compute(&c.resources.requests) && !compute(&c.resources.limits))
     {
         return QosClass::BestEffort;
     }

@@ -101,6 +101,8 @@ impl Agent {
         let controllers_due = super::controllers::run(self, &observed, now)?;
 
         let pods = stored_pods(self)?;
+        let unschedulable = self.unschedulable_pods(&pods, &observed);
+        self.remember_unschedulable(&pods, unschedulable.clone());
         let mut uids: Vec<String> = observed.keys().cloned().collect();
         uids.extend(pods.iter().map(|p| p.metadata.uid.clone()));
         crate::support::sort::sort(&mut uids);
@@ -116,7 +118,7 @@ impl Agent {
         let mut wake_at: Option<SystemTime> = controllers_due;
         let no_instances = Vec::new();
         for uid in uids {
-            if self.memory().busy.contains(&uid) {
+            if self.memory().busy.contains(&uid) || unschedulable.contains_key(&uid) {
                 continue;
             }
             let pod = by_uid.get(uid.as_str()).copied();

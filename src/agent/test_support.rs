@@ -45,6 +45,7 @@ pub fn test_agent(backoff_base: Duration) -> TestAgent {
         registries: None,
         join: None,
         node_labels: Default::default(),
+        extended_resources: Default::default(),
         unpack_limits: Default::default(),
         encryption_key_file: None,
         local_path: None,

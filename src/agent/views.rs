@@ -20,6 +20,19 @@ impl Agent {
     /// The pod's status; `with_image_ids` fills `imageID`, which costs a look into the
     /// image store per container and is not needed by the controllers.
     pub fn pod_status(&self, pod: &Pod, instances: &[Instance], with_image_ids: bool) -> PodStatus {
+        if let Some(message) = self.unschedulable_reason(&pod.metadata.uid) {
+            return PodStatus {
+                phase: "Pending".to_owned(),
+                conditions: vec![crate::model::PodCondition {
+                    type_: "PodScheduled".to_owned(),
+                    status: "False".to_owned(),
+                    reason: Some("Unschedulable".to_owned()),
+                    message: Some(message),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            };
+        }
         let failures = self.start_failures(&pod.metadata.uid);
         let mut image_ids = HashMap::new();
         for container in pod.spec.all_containers().filter(|_| with_image_ids) {
@@ -80,7 +93,9 @@ impl Agent {
     /// A pod with its status, and `spec.nodeName` set to this board, as the API shows it.
     pub fn pod_view(&self, mut pod: Pod, instances: &[Instance]) -> Value {
         pod.status = self.pod_status(&pod, instances, true);
-        pod.spec.node_name = Some(self.options.node_name.clone());
+        if self.unschedulable_reason(&pod.metadata.uid).is_none() {
+            pod.spec.node_name = Some(self.options.node_name.clone());
+        }
         Object::Pod(pod).to_json()
     }
 

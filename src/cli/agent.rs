@@ -44,6 +44,10 @@ pub struct AgentArgs {
     /// Labels this node registers with, like the kubelet's: key=value,key2=value2
     #[arg(long, value_name = "K=V,...")]
     pub node_labels: Option<String>,
+    /// Devices this board has, as extended resources pods request in their limits:
+    /// example.com/dongle=1,berth.dev/camera=1
+    #[arg(long, value_name = "NAME=COUNT,...")]
+    pub extended_resources: Option<String>,
     /// Most bytes one image may unpack to, all layers together: a quantity (16Gi, 500Mi)
     #[arg(long, value_name = "QUANTITY", default_value = "16Gi", value_parser = quantity_flag)]
     pub max_unpacked_image_size: u64,
@@ -130,6 +134,32 @@ fn parse_node_labels(text: Option<&str>) -> anyhow::Result<BTreeMap<String, Stri
     Ok(labels)
 }
 
+/// `--extended-resources`: `name=count` pairs; names as Kubernetes' extended resources
+/// (a domain outside kubernetes.io), counts whole numbers.
+fn parse_extended_resources(text: Option<&str>) -> anyhow::Result<BTreeMap<String, u64>> {
+    let mut resources = BTreeMap::new();
+    for term in text
+        .unwrap_or("")
+        .split(',')
+        .filter(|t| !t.trim().is_empty())
+    {
+        let (name, count) = term
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--extended-resources {term:?}: expected name=count"))?;
+        let (name, count) = (name.trim(), count.trim());
+        if !crate::model::is_extended_resource(name) {
+            anyhow::bail!(
+                "--extended-resources {name:?}: not an extended resource name (a domain outside \
+                 kubernetes.io, then /name: example.com/dongle)"
+            );
+        }
+        let count = crate::model::parse_count(count)
+            .map_err(|e| anyhow::anyhow!("--extended-resources {name}={count:?}: {e}"))?;
+        resources.insert(name.to_owned(), count);
+    }
+    Ok(resources)
+}
+
 /// The labels the agent gives its node from what it finds.
 const AGENT_SET_LABELS: [&str; 5] = [
     "kubernetes.io/hostname",
@@ -173,6 +203,7 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
         },
         join,
         node_labels: parse_node_labels(args.node_labels.as_deref())?,
+        extended_resources: parse_extended_resources(args.extended_resources.as_deref())?,
         unpack_limits: crate::image::UnpackLimits {
             max_bytes: args.max_unpacked_image_size,
             max_entries: args.max_image_files,
@@ -292,6 +323,23 @@ fn join_options(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn extended_resources_are_named_counts() {
+        let resources =
+            super::parse_extended_resources(Some("example.com/dongle=1, berth.dev/camera=2"))
+                .unwrap();
+        assert_eq!(resources["example.com/dongle"], 1);
+        assert_eq!(resources["berth.dev/camera"], 2);
+        for bad in [
+            "dongle=1",
+            "kubernetes.io/x=1",
+            "example.com/dongle=0.5",
+            "example.com/d",
+        ] {
+            assert!(super::parse_extended_resources(Some(bad)).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn node_labels_follow_the_kubelets_rules() {

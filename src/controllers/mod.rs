@@ -38,6 +38,7 @@ pub mod namespace;
 pub mod node_lifecycle;
 pub mod replica_set;
 pub mod rollout;
+pub mod scheduler;
 
 #[cfg(test)]
 mod cron_job_tests;

@@ -14,7 +14,7 @@
 //!   Service, the pod network from its point of view); [`pod_cidrs`]: each node's /24
 //!   of the cluster CIDR.
 //! - [`controllers`]: Deployments (the agent's pure controller code), scheduling with the
-//!   pure [`scheduler`], node lifecycle and eviction, deletions.
+//!   pure `controllers::scheduler`, node lifecycle and eviction, deletions.
 //!
 //! Threads: the smol executor serves HTTPS (long polls wait on an event, not a thread);
 //! store work runs on smol's blocking pool; the controllers run a pass on one thread
@@ -31,7 +31,6 @@ pub mod migrate;
 pub mod peers;
 pub mod pki;
 pub mod pod_cidrs;
-pub mod scheduler;
 mod scheduling;
 mod server;
 mod shared;
@@ -48,7 +47,7 @@ use anyhow::Context;
 use crate::api::events::EventLog;
 use crate::store::Store;
 
-pub use scheduler::{
+pub use crate::controllers::scheduler::{
     pod_request_from_spec, schedule, Decision, NodeInfo, NodeSelectorOperator, NodeSelectorTerm,
     PlacedPod, PodRequest, Requirement, SchedulerError, Taint, Toleration, TolerationOperator,
 };

@@ -3,21 +3,21 @@
 //! message, written only when it changes. The PersistentVolumeClaims a pod is the first
 //! to use get the node it was bound to (`volume.kubernetes.io/selected-node`), their
 //! volume name and the `Bound` status: that node makes their directories, and their
-//! later pods go there too ([`super::scheduler::volumes`]).
+//! later pods go there too ([`crate::controllers::scheduler::volumes`]).
 
 use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
-use super::scheduler::volumes::{claim_needs, select_node, ClaimInfo};
-use super::scheduler::{
-    platforms_common_to, pod_request_from_spec, schedule, Decision, NodeInfo, PlacedPod, Taint,
-};
 use super::Coordinator;
 use crate::api::events::Involved;
+use crate::controllers::scheduler::volumes::{claim_needs, select_node, ClaimInfo};
+use crate::controllers::scheduler::{
+    platforms_common_to, pod_request_from_spec, schedule, Decision, NodeInfo, PlacedPod, Taint,
+};
 use crate::model::{
-    parse_cpu_millis, parse_memory_bytes, volume_name_for, EventType, Object, Pod,
-    ARCH_VARIANT_LABEL, SELECTED_NODE_ANNOTATION,
+    is_extended_resource, parse_count, parse_cpu_millis, parse_memory_bytes, volume_name_for,
+    EventType, Object, Pod, ARCH_VARIANT_LABEL, SELECTED_NODE_ANNOTATION,
 };
 use crate::store::Record;
 
@@ -278,6 +278,17 @@ fn placed(pod: &Record) -> Option<PlacedPod> {
     Some(request.placed())
 }
 
+/// The extended resources in a node's reported `allocatable`, as counts.
+fn extended_allocatable(status: &Value) -> BTreeMap<String, u64> {
+    let allocatable = status.get("allocatable").and_then(Value::as_object);
+    allocatable
+        .into_iter()
+        .flatten()
+        .filter(|(name, _)| is_extended_resource(name))
+        .filter_map(|(name, count)| Some((name.clone(), parse_count(count.as_str()?).ok()?)))
+        .collect()
+}
+
 /// The scheduler's view of a stored node.
 fn node_info(node: &Record, ready: bool) -> NodeInfo {
     let text = |pointer: &str| {
@@ -340,6 +351,7 @@ fn node_info(node: &Record, ready: bool) -> NodeInfo {
         allocatable_memory_bytes: allocatable("memory")
             .and_then(|q| parse_memory_bytes(&q).ok())
             .unwrap_or(0),
+        allocatable_extended: extended_allocatable(&status),
         platforms: vec![platform],
         ready,
         unschedulable: node.object.pointer("/spec/unschedulable") == Some(&Value::Bool(true))

@@ -120,7 +120,8 @@ pub use probe::{
     TcpSocketAction,
 };
 pub use quantity::{
-    parse_cpu_millis, parse_memory_bytes, same_quantity, MAX_CPU_MILLIS, MAX_MEMORY_BYTES,
+    is_extended_resource, parse_count, parse_cpu_millis, parse_memory_bytes, same_quantity,
+    MAX_CPU_MILLIS, MAX_MEMORY_BYTES,
 };
 pub use replica_set::{ReplicaSet, ReplicaSetSpec, ReplicaSetStatus};
 pub use resource_quota::{ResourceQuota, ResourceQuotaSpec, ResourceQuotaStatus};

@@ -15,6 +15,28 @@ pub fn parse_memory_bytes(s: &str) -> Result<u64, String> {
     parse_bounded(s, 0, MAX_MEMORY_BYTES, &bound)
 }
 
+/// A count of an extended resource (`example.com/dongle: 1`): a whole number, as
+/// Kubernetes requires of them; `1000m` is 1, `500m` is refused.
+pub fn parse_count(s: &str) -> Result<u64, String> {
+    let millis = parse_bounded(s, 3, MAX_MEMORY_BYTES, &format!("{MAX_MEMORY_BYTES}"))?;
+    if millis % 1000 != 0 {
+        return Err(format!("invalid value {s:?}: must be an integer"));
+    }
+    Ok(millis / 1000)
+}
+
+/// Whether `name` is an extended resource (`example.com/dongle`, `berth.dev/camera`): a
+/// qualified name with a domain outside Kubernetes' own, as Kubernetes defines them.
+pub fn is_extended_resource(name: &str) -> bool {
+    let Some((prefix, _)) = name.split_once('/') else {
+        return false;
+    };
+    let kubernetes = ["kubernetes.io", "k8s.io"]
+        .iter()
+        .any(|domain| prefix == *domain || prefix.ends_with(&format!(".{domain}")));
+    !kubernetes && !name.starts_with("requests.") && crate::model::validate_label_key(name).is_ok()
+}
+
 /// The largest memory quantity: Kubernetes caps every quantity at 2^63-1 (an int64), and
 /// the runtime hands memory limits to the kernel as one.
 pub const MAX_MEMORY_BYTES: u64 = i64::MAX as u64;

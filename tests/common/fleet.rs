@@ -342,10 +342,19 @@ pub struct Fleet {
 impl Fleet {
     /// One board per (name, extra node labels), all joined and Ready.
     pub fn start(boards: &[(&str, &str)], coordinator_args: &[&str]) -> Fleet {
+        let boards: Vec<(&str, &str, &[&str])> = boards
+            .iter()
+            .map(|(name, labels)| (*name, *labels, &[][..]))
+            .collect();
+        Fleet::start_with(&boards, coordinator_args)
+    }
+
+    /// One board per (name, extra node labels, more agent flags), all joined and Ready.
+    pub fn start_with(boards: &[(&str, &str, &[&str])], coordinator_args: &[&str]) -> Fleet {
         let mut network = TestNetwork::new();
         let coordinator = TestCoordinator::start(&network.gateway(), coordinator_args);
         let mut agents = Vec::new();
-        for (name, labels) in boards {
+        for (name, labels, extra) in boards {
             let netns = network.add_host();
             let token = coordinator.token();
             let mut args = vec![
@@ -359,6 +368,7 @@ impl Fleet {
             if !labels.is_empty() {
                 args.extend(["--node-labels", labels]);
             }
+            args.extend(extra.iter().copied());
             agents.push(crate::common::TestAgent::start_as(
                 name,
                 Some(&netns),

@@ -208,7 +208,9 @@ fn join_until_done(
         .map_err(|err| format!("cannot draw a node credential: {err}"))?;
     loop {
         let node_ip = agent.node_address();
-        let mut node = node_object(&read_facts(name, node_ip), profile);
+        let mut facts = read_facts(name, node_ip);
+        facts.extended_resources = agent.options.extended_resources.clone();
+        let mut node = node_object(&facts, profile);
         for (key, value) in &agent.options.node_labels {
             node["metadata"]["labels"][key] = serde_json::Value::from(value.as_str());
         }

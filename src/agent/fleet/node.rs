@@ -33,6 +33,9 @@ pub struct NodeFacts {
     /// The board's address on the network its peers reach it through (the pod
     /// network's node IP), when it has a pod network.
     pub address: Option<String>,
+    /// Devices the board declares (`--extended-resources example.com/dongle=1`), as
+    /// counts in its capacity and allocatable.
+    pub extended_resources: std::collections::BTreeMap<String, u64>,
 }
 
 /// Reads the facts of this machine; what cannot be read is left empty rather than
@@ -56,6 +59,7 @@ pub fn read_facts(name: &str, address: Option<std::net::Ipv4Addr>) -> NodeFacts 
         kernel_version,
         os_image,
         address: address.map(|ip| ip.to_string()),
+        extended_resources: std::collections::BTreeMap::new(),
     }
 }
 
@@ -181,6 +185,10 @@ pub fn node_object(facts: &NodeFacts, profile: Option<&BoardProfile>) -> Value {
     }
     capacity.insert("pods".into(), Value::from(MAX_PODS));
     allocatable.insert("pods".into(), Value::from(MAX_PODS));
+    for (name, count) in &facts.extended_resources {
+        capacity.insert(name.clone(), Value::from(count.to_string()));
+        allocatable.insert(name.clone(), Value::from(count.to_string()));
+    }
 
     let mut metadata = Map::new();
     metadata.insert("name".into(), Value::from(facts.name.as_str()));
@@ -228,6 +236,7 @@ mod tests {
             kernel_version: "6.6.31+rpt-rpi-v8".into(),
             os_image: "Debian GNU/Linux 12 (bookworm)".into(),
             address: Some("192.168.1.11".into()),
+            extended_resources: [("example.com/dongle".to_owned(), 1)].into(),
         }
     }
 

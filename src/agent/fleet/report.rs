@@ -257,7 +257,9 @@ pub fn run(agent: &Arc<Agent>, client: &Client, node: &str, profile: Option<&Boa
         let mut result = Ok(());
         if node_checked.is_none_or(|at| at.elapsed() >= NODE_CHECK_PERIOD) {
             let node_ip = agent.node_address();
-            let object = node_object(&read_facts(node, node_ip), profile);
+            let mut facts = read_facts(node, node_ip);
+            facts.extended_resources = agent.options.extended_resources.clone();
+            let object = node_object(&facts, profile);
             if sent_node.as_ref() != Some(&object) {
                 result = client.request("PUT", &node_path, Some(&object)).map(|_| {
                     log::info!("node status of {node} sent to the coordinator");

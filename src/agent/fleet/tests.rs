@@ -24,6 +24,7 @@ fn test_agent(dir: &std::path::Path) -> Arc<Agent> {
         board: None,
         registries: None,
         node_labels: Default::default(),
+        extended_resources: Default::default(),
         join: None,
         unpack_limits: Default::default(),
         encryption_key_file: None,

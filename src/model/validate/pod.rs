@@ -1,6 +1,6 @@
 //! Validation of a pod spec, used for Pods and for Deployment templates.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
@@ -10,7 +10,8 @@ use super::security::{check_container_security_context, check_pod_security_conte
 use super::volume::PodNames;
 use crate::model::names::{DNS1123_LABEL_RULE, DNS1123_SUBDOMAIN_RULE};
 use crate::model::{
-    is_dns1123_label, is_dns1123_subdomain, is_iana_svc_name, parse_cpu_millis, parse_memory_bytes,
+    is_dns1123_label, is_dns1123_subdomain, is_extended_resource, is_iana_svc_name, parse_count,
+    parse_cpu_millis, parse_memory_bytes,
 };
 
 const RESOURCE_NAMES: [&str; 2] = ["cpu", "memory"];
@@ -479,36 +480,56 @@ fn check_resources(c: &mut Checker, value: &Value, path: &str) {
     let limits = get(resources, "limits")
         .map(|v| check_resource_list(c, v, &join(path, "limits")))
         .unwrap_or_default();
-    for (i, name) in RESOURCE_NAMES.iter().enumerate() {
-        if let (Some(request), Some(limit)) = (requests[i], limits[i]) {
-            if request > limit {
+    for (name, request) in &requests {
+        let request_path = join(&join(path, "requests"), name);
+        let limit = limits.get(name);
+        if RESOURCE_NAMES.contains(name) {
+            if limit.is_some_and(|limit| request > limit) {
                 c.error(
-                    &join(&join(path, "requests"), name),
+                    &request_path,
                     format!("must be less than or equal to {name} limit"),
                 );
             }
+            continue;
+        }
+        // Extended resources are not overcommitted: the limit is the request.
+        match limit {
+            None => c.error(
+                &join(path, "limits"),
+                "required value: Limit must be set for non overcommitable resources",
+            ),
+            Some(limit) if limit != request => c.error(
+                &request_path,
+                format!("must be equal to {name} limit of {limit}"),
+            ),
+            Some(_) => {}
         }
     }
 }
 
-/// Checks a `requests` or `limits` map and returns the parsed amounts in
-/// `RESOURCE_NAMES` order (millicores, bytes).
-fn check_resource_list(c: &mut Checker, value: &Value, path: &str) -> [Option<u64>; 2] {
-    let mut amounts = [None, None];
+/// Checks a `requests` or `limits` map and returns the parsed amounts (millicores, bytes,
+/// or counts of extended resources) by name.
+fn check_resource_list<'a>(
+    c: &mut Checker,
+    value: &'a Value,
+    path: &str,
+) -> BTreeMap<&'a str, u64> {
+    let mut amounts = BTreeMap::new();
     let Some(list) = c.object(value, path) else {
         return amounts;
     };
     for (name, item) in list {
         let item_path = join(path, name);
-        let Some(slot) = RESOURCE_NAMES.iter().position(|n| n == name) else {
+        if !RESOURCE_NAMES.contains(&name.as_str()) && !is_extended_resource(name) {
             c.error(
                 &item_path,
                 format!(
-                    "unsupported resource name {name:?}: supported values: \"cpu\", \"memory\""
+                    "unsupported resource name {name:?}: supported values: \"cpu\", \"memory\" \
+                     and extended resources (\"example.com/dongle\")"
                 ),
             );
             continue;
-        };
+        }
         // Unquoted YAML numbers (`cpu: 1`, `cpu: 0.5`) are valid quantities.
         let text = match item {
             Value::String(s) => s.clone(),
@@ -518,14 +539,16 @@ fn check_resource_list(c: &mut Checker, value: &Value, path: &str) -> [Option<u6
                 continue;
             }
         };
-        // CPU is compared in millicores, memory in bytes.
-        let parsed = if name == "cpu" {
-            parse_cpu_millis(&text)
-        } else {
-            parse_memory_bytes(&text)
+        // CPU is compared in millicores, memory in bytes, extended resources in units.
+        let parsed = match name.as_str() {
+            "cpu" => parse_cpu_millis(&text),
+            "memory" => parse_memory_bytes(&text),
+            _ => parse_count(&text),
         };
         match parsed {
-            Ok(amount) => amounts[slot] = Some(amount),
+            Ok(amount) => {
+                amounts.insert(name.as_str(), amount);
+            }
             Err(message) => c.error(&item_path, message),
         }
     }

@@ -229,10 +229,24 @@ fn resource_rules() {
         ),
         &[
             "spec.containers[0].resources.claims: field not supported by berth",
-            "spec.containers[0].resources.requests.nvidia.com/gpu: unsupported resource name \"nvidia.com/gpu\": supported values: \"cpu\", \"memory\"",
-            "spec.containers[0].resources.limits.ephemeral-storage: unsupported resource name \"ephemeral-storage\": supported values: \"cpu\", \"memory\"",
+            "spec.containers[0].resources.limits.ephemeral-storage: unsupported resource name \"ephemeral-storage\": supported values: \"cpu\", \"memory\" and extended resources (\"example.com/dongle\")",
             "spec.containers[0].resources.requests.cpu: must be less than or equal to cpu limit",
+            "spec.containers[0].resources.limits: required value: Limit must be set for non overcommitable resources",
         ],
+    );
+    // Extended resources: whole counts, requests equal to limits.
+    assert_problems(
+        &pod_with_container(
+            "{name: c, image: i, resources: {requests: {example.com/dongle: 2}, limits: {example.com/dongle: 1, berth.dev/camera: 500m}}}",
+        ),
+        &[
+            "spec.containers[0].resources.limits.berth.dev/camera: invalid value \"500m\": must be an integer",
+            "spec.containers[0].resources.requests.example.com/dongle: must be equal to example.com/dongle limit of 1",
+        ],
+    );
+    assert_problems(
+        &pod_with_container("{name: c, image: i, resources: {limits: {example.com/dongle: 1}}}"),
+        &[],
     );
     assert_problems(
         &pod_with_container("{name: c, image: i, resources: {limits: {cpu: -1, memory: true}}}"),

@@ -82,12 +82,12 @@ pub mod volumes;
 use std::cmp::Reverse;
 use std::collections::BTreeMap;
 
-use crate::coordinator::scheduler::matching::{
+use crate::controllers::scheduler::matching::{
     affinity_matches, normalize_platform, tolerated_by_any, NormalPlatform,
 };
 use crate::model::{
-    parse_cpu_millis, parse_memory_bytes, preference_score, PodAffinityTerm, PodSpec,
-    TopologySpreadConstraint,
+    is_extended_resource, parse_count, parse_cpu_millis, parse_memory_bytes, preference_score,
+    PodAffinityTerm, PodSpec, TopologySpreadConstraint,
 };
 pub use crate::model::{
     NodeSelectorOperator, NodeSelectorTerm, PreferredSchedulingTerm, Requirement, Taint,
@@ -112,6 +112,8 @@ pub struct NodeInfo {
     pub taints: Vec<Taint>,
     pub allocatable_cpu_millis: u64,
     pub allocatable_memory_bytes: u64,
+    /// Extended resources (`example.com/dongle`) the node has, as counts.
+    pub allocatable_extended: BTreeMap<String, u64>,
     /// OCI platforms the node can run, e.g. `linux/arm64/v8`, `linux/arm/v7`.
     pub platforms: Vec<String>,
     /// The node's `Ready` condition is true.
@@ -131,6 +133,8 @@ pub struct PlacedPod {
     pub owner_uid: Option<String>,
     pub cpu_request_millis: u64,
     pub memory_request_bytes: u64,
+    /// Extended resources it holds, as counts.
+    pub extended: BTreeMap<String, u64>,
     pub labels: BTreeMap<String, String>,
     /// Its required pod anti-affinity, which keeps pods it picks out of its domain.
     pub anti_affinity: Vec<PodAffinityTerm>,
@@ -145,6 +149,8 @@ pub struct PodRequest {
     pub owner_uid: Option<String>,
     pub cpu_request_millis: u64,
     pub memory_request_bytes: u64,
+    /// Extended resources (`example.com/dongle`) it needs, as counts.
+    pub extended: BTreeMap<String, u64>,
     pub node_selector: BTreeMap<String, String>,
     /// Required node affinity terms: ORed; an empty list requires nothing.
     pub required_node_affinity: Vec<NodeSelectorTerm>,
@@ -178,6 +184,7 @@ impl PodRequest {
             owner_uid: self.owner_uid,
             cpu_request_millis: self.cpu_request_millis,
             memory_request_bytes: self.memory_request_bytes,
+            extended: self.extended,
             labels: self.labels,
             anti_affinity: self.pod_anti_affinity,
         }
@@ -252,6 +259,18 @@ pub fn pod_request_from_spec(
     };
     let cpu_request_millis = spec.peak_amount(|c| request_of(c, "cpu"));
     let memory_request_bytes = spec.peak_amount(|c| request_of(c, "memory"));
+    let mut extended = BTreeMap::new();
+    for container in spec.all_containers() {
+        for name in container.resources.requests.keys() {
+            if is_extended_resource(name) && !extended.contains_key(name) {
+                let count = spec.peak_amount(|c| {
+                    let quantity = c.resources.requests.get(name);
+                    quantity.and_then(|q| parse_count(q).ok()).unwrap_or(0)
+                });
+                extended.insert(name.clone(), count);
+            }
+        }
+    }
     let affinity = spec.affinity.as_ref();
     let anti_affinity = affinity.and_then(|a| a.pod_anti_affinity.as_ref());
     Ok(PodRequest {
@@ -260,6 +279,7 @@ pub fn pod_request_from_spec(
         owner_uid: owner_uid.map(str::to_string),
         cpu_request_millis,
         memory_request_bytes,
+        extended,
         node_selector: spec.node_selector.clone(),
         required_node_affinity: spec
             .affinity
@@ -450,9 +470,17 @@ impl ImagePlatforms<'_> {
 /// Why one node cannot take the pod.
 enum Rejection<'n> {
     Unschedulable,
-    UntoleratedTaint { key: &'n str, value: &'n str },
+    UntoleratedTaint {
+        key: &'n str,
+        value: &'n str,
+    },
     NodeAffinity,
-    Insufficient { cpu: bool, memory: bool },
+    Insufficient {
+        cpu: bool,
+        memory: bool,
+        /// Extended resources short, by name.
+        extended: Vec<String>,
+    },
     VolumeNodeConflict,
     PodRule(pods::PodRuleRejection),
     Platform,
@@ -469,7 +497,11 @@ impl Rejection<'_> {
             Rejection::NodeAffinity => {
                 vec!["node(s) didn't match Pod's node affinity/selector".to_string()]
             }
-            Rejection::Insufficient { cpu, memory } => {
+            Rejection::Insufficient {
+                cpu,
+                memory,
+                extended,
+            } => {
                 let mut reasons = Vec::new();
                 if *cpu {
                     reasons.push("Insufficient cpu".to_string());
@@ -477,6 +509,7 @@ impl Rejection<'_> {
                 if *memory {
                     reasons.push("Insufficient memory".to_string());
                 }
+                reasons.extend(extended.iter().map(|name| format!("Insufficient {name}")));
                 reasons
             }
             Rejection::VolumeNodeConflict => {
@@ -520,10 +553,12 @@ fn check_node<'n>(context: &PodContext<'_>, node: &'n NodeInfo) -> Result<Usage,
         .saturating_sub(usage.used_memory_bytes);
     let cpu_short = pod.cpu_request_millis > 0 && pod.cpu_request_millis > free_cpu;
     let memory_short = pod.memory_request_bytes > 0 && pod.memory_request_bytes > free_memory;
-    if cpu_short || memory_short {
+    let extended_short = extended_short(pod, node);
+    if cpu_short || memory_short || !extended_short.is_empty() {
         return Err(Rejection::Insufficient {
             cpu: cpu_short,
             memory: memory_short,
+            extended: extended_short,
         });
     }
     if pod.volume_nodes.iter().any(|held_on| *held_on != node.name) {
@@ -536,6 +571,23 @@ fn check_node<'n>(context: &PodContext<'_>, node: &'n NodeInfo) -> Result<Usage,
         }
     }
     Ok(usage)
+}
+
+/// The extended resources the pod needs more of than the node has left.
+fn extended_short(pod: &PodRequest, node: &NodeInfo) -> Vec<String> {
+    let mut short = Vec::new();
+    for (name, wanted) in pod.extended.iter().filter(|(_, wanted)| **wanted > 0) {
+        let used: u64 = node
+            .pods
+            .iter()
+            .filter_map(|placed| placed.extended.get(name))
+            .sum();
+        let has = node.allocatable_extended.get(name).copied().unwrap_or(0);
+        if used.saturating_add(*wanted) > has {
+            short.push(name.clone());
+        }
+    }
+    short
 }
 
 /// The first `NoSchedule`/`NoExecute` taint the pod does not tolerate, the derived

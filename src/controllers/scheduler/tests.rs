@@ -17,6 +17,7 @@ fn node(name: &str, cpu_millis: u64, memory_bytes: u64) -> NodeInfo {
         taints: Vec::new(),
         allocatable_cpu_millis: cpu_millis,
         allocatable_memory_bytes: memory_bytes,
+        allocatable_extended: BTreeMap::new(),
         platforms: vec!["linux/arm64/v8".to_string()],
         ready: true,
         unschedulable: false,

@@ -2,7 +2,7 @@
 //! missing or going, and its first placement picks the node of claims on none yet.
 
 use super::*;
-use crate::coordinator::scheduler::volumes::{claim_needs, select_node, ClaimInfo};
+use crate::controllers::scheduler::volumes::{claim_needs, select_node, ClaimInfo};
 use crate::model::{PersistentVolumeClaimVolumeSource, Volume};
 
 fn with_claims(names: &[&str]) -> PodSpec {

@@ -108,10 +108,10 @@ pub(super) fn normalize_platform(platform: &str) -> NormalPlatform<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::coordinator::scheduler::EFFECT_NO_EXECUTE;
-    use crate::coordinator::scheduler::EFFECT_NO_SCHEDULE;
+    use crate::controllers::scheduler::EFFECT_NO_EXECUTE;
+    use crate::controllers::scheduler::EFFECT_NO_SCHEDULE;
 
-    use crate::coordinator::scheduler::tests::{taint, toleration};
+    use crate::controllers::scheduler::tests::{taint, toleration};
 
     fn requirement(key: &str, operator: NodeSelectorOperator, values: &[&str]) -> Requirement {
         Requirement {

@@ -153,3 +153,21 @@ fn schedule_anyway_and_preferred_anti_affinity_only_rank() {
     nodes[1].pods.push(labelled("web"));
     assert_eq!(bound(schedule(&soft, &nodes)), "a");
 }
+
+#[test]
+fn extended_resources_are_counted_like_cpu_and_memory() {
+    let mut nodes = vec![node("plain", 4000, 4 * GI), node("zigbee", 4000, 4 * GI)];
+    nodes[1]
+        .allocatable_extended
+        .insert("example.com/dongle".to_string(), 1);
+    let mut reader = pod(0, 0);
+    reader.extended = BTreeMap::from([("example.com/dongle".to_string(), 1)]);
+    assert_eq!(bound(schedule(&reader, &nodes)), "zigbee");
+    nodes[1].pods.push(reader.clone().placed());
+    assert_eq!(
+        schedule(&reader, &nodes),
+        Decision::Unschedulable {
+            message: "0/2 nodes are available: 2 Insufficient example.com/dongle.".into()
+        }
+    );
+}

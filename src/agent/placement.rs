@@ -1,0 +1,106 @@
+//! Which pods a lone board starts: the shared scheduler ([`crate::controllers::scheduler`])
+//! with this board as its one node, as the kubelet's admission and a one-node cluster's
+//! scheduler would decide together. A pod that asks for a node label the board lacks, a
+//! device it does not have (`example.com/dongle` beyond its `--extended-resources`), or a
+//! place its pod anti-affinity or topology spread forbids, stays Pending with
+//! `PodScheduled=False`, reason `Unschedulable` and the scheduler's message, and starts
+//! once that changes (the pod in the way is deleted, say).
+//!
+//! Only pods without `spec.nodeName` are decided here: a fleet's pods were placed by the
+//! coordinator. Pods that run already keep running. CPU and memory are not counted: a
+//! lone board's containers share them within their cgroup limits, as before.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::instance::Instance;
+use super::Agent;
+use crate::controllers::scheduler::{pod_request_from_spec, schedule, Decision, NodeInfo};
+use crate::model::Pod;
+
+impl Agent {
+    /// The pods among `pods` this board does not start, by UID, with why. Costs nothing
+    /// when every pod has started already.
+    pub(super) fn unschedulable_pods(
+        &self,
+        pods: &[Pod],
+        observed: &BTreeMap<String, Vec<Instance>>,
+    ) -> HashMap<String, String> {
+        let started = |pod: &Pod| observed.contains_key(&pod.metadata.uid);
+        let mut waiting: Vec<&Pod> = pods
+            .iter()
+            .filter(|p| p.spec.node_name.is_none() && p.metadata.deletion_timestamp.is_none())
+            .filter(|p| !started(p))
+            .collect();
+        let mut refused = HashMap::new();
+        if waiting.is_empty() {
+            return refused;
+        }
+        crate::support::sort::sort_by_key(&mut waiting, |p| {
+            (
+                p.metadata.creation_timestamp.clone(),
+                p.metadata.name.clone(),
+            )
+        });
+        let mut node = NodeInfo {
+            name: self.options.node_name.clone(),
+            labels: self.node_labels.get().cloned().unwrap_or_default(),
+            allocatable_cpu_millis: u64::MAX,
+            allocatable_memory_bytes: u64::MAX,
+            allocatable_extended: self.options.extended_resources.clone(),
+            ready: true,
+            ..NodeInfo::default()
+        };
+        for pod in pods.iter().filter(|p| started(p)) {
+            if let Some(request) = request_of(pod) {
+                node.pods.push(request.placed());
+            }
+        }
+        for pod in waiting {
+            let Some(request) = request_of(pod) else {
+                continue;
+            };
+            match schedule(&request, std::slice::from_ref(&node)) {
+                Decision::Bind { .. } => node.pods.push(request.placed()),
+                Decision::Unschedulable { message } => {
+                    refused.insert(pod.metadata.uid.clone(), message);
+                }
+            }
+        }
+        refused
+    }
+}
+
+impl Agent {
+    /// Keeps what `unschedulable_pods` decided for the pods' status, and tells each new
+    /// decision once as the scheduler's `FailedScheduling` event.
+    pub(super) fn remember_unschedulable(&self, pods: &[Pod], now: HashMap<String, String>) {
+        let before = std::mem::replace(&mut self.memory().unschedulable, now.clone());
+        for pod in pods {
+            let Some(message) = now.get(&pod.metadata.uid) else {
+                continue;
+            };
+            if before.get(&pod.metadata.uid) != Some(message) {
+                log::info!(
+                    "pod {}/{} is unschedulable: {message}",
+                    pod.metadata.namespace_or_empty(),
+                    pod.metadata.name
+                );
+                self.scheduler_event(&pod.metadata, message);
+            }
+        }
+    }
+
+    /// Why a pod does not start, when the board cannot run it.
+    pub(super) fn unschedulable_reason(&self, uid: &str) -> Option<String> {
+        self.memory().unschedulable.get(uid).cloned()
+    }
+}
+
+/// The scheduler's view of a pod; `None` for a spec whose quantities do not read, which
+/// validation has kept out.
+fn request_of(pod: &Pod) -> Option<crate::controllers::scheduler::PodRequest> {
+    let namespace = pod.metadata.namespace_or_empty();
+    let mut request = pod_request_from_spec(namespace, &pod.metadata.name, None, &pod.spec).ok()?;
+    request.labels = pod.metadata.labels.clone();
+    Some(request)
+}
