@@ -159,3 +159,80 @@ fn anti_affinity_and_topology_spread_place_replicas_across_boards() {
         "0/3 nodes are available: 3 Insufficient example.com/dongle."
     );
 }
+
+/// A pod pinned to board `node`, with `tolerations` (YAML at the pod spec's indentation).
+fn pinned(name: &str, node: &str, tolerations: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  nodeName: {node}\n  \
+         terminationGracePeriodSeconds: 1\n{tolerations}  containers:\n  - name: main\n    \
+         image: busybox:1.35\n    command: [sleep, \"100000\"]\n"
+    )
+}
+
+fn exists(fleet: &Fleet, name: &str) -> bool {
+    fleet
+        .coordinator
+        .pods()
+        .iter()
+        .any(|p| p["metadata"]["name"] == name && p["metadata"].get("deletionTimestamp").is_none())
+}
+
+#[test]
+fn a_no_execute_taint_evicts_after_toleration_seconds() {
+    let fleet = Fleet::start(&[("t1", ""), ("t2", "")], &[]);
+    let tolerate = |seconds: &str| {
+        format!(
+            "  tolerations:\n  - {{key: dedicated, operator: Exists, effect: NoExecute{seconds}}}\n"
+        )
+    };
+    apply(&fleet, &pinned("plain", "t1", ""));
+    apply(
+        &fleet,
+        &pinned("brief", "t1", &tolerate(", tolerationSeconds: 4")),
+    );
+    apply(&fleet, &pinned("staying", "t1", &tolerate("")));
+    wait_for(Duration::from_secs(60), "three pods running on t1", || {
+        let pods = fleet.coordinator.pods();
+        let running = pods.iter().filter(|p| p["status"]["phase"] == "Running");
+        (running.count() == 3).then_some(())
+    });
+
+    let tainted_at = std::time::Instant::now();
+    let out = fleet
+        .coordinator
+        .ok(&["taint", "nodes", "t1", "dedicated=maint:NoExecute"]);
+    assert_eq!(out, "node/t1 tainted\n");
+    let node = fleet.coordinator.json(&["get", "node", "t1"]);
+    let taint = &node["spec"]["taints"][0];
+    assert_eq!(taint["effect"], "NoExecute");
+    assert!(taint["timeAdded"].is_string(), "{taint}");
+
+    wait_for(Duration::from_secs(20), "plain evicted", || {
+        (!exists(&fleet, "plain")).then_some(())
+    });
+    wait_for(Duration::from_secs(30), "brief evicted", || {
+        (!exists(&fleet, "brief")).then_some(())
+    });
+    // The taint's time has second resolution: allow for its rounding down.
+    assert!(
+        tainted_at.elapsed() >= Duration::from_secs(3),
+        "brief was evicted after {:?}, before its 4 s",
+        tainted_at.elapsed()
+    );
+    assert!(exists(&fleet, "staying"), "tolerated for good");
+    // Nothing new goes there without a toleration.
+    apply(&fleet, &deployment("after", 1, ""));
+    wait_for(Duration::from_secs(60), "the new pod on t2", || {
+        (running_by(&fleet, "after", &BTreeMap::new()) == BTreeMap::from([("t2".to_owned(), 1)]))
+            .then_some(())
+    });
+    let out = fleet
+        .coordinator
+        .ok(&["taint", "nodes", "t1", "dedicated:NoExecute-"]);
+    assert_eq!(out, "node/t1 untainted\n");
+    let node = fleet.coordinator.json(&["get", "node", "t1"]);
+    assert!(
+        node["spec"]["taints"].as_array().is_none_or(Vec::is_empty),
+        "{node}"
+    );
+}

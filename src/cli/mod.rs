@@ -22,6 +22,7 @@ mod resource;
 mod rollout;
 mod scale;
 mod tables;
+mod taint;
 mod token;
 mod version;
 mod watch;
@@ -89,6 +90,8 @@ pub enum Command {
     Uncordon(cordon::CordonArgs),
     /// Cordon a node and evict its pods (coordinator)
     Drain(drain::DrainArgs),
+    /// Add or remove taints of a node (coordinator)
+    Taint(taint::TaintArgs),
     /// Create or update objects from manifests
     Apply(apply::ApplyArgs),
     /// List objects
@@ -197,6 +200,7 @@ pub fn main() -> i32 {
         Command::Token(cmd) => token::run(&cli.global, cmd),
         Command::Cordon(args) => cordon::run(&cli.global, args, true),
         Command::Uncordon(args) => cordon::run(&cli.global, args, false),
+        Command::Taint(args) => taint::run(&cli.global, args),
         Command::Drain(args) => drain::run(&cli.global, args),
         Command::Apply(args) => apply::run(&cli.global, args),
         Command::Get(args) => get::run(&cli.global, args),

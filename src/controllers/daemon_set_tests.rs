@@ -210,6 +210,7 @@ fn tainted_nodes_get_no_pod_and_daemon_pods_stay_on_lost_nodes() {
         key: "dedicated".into(),
         value: Some("db".into()),
         effect: "NoSchedule".into(),
+        time_added: None,
     }];
     let mut sim = fleet(agent_ds(1, 0), vec![node("pi-1", true), tainted]);
     settle(&mut sim, &|_| true, &|_| {});
@@ -218,6 +219,7 @@ fn tainted_nodes_get_no_pod_and_daemon_pods_stay_on_lost_nodes() {
         known: ["pi-1".to_owned()].into(),
         lost: ["pi-1".to_owned()].into(),
         unreachable: ["pi-1".to_owned()].into(),
+        ..Default::default()
     };
     assert_eq!(node_lifecycle::reconcile(&sim.world.pods[0], &facts), None);
 }
@@ -276,6 +278,7 @@ fn node_affinity_and_tolerations_choose_the_nodes() {
         key: "dedicated".into(),
         value: Some("db".into()),
         effect: "NoExecute".into(),
+        time_added: None,
     };
     let mut tainted = node("pi-3", true);
     tainted.taints = vec![taint];
@@ -288,6 +291,7 @@ fn node_affinity_and_tolerations_choose_the_nodes() {
         operator: crate::model::TolerationOperator::Exists,
         value: None,
         effect: None,
+        toleration_seconds: None,
     }];
     settle(&mut sim, &|_| true, &|_| {});
     let nodes: Vec<String> = placement(&sim).into_iter().map(|(n, _)| n).collect();

@@ -3,12 +3,15 @@
 //! Deployment replaces them and the scheduler places the replacements elsewhere, as
 //! Kubernetes' taint-based eviction does. Pods bound to a node that no longer exists go
 //! too, and so do pods deleted before any node took them: no board will ever report
-//! them stopped.
+//! them stopped. A `NoExecute` taint evicts the pods that do not tolerate it at once,
+//! and those that tolerate it for `tolerationSeconds` once that long has passed since
+//! the taint's `timeAdded`, as Kubernetes' taint eviction does.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, SystemTime};
 
 use super::{key_of, Change};
-use crate::model::Pod;
+use crate::model::{tolerates, Pod, Taint};
 
 /// What the coordinator knows of the nodes pods are bound to.
 #[derive(Clone, Debug, Default)]
@@ -19,6 +22,9 @@ pub struct NodeFacts {
     pub lost: HashSet<String>,
     /// Nodes whose lease has expired (`Ready=Unknown`), lost ones included.
     pub unreachable: HashSet<String>,
+    /// The `NoExecute` taints of nodes that have some.
+    pub no_execute: HashMap<String, Vec<Taint>>,
+    pub now: Option<SystemTime>,
 }
 
 /// Pods on unreachable nodes are not ready, whatever their node last reported, as
@@ -69,7 +75,54 @@ pub fn reconcile(pod: &Pod, nodes: &NodeFacts) -> Option<Change> {
             }
             true
         }
-        Some(_) => false,
+        Some(node) => !deleting && tainted_out(pod, node, nodes),
     };
     evict.then(|| Change::Delete(key_of("Pod", &pod.metadata)))
+}
+
+/// Whether a `NoExecute` taint of `node` evicts `pod` now.
+fn tainted_out(pod: &Pod, node: &str, nodes: &NodeFacts) -> bool {
+    let Some(taints) = nodes.no_execute.get(node) else {
+        return false;
+    };
+    let now = nodes.now.unwrap_or_else(SystemTime::now);
+    for taint in taints {
+        let tolerations: Vec<_> = pod
+            .spec
+            .tolerations
+            .iter()
+            .filter(|t| tolerates(t, taint))
+            .collect();
+        // Not tolerated: now. Tolerated: for the shortest `tolerationSeconds` of the
+        // tolerations that match (Kubernetes' minimal toleration time), from when the
+        // taint came; for good when none of them has one.
+        let limit = if tolerations.is_empty() {
+            Some(0)
+        } else {
+            tolerations
+                .iter()
+                .filter_map(|t| t.toleration_seconds)
+                .min()
+        };
+        let Some(limit) = limit else {
+            continue;
+        };
+        let added = taint
+            .time_added
+            .as_deref()
+            .and_then(|t| humantime::parse_rfc3339(t).ok())
+            .unwrap_or(now);
+        let until = added + Duration::from_secs(limit.max(0).unsigned_abs());
+        if now >= until {
+            log::info!(
+                "evicting pod {}/{} from node {node}: taint {}:{} (tolerated {limit}s)",
+                pod.metadata.namespace_or_empty(),
+                pod.metadata.name,
+                taint.key,
+                taint.effect
+            );
+            return true;
+        }
+    }
+    false
 }

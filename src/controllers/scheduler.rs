@@ -414,6 +414,7 @@ impl<'a> PodContext<'a> {
                 key: key.to_string(),
                 value: None,
                 effect: EFFECT_NO_SCHEDULE.to_string(),
+                time_added: None,
             };
             tolerated_by_any(&pod.tolerations, &taint)
         };

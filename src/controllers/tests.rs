@@ -292,6 +292,7 @@ fn node_lifecycle_evicts_from_lost_and_unknown_nodes_and_finalises_unbound_delet
         known: ["pi-1", "pi-2"].map(String::from).into(),
         lost: ["pi-2"].map(String::from).into(),
         unreachable: ["pi-2"].map(String::from).into(),
+        ..NodeFacts::default()
     };
     let decide = |p: &Pod| node_lifecycle::reconcile(p, &facts);
     assert_eq!(decide(&pod("healthy", Some("pi-1"), false)), None);
@@ -433,4 +434,41 @@ fn the_driver_lists_configs_only_in_dying_namespaces_and_keeps_reported_status()
         w.pods[0].status.is_ready(),
         "the reported Ready condition is kept"
     );
+}
+
+#[test]
+fn a_no_execute_taint_evicts_after_the_shortest_toleration() {
+    let taint = crate::model::Taint {
+        key: "dedicated".into(),
+        value: Some("maint".into()),
+        effect: "NoExecute".into(),
+        time_added: Some(NOW.into()),
+    };
+    let added = humantime::parse_rfc3339(NOW).unwrap_or(std::time::UNIX_EPOCH);
+    let facts = |after: u64| NodeFacts {
+        known: ["pi-1"].map(String::from).into(),
+        no_execute: [("pi-1".to_owned(), vec![taint.clone()])].into(),
+        now: Some(added + std::time::Duration::from_secs(after)),
+        ..NodeFacts::default()
+    };
+    let pod = |tolerations: serde_json::Value| -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p", "namespace": "default"},
+            "spec": {"nodeName": "pi-1", "containers": [{"name": "c", "image": "i"}],
+                     "tolerations": tolerations}}))
+        .unwrap_or_default()
+    };
+    let evicted = |p: &Pod, after: u64| node_lifecycle::reconcile(p, &facts(after)).is_some();
+    let plain = pod(serde_json::json!([]));
+    assert!(evicted(&plain, 0), "not tolerated: at once");
+    let brief = pod(serde_json::json!([
+        {"key": "dedicated", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 60},
+        {"operator": "Exists", "tolerationSeconds": 30}]));
+    assert!(!evicted(&brief, 29));
+    assert!(
+        evicted(&brief, 30),
+        "the shortest of the matching tolerations"
+    );
+    let forever = pod(serde_json::json!([{"key": "dedicated", "operator": "Exists"}]));
+    assert!(!evicted(&forever, 100_000));
 }

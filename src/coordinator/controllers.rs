@@ -197,9 +197,22 @@ fn node_facts(
         .collect();
     let mut facts = NodeFacts::default();
     let store = c.store();
+    facts.now = Some(SystemTime::now());
     for node in bound {
-        if store.get("Node", "", node)?.is_some() {
+        if let Some(record) = store.get("Node", "", node)? {
             facts.known.insert(node.to_string());
+            let taints: Vec<crate::model::Taint> = record
+                .object
+                .pointer("/spec/taints")
+                .and_then(|t| serde_json::from_value(t.clone()).ok())
+                .unwrap_or_default();
+            let no_execute: Vec<_> = taints
+                .into_iter()
+                .filter(|t| t.effect == "NoExecute")
+                .collect();
+            if !no_execute.is_empty() {
+                facts.no_execute.insert(node.to_string(), no_execute);
+            }
         }
         let silent = now.saturating_duration_since(c.fleet.last_seen(node));
         if silent > evict_after {

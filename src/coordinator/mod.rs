@@ -28,6 +28,7 @@ pub mod fleet;
 mod join;
 pub mod join_tokens;
 pub mod migrate;
+mod node_taints;
 pub mod peers;
 pub mod pki;
 pub mod pod_cidrs;

@@ -322,6 +322,7 @@ fn node_info(node: &Record, ready: bool) -> NodeInfo {
                         key: t.get("key")?.as_str()?.to_string(),
                         value: t.get("value").and_then(Value::as_str).map(str::to_string),
                         effect: t.get("effect")?.as_str()?.to_string(),
+                        time_added: None,
                     })
                 })
                 .collect()

@@ -406,7 +406,8 @@ fn view_node(coordinator: &Coordinator, record: Record) -> Value {
     )
 }
 
-/// `/api/v1/nodes[/NAME]`: list, get, patch (`spec.unschedulable`, labels), delete.
+/// `/api/v1/nodes[/NAME]`: list, get, patch (`spec.unschedulable`, `spec.taints`,
+/// labels), delete.
 fn nodes(
     coordinator: &Arc<Coordinator>,
     request: &Request,
@@ -427,39 +428,7 @@ fn nodes(
             Ok(list_response(list_nodes(coordinator, &selector)?))
         }
         ("GET", [name]) => get_node(coordinator, name),
-        ("PATCH", [name]) => {
-            let patch: Value = request_body(request)?;
-            let mut store = coordinator.store();
-            let record = store
-                .get("Node", "", name)?
-                .ok_or_else(|| not_found(format!("nodes \"{name}\" not found")))?;
-            let mut object = record.object;
-            if let Some(unschedulable) = patch.pointer("/spec/unschedulable") {
-                let Some(flag) = unschedulable.as_bool() else {
-                    return Err(invalid("spec.unschedulable: expected boolean"));
-                };
-                object["spec"]["unschedulable"] = Value::Bool(flag);
-            }
-            if let Some(labels) = patch.pointer("/metadata/labels").and_then(Value::as_object) {
-                for (key, value) in labels {
-                    match value {
-                        Value::Null => {
-                            if let Some(map) = object["metadata"]["labels"].as_object_mut() {
-                                map.remove(key);
-                            }
-                        }
-                        Value::String(_) => object["metadata"]["labels"][key] = value.clone(),
-                        _ => {
-                            return Err(invalid(format!("metadata.labels.{key}: expected string")))
-                        }
-                    }
-                }
-            }
-            store.put_all(vec![object], None)?;
-            drop(store);
-            coordinator.changed();
-            get_node(coordinator, name)
-        }
+        ("PATCH", [name]) => patch_node(coordinator, request, name),
         ("DELETE", [name]) => {
             let mut store = coordinator.store();
             if store.delete_all(&[Key::new("Node", "", name)])?.is_empty() {
@@ -480,6 +449,52 @@ fn nodes(
         }
         (method, _) => Err(method_not_allowed(method, &request.path)),
     }
+}
+
+/// `PATCH /api/v1/nodes/NAME`: `spec.unschedulable`, `spec.taints` and labels.
+fn patch_node(
+    coordinator: &Arc<Coordinator>,
+    request: &Request,
+    name: &str,
+) -> Result<Response, Refusal> {
+    let patch: Value = request_body(request)?;
+    let mut store = coordinator.store();
+    let record = store
+        .get("Node", "", name)?
+        .ok_or_else(|| not_found(format!("nodes \"{name}\" not found")))?;
+    let mut object = record.object;
+    if let Some(unschedulable) = patch.pointer("/spec/unschedulable") {
+        let Some(flag) = unschedulable.as_bool() else {
+            return Err(invalid("spec.unschedulable: expected boolean"));
+        };
+        object["spec"]["unschedulable"] = Value::Bool(flag);
+    }
+    if let Some(taints) = patch.pointer("/spec/taints") {
+        let before: Vec<crate::model::Taint> = object
+            .pointer("/spec/taints")
+            .and_then(|t| serde_json::from_value(t.clone()).ok())
+            .unwrap_or_default();
+        let now = std::time::SystemTime::now();
+        let taints = super::node_taints::patched_taints(taints, &before, now)?;
+        object["spec"]["taints"] = serde_json::to_value(taints).map_err(internal)?;
+    }
+    if let Some(labels) = patch.pointer("/metadata/labels").and_then(Value::as_object) {
+        for (key, value) in labels {
+            match value {
+                Value::Null => {
+                    if let Some(map) = object["metadata"]["labels"].as_object_mut() {
+                        map.remove(key);
+                    }
+                }
+                Value::String(_) => object["metadata"]["labels"][key] = value.clone(),
+                _ => return Err(invalid(format!("metadata.labels.{key}: expected string"))),
+            }
+        }
+    }
+    store.put_all(vec![object], None)?;
+    drop(store);
+    coordinator.changed();
+    get_node(coordinator, name)
 }
 
 /// `fieldSelector=spec.nodeName=NAME`, the one field selector kubectl drain needs.

@@ -83,6 +83,10 @@ pub struct Toleration {
     /// Empty tolerates every effect.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub effect: Option<String>,
+    /// With `NoExecute`: how long the pod stays on a node after the taint is added;
+    /// none stays for good.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub toleration_seconds: Option<i64>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,6 +105,9 @@ pub struct Taint {
     pub value: Option<String>,
     /// `NoSchedule`, `PreferNoSchedule` or `NoExecute`; anything else is ignored.
     pub effect: String,
+    /// When a `NoExecute` taint was added (RFC 3339), which `tolerationSeconds` count from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_added: Option<String>,
 }
 
 impl Taint {

@@ -51,6 +51,7 @@ pub(super) fn taint(key: &str, value: Option<&str>, effect: &str) -> Taint {
         key: key.to_string(),
         value: value.map(str::to_string),
         effect: effect.to_string(),
+        time_added: None,
     }
 }
 
@@ -65,6 +66,7 @@ pub(super) fn toleration(
         operator,
         value: value.map(str::to_string),
         effect: effect.map(str::to_string),
+        toleration_seconds: None,
     }
 }
 

@@ -156,7 +156,11 @@ pub(super) fn check_tolerations(c: &mut Checker, value: &Value, path: &str) {
         let Some(toleration) = c.object(toleration, &path) else {
             continue;
         };
-        c.only_fields(toleration, &path, &["key", "operator", "value", "effect"]);
+        c.only_fields(
+            toleration,
+            &path,
+            &["key", "operator", "value", "effect", "tolerationSeconds"],
+        );
         let key = get(toleration, "key").and_then(|v| c.string(v, &join(&path, "key")));
         if let Some(key) = key.filter(|k| !k.is_empty()) {
             if let Err(e) = validate_label_key(key) {
@@ -183,12 +187,21 @@ pub(super) fn check_tolerations(c: &mut Checker, value: &Value, path: &str) {
                 "operator must be Exists when `key` is empty, which means \"match all values and all keys\"",
             );
         }
-        if let Some(v) = get(toleration, "effect") {
+        let effect = get(toleration, "effect").and_then(|v| {
             c.one_of(
                 v,
                 &join(&path, "effect"),
                 &["NoSchedule", "PreferNoSchedule", "NoExecute"],
-            );
+            )
+        });
+        if let Some(v) = get(toleration, "tolerationSeconds") {
+            c.integer(v, &join(&path, "tolerationSeconds"));
+            if effect != Some("NoExecute") {
+                c.error(
+                    &join(&path, "effect"),
+                    "effect must be 'NoExecute' when `tolerationSeconds` is set",
+                );
+            }
         }
     }
 }

@@ -581,8 +581,8 @@ fn node_affinity_and_tolerations_are_checked_field_by_field() {
     assert_problems(
         &pod("  tolerations: [{key: dedicated, operator: Exists, value: db, tolerationSeconds: 5}]\n"),
         &[
-            "spec.tolerations[0].tolerationSeconds: field not supported by berth",
             "spec.tolerations[0].operator: value must be empty when `operator` is 'Exists'",
+            "spec.tolerations[0].effect: effect must be 'NoExecute' when `tolerationSeconds` is set",
         ],
     );
 }
