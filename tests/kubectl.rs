@@ -589,6 +589,12 @@ fn system_namespaces_exist_and_unsupported_annotations_are_warned_about() {
         names,
         ["default", "kube-node-lease", "kube-public", "kube-system"]
     );
+    // kube-system is exempt from Pod Security, as clusters keep it for node agents.
+    let system = agent.json(&["get", "namespace", "kube-system"]);
+    assert_eq!(
+        system["metadata"]["labels"]["pod-security.kubernetes.io/enforce"],
+        "privileged"
+    );
     let yaml = r#"apiVersion: v1
 kind: Pod
 metadata:

@@ -89,14 +89,21 @@ pub fn with_status(mut namespace: Namespace) -> Namespace {
 
 /// Makes the `default` namespace and the system ones if they are missing, as the
 /// Kubernetes API server does at start-up; both daemons call this before serving. With
-/// all of them there it writes nothing.
+/// all of them there it writes nothing. `kube-system` is made `privileged` for Pod
+/// Security, as clusters exempt it (k3s' and RKE2's admission configurations do): it is
+/// where node agents such as log shippers with hostPath volumes run.
 pub fn ensure_default(store: &mut Store) -> Result<(), StoreError> {
     let mut missing = Vec::new();
     for name in std::iter::once("default").chain(crate::model::SYSTEM_NAMESPACES) {
         if store.get("Namespace", "", name)?.is_none() {
-            missing.push(serde_json::json!({
+            let mut namespace = serde_json::json!({
                 "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name},
-            }));
+            });
+            if name == "kube-system" {
+                namespace["metadata"]["labels"] =
+                    serde_json::json!({crate::model::pod_security::ENFORCE_LABEL: "privileged"});
+            }
+            missing.push(namespace);
         }
     }
     if !missing.is_empty() {
