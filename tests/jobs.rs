@@ -66,7 +66,7 @@ fn pods_of(agent: &TestAgent, job: &str) -> Vec<Value> {
 #[test]
 fn a_job_runs_its_completions_in_parallel_and_completes() {
     let agent = TestAgent::start();
-    let once = "if [ -e /scratch/tried ]; then exit 0; fi; touch /scratch/tried; exit 1";
+    let once = "echo ran; if [ -e /scratch/tried ]; then exit 0; fi; touch /scratch/tried; exit 1";
     let yaml = job(
         "three",
         "  completions: 3\n  parallelism: 2",
@@ -102,6 +102,13 @@ fn a_job_runs_its_completions_in_parallel_and_completes() {
         described.contains("0 Active / 3 Succeeded / 0 Failed"),
         "{described}"
     );
+
+    // `logs job/NAME` shows one of its pods, and says which.
+    let logs = agent.berth(&["logs", "job/three"]);
+    assert!(logs.status.success(), "{logs:?}");
+    assert_eq!(String::from_utf8_lossy(&logs.stdout), "ran\n");
+    let said = String::from_utf8_lossy(&logs.stderr);
+    assert!(said.starts_with("Found 3 pods, using pod/three-"), "{said}");
 
     // Deleting the Job deletes its pods.
     agent.ok(&["delete", "job", "three"]);

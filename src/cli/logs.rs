@@ -63,9 +63,16 @@ pub fn run(global: &GlobalOptions, args: LogsArgs) -> anyhow::Result<()> {
             "expected 'logs [-f] [-p] (POD | pod/NAME | -l SELECTOR) [-c CONTAINER]': a pod or a selector is required"
         ),
         (Some(pod), None) => {
+            let job_pod;
             let pod = match pod.split_once('/') {
                 Some((kind, name)) if Resource::parse(kind)? == Resource::Kind(Kind::Pod) => name,
-                Some((kind, _)) => bail!("cannot get logs of {kind}: give a pod or -l SELECTOR"),
+                Some((kind, name)) if Resource::parse(kind)? == Resource::Kind(Kind::Job) => {
+                    job_pod = pod_of_job(&client, global.namespace(), name)?;
+                    job_pod.as_str()
+                }
+                Some((kind, _)) => {
+                    bail!("cannot get logs of {kind}: give a pod, job/NAME or -l SELECTOR")
+                }
                 None => pod.as_str(),
             };
             if args.all_containers || (args.prefix && args.container.is_none()) {
@@ -123,6 +130,39 @@ pub fn run(global: &GlobalOptions, args: LogsArgs) -> anyhow::Result<()> {
         return Err(Reported.into());
     }
     Ok(())
+}
+
+/// The pod `logs job/NAME` shows, as kubectl picks it: a running one before others, then
+/// the oldest; with several it says which on stderr.
+fn pod_of_job(client: &Client, namespace: &str, job: &str) -> anyhow::Result<String> {
+    let selector = percent_encode(&format!("job-name={job}"));
+    let path = format!(
+        "{}?labelSelector={selector}",
+        super::collection_path(Kind::Pod, Some(namespace))
+    );
+    let (_, list) = client.request("GET", &path, None)?;
+    let mut pods: Vec<&Value> = at(&list, &["items"])
+        .as_array()
+        .into_iter()
+        .flatten()
+        .collect();
+    crate::support::sort::sort_by_key(&mut pods, |pod| {
+        let running = str_at(pod, &["status", "phase"]) == "Running";
+        let created = str_at(pod, &["metadata", "creationTimestamp"]).to_owned();
+        (
+            !running,
+            created,
+            str_at(pod, &["metadata", "name"]).to_owned(),
+        )
+    });
+    let Some(first) = pods.first() else {
+        bail!("no pods of job {job:?} found in namespace {namespace:?}");
+    };
+    let name = str_at(first, &["metadata", "name"]).to_owned();
+    if pods.len() > 1 {
+        eprintln!("Found {} pods, using pod/{name}", pods.len());
+    }
+    Ok(name)
 }
 
 /// The logs to print for these pods: `-c`, every container (`--all-containers`), or
