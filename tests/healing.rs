@@ -265,6 +265,32 @@ fn exec_passes_output_and_exit_code_through() {
 }
 
 #[test]
+fn post_start_hook_runs_after_the_start_and_a_failing_one_kills_the_container() {
+    let agent = TestAgent::start();
+    let greeting = "      lifecycle:\n        postStart:\n          exec:\n            command: [sh, -c, \"echo hello > /tmp/greeting\"]\n";
+    let waits =
+        "until [ -e /tmp/greeting ]; do sleep 0.1; done; cat /tmp/greeting; exec sleep 1000";
+    assert!(agent
+        .apply_yaml(&pod("greeted", "Always", waits, greeting))
+        .status
+        .success());
+    wait_for(Duration::from_secs(30), "the hook's greeting", || {
+        (agent.ok(&["logs", "greeted"]) == "hello\n").then_some(())
+    });
+
+    let failing = "      lifecycle:\n        postStart:\n          exec:\n            command: [sh, -c, \"exit 7\"]\n";
+    assert!(agent
+        .apply_yaml(&pod("refused", "Never", "exec sleep 1000", failing))
+        .status
+        .success());
+    let pod = agent.wait_phase("refused", "Failed", Duration::from_secs(30));
+    let terminated = &pod["status"]["containerStatuses"][0]["state"]["terminated"];
+    assert_ne!(terminated["exitCode"], 0, "{pod}");
+    let events = agent.ok(&["get", "events"]);
+    assert!(events.contains("FailedPostStartHook"), "{events}");
+}
+
+#[test]
 fn pre_stop_hook_runs_before_sigterm() {
     let agent = TestAgent::start();
     let hook = "      lifecycle:\n        preStop:\n          exec:\n            command: [sh, -c, \"echo goodbye > /proc/1/fd/1\"]\n";

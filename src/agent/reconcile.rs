@@ -13,6 +13,10 @@ use anyhow::Context;
 use super::container_config::MOUNT_FAILURE;
 use super::instance::{Instance, InstanceState};
 use super::plan::{plan_pod, DesiredPod, Step};
+
+/// The longest a `postStart` hook may run before it counts as failed (the kubelet waits
+/// without bound; a board should not have a pod stuck forever on a hung hook).
+const POST_START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 use super::status::StartFailure;
 use super::{Agent, RESYNC_PERIOD};
 use crate::model::EventType::{Normal, Warning};
@@ -362,12 +366,13 @@ impl Agent {
                     })
             });
         match started {
-            Ok(_) => {
+            Ok(info) => {
                 self.memory().failures.remove(&key);
                 for (reason, verb) in [("Created", "Created"), ("Started", "Started")] {
                     let message = format!("{verb} container {container}");
                     self.pod_event(&pod.metadata, Some(container), Normal, reason, &message);
                 }
+                self.run_post_start(pod, container, &info.config.id);
                 Ok(())
             }
             Err(mut failure) => {
@@ -417,6 +422,59 @@ impl Agent {
             self.pod_event(meta, None, Warning, "FailedMount", &failure.message);
         } else {
             tell(&format!("Error: {}", failure.message));
+        }
+    }
+
+    /// Runs the container's `lifecycle.postStart.exec` hook, if any, as the kubelet does
+    /// right after the start; a hook that fails (or runs past `POST_START_TIMEOUT`) gets
+    /// the kubelet's `FailedPostStartHook` event and the container is killed, to be
+    /// restarted as its pod's policy says.
+    fn run_post_start(&self, pod: &Pod, container: &str, id: &str) {
+        let hook = pod.spec.container(container).and_then(|c| {
+            let lifecycle = c.lifecycle.as_ref()?;
+            lifecycle.post_start.as_ref()?.exec.clone()
+        });
+        let Some(hook) = hook else {
+            return;
+        };
+        let spec = crate::runtime::ExecSpec {
+            args: hook.command,
+            env: Vec::new(),
+            cwd: None,
+            timeout: Some(POST_START_TIMEOUT),
+        };
+        let outcome = self
+            .runtime
+            .exec_command(id, &spec)
+            .map_err(|e| e.to_string())
+            .and_then(|mut command| {
+                command
+                    .stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null());
+                match command.status() {
+                    Ok(status) if status.success() => Ok(()),
+                    Ok(status) => Err(format!("command exited with {status}")),
+                    Err(err) => Err(err.to_string()),
+                }
+            });
+        let Err(why) = outcome else {
+            log::info!("container {id}: postStart hook done");
+            return;
+        };
+        log::warn!("container {id}: postStart hook failed ({why}); killing it");
+        let message = format!("PostStartHook failed: {why}");
+        self.pod_event(
+            &pod.metadata,
+            Some(container),
+            Warning,
+            "FailedPostStartHook",
+            &message,
+        );
+        let grace =
+            std::time::Duration::from_secs(pod.spec.termination_grace_period_seconds.max(0) as u64);
+        if let Err(err) = self.runtime.stop_container(id, grace) {
+            log::warn!("container {id}: cannot stop it after its failed postStart hook: {err}");
         }
     }
 

@@ -107,6 +107,10 @@ impl Default for TcpSocketAction {
 #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Lifecycle {
+    /// Run in the container right after it starts; if it fails, the container is
+    /// killed (and restarted as its pod's policy says).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub post_start: Option<LifecycleHandler>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pre_stop: Option<LifecycleHandler>,
 }

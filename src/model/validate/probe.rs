@@ -87,21 +87,23 @@ pub(super) fn check_lifecycle(c: &mut Checker, value: &Value, path: &str) {
     let Some(lifecycle) = c.object(value, path) else {
         return;
     };
-    c.only_fields(lifecycle, path, &["preStop"]);
-    let Some(value) = get(lifecycle, "preStop") else {
-        return;
-    };
-    let pre_stop_path = join(path, "preStop");
-    let Some(pre_stop) = c.object(value, &pre_stop_path) else {
-        return;
-    };
-    c.only_fields(pre_stop, &pre_stop_path, &["exec"]);
-    match get(pre_stop, "exec") {
-        Some(value) => check_exec(c, value, &join(&pre_stop_path, "exec")),
-        // An unsupported handler (`httpGet`, `sleep`) is already reported; saying that
-        // `exec` is missing as well would only repeat it.
-        None if pre_stop.is_empty() => c.required(&join(&pre_stop_path, "exec")),
-        None => {}
+    c.only_fields(lifecycle, path, &["postStart", "preStop"]);
+    for hook in ["postStart", "preStop"] {
+        let Some(value) = get(lifecycle, hook) else {
+            continue;
+        };
+        let hook_path = join(path, hook);
+        let Some(handler) = c.object(value, &hook_path) else {
+            continue;
+        };
+        c.only_fields(handler, &hook_path, &["exec"]);
+        match get(handler, "exec") {
+            Some(value) => check_exec(c, value, &join(&hook_path, "exec")),
+            // An unsupported handler (`httpGet`, `sleep`) is already reported; saying
+            // that `exec` is missing as well would only repeat it.
+            None if handler.is_empty() => c.required(&join(&hook_path, "exec")),
+            None => {}
+        }
     }
 }
 

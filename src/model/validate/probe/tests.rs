@@ -210,8 +210,12 @@ fn several_probe_errors_are_all_reported() {
 fn lifecycle_rules() {
     assert_problems(
         "lifecycle: {postStart: {exec: {command: ['true']}}, preStop: {exec: {command: ['true']}}}",
+        &[],
+    );
+    assert_problems(
+        "lifecycle: {postStart: {httpGet: {port: 80}}}",
         &[&format!(
-            "{C}.lifecycle.postStart: field not supported by berth"
+            "{C}.lifecycle.postStart.httpGet: field not supported by berth"
         )],
     );
     assert_problems(
