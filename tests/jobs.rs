@@ -137,6 +137,19 @@ fn a_failing_job_stops_at_its_backoff_limit() {
     let pods = pods_of(&agent, "doomed");
     assert_eq!(pods.len(), 2);
     assert!(pods.iter().all(|p| p["status"]["phase"] == "Failed"));
+    // The replacement waited out the pod-failure back-off (10 s; times have seconds).
+    let times = |pod: &Value| {
+        let state = &pod["status"]["containerStatuses"][0]["state"]["terminated"];
+        let at = |field: &str| humantime::parse_rfc3339(state[field].as_str().unwrap()).unwrap();
+        (at("startedAt"), at("finishedAt"))
+    };
+    let mut runs: Vec<_> = pods.iter().map(times).collect();
+    runs.sort();
+    let waited = runs[1].0.duration_since(runs[0].1).unwrap_or_default();
+    assert!(
+        waited >= Duration::from_secs(9),
+        "replaced after {waited:?}"
+    );
     let row = agent.ok(&["get", "job", "doomed"]);
     assert!(row.lines().nth(1).unwrap().contains("Failed"), "{row}");
 

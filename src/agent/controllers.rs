@@ -51,7 +51,12 @@ pub fn run(
         .deployments
         .iter()
         .filter_map(|deploy| deployment_status::next_change(deploy, &world))
-        .chain(world.jobs.iter().filter_map(job::next_change))
+        .chain(
+            world
+                .jobs
+                .iter()
+                .filter_map(|j| job::next_change(j, &world)),
+        )
         .chain(
             world
                 .cron_jobs

@@ -37,6 +37,8 @@ struct Observed<'a> {
     succeeded_indexes: BTreeSet<i32>,
     /// Indexed Jobs: the indexes of the active pods.
     active_indexes: BTreeSet<i32>,
+    /// When the last of its failed pods failed (Unix seconds).
+    last_failure: Option<i64>,
 }
 
 impl<'a> Observed<'a> {
@@ -47,12 +49,14 @@ impl<'a> Observed<'a> {
             failed: 0,
             succeeded_indexes: BTreeSet::new(),
             active_indexes: BTreeSet::new(),
+            last_failure: None,
         };
         for pod in world.controlled_pods(&job.metadata.uid) {
             let uid = &pod.metadata.uid;
             let index = completion_index(pod);
-            if world.failed_pods.contains(uid) {
+            if let Some(failed_at) = world.failed_pods.get(uid) {
                 observed.failed += 1;
+                observed.last_failure = observed.last_failure.max(Some(*failed_at));
             } else if world.ended_pods.contains(uid) {
                 observed.succeeded += 1;
                 observed.succeeded_indexes.extend(index);
@@ -111,7 +115,10 @@ pub fn reconcile(job: &Job, world: &World) -> Vec<Change> {
         changes.extend(stop(&observed.active));
     } else {
         status.start_time.get_or_insert_with(|| world.now.clone());
-        changes.extend(new_pods(job, &status, &observed));
+        // After a failure, replacements wait out Kubernetes' pod-failure back-off.
+        if retry_at(&status, observed.last_failure).is_none_or(|at| world.now_secs >= at) {
+            changes.extend(new_pods(job, &status, &observed));
+        }
     }
     if status != job.status {
         changes.push(Change::Status {
@@ -123,14 +130,34 @@ pub fn reconcile(job: &Job, world: &World) -> Vec<Change> {
 }
 
 /// When time alone next changes what the controller does with `job` (Unix seconds):
-/// its deadline while it runs, the end of its TTL once it finished.
-pub fn next_change(job: &Job) -> Option<i64> {
+/// its deadline or the end of a failure back-off while it runs, the end of its TTL
+/// once it finished.
+pub fn next_change(job: &Job, world: &World) -> Option<i64> {
     if let Some(finished) = job.status.finished() {
         let ttl = job.spec.ttl_seconds_after_finished?;
         return Some(seconds(&finished.last_transition_time)?.saturating_add(i64::from(ttl)));
     }
-    let deadline = job.spec.active_deadline_seconds?;
-    Some(seconds(job.status.start_time.as_deref()?)?.saturating_add(deadline))
+    let deadline = job.spec.active_deadline_seconds.and_then(|deadline| {
+        Some(seconds(job.status.start_time.as_deref()?)?.saturating_add(deadline))
+    });
+    let observed = Observed::of(job, world);
+    let back_off = retry_at(&job.status, observed.last_failure).filter(|at| *at > world.now_secs);
+    [deadline, back_off].into_iter().flatten().min()
+}
+
+/// Kubernetes' pod-failure back-off: after the n-th failure, replacements wait 10 s
+/// doubled n-1 times, at most 6 min, from the last failure.
+const FAILURE_BACKOFF_BASE: i64 = 10;
+const FAILURE_BACKOFF_MAX: i64 = 360;
+
+fn retry_at(status: &JobStatus, last_failure: Option<i64>) -> Option<i64> {
+    let failures = status.failed;
+    if failures <= 0 {
+        return None;
+    }
+    let doublings = u32::try_from(failures - 1).unwrap_or(u32::MAX).min(6);
+    let delay = (FAILURE_BACKOFF_BASE << doublings).min(FAILURE_BACKOFF_MAX);
+    Some(last_failure?.saturating_add(delay))
 }
 
 fn count(n: usize) -> i32 {

@@ -81,11 +81,12 @@ fn settle(mut job: Job, outcome: impl Fn(&Pod) -> bool) -> (Job, Vec<Pod>) {
         if let Some(status) = status {
             job.status = status;
         }
-        // Every pod started ends before the next pass.
+        // Every pod started ends before the next pass, its failure back-off long over.
         for pod in &new {
             w.ended_pods.insert(pod.metadata.uid.clone());
             if !outcome(pod) {
-                w.failed_pods.insert(pod.metadata.uid.clone());
+                w.failed_pods
+                    .insert(pod.metadata.uid.clone(), NOW_SECS - 1000);
             }
         }
         pods.extend(new);
@@ -150,7 +151,10 @@ fn the_deadline_fails_a_running_job_and_stops_its_pods() {
     let pods = created(&first, 0);
     batch.status = stored_status(&first).unwrap();
     batch.status.start_time = Some("2026-12-03T09:59:00Z".into());
-    assert_eq!(next_change(&batch), Some(NOW_SECS - 60 + 30));
+    assert_eq!(
+        next_change(&batch, &world(&batch, Vec::new())),
+        Some(NOW_SECS - 60 + 30)
+    );
     let changes = reconcile(&batch, &world(&batch, pods));
     assert!(changes
         .iter()
@@ -166,7 +170,10 @@ fn the_deadline_fails_a_running_job_and_stops_its_pods() {
 fn a_finished_job_is_deleted_after_its_ttl() {
     let (mut done, pods) = settle(job(json!({"ttlSecondsAfterFinished": 100})), |_| true);
     let finished_at = NOW_SECS;
-    assert_eq!(next_change(&done), Some(finished_at + 100));
+    assert_eq!(
+        next_change(&done, &world(&done, Vec::new())),
+        Some(finished_at + 100)
+    );
     let mut w = world(&done, pods);
     w.ended_pods = w.pods.iter().map(|p| p.metadata.uid.clone()).collect();
     assert!(!reconcile(&done, &w)
@@ -249,4 +256,30 @@ fn counts_never_go_down_when_pods_are_removed() {
     let changes = reconcile(&done, &world(&done, Vec::new()));
     assert!(created(&changes, 0).is_empty());
     assert!(stored_status(&changes).is_none());
+}
+
+#[test]
+fn replacements_of_failed_pods_wait_out_the_failure_back_off() {
+    let mut batch = job(json!({"backoffLimit": 6}));
+    let first = reconcile(&batch, &world(&batch, Vec::new()));
+    let pods = created(&first, 0);
+    batch.status = stored_status(&first).unwrap();
+    let mut w = world(&batch, pods.clone());
+    w.ended_pods.insert(pods[0].metadata.uid.clone());
+    w.failed_pods
+        .insert(pods[0].metadata.uid.clone(), NOW_SECS - 4);
+    let changes = reconcile(&batch, &w);
+    assert!(
+        created(&changes, 1).is_empty(),
+        "10 s after the first failure"
+    );
+    batch.status = stored_status(&changes).unwrap();
+    assert_eq!(batch.status.failed, 1);
+    assert_eq!(next_change(&batch, &w), Some(NOW_SECS - 4 + 10));
+    w.now_secs = NOW_SECS + 6;
+    assert_eq!(created(&reconcile(&batch, &w), 1).len(), 1);
+    // The second failure doubles the wait.
+    batch.status.failed = 2;
+    w.now_secs = NOW_SECS;
+    assert_eq!(next_change(&batch, &w), Some(NOW_SECS - 4 + 20));
 }

@@ -193,8 +193,9 @@ pub struct World {
     /// The uids of the pods that have ended (`Succeeded` or `Failed`), as this scope
     /// observes them: quotas do not count them.
     pub ended_pods: HashSet<String>,
-    /// Those of `ended_pods` that `Failed`.
-    pub failed_pods: HashSet<String>,
+    /// Those of `ended_pods` that `Failed`, with when (Unix seconds: their last
+    /// container's finish, or when first seen failed when that is unknown).
+    pub failed_pods: HashMap<String, i64>,
     /// Since when (Unix seconds) each ready pod has been ready, where this scope knows:
     /// a pod counts as available once it has been ready for `minReadySeconds`.
     pub ready_since: HashMap<String, i64>,
@@ -224,7 +225,7 @@ impl World {
         let mut ready = HashSet::new();
         let mut crash_looping = HashSet::new();
         let mut ended = HashSet::new();
-        let mut failed = HashSet::new();
+        let mut failed = HashMap::new();
         for pod in &self.pods {
             let controlled = pod.metadata.controller_ref().is_some();
             let watched = controlled || self.selected(pod);
@@ -236,7 +237,17 @@ impl World {
             if crate::model::resource_quota::phase_ended(&status.phase) {
                 ended.insert(pod.metadata.uid.clone());
                 if status.phase == "Failed" {
-                    failed.insert(pod.metadata.uid.clone());
+                    let finished = status
+                        .container_statuses
+                        .iter()
+                        .filter_map(|c| c.state.terminated.as_ref()?.finished_at.as_deref())
+                        .filter_map(|t| humantime::parse_rfc3339(t).ok())
+                        .max()
+                        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                        .map_or(self.now_secs, |d| {
+                            i64::try_from(d.as_secs()).unwrap_or(self.now_secs)
+                        });
+                    failed.insert(pod.metadata.uid.clone(), finished);
                 }
             }
             if !watched {
