@@ -227,28 +227,7 @@ pub fn pod_request_from_spec(
     owner_uid: Option<&str>,
     spec: &PodSpec,
 ) -> Result<PodRequest, SchedulerError> {
-    // Every amount is read first, so that a bad one is reported with its container.
-    let lists = [
-        ("initContainers", &spec.init_containers),
-        ("containers", &spec.containers),
-    ];
-    for (list, containers) in lists {
-        for (index, container) in containers.iter().enumerate() {
-            let requests = &container.resources.requests;
-            let invalid = |resource, message| SchedulerError::InvalidRequest {
-                list,
-                index,
-                resource,
-                message,
-            };
-            if let Some(Err(message)) = requests.get("cpu").map(|q| parse_cpu_millis(q)) {
-                return Err(invalid("cpu", message));
-            }
-            if let Some(Err(message)) = requests.get("memory").map(|q| parse_memory_bytes(q)) {
-                return Err(invalid("memory", message));
-            }
-        }
-    }
+    check_requests(spec)?;
     let request_of = |container: &crate::model::Container, name: &str| {
         let quantity = container.resources.requests.get(name);
         let amount = match name {
@@ -259,18 +238,7 @@ pub fn pod_request_from_spec(
     };
     let cpu_request_millis = spec.peak_amount(|c| request_of(c, "cpu"));
     let memory_request_bytes = spec.peak_amount(|c| request_of(c, "memory"));
-    let mut extended = BTreeMap::new();
-    for container in spec.all_containers() {
-        for name in container.resources.requests.keys() {
-            if is_extended_resource(name) && !extended.contains_key(name) {
-                let count = spec.peak_amount(|c| {
-                    let quantity = c.resources.requests.get(name);
-                    quantity.and_then(|q| parse_count(q).ok()).unwrap_or(0)
-                });
-                extended.insert(name.clone(), count);
-            }
-        }
-    }
+    let extended = extended_requests(spec);
     let affinity = spec.affinity.as_ref();
     let anti_affinity = affinity.and_then(|a| a.pod_anti_affinity.as_ref());
     Ok(PodRequest {
@@ -303,6 +271,50 @@ pub fn pod_request_from_spec(
         volume_nodes: Vec::new(),
         volume_problem: None,
     })
+}
+
+/// Reads every container's CPU and memory request, so that a bad one is reported with
+/// its container.
+fn check_requests(spec: &PodSpec) -> Result<(), SchedulerError> {
+    let lists = [
+        ("initContainers", &spec.init_containers),
+        ("containers", &spec.containers),
+    ];
+    for (list, containers) in lists {
+        for (index, container) in containers.iter().enumerate() {
+            let requests = &container.resources.requests;
+            let invalid = |resource, message| SchedulerError::InvalidRequest {
+                list,
+                index,
+                resource,
+                message,
+            };
+            if let Some(Err(message)) = requests.get("cpu").map(|q| parse_cpu_millis(q)) {
+                return Err(invalid("cpu", message));
+            }
+            if let Some(Err(message)) = requests.get("memory").map(|q| parse_memory_bytes(q)) {
+                return Err(invalid("memory", message));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The extended resources the pod requests, each at its peak.
+fn extended_requests(spec: &PodSpec) -> BTreeMap<String, u64> {
+    let mut extended = BTreeMap::new();
+    for container in spec.all_containers() {
+        for name in container.resources.requests.keys() {
+            if is_extended_resource(name) && !extended.contains_key(name) {
+                let count = spec.peak_amount(|c| {
+                    let quantity = c.resources.requests.get(name);
+                    quantity.and_then(|q| parse_count(q).ok()).unwrap_or(0)
+                });
+                extended.insert(name.clone(), count);
+            }
+        }
+    }
+    extended
 }
 
 /// The preferred pod affinity terms with their weights, anti-affinity ones negative.

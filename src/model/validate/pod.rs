@@ -53,21 +53,7 @@ pub(super) fn check_pod_spec(c: &mut Checker, value: Option<&Value>, path: &str,
             "topologySpreadConstraints",
         ],
     );
-    for field in ["serviceAccountName", "serviceAccount"] {
-        if let Some(value) = get(spec, field) {
-            if let Some(name) = c.string(value, &join(path, field)) {
-                if !is_dns1123_subdomain(name) {
-                    c.error(
-                        &join(path, field),
-                        format!("invalid name {name:?}: {DNS1123_SUBDOMAIN_RULE}"),
-                    );
-                }
-            }
-        }
-    }
-    if let Some(value) = get(spec, "automountServiceAccountToken") {
-        c.boolean(value, &join(path, "automountServiceAccountToken"));
-    }
+    check_service_account(c, spec, path);
     if let Some(value) = get(spec, "affinity") {
         super::node_affinity::check_affinity(c, value, &join(path, "affinity"));
     }
@@ -91,36 +77,7 @@ pub(super) fn check_pod_spec(c: &mut Checker, value: Option<&Value>, path: &str,
         super::volume::check_volumes(c, value, &join(path, "volumes"), &pod);
     }
 
-    // Read here for the hostPort rule; its type is checked below.
-    let host_network = get(spec, "hostNetwork").and_then(Value::as_bool) == Some(true);
-    // Names are unique across init and app containers.
-    let mut names = BTreeSet::new();
-    let init_path = join(path, "initContainers");
-    if let Some(Some(containers)) = get(spec, "initContainers").map(|v| c.list(v, &init_path)) {
-        for (i, item) in containers.iter().enumerate() {
-            let at = ContainerAt {
-                path: index(&init_path, i),
-                init: true,
-                host_network,
-            };
-            check_container(c, item, &at, &mut names, &pod);
-        }
-    }
-    let containers_path = join(path, "containers");
-    match get(spec, "containers").map(|v| c.list(v, &containers_path)) {
-        None | Some(Some([])) => c.required(&containers_path),
-        Some(None) => {}
-        Some(Some(containers)) => {
-            for (i, item) in containers.iter().enumerate() {
-                let at = ContainerAt {
-                    path: index(&containers_path, i),
-                    init: false,
-                    host_network,
-                };
-                check_container(c, item, &at, &mut names, &pod);
-            }
-        }
-    }
+    check_containers(c, spec, path, &pod);
 
     if let Some(value) = get(spec, "restartPolicy") {
         let supported: &[&str] = if template {
@@ -152,6 +109,59 @@ pub(super) fn check_pod_spec(c: &mut Checker, value: Option<&Value>, path: &str,
                     &node_path,
                     format!("invalid name {node:?}: {DNS1123_SUBDOMAIN_RULE}"),
                 );
+            }
+        }
+    }
+}
+
+/// `serviceAccountName`, its deprecated spelling and `automountServiceAccountToken`.
+fn check_service_account(c: &mut Checker, spec: &JsonObject, path: &str) {
+    for field in ["serviceAccountName", "serviceAccount"] {
+        if let Some(value) = get(spec, field) {
+            if let Some(name) = c.string(value, &join(path, field)) {
+                if !is_dns1123_subdomain(name) {
+                    c.error(
+                        &join(path, field),
+                        format!("invalid name {name:?}: {DNS1123_SUBDOMAIN_RULE}"),
+                    );
+                }
+            }
+        }
+    }
+    if let Some(value) = get(spec, "automountServiceAccountToken") {
+        c.boolean(value, &join(path, "automountServiceAccountToken"));
+    }
+}
+
+/// `initContainers` and `containers`; names are unique across both.
+fn check_containers(c: &mut Checker, spec: &JsonObject, path: &str, pod: &PodNames) {
+    // Read here for the hostPort rule; its type is checked below.
+    let host_network = get(spec, "hostNetwork").and_then(Value::as_bool) == Some(true);
+    // Names are unique across init and app containers.
+    let mut names = BTreeSet::new();
+    let init_path = join(path, "initContainers");
+    if let Some(Some(containers)) = get(spec, "initContainers").map(|v| c.list(v, &init_path)) {
+        for (i, item) in containers.iter().enumerate() {
+            let at = ContainerAt {
+                path: index(&init_path, i),
+                init: true,
+                host_network,
+            };
+            check_container(c, item, &at, &mut names, pod);
+        }
+    }
+    let containers_path = join(path, "containers");
+    match get(spec, "containers").map(|v| c.list(v, &containers_path)) {
+        None | Some(Some([])) => c.required(&containers_path),
+        Some(None) => {}
+        Some(Some(containers)) => {
+            for (i, item) in containers.iter().enumerate() {
+                let at = ContainerAt {
+                    path: index(&containers_path, i),
+                    init: false,
+                    host_network,
+                };
+                check_container(c, item, &at, &mut names, pod);
             }
         }
     }
