@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{die_with_parent, wait_for, TestAgent};
-use fleet_support::TestNetwork;
+use fleet_support::NetworkedBoard;
 use serde_json::Value;
 
 /// A Deployment `web` of `replicas` pods of `version`, with `strategy` (YAML, indented
@@ -279,39 +279,7 @@ fn a_version_that_never_gets_ready_stalls_with_the_old_pods_serving() {
     assert_eq!(deploy["status"]["availableReplicas"], 3, "{deploy:#}");
 }
 
-/// A board on a test network of its own, with the pod network.
-struct Board {
-    agent: TestAgent,
-    netns: String,
-    _files: tempfile::TempDir,
-    _network: TestNetwork,
-}
-
-impl Board {
-    fn start() -> Board {
-        let mut network = TestNetwork::new();
-        let netns = network.add_host();
-        let board_ip = format!("{}.10", network.prefix);
-        let files = tempfile::tempdir().unwrap();
-        // Nothing here resolves outside names; the resolver is the gateway, never asked.
-        let resolv = files.path().join("resolv.conf");
-        std::fs::write(&resolv, format!("nameserver {}\n", network.gateway())).unwrap();
-        let args = [
-            "--network-backend=auto",
-            "--resolv-conf",
-            resolv.to_str().unwrap(),
-            "--node-ip",
-            &board_ip,
-        ];
-        let agent = TestAgent::start_as("board", Some(&netns), &args);
-        Board {
-            agent,
-            netns,
-            _files: files,
-            _network: network,
-        }
-    }
-
+impl NetworkedBoard {
     /// A client in the board's namespace asking `url` over and over, one line per
     /// request (the body, or FAILED) into `out`, until `stop` exists.
     fn client(&self, url: &str, out: &std::path::Path, stop: &std::path::Path) -> Child {
@@ -341,7 +309,7 @@ spec:
 
 #[test]
 fn a_rolling_update_behind_a_service_loses_no_request() {
-    let board = Board::start();
+    let board = NetworkedBoard::start();
     let strategy = rolling("1", "0");
     apply(&board.agent, SERVICE);
     apply(&board.agent, &deployment(3, "v1", &strategy, HTTP_READY));

@@ -157,9 +157,10 @@ fn view(
             let instances = observed.get(&pod.metadata.uid).cloned().unwrap_or_default();
             agent.pod_view(pod, &instances)
         }
-        object @ (Object::Deployment(_) | Object::ReplicaSet(_) | Object::DaemonSet(_)) => {
-            agent.controller_view(object, world)
-        }
+        object @ (Object::Deployment(_)
+        | Object::ReplicaSet(_)
+        | Object::DaemonSet(_)
+        | Object::StatefulSet(_)) => agent.controller_view(object, world),
         Object::Namespace(ns) => Object::Namespace(namespace::with_status(ns)).to_json(),
         Object::PersistentVolumeClaim(claim) => {
             Object::PersistentVolumeClaim(claim.with_stored_status(status)).to_json()

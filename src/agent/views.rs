@@ -9,7 +9,7 @@ use super::instance::{Instance, InstanceState};
 use super::status::{pod_status, StatusInputs};
 use super::Agent;
 use crate::controllers::daemon_set::{self, NodeView};
-use crate::controllers::{deployment_status, replica_set, World};
+use crate::controllers::{deployment_status, replica_set, stateful_set, World};
 use crate::model::{Object, Pod, PodStatus};
 
 /// How long after its start an agent waits for the first readiness probes of the
@@ -108,7 +108,7 @@ impl Agent {
         self.pod_status(pod, instances, false).is_ready()
     }
 
-    /// Deployments and ReplicaSets with their status, as observed on this board.
+    /// Deployments, ReplicaSets, DaemonSets and StatefulSets with their status, as observed on this board.
     pub fn controller_view(&self, object: Object, world: &World) -> Value {
         match object {
             Object::DaemonSet(ds) => {
@@ -119,6 +119,9 @@ impl Agent {
             }
             Object::ReplicaSet(rs) => {
                 Object::ReplicaSet(replica_set::with_status(rs, world)).to_json()
+            }
+            Object::StatefulSet(set) => {
+                Object::StatefulSet(stateful_set::with_status(set, world)).to_json()
             }
             other => other.to_json(),
         }

@@ -245,6 +245,11 @@ fn admit_pod_security(
                 &replica_set.spec.template.spec,
                 "spec.template.spec",
             ),
+            Object::StatefulSet(set) => (
+                "statefulsets.apps",
+                &set.spec.template.spec,
+                "spec.template.spec",
+            ),
             Object::Job(job) => ("jobs.batch", &job.spec.template.spec, "spec.template.spec"),
             Object::CronJob(cron_job) => (
                 "cronjobs.batch",

@@ -150,9 +150,9 @@ pub trait Resources: Send + Sync + 'static {
 /// Stored objects of one kind to show, with what showing them needs.
 pub struct Stored {
     pub records: Vec<Record>,
-    /// When they are Deployments, ReplicaSets or DaemonSets, the pods of the namespace they were
-    /// read from (of all namespaces for a list across them): their status is derived
-    /// from the pods they own. Empty for other kinds.
+    /// When they are workloads (Deployments, ReplicaSets, DaemonSets, StatefulSets), the
+    /// pods of the namespace they were read from (of all namespaces for a list across
+    /// them): their status is derived from the pods they own. Empty for other kinds.
     pub pods: Vec<Record>,
     /// When they are Deployments, the ReplicaSets of the same namespaces, through which
     /// they own their pods. Empty for other kinds.
@@ -168,7 +168,7 @@ impl Stored {
         records: Vec<Record>,
     ) -> Result<Stored, Refusal> {
         let pods = match kind {
-            Kind::Deployment | Kind::ReplicaSet | Kind::DaemonSet => {
+            Kind::Deployment | Kind::ReplicaSet | Kind::DaemonSet | Kind::StatefulSet => {
                 store.list("Pod", namespace)?
             }
             _ => Vec::new(),

@@ -203,6 +203,10 @@ fn wait_until_gone(client: &Client, objects: &[Target], timeout: Duration) -> an
             match client.request("GET", &path, None) {
                 Err(ApiError::Status { code: 404, .. }) => break,
                 Err(err) => return Err(err.into()),
+                // What berth deletes carries `deletionTimestamp` until it is removed, so
+                // one without it was made since under the same name (a StatefulSet's pod
+                // made again): the deleted one is gone, as kubectl decides by uid.
+                Ok((_, found)) if found.pointer("/metadata/deletionTimestamp").is_none() => break,
                 Ok(_) => {}
             }
             if deadline.is_some_and(|d| Instant::now() > d) {

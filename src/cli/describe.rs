@@ -217,6 +217,7 @@ pub fn describe(kind: Kind, object: &Value) -> String {
         Kind::Deployment => workload::describe_deployment(&mut out, object),
         Kind::ReplicaSet => workload::describe_replica_set(&mut out, object),
         Kind::DaemonSet => workload::describe_daemon_set(&mut out, object),
+        Kind::StatefulSet => workload::describe_stateful_set(&mut out, object),
         Kind::Job => workload::describe_job(&mut out, object),
         Kind::CronJob => workload::describe_cron_job(&mut out, object),
         Kind::ControllerRevision => {

@@ -26,12 +26,13 @@ pub enum Resource {
 
 /// What `all` means, in kubectl's order (pods, services, daemonsets, deployments,
 /// replicasets, ...) restricted to the kinds berth has.
-pub const ALL: [Resource; 7] = [
+pub const ALL: [Resource; 8] = [
     Resource::Kind(Kind::Pod),
     Resource::Kind(Kind::Service),
     Resource::Kind(Kind::DaemonSet),
     Resource::Kind(Kind::Deployment),
     Resource::Kind(Kind::ReplicaSet),
+    Resource::Kind(Kind::StatefulSet),
     Resource::Kind(Kind::CronJob),
     Resource::Kind(Kind::Job),
 ];
@@ -48,7 +49,7 @@ impl Resource {
         Kind::from_cli_name(s).map(Resource::Kind).ok_or_else(|| {
             anyhow!(
                 "the server doesn't have a resource type {s:?} (known: pods, deployments, \
-                 replicasets, daemonsets, jobs, cronjobs, services, endpoints, endpointslices, namespaces, configmaps, secrets, nodes, \
+                 replicasets, daemonsets, statefulsets, jobs, cronjobs, services, endpoints, endpointslices, namespaces, configmaps, secrets, nodes, \
                  events, coordinators, all)"
             )
         })
@@ -90,6 +91,7 @@ impl Resource {
             Resource::Kind(Kind::Deployment) => "deployment.apps",
             Resource::Kind(Kind::ReplicaSet) => "replicaset.apps",
             Resource::Kind(Kind::DaemonSet) => "daemonset.apps",
+            Resource::Kind(Kind::StatefulSet) => "statefulset.apps",
             Resource::Kind(Kind::ControllerRevision) => "controllerrevision.apps",
             Resource::Kind(Kind::Namespace) => "namespace",
             Resource::Kind(Kind::ConfigMap) => "configmap",
@@ -299,6 +301,7 @@ mod tests {
                 Resource::Kind(Kind::DaemonSet),
                 Resource::Kind(Kind::Deployment),
                 Resource::Kind(Kind::ReplicaSet),
+                Resource::Kind(Kind::StatefulSet),
                 Resource::Kind(Kind::CronJob),
                 Resource::Kind(Kind::Job),
                 Resource::Kind(Kind::ConfigMap)

@@ -26,6 +26,7 @@ pub fn load(store: &Store, now: SystemTime) -> anyhow::Result<World> {
         "Deployment",
         "ReplicaSet",
         "DaemonSet",
+        "StatefulSet",
         "ControllerRevision",
         "Service",
         "Endpoints",
@@ -39,15 +40,19 @@ pub fn load(store: &Store, now: SystemTime) -> anyhow::Result<World> {
                 Object::Deployment(deploy) => world.deployments.push(deploy),
                 Object::ReplicaSet(rs) => world.replica_sets.push(rs),
                 Object::DaemonSet(ds) => world.daemon_sets.push(ds),
+                Object::StatefulSet(set) => world.stateful_sets.push(set),
                 Object::ControllerRevision(cr) => world.controller_revisions.push(cr),
                 Object::Service(service) => world.services.push(service),
                 Object::Endpoints(endpoints) => world.endpoints.push(endpoints),
                 Object::LimitRange(range) => world.limit_ranges.push(range),
                 Object::ResourceQuota(quota) => world.resource_quotas.push(quota),
-                Object::PersistentVolumeClaim(claim)
-                    if claim.metadata.deletion_timestamp.is_some() =>
-                {
-                    world.dying_claims.push(claim);
+                Object::PersistentVolumeClaim(claim) => {
+                    world
+                        .claims
+                        .insert(super::key_of("PersistentVolumeClaim", &claim.metadata));
+                    if claim.metadata.deletion_timestamp.is_some() {
+                        world.dying_claims.push(claim);
+                    }
                 }
                 _ => {}
             }
@@ -199,7 +204,10 @@ pub fn write(
                 generate_name,
                 mut pod,
             } => {
-                pod.metadata.name = format!("{generate_name}{}", name_suffix(&random::bytes()?));
+                if !generate_name.is_empty() {
+                    pod.metadata.name =
+                        format!("{generate_name}{}", name_suffix(&random::bytes()?));
+                }
                 notes.extend(Note::created(&pod));
                 puts.push(Object::Pod(*pod).to_json());
             }

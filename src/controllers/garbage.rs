@@ -28,6 +28,10 @@ pub fn reconcile(pod: &Pod, world: &World) -> Option<Change> {
             .iter()
             .any(|ds| ds.metadata.uid == owner.uid),
         "Job" => world.jobs.iter().any(|job| job.metadata.uid == owner.uid),
+        "StatefulSet" => world
+            .stateful_sets
+            .iter()
+            .any(|set| set.metadata.uid == owner.uid),
         _ => return None,
     };
     if alive {

@@ -18,7 +18,7 @@ use std::collections::{HashMap, HashSet};
 
 use crate::model::{
     ControllerRevision, CronJob, DaemonSet, Deployment, Endpoints, Job, LimitRange, Namespace,
-    Object, PersistentVolumeClaim, Pod, ReplicaSet, ResourceQuota, Service,
+    Object, PersistentVolumeClaim, Pod, ReplicaSet, ResourceQuota, Service, StatefulSet,
 };
 use crate::store::Key;
 
@@ -39,6 +39,7 @@ pub mod node_lifecycle;
 pub mod replica_set;
 pub mod rollout;
 pub mod scheduler;
+pub mod stateful_set;
 
 #[cfg(test)]
 mod cron_job_tests;
@@ -53,6 +54,8 @@ mod job_tests;
 #[cfg(test)]
 mod sim;
 #[cfg(test)]
+mod stateful_set_tests;
+#[cfg(test)]
 mod tests;
 
 /// What one controller wants changed.
@@ -64,7 +67,8 @@ pub enum Change {
     /// and then removes it.
     MarkDeleted(Key),
     /// Create a pod named `generate_name` followed by five random characters, as the
-    /// Kubernetes API server does with `metadata.generateName`.
+    /// Kubernetes API server does with `metadata.generateName`; with an empty
+    /// `generate_name`, the pod's own name (a StatefulSet's `web-0`).
     CreatePod {
         generate_name: String,
         pod: Box<Pod>,
@@ -131,13 +135,18 @@ impl Note {
     }
 
     /// `SuccessfulCreate` on the controller of a pod just named, as Kubernetes'
-    /// ReplicaSet and DaemonSet controllers report it.
+    /// controllers report it.
     pub fn created(pod: &Pod) -> Option<Note> {
         let owner = pod.metadata.controller_ref()?;
-        let component = match owner.kind.as_str() {
-            "ReplicaSet" => "replicaset-controller",
-            "DaemonSet" => "daemonset-controller",
-            "Job" => "job-controller",
+        let name = &pod.metadata.name;
+        let (component, message) = match owner.kind.as_str() {
+            "ReplicaSet" => ("replicaset-controller", format!("Created pod: {name}")),
+            "DaemonSet" => ("daemonset-controller", format!("Created pod: {name}")),
+            "Job" => ("job-controller", format!("Created pod: {name}")),
+            "StatefulSet" => (
+                "statefulset-controller",
+                format!("create Pod {name} in StatefulSet {} successful", owner.name),
+            ),
             _ => return None,
         };
         Some(Note {
@@ -147,7 +156,7 @@ impl Note {
             uid: owner.uid.clone(),
             warning: false,
             reason: "SuccessfulCreate",
-            message: format!("Created pod: {}", pod.metadata.name),
+            message,
             component,
         })
     }
@@ -161,6 +170,7 @@ pub struct World {
     pub deployments: Vec<Deployment>,
     pub replica_sets: Vec<ReplicaSet>,
     pub daemon_sets: Vec<DaemonSet>,
+    pub stateful_sets: Vec<StatefulSet>,
     /// With their stored status.
     pub jobs: Vec<Job>,
     /// With their stored status.
@@ -178,6 +188,8 @@ pub struct World {
     pub resource_quotas: Vec<ResourceQuota>,
     /// PersistentVolumeClaims being deleted: what pvc-protection ([`claim`]) acts on.
     pub dying_claims: Vec<PersistentVolumeClaim>,
+    /// The keys of every stored claim: a StatefulSet makes the ones its pods lack.
+    pub claims: HashSet<Key>,
     /// ConfigMaps, Secrets, claims, Services, Endpoints and EndpointSlices, by key only. The
     /// driver lists them only in namespaces being deleted: the namespace cascade is
     /// their one reader, and reading every Secret each pass would unseal them all.
@@ -352,6 +364,8 @@ impl World {
                         .retain(|o| !matches("ReplicaSet", &o.metadata));
                     self.daemon_sets
                         .retain(|o| !matches("DaemonSet", &o.metadata));
+                    self.stateful_sets
+                        .retain(|o| !matches("StatefulSet", &o.metadata));
                     self.jobs.retain(|o| !matches("Job", &o.metadata));
                     self.cron_jobs.retain(|o| !matches("CronJob", &o.metadata));
                     self.controller_revisions
@@ -492,6 +506,12 @@ pub fn reconcile_all(world: &mut World) -> Vec<Change> {
         w.daemon_sets
             .iter()
             .flat_map(|ds| daemon_set::reconcile(ds, w))
+            .collect()
+    });
+    run(world, &mut all, |w| {
+        w.stateful_sets
+            .iter()
+            .flat_map(|set| stateful_set::reconcile(set, w))
             .collect()
     });
     run(world, &mut all, |w| {

@@ -35,6 +35,13 @@ pub fn reconcile(namespace: &Namespace, world: &World) -> Vec<Change> {
     );
     changes.extend(
         world
+            .stateful_sets
+            .iter()
+            .filter(|set| inside(&set.metadata))
+            .map(|set| Change::Delete(key_of("StatefulSet", &set.metadata))),
+    );
+    changes.extend(
+        world
             .jobs
             .iter()
             .filter(|job| inside(&job.metadata))

@@ -110,7 +110,9 @@ impl Sim {
             Change::CreatePod { generate_name, pod } => {
                 let mut pod = *pod;
                 pod.metadata.uid = self.uid();
-                pod.metadata.name = format!("{generate_name}{}", pod.metadata.uid);
+                if !generate_name.is_empty() {
+                    pod.metadata.name = format!("{generate_name}{}", pod.metadata.uid);
+                }
                 pod.metadata.creation_timestamp = Some(now);
                 self.world.pods.push(pod);
             }
@@ -151,6 +153,10 @@ impl Sim {
                             revisions.push(cr);
                         }
                     }
+                }
+                Object::PersistentVolumeClaim(claim) => {
+                    let key = key_of("PersistentVolumeClaim", &claim.metadata);
+                    assert!(self.world.claims.insert(key), "claim made twice");
                 }
                 other => panic!("unexpected put of {other:?}"),
             },

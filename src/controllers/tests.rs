@@ -253,8 +253,9 @@ fn objects_whose_controller_is_gone_are_collected_but_not_fleet_pods_or_bare_pod
     bare.metadata.namespace = Some("default".into());
     let mut other_kind = owned_pod(&gone_rs, "other-kind", "1");
     other_kind.metadata.owner_references = vec![OwnerReference {
-        kind: "StatefulSet".into(),
-        uid: "uid-sts".into(),
+        // A controller berth does not have (Argo Rollouts'): its pods are not berth's to collect.
+        kind: "Rollout".into(),
+        uid: "uid-rollout".into(),
         controller: Some(true),
         ..OwnerReference::default()
     }];

@@ -26,7 +26,9 @@ use crate::api::resources::{
 };
 use crate::api::types::{ApplyRequest, Version};
 use crate::api::watch::WatchParams;
-use crate::controllers::{daemon_set, deployment_status, namespace, replica_set, World};
+use crate::controllers::{
+    daemon_set, deployment_status, namespace, replica_set, stateful_set, World,
+};
 use crate::model::Object;
 use crate::store::{Key, Record, Store};
 use event_listener::EventListener;
@@ -580,7 +582,7 @@ fn view(record: Record, world: &World) -> Value {
     let status = record.status;
     let object = record.object;
     match record.kind.as_str() {
-        "Deployment" | "ReplicaSet" | "DaemonSet" | "Namespace" | "Service" => {
+        "Deployment" | "ReplicaSet" | "DaemonSet" | "StatefulSet" | "Namespace" | "Service" => {
             match Object::from_json(object.clone()) {
                 Ok(Object::Deployment(deploy)) => {
                     Object::Deployment(deployment_status::with_status(deploy, world)).to_json()
@@ -590,6 +592,9 @@ fn view(record: Record, world: &World) -> Value {
                 }
                 Ok(Object::DaemonSet(ds)) => {
                     Object::DaemonSet(daemon_set::with_status(ds, world)).to_json()
+                }
+                Ok(Object::StatefulSet(set)) => {
+                    Object::StatefulSet(stateful_set::with_status(set, world)).to_json()
                 }
                 Ok(Object::Namespace(ns)) => {
                     Object::Namespace(namespace::with_status(ns)).to_json()

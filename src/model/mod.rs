@@ -46,6 +46,7 @@ pub mod resource_quota;
 mod security;
 mod selector;
 mod service;
+pub mod stateful_set;
 mod validate;
 mod volume;
 mod warnings;
@@ -138,6 +139,10 @@ pub use service::{
     CLUSTER_IP_NONE, DEFAULT_NODE_PORT_RANGE, DEFAULT_SERVICE_CIDR, DEFAULT_SERVICE_CIDR_PREFIX,
     KUBERNETES_SERVICE_INDEX, SERVICE_NAME_LABEL,
 };
+pub use stateful_set::{
+    Ordinals, RetentionPolicy, StatefulSet, StatefulSetRollingUpdate, StatefulSetSpec,
+    StatefulSetStatus, StatefulSetUpdateStrategy,
+};
 pub use warnings::warnings;
 
 pub use volume::{
@@ -158,6 +163,7 @@ pub enum Kind {
     Deployment,
     ReplicaSet,
     DaemonSet,
+    StatefulSet,
     ControllerRevision,
     ConfigMap,
     Secret,
@@ -175,7 +181,7 @@ impl Kind {
     /// Every supported kind, in the order objects should be applied: namespaces first,
     /// then what governs what may be created in them, then what pods consume, then
     /// Services and their endpoints, then what creates pods.
-    pub const ALL: [Kind; 16] = [
+    pub const ALL: [Kind; 17] = [
         Kind::Namespace,
         Kind::ResourceQuota,
         Kind::LimitRange,
@@ -188,6 +194,7 @@ impl Kind {
         Kind::Deployment,
         Kind::ReplicaSet,
         Kind::DaemonSet,
+        Kind::StatefulSet,
         Kind::ControllerRevision,
         Kind::CronJob,
         Kind::Job,
@@ -202,6 +209,7 @@ impl Kind {
             Kind::Deployment => "Deployment",
             Kind::ReplicaSet => "ReplicaSet",
             Kind::DaemonSet => "DaemonSet",
+            Kind::StatefulSet => "StatefulSet",
             Kind::ControllerRevision => "ControllerRevision",
             Kind::ConfigMap => "ConfigMap",
             Kind::Secret => "Secret",
@@ -228,9 +236,11 @@ impl Kind {
             | Kind::Endpoints
             | Kind::ResourceQuota
             | Kind::LimitRange => "v1",
-            Kind::Deployment | Kind::ReplicaSet | Kind::DaemonSet | Kind::ControllerRevision => {
-                "apps/v1"
-            }
+            Kind::Deployment
+            | Kind::ReplicaSet
+            | Kind::DaemonSet
+            | Kind::StatefulSet
+            | Kind::ControllerRevision => "apps/v1",
             Kind::EndpointSlice => "discovery.k8s.io/v1",
             Kind::Job | Kind::CronJob => "batch/v1",
         }
@@ -244,6 +254,7 @@ impl Kind {
             Kind::Deployment => "deployments",
             Kind::ReplicaSet => "replicasets",
             Kind::DaemonSet => "daemonsets",
+            Kind::StatefulSet => "statefulsets",
             Kind::ControllerRevision => "controllerrevisions",
             Kind::ConfigMap => "configmaps",
             Kind::Secret => "secrets",
@@ -266,6 +277,7 @@ impl Kind {
             | Kind::Deployment
             | Kind::ReplicaSet
             | Kind::DaemonSet
+            | Kind::StatefulSet
             | Kind::ControllerRevision
             | Kind::ConfigMap
             | Kind::Secret
@@ -290,6 +302,7 @@ impl Kind {
                 "deployment" | "deployments" | "deploy" => Some(Kind::Deployment),
                 "replicaset" | "replicasets" | "rs" => Some(Kind::ReplicaSet),
                 "daemonset" | "daemonsets" | "ds" => Some(Kind::DaemonSet),
+                "statefulset" | "statefulsets" | "sts" => Some(Kind::StatefulSet),
                 "controllerrevision" | "controllerrevisions" => Some(Kind::ControllerRevision),
                 _ => None,
             };
@@ -312,6 +325,7 @@ impl Kind {
             "deployment" | "deployments" | "deploy" => Some(Kind::Deployment),
             "replicaset" | "replicasets" | "rs" => Some(Kind::ReplicaSet),
             "daemonset" | "daemonsets" | "ds" => Some(Kind::DaemonSet),
+            "statefulset" | "statefulsets" | "sts" => Some(Kind::StatefulSet),
             "controllerrevision" | "controllerrevisions" => Some(Kind::ControllerRevision),
             "namespace" | "namespaces" | "ns" => Some(Kind::Namespace),
             "configmap" | "configmaps" | "cm" => Some(Kind::ConfigMap),
@@ -338,6 +352,7 @@ impl Kind {
             "Deployment" => Some(Kind::Deployment),
             "ReplicaSet" => Some(Kind::ReplicaSet),
             "DaemonSet" => Some(Kind::DaemonSet),
+            "StatefulSet" => Some(Kind::StatefulSet),
             "ControllerRevision" => Some(Kind::ControllerRevision),
             "ConfigMap" => Some(Kind::ConfigMap),
             "Secret" => Some(Kind::Secret),
@@ -368,6 +383,7 @@ pub enum Object {
     Deployment(Deployment),
     ReplicaSet(ReplicaSet),
     DaemonSet(DaemonSet),
+    StatefulSet(StatefulSet),
     ControllerRevision(ControllerRevision),
     ConfigMap(ConfigMap),
     Secret(Secret),
@@ -390,6 +406,7 @@ impl Object {
             Object::Deployment(_) => Kind::Deployment,
             Object::ReplicaSet(_) => Kind::ReplicaSet,
             Object::DaemonSet(_) => Kind::DaemonSet,
+            Object::StatefulSet(_) => Kind::StatefulSet,
             Object::ControllerRevision(_) => Kind::ControllerRevision,
             Object::ConfigMap(_) => Kind::ConfigMap,
             Object::Secret(_) => Kind::Secret,
@@ -411,6 +428,7 @@ impl Object {
             Object::Deployment(o) => &o.metadata,
             Object::ReplicaSet(o) => &o.metadata,
             Object::DaemonSet(o) => &o.metadata,
+            Object::StatefulSet(o) => &o.metadata,
             Object::ControllerRevision(o) => &o.metadata,
             Object::ConfigMap(o) => &o.metadata,
             Object::Secret(o) => &o.metadata,
@@ -432,6 +450,7 @@ impl Object {
             Object::Deployment(o) => &mut o.metadata,
             Object::ReplicaSet(o) => &mut o.metadata,
             Object::DaemonSet(o) => &mut o.metadata,
+            Object::StatefulSet(o) => &mut o.metadata,
             Object::ControllerRevision(o) => &mut o.metadata,
             Object::ConfigMap(o) => &mut o.metadata,
             Object::Secret(o) => &mut o.metadata,
@@ -460,6 +479,7 @@ impl Object {
             Object::Deployment(o) => to_value(o),
             Object::ReplicaSet(o) => to_value(o),
             Object::DaemonSet(o) => to_value(o),
+            Object::StatefulSet(o) => to_value(o),
             Object::ControllerRevision(o) => to_value(o),
             Object::ConfigMap(o) => to_value(o),
             Object::Secret(o) => to_value(o),
@@ -496,6 +516,7 @@ impl Object {
             Kind::Deployment => serde_json::from_value(value).map(Object::Deployment),
             Kind::ReplicaSet => serde_json::from_value(value).map(Object::ReplicaSet),
             Kind::DaemonSet => serde_json::from_value(value).map(Object::DaemonSet),
+            Kind::StatefulSet => serde_json::from_value(value).map(Object::StatefulSet),
             Kind::ControllerRevision => {
                 serde_json::from_value(value).map(Object::ControllerRevision)
             }

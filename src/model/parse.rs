@@ -12,7 +12,7 @@ use crate::model::validate::{
 use crate::model::{
     ConfigMap, ControllerRevision, CronJob, DaemonSet, Deployment, EndpointSlice, Endpoints, Job,
     Kind, LimitRange, Namespace, Object, PersistentVolumeClaim, Pod, ReplicaSet, ResourceQuota,
-    Secret, Service,
+    Secret, Service, StatefulSet,
 };
 
 /// One problem at one field.
@@ -237,6 +237,11 @@ fn build(kind: Kind, mut value: Value) -> Result<Object, String> {
             let mut daemon_set: DaemonSet = serde_json::from_value(value).map_err(invalid)?;
             daemon_set.spec.apply_defaults();
             Object::DaemonSet(daemon_set)
+        }
+        Kind::StatefulSet => {
+            let mut set: StatefulSet = serde_json::from_value(value).map_err(invalid)?;
+            set.spec.apply_defaults();
+            Object::StatefulSet(set)
         }
         Kind::ReplicaSet => {
             let mut replica_set: ReplicaSet = serde_json::from_value(value).map_err(invalid)?;

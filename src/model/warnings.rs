@@ -28,6 +28,7 @@ fn pod_metadata(object: &Object) -> Option<(&ObjectMeta, &'static str)> {
         Object::Deployment(o) => (&o.spec.template.metadata, TEMPLATE),
         Object::ReplicaSet(o) => (&o.spec.template.metadata, TEMPLATE),
         Object::DaemonSet(o) => (&o.spec.template.metadata, TEMPLATE),
+        Object::StatefulSet(o) => (&o.spec.template.metadata, TEMPLATE),
         Object::Job(o) => (&o.spec.template.metadata, TEMPLATE),
         Object::CronJob(o) => (
             &o.spec.job_template.spec.template.metadata,
@@ -45,6 +46,7 @@ fn pod_spec(object: &Object) -> Option<(&PodSpec, &'static str)> {
         Object::Deployment(o) => (&o.spec.template.spec, TEMPLATE),
         Object::ReplicaSet(o) => (&o.spec.template.spec, TEMPLATE),
         Object::DaemonSet(o) => (&o.spec.template.spec, TEMPLATE),
+        Object::StatefulSet(o) => (&o.spec.template.spec, TEMPLATE),
         Object::Job(o) => (&o.spec.template.spec, TEMPLATE),
         Object::CronJob(o) => (
             &o.spec.job_template.spec.template.spec,

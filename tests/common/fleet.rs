@@ -179,6 +179,43 @@ impl Drop for TestNetwork {
     }
 }
 
+/// A lone board on a test network of its own, with the pod network, so the cluster DNS
+/// answers. Nothing here resolves outside names: the upstream it is given is the
+/// gateway, never asked.
+pub struct NetworkedBoard {
+    // Dropped first: the agent and its pods, then the namespace.
+    pub agent: crate::common::TestAgent,
+    pub netns: String,
+    _files: tempfile::TempDir,
+    _network: TestNetwork,
+}
+
+impl NetworkedBoard {
+    pub fn start() -> NetworkedBoard {
+        let mut network = TestNetwork::new();
+        let netns = network.add_host();
+        let board_ip = format!("{}.10", network.prefix);
+        let files = tempfile::tempdir().expect("tempdir");
+        let resolv = files.path().join("resolv.conf");
+        std::fs::write(&resolv, format!("nameserver {}\n", network.gateway()))
+            .expect("write resolv.conf");
+        let args = [
+            "--network-backend=auto",
+            "--resolv-conf",
+            resolv.to_str().expect("utf-8 path"),
+            "--node-ip",
+            &board_ip,
+        ];
+        let agent = crate::common::TestAgent::start_as("board", Some(&netns), &args);
+        NetworkedBoard {
+            agent,
+            netns,
+            _files: files,
+            _network: network,
+        }
+    }
+}
+
 /// A coordinator process with its own state dir; killed on drop.
 pub struct TestCoordinator {
     pub state: tempfile::TempDir,

@@ -153,6 +153,7 @@ pub fn check_incoming(value: &Value) -> Result<Incoming, String> {
         Kind::Deployment
         | Kind::ReplicaSet
         | Kind::DaemonSet
+        | Kind::StatefulSet
         | Kind::ControllerRevision
         | Kind::Job
         | Kind::CronJob => return Err(format!("a coordinator does not push {}s", kind.as_str())),

@@ -211,6 +211,63 @@ pub(super) fn describe_daemon_set(out: &mut String, ds: &Value) {
     pod_template(out, ds);
 }
 
+/// kubectl's description of a StatefulSet. `Pods Status` counts ready pods as running
+/// and the others as waiting: the set's status has no phases.
+pub(super) fn describe_stateful_set(out: &mut String, set: &Value) {
+    field(
+        out,
+        0,
+        "Selector",
+        map_lines(at(set, &["spec", "selector", "matchLabels"])),
+    );
+    let replicas = int_at(set, &["status", "replicas"]);
+    let ready = int_at(set, &["status", "readyReplicas"]);
+    let wanted = at(set, &["spec", "replicas"]).as_i64().unwrap_or(1);
+    field(
+        out,
+        0,
+        "Replicas",
+        format!("{wanted} desired | {replicas} total"),
+    );
+    let strategy = str_at(set, &["spec", "updateStrategy", "type"]);
+    field(out, 0, "Update Strategy", strategy);
+    if strategy == "RollingUpdate" {
+        let partition = int_at(
+            set,
+            &["spec", "updateStrategy", "rollingUpdate", "partition"],
+        );
+        field(out, 2, "Partition", partition.to_string());
+    }
+    field(
+        out,
+        0,
+        "Pods Status",
+        format!(
+            "{ready} Running / {} Waiting / 0 Succeeded / 0 Failed",
+            replicas - ready
+        ),
+    );
+    pod_template(out, set);
+    out.push_str("Volume Claims:\n");
+    let templates = at(set, &["spec", "volumeClaimTemplates"]).as_array();
+    for claim in templates.map(Vec::as_slice).unwrap_or_default() {
+        field(out, 2, "Name", str_at(claim, &["metadata", "name"]));
+        field(
+            out,
+            2,
+            "StorageClass",
+            str_at(claim, &["spec", "storageClassName"]),
+        );
+        let capacity = str_at(claim, &["spec", "resources", "requests", "storage"]);
+        field(out, 2, "Capacity", capacity);
+        let modes: Vec<&str> = at(claim, &["spec", "accessModes"])
+            .as_array()
+            .map(|modes| modes.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        field(out, 2, "Access Modes", format!("[{}]", modes.join(" ")));
+    }
+}
+
 /// The containers of a workload's pod template, and their images.
 pub(super) fn pod_template(out: &mut String, workload: &Value) {
     out.push_str("Pod Template:\n");

@@ -1,4 +1,5 @@
-//! The tables of Deployments and ReplicaSets, with kubectl's columns.
+//! The tables of Deployments, ReplicaSets, DaemonSets and StatefulSets, with kubectl's
+//! columns.
 
 use serde_json::Value;
 
@@ -152,6 +153,28 @@ pub fn replica_set_row(rs: &Value, wide: bool) -> Vec<String> {
 }
 
 /// Container names, images and the selector of a workload's template.
+pub fn stateful_set_columns(wide: bool) -> &'static [&'static str] {
+    if wide {
+        &["NAME", "READY", "AGE", WIDE[0], WIDE[1]]
+    } else {
+        &["NAME", "READY", "AGE"]
+    }
+}
+
+/// kubectl's READY is ready pods over the wanted replicas; `-o wide` adds no selector.
+pub fn stateful_set_row(set: &Value, wide: bool) -> Vec<String> {
+    let wanted = at(set, &["spec", "replicas"]).as_i64().unwrap_or(1);
+    let mut row = vec![
+        str_at(set, &["metadata", "name"]).to_owned(),
+        format!("{}/{wanted}", int_at(set, &["status", "readyReplicas"])),
+        age(str_at(set, &["metadata", "creationTimestamp"])),
+    ];
+    if wide {
+        row.extend(wide_cells(set).into_iter().take(2));
+    }
+    row
+}
+
 fn wide_cells(workload: &Value) -> [String; 3] {
     let containers = at(workload, &["spec", "template", "spec", "containers"])
         .as_array()

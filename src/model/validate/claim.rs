@@ -17,39 +17,42 @@ const SPEC_FIELDS: [&str; 5] = [
     "volumeName",
 ];
 
-pub(super) fn check_claim_spec(c: &mut Checker, value: Option<&Value>) {
+/// Checks a claim's spec at `path` (`spec`, or a StatefulSet's claim template's).
+pub(super) fn check_claim_spec(c: &mut Checker, value: Option<&Value>, path: &str) {
     let empty = JsonObject::new();
     let spec = match value {
         None => &empty,
-        Some(value) => match c.object(value, "spec") {
+        Some(value) => match c.object(value, path) {
             Some(spec) => spec,
             None => return,
         },
     };
-    c.only_fields(spec, "spec", &SPEC_FIELDS);
-    check_access_modes(c, get(spec, "accessModes"));
-    check_resources(c, get(spec, "resources"));
+    c.only_fields(spec, path, &SPEC_FIELDS);
+    check_access_modes(c, get(spec, "accessModes"), &join(path, "accessModes"));
+    check_resources(c, get(spec, "resources"), &join(path, "resources"));
     if let Some(value) = get(spec, "storageClassName") {
         // `""` asks for no class (a pre-made volume), which berth has none of.
-        c.one_of(value, "spec.storageClassName", &[LOCAL_PATH_CLASS]);
+        c.one_of(value, &join(path, "storageClassName"), &[LOCAL_PATH_CLASS]);
     }
     if let Some(value) = get(spec, "volumeMode") {
+        let mode_path = join(path, "volumeMode");
         if value.as_str() == Some("Block") {
             c.error(
-                "spec.volumeMode",
+                &mode_path,
                 "unsupported value \"Block\": the local-path storage class provisions \
                  directories, so only \"Filesystem\" is supported",
             );
         } else {
-            c.one_of(value, "spec.volumeMode", &[FILESYSTEM_VOLUME_MODE]);
+            c.one_of(value, &mode_path, &[FILESYSTEM_VOLUME_MODE]);
         }
     }
     if let Some(value) = get(spec, "volumeName") {
         // The one berth set (`get -o yaml` shows it); admission checks it is that one.
-        if let Some(name) = c.string(value, "spec.volumeName") {
+        let name_path = join(path, "volumeName");
+        if let Some(name) = c.string(value, &name_path) {
             if !name.is_empty() && !is_dns1123_subdomain(name) {
                 c.error(
-                    "spec.volumeName",
+                    &name_path,
                     format!("invalid name {name:?}: must be a DNS subdomain"),
                 );
             }
@@ -57,8 +60,7 @@ pub(super) fn check_claim_spec(c: &mut Checker, value: Option<&Value>) {
     }
 }
 
-fn check_access_modes(c: &mut Checker, value: Option<&Value>) {
-    let path = "spec.accessModes";
+fn check_access_modes(c: &mut Checker, value: Option<&Value>, path: &str) {
     let Some(value) = value else {
         c.error(path, "required value: at least 1 access mode is required");
         return;
@@ -92,8 +94,7 @@ fn check_access_modes(c: &mut Checker, value: Option<&Value>) {
     }
 }
 
-fn check_resources(c: &mut Checker, value: Option<&Value>) {
-    let path = "spec.resources";
+fn check_resources(c: &mut Checker, value: Option<&Value>, path: &str) {
     let requests_path = join(path, "requests");
     let storage_path = join(&requests_path, STORAGE);
     let Some(value) = value else {

@@ -113,7 +113,7 @@ pub(super) fn check_daemon_set_spec(c: &mut Checker, value: Option<&Value>) {
 /// What Deployments, ReplicaSets and DaemonSets share: replicas (not DaemonSets), a
 /// selector that matches the template's labels, the template, `minReadySeconds`.
 /// Returns the spec to check further.
-fn check_replicated_spec<'a>(
+pub(super) fn check_replicated_spec<'a>(
     c: &mut Checker,
     value: Option<&'a Value>,
     fields: &[&str],

@@ -18,6 +18,7 @@ mod probe;
 mod quota;
 mod security;
 mod service;
+mod stateful_set;
 mod volume;
 
 use std::collections::BTreeMap;
@@ -110,6 +111,7 @@ fn check_document(c: &mut Checker, doc: &Value) -> Option<Kind> {
             | Kind::Deployment
             | Kind::ReplicaSet
             | Kind::DaemonSet
+            | Kind::StatefulSet
             | Kind::PersistentVolumeClaim
             | Kind::Service
             | Kind::ResourceQuota
@@ -128,6 +130,7 @@ fn check_document(c: &mut Checker, doc: &Value) -> Option<Kind> {
         Kind::Deployment => deployment::check_deployment_spec(c, get(top, "spec")),
         Kind::ReplicaSet => deployment::check_replica_set_spec(c, get(top, "spec")),
         Kind::DaemonSet => deployment::check_daemon_set_spec(c, get(top, "spec")),
+        Kind::StatefulSet => stateful_set::check_stateful_set_spec(c, get(top, "spec")),
         // Revisions are the DaemonSet controller's record, not something to apply.
         Kind::ControllerRevision => c.error(
             "kind",
@@ -135,7 +138,7 @@ fn check_document(c: &mut Checker, doc: &Value) -> Option<Kind> {
         ),
         Kind::ConfigMap => config::check_config_map(c, top),
         Kind::Secret => config::check_secret(c, top),
-        Kind::PersistentVolumeClaim => claim::check_claim_spec(c, get(top, "spec")),
+        Kind::PersistentVolumeClaim => claim::check_claim_spec(c, get(top, "spec"), "spec"),
         Kind::Service => service::check_service_spec(c, get(top, "spec")),
         Kind::Endpoints => service::check_endpoints(c, top),
         Kind::EndpointSlice => service::check_endpoint_slice(c, top),
@@ -183,6 +186,12 @@ fn check_metadata(c: &mut Checker, top: &JsonObject, kind: Kind) {
                 | Kind::ResourceQuota
                 | Kind::LimitRange
                 | Kind::Job => (is_dns1123_subdomain(name), DNS1123_SUBDOMAIN_RULE),
+                // Its pods' names, with their ordinals, are their hostnames (DNS labels),
+                // and its revisions' names must stay valid label values.
+                Kind::StatefulSet => (
+                    is_dns1123_label(name) && name.len() <= 52,
+                    "a lowercase RFC 1123 label of at most 52 characters",
+                ),
                 // Its Jobs add 11 characters and must stay valid labels (job-name).
                 Kind::CronJob => (
                     is_dns1123_subdomain(name) && name.len() <= 52,
