@@ -144,9 +144,10 @@ fn a_stateful_set_starts_in_order_and_keeps_names_data_and_dns() {
     );
 
     // Scaling down removes the highest ordinals and keeps their claims.
-    let scaled = SET.replace("replicas: 3", "replicas: 1");
-    let out = board.agent.apply_yaml(&scaled);
-    assert!(out.status.success());
+    let out = board
+        .agent
+        .ok(&["scale", "statefulset", "db", "--replicas", "1"]);
+    assert_eq!(out, "statefulset.apps/db scaled\n");
     wait_for(Duration::from_secs(30), "db-1 and db-2 gone", || {
         (!board.exists("db-1") && !board.exists("db-2")).then_some(())
     });

@@ -200,15 +200,22 @@ struct ListQuery {
 /// The routes under `/api/v1` and `/apis/apps/v1` (API group `group`, `rest` the
 /// decoded segments after it): `namespaces/NS/PLURAL[/NAME]`, `PLURAL` (all
 /// namespaces) and `namespaces[/NAME]` — GET one, list or watch, DELETE one, PATCH a
-/// Deployment — and a Deployment's `scale` subresource.
+/// Deployment — and the `scale` subresource of Deployments, ReplicaSets and
+/// StatefulSets.
 pub fn serve_resources<R: Resources>(
     resources: &Arc<R>,
     request: &Request,
     group: &str,
     rest: &[&str],
 ) -> Result<Response, Refusal> {
-    if let ("apps/v1", ["namespaces", namespace, "deployments", name, "scale"]) = (group, rest) {
-        return scale(resources.as_ref(), request, namespace, name);
+    if let ("apps/v1", ["namespaces", namespace, plural, name, "scale"]) = (group, rest) {
+        let kind = match *plural {
+            "deployments" => Kind::Deployment,
+            "replicasets" => Kind::ReplicaSet,
+            "statefulsets" => Kind::StatefulSet,
+            _ => return Err(not_found(format!("{plural} have no scale subresource"))),
+        };
+        return scale(resources.as_ref(), request, kind, namespace, name);
     }
     // Events live in memory, not in the store: they have routes of their own.
     if let (Some(log), "v1") = (resources.events(), group) {
@@ -325,19 +332,20 @@ pub fn watch_response(
     Response::stream(200, "application/json", watch::stream(source, params))
 }
 
-/// The `scale` subresource of Deployment `namespace/name`: GET reads it, PUT or PATCH
-/// sets `spec.replicas` from the body's and wakes the daemon. Answers with the
+/// The `scale` subresource of the `kind` object `namespace/name`: GET reads it, PUT or
+/// PATCH sets `spec.replicas` from the body's and wakes the daemon. Answers with the
 /// `autoscaling/v1 Scale`.
 fn scale<R: Resources + ?Sized>(
     resources: &R,
     request: &Request,
+    kind: Kind,
     namespace: &str,
     name: &str,
 ) -> Result<Response, Refusal> {
     let mut store = resources.store();
     let record = store
-        .get("Deployment", namespace, name)?
-        .ok_or_else(|| not_found(format!("deployments.apps \"{name}\" not found")))?;
+        .get(kind.as_str(), namespace, name)?
+        .ok_or_else(|| not_found(format!("{}.apps \"{name}\" not found", kind.plural())))?;
     let mut object = record.object;
     match request.method.as_str() {
         "GET" => drop(store),
@@ -348,7 +356,7 @@ fn scale<R: Resources + ?Sized>(
             }
             store.put_all(vec![object.clone()], record.source.as_deref())?;
             drop(store);
-            log::info!("deployment {namespace}/{name} scaled to {replicas}");
+            log::info!("{kind} {namespace}/{name} scaled to {replicas}");
             resources.changed();
         }
         method => return Err(method_not_allowed(method, "scale")),

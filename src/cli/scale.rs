@@ -1,5 +1,5 @@
-//! `berth scale deployment NAME --replicas N`: sets a Deployment's replica count through
-//! its `scale` subresource, as kubectl does.
+//! `berth scale deployment|replicaset|statefulset NAME --replicas N`: sets the replica
+//! count through the `scale` subresource, as kubectl does.
 
 use anyhow::bail;
 use serde_json::json;
@@ -10,9 +10,9 @@ use crate::model::Kind;
 
 #[derive(clap::Args, Debug)]
 pub struct ScaleArgs {
-    /// Only `deployment` can be scaled
+    /// `deployment`, `replicaset` or `statefulset`
     pub kind: String,
-    /// Name of the deployment
+    /// Name of the object to scale
     pub name: String,
     /// The new number of replicas
     #[arg(long)]
@@ -21,9 +21,12 @@ pub struct ScaleArgs {
 
 pub fn run(global: &GlobalOptions, args: ScaleArgs) -> anyhow::Result<()> {
     let kind = parse_kind(&args.kind)?;
-    if kind != Kind::Deployment {
+    if !matches!(
+        kind,
+        Kind::Deployment | Kind::ReplicaSet | Kind::StatefulSet
+    ) {
         bail!(
-            "cannot scale {}: only deployments can be scaled",
+            "cannot scale {}: only deployments, replicasets and statefulsets can be scaled",
             kind.plural()
         );
     }
@@ -41,6 +44,6 @@ pub fn run(global: &GlobalOptions, args: ScaleArgs) -> anyhow::Result<()> {
     );
     let body = json!({"apiVersion": "autoscaling/v1", "kind": "Scale", "spec": {"replicas": args.replicas}});
     call(&client, "PUT", &path, Some(&body))?;
-    println!("deployment.apps/{} scaled", args.name);
+    println!("{}.apps/{} scaled", kind.as_str().to_lowercase(), args.name);
     Ok(())
 }
