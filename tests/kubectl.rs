@@ -634,3 +634,65 @@ spec:
         stderr(&refused)
     );
 }
+
+/// Ingresses, NetworkPolicies, IngressClasses and ServiceAccounts are stored and shown
+/// as a cluster without their controllers shows them, with a warning that says so.
+#[test]
+fn kinds_without_a_controller_are_stored_shown_and_warned_about() {
+    let agent = TestAgent::start();
+    let yaml = "apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: web}
+spec:
+  ingressClassName: nginx
+  rules:
+  - host: shop.example
+    http:
+      paths: [{path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: deny-all}
+spec: {podSelector: {}, policyTypes: [Ingress]}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: robot}
+";
+    let out = agent.apply_yaml(yaml);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let warnings = stderr(&out);
+    assert!(
+        warnings.contains("Warning: berth has no ingress controller"),
+        "{warnings}"
+    );
+    assert!(
+        warnings.contains("Warning: berth does not enforce NetworkPolicy"),
+        "{warnings}"
+    );
+    assert_eq!(
+        stdout(&out),
+        "ingress.networking.k8s.io/web created\nnetworkpolicy.networking.k8s.io/deny-all created\nserviceaccount/robot created\n"
+    );
+    let ingresses = agent.ok(&["get", "ingress"]);
+    assert_eq!(
+        common::table_header(&ingresses),
+        ["NAME", "CLASS", "HOSTS", "ADDRESS", "PORTS", "AGE"]
+    );
+    assert!(ingresses.contains("shop.example"), "{ingresses}");
+    let policies = agent.ok(&["get", "netpol"]);
+    assert!(
+        policies.contains("deny-all") && policies.contains("<none>"),
+        "{policies}"
+    );
+    let described = agent.ok(&["describe", "ingress", "web"]);
+    assert!(described.contains("web:80"), "{described}");
+    assert_eq!(
+        agent.json(&["get", "sa", "robot"])["kind"],
+        "ServiceAccount"
+    );
+    agent.ok(&["delete", "ingress", "web"]);
+    agent.ok(&["delete", "networkpolicy", "deny-all"]);
+    let gone = agent.berth(&["get", "ingress", "web"]);
+    assert!(!gone.status.success());
+}

@@ -74,6 +74,9 @@ fn route(agent: &Arc<Agent>, request: &Request) -> Result<Response, Refusal> {
         (_, ["apis", "batch", "v1", rest @ ..]) => {
             serve_resources(agent, request, "batch/v1", rest)
         }
+        (_, ["apis", "networking.k8s.io", "v1", rest @ ..]) => {
+            serve_resources(agent, request, "networking.k8s.io/v1", rest)
+        }
         (_, ["apis", "discovery.k8s.io", "v1", rest @ ..]) => {
             serve_resources(agent, request, "discovery.k8s.io/v1", rest)
         }
@@ -187,7 +190,8 @@ fn view(
         | Object::Endpoints(_)
         | Object::EndpointSlice(_)
         | Object::ResourceQuota(_)
-        | Object::LimitRange(_)) => object.to_json(),
+        | Object::LimitRange(_)
+        | Object::Passive(_)) => object.to_json(),
     })
 }
 

@@ -265,7 +265,8 @@ fn admit_pod_security(
             | Object::Endpoints(_)
             | Object::EndpointSlice(_)
             | Object::ResourceQuota(_)
-            | Object::LimitRange(_) => continue,
+            | Object::LimitRange(_)
+            | Object::Passive(_) => continue,
         };
         let meta = object.meta();
         let level = levels

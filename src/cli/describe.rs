@@ -11,6 +11,7 @@ use crate::model::Kind;
 
 mod claim;
 mod events;
+mod passive;
 mod pod_volumes;
 mod quota;
 mod service;
@@ -218,6 +219,9 @@ pub fn describe(kind: Kind, object: &Value) -> String {
         Kind::ReplicaSet => workload::describe_replica_set(&mut out, object),
         Kind::DaemonSet => workload::describe_daemon_set(&mut out, object),
         Kind::StatefulSet => workload::describe_stateful_set(&mut out, object),
+        Kind::ServiceAccount | Kind::Ingress | Kind::IngressClass | Kind::NetworkPolicy => {
+            passive::describe_passive(&mut out, kind, object)
+        }
         Kind::Job => workload::describe_job(&mut out, object),
         Kind::CronJob => workload::describe_cron_job(&mut out, object),
         Kind::ControllerRevision => {

@@ -9,10 +9,12 @@ use crate::model::Kind;
 mod claim;
 pub(crate) mod event;
 mod job;
+mod passive;
 mod quota;
 mod service;
 mod workload;
 pub(crate) use claim::{access_modes_text, claim_status};
+pub(crate) use passive::label_selector_text;
 pub(crate) use service::{ready_endpoints, selector_text};
 
 /// The header of a table of `resource`, with `NAMESPACE` first for namespaced types
@@ -42,6 +44,10 @@ pub fn header(resource: Resource, wide: bool, with_namespace: bool) -> Vec<&'sta
         (Resource::Kind(Kind::ResourceQuota), _) => &quota::RESOURCE_QUOTA_COLUMNS,
         (Resource::Kind(Kind::LimitRange), _) => &quota::LIMIT_RANGE_COLUMNS,
         (Resource::Kind(Kind::Job), wide) => job::job_columns(wide),
+        (Resource::Kind(Kind::ServiceAccount), _) => &passive::SERVICE_ACCOUNT_COLUMNS,
+        (Resource::Kind(Kind::Ingress), _) => &passive::INGRESS_COLUMNS,
+        (Resource::Kind(Kind::IngressClass), _) => &passive::INGRESS_CLASS_COLUMNS,
+        (Resource::Kind(Kind::NetworkPolicy), _) => &passive::NETWORK_POLICY_COLUMNS,
         (Resource::Kind(Kind::CronJob), wide) => job::cron_job_columns(wide),
         (Resource::Node, false) => &["NAME", "STATUS", "ROLES", "AGE", "VERSION"],
         (Resource::Node, true) => &[
@@ -93,6 +99,10 @@ pub fn row(
         Resource::Kind(Kind::ResourceQuota) => quota::resource_quota_row(item),
         Resource::Kind(Kind::LimitRange) => quota::limit_range_row(item),
         Resource::Kind(Kind::Job) => job::job_row(item, wide, std::time::SystemTime::now()),
+        Resource::Kind(Kind::ServiceAccount) => passive::service_account_row(item),
+        Resource::Kind(Kind::Ingress) => passive::ingress_row(item),
+        Resource::Kind(Kind::IngressClass) => passive::ingress_class_row(item),
+        Resource::Kind(Kind::NetworkPolicy) => passive::network_policy_row(item),
         Resource::Kind(Kind::CronJob) => job::cron_job_row(item, wide),
         Resource::Node => node_row(item, wide),
         Resource::Event => event::event_row(item, wide, std::time::SystemTime::now()),

@@ -75,6 +75,9 @@ pub fn load(store: &Store, now: SystemTime) -> anyhow::Result<World> {
             "Service",
             "Endpoints",
             "EndpointSlice",
+            "ServiceAccount",
+            "Ingress",
+            "NetworkPolicy",
         ] {
             for record in store.list(kind, Some(namespace))? {
                 world.config_keys.push(record.key());

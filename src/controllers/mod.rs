@@ -190,7 +190,8 @@ pub struct World {
     pub dying_claims: Vec<PersistentVolumeClaim>,
     /// The keys of every stored claim: a StatefulSet makes the ones its pods lack.
     pub claims: HashSet<Key>,
-    /// ConfigMaps, Secrets, claims, Services, Endpoints and EndpointSlices, by key only. The
+    /// ConfigMaps, Secrets, claims, Services, Endpoints, EndpointSlices and the kinds
+    /// berth only stores (ServiceAccounts, Ingresses, NetworkPolicies), by key only. The
     /// driver lists them only in namespaces being deleted: the namespace cascade is
     /// their one reader, and reading every Secret each pass would unseal them all.
     pub config_keys: Vec<Key>,

@@ -342,6 +342,9 @@ fn admin_route(
         (_, ["apis", "batch", "v1", rest @ ..]) => {
             serve_resources(coordinator, request, "batch/v1", rest)
         }
+        (_, ["apis", "networking.k8s.io", "v1", rest @ ..]) => {
+            serve_resources(coordinator, request, "networking.k8s.io/v1", rest)
+        }
         (_, ["apis", "discovery.k8s.io", "v1", rest @ ..]) => {
             serve_resources(coordinator, request, "discovery.k8s.io/v1", rest)
         }

@@ -34,6 +34,7 @@ mod namespace;
 pub mod node_affinity;
 mod node_labels;
 mod parse;
+mod passive;
 mod platform;
 mod pod;
 mod pod_affinity;
@@ -102,6 +103,7 @@ pub use node_affinity::{
 };
 pub use node_labels::{labels_forbidden_to_nodes, node_may_set_label, NODE_RESTRICTION_PREFIX};
 pub use parse::{parse_manifests, DocumentErrors, FieldError, ManifestError};
+pub use passive::Passive;
 pub use platform::{build_platform, target_platform, ARCH_VARIANT_LABEL};
 pub use pod::{
     Container, ContainerPort, ContainerState, ContainerStatus, EnvVar, LocalObjectReference, Pod,
@@ -175,22 +177,30 @@ pub enum Kind {
     LimitRange,
     Job,
     CronJob,
+    ServiceAccount,
+    Ingress,
+    IngressClass,
+    NetworkPolicy,
 }
 
 impl Kind {
     /// Every supported kind, in the order objects should be applied: namespaces first,
     /// then what governs what may be created in them, then what pods consume, then
     /// Services and their endpoints, then what creates pods.
-    pub const ALL: [Kind; 17] = [
+    pub const ALL: [Kind; 21] = [
         Kind::Namespace,
+        Kind::IngressClass,
         Kind::ResourceQuota,
         Kind::LimitRange,
+        Kind::ServiceAccount,
         Kind::ConfigMap,
         Kind::Secret,
         Kind::PersistentVolumeClaim,
         Kind::Service,
         Kind::Endpoints,
         Kind::EndpointSlice,
+        Kind::Ingress,
+        Kind::NetworkPolicy,
         Kind::Deployment,
         Kind::ReplicaSet,
         Kind::DaemonSet,
@@ -221,6 +231,10 @@ impl Kind {
             Kind::LimitRange => "LimitRange",
             Kind::Job => "Job",
             Kind::CronJob => "CronJob",
+            Kind::ServiceAccount => "ServiceAccount",
+            Kind::Ingress => "Ingress",
+            Kind::IngressClass => "IngressClass",
+            Kind::NetworkPolicy => "NetworkPolicy",
         }
     }
 
@@ -235,7 +249,8 @@ impl Kind {
             | Kind::Service
             | Kind::Endpoints
             | Kind::ResourceQuota
-            | Kind::LimitRange => "v1",
+            | Kind::LimitRange
+            | Kind::ServiceAccount => "v1",
             Kind::Deployment
             | Kind::ReplicaSet
             | Kind::DaemonSet
@@ -243,6 +258,7 @@ impl Kind {
             | Kind::ControllerRevision => "apps/v1",
             Kind::EndpointSlice => "discovery.k8s.io/v1",
             Kind::Job | Kind::CronJob => "batch/v1",
+            Kind::Ingress | Kind::IngressClass | Kind::NetworkPolicy => "networking.k8s.io/v1",
         }
     }
 
@@ -266,13 +282,17 @@ impl Kind {
             Kind::LimitRange => "limitranges",
             Kind::Job => "jobs",
             Kind::CronJob => "cronjobs",
+            Kind::ServiceAccount => "serviceaccounts",
+            Kind::Ingress => "ingresses",
+            Kind::IngressClass => "ingressclasses",
+            Kind::NetworkPolicy => "networkpolicies",
         }
     }
 
     /// Whether objects of this kind live inside a namespace.
     pub fn namespaced(&self) -> bool {
         match self {
-            Kind::Namespace => false,
+            Kind::Namespace | Kind::IngressClass => false,
             Kind::Pod
             | Kind::Deployment
             | Kind::ReplicaSet
@@ -288,7 +308,10 @@ impl Kind {
             | Kind::ResourceQuota
             | Kind::LimitRange
             | Kind::Job
-            | Kind::CronJob => true,
+            | Kind::CronJob
+            | Kind::ServiceAccount
+            | Kind::Ingress
+            | Kind::NetworkPolicy => true,
         }
     }
 
@@ -311,6 +334,14 @@ impl Kind {
             return match base {
                 "job" | "jobs" => Some(Kind::Job),
                 "cronjob" | "cronjobs" | "cj" => Some(Kind::CronJob),
+                _ => None,
+            };
+        }
+        if let Some(base) = lower.strip_suffix(".networking.k8s.io") {
+            return match base {
+                "ingress" | "ingresses" | "ing" => Some(Kind::Ingress),
+                "ingressclass" | "ingressclasses" => Some(Kind::IngressClass),
+                "networkpolicy" | "networkpolicies" | "netpol" => Some(Kind::NetworkPolicy),
                 _ => None,
             };
         }
@@ -340,6 +371,10 @@ impl Kind {
             "limitrange" | "limitranges" | "limits" => Some(Kind::LimitRange),
             "job" | "jobs" => Some(Kind::Job),
             "cronjob" | "cronjobs" | "cj" => Some(Kind::CronJob),
+            "serviceaccount" | "serviceaccounts" | "sa" => Some(Kind::ServiceAccount),
+            "ingress" | "ingresses" | "ing" => Some(Kind::Ingress),
+            "ingressclass" | "ingressclasses" => Some(Kind::IngressClass),
+            "networkpolicy" | "networkpolicies" | "netpol" => Some(Kind::NetworkPolicy),
             _ => None,
         }
     }
@@ -364,6 +399,10 @@ impl Kind {
             "LimitRange" => Some(Kind::LimitRange),
             "Job" => Some(Kind::Job),
             "CronJob" => Some(Kind::CronJob),
+            "ServiceAccount" => Some(Kind::ServiceAccount),
+            "Ingress" => Some(Kind::Ingress),
+            "IngressClass" => Some(Kind::IngressClass),
+            "NetworkPolicy" => Some(Kind::NetworkPolicy),
             _ => None,
         }
     }
@@ -396,6 +435,8 @@ pub enum Object {
     Job(Job),
     /// Boxed: the largest kind by far (a Job spec inside its own).
     CronJob(Box<CronJob>),
+    /// A kind berth stores and shows but does not act on (`model::passive`).
+    Passive(Box<Passive>),
 }
 
 impl Object {
@@ -418,6 +459,7 @@ impl Object {
             Object::LimitRange(_) => Kind::LimitRange,
             Object::Job(_) => Kind::Job,
             Object::CronJob(_) => Kind::CronJob,
+            Object::Passive(o) => o.kind,
         }
     }
 
@@ -440,6 +482,7 @@ impl Object {
             Object::LimitRange(o) => &o.metadata,
             Object::Job(o) => &o.metadata,
             Object::CronJob(o) => &o.metadata,
+            Object::Passive(o) => &o.metadata,
         }
     }
 
@@ -462,6 +505,7 @@ impl Object {
             Object::LimitRange(o) => &mut o.metadata,
             Object::Job(o) => &mut o.metadata,
             Object::CronJob(o) => &mut o.metadata,
+            Object::Passive(o) => &mut o.metadata,
         }
     }
 
@@ -491,6 +535,7 @@ impl Object {
             Object::LimitRange(o) => to_value(o),
             Object::Job(o) => to_value(o),
             Object::CronJob(o) => to_value(o),
+            Object::Passive(o) => o.to_value(),
         };
         if let Value::Object(map) = &mut value {
             let kind = self.kind();
@@ -532,6 +577,11 @@ impl Object {
             Kind::LimitRange => serde_json::from_value(value).map(Object::LimitRange),
             Kind::Job => serde_json::from_value(value).map(Object::Job),
             Kind::CronJob => serde_json::from_value(value).map(|c| Object::CronJob(Box::new(c))),
+            Kind::ServiceAccount | Kind::Ingress | Kind::IngressClass | Kind::NetworkPolicy => {
+                return Passive::from_json(kind, value)
+                    .map(|o| Object::Passive(Box::new(o)))
+                    .map_err(|e| format!("invalid {} object: {e}", kind.as_str()));
+            }
         };
         result.map_err(|e| format!("invalid {} object: {e}", kind.as_str()))
     }
@@ -611,8 +661,8 @@ mod tests {
 
     #[test]
     fn from_json_rejects_unknown_kind() {
-        let err = Object::from_json(serde_json::json!({"kind": "Ingress"})).unwrap_err();
-        assert!(err.contains("Ingress"), "{err}");
+        let err = Object::from_json(serde_json::json!({"kind": "Gateway"})).unwrap_err();
+        assert!(err.contains("Gateway"), "{err}");
         assert!(Object::from_json(serde_json::json!({})).is_err());
     }
 }

@@ -298,6 +298,11 @@ fn build(kind: Kind, mut value: Value) -> Result<Object, String> {
             limit_range.apply_defaults();
             Object::LimitRange(limit_range)
         }
+        Kind::ServiceAccount | Kind::Ingress | Kind::IngressClass | Kind::NetworkPolicy => {
+            let passive = crate::model::Passive::from_json(kind, value)
+                .map_err(|e| format!("invalid {kind} object: {e}"))?;
+            Object::Passive(Box::new(passive))
+        }
     };
     Ok(object)
 }

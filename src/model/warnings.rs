@@ -1,7 +1,7 @@
 //! What an apply warns about, as the Kubernetes API server does with `Warning:` headers:
 //! fields that are accepted but do nothing here, so that nothing is ignored silently.
 
-use crate::model::{Object, ObjectMeta, PodSpec};
+use crate::model::{Kind, Object, ObjectMeta, PodSpec};
 
 const APPARMOR_PREFIX: &str = "container.apparmor.security.beta.kubernetes.io/";
 const SECCOMP_POD: &str = "seccomp.security.alpha.kubernetes.io/pod";
@@ -17,7 +17,27 @@ pub fn warnings(object: &Object) -> Vec<String> {
     if let Some((spec, path)) = pod_spec(object) {
         service_account_warnings(spec, path, &mut out);
     }
+    if let Object::Passive(passive) = object {
+        out.extend(passive_warning(passive.kind));
+    }
     out
+}
+
+/// What does not happen for a kind berth only stores.
+fn passive_warning(kind: Kind) -> Option<String> {
+    Some(match kind {
+        Kind::Ingress => "berth has no ingress controller: this Ingress is stored but routes \
+                          no traffic; a NodePort or LoadBalancer Service exposes a Service"
+            .to_owned(),
+        Kind::IngressClass => {
+            "berth has no ingress controller: this IngressClass is stored for reference only"
+                .to_owned()
+        }
+        Kind::NetworkPolicy => "berth does not enforce NetworkPolicy: traffic to and from the \
+                                selected pods is not restricted"
+            .to_owned(),
+        _ => return None,
+    })
 }
 
 /// The pod metadata an object carries (its own, or its template's), with its path.
@@ -112,6 +132,16 @@ mod tests {
         );
         let plain = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: [{name: c, image: busybox}]\n";
         assert!(warned(plain).is_empty());
+    }
+
+    #[test]
+    fn kinds_berth_only_stores_are_warned_about() {
+        let ingress = "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: i}\nspec:\n  defaultBackend: {service: {name: web, port: {number: 80}}}\n";
+        assert!(warned(ingress)[0].starts_with("berth has no ingress controller"));
+        let policy = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: n}\nspec: {podSelector: {}}\n";
+        assert!(warned(policy)[0].starts_with("berth does not enforce NetworkPolicy"));
+        let account = "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: s}\n";
+        assert!(warned(account).is_empty());
     }
 
     #[test]

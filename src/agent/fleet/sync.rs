@@ -156,7 +156,12 @@ pub fn check_incoming(value: &Value) -> Result<Incoming, String> {
         | Kind::StatefulSet
         | Kind::ControllerRevision
         | Kind::Job
-        | Kind::CronJob => return Err(format!("a coordinator does not push {}s", kind.as_str())),
+        | Kind::CronJob
+        // Stored for the API only: a board has nothing to do with them.
+        | Kind::ServiceAccount
+        | Kind::Ingress
+        | Kind::IngressClass
+        | Kind::NetworkPolicy => return Err(format!("a coordinator does not push {}s", kind.as_str())),
         // Quotas and limit ranges are enforced where objects are created: the
         // coordinator admits the fleet's pods (their defaults filled in) before it binds
         // them, as Kubernetes' API server does; a board enforces only its own.

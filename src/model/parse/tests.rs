@@ -291,12 +291,12 @@ fn every_error_is_reported_with_its_path() {
 
 #[test]
 fn errors_from_all_documents_reject_the_whole_file() {
-    let text = "apiVersion: v1\nkind: Namespace\nmetadata: {name: ok}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: []}\n---\nkind: Ingress\nmetadata: {name: s}\n---\napiVersion: apps/v2\nkind: Deployment\nmetadata: {name: Foo_1}\n---\nmetadata: {name: nokind}\n";
+    let text = "apiVersion: v1\nkind: Namespace\nmetadata: {name: ok}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: []}\n---\nkind: Gateway\nmetadata: {name: s}\n---\napiVersion: apps/v2\nkind: Deployment\nmetadata: {name: Foo_1}\n---\nmetadata: {name: nokind}\n";
     let err = parse_err(text);
     let lines: Vec<String> = err.to_string().lines().map(String::from).collect();
     let expected_prefixes = [
         "Pod/p: spec.containers: required value",
-        "Ingress/s: kind: unsupported kind \"Ingress\"",
+        "Gateway/s: kind: unsupported kind \"Gateway\"",
         "Deployment/Foo_1: apiVersion: unsupported apiVersion \"apps/v2\" for Deployment",
         "Deployment/Foo_1: metadata.name: invalid name \"Foo_1\": must be a lowercase RFC 1123",
         "document 5: kind: required value",

@@ -11,6 +11,7 @@ mod deployment;
 mod env;
 mod job;
 mod node_affinity;
+mod passive;
 mod pod;
 mod pod_affinity;
 mod pod_dns;
@@ -105,6 +106,7 @@ fn check_document(c: &mut Checker, doc: &Value) -> Option<Kind> {
         Some(Kind::Endpoints) => &service::ENDPOINTS_FIELDS,
         Some(Kind::EndpointSlice) => &service::ENDPOINT_SLICE_FIELDS,
         Some(Kind::ControllerRevision) => &["apiVersion", "kind", "metadata", "data", "revision"],
+        Some(Kind::ServiceAccount) => &passive::SERVICE_ACCOUNT_FIELDS,
         Some(
             Kind::Namespace
             | Kind::Pod
@@ -117,7 +119,10 @@ fn check_document(c: &mut Checker, doc: &Value) -> Option<Kind> {
             | Kind::ResourceQuota
             | Kind::LimitRange
             | Kind::Job
-            | Kind::CronJob,
+            | Kind::CronJob
+            | Kind::Ingress
+            | Kind::IngressClass
+            | Kind::NetworkPolicy,
         )
         | None => &["apiVersion", "kind", "metadata", "spec", "status"],
     };
@@ -146,6 +151,10 @@ fn check_document(c: &mut Checker, doc: &Value) -> Option<Kind> {
         Kind::LimitRange => quota::check_limit_range_spec(c, get(top, "spec")),
         Kind::Job => job::check_job_spec(c, get(top, "spec"), "spec"),
         Kind::CronJob => job::check_cron_job_spec(c, get(top, "spec")),
+        Kind::ServiceAccount => passive::check_service_account(c, top),
+        Kind::Ingress => passive::check_ingress_spec(c, get(top, "spec")),
+        Kind::IngressClass => passive::check_ingress_class_spec(c, get(top, "spec")),
+        Kind::NetworkPolicy => passive::check_network_policy_spec(c, get(top, "spec")),
     }
     Some(kind)
 }
@@ -185,7 +194,11 @@ fn check_metadata(c: &mut Checker, top: &JsonObject, kind: Kind) {
                 | Kind::EndpointSlice
                 | Kind::ResourceQuota
                 | Kind::LimitRange
-                | Kind::Job => (is_dns1123_subdomain(name), DNS1123_SUBDOMAIN_RULE),
+                | Kind::Job
+                | Kind::ServiceAccount
+                | Kind::Ingress
+                | Kind::IngressClass
+                | Kind::NetworkPolicy => (is_dns1123_subdomain(name), DNS1123_SUBDOMAIN_RULE),
                 // Its pods' names, with their ordinals, are their hostnames (DNS labels),
                 // and its revisions' names must stay valid label values.
                 Kind::StatefulSet => (

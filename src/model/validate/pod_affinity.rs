@@ -85,7 +85,7 @@ fn check_topology_key(c: &mut Checker, object: &JsonObject, path: &str) {
 }
 
 /// A label selector on pods: `matchLabels` and `matchExpressions`.
-fn check_pod_selector(c: &mut Checker, value: &Value, path: &str) {
+pub(super) fn check_pod_selector(c: &mut Checker, value: &Value, path: &str) {
     let Some(selector) = c.object(value, path) else {
         return;
     };

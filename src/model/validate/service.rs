@@ -398,7 +398,7 @@ fn check_port_number(c: &mut Checker, port: &JsonObject, item_path: &str) -> Opt
 }
 
 /// A number 1 to 65535, or the name of a container port (an IANA service name).
-fn check_target_port(c: &mut Checker, value: &Value, path: &str) {
+pub(super) fn check_target_port(c: &mut Checker, value: &Value, path: &str) {
     match value {
         Value::String(name) => {
             if !is_iana_svc_name(name) {

@@ -333,8 +333,8 @@ fn metadata_rules() {
 #[test]
 fn kind_and_api_version_rules() {
     assert_problems(
-        "apiVersion: v1\nkind: Ingress\nspec: {}\n",
-        &["kind: unsupported kind \"Ingress\""],
+        "apiVersion: v1\nkind: Gateway\nspec: {}\n",
+        &["kind: unsupported kind \"Gateway\""],
     );
     assert_problems(
         "apiVersion: v1\nkind: Deployment\nmetadata: {name: d}\n",
