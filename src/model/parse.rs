@@ -97,19 +97,21 @@ pub fn parse_manifests(text: &str) -> Result<Vec<Object>, ManifestError> {
 
 /// Each document of the stream, or the parser's message (with line and column) for a
 /// document that is not valid YAML. Parsing stops at the first syntax error because the
-/// parser cannot resynchronise after it.
+/// parser cannot resynchronise after it. go-yaml's `\'` escape is read as kubectl reads it.
 fn split_documents(text: &str) -> Vec<Result<Value, String>> {
-    let mut documents = Vec::new();
-    for document in serde_yaml_ng::Deserializer::from_str(text) {
-        match Value::deserialize(document) {
-            Ok(value) => documents.push(Ok(value)),
-            Err(e) => {
-                documents.push(Err(format!("invalid YAML: {e}")));
-                break;
+    escapes::parse_with_quote_escapes(text, |text| {
+        let mut documents = Vec::new();
+        for document in serde_yaml_ng::Deserializer::from_str(text) {
+            match Value::deserialize(document) {
+                Ok(value) => documents.push(Ok(value)),
+                Err(e) => {
+                    documents.push(Err(format!("invalid YAML: {e}")));
+                    return (documents, Some(e));
+                }
             }
         }
-    }
-    documents
+        (documents, None)
+    })
 }
 
 /// Validates one parsed document, expanding `List`s, and either builds its objects or
@@ -309,6 +311,8 @@ fn strip_nulls(value: &mut Value) {
         Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_) => {}
     }
 }
+
+mod escapes;
 
 #[cfg(test)]
 mod tests;
