@@ -51,6 +51,8 @@ const DICT: &[&str] = &[
     "nodePort: ",
     "targetPort: ",
     "None",
+    "LoadBalancer",
+    "allocateLoadBalancerNodePorts: ",
     "10.43.0.5",
 ];
 
