@@ -276,18 +276,12 @@ fn build(kind: Kind, mut value: Value) -> Result<Object, String> {
         }
         Kind::Job => {
             let mut job: Job = serde_json::from_value(value).map_err(invalid)?;
-            job.spec.template.spec.apply_defaults();
+            job.spec.apply_defaults();
             Object::Job(job)
         }
         Kind::CronJob => {
             let mut cron_job: CronJob = serde_json::from_value(value).map_err(invalid)?;
-            cron_job
-                .spec
-                .job_template
-                .spec
-                .template
-                .spec
-                .apply_defaults();
+            cron_job.spec.job_template.spec.apply_defaults();
             Object::CronJob(Box::new(cron_job))
         }
         Kind::LimitRange => {
