@@ -1,5 +1,6 @@
 //! Jobs on a real agent (issue 17): parallel pods until the completions succeed, a
-//! failing Job stopped by its backoff limit, and what `get jobs` and `describe job` show.
+//! failing Job stopped by its backoff limit or at once by its pod failure policy, and
+//! what `get jobs` and `describe job` show.
 //! Real agent, real containers, as root.
 
 #![allow(clippy::unwrap_used)] // tests may unwrap
@@ -160,6 +161,65 @@ fn a_failing_job_stops_at_its_backoff_limit() {
     assert!(
         message.contains("spec.template.spec.restartPolicy")
             && message.contains("supported values: \"OnFailure\", \"Never\""),
+        "{message}"
+    );
+}
+
+/// A pod that exits 42, with a `FailJob` rule on 42 for its container: the Job fails at
+/// its first failure with the policy's reason, far short of its backoff limit (six
+/// retries, minutes of back-off).
+#[test]
+fn a_pod_failure_policy_fails_the_job_at_the_first_matching_failure() {
+    let agent = TestAgent::start();
+    let policy = "  backoffLimit: 6
+  podFailurePolicy:
+    rules:
+      - action: FailJob
+        onExitCodes: {containerName: work, operator: In, values: [42]}
+      - action: Ignore
+        onPodConditions: [{type: DisruptionTarget}]";
+    let yaml = job("policy", policy, "Never", "exit 42");
+    let applied = agent.apply_yaml(&yaml);
+    assert!(
+        applied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    let failed = wait_condition(&agent, "policy", "Failed");
+    let pods = pods_of(&agent, "policy");
+    assert_eq!(pods.len(), 1, "no replacement after a FailJob match");
+    let pod_name = pods[0]["metadata"]["name"].as_str().unwrap();
+    assert_eq!(
+        pods[0]["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"],
+        42
+    );
+    let condition = failed["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Failed")
+        .unwrap()
+        .clone();
+    assert_eq!(condition["reason"], "PodFailurePolicy");
+    let message = format!(
+        "Container work for pod default/{pod_name} failed with exit code 42 matching FailJob \
+         rule at index 0"
+    );
+    assert_eq!(condition["message"], message.as_str());
+    assert_eq!(failed["status"]["failed"], 1);
+    let described = agent.ok(&["describe", "job", "policy"]);
+    assert!(
+        described.contains("0 Active / 0 Succeeded / 1 Failed")
+            && described.contains("PodFailurePolicy"),
+        "{described}"
+    );
+
+    // The policy judges failed pods, so pods that restart in place are refused.
+    let refused = agent.apply_yaml(&job("restarts", policy, "OnFailure", "exit 42"));
+    assert!(!refused.status.success());
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        message.contains("only \"Never\" is supported when podFailurePolicy is specified"),
         "{message}"
     );
 }

@@ -360,6 +360,18 @@ spec:
   ports: [{port: 80, nodePort: 30080}]
 ";
 
+/// A LoadBalancer Service in front of the same pod: with no load-balancer controller it
+/// gets a node port of its own, as on a bare-metal cluster.
+const EDGE_LOAD_BALANCER: &str = "\
+apiVersion: v1
+kind: Service
+metadata: {name: edge-lb}
+spec:
+  type: LoadBalancer
+  selector: {app: edge}
+  ports: [{port: 80}]
+";
+
 #[test]
 fn pods_reach_the_outside_and_the_outside_reaches_pods() {
     // hostPort is for privileged namespaces only (Pod Security baseline forbids it).
@@ -391,6 +403,7 @@ fn pods_reach_the_outside_and_the_outside_reaches_pods() {
     }
     let services = board.agent.ok(&["get", "services"]);
     assert!(services.contains("80:30080/TCP"), "{services}");
+    load_balancer_service_is_reached_on_its_node_port(&board);
 
     // ExternalName: a CNAME, and the addresses of its target (the cluster DNS asks the
     // upstream for them, as CoreDNS does).
@@ -403,6 +416,37 @@ fn pods_reach_the_outside_and_the_outside_reaches_pods() {
         .exec("client", &format!("{GET} get db 8080"))
         .expect("GET through the ExternalName");
     assert_eq!(body, "outside\n");
+}
+
+/// Applies [`EDGE_LOAD_BALANCER`]: the apply warns that it stays pending, `get services`
+/// shows it so, and the outside host reaches the pod on its allocated node port.
+fn load_balancer_service_is_reached_on_its_node_port(board: &Board) {
+    let out = board.agent.apply_yaml(EDGE_LOAD_BALANCER);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "apply failed: {stderr}");
+    assert!(
+        stderr.contains("Warning: spec.type: berth has no load-balancer controller"),
+        "{stderr}"
+    );
+    let service = board.agent.json(&["get", "service", "edge-lb"]);
+    let node_port = service["spec"]["ports"][0]["nodePort"]
+        .as_i64()
+        .expect("an allocated node port");
+    let url = format!("http://{}:{node_port}/", board.board_ip);
+    let body = wait_for(Duration::from_secs(10), &format!("GET {url}"), || {
+        board.curl_from_outside(&url)
+    });
+    assert_eq!(body, "edge\n", "{url}");
+    let services = board.agent.ok(&["get", "services"]);
+    let row: Vec<&str> = services
+        .lines()
+        .find(|line| line.starts_with("edge-lb "))
+        .unwrap_or_else(|| panic!("no edge-lb in\n{services}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(row[1], "LoadBalancer", "{services}");
+    assert_eq!(row[3], "<pending>", "{services}");
+    assert_eq!(row[4], format!("80:{node_port}/TCP"), "{services}");
 }
 
 #[test]

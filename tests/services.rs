@@ -164,11 +164,14 @@ fn services_get_addresses_from_the_agents_ranges_and_show_like_kubectl() {
         )),
         "{stderr}"
     );
+    // What berth does not do is refused by name.
     let out = agent.apply_yaml(
-        "apiVersion: v1\nkind: Service\nmetadata: {name: lb}\nspec: {type: LoadBalancer, ports: [{port: 80}]}\n",
+        "apiVersion: v1\nkind: Service\nmetadata: {name: lb}\nspec: {type: LoadBalancer, \
+         externalTrafficPolicy: Local, ports: [{port: 80}]}\n",
     );
+    assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr)
-        .contains("Service/lb: spec.type: unsupported value \"LoadBalancer\""));
+        .contains("Service/lb: spec.externalTrafficPolicy: unsupported value \"Local\""));
 
     agent.ok(&["delete", "svc", "web"]);
     let out = agent.berth(&["get", "svc", "web"]);

@@ -100,7 +100,12 @@ impl ServiceObjects {
                 let Ok(number) = u16::try_from(port.port) else {
                     continue;
                 };
-                let node_port = (service.spec.type_ == ServiceType::NodePort)
+                // LoadBalancer Services are reached on their node ports, as on a cluster
+                // with no load-balancer controller.
+                let node_port = service
+                    .spec
+                    .type_
+                    .has_node_ports()
                     .then(|| u16::try_from(port.node_port).ok())
                     .flatten()
                     .filter(|p| *p != 0);
@@ -315,7 +320,7 @@ mod tests {
     }
 
     #[test]
-    fn service_ports_take_endpoints_and_slices_and_node_ports_only_for_node_port_services() {
+    fn service_ports_take_endpoints_and_slices_and_node_ports_only_where_services_hold_them() {
         let mut slice = EndpointSlice::default();
         slice.metadata.namespace = Some("default".into());
         slice
@@ -346,12 +351,13 @@ mod tests {
                 service("web", "10.43.0.5", ServiceType::NodePort),
                 service("api", "10.43.0.6", ServiceType::ClusterIP),
                 service("headless", CLUSTER_IP_NONE, ServiceType::ClusterIP),
+                service("edge", "10.43.0.7", ServiceType::LoadBalancer),
             ],
             endpoints: vec![endpoints("web", &["10.42.0.3", "10.42.0.2"], 8080)],
             slices: vec![slice],
         };
         let ports = objects.service_ports();
-        assert_eq!(ports.len(), 2, "a headless Service has no rules");
+        assert_eq!(ports.len(), 3, "a headless Service has no rules");
         assert_eq!(ports[0].id, "default/web:http");
         assert_eq!(ports[0].node_port, Some(30080));
         assert_eq!(
@@ -363,6 +369,9 @@ mod tests {
         );
         assert_eq!(ports[1].node_port, None);
         assert_eq!(ports[1].endpoints, ["10.0.0.7:9000".parse().unwrap()]);
+        // A LoadBalancer Service is reached on its node port, as a NodePort one.
+        assert_eq!(ports[2].id, "default/edge:http");
+        assert_eq!(ports[2].node_port, Some(30080));
     }
 
     #[test]

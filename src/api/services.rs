@@ -1,8 +1,10 @@
 //! Cluster IPs and node ports for Services, handed out at admission as the Kubernetes
 //! API server does, by the agent and the coordinator alike.
 //!
-//! A Service of type ClusterIP or NodePort without `clusterIP` gets a free address of the
-//! service network; NodePort Services get free node ports for the ports that name none.
+//! A Service of type ClusterIP, NodePort or LoadBalancer without `clusterIP` gets a free
+//! address of the service network; NodePort Services get free node ports for the ports
+//! that name none, and so do LoadBalancer ones unless `allocateLoadBalancerNodePorts`
+//! is false (which keeps the node ports named or already held).
 //! An address or port asked for explicitly must be inside the range and free. What a
 //! Service already holds stays with it when it is applied again without those fields
 //! (what `kubectl apply` of the same manifest gives), and its cluster IP cannot change.
@@ -180,13 +182,38 @@ fn reserve(
         }
         service.spec.sync_cluster_ips();
     }
-    if service.spec.type_ == ServiceType::NodePort {
-        wanted.node_ports = reserve_node_ports(service, before, taken, ranges, problems);
+    if service.spec.type_.has_node_ports() {
+        let missing = reserve_node_ports(service, before, taken, ranges, problems);
+        if service.spec.allocates_node_ports() {
+            wanted.node_ports = missing;
+        }
     }
+    check_load_balancer_class(service, before, problems);
     wanted
 }
 
-/// The node ports of a NodePort Service: those it held for the same port and protocol
+/// A LoadBalancer Service's class cannot change while it stays one, as in Kubernetes: a
+/// load-balancer controller that took it on would not let it go.
+fn check_load_balancer_class(
+    service: &Service,
+    before: Option<&Service>,
+    problems: &mut Vec<String>,
+) {
+    let load_balancer = |s: &Service| s.spec.type_ == ServiceType::LoadBalancer;
+    let Some(before) = before.filter(|b| load_balancer(b) && load_balancer(service)) else {
+        return;
+    };
+    let class = &service.spec.load_balancer_class;
+    if *class != before.spec.load_balancer_class {
+        let shown = class
+            .as_deref()
+            .map_or("null".to_owned(), |c| format!("{c:?}"));
+        let why = "may not change once set";
+        problems.push(refused(service, "spec.loadBalancerClass", shown, why));
+    }
+}
+
+/// The node ports of a NodePort or LoadBalancer Service: those it held for the same port and protocol
 /// are kept, explicit ones checked; returns the indexes of the ports that need one.
 fn reserve_node_ports(
     service: &mut Service,

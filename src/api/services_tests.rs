@@ -157,6 +157,77 @@ fn applying_again_keeps_what_the_service_holds() {
 }
 
 #[test]
+fn a_load_balancer_service_gets_node_ports_unless_it_asks_for_none() {
+    let edge = admitted(
+        "{type: LoadBalancer, ports: [{name: a, port: 80}, {name: b, port: 81, nodePort: 30081}]}",
+        &[],
+        4,
+    );
+    assert!(edge.spec.cluster_ipv4().is_some());
+    let drawn = edge.spec.ports[0].node_port;
+    assert!(
+        (30000..=32767).contains(&drawn) && drawn != 30081,
+        "{drawn}"
+    );
+    assert_eq!(edge.spec.ports[1].node_port, 30081);
+
+    // Without allocation only the node ports named, or already held, are kept.
+    let spec = "{type: LoadBalancer, allocateLoadBalancerNodePorts: false, \
+                ports: [{name: a, port: 80}, {name: b, port: 81, nodePort: 30081}]}";
+    let direct = admitted(spec, &[], 4);
+    assert_eq!(direct.spec.ports[0].node_port, 0);
+    assert_eq!(direct.spec.ports[1].node_port, 30081);
+    let kept = admitted(spec, std::slice::from_ref(&edge), 4);
+    assert_eq!(kept.spec.ports[0].node_port, drawn);
+    // A node port a LoadBalancer Service holds is as taken as a NodePort Service's.
+    let refusal = refused_with(
+        service_named(
+            "other",
+            "{type: NodePort, ports: [{port: 80, nodePort: 30081}]}",
+        ),
+        std::slice::from_ref(&direct),
+    );
+    assert!(
+        refusal
+            .message
+            .ends_with("provided port is already allocated"),
+        "{}",
+        refusal.message
+    );
+}
+
+#[test]
+fn a_load_balancer_class_cannot_change() {
+    let first = admitted(
+        "{type: LoadBalancer, loadBalancerClass: example.com/a, ports: [{port: 80}]}",
+        &[],
+        3,
+    );
+    let refusal = refused_with(
+        service("{type: LoadBalancer, loadBalancerClass: example.com/b, ports: [{port: 80}]}"),
+        std::slice::from_ref(&first),
+    );
+    assert_eq!(
+        refusal.message,
+        "Service \"web\" is invalid: spec.loadBalancerClass: Invalid value: \
+         \"example.com/b\": may not change once set"
+    );
+    let refusal = refused_with(
+        service("{type: LoadBalancer, ports: [{port: 80}]}"),
+        std::slice::from_ref(&first),
+    );
+    assert!(refusal
+        .message
+        .ends_with("Invalid value: null: may not change once set"));
+    // Leaving the LoadBalancer type gives the class up.
+    admitted(
+        "{type: NodePort, ports: [{port: 80}]}",
+        std::slice::from_ref(&first),
+        3,
+    );
+}
+
+#[test]
 fn a_cluster_ip_cannot_change() {
     let first = admitted("{ports: [{port: 80}]}", &[], 3);
     let other = if first.spec.cluster_ip == "10.43.0.77" {
@@ -343,6 +414,27 @@ fn apply_stores_the_address_and_applying_again_changes_nothing() {
         refusal.message
     );
     assert!(store.get("ConfigMap", "default", "c").unwrap().is_none());
+}
+
+#[test]
+fn applying_a_load_balancer_service_warns_that_it_stays_pending() {
+    let mut store = store_with_default_namespace();
+    let edge = "apiVersion: v1\nkind: Service\nmetadata: {name: edge}\nspec: {type: LoadBalancer, \
+                selector: {app: web}, ports: [{port: 80}]}\n";
+    let options = AdmissionOptions::default();
+    let result = apply_to_store(&mut store, &request(edge), None, &options).unwrap();
+    assert_eq!(
+        result.warnings,
+        [
+            "spec.type: berth has no load-balancer controller, so EXTERNAL-IP stays <pending>; \
+          the Service is reachable on its node ports on every board"
+        ]
+    );
+    let stored = store.get("Service", "default", "edge").unwrap().unwrap();
+    let node_port = stored.object["spec"]["ports"][0]["nodePort"]
+        .as_i64()
+        .unwrap();
+    assert!((30000..=32767).contains(&node_port), "{node_port}");
 }
 
 #[test]

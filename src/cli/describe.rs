@@ -195,9 +195,12 @@ fn describe_node(node: &Value) -> String {
     out
 }
 
+/// `Label:` then the value at column 24, or two spaces after a longer label (kubectl's
+/// tab writer never runs a label into its value).
 fn field(out: &mut String, indent: usize, name: &str, value: impl std::fmt::Display) {
     let label = format!("{}{name}:", " ".repeat(indent));
-    out.push_str(&format!("{label:<24}{value}\n"));
+    let width = 24.max(label.chars().count() + 2);
+    out.push_str(&format!("{label:<width$}{value}\n"));
 }
 
 fn map_lines(value: &Value) -> String {

@@ -5,20 +5,27 @@
 //! - A Job fails with `BackoffLimitExceeded` once more pods failed than `backoffLimit`,
 //!   and with `DeadlineExceeded` once it ran `activeDeadlineSeconds`; its running pods
 //!   are then stopped.
+//! - `podFailurePolicy` judges each failed pod by the first rule it matches
+//!   ([`pod_failure::judge`]): `FailJob` fails the Job at once (`PodFailurePolicy`, with
+//!   Kubernetes' message naming the pod, container and exit code), `Ignore` keeps the
+//!   failure out of `status.failed` and so of `backoffLimit`, `Count` (or no match)
+//!   counts it. Ignored failures still lengthen the back-off before a replacement, as in
+//!   Kubernetes, so pods that always fail are not restarted in a tight loop.
 //! - `suspend` stops the running pods and starts none; `ttlSecondsAfterFinished`
 //!   deletes a finished Job (its pods go with it, through garbage collection).
 //! - `Indexed` Jobs give each pod an index (`batch.kubernetes.io/job-completion-index`,
 //!   `JOB_COMPLETION_INDEX`) and complete when every index has succeeded once.
 //!
 //! The status is stored, since pods can be removed: the counts of succeeded and failed
-//! pods never go down. Limits: there is no back-off delay between a failed pod and its
-//! replacement, and with `restartPolicy: OnFailure` a container's restarts do not count
-//! against `backoffLimit` (the pod does not fail; its restarts show in its status).
+//! pods never go down. Limit: with `restartPolicy: OnFailure` a container's restarts do
+//! not count against `backoffLimit` (the pod does not fail; its restarts show in its
+//! status).
 
 use std::collections::BTreeSet;
 
 use serde_json::Value;
 
+use super::pod_failure::{self, Verdict};
 use super::{key_of, mark_pod, Change, Note, World};
 use crate::model::{EnvVar, Job, JobCondition, JobStatus, Pod};
 
@@ -32,7 +39,12 @@ struct Observed<'a> {
     /// Not ended and not terminating.
     active: Vec<&'a Pod>,
     succeeded: usize,
+    /// Failures that count against `backoffLimit`.
     failed: usize,
+    /// Failures the pod failure policy ignores.
+    ignored: usize,
+    /// Why the pod failure policy fails the Job, if a failure matched a `FailJob` rule.
+    fail_job: Option<String>,
     /// Indexed Jobs: the indexes of the pods that succeeded.
     succeeded_indexes: BTreeSet<i32>,
     /// Indexed Jobs: the indexes of the active pods.
@@ -47,6 +59,8 @@ impl<'a> Observed<'a> {
             active: Vec::new(),
             succeeded: 0,
             failed: 0,
+            ignored: 0,
+            fail_job: None,
             succeeded_indexes: BTreeSet::new(),
             active_indexes: BTreeSet::new(),
             last_failure: None,
@@ -54,9 +68,17 @@ impl<'a> Observed<'a> {
         for pod in world.controlled_pods(&job.metadata.uid) {
             let uid = &pod.metadata.uid;
             let index = completion_index(pod);
-            if let Some(failed_at) = world.failed_pods.get(uid) {
-                observed.failed += 1;
-                observed.last_failure = observed.last_failure.max(Some(*failed_at));
+            if let Some(failure) = world.failed_pods.get(uid) {
+                observed.last_failure = observed.last_failure.max(Some(failure.at));
+                let policy = job.spec.pod_failure_policy.as_ref();
+                match pod_failure::judge(policy, pod, failure) {
+                    Verdict::Count => observed.failed += 1,
+                    Verdict::Ignore => observed.ignored += 1,
+                    Verdict::FailJob(message) => {
+                        observed.failed += 1;
+                        observed.fail_job.get_or_insert(message);
+                    }
+                }
             } else if world.ended_pods.contains(uid) {
                 observed.succeeded += 1;
                 observed.succeeded_indexes.extend(index);
@@ -66,6 +88,12 @@ impl<'a> Observed<'a> {
             }
         }
         observed
+    }
+
+    /// The failures the back-off before a replacement counts: the stored count, or more
+    /// when ignored failures are among those seen.
+    fn back_off_failures(&self, status: &JobStatus) -> i32 {
+        status.failed.max(count(self.failed + self.ignored))
     }
 }
 
@@ -90,14 +118,14 @@ pub fn reconcile(job: &Job, world: &World) -> Vec<Change> {
             changes.push(Change::Delete(key_of("Job", &job.metadata)));
             return changes;
         }
-    } else if let Some((reason, message)) = failure(job, &status, world.now_secs) {
+    } else if let Some((reason, message)) = failure(job, &status, &observed, world.now_secs) {
         changes.extend(stop(&observed.active));
-        finish(&mut status, "Failed", reason, message, world);
+        finish(&mut status, "Failed", reason, &message, world);
         changes.push(Note::warning(
             "Job",
             &job.metadata,
             reason,
-            message.to_string(),
+            message,
             COMPONENT,
         ));
     } else if complete(job, &status, &observed) {
@@ -116,7 +144,8 @@ pub fn reconcile(job: &Job, world: &World) -> Vec<Change> {
     } else {
         status.start_time.get_or_insert_with(|| world.now.clone());
         // After a failure, replacements wait out Kubernetes' pod-failure back-off.
-        if retry_at(&status, observed.last_failure).is_none_or(|at| world.now_secs >= at) {
+        let failures = observed.back_off_failures(&status);
+        if retry_at(failures, observed.last_failure).is_none_or(|at| world.now_secs >= at) {
             changes.extend(new_pods(job, &status, &observed));
         }
     }
@@ -141,7 +170,8 @@ pub fn next_change(job: &Job, world: &World) -> Option<i64> {
         Some(seconds(job.status.start_time.as_deref()?)?.saturating_add(deadline))
     });
     let observed = Observed::of(job, world);
-    let back_off = retry_at(&job.status, observed.last_failure).filter(|at| *at > world.now_secs);
+    let failures = observed.back_off_failures(&job.status);
+    let back_off = retry_at(failures, observed.last_failure).filter(|at| *at > world.now_secs);
     [deadline, back_off].into_iter().flatten().min()
 }
 
@@ -150,8 +180,7 @@ pub fn next_change(job: &Job, world: &World) -> Option<i64> {
 const FAILURE_BACKOFF_BASE: i64 = 10;
 const FAILURE_BACKOFF_MAX: i64 = 360;
 
-fn retry_at(status: &JobStatus, last_failure: Option<i64>) -> Option<i64> {
-    let failures = status.failed;
+fn retry_at(failures: i32, last_failure: Option<i64>) -> Option<i64> {
     if failures <= 0 {
         return None;
     }
@@ -168,20 +197,31 @@ fn stop(active: &[&Pod]) -> Vec<Change> {
     active.iter().filter_map(|pod| mark_pod(pod)).collect()
 }
 
-/// Why the Job fails now, if it does: Kubernetes' reasons and messages.
-fn failure(job: &Job, status: &JobStatus, now: i64) -> Option<(&'static str, &'static str)> {
+/// Why the Job fails now, if it does: Kubernetes' reasons and messages. A `FailJob`
+/// rule comes first, as in Kubernetes, where it decides as the pod's failure is seen.
+fn failure(
+    job: &Job,
+    status: &JobStatus,
+    observed: &Observed,
+    now: i64,
+) -> Option<(&'static str, String)> {
+    if let Some(message) = &observed.fail_job {
+        return Some(("PodFailurePolicy", message.clone()));
+    }
     if status.failed > job.spec.backoff_limit() {
         return Some((
             "BackoffLimitExceeded",
-            "Job has reached the specified backoff limit",
+            "Job has reached the specified backoff limit".to_owned(),
         ));
     }
     let deadline = job.spec.active_deadline_seconds?;
     let started = seconds(status.start_time.as_deref()?)?;
-    (now >= started.saturating_add(deadline)).then_some((
-        "DeadlineExceeded",
-        "Job was active longer than specified deadline",
-    ))
+    (now >= started.saturating_add(deadline)).then(|| {
+        (
+            "DeadlineExceeded",
+            "Job was active longer than specified deadline".to_owned(),
+        )
+    })
 }
 
 fn complete(job: &Job, status: &JobStatus, observed: &Observed) -> bool {

@@ -4,8 +4,9 @@
 use serde_json::json;
 
 use super::job::{next_change, reconcile};
+use super::pod_failure::{judge, PodFailure, Verdict};
 use super::{Change, World};
-use crate::model::{Job, JobStatus, Pod};
+use crate::model::{Job, JobStatus, Pod, PodFailurePolicy};
 use crate::store::Key;
 
 const NOW: &str = "2026-12-03T10:00:00Z";
@@ -66,7 +67,14 @@ fn stored_status(changes: &[Change]) -> Option<JobStatus> {
 
 /// Runs passes, applying each stored status to the Job and ending pods as `outcome`
 /// says (true: succeeded), until a pass changes nothing. Returns the Job and all pods.
-fn settle(mut job: Job, outcome: impl Fn(&Pod) -> bool) -> (Job, Vec<Pod>) {
+fn settle(job: Job, outcome: impl Fn(&Pod) -> bool) -> (Job, Vec<Pod>) {
+    settle_failing(job, |pod| {
+        (!outcome(pod)).then(|| PodFailure::at(NOW_SECS - 1000))
+    })
+}
+
+/// [`settle`], with each pod failing as `failure` says (`None`: it succeeded).
+fn settle_failing(mut job: Job, failure: impl Fn(&Pod) -> Option<PodFailure>) -> (Job, Vec<Pod>) {
     let mut pods: Vec<Pod> = Vec::new();
     let mut w = world(&job, Vec::new());
     for _ in 0..50 {
@@ -84,9 +92,8 @@ fn settle(mut job: Job, outcome: impl Fn(&Pod) -> bool) -> (Job, Vec<Pod>) {
         // Every pod started ends before the next pass, its failure back-off long over.
         for pod in &new {
             w.ended_pods.insert(pod.metadata.uid.clone());
-            if !outcome(pod) {
-                w.failed_pods
-                    .insert(pod.metadata.uid.clone(), NOW_SECS - 1000);
+            if let Some(failure) = failure(pod) {
+                w.failed_pods.insert(pod.metadata.uid.clone(), failure);
             }
         }
         pods.extend(new);
@@ -267,7 +274,7 @@ fn replacements_of_failed_pods_wait_out_the_failure_back_off() {
     let mut w = world(&batch, pods.clone());
     w.ended_pods.insert(pods[0].metadata.uid.clone());
     w.failed_pods
-        .insert(pods[0].metadata.uid.clone(), NOW_SECS - 4);
+        .insert(pods[0].metadata.uid.clone(), PodFailure::at(NOW_SECS - 4));
     let changes = reconcile(&batch, &w);
     assert!(
         created(&changes, 1).is_empty(),
@@ -282,4 +289,208 @@ fn replacements_of_failed_pods_wait_out_the_failure_back_off() {
     batch.status.failed = 2;
     w.now_secs = NOW_SECS;
     assert_eq!(next_change(&batch, &w), Some(NOW_SECS - 4 + 20));
+}
+
+/// `job` with `rules` as its pod failure policy.
+fn with_policy(mut job: Job, rules: serde_json::Value) -> Job {
+    let policy: PodFailurePolicy = serde_json::from_value(json!({ "rules": rules })).unwrap();
+    job.spec.pod_failure_policy = Some(policy);
+    job
+}
+
+/// A failure long enough ago for its back-off to be over, with these containers' exit
+/// codes and no conditions.
+fn exited(codes: &[(&str, i32)]) -> PodFailure {
+    PodFailure {
+        exit_codes: codes.iter().map(|(n, c)| (n.to_string(), *c)).collect(),
+        ..PodFailure::at(NOW_SECS - 1000)
+    }
+}
+
+#[test]
+fn a_fail_job_rule_fails_the_job_at_once_and_stops_its_pods() {
+    let mut batch = with_policy(
+        job(json!({"parallelism": 2, "completions": 2, "backoffLimit": 6})),
+        json!([{"action": "FailJob", "onExitCodes": {"operator": "In", "values": [42]}}]),
+    );
+    let first = reconcile(&batch, &world(&batch, Vec::new()));
+    let pods = created(&first, 0);
+    batch.status = stored_status(&first).unwrap();
+    let mut w = world(&batch, pods.clone());
+    w.ended_pods.insert(pods[0].metadata.uid.clone());
+    w.failed_pods
+        .insert(pods[0].metadata.uid.clone(), exited(&[("work", 42)]));
+    let changes = reconcile(&batch, &w);
+
+    let message = "Container work for pod default/batch-0 failed with exit code 42 matching \
+                   FailJob rule at index 0";
+    let status = stored_status(&changes).unwrap();
+    let failed = status.condition("Failed").expect("the Job failed");
+    assert_eq!(failed.reason, "PodFailurePolicy");
+    assert_eq!(failed.message, message);
+    assert_eq!(status.failed, 1, "the failure that failed the Job counts");
+    assert!(changes
+        .iter()
+        .any(|c| matches!(c, Change::MarkDeleted(key) if key.name == "batch-1")));
+    assert!(created(&changes, 2).is_empty());
+    assert!(changes.iter().any(|c| matches!(c, Change::Event(note)
+        if note.reason == "PodFailurePolicy" && note.message == message)));
+}
+
+#[test]
+fn ignored_failures_do_not_count_against_the_backoff_limit() {
+    let batch = with_policy(
+        job(json!({"backoffLimit": 1})),
+        json!([{"action": "Ignore", "onExitCodes": {"operator": "In", "values": [1]}}]),
+    );
+    // The first three pods fail with 1, the fourth succeeds.
+    let outcome =
+        |pod: &Pod| (pod.metadata.name.as_str() < "batch-3").then(|| exited(&[("work", 1)]));
+    let (done, pods) = settle_failing(batch.clone(), outcome);
+    assert_eq!(pods.len(), 4, "each ignored failure is replaced");
+    assert_eq!(done.status.failed, 0);
+    assert!(done.status.condition("Complete").is_some());
+
+    // Ignored failures still lengthen the wait for a replacement.
+    let mut w = world(&batch, pods[..2].to_vec());
+    for pod in &pods[..2] {
+        w.ended_pods.insert(pod.metadata.uid.clone());
+        let recent = PodFailure {
+            at: NOW_SECS - 4,
+            ..exited(&[("work", 1)])
+        };
+        w.failed_pods.insert(pod.metadata.uid.clone(), recent);
+    }
+    assert_eq!(next_change(&batch, &w), Some(NOW_SECS - 4 + 20));
+    assert!(created(&reconcile(&batch, &w), 2).is_empty());
+}
+
+#[test]
+fn the_first_matching_rule_decides_and_count_counts() {
+    let batch = with_policy(
+        job(json!({"backoffLimit": 1})),
+        json!([
+            {"action": "Count", "onExitCodes": {"operator": "In", "values": [1]}},
+            {"action": "Ignore", "onExitCodes": {"operator": "NotIn", "values": [7]}},
+        ]),
+    );
+    let (failed, pods) = settle_failing(batch.clone(), |_| Some(exited(&[("work", 1)])));
+    assert_eq!(pods.len(), 2, "the first pod and one retry");
+    assert_eq!(failed.status.failed, 2);
+    let condition = failed.status.condition("Failed").unwrap();
+    assert_eq!(condition.reason, "BackoffLimitExceeded");
+    // Exit code 2 is not 1, and not 7: the second rule ignores it.
+    let (done, pods) = settle_failing(batch, |pod| {
+        (pod.metadata.name != "batch-2").then(|| exited(&[("work", 2)]))
+    });
+    assert_eq!((pods.len(), done.status.failed), (3, 0));
+}
+
+#[test]
+fn exit_code_rules_look_at_failed_containers_and_the_one_named() {
+    let pod = |name: &str| {
+        let mut pod = Pod::default();
+        pod.metadata.name = name.into();
+        pod.metadata.namespace = Some("default".into());
+        pod
+    };
+    let policy = |rules: serde_json::Value| -> PodFailurePolicy {
+        serde_json::from_value(json!({ "rules": rules })).unwrap()
+    };
+    let not_in = policy(json!([{"action": "FailJob",
+        "onExitCodes": {"operator": "NotIn", "values": [1, 2]}}]));
+    let p = pod("batch-x");
+    assert_eq!(
+        judge(Some(&not_in), &p, &exited(&[("work", 1)])),
+        Verdict::Count
+    );
+    // A container that succeeded (exit 0) matches no rule, NotIn included.
+    assert_eq!(
+        judge(Some(&not_in), &p, &exited(&[("work", 0), ("side", 2)])),
+        Verdict::Count
+    );
+    assert_eq!(
+        judge(Some(&not_in), &p, &exited(&[("work", 0), ("side", 3)])),
+        Verdict::FailJob(
+            "Container side for pod default/batch-x failed with exit code 3 matching FailJob \
+             rule at index 0"
+                .into()
+        )
+    );
+
+    let named = policy(json!([
+        {"action": "Ignore", "onExitCodes": {"containerName": "setup", "operator": "In", "values": [5]}},
+        {"action": "FailJob", "onExitCodes": {"containerName": "side", "operator": "In", "values": [5]}},
+    ]));
+    // Only `work` exited 5: neither named container did.
+    assert_eq!(
+        judge(Some(&named), &p, &exited(&[("work", 5)])),
+        Verdict::Count
+    );
+    assert_eq!(
+        judge(Some(&named), &p, &exited(&[("work", 5), ("side", 5)])),
+        Verdict::FailJob(
+            "Container side for pod default/batch-x failed with exit code 5 matching FailJob \
+             rule at index 1"
+                .into()
+        )
+    );
+    assert_eq!(
+        judge(Some(&named), &p, &exited(&[("setup", 5)])),
+        Verdict::Ignore
+    );
+    assert_eq!(judge(None, &p, &exited(&[("work", 5)])), Verdict::Count);
+}
+
+#[test]
+fn condition_rules_match_the_conditions_berth_sets() {
+    let policy: PodFailurePolicy = serde_json::from_value(json!({"rules": [
+        {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+        {"action": "FailJob", "onPodConditions": [{"type": "Ready", "status": "False"}]},
+    ]}))
+    .unwrap();
+    let mut pod = Pod::default();
+    pod.metadata.name = "batch-0".into();
+    pod.metadata.namespace = Some("default".into());
+    let failure = PodFailure {
+        conditions: vec![
+            ("PodScheduled".into(), "True".into()),
+            ("Ready".into(), "False".into()),
+        ],
+        ..exited(&[("work", 1)])
+    };
+    assert_eq!(
+        judge(Some(&policy), &pod, &failure),
+        Verdict::FailJob(
+            "Pod default/batch-0 has condition Ready matching FailJob rule at index 1".into()
+        )
+    );
+}
+
+#[test]
+fn a_failed_pods_status_gives_its_exit_codes_conditions_and_time() {
+    let status: crate::model::PodStatus = serde_json::from_value(json!({
+        "phase": "Failed",
+        "conditions": [{"type": "Ready", "status": "False"}],
+        "containerStatuses": [
+            {"name": "work", "state": {"terminated": {"exitCode": 42,
+                "finishedAt": "2026-12-03T09:59:50Z"}}},
+            {"name": "side", "state": {"running": {}}}],
+        "initContainerStatuses": [
+            {"name": "setup", "state": {"terminated": {"exitCode": 0,
+                "finishedAt": "2026-12-03T09:59:00Z"}}}],
+    }))
+    .unwrap();
+    let failure = PodFailure::of(&status, NOW_SECS);
+    assert_eq!(failure.at, NOW_SECS - 10);
+    assert_eq!(
+        failure.exit_codes,
+        [("work".to_owned(), 42), ("setup".to_owned(), 0)]
+    );
+    assert_eq!(
+        failure.conditions,
+        [("Ready".to_owned(), "False".to_owned())]
+    );
+    let unknown = PodFailure::of(&crate::model::PodStatus::default(), NOW_SECS);
+    assert_eq!(unknown, PodFailure::at(NOW_SECS));
 }

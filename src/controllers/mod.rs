@@ -36,6 +36,7 @@ pub mod garbage;
 pub mod job;
 pub mod namespace;
 pub mod node_lifecycle;
+pub mod pod_failure;
 pub mod replica_set;
 pub mod rollout;
 pub mod scheduler;
@@ -206,9 +207,9 @@ pub struct World {
     /// The uids of the pods that have ended (`Succeeded` or `Failed`), as this scope
     /// observes them: quotas do not count them.
     pub ended_pods: HashSet<String>,
-    /// Those of `ended_pods` that `Failed`, with when (Unix seconds: their last
-    /// container's finish, or when first seen failed when that is unknown).
-    pub failed_pods: HashMap<String, i64>,
+    /// Those of `ended_pods` that `Failed`, with when and how (what a Job's pod failure
+    /// policy looks at).
+    pub failed_pods: HashMap<String, pod_failure::PodFailure>,
     /// Since when (Unix seconds) each ready pod has been ready, where this scope knows:
     /// a pod counts as available once it has been ready for `minReadySeconds`.
     pub ready_since: HashMap<String, i64>,
@@ -250,17 +251,8 @@ impl World {
             if crate::model::resource_quota::phase_ended(&status.phase) {
                 ended.insert(pod.metadata.uid.clone());
                 if status.phase == "Failed" {
-                    let finished = status
-                        .container_statuses
-                        .iter()
-                        .filter_map(|c| c.state.terminated.as_ref()?.finished_at.as_deref())
-                        .filter_map(|t| humantime::parse_rfc3339(t).ok())
-                        .max()
-                        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                        .map_or(self.now_secs, |d| {
-                            i64::try_from(d.as_secs()).unwrap_or(self.now_secs)
-                        });
-                    failed.insert(pod.metadata.uid.clone(), finished);
+                    let failure = pod_failure::PodFailure::of(&status, self.now_secs);
+                    failed.insert(pod.metadata.uid.clone(), failure);
                 }
             }
             if !watched {

@@ -44,10 +44,97 @@ pub struct JobSpec {
     pub selector: Option<LabelSelector>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub manual_selector: Option<bool>,
+    /// How a failed pod counts: the first rule it matches decides.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod_failure_policy: Option<PodFailurePolicy>,
     pub template: PodTemplateSpec,
 }
 
+/// `spec.podFailurePolicy`: rules tried in order on each failed pod.
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PodFailurePolicy {
+    pub rules: Vec<PodFailurePolicyRule>,
+}
+
+/// One rule: an action, and what a failed pod must show for it (exactly one of exit
+/// codes and conditions, as validation ensures).
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PodFailurePolicyRule {
+    pub action: PodFailurePolicyAction,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_exit_codes: Option<OnExitCodes>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub on_pod_conditions: Vec<OnPodCondition>,
+}
+
+/// What a matching failure does. `FailIndex` is refused at validation: it needs
+/// `backoffLimitPerIndex`, which berth does not have.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum PodFailurePolicyAction {
+    /// The Job fails at once (`PodFailurePolicy`), its running pods stopped.
+    FailJob,
+    /// The failure does not count against `backoffLimit`; the pod is replaced.
+    Ignore,
+    /// The failure counts, as without a policy.
+    #[default]
+    Count,
+}
+
+impl PodFailurePolicyAction {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            PodFailurePolicyAction::FailJob => "FailJob",
+            PodFailurePolicyAction::Ignore => "Ignore",
+            PodFailurePolicyAction::Count => "Count",
+        }
+    }
+}
+
+/// Exit codes of terminated containers (all, or the one named), 0 never matching.
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct OnExitCodes {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container_name: Option<String>,
+    pub operator: ExitCodeOperator,
+    /// Sorted, without duplicates (validated).
+    pub values: Vec<i32>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum ExitCodeOperator {
+    #[default]
+    In,
+    NotIn,
+}
+
+/// A pod condition of this type with this status (`True` unless given).
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct OnPodCondition {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub status: String,
+}
+
 impl JobSpec {
+    /// Defaults the API server fills in: the pod template's, and `True` for a pod
+    /// condition pattern's status.
+    pub fn apply_defaults(&mut self) {
+        self.template.spec.apply_defaults();
+        let rules = self
+            .pod_failure_policy
+            .iter_mut()
+            .flat_map(|p| &mut p.rules);
+        for pattern in rules.flat_map(|rule| &mut rule.on_pod_conditions) {
+            if pattern.status.is_empty() {
+                pattern.status = "True".to_owned();
+            }
+        }
+    }
+
     /// How many pods may run at once (default 1).
     pub fn parallelism(&self) -> i32 {
         self.parallelism.unwrap_or(1).max(0)

@@ -88,7 +88,10 @@ pub use env::{
 };
 pub use event::{Event, EventObjectReference, EventSource, EventType};
 pub use hash::{pod_template_hash, spec_hash};
-pub use job::{Job, JobCondition, JobSpec, JobStatus, DEFAULT_BACKOFF_LIMIT};
+pub use job::{
+    ExitCodeOperator, Job, JobCondition, JobSpec, JobStatus, OnExitCodes, OnPodCondition,
+    PodFailurePolicy, PodFailurePolicyAction, PodFailurePolicyRule, DEFAULT_BACKOFF_LIMIT,
+};
 pub use limit_range::{LimitRange, LimitRangeItem, LimitRangeSpec};
 pub use meta::{ObjectMeta, OwnerReference};
 pub use names::{

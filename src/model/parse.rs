@@ -97,19 +97,21 @@ pub fn parse_manifests(text: &str) -> Result<Vec<Object>, ManifestError> {
 
 /// Each document of the stream, or the parser's message (with line and column) for a
 /// document that is not valid YAML. Parsing stops at the first syntax error because the
-/// parser cannot resynchronise after it.
+/// parser cannot resynchronise after it. go-yaml's `\'` escape is read as kubectl reads it.
 fn split_documents(text: &str) -> Vec<Result<Value, String>> {
-    let mut documents = Vec::new();
-    for document in serde_yaml_ng::Deserializer::from_str(text) {
-        match Value::deserialize(document) {
-            Ok(value) => documents.push(Ok(value)),
-            Err(e) => {
-                documents.push(Err(format!("invalid YAML: {e}")));
-                break;
+    escapes::parse_with_quote_escapes(text, |text| {
+        let mut documents = Vec::new();
+        for document in serde_yaml_ng::Deserializer::from_str(text) {
+            match Value::deserialize(document) {
+                Ok(value) => documents.push(Ok(value)),
+                Err(e) => {
+                    documents.push(Err(format!("invalid YAML: {e}")));
+                    return (documents, Some(e));
+                }
             }
         }
-    }
-    documents
+        (documents, None)
+    })
 }
 
 /// Validates one parsed document, expanding `List`s, and either builds its objects or
@@ -279,18 +281,12 @@ fn build(kind: Kind, mut value: Value) -> Result<Object, String> {
         }
         Kind::Job => {
             let mut job: Job = serde_json::from_value(value).map_err(invalid)?;
-            job.spec.template.spec.apply_defaults();
+            job.spec.apply_defaults();
             Object::Job(job)
         }
         Kind::CronJob => {
             let mut cron_job: CronJob = serde_json::from_value(value).map_err(invalid)?;
-            cron_job
-                .spec
-                .job_template
-                .spec
-                .template
-                .spec
-                .apply_defaults();
+            cron_job.spec.job_template.spec.apply_defaults();
             Object::CronJob(Box::new(cron_job))
         }
         Kind::LimitRange => {
@@ -319,6 +315,8 @@ fn strip_nulls(value: &mut Value) {
         Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_) => {}
     }
 }
+
+mod escapes;
 
 #[cfg(test)]
 mod tests;

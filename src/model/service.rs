@@ -54,6 +54,11 @@ pub enum ServiceType {
     #[default]
     ClusterIP,
     NodePort,
+    /// A NodePort Service that asks for a load balancer in front. Berth, like a
+    /// bare-metal cluster, has no load-balancer controller: the request stays pending,
+    /// and the Service works as a NodePort one (node ports, unless
+    /// `allocateLoadBalancerNodePorts: false`).
+    LoadBalancer,
     ExternalName,
 }
 
@@ -62,14 +67,24 @@ impl ServiceType {
         match self {
             ServiceType::ClusterIP => "ClusterIP",
             ServiceType::NodePort => "NodePort",
+            ServiceType::LoadBalancer => "LoadBalancer",
             ServiceType::ExternalName => "ExternalName",
+        }
+    }
+
+    /// Whether Services of this type may hold node ports and are reached on them
+    /// (Kubernetes' "externally accessible", berth having no external IPs).
+    pub fn has_node_ports(&self) -> bool {
+        match self {
+            ServiceType::NodePort | ServiceType::LoadBalancer => true,
+            ServiceType::ClusterIP | ServiceType::ExternalName => false,
         }
     }
 
     /// Whether Services of this type get a virtual address (unless headless).
     pub fn has_cluster_ip(&self) -> bool {
         match self {
-            ServiceType::ClusterIP | ServiceType::NodePort => true,
+            ServiceType::ClusterIP | ServiceType::NodePort | ServiceType::LoadBalancer => true,
             ServiceType::ExternalName => false,
         }
     }
@@ -121,6 +136,24 @@ pub struct ServiceSpec {
     pub ip_families: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ip_family_policy: Option<String>,
+    /// `Cluster` (the default for Services with node ports, and all berth does): node-port
+    /// traffic goes to endpoints on any board.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_traffic_policy: Option<String>,
+    /// LoadBalancer Services: whether ports without a `nodePort` get one (default true).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allocate_load_balancer_node_ports: Option<bool>,
+    /// LoadBalancer Services: which load-balancer implementation is asked; no controller
+    /// answers here, whatever the class.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load_balancer_class: Option<String>,
+    /// The address asked of a load balancer; none is assigned here.
+    #[serde(rename = "loadBalancerIP", skip_serializing_if = "String::is_empty")]
+    pub load_balancer_ip: String,
+    /// Client ranges a load balancer would admit. They concern load-balancer addresses
+    /// only (as kube-proxy applies them), so they restrict nothing here.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub load_balancer_source_ranges: Vec<String>,
 }
 
 impl Default for ServiceSpec {
@@ -136,6 +169,11 @@ impl Default for ServiceSpec {
             publish_not_ready_addresses: false,
             ip_families: Vec::new(),
             ip_family_policy: None,
+            external_traffic_policy: None,
+            allocate_load_balancer_node_ports: None,
+            load_balancer_class: None,
+            load_balancer_ip: String::new(),
+            load_balancer_source_ranges: Vec::new(),
         }
     }
 }
@@ -143,7 +181,8 @@ impl Default for ServiceSpec {
 impl ServiceSpec {
     /// Defaults the API server fills in, so that what is stored and shown is what
     /// Kubernetes would show: `targetPort` is the port, `clusterIP` and `clusterIPs`
-    /// agree, and Services with an address family are single-stack IPv4.
+    /// agree, Services with an address family are single-stack IPv4, those with node
+    /// ports have the `Cluster` traffic policy, and LoadBalancer ones allocate node ports.
     pub fn apply_defaults(&mut self) {
         for port in &mut self.ports {
             if port.target_port.is_none() {
@@ -162,6 +201,27 @@ impl ServiceSpec {
             }
             self.ip_family_policy
                 .get_or_insert_with(|| "SingleStack".to_owned());
+        }
+        // An empty policy is none, defaulted where it applies.
+        if self.external_traffic_policy.as_deref() == Some("") {
+            self.external_traffic_policy = None;
+        }
+        if self.type_.has_node_ports() {
+            self.external_traffic_policy
+                .get_or_insert_with(|| "Cluster".to_owned());
+        }
+        if self.type_ == ServiceType::LoadBalancer {
+            self.allocate_load_balancer_node_ports.get_or_insert(true);
+        }
+    }
+
+    /// Whether ports that name no `nodePort` get one at admission: always for NodePort
+    /// Services, for LoadBalancer ones unless `allocateLoadBalancerNodePorts` is false.
+    pub fn allocates_node_ports(&self) -> bool {
+        match self.type_ {
+            ServiceType::NodePort => true,
+            ServiceType::LoadBalancer => self.allocate_load_balancer_node_ports != Some(false),
+            ServiceType::ClusterIP | ServiceType::ExternalName => false,
         }
     }
 
@@ -209,7 +269,8 @@ pub struct ServiceStatus {
     pub load_balancer: LoadBalancerStatus,
 }
 
-/// Empty: berth has no load balancers.
+/// Empty: berth has no load-balancer controller to fill in `ingress`, so a LoadBalancer
+/// Service shows `<pending>` as one does on a bare-metal cluster.
 #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct LoadBalancerStatus {}
 

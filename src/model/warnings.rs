@@ -1,7 +1,7 @@
 //! What an apply warns about, as the Kubernetes API server does with `Warning:` headers:
 //! fields that are accepted but do nothing here, so that nothing is ignored silently.
 
-use crate::model::{Kind, Object, ObjectMeta, PodSpec};
+use crate::model::{Kind, Object, ObjectMeta, PodSpec, Service, ServiceType};
 
 const APPARMOR_PREFIX: &str = "container.apparmor.security.beta.kubernetes.io/";
 const SECCOMP_POD: &str = "seccomp.security.alpha.kubernetes.io/pod";
@@ -19,6 +19,9 @@ pub fn warnings(object: &Object) -> Vec<String> {
     }
     if let Object::Passive(passive) = object {
         out.extend(passive_warning(passive.kind));
+    }
+    if let Object::Service(service) = object {
+        load_balancer_warnings(service, &mut out);
     }
     out
 }
@@ -38,6 +41,39 @@ fn passive_warning(kind: Kind) -> Option<String> {
             .to_owned(),
         _ => return None,
     })
+}
+
+/// A LoadBalancer Service gets what it gets on a cluster with no load-balancer
+/// controller: no external address, its node ports. Said at apply, since kubectl users
+/// expect an address to appear.
+fn load_balancer_warnings(service: &Service, out: &mut Vec<String>) {
+    let spec = &service.spec;
+    if spec.type_ != ServiceType::LoadBalancer {
+        if !spec.load_balancer_ip.is_empty() {
+            out.push(
+                "spec.loadBalancerIP: ignored when spec.type is not \"LoadBalancer\"".to_owned(),
+            );
+        }
+        return;
+    }
+    // Admission has run: a port without a node port now will not get one.
+    let reachable = if spec.ports.iter().any(|port| port.node_port != 0) {
+        "the Service is reachable on its node ports on every board"
+    } else {
+        "the Service has no node ports (allocateLoadBalancerNodePorts is false) and is \
+         reachable only at its cluster IP"
+    };
+    out.push(format!(
+        "spec.type: berth has no load-balancer controller, so EXTERNAL-IP stays <pending>; \
+         {reachable}"
+    ));
+    if !spec.load_balancer_source_ranges.is_empty() {
+        out.push(
+            "spec.loadBalancerSourceRanges: restricts only load-balancer addresses, and there \
+             is none: the node ports stay open to every source"
+                .to_owned(),
+        );
+    }
 }
 
 /// The pod metadata an object carries (its own, or its template's), with its path.
@@ -142,6 +178,45 @@ mod tests {
         assert!(warned(policy)[0].starts_with("berth does not enforce NetworkPolicy"));
         let account = "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: s}\n";
         assert!(warned(account).is_empty());
+    }
+
+    #[test]
+    fn a_load_balancer_service_is_told_it_stays_pending() {
+        let service = |spec: &str| {
+            format!("apiVersion: v1\nkind: Service\nmetadata: {{name: web}}\nspec: {spec}\n")
+        };
+        let pending =
+            "spec.type: berth has no load-balancer controller, so EXTERNAL-IP stays <pending>; ";
+        // As admitted: the node port is allocated by then.
+        let found = warned(&service(
+            "{type: LoadBalancer, ports: [{port: 80, nodePort: 31234}], \
+             loadBalancerSourceRanges: [10.0.0.0/8]}",
+        ));
+        assert_eq!(
+            found,
+            [
+                format!("{pending}the Service is reachable on its node ports on every board"),
+                "spec.loadBalancerSourceRanges: restricts only load-balancer addresses, and \
+                 there is none: the node ports stay open to every source"
+                    .to_owned(),
+            ]
+        );
+        let found = warned(&service(
+            "{type: LoadBalancer, allocateLoadBalancerNodePorts: false, ports: [{port: 80}]}",
+        ));
+        assert_eq!(
+            found,
+            [format!(
+                "{pending}the Service has no node ports (allocateLoadBalancerNodePorts is \
+                 false) and is reachable only at its cluster IP"
+            )]
+        );
+        let node_port = service("{type: NodePort, ports: [{port: 80, nodePort: 31234}]}");
+        assert!(warned(&node_port).is_empty());
+        assert_eq!(
+            warned(&service("{loadBalancerIP: 192.0.2.7, ports: [{port: 80}]}")),
+            ["spec.loadBalancerIP: ignored when spec.type is not \"LoadBalancer\""]
+        );
     }
 
     #[test]

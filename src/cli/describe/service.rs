@@ -60,10 +60,36 @@ pub(super) fn describe_service(out: &mut String, service: &Value, endpoints: Opt
     if !ips.is_empty() {
         field(out, 0, "IPs", joined(ips));
     }
+    let desired = str_at(service, &["spec", "loadBalancerIP"]);
+    if !desired.is_empty() {
+        field(out, 0, "Desired LoadBalancer IP", desired);
+    }
     let external_name = str_at(service, &["spec", "externalName"]);
     if !external_name.is_empty() {
         field(out, 0, "External Name", external_name);
     }
+    describe_ports(out, service, endpoints);
+    field(
+        out,
+        0,
+        "Session Affinity",
+        str_at(service, &["spec", "sessionAffinity"]),
+    );
+    let traffic_policy = str_at(service, &["spec", "externalTrafficPolicy"]);
+    if !traffic_policy.is_empty() {
+        field(out, 0, "External Traffic Policy", traffic_policy);
+    }
+    let ranges = items(service, &["spec", "loadBalancerSourceRanges"]);
+    if !ranges.is_empty() {
+        field(out, 0, "LoadBalancer Source Ranges", joined(ranges));
+    }
+    if at(service, &["spec", "publishNotReadyAddresses"]) == &Value::Bool(true) {
+        field(out, 0, "Publish Not Ready Addresses", "true");
+    }
+}
+
+/// One block per port: the port, its target, its node port if any, its ready endpoints.
+fn describe_ports(out: &mut String, service: &Value, endpoints: Option<&Value>) {
     for port in items(service, &["spec", "ports"]) {
         let name = str_at(port, &["name"]);
         let protocol = str_at(port, &["protocol"]);
@@ -90,15 +116,6 @@ pub(super) fn describe_service(out: &mut String, service: &Value, endpoints: Opt
             None => "<none>".to_owned(),
         };
         field(out, 0, "Endpoints", shown);
-    }
-    field(
-        out,
-        0,
-        "Session Affinity",
-        str_at(service, &["spec", "sessionAffinity"]),
-    );
-    if at(service, &["spec", "publishNotReadyAddresses"]) == &Value::Bool(true) {
-        field(out, 0, "Publish Not Ready Addresses", "true");
     }
 }
 
@@ -230,6 +247,27 @@ Session Affinity:       None
         assert_eq!(describe_service(&service, Some(&endpoints)), expected);
         let without = describe_service(&service, None);
         assert_eq!(without.matches("Endpoints:              <none>").count(), 2);
+    }
+
+    #[test]
+    fn a_load_balancer_service_shows_what_it_asks_of_a_load_balancer() {
+        let service = json!({"metadata": {"name": "edge", "namespace": "default"},
+            "spec": {"type": "LoadBalancer", "clusterIP": "10.43.2.3",
+                "loadBalancerIP": "192.0.2.7", "sessionAffinity": "None",
+                "externalTrafficPolicy": "Cluster",
+                "loadBalancerSourceRanges": ["10.0.0.0/8", "192.168.0.0/16"],
+                "ports": [{"port": 80, "protocol": "TCP", "targetPort": 8080,
+                           "nodePort": 31234}]}});
+        let text = describe(Kind::Service, &service);
+        for line in [
+            "Type:                   LoadBalancer\nIP:                     10.43.2.3\n\
+             Desired LoadBalancer IP:  192.0.2.7\n",
+            "NodePort:               <unset>  31234/TCP\n",
+            "Session Affinity:       None\nExternal Traffic Policy:  Cluster\n\
+             LoadBalancer Source Ranges:  10.0.0.0/8,192.168.0.0/16\n",
+        ] {
+            assert!(text.contains(line), "{line:?} in\n{text}");
+        }
     }
 
     #[test]

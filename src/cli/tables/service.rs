@@ -66,6 +66,7 @@ pub(super) fn service_row(service: &Value, wide: bool) -> Vec<String> {
     let service_type = or(str_at(service, &["spec", "type"]), "ClusterIP");
     let external = match service_type.as_str() {
         "ExternalName" => or(str_at(service, &["spec", "externalName"]), "<none>"),
+        "LoadBalancer" => load_balancer_addresses(service, wide),
         _ => "<none>".to_owned(),
     };
     let mut row = vec![
@@ -80,6 +81,28 @@ pub(super) fn service_row(service: &Value, wide: bool) -> Vec<String> {
         row.push(selector_text(at(service, &["spec", "selector"])));
     }
     row
+}
+
+/// The addresses a load balancer gave a LoadBalancer Service, or `<pending>` until one
+/// does (always, in berth, which has no load-balancer controller). Cut to 16 characters
+/// unless wide, as kubectl does.
+fn load_balancer_addresses(service: &Value, wide: bool) -> String {
+    let addresses: Vec<&str> = items(service, &["status", "loadBalancer", "ingress"])
+        .iter()
+        .map(|ingress| match str_at(ingress, &["ip"]) {
+            "" => str_at(ingress, &["hostname"]),
+            ip => ip,
+        })
+        .filter(|address| !address.is_empty())
+        .collect();
+    let joined = addresses.join(",");
+    if joined.is_empty() {
+        "<pending>".to_owned()
+    } else if !wide && joined.chars().count() > 16 {
+        format!("{}...", joined.chars().take(13).collect::<String>())
+    } else {
+        joined
+    }
 }
 
 /// `80/TCP,443:30443/TCP`, or `<none>`.
@@ -193,7 +216,7 @@ mod tests {
     }
 
     /// One Service of each type, with several ports, a headless one and none at all.
-    fn sample_services() -> [serde_json::Value; 4] {
+    fn sample_services() -> [serde_json::Value; 5] {
         [
             json!({"metadata": {"name": "web"}, "spec": {"type": "ClusterIP",
                 "clusterIP": "10.43.0.10", "selector": {"app": "web"},
@@ -207,6 +230,10 @@ mod tests {
                 "ports": [{"port": 5432, "protocol": "TCP"}]}}),
             json!({"metadata": {"name": "cloud"}, "spec": {"type": "ExternalName",
                 "externalName": "db.example.com"}}),
+            json!({"metadata": {"name": "edge"}, "spec": {"type": "LoadBalancer",
+                "clusterIP": "10.43.2.3", "selector": {"app": "edge"},
+                "ports": [{"port": 80, "protocol": "TCP", "nodePort": 31234}]},
+                "status": {"loadBalancer": {}}}),
         ]
     }
 
@@ -221,6 +248,7 @@ mod tests {
                 "shop    NodePort       10.43.7.9    <none>           80:30080/TCP,53:30053/UDP   <unknown>",
                 "db      ClusterIP      None         <none>           5432/TCP                    <unknown>",
                 "cloud   ExternalName   <none>       db.example.com   <none>                      <unknown>",
+                "edge    LoadBalancer   10.43.2.3    <pending>        80:31234/TCP                <unknown>",
             ]
         );
     }
@@ -236,6 +264,7 @@ mod tests {
                 "shop    NodePort       10.43.7.9    <none>           80:30080/TCP,53:30053/UDP   <unknown>   app=shop,tier=front",
                 "db      ClusterIP      None         <none>           5432/TCP                    <unknown>   app=db",
                 "cloud   ExternalName   <none>       db.example.com   <none>                      <unknown>   <none>",
+                "edge    LoadBalancer   10.43.2.3    <pending>        80:31234/TCP                <unknown>   app=edge",
             ]
         );
     }
@@ -339,6 +368,26 @@ mod tests {
         assert_eq!(
             row(services, &external, false, false, true)[0],
             "service/cloud"
+        );
+    }
+
+    #[test]
+    fn a_load_balancer_service_shows_its_addresses_or_pending() {
+        let services = Resource::Kind(Kind::Service);
+        let pending = json!({"metadata": {"name": "edge"}, "spec": {"type": "LoadBalancer",
+            "clusterIP": "10.43.2.3", "ports": [{"port": 80, "protocol": "TCP"}]}});
+        assert_eq!(
+            cells(services, &pending, false),
+            ["edge", "LoadBalancer", "10.43.2.3", "<pending>", "80/TCP"]
+        );
+        // Addresses a controller would report, cut short unless wide.
+        let mut served = pending.clone();
+        served["status"] = json!({"loadBalancer": {"ingress": [
+            {"ip": "192.0.2.10"}, {"hostname": "lb.example.com"}]}});
+        assert_eq!(cells(services, &served, false)[3], "192.0.2.10,lb...");
+        assert_eq!(
+            cells(services, &served, true)[3],
+            "192.0.2.10,lb.example.com"
         );
     }
 

@@ -34,6 +34,8 @@ const DICT: &[&str] = &[
     "0x10",
     "'",
     "\"",
+    "\\'",
+    "\\\\",
     "\t",
     "? ",
     "replicas: ",
@@ -49,6 +51,8 @@ const DICT: &[&str] = &[
     "nodePort: ",
     "targetPort: ",
     "None",
+    "LoadBalancer",
+    "allocateLoadBalancerNodePorts: ",
     "10.43.0.5",
 ];
 

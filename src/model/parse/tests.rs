@@ -423,3 +423,77 @@ fn secrets_fold_string_data_into_data() {
     let round = Object::from_json(json).unwrap();
     assert_eq!(round, objects[0]);
 }
+
+/// The ConfigMap `c`'s data from a manifest whose `data:` block is `data`.
+fn config_map_data(data: &str) -> std::collections::BTreeMap<String, String> {
+    let text = format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c}}\ndata:\n{data}");
+    match parse_ok(&text).pop() {
+        Some(Object::ConfigMap(config_map)) => config_map.data,
+        other => panic!("expected a ConfigMap, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_quote_escaped_in_double_quotes_reads_as_kubectl_reads_it() {
+    let objects = parse_ok(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {name: hello}
+spec:
+  containers:
+  - name: main
+    image: busybox
+    command: ["/bin/sh", "-c", "echo \'hello\' && echo \'bye\'"]
+    args: ["it\'s", "\"q\'\""]
+"#,
+    );
+    let Some(Object::Pod(pod)) = objects.first() else {
+        panic!("expected a Pod, got {objects:?}");
+    };
+    let container = &pod.spec.containers[0];
+    assert_eq!(container.command[2], "echo 'hello' && echo 'bye'");
+    assert_eq!(container.args, ["it's", "\"q'\""]);
+}
+
+#[test]
+fn quote_escapes_in_several_scalars_and_documents() {
+    let data = config_map_data("  a: \"\\'1\\'\"\n  b: \"é2\\'\"\n");
+    assert_eq!(data["a"], "'1'");
+    assert_eq!(data["b"], "é2'", "offsets count bytes");
+    let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, labels: {x: \"y\"}}\ndata: {k: \"\\'\"}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: b}\ndata: {k: \"it\\'s\"}\n";
+    let values: Vec<String> = parse_ok(text)
+        .into_iter()
+        .map(|object| object.to_json()["data"]["k"].to_string())
+        .collect();
+    assert_eq!(values, [r#""'""#, r#""it's""#]);
+}
+
+#[test]
+fn backslashes_outside_double_quotes_and_escaped_backslashes_stay() {
+    let data = config_map_data(concat!(
+        "  escaped_backslash: \"a\\\\'b\"\n",
+        "  single: 'it\\''s'\n",
+        "  plain: it\\'s\n",
+        "  plain_with_quotes: say \"it\\'s\"\n",
+        "  block: |\n    echo \"it\\'s\"\n",
+        "  # a comment: \"it\\'s\"\n",
+        "  folded: >-\n    \"a\\'b\"\n",
+    ));
+    assert_eq!(data["escaped_backslash"], "a\\'b");
+    assert_eq!(data["single"], "it\\'s");
+    assert_eq!(data["plain"], "it\\'s");
+    assert_eq!(data["plain_with_quotes"], "say \"it\\'s\"");
+    assert_eq!(data["block"], "echo \"it\\'s\"\n");
+    assert_eq!(data["folded"], "\"a\\'b\"");
+    assert_eq!(data.len(), 6, "{data:?}");
+}
+
+#[test]
+fn other_unknown_escapes_are_still_refused() {
+    let err = parse_err(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {a: \"\\'\", b: \"\\q\"}\n",
+    );
+    let text = err.to_string();
+    assert!(text.contains("found unknown escape character"), "{text}");
+    assert!(text.contains("line 4"), "{text}");
+}

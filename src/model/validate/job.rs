@@ -5,8 +5,9 @@ use serde_json::Value;
 use super::checker::{get, Checker};
 use super::deployment::check_template;
 use crate::model::Schedule;
+use failure_policy::check_pod_failure_policy;
 
-const JOB_FIELDS: [&str; 10] = [
+const JOB_FIELDS: [&str; 11] = [
     "parallelism",
     "completions",
     "completionMode",
@@ -16,6 +17,7 @@ const JOB_FIELDS: [&str; 10] = [
     "suspend",
     "selector",
     "manualSelector",
+    "podFailurePolicy",
     "template",
 ];
 
@@ -82,7 +84,18 @@ pub(super) fn check_job_spec(c: &mut Checker, value: Option<&Value>, path: &str)
     let restart_policy = get(spec, "template")
         .and_then(|t| t.pointer("/spec/restartPolicy"))
         .and_then(Value::as_str);
+    let policy = get(spec, "podFailurePolicy");
+    if let Some(value) = policy {
+        let policy_path = format!("{path}.podFailurePolicy");
+        check_pod_failure_policy(c, value, &policy_path, get(spec, "template"));
+    }
     match restart_policy {
+        // The policy judges failed pods; a pod whose containers restart does not fail.
+        Some("OnFailure") if policy.is_some() => c.error(
+            &format!("{template}.spec.restartPolicy"),
+            "invalid value \"OnFailure\": only \"Never\" is supported when podFailurePolicy \
+             is specified",
+        ),
         Some("OnFailure" | "Never") => {}
         Some("Always") | None => c.error(
             &format!("{template}.spec.restartPolicy"),
@@ -163,3 +176,6 @@ pub(super) fn check_cron_job_spec(c: &mut Checker, value: Option<&Value>) {
     }
     check_job_spec(c, get(template, "spec"), "spec.jobTemplate.spec");
 }
+
+#[path = "job_failure_policy.rs"]
+mod failure_policy;

@@ -3,8 +3,10 @@
 //! cluster IP or node port is free and inside the configured ranges is decided at
 //! admission (`api::services`), where the other Services are known.
 //!
-//! Berth's service network is IPv4, single-stack, without load balancers or session
-//! affinity: those values are refused by name instead of being accepted and ignored.
+//! Berth's service network is IPv4, single-stack, without session affinity: those
+//! values are refused by name instead of being accepted and ignored. LoadBalancer
+//! Services are accepted as a cluster without a load-balancer controller accepts them
+//! (their own fields are checked in `service_external.rs`).
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
@@ -16,7 +18,7 @@ use super::pod::invalid_port_name;
 use crate::model::names::{DNS1123_LABEL_RULE, DNS1123_SUBDOMAIN_RULE};
 use crate::model::{is_dns1123_label, is_dns1123_subdomain, is_iana_svc_name, CLUSTER_IP_NONE};
 
-const SERVICE_SPEC_FIELDS: [&str; 10] = [
+const SERVICE_SPEC_FIELDS: [&str; 15] = [
     "type",
     "selector",
     "ports",
@@ -27,9 +29,17 @@ const SERVICE_SPEC_FIELDS: [&str; 10] = [
     "publishNotReadyAddresses",
     "ipFamilies",
     "ipFamilyPolicy",
+    "externalTrafficPolicy",
+    "allocateLoadBalancerNodePorts",
+    "loadBalancerClass",
+    "loadBalancerIP",
+    "loadBalancerSourceRanges",
 ];
 
-const SERVICE_TYPES: [&str; 3] = ["ClusterIP", "NodePort", "ExternalName"];
+const SERVICE_TYPES: [&str; 4] = ["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"];
+
+/// The types whose Services hold node ports.
+const NODE_PORT_TYPES: [&str; 2] = ["NodePort", "LoadBalancer"];
 
 pub(super) const ENDPOINTS_FIELDS: [&str; 4] = ["apiVersion", "kind", "metadata", "subsets"];
 
@@ -70,8 +80,9 @@ pub(super) fn check_service_spec(c: &mut Checker, value: Option<&Value>) {
     c.only_fields(spec, path, &SERVICE_SPEC_FIELDS);
     let service_type = match get(spec, "type") {
         None => Some("ClusterIP"),
-        Some(value) => check_type(c, value),
+        Some(value) => c.one_of(value, "spec.type", &SERVICE_TYPES),
     };
+    external::check_external_fields(c, spec, service_type);
     if let Some(value) = get(spec, "selector") {
         c.labels(value, "spec.selector");
     }
@@ -116,10 +127,13 @@ pub(super) fn check_service_spec(c: &mut Checker, value: Option<&Value>) {
                 );
             }
             let headless = cluster_ip == ClusterIp::Headless;
-            if headless && service_type == "NodePort" {
+            if headless && NODE_PORT_TYPES.contains(&service_type) {
                 c.error(
                     "spec.clusterIP",
-                    "invalid value \"None\": may not be set to 'None' for NodePort services",
+                    format!(
+                        "invalid value \"None\": may not be set to 'None' for {service_type} \
+                         services"
+                    ),
                 );
             }
             let no_ports = ports.and_then(Value::as_array).is_none_or(Vec::is_empty);
@@ -128,19 +142,6 @@ pub(super) fn check_service_spec(c: &mut Checker, value: Option<&Value>) {
             }
         }
     }
-}
-
-fn check_type<'a>(c: &mut Checker, value: &'a Value) -> Option<&'a str> {
-    if value.as_str() == Some("LoadBalancer") {
-        c.error(
-            "spec.type",
-            "unsupported value \"LoadBalancer\": berth has no load balancers (a NodePort \
-             Service is reachable on every board's address); supported values: \
-             \"ClusterIP\", \"NodePort\", \"ExternalName\"",
-        );
-        return None;
-    }
-    c.one_of(value, "spec.type", &SERVICE_TYPES)
 }
 
 fn check_session_affinity(c: &mut Checker, value: &Value) {
@@ -289,7 +290,7 @@ fn check_external_name(c: &mut Checker, value: &Value) {
 }
 
 /// `spec.ports`: names (required and unique when there are several), protocols, port
-/// numbers, target ports, node ports only for NodePort Services, no port twice.
+/// numbers, target ports, node ports only for Services that hold them, no port twice.
 fn check_service_ports(c: &mut Checker, value: &Value, service_type: Option<&str>) {
     let path = "spec.ports";
     let Some(items) = c.list(value, path) else {
@@ -332,7 +333,8 @@ fn check_service_ports(c: &mut Checker, value: &Value, service_type: Option<&str
             continue;
         };
         match service_type {
-            Some("NodePort") | None => {}
+            Some(kind) if NODE_PORT_TYPES.contains(&kind) => {}
+            None => {}
             Some(other) if node_port != 0 => c.error(
                 &node_path,
                 format!("forbidden: may not be used when `type` is '{other}'"),
@@ -656,6 +658,9 @@ fn check_slice_endpoint(c: &mut Checker, value: &Value, path: &str) {
     }
     check_endpoint_identity(c, endpoint, path);
 }
+
+#[path = "service_external.rs"]
+mod external;
 
 #[cfg(test)]
 #[path = "service_tests.rs"]

@@ -24,6 +24,13 @@ fn valid_services_of_every_type() {
         "{type: ExternalName, externalName: db.example.com, ports: [{port: 5432}]}",
         "{ports: [{port: 80}], sessionAffinity: None, publishNotReadyAddresses: true, \
           ipFamilies: [IPv4], ipFamilyPolicy: SingleStack}",
+        "{type: NodePort, externalTrafficPolicy: Cluster, ports: [{port: 80}]}",
+        "{type: LoadBalancer, selector: {app: web}, ports: [{port: 80}]}",
+        "{type: LoadBalancer, ports: [{port: 80, nodePort: 31234}], \
+          allocateLoadBalancerNodePorts: false, loadBalancerClass: example.com/internal-vip, \
+          loadBalancerIP: 192.0.2.7, loadBalancerSourceRanges: [10.0.0.0/8, ' 2001:db8::/32 '], \
+          externalTrafficPolicy: Cluster}",
+        "{loadBalancerIP: '', externalTrafficPolicy: '', ports: [{port: 80}]}",
     ] {
         assert_problems(&service(spec), &[]);
     }
@@ -32,11 +39,10 @@ fn valid_services_of_every_type() {
 #[test]
 fn unsupported_features_are_refused_by_name() {
     assert_problems(
-        &service("{type: LoadBalancer, ports: [{port: 80, protocol: SCTP}], sessionAffinity: ClientIP}"),
+        &service("{type: Ingress, ports: [{port: 80, protocol: SCTP}], sessionAffinity: ClientIP}"),
         &[
-            "spec.type: unsupported value \"LoadBalancer\": berth has no load balancers (a \
-             NodePort Service is reachable on every board's address); supported values: \
-             \"ClusterIP\", \"NodePort\", \"ExternalName\"",
+            "spec.type: unsupported value \"Ingress\": supported values: \"ClusterIP\", \
+             \"NodePort\", \"LoadBalancer\", \"ExternalName\"",
             "spec.sessionAffinity: unsupported value \"ClientIP\": berth spreads connections \
              over the endpoints without affinity; supported values: \"None\"",
             "spec.ports[0].protocol: unsupported value \"SCTP\": supported values: \"TCP\", \"UDP\"",
@@ -44,11 +50,15 @@ fn unsupported_features_are_refused_by_name() {
     );
     assert_problems(
         &service(
-            "{ports: [{port: 80, appProtocol: http}], externalTrafficPolicy: Local, \
-                  ipFamilies: [IPv4, IPv6], ipFamilyPolicy: PreferDualStack}",
+            "{type: LoadBalancer, ports: [{port: 80, appProtocol: http}], \
+             externalTrafficPolicy: Local, healthCheckNodePort: 32000, \
+             ipFamilies: [IPv4, IPv6], ipFamilyPolicy: PreferDualStack}",
         ),
         &[
-            "spec.externalTrafficPolicy: field not supported by berth",
+            "spec.healthCheckNodePort: field not supported by berth",
+            "spec.externalTrafficPolicy: unsupported value \"Local\": berth forwards \
+             node-port traffic to the endpoints on every board, not only to those on the \
+             board it arrives at; supported values: \"Cluster\"",
             "spec.ipFamilies: too many: 2: must have at most 1 item (berth's service network \
              is IPv4 single-stack)",
             "spec.ipFamilies[1]: unsupported value \"IPv6\": supported values: \"IPv4\"",
@@ -183,6 +193,94 @@ fn service_names_are_dns_1035_labels() {
            letter or digit",
         ],
     );
+}
+
+#[test]
+fn load_balancer_rules() {
+    let only = "forbidden: may only be used when `type` is 'LoadBalancer'";
+    assert_problems(
+        &service(
+            "{type: NodePort, ports: [{port: 80}], allocateLoadBalancerNodePorts: true, \
+             loadBalancerClass: example.com/lb, loadBalancerSourceRanges: [10.0.0.0/8]}",
+        ),
+        &[
+            &format!("spec.allocateLoadBalancerNodePorts: {only}"),
+            &format!("spec.loadBalancerClass: {only}"),
+            &format!("spec.loadBalancerSourceRanges: {only}"),
+        ],
+    );
+    assert_problems(
+        &service(
+            "{type: LoadBalancer, clusterIP: None, ports: [{port: 80}], \
+             allocateLoadBalancerNodePorts: 'no', loadBalancerClass: 'Example.com/LB/x', \
+             loadBalancerIP: 192.0.2.300, loadBalancerSourceRanges: [10.0.0.0/33, 10.0.0.0, 7]}",
+        ),
+        &[
+            "spec.allocateLoadBalancerNodePorts: expected boolean",
+            "spec.loadBalancerClass: invalid value \"Example.com/LB/x\": must be a qualified \
+             name: an optional DNS subdomain and '/', then at most 63 letters, digits, '-', \
+             '_' or '.', starting and ending with a letter or digit (e.g. \
+             'example.com/internal-vip')",
+            "spec.loadBalancerSourceRanges[0]: invalid value \"10.0.0.0/33\": must be an IP \
+             range in CIDR notation (e.g. 192.168.0.0/16)",
+            "spec.loadBalancerSourceRanges[1]: invalid value \"10.0.0.0\": must be an IP \
+             range in CIDR notation (e.g. 192.168.0.0/16)",
+            "spec.loadBalancerSourceRanges[2]: expected string",
+            "spec.loadBalancerIP: invalid value \"192.0.2.300\": must be a valid IP address",
+            "spec.clusterIP: invalid value \"None\": may not be set to 'None' for \
+             LoadBalancer services",
+        ],
+    );
+    // Services nobody reaches from outside have no external traffic to route.
+    assert_problems(
+        &service("{ports: [{port: 80}], externalTrafficPolicy: Cluster}"),
+        &[
+            "spec.externalTrafficPolicy: invalid value \"Cluster\": may only be set for \
+           externally-accessible services",
+        ],
+    );
+}
+
+#[test]
+fn a_load_balancer_service_is_a_node_port_service_with_more_defaults() {
+    let parsed = |spec: &str| match parse_manifests(&service(spec)).unwrap().pop() {
+        Some(Object::Service(service)) => service,
+        other => panic!("not a Service: {other:?}"),
+    };
+    let edge = parsed("{type: LoadBalancer, ports: [{port: 80}]}");
+    assert_eq!(edge.spec.type_, ServiceType::LoadBalancer);
+    assert_eq!(edge.spec.allocate_load_balancer_node_ports, Some(true));
+    assert_eq!(
+        edge.spec.external_traffic_policy.as_deref(),
+        Some("Cluster")
+    );
+    assert!(edge.spec.allocates_node_ports() && edge.spec.type_.has_cluster_ip());
+    let json = Object::Service(edge).to_json();
+    assert_eq!(json["spec"]["type"], "LoadBalancer");
+    assert_eq!(json["spec"]["allocateLoadBalancerNodePorts"], true);
+    assert_eq!(json["status"], serde_json::json!({"loadBalancer": {}}));
+
+    let direct = parsed(
+        "{type: LoadBalancer, allocateLoadBalancerNodePorts: false, loadBalancerIP: 192.0.2.7, \
+         loadBalancerClass: example.com/lb, loadBalancerSourceRanges: [10.0.0.0/8], \
+         ports: [{port: 80}]}",
+    );
+    assert!(!direct.spec.allocates_node_ports());
+    assert_eq!(direct.spec.load_balancer_ip, "192.0.2.7");
+    let json = Object::Service(direct).to_json();
+    assert_eq!(json["spec"]["loadBalancerClass"], "example.com/lb");
+    assert_eq!(json["spec"]["loadBalancerIP"], "192.0.2.7");
+    assert_eq!(json["spec"]["loadBalancerSourceRanges"][0], "10.0.0.0/8");
+
+    let node_port = parsed("{type: NodePort, ports: [{port: 80}]}");
+    assert_eq!(
+        node_port.spec.external_traffic_policy.as_deref(),
+        Some("Cluster")
+    );
+    assert_eq!(node_port.spec.allocate_load_balancer_node_ports, None);
+    let cluster = parsed("{externalTrafficPolicy: '', ports: [{port: 80}]}");
+    assert_eq!(cluster.spec.external_traffic_policy, None);
+    assert!(!cluster.spec.allocates_node_ports());
 }
 
 #[test]
