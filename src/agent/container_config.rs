@@ -110,6 +110,18 @@ struct Process {
     cwd: String,
 }
 
+/// Where `container` writes why it ended, with Kubernetes' defaults.
+fn termination_message(container: &Container) -> crate::runtime::TerminationMessage {
+    crate::runtime::TerminationMessage {
+        destination: container
+            .termination_message_path
+            .clone()
+            .unwrap_or_else(|| crate::model::DEFAULT_TERMINATION_MESSAGE_PATH.to_owned()),
+        fallback_to_logs: container.termination_message_policy.as_deref()
+            == Some("FallbackToLogsOnError"),
+    }
+}
+
 impl Agent {
     /// Everything the runtime needs to start one container, from the pod spec and the
     /// image (Kubernetes rules for command/args and env).
@@ -200,6 +212,7 @@ impl Agent {
             pod_files,
             volume_mounts: volumes.binds,
             devices: volumes.devices,
+            termination_message: Some(termination_message(container)),
         })
     }
 

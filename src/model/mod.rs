@@ -111,7 +111,7 @@ pub use platform::{build_platform, target_platform, ARCH_VARIANT_LABEL};
 pub use pod::{
     Container, ContainerPort, ContainerState, ContainerStatus, EnvVar, LocalObjectReference, Pod,
     PodCondition, PodIp, PodSpec, PodStatus, ResourceRequirements, StateRunning, StateTerminated,
-    StateWaiting,
+    StateWaiting, DEFAULT_TERMINATION_MESSAGE_PATH,
 };
 pub use pod_affinity::{
     PodAffinity, PodAffinityTerm, PodSelector, TopologySpreadConstraint, WeightedPodAffinityTerm,

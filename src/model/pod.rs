@@ -239,7 +239,18 @@ pub struct Container {
     /// Only on init containers, and only `Always`: a sidecar.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub restart_policy: Option<String>,
+    /// Where the container may write why it ended; `/dev/termination-log` when absent.
+    /// Left out when unset (not defaulted into the spec), so the spec hashes of pods
+    /// made before berth had it do not change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub termination_message_path: Option<String>,
+    /// `File` (the default) or `FallbackToLogsOnError`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub termination_message_policy: Option<String>,
 }
+
+/// Kubernetes' default `terminationMessagePath`.
+pub const DEFAULT_TERMINATION_MESSAGE_PATH: &str = "/dev/termination-log";
 
 impl Container {
     /// An init container that keeps running beside the app containers (Kubernetes'

@@ -409,6 +409,7 @@ mod tests {
             pod_files: Vec::new(),
             volume_mounts: Vec::new(),
             devices: Vec::new(),
+            termination_message: None,
         }
     }
 

@@ -292,6 +292,7 @@ pub fn test_config(id: &str) -> ContainerConfig {
         pod_files: Vec::new(),
         volume_mounts: Vec::new(),
         devices: Vec::new(),
+        termination_message: None,
     }
 }
 

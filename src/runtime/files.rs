@@ -17,6 +17,8 @@ pub(crate) const SHIM_PID_FILE: &str = "shim.pid";
 pub(crate) const INIT_PID_FILE: &str = "init.pid";
 pub(crate) const STARTED_AT_FILE: &str = "started_at";
 pub(crate) const EXIT_FILE: &str = "exit.json";
+/// The host side of the container's termination message file.
+pub(crate) const TERMINATION_LOG_FILE: &str = "termination-log";
 pub(crate) const SHIM_LOG_FILE: &str = "shim.log";
 /// Written by the agent next to `config.json`: the cgroup parent and libcontainer root the
 /// shim must use, so the shim needs nothing but the container dir.

@@ -16,6 +16,7 @@ use nix::unistd::Pid;
 use super::bundle::{self, HostFacts};
 use super::files::{self, Layout, ShimSettings};
 use super::rootfs::{mount_overlay, unmount_rootfs};
+use super::termination::with_termination_log;
 use super::{
     container_cgroup_path, exec, is_valid_container_id, orphans, procfs, sandbox, ContainerConfig,
     ContainerInfo, ContainerState, ExecSpec, ExitInfo, Runtime, RuntimeConfig, RuntimeError,
@@ -131,6 +132,7 @@ impl LibcontainerRuntime {
         }
         let rootfs = dir.join(files::ROOTFS_DIR);
         mount_overlay(&cfg.id, &cfg.rootfs_lower, dir, &rootfs)?;
+        let cfg = &with_termination_log(cfg, dir)?;
         let spec = bundle::build_spec(
             cfg,
             &rootfs,
@@ -201,9 +203,11 @@ impl LibcontainerRuntime {
                 .ok_or_else(|| RuntimeError::NotFound { id: id.to_string() })?;
             match &info.state {
                 ContainerState::Running { .. } => return Ok(info),
-                ContainerState::Exited(exit) => match &exit.message {
-                    Some(reason) => return Err(self.fail_start(id, reason.clone())),
-                    None => return Ok(info),
+                // A container that ran and left a termination message has a start time;
+                // one that never started has only the reason.
+                ContainerState::Exited(exit) => match (&exit.message, &exit.started_at) {
+                    (Some(reason), None) => return Err(self.fail_start(id, reason.clone())),
+                    _ => return Ok(info),
                 },
                 ContainerState::Lost { .. } => {
                     let reason = format!(

@@ -102,6 +102,7 @@ mod sandbox;
 mod seccomp;
 pub mod shim;
 mod signals;
+mod termination;
 pub mod user;
 #[cfg(test)]
 mod vendored_checks;
@@ -190,6 +191,19 @@ pub struct ContainerConfig {
     /// allows besides the default set.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub devices: Vec<DeviceRule>,
+    /// The file the container may write why it ended into, read when it exits
+    /// (`terminationMessagePath`); none for configs written before berth had it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub termination_message: Option<TerminationMessage>,
+}
+
+/// Where a container writes its termination message, and whether its log stands in
+/// for an empty one when it fails (`FallbackToLogsOnError`).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TerminationMessage {
+    /// Absolute path inside the container.
+    pub destination: String,
+    pub fallback_to_logs: bool,
 }
 
 /// A host directory or file bind-mounted into the container.
@@ -235,7 +249,8 @@ pub struct ExitInfo {
     pub started_at: Option<String>,
     /// RFC 3339, UTC.
     pub finished_at: String,
-    /// Why the container could not be started, if it never ran.
+    /// Why the container could not be started, if it never ran (then `started_at` is
+    /// none); else the termination message it left, if any.
     pub message: Option<String>,
 }
 

@@ -238,7 +238,7 @@ fn supervise(
         oom_killed,
         started_at: Some(started_at),
         finished_at: files::now_rfc3339(),
-        message: None,
+        message: super::termination::read_message(cfg, container_dir, exit_code),
     };
     if let Err(err) = files::write_json(&container_dir.join(files::EXIT_FILE), &exit) {
         note(&format!("cannot record the exit: {err}"));

@@ -208,6 +208,8 @@ fn check_container<'a>(
             "lifecycle",
             "securityContext",
             "restartPolicy",
+            "terminationMessagePath",
+            "terminationMessagePolicy",
         ],
     );
 
@@ -244,6 +246,7 @@ fn check_container<'a>(
         );
     }
     check_restart_policy(c, container, at);
+    check_termination_message(c, container, path);
     check_container_process(c, container, path, pod);
     if let Some(value) = get(container, "ports") {
         check_ports(c, value, &join(path, "ports"), at.host_network);
@@ -254,6 +257,30 @@ fn check_container<'a>(
     check_container_hooks(c, container, path);
     if let Some(value) = get(container, "securityContext") {
         check_container_security_context(c, value, &join(path, "securityContext"));
+    }
+}
+
+/// `terminationMessagePath` (an absolute path without `..`, as a mount point must be)
+/// and `terminationMessagePolicy`.
+fn check_termination_message(c: &mut Checker, container: &JsonObject, path: &str) {
+    if let Some(value) = get(container, "terminationMessagePath") {
+        let at = join(path, "terminationMessagePath");
+        if let Some(file) = c.string(value, &at) {
+            let escapes = file.split('/').any(|part| part == "..");
+            if !file.starts_with('/') || escapes || file == "/" || file.len() > 4096 {
+                c.error(
+                    &at,
+                    format!("invalid value {file:?}: must be an absolute file path without '..'"),
+                );
+            }
+        }
+    }
+    if let Some(value) = get(container, "terminationMessagePolicy") {
+        c.one_of(
+            value,
+            &join(path, "terminationMessagePolicy"),
+            &["File", "FallbackToLogsOnError"],
+        );
     }
 }
 
