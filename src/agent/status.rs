@@ -103,85 +103,116 @@ fn container_status(
         status.last_state =
             terminated_state(exit, &previous.map(|p| p.id.clone()).unwrap_or_default());
     }
-    let mut done = Done::No;
-    match latest.map(|l| (l, &l.state)) {
+    let done = match latest {
         None => {
-            status.state = match inputs.failures.get(name) {
-                // The first failed pull shows as ErrImagePull until its retry; between
-                // the pulls that fail after it the kubelet says it is backing off.
-                Some(f)
-                    if f.reason == "ErrImagePull" && f.failures > 1 && f.retry_at > inputs.now =>
-                {
-                    waiting("ImagePullBackOff", Some(f.message.clone()))
-                }
-                Some(failure) => waiting(&failure.reason, Some(failure.message.clone())),
-                None => waiting("ContainerCreating", None),
-            };
-            done = Done::NeverStarted;
+            status.state = not_started_state(name, inputs);
+            Done::NeverStarted
         }
-        Some((l, InstanceState::Starting)) => {
-            status.state = waiting("ContainerCreating", None);
+        Some(l) => {
             status.container_id = Some(container_id(&l.id));
-            if l.attempt == 0 {
-                done = Done::NeverStarted;
+            match &l.state {
+                InstanceState::Starting => {
+                    status.state = waiting("ContainerCreating", None);
+                    if l.attempt == 0 {
+                        Done::NeverStarted
+                    } else {
+                        Done::No
+                    }
+                }
+                InstanceState::Running { started_at, .. } => {
+                    running_state(&mut status, l, started_at, container, inputs);
+                    Done::No
+                }
+                InstanceState::Exited(exit) => {
+                    exited_state(&mut status, pod, l, exit, policy, inputs)
+                }
             }
         }
-        Some((l, InstanceState::Running { started_at, .. })) => {
-            status.state = ContainerState {
-                running: Some(StateRunning {
-                    started_at: Some(started_at.clone()),
-                }),
-                ..Default::default()
-            };
-            // Until its probe task has answered (it starts with the next pass, and its
-            // results live in memory only, so also after an agent restart) a container
-            // stands as Kubernetes starts it: not ready while a readiness probe has yet
-            // to pass, started and ready when it has no probes.
-            let probes = inputs
-                .probes
-                .get(&l.id)
-                .copied()
-                .or_else(|| Some(ProbeResults::before_any_probe(container)));
-            status.ready = probes.is_none_or(|p| p.ready);
-            status.started = Some(probes.is_none_or(|p| p.started));
-            status.container_id = Some(container_id(&l.id));
+    };
+    (status, done)
+}
+
+/// A container with no instance yet: being created, or failing before it could start.
+fn not_started_state(name: &str, inputs: &StatusInputs) -> ContainerState {
+    match inputs.failures.get(name) {
+        // The first failed pull shows as ErrImagePull until its retry; between the pulls
+        // that fail after it the kubelet says it is backing off.
+        Some(f) if f.reason == "ErrImagePull" && f.failures > 1 && f.retry_at > inputs.now => {
+            waiting("ImagePullBackOff", Some(f.message.clone()))
         }
-        Some((l, InstanceState::Exited(exit))) => {
-            status.container_id = Some(container_id(&l.id));
-            match restart_at(policy, inputs.backoff, l.attempt, exit) {
-                Some(at) if at > inputs.now => {
-                    // Waiting out the back-off, as the kubelet shows it.
-                    status.last_state = terminated_state(exit, &l.id);
-                    // The kubelet's words, with the delay this back-off waits.
-                    let delay = inputs.backoff.delay(l.attempt, exit);
-                    let message = format!(
-                        "back-off {} restarting failed container={name} pod={}_{}({})",
-                        crate::model::format_duration(delay),
-                        pod.metadata.name,
-                        pod.metadata.namespace_or_empty(),
-                        pod.metadata.uid
-                    );
-                    status.state = match inputs.failures.get(name) {
-                        Some(f) => waiting(&f.reason, Some(f.message.clone())),
-                        None => waiting("CrashLoopBackOff", Some(message)),
-                    };
-                }
-                Some(_) => {
-                    status.last_state = terminated_state(exit, &l.id);
-                    status.state = waiting("ContainerCreating", None);
-                }
-                None => {
-                    status.state = terminated_state(exit, &l.id);
-                    done = if exit.exit_code == 0 {
-                        Done::Succeeded
-                    } else {
-                        Done::Failed
-                    };
-                }
+        Some(failure) => waiting(&failure.reason, Some(failure.message.clone())),
+        None => waiting("ContainerCreating", None),
+    }
+}
+
+fn running_state(
+    status: &mut ContainerStatus,
+    instance: &Instance,
+    started_at: &str,
+    container: &Container,
+    inputs: &StatusInputs,
+) {
+    status.state = ContainerState {
+        running: Some(StateRunning {
+            started_at: Some(started_at.to_owned()),
+        }),
+        ..Default::default()
+    };
+    // Until its probe task has answered (it starts with the next pass, and its results
+    // live in memory only, so also after an agent restart) a container stands as
+    // Kubernetes starts it: not ready while a readiness probe has yet to pass, started
+    // and ready when it has no probes.
+    let probes = inputs
+        .probes
+        .get(&instance.id)
+        .copied()
+        .or_else(|| Some(ProbeResults::before_any_probe(container)));
+    status.ready = probes.is_none_or(|p| p.ready);
+    status.started = Some(probes.is_none_or(|p| p.started));
+}
+
+/// An exited container: waiting out its back-off, about to restart, or done.
+fn exited_state(
+    status: &mut ContainerStatus,
+    pod: &Pod,
+    instance: &Instance,
+    exit: &ExitInfo,
+    policy: &str,
+    inputs: &StatusInputs,
+) -> Done {
+    let name = status.name.as_str();
+    match restart_at(policy, inputs.backoff, instance.attempt, exit) {
+        Some(at) if at > inputs.now => {
+            status.last_state = terminated_state(exit, &instance.id);
+            // The kubelet's words, with the delay this back-off waits.
+            let delay = inputs.backoff.delay(instance.attempt, exit);
+            let message = format!(
+                "back-off {} restarting failed container={name} pod={}_{}({})",
+                crate::model::format_duration(delay),
+                pod.metadata.name,
+                pod.metadata.namespace_or_empty(),
+                pod.metadata.uid
+            );
+            status.state = match inputs.failures.get(name) {
+                Some(f) => waiting(&f.reason, Some(f.message.clone())),
+                None => waiting("CrashLoopBackOff", Some(message)),
+            };
+            Done::No
+        }
+        Some(_) => {
+            status.last_state = terminated_state(exit, &instance.id);
+            status.state = waiting("ContainerCreating", None);
+            Done::No
+        }
+        None => {
+            status.state = terminated_state(exit, &instance.id);
+            if exit.exit_code == 0 {
+                Done::Succeeded
+            } else {
+                Done::Failed
             }
         }
     }
-    (status, done)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]

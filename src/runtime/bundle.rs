@@ -7,8 +7,9 @@ use oci_spec::runtime::{
     get_default_mounts, get_default_readonly_paths, Capability, LinuxBuilder,
     LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDeviceCgroup, LinuxDeviceCgroupBuilder,
     LinuxDeviceType, LinuxMemoryBuilder, LinuxNamespace, LinuxNamespaceBuilder, LinuxNamespaceType,
-    LinuxPidsBuilder, LinuxResourcesBuilder, Mount, PosixRlimitBuilder, PosixRlimitType,
-    ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
+    LinuxPidsBuilder, LinuxResources, LinuxResourcesBuilder, LinuxSeccomp, Mount,
+    PosixRlimitBuilder, PosixRlimitType, Process, ProcessBuilder, RootBuilder, Spec, SpecBuilder,
+    UserBuilder,
 };
 
 use super::{CgroupVersion, ContainerConfig};
@@ -249,6 +250,52 @@ pub(crate) fn build_spec(
     cgroup_path: &str,
     host: HostFacts,
 ) -> Result<Spec, String> {
+    let (process, seccomp) = process_and_seccomp(cfg, host)?;
+    let resources = resources(cfg, host)?;
+    // Privileged: /proc and /sys as the host shows them (the device cgroup and the
+    // read-only sysfs mount stay: a privileged container gets no host devices).
+    let (masked, readonly) = if cfg.privileged {
+        (Vec::new(), Vec::new())
+    } else {
+        (masked_paths(), get_default_readonly_paths())
+    };
+    let mut linux = LinuxBuilder::default()
+        .namespaces(namespaces(sandbox)?)
+        .cgroups_path(PathBuf::from(cgroup_path))
+        .resources(resources)
+        .masked_paths(masked)
+        .readonly_paths(readonly);
+    if let Some(seccomp) = seccomp {
+        linux = linux.seccomp(seccomp);
+    }
+    let linux = linux.build().map_err(|e| e.to_string())?;
+
+    let mut spec = SpecBuilder::default()
+        .version("1.0.2")
+        .root(
+            RootBuilder::default()
+                .path(rootfs.to_path_buf())
+                .readonly(cfg.readonly_rootfs)
+                .build()
+                .map_err(|e| e.to_string())?,
+        )
+        .process(process)
+        .mounts(all_mounts(cfg)?)
+        .linux(linux)
+        .build()
+        .map_err(|e| e.to_string())?;
+    // The builder starts from oci-spec's defaults, which name the host "youki". The
+    // hostname belongs to the pod sandbox (set when its UTS namespace is made), and host
+    // network pods keep the host's, so the container spec sets none.
+    spec.set_hostname(None);
+    Ok(spec)
+}
+
+/// The container's process, and the seccomp profile that goes with its capabilities.
+fn process_and_seccomp(
+    cfg: &ContainerConfig,
+    host: HostFacts,
+) -> Result<(Process, Option<LinuxSeccomp>), String> {
     // Kept in the permitted and effective sets for every user, as containerd does: the
     // kernel clears them at `execve` for a non-root user, unless the program has file
     // capabilities (which no_new_privs still honours up to the permitted set).
@@ -308,7 +355,11 @@ pub(crate) fn build_spec(
             .map_err(|e| e.to_string())?])
         .build()
         .map_err(|e| e.to_string())?;
+    Ok((process, seccomp))
+}
 
+/// The cgroup limits: devices, CPU shares and quota, memory, pids.
+fn resources(cfg: &ContainerConfig, host: HostFacts) -> Result<LinuxResources, String> {
     let mut resources = LinuxResourcesBuilder::default().devices(device_rules(&cfg.devices)?);
     // Like Kubernetes: a limit without a request requests the limit.
     let request = cfg.cpu_request_millis.or(cfg.cpu_limit_millis);
@@ -338,44 +389,7 @@ pub(crate) fn build_spec(
             .build()
             .map_err(|e| e.to_string())?,
     );
-
-    // Privileged: /proc and /sys as the host shows them (the device cgroup and the
-    // read-only sysfs mount stay: a privileged container gets no host devices).
-    let (masked, readonly) = if cfg.privileged {
-        (Vec::new(), Vec::new())
-    } else {
-        (masked_paths(), get_default_readonly_paths())
-    };
-    let mut linux = LinuxBuilder::default()
-        .namespaces(namespaces(sandbox)?)
-        .cgroups_path(PathBuf::from(cgroup_path))
-        .resources(resources.build().map_err(|e| e.to_string())?)
-        .masked_paths(masked)
-        .readonly_paths(readonly);
-    if let Some(seccomp) = seccomp {
-        linux = linux.seccomp(seccomp);
-    }
-    let linux = linux.build().map_err(|e| e.to_string())?;
-
-    let mut spec = SpecBuilder::default()
-        .version("1.0.2")
-        .root(
-            RootBuilder::default()
-                .path(rootfs.to_path_buf())
-                .readonly(cfg.readonly_rootfs)
-                .build()
-                .map_err(|e| e.to_string())?,
-        )
-        .process(process)
-        .mounts(all_mounts(cfg)?)
-        .linux(linux)
-        .build()
-        .map_err(|e| e.to_string())?;
-    // The builder starts from oci-spec's defaults, which name the host "youki". The
-    // hostname belongs to the pod sandbox (set when its UTS namespace is made), and host
-    // network pods keep the host's, so the container spec sets none.
-    spec.set_hostname(None);
-    Ok(spec)
+    resources.build().map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
