@@ -180,3 +180,82 @@ fn a_claim_keeps_its_pods_on_the_board_with_its_data() {
     let logs = board.ok(&["logs", "keeper"]);
     assert_eq!(logs.trim(), "kept");
 }
+
+const STATEFUL: &str = r#"apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db}
+spec:
+  replicas: 2
+  podManagementPolicy: Parallel
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+        - name: main
+          image: busybox:1.35
+          command: ["sh", "-c", "cat /data/id 2>/dev/null || hostname > /data/id; exec sleep 100000"]
+          volumeMounts: [{name: data, mountPath: /data}]
+  volumeClaimTemplates:
+    - metadata: {name: data}
+      spec:
+        accessModes: [ReadWriteOnce]
+        resources: {requests: {storage: 64Mi}}
+"#;
+
+/// The running, not terminating pod `name`: (uid, node).
+fn running(fleet: &Fleet, name: &str) -> Option<(String, String)> {
+    fleet.coordinator.pods().into_iter().find_map(|pod| {
+        let live =
+            pod["status"]["phase"] == "Running" && pod["metadata"]["deletionTimestamp"].is_null();
+        (pod["metadata"]["name"] == name && live).then(|| {
+            (
+                pod["metadata"]["uid"].as_str().unwrap().to_owned(),
+                pod["spec"]["nodeName"].as_str().unwrap().to_owned(),
+            )
+        })
+    })
+}
+
+#[test]
+fn a_stateful_set_replica_comes_back_on_the_board_with_its_claim() {
+    let fleet = Fleet::start(&[("s1", ""), ("s2", "")], &[]);
+    apply(&fleet, STATEFUL);
+    let placed: Vec<(String, String)> = ["db-0", "db-1"]
+        .iter()
+        .map(|name| {
+            wait_for(Duration::from_secs(60), &format!("{name} running"), || {
+                running(&fleet, name)
+            })
+        })
+        .collect();
+    for (ordinal, (_, node)) in placed.iter().enumerate() {
+        let claim = fleet
+            .coordinator
+            .json(&["get", "pvc", &format!("data-db-{ordinal}")]);
+        assert_eq!(
+            claim["metadata"]["annotations"]["volume.kubernetes.io/selected-node"],
+            node.as_str()
+        );
+    }
+    // Deleted, each replica is made again by the coordinator's controller, on its
+    // claim's board, and finds the data it wrote first.
+    for (ordinal, (uid, node)) in placed.iter().enumerate() {
+        let name = format!("db-{ordinal}");
+        fleet.coordinator.ok(&["delete", "pod", &name]);
+        let (new_uid, new_node) = wait_for(Duration::from_secs(60), "made again", || {
+            running(&fleet, &name).filter(|(new_uid, _)| new_uid != uid)
+        });
+        assert_ne!(&new_uid, uid);
+        assert_eq!(&new_node, node, "{name} moved off its data");
+        let board = fleet.agents.iter().find(|a| &a.node_name == node).unwrap();
+        let id = wait_for(Duration::from_secs(20), "the id kept", || {
+            let out = board.berth(&["exec", &name, "--", "cat", "/data/id"]);
+            out.status
+                .success()
+                .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        });
+        assert_eq!(id, name);
+    }
+}
