@@ -196,6 +196,9 @@ impl ServiceSpec {
         }
         self.sync_cluster_ips();
         if self.type_.has_cluster_ip() {
+            // A single-stack IPv4 network gives a Service that prefers dual stack its
+            // one family, as Kubernetes does on such a cluster.
+            self.ip_families.retain(|family| family == "IPv4");
             if self.ip_families.is_empty() {
                 self.ip_families = vec!["IPv4".to_owned()];
             }

@@ -239,14 +239,21 @@ fn cluster_ip(c: &mut Checker, text: &str, path: &str) -> ClusterIp {
 }
 
 /// `ipFamilies` and `ipFamilyPolicy`: only what berth's network is (IPv4, single-stack),
-/// and nothing for ExternalName Services, which have no address.
+/// and nothing for ExternalName Services, which have no address. A Service that only
+/// prefers dual stack gets IPv4 alone, as on a Kubernetes cluster without IPv6.
 fn check_ip_families(c: &mut Checker, spec: &JsonObject, service_type: Option<&str>) {
     let external = service_type == Some("ExternalName");
+    let prefers_dual =
+        get(spec, "ipFamilyPolicy").and_then(Value::as_str) == Some("PreferDualStack");
     if let Some(value) = get(spec, "ipFamilies") {
         let path = "spec.ipFamilies";
         if external {
             c.error(path, "forbidden: may not be set for ExternalName services");
         } else if let Some(items) = c.list(value, path) {
+            let dual = [Value::from("IPv4"), Value::from("IPv6")];
+            if prefers_dual && items == dual.as_slice() {
+                return;
+            }
             if items.len() > 1 {
                 c.error(
                     path,
@@ -267,7 +274,7 @@ fn check_ip_families(c: &mut Checker, spec: &JsonObject, service_type: Option<&s
         if external {
             c.error(path, "forbidden: may not be set for ExternalName services");
         } else {
-            c.one_of(value, path, &["SingleStack"]);
+            c.one_of(value, path, &["SingleStack", "PreferDualStack"]);
         }
     }
 }

@@ -52,7 +52,7 @@ fn unsupported_features_are_refused_by_name() {
         &service(
             "{type: LoadBalancer, ports: [{port: 80, appProtocol: http}], \
              externalTrafficPolicy: Local, healthCheckNodePort: 32000, \
-             ipFamilies: [IPv4, IPv6], ipFamilyPolicy: PreferDualStack}",
+             ipFamilies: [IPv6, IPv4], ipFamilyPolicy: RequireDualStack}",
         ),
         &[
             "spec.healthCheckNodePort: field not supported by berth",
@@ -61,9 +61,9 @@ fn unsupported_features_are_refused_by_name() {
              board it arrives at; supported values: \"Cluster\"",
             "spec.ipFamilies: too many: 2: must have at most 1 item (berth's service network \
              is IPv4 single-stack)",
-            "spec.ipFamilies[1]: unsupported value \"IPv6\": supported values: \"IPv4\"",
-            "spec.ipFamilyPolicy: unsupported value \"PreferDualStack\": supported values: \
-             \"SingleStack\"",
+            "spec.ipFamilies[0]: unsupported value \"IPv6\": supported values: \"IPv4\"",
+            "spec.ipFamilyPolicy: unsupported value \"RequireDualStack\": supported values: \
+             \"SingleStack\", \"PreferDualStack\"",
             "spec.ports[0].appProtocol: field not supported by berth",
         ],
     );
@@ -304,6 +304,20 @@ fn a_parsed_service_has_kubernetes_defaults() {
     assert_eq!(port.node_port, 30080);
     assert_eq!(web.spec.ip_families, ["IPv4"]);
     assert!(web.spec.cluster_ip.is_empty(), "allocated at admission");
+
+    // Preferring dual stack on an IPv4-only network gives IPv4 alone, as Kubernetes does.
+    let objects = parse_manifests(&service(
+        "{ipFamilyPolicy: PreferDualStack, ipFamilies: [IPv4, IPv6], ports: [{port: 80}]}",
+    ))
+    .unwrap();
+    let Object::Service(dual) = &objects[0] else {
+        panic!("not a Service");
+    };
+    assert_eq!(dual.spec.ip_families, ["IPv4"]);
+    assert_eq!(
+        dual.spec.ip_family_policy.as_deref(),
+        Some("PreferDualStack")
+    );
 
     let objects = parse_manifests(&service("{clusterIPs: [None], selector: {app: db}}")).unwrap();
     let Object::Service(headless) = &objects[0] else {
