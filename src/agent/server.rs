@@ -162,6 +162,7 @@ fn view(
         }
         object @ (Object::Deployment(_)
         | Object::ReplicaSet(_)
+        | Object::ReplicationController(_)
         | Object::DaemonSet(_)
         | Object::StatefulSet(_)) => agent.controller_view(object, world),
         Object::Namespace(ns) => Object::Namespace(namespace::with_status(ns)).to_json(),

@@ -108,7 +108,8 @@ impl Agent {
         self.pod_status(pod, instances, false).is_ready()
     }
 
-    /// Deployments, ReplicaSets, DaemonSets and StatefulSets with their status, as observed on this board.
+    /// Deployments, ReplicaSets, ReplicationControllers, DaemonSets and StatefulSets with
+    /// their status, as observed on this board.
     pub fn controller_view(&self, object: Object, world: &World) -> Value {
         match object {
             Object::DaemonSet(ds) => {
@@ -120,6 +121,10 @@ impl Agent {
             Object::ReplicaSet(rs) => {
                 Object::ReplicaSet(replica_set::with_status(rs, world)).to_json()
             }
+            Object::ReplicationController(rc) => Object::ReplicationController(
+                replica_set::replication_controller_with_status(rc, world),
+            )
+            .to_json(),
             Object::StatefulSet(set) => {
                 Object::StatefulSet(stateful_set::with_status(set, world)).to_json()
             }

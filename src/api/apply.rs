@@ -250,6 +250,11 @@ fn admit_pod_security(
                 &set.spec.template.spec,
                 "spec.template.spec",
             ),
+            Object::ReplicationController(rc) => (
+                "replicationcontrollers",
+                &rc.spec.template.spec,
+                "spec.template.spec",
+            ),
             Object::Job(job) => ("jobs.batch", &job.spec.template.spec, "spec.template.spec"),
             Object::CronJob(cron_job) => (
                 "cronjobs.batch",
@@ -426,6 +431,17 @@ mod tests {
             "deployments.apps \"web\" is forbidden: violates PodSecurity \"baseline:latest\": \
              privileged (container \"c\" must not set securityContext.privileged=true)\n\
              spec.template.spec.containers[0].securityContext.privileged: forbidden: privileged"
+        );
+        let rc = "apiVersion: v1\nkind: ReplicationController\nmetadata: {name: old}\nspec:\n  \
+            template:\n    metadata: {labels: {app: old}}\n    \
+            spec: {hostNetwork: true, containers: [{name: c, image: busybox}]}\n";
+        let refusal = apply_to_store(&mut store, &request(rc), None, baseline).unwrap_err();
+        assert!(
+            refusal.message.starts_with(
+                "replicationcontrollers \"old\" is forbidden: violates PodSecurity \"baseline:latest\""
+            ) && refusal.message.contains("\nspec.template.spec.hostNetwork: forbidden"),
+            "{}",
+            refusal.message
         );
         let restricted_ns = "apiVersion: v1\nkind: Namespace\nmetadata: {name: locked, labels: \
             {pod-security.kubernetes.io/enforce: restricted}}\n---\napiVersion: v1\nkind: Pod\n\

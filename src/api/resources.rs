@@ -150,9 +150,10 @@ pub trait Resources: Send + Sync + 'static {
 /// Stored objects of one kind to show, with what showing them needs.
 pub struct Stored {
     pub records: Vec<Record>,
-    /// When they are workloads (Deployments, ReplicaSets, DaemonSets, StatefulSets), the
-    /// pods of the namespace they were read from (of all namespaces for a list across
-    /// them): their status is derived from the pods they own. Empty for other kinds.
+    /// When they are workloads (Deployments, ReplicaSets, ReplicationControllers,
+    /// DaemonSets, StatefulSets), the pods of the namespace they were read from (of all
+    /// namespaces for a list across them): their status is derived from the pods they
+    /// own. Empty for other kinds.
     pub pods: Vec<Record>,
     /// When they are Deployments, the ReplicaSets of the same namespaces, through which
     /// they own their pods. Empty for other kinds.
@@ -168,9 +169,11 @@ impl Stored {
         records: Vec<Record>,
     ) -> Result<Stored, Refusal> {
         let pods = match kind {
-            Kind::Deployment | Kind::ReplicaSet | Kind::DaemonSet | Kind::StatefulSet => {
-                store.list("Pod", namespace)?
-            }
+            Kind::Deployment
+            | Kind::ReplicaSet
+            | Kind::ReplicationController
+            | Kind::DaemonSet
+            | Kind::StatefulSet => store.list("Pod", namespace)?,
             _ => Vec::new(),
         };
         let replica_sets = match kind {
@@ -200,19 +203,20 @@ struct ListQuery {
 /// The routes under `/api/v1` and `/apis/apps/v1` (API group `group`, `rest` the
 /// decoded segments after it): `namespaces/NS/PLURAL[/NAME]`, `PLURAL` (all
 /// namespaces) and `namespaces[/NAME]` — GET one, list or watch, DELETE one, PATCH a
-/// Deployment — and the `scale` subresource of Deployments, ReplicaSets and
-/// StatefulSets.
+/// Deployment — and the `scale` subresource of Deployments, ReplicaSets, StatefulSets
+/// and ReplicationControllers.
 pub fn serve_resources<R: Resources>(
     resources: &Arc<R>,
     request: &Request,
     group: &str,
     rest: &[&str],
 ) -> Result<Response, Refusal> {
-    if let ("apps/v1", ["namespaces", namespace, plural, name, "scale"]) = (group, rest) {
-        let kind = match *plural {
-            "deployments" => Kind::Deployment,
-            "replicasets" => Kind::ReplicaSet,
-            "statefulsets" => Kind::StatefulSet,
+    if let ["namespaces", namespace, plural, name, "scale"] = rest {
+        let kind = match (group, *plural) {
+            ("apps/v1", "deployments") => Kind::Deployment,
+            ("apps/v1", "replicasets") => Kind::ReplicaSet,
+            ("apps/v1", "statefulsets") => Kind::StatefulSet,
+            ("v1", "replicationcontrollers") => Kind::ReplicationController,
             _ => return Err(not_found(format!("{plural} have no scale subresource"))),
         };
         return scale(resources.as_ref(), request, kind, namespace, name);
@@ -343,9 +347,14 @@ fn scale<R: Resources + ?Sized>(
     name: &str,
 ) -> Result<Response, Refusal> {
     let mut store = resources.store();
+    // `deployments.apps "web"`, or `replicationcontrollers "web"` for the core group.
+    let resource = match kind.api_version().split_once('/') {
+        Some((group, _)) => format!("{}.{group}", kind.plural()),
+        None => kind.plural().to_owned(),
+    };
     let record = store
         .get(kind.as_str(), namespace, name)?
-        .ok_or_else(|| not_found(format!("{}.apps \"{name}\" not found", kind.plural())))?;
+        .ok_or_else(|| not_found(format!("{resource} \"{name}\" not found")))?;
     let mut object = record.object;
     match request.method.as_str() {
         "GET" => drop(store),

@@ -343,6 +343,45 @@ fn the_scale_subresource_reads_and_sets_replicas() {
     assert_eq!(fake.changed.load(Ordering::SeqCst), 2);
 }
 
+/// A ReplicationController's scale lives in the core group, and its selector was
+/// defaulted from the template when applied.
+#[test]
+fn replication_controllers_scale_through_the_core_group() {
+    let fake = fake();
+    let request = ApplyRequest {
+        files: vec![ManifestFile {
+            name: "rc.yaml".into(),
+            content: "apiVersion: v1\nkind: ReplicationController\nmetadata: {name: web}\n\
+                      spec:\n  template:\n    metadata: {labels: {app: web}}\n    \
+                      spec: {containers: [{name: c, image: busybox}]}\n"
+                .into(),
+        }],
+        namespace: None,
+    };
+    let options = AdmissionOptions {
+        pod_security_level: PodSecurityLevel::Privileged,
+        ..AdmissionOptions::default()
+    };
+    apply_to_store(&mut fake.store(), &request, None, &options).unwrap();
+    let scale = "/api/v1/namespaces/default/replicationcontrollers/web/scale";
+    assert_eq!(ok(&fake, "GET", scale, Value::Null)["spec"]["replicas"], 1);
+    let set = ok(&fake, "PUT", scale, json!({"spec": {"replicas": 3}}));
+    assert_eq!(set["spec"]["replicas"], 3);
+    let stored = fake
+        .store()
+        .get("ReplicationController", "default", "web")
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.object["spec"]["replicas"], 3);
+    assert_eq!(stored.object["spec"]["selector"], json!({"app": "web"}));
+    let missing = "/api/v1/namespaces/prod/replicationcontrollers/web/scale";
+    let missing = refused(&fake, "GET", missing, Value::Null);
+    assert_eq!(missing.message, "replicationcontrollers \"web\" not found");
+    let wrong_group = "/apis/apps/v1/namespaces/default/replicationcontrollers/web/scale";
+    let wrong_group = refused(&fake, "GET", wrong_group, Value::Null);
+    assert_eq!(wrong_group.code, 404);
+}
+
 /// A PATCH of `target` with `body` sent as `media_type`, routed as the servers do.
 fn patch(fake: &Arc<Fake>, target: &str, media_type: &str, body: Value) -> Result<Value, Refusal> {
     let mut request = request("PATCH", target, Some(&body));

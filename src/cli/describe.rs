@@ -220,6 +220,7 @@ pub fn describe(kind: Kind, object: &Value) -> String {
         Kind::Pod => describe_pod(&mut out, object),
         Kind::Deployment => workload::describe_deployment(&mut out, object),
         Kind::ReplicaSet => workload::describe_replica_set(&mut out, object),
+        Kind::ReplicationController => workload::describe_replication_controller(&mut out, object),
         Kind::DaemonSet => workload::describe_daemon_set(&mut out, object),
         Kind::StatefulSet => workload::describe_stateful_set(&mut out, object),
         Kind::ServiceAccount | Kind::Ingress | Kind::IngressClass | Kind::NetworkPolicy => {

@@ -24,10 +24,11 @@ pub enum Resource {
     Coordinator,
 }
 
-/// What `all` means, in kubectl's order (pods, services, daemonsets, deployments,
-/// replicasets, ...) restricted to the kinds berth has.
-pub const ALL: [Resource; 8] = [
+/// What `all` means, in kubectl's order (pods, replicationcontrollers, services,
+/// daemonsets, deployments, replicasets, ...) restricted to the kinds berth has.
+pub const ALL: [Resource; 9] = [
     Resource::Kind(Kind::Pod),
+    Resource::Kind(Kind::ReplicationController),
     Resource::Kind(Kind::Service),
     Resource::Kind(Kind::DaemonSet),
     Resource::Kind(Kind::Deployment),
@@ -49,7 +50,7 @@ impl Resource {
         Kind::from_cli_name(s).map(Resource::Kind).ok_or_else(|| {
             anyhow!(
                 "the server doesn't have a resource type {s:?} (known: pods, deployments, \
-                 replicasets, daemonsets, statefulsets, jobs, cronjobs, services, endpoints, endpointslices, namespaces, configmaps, secrets, nodes, \
+                 replicasets, replicationcontrollers, daemonsets, statefulsets, jobs, cronjobs, services, endpoints, endpointslices, namespaces, configmaps, secrets, nodes, \
                  events, coordinators, all)"
             )
         })
@@ -90,6 +91,7 @@ impl Resource {
             Resource::Kind(Kind::Pod) => "pod",
             Resource::Kind(Kind::Deployment) => "deployment.apps",
             Resource::Kind(Kind::ReplicaSet) => "replicaset.apps",
+            Resource::Kind(Kind::ReplicationController) => "replicationcontroller",
             Resource::Kind(Kind::DaemonSet) => "daemonset.apps",
             Resource::Kind(Kind::StatefulSet) => "statefulset.apps",
             Resource::Kind(Kind::ServiceAccount) => "serviceaccount",
@@ -301,6 +303,7 @@ mod tests {
             Resource::parse_list("all,cm,pods,svc").unwrap(),
             [
                 Resource::Kind(Kind::Pod),
+                Resource::Kind(Kind::ReplicationController),
                 Resource::Kind(Kind::Service),
                 Resource::Kind(Kind::DaemonSet),
                 Resource::Kind(Kind::Deployment),
@@ -322,6 +325,11 @@ mod tests {
             Resource::parse_list("rs,replicaset.apps").unwrap(),
             [Resource::Kind(Kind::ReplicaSet)]
         );
+        assert_eq!(
+            Resource::parse_list("rc,replicationcontrollers").unwrap(),
+            [Resource::Kind(Kind::ReplicationController)]
+        );
+        assert!(Resource::parse("replicationcontroller.apps").is_err());
         assert_eq!(Resource::parse_list("nodes").unwrap(), [Resource::Node]);
         assert_eq!(
             Resource::parse_list("ev,event,Events").unwrap(),

@@ -1,16 +1,17 @@
-//! `berth scale deployment|replicaset|statefulset NAME --replicas N`: sets the replica
-//! count through the `scale` subresource, as kubectl does.
+//! `berth scale deployment|replicaset|statefulset|replicationcontroller NAME --replicas
+//! N`: sets the replica count through the `scale` subresource, as kubectl does.
 
 use anyhow::bail;
 use serde_json::json;
 
 use super::get::parse_kind;
+use super::resource::Resource;
 use super::{call, object_path, GlobalOptions};
 use crate::model::Kind;
 
 #[derive(clap::Args, Debug)]
 pub struct ScaleArgs {
-    /// `deployment`, `replicaset` or `statefulset`
+    /// `deployment`, `replicaset`, `statefulset` or `replicationcontroller` (`rc`)
     pub kind: String,
     /// Name of the object to scale
     pub name: String,
@@ -23,10 +24,11 @@ pub fn run(global: &GlobalOptions, args: ScaleArgs) -> anyhow::Result<()> {
     let kind = parse_kind(&args.kind)?;
     if !matches!(
         kind,
-        Kind::Deployment | Kind::ReplicaSet | Kind::StatefulSet
+        Kind::Deployment | Kind::ReplicaSet | Kind::StatefulSet | Kind::ReplicationController
     ) {
         bail!(
-            "cannot scale {}: only deployments, replicasets and statefulsets can be scaled",
+            "cannot scale {}: only deployments, replicasets, statefulsets and \
+             replicationcontrollers can be scaled",
             kind.plural()
         );
     }
@@ -44,6 +46,6 @@ pub fn run(global: &GlobalOptions, args: ScaleArgs) -> anyhow::Result<()> {
     );
     let body = json!({"apiVersion": "autoscaling/v1", "kind": "Scale", "spec": {"replicas": args.replicas}});
     call(&client, "PUT", &path, Some(&body))?;
-    println!("{}.apps/{} scaled", kind.as_str().to_lowercase(), args.name);
+    println!("{}/{} scaled", Resource::Kind(kind).display(), args.name);
     Ok(())
 }

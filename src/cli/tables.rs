@@ -30,7 +30,9 @@ pub fn header(resource: Resource, wide: bool, with_namespace: bool) -> Vec<&'sta
             &["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE"]
         }
         (Resource::Kind(Kind::Deployment), wide) => workload::deployment_columns(wide),
-        (Resource::Kind(Kind::ReplicaSet), wide) => workload::replica_set_columns(wide),
+        (Resource::Kind(Kind::ReplicaSet | Kind::ReplicationController), wide) => {
+            workload::replica_set_columns(wide)
+        }
         (Resource::Kind(Kind::DaemonSet), wide) => workload::daemon_set_columns(wide),
         (Resource::Kind(Kind::StatefulSet), wide) => workload::stateful_set_columns(wide),
         (Resource::Kind(Kind::ControllerRevision), _) => &["NAME", "CONTROLLER", "REVISION", "AGE"],
@@ -86,6 +88,9 @@ pub fn row(
         Resource::Kind(Kind::Pod) => pod_row(item, wide),
         Resource::Kind(Kind::Deployment) => workload::deployment_row(item, wide),
         Resource::Kind(Kind::ReplicaSet) => workload::replica_set_row(item, wide),
+        Resource::Kind(Kind::ReplicationController) => {
+            workload::replication_controller_row(item, wide)
+        }
         Resource::Kind(Kind::DaemonSet) => workload::daemon_set_row(item, wide),
         Resource::Kind(Kind::StatefulSet) => workload::stateful_set_row(item, wide),
         Resource::Kind(Kind::ControllerRevision) => workload::controller_revision_row(item),

@@ -90,7 +90,7 @@ fn usage(world: &World, namespace: &str) -> Usage {
 fn failed_create(pod: &Pod, generate_name: &str, reason: &str) -> Option<Change> {
     let owner = pod.metadata.controller_ref()?;
     let component = match owner.kind.as_str() {
-        "ReplicaSet" => "replicaset-controller",
+        "ReplicaSet" | "ReplicationController" => super::replica_set::component_of(&owner.kind),
         "DaemonSet" => "daemonset-controller",
         _ => return None,
     };

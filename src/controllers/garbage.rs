@@ -1,7 +1,7 @@
 //! Garbage collection by ownerReferences, as Kubernetes' garbage collector does with
 //! background propagation: a ReplicaSet whose controlling Deployment no longer exists is
-//! deleted, and a pod whose controlling Deployment, ReplicaSet or DaemonSet no longer
-//! (or Job) exists is deleted gracefully.
+//! deleted, and a pod whose controlling Deployment, ReplicaSet, ReplicationController,
+//! DaemonSet, StatefulSet or Job no longer exists is deleted gracefully.
 
 use super::{key_of, mark_pod, Change, World};
 use crate::api::fleet::FLEET_UID_ANNOTATION;
@@ -23,6 +23,10 @@ pub fn reconcile(pod: &Pod, world: &World) -> Option<Change> {
             .replica_sets
             .iter()
             .any(|rs| rs.metadata.uid == owner.uid),
+        "ReplicationController" => world
+            .replication_controllers
+            .iter()
+            .any(|rc| rc.metadata.uid == owner.uid),
         "DaemonSet" => world
             .daemon_sets
             .iter()

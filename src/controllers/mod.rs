@@ -18,7 +18,8 @@ use std::collections::{HashMap, HashSet};
 
 use crate::model::{
     ControllerRevision, CronJob, DaemonSet, Deployment, Endpoints, Job, LimitRange, Namespace,
-    Object, PersistentVolumeClaim, Pod, ReplicaSet, ResourceQuota, Service, StatefulSet,
+    Object, PersistentVolumeClaim, Pod, ReplicaSet, ReplicationController, ResourceQuota, Service,
+    StatefulSet,
 };
 use crate::store::Key;
 
@@ -53,6 +54,8 @@ mod deployment_tests;
 mod endpoints_tests;
 #[cfg(test)]
 mod job_tests;
+#[cfg(test)]
+mod replication_controller_tests;
 #[cfg(test)]
 mod sim;
 #[cfg(test)]
@@ -142,7 +145,10 @@ impl Note {
         let owner = pod.metadata.controller_ref()?;
         let name = &pod.metadata.name;
         let (component, message) = match owner.kind.as_str() {
-            "ReplicaSet" => ("replicaset-controller", format!("Created pod: {name}")),
+            "ReplicaSet" | "ReplicationController" => (
+                replica_set::component_of(&owner.kind),
+                format!("Created pod: {name}"),
+            ),
             "DaemonSet" => ("daemonset-controller", format!("Created pod: {name}")),
             "Job" => ("job-controller", format!("Created pod: {name}")),
             "StatefulSet" => (
@@ -171,6 +177,7 @@ pub struct World {
     pub namespaces: Vec<Namespace>,
     pub deployments: Vec<Deployment>,
     pub replica_sets: Vec<ReplicaSet>,
+    pub replication_controllers: Vec<ReplicationController>,
     pub daemon_sets: Vec<DaemonSet>,
     pub stateful_sets: Vec<StatefulSet>,
     /// With their stored status.
@@ -358,6 +365,8 @@ impl World {
                         .retain(|o| !matches("Deployment", &o.metadata));
                     self.replica_sets
                         .retain(|o| !matches("ReplicaSet", &o.metadata));
+                    self.replication_controllers
+                        .retain(|o| !matches("ReplicationController", &o.metadata));
                     self.daemon_sets
                         .retain(|o| !matches("DaemonSet", &o.metadata));
                     self.stateful_sets
@@ -434,8 +443,8 @@ pub fn key_of(kind: &str, meta: &crate::model::ObjectMeta) -> Key {
     Key::new(kind, meta.namespace_or_empty(), &meta.name)
 }
 
-/// The owner reference that makes an object of `kind` (apps/v1, or a batch/v1 Job) the
-/// controller of what it made.
+/// The owner reference that makes an object of `kind` (apps/v1, a batch/v1 Job or
+/// CronJob, or a v1 ReplicationController) the controller of what it made.
 pub(crate) fn controlled_by_owner(
     kind: &str,
     owner: &crate::model::ObjectMeta,
@@ -443,6 +452,7 @@ pub(crate) fn controlled_by_owner(
     crate::model::OwnerReference {
         api_version: match kind {
             "Job" | "CronJob" => "batch/v1",
+            "ReplicationController" => "v1",
             _ => "apps/v1",
         }
         .to_owned(),
@@ -454,7 +464,7 @@ pub(crate) fn controlled_by_owner(
 }
 
 /// A new pod of `template`, still unnamed, in `owner`'s namespace and controlled by it
-/// (an apps/v1 `kind`).
+/// (of `kind`).
 fn pod_of_template(
     template: &crate::model::PodTemplateSpec,
     kind: &str,
@@ -548,6 +558,11 @@ pub fn reconcile_all(world: &mut World) -> Vec<Change> {
         w.replica_sets
             .iter()
             .flat_map(|rs| replica_set::reconcile(rs, w))
+            .chain(
+                w.replication_controllers
+                    .iter()
+                    .flat_map(|rc| replica_set::reconcile_replication_controller(rc, w)),
+            )
             .collect()
     });
     run(world, &mut all, |w| {

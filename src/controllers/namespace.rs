@@ -1,7 +1,8 @@
 //! The Namespace controller: a namespace being deleted takes its objects with it.
-//! Deployments, ReplicaSets, DaemonSets, ConfigMaps, Secrets, Services with their
-//! endpoints, LimitRanges and ResourceQuotas go at once, pods gracefully (their board stops them first), and the
-//! namespace itself when no pod is left in it.
+//! Deployments, ReplicaSets, ReplicationControllers, DaemonSets, StatefulSets,
+//! ConfigMaps, Secrets, Services with their endpoints, LimitRanges and ResourceQuotas go
+//! at once, pods gracefully (their board stops them first), and the namespace itself
+//! when no pod is left in it.
 
 use super::{key_of, mark_pod, Change, World};
 use crate::model::Namespace;
@@ -25,6 +26,13 @@ pub fn reconcile(namespace: &Namespace, world: &World) -> Vec<Change> {
             .iter()
             .filter(|rs| inside(&rs.metadata))
             .map(|rs| Change::Delete(key_of("ReplicaSet", &rs.metadata))),
+    );
+    changes.extend(
+        world
+            .replication_controllers
+            .iter()
+            .filter(|rc| inside(&rc.metadata))
+            .map(|rc| Change::Delete(key_of("ReplicationController", &rc.metadata))),
     );
     changes.extend(
         world

@@ -1,9 +1,12 @@
 //! The ReplicaSet controller: keeps `spec.replicas` pods of the ReplicaSet's template.
 //! Scaling down removes the pods that serve least first (not ready, then the newest),
 //! as Kubernetes' ReplicaSet does; a Deployment rolls out by scaling its ReplicaSets.
+//! It keeps ReplicationControllers' pods too, through the same [`Replicated`] view.
 
 use super::{mark_pod, Change, Note, World};
-use crate::model::{Pod, ReplicaSet, ReplicaSetStatus};
+use crate::model::{
+    ObjectMeta, Pod, PodTemplateSpec, ReplicaSet, ReplicaSetStatus, ReplicationController,
+};
 
 /// What the controller needs to know of one owned pod.
 #[derive(Clone, Debug, PartialEq)]
@@ -44,13 +47,76 @@ pub fn plan_replicas(wanted: i32, pods: &[OwnedPod]) -> ReplicaPlan {
     plan
 }
 
+/// What this controller keeps, whichever kind asks: a ReplicaSet, or a
+/// ReplicationController (its ancestor, the same controller in Kubernetes but for the
+/// selector's shape, which pods owned by uid never consult).
+#[derive(Clone, Copy, Debug)]
+pub struct Replicated<'a> {
+    /// The owner's kind, in the pods' controller reference and in events.
+    pub kind: &'static str,
+    pub metadata: &'a ObjectMeta,
+    pub replicas: i32,
+    pub min_ready_seconds: i32,
+    pub template: &'a PodTemplateSpec,
+}
+
+impl<'a> From<&'a ReplicaSet> for Replicated<'a> {
+    fn from(rs: &'a ReplicaSet) -> Self {
+        Replicated {
+            kind: "ReplicaSet",
+            metadata: &rs.metadata,
+            replicas: rs.spec.replicas,
+            min_ready_seconds: rs.spec.min_ready_seconds,
+            template: &rs.spec.template,
+        }
+    }
+}
+
+impl<'a> From<&'a ReplicationController> for Replicated<'a> {
+    fn from(rc: &'a ReplicationController) -> Self {
+        Replicated {
+            kind: "ReplicationController",
+            metadata: &rc.metadata,
+            replicas: rc.spec.replicas,
+            min_ready_seconds: rc.spec.min_ready_seconds,
+            template: &rc.spec.template,
+        }
+    }
+}
+
+impl Replicated<'_> {
+    /// The component Kubernetes names in this controller's events.
+    fn component(&self) -> &'static str {
+        component_of(self.kind)
+    }
+}
+
+/// The event source of the controller that keeps `kind`'s pods, for the kinds this
+/// module serves.
+pub fn component_of(kind: &str) -> &'static str {
+    match kind {
+        "ReplicationController" => "replication-controller",
+        _ => "replicaset-controller",
+    }
+}
+
 /// The changes that bring `rs`'s pods to its `spec.replicas`.
 pub fn reconcile(rs: &ReplicaSet, world: &World) -> Vec<Change> {
-    let namespace = rs.metadata.namespace_or_empty();
-    if world.namespace_dying(namespace) || rs.metadata.uid.is_empty() {
+    reconcile_replicated(rs.into(), world)
+}
+
+/// The changes that bring `rc`'s pods to its `spec.replicas`.
+pub fn reconcile_replication_controller(rc: &ReplicationController, world: &World) -> Vec<Change> {
+    reconcile_replicated(rc.into(), world)
+}
+
+fn reconcile_replicated(owner: Replicated<'_>, world: &World) -> Vec<Change> {
+    let meta = owner.metadata;
+    let namespace = meta.namespace_or_empty();
+    if world.namespace_dying(namespace) || meta.uid.is_empty() {
         return Vec::new();
     }
-    let pods = world.controlled_pods(&rs.metadata.uid);
+    let pods = world.controlled_pods(&meta.uid);
     let owned: Vec<OwnedPod> = pods
         .iter()
         .filter(|p| p.metadata.deletion_timestamp.is_none())
@@ -60,11 +126,12 @@ pub fn reconcile(rs: &ReplicaSet, world: &World) -> Vec<Change> {
             ready: world.is_ready(p),
         })
         .collect();
-    let plan = plan_replicas(rs.spec.replicas, &owned);
+    let plan = plan_replicas(owner.replicas, &owned);
     if plan.create > 0 || !plan.delete.is_empty() {
         log::info!(
-            "replica set {namespace}/{}: creating {} pod(s), deleting {}",
-            rs.metadata.name,
+            "{} {namespace}/{}: creating {} pod(s), deleting {}",
+            owner.kind,
+            meta.name,
             plan.create,
             plan.delete.len()
         );
@@ -78,16 +145,16 @@ pub fn reconcile(rs: &ReplicaSet, world: &World) -> Vec<Change> {
         if let Some(mark) = mark_pod(pod) {
             changes.push(mark);
             changes.push(Note::normal(
-                "ReplicaSet",
-                &rs.metadata,
+                owner.kind,
+                meta,
                 "SuccessfulDelete",
                 format!("Deleted pod: {}", pod.metadata.name),
-                "replicaset-controller",
+                owner.component(),
             ));
         }
     }
-    let template_pod = new_pod(rs);
-    let generate_name = format!("{}-", rs.metadata.name);
+    let template_pod = new_pod(owner);
+    let generate_name = format!("{}-", meta.name);
     changes.extend((0..plan.create).map(|_| Change::CreatePod {
         generate_name: generate_name.clone(),
         pod: Box::new(template_pod.clone()),
@@ -95,23 +162,40 @@ pub fn reconcile(rs: &ReplicaSet, world: &World) -> Vec<Change> {
     changes
 }
 
-/// A new pod of `rs`, still unnamed: the driver names it `<replica set>-<five random
+/// A new pod of `owner`, still unnamed: the driver names it `<owner>-<five random
 /// characters>`.
-pub fn new_pod(rs: &ReplicaSet) -> Pod {
-    super::pod_of_template(&rs.spec.template, "ReplicaSet", &rs.metadata)
+pub fn new_pod<'a>(owner: impl Into<Replicated<'a>>) -> Pod {
+    let owner = owner.into();
+    super::pod_of_template(owner.template, owner.kind, owner.metadata)
 }
 
 /// `rs` as the API shows it: its status counted from the pods it controls, with
 /// readiness and availability as this scope observes them.
 pub fn with_status(mut rs: ReplicaSet, world: &World) -> ReplicaSet {
+    rs.status = counted_status((&rs).into(), world);
+    rs
+}
+
+/// `rc` as the API shows it, counted as a ReplicaSet is.
+pub fn replication_controller_with_status(
+    mut rc: ReplicationController,
+    world: &World,
+) -> ReplicationController {
+    rc.status = counted_status((&rc).into(), world);
+    rc
+}
+
+/// The status of `owner`, counted from the pods it controls that are not terminating:
+/// fully labeled ones carry every label of the template.
+fn counted_status(owner: Replicated<'_>, world: &World) -> ReplicaSetStatus {
     let pods: Vec<&Pod> = world
-        .controlled_pods(&rs.metadata.uid)
+        .controlled_pods(&owner.metadata.uid)
         .into_iter()
         .filter(|p| p.metadata.deletion_timestamp.is_none())
         .collect();
     let count = |f: &dyn Fn(&Pod) -> bool| pods.iter().filter(|p| f(p)).count() as i32;
-    let labels = &rs.spec.template.metadata.labels;
-    rs.status = ReplicaSetStatus {
+    let labels = &owner.template.metadata.labels;
+    ReplicaSetStatus {
         replicas: pods.len() as i32,
         fully_labeled_replicas: count(&|p| {
             labels
@@ -119,10 +203,9 @@ pub fn with_status(mut rs: ReplicaSet, world: &World) -> ReplicaSet {
                 .all(|(key, value)| p.metadata.labels.get(key) == Some(value))
         }),
         ready_replicas: count(&|p| world.is_ready(p)),
-        available_replicas: count(&|p| world.is_available(p, rs.spec.min_ready_seconds)),
-        observed_generation: rs.metadata.generation,
-    };
-    rs
+        available_replicas: count(&|p| world.is_available(p, owner.min_ready_seconds)),
+        observed_generation: owner.metadata.generation,
+    }
 }
 
 #[cfg(test)]

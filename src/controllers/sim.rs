@@ -93,6 +93,9 @@ impl Sim {
                 self.world
                     .replica_sets
                     .retain(|rs| !(key.kind == "ReplicaSet" && same(&key, &rs.metadata)));
+                self.world.replication_controllers.retain(|rc| {
+                    !(key.kind == "ReplicationController" && same(&key, &rc.metadata))
+                });
                 self.world
                     .controller_revisions
                     .retain(|cr| !(key.kind == "ControllerRevision" && same(&key, &cr.metadata)));

@@ -578,34 +578,41 @@ fn list_nodes(
 }
 
 /// An object as the API shows it: the stored object with the status its agent
-/// reported; a Deployment's and a ReplicaSet's status is derived from their pods'
-/// reported readiness (`world`), a Namespace's from whether it is being deleted; a
-/// Service's is always the empty load balancer status.
+/// reported; a workload's status (a Deployment's, a ReplicaSet's, a
+/// ReplicationController's, ...) is derived from its pods' reported readiness
+/// (`world`), a Namespace's from whether it is being deleted; a Service's is always the
+/// empty load balancer status.
 fn view(record: Record, world: &World) -> Value {
     let status = record.status;
     let object = record.object;
     match record.kind.as_str() {
-        "Deployment" | "ReplicaSet" | "DaemonSet" | "StatefulSet" | "Namespace" | "Service" => {
-            match Object::from_json(object.clone()) {
-                Ok(Object::Deployment(deploy)) => {
-                    Object::Deployment(deployment_status::with_status(deploy, world)).to_json()
-                }
-                Ok(Object::ReplicaSet(rs)) => {
-                    Object::ReplicaSet(replica_set::with_status(rs, world)).to_json()
-                }
-                Ok(Object::DaemonSet(ds)) => {
-                    Object::DaemonSet(daemon_set::with_status(ds, world)).to_json()
-                }
-                Ok(Object::StatefulSet(set)) => {
-                    Object::StatefulSet(stateful_set::with_status(set, world)).to_json()
-                }
-                Ok(Object::Namespace(ns)) => {
-                    Object::Namespace(namespace::with_status(ns)).to_json()
-                }
-                Ok(service @ Object::Service(_)) => service.to_json(),
-                _ => object,
+        "Deployment"
+        | "ReplicaSet"
+        | "ReplicationController"
+        | "DaemonSet"
+        | "StatefulSet"
+        | "Namespace"
+        | "Service" => match Object::from_json(object.clone()) {
+            Ok(Object::Deployment(deploy)) => {
+                Object::Deployment(deployment_status::with_status(deploy, world)).to_json()
             }
-        }
+            Ok(Object::ReplicaSet(rs)) => {
+                Object::ReplicaSet(replica_set::with_status(rs, world)).to_json()
+            }
+            Ok(Object::ReplicationController(rc)) => Object::ReplicationController(
+                replica_set::replication_controller_with_status(rc, world),
+            )
+            .to_json(),
+            Ok(Object::DaemonSet(ds)) => {
+                Object::DaemonSet(daemon_set::with_status(ds, world)).to_json()
+            }
+            Ok(Object::StatefulSet(set)) => {
+                Object::StatefulSet(stateful_set::with_status(set, world)).to_json()
+            }
+            Ok(Object::Namespace(ns)) => Object::Namespace(namespace::with_status(ns)).to_json(),
+            Ok(service @ Object::Service(_)) => service.to_json(),
+            _ => object,
+        },
         kind => {
             let mut object = object;
             match status {

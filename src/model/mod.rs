@@ -43,6 +43,7 @@ pub mod pod_security;
 mod probe;
 mod quantity;
 mod replica_set;
+mod replication_controller;
 pub mod resource_quota;
 mod security;
 mod selector;
@@ -130,6 +131,7 @@ pub use quantity::{
     MAX_CPU_MILLIS, MAX_MEMORY_BYTES,
 };
 pub use replica_set::{ReplicaSet, ReplicaSetSpec, ReplicaSetStatus};
+pub use replication_controller::{ReplicationController, ReplicationControllerSpec};
 pub use resource_quota::{ResourceQuota, ResourceQuotaSpec, ResourceQuotaStatus};
 pub use security::{
     capability_name, effective_capabilities, effective_security_context, Capabilities,
@@ -167,6 +169,7 @@ pub enum Kind {
     Pod,
     Deployment,
     ReplicaSet,
+    ReplicationController,
     DaemonSet,
     StatefulSet,
     ControllerRevision,
@@ -190,7 +193,7 @@ impl Kind {
     /// Every supported kind, in the order objects should be applied: namespaces first,
     /// then what governs what may be created in them, then what pods consume, then
     /// Services and their endpoints, then what creates pods.
-    pub const ALL: [Kind; 21] = [
+    pub const ALL: [Kind; 22] = [
         Kind::Namespace,
         Kind::IngressClass,
         Kind::ResourceQuota,
@@ -206,6 +209,7 @@ impl Kind {
         Kind::NetworkPolicy,
         Kind::Deployment,
         Kind::ReplicaSet,
+        Kind::ReplicationController,
         Kind::DaemonSet,
         Kind::StatefulSet,
         Kind::ControllerRevision,
@@ -221,6 +225,7 @@ impl Kind {
             Kind::Pod => "Pod",
             Kind::Deployment => "Deployment",
             Kind::ReplicaSet => "ReplicaSet",
+            Kind::ReplicationController => "ReplicationController",
             Kind::DaemonSet => "DaemonSet",
             Kind::StatefulSet => "StatefulSet",
             Kind::ControllerRevision => "ControllerRevision",
@@ -253,6 +258,7 @@ impl Kind {
             | Kind::Endpoints
             | Kind::ResourceQuota
             | Kind::LimitRange
+            | Kind::ReplicationController
             | Kind::ServiceAccount => "v1",
             Kind::Deployment
             | Kind::ReplicaSet
@@ -272,6 +278,7 @@ impl Kind {
             Kind::Pod => "pods",
             Kind::Deployment => "deployments",
             Kind::ReplicaSet => "replicasets",
+            Kind::ReplicationController => "replicationcontrollers",
             Kind::DaemonSet => "daemonsets",
             Kind::StatefulSet => "statefulsets",
             Kind::ControllerRevision => "controllerrevisions",
@@ -299,6 +306,7 @@ impl Kind {
             Kind::Pod
             | Kind::Deployment
             | Kind::ReplicaSet
+            | Kind::ReplicationController
             | Kind::DaemonSet
             | Kind::StatefulSet
             | Kind::ControllerRevision
@@ -361,6 +369,9 @@ impl Kind {
             "daemonset" | "daemonsets" | "ds" => Some(Kind::DaemonSet),
             "statefulset" | "statefulsets" | "sts" => Some(Kind::StatefulSet),
             "controllerrevision" | "controllerrevisions" => Some(Kind::ControllerRevision),
+            "replicationcontroller" | "replicationcontrollers" | "rc" => {
+                Some(Kind::ReplicationController)
+            }
             "namespace" | "namespaces" | "ns" => Some(Kind::Namespace),
             "configmap" | "configmaps" | "cm" => Some(Kind::ConfigMap),
             "secret" | "secrets" => Some(Kind::Secret),
@@ -389,6 +400,7 @@ impl Kind {
             "Pod" => Some(Kind::Pod),
             "Deployment" => Some(Kind::Deployment),
             "ReplicaSet" => Some(Kind::ReplicaSet),
+            "ReplicationController" => Some(Kind::ReplicationController),
             "DaemonSet" => Some(Kind::DaemonSet),
             "StatefulSet" => Some(Kind::StatefulSet),
             "ControllerRevision" => Some(Kind::ControllerRevision),
@@ -424,6 +436,7 @@ pub enum Object {
     Pod(Pod),
     Deployment(Deployment),
     ReplicaSet(ReplicaSet),
+    ReplicationController(ReplicationController),
     DaemonSet(DaemonSet),
     StatefulSet(StatefulSet),
     ControllerRevision(ControllerRevision),
@@ -449,6 +462,7 @@ impl Object {
             Object::Pod(_) => Kind::Pod,
             Object::Deployment(_) => Kind::Deployment,
             Object::ReplicaSet(_) => Kind::ReplicaSet,
+            Object::ReplicationController(_) => Kind::ReplicationController,
             Object::DaemonSet(_) => Kind::DaemonSet,
             Object::StatefulSet(_) => Kind::StatefulSet,
             Object::ControllerRevision(_) => Kind::ControllerRevision,
@@ -472,6 +486,7 @@ impl Object {
             Object::Pod(o) => &o.metadata,
             Object::Deployment(o) => &o.metadata,
             Object::ReplicaSet(o) => &o.metadata,
+            Object::ReplicationController(o) => &o.metadata,
             Object::DaemonSet(o) => &o.metadata,
             Object::StatefulSet(o) => &o.metadata,
             Object::ControllerRevision(o) => &o.metadata,
@@ -495,6 +510,7 @@ impl Object {
             Object::Pod(o) => &mut o.metadata,
             Object::Deployment(o) => &mut o.metadata,
             Object::ReplicaSet(o) => &mut o.metadata,
+            Object::ReplicationController(o) => &mut o.metadata,
             Object::DaemonSet(o) => &mut o.metadata,
             Object::StatefulSet(o) => &mut o.metadata,
             Object::ControllerRevision(o) => &mut o.metadata,
@@ -525,6 +541,7 @@ impl Object {
             Object::Pod(o) => to_value(o),
             Object::Deployment(o) => to_value(o),
             Object::ReplicaSet(o) => to_value(o),
+            Object::ReplicationController(o) => to_value(o),
             Object::DaemonSet(o) => to_value(o),
             Object::StatefulSet(o) => to_value(o),
             Object::ControllerRevision(o) => to_value(o),
@@ -563,6 +580,9 @@ impl Object {
             Kind::Pod => serde_json::from_value(value).map(Object::Pod),
             Kind::Deployment => serde_json::from_value(value).map(Object::Deployment),
             Kind::ReplicaSet => serde_json::from_value(value).map(Object::ReplicaSet),
+            Kind::ReplicationController => {
+                serde_json::from_value(value).map(Object::ReplicationController)
+            }
             Kind::DaemonSet => serde_json::from_value(value).map(Object::DaemonSet),
             Kind::StatefulSet => serde_json::from_value(value).map(Object::StatefulSet),
             Kind::ControllerRevision => {
@@ -660,6 +680,13 @@ mod tests {
         assert_eq!(Kind::from_cli_name("limits"), Some(Kind::LimitRange));
         assert_eq!(Kind::LimitRange.plural(), "limitranges");
         assert_eq!(Kind::ResourceQuota.api_version(), "v1");
+        assert_eq!(Kind::from_cli_name("rc"), Some(Kind::ReplicationController));
+        assert_eq!(Kind::from_cli_name("rc.apps"), None);
+        assert_eq!(Kind::ReplicationController.api_version(), "v1");
+        assert_eq!(
+            Kind::ReplicationController.plural(),
+            "replicationcontrollers"
+        );
     }
 
     #[test]

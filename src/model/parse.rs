@@ -11,8 +11,8 @@ use crate::model::validate::{
 };
 use crate::model::{
     ConfigMap, ControllerRevision, CronJob, DaemonSet, Deployment, EndpointSlice, Endpoints, Job,
-    Kind, LimitRange, Namespace, Object, PersistentVolumeClaim, Pod, ReplicaSet, ResourceQuota,
-    Secret, Service, StatefulSet,
+    Kind, LimitRange, Namespace, Object, PersistentVolumeClaim, Pod, ReplicaSet,
+    ReplicationController, ResourceQuota, Secret, Service, StatefulSet,
 };
 
 /// One problem at one field.
@@ -249,6 +249,11 @@ fn build(kind: Kind, mut value: Value) -> Result<Object, String> {
             let mut replica_set: ReplicaSet = serde_json::from_value(value).map_err(invalid)?;
             replica_set.spec.template.spec.apply_defaults();
             Object::ReplicaSet(replica_set)
+        }
+        Kind::ReplicationController => {
+            let mut rc: ReplicationController = serde_json::from_value(value).map_err(invalid)?;
+            rc.apply_defaults();
+            Object::ReplicationController(rc)
         }
         Kind::ConfigMap => {
             Object::ConfigMap(serde_json::from_value::<ConfigMap>(value).map_err(invalid)?)

@@ -83,6 +83,7 @@ fn pod_metadata(object: &Object) -> Option<(&ObjectMeta, &'static str)> {
         Object::Pod(pod) => (&pod.metadata, "metadata"),
         Object::Deployment(o) => (&o.spec.template.metadata, TEMPLATE),
         Object::ReplicaSet(o) => (&o.spec.template.metadata, TEMPLATE),
+        Object::ReplicationController(o) => (&o.spec.template.metadata, TEMPLATE),
         Object::DaemonSet(o) => (&o.spec.template.metadata, TEMPLATE),
         Object::StatefulSet(o) => (&o.spec.template.metadata, TEMPLATE),
         Object::Job(o) => (&o.spec.template.metadata, TEMPLATE),
@@ -101,6 +102,7 @@ fn pod_spec(object: &Object) -> Option<(&PodSpec, &'static str)> {
         Object::Pod(pod) => (&pod.spec, "spec"),
         Object::Deployment(o) => (&o.spec.template.spec, TEMPLATE),
         Object::ReplicaSet(o) => (&o.spec.template.spec, TEMPLATE),
+        Object::ReplicationController(o) => (&o.spec.template.spec, TEMPLATE),
         Object::DaemonSet(o) => (&o.spec.template.spec, TEMPLATE),
         Object::StatefulSet(o) => (&o.spec.template.spec, TEMPLATE),
         Object::Job(o) => (&o.spec.template.spec, TEMPLATE),
@@ -226,6 +228,8 @@ mod tests {
             warned(job),
             ["spec.template.spec.serviceAccountName: berth mounts no service account token: the pod runs without the credentials of \"uploader\""]
         );
+        let rc = "apiVersion: v1\nkind: ReplicationController\nmetadata: {name: r}\nspec:\n  template:\n    metadata: {labels: {app: r}}\n    spec:\n      serviceAccountName: uploader\n      containers: [{name: c, image: busybox}]\n";
+        assert_eq!(warned(rc).len(), 1, "its template is looked at too");
         let default = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  serviceAccountName: default\n  automountServiceAccountToken: false\n  containers: [{name: c, image: busybox}]\n";
         assert!(warned(default).is_empty());
     }

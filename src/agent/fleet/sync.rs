@@ -136,8 +136,9 @@ fn fleet_uid_of(object: &Value) -> Option<String> {
 }
 
 /// Checks one pushed object with the local model. Kinds a coordinator never pushes
-/// (Deployments, ReplicaSets, DaemonSets: their controllers run at the coordinator) are refused
-/// too, since a local one would start making pods of its own.
+/// (Deployments, ReplicaSets, ReplicationControllers, DaemonSets, ...: their controllers
+/// run at the coordinator) are refused too, since a local one would start making pods of
+/// its own.
 pub fn check_incoming(value: &Value) -> Result<Incoming, String> {
     let object = Object::from_json(value.clone())?;
     let kind = object.kind();
@@ -152,6 +153,7 @@ pub fn check_incoming(value: &Value) -> Result<Incoming, String> {
         | Kind::EndpointSlice => {}
         Kind::Deployment
         | Kind::ReplicaSet
+        | Kind::ReplicationController
         | Kind::DaemonSet
         | Kind::StatefulSet
         | Kind::ControllerRevision
@@ -460,6 +462,12 @@ mod tests {
         let deploy = json!({"apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": {"name": "d", "namespace": "web"}, "spec": {}});
         assert!(check_incoming(&deploy).is_err());
+        let rc = json!({"apiVersion": "v1", "kind": "ReplicationController",
+            "metadata": {"name": "r", "namespace": "web"}, "spec": {}});
+        assert_eq!(
+            check_incoming(&rc).err().as_deref(),
+            Some("a coordinator does not push ReplicationControllers")
+        );
         assert!(check_incoming(&json!({"kind": "Service", "metadata": {"name": "s"}})).is_err());
         let unnamespaced =
             json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}});

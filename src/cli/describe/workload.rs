@@ -1,5 +1,6 @@
-//! `describe` of workloads: Deployments (with their ReplicaSets), ReplicaSets and
-//! DaemonSets, in kubectl's layout.
+//! `describe` of workloads: Deployments (with their ReplicaSets), ReplicaSets,
+//! ReplicationControllers, DaemonSets, StatefulSets, Jobs and CronJobs, in kubectl's
+//! layout.
 
 use serde_json::Value;
 
@@ -128,12 +129,19 @@ pub(super) fn replica_sets(out: &mut String, deploy: &Value, sets: &[Value]) {
 }
 
 pub(super) fn describe_replica_set(out: &mut String, rs: &Value) {
-    field(
-        out,
-        0,
-        "Selector",
-        map_lines(at(rs, &["spec", "selector", "matchLabels"])),
-    );
+    describe_replicated(out, rs, at(rs, &["spec", "selector", "matchLabels"]));
+}
+
+/// A ReplicationController is described as a ReplicaSet is; its selector is a plain
+/// label map.
+pub(super) fn describe_replication_controller(out: &mut String, rc: &Value) {
+    describe_replicated(out, rc, at(rc, &["spec", "selector"]));
+}
+
+/// What `describe` shows of a ReplicaSet or a ReplicationController, whose selector's
+/// labels are `selector`.
+fn describe_replicated(out: &mut String, rs: &Value, selector: &Value) {
+    field(out, 0, "Selector", map_lines(selector));
     let owner = at(rs, &["metadata", "ownerReferences"])
         .as_array()
         .and_then(|owners| owners.iter().find(|o| o["controller"] == true))

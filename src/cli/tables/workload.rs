@@ -1,5 +1,5 @@
-//! The tables of Deployments, ReplicaSets, DaemonSets and StatefulSets, with kubectl's
-//! columns.
+//! The tables of Deployments, ReplicaSets, ReplicationControllers, DaemonSets and
+//! StatefulSets, with kubectl's columns.
 
 use serde_json::Value;
 
@@ -95,7 +95,7 @@ pub fn daemon_set_row(ds: &Value, wide: bool) -> Vec<String> {
         age(str_at(ds, &["metadata", "creationTimestamp"])),
     ];
     if wide {
-        row.extend(wide_cells(ds));
+        row.extend(wide_cells(ds, at(ds, &["spec", "selector", "matchLabels"])));
     }
     row
 }
@@ -130,12 +130,25 @@ pub fn deployment_row(deploy: &Value, wide: bool) -> Vec<String> {
         age(str_at(deploy, &["metadata", "creationTimestamp"])),
     ];
     if wide {
-        row.extend(wide_cells(deploy));
+        row.extend(wide_cells(
+            deploy,
+            at(deploy, &["spec", "selector", "matchLabels"]),
+        ));
     }
     row
 }
 
 pub fn replica_set_row(rs: &Value, wide: bool) -> Vec<String> {
+    replicated_row(rs, wide, at(rs, &["spec", "selector", "matchLabels"]))
+}
+
+/// A ReplicationController's row is a ReplicaSet's; its selector is a plain label map.
+pub fn replication_controller_row(rc: &Value, wide: bool) -> Vec<String> {
+    replicated_row(rc, wide, at(rc, &["spec", "selector"]))
+}
+
+/// `DESIRED CURRENT READY AGE`, and with `wide` the containers, images and `selector`.
+fn replicated_row(rs: &Value, wide: bool, selector: &Value) -> Vec<String> {
     let mut row = vec![
         str_at(rs, &["metadata", "name"]).to_owned(),
         at(rs, &["spec", "replicas"])
@@ -147,12 +160,11 @@ pub fn replica_set_row(rs: &Value, wide: bool) -> Vec<String> {
         age(str_at(rs, &["metadata", "creationTimestamp"])),
     ];
     if wide {
-        row.extend(wide_cells(rs));
+        row.extend(wide_cells(rs, selector));
     }
     row
 }
 
-/// Container names, images and the selector of a workload's template.
 pub fn stateful_set_columns(wide: bool) -> &'static [&'static str] {
     if wide {
         &["NAME", "READY", "AGE", WIDE[0], WIDE[1]]
@@ -170,19 +182,21 @@ pub fn stateful_set_row(set: &Value, wide: bool) -> Vec<String> {
         age(str_at(set, &["metadata", "creationTimestamp"])),
     ];
     if wide {
-        row.extend(wide_cells(set).into_iter().take(2));
+        row.extend(wide_cells(set, &Value::Null).into_iter().take(2));
     }
     row
 }
 
-fn wide_cells(workload: &Value) -> [String; 3] {
+/// Container names and images of a workload's template, and its selector's labels
+/// (`selector`, a label map).
+fn wide_cells(workload: &Value, selector: &Value) -> [String; 3] {
     let containers = at(workload, &["spec", "template", "spec", "containers"])
         .as_array()
         .map(Vec::as_slice)
         .unwrap_or_default();
     let names: Vec<&str> = containers.iter().map(|c| str_at(c, &["name"])).collect();
     let images: Vec<&str> = containers.iter().map(|c| str_at(c, &["image"])).collect();
-    let selector = at(workload, &["spec", "selector", "matchLabels"])
+    let selector = selector
         .as_object()
         .map(|m| {
             m.iter()
@@ -211,5 +225,19 @@ mod tests {
         assert_eq!(&row[..4], ["web-5d8f9c7b6a", "3", "2", "1"]);
         assert_eq!(&row[5..], ["web", "busybox", "app=web"]);
         assert_eq!(replica_set_columns(true).len(), row.len());
+    }
+
+    #[test]
+    fn a_replication_controller_row_reads_its_plain_selector() {
+        let rc = json!({
+            "metadata": {"name": "web"},
+            "spec": {"replicas": 2, "selector": {"app": "web", "tier": "front"},
+                     "template": {"spec": {"containers": [{"name": "web", "image": "busybox"}]}}},
+            "status": {"replicas": 2, "readyReplicas": 2}
+        });
+        let row = replication_controller_row(&rc, true);
+        assert_eq!(&row[..4], ["web", "2", "2", "2"]);
+        assert_eq!(&row[5..], ["web", "busybox", "app=web,tier=front"]);
+        assert_eq!(replication_controller_row(&rc, false).len(), 5);
     }
 }

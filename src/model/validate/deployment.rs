@@ -1,4 +1,5 @@
-//! Validation of a Deployment spec, and of a ReplicaSet spec (its subset).
+//! Validation of a Deployment spec, and of the specs that share its selector and
+//! template: ReplicaSets', DaemonSets' and ReplicationControllers'.
 
 use std::collections::BTreeMap;
 
@@ -21,6 +22,7 @@ pub(super) fn check_deployment_spec(c: &mut Checker, value: Option<&Value>) {
             "progressDeadlineSeconds",
             "paused",
         ],
+        SelectorShape::MatchLabels,
     ) else {
         return;
     };
@@ -57,6 +59,18 @@ pub(super) fn check_replica_set_spec(c: &mut Checker, value: Option<&Value>) {
         c,
         value,
         &["replicas", "selector", "template", "minReadySeconds"],
+        SelectorShape::MatchLabels,
+    );
+}
+
+/// A ReplicationController's spec: a ReplicaSet's fields, with a plain label map for a
+/// selector.
+pub(super) fn check_replication_controller_spec(c: &mut Checker, value: Option<&Value>) {
+    check_replicated_spec(
+        c,
+        value,
+        &["replicas", "selector", "template", "minReadySeconds"],
+        SelectorShape::PlainMap,
     );
 }
 
@@ -71,6 +85,7 @@ pub(super) fn check_daemon_set_spec(c: &mut Checker, value: Option<&Value>) {
             "minReadySeconds",
             "revisionHistoryLimit",
         ],
+        SelectorShape::MatchLabels,
     ) else {
         return;
     };
@@ -110,13 +125,24 @@ pub(super) fn check_daemon_set_spec(c: &mut Checker, value: Option<&Value>) {
     check_surge_and_unavailable(c, rolling, path);
 }
 
-/// What Deployments, ReplicaSets and DaemonSets share: replicas (not DaemonSets), a
-/// selector that matches the template's labels, the template, `minReadySeconds`.
-/// Returns the spec to check further.
+/// How a spec writes its selector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum SelectorShape {
+    /// A `LabelSelector` whose `matchLabels` are required (the apps/v1 kinds).
+    MatchLabels,
+    /// A plain label map that, empty or absent, stands for the template's labels (a
+    /// ReplicationController's, defaulted so when built).
+    PlainMap,
+}
+
+/// What Deployments, ReplicaSets, DaemonSets, StatefulSets and ReplicationControllers
+/// share: replicas (not DaemonSets), a selector of `shape` that matches the template's
+/// labels, the template, `minReadySeconds`. Returns the spec to check further.
 pub(super) fn check_replicated_spec<'a>(
     c: &mut Checker,
     value: Option<&'a Value>,
     fields: &[&str],
+    shape: SelectorShape,
 ) -> Option<&'a Map<String, Value>> {
     // A missing spec is reported through the fields it lacks.
     static EMPTY: std::sync::OnceLock<Map<String, Value>> = std::sync::OnceLock::new();
@@ -131,20 +157,51 @@ pub(super) fn check_replicated_spec<'a>(
     if let Some(value) = get(spec, "replicas") {
         c.integer_in(value, "spec.replicas", 0, i64::from(i32::MAX));
     }
-    let selector = check_selector(c, get(spec, "selector"));
-    let template_labels = check_template(c, get(spec, "template"), "spec.template", true);
-    if let (Some(selector), Some(labels)) = (selector, template_labels) {
-        let matches = selector
-            .iter()
-            .all(|(key, value)| labels.get(key) == Some(value));
-        if !matches {
-            c.error(
-                "spec.selector.matchLabels",
-                "does not match template labels",
-            );
+    match shape {
+        SelectorShape::MatchLabels => {
+            let selector = check_selector(c, get(spec, "selector"));
+            let template_labels = check_template(c, get(spec, "template"), "spec.template", true);
+            if let (Some(selector), Some(labels)) = (selector, template_labels) {
+                if !selects(&selector, &labels) {
+                    c.error(
+                        "spec.selector.matchLabels",
+                        "does not match template labels",
+                    );
+                }
+            }
         }
+        SelectorShape::PlainMap => check_plain_selector(c, spec),
     }
     Some(spec)
+}
+
+/// Whether every pair of `selector` is among `labels`: equality selection.
+fn selects(selector: &BTreeMap<&str, &str>, labels: &BTreeMap<&str, &str>) -> bool {
+    selector
+        .iter()
+        .all(|(key, value)| labels.get(key) == Some(value))
+}
+
+/// A ReplicationController's selector, a plain label map, and its template. An empty
+/// or absent selector stands for the template's labels, so only a template without
+/// labels leaves it empty, which would select every pod of the namespace.
+fn check_plain_selector(c: &mut Checker, spec: &Map<String, Value>) {
+    let selector = get(spec, "selector")
+        .map(|value| c.labels(value, "spec.selector"))
+        .filter(|selector| !selector.is_empty());
+    let template_labels = check_template(c, get(spec, "template"), "spec.template", true);
+    match (selector, template_labels) {
+        (Some(selector), Some(labels)) if !selects(&selector, &labels) => {
+            c.error(
+                "spec.template.metadata.labels",
+                "selector does not match labels in template",
+            );
+        }
+        (None, labels) if labels.as_ref().is_none_or(BTreeMap::is_empty) => {
+            c.required("spec.selector");
+        }
+        _ => {}
+    }
 }
 
 /// Returns the selector's labels when it is well formed enough to compare.
@@ -303,3 +360,7 @@ fn int_or_percent(c: &mut Checker, value: &Value, path: &str) -> Option<IntOrPer
         }
     }
 }
+
+#[cfg(test)]
+#[path = "deployment_tests.rs"]
+mod tests;

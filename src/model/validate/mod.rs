@@ -112,6 +112,7 @@ fn check_document(c: &mut Checker, doc: &Value) -> Option<Kind> {
             | Kind::Pod
             | Kind::Deployment
             | Kind::ReplicaSet
+            | Kind::ReplicationController
             | Kind::DaemonSet
             | Kind::StatefulSet
             | Kind::PersistentVolumeClaim
@@ -134,6 +135,9 @@ fn check_document(c: &mut Checker, doc: &Value) -> Option<Kind> {
         Kind::Pod => pod::check_pod_spec(c, get(top, "spec"), "spec", false),
         Kind::Deployment => deployment::check_deployment_spec(c, get(top, "spec")),
         Kind::ReplicaSet => deployment::check_replica_set_spec(c, get(top, "spec")),
+        Kind::ReplicationController => {
+            deployment::check_replication_controller_spec(c, get(top, "spec"))
+        }
         Kind::DaemonSet => deployment::check_daemon_set_spec(c, get(top, "spec")),
         Kind::StatefulSet => stateful_set::check_stateful_set_spec(c, get(top, "spec")),
         // Revisions are the DaemonSet controller's record, not something to apply.
@@ -185,6 +189,7 @@ fn check_metadata(c: &mut Checker, top: &JsonObject, kind: Kind) {
                 Kind::Pod
                 | Kind::Deployment
                 | Kind::ReplicaSet
+                | Kind::ReplicationController
                 | Kind::DaemonSet
                 | Kind::ControllerRevision
                 | Kind::ConfigMap

@@ -5,7 +5,7 @@
 use serde_json::{json, Value};
 
 use super::checker::{get, index, join, Checker, JsonObject};
-use super::deployment::check_replicated_spec;
+use super::deployment::{check_replicated_spec, SelectorShape};
 use crate::model::{is_dns1123_label, is_dns1123_subdomain};
 
 const SPEC_FIELDS: [&str; 11] = [
@@ -30,7 +30,12 @@ pub(super) fn check_stateful_set_spec(c: &mut Checker, value: Option<&Value>) {
     // The template is checked as the pods will be made: with a volume for each claim
     // template, which its containers' volumeMounts name.
     let with_claims = value.map(|spec| with_claim_volumes(spec, &claims));
-    let Some(spec) = check_replicated_spec(c, with_claims.as_ref(), &SPEC_FIELDS) else {
+    let Some(spec) = check_replicated_spec(
+        c,
+        with_claims.as_ref(),
+        &SPEC_FIELDS,
+        SelectorShape::MatchLabels,
+    ) else {
         return;
     };
     if let Some(value) = get(spec, "serviceName") {
