@@ -146,8 +146,13 @@ fn passes_over_a_running_pod_tell_nothing_and_its_stop_is_told() {
         test.agent.reconcile_once().unwrap();
     }
     assert_eq!(test.agent.events.len(), before);
-    let counts: Vec<i64> = told(&test.agent, "web").iter().map(|e| e.3).collect();
-    assert_eq!(counts, [1, 1], "passes over a running pod count nothing");
+    let all = told(&test.agent, "web");
+    let counts: Vec<i64> = all.iter().map(|e| e.3).collect();
+    assert_eq!(
+        counts,
+        [1, 1],
+        "passes over a running pod count nothing: {all:?}"
+    );
 
     let (status, _) = call(
         &test.agent,
