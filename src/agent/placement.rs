@@ -9,6 +9,11 @@
 //! Only pods without `spec.nodeName` are decided here: a fleet's pods were placed by the
 //! coordinator. Pods that run already keep running. CPU and memory are not counted: a
 //! lone board's containers share them within their cgroup limits, as before.
+//!
+//! Waiting pods are decided highest priority first (`spec.priority`, which admission
+//! gives them from their PriorityClass), so the more important of two pods wanting the
+//! one dongle gets it. A lone board does not preempt: a pod that started keeps running
+//! whatever the priority of one waiting for its place.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -37,6 +42,7 @@ impl Agent {
         }
         crate::support::sort::sort_by_key(&mut waiting, |p| {
             (
+                std::cmp::Reverse(crate::model::priority_class::pod_priority(&p.spec)),
                 p.metadata.creation_timestamp.clone(),
                 p.metadata.name.clone(),
             )
