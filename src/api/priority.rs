@@ -165,6 +165,36 @@ mod tests {
     }
 
     #[test]
+    fn a_quota_scoped_by_class_counts_only_its_pods() {
+        let mut store = store();
+        let quota = "apiVersion: v1\nkind: ResourceQuota\nmetadata: {name: few-high}\nspec:\n  \
+                     hard: {pods: '1'}\n  scopeSelector:\n    matchExpressions:\n    - \
+                     {scopeName: PriorityClass, operator: In, values: [high]}\n";
+        let yaml = format!(
+            "{}---\n{}---\n{quota}",
+            class("high", 1000, false),
+            class("low", 1, false)
+        );
+        apply(&mut store, &yaml).unwrap();
+        apply(&mut store, &pod("a", "  priorityClassName: high\n")).unwrap();
+        let refusal = apply(&mut store, &pod("b", "  priorityClassName: high\n")).unwrap_err();
+        assert_eq!(
+            refusal.message,
+            "pods \"b\" is forbidden: exceeded quota: few-high, requested: pods=1, used: \
+             pods=1, limited: pods=1"
+        );
+        apply(&mut store, &pod("c", "  priorityClassName: low\n")).unwrap();
+        apply(&mut store, &pod("d", "")).unwrap();
+        let stored = store
+            .get("ResourceQuota", "default", "few-high")
+            .unwrap()
+            .unwrap();
+        let ended = crate::api::quota::ended_by_stored_status;
+        let shown = crate::api::quota::quotas_with_usage(&store, vec![stored.object], &ended);
+        assert_eq!(shown.unwrap()[0]["status"]["used"], json!({"pods": "1"}));
+    }
+
+    #[test]
     fn built_in_classes_are_there_and_stay() {
         let mut store = store();
         let built_in = crate::model::priority_class::system_priority_classes();

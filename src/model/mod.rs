@@ -43,6 +43,7 @@ pub mod pod_security;
 pub mod priority_class;
 mod probe;
 mod quantity;
+pub mod quota_scope;
 mod replica_set;
 pub mod resource_quota;
 mod security;
