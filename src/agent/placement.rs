@@ -9,6 +9,11 @@
 //! Only pods without `spec.nodeName` are decided here: a fleet's pods were placed by the
 //! coordinator. Pods that run already keep running. CPU and memory are not counted: a
 //! lone board's containers share them within their cgroup limits, as before.
+//!
+//! Waiting pods are decided highest priority first (`spec.priority`, which admission
+//! gives them from their PriorityClass), so the more important of two pods wanting the
+//! one dongle gets it. A lone board does not preempt: a pod that started keeps running
+//! whatever the priority of one waiting for its place.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -37,6 +42,7 @@ impl Agent {
         }
         crate::support::sort::sort_by_key(&mut waiting, |p| {
             (
+                std::cmp::Reverse(crate::model::priority_class::pod_priority(&p.spec)),
                 p.metadata.creation_timestamp.clone(),
                 p.metadata.name.clone(),
             )
@@ -103,4 +109,48 @@ fn request_of(pod: &Pod) -> Option<crate::controllers::scheduler::PodRequest> {
     let mut request = pod_request_from_spec(namespace, &pod.metadata.name, None, &pod.spec).ok()?;
     request.labels = pod.metadata.labels.clone();
     Some(request)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use crate::agent::test_support::{test_agent_with, IMAGE};
+    use crate::model::{parse_manifests, Object, Pod};
+
+    /// A waiting pod wanting the dongle, made at second `made` with `priority`.
+    fn dongle_pod(name: &str, made: u32, priority: i32) -> Pod {
+        let yaml = format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  containers: \
+             [{{name: app, image: '{IMAGE}', resources: {{limits: {{example.com/dongle: 1}}}}}}]\n"
+        );
+        let Some(Object::Pod(mut pod)) = parse_manifests(&yaml).unwrap().pop() else {
+            panic!("a pod");
+        };
+        pod.metadata.uid = format!("uid-{name}");
+        pod.metadata.creation_timestamp = Some(format!("2026-12-01T10:00:{made:02}Z"));
+        pod.spec.priority = Some(priority);
+        pod
+    }
+
+    #[test]
+    fn the_higher_priority_of_two_waiting_pods_gets_the_one_dongle() {
+        let test = test_agent_with(Duration::from_secs(1), |options| {
+            options.extended_resources = BTreeMap::from([("example.com/dongle".into(), 1)]);
+        });
+        // The older pod would win by age; the newer one outranks it.
+        let pods = [dongle_pod("older", 1, 0), dongle_pod("urgent", 2, 1000)];
+        let refused = test.agent.unschedulable_pods(&pods, &BTreeMap::new());
+        let names: Vec<&String> = refused.keys().collect();
+        assert_eq!(names, ["uid-older"]);
+        assert_eq!(
+            refused["uid-older"],
+            "0/1 nodes are available: 1 Insufficient example.com/dongle."
+        );
+        // Of equal priorities the older goes first, as before.
+        let pods = [dongle_pod("older", 1, 5), dongle_pod("newer", 2, 5)];
+        let refused = test.agent.unschedulable_pods(&pods, &BTreeMap::new());
+        assert!(refused.contains_key("uid-newer"), "{refused:?}");
+    }
 }

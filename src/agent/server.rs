@@ -77,6 +77,9 @@ fn route(agent: &Arc<Agent>, request: &Request) -> Result<Response, Refusal> {
         (_, ["apis", "networking.k8s.io", "v1", rest @ ..]) => {
             serve_resources(agent, request, "networking.k8s.io/v1", rest)
         }
+        (_, ["apis", "scheduling.k8s.io", "v1", rest @ ..]) => {
+            serve_resources(agent, request, "scheduling.k8s.io/v1", rest)
+        }
         (_, ["apis", "discovery.k8s.io", "v1", rest @ ..]) => {
             serve_resources(agent, request, "discovery.k8s.io/v1", rest)
         }
@@ -192,6 +195,7 @@ fn view(
         | Object::EndpointSlice(_)
         | Object::ResourceQuota(_)
         | Object::LimitRange(_)
+        | Object::PriorityClass(_)
         | Object::Passive(_)) => object.to_json(),
     })
 }

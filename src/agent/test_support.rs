@@ -33,8 +33,16 @@ pub struct TestAgent {
 /// An agent named `pi-1` whose crash-loop back-off starts at `backoff_base`, with the
 /// `default` namespace and [`IMAGE`] in place.
 pub fn test_agent(backoff_base: Duration) -> TestAgent {
+    test_agent_with(backoff_base, |_| {})
+}
+
+/// [`test_agent`] with `adjust` applied to its options first (its devices, say).
+pub fn test_agent_with(
+    backoff_base: Duration,
+    adjust: impl FnOnce(&mut AgentOptions),
+) -> TestAgent {
     let dir = tempfile::tempdir().unwrap();
-    let options = AgentOptions {
+    let mut options = AgentOptions {
         state_dir: dir.path().to_path_buf(),
         manifests_dir: None,
         node_name: "pi-1".into(),
@@ -57,6 +65,7 @@ pub fn test_agent(backoff_base: Duration) -> TestAgent {
         service_cidr: crate::model::default_service_cidr(),
         node_port_range: crate::model::DEFAULT_NODE_PORT_RANGE,
     };
+    adjust(&mut options);
     let runtime = Arc::new(FakeRuntime::new());
     let (agent, _wake) = Agent::new(options, runtime.clone()).unwrap();
     // The store the agent opened on disk is swapped for one in memory: nothing here is

@@ -19,6 +19,8 @@ use super::quota::{admit_limits_and_quotas, ended_by_stored_status, EndedPods};
 use super::refusal::{forbidden, invalid, not_found, Refusal};
 use super::services::admit_services;
 use super::types::{ApplyItem, ApplyRequest, ApplyResult, ManifestFile};
+use crate::model::admission;
+use crate::model::priority_class::is_system_class_name;
 use crate::model::{
     check_pod_spec, default_service_cidr, forbidden_message, parse_manifests, Ipv4Cidr, Kind,
     Object, PodSecurityLevel, DEFAULT_NODE_PORT_RANGE,
@@ -167,6 +169,9 @@ pub fn apply_observed(
         return Err(not_found(missing.join("\n")));
     }
     admit_pod_security(&objects, &levels, default_level)?;
+    // Before the quotas, as in Kubernetes: a quota scoped by priority class counts the
+    // class a pod was given.
+    super::priority::admit_priorities(store, &mut objects)?;
     admit_limits_and_quotas(store, &mut objects, ended)?;
     super::claims::admit_claims(store, &mut objects)?;
     admit_services(
@@ -271,6 +276,7 @@ fn admit_pod_security(
             | Object::EndpointSlice(_)
             | Object::ResourceQuota(_)
             | Object::LimitRange(_)
+            | Object::PriorityClass(_)
             | Object::Passive(_) => continue,
         };
         let meta = object.meta();
@@ -315,6 +321,19 @@ pub fn delete_keys_in_store(store: &mut Store, keys: &[Key]) -> Result<ApplyResu
     let mut immediate = Vec::new();
     let mut marked = Vec::new();
     let mut items = Vec::new();
+    // The built-in PriorityClasses stay, as Kubernetes keeps them.
+    if let Some(key) = keys
+        .iter()
+        .find(|k| k.kind == "PriorityClass" && is_system_class_name(&k.name))
+    {
+        let reason = "this is a system priority class and cannot be deleted";
+        let name = &key.name;
+        return Err(forbidden(admission::forbidden(
+            Kind::PriorityClass,
+            name,
+            reason,
+        )));
+    }
     for key in keys {
         let Some(record) = store.get(&key.kind, &key.namespace, &key.name)? else {
             continue;

@@ -8,7 +8,8 @@
 //! `Status` error ([`refusal`]), resource paths, selectors and response bodies
 //! ([`resources`]), merge patches ([`patch`]), and admission with the store writes it
 //! allows ([`apply`]), Services' cluster IPs and node ports among it ([`services`]),
-//! LimitRanges and ResourceQuotas ([`quota`]),
+//! LimitRanges and ResourceQuotas ([`quota`]), PriorityClasses and pod priorities
+//! ([`priority`]),
 //! and the recent Events each daemon keeps in memory ([`events`]).
 //!
 //! Why our own HTTP: the subset we need (Content-Length bodies, responses that are
@@ -27,6 +28,7 @@ pub mod fleet;
 pub mod frames;
 pub mod http;
 pub mod patch;
+mod priority;
 pub mod quota;
 pub mod refusal;
 pub mod resources;

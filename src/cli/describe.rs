@@ -20,7 +20,7 @@ mod workload;
 #[derive(clap::Args, Debug)]
 pub struct DescribeArgs {
     /// pod, deployment, service, endpoints, endpointslice, namespace, configmap, secret,
-    /// resourcequota, limitrange, persistentvolumeclaim or node
+    /// resourcequota, limitrange, persistentvolumeclaim, priorityclass or node
     pub kind: String,
     /// Name of the object
     pub name: String,
@@ -258,6 +258,19 @@ pub fn describe(kind: Kind, object: &Value) -> String {
         Kind::EndpointSlice => service::describe_endpoint_slice(&mut out, object),
         Kind::ResourceQuota => quota::describe_resource_quota(&mut out, object),
         Kind::LimitRange => quota::describe_limit_range(&mut out, object),
+        Kind::PriorityClass => {
+            field(&mut out, 0, "Value", int_at(object, &["value"]));
+            let global_default = at(object, &["globalDefault"]).as_bool();
+            field(
+                &mut out,
+                0,
+                "GlobalDefault",
+                global_default.unwrap_or(false),
+            );
+            let policy = str_at(object, &["preemptionPolicy"]);
+            field(&mut out, 0, "PreemptionPolicy", policy);
+            field(&mut out, 0, "Description", str_at(object, &["description"]));
+        }
     }
     out
 }
@@ -320,6 +333,18 @@ fn describe_data(out: &mut String, object: &Value, secret: bool) {
 }
 
 fn describe_pod(out: &mut String, pod: &Value) {
+    // Shown once admission has given the pod a priority, as kubectl shows them.
+    if let Some(priority) = at(pod, &["spec", "priority"]).as_i64() {
+        field(out, 0, "Priority", priority);
+    }
+    let class = str_at(pod, &["spec", "priorityClassName"]);
+    if !class.is_empty() {
+        field(out, 0, "Priority Class Name", class);
+    }
+    let nominated = str_at(pod, &["status", "nominatedNodeName"]);
+    if !nominated.is_empty() {
+        field(out, 0, "NominatedNodeName", nominated);
+    }
     field(out, 0, "Status", pod_status_column(pod));
     field(out, 0, "Phase", str_at(pod, &["status", "phase"]));
     field(out, 0, "IP", or_none(str_at(pod, &["status", "podIP"])));

@@ -50,7 +50,7 @@ impl Resource {
         Kind::from_cli_name(s).map(Resource::Kind).ok_or_else(|| {
             anyhow!(
                 "the server doesn't have a resource type {s:?} (known: pods, deployments, \
-                 replicasets, replicationcontrollers, daemonsets, statefulsets, jobs, cronjobs, services, endpoints, endpointslices, namespaces, configmaps, secrets, nodes, \
+                 replicasets, replicationcontrollers, daemonsets, statefulsets, jobs, cronjobs, services, endpoints, endpointslices, namespaces, configmaps, secrets, priorityclasses, nodes, \
                  events, coordinators, all)"
             )
         })
@@ -100,6 +100,7 @@ impl Resource {
             Resource::Kind(Kind::NetworkPolicy) => "networkpolicy.networking.k8s.io",
             Resource::Kind(Kind::ControllerRevision) => "controllerrevision.apps",
             Resource::Kind(Kind::Namespace) => "namespace",
+            Resource::Kind(Kind::PriorityClass) => "priorityclass.scheduling.k8s.io",
             Resource::Kind(Kind::ConfigMap) => "configmap",
             Resource::Kind(Kind::Secret) => "secret",
             Resource::Kind(Kind::PersistentVolumeClaim) => "persistentvolumeclaim",

@@ -37,6 +37,7 @@ pub fn header(resource: Resource, wide: bool, with_namespace: bool) -> Vec<&'sta
         (Resource::Kind(Kind::StatefulSet), wide) => workload::stateful_set_columns(wide),
         (Resource::Kind(Kind::ControllerRevision), _) => &["NAME", "CONTROLLER", "REVISION", "AGE"],
         (Resource::Kind(Kind::Namespace), _) => &["NAME", "STATUS", "AGE"],
+        (Resource::Kind(Kind::PriorityClass), _) => &["NAME", "VALUE", "GLOBAL-DEFAULT", "AGE"],
         (Resource::Kind(Kind::ConfigMap), _) => &["NAME", "DATA", "AGE"],
         (Resource::Kind(Kind::Secret), _) => &["NAME", "TYPE", "DATA", "AGE"],
         (Resource::Kind(Kind::PersistentVolumeClaim), _) => &claim::CLAIM_COLUMNS,
@@ -95,6 +96,7 @@ pub fn row(
         Resource::Kind(Kind::StatefulSet) => workload::stateful_set_row(item, wide),
         Resource::Kind(Kind::ControllerRevision) => workload::controller_revision_row(item),
         Resource::Kind(Kind::Namespace) => namespace_row(item),
+        Resource::Kind(Kind::PriorityClass) => priority_class_row(item),
         Resource::Kind(Kind::ConfigMap) => config_map_row(item),
         Resource::Kind(Kind::Secret) => secret_row(item),
         Resource::Kind(Kind::PersistentVolumeClaim) => claim::claim_row(item),
@@ -190,6 +192,17 @@ fn namespace_row(ns: &Value) -> Vec<String> {
             phase.to_owned()
         },
         age(str_at(ns, &["metadata", "creationTimestamp"])),
+    ]
+}
+
+/// kubectl's GLOBAL-DEFAULT is the field as a word, `false` when it is left out.
+fn priority_class_row(class: &Value) -> Vec<String> {
+    let global_default = at(class, &["globalDefault"]).as_bool().unwrap_or(false);
+    vec![
+        str_at(class, &["metadata", "name"]).to_owned(),
+        int_at(class, &["value"]).to_string(),
+        global_default.to_string(),
+        age(str_at(class, &["metadata", "creationTimestamp"])),
     ]
 }
 

@@ -1,15 +1,18 @@
 //! Admission of the pods the controllers make, as Kubernetes' API server admits a
-//! ReplicaSet's or a DaemonSet's pod creations: each gets its namespace's LimitRange
-//! defaults, and one that breaks a LimitRange's bounds or would take the namespace past
-//! a ResourceQuota is not made. Its controller then reports `FailedCreate`, and tries
+//! ReplicaSet's or a DaemonSet's pod creations: each gets the priority of its
+//! PriorityClass and its namespace's LimitRange defaults, and one that names no
+//! existing class, breaks a LimitRange's bounds or would take the namespace past a
+//! ResourceQuota is not made. Its controller then reports `FailedCreate`, and tries
 //! again on a later pass (after something it reads has changed, such as the quota).
 //!
-//! The rules are [`crate::model::admission`]'s, the same that apply uses.
+//! The rules are [`crate::model::admission`]'s and
+//! [`crate::model::priority_class::admit_priority`], the same that apply uses.
 
 use std::collections::HashMap;
 
 use super::{Change, Note, World};
 use crate::model::admission::{admit_pod, forbidden, Policy};
+use crate::model::priority_class::admit_priority;
 use crate::model::resource_quota::{pod_usage, Usage};
 use crate::model::{Kind, Pod};
 
@@ -28,6 +31,9 @@ pub fn admit_created(world: &World, changes: Vec<Change>) -> Vec<Change> {
             else {
                 return Some(change);
             };
+            if let Err(reason) = admit_priority(&mut pod.spec, &world.priority_classes, None) {
+                return failed_create(&pod, &generate_name, &reason);
+            }
             let namespace = pod.metadata.namespace_or_empty().to_owned();
             let policy = policy(world, &namespace);
             if policy.is_empty() {
@@ -86,14 +92,29 @@ fn usage(world: &World, namespace: &str) -> Usage {
 /// is forbidden: exceeded quota: ...`. The pod is named by its `generateName` alone, as
 /// Kubernetes did before it named pods ahead of admission: the message stays the same
 /// from one attempt to the next, so the attempts count up on one event instead of
-/// crowding the others out.
+/// crowding the others out. A StatefulSet's pod has its own name, and says so in the
+/// StatefulSet controller's words.
 fn failed_create(pod: &Pod, generate_name: &str, reason: &str) -> Option<Change> {
     let owner = pod.metadata.controller_ref()?;
-    let component = match owner.kind.as_str() {
-        "ReplicaSet" | "ReplicationController" => super::replica_set::component_of(&owner.kind),
-        "DaemonSet" => "daemonset-controller",
+    let refusal = |name: &str| forbidden(Kind::Pod, name, reason);
+    let (component, message) = match owner.kind.as_str() {
+        "ReplicaSet" | "ReplicationController" => {
+            (super::replica_set::component_of(&owner.kind), None)
+        }
+        "DaemonSet" => ("daemonset-controller", None),
+        "Job" => ("job-controller", None),
+        "StatefulSet" => {
+            let name = &pod.metadata.name;
+            let message = format!(
+                "create Pod {name} in StatefulSet {} failed error: {}",
+                owner.name,
+                refusal(name)
+            );
+            ("statefulset-controller", Some(message))
+        }
         _ => return None,
     };
+    let message = message.unwrap_or_else(|| format!("Error creating: {}", refusal(generate_name)));
     Some(Change::Event(Box::new(Note {
         kind: owner.kind.clone(),
         namespace: pod.metadata.namespace_or_empty().to_owned(),
@@ -101,10 +122,7 @@ fn failed_create(pod: &Pod, generate_name: &str, reason: &str) -> Option<Change>
         uid: owner.uid.clone(),
         warning: true,
         reason: "FailedCreate",
-        message: format!(
-            "Error creating: {}",
-            forbidden(Kind::Pod, generate_name, reason)
-        ),
+        message,
         component,
     })))
 }
@@ -144,6 +162,7 @@ mod tests {
             match object {
                 Object::ResourceQuota(quota) => world.resource_quotas.push(quota),
                 Object::LimitRange(range) => world.limit_ranges.push(range),
+                Object::PriorityClass(class) => world.priority_classes.push(class),
                 other => panic!("{other:?}"),
             }
         }
@@ -204,6 +223,50 @@ mod tests {
         assert_eq!(creates(&mut world.clone()), 0, "1Gi used already");
         world.ended_pods.insert("uid-2".into());
         assert_eq!(creates(&mut world), 1);
+    }
+
+    fn made_pods(world: &mut World) -> Vec<Pod> {
+        reconcile_all(world)
+            .into_iter()
+            .filter_map(|c| match c {
+                Change::CreatePod { pod, .. } => Some(*pod),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn made_pods_get_their_class_priority() {
+        let mut rs = replica_set(1);
+        rs.spec.template.spec.priority_class_name = Some("high".into());
+        let class = "apiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata: {name: \
+                     high}\nvalue: 1000\npreemptionPolicy: Never\n";
+        let mut world = world_with(rs.clone(), class);
+        let pods = made_pods(&mut world);
+        assert_eq!(pods.len(), 1);
+        assert_eq!(pods[0].spec.priority, Some(1000));
+        assert_eq!(pods[0].spec.preemption_policy.as_deref(), Some("Never"));
+
+        // Without the class, no pod, and the ReplicaSet says why.
+        let mut world = World {
+            replica_sets: vec![rs],
+            ..World::default()
+        };
+        let changes = reconcile_all(&mut world);
+        assert!(!changes
+            .iter()
+            .any(|c| matches!(c, Change::CreatePod { .. })));
+        let failed = changes.iter().find_map(|c| match c {
+            Change::Event(note) if note.reason == "FailedCreate" => Some(note.message.clone()),
+            _ => None,
+        });
+        assert_eq!(
+            failed.as_deref(),
+            Some(
+                "Error creating: pods \"web-abc-\" is forbidden: no PriorityClass with name \
+                 high was found"
+            )
+        );
     }
 
     #[test]

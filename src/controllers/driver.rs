@@ -34,6 +34,7 @@ pub fn load(store: &Store, now: SystemTime) -> anyhow::Result<World> {
         "LimitRange",
         "ResourceQuota",
         "PersistentVolumeClaim",
+        "PriorityClass",
     ] {
         for object in store.list(kind, None)?.into_iter().filter_map(readable) {
             match object {
@@ -48,6 +49,7 @@ pub fn load(store: &Store, now: SystemTime) -> anyhow::Result<World> {
                 Object::Endpoints(endpoints) => world.endpoints.push(endpoints),
                 Object::LimitRange(range) => world.limit_ranges.push(range),
                 Object::ResourceQuota(quota) => world.resource_quotas.push(quota),
+                Object::PriorityClass(class) => world.priority_classes.push(class),
                 Object::PersistentVolumeClaim(claim) => {
                     world
                         .claims

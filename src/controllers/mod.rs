@@ -18,8 +18,8 @@ use std::collections::{HashMap, HashSet};
 
 use crate::model::{
     ControllerRevision, CronJob, DaemonSet, Deployment, Endpoints, Job, LimitRange, Namespace,
-    Object, PersistentVolumeClaim, Pod, ReplicaSet, ReplicationController, ResourceQuota, Service,
-    StatefulSet,
+    Object, PersistentVolumeClaim, Pod, PriorityClass, ReplicaSet, ReplicationController,
+    ResourceQuota, Service, StatefulSet,
 };
 use crate::store::Key;
 
@@ -195,6 +195,8 @@ pub struct World {
     /// What admits the pods the controllers make ([`admission`]).
     pub limit_ranges: Vec<LimitRange>,
     pub resource_quotas: Vec<ResourceQuota>,
+    /// What gives the pods the controllers make their priority ([`admission`]).
+    pub priority_classes: Vec<PriorityClass>,
     /// PersistentVolumeClaims being deleted: what pvc-protection ([`claim`]) acts on.
     pub dying_claims: Vec<PersistentVolumeClaim>,
     /// The keys of every stored claim: a StatefulSet makes the ones its pods lack.
@@ -490,7 +492,8 @@ fn mark_pod(pod: &Pod) -> Option<Change> {
 /// Runs every controller both scopes share, in order, each on the world as the ones
 /// before it left it: the namespace cascade, then Deployments, DaemonSets, ReplicaSets, then
 /// garbage collection, then the Endpoints of Services. The pods they make are admitted
-/// last, against their namespaces' LimitRanges and ResourceQuotas.
+/// last: given their priority, then held to their namespaces' LimitRanges and
+/// ResourceQuotas.
 pub fn reconcile_all(world: &mut World) -> Vec<Change> {
     let mut all = Vec::new();
     run(world, &mut all, |w| {

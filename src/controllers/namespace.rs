@@ -102,7 +102,8 @@ pub fn with_status(mut namespace: Namespace) -> Namespace {
     namespace
 }
 
-/// Makes the `default` namespace and the system ones if they are missing, as the
+/// Makes the `default` namespace and the system ones if they are missing, and the
+/// built-in PriorityClasses (`system-cluster-critical`, `system-node-critical`), as the
 /// Kubernetes API server does at start-up; both daemons call this before serving. With
 /// all of them there it writes nothing. `kube-system` is made `privileged` for Pod
 /// Security, as clusters exempt it (k3s' and RKE2's admission configurations do): it is
@@ -119,6 +120,14 @@ pub fn ensure_default(store: &mut Store) -> Result<(), StoreError> {
                     serde_json::json!({crate::model::pod_security::ENFORCE_LABEL: "privileged"});
             }
             missing.push(namespace);
+        }
+    }
+    for class in crate::model::priority_class::system_priority_classes() {
+        if store
+            .get("PriorityClass", "", &class.metadata.name)?
+            .is_none()
+        {
+            missing.push(crate::model::Object::PriorityClass(class).to_json());
         }
     }
     if !missing.is_empty() {

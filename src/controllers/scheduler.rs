@@ -65,6 +65,13 @@
 //! Shares are compared in integer parts per million, so no floating-point rounding can
 //! make two equal nodes compare differently.
 //!
+//! # Priority
+//!
+//! [`schedule`] places one pod; the caller takes pending pods highest priority first
+//! ([`queue_key`]) and, for one that fits nowhere, asks [`preempt`] which pods of lower
+//! priority to remove and where ([`priority`]). Pods being deleted still count on their
+//! node until they are gone, so a preemptor goes there only once its victims have left.
+//!
 //! # Cost
 //!
 //! Every decision looks at every placed pod of every node, because the snapshot carries
@@ -75,6 +82,7 @@
 
 mod matching;
 mod pods;
+pub mod priority;
 #[cfg(test)]
 mod tests;
 pub mod volumes;
@@ -93,6 +101,7 @@ pub use crate::model::{
     NodeSelectorOperator, NodeSelectorTerm, PreferredSchedulingTerm, Requirement, Taint,
     Toleration, TolerationOperator,
 };
+pub use priority::{preempt, queue_key, Preemption};
 
 /// The taint a node that is not ready carries (added by Kubernetes' node lifecycle
 /// controller; berth derives it from [`NodeInfo::ready`]).
@@ -138,6 +147,10 @@ pub struct PlacedPod {
     pub labels: BTreeMap<String, String>,
     /// Its required pod anti-affinity, which keeps pods it picks out of its domain.
     pub anti_affinity: Vec<PodAffinityTerm>,
+    /// `spec.priority`: only pods of higher priority may preempt it.
+    pub priority: i32,
+    /// Being deleted: it still holds what it requests, and is no victim to choose.
+    pub terminating: bool,
 }
 
 /// What the scheduler needs to know about the pod to place.
@@ -173,6 +186,10 @@ pub struct PodRequest {
     /// Why the pod's claims cannot be had at all (missing, being deleted): no node is
     /// looked at.
     pub volume_problem: Option<String>,
+    /// `spec.priority` (0 when unset).
+    pub priority: i32,
+    /// Whether it may preempt lower-priority pods (`preemptionPolicy` is not `Never`).
+    pub may_preempt: bool,
 }
 
 impl PodRequest {
@@ -187,6 +204,8 @@ impl PodRequest {
             extended: self.extended,
             labels: self.labels,
             anti_affinity: self.pod_anti_affinity,
+            priority: self.priority,
+            terminating: false,
         }
     }
 }
@@ -270,6 +289,8 @@ pub fn pod_request_from_spec(
         image_platforms: None,
         volume_nodes: Vec::new(),
         volume_problem: None,
+        priority: crate::model::priority_class::pod_priority(spec),
+        may_preempt: crate::model::priority_class::may_preempt(spec),
     })
 }
 

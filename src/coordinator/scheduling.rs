@@ -1,6 +1,10 @@
 //! Scheduling at the coordinator: pending pods are bound to nodes by the pure scheduler
-//! ([`super::scheduler`]); those it cannot place get `PodScheduled=False` with its
-//! message, written only when it changes. The PersistentVolumeClaims a pod is the first
+//! ([`super::scheduler`]), highest priority first; those it cannot place get
+//! `PodScheduled=False` with its message, written only when it changes. For one that
+//! may preempt, the scheduler's [`preempt`] picks a node and pods of lower priority
+//! there: they are deleted gracefully with a `Preempted` event, the pod carries
+//! `status.nominatedNodeName`, and it is bound there once they are gone (pods being
+//! deleted still hold their share of their node). The PersistentVolumeClaims a pod is the first
 //! to use get the node it was bound to (`volume.kubernetes.io/selected-node`), their
 //! volume name and the `Bound` status: that node makes their directories, and their
 //! later pods go there too ([`crate::controllers::scheduler::volumes`]).
@@ -13,7 +17,8 @@ use super::Coordinator;
 use crate::api::events::Involved;
 use crate::controllers::scheduler::volumes::{claim_needs, select_node, ClaimInfo};
 use crate::controllers::scheduler::{
-    platforms_common_to, pod_request_from_spec, schedule, Decision, NodeInfo, PlacedPod, Taint,
+    platforms_common_to, pod_request_from_spec, preempt, queue_key, schedule, Decision, NodeInfo,
+    PlacedPod, PodRequest, Preemption, Taint,
 };
 use crate::model::{
     is_extended_resource, parse_count, parse_cpu_millis, parse_memory_bytes, volume_name_for,
@@ -42,8 +47,23 @@ fn deleting(record: &Record) -> bool {
         .is_some()
 }
 
-/// Binds every pending pod the scheduler can place; the others get `PodScheduled=False`
-/// with the scheduler's message (written only when it changes).
+/// What one scheduling pass decided, to be written once it is over.
+#[derive(Default)]
+struct Outcome<'a> {
+    /// Pods with their `spec.nodeName` set.
+    bound: Vec<Value>,
+    assigned: Vec<(&'a Record, String)>,
+    statuses: Vec<(&'a Record, Value)>,
+    /// Claims first used by a pod just bound: `(namespace, name)`.
+    placed_claims: Vec<(String, String)>,
+    /// Pods preempted: the victim, the preemptor's uid and the node.
+    preempted: Vec<(&'a Record, String, String)>,
+}
+
+/// Binds every pending pod the scheduler can place, highest priority first; the others
+/// get `PodScheduled=False` with the scheduler's message (written only when it changes),
+/// and those that may preempt have pods of lower priority deleted to make room
+/// ([`preempt`]): they carry `status.nominatedNodeName` until the victims are gone.
 pub(super) fn schedule_pending(
     c: &Coordinator,
     node_ready: &dyn Fn(&str) -> bool,
@@ -57,23 +77,13 @@ pub(super) fn schedule_pending(
         return Ok(false);
     }
     let nodes = c.store().list("Node", None)?;
-    crate::support::sort::sort_by(&mut pending, |a, b| {
-        (
-            a.creation_timestamp.as_str(),
-            a.namespace.as_str(),
-            a.name.as_str(),
-        )
-            .cmp(&(
-                b.creation_timestamp.as_str(),
-                b.namespace.as_str(),
-                b.name.as_str(),
-            ))
-    });
+    crate::support::sort::sort_by(&mut pending, |a, b| queue_key_of(a).cmp(&queue_key_of(b)));
     let mut infos: Vec<NodeInfo> = nodes
         .iter()
         .map(|n| node_info(n, node_ready(&n.name)))
         .collect();
-    for pod in pods.iter().filter(|p| !deleting(p)) {
+    // Pods being deleted still hold their share until their node reports them gone.
+    for pod in &pods {
         let Some(node) = node_of(pod) else { continue };
         if let (Some(info), Some(placed)) = (infos.iter_mut().find(|i| i.name == node), placed(pod))
         {
@@ -87,22 +97,29 @@ pub(super) fn schedule_pending(
         Vec::new()
     };
     let mut claims: Vec<ClaimInfo> = claim_records.iter().map(claim_info).collect();
-    let mut placed_claims: Vec<(String, String)> = Vec::new();
-    let mut bound = Vec::new();
-    let mut assigned: Vec<(&Record, String)> = Vec::new();
-    let mut statuses: Vec<(&Record, Value)> = Vec::new();
+    let mut outcome = Outcome::default();
     for pod in pending {
-        let Ok(Object::Pod(spec_pod)) = Object::from_json(pod.object.clone()) else {
-            continue;
-        };
-        let owner = controller_uid(pod);
-        let needs = claim_needs(&pod.namespace, &spec_pod.spec, &claims);
-        let request = match pod_request_from_spec(
-            &pod.namespace,
-            &pod.name,
-            owner.as_deref(),
-            &spec_pod.spec,
-        ) {
+        place(c, pod, &pods, &mut infos, &mut claims, &mut outcome);
+    }
+    write(c, outcome, &claim_records, &claims)
+}
+
+/// Schedules one pending pod onto `infos`, or preempts for it.
+fn place<'a>(
+    c: &Coordinator,
+    pod: &'a Record,
+    pods: &'a [Record],
+    infos: &mut [NodeInfo],
+    claims: &mut [ClaimInfo],
+    outcome: &mut Outcome<'a>,
+) {
+    let Ok(Object::Pod(spec_pod)) = Object::from_json(pod.object.clone()) else {
+        return;
+    };
+    let owner = controller_uid(pod);
+    let needs = claim_needs(&pod.namespace, &spec_pod.spec, claims);
+    let request =
+        match pod_request_from_spec(&pod.namespace, &pod.name, owner.as_deref(), &spec_pod.spec) {
             Ok(mut request) => {
                 request.labels = spec_pod.metadata.labels.clone();
                 request.image_platforms = image_platforms(c, &spec_pod);
@@ -111,30 +128,94 @@ pub(super) fn schedule_pending(
                 request
             }
             Err(err) => {
-                statuses.push((pod, unschedulable(&err.to_string())));
-                continue;
+                outcome
+                    .statuses
+                    .push((pod, unschedulable(&err.to_string(), None)));
+                return;
             }
         };
-        match schedule(&request, &infos) {
-            Decision::Bind { node } => {
-                log::info!("bound pod {}/{} to {node}", pod.namespace, pod.name);
-                let mut object = pod.object.clone();
-                object["spec"]["nodeName"] = Value::from(node.clone());
-                bound.push(object);
-                assigned.push((pod, node.clone()));
-                for claim in select_node(&mut claims, &pod.namespace, &needs.unplaced, &node) {
-                    placed_claims.push((pod.namespace.clone(), claim));
-                }
-                statuses.push((pod, json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "True"}]})));
-                if let Some(info) = infos.iter_mut().find(|i| i.name == node) {
-                    info.pods.push(request.placed());
-                }
+    match schedule(&request, infos) {
+        Decision::Bind { node } => {
+            log::info!("bound pod {}/{} to {node}", pod.namespace, pod.name);
+            let mut object = pod.object.clone();
+            object["spec"]["nodeName"] = Value::from(node.clone());
+            outcome.bound.push(object);
+            outcome.assigned.push((pod, node.clone()));
+            for claim in select_node(claims, &pod.namespace, &needs.unplaced, &node) {
+                outcome.placed_claims.push((pod.namespace.clone(), claim));
             }
-            Decision::Unschedulable { message } => statuses.push((pod, unschedulable(&message))),
+            outcome.statuses.push((pod, json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "True"}]})));
+            if let Some(info) = infos.iter_mut().find(|i| i.name == node) {
+                info.pods.push(request.placed());
+            }
+        }
+        Decision::Unschedulable { message } => {
+            let nominated = preempt(&request, infos)
+                .map(|preemption| nominate(pod, pods, request, preemption, infos, outcome));
+            let status = unschedulable(&message, nominated.as_deref());
+            outcome.statuses.push((pod, status));
         }
     }
+}
+
+/// Takes in a preemption for `pod`: its victims are to be deleted, and in what is left
+/// of this pass they are terminating and the pod holds its share of the node, so that
+/// no pod after it takes that room or preempts for the same victims. Returns the node.
+fn nominate<'a>(
+    pod: &'a Record,
+    pods: &'a [Record],
+    request: PodRequest,
+    preemption: Preemption,
+    infos: &mut [NodeInfo],
+    outcome: &mut Outcome<'a>,
+) -> String {
+    let Preemption { node, victims } = preemption;
+    let Some(info) = infos.iter_mut().find(|i| i.name == node) else {
+        return node;
+    };
+    for (namespace, name) in &victims {
+        let victim = pods
+            .iter()
+            .find(|p| p.namespace == *namespace && p.name == *name && !deleting(p));
+        if let Some(victim) = victim {
+            log::info!(
+                "preempting pod {namespace}/{name} on {node} for {}/{}",
+                pod.namespace,
+                pod.name
+            );
+            outcome
+                .preempted
+                .push((victim, pod.uid.clone(), node.clone()));
+        }
+        let placed = info
+            .pods
+            .iter_mut()
+            .find(|p| p.namespace == *namespace && p.name == *name);
+        if let Some(placed) = placed {
+            placed.terminating = true;
+        }
+    }
+    info.pods.push(request.placed());
+    node
+}
+
+/// Writes what a pass decided: bindings, claims placed, victims marked for graceful
+/// deletion, then the events and pod statuses. Returns whether anything changed.
+fn write(
+    c: &Coordinator,
+    outcome: Outcome<'_>,
+    claim_records: &[Record],
+    claims: &[ClaimInfo],
+) -> anyhow::Result<bool> {
+    let Outcome {
+        bound,
+        assigned,
+        statuses,
+        placed_claims,
+        preempted,
+    } = outcome;
     let mut store = c.store();
-    let mut changed = !bound.is_empty();
+    let mut changed = !bound.is_empty() || !preempted.is_empty();
     if !bound.is_empty() {
         store.put_all(bound, None)?;
     }
@@ -142,9 +223,22 @@ pub(super) fn schedule_pending(
         let record = claim_records
             .iter()
             .find(|r| r.namespace == namespace && r.name == name);
-        if let (Some(record), Some(node)) = (record, claims_node(&claims, &namespace, &name)) {
+        if let (Some(record), Some(node)) = (record, claims_node(claims, &namespace, &name)) {
             place_claim(&mut store, record, node)?;
         }
+    }
+    if !preempted.is_empty() {
+        let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+        let marked = preempted.iter().map(|(victim, _, _)| {
+            let mut object = victim.object.clone();
+            object["metadata"]["deletionTimestamp"] = Value::from(now.as_str());
+            object
+        });
+        store.put_all(marked.collect(), None)?;
+    }
+    for (victim, preemptor, node) in preempted {
+        let message = format!("Preempted by pod {preemptor} on node {node}");
+        tell(c, victim, EventType::Normal, "Preempted", &message);
     }
     for (pod, node) in assigned {
         let message = format!(
@@ -167,6 +261,17 @@ pub(super) fn schedule_pending(
         changed |= written;
     }
     Ok(changed)
+}
+
+/// Where a pending pod stands in the scheduling queue ([`queue_key`]).
+fn queue_key_of(pod: &Record) -> (std::cmp::Reverse<i32>, &str, &str, &str) {
+    let priority = pod
+        .object
+        .pointer("/spec/priority")
+        .and_then(Value::as_i64)
+        .and_then(|p| i32::try_from(p).ok())
+        .unwrap_or(0);
+    queue_key(priority, &pod.creation_timestamp, &pod.namespace, &pod.name)
 }
 
 /// Whether a pod names a PersistentVolumeClaim in a volume.
@@ -261,10 +366,15 @@ fn image_platforms(c: &Coordinator, pod: &Pod) -> Option<Vec<String>> {
     }
 }
 
-fn unschedulable(message: &str) -> Value {
-    json!({"phase": "Pending", "conditions": [{
+/// The status of a pod no node can take now; with the node it preempted on, if any.
+fn unschedulable(message: &str, nominated: Option<&str>) -> Value {
+    let mut status = json!({"phase": "Pending", "conditions": [{
         "type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message,
-    }]})
+    }]});
+    if let Some(node) = nominated {
+        status["nominatedNodeName"] = Value::from(node);
+    }
+    status
 }
 
 fn placed(pod: &Record) -> Option<PlacedPod> {
@@ -275,7 +385,9 @@ fn placed(pod: &Record) -> Option<PlacedPod> {
     let mut request =
         pod_request_from_spec(&pod.namespace, &pod.name, owner.as_deref(), &spec_pod.spec).ok()?;
     request.labels = spec_pod.metadata.labels;
-    Some(request.placed())
+    let mut placed = request.placed();
+    placed.terminating = deleting(pod);
+    Some(placed)
 }
 
 /// The extended resources in a node's reported `allocatable`, as counts.

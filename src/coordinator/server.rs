@@ -345,6 +345,9 @@ fn admin_route(
         (_, ["apis", "networking.k8s.io", "v1", rest @ ..]) => {
             serve_resources(coordinator, request, "networking.k8s.io/v1", rest)
         }
+        (_, ["apis", "scheduling.k8s.io", "v1", rest @ ..]) => {
+            serve_resources(coordinator, request, "scheduling.k8s.io/v1", rest)
+        }
         (_, ["apis", "discovery.k8s.io", "v1", rest @ ..]) => {
             serve_resources(coordinator, request, "discovery.k8s.io/v1", rest)
         }

@@ -661,3 +661,92 @@ fn a_claim_goes_with_its_first_pod_and_holds_the_later_ones() {
         .iter()
         .any(|k| k.starts_with("PersistentVolumeClaim")));
 }
+
+#[test]
+fn a_higher_priority_pod_preempts_and_goes_once_its_victim_is_gone() {
+    let test = test_coordinator();
+    let dongle = json!({"allocatable": {"example.com/dongle": "1"}});
+    test.coordinator
+        .store()
+        .set_status("Node", "", "pi-1", &dongle)
+        .unwrap();
+    let pod = |name: &str, class: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  \
+             priorityClassName: {class}\n  containers: [{{name: app, image: 'localhost/app:1', \
+             resources: {{limits: {{example.com/dongle: 1}}}}}}]\n"
+        )
+    };
+    let classes = "apiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata: {name: low}\n\
+        value: 10\n---\napiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata: \
+        {name: high}\nvalue: 1000\n---\napiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\n\
+        metadata: {name: polite}\nvalue: 500\npreemptionPolicy: Never\n";
+    let apply = |yaml: &str| {
+        let (status, result) =
+            test.admin("POST", "/apis/berth.dev/v1/apply", Some(&manifest(yaml)));
+        assert_eq!(status, 200, "{result}");
+    };
+    apply(&format!("{classes}---\n{}", pod("low", "low")));
+    let schedule = || {
+        let ready = |_: &str| true;
+        crate::coordinator::scheduling::schedule_pending(&test.coordinator, &ready).unwrap();
+    };
+    let get = |name: &str| {
+        test.admin(
+            "GET",
+            &format!("/api/v1/namespaces/default/pods/{name}"),
+            None,
+        )
+        .1
+    };
+    schedule();
+    assert_eq!(get("low")["spec"]["nodeName"], "pi-1");
+
+    // A pod that may not preempt waits, though it outranks `low`.
+    apply(&format!(
+        "{}---\n{}",
+        pod("polite", "polite"),
+        pod("high", "high")
+    ));
+    schedule();
+    let polite = get("polite");
+    assert_eq!(polite["spec"]["nodeName"], Value::Null);
+    assert_eq!(polite["status"].get("nominatedNodeName"), None, "{polite}");
+    let high = get("high");
+    assert_eq!(high["spec"]["nodeName"], Value::Null);
+    assert_eq!(high["status"]["nominatedNodeName"], "pi-1", "{high}");
+    let low = get("low");
+    assert!(low["metadata"]["deletionTimestamp"].is_string(), "{low}");
+    let (_, events) = test.admin("GET", "/api/v1/namespaces/default/events", None);
+    let preempted: Vec<&Value> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["reason"] == "Preempted")
+        .collect();
+    assert_eq!(preempted.len(), 1, "{events:#}");
+    assert_eq!(preempted[0]["involvedObject"]["name"], "low");
+    assert_eq!(
+        preempted[0]["message"],
+        format!(
+            "Preempted by pod {} on node pi-1",
+            high["metadata"]["uid"].as_str().unwrap()
+        )
+    );
+
+    // While the victim terminates it holds the dongle: the pod waits, nothing more is told.
+    schedule();
+    assert_eq!(get("high")["spec"]["nodeName"], Value::Null);
+    let (_, again) = test.admin("GET", "/api/v1/namespaces/default/events", None);
+    let count = |events: &Value| events["items"].as_array().unwrap().len();
+    assert_eq!(count(&again), count(&events), "{again:#}");
+
+    // Its board reports it gone: the pod takes its place; the polite one still waits.
+    let low_key = crate::store::Key::new("Pod", "default", "low");
+    test.coordinator.store().delete_all(&[low_key]).unwrap();
+    schedule();
+    let high = get("high");
+    assert_eq!(high["spec"]["nodeName"], "pi-1");
+    assert_eq!(high["status"].get("nominatedNodeName"), None, "{high}");
+    assert_eq!(get("polite")["spec"]["nodeName"], Value::Null);
+}

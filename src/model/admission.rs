@@ -97,15 +97,24 @@ fn resources(pod: &Pod) -> Vec<(&str, &ResourceRequirements)> {
 
 /// Refuses `requested` when it would take `used` past a quota's limit, or a pod whose
 /// containers do not set a compute resource a quota limits (Kubernetes' old rule: a
-/// quota on `cpu` makes every container state its CPU request).
+/// quota on `cpu` makes every container state its CPU request). A quota scoped by
+/// priority class judges only the pods in its scope, by what the pods in it use.
 fn check_quotas(
     quotas: &[&ResourceQuota],
     used: &Usage,
     requested: &Usage,
     pod: Option<&Pod>,
 ) -> Result<(), String> {
+    let quotas: Vec<&ResourceQuota> = quotas
+        .iter()
+        .copied()
+        .filter(|quota| match pod {
+            Some(pod) => quota.counts(pod),
+            None => quota.spec.scope_selector.is_none(),
+        })
+        .collect();
     if let Some(pod) = pod {
-        for quota in quotas {
+        for quota in &quotas {
             if let Some(missing) = missing_resources(quota, pod) {
                 return Err(format!(
                     "failed quota: {}: must specify {missing}",
@@ -115,6 +124,13 @@ fn check_quotas(
         }
     }
     for quota in quotas {
+        let scoped;
+        let used = if quota.spec.scope_selector.is_some() {
+            scoped = quota.used_of(used);
+            &scoped
+        } else {
+            used
+        };
         let hard = quota.hard_amounts();
         let charged: Vec<&String> = hard
             .keys()

@@ -277,3 +277,45 @@ fn claims_are_counted_by_both_names() {
         "{refused:?}"
     );
 }
+
+#[test]
+fn a_scoped_quota_judges_only_the_pods_of_its_classes() {
+    let mut quota = quota("high-cpu", "{requests.cpu: '1'}");
+    quota.spec.scope_selector = Some(crate::model::quota_scope::ScopeSelector {
+        match_expressions: vec![crate::model::quota_scope::ScopeRequirement {
+            scope_name: "PriorityClass".into(),
+            operator: "In".into(),
+            values: vec!["high".into()],
+        }],
+    });
+    let quotas = [quota];
+    let policy = with_quotas(&quotas);
+    let of_class = |name: &str, class: &str, resources: &str| {
+        let mut made = pod(name, resources);
+        made.spec.priority_class_name = Some(class.to_owned());
+        made
+    };
+    // Out of scope: neither the CPU request rule nor the limit applies.
+    let mut used = Usage::default();
+    let mut low = of_class("low", "low", "{requests: {cpu: '4'}}");
+    admit_pod(&policy, &mut used, &mut low, None).unwrap();
+    let mut bare = of_class("bare", "low", "{}");
+    admit_pod(&policy, &mut used, &mut bare, None).unwrap();
+    // In scope: counted from the pods of the class alone.
+    let mut first = of_class("first", "high", "{requests: {cpu: 600m}}");
+    admit_pod(&policy, &mut used, &mut first, None).unwrap();
+    let mut second = of_class("second", "high", "{requests: {cpu: 600m}}");
+    assert_eq!(
+        admit_pod(&policy, &mut used, &mut second, None),
+        Err(
+            "exceeded quota: high-cpu, requested: requests.cpu=600m, used: requests.cpu=600m, \
+             limited: requests.cpu=1"
+                .to_owned()
+        )
+    );
+    let mut unstated = of_class("unstated", "high", "{}");
+    assert_eq!(
+        admit_pod(&policy, &mut used, &mut unstated, None),
+        Err("failed quota: high-cpu: must specify requests.cpu for: app".to_owned())
+    );
+}

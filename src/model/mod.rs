@@ -40,8 +40,10 @@ mod pod;
 mod pod_affinity;
 mod pod_dns;
 pub mod pod_security;
+pub mod priority_class;
 mod probe;
 mod quantity;
+pub mod quota_scope;
 mod replica_set;
 mod replication_controller;
 pub mod resource_quota;
@@ -122,6 +124,7 @@ pub use pod_security::{
     check_pod_spec, forbidden_message, violations_summary, PodSecurityLevel, Violation,
     ENFORCE_LABEL,
 };
+pub use priority_class::PriorityClass;
 pub use probe::{
     resolve_port, ExecAction, HttpGetAction, HttpHeader, Lifecycle, LifecycleHandler, Probe,
     TcpSocketAction,
@@ -187,14 +190,16 @@ pub enum Kind {
     Ingress,
     IngressClass,
     NetworkPolicy,
+    PriorityClass,
 }
 
 impl Kind {
     /// Every supported kind, in the order objects should be applied: namespaces first,
     /// then what governs what may be created in them, then what pods consume, then
     /// Services and their endpoints, then what creates pods.
-    pub const ALL: [Kind; 22] = [
+    pub const ALL: [Kind; 23] = [
         Kind::Namespace,
+        Kind::PriorityClass,
         Kind::IngressClass,
         Kind::ResourceQuota,
         Kind::LimitRange,
@@ -243,6 +248,7 @@ impl Kind {
             Kind::Ingress => "Ingress",
             Kind::IngressClass => "IngressClass",
             Kind::NetworkPolicy => "NetworkPolicy",
+            Kind::PriorityClass => "PriorityClass",
         }
     }
 
@@ -268,6 +274,7 @@ impl Kind {
             Kind::EndpointSlice => "discovery.k8s.io/v1",
             Kind::Job | Kind::CronJob => "batch/v1",
             Kind::Ingress | Kind::IngressClass | Kind::NetworkPolicy => "networking.k8s.io/v1",
+            Kind::PriorityClass => "scheduling.k8s.io/v1",
         }
     }
 
@@ -296,13 +303,14 @@ impl Kind {
             Kind::Ingress => "ingresses",
             Kind::IngressClass => "ingressclasses",
             Kind::NetworkPolicy => "networkpolicies",
+            Kind::PriorityClass => "priorityclasses",
         }
     }
 
     /// Whether objects of this kind live inside a namespace.
     pub fn namespaced(&self) -> bool {
         match self {
-            Kind::Namespace | Kind::IngressClass => false,
+            Kind::Namespace | Kind::IngressClass | Kind::PriorityClass => false,
             Kind::Pod
             | Kind::Deployment
             | Kind::ReplicaSet
@@ -356,6 +364,12 @@ impl Kind {
                 _ => None,
             };
         }
+        if let Some(base) = lower.strip_suffix(".scheduling.k8s.io") {
+            return match base {
+                "priorityclass" | "priorityclasses" | "pc" => Some(Kind::PriorityClass),
+                _ => None,
+            };
+        }
         if let Some(base) = lower.strip_suffix(".discovery.k8s.io") {
             return match base {
                 "endpointslice" | "endpointslices" => Some(Kind::EndpointSlice),
@@ -389,6 +403,7 @@ impl Kind {
             "ingress" | "ingresses" | "ing" => Some(Kind::Ingress),
             "ingressclass" | "ingressclasses" => Some(Kind::IngressClass),
             "networkpolicy" | "networkpolicies" | "netpol" => Some(Kind::NetworkPolicy),
+            "priorityclass" | "priorityclasses" | "pc" => Some(Kind::PriorityClass),
             _ => None,
         }
     }
@@ -418,6 +433,7 @@ impl Kind {
             "Ingress" => Some(Kind::Ingress),
             "IngressClass" => Some(Kind::IngressClass),
             "NetworkPolicy" => Some(Kind::NetworkPolicy),
+            "PriorityClass" => Some(Kind::PriorityClass),
             _ => None,
         }
     }
@@ -451,6 +467,7 @@ pub enum Object {
     Job(Job),
     /// Boxed: the largest kind by far (a Job spec inside its own).
     CronJob(Box<CronJob>),
+    PriorityClass(PriorityClass),
     /// A kind berth stores and shows but does not act on (`model::passive`).
     Passive(Box<Passive>),
 }
@@ -476,6 +493,7 @@ impl Object {
             Object::LimitRange(_) => Kind::LimitRange,
             Object::Job(_) => Kind::Job,
             Object::CronJob(_) => Kind::CronJob,
+            Object::PriorityClass(_) => Kind::PriorityClass,
             Object::Passive(o) => o.kind,
         }
     }
@@ -500,6 +518,7 @@ impl Object {
             Object::LimitRange(o) => &o.metadata,
             Object::Job(o) => &o.metadata,
             Object::CronJob(o) => &o.metadata,
+            Object::PriorityClass(o) => &o.metadata,
             Object::Passive(o) => &o.metadata,
         }
     }
@@ -524,6 +543,7 @@ impl Object {
             Object::LimitRange(o) => &mut o.metadata,
             Object::Job(o) => &mut o.metadata,
             Object::CronJob(o) => &mut o.metadata,
+            Object::PriorityClass(o) => &mut o.metadata,
             Object::Passive(o) => &mut o.metadata,
         }
     }
@@ -555,6 +575,7 @@ impl Object {
             Object::LimitRange(o) => to_value(o),
             Object::Job(o) => to_value(o),
             Object::CronJob(o) => to_value(o),
+            Object::PriorityClass(o) => to_value(o),
             Object::Passive(o) => o.to_value(),
         };
         if let Value::Object(map) = &mut value {
@@ -600,6 +621,7 @@ impl Object {
             Kind::LimitRange => serde_json::from_value(value).map(Object::LimitRange),
             Kind::Job => serde_json::from_value(value).map(Object::Job),
             Kind::CronJob => serde_json::from_value(value).map(|c| Object::CronJob(Box::new(c))),
+            Kind::PriorityClass => serde_json::from_value(value).map(Object::PriorityClass),
             Kind::ServiceAccount | Kind::Ingress | Kind::IngressClass | Kind::NetworkPolicy => {
                 return Passive::from_json(kind, value)
                     .map(|o| Object::Passive(Box::new(o)))
@@ -687,6 +709,13 @@ mod tests {
             Kind::ReplicationController.plural(),
             "replicationcontrollers"
         );
+        assert_eq!(Kind::from_cli_name("pc"), Some(Kind::PriorityClass));
+        assert_eq!(
+            Kind::from_cli_name("priorityclasses.scheduling.k8s.io"),
+            Some(Kind::PriorityClass)
+        );
+        assert_eq!(Kind::PriorityClass.api_version(), "scheduling.k8s.io/v1");
+        assert!(!Kind::PriorityClass.namespaced());
     }
 
     #[test]

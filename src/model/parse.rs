@@ -11,7 +11,7 @@ use crate::model::validate::{
 };
 use crate::model::{
     ConfigMap, ControllerRevision, CronJob, DaemonSet, Deployment, EndpointSlice, Endpoints, Job,
-    Kind, LimitRange, Namespace, Object, PersistentVolumeClaim, Pod, ReplicaSet,
+    Kind, LimitRange, Namespace, Object, PersistentVolumeClaim, Pod, PriorityClass, ReplicaSet,
     ReplicationController, ResourceQuota, Secret, Service, StatefulSet,
 };
 
@@ -298,6 +298,12 @@ fn build(kind: Kind, mut value: Value) -> Result<Object, String> {
             let mut limit_range: LimitRange = serde_json::from_value(value).map_err(invalid)?;
             limit_range.apply_defaults();
             Object::LimitRange(limit_range)
+        }
+        Kind::PriorityClass => {
+            let mut class: PriorityClass = serde_json::from_value(value).map_err(invalid)?;
+            // Cluster-scoped, as a Namespace: a namespace given for it is ignored.
+            class.metadata.namespace = None;
+            Object::PriorityClass(class)
         }
         Kind::ServiceAccount | Kind::Ingress | Kind::IngressClass | Kind::NetworkPolicy => {
             let passive = crate::model::Passive::from_json(kind, value)

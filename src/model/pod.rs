@@ -76,6 +76,15 @@ pub struct PodSpec {
     pub service_account: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub automount_service_account_token: Option<bool>,
+    /// The PriorityClass whose value admission gives the pod (`model::priority_class`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub priority_class_name: Option<String>,
+    /// Set by admission from the class; pending pods are placed highest first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i32>,
+    /// `PreemptLowerPriority` or `Never`, from the class.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preemption_policy: Option<String>,
 }
 
 /// A reference by name to an object in the same namespace.
@@ -109,6 +118,9 @@ impl Default for PodSpec {
             service_account_name: None,
             service_account: None,
             automount_service_account_token: None,
+            priority_class_name: None,
+            priority: None,
+            preemption_policy: None,
         }
     }
 }
@@ -372,6 +384,10 @@ pub struct PodStatus {
     pub reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The node the scheduler preempted pods on for this pending pod: it goes there
+    /// once they are gone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nominated_node_name: Option<String>,
 }
 
 impl PodStatus {

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::model::quota_scope::{class_key, scoped_usage, ScopeSelector};
 use crate::model::{parse_cpu_millis, parse_memory_bytes, Container, Kind, ObjectMeta, Pod};
 
 #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -32,6 +33,9 @@ pub struct ResourceQuotaSpec {
         deserialize_with = "quantity_map"
     )]
     pub hard: BTreeMap<String, String>,
+    /// Counts only the pods of the priority classes it selects ([`super::quota_scope`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope_selector: Option<ScopeSelector>,
 }
 
 /// What the API server reports: the limits in force and what the namespace uses of them.
@@ -276,8 +280,23 @@ pub fn phase_ended(phase: &str) -> bool {
 
 /// What one pod uses, as Kubernetes' quota counts it: `count/pods` always; for a pod that
 /// has not `ended`, also `pods` and the sums of its containers' requests and limits
-/// (`cpu` and `memory` being the requests), each only when some container sets it.
+/// (`cpu` and `memory` being the requests), each only when some container sets it. Each
+/// amount is counted a second time with the pod's priority class, for the quotas scoped
+/// by class ([`class_key`]).
 pub fn pod_usage(pod: &Pod, ended: bool) -> Usage {
+    let usage = unscoped_pod_usage(pod, ended);
+    let class = pod.spec.priority_class_name.as_deref().unwrap_or("");
+    let by_class: Vec<(String, u64)> = usage
+        .0
+        .iter()
+        .map(|(resource, amount)| (class_key(resource, class), *amount))
+        .collect();
+    let mut usage = usage;
+    usage.0.extend(by_class);
+    usage
+}
+
+fn unscoped_pod_usage(pod: &Pod, ended: bool) -> Usage {
     let mut usage = Usage::default();
     usage.0.insert(count_resource(Kind::Pod), 1);
     if ended {
@@ -334,6 +353,24 @@ pub fn object_usage(kind: Kind) -> Usage {
 }
 
 impl ResourceQuota {
+    /// Whether the quota counts `pod`: every pod, unless it has a scope selector.
+    pub fn counts(&self, pod: &Pod) -> bool {
+        let class = pod.spec.priority_class_name.as_deref().unwrap_or("");
+        self.spec
+            .scope_selector
+            .as_ref()
+            .is_none_or(|scope| scope.selects(class))
+    }
+
+    /// What of a namespace's `usage` this quota counts: all of it, or what the pods in
+    /// its scope use.
+    pub fn used_of(&self, usage: &Usage) -> Usage {
+        match &self.spec.scope_selector {
+            Some(scope) => scoped_usage(scope, usage),
+            None => usage.clone(),
+        }
+    }
+
     /// The quota's limits as amounts; a limit that does not parse (the quota passed
     /// validation, so none should) is left out.
     pub fn hard_amounts(&self) -> BTreeMap<&String, u64> {
@@ -350,6 +387,7 @@ impl ResourceQuota {
     /// The quota with the status the API server shows: `hard` as in the spec, and
     /// `used`, what the namespace's objects (`usage`) use of each limited resource.
     pub fn with_usage(mut self, usage: &Usage) -> ResourceQuota {
+        let usage = &self.used_of(usage);
         let used = self
             .spec
             .hard

@@ -163,7 +163,9 @@ pub fn check_incoming(value: &Value) -> Result<Incoming, String> {
         | Kind::ServiceAccount
         | Kind::Ingress
         | Kind::IngressClass
-        | Kind::NetworkPolicy => return Err(format!("a coordinator does not push {}s", kind.as_str())),
+        | Kind::NetworkPolicy
+        // Pods come admitted, their priority given: a board has no use for classes.
+        | Kind::PriorityClass => return Err(format!("a coordinator does not push {}s", kind.as_str())),
         // Quotas and limit ranges are enforced where objects are created: the
         // coordinator admits the fleet's pods (their defaults filled in) before it binds
         // them, as Kubernetes' API server does; a board enforces only its own.

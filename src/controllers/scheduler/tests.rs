@@ -5,6 +5,7 @@ use crate::model::{Container, PodSpec, ResourceRequirements};
 
 mod claims;
 mod pod_rules;
+mod priority;
 mod shortcuts;
 
 const MI: u64 = 1024 * 1024;

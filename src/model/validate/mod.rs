@@ -15,6 +15,7 @@ mod passive;
 mod pod;
 mod pod_affinity;
 mod pod_dns;
+mod priority_class;
 mod probe;
 mod quota;
 mod security;
@@ -107,6 +108,7 @@ fn check_document(c: &mut Checker, doc: &Value) -> Option<Kind> {
         Some(Kind::EndpointSlice) => &service::ENDPOINT_SLICE_FIELDS,
         Some(Kind::ControllerRevision) => &["apiVersion", "kind", "metadata", "data", "revision"],
         Some(Kind::ServiceAccount) => &passive::SERVICE_ACCOUNT_FIELDS,
+        Some(Kind::PriorityClass) => &priority_class::PRIORITY_CLASS_FIELDS,
         Some(
             Kind::Namespace
             | Kind::Pod
@@ -159,6 +161,7 @@ fn check_document(c: &mut Checker, doc: &Value) -> Option<Kind> {
         Kind::Ingress => passive::check_ingress_spec(c, get(top, "spec")),
         Kind::IngressClass => passive::check_ingress_class_spec(c, get(top, "spec")),
         Kind::NetworkPolicy => passive::check_network_policy_spec(c, get(top, "spec")),
+        Kind::PriorityClass => priority_class::check_priority_class(c, top),
     }
     Some(kind)
 }
@@ -203,7 +206,8 @@ fn check_metadata(c: &mut Checker, top: &JsonObject, kind: Kind) {
                 | Kind::ServiceAccount
                 | Kind::Ingress
                 | Kind::IngressClass
-                | Kind::NetworkPolicy => (is_dns1123_subdomain(name), DNS1123_SUBDOMAIN_RULE),
+                | Kind::NetworkPolicy
+                | Kind::PriorityClass => (is_dns1123_subdomain(name), DNS1123_SUBDOMAIN_RULE),
                 // Its pods' names, with their ordinals, are their hostnames (DNS labels),
                 // and its revisions' names must stay valid label values.
                 Kind::StatefulSet => (

@@ -51,9 +51,13 @@ pub(super) fn check_pod_spec(c: &mut Checker, value: Option<&Value>, path: &str,
             "automountServiceAccountToken",
             "initContainers",
             "topologySpreadConstraints",
+            "priorityClassName",
+            "priority",
+            "preemptionPolicy",
         ],
     );
     check_service_account(c, spec, path);
+    check_priority(c, spec, path);
     if let Some(value) = get(spec, "affinity") {
         super::node_affinity::check_affinity(c, value, &join(path, "affinity"));
     }
@@ -111,6 +115,30 @@ pub(super) fn check_pod_spec(c: &mut Checker, value: Option<&Value>, path: &str,
                 );
             }
         }
+    }
+}
+
+/// `priorityClassName` (admission checks that it exists), `priority` (admission checks
+/// it against the class) and `preemptionPolicy`.
+fn check_priority(c: &mut Checker, spec: &JsonObject, path: &str) {
+    if let Some(value) = get(spec, "priorityClassName") {
+        let class_path = join(path, "priorityClassName");
+        if let Some(name) = c.string(value, &class_path) {
+            if !name.is_empty() && !is_dns1123_subdomain(name) {
+                c.error(
+                    &class_path,
+                    format!("invalid name {name:?}: {DNS1123_SUBDOMAIN_RULE}"),
+                );
+            }
+        }
+    }
+    if let Some(value) = get(spec, "priority") {
+        let (min, max) = (i64::from(i32::MIN), i64::from(i32::MAX));
+        c.integer_in(value, &join(path, "priority"), min, max);
+    }
+    if let Some(value) = get(spec, "preemptionPolicy") {
+        let policies = &crate::model::priority_class::PREEMPTION_POLICIES;
+        c.one_of(value, &join(path, "preemptionPolicy"), policies);
     }
 }
 

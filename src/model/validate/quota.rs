@@ -8,8 +8,9 @@ use serde_json::Value;
 
 use super::checker::{get, index, join, Checker};
 use crate::model::limit_range::{LIMIT_RESOURCES, LIMIT_TYPES};
+use crate::model::quota_scope::{SCOPE_NAMES, SCOPE_OPERATORS};
 use crate::model::resource_quota::{
-    format_amount, parse_amount, quota_resources, quota_unit, Unit,
+    format_amount, parse_amount, quota_resources, quota_unit, Unit, COMPUTE_RESOURCES,
 };
 
 /// `spec.hard[requests.cpu]`: resource names contain dots, so they go in brackets.
@@ -36,8 +37,16 @@ pub(super) fn check_resource_quota_spec(c: &mut Checker, spec: Option<&Value>) {
     let Some(spec) = c.object(value, "spec") else {
         return;
     };
-    // Scopes select pods by priority class or QoS, which berth does not have.
-    c.only_fields(spec, "spec", &["hard"]);
+    // `scopes` select pods by QoS class or deadline, which berth does not count by;
+    // `scopeSelector` by priority class.
+    c.only_fields(spec, "spec", &["hard", "scopeSelector"]);
+    let scoped = match get(spec, "scopeSelector") {
+        Some(value) => {
+            check_scope_selector(c, value, "spec.scopeSelector");
+            true
+        }
+        None => false,
+    };
     let Some(value) = get(spec, "hard") else {
         return;
     };
@@ -46,6 +55,12 @@ pub(super) fn check_resource_quota_spec(c: &mut Checker, spec: Option<&Value>) {
     };
     for (name, item) in hard {
         let path = key_path("spec.hard", name);
+        // A priority class selects pods: only what pods use can be limited by it.
+        let for_pods = name == "pods" || COMPUTE_RESOURCES.iter().any(|(n, _)| n == name);
+        if scoped && !for_pods {
+            c.error(&path, "unsupported scope applied to resource");
+            continue;
+        }
         let Some(unit) = quota_unit(name) else {
             let supported: Vec<String> =
                 quota_resources().iter().map(|n| format!("{n:?}")).collect();
@@ -62,6 +77,55 @@ pub(super) fn check_resource_quota_spec(c: &mut Checker, spec: Option<&Value>) {
             if let Err(message) = parse_amount(unit, &text) {
                 c.error(&path, message);
             }
+        }
+    }
+}
+
+/// `matchExpressions`: each names the `PriorityClass` scope, an operator, and values
+/// exactly when the operator compares with some.
+fn check_scope_selector(c: &mut Checker, value: &Value, path: &str) {
+    let Some(selector) = c.object(value, path) else {
+        return;
+    };
+    c.only_fields(selector, path, &["matchExpressions"]);
+    let list_path = join(path, "matchExpressions");
+    let Some(value) = c.required_field(selector, path, "matchExpressions") else {
+        return;
+    };
+    let Some(items) = c.list(value, &list_path) else {
+        return;
+    };
+    if items.is_empty() {
+        c.required(&list_path);
+    }
+    for (i, item) in items.iter().enumerate() {
+        let path = index(&list_path, i);
+        let Some(requirement) = c.object(item, &path) else {
+            continue;
+        };
+        c.only_fields(requirement, &path, &["scopeName", "operator", "values"]);
+        if let Some(v) = c.required_field(requirement, &path, "scopeName") {
+            c.one_of(v, &join(&path, "scopeName"), &SCOPE_NAMES);
+        }
+        let operator = c
+            .required_field(requirement, &path, "operator")
+            .and_then(|v| c.one_of(v, &join(&path, "operator"), &SCOPE_OPERATORS));
+        let values_path = join(&path, "values");
+        let values = get(requirement, "values").and_then(|v| c.list(v, &values_path));
+        for (j, value) in values.unwrap_or_default().iter().enumerate() {
+            c.string(value, &index(&values_path, j));
+        }
+        let count = values.map_or(0, <[Value]>::len);
+        match operator {
+            Some("In" | "NotIn") if count == 0 => c.error(
+                &values_path,
+                "must have at least one value when `operator` is 'In' or 'NotIn'",
+            ),
+            Some("Exists" | "DoesNotExist") if count > 0 => c.error(
+                &values_path,
+                "must be empty when `operator` is 'Exists' or 'DoesNotExist'",
+            ),
+            _ => {}
         }
     }
 }
@@ -323,6 +387,42 @@ mod tests {
         assert_problems(
             "apiVersion: v1\nkind: ResourceQuota\nmetadata: {name: q}\nspec: {scopes: [BestEffort]}\n",
             &["spec.scopes: field not supported by berth"],
+        );
+    }
+
+    #[test]
+    fn scope_selectors_name_priority_classes() {
+        let scoped = |selector: &str, hard: &str| {
+            format!(
+                "apiVersion: v1\nkind: ResourceQuota\nmetadata: {{name: q}}\nspec:\n  \
+                 hard: {hard}\n  scopeSelector: {{matchExpressions: [{selector}]}}\n"
+            )
+        };
+        let fine = "{scopeName: PriorityClass, operator: In, values: [high]}";
+        assert_problems(&scoped(fine, "{pods: '2', requests.memory: 1Gi}"), &[]);
+        let exists = "{scopeName: PriorityClass, operator: Exists}";
+        assert_problems(&scoped(exists, "{cpu: '1'}"), &[]);
+        assert_problems(
+            &scoped(fine, "{pods: '2', count/configmaps: '1'}"),
+            &["spec.hard[count/configmaps]: unsupported scope applied to resource"],
+        );
+        assert_problems(
+            &scoped(
+                "{scopeName: BestEffort, operator: In}, {scopeName: PriorityClass, operator: \
+                 Exists, values: [x]}, {operator: Near}",
+                "{pods: '1'}",
+            ),
+            &[
+                "spec.scopeSelector.matchExpressions[0].scopeName: unsupported value \
+                 \"BestEffort\": supported values: \"PriorityClass\"",
+                "spec.scopeSelector.matchExpressions[0].values: must have at least one value \
+                 when `operator` is 'In' or 'NotIn'",
+                "spec.scopeSelector.matchExpressions[1].values: must be empty when `operator` \
+                 is 'Exists' or 'DoesNotExist'",
+                "spec.scopeSelector.matchExpressions[2].scopeName: required value",
+                "spec.scopeSelector.matchExpressions[2].operator: unsupported value \"Near\": \
+                 supported values: \"In\", \"NotIn\", \"Exists\", \"DoesNotExist\"",
+            ],
         );
     }
 
