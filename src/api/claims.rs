@@ -99,22 +99,13 @@ fn carry_over(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::apply::{apply_to_store, AdmissionOptions};
-    use crate::api::types::{ApplyRequest, ManifestFile};
     use serde_json::json;
 
     const CLAIM: &str = "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: data}\n\
         spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: SIZE}}}\n";
 
     fn apply(store: &mut Store, yaml: &str) -> Result<String, Refusal> {
-        let request = ApplyRequest {
-            files: vec![ManifestFile {
-                name: "c.yaml".into(),
-                content: yaml.into(),
-            }],
-            namespace: None,
-        };
-        let result = apply_to_store(store, &request, None, &AdmissionOptions::default())?;
+        let result = crate::api::test_support::apply_yaml(store, yaml)?;
         Ok(result.items[0].outcome.clone())
     }
 

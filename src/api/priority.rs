@@ -70,28 +70,17 @@ pub fn admit_priorities(store: &Store, objects: &mut [Object]) -> Result<(), Ref
 mod tests {
     use serde_json::json;
 
-    use crate::api::apply::{apply_to_store, delete_keys_in_store, AdmissionOptions};
+    use crate::api::apply::delete_keys_in_store;
     use crate::api::refusal::Refusal;
-    use crate::api::types::{ApplyRequest, ManifestFile};
     use crate::model::Object;
     use crate::store::{Key, Store};
 
     fn apply(store: &mut Store, yaml: &str) -> Result<(), Refusal> {
-        let request = ApplyRequest {
-            files: vec![ManifestFile {
-                name: "m.yaml".into(),
-                content: yaml.into(),
-            }],
-            namespace: None,
-        };
-        apply_to_store(store, &request, None, &AdmissionOptions::default()).map(|_| ())
+        crate::api::test_support::apply_yaml(store, yaml).map(|_| ())
     }
 
     fn store() -> Store {
-        let mut store = Store::open_in_memory().unwrap();
-        let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}});
-        store.put_all(vec![ns], None).unwrap();
-        store
+        crate::api::test_support::store_with_default_namespace()
     }
 
     fn class(name: &str, value: i32, default: bool) -> String {

@@ -255,25 +255,13 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::api::apply::{apply_to_store, AdmissionOptions};
-    use crate::api::types::{ApplyRequest, ManifestFile};
 
     fn apply(store: &mut Store, yaml: &str) -> Result<(), Refusal> {
-        let request = ApplyRequest {
-            files: vec![ManifestFile {
-                name: "m.yaml".into(),
-                content: yaml.into(),
-            }],
-            namespace: None,
-        };
-        apply_to_store(store, &request, None, &AdmissionOptions::default()).map(|_| ())
+        crate::api::test_support::apply_yaml(store, yaml).map(|_| ())
     }
 
     fn store() -> Store {
-        let mut store = Store::open_in_memory().unwrap();
-        let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}});
-        store.put_all(vec![ns], None).unwrap();
-        store
+        crate::api::test_support::store_with_default_namespace()
     }
 
     fn pod(name: &str, memory: &str) -> String {

@@ -26,3 +26,26 @@ pub fn request(method: &str, target: &str, body: Option<&Value>) -> Request {
         keep_alive: false,
     }
 }
+
+/// A store in memory with the `default` namespace, as a daemon starts one.
+pub fn store_with_default_namespace() -> crate::store::Store {
+    let mut store = crate::store::Store::open_in_memory().expect("store in memory");
+    let ns = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}});
+    store.put_all(vec![ns], None).expect("default namespace");
+    store
+}
+
+/// Applies `yaml` as one file with default admission, as `berth apply -f` would.
+pub fn apply_yaml(
+    store: &mut crate::store::Store,
+    yaml: &str,
+) -> Result<super::ApplyResult, super::Refusal> {
+    let request = super::ApplyRequest {
+        files: vec![super::ManifestFile {
+            name: "m.yaml".into(),
+            content: yaml.into(),
+        }],
+        namespace: None,
+    };
+    super::apply::apply_to_store(store, &request, None, &Default::default())
+}

@@ -247,14 +247,8 @@ pub fn pod_request_from_spec(
     spec: &PodSpec,
 ) -> Result<PodRequest, SchedulerError> {
     check_requests(spec)?;
-    let request_of = |container: &crate::model::Container, name: &str| {
-        let quantity = container.resources.requests.get(name);
-        let amount = match name {
-            "cpu" => quantity.map(|q| parse_cpu_millis(q)),
-            _ => quantity.map(|q| parse_memory_bytes(q)),
-        };
-        amount.and_then(Result::ok).unwrap_or(0)
-    };
+    let request_of =
+        |c: &crate::model::Container, resource: &str| requested(c, resource).unwrap_or(0);
     let cpu_request_millis = spec.peak_amount(|c| request_of(c, "cpu"));
     let memory_request_bytes = spec.peak_amount(|c| request_of(c, "memory"));
     let extended = extended_requests(spec);
@@ -303,22 +297,31 @@ fn check_requests(spec: &PodSpec) -> Result<(), SchedulerError> {
     ];
     for (list, containers) in lists {
         for (index, container) in containers.iter().enumerate() {
-            let requests = &container.resources.requests;
             let invalid = |resource, message| SchedulerError::InvalidRequest {
                 list,
                 index,
                 resource,
                 message,
             };
-            if let Some(Err(message)) = requests.get("cpu").map(|q| parse_cpu_millis(q)) {
-                return Err(invalid("cpu", message));
-            }
-            if let Some(Err(message)) = requests.get("memory").map(|q| parse_memory_bytes(q)) {
-                return Err(invalid("memory", message));
+            for resource in ["cpu", "memory"] {
+                requested(container, resource).map_err(|message| invalid(resource, message))?;
             }
         }
     }
     Ok(())
+}
+
+/// What `container` requests of `resource`, in its unit (millicores, bytes, or a count
+/// of an extended resource); 0 when it requests none.
+fn requested(container: &crate::model::Container, resource: &str) -> Result<u64, String> {
+    let Some(quantity) = container.resources.requests.get(resource) else {
+        return Ok(0);
+    };
+    match resource {
+        "cpu" => parse_cpu_millis(quantity),
+        "memory" => parse_memory_bytes(quantity),
+        _ => parse_count(quantity),
+    }
 }
 
 /// The extended resources the pod requests, each at its peak.
@@ -327,10 +330,7 @@ fn extended_requests(spec: &PodSpec) -> BTreeMap<String, u64> {
     for container in spec.all_containers() {
         for name in container.resources.requests.keys() {
             if is_extended_resource(name) && !extended.contains_key(name) {
-                let count = spec.peak_amount(|c| {
-                    let quantity = c.resources.requests.get(name);
-                    quantity.and_then(|q| parse_count(q).ok()).unwrap_or(0)
-                });
+                let count = spec.peak_amount(|c| requested(c, name).unwrap_or(0));
                 extended.insert(name.clone(), count);
             }
         }

@@ -638,6 +638,15 @@ fn to_value<T: Serialize>(item: &T) -> Value {
     serde_json::to_value(item).expect("model types always serialize to JSON")
 }
 
+/// A label map from pairs, for tests.
+#[cfg(test)]
+pub(crate) fn test_labels(pairs: &[(&str, &str)]) -> std::collections::BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 /// Used by `skip_serializing_if` so that empty status blocks and zero values stay out of
 /// the JSON, as the Kubernetes API server does.
 pub(crate) fn is_default<T: Default + PartialEq>(value: &T) -> bool {

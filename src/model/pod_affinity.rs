@@ -143,12 +143,7 @@ mod tests {
     use super::*;
     use crate::model::NodeSelectorOperator;
 
-    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::model::test_labels as labels;
 
     #[test]
     fn terms_pick_pods_by_labels_and_namespace() {

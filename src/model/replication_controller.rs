@@ -59,12 +59,7 @@ impl ReplicationController {
 mod tests {
     use super::*;
 
-    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
+    use crate::model::test_labels as labels;
 
     #[test]
     fn the_selector_and_labels_default_to_the_templates() {

@@ -8,8 +8,6 @@ pub(super) use crate::model::tolerates;
 pub(super) use crate::model::{affinity_matches, tolerated_by_any};
 #[cfg(test)]
 use crate::model::{NodeSelectorOperator, NodeSelectorTerm, Requirement, TolerationOperator};
-#[cfg(test)]
-use std::collections::BTreeMap;
 
 /// An OCI platform split into its parts and normalised the way containerd does, so that
 /// `linux/arm64` from an image index equals `linux/arm64/v8` reported by a board.
@@ -121,12 +119,7 @@ mod tests {
         }
     }
 
-    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::model::test_labels as labels;
 
     #[test]
     fn toleration_semantics() {

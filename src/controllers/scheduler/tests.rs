@@ -71,12 +71,7 @@ pub(super) fn toleration(
     }
 }
 
-fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
+use crate::model::test_labels as labels;
 
 fn requirement(key: &str, operator: NodeSelectorOperator, values: &[&str]) -> Requirement {
     Requirement {

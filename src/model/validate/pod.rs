@@ -18,6 +18,34 @@ const RESOURCE_NAMES: [&str; 2] = ["cpu", "memory"];
 
 /// Checks the pod spec at `path`. Pods made from a template must restart `Always`,
 /// because a controller, not the kubelet, replaces them.
+/// The pod spec fields berth implements; any other is refused by name.
+const POD_SPEC_FIELDS: [&str; 24] = [
+    "containers",
+    "restartPolicy",
+    "nodeSelector",
+    "hostNetwork",
+    "terminationGracePeriodSeconds",
+    "nodeName",
+    "imagePullSecrets",
+    "securityContext",
+    "dnsPolicy",
+    "dnsConfig",
+    "hostname",
+    "subdomain",
+    "hostAliases",
+    "affinity",
+    "tolerations",
+    "volumes",
+    "serviceAccountName",
+    "serviceAccount",
+    "automountServiceAccountToken",
+    "initContainers",
+    "topologySpreadConstraints",
+    "priorityClassName",
+    "priority",
+    "preemptionPolicy",
+];
+
 pub(super) fn check_pod_spec(c: &mut Checker, value: Option<&Value>, path: &str, template: bool) {
     let Some(value) = value else {
         c.required(&join(path, "containers"));
@@ -26,36 +54,7 @@ pub(super) fn check_pod_spec(c: &mut Checker, value: Option<&Value>, path: &str,
     let Some(spec) = c.object(value, path) else {
         return;
     };
-    c.only_fields(
-        spec,
-        path,
-        &[
-            "containers",
-            "restartPolicy",
-            "nodeSelector",
-            "hostNetwork",
-            "terminationGracePeriodSeconds",
-            "nodeName",
-            "imagePullSecrets",
-            "securityContext",
-            "dnsPolicy",
-            "dnsConfig",
-            "hostname",
-            "subdomain",
-            "hostAliases",
-            "affinity",
-            "tolerations",
-            "volumes",
-            "serviceAccountName",
-            "serviceAccount",
-            "automountServiceAccountToken",
-            "initContainers",
-            "topologySpreadConstraints",
-            "priorityClassName",
-            "priority",
-            "preemptionPolicy",
-        ],
-    );
+    c.only_fields(spec, path, &POD_SPEC_FIELDS);
     check_service_account(c, spec, path);
     check_priority(c, spec, path);
     if let Some(value) = get(spec, "affinity") {
@@ -83,6 +82,12 @@ pub(super) fn check_pod_spec(c: &mut Checker, value: Option<&Value>, path: &str,
 
     check_containers(c, spec, path, &pod);
 
+    check_pod_fields(c, spec, path, template);
+}
+
+/// The pod's own scalar fields: its restart policy (`Always` alone in a template that
+/// keeps replicas), node selector, host network, grace period and node name.
+fn check_pod_fields(c: &mut Checker, spec: &JsonObject, path: &str, template: bool) {
     if let Some(value) = get(spec, "restartPolicy") {
         let supported: &[&str] = if template {
             &["Always"]
