@@ -316,7 +316,7 @@ fn logs_show_output_and_tail() {
     assert!(agent.apply_yaml(&yaml).status.success());
     agent.wait_running("talker");
     let all = wait_for(Duration::from_secs(10), "log output", || {
-        let out = agent.ok(&["logs", "talker"]);
+        let out = agent.try_ok(&["logs", "talker"])?;
         out.contains("oops").then_some(out)
     });
     assert!(

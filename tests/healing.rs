@@ -275,7 +275,7 @@ fn post_start_hook_runs_after_the_start_and_a_failing_one_kills_the_container() 
         .status
         .success());
     wait_for(Duration::from_secs(30), "the hook's greeting", || {
-        (agent.ok(&["logs", "greeted"]) == "hello\n").then_some(())
+        (agent.try_ok(&["logs", "greeted"])? == "hello\n").then_some(())
     });
 
     let failing = "      lifecycle:\n        postStart:\n          exec:\n            command: [sh, -c, \"exit 7\"]\n";

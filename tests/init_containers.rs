@@ -116,7 +116,7 @@ spec:
     assert!(terminated_at(&init[1]) <= app_started, "{pod}");
     assert_eq!(common::condition(&pod, "Initialized").unwrap(), "True");
     let logs = wait_for(Duration::from_secs(10), "the app's output", || {
-        let out = agent.ok(&["logs", "ordered"]);
+        let out = agent.try_ok(&["logs", "ordered"])?;
         out.contains("second").then_some(out)
     });
     assert_eq!(logs, "first\nsecond\n");
@@ -166,7 +166,7 @@ spec:
     assert_ne!(restarts, "0");
     // The latest attempt's log: a restart just begun may not have written yet.
     wait_for(Duration::from_secs(30), "the init container's log", || {
-        (agent.ok(&["logs", "stuck", "-c", "wait-for-broker"]) == "no broker\n").then_some(())
+        (agent.try_ok(&["logs", "stuck", "-c", "wait-for-broker"])? == "no broker\n").then_some(())
     });
 
     // The same pod with restartPolicy Never fails instead.

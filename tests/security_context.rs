@@ -129,7 +129,7 @@ fn image_user_and_run_as_user_with_pod_and_container_precedence() {
     assert_eq!(home.trim(), "/nonexistent");
 
     wait_for(Duration::from_secs(20), "the log line of uid 1000", || {
-        let logs = agent.ok(&["logs", "imaged"]);
+        let logs = agent.try_ok(&["logs", "imaged"])?;
         logs.contains("hello from 1000").then_some(())
     });
     // The overlay's upper dir takes the new file; the user cannot write to the root.

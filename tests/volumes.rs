@@ -350,7 +350,7 @@ spec:
     );
     agent.wait_running("patient");
     wait_for(Duration::from_secs(10), "the value in the log", || {
-        let logs = agent.ok(&["logs", "patient"]);
+        let logs = agent.try_ok(&["logs", "patient"])?;
         (logs.trim() == "mode=ready").then_some(())
     });
 }

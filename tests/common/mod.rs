@@ -289,6 +289,15 @@ impl TestAgent {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Runs a CLI command that may fail for now (a log asked for before the container
+    /// started); its stdout when it succeeded. For use inside `wait_for`.
+    pub fn try_ok(&self, args: &[&str]) -> Option<String> {
+        let out = self.berth(args);
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
     pub fn json(&self, args: &[&str]) -> Value {
         let mut all = args.to_vec();
         all.extend(["-o", "json"]);
