@@ -233,60 +233,18 @@ fn admit_pod_security(
 ) -> Result<(), Refusal> {
     let mut refusals = Vec::new();
     for object in objects {
-        let (resource, spec, path) = match object {
-            Object::Pod(pod) => ("pods", &pod.spec, "spec"),
-            Object::Deployment(deployment) => (
-                "deployments.apps",
-                &deployment.spec.template.spec,
-                "spec.template.spec",
-            ),
-            Object::DaemonSet(daemon_set) => (
-                "daemonsets.apps",
-                &daemon_set.spec.template.spec,
-                "spec.template.spec",
-            ),
-            Object::ReplicaSet(replica_set) => (
-                "replicasets.apps",
-                &replica_set.spec.template.spec,
-                "spec.template.spec",
-            ),
-            Object::StatefulSet(set) => (
-                "statefulsets.apps",
-                &set.spec.template.spec,
-                "spec.template.spec",
-            ),
-            Object::ReplicationController(rc) => (
-                "replicationcontrollers",
-                &rc.spec.template.spec,
-                "spec.template.spec",
-            ),
-            Object::Job(job) => ("jobs.batch", &job.spec.template.spec, "spec.template.spec"),
-            Object::CronJob(cron_job) => (
-                "cronjobs.batch",
-                &cron_job.spec.job_template.spec.template.spec,
-                "spec.jobTemplate.spec.template.spec",
-            ),
-            Object::ControllerRevision(_)
-            | Object::Namespace(_)
-            | Object::ConfigMap(_)
-            | Object::Secret(_)
-            | Object::PersistentVolumeClaim(_)
-            | Object::Service(_)
-            | Object::Endpoints(_)
-            | Object::EndpointSlice(_)
-            | Object::ResourceQuota(_)
-            | Object::LimitRange(_)
-            | Object::PriorityClass(_)
-            | Object::Passive(_) => continue,
+        let Some(pod) = object.pod_template() else {
+            continue;
         };
         let meta = object.meta();
         let level = levels
             .get(meta.namespace_or_empty())
             .copied()
             .unwrap_or(default_level);
-        let violations = check_pod_spec(level, spec, path);
+        let violations = check_pod_spec(level, pod.spec, pod.spec_path);
         if !violations.is_empty() {
-            refusals.push(forbidden_message(resource, &meta.name, level, &violations));
+            let resource = admission::resource(object.kind());
+            refusals.push(forbidden_message(&resource, &meta.name, level, &violations));
         }
     }
     if refusals.is_empty() {

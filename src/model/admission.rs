@@ -33,11 +33,16 @@ impl Policy<'_> {
 
 /// Kubernetes' refusal of a creation: `pods "web" is forbidden: <reason>`.
 pub fn forbidden(kind: Kind, name: &str, reason: &str) -> String {
-    let resource = match kind.api_version().split_once('/') {
+    format!("{} \"{name}\" is forbidden: {reason}", resource(kind))
+}
+
+/// The resource of a kind as Kubernetes names it in messages: its plural, with its API
+/// group when it has one (`pods`, `deployments.apps`).
+pub fn resource(kind: Kind) -> String {
+    match kind.api_version().split_once('/') {
         Some((group, _)) => format!("{}.{group}", kind.plural()),
         None => kind.plural().to_owned(),
-    };
-    format!("{resource} \"{name}\" is forbidden: {reason}")
+    }
 }
 
 /// Admits `pod` into its namespace: gives its containers the limit ranges' defaults,

@@ -40,6 +40,7 @@ mod pod;
 mod pod_affinity;
 mod pod_dns;
 pub mod pod_security;
+mod pod_template;
 pub mod priority_class;
 mod probe;
 mod quantity;
@@ -124,6 +125,7 @@ pub use pod_security::{
     check_pod_spec, forbidden_message, violations_summary, PodSecurityLevel, Violation,
     ENFORCE_LABEL,
 };
+pub use pod_template::PodTemplateRef;
 pub use priority_class::PriorityClass;
 pub use probe::{
     resolve_port, ExecAction, HttpGetAction, HttpHeader, Lifecycle, LifecycleHandler, Probe,

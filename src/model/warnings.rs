@@ -11,11 +11,9 @@ const SECCOMP_CONTAINER_PREFIX: &str = "container.seccomp.security.alpha.kuberne
 /// `Warning: ` that the CLI prints before each).
 pub fn warnings(object: &Object) -> Vec<String> {
     let mut out = Vec::new();
-    if let Some((meta, path)) = pod_metadata(object) {
-        annotation_warnings(meta, path, &mut out);
-    }
-    if let Some((spec, path)) = pod_spec(object) {
-        service_account_warnings(spec, path, &mut out);
+    if let Some(pod) = object.pod_template() {
+        annotation_warnings(pod.metadata, pod.metadata_path, &mut out);
+        service_account_warnings(pod.spec, pod.spec_path, &mut out);
     }
     if let Object::Passive(passive) = object {
         out.extend(passive_warning(passive.kind));
@@ -74,44 +72,6 @@ fn load_balancer_warnings(service: &Service, out: &mut Vec<String>) {
                 .to_owned(),
         );
     }
-}
-
-/// The pod metadata an object carries (its own, or its template's), with its path.
-fn pod_metadata(object: &Object) -> Option<(&ObjectMeta, &'static str)> {
-    const TEMPLATE: &str = "spec.template.metadata";
-    Some(match object {
-        Object::Pod(pod) => (&pod.metadata, "metadata"),
-        Object::Deployment(o) => (&o.spec.template.metadata, TEMPLATE),
-        Object::ReplicaSet(o) => (&o.spec.template.metadata, TEMPLATE),
-        Object::ReplicationController(o) => (&o.spec.template.metadata, TEMPLATE),
-        Object::DaemonSet(o) => (&o.spec.template.metadata, TEMPLATE),
-        Object::StatefulSet(o) => (&o.spec.template.metadata, TEMPLATE),
-        Object::Job(o) => (&o.spec.template.metadata, TEMPLATE),
-        Object::CronJob(o) => (
-            &o.spec.job_template.spec.template.metadata,
-            "spec.jobTemplate.spec.template.metadata",
-        ),
-        _ => return None,
-    })
-}
-
-/// The pod spec an object carries, with its path.
-fn pod_spec(object: &Object) -> Option<(&PodSpec, &'static str)> {
-    const TEMPLATE: &str = "spec.template.spec";
-    Some(match object {
-        Object::Pod(pod) => (&pod.spec, "spec"),
-        Object::Deployment(o) => (&o.spec.template.spec, TEMPLATE),
-        Object::ReplicaSet(o) => (&o.spec.template.spec, TEMPLATE),
-        Object::ReplicationController(o) => (&o.spec.template.spec, TEMPLATE),
-        Object::DaemonSet(o) => (&o.spec.template.spec, TEMPLATE),
-        Object::StatefulSet(o) => (&o.spec.template.spec, TEMPLATE),
-        Object::Job(o) => (&o.spec.template.spec, TEMPLATE),
-        Object::CronJob(o) => (
-            &o.spec.job_template.spec.template.spec,
-            "spec.jobTemplate.spec.template.spec",
-        ),
-        _ => return None,
-    })
 }
 
 /// A pod that asks for a service account's API token gets none from berth.
