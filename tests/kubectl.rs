@@ -635,7 +635,8 @@ spec:
     );
 }
 
-/// Ingresses, NetworkPolicies, IngressClasses and ServiceAccounts are stored and shown
+/// Ingresses, NetworkPolicies, IngressClasses, ServiceAccounts, HorizontalPodAutoscalers
+/// and PodDisruptionBudgets are stored and shown
 /// as a cluster without their controllers shows them, with a warning that says so.
 #[test]
 fn kinds_without_a_controller_are_stored_shown_and_warned_about() {
@@ -658,6 +659,19 @@ spec: {podSelector: {}, policyTypes: [Ingress]}
 apiVersion: v1
 kind: ServiceAccount
 metadata: {name: robot}
+---
+apiVersion: autoscaling/v1
+kind: HorizontalPodAutoscaler
+metadata: {name: web}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+  maxReplicas: 5
+  targetCPUUtilizationPercentage: 60
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: web}
+spec: {maxUnavailable: 1, selector: {matchLabels: {app: web}}}
 ";
     let out = agent.apply_yaml(yaml);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -672,7 +686,33 @@ metadata: {name: robot}
     );
     assert_eq!(
         stdout(&out),
-        "ingress.networking.k8s.io/web created\nnetworkpolicy.networking.k8s.io/deny-all created\nserviceaccount/robot created\n"
+        "ingress.networking.k8s.io/web created\nnetworkpolicy.networking.k8s.io/deny-all created\nserviceaccount/robot created\nhorizontalpodautoscaler.autoscaling/web created\npoddisruptionbudget.policy/web created\n"
+    );
+    assert!(
+        warnings.contains("Warning: berth has no metrics pipeline")
+            && warnings.contains("Warning: berth has no eviction API"),
+        "{warnings}"
+    );
+    // A v1 autoscaler is served as v2, its CPU target a metric, as the API server does.
+    let hpa = agent.ok(&["get", "hpa"]);
+    assert!(
+        hpa.contains("Deployment/web") && hpa.contains("cpu: <unknown>/60%"),
+        "{hpa}"
+    );
+    assert_eq!(
+        agent.json(&["get", "hpa", "web"])["apiVersion"],
+        "autoscaling/v2"
+    );
+    let budgets = agent.ok(&["get", "pdb"]);
+    assert_eq!(
+        common::table_header(&budgets),
+        [
+            "NAME",
+            "MIN AVAILABLE",
+            "MAX UNAVAILABLE",
+            "ALLOWED DISRUPTIONS",
+            "AGE"
+        ]
     );
     let ingresses = agent.ok(&["get", "ingress"]);
     assert_eq!(

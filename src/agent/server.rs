@@ -21,7 +21,9 @@ use crate::api::http::{Request, Response};
 use crate::api::refusal::{
     bad_request, conflict, internal, method_not_allowed, not_found, Refusal,
 };
-use crate::api::resources::{path_segments, request_body, serve_resources, Resources, Stored};
+use crate::api::resources::{
+    path_segments, request_body, serve_resources, served_api, Resources, Stored,
+};
 use crate::api::types::ApplyRequest;
 use crate::controllers::{driver, namespace, World};
 use crate::model::Object;
@@ -70,18 +72,8 @@ fn route(agent: &Arc<Agent>, request: &Request) -> Result<Response, Refusal> {
             pod_exec(agent, request, ns, name)
         }
         (_, ["api", "v1", rest @ ..]) => serve_resources(agent, request, "v1", rest),
-        (_, ["apis", "apps", "v1", rest @ ..]) => serve_resources(agent, request, "apps/v1", rest),
-        (_, ["apis", "batch", "v1", rest @ ..]) => {
-            serve_resources(agent, request, "batch/v1", rest)
-        }
-        (_, ["apis", "networking.k8s.io", "v1", rest @ ..]) => {
-            serve_resources(agent, request, "networking.k8s.io/v1", rest)
-        }
-        (_, ["apis", "scheduling.k8s.io", "v1", rest @ ..]) => {
-            serve_resources(agent, request, "scheduling.k8s.io/v1", rest)
-        }
-        (_, ["apis", "discovery.k8s.io", "v1", rest @ ..]) => {
-            serve_resources(agent, request, "discovery.k8s.io/v1", rest)
+        (_, ["apis", group, version, rest @ ..]) if served_api(group, version) => {
+            serve_resources(agent, request, &format!("{group}/{version}"), rest)
         }
         _ => Err(not_found(format!(
             "the server could not find the requested resource ({method} {})",

@@ -200,6 +200,16 @@ struct ListQuery {
     fields: Option<String>,
 }
 
+/// Whether `/apis/{group}/{version}` holds a kind berth serves (`apps/v1`, `batch/v1`,
+/// `autoscaling/v2`, ...).
+pub fn served_api(group: &str, version: &str) -> bool {
+    Kind::ALL.iter().any(|kind| {
+        kind.api_version()
+            .split_once('/')
+            .is_some_and(|(g, v)| g == group && v == version)
+    })
+}
+
 /// The routes under `/api/v1` and `/apis/apps/v1` (API group `group`, `rest` the
 /// decoded segments after it): `namespaces/NS/PLURAL[/NAME]`, `PLURAL` (all
 /// namespaces) and `namespaces[/NAME]` — GET one, list or watch, DELETE one, PATCH a

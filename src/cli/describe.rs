@@ -223,9 +223,12 @@ pub fn describe(kind: Kind, object: &Value) -> String {
         Kind::ReplicationController => workload::describe_replication_controller(&mut out, object),
         Kind::DaemonSet => workload::describe_daemon_set(&mut out, object),
         Kind::StatefulSet => workload::describe_stateful_set(&mut out, object),
-        Kind::ServiceAccount | Kind::Ingress | Kind::IngressClass | Kind::NetworkPolicy => {
-            passive::describe_passive(&mut out, kind, object)
-        }
+        Kind::ServiceAccount
+        | Kind::Ingress
+        | Kind::IngressClass
+        | Kind::NetworkPolicy
+        | Kind::HorizontalPodAutoscaler
+        | Kind::PodDisruptionBudget => passive::describe_passive(&mut out, kind, object),
         Kind::Job => workload::describe_job(&mut out, object),
         Kind::CronJob => workload::describe_cron_job(&mut out, object),
         Kind::ControllerRevision => {

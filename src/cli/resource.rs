@@ -98,6 +98,8 @@ impl Resource {
             Resource::Kind(Kind::Ingress) => "ingress.networking.k8s.io",
             Resource::Kind(Kind::IngressClass) => "ingressclass.networking.k8s.io",
             Resource::Kind(Kind::NetworkPolicy) => "networkpolicy.networking.k8s.io",
+            Resource::Kind(Kind::HorizontalPodAutoscaler) => "horizontalpodautoscaler.autoscaling",
+            Resource::Kind(Kind::PodDisruptionBudget) => "poddisruptionbudget.policy",
             Resource::Kind(Kind::ControllerRevision) => "controllerrevision.apps",
             Resource::Kind(Kind::Namespace) => "namespace",
             Resource::Kind(Kind::PriorityClass) => "priorityclass.scheduling.k8s.io",

@@ -51,6 +51,8 @@ pub fn header(resource: Resource, wide: bool, with_namespace: bool) -> Vec<&'sta
         (Resource::Kind(Kind::Ingress), _) => &passive::INGRESS_COLUMNS,
         (Resource::Kind(Kind::IngressClass), _) => &passive::INGRESS_CLASS_COLUMNS,
         (Resource::Kind(Kind::NetworkPolicy), _) => &passive::NETWORK_POLICY_COLUMNS,
+        (Resource::Kind(Kind::HorizontalPodAutoscaler), _) => &passive::AUTOSCALER_COLUMNS,
+        (Resource::Kind(Kind::PodDisruptionBudget), _) => &passive::DISRUPTION_BUDGET_COLUMNS,
         (Resource::Kind(Kind::CronJob), wide) => job::cron_job_columns(wide),
         (Resource::Node, false) => &["NAME", "STATUS", "ROLES", "AGE", "VERSION"],
         (Resource::Node, true) => &[
@@ -110,6 +112,8 @@ pub fn row(
         Resource::Kind(Kind::Ingress) => passive::ingress_row(item),
         Resource::Kind(Kind::IngressClass) => passive::ingress_class_row(item),
         Resource::Kind(Kind::NetworkPolicy) => passive::network_policy_row(item),
+        Resource::Kind(Kind::HorizontalPodAutoscaler) => passive::autoscaler_row(item),
+        Resource::Kind(Kind::PodDisruptionBudget) => passive::disruption_budget_row(item),
         Resource::Kind(Kind::CronJob) => job::cron_job_row(item, wide),
         Resource::Node => node_row(item, wide),
         Resource::Event => event::event_row(item, wide, std::time::SystemTime::now()),

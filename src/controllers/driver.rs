@@ -82,6 +82,8 @@ pub fn load(store: &Store, now: SystemTime) -> anyhow::Result<World> {
             "ServiceAccount",
             "Ingress",
             "NetworkPolicy",
+            "HorizontalPodAutoscaler",
+            "PodDisruptionBudget",
         ] {
             for record in store.list(kind, Some(namespace))? {
                 world.config_keys.push(record.key());

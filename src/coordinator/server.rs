@@ -22,7 +22,7 @@ use crate::api::refusal::{
 };
 use crate::api::resources::{
     label_selector, list_response, matches_labels, path_segments, request_body, serve_resources,
-    success_response, watch_response, Resources, Stored,
+    served_api, success_response, watch_response, Resources, Stored,
 };
 use crate::api::types::{ApplyRequest, Version};
 use crate::api::watch::WatchParams;
@@ -336,20 +336,8 @@ fn admin_route(
         }
         (_, ["api", "v1", "nodes", rest @ ..]) => nodes(coordinator, request, rest),
         (_, ["api", "v1", rest @ ..]) => serve_resources(coordinator, request, "v1", rest),
-        (_, ["apis", "apps", "v1", rest @ ..]) => {
-            serve_resources(coordinator, request, "apps/v1", rest)
-        }
-        (_, ["apis", "batch", "v1", rest @ ..]) => {
-            serve_resources(coordinator, request, "batch/v1", rest)
-        }
-        (_, ["apis", "networking.k8s.io", "v1", rest @ ..]) => {
-            serve_resources(coordinator, request, "networking.k8s.io/v1", rest)
-        }
-        (_, ["apis", "scheduling.k8s.io", "v1", rest @ ..]) => {
-            serve_resources(coordinator, request, "scheduling.k8s.io/v1", rest)
-        }
-        (_, ["apis", "discovery.k8s.io", "v1", rest @ ..]) => {
-            serve_resources(coordinator, request, "discovery.k8s.io/v1", rest)
+        (_, ["apis", group, version, rest @ ..]) if served_api(group, version) => {
+            serve_resources(coordinator, request, &format!("{group}/{version}"), rest)
         }
         _ => Err(not_found(format!("no such resource path {}", request.path))),
     }

@@ -27,13 +27,15 @@ pub enum Kind {
     IngressClass,
     NetworkPolicy,
     PriorityClass,
+    HorizontalPodAutoscaler,
+    PodDisruptionBudget,
 }
 
 impl Kind {
     /// Every supported kind, in the order objects should be applied: namespaces first,
     /// then what governs what may be created in them, then what pods consume, then
     /// Services and their endpoints, then what creates pods.
-    pub const ALL: [Kind; 23] = [
+    pub const ALL: [Kind; 25] = [
         Kind::Namespace,
         Kind::PriorityClass,
         Kind::IngressClass,
@@ -54,6 +56,8 @@ impl Kind {
         Kind::DaemonSet,
         Kind::StatefulSet,
         Kind::ControllerRevision,
+        Kind::HorizontalPodAutoscaler,
+        Kind::PodDisruptionBudget,
         Kind::CronJob,
         Kind::Job,
         Kind::Pod,
@@ -85,10 +89,13 @@ impl Kind {
             Kind::IngressClass => "IngressClass",
             Kind::NetworkPolicy => "NetworkPolicy",
             Kind::PriorityClass => "PriorityClass",
+            Kind::HorizontalPodAutoscaler => "HorizontalPodAutoscaler",
+            Kind::PodDisruptionBudget => "PodDisruptionBudget",
         }
     }
 
-    /// The only `apiVersion` accepted for this kind.
+    /// The `apiVersion` objects of this kind are stored and served in (a
+    /// HorizontalPodAutoscaler is also accepted as `autoscaling/v1` and converted).
     pub fn api_version(&self) -> &'static str {
         match self {
             Kind::Namespace
@@ -111,6 +118,8 @@ impl Kind {
             Kind::Job | Kind::CronJob => "batch/v1",
             Kind::Ingress | Kind::IngressClass | Kind::NetworkPolicy => "networking.k8s.io/v1",
             Kind::PriorityClass => "scheduling.k8s.io/v1",
+            Kind::HorizontalPodAutoscaler => "autoscaling/v2",
+            Kind::PodDisruptionBudget => "policy/v1",
         }
     }
 
@@ -140,6 +149,8 @@ impl Kind {
             Kind::IngressClass => "ingressclasses",
             Kind::NetworkPolicy => "networkpolicies",
             Kind::PriorityClass => "priorityclasses",
+            Kind::HorizontalPodAutoscaler => "horizontalpodautoscalers",
+            Kind::PodDisruptionBudget => "poddisruptionbudgets",
         }
     }
 
@@ -166,7 +177,9 @@ impl Kind {
             | Kind::CronJob
             | Kind::ServiceAccount
             | Kind::Ingress
-            | Kind::NetworkPolicy => true,
+            | Kind::NetworkPolicy
+            | Kind::HorizontalPodAutoscaler
+            | Kind::PodDisruptionBudget => true,
         }
     }
 
@@ -206,6 +219,22 @@ impl Kind {
                 _ => None,
             };
         }
+        if let Some(base) = lower.strip_suffix(".autoscaling") {
+            return match base {
+                "horizontalpodautoscaler" | "horizontalpodautoscalers" | "hpa" => {
+                    Some(Kind::HorizontalPodAutoscaler)
+                }
+                _ => None,
+            };
+        }
+        if let Some(base) = lower.strip_suffix(".policy") {
+            return match base {
+                "poddisruptionbudget" | "poddisruptionbudgets" | "pdb" => {
+                    Some(Kind::PodDisruptionBudget)
+                }
+                _ => None,
+            };
+        }
         if let Some(base) = lower.strip_suffix(".discovery.k8s.io") {
             return match base {
                 "endpointslice" | "endpointslices" => Some(Kind::EndpointSlice),
@@ -240,6 +269,12 @@ impl Kind {
             "ingressclass" | "ingressclasses" => Some(Kind::IngressClass),
             "networkpolicy" | "networkpolicies" | "netpol" => Some(Kind::NetworkPolicy),
             "priorityclass" | "priorityclasses" | "pc" => Some(Kind::PriorityClass),
+            "horizontalpodautoscaler" | "horizontalpodautoscalers" | "hpa" => {
+                Some(Kind::HorizontalPodAutoscaler)
+            }
+            "poddisruptionbudget" | "poddisruptionbudgets" | "pdb" => {
+                Some(Kind::PodDisruptionBudget)
+            }
             _ => None,
         }
     }
@@ -270,6 +305,8 @@ impl Kind {
             "IngressClass" => Some(Kind::IngressClass),
             "NetworkPolicy" => Some(Kind::NetworkPolicy),
             "PriorityClass" => Some(Kind::PriorityClass),
+            "HorizontalPodAutoscaler" => Some(Kind::HorizontalPodAutoscaler),
+            "PodDisruptionBudget" => Some(Kind::PodDisruptionBudget),
             _ => None,
         }
     }

@@ -134,8 +134,8 @@ pub use probe::{
     TcpSocketAction,
 };
 pub use quantity::{
-    is_extended_resource, parse_count, parse_cpu_millis, parse_memory_bytes, same_quantity,
-    MAX_CPU_MILLIS, MAX_MEMORY_BYTES,
+    is_extended_resource, is_quantity, parse_count, parse_cpu_millis, parse_memory_bytes,
+    same_quantity, MAX_CPU_MILLIS, MAX_MEMORY_BYTES,
 };
 pub use replica_set::{ReplicaSet, ReplicaSetSpec, ReplicaSetStatus};
 pub use replication_controller::{ReplicationController, ReplicationControllerSpec};
@@ -346,7 +346,12 @@ impl Object {
             Kind::Job => serde_json::from_value(value).map(Object::Job),
             Kind::CronJob => serde_json::from_value(value).map(|c| Object::CronJob(Box::new(c))),
             Kind::PriorityClass => serde_json::from_value(value).map(Object::PriorityClass),
-            Kind::ServiceAccount | Kind::Ingress | Kind::IngressClass | Kind::NetworkPolicy => {
+            Kind::ServiceAccount
+            | Kind::Ingress
+            | Kind::IngressClass
+            | Kind::NetworkPolicy
+            | Kind::HorizontalPodAutoscaler
+            | Kind::PodDisruptionBudget => {
                 return Passive::from_json(kind, value)
                     .map(|o| Object::Passive(Box::new(o)))
                     .map_err(|e| format!("invalid {} object: {e}", kind.as_str()));

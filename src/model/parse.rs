@@ -305,7 +305,21 @@ fn build(kind: Kind, mut value: Value) -> Result<Object, String> {
             class.metadata.namespace = None;
             Object::PriorityClass(class)
         }
-        Kind::ServiceAccount | Kind::Ingress | Kind::IngressClass | Kind::NetworkPolicy => {
+        Kind::HorizontalPodAutoscaler => {
+            let mut value = value;
+            if value.get("apiVersion").and_then(Value::as_str) == Some("autoscaling/v1") {
+                crate::model::passive::autoscaler_v1_to_v2(&mut value);
+            }
+            crate::model::passive::default_autoscaler(&mut value);
+            let passive = crate::model::Passive::from_json(kind, value)
+                .map_err(|e| format!("invalid {kind} object: {e}"))?;
+            Object::Passive(Box::new(passive))
+        }
+        Kind::ServiceAccount
+        | Kind::Ingress
+        | Kind::IngressClass
+        | Kind::NetworkPolicy
+        | Kind::PodDisruptionBudget => {
             let passive = crate::model::Passive::from_json(kind, value)
                 .map_err(|e| format!("invalid {kind} object: {e}"))?;
             Object::Passive(Box::new(passive))

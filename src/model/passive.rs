@@ -1,6 +1,8 @@
 //! Kinds berth stores and shows but does not act on, as a Kubernetes cluster without the
 //! matching controller does: Ingress and IngressClass (no ingress controller),
-//! NetworkPolicy (no enforcing network plugin) and ServiceAccount (no API tokens). Their
+//! NetworkPolicy (no enforcing network plugin), ServiceAccount (no API tokens),
+//! HorizontalPodAutoscaler (no metrics pipeline) and PodDisruptionBudget (no eviction
+//! API: `drain` deletes). Their
 //! fields are validated as Kubernetes validates them (`validate/passive.rs`), and an
 //! apply says, with a `Warning:`, what does not happen (`warnings.rs`), so a manifest
 //! that carries them is accepted unchanged and nothing is ignored silently.
@@ -50,6 +52,47 @@ impl Passive {
     /// A field under `spec`, if it is there.
     pub fn spec(&self, key: &str) -> Option<&Value> {
         self.fields.get("spec")?.get(key)
+    }
+}
+
+/// The v1 form of an autoscaler, in v2's: the CPU target becomes a Resource metric, as
+/// the API server converts it.
+pub(super) fn autoscaler_v1_to_v2(value: &mut Value) {
+    let Some(top) = value.as_object_mut() else {
+        return;
+    };
+    top.insert("apiVersion".into(), "autoscaling/v2".into());
+    let Some(spec) = top.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    if let Some(utilization) = spec.remove("targetCPUUtilizationPercentage") {
+        spec.insert("metrics".into(), cpu_utilization(utilization));
+    }
+}
+
+fn cpu_utilization(percent: Value) -> Value {
+    serde_json::json!([{
+        "type": "Resource",
+        "resource": {
+            "name": "cpu",
+            "target": {"type": "Utilization", "averageUtilization": percent},
+        },
+    }])
+}
+
+/// The spec as stored: Kubernetes defaults `minReplicas` to 1 and, without metrics (or a
+/// v1 target), an 80% CPU target.
+pub(super) fn default_autoscaler(value: &mut Value) {
+    let Some(spec) = value.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    spec.entry("minReplicas").or_insert_with(|| 1.into());
+    let no_metrics = spec
+        .get("metrics")
+        .and_then(Value::as_array)
+        .is_none_or(Vec::is_empty);
+    if no_metrics {
+        spec.insert("metrics".into(), cpu_utilization(80.into()));
     }
 }
 

@@ -47,6 +47,11 @@ pub const MAX_MEMORY_BYTES: u64 = i64::MAX as u64;
 /// enforced, and its quota would wrap an int64 from about 9.2 × 10^13 cores on.
 pub const MAX_CPU_MILLIS: u64 = 100_000_000 * 1000;
 
+/// Whether `s` is a quantity Kubernetes accepts (`100m`, `64Mi`, `1e3`, `0.5`).
+pub fn is_quantity(s: &str) -> bool {
+    parse_quantity(s).is_ok()
+}
+
 /// Whether `a` and `b` are valid quantities of the same value (`1000m` and `1`, `1Ki` and
 /// `1024`), compared exactly: what a `resourceFieldRef` divisor is checked with.
 pub fn same_quantity(a: &str, b: &str) -> bool {

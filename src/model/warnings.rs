@@ -37,6 +37,14 @@ fn passive_warning(kind: Kind) -> Option<String> {
         Kind::NetworkPolicy => "berth does not enforce NetworkPolicy: traffic to and from the \
                                 selected pods is not restricted"
             .to_owned(),
+        Kind::HorizontalPodAutoscaler => "berth has no metrics pipeline: this \
+                                          HorizontalPodAutoscaler is stored but scales \
+                                          nothing; set replicas with `berth scale`"
+            .to_owned(),
+        Kind::PodDisruptionBudget => "berth has no eviction API: this PodDisruptionBudget is \
+                                      stored, but `berth drain` and node loss do not wait \
+                                      for it"
+            .to_owned(),
         _ => return None,
     })
 }

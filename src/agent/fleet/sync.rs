@@ -164,6 +164,8 @@ pub fn check_incoming(value: &Value) -> Result<Incoming, String> {
         | Kind::Ingress
         | Kind::IngressClass
         | Kind::NetworkPolicy
+        | Kind::HorizontalPodAutoscaler
+        | Kind::PodDisruptionBudget
         // Pods come admitted, their priority given: a board has no use for classes.
         | Kind::PriorityClass => return Err(format!("a coordinator does not push {}s", kind.as_str())),
         // Quotas and limit ranges are enforced where objects are created: the

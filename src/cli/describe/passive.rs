@@ -49,6 +49,29 @@ pub(super) fn describe_passive(out: &mut String, kind: Kind, object: &Value) {
                 .unwrap_or_default();
             field(out, 2, "Policy Types", types.join(", "));
         }
+        Kind::HorizontalPodAutoscaler => {
+            let target = at(object, &["spec", "scaleTargetRef"]);
+            let kind = str_at(target, &["kind"]);
+            let reference = format!("{kind}/{}", str_at(target, &["name"]));
+            field(out, 0, "Reference", reference);
+            field(out, 0, "Min replicas", at(object, &["spec", "minReplicas"]));
+            field(out, 0, "Max replicas", at(object, &["spec", "maxReplicas"]));
+            field(out, 0, &format!("{kind} pods"), "0 current / 0 desired");
+        }
+        Kind::PodDisruptionBudget => {
+            let selector = label_selector_text(at(object, &["spec", "selector"]));
+            field(out, 0, "Selector", selector);
+            for (key, label) in [
+                ("minAvailable", "Min available"),
+                ("maxUnavailable", "Max unavailable"),
+            ] {
+                let value = at(object, &["spec", key]);
+                if !value.is_null() {
+                    field(out, 0, label, value.to_string().trim_matches('"'));
+                }
+            }
+            field(out, 0, "Allowed disruptions", 0);
+        }
         _ => {}
     }
 }

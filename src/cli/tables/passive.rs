@@ -1,5 +1,6 @@
 //! The tables of the kinds berth stores without acting on them, with kubectl's columns:
-//! ServiceAccounts, Ingresses, IngressClasses and NetworkPolicies. Pure.
+//! ServiceAccounts, Ingresses, IngressClasses, NetworkPolicies, HorizontalPodAutoscalers
+//! and PodDisruptionBudgets. Pure.
 
 use serde_json::Value;
 
@@ -9,6 +10,22 @@ pub(super) const SERVICE_ACCOUNT_COLUMNS: [&str; 3] = ["NAME", "SECRETS", "AGE"]
 pub(super) const INGRESS_COLUMNS: [&str; 6] = ["NAME", "CLASS", "HOSTS", "ADDRESS", "PORTS", "AGE"];
 pub(super) const INGRESS_CLASS_COLUMNS: [&str; 4] = ["NAME", "CONTROLLER", "PARAMETERS", "AGE"];
 pub(super) const NETWORK_POLICY_COLUMNS: [&str; 3] = ["NAME", "POD-SELECTOR", "AGE"];
+pub(super) const AUTOSCALER_COLUMNS: [&str; 7] = [
+    "NAME",
+    "REFERENCE",
+    "TARGETS",
+    "MINPODS",
+    "MAXPODS",
+    "REPLICAS",
+    "AGE",
+];
+pub(super) const DISRUPTION_BUDGET_COLUMNS: [&str; 5] = [
+    "NAME",
+    "MIN AVAILABLE",
+    "MAX UNAVAILABLE",
+    "ALLOWED DISRUPTIONS",
+    "AGE",
+];
 
 fn name_and_age(item: &Value) -> (String, String) {
     (
@@ -91,6 +108,93 @@ pub(super) fn network_policy_row(item: &Value) -> Vec<String> {
     ]
 }
 
+/// kubectl's TARGETS: each metric's current value (always `<unknown>`: nothing measures)
+/// over its target, `cpu: <unknown>/50%` for a resource's utilization.
+pub(super) fn autoscaler_row(item: &Value) -> Vec<String> {
+    let (name, age) = name_and_age(item);
+    let target = at(item, &["spec", "scaleTargetRef"]);
+    let reference = format!(
+        "{}/{}",
+        str_at(target, &["kind"]),
+        str_at(target, &["name"])
+    );
+    let metrics = at(item, &["spec", "metrics"]).as_array();
+    let targets: Vec<String> = metrics
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(metric_target_text)
+        .collect();
+    let targets = if targets.is_empty() {
+        "<none>".to_owned()
+    } else {
+        targets.join(", ")
+    };
+    let count = |key: &str| match at(item, &["spec", key]) {
+        Value::Number(n) => n.to_string(),
+        _ => "<unset>".to_owned(),
+    };
+    let replicas = at(item, &["status", "currentReplicas"])
+        .as_i64()
+        .unwrap_or(0);
+    vec![
+        name,
+        reference,
+        targets,
+        count("minReplicas"),
+        count("maxReplicas"),
+        replicas.to_string(),
+        age,
+    ]
+}
+
+fn metric_target_text(metric: &Value) -> String {
+    let member = match str_at(metric, &["type"]) {
+        "Resource" => "resource",
+        "ContainerResource" => "containerResource",
+        "Pods" => "pods",
+        "Object" => "object",
+        _ => "external",
+    };
+    let source = at(metric, &[member]);
+    let target = at(source, &["target"]);
+    let goal = match str_at(target, &["type"]) {
+        "Utilization" => format!("{}%", at(target, &["averageUtilization"])),
+        "Value" => json_text(at(target, &["value"])),
+        _ => format!("{} (avg)", json_text(at(target, &["averageValue"]))),
+    };
+    let prefix = match str_at(source, &["name"]) {
+        "" => String::new(),
+        name => format!("{name}: "),
+    };
+    format!("{prefix}<unknown>/{goal}")
+}
+
+fn json_text(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
+pub(super) fn disruption_budget_row(item: &Value) -> Vec<String> {
+    let (name, age) = name_and_age(item);
+    let amount = |key: &str| match at(item, &["spec", key]) {
+        Value::Null => "N/A".to_owned(),
+        value => json_text(value),
+    };
+    let allowed = at(item, &["status", "disruptionsAllowed"])
+        .as_i64()
+        .unwrap_or(0);
+    vec![
+        name,
+        amount("minAvailable"),
+        amount("maxUnavailable"),
+        allowed.to_string(),
+        age,
+    ]
+}
+
 /// A label selector as kubectl prints it: `app=web,tier in (a,b)`, `<none>` when empty.
 pub(crate) fn label_selector_text(selector: &Value) -> String {
     let labels = super::service::selector_text(at(selector, &["matchLabels"]));
@@ -152,6 +256,34 @@ mod tests {
             "matchExpressions": [{"key": "tier", "operator": "In", "values": ["a", "b"]}],
         });
         assert_eq!(label_selector_text(&selector), "app=db,tier in (a,b)");
+        let autoscaler = json!({
+            "metadata": {"name": "php-apache"},
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "php-apache"},
+                "minReplicas": 1,
+                "maxReplicas": 10,
+                "metrics": [
+                    {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}}},
+                    {"type": "Pods", "pods": {"metric": {"name": "packets"}, "target": {"type": "AverageValue", "averageValue": "1k"}}},
+                ],
+            },
+        });
+        assert_eq!(
+            &autoscaler_row(&autoscaler)[..6],
+            [
+                "php-apache",
+                "Deployment/php-apache",
+                "cpu: <unknown>/50%, <unknown>/1k (avg)",
+                "1",
+                "10",
+                "0"
+            ]
+        );
+        let budget = json!({"metadata": {"name": "zk-pdb"}, "spec": {"maxUnavailable": 1}});
+        assert_eq!(
+            &disruption_budget_row(&budget)[..4],
+            ["zk-pdb", "N/A", "1", "0"]
+        );
         let class = json!({
             "metadata": {"name": "external-lb"},
             "spec": {

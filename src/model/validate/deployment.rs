@@ -322,13 +322,13 @@ fn check_surge_and_unavailable(c: &mut Checker, rolling: &Map<String, Value>, pa
 }
 
 #[derive(Clone, Copy)]
-struct IntOrPercent {
-    amount: i64,
-    percent: bool,
+pub(super) struct IntOrPercent {
+    pub(super) amount: i64,
+    pub(super) percent: bool,
 }
 
 /// A non-negative integer or a percentage string such as `"25%"`.
-fn int_or_percent(c: &mut Checker, value: &Value, path: &str) -> Option<IntOrPercent> {
+pub(super) fn int_or_percent(c: &mut Checker, value: &Value, path: &str) -> Option<IntOrPercent> {
     match value {
         Value::Number(_) => c
             .integer_in(value, path, 0, i64::from(i32::MAX))

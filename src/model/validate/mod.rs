@@ -4,10 +4,12 @@
 //! `deny_unknown_fields`: serde stops at the first problem, while a user fixing a
 //! manifest wants every problem, each with its Kubernetes field path.
 
+mod autoscaler;
 pub(in crate::model) mod checker;
 mod claim;
 mod config;
 mod deployment;
+mod disruption_budget;
 mod env;
 mod job;
 mod node_affinity;
@@ -85,11 +87,14 @@ fn check_document(c: &mut Checker, doc: &Value) -> Option<Kind> {
         }
     };
 
+    let mut autoscaler_v1 = false;
     match get(top, "apiVersion") {
         None => c.required("apiVersion"),
         Some(value) => {
             if let (Some(version), Some(kind)) = (c.string(value, "apiVersion"), kind) {
-                if version != kind.api_version() {
+                autoscaler_v1 =
+                    kind == Kind::HorizontalPodAutoscaler && version == "autoscaling/v1";
+                if version != kind.api_version() && !autoscaler_v1 {
                     c.error(
                         "apiVersion",
                         format!("unsupported apiVersion {version:?} for {kind}"),
@@ -125,7 +130,9 @@ fn check_document(c: &mut Checker, doc: &Value) -> Option<Kind> {
             | Kind::CronJob
             | Kind::Ingress
             | Kind::IngressClass
-            | Kind::NetworkPolicy,
+            | Kind::NetworkPolicy
+            | Kind::HorizontalPodAutoscaler
+            | Kind::PodDisruptionBudget,
         )
         | None => &["apiVersion", "kind", "metadata", "spec", "status"],
     };
@@ -162,6 +169,12 @@ fn check_document(c: &mut Checker, doc: &Value) -> Option<Kind> {
         Kind::IngressClass => passive::check_ingress_class_spec(c, get(top, "spec")),
         Kind::NetworkPolicy => passive::check_network_policy_spec(c, get(top, "spec")),
         Kind::PriorityClass => priority_class::check_priority_class(c, top),
+        Kind::HorizontalPodAutoscaler => {
+            autoscaler::check_autoscaler_spec(c, get(top, "spec"), autoscaler_v1)
+        }
+        Kind::PodDisruptionBudget => {
+            disruption_budget::check_disruption_budget_spec(c, get(top, "spec"))
+        }
     }
     Some(kind)
 }
@@ -207,7 +220,9 @@ fn check_metadata(c: &mut Checker, top: &JsonObject, kind: Kind) {
                 | Kind::Ingress
                 | Kind::IngressClass
                 | Kind::NetworkPolicy
-                | Kind::PriorityClass => (is_dns1123_subdomain(name), DNS1123_SUBDOMAIN_RULE),
+                | Kind::PriorityClass
+                | Kind::HorizontalPodAutoscaler
+                | Kind::PodDisruptionBudget => (is_dns1123_subdomain(name), DNS1123_SUBDOMAIN_RULE),
                 // Its pods' names, with their ordinals, are their hostnames (DNS labels),
                 // and its revisions' names must stay valid label values.
                 Kind::StatefulSet => (
