@@ -223,3 +223,71 @@ fn a_pod_failure_policy_fails_the_job_at_the_first_matching_failure() {
         "{message}"
     );
 }
+
+/// An Indexed Job with a success policy completes once its rule is met, and its other
+/// pods stop; one with `backoffLimitPerIndex` and a `FailIndex` rule fails that index
+/// without a retry and, once every index ended, the Job with `FailedIndexes`.
+#[test]
+fn indexed_jobs_follow_their_success_policy_and_per_index_limits() {
+    let agent = TestAgent::start();
+    let success = "  completions: 3
+  parallelism: 3
+  completionMode: Indexed
+  successPolicy:
+    rules: [{succeededIndexes: '1', succeededCount: 1}]";
+    let command = "[ $JOB_COMPLETION_INDEX = 1 ] && exit 0; exec sleep 1000";
+    let applied = agent.apply_yaml(&job("lead", success, "Never", command));
+    assert!(
+        applied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    let done = wait_condition(&agent, "lead", "Complete");
+    let conditions = done["status"]["conditions"].as_array().unwrap();
+    assert!(
+        conditions
+            .iter()
+            .any(|c| c["type"] == "SuccessCriteriaMet" && c["reason"] == "SuccessPolicy"),
+        "{done}"
+    );
+    assert_eq!(done["status"]["completedIndexes"], "1");
+    wait_for(Duration::from_secs(30), "the other indexes stopped", || {
+        let running = pods_of(&agent, "lead")
+            .iter()
+            .filter(|pod| pod["status"]["phase"] == "Running")
+            .count();
+        (running == 0).then_some(())
+    });
+
+    let per_index = "  completions: 2
+  parallelism: 2
+  completionMode: Indexed
+  backoffLimitPerIndex: 1
+  podFailurePolicy:
+    rules:
+      - action: FailIndex
+        onExitCodes: {containerName: work, operator: In, values: [42]}";
+    let command = "[ $JOB_COMPLETION_INDEX = 0 ] && exit 42; exit 0";
+    let applied = agent.apply_yaml(&job("split", per_index, "Never", command));
+    assert!(
+        applied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    let failed = wait_condition(&agent, "split", "Failed");
+    assert_eq!(failed["status"]["failedIndexes"], "0");
+    assert_eq!(failed["status"]["completedIndexes"], "1");
+    assert_eq!(
+        pods_of(&agent, "split").len(),
+        2,
+        "no retry of a failed index"
+    );
+    let condition = failed["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Failed")
+        .unwrap()
+        .clone();
+    assert_eq!(condition["reason"], "FailedIndexes");
+}

@@ -244,7 +244,7 @@ fn unknown_paths_and_resource_types_are_not_found() {
     let message = assert_status(get(agent, "/nowhere"), 404, "NotFound");
     assert!(message.contains("GET /nowhere"), "{message}");
     assert_status(
-        get(agent, "/apis/autoscaling/v2/horizontalpodautoscalers"),
+        get(agent, "/apis/storage.k8s.io/v1/storageclasses"),
         404,
         "NotFound",
     );

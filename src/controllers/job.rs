@@ -25,6 +25,9 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
+use super::job_indexes::{
+    format_indexes, met_success_rule, parse_indexes, IndexFailures, INDEX_FAILURE_COUNT,
+};
 use super::pod_failure::{self, Verdict};
 use super::{key_of, mark_pod, Change, Note, World};
 use crate::model::{EnvVar, Job, JobCondition, JobStatus, Pod};
@@ -51,6 +54,8 @@ struct Observed<'a> {
     active_indexes: BTreeSet<i32>,
     /// When the last of its failed pods failed (Unix seconds).
     last_failure: Option<i64>,
+    /// Jobs with `backoffLimitPerIndex`: failures per index.
+    index_failures: IndexFailures,
 }
 
 impl<'a> Observed<'a> {
@@ -64,22 +69,23 @@ impl<'a> Observed<'a> {
             succeeded_indexes: BTreeSet::new(),
             active_indexes: BTreeSet::new(),
             last_failure: None,
+            index_failures: IndexFailures::default(),
         };
         for pod in world.controlled_pods(&job.metadata.uid) {
             let uid = &pod.metadata.uid;
             let index = completion_index(pod);
+            let earlier = earlier_index_failures(pod);
             if let Some(failure) = world.failed_pods.get(uid) {
                 observed.last_failure = observed.last_failure.max(Some(failure.at));
                 let policy = job.spec.pod_failure_policy.as_ref();
-                match pod_failure::judge(policy, pod, failure) {
-                    Verdict::Count => observed.failed += 1,
-                    Verdict::Ignore => observed.ignored += 1,
-                    Verdict::FailJob(message) => {
-                        observed.failed += 1;
-                        observed.fail_job.get_or_insert(message);
-                    }
-                }
-            } else if world.ended_pods.contains(uid) {
+                let verdict = pod_failure::judge(policy, pod, failure);
+                observed.count_failure(index, earlier, failure.at, verdict);
+                continue;
+            }
+            if let Some(index) = index {
+                observed.index_failures.note(index, earlier, 0);
+            }
+            if world.ended_pods.contains(uid) {
                 observed.succeeded += 1;
                 observed.succeeded_indexes.extend(index);
             } else if pod.metadata.deletion_timestamp.is_none() {
@@ -88,6 +94,27 @@ impl<'a> Observed<'a> {
             }
         }
         observed
+    }
+
+    /// Counts a failed pod of `index` (if indexed) by the policy's verdict.
+    fn count_failure(&mut self, index: Option<i32>, earlier: i32, at: i64, verdict: Verdict) {
+        let failures = &mut self.index_failures;
+        if let Some(index) = index {
+            failures.note_time(index, at);
+            let added = i32::from(verdict != Verdict::Ignore);
+            failures.note(index, earlier, added);
+            if verdict == Verdict::FailIndex {
+                failures.failed_by_policy.insert(index);
+            }
+        }
+        match verdict {
+            Verdict::Count | Verdict::FailIndex => self.failed += 1,
+            Verdict::Ignore => self.ignored += 1,
+            Verdict::FailJob(message) => {
+                self.failed += 1;
+                self.fail_job.get_or_insert(message);
+            }
+        }
     }
 
     /// The failures the back-off before a replacement counts: the stored count, or more
@@ -110,6 +137,9 @@ pub fn reconcile(job: &Job, world: &World) -> Vec<Change> {
         let known = parse_indexes(&status.completed_indexes);
         status.completed_indexes =
             format_indexes(&known.union(&observed.succeeded_indexes).copied().collect());
+        let known = parse_indexes(&status.failed_indexes);
+        let failed = observed.index_failures.failed(&job.spec, &known);
+        status.failed_indexes = format_indexes(&failed);
     }
     let mut changes = Vec::new();
     if let Some(finished) = status.finished().cloned() {
@@ -128,9 +158,12 @@ pub fn reconcile(job: &Job, world: &World) -> Vec<Change> {
             message,
             COMPONENT,
         ));
-    } else if complete(job, &status, &observed) {
+    } else if let Some((reason, message)) = complete(job, &status, &observed) {
         changes.extend(stop(&observed.active));
-        finish(&mut status, "Complete", "", "", world);
+        if !reason.is_empty() {
+            finish(&mut status, "SuccessCriteriaMet", reason, &message, world);
+        }
+        finish(&mut status, "Complete", reason, &message, world);
         status.completion_time = Some(world.now.clone());
         changes.push(Note::normal(
             "Job",
@@ -143,10 +176,13 @@ pub fn reconcile(job: &Job, world: &World) -> Vec<Change> {
         changes.extend(stop(&observed.active));
     } else {
         status.start_time.get_or_insert_with(|| world.now.clone());
-        // After a failure, replacements wait out Kubernetes' pod-failure back-off.
+        // After a failure, replacements wait out Kubernetes' pod-failure back-off (per
+        // index, when failures are counted per index).
         let failures = observed.back_off_failures(&status);
-        if retry_at(failures, observed.last_failure).is_none_or(|at| world.now_secs >= at) {
-            changes.extend(new_pods(job, &status, &observed));
+        let per_index = job.spec.backoff_limit_per_index.is_some();
+        let retry = retry_at(failures, observed.last_failure).filter(|_| !per_index);
+        if retry.is_none_or(|at| world.now_secs >= at) {
+            changes.extend(new_pods(job, &status, &observed, world.now_secs));
         }
     }
     if status != job.status {
@@ -170,8 +206,18 @@ pub fn next_change(job: &Job, world: &World) -> Option<i64> {
         Some(seconds(job.status.start_time.as_deref()?)?.saturating_add(deadline))
     });
     let observed = Observed::of(job, world);
-    let failures = observed.back_off_failures(&job.status);
-    let back_off = retry_at(failures, observed.last_failure).filter(|at| *at > world.now_secs);
+    let failures = &observed.index_failures;
+    let back_off = if job.spec.backoff_limit_per_index.is_some() {
+        failures
+            .last
+            .iter()
+            .filter_map(|(index, at)| retry_at(failures.count(*index), Some(*at)))
+            .filter(|at| *at > world.now_secs)
+            .min()
+    } else {
+        let failures = observed.back_off_failures(&job.status);
+        retry_at(failures, observed.last_failure).filter(|at| *at > world.now_secs)
+    };
     [deadline, back_off].into_iter().flatten().min()
 }
 
@@ -214,6 +260,9 @@ fn failure(
             "Job has reached the specified backoff limit".to_owned(),
         ));
     }
+    if let Some(reason) = index_failure(job, status) {
+        return Some(reason);
+    }
     let deadline = job.spec.active_deadline_seconds?;
     let started = seconds(status.start_time.as_deref()?)?;
     (now >= started.saturating_add(deadline)).then(|| {
@@ -224,15 +273,49 @@ fn failure(
     })
 }
 
-fn complete(job: &Job, status: &JobStatus, observed: &Observed) -> bool {
-    match job.spec.completions {
+/// With `backoffLimitPerIndex`: the Job fails once more indexes failed than
+/// `maxFailedIndexes`, or once every index ended and some failed.
+fn index_failure(job: &Job, status: &JobStatus) -> Option<(&'static str, String)> {
+    job.spec.backoff_limit_per_index?;
+    let failed = parse_indexes(&status.failed_indexes);
+    let too_many = job
+        .spec
+        .max_failed_indexes
+        .is_some_and(|max| failed.len() > usize::try_from(max).unwrap_or(0));
+    if too_many {
+        return Some((
+            "MaxFailedIndexesExceeded",
+            "Job has exceeded the specified maximal number of failed indexes".to_owned(),
+        ));
+    }
+    let completed = parse_indexes(&status.completed_indexes);
+    let all_ended = (0..job.spec.completions.unwrap_or(0))
+        .all(|i| completed.contains(&i) || failed.contains(&i));
+    (all_ended && !failed.is_empty())
+        .then(|| ("FailedIndexes", "Job has failed indexes".to_owned()))
+}
+
+/// Whether the Job is complete, with the reason and message of its conditions: empty
+/// when every completion is there, `SuccessPolicy` when a rule of it was met first.
+fn complete(job: &Job, status: &JobStatus, observed: &Observed) -> Option<(&'static str, String)> {
+    let done = match job.spec.completions {
         Some(completions) if job.spec.indexed() => {
-            (0..completions).all(|i| parse_indexes(&status.completed_indexes).contains(&i))
+            let completed = parse_indexes(&status.completed_indexes);
+            if let Some(rule) = job
+                .spec
+                .success_policy
+                .as_ref()
+                .and_then(|policy| met_success_rule(policy, &completed))
+            {
+                return Some(("SuccessPolicy", format!("Matched rules at index {rule}")));
+            }
+            (0..completions).all(|i| completed.contains(&i))
         }
         Some(completions) => status.succeeded >= completions,
         // A work queue: done once a pod succeeded and the others have stopped.
         None => status.succeeded > 0 && observed.active.is_empty(),
-    }
+    };
+    done.then(|| ("", String::new()))
 }
 
 /// Adds the final condition (and the failure's reason) to `status`.
@@ -258,19 +341,28 @@ fn expired(job: &Job, finished: &JobCondition, now: i64) -> bool {
 
 /// The pods to start so that `parallelism` run, without starting more than the
 /// completions still missing.
-fn new_pods(job: &Job, status: &JobStatus, observed: &Observed) -> Vec<Change> {
+fn new_pods(job: &Job, status: &JobStatus, observed: &Observed, now: i64) -> Vec<Change> {
     let parallelism = job.spec.parallelism();
     let active = count(observed.active.len());
     let wanted = match job.spec.completions {
         Some(completions) if job.spec.indexed() => {
+            let completed = parse_indexes(&status.completed_indexes);
+            let failed = parse_indexes(&status.failed_indexes);
+            let failures = &observed.index_failures;
+            // Per index, a failed index waits out its own back-off.
+            let waiting = |i: &i32| {
+                job.spec.backoff_limit_per_index.is_some()
+                    && retry_at(failures.count(*i), failures.last.get(i).copied())
+                        .is_some_and(|at| now < at)
+            };
             let missing = (0..completions)
-                .filter(|i| !observed.succeeded_indexes.contains(i))
-                .filter(|i| !parse_indexes(&status.completed_indexes).contains(i))
-                .filter(|i| !observed.active_indexes.contains(i));
+                .filter(|i| !observed.succeeded_indexes.contains(i) && !completed.contains(i))
+                .filter(|i| !failed.contains(i) && !observed.active_indexes.contains(i))
+                .filter(|i| !waiting(i));
             let room = usize::try_from(parallelism - active).unwrap_or(0);
             return missing
                 .take(room)
-                .map(|index| create(job, Some(index)))
+                .map(|index| create(job, Some((index, failures.count(index)))))
                 .collect();
         }
         Some(completions) => parallelism.min(completions - status.succeeded),
@@ -280,7 +372,9 @@ fn new_pods(job: &Job, status: &JobStatus, observed: &Observed) -> Vec<Change> {
     (active..wanted).map(|_| create(job, None)).collect()
 }
 
-fn create(job: &Job, index: Option<i32>) -> Change {
+/// A new pod of `job`; of an Indexed Job, with its index and the failures of the
+/// index so far.
+fn create(job: &Job, index: Option<(i32, i32)>) -> Change {
     let mut pod = super::pod_of_template(&job.spec.template, "Job", &job.metadata);
     let labels = &mut pod.metadata.labels;
     for (key, value) in [
@@ -292,7 +386,12 @@ fn create(job: &Job, index: Option<i32>) -> Change {
         labels.insert(key.to_string(), value.clone());
     }
     let mut generate_name = format!("{}-", job.metadata.name);
-    if let Some(index) = index {
+    if let Some((index, failures)) = index {
+        if job.spec.backoff_limit_per_index.is_some() {
+            pod.metadata
+                .annotations
+                .insert(INDEX_FAILURE_COUNT.to_string(), failures.to_string());
+        }
         let text = index.to_string();
         pod.metadata
             .annotations
@@ -321,46 +420,9 @@ fn completion_index(pod: &Pod) -> Option<i32> {
     pod.metadata.annotations.get(COMPLETION_INDEX)?.parse().ok()
 }
 
-/// `0-2,4` → {0, 1, 2, 4}; what does not parse is left out.
-fn parse_indexes(text: &str) -> BTreeSet<i32> {
-    let mut out = BTreeSet::new();
-    for part in text.split(',').filter(|p| !p.is_empty()) {
-        match part.split_once('-') {
-            Some((a, b)) => {
-                if let (Ok(a), Ok(b)) = (a.parse::<i32>(), b.parse::<i32>()) {
-                    out.extend(a..=b.min(a.saturating_add(100_000)));
-                }
-            }
-            None => out.extend(part.parse::<i32>().ok()),
-        }
-    }
-    out
-}
-
-/// {0, 1, 2, 4} → `0-2,4`, as Kubernetes writes `completedIndexes`.
-fn format_indexes(indexes: &BTreeSet<i32>) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut run: Option<(i32, i32)> = None;
-    for &i in indexes {
-        run = match run {
-            Some((start, end)) if i == end + 1 => Some((start, i)),
-            Some(done) => {
-                parts.push(range_text(done));
-                Some((i, i))
-            }
-            None => Some((i, i)),
-        };
-    }
-    parts.extend(run.map(range_text));
-    parts.join(",")
-}
-
-fn range_text((start, end): (i32, i32)) -> String {
-    if start == end {
-        start.to_string()
-    } else {
-        format!("{start}-{end}")
-    }
+fn earlier_index_failures(pod: &Pod) -> i32 {
+    let text = pod.metadata.annotations.get(INDEX_FAILURE_COUNT);
+    text.and_then(|t| t.parse().ok()).unwrap_or(0)
 }
 
 /// Unix seconds of an RFC 3339 time.

@@ -494,3 +494,6 @@ fn a_failed_pods_status_gives_its_exit_codes_conditions_and_time() {
     let unknown = PodFailure::of(&crate::model::PodStatus::default(), NOW_SECS);
     assert_eq!(unknown, PodFailure::at(NOW_SECS));
 }
+
+#[path = "job_index_tests.rs"]
+mod index_tests;

@@ -35,6 +35,7 @@ pub mod driver;
 pub mod endpoints;
 pub mod garbage;
 pub mod job;
+mod job_indexes;
 pub mod namespace;
 pub mod node_lifecycle;
 pub mod pod_failure;

@@ -71,6 +71,8 @@ pub enum Verdict {
     Ignore,
     /// Fails the Job, for the reason given (Kubernetes' message).
     FailJob(String),
+    /// Fails the pod's index (Jobs with `backoffLimitPerIndex`).
+    FailIndex,
 }
 
 /// The verdict of the first rule of `policy` that `failure` of `pod` matches; a failure
@@ -101,6 +103,7 @@ pub fn judge(policy: Option<&PodFailurePolicy>, pod: &Pod, failure: &PodFailure)
         };
         return match rule.action {
             PodFailurePolicyAction::FailJob => Verdict::FailJob(message),
+            PodFailurePolicyAction::FailIndex => Verdict::FailIndex,
             PodFailurePolicyAction::Ignore => Verdict::Ignore,
             PodFailurePolicyAction::Count => Verdict::Count,
         };

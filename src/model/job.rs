@@ -47,7 +47,36 @@ pub struct JobSpec {
     /// How a failed pod counts: the first rule it matches decides.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pod_failure_policy: Option<PodFailurePolicy>,
+    /// Indexed Jobs: failures allowed per index before the index fails (and is not
+    /// retried), instead of one `backoffLimit` for the whole Job.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backoff_limit_per_index: Option<i32>,
+    /// With `backoffLimitPerIndex`: the Job fails once more indexes than this failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_failed_indexes: Option<i32>,
+    /// Indexed Jobs: when the Job succeeds before every index did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub success_policy: Option<SuccessPolicy>,
     pub template: PodTemplateSpec,
+}
+
+/// `spec.successPolicy`: the Job succeeds once any rule is met.
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct SuccessPolicy {
+    pub rules: Vec<SuccessPolicyRule>,
+}
+
+/// Met when `succeededCount` of `succeededIndexes` (every index, when not given)
+/// succeeded, or all of `succeededIndexes` without a count.
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct SuccessPolicyRule {
+    /// Kubernetes' index list: `0,2-3`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub succeeded_indexes: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub succeeded_count: Option<i32>,
 }
 
 /// `spec.podFailurePolicy`: rules tried in order on each failed pod.
@@ -69,12 +98,13 @@ pub struct PodFailurePolicyRule {
     pub on_pod_conditions: Vec<OnPodCondition>,
 }
 
-/// What a matching failure does. `FailIndex` is refused at validation: it needs
-/// `backoffLimitPerIndex`, which berth does not have.
+/// What a matching failure does. `FailIndex` needs `backoffLimitPerIndex` (validated).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum PodFailurePolicyAction {
     /// The Job fails at once (`PodFailurePolicy`), its running pods stopped.
     FailJob,
+    /// The pod's index fails at once and is not retried.
+    FailIndex,
     /// The failure does not count against `backoffLimit`; the pod is replaced.
     Ignore,
     /// The failure counts, as without a policy.
@@ -86,6 +116,7 @@ impl PodFailurePolicyAction {
     pub fn as_str(&self) -> &'static str {
         match self {
             PodFailurePolicyAction::FailJob => "FailJob",
+            PodFailurePolicyAction::FailIndex => "FailIndex",
             PodFailurePolicyAction::Ignore => "Ignore",
             PodFailurePolicyAction::Count => "Count",
         }
@@ -140,8 +171,14 @@ impl JobSpec {
         self.parallelism.unwrap_or(1).max(0)
     }
 
+    /// Kubernetes' default is 6, or no limit when failures are counted per index.
     pub fn backoff_limit(&self) -> i32 {
-        self.backoff_limit.unwrap_or(DEFAULT_BACKOFF_LIMIT).max(0)
+        let default = if self.backoff_limit_per_index.is_some() {
+            i32::MAX
+        } else {
+            DEFAULT_BACKOFF_LIMIT
+        };
+        self.backoff_limit.unwrap_or(default).max(0)
     }
 
     pub fn indexed(&self) -> bool {
@@ -161,6 +198,9 @@ pub struct JobStatus {
     /// Indexed Jobs: the indexes that succeeded, as Kubernetes writes them (`0-2,4`).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub completed_indexes: String,
+    /// Jobs with `backoffLimitPerIndex`: the indexes that failed, in the same form.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub failed_indexes: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub start_time: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]

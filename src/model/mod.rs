@@ -95,7 +95,8 @@ pub use event::{Event, EventObjectReference, EventSource, EventType};
 pub use hash::{pod_template_hash, spec_hash};
 pub use job::{
     ExitCodeOperator, Job, JobCondition, JobSpec, JobStatus, OnExitCodes, OnPodCondition,
-    PodFailurePolicy, PodFailurePolicyAction, PodFailurePolicyRule, DEFAULT_BACKOFF_LIMIT,
+    PodFailurePolicy, PodFailurePolicyAction, PodFailurePolicyRule, SuccessPolicy,
+    SuccessPolicyRule, DEFAULT_BACKOFF_LIMIT,
 };
 pub use kind::Kind;
 pub use limit_range::{LimitRange, LimitRangeItem, LimitRangeSpec};

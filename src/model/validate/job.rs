@@ -7,7 +7,7 @@ use super::deployment::check_template;
 use crate::model::Schedule;
 use failure_policy::check_pod_failure_policy;
 
-const JOB_FIELDS: [&str; 11] = [
+const JOB_FIELDS: [&str; 14] = [
     "parallelism",
     "completions",
     "completionMode",
@@ -18,6 +18,9 @@ const JOB_FIELDS: [&str; 11] = [
     "selector",
     "manualSelector",
     "podFailurePolicy",
+    "backoffLimitPerIndex",
+    "maxFailedIndexes",
+    "successPolicy",
     "template",
 ];
 
@@ -57,13 +60,15 @@ pub(super) fn check_job_spec(c: &mut Checker, value: Option<&Value>, path: &str)
     if let Some(value) = get(spec, "activeDeadlineSeconds") {
         c.integer_in(value, &format!("{path}.activeDeadlineSeconds"), 1, i64::MAX);
     }
+    let mut indexed = false;
     if let Some(value) = get(spec, "completionMode") {
         let mode = c.one_of(
             value,
             &format!("{path}.completionMode"),
             &["NonIndexed", "Indexed"],
         );
-        if mode == Some("Indexed") && get(spec, "completions").is_none() {
+        indexed = mode == Some("Indexed");
+        if indexed && get(spec, "completions").is_none() {
             c.error(
                 &format!("{path}.completions"),
                 "when completion mode is Indexed: Required value",
@@ -84,12 +89,19 @@ pub(super) fn check_job_spec(c: &mut Checker, value: Option<&Value>, path: &str)
     let restart_policy = get(spec, "template")
         .and_then(|t| t.pointer("/spec/restartPolicy"))
         .and_then(Value::as_str);
+    indexes::check_index_fields(c, spec, path, indexed);
+    let per_index = get(spec, "backoffLimitPerIndex").is_some();
     let policy = get(spec, "podFailurePolicy");
     if let Some(value) = policy {
         let policy_path = format!("{path}.podFailurePolicy");
-        check_pod_failure_policy(c, value, &policy_path, get(spec, "template"));
+        check_pod_failure_policy(c, value, &policy_path, get(spec, "template"), per_index);
     }
     match restart_policy {
+        Some("OnFailure") if per_index => c.error(
+            &format!("{template}.spec.restartPolicy"),
+            "invalid value \"OnFailure\": only \"Never\" is supported when \
+             backoffLimitPerIndex is specified",
+        ),
         // The policy judges failed pods; a pod whose containers restart does not fail.
         Some("OnFailure") if policy.is_some() => c.error(
             &format!("{template}.spec.restartPolicy"),
@@ -179,3 +191,5 @@ pub(super) fn check_cron_job_spec(c: &mut Checker, value: Option<&Value>) {
 
 #[path = "job_failure_policy.rs"]
 mod failure_policy;
+#[path = "job_indexes.rs"]
+mod indexes;

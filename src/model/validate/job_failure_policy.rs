@@ -1,7 +1,7 @@
 //! Validation of a Job's `podFailurePolicy`, with Kubernetes' rules and field paths.
 //!
-//! `FailIndex` is refused by name: it needs `backoffLimitPerIndex` (failures counted per
-//! index), which berth does not have, and Kubernetes refuses it without that too.
+//! `FailIndex` needs `backoffLimitPerIndex` (failures counted per index), as in
+//! Kubernetes.
 
 use serde_json::Value;
 
@@ -13,14 +13,16 @@ const MAX_RULES: usize = 20;
 const MAX_EXIT_CODES: usize = 255;
 const MAX_CONDITION_PATTERNS: usize = 20;
 
-const ACTIONS: [&str; 3] = ["FailJob", "Ignore", "Count"];
+const ACTIONS: [&str; 4] = ["FailJob", "FailIndex", "Ignore", "Count"];
 
-/// Checks `policy` (at `path`) of a Job spec whose template is `template`.
+/// Checks `policy` (at `path`) of a Job spec whose template is `template`; `per_index`
+/// when the spec sets `backoffLimitPerIndex`.
 pub(super) fn check_pod_failure_policy(
     c: &mut Checker,
     policy: &Value,
     path: &str,
     template: Option<&Value>,
+    per_index: bool,
 ) {
     let Some(policy) = c.object(policy, path) else {
         return;
@@ -41,7 +43,7 @@ pub(super) fn check_pod_failure_policy(
     }
     let names = container_names(template);
     for (i, rule) in rules.iter().enumerate() {
-        check_rule(c, rule, &index(&rules_path, i), &names);
+        check_rule(c, rule, &index(&rules_path, i), &names, per_index);
     }
 }
 
@@ -56,7 +58,7 @@ fn container_names(template: Option<&Value>) -> Vec<&str> {
         .collect()
 }
 
-fn check_rule(c: &mut Checker, value: &Value, path: &str, names: &[&str]) {
+fn check_rule(c: &mut Checker, value: &Value, path: &str, names: &[&str], per_index: bool) {
     let Some(rule) = c.object(value, path) else {
         return;
     };
@@ -64,10 +66,9 @@ fn check_rule(c: &mut Checker, value: &Value, path: &str, names: &[&str]) {
     let action_path = join(path, "action");
     match get(rule, "action") {
         None => c.required(&action_path),
-        Some(value) if value.as_str() == Some("FailIndex") => c.error(
+        Some(value) if value.as_str() == Some("FailIndex") && !per_index => c.error(
             &action_path,
-            "unsupported value \"FailIndex\": it needs backoffLimitPerIndex, which berth does \
-             not support; supported values: \"FailJob\", \"Ignore\", \"Count\"",
+            "invalid value \"FailIndex\": requires the backoffLimitPerIndex to be set",
         ),
         Some(value) => {
             c.one_of(value, &action_path, &ACTIONS);

@@ -46,11 +46,10 @@ fn actions_and_requirements() {
     assert_problems(
         &job(policy, "Never"),
         &[
-            "spec.podFailurePolicy.rules[0].action: unsupported value \"FailIndex\": it needs \
-             backoffLimitPerIndex, which berth does not support; supported values: \
-             \"FailJob\", \"Ignore\", \"Count\"",
+            "spec.podFailurePolicy.rules[0].action: invalid value \"FailIndex\": requires the \
+             backoffLimitPerIndex to be set",
             "spec.podFailurePolicy.rules[1].action: unsupported value \"Restart\": supported \
-             values: \"FailJob\", \"Ignore\", \"Count\"",
+             values: \"FailJob\", \"FailIndex\", \"Ignore\", \"Count\"",
             "spec.podFailurePolicy.rules[2].action: required value",
             "spec.podFailurePolicy.rules[2]: invalid value: specifying both onExitCodes and \
              onPodConditions is not supported",
