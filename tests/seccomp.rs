@@ -1,7 +1,9 @@
 //! The default seccomp profile seen from inside a real container (issue 11): calls that
 //! reach past the container fail with EPERM (ENOSYS for `clone3`), in the container's own
 //! processes and in `berth exec`, while ordinary programs (busybox sh, httpd, wget) and
-//! exec probes keep working. Real agent, real containers, as root.
+//! exec probes keep working. And a `Localhost` profile from the agent's seccomp root
+//! (issue 17): what it refuses fails, the rest works, and a missing profile leaves the
+//! container waiting with `CreateContainerError`. Real agent, real containers, as root.
 //!
 //! The syscall probe is tests/probes/seccomp_probe.c, built static by the test with the
 //! host's C compiler (scripts/setup installs build-essential) and copied into the
@@ -190,4 +192,101 @@ fn containers_cannot_reach_past_their_sandbox_but_ordinary_programs_work() {
     assert_eq!(page, "hello from berth\n");
     let (code, out, _) = exec(&agent, &["sh", "-c", "echo $((6 * 7)) | cat"]);
     assert_eq!((code, out.as_str()), (Some(0), "42\n"));
+}
+
+/// A `Localhost` profile that allows everything but `mkdir`.
+const NO_MKDIR: &str = r#"{
+    "defaultAction": "SCMP_ACT_ALLOW",
+    "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]
+}"#;
+
+fn localhost_pod(name: &str, profile: &str) -> String {
+    // The main process tries mkdir itself, so the filter of the container's own init is
+    // checked as well as the one `berth exec` installs.
+    format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+spec:
+  terminationGracePeriodSeconds: 1
+  securityContext:
+    seccompProfile:
+      type: Localhost
+      localhostProfile: {profile}
+  containers:
+    - name: main
+      image: busybox:1.35
+      command:
+        - sh
+        - -c
+        - mkdir /tmp/by-main 2> /tmp/main.err; echo $? > /tmp/main.rc; exec sleep 100000
+"#
+    )
+}
+
+/// `berth exec <pod> -- args...`; returns (exit code, stdout, stderr).
+fn exec_in(agent: &TestAgent, pod: &str, args: &[&str]) -> (Option<i32>, String, String) {
+    let mut all = vec!["exec", pod, "--"];
+    all.extend_from_slice(args);
+    let out = agent.berth(&all);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_localhost_profile_refuses_what_it_names_and_a_missing_one_is_a_create_error() {
+    let agent = TestAgent::start();
+    let profiles = agent.state.path().join("seccomp/profiles");
+    std::fs::create_dir_all(&profiles).unwrap();
+    std::fs::write(profiles.join("no-mkdir.json"), NO_MKDIR).unwrap();
+
+    let applied = agent.apply_yaml(&localhost_pod("no-mkdir", "profiles/no-mkdir.json"));
+    assert!(applied.status.success(), "{applied:?}");
+    agent.wait_running("no-mkdir");
+    // The main process's own mkdir failed with EPERM.
+    let rc = wait_for(Duration::from_secs(30), "the main process's mkdir", || {
+        let (code, out, _) = exec_in(&agent, "no-mkdir", &["cat", "/tmp/main.rc"]);
+        (code == Some(0)).then_some(out)
+    });
+    assert_ne!(rc.trim(), "0", "mkdir must fail in the main process");
+    let (_, main_err, _) = exec_in(&agent, "no-mkdir", &["cat", "/tmp/main.err"]);
+    assert!(main_err.contains("Operation not permitted"), "{main_err}");
+    // And in berth exec, while everything else works.
+    let (code, _, stderr) = exec_in(&agent, "no-mkdir", &["mkdir", "/tmp/by-exec"]);
+    assert_ne!(code, Some(0), "mkdir must fail in exec");
+    assert!(stderr.contains("Operation not permitted"), "{stderr}");
+    let (code, out, stderr) = exec_in(
+        &agent,
+        "no-mkdir",
+        &[
+            "sh",
+            "-c",
+            "echo hello > /tmp/f && cat /tmp/f && ls -d /tmp",
+        ],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(out, "hello\n/tmp\n");
+
+    // The file is only read when the container is created: apply accepts a pod naming a
+    // missing profile, and its container waits with the kubelet's reason.
+    let applied = agent.apply_yaml(&localhost_pod("no-profile", "profiles/missing.json"));
+    assert!(applied.status.success(), "{applied:?}");
+    let waiting = wait_for(Duration::from_secs(30), "CreateContainerError", || {
+        let pod = agent.pod("no-profile");
+        let waiting = pod["status"]["containerStatuses"][0]["state"]["waiting"].clone();
+        (waiting["reason"] == "CreateContainerError").then_some(waiting)
+    });
+    let message = waiting["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("cannot load seccomp profile")
+            && message.contains("profiles/missing.json"),
+        "{waiting}"
+    );
+    for pod in ["no-mkdir", "no-profile"] {
+        agent.ok(&["delete", "pod", pod]);
+    }
 }

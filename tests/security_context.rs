@@ -225,16 +225,18 @@ fn escalation_is_refused_at_apply_with_paths() {
         SLEEP,
         "",
         "      securityContext:\n        allowPrivilegeEscalation: true\n        \
-         seccompProfile: {type: Localhost, localhostProfile: x.json}\n",
+         seccompProfile: {type: Localhost, localhostProfile: ../x.json}\n",
     );
     let out = agent.apply_yaml(&yaml);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    // What no Pod Security level allows, because berth cannot do it (the levels
+    // What no Pod Security level allows, because berth cannot do it, and a Localhost
+    // profile outside the seccomp root, which Kubernetes refuses too (the levels
     // themselves are tests/pod_security.rs).
     for path in [
         "Pod/greedy: spec.containers[0].securityContext.allowPrivilegeEscalation: forbidden",
-        "Pod/greedy: spec.containers[0].securityContext.seccompProfile.type: forbidden",
+        "Pod/greedy: spec.containers[0].securityContext.seccompProfile.localhostProfile: \
+         invalid value \"../x.json\": must not contain '..'",
     ] {
         assert!(stderr.contains(path), "missing {path:?} in:\n{stderr}");
     }

@@ -148,9 +148,19 @@ impl Agent {
             .map_err(|e| failure("CreateContainerError", e.to_string()))?;
         let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
         let level = self.pod_security_level(namespace).map_err(config_error)?;
-        let security =
-            super::security::container_security(pod, container, &image.config.user, &rootfs, level)
-                .map_err(|refusal| failure(refusal.reason, refusal.message))?;
+        let seccomp_root = self.seccomp_root();
+        let sources = super::security::Sources {
+            rootfs: &rootfs,
+            seccomp_root: &seccomp_root,
+        };
+        let security = super::security::container_security(
+            pod,
+            container,
+            &image.config.user,
+            &sources,
+            level,
+        )
+        .map_err(|refusal| failure(refusal.reason, refusal.message))?;
         self.check_host_ports(pod, container)?;
         let config =
             PodConfig::load(&self.store(), pod).map_err(|e| config_error(format!("{e:#}")))?;
@@ -208,6 +218,7 @@ impl Agent {
             capabilities: security.capabilities,
             readonly_rootfs: security.readonly_rootfs,
             seccomp_unconfined: security.seccomp_unconfined,
+            seccomp_profile: security.seccomp_profile,
             privileged: security.privileged,
             pod_files,
             volume_mounts: volumes.binds,

@@ -290,6 +290,13 @@ impl Agent {
             .join("logs")
             .join(format!("{namespace}_{pod}_{uid}"))
     }
+
+    /// Where `Localhost` seccomp profiles are, as the kubelet's `/var/lib/kubelet/seccomp`:
+    /// `seccompProfile.localhostProfile` is a path relative to it. The operator puts
+    /// profiles there; the agent only reads them.
+    pub fn seccomp_root(&self) -> PathBuf {
+        self.options.state_dir.join("seccomp")
+    }
 }
 
 /// Runs the agent until SIGTERM or SIGINT. Containers keep running when it stops.

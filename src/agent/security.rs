@@ -1,17 +1,20 @@
 //! A container's identity and privileges, from its pod's `securityContext` and its image:
 //! the kubelet's part (the namespace's Pod Security level and `runAsNonRoot` are checked
 //! before anything starts) and containerd's part (the user resolved against the image's
-//! own `/etc/passwd` and `/etc/group`, the capability set, seccomp, a read-only root).
+//! own `/etc/passwd` and `/etc/group`, the capability set, seccomp (a `Localhost`
+//! profile read from the agent's seccomp root), a read-only root).
 
 use std::path::Path;
 
 use crate::model::{
     capability_name, check_pod_spec, effective_capabilities, effective_security_context,
     violations_summary, Container, Pod, PodSecurityLevel, SecurityContext, ALL_CAPABILITIES,
-    SECCOMP_RUNTIME_DEFAULT,
+    SECCOMP_LOCALHOST, SECCOMP_RUNTIME_DEFAULT, SUPPLEMENTAL_GROUPS_STRICT,
 };
 use crate::runtime::user::{parse_group, parse_passwd, resolve_user, UserOverrides};
-use crate::runtime::{capabilities_from_names, Capability, ProcessUser};
+use crate::runtime::{
+    capabilities_from_names, load_localhost_profile, Capability, LinuxSeccomp, ProcessUser,
+};
 
 /// Cap on the image's passwd and group files (real ones are a few KiB): an image is
 /// untrusted and the agent reads them into memory.
@@ -27,6 +30,8 @@ pub(super) struct ContainerSecurity {
     pub(super) readonly_rootfs: bool,
     /// No seccomp filter: `seccompProfile: Unconfined`, or privileged.
     pub(super) seccomp_unconfined: bool,
+    /// The `Localhost` profile, translated; `None` for the default profile.
+    pub(super) seccomp_profile: Option<LinuxSeccomp>,
     pub(super) privileged: bool,
 }
 
@@ -44,13 +49,20 @@ fn config_error(message: String) -> Refusal {
     }
 }
 
-/// The identity and privileges of `container`, whose image says `image_user` and is
-/// unpacked at `rootfs`, in a namespace whose Pod Security level is `level`.
+/// Where the image and the node are: the image's unpacked rootfs (its `/etc/passwd` and
+/// `/etc/group`) and the agent's seccomp root (`Localhost` profiles).
+pub(super) struct Sources<'a> {
+    pub(super) rootfs: &'a Path,
+    pub(super) seccomp_root: &'a Path,
+}
+
+/// The identity and privileges of `container`, whose image says `image_user`, in a
+/// namespace whose Pod Security level is `level`.
 pub(super) fn container_security(
     pod: &Pod,
     container: &Container,
     image_user: &str,
-    rootfs: &Path,
+    sources: &Sources,
     level: PodSecurityLevel,
 ) -> Result<ContainerSecurity, Refusal> {
     let context = effective_security_context(&pod.spec, container);
@@ -65,7 +77,7 @@ pub(super) fn container_security(
         message,
     };
     let read = |rel| {
-        crate::image::read_rootfs_file(rootfs, rel, MAX_ACCOUNT_FILE_BYTES)
+        crate::image::read_rootfs_file(sources.rootfs, rel, MAX_ACCOUNT_FILE_BYTES)
             .map(Option::unwrap_or_default)
             .map_err(create_error)
     };
@@ -85,16 +97,29 @@ pub(super) fn container_security(
     } else {
         effective_capabilities(context.capabilities.as_ref())
     };
+    let capabilities = capabilities_from_names(&capabilities);
+    // As containerd: a privileged container has no filter, so its profile is not read.
+    let seccomp_profile = match &context.seccomp_profile {
+        Some(profile) if profile.type_ == SECCOMP_LOCALHOST && !privileged => {
+            let relative = profile.localhost_profile.as_deref().unwrap_or_default();
+            Some(
+                load_localhost_profile(sources.seccomp_root, relative, &capabilities)
+                    .map_err(create_error)?,
+            )
+        }
+        _ => None,
+    };
     Ok(ContainerSecurity {
         user: resolved.user,
         home: resolved.home,
-        capabilities: capabilities_from_names(&capabilities),
+        capabilities,
         readonly_rootfs: context.read_only_root_filesystem == Some(true),
         seccomp_unconfined: privileged
             || context
                 .seccomp_profile
                 .as_ref()
                 .is_some_and(|p| p.type_ == SECCOMP_UNCONFINED),
+        seccomp_profile,
         privileged,
     })
 }
@@ -138,15 +163,16 @@ fn beyond_what_berth_can(context: &SecurityContext) -> Option<String> {
     {
         return Some(format!("unknown capability {name:?}"));
     }
+    let known = [
+        SECCOMP_RUNTIME_DEFAULT,
+        SECCOMP_UNCONFINED,
+        SECCOMP_LOCALHOST,
+    ];
     match &context.seccomp_profile {
-        Some(profile)
-            if profile.type_ != SECCOMP_RUNTIME_DEFAULT && profile.type_ != SECCOMP_UNCONFINED =>
-        {
-            Some(format!(
-                "seccomp profile {:?} is not supported on this node",
-                profile.type_
-            ))
-        }
+        Some(profile) if !known.contains(&profile.type_.as_str()) => Some(format!(
+            "seccomp profile {:?} is not supported on this node",
+            profile.type_
+        )),
         Some(_) | None => None,
     }
 }
@@ -243,7 +269,8 @@ fn verify_run_as_non_root(
     }
 }
 
-/// `runAsUser`, `runAsGroup`, then `fsGroup` and `supplementalGroups` as extra groups.
+/// `runAsUser`, `runAsGroup`, then `fsGroup` and `supplementalGroups` as extra groups, and
+/// whether `supplementalGroupsPolicy: Strict` leaves out the image's groups of the user.
 fn user_overrides(pod: &Pod, context: &SecurityContext) -> Result<UserOverrides, String> {
     let id = |field: &str, value: i64| {
         u32::try_from(value)
@@ -269,6 +296,8 @@ fn user_overrides(pod: &Pod, context: &SecurityContext) -> Result<UserOverrides,
             .map(|v| id("runAsGroup", v))
             .transpose()?,
         extra_gids,
+        strict_groups: pod_context.supplemental_groups_policy.as_deref()
+            == Some(SUPPLEMENTAL_GROUPS_STRICT),
     })
 }
 
@@ -399,6 +428,14 @@ mod tests {
         assert_eq!(refused(&greedy, Privileged), None);
     }
 
+    /// The image rootfs and the seccomp root in one test directory.
+    fn both(dir: &Path) -> Sources<'_> {
+        Sources {
+            rootfs: dir,
+            seccomp_root: dir,
+        }
+    }
+
     fn context_of(p: &Pod) -> SecurityContext {
         effective_security_context(&p.spec, &p.spec.containers[0])
     }
@@ -425,7 +462,8 @@ mod tests {
         };
         assert_eq!(refused(with_seccomp("RuntimeDefault")), None);
         assert_eq!(refused(with_seccomp("Unconfined")), None);
-        assert!(refused(with_seccomp("Localhost")).is_some());
+        assert_eq!(refused(with_seccomp("Localhost")), None);
+        assert!(refused(with_seccomp("Bogus")).is_some());
         let add = |name: &str| SecurityContext {
             capabilities: Some(Capabilities {
                 add: vec![name.into()],
@@ -487,8 +525,14 @@ mod tests {
                 ..Default::default()
             }),
         );
-        let security =
-            container_security(&p, &p.spec.containers[0], "app", root.path(), BASELINE).unwrap();
+        let security = container_security(
+            &p,
+            &p.spec.containers[0],
+            "app",
+            &both(root.path()),
+            BASELINE,
+        )
+        .unwrap();
         assert_eq!(
             security.user,
             ProcessUser {
@@ -502,9 +546,14 @@ mod tests {
         assert!(security.readonly_rootfs);
 
         let plain = pod(None, None);
-        let security =
-            container_security(&plain, &plain.spec.containers[0], "", root.path(), BASELINE)
-                .unwrap();
+        let security = container_security(
+            &plain,
+            &plain.spec.containers[0],
+            "",
+            &both(root.path()),
+            BASELINE,
+        )
+        .unwrap();
         assert_eq!(
             security.user,
             ProcessUser {
@@ -523,7 +572,7 @@ mod tests {
             &plain,
             &plain.spec.containers[0],
             "ghost",
-            root.path(),
+            &both(root.path()),
             BASELINE,
         );
         assert_eq!(
@@ -543,11 +592,12 @@ mod tests {
         );
         let container = &privileged.spec.containers[0];
         let everything = PodSecurityLevel::Privileged;
-        let security = container_security(&privileged, container, "", root.path(), everything);
+        let security =
+            container_security(&privileged, container, "", &both(root.path()), everything);
         let security = security.unwrap();
         assert!(security.privileged && security.seccomp_unconfined);
         assert_eq!(security.capabilities.len(), ALL_CAPABILITIES.len());
-        let refused = container_security(&privileged, container, "", root.path(), BASELINE);
+        let refused = container_security(&privileged, container, "", &both(root.path()), BASELINE);
         assert!(refused
             .unwrap_err()
             .message
@@ -560,7 +610,8 @@ mod tests {
             None,
         );
         let container = &unconfined.spec.containers[0];
-        let security = container_security(&unconfined, container, "", root.path(), everything);
+        let security =
+            container_security(&unconfined, container, "", &both(root.path()), everything);
         let security = security.unwrap();
         assert!(security.seccomp_unconfined && !security.privileged);
         assert_eq!(
@@ -572,9 +623,83 @@ mod tests {
             &pod(non_root(), None),
             &plain.spec.containers[0],
             "",
-            root.path(),
+            &both(root.path()),
             BASELINE,
         );
         assert_eq!(refused.unwrap_err().reason, "CreateContainerConfigError");
+    }
+
+    #[test]
+    fn localhost_seccomp_profiles_and_strict_groups() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("profiles")).unwrap();
+        std::fs::create_dir(root.path().join("etc")).unwrap();
+        std::fs::write(
+            root.path().join("etc/passwd"),
+            "app:x:1000:1000::/:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(root.path().join("etc/group"), "video:x:44:app\n").unwrap();
+        std::fs::write(
+            root.path().join("profiles/audit.json"),
+            r#"{"defaultAction": "SCMP_ACT_LOG"}"#,
+        )
+        .unwrap();
+        let localhost = |file: &str| {
+            pod(
+                Some(PodSecurityContext {
+                    seccomp_profile: Some(SeccompProfile {
+                        type_: "Localhost".into(),
+                        localhost_profile: Some(file.into()),
+                    }),
+                    supplemental_groups: vec![4000],
+                    supplemental_groups_policy: Some("Strict".into()),
+                    ..Default::default()
+                }),
+                None,
+            )
+        };
+        let p = localhost("profiles/audit.json");
+        let security = container_security(
+            &p,
+            &p.spec.containers[0],
+            "app",
+            &both(root.path()),
+            BASELINE,
+        )
+        .unwrap();
+        let profile = security.seccomp_profile.unwrap();
+        assert_eq!(
+            profile.default_action(),
+            oci_spec::runtime::LinuxSeccompAction::ScmpActLog
+        );
+        assert!(!security.seccomp_unconfined);
+        assert_eq!(
+            security.user.additional_gids,
+            [1000, 4000],
+            "no video: Strict"
+        );
+
+        // The file is read when the container is created: a missing one leaves it waiting
+        // with the kubelet's reason and a message naming the file.
+        let p = localhost("profiles/missing.json");
+        let refusal = container_security(
+            &p,
+            &p.spec.containers[0],
+            "app",
+            &both(root.path()),
+            BASELINE,
+        )
+        .unwrap_err();
+        assert_eq!(refusal.reason, "CreateContainerError");
+        let file = root.path().join("profiles/missing.json");
+        assert!(
+            refusal.message.starts_with(&format!(
+                "cannot load seccomp profile {:?}: ",
+                file.display()
+            )),
+            "{}",
+            refusal.message
+        );
     }
 }

@@ -10,7 +10,8 @@ use crate::model::{is_dns1123_subdomain, validate_label_key, validate_label_valu
 
 #[derive(clap::Args, Debug)]
 pub struct AgentArgs {
-    /// Where the agent keeps everything: store, images, containers, logs, socket
+    /// Where the agent keeps everything: store, images, containers, logs, socket. Localhost
+    /// seccomp profiles go in its seccomp/ dir (the kubelet's /var/lib/kubelet/seccomp)
     #[arg(long, default_value = "/var/lib/berth")]
     pub state_dir: PathBuf,
     /// Directory of manifests applied at start and whenever its files change

@@ -142,9 +142,9 @@ pub use replica_set::{ReplicaSet, ReplicaSetSpec, ReplicaSetStatus};
 pub use replication_controller::{ReplicationController, ReplicationControllerSpec};
 pub use resource_quota::{ResourceQuota, ResourceQuotaSpec, ResourceQuotaStatus};
 pub use security::{
-    capability_name, effective_capabilities, effective_security_context, Capabilities,
-    PodSecurityContext, SeccompProfile, SecurityContext, ALL_CAPABILITIES, DEFAULT_CAPABILITIES,
-    SECCOMP_RUNTIME_DEFAULT,
+    capability_name, effective_capabilities, effective_security_context, AppArmorProfile,
+    Capabilities, PodSecurityContext, SeccompProfile, SecurityContext, ALL_CAPABILITIES,
+    DEFAULT_CAPABILITIES, SECCOMP_LOCALHOST, SECCOMP_RUNTIME_DEFAULT, SUPPLEMENTAL_GROUPS_STRICT,
 };
 pub use selector::{parse_selector, selector_matches};
 pub use service::{

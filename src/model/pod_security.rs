@@ -8,8 +8,9 @@
 //! before it starts a container, with the level of the namespace as stored on the board.
 //!
 //! Only the controls berth has fields for are checked: there are no `hostPID`, `hostIPC`,
-//! `procMount`, sysctls, AppArmor, SELinux or Windows options (validation refuses them by
-//! name), so their controls have nothing to look at. The version label
+//! `procMount`, sysctls, SELinux or Windows options (validation refuses them by name), so
+//! their controls have nothing to look at. `appArmorProfile` is accepted though not
+//! applied, so its control is checked ([`apparmor`]). The version label
 //! (`enforce-version`) is not consulted: the rules are always the latest ones.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -164,12 +165,14 @@ pub fn check_pod_spec(level: PodSecurityLevel, spec: &PodSpec, path: &str) -> Ve
             privileged,
             baseline_capabilities,
             host_ports,
+            apparmor::app_armor_profile,
             baseline_seccomp,
         ],
         PodSecurityLevel::Restricted => &[
             host_namespaces,
             privileged,
             host_ports,
+            apparmor::app_armor_profile,
             allow_privilege_escalation,
             restricted_capabilities,
             restricted_volumes,
@@ -696,5 +699,6 @@ fn run_as_user(pod: &PodView) -> Option<Violation> {
     violation(REASON, vec![detail], fields)
 }
 
+mod apparmor;
 #[cfg(test)]
 mod tests;

@@ -3,9 +3,10 @@
 //! over the pod's for the fields both have.
 //!
 //! Only the fields below exist; every other Kubernetes securityContext field is refused
-//! by validation, as are privilege escalation and localhost seccomp profiles, which berth
-//! cannot honour. What the rest may ask for (privileged, added capabilities, no seccomp
-//! filter) is for the namespace's Pod Security level to allow ([`crate::model::pod_security`]).
+//! by validation, as is privilege escalation, which berth cannot honour. `appArmorProfile`
+//! is accepted and validated but not applied (apply warns about it). What the rest may ask
+//! for (privileged, added capabilities, no seccomp filter, an unconfined AppArmor profile)
+//! is for the namespace's Pod Security level to allow ([`crate::model::pod_security`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -26,9 +27,18 @@ pub struct PodSecurityContext {
     pub fs_group: Option<i64>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub supplemental_groups: Vec<i64>,
+    /// `Merge` (the default: the image's groups of the user are added too) or `Strict`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub supplemental_groups_policy: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seccomp_profile: Option<SeccompProfile>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app_armor_profile: Option<AppArmorProfile>,
 }
+
+/// `supplementalGroupsPolicy: Strict`: only `fsGroup`, `supplementalGroups` and the primary
+/// group, none of the groups the image's `/etc/group` gives the user.
+pub const SUPPLEMENTAL_GROUPS_STRICT: &str = "Strict";
 
 /// `spec.containers[*].securityContext`.
 #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -50,6 +60,8 @@ pub struct SecurityContext {
     pub privileged: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seccomp_profile: Option<SeccompProfile>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app_armor_profile: Option<AppArmorProfile>,
 }
 
 /// Capabilities added to and dropped from the default set, named as Kubernetes names
@@ -72,6 +84,21 @@ pub struct SeccompProfile {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub localhost_profile: Option<String>,
 }
+
+/// `appArmorProfile` (Kubernetes 1.30+): validated and kept, not applied, since berth
+/// loads no AppArmor profiles.
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct AppArmorProfile {
+    /// `RuntimeDefault`, `Unconfined` or `Localhost`.
+    #[serde(rename = "type")]
+    pub type_: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub localhost_profile: Option<String>,
+}
+
+/// The seccomp profile type that reads a profile file from the node.
+pub const SECCOMP_LOCALHOST: &str = "Localhost";
 
 /// The seccomp profile type every container gets unless it asks otherwise.
 pub const SECCOMP_RUNTIME_DEFAULT: &str = "RuntimeDefault";
@@ -181,9 +208,9 @@ pub fn effective_capabilities(capabilities: Option<&Capabilities>) -> Vec<&'stat
 }
 
 /// The security context that applies to `container`: its own, with the pod's
-/// `runAsUser`, `runAsGroup`, `runAsNonRoot` and `seccompProfile` where it sets none (as
-/// Kubernetes' `DetermineEffectiveSecurityContext`). The pod-only fields (`fsGroup`,
-/// `supplementalGroups`) stay in the pod's.
+/// `runAsUser`, `runAsGroup`, `runAsNonRoot`, `seccompProfile` and `appArmorProfile` where
+/// it sets none (as Kubernetes' `DetermineEffectiveSecurityContext`). The pod-only fields
+/// (`fsGroup`, `supplementalGroups`, `supplementalGroupsPolicy`) stay in the pod's.
 pub fn effective_security_context(pod: &PodSpec, container: &Container) -> SecurityContext {
     let mut effective = container.security_context.clone().unwrap_or_default();
     if let Some(pod_context) = &pod.security_context {
@@ -192,6 +219,9 @@ pub fn effective_security_context(pod: &PodSpec, container: &Container) -> Secur
         effective.run_as_non_root = effective.run_as_non_root.or(pod_context.run_as_non_root);
         if effective.seccomp_profile.is_none() {
             effective.seccomp_profile = pod_context.seccomp_profile.clone();
+        }
+        if effective.app_armor_profile.is_none() {
+            effective.app_armor_profile = pod_context.app_armor_profile.clone();
         }
     }
     effective
@@ -263,6 +293,11 @@ mod tests {
                     type_: SECCOMP_RUNTIME_DEFAULT.into(),
                     localhost_profile: None,
                 }),
+                app_armor_profile: Some(AppArmorProfile {
+                    type_: "RuntimeDefault".into(),
+                    localhost_profile: None,
+                }),
+                ..Default::default()
             }),
             ..Default::default()
         };
@@ -273,6 +308,10 @@ mod tests {
         assert_eq!(effective.run_as_non_root, Some(true));
         assert_eq!(
             effective.seccomp_profile.map(|p| p.type_).as_deref(),
+            Some("RuntimeDefault")
+        );
+        assert_eq!(
+            effective.app_armor_profile.map(|p| p.type_).as_deref(),
             Some("RuntimeDefault")
         );
         let own = Container {

@@ -1,9 +1,11 @@
 //! What an apply warns about, as the Kubernetes API server does with `Warning:` headers:
 //! fields that are accepted but do nothing here, so that nothing is ignored silently.
 
-use crate::model::{Kind, Object, ObjectMeta, PodSpec, Service, ServiceType};
+use crate::model::{AppArmorProfile, Kind, Object, ObjectMeta, PodSpec, Service, ServiceType};
 
 const APPARMOR_PREFIX: &str = "container.apparmor.security.beta.kubernetes.io/";
+/// The start of every AppArmor warning, for the annotation and the field alike.
+const APPARMOR_UNSUPPORTED: &str = "AppArmor is not supported by berth";
 const SECCOMP_POD: &str = "seccomp.security.alpha.kubernetes.io/pod";
 const SECCOMP_CONTAINER_PREFIX: &str = "container.seccomp.security.alpha.kubernetes.io/";
 
@@ -14,6 +16,7 @@ pub fn warnings(object: &Object) -> Vec<String> {
     if let Some(pod) = object.pod_template() {
         annotation_warnings(pod.metadata, pod.metadata_path, &mut out);
         service_account_warnings(pod.spec, pod.spec_path, &mut out);
+        app_armor_warnings(pod.spec, pod.spec_path, &mut out);
     }
     if let Object::Passive(passive) = object {
         out.extend(passive_warning(passive.kind));
@@ -100,11 +103,43 @@ fn service_account_warnings(spec: &PodSpec, path: &str, out: &mut Vec<String>) {
     }
 }
 
+/// An `appArmorProfile` that asks for a profile: berth loads none, as with the old
+/// annotation. `Unconfined` is what every container gets, so it needs no warning.
+fn app_armor_warnings(spec: &PodSpec, path: &str, out: &mut Vec<String>) {
+    let asks = |profile: Option<&AppArmorProfile>| profile.is_some_and(|p| p.type_ != "Unconfined");
+    let pod_profile = spec
+        .security_context
+        .as_ref()
+        .and_then(|c| c.app_armor_profile.as_ref());
+    if asks(pod_profile) {
+        out.push(format!(
+            "{path}.securityContext.appArmorProfile: {APPARMOR_UNSUPPORTED}: the pod's containers run without an AppArmor profile"
+        ));
+    }
+    let lists = [
+        ("initContainers", &spec.init_containers),
+        ("containers", &spec.containers),
+    ];
+    for (list, containers) in lists {
+        for (i, container) in containers.iter().enumerate() {
+            let own = container
+                .security_context
+                .as_ref()
+                .and_then(|c| c.app_armor_profile.as_ref());
+            if asks(own) {
+                out.push(format!(
+                    "{path}.{list}[{i}].securityContext.appArmorProfile: {APPARMOR_UNSUPPORTED}: the container runs without an AppArmor profile"
+                ));
+            }
+        }
+    }
+}
+
 fn annotation_warnings(meta: &ObjectMeta, path: &str, out: &mut Vec<String>) {
     for key in meta.annotations.keys() {
         if key.starts_with(APPARMOR_PREFIX) {
             out.push(format!(
-                "{path}.annotations[{key}]: AppArmor is not supported by berth: the container runs without an AppArmor profile"
+                "{path}.annotations[{key}]: {APPARMOR_UNSUPPORTED}: the container runs without an AppArmor profile"
             ));
         } else if key == SECCOMP_POD || key.starts_with(SECCOMP_CONTAINER_PREFIX) {
             out.push(format!(
@@ -138,6 +173,23 @@ mod tests {
         );
         let plain = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: [{name: c, image: busybox}]\n";
         assert!(warned(plain).is_empty());
+    }
+
+    #[test]
+    fn apparmor_profile_fields_are_warned_about_like_the_annotation() {
+        let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  securityContext:\n    appArmorProfile: {type: Localhost, localhostProfile: k8s-deny-write}\n  initContainers: [{name: i, image: busybox, securityContext: {appArmorProfile: {type: Unconfined}}}]\n  containers: [{name: c, image: busybox, securityContext: {appArmorProfile: {type: RuntimeDefault}}}]\n";
+        assert_eq!(
+            warned(pod),
+            [
+                "spec.securityContext.appArmorProfile: AppArmor is not supported by berth: the pod's containers run without an AppArmor profile",
+                "spec.containers[0].securityContext.appArmorProfile: AppArmor is not supported by berth: the container runs without an AppArmor profile",
+            ]
+        );
+        let deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  selector: {matchLabels: {app: d}}\n  template:\n    metadata: {labels: {app: d}}\n    spec:\n      securityContext: {appArmorProfile: {type: RuntimeDefault}}\n      containers: [{name: c, image: busybox}]\n";
+        assert_eq!(
+            warned(deployment),
+            ["spec.template.spec.securityContext.appArmorProfile: AppArmor is not supported by berth: the pod's containers run without an AppArmor profile"]
+        );
     }
 
     #[test]

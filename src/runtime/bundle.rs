@@ -291,7 +291,8 @@ pub(crate) fn build_spec(
     Ok(spec)
 }
 
-/// The container's process, and the seccomp profile that goes with its capabilities.
+/// The container's process, and its seccomp profile: the pod's `Localhost` profile, else
+/// the default profile that goes with its capabilities.
 fn process_and_seccomp(
     cfg: &ContainerConfig,
     host: HostFacts,
@@ -311,6 +312,8 @@ fn process_and_seccomp(
     // the kernel unlocks them in the filter too.
     let seccomp = if cfg.seccomp_unconfined {
         None
+    } else if let Some(profile) = &cfg.seccomp_profile {
+        Some(profile.clone())
     } else {
         Some(super::seccomp::default_profile(&capabilities).map_err(|e| e.to_string())?)
     };
@@ -419,6 +422,7 @@ mod tests {
             capabilities: super::super::default_capabilities(),
             readonly_rootfs: false,
             seccomp_unconfined: false,
+            seccomp_profile: None,
             privileged: false,
             pod_files: Vec::new(),
             volume_mounts: Vec::new(),
@@ -579,7 +583,16 @@ mod tests {
             .contains(&"/proc/kcore".to_owned()));
         assert!(!linux.readonly_paths().as_ref().unwrap().is_empty());
 
+        // A Localhost profile replaces the default one, and Unconfined wins over it.
         let mut cfg = config();
+        let localhost = oci_spec::runtime::LinuxSeccompBuilder::default()
+            .default_action(oci_spec::runtime::LinuxSeccompAction::ScmpActLog)
+            .build()
+            .unwrap();
+        cfg.seccomp_profile = Some(localhost.clone());
+        let spec = build_spec(&cfg, Path::new("/r"), &sandbox(), "/b/c1", V1).unwrap();
+        assert_eq!(spec.linux().as_ref().unwrap().seccomp(), &Some(localhost));
+
         cfg.seccomp_unconfined = true;
         let spec = build_spec(&cfg, Path::new("/r"), &sandbox(), "/b/c1", V1).unwrap();
         let linux = spec.linux().as_ref().unwrap();

@@ -288,6 +288,7 @@ pub fn test_config(id: &str) -> ContainerConfig {
         capabilities: super::default_capabilities(),
         readonly_rootfs: false,
         seccomp_unconfined: false,
+        seccomp_profile: None,
         privileged: false,
         pod_files: Vec::new(),
         volume_mounts: Vec::new(),

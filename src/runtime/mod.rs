@@ -116,7 +116,8 @@ use std::time::Duration;
 pub use error::RuntimeError;
 pub use exec::{exec_helper_main, EXEC_FAILED, EXEC_TIMED_OUT};
 pub use libcontainer_runtime::LibcontainerRuntime;
-pub use oci_spec::runtime::Capability;
+pub use oci_spec::runtime::{Capability, LinuxSeccomp};
+pub use seccomp::localhost::{load_localhost_profile, profile_path, MAX_PROFILE_BYTES};
 pub use user::ProcessUser;
 pub use volumes::{
     device_rule, mount_tmpfs, unmount_below, write_payload, DeviceRule, PayloadFile,
@@ -175,6 +176,11 @@ pub struct ContainerConfig {
     /// only a Pod Security level of `privileged` lets a pod ask for it.
     #[serde(default)]
     pub seccomp_unconfined: bool,
+    /// A `Localhost` seccomp profile, read and translated when the container was created
+    /// (the kubelet reads the file at each container creation too); it replaces the
+    /// default profile. Unused when `seccomp_unconfined`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seccomp_profile: Option<LinuxSeccomp>,
     /// A privileged container: nothing in /proc and /sys masked or read-only. Its
     /// capabilities (all) and `seccomp_unconfined` are set by the caller like any other.
     #[serde(default)]

@@ -374,5 +374,6 @@ fn socket_rules() -> Result<Vec<LinuxSyscall>, OciSpecError> {
     Ok(rules)
 }
 
+pub(crate) mod localhost;
 #[cfg(test)]
 mod tests;

@@ -11,7 +11,8 @@
 //!   `runAsGroup` replaces both;
 //! - supplementary groups: the primary gid, the groups of `/etc/group` that list the
 //!   user's name as a member, then the pod's `fsGroup` and `supplementalGroups` (as
-//!   Kubernetes merges them). The list is never empty, so the runtime always sets it and a
+//!   Kubernetes merges them); with `supplementalGroupsPolicy: Strict` the `/etc/group`
+//!   memberships are left out. The list is never empty, so the runtime always sets it and a
 //!   container never inherits the groups of the process that started it.
 
 use serde::{Deserialize, Serialize};
@@ -128,6 +129,9 @@ pub struct UserOverrides {
     pub run_as_group: Option<u32>,
     /// `fsGroup` and `supplementalGroups`, in that order.
     pub extra_gids: Vec<u32>,
+    /// `supplementalGroupsPolicy: Strict`: the image's `/etc/group` adds no groups, only
+    /// the primary gid and `extra_gids` are kept.
+    pub strict_groups: bool,
 }
 
 /// The resolved identity and the user's home dir (for `HOME`; `/` without an entry).
@@ -182,7 +186,10 @@ pub fn resolve_user(
         gid = group;
     }
     let mut additional = vec![gid];
-    if let Some(name) = found.map(|e| e.name.as_str()) {
+    if let Some(name) = found
+        .map(|e| e.name.as_str())
+        .filter(|_| !overrides.strict_groups)
+    {
         additional.extend(
             groups
                 .iter()
@@ -301,6 +308,7 @@ mod tests {
             run_as_user: Some(1234),
             run_as_group: None,
             extra_gids: vec![2000, 4000, 1234],
+            strict_groups: false,
         };
         let user = resolve("app:video", &overrides).unwrap().user;
         assert_eq!(
@@ -312,12 +320,30 @@ mod tests {
             run_as_user: Some(1000),
             run_as_group: Some(3000),
             extra_gids: vec![4000],
+            strict_groups: false,
         };
         let user = resolve("", &overrides).unwrap().user;
         assert_eq!(
             (user.uid, user.gid, user.additional_gids),
             (1000, 3000, vec![3000, 10, 44, 4000])
         );
+        // supplementalGroupsPolicy: Strict leaves out wheel and video from /etc/group.
+        let strict = UserOverrides {
+            strict_groups: true,
+            ..overrides
+        };
+        let user = resolve("", &strict).unwrap().user;
+        assert_eq!(user.additional_gids, [3000, 4000]);
+        let user = resolve(
+            "app",
+            &UserOverrides {
+                strict_groups: true,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+        .user;
+        assert_eq!((user.gid, user.additional_gids), (1000, vec![1000]));
         let group_only = UserOverrides {
             run_as_group: Some(3000),
             ..Default::default()

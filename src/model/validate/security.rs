@@ -1,10 +1,12 @@
 //! Validation of pod and container `securityContext`.
 //!
 //! What a Pod Security level may forbid (privileged, added capabilities, no seccomp
-//! filter) is valid here: the level of the object's namespace decides it at apply time
-//! (`model::pod_security`). Refused here, everywhere, is only what berth cannot do at
-//! all: privilege escalation (every process runs with no_new_privs) and localhost seccomp
-//! profiles.
+//! filter, an unconfined AppArmor profile) is valid here: the level of the object's
+//! namespace decides it at apply time (`model::pod_security`). Refused here, everywhere,
+//! is only what berth cannot do at all: privilege escalation (every process runs with
+//! no_new_privs). Seccomp and AppArmor profiles are checked as Kubernetes checks them; a
+//! `Localhost` seccomp profile's file is only read when a container is created, as the
+//! kubelet does, so a missing file is not an apply error.
 
 use serde_json::Value;
 
@@ -15,6 +17,11 @@ use crate::model::capability_name;
 const MAX_ID: i64 = i32::MAX as i64;
 
 const SECCOMP_TYPES: [&str; 3] = ["RuntimeDefault", "Unconfined", "Localhost"];
+/// Kubernetes lists the AppArmor types in this order in its messages.
+const APPARMOR_TYPES: [&str; 3] = ["Localhost", "RuntimeDefault", "Unconfined"];
+const SUPPLEMENTAL_GROUPS_POLICIES: [&str; 2] = ["Merge", "Strict"];
+/// `PATH_MAX - 1`, Kubernetes' bound on an AppArmor `localhostProfile`.
+const MAX_APPARMOR_PROFILE_BYTES: usize = 4095;
 
 /// `spec.securityContext`.
 pub(super) fn check_pod_security_context(c: &mut Checker, value: &Value, path: &str) {
@@ -30,7 +37,9 @@ pub(super) fn check_pod_security_context(c: &mut Checker, value: &Value, path: &
             "runAsNonRoot",
             "fsGroup",
             "supplementalGroups",
+            "supplementalGroupsPolicy",
             "seccompProfile",
+            "appArmorProfile",
         ],
     );
     for field in ["runAsUser", "runAsGroup", "fsGroup"] {
@@ -49,8 +58,23 @@ pub(super) fn check_pod_security_context(c: &mut Checker, value: &Value, path: &
             }
         }
     }
+    if let Some(value) = get(context, "supplementalGroupsPolicy") {
+        c.one_of(
+            value,
+            &join(path, "supplementalGroupsPolicy"),
+            &SUPPLEMENTAL_GROUPS_POLICIES,
+        );
+    }
+    check_profiles(c, context, path);
+}
+
+/// `seccompProfile` and `appArmorProfile`, which pod and container both have.
+fn check_profiles(c: &mut Checker, context: &serde_json::Map<String, Value>, path: &str) {
     if let Some(value) = get(context, "seccompProfile") {
         check_seccomp_profile(c, value, &join(path, "seccompProfile"));
+    }
+    if let Some(value) = get(context, "appArmorProfile") {
+        check_apparmor_profile(c, value, &join(path, "appArmorProfile"));
     }
 }
 
@@ -71,6 +95,7 @@ pub(super) fn check_container_security_context(c: &mut Checker, value: &Value, p
             "capabilities",
             "privileged",
             "seccompProfile",
+            "appArmorProfile",
         ],
     );
     for field in ["runAsUser", "runAsGroup"] {
@@ -98,9 +123,7 @@ pub(super) fn check_container_security_context(c: &mut Checker, value: &Value, p
     if let Some(value) = get(context, "capabilities") {
         check_capabilities(c, value, &join(path, "capabilities"));
     }
-    if let Some(value) = get(context, "seccompProfile") {
-        check_seccomp_profile(c, value, &join(path, "seccompProfile"));
-    }
+    check_profiles(c, context, path);
 }
 
 fn check_capabilities(c: &mut Checker, value: &Value, path: &str) {
@@ -128,22 +151,98 @@ fn check_capabilities(c: &mut Checker, value: &Value, path: &str) {
     }
 }
 
+/// As Kubernetes' `validateSeccompProfileField`: `localhostProfile` is required with
+/// `Localhost`, only allowed with it, and must be a relative path without `..` (it names
+/// a file below the node's seccomp root).
 fn check_seccomp_profile(c: &mut Checker, value: &Value, path: &str) {
     let Some(profile) = c.object(value, path) else {
         return;
     };
     c.only_fields(profile, path, &["type", "localhostProfile"]);
     let type_path = join(path, "type");
-    match get(profile, "type").map(|v| c.one_of(v, &type_path, &SECCOMP_TYPES)) {
-        None => c.required(&type_path),
-        Some(Some("Localhost")) => c.error(
-            &type_path,
-            "forbidden: berth has no localhost seccomp profiles; use \"RuntimeDefault\"",
+    let type_ = match get(profile, "type") {
+        None => {
+            c.required(&type_path);
+            None
+        }
+        Some(v) => c.one_of(v, &type_path, &SECCOMP_TYPES),
+    };
+    let local_path = join(path, "localhostProfile");
+    let local = get(profile, "localhostProfile").and_then(|v| c.string(v, &local_path));
+    match (type_, local) {
+        (Some("Localhost"), None) => c.error(
+            &local_path,
+            "required value: must be set when seccomp type is Localhost",
         ),
-        Some(_) => {}
+        (Some("Localhost"), Some(file)) => {
+            if file.starts_with('/') {
+                c.error(
+                    &local_path,
+                    format!("invalid value {file:?}: must be a relative path"),
+                );
+            }
+            if file.split('/').any(|part| part == "..") {
+                c.error(
+                    &local_path,
+                    format!("invalid value {file:?}: must not contain '..'"),
+                );
+            }
+        }
+        (Some(_), Some(file)) => c.error(
+            &local_path,
+            format!("invalid value {file:?}: can only be set when seccomp type is Localhost"),
+        ),
+        (_, _) => {}
     }
-    if let Some(value) = get(profile, "localhostProfile") {
-        c.string(value, &join(path, "localhostProfile"));
+}
+
+/// As Kubernetes' `validateAppArmorProfileField`. The profile is not applied (apply
+/// warns), but a manifest Kubernetes refuses is refused here too.
+fn check_apparmor_profile(c: &mut Checker, value: &Value, path: &str) {
+    let Some(profile) = c.object(value, path) else {
+        return;
+    };
+    c.only_fields(profile, path, &["type", "localhostProfile"]);
+    let type_path = join(path, "type");
+    let type_ = match get(profile, "type").map(|v| c.string(v, &type_path)) {
+        None | Some(Some("")) => {
+            c.error(
+                &type_path,
+                "required value: type is required when appArmorProfile is set",
+            );
+            return;
+        }
+        Some(None) => return,
+        Some(Some(t)) if !APPARMOR_TYPES.contains(&t) => {
+            c.one_of(&Value::String(t.to_owned()), &type_path, &APPARMOR_TYPES);
+            return;
+        }
+        Some(Some(t)) => t,
+    };
+    let local_path = join(path, "localhostProfile");
+    let local = get(profile, "localhostProfile").and_then(|v| c.string(v, &local_path));
+    let required = "required value: must be set when AppArmor type is Localhost";
+    match (type_, local) {
+        ("Localhost", None | Some("")) => c.error(&local_path, required),
+        ("Localhost", Some(name)) => {
+            if name.trim() != name {
+                c.error(
+                    &local_path,
+                    format!("invalid value {name:?}: must not be padded with whitespace"),
+                );
+            }
+            if name.len() > MAX_APPARMOR_PROFILE_BYTES {
+                c.error(
+                    &local_path,
+                    format!("too long: must have at most {MAX_APPARMOR_PROFILE_BYTES} bytes"),
+                );
+            }
+        }
+        (_, Some(name)) => c.error(
+            &local_path,
+            format!("invalid value {name:?}: can only be set when AppArmor type is Localhost"),
+        ),
+        (_, None) => {}
     }
 }
 
@@ -172,11 +271,14 @@ mod tests {
     #[test]
     fn supported_fields_pass() {
         let pod = "{runAsUser: 1000, runAsGroup: 3000, runAsNonRoot: true, fsGroup: 2000, \
-                   supplementalGroups: [4000, 5000], seccompProfile: {type: RuntimeDefault}}";
+                   supplementalGroups: [4000, 5000], supplementalGroupsPolicy: Strict, \
+                   seccompProfile: {type: RuntimeDefault}, appArmorProfile: {type: Unconfined}}";
         let container = "{runAsUser: 0, runAsGroup: 0, runAsNonRoot: false, \
                          readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, \
                          privileged: false, capabilities: {drop: [ALL], add: [NET_BIND_SERVICE, \
-                         cap_chown]}, seccompProfile: {type: RuntimeDefault}}";
+                         cap_chown]}, seccompProfile: {type: Localhost, localhostProfile: \
+                         profiles/audit.json}, appArmorProfile: {type: Localhost, \
+                         localhostProfile: k8s-apparmor-example-deny-write}}";
         assert_eq!(problems(pod, container), Vec::<String>::new());
         assert_eq!(problems("{}", "{}"), Vec::<String>::new());
     }
@@ -239,10 +341,6 @@ mod tests {
                      no_new_privs; only false is allowed"
                 ),
                 format!("{C}.capabilities.add[0]: unknown capability \"NOPE\""),
-                format!(
-                    "{C}.seccompProfile.type: forbidden: berth has no localhost seccomp profiles; \
-                     use \"RuntimeDefault\""
-                ),
             ]
         );
     }
@@ -258,6 +356,114 @@ mod tests {
                      \"RuntimeDefault\", \"Unconfined\", \"Localhost\""
                 ),
             ]
+        );
+    }
+
+    #[test]
+    fn localhost_seccomp_profiles_are_checked_as_kubernetes_does() {
+        assert_eq!(
+            problems(
+                "{seccompProfile: {type: Localhost}}",
+                "{seccompProfile: {type: RuntimeDefault, localhostProfile: a.json}}"
+            ),
+            [
+                "spec.securityContext.seccompProfile.localhostProfile: required value: must be \
+                 set when seccomp type is Localhost",
+                &format!(
+                    "{C}.seccompProfile.localhostProfile: invalid value \"a.json\": can only be \
+                     set when seccomp type is Localhost"
+                ),
+            ]
+        );
+        assert_eq!(
+            problems(
+                "{seccompProfile: {type: Localhost, localhostProfile: /etc/x.json}}",
+                "{seccompProfile: {type: Localhost, localhostProfile: a/../../x.json}}"
+            ),
+            [
+                "spec.securityContext.seccompProfile.localhostProfile: invalid value \
+                 \"/etc/x.json\": must be a relative path",
+                &format!(
+                    "{C}.seccompProfile.localhostProfile: invalid value \"a/../../x.json\": must \
+                     not contain '..'"
+                ),
+            ]
+        );
+        // `..` inside a name is not a step up.
+        assert_eq!(
+            problems(
+                "{seccompProfile: {type: Localhost, localhostProfile: my..profile.json}}",
+                "{}"
+            ),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn apparmor_profiles_are_checked_as_kubernetes_does() {
+        let long = "x".repeat(4096);
+        assert_eq!(
+            problems(
+                "{appArmorProfile: {localhostProfile: x}}",
+                &format!("{{appArmorProfile: {{type: Localhost, localhostProfile: {long}}}}}")
+            ),
+            [
+                "spec.securityContext.appArmorProfile.type: required value: type is required \
+                 when appArmorProfile is set",
+                &format!(
+                    "{C}.appArmorProfile.localhostProfile: too long: must have at most 4095 bytes"
+                ),
+            ]
+        );
+        assert_eq!(
+            problems(
+                "{appArmorProfile: {type: Localhost, localhostProfile: ' p '}}",
+                "{appArmorProfile: {type: unconfined}}"
+            ),
+            [
+                "spec.securityContext.appArmorProfile.localhostProfile: invalid value \" p \": \
+                 must not be padded with whitespace",
+                &format!(
+                    "{C}.appArmorProfile.type: unsupported value \"unconfined\": supported values: \
+                     \"Localhost\", \"RuntimeDefault\", \"Unconfined\""
+                ),
+            ]
+        );
+        assert_eq!(
+            problems(
+                "{appArmorProfile: {type: Localhost, localhostProfile: ''}}",
+                "{appArmorProfile: {type: RuntimeDefault, localhostProfile: p, extra: 1}}"
+            ),
+            [
+                "spec.securityContext.appArmorProfile.localhostProfile: required value: must be \
+                 set when AppArmor type is Localhost",
+                &format!("{C}.appArmorProfile.extra: field not supported by berth"),
+                &format!(
+                    "{C}.appArmorProfile.localhostProfile: invalid value \"p\": can only be set \
+                     when AppArmor type is Localhost"
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn supplemental_groups_policy_is_merge_or_strict() {
+        assert_eq!(
+            problems("{supplementalGroupsPolicy: Merge}", "{}"),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            problems("{supplementalGroupsPolicy: strict}", "{}"),
+            [
+                "spec.securityContext.supplementalGroupsPolicy: unsupported value \"strict\": \
+              supported values: \"Merge\", \"Strict\""
+            ]
+        );
+        assert_eq!(
+            problems("{}", "{supplementalGroupsPolicy: Strict}"),
+            [format!(
+                "{C}.supplementalGroupsPolicy: field not supported by berth"
+            )]
         );
     }
 }

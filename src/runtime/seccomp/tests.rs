@@ -330,7 +330,7 @@ fn the_filter_stays_small() {
 
 /// The errno of a system call's result, 0 for success. Generic because the calls return
 /// `c_int` or `c_long`, which are the same type on 32-bit targets and not on 64-bit ones.
-fn outcome(result: impl Into<i64>) -> i32 {
+pub(super) fn outcome(result: impl Into<i64>) -> i32 {
     if result.into() < 0 {
         std::io::Error::last_os_error().raw_os_error().unwrap_or(-1)
     } else {
@@ -341,7 +341,12 @@ fn outcome(result: impl Into<i64>) -> i32 {
 /// Runs `check` in a forked child with the host's default filter loaded by libcontainer
 /// itself (as the shim and the exec helper do); returns what `check` reported.
 fn in_confined_child(check: fn() -> Vec<String>) -> Vec<String> {
-    let profile = default_profile(&docker_capabilities()).unwrap();
+    in_child_under(&default_profile(&docker_capabilities()).unwrap(), check)
+}
+
+/// Runs `check` in a forked child with `profile` loaded by libcontainer; returns what
+/// `check` reported.
+pub(super) fn in_child_under(profile: &LinuxSeccomp, check: fn() -> Vec<String>) -> Vec<String> {
     let (reader, writer) = nix::unistd::pipe().unwrap();
     // SAFETY: the child only runs `confined`, which loads the filter, makes system calls
     // and allocates (glibc's fork leaves the allocator usable in the child), and then
@@ -349,7 +354,7 @@ fn in_confined_child(check: fn() -> Vec<String>) -> Vec<String> {
     match unsafe { nix::unistd::fork() }.unwrap() {
         nix::unistd::ForkResult::Child => {
             drop(reader);
-            let report = std::panic::catch_unwind(|| confined(&profile, check))
+            let report = std::panic::catch_unwind(|| confined(profile, check))
                 .unwrap_or_else(|_| vec!["the check panicked".to_string()]);
             let _ = nix::unistd::write(&writer, report.join("\n").as_bytes());
             // SAFETY: ends the forked child at once, without running the harness's
