@@ -15,6 +15,7 @@ mod passive;
 mod pod;
 mod pod_affinity;
 mod pod_dns;
+mod pod_resources;
 mod priority_class;
 mod probe;
 mod quota;
