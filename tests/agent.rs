@@ -111,6 +111,76 @@ fn cpu_limit_caps_a_busy_loop() {
 }
 
 #[test]
+fn pod_level_resources_limit_the_pods_own_cgroup() {
+    let agent = TestAgent::start();
+    let yaml = r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: pooled
+spec:
+  terminationGracePeriodSeconds: 2
+  resources:
+    limits:
+      cpu: 500m
+      memory: 64Mi
+      pids: "256"
+  containers:
+    - name: main
+      image: busybox:1.35
+      command: ["sh", "-c", "trap 'exit 0' TERM; sleep 1000 & wait"]
+    - name: helper
+      image: busybox:1.35
+      command: ["sh", "-c", "trap 'exit 0' TERM; sleep 1000 & wait"]
+      resources:
+        limits:
+          memory: 32Mi
+"#;
+    let out = agent.apply_yaml(yaml);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pod = agent.wait_running("pooled");
+    let uid = pod["metadata"]["uid"].as_str().unwrap().to_owned();
+    let pod_cgroup = format!("{}/pod_{uid}", agent.cgroup_parent);
+    // A file of the pod's cgroup (v1: in the controller's hierarchy; v2: unified).
+    let read = |controller: &str, file: &str| -> Option<String> {
+        std::fs::read_to_string(format!("/sys/fs/cgroup/{controller}/{pod_cgroup}/{file}"))
+            .or_else(|_| std::fs::read_to_string(format!("/sys/fs/cgroup/{pod_cgroup}/{file}")))
+            .ok()
+            .map(|text| text.trim().to_owned())
+    };
+    let memory = read("memory", "memory.limit_in_bytes").or_else(|| read("memory", "memory.max"));
+    assert_eq!(
+        memory.as_deref(),
+        Some("67108864"),
+        "64Mi for the whole pod"
+    );
+    match read("cpu", "cpu.cfs_quota_us") {
+        Some(quota) => {
+            assert_eq!(quota, "50000");
+            assert_eq!(read("cpu", "cpu.cfs_period_us").as_deref(), Some("100000"));
+        }
+        None => assert_eq!(read("cpu", "cpu.max").as_deref(), Some("50000 100000")),
+    }
+    assert_eq!(read("pids", "pids.max").as_deref(), Some("256"));
+    // Both containers run inside it, the helper with its own tighter limit.
+    for index in 0..2 {
+        let id = container_id(&pod, index);
+        let inside = ["memory/", ""].iter().any(|hierarchy| {
+            std::path::Path::new(&format!("/sys/fs/cgroup/{hierarchy}{pod_cgroup}/{id}")).is_dir()
+        });
+        assert!(inside, "container {id} is in the pod's cgroup");
+    }
+
+    agent.ok(&["delete", "pod", "pooled", "--timeout", "30s"]);
+    wait_for(Duration::from_secs(10), "the pod's cgroup removed", || {
+        agent.cgroups().is_empty().then_some(())
+    });
+}
+
+#[test]
 fn apply_run_delete_leaves_nothing_behind() {
     let agent = TestAgent::start();
     let yaml = pod_yaml("tidy", "trap 'exit 0' TERM; sleep 1000 & wait", "", "");

@@ -10,7 +10,7 @@ use super::instance::instance_id;
 use super::status::StartFailure;
 use super::{Agent, LOG_MAX_BYTES, LOG_MAX_FILES};
 use crate::model::EventType::Warning;
-use crate::model::{parse_cpu_millis, parse_memory_bytes, Container, Pod};
+use crate::model::{parse_cpu_millis, parse_memory_bytes, Container, Pod, PodSpec};
 use crate::runtime::ContainerConfig;
 
 /// Total memory of this machine, read once: the base of Burstable OOM scores.
@@ -111,6 +111,22 @@ struct Process {
 }
 
 /// Where `container` writes why it ended, with Kubernetes' defaults.
+/// The limits of the pod's own cgroup, when the pod sets pod-level resources; its CPU
+/// shares follow what it requests, pod-level or the containers' sum.
+fn pod_limits(spec: &PodSpec) -> Option<crate::runtime::PodLimits> {
+    let pod = spec.resources.as_ref()?;
+    if pod.requests.is_empty() && pod.limits.is_empty() {
+        return None;
+    }
+    let cpu_request = spec.effective_request("cpu");
+    Some(crate::runtime::PodLimits {
+        cpu_limit_millis: spec.pod_limit("cpu"),
+        cpu_request_millis: (cpu_request > 0).then_some(cpu_request),
+        memory_limit_bytes: spec.pod_limit("memory"),
+        pids_limit: spec.pod_limit("pids").and_then(|p| i64::try_from(p).ok()),
+    })
+}
+
 fn termination_message(container: &Container) -> crate::runtime::TerminationMessage {
     crate::runtime::TerminationMessage {
         destination: container
@@ -224,6 +240,7 @@ impl Agent {
             volume_mounts: volumes.binds,
             devices: volumes.devices,
             termination_message: Some(termination_message(container)),
+            pod_limits: pod_limits(&pod.spec),
         })
     }
 

@@ -235,8 +235,8 @@ pub enum SchedulerError {
     },
 }
 
-/// Builds the scheduler's view of a pod from its spec: the sum of the containers'
-/// requests (the model already defaults a missing request to its limit), the node
+/// Builds the scheduler's view of a pod from its spec: its pod-level requests, or the
+/// sum of the containers' (the model already defaults a missing request to its limit), the node
 /// selector, required node affinity and tolerations. `image_platforms` is `None`
 /// (unknown): the caller sets it when it has the images' indexes. The spec has been validated, so a bad
 /// quantity here means stored data went wrong; it is reported rather than ignored.
@@ -249,8 +249,14 @@ pub fn pod_request_from_spec(
     check_requests(spec)?;
     let request_of =
         |c: &crate::model::Container, resource: &str| requested(c, resource).unwrap_or(0);
-    let cpu_request_millis = spec.peak_amount(|c| request_of(c, "cpu"));
-    let memory_request_bytes = spec.peak_amount(|c| request_of(c, "memory"));
+    // Pod-level requests (PodLevelResources) replace the containers' sum, as in
+    // Kubernetes' scheduler.
+    let cpu_request_millis = spec
+        .pod_request("cpu")
+        .unwrap_or_else(|| spec.peak_amount(|c| request_of(c, "cpu")));
+    let memory_request_bytes = spec
+        .pod_request("memory")
+        .unwrap_or_else(|| spec.peak_amount(|c| request_of(c, "memory")));
     let extended = extended_requests(spec);
     let affinity = spec.affinity.as_ref();
     let anti_affinity = affinity.and_then(|a| a.pod_anti_affinity.as_ref());

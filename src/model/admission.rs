@@ -59,7 +59,9 @@ pub fn admit_pod(
     previous: Option<(&Pod, &Usage)>,
 ) -> Result<(), String> {
     apply_limit_defaults(&policy.limit_ranges, pod);
-    let changed = previous.is_none_or(|(before, _)| resources(before) != resources(pod));
+    let changed = previous.is_none_or(|(before, _)| {
+        resources(before) != resources(pod) || before.spec.resources != pod.spec.resources
+    });
     if changed {
         for range in &policy.limit_ranges {
             check_limits(range, pod)?;
@@ -169,12 +171,22 @@ fn check_quotas(
 }
 
 /// `limits.cpu for: app; requests.memory for: app,sidecar`: the compute resources
-/// `quota` limits that containers of `pod` do not set, with those containers.
+/// `quota` limits that containers of `pod` do not set, with those containers. A
+/// pod-level amount states it for every container: the pod is counted by it.
 fn missing_resources(quota: &ResourceQuota, pod: &Pod) -> Option<String> {
+    let pod_level = pod.spec.resources.as_ref();
+    let stated_by_pod = |name: &str| {
+        pod_level.is_some_and(|r| match name {
+            "cpu" | "requests.cpu" => r.requests.contains_key("cpu"),
+            "memory" | "requests.memory" => r.requests.contains_key("memory"),
+            "limits.cpu" => r.limits.contains_key("cpu"),
+            _ => r.limits.contains_key("memory"),
+        })
+    };
     let required: Vec<&str> = COMPUTE_RESOURCES
         .iter()
         .map(|(name, _)| *name)
-        .filter(|name| quota.spec.hard.contains_key(*name))
+        .filter(|name| quota.spec.hard.contains_key(*name) && !stated_by_pod(name))
         .collect();
     let mut missing: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     for container in pod.spec.all_containers() {

@@ -319,3 +319,78 @@ fn a_scoped_quota_judges_only_the_pods_of_its_classes() {
         Err("failed quota: high-cpu: must specify requests.cpu for: app".to_owned())
     );
 }
+
+/// A pod with pod-level `resources` over one container with `container` resources.
+fn pod_level(name: &str, resources: &str, container: &str) -> Pod {
+    let yaml = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\n\
+         spec: {{resources: {resources}, containers: [{{name: app, image: busybox, \
+         resources: {container}}}]}}\n"
+    );
+    match one(&yaml) {
+        Object::Pod(pod) => pod,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn quotas_count_pod_level_amounts_instead_of_the_containers() {
+    let pod = pod_level(
+        "pooled",
+        "{requests: {cpu: 500m}, limits: {cpu: '1', memory: 256Mi}}",
+        "{requests: {cpu: 100m, memory: 64Mi}}",
+    );
+    let usage = pod_usage(&pod, false);
+    assert_eq!(
+        usage.get("requests.cpu"),
+        500,
+        "the pod's request, not the 100m"
+    );
+    assert_eq!(usage.get("cpu"), 500);
+    assert_eq!(usage.get("limits.cpu"), 1000);
+    assert_eq!(usage.get("limits.memory"), 256 << 20);
+    // No pod-level memory request given: defaulted from the container's 64Mi.
+    assert_eq!(usage.get("requests.memory"), 64 << 20);
+}
+
+#[test]
+fn pod_level_amounts_state_what_a_quota_requires() {
+    let quotas = [quota("compute", "{limits.cpu: '2', limits.memory: 1Gi}")];
+    let mut bare = pod("bare", "{}");
+    let refused = admit_pod(
+        &with_quotas(&quotas),
+        &mut Usage::default(),
+        &mut bare,
+        None,
+    );
+    assert_eq!(
+        refused.unwrap_err(),
+        "failed quota: compute: must specify limits.cpu for: app; limits.memory for: app"
+    );
+    let mut pooled = pod_level("pooled", "{limits: {cpu: '1', memory: 512Mi}}", "{}");
+    let mut used = Usage::default();
+    admit_pod(&with_quotas(&quotas), &mut used, &mut pooled, None).unwrap();
+    assert_eq!(used.get("limits.memory"), 512 << 20);
+}
+
+#[test]
+fn pod_limit_ranges_judge_pod_level_amounts() {
+    let ranges = [limit_range("[{type: Pod, max: {memory: 256Mi}}]")];
+    let mut small_containers = pod_level(
+        "big",
+        "{limits: {memory: 512Mi}}",
+        "{limits: {memory: 64Mi}}",
+    );
+    let refused = admit_pod(
+        &with_ranges(&ranges),
+        &mut Usage::default(),
+        &mut small_containers,
+        None,
+    );
+    assert!(
+        refused
+            .unwrap_err()
+            .contains("maximum memory usage per Pod is 256Mi"),
+        "the pod's own 512Mi is what counts"
+    );
+}

@@ -187,7 +187,14 @@ pub fn check_limits(range: &LimitRange, pod: &Pod) -> Result<(), String> {
                 }
             }
             "Pod" => {
-                let (requests, limits) = pod_totals(&pod.spec.containers);
+                let (mut requests, mut limits) = pod_totals(&pod.spec.containers);
+                // Pod-level amounts replace the containers' sums, as in Kubernetes'
+                // LimitRanger.
+                if let Some(pod_level) = &pod.spec.resources {
+                    let limited = |(name, _): &(&str, u64)| LIMIT_RESOURCES.contains(name);
+                    requests.extend(amounts(&pod_level.requests).into_iter().filter(limited));
+                    limits.extend(amounts(&pod_level.limits).into_iter().filter(limited));
+                }
                 check_item(item, "Pod", &requests, &limits, &mut errors);
             }
             _ => {}

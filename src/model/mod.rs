@@ -116,9 +116,10 @@ pub use parse::{parse_manifests, DocumentErrors, FieldError, ManifestError};
 pub use passive::Passive;
 pub use platform::{build_platform, target_platform, ARCH_VARIANT_LABEL};
 pub use pod::{
-    Container, ContainerPort, ContainerState, ContainerStatus, EnvVar, LocalObjectReference, Pod,
-    PodCondition, PodIp, PodSpec, PodStatus, ResourceRequirements, StateRunning, StateTerminated,
-    StateWaiting, DEFAULT_TERMINATION_MESSAGE_PATH,
+    Container, ContainerPort, ContainerResizePolicy, ContainerState, ContainerStatus, EnvVar,
+    LocalObjectReference, Pod, PodCondition, PodIp, PodSpec, PodStatus, ResourceRequirements,
+    StateRunning, StateTerminated, StateWaiting, DEFAULT_TERMINATION_MESSAGE_PATH,
+    POD_LEVEL_RESOURCES,
 };
 pub use pod_affinity::{
     PodAffinity, PodAffinityTerm, PodSelector, TopologySpreadConstraint, WeightedPodAffinityTerm,

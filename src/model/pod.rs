@@ -85,6 +85,12 @@ pub struct PodSpec {
     /// `PreemptLowerPriority` or `Never`, from the class.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub preemption_policy: Option<String>,
+    /// Pod-level requests and limits (Kubernetes' PodLevelResources): `cpu` and `memory`
+    /// bound the pod's containers together, in the pod's own cgroup, and the requests
+    /// replace the containers' sum for scheduling and quotas; `pids` (limits only) caps
+    /// the processes of the whole pod.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
 }
 
 /// A reference by name to an object in the same namespace.
@@ -121,6 +127,7 @@ impl Default for PodSpec {
             priority_class_name: None,
             priority: None,
             preemption_policy: None,
+            resources: None,
         }
     }
 }
@@ -211,6 +218,102 @@ impl PodSpec {
             }
             crate::model::probe::apply_probe_defaults(container);
         }
+        self.default_pod_requests();
+    }
+
+    /// Kubernetes' defaulting of pod-level requests, once the containers' are defaulted:
+    /// only when pod-level limits are set, a missing CPU or memory request becomes the
+    /// containers' aggregate request if some container requests it, else the pod's
+    /// limit. `pids` is a limit only and never becomes a request.
+    fn default_pod_requests(&mut self) {
+        let Some(pod) = &self.resources else {
+            return;
+        };
+        if pod.limits.is_empty() {
+            return;
+        }
+        let mut requests = pod.requests.clone();
+        for name in POD_LEVEL_RESOURCES {
+            if requests.contains_key(name) {
+                continue;
+            }
+            let requested = self
+                .all_containers()
+                .any(|c| c.resources.requests.contains_key(name));
+            let default = if requested {
+                self.aggregate_request(name)
+                    .map(|amount| format_amount(name, amount))
+            } else {
+                pod.limits.get(name).cloned()
+            };
+            if let Some(default) = default {
+                requests.insert(name.to_owned(), default);
+            }
+        }
+        if let Some(pod) = &mut self.resources {
+            pod.requests = requests;
+        }
+    }
+
+    /// The containers' aggregate request of `cpu` (millicores) or `memory` (bytes) at
+    /// the pod's peak; `None` if a container's request cannot be read.
+    pub fn aggregate_request(&self, name: &str) -> Option<u64> {
+        let parse = amount_parser(name)?;
+        let mut unreadable = false;
+        let amount = self.peak_amount(|c| match c.resources.requests.get(name) {
+            None => 0,
+            Some(text) => parse(text).unwrap_or_else(|_| {
+                unreadable = true;
+                0
+            }),
+        });
+        (!unreadable).then_some(amount)
+    }
+
+    /// The pod-level request of `cpu` (millicores) or `memory` (bytes), if set.
+    pub fn pod_request(&self, name: &str) -> Option<u64> {
+        let text = self.resources.as_ref()?.requests.get(name)?;
+        amount_parser(name)?(text).ok()
+    }
+
+    /// The pod-level limit of `cpu` (millicores), `memory` (bytes) or `pids`, if set.
+    pub fn pod_limit(&self, name: &str) -> Option<u64> {
+        let text = self.resources.as_ref()?.limits.get(name)?;
+        match name {
+            "pids" => crate::model::parse_count(text).ok(),
+            _ => amount_parser(name)?(text).ok(),
+        }
+    }
+
+    /// What the pod requests of `cpu` or `memory`: its pod-level request when set (it
+    /// replaces the containers' sum, as in Kubernetes), else the containers' peak.
+    pub fn effective_request(&self, name: &str) -> u64 {
+        self.pod_request(name)
+            .or_else(|| self.aggregate_request(name))
+            .unwrap_or(0)
+    }
+}
+
+/// The resources a pod may set for itself besides `pids`: CPU and memory.
+pub const POD_LEVEL_RESOURCES: [&str; 2] = ["cpu", "memory"];
+
+/// Reads a quantity into its unit.
+type Parser = fn(&str) -> Result<u64, String>;
+
+/// How a CPU or memory quantity is read: millicores or bytes.
+fn amount_parser(name: &str) -> Option<Parser> {
+    match name {
+        "cpu" => Some(crate::model::parse_cpu_millis),
+        "memory" => Some(crate::model::parse_memory_bytes),
+        _ => None,
+    }
+}
+
+/// An amount as a quantity string: millicores as `250m`, bytes as a plain number.
+fn format_amount(name: &str, amount: u64) -> String {
+    match name {
+        "cpu" => format!("{amount}m"),
+        _ => amount.to_string(),
     }
 }
 
@@ -251,6 +354,11 @@ pub struct Container {
     /// Only on init containers, and only `Always`: a sidecar.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub restart_policy: Option<String>,
+    /// How the container would take a change of its CPU or memory in place (Kubernetes'
+    /// InPlacePodVerticalScaling). Validated and kept; berth does not resize in place: a
+    /// changed spec restarts the pod's containers (`model::warnings` says so at apply).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub resize_policy: Vec<ContainerResizePolicy>,
     /// Where the container may write why it ended; `/dev/termination-log` when absent.
     /// Left out when unset (not defaulted into the spec), so the spec hashes of pods
     /// made before berth had it do not change.
@@ -259,6 +367,16 @@ pub struct Container {
     /// `File` (the default) or `FallbackToLogsOnError`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub termination_message_policy: Option<String>,
+}
+
+/// One entry of a container's `resizePolicy`.
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ContainerResizePolicy {
+    /// `cpu` or `memory`.
+    pub resource_name: String,
+    /// `NotRequired` or `RestartContainer`.
+    pub restart_policy: String,
 }
 
 /// Kubernetes' default `terminationMessagePath`.

@@ -315,21 +315,31 @@ fn unscoped_pod_usage(pod: &Pod, ended: bool) -> Usage {
                 _ => c.resources.limits.get(name),
             }
         }
-        // Counted only when some container sets it, as Kubernetes does.
-        if !pod
-            .spec
-            .all_containers()
-            .any(|c| list(c, prefix, name).is_some())
+        // A pod-level amount (PodLevelResources) is the pod's, whatever its containers
+        // say, as Kubernetes' quota counts it.
+        let pod_level = pod.spec.resources.as_ref().and_then(|r| match prefix {
+            "requests" => r.requests.get(name),
+            _ => r.limits.get(name),
+        });
+        // Otherwise counted only when some container sets it, as Kubernetes does.
+        if pod_level.is_none()
+            && !pod
+                .spec
+                .all_containers()
+                .any(|c| list(c, prefix, name).is_some())
         {
             continue;
         }
         // Stored pods passed validation: an unreadable amount counts as none. Init
         // containers count at the pod's peak, as Kubernetes' quota counts them.
-        let amount = pod.spec.peak_amount(|c| {
-            list(c, prefix, name)
-                .and_then(|text| parse_amount(unit, text).ok())
-                .unwrap_or(0)
-        });
+        let amount = match pod_level {
+            Some(text) => parse_amount(unit, text).unwrap_or(0),
+            None => pod.spec.peak_amount(|c| {
+                list(c, prefix, name)
+                    .and_then(|text| parse_amount(unit, text).ok())
+                    .unwrap_or(0)
+            }),
+        };
         let mut names = vec![format!("{prefix}.{name}")];
         if prefix == "requests" {
             names.push(name.to_owned());

@@ -17,6 +17,7 @@ pub fn warnings(object: &Object) -> Vec<String> {
         annotation_warnings(pod.metadata, pod.metadata_path, &mut out);
         service_account_warnings(pod.spec, pod.spec_path, &mut out);
         app_armor_warnings(pod.spec, pod.spec_path, &mut out);
+        out.extend(resize_warning(pod.spec, pod.spec_path));
     }
     if let Object::Passive(passive) = object {
         out.extend(passive_warning(passive.kind));
@@ -133,6 +134,25 @@ fn app_armor_warnings(spec: &PodSpec, path: &str, out: &mut Vec<String>) {
             }
         }
     }
+}
+
+/// `resizePolicy` is kept, but berth never resizes a running container: said once per
+/// pod spec, at the first container that sets it.
+fn resize_warning(spec: &PodSpec, path: &str) -> Option<String> {
+    let lists = [
+        ("initContainers", &spec.init_containers),
+        ("containers", &spec.containers),
+    ];
+    let (list, index) = lists.iter().find_map(|(list, containers)| {
+        let index = containers
+            .iter()
+            .position(|c| !c.resize_policy.is_empty())?;
+        Some((list, index))
+    })?;
+    Some(format!(
+        "{path}.{list}[{index}].resizePolicy: berth does not resize containers in place: a \
+         change to a running pod's resources restarts its containers with the new values"
+    ))
 }
 
 fn annotation_warnings(meta: &ObjectMeta, path: &str, out: &mut Vec<String>) {
@@ -252,5 +272,14 @@ mod tests {
         assert_eq!(warned(rc).len(), 1, "its template is looked at too");
         let default = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  serviceAccountName: default\n  automountServiceAccountToken: false\n  containers: [{name: c, image: busybox}]\n";
         assert!(warned(default).is_empty());
+    }
+
+    #[test]
+    fn a_resize_policy_is_told_that_berth_restarts_instead() {
+        let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - {name: a, image: busybox}\n  - {name: b, image: busybox, resizePolicy: [{resourceName: cpu, restartPolicy: NotRequired}]}\n  - {name: c, image: busybox, resizePolicy: [{resourceName: memory, restartPolicy: NotRequired}]}\n";
+        assert_eq!(
+            warned(pod),
+            ["spec.containers[1].resizePolicy: berth does not resize containers in place: a change to a running pod's resources restarts its containers with the new values"]
+        );
     }
 }

@@ -17,7 +17,7 @@ use super::{CgroupVersion, ContainerConfig};
 /// PATH given to containers whose environment has none (Docker's default).
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /// CFS period for CPU limits: 100 ms, as Kubernetes and Docker use.
-const CPU_PERIOD_US: u64 = 100_000;
+pub(super) const CPU_PERIOD_US: u64 = 100_000;
 /// Default maximum number of processes per container, against fork bombs.
 const DEFAULT_PIDS_LIMIT: i64 = 1024;
 /// Open-file limit of container processes, unless the agent's own hard limit is lower
@@ -204,7 +204,7 @@ pub(crate) fn cpu_shares(request_millis: u64) -> u64 {
 const MAX_SHARES: u64 = 262_144;
 
 /// The CFS quota for a limit in millicores (at least 1 ms, as the kubelet sets it).
-fn cpu_quota(limit_millis: u64) -> Result<i64, String> {
+pub(super) fn cpu_quota(limit_millis: u64) -> Result<i64, String> {
     limit_millis
         .checked_mul(CPU_PERIOD_US / 1000)
         .and_then(|quota| i64::try_from(quota.max(1000)).ok())
@@ -428,6 +428,7 @@ mod tests {
             volume_mounts: Vec::new(),
             devices: Vec::new(),
             termination_message: None,
+            pod_limits: None,
         }
     }
 

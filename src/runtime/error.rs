@@ -46,6 +46,8 @@ pub enum RuntimeError {
     },
     #[error("cannot build the oci spec of container {id}: {reason}")]
     Spec { id: String, reason: String },
+    #[error("pod cgroup: {reason}")]
+    Cgroup { reason: String },
     #[error("libcontainer failed on container {id}: {reason}")]
     Libcontainer { id: String, reason: String },
 }

@@ -294,6 +294,7 @@ pub fn test_config(id: &str) -> ContainerConfig {
         volume_mounts: Vec::new(),
         devices: Vec::new(),
         termination_message: None,
+        pod_limits: None,
     }
 }
 

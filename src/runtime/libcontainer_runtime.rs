@@ -18,8 +18,9 @@ use super::files::{self, Layout, ShimSettings};
 use super::rootfs::{mount_overlay, unmount_rootfs};
 use super::termination::with_termination_log;
 use super::{
-    container_cgroup_path, exec, is_valid_container_id, orphans, procfs, sandbox, ContainerConfig,
-    ContainerInfo, ContainerState, ExecSpec, ExitInfo, Runtime, RuntimeConfig, RuntimeError,
+    container_cgroup_path, exec, is_valid_container_id, orphans, pod_cgroup, procfs, sandbox,
+    ContainerConfig, ContainerInfo, ContainerState, ExecSpec, ExitInfo, Runtime, RuntimeConfig,
+    RuntimeError,
 };
 
 /// How long `start_container` waits for the shim to report the container running.
@@ -97,8 +98,46 @@ impl LibcontainerRuntime {
         );
     }
 
+    /// The cgroup of a prepared container, as its `shim.json` records it (inside its
+    /// pod's cgroup or directly under the parent); the parent's when none is recorded.
     fn cgroup_path(&self, id: &str) -> String {
-        container_cgroup_path(&self.config.cgroup_parent, id)
+        let settings = self
+            .layout
+            .container_dir(id)
+            .join(files::SHIM_SETTINGS_FILE);
+        match files::read_json::<ShimSettings>(&settings) {
+            Ok(Some(settings)) => settings.cgroup_path,
+            Ok(None) | Err(_) => container_cgroup_path(&self.config.cgroup_parent, id),
+        }
+    }
+
+    /// Where a new container's cgroup goes: in its pod's cgroup when the pod has
+    /// pod-level limits, directly under the parent otherwise.
+    fn new_cgroup_path(&self, cfg: &ContainerConfig) -> String {
+        match &cfg.pod_limits {
+            Some(_) => {
+                let pod = pod_cgroup::path(&self.config.cgroup_parent, &cfg.pod_uid);
+                format!("{pod}/{}", cfg.id)
+            }
+            None => container_cgroup_path(&self.config.cgroup_parent, &cfg.id),
+        }
+    }
+
+    /// Creates the pod's cgroup with its limits (again, for each container: a changed
+    /// pod's new containers bring its new limits).
+    fn apply_pod_limits(&self, cfg: &ContainerConfig) -> Result<(), RuntimeError> {
+        let Some(limits) = &cfg.pod_limits else {
+            return Ok(());
+        };
+        sandbox::check_pod_uid(&cfg.pod_uid)?;
+        let path = pod_cgroup::path(&self.config.cgroup_parent, &cfg.pod_uid);
+        pod_cgroup::apply(
+            Path::new(CGROUP_ROOT),
+            &path,
+            limits,
+            self.host.cgroup_version,
+            self.host.v1_swap_accounting,
+        )
     }
 
     fn check_id(id: &str) -> Result<(), RuntimeError> {
@@ -112,14 +151,16 @@ impl LibcontainerRuntime {
     /// Creates the container dir, overlay rootfs and bundle; the caller discards the dir
     /// if this fails.
     fn prepare(&self, cfg: &ContainerConfig, dir: &Path) -> Result<(), RuntimeError> {
+        let cgroup_path = self.new_cgroup_path(cfg);
         files::write_json(&dir.join(files::CONFIG_FILE), cfg)?;
         files::write_json(
             &dir.join(files::SHIM_SETTINGS_FILE),
             &ShimSettings {
                 libcontainer_root: self.layout.libcontainer_root(),
-                cgroup_path: self.cgroup_path(&cfg.id),
+                cgroup_path: cgroup_path.clone(),
             },
         )?;
+        self.apply_pod_limits(cfg)?;
         let sandbox = sandbox::namespaces_for(&self.layout, &cfg.pod_uid, cfg.host_network)?;
         for sub in [
             files::UPPER_DIR,
@@ -133,17 +174,12 @@ impl LibcontainerRuntime {
         let rootfs = dir.join(files::ROOTFS_DIR);
         mount_overlay(&cfg.id, &cfg.rootfs_lower, dir, &rootfs)?;
         let cfg = &with_termination_log(cfg, dir)?;
-        let spec = bundle::build_spec(
-            cfg,
-            &rootfs,
-            &sandbox,
-            &self.cgroup_path(&cfg.id),
-            self.host,
-        )
-        .map_err(|reason| RuntimeError::Spec {
-            id: cfg.id.clone(),
-            reason,
-        })?;
+        let spec = bundle::build_spec(cfg, &rootfs, &sandbox, &cgroup_path, self.host).map_err(
+            |reason| RuntimeError::Spec {
+                id: cfg.id.clone(),
+                reason,
+            },
+        )?;
         let spec_path = dir.join(files::BUNDLE_DIR).join(files::CONFIG_FILE);
         files::write_json(&spec_path, &spec)
     }
@@ -352,7 +388,11 @@ impl Runtime for LibcontainerRuntime {
     }
 
     fn remove_sandbox(&self, pod_uid: &str) -> Result<(), RuntimeError> {
-        sandbox::remove(&self.layout, pod_uid)
+        sandbox::remove(&self.layout, pod_uid)?;
+        // The pod's containers are gone by now; so can its cgroup, if it had one.
+        let path = pod_cgroup::path(&self.config.cgroup_parent, pod_uid);
+        pod_cgroup::remove(Path::new(CGROUP_ROOT), &path);
+        Ok(())
     }
 
     fn list_sandboxes(&self) -> Result<Vec<String>, RuntimeError> {

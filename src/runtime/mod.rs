@@ -96,6 +96,7 @@ mod files;
 mod libcontainer_runtime;
 mod logfile;
 mod orphans;
+mod pod_cgroup;
 mod procfs;
 mod rootfs;
 mod sandbox;
@@ -201,6 +202,21 @@ pub struct ContainerConfig {
     /// (`terminationMessagePath`); none for configs written before berth had it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub termination_message: Option<TerminationMessage>,
+    /// The limits of the pod as a whole (pod-level `resources`): with them the container's
+    /// cgroup sits in the pod's own cgroup, which holds them for all its containers.
+    /// Configs of pods without them (and from before berth had them) have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_limits: Option<PodLimits>,
+}
+
+/// The cgroup limits of a pod's own cgroup; a limit not set is unlimited there.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PodLimits {
+    pub cpu_limit_millis: Option<u64>,
+    /// Gives the pod's cgroup its CPU shares (weight on v2) against other pods.
+    pub cpu_request_millis: Option<u64>,
+    pub memory_limit_bytes: Option<u64>,
+    pub pids_limit: Option<i64>,
 }
 
 /// Where a container writes its termination message, and whether its log stands in

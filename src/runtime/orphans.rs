@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use super::{files, is_valid_container_id};
+use super::{files, is_valid_container_id, pod_cgroup};
 
 /// How long the processes of an orphaned cgroup get to die after SIGKILL.
 const KILL_DEADLINE: Duration = Duration::from_secs(10);
@@ -50,12 +50,55 @@ pub(crate) fn container_cgroups(root: &Path, parent: &str) -> BTreeMap<String, V
             let Ok(id) = entry.file_name().into_string() else {
                 continue;
             };
-            if is_valid_container_id(&id) && entry.path().is_dir() {
+            if !entry.path().is_dir() {
+                continue;
+            }
+            // A pod's own cgroup holds its containers' one level down.
+            if pod_cgroup::is_pod_cgroup(&id) {
+                add_containers_in(&entry.path(), &mut found);
+            } else if is_valid_container_id(&id) {
                 found.entry(id).or_default().push(entry.path());
             }
         }
     }
     found
+}
+
+/// The container cgroups directly in `dir`, added to `found` by id.
+fn add_containers_in(dir: &Path, found: &mut BTreeMap<String, Vec<PathBuf>>) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Ok(id) = entry.file_name().into_string() else {
+            continue;
+        };
+        if is_valid_container_id(&id) && entry.path().is_dir() {
+            found.entry(id).or_default().push(entry.path());
+        }
+    }
+}
+
+/// Removes the pod cgroups under `parent` that hold no container any more (their pod
+/// is gone, or its next container makes the cgroup again); a busy one is left.
+fn remove_empty_pod_cgroups(root: &Path, parent: &str) {
+    let parent = parent.trim_matches('/');
+    let mut bases = vec![root.join(parent)];
+    if let Ok(entries) = fs::read_dir(root) {
+        bases.extend(entries.flatten().map(|e| e.path().join(parent)));
+    }
+    for base in bases {
+        let Ok(entries) = fs::read_dir(&base) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            if pod_cgroup::is_pod_cgroup(&name.to_string_lossy()) {
+                // Fails, as it should, while a container cgroup is still inside.
+                let _ = fs::remove_dir(entry.path());
+            }
+        }
+    }
 }
 
 /// Pids in a cgroup dir (`cgroup.procs`; v1 also lists threads' groups there).
@@ -116,6 +159,7 @@ pub(crate) fn remove_orphaned_cgroups(
             removed.push(id);
         }
     }
+    remove_empty_pod_cgroups(root, parent);
     removed
 }
 
@@ -197,6 +241,32 @@ mod tests {
         let found = container_cgroups(root.path(), "/berth/");
         assert_eq!(found.keys().collect::<Vec<_>>(), ["abc_web_1234_0"]);
         assert_eq!(found["abc_web_1234_0"].len(), 3);
+    }
+
+    #[test]
+    fn containers_in_pod_cgroups_are_found_and_emptied_pod_cgroups_removed() {
+        let root = tempfile::tempdir().unwrap();
+        let pod = root.path().join("pids/berth/pod_u1");
+        for id in ["known_c_1_0", "gone_c_1_0"] {
+            fs::create_dir_all(pod.join(id)).unwrap();
+        }
+        fs::create_dir_all(root.path().join("memory/berth/pod_u2/gone_d_1_0")).unwrap();
+        let found = container_cgroups(root.path(), "berth");
+        assert_eq!(
+            found.keys().collect::<Vec<_>>(),
+            ["gone_c_1_0", "gone_d_1_0", "known_c_1_0"],
+            "the pod cgroups themselves are not containers"
+        );
+        let removed = remove_orphaned_cgroups(root.path(), "berth", &|id| id == "known_c_1_0");
+        assert_eq!(removed, ["gone_c_1_0", "gone_d_1_0"]);
+        assert!(
+            pod.join("known_c_1_0").exists(),
+            "its pod cgroup stays with it"
+        );
+        assert!(
+            !root.path().join("memory/berth/pod_u2").exists(),
+            "emptied: removed"
+        );
     }
 
     #[test]

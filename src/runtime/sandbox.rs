@@ -64,7 +64,7 @@ pub(crate) fn is_valid_pod_uid(pod_uid: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
-fn check_pod_uid(pod_uid: &str) -> Result<(), RuntimeError> {
+pub(crate) fn check_pod_uid(pod_uid: &str) -> Result<(), RuntimeError> {
     if is_valid_pod_uid(pod_uid) {
         Ok(())
     } else {

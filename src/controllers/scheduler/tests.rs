@@ -680,6 +680,43 @@ fn pod_request_counts_init_containers_at_the_pods_peak() {
 }
 
 #[test]
+fn pod_level_requests_replace_the_containers_sum() {
+    let mut spec = PodSpec {
+        containers: vec![
+            container("app", &[("cpu", "250m"), ("memory", "64Mi")], &[]),
+            container("idle", &[], &[]),
+        ],
+        resources: Some(ResourceRequirements {
+            requests: labels(&[("cpu", "1")]),
+            limits: labels(&[("cpu", "2"), ("memory", "256Mi")]),
+        }),
+        ..PodSpec::default()
+    };
+    spec.apply_defaults();
+    let request = pod_request_from_spec("default", "p", None, &spec).unwrap();
+    assert_eq!(request.cpu_request_millis, 1000, "the pod's own request");
+    // No pod-level memory request: Kubernetes defaults it to the containers' 64Mi,
+    // since a container requests memory.
+    assert_eq!(request.memory_request_bytes, 64 * MI);
+    let mut limits_only = PodSpec {
+        containers: vec![container("idle", &[], &[])],
+        resources: Some(ResourceRequirements {
+            requests: labels(&[]),
+            limits: labels(&[("memory", "256Mi"), ("pids", "512")]),
+        }),
+        ..PodSpec::default()
+    };
+    limits_only.apply_defaults();
+    let request = pod_request_from_spec("default", "p", None, &limits_only).unwrap();
+    assert_eq!(
+        request.memory_request_bytes,
+        256 * MI,
+        "defaulted from the limit"
+    );
+    assert!(request.extended.is_empty(), "a pids limit is not a request");
+}
+
+#[test]
 fn pod_request_reports_bad_quantity() {
     let spec = PodSpec {
         containers: vec![

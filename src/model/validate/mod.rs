@@ -17,6 +17,7 @@ mod passive;
 mod pod;
 mod pod_affinity;
 mod pod_dns;
+mod pod_resources;
 mod priority_class;
 mod probe;
 mod quota;

@@ -19,7 +19,7 @@ const RESOURCE_NAMES: [&str; 2] = ["cpu", "memory"];
 /// Checks the pod spec at `path`. Pods made from a template must restart `Always`,
 /// because a controller, not the kubelet, replaces them.
 /// The pod spec fields berth implements; any other is refused by name.
-const POD_SPEC_FIELDS: [&str; 24] = [
+const POD_SPEC_FIELDS: [&str; 25] = [
     "containers",
     "restartPolicy",
     "nodeSelector",
@@ -44,6 +44,7 @@ const POD_SPEC_FIELDS: [&str; 24] = [
     "priorityClassName",
     "priority",
     "preemptionPolicy",
+    "resources",
 ];
 
 pub(super) fn check_pod_spec(c: &mut Checker, value: Option<&Value>, path: &str, template: bool) {
@@ -81,6 +82,7 @@ pub(super) fn check_pod_spec(c: &mut Checker, value: Option<&Value>, path: &str,
     }
 
     check_containers(c, spec, path, &pod);
+    super::pod_resources::check_pod_resources(c, spec, path);
 
     check_pod_fields(c, spec, path, template);
 }
@@ -168,8 +170,9 @@ fn check_service_account(c: &mut Checker, spec: &JsonObject, path: &str) {
 
 /// `initContainers` and `containers`; names are unique across both.
 fn check_containers(c: &mut Checker, spec: &JsonObject, path: &str, pod: &PodNames) {
-    // Read here for the hostPort rule; its type is checked below.
+    // Read here for the hostPort and resizePolicy rules; their types are checked below.
     let host_network = get(spec, "hostNetwork").and_then(Value::as_bool) == Some(true);
+    let never = get(spec, "restartPolicy").and_then(Value::as_str) == Some("Never");
     // Names are unique across init and app containers.
     let mut names = BTreeSet::new();
     let init_path = join(path, "initContainers");
@@ -179,6 +182,7 @@ fn check_containers(c: &mut Checker, spec: &JsonObject, path: &str, pod: &PodNam
                 path: index(&init_path, i),
                 init: true,
                 host_network,
+                never,
             };
             check_container(c, item, &at, &mut names, pod);
         }
@@ -193,6 +197,7 @@ fn check_containers(c: &mut Checker, spec: &JsonObject, path: &str, pod: &PodNam
                     path: index(&containers_path, i),
                     init: false,
                     host_network,
+                    never,
                 };
                 check_container(c, item, &at, &mut names, pod);
             }
@@ -206,6 +211,8 @@ struct ContainerAt {
     /// In `initContainers`: probes and lifecycle hooks only on sidecars.
     init: bool,
     host_network: bool,
+    /// The pod's `restartPolicy` is `Never`: a resize may not restart a container.
+    never: bool,
 }
 
 /// `names` collects the container names seen so far; `pod` has every name of the pod.
@@ -243,6 +250,7 @@ fn check_container<'a>(
             "restartPolicy",
             "terminationMessagePath",
             "terminationMessagePolicy",
+            "resizePolicy",
         ],
     );
 
@@ -286,6 +294,10 @@ fn check_container<'a>(
     }
     if let Some(value) = get(container, "resources") {
         check_resources(c, value, &join(path, "resources"));
+    }
+    if let Some(value) = get(container, "resizePolicy") {
+        let policy_path = join(path, "resizePolicy");
+        super::pod_resources::check_resize_policy(c, value, &policy_path, at.never);
     }
     check_container_hooks(c, container, path);
     if let Some(value) = get(container, "securityContext") {
@@ -343,6 +355,7 @@ fn check_restart_policy(c: &mut Checker, container: &JsonObject, at: &ContainerA
         "readinessProbe",
         "startupProbe",
         "lifecycle",
+        "resizePolicy",
     ] {
         if get(container, field).is_some() {
             c.error(
