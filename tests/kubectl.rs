@@ -731,6 +731,15 @@ spec: {maxUnavailable: 1, selector: {matchLabels: {app: web}}}
         agent.json(&["get", "sa", "robot"])["kind"],
         "ServiceAccount"
     );
+    // Every namespace has its `default` account, as Kubernetes makes it.
+    wait_for(
+        Duration::from_secs(10),
+        "the default ServiceAccount",
+        || {
+            let accounts = agent.ok(&["get", "serviceaccounts"]);
+            accounts.contains("default").then_some(())
+        },
+    );
     agent.ok(&["delete", "ingress", "web"]);
     agent.ok(&["delete", "networkpolicy", "deny-all"]);
     let gone = agent.berth(&["get", "ingress", "web"]);

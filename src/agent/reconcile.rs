@@ -100,6 +100,14 @@ impl Agent {
     /// do with time alone (a pod becoming available, a progress deadline), if ever.
     pub fn reconcile_once(self: &Arc<Self>) -> anyhow::Result<Option<SystemTime>> {
         let now = SystemTime::now();
+        // Pods with steps in flight as the pass begins, read before anything else: their
+        // steps change the runtime while this pass reads it, and one that ends after
+        // `observe` would leave this pass planning from what was there before the step
+        // (starting again the instance the step has just started: "already exists",
+        // remembered as a start failure that holds the container's next restart for its
+        // back-off). They are left to the next pass, which each step's end wakes. Passes
+        // never overlap (`run_loop`), so no other step starts until this pass plans.
+        let busy_before = self.memory().busy.clone();
         let observed = self.observe()?;
         self.watch_exits(&observed);
         let controllers_due = super::controllers::run(self, &observed, now)?;
@@ -122,7 +130,10 @@ impl Agent {
         let mut wake_at: Option<SystemTime> = controllers_due;
         let no_instances = Vec::new();
         for uid in uids {
-            if self.memory().busy.contains(&uid) || unschedulable.contains_key(&uid) {
+            if busy_before.contains(&uid)
+                || self.memory().busy.contains(&uid)
+                || unschedulable.contains_key(&uid)
+            {
                 continue;
             }
             let pod = by_uid.get(uid.as_str()).copied();

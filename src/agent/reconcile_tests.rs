@@ -3,8 +3,9 @@
 //! containers: the fake runtime records what it is asked and exits only when told to.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
+use event_listener::Listener;
 use serde_json::{json, Value};
 
 use crate::agent::instance::{instance_id, Instance, InstanceState};
@@ -290,6 +291,53 @@ fn a_changed_spec_replaces_the_pod_s_containers() {
     let config = test.runtime.inspect(&new.id).unwrap().unwrap().config;
     // `args` replace the image's `Cmd` (it has no `Entrypoint`).
     assert_eq!(config.args, ["--verbose"]);
+}
+
+#[test]
+fn a_step_that_ends_while_a_pass_observes_is_not_planned_again() {
+    let test = test_agent(LONG);
+    // The first pass plans the start; its step stays in flight at the held start.
+    test.runtime.hold_starts();
+    apply(&test.agent, &pod_yaml("web", &["app"], "Always"));
+    let uid = pod_uid(&test.agent, "web");
+    test.agent.reconcile_once().unwrap();
+    assert!(test.agent.memory().busy.contains(&uid), "no step in flight");
+
+    // The next pass observes the runtime (nothing running yet), then the step ends,
+    // before the pass plans: what a pass that a wake-up (a controller's write, an API
+    // call, a probe) starts while a step runs meets on a busy board.
+    let (agent, runtime) = (Arc::downgrade(&test.agent), Arc::downgrade(&test.runtime));
+    let step_uid = uid.clone();
+    test.runtime.after_next_list(move || {
+        let (Some(agent), Some(runtime)) = (agent.upgrade(), runtime.upgrade()) else {
+            return;
+        };
+        runtime.release_starts();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            // Listening before looking: the step's wake-up is never missed.
+            let listener = agent.listen_changes();
+            if !agent.memory().busy.contains(&step_uid) {
+                return;
+            }
+            assert!(
+                listener.wait_deadline(deadline).is_some(),
+                "the step never ended"
+            );
+        }
+    });
+    test.agent.reconcile_once().unwrap();
+    reconcile_until(&test.agent, "the pod runs", || {
+        running(&test.agent, &uid).len() == 1
+    });
+
+    // Started once: a second start of the same instance would fail (it exists) and be
+    // remembered as a start failure, holding the container's next restart for its
+    // back-off.
+    let calls = test.runtime.calls();
+    let starts = calls.iter().filter(|c| c.starts_with("start ")).count();
+    assert_eq!(starts, 1, "{calls:?}");
+    assert_eq!(test.agent.start_failures(&uid), Default::default());
 }
 
 #[test]

@@ -62,6 +62,11 @@ pub fn load(store: &Store, now: SystemTime) -> anyhow::Result<World> {
             }
         }
     }
+    world.service_accounts = store
+        .list("ServiceAccount", None)?
+        .iter()
+        .map(Record::key)
+        .collect();
     world.jobs = jobs(store.list("Job", None)?);
     world.cron_jobs = cron_jobs(store.list("CronJob", None)?);
     world.pods = pods(store.list("Pod", None)?);

@@ -42,6 +42,7 @@ pub mod pod_failure;
 pub mod replica_set;
 pub mod rollout;
 pub mod scheduler;
+pub mod service_account;
 pub mod stateful_set;
 
 #[cfg(test)]
@@ -201,6 +202,8 @@ pub struct World {
     pub dying_claims: Vec<PersistentVolumeClaim>,
     /// The keys of every stored claim: a StatefulSet makes the ones its pods lack.
     pub claims: HashSet<Key>,
+    /// The keys of every stored ServiceAccount: each namespace gets a `default` one.
+    pub service_accounts: HashSet<Key>,
     /// ConfigMaps, Secrets, claims, Services, Endpoints, EndpointSlices and the kinds
     /// berth only stores (ServiceAccounts, Ingresses, NetworkPolicies), by key only. The
     /// driver lists them only in namespaces being deleted: the namespace cascade is
@@ -498,6 +501,11 @@ pub fn reconcile_all(world: &mut World) -> Vec<Change> {
         w.namespaces
             .iter()
             .flat_map(|ns| namespace::reconcile(ns, w))
+            .chain(
+                w.namespaces
+                    .iter()
+                    .filter_map(|ns| service_account::reconcile(ns, w)),
+            )
             .collect()
     });
     run(world, &mut all, |w| {

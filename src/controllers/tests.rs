@@ -57,8 +57,13 @@ fn owned_pod(owner: &ReplicaSet, name: &str, created: &str) -> Pod {
     pod
 }
 
+/// A world whose namespaces have their `default` ServiceAccounts already.
 fn world(namespaces: Vec<Namespace>, deployments: Vec<Deployment>, pods: Vec<Pod>) -> World {
     World {
+        service_accounts: namespaces
+            .iter()
+            .map(|ns| Key::new("ServiceAccount", &ns.metadata.name, "default"))
+            .collect(),
         namespaces,
         deployments,
         pods,
@@ -323,6 +328,8 @@ fn the_driver_reads_a_store_and_writes_the_changes_back() {
     let mut objects = vec![
         Object::Deployment(web).to_json(),
         json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}}),
+        json!({"apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": {"name": "default", "namespace": "default"}}),
     ];
     for object in &mut objects {
         if let Some(meta) = object["metadata"].as_object_mut() {

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use super::files::now_rfc3339;
@@ -28,9 +28,19 @@ struct FakeState {
     calls: Vec<String>,
 }
 
+/// What runs once after the next `list_containers` (see [`FakeRuntime::after_next_list`]).
+type ListHook = Box<dyn FnOnce() + Send>;
+
 #[derive(Default)]
 pub struct FakeRuntime {
     state: Mutex<FakeState>,
+    /// While true, starts wait (outside `state`, so everything else goes on) until a
+    /// test releases them: a step stays in flight for as long as the test needs.
+    starts_held: Mutex<bool>,
+    starts_released: Condvar,
+    /// Runs once, after the next `list_containers` has taken its answer: a test's way
+    /// of changing the runtime between a pass's observation and its plans.
+    after_next_list: Mutex<Option<ListHook>>,
 }
 
 impl FakeRuntime {
@@ -39,9 +49,7 @@ impl FakeRuntime {
     }
 
     fn lock(&self) -> MutexGuard<'_, FakeState> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.state)
     }
 
     /// Simulates the container's process exiting with `code`.
@@ -81,6 +89,23 @@ impl FakeRuntime {
         self.lock().exec_exit_code = code;
     }
 
+    /// Makes starts wait until [`FakeRuntime::release_starts`].
+    pub fn hold_starts(&self) {
+        *lock(&self.starts_held) = true;
+    }
+
+    /// Lets held starts, and those to come, go on.
+    pub fn release_starts(&self) {
+        *lock(&self.starts_held) = false;
+        self.starts_released.notify_all();
+    }
+
+    /// Runs `hook` once, right after the next `list_containers` has read what it
+    /// returns (and with no lock held, so the hook may use the runtime).
+    pub fn after_next_list(&self, hook: impl FnOnce() + Send + 'static) {
+        *lock(&self.after_next_list) = Some(Box::new(hook));
+    }
+
     /// The calls made so far (`create_sandbox <uid>`, `start <id>`, `stop <id>`, ...).
     pub fn calls(&self) -> Vec<String> {
         self.lock().calls.clone()
@@ -105,6 +130,14 @@ impl FakeRuntime {
             });
         }
     }
+}
+
+/// A test that panicked while holding one of these left nothing half-changed that
+/// matters to the other tests: the guard is still good to use.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Runtime for FakeRuntime {
@@ -132,6 +165,14 @@ impl Runtime for FakeRuntime {
     }
 
     fn start_container(&self, cfg: &ContainerConfig) -> Result<ContainerInfo, RuntimeError> {
+        let mut held = lock(&self.starts_held);
+        while *held {
+            held = self
+                .starts_released
+                .wait(held)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+        drop(held);
         let mut state = self.lock();
         state.calls.push(format!("start {}", cfg.id));
         if !is_valid_container_id(&cfg.id) {
@@ -191,7 +232,13 @@ impl Runtime for FakeRuntime {
     }
 
     fn list_containers(&self) -> Result<Vec<ContainerInfo>, RuntimeError> {
-        Ok(self.lock().containers.values().cloned().collect())
+        let containers = self.lock().containers.values().cloned().collect();
+        // Taken out first: the hook runs with no lock of ours held.
+        let hook = lock(&self.after_next_list).take();
+        if let Some(hook) = hook {
+            hook();
+        }
+        Ok(containers)
     }
 
     fn inspect(&self, id: &str) -> Result<Option<ContainerInfo>, RuntimeError> {
