@@ -380,9 +380,9 @@ spec:
       volumeMounts: [{name: cache, mountPath: /shared, readOnly: true}]
   volumes:
     - name: cache
-      emptyDir: {}
+      emptyDir: {mode: 01777}
     - name: scratch
-      emptyDir: {medium: Memory, sizeLimit: 1Mi}
+      emptyDir: {medium: Memory, sizeLimit: 1Mi, mode: 01777}
 "#,
     );
     agent.wait_running("pair");
@@ -392,6 +392,18 @@ spec:
     });
     let (code, _) = exec(&agent, "default", "pair", "reader", "echo x > /shared/x");
     assert_ne!(code, 0, "a readOnly mount took a write");
+    // `mode` sets the directory's bits, on disk and on tmpfs (0777 without it).
+    let (_, modes) = exec(
+        &agent,
+        "default",
+        "pair",
+        "writer",
+        "stat -c %a /cache /scratch",
+    );
+    assert_eq!(
+        modes.split_whitespace().collect::<Vec<_>>(),
+        ["1777", "1777"]
+    );
     // 512 KiB fits in the 1 MiB tmpfs; 2 MiB does not.
     let (code, out) = exec(
         &agent,

@@ -186,6 +186,11 @@ fn set_up(
         return write_volume(volume, pod, config, facts, &dir);
     }
     let empty_dir = volume.empty_dir.clone().unwrap_or_default();
+    // Validated to 0..=0o1777: the sticky bit and the permission bits.
+    let mode = empty_dir
+        .mode
+        .and_then(|mode| u32::try_from(mode).ok())
+        .unwrap_or(0o777);
     if empty_dir.medium == "Memory" {
         // A zero limit is no limit, as tmpfs reads `size=0`.
         let size = match &empty_dir.size_limit {
@@ -193,10 +198,10 @@ fn set_up(
             None => None,
         }
         .filter(|size| *size > 0);
-        runtime::mount_tmpfs(&dir, size, 0o777).map_err(|e| failed(&volume.name, e))
+        runtime::mount_tmpfs(&dir, size, mode).map_err(|e| failed(&volume.name, e))
     } else {
         fs::create_dir_all(&dir)
-            .and_then(|()| fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)))
+            .and_then(|()| fs::set_permissions(&dir, fs::Permissions::from_mode(mode)))
             .map_err(|e| {
                 failed(
                     &volume.name,

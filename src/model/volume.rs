@@ -152,6 +152,12 @@ pub struct EmptyDirVolumeSource {
         deserialize_with = "crate::model::env::optional_quantity"
     )]
     pub size_limit: Option<String>,
+    /// The directory's permission bits (`01777` for a shared `/tmp`); 0777 when absent.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "optional_mode"
+    )]
+    pub mode: Option<i32>,
 }
 
 /// The `hostPath` types of Kubernetes; `""` checks nothing.

@@ -231,6 +231,11 @@ fn check_default_mode(c: &mut Checker, source: &JsonObject, path: &str) {
 
 /// A file mode, `0..=0o777`. YAML's `0644` reaches here as text (see [`octal_mode`]).
 fn check_mode(c: &mut Checker, value: &Value, path: &str) {
+    check_mode_up_to(c, value, path, 0o777, MODE_RULE);
+}
+
+/// A mode in `0..=max`, refused with `rule`.
+fn check_mode_up_to(c: &mut Checker, value: &Value, path: &str, max: i64, rule: &str) {
     let (mode, shown) = match value {
         Value::String(text) => (octal_mode(text), format!("{text:?}")),
         Value::Number(_) => match c.integer(value, path) {
@@ -242,8 +247,8 @@ fn check_mode(c: &mut Checker, value: &Value, path: &str) {
             return;
         }
     };
-    if !mode.is_some_and(|mode| (0..=0o777).contains(&mode)) {
-        c.error(path, format!("invalid value {shown}: {MODE_RULE}"));
+    if !mode.is_some_and(|mode| (0..=max).contains(&mode)) {
+        c.error(path, format!("invalid value {shown}: {rule}"));
     }
 }
 
@@ -379,7 +384,11 @@ fn check_empty_dir(c: &mut Checker, value: &Value, path: &str) {
     let Some(source) = c.object(value, path) else {
         return;
     };
-    c.only_fields(source, path, &["medium", "sizeLimit"]);
+    c.only_fields(source, path, &["medium", "sizeLimit", "mode"]);
+    if let Some(value) = get(source, "mode") {
+        let rule = "must be a number between 0 and 01777 (octal), both inclusive";
+        check_mode_up_to(c, value, &join(path, "mode"), 0o1777, rule);
+    }
     let medium = get(source, "medium")
         .and_then(|v| c.one_of(v, &join(path, "medium"), &["", "Memory"]))
         .unwrap_or("");

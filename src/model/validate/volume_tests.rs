@@ -340,6 +340,14 @@ fn projected_sources() {
 fn empty_dir_medium_and_size_limit() {
     let at = "spec.volumes[0].emptyDir";
     assert_problems(&volume("emptyDir: {medium: ''}"), &[]);
+    assert_problems(&volume("emptyDir: {mode: 01777}"), &[]);
+    assert_problems(
+        &volume("emptyDir: {medium: Memory, mode: 02000}"),
+        &[&format!(
+            "{at}.mode: invalid value \"02000\": must be a number between 0 and 01777 \
+             (octal), both inclusive"
+        )],
+    );
     assert_problems(
         &volume("emptyDir: {medium: Memory, sizeLimit: 1073741824}"),
         &[],
