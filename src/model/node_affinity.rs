@@ -94,6 +94,11 @@ pub enum TolerationOperator {
     #[default]
     Equal,
     Exists,
+    /// The taint's value, an integer, is greater than the toleration's (Kubernetes
+    /// 1.35's numeric operators; compared as node affinity's `Gt` compares a label).
+    Gt,
+    /// The taint's value, an integer, is less than the toleration's.
+    Lt,
 }
 
 /// A Kubernetes node taint.
@@ -140,8 +145,10 @@ impl Affinity {
 }
 
 /// Kubernetes' `Toleration.ToleratesTaint`: an empty effect matches every effect, an empty
-/// key matches every key (only meaningful with `Exists`), `Exists` ignores the value and
-/// `Equal` needs the values to be equal (a missing value counts as `""`).
+/// key matches every key (only meaningful with `Exists`), `Exists` ignores the value,
+/// `Equal` needs the values to be equal (a missing value counts as `""`), and `Gt`/`Lt`
+/// compare the taint's value with the toleration's as integers (no match when either is
+/// not one: a node's taint values are not validated).
 pub fn tolerates(toleration: &Toleration, taint: &Taint) -> bool {
     if let Some(effect) = non_empty(&toleration.effect) {
         if effect != taint.effect {
@@ -157,6 +164,18 @@ pub fn tolerates(toleration: &Toleration, taint: &Taint) -> bool {
         TolerationOperator::Exists => true,
         TolerationOperator::Equal => {
             toleration.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or("")
+        }
+        TolerationOperator::Gt | TolerationOperator::Lt => {
+            let number = |value: &Option<String>| value.as_deref()?.parse::<i64>().ok();
+            match (number(&taint.value), number(&toleration.value)) {
+                (Some(tainted), Some(tolerated))
+                    if toleration.operator == TolerationOperator::Gt =>
+                {
+                    tainted > tolerated
+                }
+                (Some(tainted), Some(tolerated)) => tainted < tolerated,
+                _ => false,
+            }
         }
     }
 }

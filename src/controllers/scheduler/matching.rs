@@ -122,6 +122,22 @@ mod tests {
     use crate::model::test_labels as labels;
 
     #[test]
+    fn numeric_tolerations_compare_the_taint_value() {
+        use TolerationOperator::{Gt, Lt};
+        let sla = |value| taint("sla", Some(value), EFFECT_NO_SCHEDULE);
+        let above_900 = toleration(Some("sla"), Gt, Some("900"), None);
+        assert!(tolerates(&above_900, &sla("950")));
+        assert!(!tolerates(&above_900, &sla("900")));
+        assert!(
+            !tolerates(&above_900, &sla("high")),
+            "not a number: no match"
+        );
+        let below_5 = toleration(Some("sla"), Lt, Some("5"), None);
+        assert!(tolerates(&below_5, &sla("-3")));
+        assert!(!tolerates(&below_5, &sla("7")));
+    }
+
+    #[test]
     fn toleration_semantics() {
         use TolerationOperator::{Equal, Exists};
         let gpu = taint("dedicated", Some("gpu"), EFFECT_NO_SCHEDULE);

@@ -172,16 +172,30 @@ pub(super) fn check_tolerations(c: &mut Checker, value: &Value, path: &str) {
         }
         let operator = match get(toleration, "operator") {
             None => Some("Equal"),
-            Some(v) => c.one_of(v, &join(&path, "operator"), &["Equal", "Exists"]),
+            Some(v) => c.one_of(
+                v,
+                &join(&path, "operator"),
+                &["Equal", "Exists", "Gt", "Lt"],
+            ),
         };
         let value = get(toleration, "value").and_then(|v| c.string(v, &join(&path, "value")));
+        let numeric = matches!(operator, Some("Gt" | "Lt"));
+        if numeric && value.is_none_or(|v| v.parse::<i64>().is_err()) {
+            c.error(
+                &join(&path, "value"),
+                format!(
+                    "invalid value {:?}: must be an integer when `operator` is 'Gt' or 'Lt'",
+                    value.unwrap_or("")
+                ),
+            );
+        }
         if operator == Some("Exists") && value.is_some_and(|v| !v.is_empty()) {
             c.error(
                 &join(&path, "operator"),
                 "value must be empty when `operator` is 'Exists'",
             );
         }
-        if operator == Some("Equal") && key.is_none_or(str::is_empty) {
+        if operator.is_some_and(|o| o != "Exists") && key.is_none_or(str::is_empty) {
             c.error(
                 &join(&path, "operator"),
                 "operator must be Exists when `key` is empty, which means \"match all values and all keys\"",

@@ -585,6 +585,10 @@ fn node_affinity_and_tolerations_are_checked_field_by_field() {
             "spec.tolerations[0].effect: effect must be 'NoExecute' when `tolerationSeconds` is set",
         ],
     );
+    assert_problems(
+        &pod("  tolerations: [{key: sla, operator: Gt, value: '900'}, {key: sla, operator: Lt, value: high}]\n"),
+        &["spec.tolerations[1].value: invalid value \"high\": must be an integer when `operator` is 'Gt' or 'Lt'"],
+    );
 }
 
 #[test]
