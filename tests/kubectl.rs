@@ -745,3 +745,36 @@ spec: {maxUnavailable: 1, selector: {matchLabels: {app: web}}}
     let gone = agent.berth(&["get", "ingress", "web"]);
     assert!(!gone.status.success());
 }
+
+/// A pod with scheduling gates waits as `SchedulingGated`; applied again without them,
+/// it starts.
+#[test]
+fn a_gated_pod_waits_until_its_gates_are_removed() {
+    let agent = TestAgent::start();
+    let pod = |gates: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: gated}}\nspec:\n{gates}  \
+             terminationGracePeriodSeconds: 1\n  containers:\n  - name: main\n    \
+             image: busybox:1.35\n    command: [sleep, '3600']\n"
+        )
+    };
+    let out = agent.apply_yaml(&pod("  schedulingGates: [{name: example.com/approval}]\n"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let table = wait_for(Duration::from_secs(20), "SchedulingGated", || {
+        let table = agent.try_ok(&["get", "pods", "gated"])?;
+        table.contains("SchedulingGated").then_some(table)
+    });
+    assert!(table.contains("0/1"), "{table}");
+    let shown = agent.json(&["get", "pod", "gated"]);
+    assert_eq!(
+        common::condition(&shown, "PodScheduled"),
+        Some("False".into())
+    );
+    assert!(shown["spec"]["nodeName"].is_null(), "{shown}");
+    let events = agent.ok(&["get", "events"]);
+    assert!(!events.contains("FailedScheduling"), "{events}");
+
+    let out = agent.apply_yaml(&pod(""));
+    assert!(out.status.success(), "{}", stderr(&out));
+    agent.wait_running("gated");
+}

@@ -62,6 +62,11 @@ impl Agent {
             }
         }
         for pod in waiting {
+            if !pod.spec.scheduling_gates.is_empty() {
+                let message = crate::model::SCHEDULING_GATED_MESSAGE.to_owned();
+                refused.insert(pod.metadata.uid.clone(), message);
+                continue;
+            }
             let Some(request) = request_of(pod) else {
                 continue;
             };
@@ -85,6 +90,10 @@ impl Agent {
             let Some(message) = now.get(&pod.metadata.uid) else {
                 continue;
             };
+            // A gated pod is not tried, so nothing failed: Kubernetes tells no event.
+            if !pod.spec.scheduling_gates.is_empty() {
+                continue;
+            }
             if before.get(&pod.metadata.uid) != Some(message) {
                 log::info!(
                     "pod {}/{} is unschedulable: {message}",
@@ -152,5 +161,33 @@ mod tests {
         let pods = [dongle_pod("older", 1, 5), dongle_pod("newer", 2, 5)];
         let refused = test.agent.unschedulable_pods(&pods, &BTreeMap::new());
         assert!(refused.contains_key("uid-newer"), "{refused:?}");
+    }
+
+    #[test]
+    fn a_gated_pod_waits_and_takes_no_device_until_its_gates_are_gone() {
+        let test = test_agent_with(Duration::from_secs(1), |options| {
+            options.extended_resources = BTreeMap::from([("example.com/dongle".into(), 1)]);
+        });
+        let mut gated = dongle_pod("gated", 1, 0);
+        gated.spec.scheduling_gates = vec![crate::model::PodSchedulingGate {
+            name: "example.com/quota".into(),
+        }];
+        let pods = [gated.clone(), dongle_pod("later", 2, 0)];
+        let refused = test.agent.unschedulable_pods(&pods, &BTreeMap::new());
+        assert_eq!(
+            refused.len(),
+            1,
+            "the later pod gets the dongle: {refused:?}"
+        );
+        assert_eq!(refused["uid-gated"], crate::model::SCHEDULING_GATED_MESSAGE);
+        test.agent.remember_unschedulable(&pods, refused);
+        let status = test.agent.pod_status(&gated, &[], false);
+        assert_eq!(
+            status.conditions[0].reason.as_deref(),
+            Some("SchedulingGated")
+        );
+        gated.spec.scheduling_gates.clear();
+        let refused = test.agent.unschedulable_pods(&[gated], &BTreeMap::new());
+        assert!(refused.is_empty(), "{refused:?}");
     }
 }

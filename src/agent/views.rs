@@ -26,7 +26,7 @@ impl Agent {
                 conditions: vec![crate::model::PodCondition {
                     type_: "PodScheduled".to_owned(),
                     status: "False".to_owned(),
-                    reason: Some("Unschedulable".to_owned()),
+                    reason: Some(pod.spec.unscheduled_reason().to_owned()),
                     message: Some(message),
                     ..Default::default()
                 }],

@@ -134,6 +134,16 @@ pub fn pod_status_column(pod: &Value) -> String {
     if let Some(reason) = init_reason(pod) {
         return reason;
     }
+    let gated = at(pod, &["status", "conditions"])
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| {
+            str_at(c, &["type"]) == "PodScheduled" && str_at(c, &["reason"]) == "SchedulingGated"
+        });
+    if gated {
+        return "SchedulingGated".to_owned();
+    }
     let statuses = at(pod, &["status", "containerStatuses"]).as_array();
     let mut reason = String::new();
     for status in statuses.into_iter().flatten() {
@@ -204,6 +214,16 @@ mod tests {
         assert_eq!(human_duration(Duration::from_secs(192)), "3m12s");
         assert_eq!(human_duration(Duration::from_secs(3 * 3600)), "3h");
         assert_eq!(human_duration(Duration::from_secs(3 * 86400)), "3d");
+    }
+
+    #[test]
+    fn a_gated_pod_shows_scheduling_gated() {
+        let gated = json!({"status": {"phase": "Pending", "conditions": [
+            {"type": "PodScheduled", "status": "False", "reason": "SchedulingGated"}]}});
+        assert_eq!(pod_status_column(&gated), "SchedulingGated");
+        let unschedulable = json!({"status": {"phase": "Pending", "conditions": [
+            {"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}]}});
+        assert_eq!(pod_status_column(&unschedulable), "Pending");
     }
 
     #[test]

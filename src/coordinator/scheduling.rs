@@ -22,7 +22,7 @@ use crate::controllers::scheduler::{
 };
 use crate::model::{
     is_extended_resource, parse_count, parse_cpu_millis, parse_memory_bytes, volume_name_for,
-    EventType, Object, Pod, ARCH_VARIANT_LABEL, SELECTED_NODE_ANNOTATION,
+    EventType, Object, Pod, ARCH_VARIANT_LABEL, SCHEDULING_GATED_MESSAGE, SELECTED_NODE_ANNOTATION,
 };
 use crate::store::Record;
 
@@ -116,6 +116,12 @@ fn place<'a>(
     let Ok(Object::Pod(spec_pod)) = Object::from_json(pod.object.clone()) else {
         return;
     };
+    // A gated pod is not tried until its last gate is removed.
+    if !spec_pod.spec.scheduling_gates.is_empty() {
+        let status = pending_status("SchedulingGated", SCHEDULING_GATED_MESSAGE, None);
+        outcome.statuses.push((pod, status));
+        return;
+    }
     let owner = controller_uid(pod);
     let needs = claim_needs(&pod.namespace, &spec_pod.spec, claims);
     let request =
@@ -368,8 +374,13 @@ fn image_platforms(c: &Coordinator, pod: &Pod) -> Option<Vec<String>> {
 
 /// The status of a pod no node can take now; with the node it preempted on, if any.
 fn unschedulable(message: &str, nominated: Option<&str>) -> Value {
+    pending_status("Unschedulable", message, nominated)
+}
+
+/// A pending pod's status: `PodScheduled=False` for `reason`.
+fn pending_status(reason: &str, message: &str, nominated: Option<&str>) -> Value {
     let mut status = json!({"phase": "Pending", "conditions": [{
-        "type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message,
+        "type": "PodScheduled", "status": "False", "reason": reason, "message": message,
     }]});
     if let Some(node) = nominated {
         status["nominatedNodeName"] = Value::from(node);

@@ -117,9 +117,9 @@ pub use passive::Passive;
 pub use platform::{build_platform, target_platform, ARCH_VARIANT_LABEL};
 pub use pod::{
     Container, ContainerPort, ContainerResizePolicy, ContainerState, ContainerStatus, EnvVar,
-    LocalObjectReference, Pod, PodCondition, PodIp, PodSpec, PodStatus, ResourceRequirements,
-    StateRunning, StateTerminated, StateWaiting, DEFAULT_TERMINATION_MESSAGE_PATH,
-    POD_LEVEL_RESOURCES,
+    LocalObjectReference, Pod, PodCondition, PodIp, PodSchedulingGate, PodSpec, PodStatus,
+    ResourceRequirements, StateRunning, StateTerminated, StateWaiting,
+    DEFAULT_TERMINATION_MESSAGE_PATH, POD_LEVEL_RESOURCES, SCHEDULING_GATED_MESSAGE,
 };
 pub use pod_affinity::{
     PodAffinity, PodAffinityTerm, PodSelector, TopologySpreadConstraint, WeightedPodAffinityTerm,

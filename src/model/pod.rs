@@ -71,6 +71,10 @@ pub struct PodSpec {
     /// that names one says so with a warning).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub service_account_name: Option<String>,
+    /// While any is listed, no scheduler places the pod (`SchedulingGated`); removing the
+    /// last lets it be scheduled.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub scheduling_gates: Vec<PodSchedulingGate>,
     /// The deprecated spelling of `serviceAccountName`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub service_account: Option<String>,
@@ -122,6 +126,7 @@ impl Default for PodSpec {
             topology_spread_constraints: Vec::new(),
             volumes: Vec::new(),
             service_account_name: None,
+            scheduling_gates: Vec::new(),
             service_account: None,
             automount_service_account_token: None,
             priority_class_name: None,
@@ -603,4 +608,26 @@ pub struct StateTerminated {
     pub finished_at: Option<String>,
     #[serde(rename = "containerID", skip_serializing_if = "Option::is_none")]
     pub container_id: Option<String>,
+}
+/// One of `spec.schedulingGates`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PodSchedulingGate {
+    pub name: String,
+}
+
+/// `PodScheduled`'s message for a pod that waits on its gates, as Kubernetes writes it.
+pub const SCHEDULING_GATED_MESSAGE: &str =
+    "Scheduling is blocked due to non-empty scheduling gates";
+
+impl PodSpec {
+    /// `SchedulingGated` while the pod lists gates, else `Unschedulable`: the reason of
+    /// its `PodScheduled=False` condition.
+    pub fn unscheduled_reason(&self) -> &'static str {
+        if self.scheduling_gates.is_empty() {
+            "Unschedulable"
+        } else {
+            "SchedulingGated"
+        }
+    }
 }

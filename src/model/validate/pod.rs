@@ -19,7 +19,7 @@ const RESOURCE_NAMES: [&str; 2] = ["cpu", "memory"];
 /// Checks the pod spec at `path`. Pods made from a template must restart `Always`,
 /// because a controller, not the kubelet, replaces them.
 /// The pod spec fields berth implements; any other is refused by name.
-const POD_SPEC_FIELDS: [&str; 25] = [
+const POD_SPEC_FIELDS: [&str; 26] = [
     "containers",
     "restartPolicy",
     "nodeSelector",
@@ -45,6 +45,7 @@ const POD_SPEC_FIELDS: [&str; 25] = [
     "priority",
     "preemptionPolicy",
     "resources",
+    "schedulingGates",
 ];
 
 pub(super) fn check_pod_spec(c: &mut Checker, value: Option<&Value>, path: &str, template: bool) {
@@ -58,6 +59,7 @@ pub(super) fn check_pod_spec(c: &mut Checker, value: Option<&Value>, path: &str,
     c.only_fields(spec, path, &POD_SPEC_FIELDS);
     check_service_account(c, spec, path);
     check_priority(c, spec, path);
+    check_scheduling_gates(c, spec, path);
     if let Some(value) = get(spec, "affinity") {
         super::node_affinity::check_affinity(c, value, &join(path, "affinity"));
     }
@@ -146,6 +148,39 @@ fn check_priority(c: &mut Checker, spec: &JsonObject, path: &str) {
     if let Some(value) = get(spec, "preemptionPolicy") {
         let policies = &crate::model::priority_class::PREEMPTION_POLICIES;
         c.one_of(value, &join(path, "preemptionPolicy"), policies);
+    }
+}
+
+/// `schedulingGates`: unique qualified names, on a pod no scheduler has placed yet.
+fn check_scheduling_gates(c: &mut Checker, spec: &JsonObject, path: &str) {
+    let gates_path = join(path, "schedulingGates");
+    let Some(gates) = get(spec, "schedulingGates").and_then(|v| c.list(v, &gates_path)) else {
+        return;
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, gate) in gates.iter().enumerate() {
+        let gate_path = super::checker::index(&gates_path, i);
+        let Some(gate) = c.object(gate, &gate_path) else {
+            continue;
+        };
+        c.only_fields(gate, &gate_path, &["name"]);
+        let name_path = join(&gate_path, "name");
+        let Some(name) = get(gate, "name").and_then(|v| c.string(v, &name_path)) else {
+            c.required(&name_path);
+            continue;
+        };
+        if let Err(e) = crate::model::validate_qualified_name(name) {
+            c.error(&name_path, e);
+        }
+        if !seen.insert(name) {
+            c.error(&name_path, format!("duplicate value {name:?}"));
+        }
+    }
+    if !gates.is_empty() && get(spec, "nodeName").is_some() {
+        c.error(
+            &join(path, "nodeName"),
+            "forbidden: cannot be set until all schedulingGates have been cleared",
+        );
     }
 }
 

@@ -589,6 +589,19 @@ fn node_affinity_and_tolerations_are_checked_field_by_field() {
         &pod("  tolerations: [{key: sla, operator: Gt, value: '900'}, {key: sla, operator: Lt, value: high}]\n"),
         &["spec.tolerations[1].value: invalid value \"high\": must be an integer when `operator` is 'Gt' or 'Lt'"],
     );
+    assert_problems(
+        &pod("  schedulingGates: [{name: example.com/foo}, {name: example.com/bar}]\n"),
+        &[],
+    );
+    assert_problems(
+        &pod("  nodeName: board-1\n  schedulingGates: [{name: a}, {name: a}, {name: 'bad name'}, {}]\n"),
+        &[
+            "spec.schedulingGates[1].name: duplicate value \"a\"",
+            "spec.schedulingGates[2].name: invalid key \"bad name\": the name part must be at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit, with an optional DNS subdomain prefix and '/'",
+            "spec.schedulingGates[3].name: required value",
+            "spec.nodeName: forbidden: cannot be set until all schedulingGates have been cleared",
+        ],
+    );
 }
 
 #[test]
