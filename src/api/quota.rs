@@ -14,7 +14,8 @@ use serde_json::Value;
 use super::refusal::{forbidden, internal, Refusal};
 use crate::model::admission::{admit_object, admit_pod, Policy};
 use crate::model::resource_quota::{
-    object_usage, phase_ended, pod_usage, quota_unit, Usage, COMPUTE_RESOURCES, COUNTED_KINDS,
+    object_usage, object_usage_of, phase_ended, pod_usage, quota_unit, Usage, COMPUTE_RESOURCES,
+    COUNTED_KINDS, SERVICE_COUNTS,
 };
 use crate::model::{admission, Kind, LimitRange, Object, Pod, PodStatus, ResourceQuota};
 use crate::store::{Record, Store};
@@ -48,6 +49,9 @@ fn counted_kind(resource: &str) -> Option<Kind> {
     if resource == "pods" || COMPUTE_RESOURCES.iter().any(|(name, _)| *name == resource) {
         return Some(Kind::Pod);
     }
+    if SERVICE_COUNTS.contains(&resource) {
+        return Some(Kind::Service);
+    }
     COUNTED_KINDS
         .into_iter()
         .find(|kind| object_usage(*kind).0.contains_key(resource))
@@ -69,8 +73,9 @@ fn stored_usage(
             usage.add(&pod_usage(pod, over.contains(&pod.metadata.uid)));
         }
     } else {
-        for _ in &records {
-            usage.add(&object_usage(kind));
+        for record in records {
+            let object = Object::from_json(record.object).map_err(internal)?;
+            usage.add(&object_usage_of(&object));
         }
     }
     Ok(usage)
@@ -246,7 +251,10 @@ fn admit_one(
             let previous = previous.as_ref().map(|(pod, usage)| (pod, usage));
             admit_pod(&policy, used, pod, previous)
         }
-        _ => admit_object(&policy, used, kind, stored.is_some()),
+        _ => {
+            let previous = stored.map(|r| Object::from_json(r.object)).transpose()?;
+            admit_object(&policy, used, object, previous.as_ref())
+        }
     }
 }
 

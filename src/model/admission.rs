@@ -12,8 +12,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::model::limit_range::{apply_limit_defaults, check_limits};
-use crate::model::resource_quota::{object_usage, pod_usage, Usage, COMPUTE_RESOURCES};
-use crate::model::{Kind, LimitRange, Pod, ResourceQuota, ResourceRequirements};
+use crate::model::resource_quota::{object_usage_of, pod_usage, Usage, COMPUTE_RESOURCES};
+use crate::model::{Kind, LimitRange, Object, Pod, ResourceQuota, ResourceRequirements};
 
 /// What governs the objects of one namespace.
 #[derive(Clone, Debug, Default)]
@@ -77,20 +77,22 @@ pub fn admit_pod(
     Ok(())
 }
 
-/// Admits one object of `kind` (not a pod) against the quotas that count its kind; an
-/// object that `existed` is an update and adds nothing.
+/// Admits `object` (not a pod) against the quotas; `previous` is the stored version it
+/// replaces, and an update is held to the quotas only for what it adds (a Service
+/// turned NodePort takes node ports).
 pub fn admit_object(
     policy: &Policy,
     used: &mut Usage,
-    kind: Kind,
-    existed: bool,
+    object: &Object,
+    previous: Option<&Object>,
 ) -> Result<(), String> {
-    if existed {
-        return Ok(());
+    let usage = object_usage_of(object);
+    let before = previous.map(object_usage_of).unwrap_or_default();
+    let growth = usage.growth_over(&before);
+    if previous.is_none() || !growth.0.is_empty() {
+        check_quotas(&policy.quotas, used, &growth, None)?;
     }
-    let growth = object_usage(kind);
-    check_quotas(&policy.quotas, used, &growth, None)?;
-    used.add(&growth);
+    used.replace(&before, &usage);
     Ok(())
 }
 

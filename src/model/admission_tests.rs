@@ -223,16 +223,18 @@ fn object_counts_refuse_creations_not_updates() {
     let quotas = [quota("objects", "{count/configmaps: '1', services: '5'}")];
     let policy = with_quotas(&quotas);
     let mut used = object_usage(Kind::ConfigMap);
+    let config_map = one("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n");
+    let service = one(SERVICE);
     assert_eq!(
-        admit_object(&policy, &mut used, Kind::ConfigMap, false),
+        admit_object(&policy, &mut used, &config_map, None),
         Err(
             "exceeded quota: objects, requested: count/configmaps=1, used: \
              count/configmaps=1, limited: count/configmaps=1"
                 .to_owned()
         )
     );
-    admit_object(&policy, &mut used, Kind::ConfigMap, true).unwrap();
-    admit_object(&policy, &mut used, Kind::Service, false).unwrap();
+    admit_object(&policy, &mut used, &config_map, Some(&config_map)).unwrap();
+    admit_object(&policy, &mut used, &service, None).unwrap();
     assert_eq!(used.get("services"), 1);
     assert_eq!(
         forbidden(Kind::Deployment, "web", "x"),
@@ -268,8 +270,12 @@ fn claims_are_counted_by_both_names() {
     )];
     let policy = with_quotas(&quotas);
     let mut used = Usage::default();
-    admit_object(&policy, &mut used, Kind::PersistentVolumeClaim, false).unwrap();
-    let refused = admit_object(&policy, &mut used, Kind::PersistentVolumeClaim, false);
+    let claim = one(
+        "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: data}\nspec: \
+         {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}\n",
+    );
+    admit_object(&policy, &mut used, &claim, None).unwrap();
+    let refused = admit_object(&policy, &mut used, &claim, None);
     assert!(
         refused
             .as_ref()
@@ -393,4 +399,42 @@ fn pod_limit_ranges_judge_pod_level_amounts() {
             .contains("maximum memory usage per Pod is 256Mi"),
         "the pod's own 512Mi is what counts"
     );
+}
+
+const SERVICE: &str = "apiVersion: v1\nkind: Service\nmetadata: {name: web}\n\
+                       spec: {ports: [{name: http, port: 80}, {name: https, port: 443}]}\n";
+
+#[test]
+fn services_count_their_load_balancers_and_node_ports() {
+    let quotas = [quota(
+        "services",
+        "{services.loadbalancers: '1', services.nodeports: '2'}",
+    )];
+    let policy = with_quotas(&quotas);
+    let mut used = Usage::default();
+    let plain = one(SERVICE);
+    admit_object(&policy, &mut used, &plain, None).unwrap();
+    assert_eq!(used.get("services.nodeports"), 0);
+    // Turned NodePort on update, its two ports take both node ports.
+    let node_ports = one(&SERVICE.replace("spec: {", "spec: {type: NodePort, "));
+    admit_object(&policy, &mut used, &node_ports, Some(&plain)).unwrap();
+    assert_eq!(used.get("services.nodeports"), 2);
+    let balancer = one(&SERVICE
+        .replace("name: web", "name: lb")
+        .replace("spec: {", "spec: {type: LoadBalancer, "));
+    let refused = admit_object(&policy, &mut used, &balancer, None);
+    assert_eq!(
+        refused,
+        Err(
+            "exceeded quota: services, requested: services.nodeports=2, used: \
+             services.nodeports=2, limited: services.nodeports=2"
+                .to_owned()
+        )
+    );
+    let without_ports = one(&SERVICE.replace("name: web", "name: lb").replace(
+        "spec: {",
+        "spec: {type: LoadBalancer, allocateLoadBalancerNodePorts: false, ",
+    ));
+    admit_object(&policy, &mut used, &without_ports, None).unwrap();
+    assert_eq!(used.get("services.loadbalancers"), 1);
 }

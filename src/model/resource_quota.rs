@@ -14,7 +14,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::model::quota_scope::{class_key, scoped_usage, ScopeSelector};
-use crate::model::{parse_cpu_millis, parse_memory_bytes, Container, Kind, ObjectMeta, Pod};
+use crate::model::{
+    parse_cpu_millis, parse_memory_bytes, Container, Kind, Object, ObjectMeta, Pod, ServiceType,
+};
 
 #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
@@ -116,6 +118,10 @@ pub const COUNTED_KINDS: [Kind; 9] = [
     Kind::DaemonSet,
 ];
 
+/// What Services use beside their count: LoadBalancers, and the node ports of NodePort
+/// and LoadBalancer Services.
+pub const SERVICE_COUNTS: [&str; 2] = ["services.loadbalancers", "services.nodeports"];
+
 /// Older names of object counts: `services` counts what `count/services` does.
 const STANDARD_COUNTS: [(&str, Kind); 5] = [
     ("configmaps", Kind::ConfigMap),
@@ -135,7 +141,10 @@ pub fn count_resource(kind: Kind) -> String {
 
 /// The unit of a resource a quota may limit; `None` for one berth does not support.
 pub fn quota_unit(resource: &str) -> Option<Unit> {
-    if resource == "pods" || STANDARD_COUNTS.iter().any(|(name, _)| *name == resource) {
+    if resource == "pods"
+        || STANDARD_COUNTS.iter().any(|(name, _)| *name == resource)
+        || SERVICE_COUNTS.contains(&resource)
+    {
         return Some(Unit::Count);
     }
     if let Some((_, unit)) = COMPUTE_RESOURCES.iter().find(|(name, _)| *name == resource) {
@@ -153,6 +162,7 @@ pub fn quota_resources() -> Vec<String> {
         .into_iter()
         .chain(COMPUTE_RESOURCES.iter().map(|(name, _)| *name))
         .chain(STANDARD_COUNTS.iter().map(|(name, _)| *name))
+        .chain(SERVICE_COUNTS)
         .map(str::to_owned)
         .collect();
     names.extend(COUNTED_KINDS.iter().map(|kind| count_resource(*kind)));
@@ -358,6 +368,28 @@ pub fn object_usage(kind: Kind) -> Usage {
     usage.0.insert(count_resource(kind), 1);
     if let Some((name, _)) = STANDARD_COUNTS.iter().find(|(_, k)| *k == kind) {
         usage.0.insert((*name).to_owned(), 1);
+    }
+    usage
+}
+
+/// What `object` (not a pod) counts for: its kind's counts and, for a Service, its load
+/// balancer and the node ports it takes (one per port where they are allocated, else
+/// those it names).
+pub fn object_usage_of(object: &Object) -> Usage {
+    let mut usage = object_usage(object.kind());
+    if let Object::Service(service) = object {
+        let spec = &service.spec;
+        let node_ports = if spec.allocates_node_ports() {
+            spec.ports.len()
+        } else {
+            spec.ports.iter().filter(|port| port.node_port != 0).count()
+        };
+        let balancers = usize::from(spec.type_ == ServiceType::LoadBalancer);
+        for (name, amount) in SERVICE_COUNTS.iter().zip([balancers, node_ports]) {
+            if amount > 0 {
+                usage.0.insert((*name).to_owned(), amount as u64);
+            }
+        }
     }
     usage
 }
