@@ -118,6 +118,27 @@ impl Checker {
         found
     }
 
+    /// Checks each item of the list at `object.key` (when present) with `check`, given
+    /// the item and its path (`path.key[i]`).
+    pub(in crate::model) fn each_in(
+        &mut self,
+        object: &JsonObject,
+        key: &str,
+        path: &str,
+        mut check: impl FnMut(&mut Checker, &Value, &str),
+    ) {
+        let Some(value) = get(object, key) else {
+            return;
+        };
+        let list_path = join(path, key);
+        let Some(items) = self.list(value, &list_path) else {
+            return;
+        };
+        for (i, item) in items.iter().enumerate() {
+            check(self, item, &index(&list_path, i));
+        }
+    }
+
     pub(in crate::model) fn string<'a>(&mut self, value: &'a Value, path: &str) -> Option<&'a str> {
         let found = value.as_str();
         if found.is_none() {

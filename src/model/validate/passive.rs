@@ -20,24 +20,17 @@ pub(super) const SERVICE_ACCOUNT_FIELDS: [&str; 6] = [
 
 pub(super) fn check_service_account(c: &mut Checker, top: &JsonObject) {
     for field in ["secrets", "imagePullSecrets"] {
-        let Some(value) = get(top, field) else {
-            continue;
-        };
-        let Some(items) = c.list(value, field) else {
-            continue;
-        };
-        for (i, item) in items.iter().enumerate() {
-            let path = index(field, i);
-            if let Some(reference) = c.object(item, &path) {
+        c.each_in(top, field, "", |c, item, path| {
+            if let Some(reference) = c.object(item, path) {
                 // `secrets` entries are object references; only the name matters here.
                 c.only_fields(
                     reference,
-                    &path,
+                    path,
                     &["name", "namespace", "kind", "apiVersion", "uid"],
                 );
-                check_name(c, reference, &path, true);
+                check_name(c, reference, path, true);
             }
-        }
+        });
     }
     if let Some(value) = get(top, "automountServiceAccountToken") {
         c.boolean(value, "automountServiceAccountToken");
@@ -111,12 +104,7 @@ fn check_ingress_tls(c: &mut Checker, value: &Value) {
             continue;
         };
         c.only_fields(tls, &path, &["hosts", "secretName"]);
-        if let Some(hosts) = get(tls, "hosts") {
-            let hosts_path = join(&path, "hosts");
-            for (j, host) in c.list(hosts, &hosts_path).into_iter().flatten().enumerate() {
-                check_host(c, host, &index(&hosts_path, j));
-            }
-        }
+        c.each_in(tls, "hosts", &path, check_host);
         if let Some(value) = get(tls, "secretName") {
             c.string(value, &join(&path, "secretName"));
         }
@@ -163,12 +151,8 @@ fn check_ingress_rule(c: &mut Checker, value: &Value, path: &str) {
         return;
     };
     c.only_fields(http, &http_path, &["paths"]);
-    let paths_path = join(&http_path, "paths");
-    let Some(paths) = c.required_field(http, &http_path, "paths") else {
-        return;
-    };
-    for (i, item) in c.list(paths, &paths_path).into_iter().flatten().enumerate() {
-        check_ingress_path(c, item, &index(&paths_path, i));
+    if c.required_field(http, &http_path, "paths").is_some() {
+        c.each_in(http, "paths", &http_path, check_ingress_path);
     }
 }
 
@@ -308,36 +292,18 @@ pub(super) fn check_network_policy_spec(c: &mut Checker, value: Option<&Value>) 
         Some(selector) => check_pod_selector(c, selector, "spec.podSelector"),
         None => c.required("spec.podSelector"),
     }
-    if let Some(value) = get(spec, "policyTypes") {
-        let items = c.list(value, "spec.policyTypes");
-        for (i, item) in items.into_iter().flatten().enumerate() {
-            c.one_of(item, &index("spec.policyTypes", i), &["Ingress", "Egress"]);
-        }
-    }
+    c.each_in(spec, "policyTypes", "spec", |c, item, path| {
+        c.one_of(item, path, &["Ingress", "Egress"]);
+    });
     for (direction, peers) in [("ingress", "from"), ("egress", "to")] {
-        let Some(value) = get(spec, direction) else {
-            continue;
-        };
-        let path = join("spec", direction);
-        for (i, item) in c.list(value, &path).into_iter().flatten().enumerate() {
-            let rule_path = index(&path, i);
-            let Some(rule) = c.object(item, &rule_path) else {
-                continue;
+        c.each_in(spec, direction, "spec", |c, item, rule_path| {
+            let Some(rule) = c.object(item, rule_path) else {
+                return;
             };
-            c.only_fields(rule, &rule_path, &[peers, "ports"]);
-            if let Some(value) = get(rule, peers) {
-                let peers_path = join(&rule_path, peers);
-                for (j, peer) in c.list(value, &peers_path).into_iter().flatten().enumerate() {
-                    check_policy_peer(c, peer, &index(&peers_path, j));
-                }
-            }
-            if let Some(value) = get(rule, "ports") {
-                let ports_path = join(&rule_path, "ports");
-                for (j, port) in c.list(value, &ports_path).into_iter().flatten().enumerate() {
-                    check_policy_port(c, port, &index(&ports_path, j));
-                }
-            }
-        }
+            c.only_fields(rule, rule_path, &[peers, "ports"]);
+            c.each_in(rule, peers, rule_path, check_policy_peer);
+            c.each_in(rule, "ports", rule_path, check_policy_port);
+        });
     }
 }
 
