@@ -128,12 +128,7 @@ spec:
 /// The node of the running pod `keeper`, once it runs.
 fn keeper_node(fleet: &Fleet) -> String {
     wait_for(Duration::from_secs(60), "keeper running", || {
-        fleet.coordinator.pods().into_iter().find_map(|pod| {
-            let running = pod["status"]["phase"] == "Running"
-                && pod["metadata"]["deletionTimestamp"].is_null();
-            (pod["metadata"]["name"] == "keeper" && running)
-                .then(|| pod["spec"]["nodeName"].as_str().unwrap().to_owned())
-        })
+        running(fleet, "keeper").map(|(_, node)| node)
     })
 }
 
