@@ -773,6 +773,17 @@ fn a_gated_pod_waits_until_its_gates_are_removed() {
     assert!(shown["spec"]["nodeName"].is_null(), "{shown}");
     let events = agent.ok(&["get", "events"]);
     assert!(!events.contains("FailedScheduling"), "{events}");
+    // Gates may only be removed.
+    let more = "  schedulingGates: [{name: example.com/approval}, {name: example.com/second}]\n";
+    let refused = agent.apply_yaml(&pod(more));
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains(
+            "only deletion is allowed, but found new scheduling gate 'example.com/second'"
+        ),
+        "{}",
+        stderr(&refused)
+    );
 
     let out = agent.apply_yaml(&pod(""));
     assert!(out.status.success(), "{}", stderr(&out));

@@ -106,6 +106,27 @@ fn immutable_change(stored: &Value, new: &Value) -> Option<&'static str> {
         .find(|field| stored.get(*field) != new.get(*field))
 }
 
+/// A scheduling gate the new version of a pod adds: gates may only be removed, as in
+/// Kubernetes, since a pod may have been scheduled once its last one went.
+fn added_scheduling_gate(stored: &Value, new: &Value) -> Option<String> {
+    let names = |pod: &Value| -> Vec<String> {
+        let gates = pod
+            .pointer("/spec/schedulingGates")
+            .and_then(Value::as_array);
+        gates
+            .into_iter()
+            .flatten()
+            .filter_map(|gate| Some(gate.get("name")?.as_str()?.to_owned()))
+            .collect()
+    };
+    let before = names(stored);
+    let added = names(new).into_iter().find(|name| !before.contains(name))?;
+    Some(format!(
+        "spec.schedulingGates: Forbidden: only deletion is allowed, but found new scheduling \
+         gate '{added}'"
+    ))
+}
+
 /// Applies a request to `store`: validates, checks namespaces exist (or come in the same
 /// request), then writes every object in one transaction. Pods and Deployments must meet
 /// the Pod Security level of their namespace (`options.pod_security_level` for a
@@ -185,15 +206,21 @@ pub fn apply_observed(
     let mut frozen = Vec::new();
     for (object, value) in objects.iter().zip(&values) {
         let (kind, meta) = (object.kind(), object.meta());
-        if !matches!(kind, Kind::ConfigMap | Kind::Secret) {
+        if !matches!(kind, Kind::ConfigMap | Kind::Secret | Kind::Pod) {
             continue;
         }
         let stored = store.get(kind.as_str(), meta.namespace_or_empty(), &meta.name)?;
-        if let Some(field) = stored.and_then(|r| immutable_change(&r.object, value)) {
-            frozen.push(format!(
-                "{kind} {:?} is invalid: {field}: Forbidden: field is immutable when `immutable` is set",
-                meta.name
-            ));
+        let Some(stored) = stored else {
+            continue;
+        };
+        let problem = match kind {
+            Kind::Pod => added_scheduling_gate(&stored.object, value),
+            _ => immutable_change(&stored.object, value).map(|field| {
+                format!("{field}: Forbidden: field is immutable when `immutable` is set")
+            }),
+        };
+        if let Some(problem) = problem {
+            frozen.push(format!("{kind} {:?} is invalid: {problem}", meta.name));
         }
     }
     if !frozen.is_empty() {
@@ -329,7 +356,7 @@ pub fn delete_keys_in_store(store: &mut Store, keys: &[Key]) -> Result<ApplyResu
 
 #[cfg(test)]
 mod tests {
-    use super::{apply_to_store, immutable_change, AdmissionOptions};
+    use super::{added_scheduling_gate, apply_to_store, immutable_change, AdmissionOptions};
     use crate::api::types::{ApplyRequest, ManifestFile};
     use crate::model::PodSecurityLevel;
     use crate::store::Store;
@@ -432,6 +459,25 @@ mod tests {
         assert!(
             store.list("Namespace", None).unwrap().len() == 1,
             "all or nothing"
+        );
+    }
+
+    #[test]
+    fn scheduling_gates_may_only_be_removed() {
+        let gated = |names: &[&str]| {
+            let gates: Vec<_> = names.iter().map(|n| json!({"name": n})).collect();
+            json!({"spec": {"schedulingGates": gates}})
+        };
+        assert_eq!(
+            added_scheduling_gate(&gated(&["a", "b"]), &gated(&["b"])),
+            None
+        );
+        assert_eq!(
+            added_scheduling_gate(&gated(&["a"]), &gated(&["a", "c"])).as_deref(),
+            Some(
+                "spec.schedulingGates: Forbidden: only deletion is allowed, but found new \
+                 scheduling gate 'c'"
+            )
         );
     }
 
