@@ -163,4 +163,19 @@ fn a_higher_priority_pod_preempts_a_lower_one_for_the_dongle() {
     assert_eq!(polite["status"].get("nominatedNodeName"), None, "{polite}");
     assert_eq!(polite["spec"]["priority"], 500);
     assert_eq!(running_on(&fleet, "high").as_deref(), Some("d1"));
+
+    // A gated pod is not tried at all: SchedulingGated, and no FailedScheduling event.
+    let gated = "apiVersion: v1\nkind: Pod\nmetadata: {name: gated}\nspec:\n  \
+                 schedulingGates: [{name: example.com/approval}]\n  containers:\n  \
+                 - {name: main, image: busybox:1.35, command: [sleep, '100000']}\n";
+    assert!(apply(&fleet, "gated", gated).status.success());
+    let waiting = wait_for(Duration::from_secs(30), "gated pod marked", || {
+        pod(&fleet, "gated").filter(|p| p["status"]["conditions"][0]["reason"] == "SchedulingGated")
+    });
+    assert!(waiting["spec"]["nodeName"].is_null(), "{waiting}");
+    let events = fleet.coordinator.ok(&["get", "events"]);
+    let told = events
+        .lines()
+        .any(|line| line.contains("FailedScheduling") && line.contains("gated"));
+    assert!(!told, "{events}");
 }

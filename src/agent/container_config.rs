@@ -110,7 +110,6 @@ struct Process {
     cwd: String,
 }
 
-/// Where `container` writes why it ended, with Kubernetes' defaults.
 /// The limits of the pod's own cgroup, when the pod sets pod-level resources; its CPU
 /// shares follow what it requests, pod-level or the containers' sum.
 fn pod_limits(spec: &PodSpec) -> Option<crate::runtime::PodLimits> {
@@ -127,6 +126,7 @@ fn pod_limits(spec: &PodSpec) -> Option<crate::runtime::PodLimits> {
     })
 }
 
+/// Where `container` writes why it ended, with Kubernetes' defaults.
 fn termination_message(container: &Container) -> crate::runtime::TerminationMessage {
     crate::runtime::TerminationMessage {
         destination: container

@@ -208,9 +208,15 @@ pub fn next_change(job: &Job, world: &World) -> Option<i64> {
     let observed = Observed::of(job, world);
     let failures = &observed.index_failures;
     let back_off = if job.spec.backoff_limit_per_index.is_some() {
+        // Only indexes still to run wait for their back-off.
+        let ended = parse_indexes(&job.status.completed_indexes)
+            .into_iter()
+            .chain(parse_indexes(&job.status.failed_indexes))
+            .collect::<std::collections::BTreeSet<i32>>();
         failures
             .last
             .iter()
+            .filter(|(index, _)| !ended.contains(index))
             .filter_map(|(index, at)| retry_at(failures.count(*index), Some(*at)))
             .filter(|at| *at > world.now_secs)
             .min()

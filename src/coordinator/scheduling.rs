@@ -257,9 +257,11 @@ fn write(
         let written = store.set_status("Pod", &pod.namespace, &pod.name, &status)?;
         // Why a pod cannot go anywhere is told again only when the reason changes, not
         // at every pass that finds it still pending.
+        // A gated pod was not tried, so nothing failed: Kubernetes tells no event.
         let unschedulable = status
             .pointer("/conditions/0")
             .filter(|c| c.get("status").and_then(Value::as_str) == Some("False"))
+            .filter(|c| c.get("reason").and_then(Value::as_str) == Some("Unschedulable"))
             .and_then(|c| c.get("message").and_then(Value::as_str));
         if let (true, Some(message)) = (written, unschedulable) {
             tell(c, pod, EventType::Warning, "FailedScheduling", message);

@@ -389,9 +389,13 @@ impl Runtime for LibcontainerRuntime {
 
     fn remove_sandbox(&self, pod_uid: &str) -> Result<(), RuntimeError> {
         sandbox::remove(&self.layout, pod_uid)?;
-        // The pod's containers are gone by now; so can its cgroup, if it had one.
-        let path = pod_cgroup::path(&self.config.cgroup_parent, pod_uid);
-        pod_cgroup::remove(Path::new(CGROUP_ROOT), &path);
+        // The pod's containers are gone by now; so can its cgroup, if it had one. A uid
+        // that could not have made one names no path to remove (`sandbox::remove`
+        // ignores it too).
+        if sandbox::check_pod_uid(pod_uid).is_ok() {
+            let path = pod_cgroup::path(&self.config.cgroup_parent, pod_uid);
+            pod_cgroup::remove(Path::new(CGROUP_ROOT), &path);
+        }
         Ok(())
     }
 
