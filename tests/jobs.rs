@@ -54,6 +54,26 @@ fn wait_condition(agent: &TestAgent, name: &str, type_: &str) -> Value {
     )
 }
 
+/// The Job's condition of `type_`; it must be there.
+fn condition_of(job: &Value, type_: &str) -> Value {
+    job["status"]["conditions"]
+        .as_array()
+        .and_then(|conditions| conditions.iter().find(|c| c["type"] == type_))
+        .cloned()
+        .unwrap_or_else(|| panic!("no {type_} condition in {job}"))
+}
+
+/// Applies `yaml`, which must be accepted.
+fn apply_ok(agent: &TestAgent, yaml: &str) -> std::process::Output {
+    let applied = agent.apply_yaml(yaml);
+    assert!(
+        applied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    applied
+}
+
 fn pods_of(agent: &TestAgent, job: &str) -> Vec<Value> {
     agent
         .pods()
@@ -74,12 +94,7 @@ fn a_job_runs_its_completions_in_parallel_and_completes() {
         "OnFailure",
         once,
     );
-    let applied = agent.apply_yaml(&yaml);
-    assert!(
-        applied.status.success(),
-        "{}",
-        String::from_utf8_lossy(&applied.stderr)
-    );
+    let applied = apply_ok(&agent, &yaml);
     assert!(String::from_utf8_lossy(&applied.stdout).contains("job.batch/three created"));
     let done = wait_condition(&agent, "three", "Complete");
     assert_eq!(done["status"]["succeeded"], 3);
@@ -126,13 +141,7 @@ fn a_failing_job_stops_at_its_backoff_limit() {
     let yaml = job("doomed", "  backoffLimit: 1", "Never", "exit 3");
     assert!(agent.apply_yaml(&yaml).status.success());
     let failed = wait_condition(&agent, "doomed", "Failed");
-    let condition = failed["status"]["conditions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == "Failed")
-        .unwrap()
-        .clone();
+    let condition = condition_of(&failed, "Failed");
     assert_eq!(condition["reason"], "BackoffLimitExceeded");
     assert_eq!(failed["status"]["failed"], 2);
     let pods = pods_of(&agent, "doomed");
@@ -179,12 +188,7 @@ fn a_pod_failure_policy_fails_the_job_at_the_first_matching_failure() {
       - action: Ignore
         onPodConditions: [{type: DisruptionTarget}]";
     let yaml = job("policy", policy, "Never", "exit 42");
-    let applied = agent.apply_yaml(&yaml);
-    assert!(
-        applied.status.success(),
-        "{}",
-        String::from_utf8_lossy(&applied.stderr)
-    );
+    apply_ok(&agent, &yaml);
     let failed = wait_condition(&agent, "policy", "Failed");
     let pods = pods_of(&agent, "policy");
     assert_eq!(pods.len(), 1, "no replacement after a FailJob match");
@@ -193,13 +197,7 @@ fn a_pod_failure_policy_fails_the_job_at_the_first_matching_failure() {
         pods[0]["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"],
         42
     );
-    let condition = failed["status"]["conditions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == "Failed")
-        .unwrap()
-        .clone();
+    let condition = condition_of(&failed, "Failed");
     assert_eq!(condition["reason"], "PodFailurePolicy");
     let message = format!(
         "Container work for pod default/{pod_name} failed with exit code 42 matching FailJob \
@@ -236,12 +234,7 @@ fn indexed_jobs_follow_their_success_policy_and_per_index_limits() {
   successPolicy:
     rules: [{succeededIndexes: '1', succeededCount: 1}]";
     let command = "[ $JOB_COMPLETION_INDEX = 1 ] && exit 0; exec sleep 1000";
-    let applied = agent.apply_yaml(&job("lead", success, "Never", command));
-    assert!(
-        applied.status.success(),
-        "{}",
-        String::from_utf8_lossy(&applied.stderr)
-    );
+    apply_ok(&agent, &job("lead", success, "Never", command));
     let done = wait_condition(&agent, "lead", "Complete");
     let conditions = done["status"]["conditions"].as_array().unwrap();
     assert!(
@@ -268,12 +261,7 @@ fn indexed_jobs_follow_their_success_policy_and_per_index_limits() {
       - action: FailIndex
         onExitCodes: {containerName: work, operator: In, values: [42]}";
     let command = "[ $JOB_COMPLETION_INDEX = 0 ] && exit 42; exit 0";
-    let applied = agent.apply_yaml(&job("split", per_index, "Never", command));
-    assert!(
-        applied.status.success(),
-        "{}",
-        String::from_utf8_lossy(&applied.stderr)
-    );
+    apply_ok(&agent, &job("split", per_index, "Never", command));
     let failed = wait_condition(&agent, "split", "Failed");
     assert_eq!(failed["status"]["failedIndexes"], "0");
     assert_eq!(failed["status"]["completedIndexes"], "1");
@@ -282,12 +270,6 @@ fn indexed_jobs_follow_their_success_policy_and_per_index_limits() {
         2,
         "no retry of a failed index"
     );
-    let condition = failed["status"]["conditions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == "Failed")
-        .unwrap()
-        .clone();
+    let condition = condition_of(&failed, "Failed");
     assert_eq!(condition["reason"], "FailedIndexes");
 }
