@@ -6,10 +6,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::fleet::StandIn;
 use super::instance::Instance;
 use super::Agent;
 use crate::api::fleet::FLEET_UID_ANNOTATION;
-use crate::controllers::{cron_job, deployment_status, driver, job, reconcile_all};
+use crate::api::fleet::LAST_SCHEDULE_ANNOTATION;
+use crate::controllers::{cron_job, deployment_status, driver, job, reconcile_all, World};
 
 /// One pass; returns when the controllers next have something to do with time alone.
 ///
@@ -23,11 +25,16 @@ pub fn run(
     observed: &BTreeMap<String, Vec<Instance>>,
     now: SystemTime,
 ) -> anyhow::Result<Option<SystemTime>> {
-    let inputs = agent.controller_inputs(observed);
+    let stand_in = agent
+        .fleet_link
+        .get()
+        .map_or(StandIn::No, |link| link.stand_in(now));
+    let inputs = agent.controller_inputs(observed) ^ stand_in_digest(stand_in);
     if let Some(due) = agent.controllers_settled(inputs, now) {
         return Ok(due);
     }
     let mut world = driver::load(&agent.store(), now)?;
+    let stand_in_due = keep_standby_cron_jobs(&mut world, stand_in);
     if agent.readiness_unknown(&world.pods, observed) {
         // The first probe results wake the agent; this is only a fallback.
         return Ok(Some(now + Duration::from_secs(1)));
@@ -66,6 +73,10 @@ pub fn run(
         .min()
         .and_then(|secs| u64::try_from(secs).ok())
         .map(|secs| UNIX_EPOCH + Duration::from_secs(secs));
+    let due = match (due, stand_in_due) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
     let changes = reconcile_all(&mut world);
     if !changes.is_empty() && driver::write(&mut agent.store(), changes, &world.now, &agent.events)?
     {
@@ -81,4 +92,47 @@ pub fn run(
     // What this pass saw, read before it wrote: a pass that wrote runs again next time.
     agent.controllers_ran(inputs, due);
     Ok(due)
+}
+
+/// The CronJobs the coordinator pushed here are this board's to keep as their standby:
+/// while the coordinator answers (or has been out of reach for less than
+/// [`super::fleet::STAND_IN_AFTER`]) they are as if suspended here, since the coordinator
+/// runs them; after that this board fires them itself, but only the times after the
+/// last one the coordinator ran and after it last heard from it. Returns when to look
+/// again, while waiting to stand in.
+fn keep_standby_cron_jobs(world: &mut World, stand_in: StandIn) -> Option<SystemTime> {
+    let pushed =
+        |meta: &crate::model::ObjectMeta| meta.annotations.contains_key(FLEET_UID_ANNOTATION);
+    for cron_job in world.cron_jobs.iter_mut().filter(|cj| pushed(&cj.metadata)) {
+        match stand_in {
+            StandIn::No | StandIn::Soon(_) => cron_job.spec.suspend = true,
+            StandIn::Yes { last_contact } => {
+                let last_run = cron_job
+                    .metadata
+                    .annotations
+                    .get(LAST_SCHEDULE_ANNOTATION)
+                    .and_then(|text| humantime::parse_rfc3339_weak(text).ok())
+                    .map(driver::unix_seconds);
+                let heard = last_contact.map(driver::unix_seconds);
+                if let Some(covered) = last_run.max(heard) {
+                    world
+                        .cron_covered_until
+                        .insert(cron_job.metadata.uid.clone(), covered);
+                }
+            }
+        }
+    }
+    match stand_in {
+        StandIn::Soon(at) if world.cron_jobs.iter().any(|cj| pushed(&cj.metadata)) => Some(at),
+        _ => None,
+    }
+}
+
+/// A different value for each stand-in state, so a pass runs when it changes.
+fn stand_in_digest(stand_in: StandIn) -> u64 {
+    match stand_in {
+        StandIn::No => 0,
+        StandIn::Soon(_) => 0x5afe_0001,
+        StandIn::Yes { .. } => 0x5afe_0002,
+    }
 }

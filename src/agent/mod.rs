@@ -20,7 +20,7 @@ mod container_config;
 mod controllers;
 mod env;
 mod exec;
-mod fleet;
+pub(crate) mod fleet;
 mod instance;
 mod local_path;
 mod logs;
@@ -130,6 +130,9 @@ pub struct Agent {
     /// OS, hostname, board profile, `--node-labels`): what a DaemonSet's nodeSelector
     /// matches on a lone board. Set once at start.
     node_labels: std::sync::OnceLock<std::collections::BTreeMap<String, String>>,
+    /// Whether the coordinator answers, once this board is in a fleet: what decides
+    /// whether it fires the CronJobs it keeps as their standby.
+    pub(crate) fleet_link: std::sync::OnceLock<Arc<fleet::Link>>,
     /// What happened to this board's objects lately (probes, back-offs, starts), in
     /// memory only.
     pub events: EventLog,
@@ -197,6 +200,7 @@ impl Agent {
             network: std::sync::OnceLock::new(),
             started: std::time::Instant::now(),
             node_labels: std::sync::OnceLock::new(),
+            fleet_link: std::sync::OnceLock::new(),
             events: EventLog::new(),
         };
         Ok((Arc::new(agent), wake_rx))

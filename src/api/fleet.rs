@@ -17,7 +17,8 @@
 //! - `PUT /api/v1/nodes/{name}/status` with the Node object (only `status` is used) →
 //!   200, sent when capacity or node info change.
 //! - `PUT /apis/berth.dev/v1/nodes/{name}/podstatuses` with a [`PodStatusReport`] of the
-//!   pods whose status changed → 200 [`PodStatusAck`].
+//!   pods whose status changed, and of the times the node fired CronJobs it keeps as
+//!   their standby while the coordinator was out of reach → 200 [`PodStatusAck`].
 //!
 //! A node credential may use only the routes of its own node, and read only what is
 //! bound to it (through its assignments).
@@ -33,6 +34,14 @@ pub const FLEET_SOURCE: &str = "coordinator";
 /// name the exact pod the coordinator bound (a pod replaced under the same name has a
 /// new uid, and a stale node's report for the old one is ignored).
 pub const FLEET_UID_ANNOTATION: &str = "berth.dev/fleet-uid";
+
+/// Annotation on a CronJob at the coordinator: the node that keeps it as its standby
+/// and fires it while cut off from every coordinator, chosen once like a pod's node.
+pub const STANDBY_NODE_ANNOTATION: &str = "berth.dev/standby-node";
+
+/// Annotation on a CronJob as pushed to its standby node: the coordinator's
+/// `status.lastScheduleTime`, so a board standing in never fires a time already run.
+pub const LAST_SCHEDULE_ANNOTATION: &str = "berth.dev/last-schedule-time";
 
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -118,6 +127,21 @@ pub struct PeerNode {
 #[serde(rename_all = "camelCase")]
 pub struct PodStatusReport {
     pub pods: Vec<ReportedPod>,
+    /// CronJobs this node fired as their standby, with the latest time it fired.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cron_jobs: Vec<ReportedCronJob>,
+}
+
+/// The last scheduled time a standby node ran for a CronJob, while cut off.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportedCronJob {
+    pub namespace: String,
+    pub name: String,
+    /// The CronJob's [`FLEET_UID_ANNOTATION`].
+    pub fleet_uid: String,
+    /// RFC 3339, as `status.lastScheduleTime`.
+    pub last_schedule_time: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -87,6 +87,10 @@ fn due_time(cron_job: &CronJob, world: &World) -> Option<i64> {
         .as_deref()
         .or(cron_job.metadata.creation_timestamp.as_deref())
         .and_then(seconds)?;
+    let since = match world.cron_covered_until.get(&cron_job.metadata.uid) {
+        Some(covered) => since.max(*covered),
+        None => since,
+    };
     let latest = most_recent(&schedule, since, world.now_secs)?;
     let late = world.now_secs - latest;
     match cron_job.spec.starting_deadline_seconds {

@@ -193,3 +193,20 @@ fn old_finished_jobs_beyond_the_history_limits_are_deleted() {
         Some("2026-12-03T10:00:05Z")
     );
 }
+
+#[test]
+fn a_stand_in_fires_only_times_after_what_is_covered() {
+    let every = cron_job(json!({"schedule": "*/10 * * * *"}));
+    let mut world = world(&every, Vec::new(), T0 + 25 * 60);
+    // The coordinator was heard from at 10:22: 10:20 was its to run.
+    world
+        .cron_covered_until
+        .insert("uid-cj".into(), T0 + 22 * 60);
+    assert!(created_jobs(&reconcile(&every, &world)).is_empty());
+    // At 10:31 the stand-in runs 10:30, which no one else could have.
+    world.now_secs = T0 + 31 * 60;
+    world.now = rfc3339(world.now_secs);
+    let jobs = created_jobs(&reconcile(&every, &world));
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].metadata.name, format!("upload-{}", T0 / 60 + 30));
+}

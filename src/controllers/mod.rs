@@ -185,6 +185,10 @@ pub struct World {
     pub jobs: Vec<Job>,
     /// With their stored status.
     pub cron_jobs: Vec<CronJob>,
+    /// For a CronJob this scope stands in for (a board whose coordinator is out of
+    /// reach), by uid: the Unix time up to which the scope that normally runs it has
+    /// already run or decided its scheduled times. Only later times may fire here.
+    pub cron_covered_until: HashMap<String, i64>,
     pub controller_revisions: Vec<ControllerRevision>,
     pub pods: Vec<Pod>,
     /// The nodes DaemonSets place pods on (filled only when there are DaemonSets).

@@ -27,7 +27,9 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::pod_cidrs;
-use crate::api::fleet::{Assignments, FleetNetwork, PeerNode, FLEET_UID_ANNOTATION};
+use crate::api::fleet::{
+    Assignments, FleetNetwork, PeerNode, FLEET_UID_ANNOTATION, STANDBY_NODE_ANNOTATION,
+};
 use crate::model::{Ipv4Cidr, SELECTED_NODE_ANNOTATION};
 use crate::store::{Record, Store, StoreError};
 
@@ -47,6 +49,8 @@ pub struct FleetObjects {
     pub pods: Vec<Record>,
     /// Services, Endpoints and EndpointSlices.
     pub services: Vec<Record>,
+    /// CronJobs with a standby node ([`super::cron_standby`]).
+    pub cron_jobs: Vec<Record>,
 }
 
 impl FleetObjects {
@@ -63,6 +67,11 @@ impl FleetObjects {
             claims: placed_claims(store.list("PersistentVolumeClaim", None)?),
             pods: store.list("Pod", None)?,
             services,
+            cron_jobs: store
+                .list("CronJob", None)?
+                .into_iter()
+                .filter(|r| standby_of(r).is_some())
+                .collect(),
         })
     }
 }
@@ -132,6 +141,7 @@ impl AllAssignments {
             .map(|n| n.name.as_str())
             .chain(pods_by_node.keys().copied())
             .chain(objects.claims.iter().filter_map(claim_node))
+            .chain(objects.cron_jobs.iter().filter_map(standby_of))
             .collect();
         AllAssignments {
             by_node: names
@@ -244,14 +254,26 @@ fn node_set(
         .iter()
         .filter(|c| !node.is_empty() && claim_node(c) == Some(node))
         .collect();
+    let cron_jobs: Vec<&Record> = objects
+        .cron_jobs
+        .iter()
+        .filter(|c| !node.is_empty() && standby_of(c) == Some(node))
+        .collect();
     let mut wanted_namespaces = service_namespaces.clone();
     wanted_namespaces.extend(pods.iter().map(|p| p.namespace.as_str()));
     wanted_namespaces.extend(claims.iter().map(|c| c.namespace.as_str()));
+    wanted_namespaces.extend(cron_jobs.iter().map(|c| c.namespace.as_str()));
     let mut wanted_secrets: BTreeSet<(&str, String)> = BTreeSet::new();
     let mut wanted_config_maps: BTreeSet<(&str, String)> = BTreeSet::new();
-    for pod in pods {
-        let namespace = pod.namespace.as_str();
-        let spec = pod.object.get("spec").cloned().unwrap_or_default();
+    // What the pods read, and what a standby CronJob's pods will.
+    let specs = pods.iter().map(|pod| (pod, "/spec")).chain(
+        cron_jobs
+            .iter()
+            .map(|cj| (cj, "/spec/jobTemplate/spec/template/spec")),
+    );
+    for (record, pointer) in specs {
+        let namespace = record.namespace.as_str();
+        let spec = record.object.pointer(pointer).cloned().unwrap_or_default();
         let Ok(spec) = serde_json::from_value::<crate::model::PodSpec>(spec) else {
             continue;
         };
@@ -291,6 +313,11 @@ fn node_set(
         head.push(pushed(secret));
     }
     head.extend(claims.into_iter().map(pushed));
+    head.extend(
+        cron_jobs
+            .into_iter()
+            .map(|cj| super::cron_standby::with_last_schedule(cj, pushed(cj))),
+    );
     let pods: Vec<Value> = pods.iter().map(|pod| pushed(pod)).collect();
     let digest = Sha256::new()
         .chain_update(to_bytes(&head))
@@ -309,6 +336,23 @@ fn node_set(
         pods,
         pod_cidr: network.map(|(cidr, _)| cidr),
     }
+}
+
+/// The standby node of a CronJob not being deleted.
+fn standby_of(cron_job: &Record) -> Option<&str> {
+    if cron_job
+        .object
+        .pointer("/metadata/deletionTimestamp")
+        .is_some()
+    {
+        return None;
+    }
+    cron_job
+        .object
+        .pointer("/metadata/annotations")?
+        .get(STANDBY_NODE_ANNOTATION)?
+        .as_str()
+        .filter(|node| !node.is_empty())
 }
 
 /// The claims placed on a node and not being deleted: those some node keeps.

@@ -2,7 +2,7 @@
 //! network from its point of view, and when its version moves.
 
 use super::*;
-use crate::api::fleet::FLEET_UID_ANNOTATION;
+use crate::api::fleet::{FLEET_UID_ANNOTATION, LAST_SCHEDULE_ANNOTATION, STANDBY_NODE_ANNOTATION};
 
 fn record(kind: &str, namespace: &str, name: &str, object: Value) -> Record {
     Record {
@@ -408,4 +408,56 @@ fn a_node_keeps_the_claims_placed_on_it_without_pods() {
     let gone = AllAssignments::compute(&gone, &cluster());
     assert_ne!(gone.version("pi-1"), all.version("pi-1"));
     assert_eq!(gone.version("pi-2"), all.version("pi-2"));
+}
+
+#[test]
+fn a_standby_node_gets_its_cron_jobs_with_the_last_run_and_what_their_pods_read() {
+    let mut cron_job = record(
+        "CronJob",
+        "team",
+        "upload",
+        json!({"apiVersion": "batch/v1", "kind": "CronJob",
+               "metadata": {"name": "upload", "namespace": "team",
+                            "annotations": {STANDBY_NODE_ANNOTATION: "pi-2"}},
+               "spec": {"schedule": "* * * * *", "jobTemplate": {"spec": {"template": {"spec": {
+                   "restartPolicy": "Never",
+                   "imagePullSecrets": [{"name": "pull"}],
+                   "containers": [{"name": "c", "image": "i"}]}}}}}}),
+    );
+    cron_job.status = Some(json!({"lastScheduleTime": "2026-12-03T10:00:00Z"}));
+    let objects = FleetObjects {
+        nodes: vec![node("pi-1", None, None), node("pi-2", None, None)],
+        namespaces: vec![namespace("team")],
+        secrets: vec![secret("pull")],
+        cron_jobs: vec![cron_job.clone()],
+        ..FleetObjects::default()
+    };
+    let all = AllAssignments::compute(&objects, &cluster());
+    let standby = all.get("pi-2");
+    assert_eq!(
+        kinds_and_names(&standby),
+        vec![
+            ("Namespace", "team"),
+            ("Secret", "pull"),
+            ("CronJob", "upload")
+        ]
+    );
+    let pushed = &standby.objects[2]["metadata"]["annotations"];
+    assert_eq!(pushed[LAST_SCHEDULE_ANNOTATION], "2026-12-03T10:00:00Z");
+    assert_eq!(pushed[FLEET_UID_ANNOTATION], "uid-CronJob-upload");
+    assert!(kinds_and_names(&all.get("pi-1")).is_empty());
+
+    // Its new last run moves the standby node's version only.
+    let before = (
+        all.version("pi-1").to_owned(),
+        all.version("pi-2").to_owned(),
+    );
+    cron_job.status = Some(json!({"lastScheduleTime": "2026-12-03T10:01:00Z"}));
+    let objects = FleetObjects {
+        cron_jobs: vec![cron_job],
+        ..objects
+    };
+    let all = AllAssignments::compute(&objects, &cluster());
+    assert_eq!(all.version("pi-1"), before.0);
+    assert_ne!(all.version("pi-2"), before.1);
 }

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 
+use super::cron_standby;
 use super::fleet::is_ready;
 use super::scheduling::schedule_pending;
 use super::Coordinator;
@@ -163,10 +164,12 @@ fn pass(c: &Coordinator) -> anyhow::Result<bool> {
         .collect();
     world.apply(&evictions);
     let mut changes = evictions;
-    changes.extend(reconcile_all(&mut world));
-    let mut changed =
-        !changes.is_empty() && driver::write(&mut c.store(), changes, &world.now, &c.events)?;
     let node_ready = |name: &str| is_ready(c.fleet.last_seen(name), grace, now);
+    let mut changed = cron_standby::pick_standby_nodes(c, &world.cron_jobs, &node_ready)?;
+    cron_standby::hold_until_heard(c, &mut world);
+    changes.extend(reconcile_all(&mut world));
+    changed |=
+        !changes.is_empty() && driver::write(&mut c.store(), changes, &world.now, &c.events)?;
     changed |= schedule_pending(c, &node_ready)?;
     Ok(changed)
 }

@@ -123,6 +123,13 @@ impl Fleet {
         leases.get(node).copied().unwrap_or(self.started)
     }
 
+    /// Whether the node's agent has polled this coordinator (or a peer, as its leases
+    /// show) since this coordinator started, and how long ago it started.
+    pub fn heard_since_start(&self, node: &str) -> (bool, Duration) {
+        let leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
+        (leases.contains_key(node), self.started.elapsed())
+    }
+
     pub fn forget(&self, node: &str) {
         let mut leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
         leases.remove(node);

@@ -24,6 +24,7 @@ pub mod assignments;
 pub mod auth;
 mod controllers;
 mod coordinators;
+mod cron_standby;
 pub mod fleet;
 mod join;
 pub mod join_tokens;

@@ -22,7 +22,8 @@ use crate::controllers::scheduler::{
 };
 use crate::model::{
     is_extended_resource, parse_count, parse_cpu_millis, parse_memory_bytes, volume_name_for,
-    EventType, Object, Pod, ARCH_VARIANT_LABEL, SCHEDULING_GATED_MESSAGE, SELECTED_NODE_ANNOTATION,
+    EventType, Object, PodSpec, ARCH_VARIANT_LABEL, SCHEDULING_GATED_MESSAGE,
+    SELECTED_NODE_ANNOTATION,
 };
 use crate::store::Record;
 
@@ -76,12 +77,8 @@ pub(super) fn schedule_pending(
     if pending.is_empty() {
         return Ok(false);
     }
-    let nodes = c.store().list("Node", None)?;
     crate::support::sort::sort_by(&mut pending, |a, b| queue_key_of(a).cmp(&queue_key_of(b)));
-    let mut infos: Vec<NodeInfo> = nodes
-        .iter()
-        .map(|n| node_info(n, node_ready(&n.name)))
-        .collect();
+    let mut infos = node_infos(c, node_ready)?;
     // Pods being deleted still hold their share until their node reports them gone.
     for pod in &pods {
         let Some(node) = node_of(pod) else { continue };
@@ -102,6 +99,18 @@ pub(super) fn schedule_pending(
         place(c, pod, &pods, &mut infos, &mut claims, &mut outcome);
     }
     write(c, outcome, &claim_records, &claims)
+}
+
+/// Every node as the scheduler sees it, without the pods bound to it.
+pub(super) fn node_infos(
+    c: &Coordinator,
+    node_ready: &dyn Fn(&str) -> bool,
+) -> anyhow::Result<Vec<NodeInfo>> {
+    let nodes = c.store().list("Node", None)?;
+    Ok(nodes
+        .iter()
+        .map(|n| node_info(n, node_ready(&n.name)))
+        .collect())
 }
 
 /// Schedules one pending pod onto `infos`, or preempts for it.
@@ -128,7 +137,7 @@ fn place<'a>(
         match pod_request_from_spec(&pod.namespace, &pod.name, owner.as_deref(), &spec_pod.spec) {
             Ok(mut request) => {
                 request.labels = spec_pod.metadata.labels.clone();
-                request.image_platforms = image_platforms(c, &spec_pod);
+                request.image_platforms = image_platforms(c, &spec_pod.spec);
                 request.volume_nodes = needs.nodes.clone();
                 request.volume_problem = needs.problem.clone();
                 request
@@ -360,9 +369,8 @@ fn tell(c: &Coordinator, pod: &Record, type_: EventType, reason: &str, message: 
 
 /// The platforms every container's image offers, where known: a board must run all of
 /// the pod's images.
-fn image_platforms(c: &Coordinator, pod: &Pod) -> Option<Vec<String>> {
-    let known: Vec<Vec<String>> = pod
-        .spec
+pub(super) fn image_platforms(c: &Coordinator, spec: &PodSpec) -> Option<Vec<String>> {
+    let known: Vec<Vec<String>> = spec
         .containers
         .iter()
         .filter_map(|container| c.image_platforms(&container.image))

@@ -377,6 +377,10 @@ fn pod_statuses(
         }
         changed |= store.set_status("Pod", &pod.namespace, &pod.name, &pod.status)?;
     }
+    if !report.cron_jobs.is_empty() {
+        changed |= super::cron_standby::take_reported_runs(&mut store, node, &report.cron_jobs)
+            .map_err(|err| internal(format!("{err:#}")))?;
+    }
     drop(store);
     if changed {
         coordinator.changed();

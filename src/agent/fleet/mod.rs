@@ -12,12 +12,13 @@
 
 pub(super) mod node;
 mod report;
+mod standby;
 mod state;
 mod sync;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use super::{Agent, AgentOptions};
 use crate::api::tokens::{check_node_name, JoinToken};
@@ -165,6 +166,8 @@ fn run(agent: &Arc<Agent>, setup: Setup, profile: Option<BoardProfile>) -> Resul
         Setup::Joining(join) => join.server.clone(),
     };
     let link = Arc::new(Link::new(server));
+    // The controllers ask it whether to fire the CronJobs this board keeps as standby.
+    let _ = agent.fleet_link.set(Arc::clone(&link));
     let state = match setup {
         Setup::Joined(state) => state,
         Setup::Joining(join) => join_until_done(agent, &join, profile.as_ref(), &link)?,
@@ -243,10 +246,15 @@ fn join_until_done(
     }
 }
 
+/// How long the coordinator must stay out of reach before this board stands in for it
+/// and fires the CronJobs it keeps as their standby: longer than one lost poll (its read
+/// timeout, 15 s), so a coordinator that restarts or fails over to a peer is waited for.
+pub const STAND_IN_AFTER: Duration = Duration::from_secs(20);
+
 /// Whether the coordinator answers, as last seen; logs each change once.
 pub struct Link {
     server: String,
-    state: Mutex<LinkState>,
+    state: Mutex<LinkMemory>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -256,25 +264,54 @@ enum LinkState {
     Offline,
 }
 
+#[derive(Clone, Copy, Debug)]
+struct LinkMemory {
+    state: LinkState,
+    /// The last answer from the coordinator, in this process.
+    last_contact: Option<SystemTime>,
+    /// The first failure since the last answer.
+    offline_since: Option<SystemTime>,
+}
+
+/// What the link says about CronJobs this board keeps as standby.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StandIn {
+    /// The coordinator runs them (or has not been asked yet).
+    No,
+    /// Out of reach, not yet for long enough: look again at this time.
+    Soon(SystemTime),
+    /// Out of reach for [`STAND_IN_AFTER`]: this board runs them, from the last time
+    /// it heard from the coordinator (if it did, in this process).
+    Yes { last_contact: Option<SystemTime> },
+}
+
 impl Link {
     pub fn new(server: String) -> Link {
         Link {
             server,
-            state: Mutex::new(LinkState::Unknown),
+            state: Mutex::new(LinkMemory {
+                state: LinkState::Unknown,
+                last_contact: None,
+                offline_since: None,
+            }),
         }
     }
 
-    fn swap(&self, new: LinkState) -> LinkState {
-        let mut state = self
-            .state
+    fn memory(&self) -> std::sync::MutexGuard<'_, LinkMemory> {
+        self.state
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        std::mem::replace(&mut *state, new)
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// A request went through.
     pub fn up(&self) {
-        match self.swap(LinkState::Online) {
+        let old = {
+            let mut memory = self.memory();
+            memory.last_contact = Some(SystemTime::now());
+            memory.offline_since = None;
+            std::mem::replace(&mut memory.state, LinkState::Online)
+        };
+        match old {
             LinkState::Unknown => {
                 log::info!("connected to the coordinator at {}", self.server)
             }
@@ -288,12 +325,35 @@ impl Link {
 
     /// A request failed for a reason worth retrying.
     pub fn down(&self, err: &dyn std::fmt::Display) {
-        match self.swap(LinkState::Offline) {
+        let old = {
+            let mut memory = self.memory();
+            memory.offline_since.get_or_insert_with(SystemTime::now);
+            std::mem::replace(&mut memory.state, LinkState::Offline)
+        };
+        match old {
             LinkState::Unknown | LinkState::Online => log::info!(
                 "cannot reach the coordinator at {}, running offline from the local store: {err}",
                 self.server
             ),
             LinkState::Offline => log::debug!("still offline: {err}"),
+        }
+    }
+
+    /// Whether this board stands in for the coordinator at `now`.
+    pub fn stand_in(&self, now: SystemTime) -> StandIn {
+        let memory = *self.memory();
+        match (memory.state, memory.offline_since) {
+            (LinkState::Offline, Some(since)) => {
+                let from = since + STAND_IN_AFTER;
+                if now < from {
+                    StandIn::Soon(from)
+                } else {
+                    StandIn::Yes {
+                        last_contact: memory.last_contact,
+                    }
+                }
+            }
+            _ => StandIn::No,
         }
     }
 }

@@ -146,7 +146,10 @@ impl Tracker {
                 });
             }
         }
-        PodStatusReport { pods }
+        PodStatusReport {
+            pods,
+            cron_jobs: Vec::new(),
+        }
     }
 }
 

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use super::standby::ReportedRuns;
 use super::{reconnect_retries, FleetError, Link};
 use crate::agent::apply::delete_keys;
 use crate::agent::Agent;
@@ -150,7 +151,9 @@ pub fn check_incoming(value: &Value) -> Result<Incoming, String> {
         | Kind::PersistentVolumeClaim
         | Kind::Service
         | Kind::Endpoints
-        | Kind::EndpointSlice => {}
+        | Kind::EndpointSlice
+        // Kept as its standby node: fired only while cut off from the coordinator.
+        | Kind::CronJob => {}
         Kind::Deployment
         | Kind::ReplicaSet
         | Kind::ReplicationController
@@ -158,7 +161,6 @@ pub fn check_incoming(value: &Value) -> Result<Incoming, String> {
         | Kind::StatefulSet
         | Kind::ControllerRevision
         | Kind::Job
-        | Kind::CronJob
         // Stored for the API only: a board has nothing to do with them.
         | Kind::ServiceAccount
         | Kind::Ingress
@@ -319,7 +321,12 @@ pub fn run(agent: &Arc<Agent>, client: &Client, node: &str, link: &Link) {
     let mut current: Vec<Value> = Vec::new();
     let mut deferred: Vec<Key> = Vec::new();
     let mut delay = reconnect_retries();
+    let mut reported_runs = ReportedRuns::default();
     loop {
+        // Before a poll renews the lease: a coordinator that just started waits for it.
+        if let Err(err) = reported_runs.send(agent, &client, node) {
+            log::debug!("cannot report the CronJob runs of this board yet: {err}");
+        }
         if !deferred.is_empty() && any_cleared(agent, &deferred) {
             match apply_set(agent, &current) {
                 Ok(applied) => {

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::{json, Value};
 
 use super::sync::apply_set;
-use super::{reconnect_retries, Link, LinkState};
+use super::{reconnect_retries, Link, StandIn, STAND_IN_AFTER};
 use crate::agent::{Agent, AgentOptions};
 use crate::api::fleet::{FLEET_SOURCE, FLEET_UID_ANNOTATION};
 use crate::runtime::fake::FakeRuntime;
@@ -191,11 +191,26 @@ fn reconnect_delays_are_jittered_below_a_doubling_ceiling_of_thirty_seconds() {
 }
 
 #[test]
-fn the_link_remembers_its_state() {
+fn a_board_stands_in_only_after_the_coordinator_stayed_out_of_reach() {
     let link = Link::new("https://coord:6443".into());
-    assert_eq!(link.swap(LinkState::Unknown), LinkState::Unknown);
-    link.down(&"refused");
-    assert_eq!(link.swap(LinkState::Offline), LinkState::Offline);
+    let now = SystemTime::now();
+    assert_eq!(link.stand_in(now), StandIn::No);
     link.up();
-    assert_eq!(link.swap(LinkState::Online), LinkState::Online);
+    assert_eq!(link.stand_in(now), StandIn::No);
+    let before_failure = SystemTime::now();
+    link.down(&"refused");
+    let after_failure = SystemTime::now();
+    let StandIn::Soon(from) = link.stand_in(after_failure) else {
+        panic!("a fresh failure is not yet a reason to stand in");
+    };
+    assert!(from >= before_failure + STAND_IN_AFTER && from <= after_failure + STAND_IN_AFTER);
+    // Later failures do not push the time back.
+    link.down(&"refused again");
+    assert_eq!(link.stand_in(after_failure), StandIn::Soon(from));
+    let StandIn::Yes { last_contact } = link.stand_in(from) else {
+        panic!("out of reach long enough");
+    };
+    assert!(last_contact.is_some_and(|at| at <= before_failure));
+    link.up();
+    assert_eq!(link.stand_in(from), StandIn::No);
 }
