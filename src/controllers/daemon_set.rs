@@ -20,6 +20,7 @@
 
 use std::collections::BTreeMap;
 
+use super::revision_history::{self, Owner};
 use super::{mark_pod, Change, Note, World};
 use crate::model::{
     node_fits, pod_template_hash, DaemonSet, DaemonSetStatus, IntOrString, Pod, Taint,
@@ -53,7 +54,14 @@ pub fn reconcile(ds: &DaemonSet, world: &World) -> Vec<Change> {
     }
     let hash = pod_template_hash(&ds.spec.template);
     let (by_node, misplaced) = pods_by_node(ds, world, &hash);
-    let mut changes = super::daemon_set_history::reconcile(ds, world, &hash);
+    let owner = Owner {
+        kind: "DaemonSet",
+        meta: &ds.metadata,
+        template: &ds.spec.template,
+        revision_history_limit: ds.spec.revision_history_limit,
+    };
+    let revision_name = format!("{}-{hash}", ds.metadata.name);
+    let mut changes = revision_history::reconcile(&owner, world, &hash, &revision_name);
     changes.extend(misplaced.into_iter().flat_map(|pod| remove(ds, pod)));
     let (max_unavailable, max_surge) = bounds(ds, by_node.len());
     let min_ready = ds.spec.min_ready_seconds;

@@ -71,12 +71,18 @@ pub fn reconcile_replica_set(rs: &ReplicaSet, world: &World) -> Option<Change> {
     (!alive).then(|| Change::Delete(key_of("ReplicaSet", &rs.metadata)))
 }
 
-/// A ControllerRevision whose DaemonSet is gone goes with it.
+/// A ControllerRevision whose DaemonSet or StatefulSet is gone goes with it.
 pub fn reconcile_revision(cr: &ControllerRevision, world: &World) -> Option<Change> {
     let owner = cr.metadata.controller_ref()?;
-    let alive = world
-        .daemon_sets
-        .iter()
-        .any(|ds| ds.metadata.uid == owner.uid);
+    let alive = match owner.kind.as_str() {
+        "StatefulSet" => world
+            .stateful_sets
+            .iter()
+            .any(|set| set.metadata.uid == owner.uid),
+        _ => world
+            .daemon_sets
+            .iter()
+            .any(|ds| ds.metadata.uid == owner.uid),
+    };
     (!alive).then(|| Change::Delete(key_of("ControllerRevision", &cr.metadata)))
 }

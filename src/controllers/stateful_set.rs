@@ -15,16 +15,20 @@
 //! revision is not the template's, one at a time, waiting for each to be ready again.
 //! `OnDelete` leaves them until someone deletes them.
 //!
-//! Not as Kubernetes: no ControllerRevisions are kept, so a pod below the partition
-//! that is deleted comes back with the current template, not its old one.
+//! Each template the set has run is kept as a ControllerRevision
+//! ([`super::revision_history`]), so that a pod below the partition that is made again
+//! during a partitioned update comes back with the revision the pods below the partition
+//! run, as Kubernetes does; elsewhere (and with `OnDelete`) pods are made from the
+//! current template. The partition counts from the first ordinal.
 
 use std::collections::BTreeMap;
 
+use super::revision_history::{self, Owner};
 use super::{key_of, mark_pod, Change, Note, World};
 use crate::model::stateful_set::{POD_INDEX_LABEL, POD_NAME_LABEL, REVISION_LABEL, ROLLING_UPDATE};
 use crate::model::{
-    Object, PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod, StatefulSet,
-    StatefulSetStatus, Volume,
+    ControllerRevision, Object, PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod,
+    PodTemplateSpec, StatefulSet, StatefulSetStatus, Volume,
 };
 
 const COMPONENT: &str = "statefulset-controller";
@@ -62,11 +66,14 @@ pub fn reconcile(set: &StatefulSet, world: &World) -> Vec<Change> {
     let members = members(set, world);
     let wanted = wanted_ordinals(set);
     let revision = set.update_revision();
-    let mut changes: Vec<Change> = members
-        .strangers
-        .iter()
-        .flat_map(|pod| remove(set, pod))
-        .collect();
+    let owner = Owner {
+        kind: "StatefulSet",
+        meta: &set.metadata,
+        template: &set.spec.template,
+        revision_history_limit: set.spec.revision_history_limit,
+    };
+    let mut changes = revision_history::reconcile(&owner, world, &revision, &revision);
+    changes.extend(members.strangers.iter().flat_map(|pod| remove(set, pod)));
     // A failed pod is removed and made again, as Kubernetes does with an evicted one.
     for pod in members.by_ordinal.values() {
         if world.failed_pods.contains_key(&pod.metadata.uid) {
@@ -82,7 +89,10 @@ pub fn reconcile(set: &StatefulSet, world: &World) -> Vec<Change> {
     let mut all_healthy = true;
     for ordinal in wanted.clone() {
         match members.by_ordinal.get(&ordinal) {
-            None => changes.extend(create(set, ordinal, &revision, world)),
+            None => {
+                let (template, revision) = version_for(set, ordinal, &members, &revision, world);
+                changes.extend(create(set, template, ordinal, &revision, world));
+            }
             Some(pod) if healthy(pod) => continue,
             Some(_) => {}
         }
@@ -125,7 +135,10 @@ fn next_update(set: &StatefulSet, members: &Members, revision: &str) -> Option<C
     if set.spec.update_strategy.type_ != ROLLING_UPDATE {
         return None;
     }
-    let partition = set.spec.partition();
+    let partition = set
+        .spec
+        .start_ordinal()
+        .saturating_add(set.spec.partition());
     let outdated = members
         .by_ordinal
         .iter()
@@ -164,9 +177,61 @@ fn remove(set: &StatefulSet, pod: &Pod) -> Vec<Change> {
     ]
 }
 
+/// The template and revision to make pod `ordinal` from: below the partition of a
+/// rolling update, the revision the pods there run (the lowest one's that is not the
+/// update revision, else the newest kept before it), if its ControllerRevision is kept;
+/// otherwise the set's template.
+fn version_for<'a>(
+    set: &'a StatefulSet,
+    ordinal: i32,
+    members: &Members,
+    update_revision: &str,
+    world: &'a World,
+) -> (&'a PodTemplateSpec, String) {
+    let current = (&set.spec.template, update_revision.to_owned());
+    let below_partition = set
+        .spec
+        .start_ordinal()
+        .saturating_add(set.spec.partition());
+    if set.spec.update_strategy.type_ != ROLLING_UPDATE || ordinal >= below_partition {
+        return current;
+    }
+    let kept = revision_history::revisions(&set.metadata.uid, world);
+    let label = |cr: &ControllerRevision| cr.metadata.labels.get(REVISION_LABEL).cloned();
+    let running_below = members
+        .by_ordinal
+        .range(..below_partition)
+        .filter_map(|(_, pod)| pod.metadata.labels.get(REVISION_LABEL))
+        .find(|revision| *revision != update_revision);
+    let older = match running_below {
+        Some(revision) => kept
+            .into_iter()
+            .find(|cr| label(cr).as_deref() == Some(revision.as_str())),
+        None => {
+            let update = kept
+                .iter()
+                .find(|cr| label(cr).as_deref() == Some(update_revision))
+                .map_or(i64::MAX, |cr| cr.revision);
+            kept.into_iter()
+                .filter(|cr| cr.revision < update)
+                .max_by_key(|cr| cr.revision)
+        }
+    };
+    match older.and_then(|cr| Some((&cr.data.spec.template, label(cr)?))) {
+        Some(version) => version,
+        None => current,
+    }
+}
+
 /// The pod with `ordinal`, after the claims it mounts that do not exist yet.
-fn create(set: &StatefulSet, ordinal: i32, revision: &str, world: &World) -> Vec<Change> {
-    let pod = new_pod(set, ordinal, revision);
+fn create(
+    set: &StatefulSet,
+    template: &PodTemplateSpec,
+    ordinal: i32,
+    revision: &str,
+    world: &World,
+) -> Vec<Change> {
+    let pod = new_pod(set, template, ordinal, revision);
     let mut changes = Vec::new();
     for template in &set.spec.volume_claim_templates {
         let claim = new_claim(set, template, ordinal);
@@ -195,10 +260,11 @@ fn create(set: &StatefulSet, ordinal: i32, revision: &str, world: &World) -> Vec
     changes
 }
 
-/// Pod `ordinal` of `set`: named, labelled with its name, ordinal and revision, with
-/// its hostname in the governing Service's subdomain and its claims as volumes.
-pub fn new_pod(set: &StatefulSet, ordinal: i32, revision: &str) -> Pod {
-    let mut pod = super::pod_of_template(&set.spec.template, "StatefulSet", &set.metadata);
+/// Pod `ordinal` of `set` from `template` (the set's, or a kept revision's): named,
+/// labelled with its name, ordinal and revision, with its hostname in the governing
+/// Service's subdomain and its claims as volumes.
+pub fn new_pod(set: &StatefulSet, template: &PodTemplateSpec, ordinal: i32, revision: &str) -> Pod {
+    let mut pod = super::pod_of_template(template, "StatefulSet", &set.metadata);
     let name = set.pod_name(ordinal);
     let labels = &mut pod.metadata.labels;
     labels.insert(POD_NAME_LABEL.into(), name.clone());

@@ -196,6 +196,62 @@ fn a_rolling_update_goes_down_from_the_highest_ordinal_to_the_partition() {
 }
 
 #[test]
+fn a_pod_below_the_partition_comes_back_with_its_old_revision() {
+    let mut sim = sim_of(set("  updateStrategy: {rollingUpdate: {partition: 2}}\n"));
+    for _ in 0..3 {
+        sim.pass();
+        sim.kubelet(all_ready);
+    }
+    let old = sim.world.stateful_sets[0].update_revision();
+    sim.world.stateful_sets[0].spec.template.spec.containers[0].image = "busybox:2".into();
+    let new = sim.world.stateful_sets[0].update_revision();
+    for _ in 0..4 {
+        sim.pass();
+        sim.kubelet(all_ready);
+    }
+    let kept: Vec<(String, i64)> = sim
+        .world
+        .controller_revisions
+        .iter()
+        .map(|cr| (cr.metadata.name.clone(), cr.revision))
+        .collect();
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    assert!(kept.contains(&(old.clone(), 1)) && kept.contains(&(new.clone(), 2)));
+    let version = |sim: &Sim, name: &str| {
+        sim.pods().find(|p| p.metadata.name == name).map(|p| {
+            let revision = p.metadata.labels["controller-revision-hash"].clone();
+            (revision, p.spec.containers[0].image.clone())
+        })
+    };
+    assert_eq!(
+        version(&sim, "db-2"),
+        Some((new.clone(), "busybox:2".into()))
+    );
+    // db-0 and db-1 lost: both come back as they were, below the partition.
+    sim.world.pods.retain(|p| p.metadata.name == "db-2");
+    for _ in 0..3 {
+        sim.pass();
+        sim.kubelet(all_ready);
+    }
+    assert_eq!(version(&sim, "db-0"), Some((old.clone(), "busybox".into())));
+    assert_eq!(version(&sim, "db-1"), Some((old.clone(), "busybox".into())));
+    // Lowering the partition then updates db-1 to the new revision.
+    sim.world.stateful_sets[0]
+        .spec
+        .update_strategy
+        .rolling_update
+        .as_mut()
+        .unwrap()
+        .partition = 1;
+    for _ in 0..3 {
+        sim.pass();
+        sim.kubelet(all_ready);
+    }
+    assert_eq!(version(&sim, "db-1"), Some((new, "busybox:2".into())));
+    assert_eq!(version(&sim, "db-0"), Some((old, "busybox".into())));
+}
+
+#[test]
 fn on_delete_updates_only_what_is_deleted() {
     let mut sim = sim_of(set("  updateStrategy: {type: OnDelete}\n"));
     for _ in 0..3 {

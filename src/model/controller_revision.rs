@@ -1,5 +1,6 @@
-//! The ControllerRevision kind (apps/v1): one revision of a DaemonSet's template, kept
-//! for `rollout history` and `rollout undo`. Made by the DaemonSet controller only.
+//! The ControllerRevision kind (apps/v1): one revision of a DaemonSet's or a
+//! StatefulSet's template, kept for `rollout history`, `rollout undo` and a StatefulSet's
+//! partitioned updates. Made by those two controllers only.
 
 use serde::{Deserialize, Serialize};
 
