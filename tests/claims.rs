@@ -234,3 +234,49 @@ fn a_directory_left_by_a_claim_deleted_while_the_agent_was_down_is_swept() {
     let (code, out) = exec(&agent, "main", "echo still > /data/note && cat /data/note");
     assert_eq!((code, out.trim()), (0, "still"));
 }
+
+#[test]
+fn a_claim_of_a_class_berth_does_not_provision_stays_pending_and_so_does_its_pod() {
+    let agent = TestAgent::start();
+    let nfs = CLAIM.replace("spec:\n", "spec:\n  storageClassName: nfs-client\n");
+    let out = agent.apply_yaml(&format!("{nfs}---\n{POD}"));
+    assert!(
+        out.status.success(),
+        "apply failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let warning = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        warning.contains(
+            "Warning: spec.storageClassName: berth provisions only the \"local-path\" class"
+        ),
+        "{warning}"
+    );
+    let message = wait_for(
+        Duration::from_secs(30),
+        "the pod Pending with a reason",
+        || {
+            let pod = agent.pod("keeper");
+            let scheduled = pod["status"]["conditions"]
+                .as_array()?
+                .iter()
+                .find(|c| c["type"] == "PodScheduled" && c["status"] == "False")?
+                .clone();
+            Some(scheduled["message"].as_str().unwrap_or("").to_owned())
+        },
+    );
+    assert!(
+        message.contains("pod has unbound immediate PersistentVolumeClaims"),
+        "{message}"
+    );
+    assert_eq!(agent.pod("keeper")["status"]["phase"], "Pending");
+    assert_eq!(
+        claim(&agent)["status"]["phase"]
+            .as_str()
+            .unwrap_or("Pending"),
+        "Pending"
+    );
+    assert!(storage_dirs(&agent).is_empty(), "nothing provisioned");
+    agent.ok(&["delete", "pod", "keeper"]);
+    agent.ok(&["delete", "pvc", "data"]);
+}

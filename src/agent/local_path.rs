@@ -30,7 +30,9 @@ use std::path::{Path, PathBuf};
 use super::Agent;
 use crate::api::events::{Involved, Reporter};
 use crate::api::fleet::{FLEET_SOURCE, FLEET_UID_ANNOTATION};
-use crate::model::{claims_of, volume_name_for, Object, PersistentVolumeClaim, Pod};
+use crate::model::{
+    claims_of, volume_name_for, Object, PersistentVolumeClaim, Pod, UNBOUND_CLAIMS_MESSAGE,
+};
 
 /// The longest file name Linux file systems take.
 const NAME_MAX: usize = 255;
@@ -103,6 +105,9 @@ fn check_claim(
     held_by_other_pod: impl FnOnce() -> bool,
 ) -> Result<(), ClaimRefused> {
     let name = &claim.metadata.name;
+    if !claim.spec.provisioned_here() {
+        return Err(refused(UNBOUND_CLAIMS_MESSAGE.to_owned()));
+    }
     if let Some(other) = claim.selected_node().filter(|n| *n != node) {
         return Err(refused(format!(
             "volume node affinity conflict: persistentvolumeclaim {name:?} keeps its data on \

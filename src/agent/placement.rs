@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, HashMap};
 use super::instance::Instance;
 use super::Agent;
 use crate::controllers::scheduler::{pod_request_from_spec, schedule, Decision, NodeInfo};
-use crate::model::Pod;
+use crate::model::{claims_of, Object, Pod, UNBOUND_CLAIMS_MESSAGE};
 
 impl Agent {
     /// The pods among `pods` this board does not start, by UID, with why. Costs nothing
@@ -67,9 +67,10 @@ impl Agent {
                 refused.insert(pod.metadata.uid.clone(), message);
                 continue;
             }
-            let Some(request) = request_of(pod) else {
+            let Some(mut request) = request_of(pod) else {
                 continue;
             };
+            request.volume_problem = self.unprovisioned_claim(pod);
             match schedule(&request, std::slice::from_ref(&node)) {
                 Decision::Bind { .. } => node.pods.push(request.placed()),
                 Decision::Unschedulable { message } => {
@@ -103,6 +104,23 @@ impl Agent {
                 self.scheduler_event(&pod.metadata, message);
             }
         }
+    }
+
+    /// Kubernetes' reason when the pod uses a claim of a class berth does not provision:
+    /// that claim stays unbound, so the pod is never placed. (Missing claims are waited
+    /// for where the volumes are set up.)
+    fn unprovisioned_claim(&self, pod: &Pod) -> Option<String> {
+        let namespace = pod.metadata.namespace_or_empty();
+        let store = self.store();
+        claims_of(&pod.spec)
+            .into_iter()
+            .filter_map(|name| store.get("PersistentVolumeClaim", namespace, name).ok()?)
+            .filter_map(|record| match Object::from_json(record.object) {
+                Ok(Object::PersistentVolumeClaim(claim)) => Some(claim),
+                _ => None,
+            })
+            .any(|claim| !claim.spec.provisioned_here())
+            .then(|| UNBOUND_CLAIMS_MESSAGE.to_owned())
     }
 
     /// Why a pod does not start, when the board cannot run it.

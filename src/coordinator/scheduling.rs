@@ -22,7 +22,7 @@ use crate::controllers::scheduler::{
 };
 use crate::model::{
     is_extended_resource, parse_count, parse_cpu_millis, parse_memory_bytes, volume_name_for,
-    EventType, Object, PodSpec, ARCH_VARIANT_LABEL, SCHEDULING_GATED_MESSAGE,
+    EventType, Object, PodSpec, ARCH_VARIANT_LABEL, LOCAL_PATH_CLASS, SCHEDULING_GATED_MESSAGE,
     SELECTED_NODE_ANNOTATION,
 };
 use crate::store::Record;
@@ -318,6 +318,11 @@ fn claim_info(record: &Record) -> ClaimInfo {
             .filter(|node| !node.is_empty())
             .map(str::to_owned),
         deleting: deleting(record),
+        unprovisioned: record
+            .object
+            .pointer("/spec/storageClassName")
+            .and_then(Value::as_str)
+            .is_some_and(|class| class != LOCAL_PATH_CLASS),
     }
 }
 

@@ -20,6 +20,10 @@ use crate::model::ObjectMeta;
 /// The only storage class, and the default one (a claim without `storageClassName` gets
 /// it, as Kubernetes' DefaultStorageClass admission gives the default class).
 pub const LOCAL_PATH_CLASS: &str = "local-path";
+
+/// Why a pod that uses a claim berth does not provision cannot be placed, in the words
+/// of Kubernetes' scheduler (its VolumeBinding plugin).
+pub const UNBOUND_CLAIMS_MESSAGE: &str = "pod has unbound immediate PersistentVolumeClaims";
 /// The access modes local storage can give: mounts on one board only.
 pub const ACCESS_MODES: [&str; 2] = ["ReadWriteOnce", "ReadWriteOncePod"];
 /// The access modes Kubernetes knows that need storage shared between boards.
@@ -89,6 +93,15 @@ impl PersistentVolumeClaimSpec {
             .get_or_insert_with(|| LOCAL_PATH_CLASS.to_owned());
         self.volume_mode
             .get_or_insert_with(|| FILESYSTEM_VOLUME_MODE.to_owned());
+    }
+
+    /// Whether berth provisions the claim: its class is local-path (the default). A claim
+    /// of another class (or of none, `""`) waits for a provisioner or a pre-made volume
+    /// that berth does not have, so it stays Pending, as in a cluster without them.
+    pub fn provisioned_here(&self) -> bool {
+        self.storage_class_name
+            .as_deref()
+            .is_none_or(|class| class == LOCAL_PATH_CLASS)
     }
 
     /// `resources.requests.storage`, as written (validation makes sure it is there).

@@ -66,6 +66,7 @@ pub use claim::{
     claims_of, volume_name_for, PersistentVolumeClaim, PersistentVolumeClaimSpec,
     PersistentVolumeClaimStatus, VolumeResourceRequirements, ACCESS_MODES, LOCAL_PATH_CLASS,
     PHASE_BOUND, PHASE_PENDING, SELECTED_NODE_ANNOTATION, SHARED_ACCESS_MODES, STORAGE,
+    UNBOUND_CLAIMS_MESSAGE,
 };
 pub use config::{
     docker_auths, docker_login, is_config_key, ConfigMap, RegistryLogin, Secret, DOCKER_CFG_KEY,

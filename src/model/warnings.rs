@@ -1,7 +1,10 @@
 //! What an apply warns about, as the Kubernetes API server does with `Warning:` headers:
 //! fields that are accepted but do nothing here, so that nothing is ignored silently.
 
-use crate::model::{AppArmorProfile, Kind, Object, ObjectMeta, PodSpec, Service, ServiceType};
+use crate::model::{
+    AppArmorProfile, Kind, Object, ObjectMeta, PersistentVolumeClaimSpec, PodSpec, Service,
+    ServiceType,
+};
 
 const APPARMOR_PREFIX: &str = "container.apparmor.security.beta.kubernetes.io/";
 /// The start of every AppArmor warning, for the annotation and the field alike.
@@ -25,7 +28,33 @@ pub fn warnings(object: &Object) -> Vec<String> {
     if let Object::Service(service) = object {
         load_balancer_warnings(service, &mut out);
     }
+    match object {
+        Object::PersistentVolumeClaim(claim) => {
+            out.extend(storage_class_warning(&claim.spec, "spec"));
+        }
+        Object::StatefulSet(set) => {
+            for (i, template) in set.spec.volume_claim_templates.iter().enumerate() {
+                let path = format!("spec.volumeClaimTemplates[{i}].spec");
+                out.extend(storage_class_warning(&template.spec, &path));
+            }
+        }
+        _ => {}
+    }
     out
+}
+
+/// A claim of a class berth does not provision is stored and stays Pending, as in a
+/// cluster without that class's provisioner; said at apply, since nothing else will.
+fn storage_class_warning(spec: &PersistentVolumeClaimSpec, path: &str) -> Option<String> {
+    if spec.provisioned_here() {
+        return None;
+    }
+    let class = spec.storage_class_name.as_deref().unwrap_or_default();
+    Some(format!(
+        "{path}.storageClassName: berth provisions only the \"local-path\" class and binds \
+         no pre-made volumes, so a claim of class {class:?} stays Pending, and so do the pods \
+         that use it"
+    ))
 }
 
 /// What does not happen for a kind berth only stores.
@@ -177,6 +206,23 @@ mod tests {
     fn warned(yaml: &str) -> Vec<String> {
         let objects = parse_manifests(yaml).unwrap();
         objects.iter().flat_map(warnings).collect()
+    }
+
+    #[test]
+    fn claims_of_a_class_berth_does_not_provision_are_warned_about() {
+        let claim = |class: &str| {
+            format!("apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {{name: data}}\nspec:\n  {class}accessModes: [ReadWriteOnce]\n  resources: {{requests: {{storage: 1Gi}}}}\n")
+        };
+        assert_eq!(
+            warned(&claim("storageClassName: manual\n  ")),
+            ["spec.storageClassName: berth provisions only the \"local-path\" class and binds no pre-made volumes, so a claim of class \"manual\" stays Pending, and so do the pods that use it"]
+        );
+        assert!(warned(&claim("")).is_empty());
+        assert!(warned(&claim("storageClassName: local-path\n  ")).is_empty());
+        let set = "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: db}\nspec:\n  selector: {matchLabels: {app: db}}\n  template:\n    metadata: {labels: {app: db}}\n    spec:\n      containers: [{name: c, image: busybox}]\n  volumeClaimTemplates:\n  - metadata: {name: data}\n    spec: {storageClassName: fast, accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}\n";
+        let found = warned(set);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].starts_with("spec.volumeClaimTemplates[0].spec.storageClassName: "));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! directory, and every later pod that uses the claim may go only there. Pure: the caller
 //! reads the claims and writes what [`select_node`] returns.
 
-use crate::model::{claims_of, PodSpec};
+use crate::model::{claims_of, PodSpec, UNBOUND_CLAIMS_MESSAGE};
 
 /// What the scheduler knows of one claim.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -16,6 +16,8 @@ pub struct ClaimInfo {
     pub selected_node: Option<String>,
     /// Being deleted (`Terminating`): no new pod may have it.
     pub deleting: bool,
+    /// Of a class berth does not provision: it stays unbound, and so does its pod.
+    pub unprovisioned: bool,
 }
 
 /// What a pod's claims ask of the node it goes to.
@@ -42,6 +44,12 @@ pub fn claim_needs(namespace: &str, spec: &PodSpec, claims: &[ClaimInfo]) -> Cla
                 .get_or_insert_with(|| format!("persistentvolumeclaim {name:?} not found"));
             continue;
         };
+        if claim.unprovisioned {
+            needs
+                .problem
+                .get_or_insert_with(|| UNBOUND_CLAIMS_MESSAGE.to_owned());
+            continue;
+        }
         if claim.deleting {
             needs
                 .problem

@@ -7,6 +7,7 @@ use super::checker::{get, index, join, Checker, JsonObject};
 use crate::model::claim::{
     ACCESS_MODES, FILESYSTEM_VOLUME_MODE, LOCAL_PATH_CLASS, SHARED_ACCESS_MODES, STORAGE,
 };
+use crate::model::names::DNS1123_SUBDOMAIN_RULE;
 use crate::model::{is_dns1123_subdomain, parse_memory_bytes};
 
 const SPEC_FIELDS: [&str; 5] = [
@@ -28,22 +29,40 @@ pub(super) fn check_claim_spec(c: &mut Checker, value: Option<&Value>, path: &st
         },
     };
     c.only_fields(spec, path, &SPEC_FIELDS);
-    check_access_modes(c, get(spec, "accessModes"), &join(path, "accessModes"));
+    // What a local-path directory cannot give is refused only for that class: another
+    // class's claim waits for a provisioner that may give it.
+    let local_path = get(spec, "storageClassName")
+        .and_then(Value::as_str)
+        .is_none_or(|class| class == LOCAL_PATH_CLASS);
+    check_access_modes(
+        c,
+        get(spec, "accessModes"),
+        &join(path, "accessModes"),
+        local_path,
+    );
     check_resources(c, get(spec, "resources"), &join(path, "resources"));
     if let Some(value) = get(spec, "storageClassName") {
-        // `""` asks for no class (a pre-made volume), which berth has none of.
-        c.one_of(value, &join(path, "storageClassName"), &[LOCAL_PATH_CLASS]);
+        // Any class may be named, as in Kubernetes (`""` asks for a pre-made volume):
+        // only local-path is provisioned here, and a claim of another stays Pending.
+        let class_path = join(path, "storageClassName");
+        match c.string(value, &class_path) {
+            Some(class) if !class.is_empty() && !is_dns1123_subdomain(class) => c.error(
+                &class_path,
+                format!("Invalid value: {class:?}: {DNS1123_SUBDOMAIN_RULE}"),
+            ),
+            _ => {}
+        }
     }
     if let Some(value) = get(spec, "volumeMode") {
         let mode_path = join(path, "volumeMode");
-        if value.as_str() == Some("Block") {
+        if value.as_str() == Some("Block") && local_path {
             c.error(
                 &mode_path,
                 "unsupported value \"Block\": the local-path storage class provisions \
                  directories, so only \"Filesystem\" is supported",
             );
         } else {
-            c.one_of(value, &mode_path, &[FILESYSTEM_VOLUME_MODE]);
+            c.one_of(value, &mode_path, &[FILESYSTEM_VOLUME_MODE, "Block"]);
         }
     }
     if let Some(value) = get(spec, "volumeName") {
@@ -60,7 +79,7 @@ pub(super) fn check_claim_spec(c: &mut Checker, value: Option<&Value>, path: &st
     }
 }
 
-fn check_access_modes(c: &mut Checker, value: Option<&Value>, path: &str) {
+fn check_access_modes(c: &mut Checker, value: Option<&Value>, path: &str, local_path: bool) {
     let Some(value) = value else {
         c.error(path, "required value: at least 1 access mode is required");
         return;
@@ -75,7 +94,7 @@ fn check_access_modes(c: &mut Checker, value: Option<&Value>, path: &str) {
     for (i, mode) in modes.iter().enumerate() {
         let item_path = index(path, i);
         match mode.as_str() {
-            Some(shared) if SHARED_ACCESS_MODES.contains(&shared) => c.error(
+            Some(shared) if local_path && SHARED_ACCESS_MODES.contains(&shared) => c.error(
                 &item_path,
                 format!(
                     "unsupported value {shared:?}: the local-path storage class keeps a claim's \
@@ -83,6 +102,7 @@ fn check_access_modes(c: &mut Checker, value: Option<&Value>, path: &str) {
                      \"ReadWriteOncePod\""
                 ),
             ),
+            Some(shared) if SHARED_ACCESS_MODES.contains(&shared) => valid.push(shared),
             _ => valid.extend(c.one_of(mode, &item_path, &ACCESS_MODES)),
         }
     }
@@ -202,7 +222,7 @@ mod tests {
     fn every_problem_is_named_by_its_path() {
         let found = errors(
             "{resources: {requests: {storage: 10Gb, cpu: 1}, limits: {storage: 1Gi}}, \
-             storageClassName: fast, volumeMode: Block, selector: {}}",
+             storageClassName: Fast_1, volumeMode: Sometimes, selector: {}}",
         );
         assert_eq!(
             found,
@@ -212,10 +232,20 @@ mod tests {
                 "spec.resources.limits: field not supported by berth",
                 "spec.resources.requests.cpu: unsupported resource name \"cpu\": supported values: \"storage\"",
                 "spec.resources.requests.storage: invalid quantity \"10Gb\"",
-                "spec.storageClassName: unsupported value \"fast\": supported values: \"local-path\"",
-                "spec.volumeMode: unsupported value \"Block\": the local-path storage class provisions directories, so only \"Filesystem\" is supported",
+                "spec.storageClassName: Invalid value: \"Fast_1\": must be a lowercase RFC 1123 subdomain: at most 253 characters of dot-separated labels made of lowercase letters, digits or '-', each starting and ending with a letter or digit",
+                "spec.volumeMode: unsupported value \"Sometimes\": supported values: \"Filesystem\", \"Block\"",
             ]
         );
+        // What a local-path directory cannot be is refused for that class only.
+        assert_eq!(
+            errors("{accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}, volumeMode: Block}"),
+            ["spec.volumeMode: unsupported value \"Block\": the local-path storage class provisions directories, so only \"Filesystem\" is supported"]
+        );
+        let elsewhere = errors(
+            "{accessModes: [ReadWriteMany], resources: {requests: {storage: 1Gi}}, \
+             storageClassName: nfs, volumeMode: Block}",
+        );
+        assert!(elsewhere.is_empty(), "{elsewhere:?}");
         assert_eq!(
             errors("{accessModes: [ReadWriteOnce]}"),
             ["spec.resources.requests.storage: required value"]
@@ -224,9 +254,10 @@ mod tests {
             errors("{accessModes: [ReadWriteOnce], resources: {requests: {storage: '0'}}}"),
             ["spec.resources.requests.storage: must be greater than zero"]
         );
-        assert_eq!(
-            errors("{accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}, storageClassName: ''}"),
-            ["spec.storageClassName: unsupported value \"\": supported values: \"local-path\""]
-        );
+        // `""` asks for a pre-made volume: accepted, and left Pending.
+        assert!(errors(
+            "{accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}, storageClassName: ''}"
+        )
+        .is_empty());
     }
 }

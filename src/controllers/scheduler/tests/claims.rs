@@ -29,6 +29,7 @@ fn claim(name: &str, node: Option<&str>, deleting: bool) -> ClaimInfo {
         name: name.into(),
         selected_node: node.map(str::to_owned),
         deleting,
+        unprovisioned: false,
     }
 }
 
@@ -152,4 +153,28 @@ fn the_first_pod_places_its_claims_and_later_pods_follow() {
     let later = claim_needs("default", &with_claims(&["cache"]), &claims);
     assert_eq!(later.nodes, [chosen]);
     assert!(later.unplaced.is_empty());
+}
+
+#[test]
+fn a_claim_of_a_class_berth_does_not_provision_keeps_its_pod_pending() {
+    let nodes = [node("pi-1", 4000, 4 * GI), node("pi-2", 4000, 4 * GI)];
+    let mut manual = claim("manual", None, false);
+    manual.unprovisioned = true;
+    let needs = claim_needs("default", &with_claims(&["manual"]), &[manual]);
+    assert_eq!(
+        needs.problem.as_deref(),
+        Some("pod has unbound immediate PersistentVolumeClaims")
+    );
+    let waiting = PodRequest {
+        volume_problem: needs.problem,
+        ..pod(100, MI)
+    };
+    assert_eq!(
+        schedule(&waiting, &nodes),
+        Decision::Unschedulable {
+            message: "0/2 nodes are available: pod has unbound immediate \
+                      PersistentVolumeClaims."
+                .into()
+        }
+    );
 }
