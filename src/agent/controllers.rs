@@ -28,6 +28,7 @@ pub fn run(
         return Ok(due);
     }
     let mut world = driver::load(&agent.store(), now)?;
+    driver::add_time_zones(&mut world, &agent.zones);
     if agent.readiness_unknown(&world.pods, observed) {
         // The first probe results wake the agent; this is only a fallback.
         return Ok(Some(now + Duration::from_secs(1)));
@@ -61,7 +62,7 @@ pub fn run(
             world
                 .cron_jobs
                 .iter()
-                .filter_map(|cj| cron_job::next_change(cj, world.now_secs)),
+                .filter_map(|cj| cron_job::next_change(cj, &world)),
         )
         .min()
         .and_then(|secs| u64::try_from(secs).ok())

@@ -19,7 +19,7 @@ use std::collections::{HashMap, HashSet};
 use crate::model::{
     ControllerRevision, CronJob, DaemonSet, Deployment, Endpoints, Job, LimitRange, Namespace,
     Object, PersistentVolumeClaim, Pod, PriorityClass, ReplicaSet, ReplicationController,
-    ResourceQuota, Service, StatefulSet,
+    ResourceQuota, Service, StatefulSet, Zone,
 };
 use crate::store::Key;
 
@@ -185,6 +185,9 @@ pub struct World {
     pub jobs: Vec<Job>,
     /// With their stored status.
     pub cron_jobs: Vec<CronJob>,
+    /// The time zones CronJobs name in `spec.timeZone`, as the scope loaded them from its
+    /// zoneinfo directory, or why it could not ([`driver::add_time_zones`]).
+    pub time_zones: HashMap<String, Result<Zone, String>>,
     pub controller_revisions: Vec<ControllerRevision>,
     pub pods: Vec<Pod>,
     /// The nodes DaemonSets place pods on (filled only when there are DaemonSets).
