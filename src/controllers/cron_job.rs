@@ -15,7 +15,8 @@
 //!   robfig/cron reads it for Kubernetes ([`Schedule::next_in`]: a local time skipped
 //!   in spring does not fire that day, one repeated in autumn fires twice). A zone the
 //!   scope could not load (its file gone from the board since the apply) makes a
-//!   Warning `UnknownTimeZone`, Kubernetes' event, and nothing fires until it loads.
+//!   Warning `UnknownTimeZone`, Kubernetes' event, and nothing fires until it loads
+//!   (looked for again every minute: [`ZONE_RETRY_SECS`]).
 //!
 //! The Jobs are named `<cronjob>-<scheduled time in minutes since the epoch>`, so a time
 //! is never run twice, even by two passes that raced; `status.lastScheduleTime` is in
@@ -225,13 +226,19 @@ fn prune_history(cron_job: &CronJob, jobs: &[&Job]) -> Vec<Change> {
     changes
 }
 
-/// When `cron_job` next fires (Unix seconds), for a scope that sleeps until then; never
-/// while its zone does not load (a change to the CronJob wakes the scope anyway).
+/// How long a scope waits before it looks again for a zone that did not load (tzdata
+/// installed since, say): a board sleeping until then would not notice otherwise.
+pub const ZONE_RETRY_SECS: i64 = 60;
+
+/// When `cron_job` next fires (Unix seconds), for a scope that sleeps until then; while
+/// its zone does not load, when to look for it again.
 pub fn next_change(cron_job: &CronJob, world: &World) -> Option<i64> {
     if cron_job.spec.suspend {
         return None;
     }
-    let zone = zone_of(cron_job, world).ok()?;
+    let Ok(zone) = zone_of(cron_job, world) else {
+        return Some(world.now_secs + ZONE_RETRY_SECS);
+    };
     Schedule::parse(&cron_job.spec.schedule)
         .ok()?
         .next_in(world.now_secs.max(SANE_CLOCK), &zone)
