@@ -3,6 +3,8 @@
 //! whose Job is still running makes no second Job at the next minute. The schedule
 //! arithmetic itself is tested on a fake clock in `controllers::cron_job_tests`.
 //! Real agent, real containers, as root; takes up to about two minutes of wall clock.
+//! A CronJob's `timeZone` must load from the agent's zoneinfo directory (tzdata,
+//! installed by scripts/setup) to be applied.
 
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
@@ -121,4 +123,68 @@ fn cron_jobs_fire_on_the_minute_and_forbid_keeps_one_running() {
         });
         (jobs_of(&agent, "hold").is_empty() && !pods_left).then_some(())
     });
+}
+
+/// A suspended CronJob at nine every morning in `zone`.
+fn zoned(name: &str, zone: &str) -> String {
+    format!(
+        r#"apiVersion: batch/v1
+kind: CronJob
+metadata:
+  name: {name}
+spec:
+  schedule: "0 9 * * *"
+  timeZone: {zone}
+  suspend: true
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: Never
+          containers:
+            - name: work
+              image: busybox:1.35
+              command: ["true"]
+"#
+    )
+}
+
+#[test]
+fn a_time_zone_must_load_to_be_applied_and_is_shown() {
+    let agent = TestAgent::start();
+    let out = agent.apply_yaml(&zoned("mars", "Mars/Olympus"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "CronJob.batch \"mars\" is invalid: spec.timeZone: Invalid value: \
+             \"Mars/Olympus\": unknown time zone Mars/Olympus"
+        ),
+        "{stderr}"
+    );
+    let stored = agent.json(&["get", "cronjobs"]);
+    assert_eq!(
+        stored["items"].as_array().map(Vec::len),
+        Some(0),
+        "{stored}"
+    );
+
+    let out = agent.apply_yaml(&zoned("berlin", "Europe/Berlin"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = agent.ok(&["get", "cronjobs"]);
+    let row: Vec<&str> = table
+        .lines()
+        .find(|line| line.starts_with("berlin "))
+        .unwrap_or_else(|| panic!("no berlin row in:\n{table}"))
+        .split_whitespace()
+        .collect();
+    // NAME, then the schedule's five fields, then TIMEZONE and SUSPEND.
+    assert_eq!(
+        row[..8],
+        ["berlin", "0", "9", "*", "*", "*", "Europe/Berlin", "True"]
+    );
 }

@@ -37,6 +37,7 @@ pub(super) fn admission(options: &AgentOptions) -> AdmissionOptions {
         pod_security_level: options.pod_security_level,
         service_cidr: options.service_cidr,
         node_port_range: options.node_port_range,
+        zoneinfo: crate::api::zoneinfo::system_root(),
     }
 }
 

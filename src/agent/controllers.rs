@@ -34,6 +34,7 @@ pub fn run(
         return Ok(due);
     }
     let mut world = driver::load(&agent.store(), now)?;
+    driver::add_time_zones(&mut world, &agent.zones);
     let stand_in_due = keep_standby_cron_jobs(&mut world, stand_in);
     if agent.readiness_unknown(&world.pods, observed) {
         // The first probe results wake the agent; this is only a fallback.
@@ -68,7 +69,7 @@ pub fn run(
             world
                 .cron_jobs
                 .iter()
-                .filter_map(|cj| cron_job::next_change(cj, world.now_secs)),
+                .filter_map(|cj| cron_job::next_change(cj, &world)),
         )
         .min()
         .and_then(|secs| u64::try_from(secs).ok())

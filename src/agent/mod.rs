@@ -53,6 +53,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 
 use crate::api::events::{EventLog, Involved, Reporter};
+use crate::api::zoneinfo::ZoneInfo;
 use crate::image::{ImageStore, RegistryConfig};
 use crate::model::EventType;
 use crate::runtime::{LibcontainerRuntime, Runtime, RuntimeConfig};
@@ -136,6 +137,8 @@ pub struct Agent {
     /// What happened to this board's objects lately (probes, back-offs, starts), in
     /// memory only.
     pub events: EventLog,
+    /// The time zones this board's CronJobs name, from its zoneinfo directory.
+    pub zones: ZoneInfo,
 }
 
 /// What the agent keeps only in memory.
@@ -202,6 +205,7 @@ impl Agent {
             node_labels: std::sync::OnceLock::new(),
             fleet_link: std::sync::OnceLock::new(),
             events: EventLog::new(),
+            zones: ZoneInfo::system(),
         };
         Ok((Arc::new(agent), wake_rx))
     }

@@ -2,8 +2,8 @@
 //! parsed, their namespaces filled in and checked to exist, Pods and Deployment
 //! templates held to their namespace's Pod Security level, pods given their namespace's
 //! LimitRange defaults and every creation held to its LimitRanges and ResourceQuotas
-//! ([`super::quota`]), immutable ConfigMaps and
-//! Secrets kept as they are, Services given cluster IPs and node ports
+//! ([`super::quota`]), CronJobs' time zones checked to load ([`super::zoneinfo`]),
+//! immutable ConfigMaps and Secrets kept as they are, Services given cluster IPs and node ports
 //! ([`super::services`]), and then every object is written in one transaction — all
 //! of a request or none of it. Deletes follow Kubernetes: some objects go at once, some
 //! are marked and go when their containers have stopped.
@@ -12,6 +12,7 @@
 //! through here, so a manifest is judged the same wherever it is sent.
 
 use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 
 use serde_json::Value;
 
@@ -29,7 +30,7 @@ use crate::store::{Key, PutOutcome, Store, VersionCheck};
 
 /// The daemon's settings admission judges by; the same flags on the agent and the
 /// coordinator.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AdmissionOptions {
     /// `--pod-security-level`: the level of a namespace without the
     /// `pod-security.kubernetes.io/enforce` label.
@@ -38,6 +39,8 @@ pub struct AdmissionOptions {
     pub service_cidr: Ipv4Cidr,
     /// `--service-node-port-range`: NodePort Services' ports, inclusive.
     pub node_port_range: (u16, u16),
+    /// Where CronJobs' time zones are looked up ([`super::zoneinfo`]).
+    pub zoneinfo: PathBuf,
 }
 
 impl Default for AdmissionOptions {
@@ -47,6 +50,7 @@ impl Default for AdmissionOptions {
             pod_security_level: PodSecurityLevel::Baseline,
             service_cidr: default_service_cidr(),
             node_port_range: DEFAULT_NODE_PORT_RANGE,
+            zoneinfo: super::zoneinfo::system_root(),
         }
     }
 }
@@ -189,6 +193,7 @@ pub fn apply_observed(
         missing.dedup();
         return Err(not_found(missing.join("\n")));
     }
+    super::zoneinfo::admit_time_zones(&objects, &options.zoneinfo)?;
     admit_pod_security(&objects, &levels, default_level)?;
     // Before the quotas, as in Kubernetes: a quota scoped by priority class counts the
     // class a pod was given.

@@ -9,7 +9,7 @@
 //! ([`resources`]), merge patches ([`patch`]), and admission with the store writes it
 //! allows ([`apply`]), Services' cluster IPs and node ports among it ([`services`]),
 //! LimitRanges and ResourceQuotas ([`quota`]), PriorityClasses and pod priorities
-//! ([`priority`]),
+//! ([`priority`]), CronJobs' time zones ([`zoneinfo`]),
 //! and the recent Events each daemon keeps in memory ([`events`]).
 //!
 //! Why our own HTTP: the subset we need (Content-Length bodies, responses that are
@@ -39,6 +39,7 @@ pub mod tokens;
 pub mod types;
 pub mod watch;
 mod wire;
+pub mod zoneinfo;
 
 pub use client::{ApiError, Client};
 pub use http::{

@@ -448,6 +448,7 @@ fn concurrent_applies_never_share_an_address() {
     let threads: Vec<_> = (0..12)
         .map(|i| {
             let store = Arc::clone(&store);
+            let options = options.clone();
             std::thread::spawn(move || {
                 let yaml = WEB.replace("name: web", &format!("name: web{i}"));
                 let mut store = store.lock().unwrap();

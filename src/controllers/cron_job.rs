@@ -11,11 +11,19 @@
 //!   clock boots in 1970 until NTP answers): nothing fires until it is. The same holds
 //!   for a clock that reads earlier than the CronJob's creation or last scheduled time.
 //!
+//! - The schedule is read on the wall clock of `spec.timeZone` (UTC without one), as
+//!   robfig/cron reads it for Kubernetes ([`Schedule::next_in`]: a local time skipped
+//!   in spring does not fire that day, one repeated in autumn fires twice). A zone the
+//!   scope could not load (its file gone from the board since the apply) makes a
+//!   Warning `UnknownTimeZone`, Kubernetes' event, and nothing fires until it loads
+//!   (looked for again every minute: [`ZONE_RETRY_SECS`]).
+//!
 //! The Jobs are named `<cronjob>-<scheduled time in minutes since the epoch>`, so a time
-//! is never run twice, even by two passes that raced. Schedules are in UTC.
+//! is never run twice, even by two passes that raced; `status.lastScheduleTime` is in
+//! UTC whatever the zone.
 
 use super::{key_of, Change, Note, World};
-use crate::model::{CronJob, CronJobStatus, Job, Object, ObjectReference, Schedule};
+use crate::model::{CronJob, CronJobStatus, Job, Object, ObjectReference, Schedule, Zone};
 
 const COMPONENT: &str = "cronjob-controller";
 
@@ -33,8 +41,19 @@ pub fn reconcile(cron_job: &CronJob, world: &World) -> Vec<Change> {
         .collect();
     let mut changes = prune_history(cron_job, &jobs);
     let mut status = observed_status(cron_job, &jobs);
-    if let Some(due) = due_time(cron_job, world) {
-        changes.extend(run(cron_job, &jobs, due, &mut status));
+    match zone_of(cron_job, world) {
+        Ok(zone) => {
+            if let Some(due) = due_time(cron_job, &zone, world) {
+                changes.extend(run(cron_job, &jobs, due, &mut status));
+            }
+        }
+        Err(problem) => changes.push(Note::warning(
+            "CronJob",
+            &cron_job.metadata,
+            "UnknownTimeZone",
+            problem,
+            COMPONENT,
+        )),
     }
     if status != cron_job.status {
         changes.push(Change::Status {
@@ -75,8 +94,24 @@ fn observed_status(cron_job: &CronJob, jobs: &[&Job]) -> CronJobStatus {
     status
 }
 
+/// The zone `cron_job`'s schedule is read in, or Kubernetes' event message for one the
+/// scope could not load.
+fn zone_of(cron_job: &CronJob, world: &World) -> Result<Zone, String> {
+    let Some(name) = cron_job.spec.time_zone.as_deref() else {
+        return Ok(Zone::utc());
+    };
+    match world.time_zones.get(name) {
+        Some(Ok(zone)) => Ok(zone.clone()),
+        Some(Err(problem)) => Err(format!("invalid timeZone: {name:?}: {problem}")),
+        None => Err(format!(
+            "invalid timeZone: {name:?}: {}",
+            crate::model::zone::unknown(name)
+        )),
+    }
+}
+
 /// The scheduled time to run now (Unix seconds), if one has come and may still run.
-fn due_time(cron_job: &CronJob, world: &World) -> Option<i64> {
+fn due_time(cron_job: &CronJob, zone: &Zone, world: &World) -> Option<i64> {
     if cron_job.spec.suspend || world.now_secs < SANE_CLOCK {
         return None;
     }
@@ -91,7 +126,7 @@ fn due_time(cron_job: &CronJob, world: &World) -> Option<i64> {
         Some(covered) => since.max(*covered),
         None => since,
     };
-    let latest = most_recent(&schedule, since, world.now_secs)?;
+    let latest = most_recent(&schedule, zone, since, world.now_secs)?;
     let late = world.now_secs - latest;
     match cron_job.spec.starting_deadline_seconds {
         Some(deadline) if late > deadline => None,
@@ -101,10 +136,10 @@ fn due_time(cron_job: &CronJob, world: &World) -> Option<i64> {
 
 /// The last time `schedule` fires in `(since, now]`. A schedule missed for more than a
 /// year is looked at over its last year only.
-fn most_recent(schedule: &Schedule, since: i64, now: i64) -> Option<i64> {
+fn most_recent(schedule: &Schedule, zone: &Zone, since: i64, now: i64) -> Option<i64> {
     let mut at = since.max(now - 400 * 24 * 3600);
     let mut latest = None;
-    while let Some(next) = schedule.next_after(at).filter(|next| *next <= now) {
+    while let Some(next) = schedule.next_in(at, zone).filter(|next| *next <= now) {
         latest = Some(next);
         at = next;
     }
@@ -195,14 +230,22 @@ fn prune_history(cron_job: &CronJob, jobs: &[&Job]) -> Vec<Change> {
     changes
 }
 
-/// When `cron_job` next fires (Unix seconds), for a scope that sleeps until then.
-pub fn next_change(cron_job: &CronJob, now: i64) -> Option<i64> {
+/// How long a scope waits before it looks again for a zone that did not load (tzdata
+/// installed since, say): a board sleeping until then would not notice otherwise.
+pub const ZONE_RETRY_SECS: i64 = 60;
+
+/// When `cron_job` next fires (Unix seconds), for a scope that sleeps until then; while
+/// its zone does not load, when to look for it again.
+pub fn next_change(cron_job: &CronJob, world: &World) -> Option<i64> {
     if cron_job.spec.suspend {
         return None;
     }
+    let Ok(zone) = zone_of(cron_job, world) else {
+        return Some(world.now_secs + ZONE_RETRY_SECS);
+    };
     Schedule::parse(&cron_job.spec.schedule)
         .ok()?
-        .next_after(now.max(SANE_CLOCK))
+        .next_in(world.now_secs.max(SANE_CLOCK), &zone)
 }
 
 fn seconds(text: &str) -> Option<i64> {

@@ -2,8 +2,9 @@
 
 use serde_json::json;
 
-use super::cron_job::{next_change, reconcile, SANE_CLOCK};
-use super::{Change, World};
+use super::cron_job::{next_change, reconcile, SANE_CLOCK, ZONE_RETRY_SECS};
+use super::{Change, Note, World};
+use crate::api::zoneinfo::read_zone;
 use crate::model::{CronJob, CronJobStatus, Job, JobCondition, Object};
 use crate::store::Key;
 
@@ -110,7 +111,10 @@ fn fires_each_scheduled_minute_once() {
         created_jobs(&changes)[0].metadata.name,
         format!("upload-{}", T0 / 60 + 1)
     );
-    assert_eq!(next_change(&ran, T0 + 61), Some(T0 + 120));
+    assert_eq!(
+        next_change(&ran, &world(&ran, Vec::new(), T0 + 61)),
+        Some(T0 + 120)
+    );
 }
 
 #[test]
@@ -158,7 +162,10 @@ fn nothing_fires_before_the_clock_is_set_or_while_suspended() {
     let mut suspended = every.clone();
     suspended.spec.suspend = true;
     assert!(created_jobs(&reconcile(&suspended, &world(&suspended, Vec::new(), T0))).is_empty());
-    assert_eq!(next_change(&suspended, T0), None);
+    assert_eq!(
+        next_change(&suspended, &world(&suspended, Vec::new(), T0)),
+        None
+    );
 }
 
 #[test]
@@ -209,4 +216,113 @@ fn a_stand_in_fires_only_times_after_what_is_covered() {
     let jobs = created_jobs(&reconcile(&every, &world));
     assert_eq!(jobs.len(), 1);
     assert_eq!(jobs[0].metadata.name, format!("upload-{}", T0 / 60 + 30));
+}
+
+fn at(text: &str) -> i64 {
+    let time = humantime::parse_rfc3339(text).unwrap();
+    super::driver::unix_seconds(time)
+}
+
+/// `cron_job`'s world at `now`, with its time zone as the scope loads it from Debian's
+/// tzdata (scripts/setup installs it).
+fn zoned_world(cron_job: &CronJob, now: i64) -> World {
+    let mut w = world(cron_job, Vec::new(), now);
+    if let Some(name) = &cron_job.spec.time_zone {
+        let root = std::path::Path::new("/usr/share/zoneinfo");
+        w.time_zones.insert(name.clone(), read_zone(root, name));
+    }
+    w
+}
+
+#[test]
+fn nine_in_new_york_fires_at_fourteen_utc_in_winter_and_thirteen_in_summer() {
+    let mut nine = cron_job(json!({"schedule": "0 9 * * *", "timeZone": "America/New_York"}));
+    // Created 2026-12-03T09:30Z: 9:00 in New York is 14:00 UTC in December.
+    let before = reconcile(&nine, &zoned_world(&nine, at("2026-12-03T13:59:50Z")));
+    assert!(created_jobs(&before).is_empty());
+    assert_eq!(
+        next_change(&nine, &zoned_world(&nine, at("2026-12-03T13:00:00Z"))),
+        Some(at("2026-12-03T14:00:00Z"))
+    );
+    let changes = reconcile(&nine, &zoned_world(&nine, at("2026-12-03T14:00:10Z")));
+    let name = format!("upload-{}", at("2026-12-03T14:00:00Z") / 60);
+    assert_eq!(created_jobs(&changes)[0].metadata.name, name);
+    assert_eq!(
+        status(&changes).unwrap().last_schedule_time.as_deref(),
+        Some("2026-12-03T14:00:00Z")
+    );
+    // In July, daylight saving time: 13:00 UTC.
+    nine.status.last_schedule_time = Some("2027-07-09T13:00:00Z".into());
+    let changes = reconcile(&nine, &zoned_world(&nine, at("2027-07-10T13:00:05Z")));
+    assert_eq!(
+        status(&changes).unwrap().last_schedule_time.as_deref(),
+        Some("2027-07-10T13:00:00Z")
+    );
+    assert_eq!(
+        next_change(&nine, &zoned_world(&nine, at("2027-07-10T13:00:05Z"))),
+        Some(at("2027-07-11T13:00:00Z"))
+    );
+}
+
+#[test]
+fn the_hour_berlin_repeats_in_autumn_runs_twice_with_two_jobs() {
+    let mut night = cron_job(json!({"schedule": "30 2 * * *", "timeZone": "Europe/Berlin"}));
+    night.status.last_schedule_time = Some("2027-10-31T00:30:00Z".into()); // 02:30 CEST
+    let changes = reconcile(&night, &zoned_world(&night, at("2027-10-31T01:30:05Z")));
+    // 02:30 CET, an hour later, under its own name.
+    assert_eq!(
+        created_jobs(&changes)[0].metadata.name,
+        format!("upload-{}", at("2027-10-31T01:30:00Z") / 60)
+    );
+    assert_eq!(
+        status(&changes).unwrap().last_schedule_time.as_deref(),
+        Some("2027-10-31T01:30:00Z")
+    );
+    // In spring the 02:30 that does not exist is skipped: from Saturday's run, the next
+    // is Monday's.
+    night.status.last_schedule_time = Some("2027-03-27T01:30:00Z".into()); // 02:30 CET
+    assert_eq!(
+        next_change(&night, &zoned_world(&night, at("2027-03-27T12:00:00Z"))),
+        Some(at("2027-03-29T00:30:00Z"))
+    );
+    let sunday = reconcile(&night, &zoned_world(&night, at("2027-03-28T12:00:00Z")));
+    assert!(created_jobs(&sunday).is_empty());
+}
+
+#[test]
+fn a_zone_the_scope_cannot_load_warns_and_fires_nothing() {
+    let lost = cron_job(json!({"schedule": "* * * * *", "timeZone": "Mars/Olympus"}));
+    // Loaded and failed (the file gone since the apply), or never looked up: the same.
+    for w in [
+        zoned_world(&lost, T0 + 10),
+        world(&lost, Vec::new(), T0 + 10),
+    ] {
+        let changes = reconcile(&lost, &w);
+        assert!(created_jobs(&changes).is_empty());
+        let warning = changes.iter().find_map(|c| match c {
+            Change::Event(note) => Some(note.as_ref().clone()),
+            _ => None,
+        });
+        assert_eq!(
+            warning,
+            Some(Note {
+                kind: "CronJob".into(),
+                namespace: "default".into(),
+                name: "upload".into(),
+                uid: "uid-cj".into(),
+                warning: true,
+                reason: "UnknownTimeZone",
+                message: "invalid timeZone: \"Mars/Olympus\": unknown time zone Mars/Olympus"
+                    .into(),
+                component: "cronjob-controller",
+            })
+        );
+        // Looked for again a minute later.
+        assert_eq!(next_change(&lost, &w), Some(T0 + 10 + ZONE_RETRY_SECS));
+    }
+    // A zone that loads after all: it fires again.
+    let mut found = zoned_world(&lost, T0 + 10);
+    let berlin = read_zone(std::path::Path::new("/usr/share/zoneinfo"), "Europe/Berlin");
+    found.time_zones.insert("Mars/Olympus".into(), berlin);
+    assert_eq!(created_jobs(&reconcile(&lost, &found)).len(), 1);
 }

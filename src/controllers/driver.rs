@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::{Change, Note, World};
 use crate::api::events::{EventLog, Involved};
+use crate::api::zoneinfo::ZoneInfo;
 use crate::model::EventType;
 use crate::model::{Object, Pod, PodStatus};
 use crate::store::{Key, Record, Store};
@@ -96,6 +97,16 @@ pub fn load(store: &Store, now: SystemTime) -> anyhow::Result<World> {
         }
     }
     Ok(world)
+}
+
+/// Adds the time zones the world's CronJobs name, loaded from `zones` (the scope's
+/// zoneinfo directory): the controllers are pure and read no files.
+pub fn add_time_zones(world: &mut World, zones: &ZoneInfo) {
+    let names = world
+        .cron_jobs
+        .iter()
+        .filter_map(|cron_job| cron_job.spec.time_zone.as_deref());
+    world.time_zones = zones.load_all(names);
 }
 
 /// A world for showing Deployments and ReplicaSets with their status: their

@@ -19,7 +19,7 @@ use std::collections::{HashMap, HashSet};
 use crate::model::{
     ControllerRevision, CronJob, DaemonSet, Deployment, Endpoints, Job, LimitRange, Namespace,
     Object, PersistentVolumeClaim, Pod, PriorityClass, ReplicaSet, ReplicationController,
-    ResourceQuota, Service, StatefulSet,
+    ResourceQuota, Service, StatefulSet, Zone,
 };
 use crate::store::Key;
 
@@ -189,6 +189,9 @@ pub struct World {
     /// reach), by uid: the Unix time up to which the scope that normally runs it has
     /// already run or decided its scheduled times. Only later times may fire here.
     pub cron_covered_until: HashMap<String, i64>,
+    /// The time zones CronJobs name in `spec.timeZone`, as the scope loaded them from its
+    /// zoneinfo directory, or why it could not ([`driver::add_time_zones`]).
+    pub time_zones: HashMap<String, Result<Zone, String>>,
     pub controller_revisions: Vec<ControllerRevision>,
     pub pods: Vec<Pod>,
     /// The nodes DaemonSets place pods on (filled only when there are DaemonSets).

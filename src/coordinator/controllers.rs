@@ -148,6 +148,7 @@ fn pass(c: &Coordinator) -> anyhow::Result<bool> {
     let mut world = {
         let store = c.store();
         let mut world = driver::load(&store, SystemTime::now())?;
+        driver::add_time_zones(&mut world, &c.zones);
         observe_reported(&mut world);
         world.pod_ips = reported_pod_ips(&world.pods);
         world

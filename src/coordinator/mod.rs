@@ -47,6 +47,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::api::events::EventLog;
+use crate::api::zoneinfo::ZoneInfo;
 use crate::store::Store;
 
 pub use crate::controllers::scheduler::{
@@ -111,6 +112,8 @@ pub struct Coordinator {
     pub started: String,
     /// When the join tokens were last read again on a miss ([`Coordinator::check_join_token`]).
     auth_reloaded: Mutex<Option<Instant>>,
+    /// The time zones the fleet's CronJobs name, from this machine's zoneinfo directory.
+    pub zones: ZoneInfo,
 }
 
 /// The platforms an image's registry offers (`None`: unknown).
@@ -348,6 +351,7 @@ pub fn run(options: CoordinatorOptions) -> anyhow::Result<()> {
         url: url.clone(),
         started: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
         auth_reloaded: Mutex::new(None),
+        zones: ZoneInfo::system(),
     });
     peers::spawn(&coordinator)?;
     controllers::spawn(Arc::clone(&coordinator), wake_rx)?;

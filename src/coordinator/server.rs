@@ -544,6 +544,7 @@ impl Resources for Coordinator {
             pod_security_level: options.pod_security_level,
             service_cidr: options.service_cidr,
             node_port_range: options.node_port_range,
+            zoneinfo: crate::api::zoneinfo::system_root(),
         }
     }
 

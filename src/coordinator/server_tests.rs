@@ -81,6 +81,7 @@ fn test_coordinator() -> TestCoordinator {
         url: "https://127.0.0.1:6443".to_string(),
         started: "2026-12-03T00:00:00Z".to_string(),
         auth_reloaded: Mutex::new(None),
+        zones: crate::api::zoneinfo::ZoneInfo::system(),
     };
     TestCoordinator {
         coordinator: Arc::new(coordinator),

@@ -5,8 +5,12 @@
 //! and the day of week are restricted, a day matching either fires.
 //!
 //! Times are Unix seconds in UTC; a schedule fires at the start of a matching minute.
+//! Its fields are read on UTC's clock ([`Schedule::next_after`]) or on a time zone's
+//! wall clock ([`Schedule::next_in`], for `spec.timeZone`).
 
 use std::fmt;
+
+use super::zone::Zone;
 
 /// A parsed schedule: the set of allowed values of each field, as bit masks.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -139,6 +143,35 @@ impl Schedule {
                 continue;
             }
             return Some(minute * 60);
+        }
+        None
+    }
+
+    /// The first time this schedule fires strictly after `after` (Unix seconds) with its
+    /// fields read on `zone`'s wall clock: the first instant whose local time matches.
+    ///
+    /// That is what robfig/cron, Kubernetes' schedule library, finds, as it steps an
+    /// instant forward and reads its local time: a local time the clocks skip when they
+    /// spring forward does not fire that day (`30 2 * * *` in Europe/Berlin skips the
+    /// last Sunday of March), and one they repeat when they fall back fires twice, once
+    /// in each offset (the last Sunday of October at 02:30 CEST and again at 02:30 CET).
+    ///
+    /// The search walks the stretches of constant offset between the zone's transitions,
+    /// and within each searches local time with [`Schedule::next_after`]'s arithmetic.
+    pub fn next_in(&self, after: i64, zone: &Zone) -> Option<i64> {
+        let limit = after.saturating_add(8 * 366 * 24 * 3600);
+        // The stretch searched starts at `start`, the first instant that may fire.
+        let mut start = after.saturating_add(1);
+        while start < limit {
+            let offset = zone.offset_at(start);
+            let end = zone.next_transition(start).unwrap_or(i64::MAX);
+            let local = self.next_after(start.saturating_sub(1).saturating_add(offset))?;
+            let instant = local - offset;
+            if instant < end {
+                return Some(instant);
+            }
+            // No match before the offset changes: go on from the change.
+            start = end;
         }
         None
     }

@@ -56,6 +56,7 @@ pub mod stateful_set;
 mod validate;
 mod volume;
 mod warnings;
+pub mod zone;
 
 pub use board::{
     parse_board_profile, BoardProfile, BoardProfileError, CgroupNotes, DeviceHint, Platform,
@@ -161,6 +162,7 @@ pub use stateful_set::{
     StatefulSetStatus, StatefulSetUpdateStrategy,
 };
 pub use warnings::warnings;
+pub use zone::Zone;
 
 pub use volume::{
     octal_mode, ConfigMapProjection, ConfigMapVolumeSource, DownwardApiProjection,

@@ -4,7 +4,7 @@ use serde_json::Value;
 
 use super::checker::{get, Checker};
 use super::deployment::check_template;
-use crate::model::Schedule;
+use crate::model::{zone, Schedule};
 use failure_policy::check_pod_failure_policy;
 
 const JOB_FIELDS: [&str; 14] = [
@@ -34,9 +34,6 @@ const CRON_JOB_FIELDS: [&str; 8] = [
     "successfulJobsHistoryLimit",
     "failedJobsHistoryLimit",
 ];
-
-/// The time zones a schedule may name: berth's schedules run in UTC.
-const TIME_ZONES: [&str; 3] = ["UTC", "Etc/UTC", "Etc/GMT"];
 
 pub(super) fn check_job_spec(c: &mut Checker, value: Option<&Value>, path: &str) {
     let Some(value) = value else {
@@ -131,18 +128,18 @@ pub(super) fn check_cron_job_spec(c: &mut Checker, value: Option<&Value>) {
         None => c.required("spec.schedule"),
         Some(value) => {
             if let Some(text) = c.string(value, "spec.schedule") {
-                if let Err(err) = Schedule::parse(text) {
-                    c.error("spec.schedule", format!("invalid value {text:?}: {err}"));
-                }
+                check_schedule(c, text);
             }
         }
     }
+    // What the name alone tells; whether its zone file exists is for admission to say
+    // (the API's `zoneinfo`), as only an edge reads files.
     if let Some(value) = get(spec, "timeZone") {
         if let Some(zone) = c.string(value, "spec.timeZone") {
-            if !TIME_ZONES.contains(&zone) {
+            if let Some(problem) = zone::name_problem(zone) {
                 c.error(
                     "spec.timeZone",
-                    format!("unsupported time zone {zone:?}: berth runs schedules in UTC only"),
+                    format!("invalid value {zone:?}: {problem}"),
                 );
             }
         }
@@ -189,6 +186,35 @@ pub(super) fn check_cron_job_spec(c: &mut Checker, value: Option<&Value>) {
     check_job_spec(c, get(template, "spec"), "spec.jobTemplate.spec");
 }
 
+/// A schedule parses, and names no time zone of its own: Kubernetes refuses `TZ=` and
+/// `CRON_TZ=` prefixes in new schedules since `spec.timeZone` (and berth never took them).
+fn check_schedule(c: &mut Checker, text: &str) {
+    let mut fields = text;
+    if text.contains("TZ") {
+        c.error(
+            "spec.schedule",
+            format!(
+                "invalid value {text:?}: cannot use TZ or CRON_TZ in schedule, use timeZone \
+                 field instead"
+            ),
+        );
+        // The fields after a `TZ=<zone>` prefix are still checked, as Kubernetes' parser
+        // reads past it.
+        let trimmed = text.trim_start();
+        if trimmed.starts_with("TZ=") || trimmed.starts_with("CRON_TZ=") {
+            fields = trimmed
+                .split_once(char::is_whitespace)
+                .map_or("", |(_, rest)| rest);
+        }
+    }
+    if let Err(err) = Schedule::parse(fields) {
+        c.error("spec.schedule", format!("invalid value {text:?}: {err}"));
+    }
+}
+
+#[cfg(test)]
+#[path = "cron_job_tests.rs"]
+mod cron_job_tests;
 #[path = "job_failure_policy.rs"]
 mod failure_policy;
 #[path = "job_indexes.rs"]
