@@ -176,6 +176,14 @@ fn containers_of_a_sharing_pod_see_reach_and_signal_each_other() {
         code != 0 || out.trim().is_empty(),
         "the holder's root: {out}"
     );
+    for probe in [
+        "readlink /proc/1/ns/net",
+        "cat /proc/1/environ",
+        "readlink /proc/1/fd/0",
+    ] {
+        let (code, out, _) = in_shell(&agent, "shared", probe);
+        assert_ne!(code, 0, "{probe} reached into the holder: {out}");
+    }
 
     // A signal from the shell ends the app's sleep, and the app restarts beside it.
     let (code, _, err) = in_shell(&agent, "shared", &format!("kill {app}"));
