@@ -224,6 +224,7 @@ impl Agent {
                 machine_memory(),
             )),
             host_network: pod.spec.host_network,
+            share_process_namespace: pod.spec.share_process_namespace == Some(true),
             log_path: self
                 .logs_dir(namespace, &pod.metadata.name, &pod.metadata.uid)
                 .join(name)

@@ -328,8 +328,9 @@ impl Agent {
     /// The pod's namespaces, and its place on the pod network unless it uses the host's.
     fn ensure_sandbox(&self, pod_uid: &str, pod: &Pod) -> anyhow::Result<()> {
         let hostname = pod.spec.hostname.as_deref().unwrap_or(&pod.metadata.name);
+        let share_pid = pod.spec.share_process_namespace == Some(true);
         self.runtime
-            .create_sandbox(pod_uid, hostname, pod.spec.host_network)?;
+            .create_sandbox(pod_uid, hostname, pod.spec.host_network, share_pid)?;
         if !pod.spec.host_network && self.options.network.enabled() && self.network().is_none() {
             anyhow::bail!("the pod network has not started yet (waiting for the coordinator to name this board's pod CIDR)");
         }

@@ -103,6 +103,10 @@ spec:
     assert_eq!(app.cpu_limit_millis, Some(500));
     assert_eq!(side.memory_limit_bytes, None);
     assert_eq!(app.pids_limit, Some(1024));
+    assert!(
+        !app.share_process_namespace,
+        "each container its own PID namespace"
+    );
     let logs = test
         .dir
         .path()
@@ -122,6 +126,31 @@ spec:
         assert_eq!(status["restartCount"], 0);
         assert!(status["state"]["running"]["startedAt"].is_string());
     }
+}
+
+#[test]
+fn a_pod_sharing_its_process_namespace_asks_the_sandbox_and_its_containers_for_it() {
+    let test = test_agent(LONG);
+    let yaml = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: shared}
+spec:
+  shareProcessNamespace: true
+  containers:
+  - {name: app, image: {image}}
+  - {name: shell, image: {image}}
+"#
+    .replace("{image}", IMAGE);
+    let uid = start_pod(&test, "shared", &yaml, 2);
+    let calls = test.runtime.calls();
+    position(&calls, &format!("create_sandbox {uid} shared-pid"));
+    let configs = test.runtime.list_containers().unwrap();
+    assert_eq!(configs.len(), 2);
+    assert!(
+        configs.iter().all(|i| i.config.share_process_namespace),
+        "every container joins the pod's PID namespace"
+    );
 }
 
 #[test]
@@ -390,7 +419,9 @@ fn containers_of_a_pod_the_store_does_not_know_are_stopped_and_removed() {
     let uid = "0f8e2a4c-1d2b-4e5f-8a9b-0c1d2e3f4a5b";
     let mut config = fake::test_config(&instance_id(uid, "app", "3f2a1b9c0d", 0));
     config.pod_uid = uid.to_owned();
-    test.runtime.create_sandbox(uid, "gone", false).unwrap();
+    test.runtime
+        .create_sandbox(uid, "gone", false, false)
+        .unwrap();
     test.runtime.start_container(&config).unwrap();
 
     reconcile_until(&test.agent, "the orphan is gone", || {

@@ -122,6 +122,9 @@ pub enum Command {
     /// Supervise one container (started by the agent; not for people)
     #[command(hide = true)]
     Shim { container_dir: std::path::PathBuf },
+    /// Hold a pod's shared PID namespace (started by the agent; not for people)
+    #[command(hide = true)]
+    PidHolder { ns_dir: std::path::PathBuf },
     /// Run a process in a container (started by the agent; not for people)
     #[command(hide = true, disable_help_flag = true)]
     ExecHelper {
@@ -224,6 +227,9 @@ pub fn main() -> i32 {
         Command::ExecHelper { args } => {
             return crate::runtime::exec::exec_helper_main(&args);
         }
+        Command::PidHolder { ns_dir } => {
+            return crate::runtime::pid_holder::pid_holder_main(&ns_dir);
+        }
     };
     report(result)
 }
@@ -295,6 +301,7 @@ impl GlobalOptions {
                 | Command::Version
                 | Command::Shim { .. }
                 | Command::ExecHelper { .. }
+                | Command::PidHolder { .. }
         );
         if self.namespace.is_some() || !talks_to_server {
             return Ok(());

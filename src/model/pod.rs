@@ -32,6 +32,10 @@ pub struct PodSpec {
     pub node_selector: BTreeMap<String, String>,
     #[serde(skip_serializing_if = "crate::model::is_default")]
     pub host_network: bool,
+    /// All containers of the pod in one PID namespace, whose PID 1 is the sandbox's
+    /// holder: they see and may signal each other's processes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub share_process_namespace: Option<bool>,
     pub termination_grace_period_seconds: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub node_name: Option<String>,
@@ -112,6 +116,7 @@ impl Default for PodSpec {
             restart_policy: "Always".into(),
             node_selector: BTreeMap::new(),
             host_network: false,
+            share_process_namespace: None,
             termination_grace_period_seconds: 30,
             node_name: None,
             image_pull_secrets: Vec::new(),

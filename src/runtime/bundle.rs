@@ -25,12 +25,14 @@ const DEFAULT_PIDS_LIMIT: i64 = 1024;
 const NOFILE_LIMIT: u64 = 65_536;
 
 /// Paths of the pod's shared namespaces. `None` means "the host's" (host network pods share
-/// the host's network and UTS namespaces).
+/// the host's network and UTS namespaces), except for `pid`: there it means a new one of
+/// the container's own, unless the pod shares its process namespace.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct SandboxNamespaces {
     pub(crate) net: Option<PathBuf>,
     pub(crate) ipc: PathBuf,
     pub(crate) uts: Option<PathBuf>,
+    pub(crate) pid: Option<PathBuf>,
 }
 
 /// Host facts the spec depends on.
@@ -221,7 +223,7 @@ fn namespace(typ: LinuxNamespaceType, path: Option<&Path>) -> Result<LinuxNamesp
 
 fn namespaces(sandbox: &SandboxNamespaces) -> Result<Vec<LinuxNamespace>, String> {
     let mut list = vec![
-        namespace(LinuxNamespaceType::Pid, None)?,
+        namespace(LinuxNamespaceType::Pid, sandbox.pid.as_deref())?,
         namespace(LinuxNamespaceType::Mount, None)?,
         namespace(LinuxNamespaceType::Ipc, Some(&sandbox.ipc))?,
     ];
@@ -415,6 +417,7 @@ mod tests {
             pids_limit: None,
             oom_score_adj: None,
             host_network: false,
+            share_process_namespace: false,
             log_path: "/logs/c1.log".into(),
             log_max_bytes: 1 << 20,
             log_max_files: 2,
@@ -437,6 +440,7 @@ mod tests {
             net: Some("/s/ns/net".into()),
             ipc: "/s/ns/ipc".into(),
             uts: Some("/s/ns/uts".into()),
+            pid: None,
         }
     }
 
@@ -527,6 +531,7 @@ mod tests {
             net: None,
             ipc: "/s/ns/ipc".into(),
             uts: None,
+            pid: None,
         };
         let spec = build_spec(&config(), Path::new("/r"), &host, "/b/c1", V1).unwrap();
         let namespaces = spec.linux().as_ref().unwrap().namespaces().clone().unwrap();
@@ -536,6 +541,22 @@ mod tests {
         assert!(!namespaces
             .iter()
             .any(|n| n.typ() == LinuxNamespaceType::Uts));
+    }
+
+    #[test]
+    fn a_shared_process_namespace_is_joined_by_path() {
+        let shared = SandboxNamespaces {
+            pid: Some("/s/ns/pid".into()),
+            ..sandbox()
+        };
+        let spec = build_spec(&config(), Path::new("/r"), &shared, "/b/c1", V1).unwrap();
+        let namespaces = spec.linux().as_ref().unwrap().namespaces().clone().unwrap();
+        let pid: Vec<_> = namespaces
+            .iter()
+            .filter(|n| n.typ() == LinuxNamespaceType::Pid)
+            .collect();
+        assert_eq!(pid.len(), 1, "one pid namespace entry: {namespaces:?}");
+        assert_eq!(pid[0].path().as_deref(), Some(Path::new("/s/ns/pid")));
     }
 
     #[test]

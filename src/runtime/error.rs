@@ -30,6 +30,8 @@ pub enum RuntimeError {
     NotFound { id: String },
     #[error("sandbox of pod {pod_uid} not found")]
     SandboxNotFound { pod_uid: String },
+    #[error("the process namespace of pod {pod_uid}: {reason}")]
+    ProcessNamespace { pod_uid: String, reason: String },
     #[error("container {id} is still running")]
     StillRunning { id: String },
     #[error("container {id} is not running ({state})")]

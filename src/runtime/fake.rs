@@ -146,9 +146,14 @@ impl Runtime for FakeRuntime {
         pod_uid: &str,
         _hostname: &str,
         _host_network: bool,
+        share_pid: bool,
     ) -> Result<(), RuntimeError> {
         let mut state = self.lock();
-        state.calls.push(format!("create_sandbox {pod_uid}"));
+        // A shared PID namespace is told apart, so tests can see the pod's flag arrive.
+        let shared = if share_pid { " shared-pid" } else { "" };
+        state
+            .calls
+            .push(format!("create_sandbox {pod_uid}{shared}"));
         state.sandboxes.insert(pod_uid.to_string());
         Ok(())
     }
@@ -328,6 +333,7 @@ pub fn test_config(id: &str) -> ContainerConfig {
         pids_limit: None,
         oom_score_adj: None,
         host_network: false,
+        share_process_namespace: false,
         log_path: "/l".into(),
         log_max_bytes: 1,
         log_max_files: 1,
@@ -356,7 +362,7 @@ mod tests {
             rt.start_container(&test_config("c1")),
             Err(RuntimeError::SandboxNotFound { .. })
         ));
-        rt.create_sandbox("u1", "p", false).unwrap();
+        rt.create_sandbox("u1", "p", false, false).unwrap();
         let info = rt.start_container(&test_config("c1")).unwrap();
         assert!(matches!(info.state, ContainerState::Running { .. }));
         assert!(matches!(
@@ -376,7 +382,7 @@ mod tests {
     #[test]
     fn simulated_failures_and_oom() {
         let rt = FakeRuntime::new();
-        rt.create_sandbox("u1", "p", false).unwrap();
+        rt.create_sandbox("u1", "p", false, false).unwrap();
         rt.fail_starts_of("web", "exec format error");
         assert!(matches!(
             rt.start_container(&test_config("c1")),
@@ -396,7 +402,7 @@ mod tests {
     #[test]
     fn exec_runs_on_the_host_or_returns_the_set_code() {
         let rt = FakeRuntime::new();
-        rt.create_sandbox("u1", "p", false).unwrap();
+        rt.create_sandbox("u1", "p", false, false).unwrap();
         rt.start_container(&test_config("c1")).unwrap();
         let spec = ExecSpec {
             args: vec!["echo".into(), "$X".into()],

@@ -18,9 +18,9 @@ use super::files::{self, Layout, ShimSettings};
 use super::rootfs::{mount_overlay, unmount_rootfs};
 use super::termination::with_termination_log;
 use super::{
-    container_cgroup_path, exec, is_valid_container_id, orphans, pod_cgroup, procfs, sandbox,
-    ContainerConfig, ContainerInfo, ContainerState, ExecSpec, ExitInfo, Runtime, RuntimeConfig,
-    RuntimeError,
+    container_cgroup_path, exec, is_valid_container_id, orphans, pid_holder, pod_cgroup, procfs,
+    sandbox, ContainerConfig, ContainerInfo, ContainerState, ExecSpec, ExitInfo, Runtime,
+    RuntimeConfig, RuntimeError,
 };
 
 /// How long `start_container` waits for the shim to report the container running.
@@ -65,6 +65,7 @@ impl LibcontainerRuntime {
         };
         runtime.discard_unfinished_dirs();
         runtime.remove_orphaned_cgroups();
+        pid_holder::kill_orphans(&runtime.layout.pods_dir());
         Ok(runtime)
     }
 
@@ -161,7 +162,12 @@ impl LibcontainerRuntime {
             },
         )?;
         self.apply_pod_limits(cfg)?;
-        let sandbox = sandbox::namespaces_for(&self.layout, &cfg.pod_uid, cfg.host_network)?;
+        let sandbox = sandbox::namespaces_for(
+            &self.layout,
+            &cfg.pod_uid,
+            cfg.host_network,
+            cfg.share_process_namespace,
+        )?;
         for sub in [
             files::UPPER_DIR,
             files::WORK_DIR,
@@ -383,8 +389,13 @@ impl Runtime for LibcontainerRuntime {
         pod_uid: &str,
         hostname: &str,
         host_network: bool,
+        share_pid: bool,
     ) -> Result<(), RuntimeError> {
-        sandbox::create(&self.layout, pod_uid, hostname, host_network)
+        sandbox::create(&self.layout, pod_uid, hostname, host_network)?;
+        if share_pid {
+            sandbox::ensure_pid_namespace(&self.layout, pod_uid, &self.config.shim_exe)?;
+        }
+        Ok(())
     }
 
     fn remove_sandbox(&self, pod_uid: &str) -> Result<(), RuntimeError> {

@@ -38,6 +38,9 @@
 //! hostname, brings up loopback, and bind-mounts its `/proc/thread-self/ns/*` files onto
 //! files under `<state>/pods/<pod_uid>/ns/` (like `ip netns add`). Containers join them by
 //! path in their OCI spec; each container gets its own mount and PID namespace and cgroup.
+//! A pod with `shareProcessNamespace` also gets a PID namespace, which needs a process as
+//! its PID 1: a small holder, cloned by `berth pid-holder` (see [`pid_holder`]), plays
+//! the pause container's part there, and the containers join it by path too.
 //!
 //! # Exec
 //!
@@ -83,7 +86,8 @@
 //! `started_at`, `init.pid`, `exit.json` ([`ExitInfo`]), `shim.log` (the shim's own
 //! messages), `exec-<helper pid>.json` (an exec helper's process spec while it starts).
 //! `libcontainer` keeps its state under `<state>/runtime/`, sandboxes live in
-//! `<state>/pods/<pod_uid>/ns/{net,ipc,uts}`. All our files are written atomically
+//! `<state>/pods/<pod_uid>/ns/{net,ipc,uts}` (and `pid` with `pid-holder.pid` for a
+//! shared process namespace). All our files are written atomically
 //! (temporary file + rename) so a crash never leaves a half-written record.
 
 mod bundle;
@@ -96,6 +100,7 @@ mod files;
 mod libcontainer_runtime;
 mod logfile;
 mod orphans;
+pub mod pid_holder;
 mod pod_cgroup;
 mod procfs;
 mod rootfs;
@@ -159,6 +164,10 @@ pub struct ContainerConfig {
     #[serde(default)]
     pub oom_score_adj: Option<i32>,
     pub host_network: bool,
+    /// The pod's `shareProcessNamespace`: the container joins the pod's PID namespace
+    /// (held by the sandbox's holder process) instead of getting one of its own.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub share_process_namespace: bool,
     pub log_path: PathBuf,
     pub log_max_bytes: u64,
     pub log_max_files: u32,
@@ -318,14 +327,18 @@ pub struct ContainerInfo {
 /// The container runtime as the agent sees it. All methods block; call them off the async
 /// executor's threads.
 pub trait Runtime: Send + Sync {
-    /// Creates the pod's shared namespaces; idempotent.
+    /// Creates the pod's shared namespaces; idempotent. With `share_pid` also a PID
+    /// namespace, and its holder process; one whose holder has died is made anew (every
+    /// process in it died with the holder).
     fn create_sandbox(
         &self,
         pod_uid: &str,
         hostname: &str,
         host_network: bool,
+        share_pid: bool,
     ) -> Result<(), RuntimeError>;
-    /// Releases the pod's namespaces and removes its directory; idempotent.
+    /// Releases the pod's namespaces (killing the PID namespace's holder, and anything
+    /// left in that namespace) and removes its directory; idempotent.
     fn remove_sandbox(&self, pod_uid: &str) -> Result<(), RuntimeError>;
     fn list_sandboxes(&self) -> Result<Vec<String>, RuntimeError>;
     /// Prepares and starts a container; returns once it runs or has already exited.

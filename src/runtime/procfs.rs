@@ -89,12 +89,12 @@ fn stat_fields_after_comm(stat: &str) -> Option<std::str::SplitWhitespace<'_>> {
         .map(|(_, rest)| rest.split_whitespace())
 }
 
-fn stat_state(stat: &str) -> Option<&str> {
+pub(crate) fn stat_state(stat: &str) -> Option<&str> {
     stat_fields_after_comm(stat)?.next()
 }
 
 /// Field 22, `starttime`.
-fn stat_start_ticks(stat: &str) -> Option<u64> {
+pub(crate) fn stat_start_ticks(stat: &str) -> Option<u64> {
     stat_fields_after_comm(stat)?.nth(19)?.parse().ok()
 }
 

@@ -1,5 +1,6 @@
 //! Pod sandboxes: the network, IPC and UTS namespaces shared by a pod's containers, kept
-//! alive by bind mounts instead of a process (like `ip netns add`).
+//! alive by bind mounts instead of a process (like `ip netns add`), and for a pod with
+//! `shareProcessNamespace` a PID namespace, which needs a process ([`super::pid_holder`]).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -76,7 +77,7 @@ pub(crate) fn check_pod_uid(pod_uid: &str) -> Result<(), RuntimeError> {
 
 /// Is a namespace bind-mounted on `path`? An unmounted placeholder file is on the state
 /// dir's own filesystem instead.
-fn is_namespace_mount(path: &Path) -> bool {
+pub(crate) fn is_namespace_mount(path: &Path) -> bool {
     match nix::sys::statfs::statfs(path) {
         // The width of the statfs type field differs between targets (i32 on 32-bit ARM).
         #[allow(clippy::useless_conversion)]
@@ -215,12 +216,25 @@ fn bring_loopback_up() -> Result<(), RuntimeError> {
     Ok(())
 }
 
-/// Unmounts the namespace files and removes the pod's directory; idempotent.
+/// Starts the holder of the pod's shared PID namespace unless it runs (see
+/// [`super::pid_holder`]); the pod's other namespaces must exist already.
+pub(crate) fn ensure_pid_namespace(
+    layout: &Layout,
+    pod_uid: &str,
+    holder_exe: &Path,
+) -> Result<(), RuntimeError> {
+    check_pod_uid(pod_uid)?;
+    super::pid_holder::ensure(holder_exe, &layout.namespace_dir(pod_uid), pod_uid)
+}
+
+/// Kills the PID namespace holder, if any, unmounts the namespace files and removes the
+/// pod's directory; idempotent.
 pub(crate) fn remove(layout: &Layout, pod_uid: &str) -> Result<(), RuntimeError> {
     if !is_valid_pod_uid(pod_uid) {
         return Ok(());
     }
     let dir = layout.namespace_dir(pod_uid);
+    super::pid_holder::stop(&dir)?;
     for ns in SharedNamespace::ALL {
         let path = dir.join(ns.file_name());
         match umount2(&path, MntFlags::MNT_DETACH) {
@@ -273,11 +287,13 @@ pub(crate) fn network_namespace(layout: &Layout, pod_uid: &str) -> Option<PathBu
     is_namespace_mount(&path).then_some(path)
 }
 
-/// The namespace paths a container of this pod joins; errors if the sandbox is missing.
+/// The namespace paths a container of this pod joins; errors if the sandbox is missing,
+/// or if the pod shares its PID namespace and that has lost its holder.
 pub(crate) fn namespaces_for(
     layout: &Layout,
     pod_uid: &str,
     host_network: bool,
+    share_pid: bool,
 ) -> Result<SandboxNamespaces, RuntimeError> {
     check_pod_uid(pod_uid)?;
     let dir = layout.namespace_dir(pod_uid);
@@ -297,10 +313,22 @@ pub(crate) fn namespaces_for(
     let ipc = path_of(SharedNamespace::Ipc)?.ok_or_else(|| RuntimeError::SandboxNotFound {
         pod_uid: pod_uid.to_string(),
     })?;
+    let pid = if share_pid {
+        if super::pid_holder::alive(&dir).is_none() {
+            return Err(RuntimeError::ProcessNamespace {
+                pod_uid: pod_uid.to_owned(),
+                reason: "its holder process is gone (the sandbox must be made again)".into(),
+            });
+        }
+        Some(dir.join(super::pid_holder::PIN_FILE))
+    } else {
+        None
+    };
     Ok(SandboxNamespaces {
         net: path_of(SharedNamespace::Net)?,
         ipc,
         uts: path_of(SharedNamespace::Uts)?,
+        pid,
     })
 }
 

@@ -1,6 +1,6 @@
 //! Process-wide allocator tuning both daemons apply at start-up (issue 10: resident
-//! memory on a Pi Zero 2). What only the agent does about its memory, dropping clean
-//! file pages after a burst of work, stays in `agent::memory`.
+//! memory on a Pi Zero 2). Dropping clean file pages after a burst of work is in
+//! [`super::file_pages`].
 
 /// glibc gives each thread that allocates its own malloc arena; with the executor, the
 /// blocking pool and the helper threads that multiplies a daemon's resident memory for

@@ -431,8 +431,9 @@ pub fn condition(pod: &Value, kind: &str) -> Option<Value> {
         .map(|c| c["status"].clone())
 }
 
-/// Pids of live `berth shim` processes whose container dir is under `state`.
-fn shim_pids(state: &str) -> Vec<i32> {
+/// Pids of live (not zombie) `berth VERB DIR` processes, for VERB one of `verbs`, whose
+/// dir is under `state`: shims (`shim`) and PID namespace holders (`pid-holder`).
+pub fn helper_pids(state: &str, verbs: &[&str]) -> Vec<i32> {
     let mut pids = Vec::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
@@ -448,7 +449,9 @@ fn shim_pids(state: &str) -> Vec<i32> {
             .rsplit_once(')')
             .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
         if !zombie
-            && args.get(1).map(String::as_str) == Some("shim")
+            && args
+                .get(1)
+                .is_some_and(|verb| verbs.contains(&verb.as_str()))
             && args.get(2).is_some_and(|d| d.starts_with(state))
         {
             pids.push(pid);
@@ -514,12 +517,13 @@ impl Drop for TestAgent {
                 );
             }
         }
-        // Every shim of this agent (found by its command line, so one the agent spawned
-        // just before it died is found too), then whatever still runs in our cgroups.
+        // Every shim and PID namespace holder of this agent (found by its command line,
+        // so one the agent spawned just before it died is found too), then whatever
+        // still runs in our cgroups.
         let state = self.state.path().to_string_lossy().into_owned();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let mut pids = shim_pids(&state);
+            let mut pids = helper_pids(&state, &["shim", "pid-holder"]);
             for cgroup in self.cgroups() {
                 for file in ["cgroup.procs", "tasks"] {
                     let text = std::fs::read_to_string(cgroup.join(file)).unwrap_or_default();

@@ -19,11 +19,12 @@ const RESOURCE_NAMES: [&str; 2] = ["cpu", "memory"];
 /// Checks the pod spec at `path`. Pods made from a template must restart `Always`,
 /// because a controller, not the kubelet, replaces them.
 /// The pod spec fields berth implements; any other is refused by name.
-const POD_SPEC_FIELDS: [&str; 26] = [
+const POD_SPEC_FIELDS: [&str; 27] = [
     "containers",
     "restartPolicy",
     "nodeSelector",
     "hostNetwork",
+    "shareProcessNamespace",
     "terminationGracePeriodSeconds",
     "nodeName",
     "imagePullSecrets",
@@ -90,7 +91,8 @@ pub(super) fn check_pod_spec(c: &mut Checker, value: Option<&Value>, path: &str,
 }
 
 /// The pod's own scalar fields: its restart policy (`Always` alone in a template that
-/// keeps replicas), node selector, host network, grace period and node name.
+/// keeps replicas), node selector, host network, shared process namespace, grace period
+/// and node name.
 fn check_pod_fields(c: &mut Checker, spec: &JsonObject, path: &str, template: bool) {
     if let Some(value) = get(spec, "restartPolicy") {
         let supported: &[&str] = if template {
@@ -105,6 +107,10 @@ fn check_pod_fields(c: &mut Checker, spec: &JsonObject, path: &str, template: bo
     }
     if let Some(value) = get(spec, "hostNetwork") {
         c.boolean(value, &join(path, "hostNetwork"));
+    }
+    // Kubernetes refuses it with `hostPID`, which berth does not have (refused by name).
+    if let Some(value) = get(spec, "shareProcessNamespace") {
+        c.boolean(value, &join(path, "shareProcessNamespace"));
     }
     if let Some(value) = get(spec, "terminationGracePeriodSeconds") {
         c.integer_in(

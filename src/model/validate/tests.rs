@@ -305,6 +305,28 @@ fn pod_spec_rules() {
 }
 
 #[test]
+fn share_process_namespace_is_a_boolean_of_pods_and_templates() {
+    let pod = |value: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec:\n  shareProcessNamespace: {value}\n  containers: [{{name: c, image: i}}]\n"
+        )
+    };
+    assert_problems(&pod("true"), &[]);
+    assert_problems(&pod("false"), &[]);
+    assert_problems(
+        &pod("\"yes\""),
+        &["spec.shareProcessNamespace: expected boolean"],
+    );
+    let template = "  selector: {matchLabels: {app: a}}\n  template:\n    metadata: {labels: {app: a}}\n    spec: {shareProcessNamespace: true, containers: [{name: c, image: i}]}\n";
+    assert_problems(&deployment(template), &[]);
+    // Kubernetes refuses it together with hostPID; berth refuses hostPID on its own.
+    assert_problems(
+        &pod("true\n  hostPID: true"),
+        &["spec.hostPID: field not supported by berth"],
+    );
+}
+
+#[test]
 fn metadata_rules() {
     assert_problems(
         "apiVersion: v1\nkind: Pod\nmetadata:\n  namespace: My_NS\n  generateName: x-\n  labels: {-bad: ok, good: -bad}\n  annotations: {example.com/note: any text at all, 'no spaces': x}\nspec: {containers: [{name: c, image: i}]}\n",
