@@ -95,6 +95,12 @@ fn a_standby_board_fires_while_the_coordinator_is_down_and_it_learns_the_run() {
                 .copied()
         },
     );
+    // Its pod ran on the board, which has heard from the coordinator since that run.
+    wait_for(
+        Duration::from_secs(60),
+        "the coordinator's Job complete",
+        || complete(&fleet.coordinator.json(&["get", "jobs"]), first).then_some(()),
+    );
     assert!(
         minutes(&fleet.agents[0].json(&["get", "jobs"])).is_empty(),
         "the board fired while its coordinator answered"
@@ -124,6 +130,20 @@ fn a_standby_board_fires_while_the_coordinator_is_down_and_it_learns_the_run() {
         let last = cron["status"]["lastScheduleTime"].as_str()?;
         (unix_minute(last) >= own).then_some(())
     });
+    // It came from the board's report, not from a later run of the coordinator's own.
+    let at = humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + Duration::from_secs(own as u64 * 60),
+    )
+    .to_string();
+    let log = std::fs::read_to_string(fleet.coordinator.state.path().join("coordinator.log"))
+        .unwrap_or_default();
+    assert!(
+        log.contains(&format!(
+            "node n0 ran cronjob default/upload at {at} while cut off"
+        )),
+        "no report of the board's run at {at}:\n{}",
+        fleet.coordinator.log_tail()
+    );
     let made = minutes(&fleet.coordinator.json(&["get", "jobs"]));
     assert!(
         !made.contains(&own),

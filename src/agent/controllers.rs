@@ -10,7 +10,6 @@ use super::fleet::StandIn;
 use super::instance::Instance;
 use super::Agent;
 use crate::api::fleet::FLEET_UID_ANNOTATION;
-use crate::api::fleet::LAST_SCHEDULE_ANNOTATION;
 use crate::controllers::{cron_job, deployment_status, driver, job, reconcile_all, World};
 
 /// One pass; returns when the controllers next have something to do with time alone.
@@ -99,27 +98,19 @@ pub fn run(
 /// while the coordinator answers (or has been out of reach for less than
 /// [`super::fleet::STAND_IN_AFTER`]) they are as if suspended here, since the coordinator
 /// runs them; after that this board fires them itself, but only the times after the
-/// last one the coordinator ran and after it last heard from it. Returns when to look
-/// again, while waiting to stand in.
+/// last answer it had from the coordinator. Returns when to look again, while waiting
+/// to stand in.
 fn keep_standby_cron_jobs(world: &mut World, stand_in: StandIn) -> Option<SystemTime> {
     let pushed =
         |meta: &crate::model::ObjectMeta| meta.annotations.contains_key(FLEET_UID_ANNOTATION);
     for cron_job in world.cron_jobs.iter_mut().filter(|cj| pushed(&cj.metadata)) {
         match stand_in {
             StandIn::No | StandIn::Soon(_) => cron_job.spec.suspend = true,
-            StandIn::Yes { last_contact } => {
-                let last_run = cron_job
-                    .metadata
-                    .annotations
-                    .get(LAST_SCHEDULE_ANNOTATION)
-                    .and_then(|text| humantime::parse_rfc3339_weak(text).ok())
-                    .map(driver::unix_seconds);
-                let heard = last_contact.map(driver::unix_seconds);
-                if let Some(covered) = last_run.max(heard) {
-                    world
-                        .cron_covered_until
-                        .insert(cron_job.metadata.uid.clone(), covered);
-                }
+            StandIn::Yes { covered_until } => {
+                world.cron_covered_until.insert(
+                    cron_job.metadata.uid.clone(),
+                    driver::unix_seconds(covered_until),
+                );
             }
         }
     }

@@ -200,6 +200,7 @@ pub fn apply_observed(
     super::priority::admit_priorities(store, &mut objects)?;
     admit_limits_and_quotas(store, &mut objects, ended)?;
     super::claims::admit_claims(store, &mut objects)?;
+    super::claims::keep_standby_nodes(store, &mut objects)?;
     admit_services(
         store,
         &mut objects,

@@ -4,9 +4,44 @@
 //! manifest the user applies again has neither. Beyond that a claim's spec is immutable,
 //! as in Kubernetes, and the `local-path` class cannot resize.
 
+use super::fleet::STANDBY_NODE_ANNOTATION;
 use super::refusal::{forbidden, invalid, Refusal};
 use crate::model::{Object, PersistentVolumeClaim, SELECTED_NODE_ANNOTATION};
 use crate::store::Store;
+
+/// Carries a CronJob's standby node (chosen by the coordinator, kept in an annotation)
+/// over into a new version applied without it, as the claims' node is carried: an apply
+/// of the user's manifest must not move the CronJob to another board.
+pub(super) fn keep_standby_nodes(store: &Store, objects: &mut [Object]) -> Result<(), Refusal> {
+    for object in objects.iter_mut() {
+        let Object::CronJob(cron_job) = object else {
+            continue;
+        };
+        if cron_job
+            .metadata
+            .annotations
+            .contains_key(STANDBY_NODE_ANNOTATION)
+        {
+            continue;
+        }
+        let namespace = cron_job.metadata.namespace_or_empty().to_owned();
+        let Some(stored) = store.get("CronJob", &namespace, &cron_job.metadata.name)? else {
+            continue;
+        };
+        let node = stored
+            .object
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get(STANDBY_NODE_ANNOTATION))
+            .and_then(serde_json::Value::as_str);
+        if let Some(node) = node {
+            cron_job
+                .metadata
+                .annotations
+                .insert(STANDBY_NODE_ANNOTATION.to_owned(), node.to_owned());
+        }
+    }
+    Ok(())
+}
 
 /// Carries berth's fields over from the stored claims into the `objects` about to replace
 /// them, and refuses changes a claim cannot take.
@@ -107,6 +142,35 @@ mod tests {
     fn apply(store: &mut Store, yaml: &str) -> Result<String, Refusal> {
         let result = crate::api::test_support::apply_yaml(store, yaml)?;
         Ok(result.items[0].outcome.clone())
+    }
+
+    #[test]
+    fn an_apply_keeps_a_cron_jobs_standby_node() {
+        let mut store = Store::open_in_memory().unwrap();
+        let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}});
+        store.put_all(vec![ns], None).unwrap();
+        let cron_job = "apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: up, namespace: default}\n\
+            spec: {schedule: '* * * * *', jobTemplate: {spec: {template: {spec: {restartPolicy: Never, \
+            containers: [{name: c, image: busybox}]}}}}}\n";
+        apply(&mut store, cron_job).unwrap();
+        let mut stored = store
+            .get("CronJob", "default", "up")
+            .unwrap()
+            .unwrap()
+            .object;
+        stored["metadata"]["annotations"] = json!({STANDBY_NODE_ANNOTATION: "pi-2"});
+        store.put_all(vec![stored], None).unwrap();
+        // The user's manifest again, without the annotation: nothing changes.
+        assert_eq!(apply(&mut store, cron_job).unwrap(), "unchanged");
+        let kept = store
+            .get("CronJob", "default", "up")
+            .unwrap()
+            .unwrap()
+            .object;
+        assert_eq!(
+            kept["metadata"]["annotations"][STANDBY_NODE_ANNOTATION],
+            "pi-2"
+        );
     }
 
     #[test]

@@ -39,10 +39,6 @@ pub const FLEET_UID_ANNOTATION: &str = "berth.dev/fleet-uid";
 /// and fires it while cut off from every coordinator, chosen once like a pod's node.
 pub const STANDBY_NODE_ANNOTATION: &str = "berth.dev/standby-node";
 
-/// Annotation on a CronJob as pushed to its standby node: the coordinator's
-/// `status.lastScheduleTime`, so a board standing in never fires a time already run.
-pub const LAST_SCHEDULE_ANNOTATION: &str = "berth.dev/last-schedule-time";
-
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JoinRequest {

@@ -62,6 +62,14 @@ pub fn reconcile(owner: &Owner, world: &World, label: &str, name: &str) -> Vec<C
         .iter()
         .filter_map(|pod| pod.metadata.labels.get(REVISION_LABEL).map(String::as_str))
         .collect();
+    // A StatefulSet's newest revision before the current one stays whatever the limit:
+    // it makes the pods below its partition from it, as Kubernetes keeps its current
+    // revision.
+    let previous = owned
+        .iter()
+        .filter(|cr| owner.kind == "StatefulSet" && label_of(cr) != Some(label))
+        .map(|cr| cr.revision)
+        .max();
     let mut idle: Vec<&&ControllerRevision> = owned
         .iter()
         .filter(|cr| {
@@ -74,6 +82,7 @@ pub fn reconcile(owner: &Owner, world: &World, label: &str, name: &str) -> Vec<C
         changes.extend(
             idle.iter()
                 .take(idle.len() - limit)
+                .filter(|cr| Some(cr.revision) != previous)
                 .map(|cr| Change::Delete(key_of("ControllerRevision", &cr.metadata))),
         );
     }

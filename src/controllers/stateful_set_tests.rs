@@ -197,7 +197,10 @@ fn a_rolling_update_goes_down_from_the_highest_ordinal_to_the_partition() {
 
 #[test]
 fn a_pod_below_the_partition_comes_back_with_its_old_revision() {
-    let mut sim = sim_of(set("  updateStrategy: {rollingUpdate: {partition: 2}}\n"));
+    // Even with no history kept, the revision below the partition stays.
+    let mut sim = sim_of(set(
+        "  revisionHistoryLimit: 0\n  updateStrategy: {rollingUpdate: {partition: 2}}\n",
+    ));
     for _ in 0..3 {
         sim.pass();
         sim.kubelet(all_ready);

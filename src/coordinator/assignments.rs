@@ -313,11 +313,7 @@ fn node_set(
         head.push(pushed(secret));
     }
     head.extend(claims.into_iter().map(pushed));
-    head.extend(
-        cron_jobs
-            .into_iter()
-            .map(|cj| super::cron_standby::with_last_schedule(cj, pushed(cj))),
-    );
+    head.extend(cron_jobs.into_iter().map(pushed));
     let pods: Vec<Value> = pods.iter().map(|pod| pushed(pod)).collect();
     let digest = Sha256::new()
         .chain_update(to_bytes(&head))

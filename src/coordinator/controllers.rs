@@ -145,6 +145,8 @@ fn node_views(c: &Coordinator, now: Instant) -> anyhow::Result<Vec<NodeView>> {
 fn pass(c: &Coordinator) -> anyhow::Result<bool> {
     let now = Instant::now();
     let grace = c.options.node_monitor_grace;
+    // Taken before the read: a node heard from by then had reported its runs before it.
+    let polled = c.fleet.polled_since_start();
     let mut world = {
         let store = c.store();
         let mut world = driver::load(&store, SystemTime::now())?;
@@ -167,7 +169,7 @@ fn pass(c: &Coordinator) -> anyhow::Result<bool> {
     let mut changes = evictions;
     let node_ready = |name: &str| is_ready(c.fleet.last_seen(name), grace, now);
     let mut changed = cron_standby::pick_standby_nodes(c, &world.cron_jobs, &node_ready)?;
-    cron_standby::hold_until_heard(c, &mut world);
+    cron_standby::hold_until_heard(c, &polled, &mut world);
     changes.extend(reconcile_all(&mut world));
     changed |=
         !changes.is_empty() && driver::write(&mut c.store(), changes, &world.now, &c.events)?;

@@ -6,7 +6,7 @@
 //! restart every known node starts with a fresh lease, so nodes get the full grace
 //! period to come back before anything is evicted.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -20,6 +20,12 @@ use crate::store::{Record, Store};
 pub struct Fleet {
     leases: Mutex<HashMap<String, Instant>>,
     started: Instant,
+    /// The nodes that polled their assignments here since this coordinator started.
+    polled: Mutex<HashSet<String>>,
+    /// The latest run a standby node reported of each CronJob (by uid, Unix seconds),
+    /// kept so that a pass working from a read made before the report does not run it
+    /// again.
+    reported_runs: Mutex<HashMap<String, i64>>,
     /// Bumped on every change; long polls wait for it to move.
     changes: AtomicU64,
     event: event_listener::Event,
@@ -40,6 +46,8 @@ impl Fleet {
         Ok(Fleet {
             leases: Mutex::new(HashMap::new()),
             started: Instant::now(),
+            polled: Mutex::new(HashSet::new()),
+            reported_runs: Mutex::new(HashMap::new()),
             changes: AtomicU64::new(0),
             event: event_listener::Event::new(),
             cache: Mutex::new(None),
@@ -123,11 +131,34 @@ impl Fleet {
         leases.get(node).copied().unwrap_or(self.started)
     }
 
-    /// Whether the node's agent has polled this coordinator (or a peer, as its leases
-    /// show) since this coordinator started, and how long ago it started.
-    pub fn heard_since_start(&self, node: &str) -> (bool, Duration) {
-        let leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
-        (leases.contains_key(node), self.started.elapsed())
+    /// A node polled its assignments here.
+    pub fn polled(&self, node: &str) {
+        let mut polled = self.polled.lock().unwrap_or_else(|p| p.into_inner());
+        if !polled.contains(node) {
+            polled.insert(node.to_owned());
+        }
+    }
+
+    /// The nodes that polled here since this coordinator started, and how long ago it
+    /// started.
+    pub fn polled_since_start(&self) -> (HashSet<String>, Duration) {
+        let polled = self.polled.lock().unwrap_or_else(|p| p.into_inner());
+        (polled.clone(), self.started.elapsed())
+    }
+
+    /// Remembers a run a standby node reported, if later than the one remembered.
+    pub fn record_run(&self, cron_job_uid: &str, at: i64) {
+        let mut runs = self.reported_runs.lock().unwrap_or_else(|p| p.into_inner());
+        let latest = runs.entry(cron_job_uid.to_owned()).or_insert(at);
+        *latest = (*latest).max(at);
+    }
+
+    /// The runs standby nodes reported, by CronJob uid.
+    pub fn reported_runs(&self) -> HashMap<String, i64> {
+        self.reported_runs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn forget(&self, node: &str) {

@@ -162,6 +162,8 @@ async fn poll(
         .min(coordinator.options.node_monitor_grace / 4);
     let deadline = Instant::now() + timeout;
     coordinator.renew_node(&node);
+    // A board reports the CronJob runs it made while cut off before it polls.
+    coordinator.fleet.polled(&node);
     let mut asked_for_pod_cidr = false;
     loop {
         // A node deleted meanwhile has lost its credential: end its poll now rather
@@ -378,8 +380,13 @@ fn pod_statuses(
         changed |= store.set_status("Pod", &pod.namespace, &pod.name, &pod.status)?;
     }
     if !report.cron_jobs.is_empty() {
-        changed |= super::cron_standby::take_reported_runs(&mut store, node, &report.cron_jobs)
-            .map_err(|err| internal(format!("{err:#}")))?;
+        changed |= super::cron_standby::take_reported_runs(
+            &mut store,
+            &coordinator.fleet,
+            node,
+            &report.cron_jobs,
+        )
+        .map_err(|err| internal(format!("{err:#}")))?;
     }
     drop(store);
     if changed {

@@ -262,6 +262,9 @@ enum LinkState {
     Unknown,
     Online,
     Offline,
+    /// The coordinator answers but no longer accepts this node (deleted, revoked): it
+    /// is not out of reach, and another node keeps this node's CronJobs now.
+    Refused,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -280,9 +283,10 @@ pub enum StandIn {
     No,
     /// Out of reach, not yet for long enough: look again at this time.
     Soon(SystemTime),
-    /// Out of reach for [`STAND_IN_AFTER`]: this board runs them, from the last time
-    /// it heard from the coordinator (if it did, in this process).
-    Yes { last_contact: Option<SystemTime> },
+    /// Out of reach for [`STAND_IN_AFTER`]: this board runs the times after the last
+    /// answer from the coordinator, or, if this process had none (it started while cut
+    /// off), after its first failure to reach it: what came before may have run there.
+    Yes { covered_until: SystemTime },
 }
 
 impl Link {
@@ -320,7 +324,17 @@ impl Link {
                 self.server
             ),
             LinkState::Online => {}
+            LinkState::Refused => {
+                log::info!("the coordinator at {} accepts this node again", self.server)
+            }
         }
+    }
+
+    /// The coordinator refused this node's credential.
+    pub fn refused(&self) {
+        let mut memory = self.memory();
+        memory.state = LinkState::Refused;
+        memory.offline_since = None;
     }
 
     /// A request failed for a reason worth retrying.
@@ -331,7 +345,7 @@ impl Link {
             std::mem::replace(&mut memory.state, LinkState::Offline)
         };
         match old {
-            LinkState::Unknown | LinkState::Online => log::info!(
+            LinkState::Unknown | LinkState::Online | LinkState::Refused => log::info!(
                 "cannot reach the coordinator at {}, running offline from the local store: {err}",
                 self.server
             ),
@@ -349,7 +363,7 @@ impl Link {
                     StandIn::Soon(from)
                 } else {
                     StandIn::Yes {
-                        last_contact: memory.last_contact,
+                        covered_until: memory.last_contact.unwrap_or(since),
                     }
                 }
             }

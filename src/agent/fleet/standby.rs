@@ -5,12 +5,8 @@
 
 use std::collections::HashMap;
 
-use serde_json::Value;
-
 use crate::agent::Agent;
-use crate::api::fleet::{
-    PodStatusReport, ReportedCronJob, FLEET_UID_ANNOTATION, LAST_SCHEDULE_ANNOTATION,
-};
+use crate::api::fleet::{PodStatusReport, ReportedCronJob, FLEET_UID_ANNOTATION};
 use crate::api::{percent_encode, ApiError, Client};
 use crate::store::Record;
 
@@ -62,20 +58,13 @@ impl ReportedRuns {
     }
 }
 
-/// A pushed CronJob whose local last schedule time is later than the coordinator's:
-/// a time this board ran on its own.
+/// A pushed CronJob with a local last schedule time: one this board ran on its own
+/// (only it writes a pushed CronJob's status here).
 fn own_run(record: &Record) -> Option<ReportedCronJob> {
     let annotations = record.object.pointer("/metadata/annotations")?;
     let fleet_uid = annotations.get(FLEET_UID_ANNOTATION)?.as_str()?;
     let local = record.status.as_ref()?.get("lastScheduleTime")?.as_str()?;
-    let coordinators = annotations
-        .get(LAST_SCHEDULE_ANNOTATION)
-        .and_then(Value::as_str);
-    let later = match coordinators.and_then(seconds) {
-        Some(coordinators) => seconds(local)? > coordinators,
-        None => true,
-    };
-    later.then(|| ReportedCronJob {
+    Some(ReportedCronJob {
         namespace: record.namespace.clone(),
         name: record.name.clone(),
         fleet_uid: fleet_uid.to_owned(),
@@ -83,16 +72,10 @@ fn own_run(record: &Record) -> Option<ReportedCronJob> {
     })
 }
 
-fn seconds(text: &str) -> Option<i64> {
-    humantime::parse_rfc3339_weak(text)
-        .ok()
-        .map(crate::controllers::driver::unix_seconds)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     fn record(annotations: Value, status: Option<Value>) -> Record {
         Record {
@@ -110,24 +93,16 @@ mod tests {
     }
 
     #[test]
-    fn only_times_later_than_the_coordinators_are_reported() {
-        let ran = |time: &str| Some(json!({"lastScheduleTime": time}));
-        let pushed = json!({FLEET_UID_ANNOTATION: "u1",
-            LAST_SCHEDULE_ANNOTATION: "2026-12-03T10:05:00Z"});
-        let run = own_run(&record(pushed.clone(), ran("2026-12-03T10:07:00Z"))).unwrap();
+    fn only_pushed_cron_jobs_that_ran_here_are_reported() {
+        let ran = Some(json!({"lastScheduleTime": "2026-12-03T10:07:00Z"}));
+        let pushed = json!({FLEET_UID_ANNOTATION: "u1"});
+        let run = own_run(&record(pushed.clone(), ran.clone())).unwrap();
         assert_eq!(
             (run.fleet_uid.as_str(), run.last_schedule_time.as_str()),
             ("u1", "2026-12-03T10:07:00Z")
         );
-        assert!(own_run(&record(pushed.clone(), ran("2026-12-03T10:05:00Z"))).is_none());
         assert!(own_run(&record(pushed, None)).is_none());
-        // Never run at the coordinator: any local run is news.
-        assert!(own_run(&record(
-            json!({FLEET_UID_ANNOTATION: "u1"}),
-            ran("2026-12-03T10:07:00Z")
-        ))
-        .is_some());
         // Applied on the board itself: not the coordinator's business.
-        assert!(own_run(&record(json!({}), ran("2026-12-03T10:07:00Z"))).is_none());
+        assert!(own_run(&record(json!({}), ran)).is_none());
     }
 }

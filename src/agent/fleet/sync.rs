@@ -345,15 +345,14 @@ pub fn run(agent: &Arc<Agent>, client: &Client, node: &str, link: &Link) {
         let body = match client.request("GET", &path, None) {
             Ok((_, body)) => body,
             Err(err) => {
-                if delay.is_fresh()
-                    && matches!(
-                        err,
-                        ApiError::Status {
-                            code: 401 | 403,
-                            ..
-                        }
-                    )
-                {
+                let refused = matches!(
+                    err,
+                    ApiError::Status {
+                        code: 401 | 403,
+                        ..
+                    }
+                );
+                if refused && delay.is_fresh() {
                     // Not an outage: the coordinator no longer accepts this node. It keeps
                     // running what it has; an operator decides (remove fleet.json, join again).
                     log::warn!(
@@ -361,7 +360,11 @@ pub fn run(agent: &Arc<Agent>, client: &Client, node: &str, link: &Link) {
                         super::FLEET_FILE
                     );
                 }
-                link.down(&err);
+                if refused {
+                    link.refused();
+                } else {
+                    link.down(&err);
+                }
                 std::thread::sleep(delay.after_failure());
                 continue;
             }

@@ -207,10 +207,21 @@ fn a_board_stands_in_only_after_the_coordinator_stayed_out_of_reach() {
     // Later failures do not push the time back.
     link.down(&"refused again");
     assert_eq!(link.stand_in(after_failure), StandIn::Soon(from));
-    let StandIn::Yes { last_contact } = link.stand_in(from) else {
+    let StandIn::Yes { covered_until } = link.stand_in(from) else {
         panic!("out of reach long enough");
     };
-    assert!(last_contact.is_some_and(|at| at <= before_failure));
+    assert!(covered_until <= before_failure, "the last answer");
     link.up();
     assert_eq!(link.stand_in(from), StandIn::No);
+    // Refused (deleted or revoked) is not out of reach: another node stands in.
+    link.down(&"refused");
+    link.refused();
+    assert_eq!(link.stand_in(from + STAND_IN_AFTER), StandIn::No);
+    // Started while cut off: the times after the first failure are this board's.
+    let fresh = Link::new("https://coord:6443".into());
+    fresh.down(&"refused");
+    let StandIn::Yes { covered_until } = fresh.stand_in(SystemTime::now() + STAND_IN_AFTER) else {
+        panic!("out of reach long enough");
+    };
+    assert!(covered_until >= after_failure);
 }
