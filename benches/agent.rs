@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 #[path = "agent/config.rs"]
 mod config;
+#[path = "support/release.rs"]
+mod release;
 
 const RUNS: usize = 20;
 const IDLE_SECONDS: u64 = 60;
@@ -22,7 +24,7 @@ const PULL_MB: u64 = 50;
 
 fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let berth = root.join("target/release/berth");
+    let berth = release::release_berth();
     assert!(
         berth.exists(),
         "build the release binary first (scripts/bench does)"

@@ -12,6 +12,8 @@
 
 #[path = "support/etcd.rs"]
 mod etcd;
+#[path = "support/release.rs"]
+mod release;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -181,7 +183,7 @@ fn apply_latency(client: &Client, prefix: &str) -> Vec<Duration> {
 
 fn main() {
     let out = std::env::args().skip(1).find(|a| !a.starts_with("--"));
-    let berth = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/berth");
+    let berth = release::release_berth();
     if !berth.exists() {
         eprintln!("release binary missing: scripts/bench builds it");
         return;

@@ -14,6 +14,8 @@
 
 #[path = "support/etcd.rs"]
 mod etcd;
+#[path = "support/release.rs"]
+mod release;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -405,7 +407,7 @@ nodes of three board profiles, one decision at a time, each seeing the pods plac
 | scheduler throughput | {median:.0} pods/s ({bound} bound) | ≥ 20,000 pods/s |\n\
 | anchors | Kubernetes scheduler-throughput SLO 100 pods/s; Nomad C1M 3,750 containers/s | — |\n"
     );
-    let berth = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/berth");
+    let berth = release::release_berth();
     let fleet_rows = if berth.exists() {
         let n = simulate_fleet(&berth, &[], None);
         let etcd = etcd::Etcd::start();
